@@ -1,0 +1,2 @@
+-- placeholder: replaced by the schema
+CREATE SCHEMA IF NOT EXISTS workq;

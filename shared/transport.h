@@ -1,0 +1,164 @@
+/*
+ * transport.h - the broker behind one interface (DESIGN.md step 3,
+ * STYLE.md habit 13).
+ *
+ * A queue Q is Kafka topic "workq.Q" (message key = the idempotency key)
+ * or RabbitMQ durable queue "workq.Q" (quorum by default, persistent
+ * messages).  Callers hold a wq_transport and never #ifdef on the broker:
+ * each backend is one const wq_transport_ops (transport_kafka.c,
+ * transport_amqp.c), picked by wq_transport_open() from conf->kind.
+ *
+ * Publishing is asynchronous with broker confirmation: publish() queues a
+ * message and returns; the broker's verdict on it arrives later through
+ * conf->on_confirm, called from inside publish(), flush() or poll() on the
+ * calling thread.  flush() returns once every queued message has been
+ * confirmed or refused.  So a batch is: publish N times, flush once.
+ *
+ * Consuming: subscribe() once, then poll() deliveries one at a time.  A
+ * delivery must end with exactly one ack() (the outcome is recorded) or
+ * nack() (give it back to the broker).  Kafka commits offsets only over a
+ * contiguous run of acked offsets per partition; RabbitMQ acks (batched
+ * with multiple=true where contiguous).
+ *
+ * Threads: a handle is not thread-safe; one thread calls all functions of
+ * one handle.  Deliveries may be processed on other threads, but must be
+ * handed back to that thread for ack/nack.
+ */
+#ifndef WQ_TRANSPORT_H
+#define WQ_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wq.h"
+
+#define WQ_QUEUE_PREFIX "workq."
+
+enum wq_transport_kind {
+    WQ_TRANSPORT_RABBITMQ,
+    WQ_TRANSPORT_KAFKA,
+};
+
+/*
+ * Called once per published message with its `opaque`, status 0 when the
+ * broker confirmed it (persisted per its durability settings) or a
+ * negative WQ_E* with a reason when it was refused or could not be sent.
+ */
+typedef void wq_confirm_fn(void *opaque, int status, const char *reason,
+    void *user);
+
+struct wq_transport_conf {
+    enum wq_transport_kind kind;
+    const char *client_id;        /* names this process to the broker */
+
+    /* Kafka (librdkafka). */
+    const char *kafka_brokers;    /* "host:port,host:port" */
+    const char *kafka_group_id;   /* consumer group; default "workq.<queue>" */
+    int kafka_partitions;         /* for declare(): new topics */
+    int kafka_replication;        /* for declare(): new topics */
+    int kafka_linger_ms;          /* producer batching (linger.ms) */
+    int kafka_session_timeout_ms; /* consumer group session */
+    /* Extra librdkafka properties, "name=value" pairs (TLS, SASL, ...). */
+    const char *const *kafka_props;
+    size_t kafka_nprops;
+
+    /* RabbitMQ (rabbitmq-c). */
+    const char *amqp_url;         /* amqp[s]://user:pass@host:port/vhost */
+    int amqp_quorum;              /* 1: quorum queues, 0: classic */
+    int amqp_prefetch;            /* basic.qos prefetch count */
+    int amqp_heartbeat_s;         /* AMQP heartbeat, 0 = off */
+    const char *amqp_cacert;      /* TLS: CA file for amqps:// */
+
+    wq_confirm_fn *on_confirm;    /* may be NULL: then use flush()'s result */
+    void *on_confirm_user;
+};
+
+typedef struct wq_transport wq_transport;
+
+/*
+ * One message taken off the broker.  It belongs to the transport and
+ * stays valid until ack() or nack() is called on it.
+ */
+typedef struct wq_delivery {
+    const char *queue;        /* queue name without the "workq." prefix */
+    const void *body;
+    size_t len;
+    const void *key;          /* Kafka message key; NULL on RabbitMQ */
+    size_t keylen;
+    int32_t partition;        /* Kafka partition, -1 on RabbitMQ */
+    int64_t offset;           /* Kafka offset, or RabbitMQ delivery tag */
+    int redelivered;          /* broker says it may have been seen before */
+} wq_delivery;
+
+struct wq_transport_ops {
+    const char *name;
+    int (*open)(const struct wq_transport_conf *conf, wq_transport **out,
+        char *err, size_t errlen);
+    /* Creates the queue if missing (idempotent). */
+    int (*declare)(wq_transport *t, const char *queue, char *err,
+        size_t errlen);
+    /* Queues one message; confirmation arrives through on_confirm. */
+    int (*publish)(wq_transport *t, const char *queue, const void *key,
+        size_t keylen, const void *body, size_t len, void *opaque,
+        char *err, size_t errlen);
+    /* Waits until every queued message was confirmed or refused.
+     * Returns 0 if all were confirmed, WQ_ENACK if any was refused,
+     * WQ_ETIMEOUT if some are still outstanding at the deadline. */
+    int (*flush)(wq_transport *t, int timeout_ms, char *err, size_t errlen);
+    /* Starts consuming the named queues. */
+    int (*subscribe)(wq_transport *t, const char *const *queues, size_t n,
+        char *err, size_t errlen);
+    /* Waits up to timeout_ms for a delivery: 0 and *out set, WQ_EAGAIN if
+     * none came, another WQ_E* on a broken connection. */
+    int (*poll)(wq_transport *t, wq_delivery **out, int timeout_ms,
+        char *err, size_t errlen);
+    /* The outcome is recorded: the broker may forget the message. */
+    int (*ack)(wq_transport *t, wq_delivery *d, char *err, size_t errlen);
+    /* Give the message back: redelivered later (to this or another
+     * consumer).  Kafka cannot give one message back; its nack leaves the
+     * offset uncommitted so the partition is re-read from there after a
+     * restart or rebalance. */
+    int (*nack)(wq_transport *t, wq_delivery *d, char *err, size_t errlen);
+    /* Flushes within timeout_ms, commits what is acked, closes in the
+     * library's required order and frees the handle. */
+    void (*close)(wq_transport *t, int timeout_ms);
+};
+
+extern const struct wq_transport_ops wq_transport_kafka_ops;
+extern const struct wq_transport_ops wq_transport_amqp_ops;
+
+/*
+ * The caller's view: a wq_transport knows its ops, so these forward.
+ */
+int wq_transport_open(const struct wq_transport_conf *conf,
+    wq_transport **out, char *err, size_t errlen);
+int wq_transport_declare(wq_transport *t, const char *queue, char *err,
+    size_t errlen);
+int wq_transport_publish(wq_transport *t, const char *queue, const void *key,
+    size_t keylen, const void *body, size_t len, void *opaque, char *err,
+    size_t errlen);
+int wq_transport_flush(wq_transport *t, int timeout_ms, char *err,
+    size_t errlen);
+int wq_transport_subscribe(wq_transport *t, const char *const *queues,
+    size_t n, char *err, size_t errlen);
+int wq_transport_poll(wq_transport *t, wq_delivery **out, int timeout_ms,
+    char *err, size_t errlen);
+int wq_transport_ack(wq_transport *t, wq_delivery *d, char *err,
+    size_t errlen);
+int wq_transport_nack(wq_transport *t, wq_delivery *d, char *err,
+    size_t errlen);
+void wq_transport_close(wq_transport *t, int timeout_ms);
+const char *wq_transport_name(const wq_transport *t);
+
+/*
+ * Every backend's handle starts with this header, so the generic
+ * functions above can find the ops.
+ */
+struct wq_transport_base {
+    const struct wq_transport_ops *ops;
+};
+
+/* Kind from "kafka" or "rabbitmq" (also "amqp"); -1 if unknown. */
+int wq_transport_kind_parse(const char *s);
+
+#endif

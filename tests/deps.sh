@@ -1,0 +1,39 @@
+#!/bin/sh
+# tests/deps.sh - installs the Debian packages that workq's build, tests
+# and demo need, and only those that are missing (make deps).
+#
+# Debian 12 and 13 name a few packages differently; each such choice is
+# made here by asking apt what exists.
+set -eu
+
+pkgs="build-essential pkg-config git ca-certificates
+      librdkafka-dev librabbitmq-dev libpq-dev libconfig-dev
+      libmicrohttpd-dev libsystemd-dev libjansson-dev libcmocka-dev
+      postgresql rabbitmq-server kcat maven default-jre-headless
+      clang libclang-rt-dev valgrind curl procps psmisc netcat-openbsd"
+
+# msgpack-c: Debian 13 made libmsgpack-dev an empty transitional package.
+msgpack=libmsgpack-dev
+if apt-cache show libmsgpack-c-dev >/dev/null 2>&1; then
+    msgpack=libmsgpack-c-dev
+fi
+pkgs="$pkgs $msgpack"
+
+missing=""
+for p in $pkgs; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    echo "deps: all packages present"
+    exit 0
+fi
+
+echo "deps: installing:$missing"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+    --no-install-recommends $missing

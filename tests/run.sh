@@ -1,0 +1,22 @@
+#!/bin/sh
+# tests/run.sh KIND BINARY... - runs test binaries one after another and
+# prints one closing line for the whole kind: "KIND: N passed, M failed".
+# Exits non-zero if any test failed or if no test ran at all.
+kind=$1; shift
+passed=0; failed=0; broken=""
+[ $# -gt 0 ] || { echo "$kind: no test binaries" >&2; exit 1; }
+for t in "$@"; do
+    out=$("$t" 2>&1); rc=$?
+    printf '%s\n' "$out"
+    line=$(printf '%s\n' "$out" | grep -E '^[a-z_0-9-]+: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+    if [ -z "$line" ]; then
+        broken="$broken $t"; failed=$((failed + 1)); continue
+    fi
+    p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
+    f=$(echo "$line" | sed -E 's/.*passed, ([0-9]+) failed/\1/')
+    passed=$((passed + p)); failed=$((failed + f))
+    [ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || { broken="$broken $t"; failed=$((failed + 1)); }
+done
+[ -z "$broken" ] || echo "$kind: binaries that exited abnormally:$broken" >&2
+echo "$kind: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -1,0 +1,113 @@
+/*
+ * wq_test.c - runs each cmocka test in a forked child with its own
+ * temporary directory and time limit (see wq_test.h).
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wq_test.h"
+
+#define TEST_TIMEOUT_S 300
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+static int
+selected(const char *name, int argc, char **argv)
+{
+    if (argc <= 1)
+        return 1;
+    for (int i = 1; i < argc; i++)
+        if (strstr(name, argv[i]) != NULL)
+            return 1;
+    return 0;
+}
+
+const char *
+wq_test_env(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+
+    return v != NULL && v[0] != '\0' ? v : fallback;
+}
+
+const char *
+wq_test_unique(const char *prefix)
+{
+    static char buf[8][160];
+    static unsigned n;
+    char *b = buf[n % 8];
+
+    snprintf(b, sizeof buf[0], "%s-%ld-%u-%u", prefix, (long)getpid(),
+        (unsigned)time(NULL) % 100000, n);
+    n++;
+    return b;
+}
+
+static int
+run_one(const struct CMUnitTest *t)
+{
+    char dir[] = "/tmp/wq-test-XXXXXX";
+    pid_t pid;
+    int status;
+
+    if (mkdtemp(dir) == NULL) {
+        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+        return 1;
+    }
+    fflush(NULL);
+    if ((pid = fork()) < 0) {
+        fprintf(stderr, "fork: %s\n", strerror(errno));
+        return 1;
+    }
+    if (pid == 0) {
+        setenv("WQ_TEST_TMPDIR", dir, 1);
+        if (chdir(dir) != 0)
+            _exit(2);
+        alarm(TEST_TIMEOUT_S);
+        /* exit(), not _exit(): LeakSanitizer checks at exit */
+        exit(_cmocka_run_group_tests(t->name, t, 1, NULL, NULL) == 0
+            ? 0 : 1);
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (WIFSIGNALED(status)) {
+        fprintf(stderr, "[  CRASHED ] %s: killed by signal %d%s\n", t->name,
+            WTERMSIG(status),
+            WTERMSIG(status) == SIGALRM ? " (timeout)" : "");
+        return 1;
+    }
+    return WEXITSTATUS(status) != 0;
+}
+
+int
+wq_test_run(const char *suite, const struct CMUnitTest *tests, size_t n,
+    int argc, char **argv)
+{
+    int passed = 0, failed = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!selected(tests[i].name, argc, argv))
+            continue;
+        if (run_one(&tests[i]) == 0)
+            passed++;
+        else {
+            failed++;
+            fprintf(stderr, "FAILED: %s/%s\n", suite, tests[i].name);
+        }
+    }
+    printf("%s: %d passed, %d failed\n", suite, passed, failed);
+    return failed == 0 && passed > 0 ? 0 : 1;
+}
