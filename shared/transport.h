@@ -128,35 +128,84 @@ extern const struct wq_transport_ops wq_transport_kafka_ops;
 extern const struct wq_transport_ops wq_transport_amqp_ops;
 
 /*
- * The caller's view: a wq_transport knows its ops, so these forward.
- */
-int wq_transport_open(const struct wq_transport_conf *conf,
-    wq_transport **out, char *err, size_t errlen);
-int wq_transport_declare(wq_transport *t, const char *queue, char *err,
-    size_t errlen);
-int wq_transport_publish(wq_transport *t, const char *queue, const void *key,
-    size_t keylen, const void *body, size_t len, void *opaque, char *err,
-    size_t errlen);
-int wq_transport_flush(wq_transport *t, int timeout_ms, char *err,
-    size_t errlen);
-int wq_transport_subscribe(wq_transport *t, const char *const *queues,
-    size_t n, char *err, size_t errlen);
-int wq_transport_poll(wq_transport *t, wq_delivery **out, int timeout_ms,
-    char *err, size_t errlen);
-int wq_transport_ack(wq_transport *t, wq_delivery *d, char *err,
-    size_t errlen);
-int wq_transport_nack(wq_transport *t, wq_delivery *d, char *err,
-    size_t errlen);
-void wq_transport_close(wq_transport *t, int timeout_ms);
-const char *wq_transport_name(const wq_transport *t);
-
-/*
  * Every backend's handle starts with this header, so the generic
- * functions above can find the ops.
+ * functions below can find the ops.
  */
 struct wq_transport_base {
     const struct wq_transport_ops *ops;
 };
+
+#define WQ_TRANSPORT_OPS(t) \
+    (((const struct wq_transport_base *)(const void *)(t))->ops)
+
+/*
+ * wq_transport_open picks the backend named by conf->kind and opens it.
+ * On success *out owns a connection; release it with wq_transport_close.
+ * Blocks while connecting.  The other calls forward to the ops.
+ */
+int wq_transport_open(const struct wq_transport_conf *conf,
+    wq_transport **out, char *err, size_t errlen);
+
+static inline int
+wq_transport_declare(wq_transport *t, const char *queue, char *err,
+    size_t errlen)
+{
+    return WQ_TRANSPORT_OPS(t)->declare(t, queue, err, errlen);
+}
+
+static inline int
+wq_transport_publish(wq_transport *t, const char *queue, const void *key,
+    size_t keylen, const void *body, size_t len, void *opaque, char *err,
+    size_t errlen)
+{
+    return WQ_TRANSPORT_OPS(t)->publish(t, queue, key, keylen, body, len,
+        opaque, err, errlen);
+}
+
+static inline int
+wq_transport_flush(wq_transport *t, int timeout_ms, char *err, size_t errlen)
+{
+    return WQ_TRANSPORT_OPS(t)->flush(t, timeout_ms, err, errlen);
+}
+
+static inline int
+wq_transport_subscribe(wq_transport *t, const char *const *queues, size_t n,
+    char *err, size_t errlen)
+{
+    return WQ_TRANSPORT_OPS(t)->subscribe(t, queues, n, err, errlen);
+}
+
+static inline int
+wq_transport_poll(wq_transport *t, wq_delivery **out, int timeout_ms,
+    char *err, size_t errlen)
+{
+    return WQ_TRANSPORT_OPS(t)->poll(t, out, timeout_ms, err, errlen);
+}
+
+static inline int
+wq_transport_ack(wq_transport *t, wq_delivery *d, char *err, size_t errlen)
+{
+    return WQ_TRANSPORT_OPS(t)->ack(t, d, err, errlen);
+}
+
+static inline int
+wq_transport_nack(wq_transport *t, wq_delivery *d, char *err, size_t errlen)
+{
+    return WQ_TRANSPORT_OPS(t)->nack(t, d, err, errlen);
+}
+
+static inline void
+wq_transport_close(wq_transport *t, int timeout_ms)
+{
+    if (t != NULL)
+        WQ_TRANSPORT_OPS(t)->close(t, timeout_ms);
+}
+
+static inline const char *
+wq_transport_name(const wq_transport *t)
+{
+    return WQ_TRANSPORT_OPS(t)->name;
+}
 
 /* Kind from "kafka" or "rabbitmq" (also "amqp"); -1 if unknown. */
 int wq_transport_kind_parse(const char *s);
