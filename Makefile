@@ -40,7 +40,8 @@ CFLAGS    ?= -O2 -g
 WQ_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wformat=2 -Wshadow \
              -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers \
              -MMD -MP -D_GNU_SOURCE -DWQ_VERSION='"$(VERSION)"' \
-             -DWQ_SYSCONFDIR='"$(SYSCONFDIR)"' -Ishared -I$(BUILD)/gen \
+             -DWQ_SYSCONFDIR='"$(SYSCONFDIR)"' -DWQ_SOURCE_DIR='"$(CURDIR)"' \
+             -Ishared -I$(BUILD)/gen \
              $(PKG_CFLAGS) $(SANFLAGS)
 LDFLAGS   ?=
 WQ_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
@@ -72,6 +73,9 @@ MIGRATIONS := $(sort $(wildcard shared/migrations/*.sql))
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BINS)
+
+# Test sources also see the harness header, tests/wq_test.h.
+$(BUILD)/tests/%.o: WQ_CFLAGS += -Itests
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -138,7 +142,7 @@ FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(BUILD)/gen/migrations.c
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -std=gnu11 -D_GNU_SOURCE -DWQ_VERSION='"fuzz"' \
-	    -DWQ_SYSCONFDIR='"/etc"' -Ishared -I$(BUILD)/gen $(PKG_CFLAGS) \
+	    -DWQ_SYSCONFDIR='"/etc"' -DWQ_SOURCE_DIR='"$(CURDIR)"' -Ishared -I$(BUILD)/gen $(PKG_CFLAGS) \
 	    -o $@ $< $(LIB_SRCS) $(BUILD)/gen/migrations.c $(LIBS)
 
 fuzz: $(FUZZ_TARGETS)

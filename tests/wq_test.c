@@ -55,12 +55,32 @@ wq_test_unique(const char *prefix)
     return b;
 }
 
+#define OUTPUT_FILE "test-output.txt"
+
+/* WQ_TEST_VERBOSE=1 lets each test print straight to the terminal. */
+static int verbose;
+
+static void
+show_output(const char *dir)
+{
+    char path[256], buf[4096];
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "%s/%s", dir, OUTPUT_FILE);
+    if ((f = fopen(path, "r")) == NULL)
+        return;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        fwrite(buf, 1, n, stderr);
+    fclose(f);
+}
+
 static int
 run_one(const struct CMUnitTest *t)
 {
     char dir[] = "/tmp/wq-test-XXXXXX";
     pid_t pid;
-    int status;
+    int status, failed;
 
     if (mkdtemp(dir) == NULL) {
         fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
@@ -75,6 +95,10 @@ run_one(const struct CMUnitTest *t)
         setenv("WQ_TEST_TMPDIR", dir, 1);
         if (chdir(dir) != 0)
             _exit(2);
+        /* quiet unless it fails: the parent shows this file then */
+        if (!verbose && (freopen(OUTPUT_FILE, "w", stdout) == NULL ||
+            dup2(fileno(stdout), 2) < 0))
+            _exit(2);
         alarm(TEST_TIMEOUT_S);
         /* exit(), not _exit(): LeakSanitizer checks at exit */
         exit(_cmocka_run_group_tests(t->name, t, 1, NULL, NULL) == 0
@@ -82,14 +106,17 @@ run_one(const struct CMUnitTest *t)
     }
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
+    failed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+    if (failed && !verbose)
+        show_output(dir);
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (WIFSIGNALED(status)) {
         fprintf(stderr, "[  CRASHED ] %s: killed by signal %d%s\n", t->name,
             WTERMSIG(status),
             WTERMSIG(status) == SIGALRM ? " (timeout)" : "");
-        return 1;
     }
-    return WEXITSTATUS(status) != 0;
+    printf("%s %s\n", failed ? "FAIL" : "ok  ", t->name);
+    return failed;
 }
 
 int
@@ -97,6 +124,9 @@ wq_test_run(const char *suite, const struct CMUnitTest *tests, size_t n,
     int argc, char **argv)
 {
     int passed = 0, failed = 0;
+
+    verbose = getenv("WQ_TEST_VERBOSE") != NULL;
+    setvbuf(stdout, NULL, _IOLBF, 0);
 
     for (size_t i = 0; i < n; i++) {
         if (!selected(tests[i].name, argc, argv))

@@ -1,0 +1,158 @@
+/*
+ * test_log.c - the log module: levels, text and JSON lines, escaping of
+ * untrusted text, library bridges and reopen after rotation.  Each test
+ * logs into a file in its own temporary directory and reads it back.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wq_test.h"
+#include "log.h"
+
+static char *
+slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    static char buf[65536];
+    size_t n;
+
+    assert_non_null(f);
+    n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void
+setup(enum wq_log_level level, enum wq_log_format format)
+{
+    char err[WQ_ERRLEN];
+
+    assert_int_equal(wq_log_setup("testproc", level, format, "out.log", err,
+        sizeof err), 0);
+}
+
+static void
+test_log_level_filters(void **state)
+{
+    (void)state;
+    setup(WQ_LOG_WARN, WQ_LOG_TEXT);
+    wq_log_debug("t", "debug-line");
+    wq_log_info("t", "info-line");
+    wq_log_warn("t", "warn-line %d", 7);
+    wq_log_error("t", "error-line");
+    char *s = slurp("out.log");
+    assert_null(strstr(s, "debug-line"));
+    assert_null(strstr(s, "info-line"));
+    assert_non_null(strstr(s, " warn testproc t: warn-line 7 (tests/unit/test_log.c:"));
+    assert_non_null(strstr(s, " error testproc t: error-line"));
+}
+
+static void
+test_log_text_escapes_newlines(void **state)
+{
+    (void)state;
+    setup(WQ_LOG_DEBUG, WQ_LOG_TEXT);
+    wq_log_info("t", "evil\nfake line\x01");
+    char *s = slurp("out.log");
+    /* one line only: the injected newline is escaped */
+    assert_non_null(strstr(s, "evil\\nfake line\\u0001\n"));
+    assert_int_equal(strchr(s, '\n') - s + 1, (long)strlen(s));
+}
+
+static void
+test_log_json_is_one_valid_object(void **state)
+{
+    (void)state;
+    setup(WQ_LOG_DEBUG, WQ_LOG_JSON);
+    wq_log_info("store", "quote \" back \\ tab \t");
+    char *s = slurp("out.log");
+    assert_true(strncmp(s, "{\"ts\":\"", 7) == 0);
+    assert_non_null(strstr(s, "\"level\":\"info\""));
+    assert_non_null(strstr(s, "\"proc\":\"testproc\""));
+    assert_non_null(strstr(s, "\"component\":\"store\""));
+    assert_non_null(strstr(s, "\"msg\":\"quote \\\" back \\\\ tab \\t\"}\n"));
+}
+
+static void
+test_log_long_message_is_truncated_not_split(void **state)
+{
+    static char big[20000];
+
+    (void)state;
+    memset(big, 'x', sizeof big - 1);
+    setup(WQ_LOG_DEBUG, WQ_LOG_JSON);
+    wq_log_info("t", "%s", big);
+    char *s = slurp("out.log");
+    size_t n = strlen(s);
+    assert_true(n > 4000 && n < 9000);
+    assert_string_equal(s + n - 3, "\"}\n");
+    assert_non_null(strstr(s, "...\"}"));
+}
+
+static void
+test_log_external_levels(void **state)
+{
+    (void)state;
+    setup(WQ_LOG_INFO, WQ_LOG_TEXT);
+    wq_log_external(3, "rdkafka/FAIL", "broker down");
+    wq_log_external(7, "rdkafka/DEBUG", "noise");
+    wq_log_libpq_notice(NULL, "NOTICE:  relation exists, skipping\n");
+    char *s = slurp("out.log");
+    assert_non_null(strstr(s, " error testproc rdkafka/FAIL: broker down\n"));
+    assert_null(strstr(s, "noise"));
+    assert_non_null(strstr(s, " info testproc libpq: NOTICE:  relation exists, skipping\n"));
+}
+
+static void
+test_log_reopen_after_rotation(void **state)
+{
+    (void)state;
+    setup(WQ_LOG_INFO, WQ_LOG_TEXT);
+    wq_log_info("t", "before");
+    assert_int_equal(rename("out.log", "out.log.1"), 0);
+    wq_log_info("t", "still-old-file");
+    assert_int_equal(wq_log_reopen(), 0);
+    wq_log_info("t", "after");
+    assert_non_null(strstr(slurp("out.log.1"), "still-old-file"));
+    char *s = slurp("out.log");
+    assert_non_null(strstr(s, "after"));
+    assert_null(strstr(s, "before"));
+}
+
+static void
+test_log_parse_names(void **state)
+{
+    (void)state;
+    assert_int_equal(wq_log_level_parse("debug"), WQ_LOG_DEBUG);
+    assert_int_equal(wq_log_level_parse("WARNING"), WQ_LOG_WARN);
+    assert_int_equal(wq_log_level_parse("loud"), -1);
+    assert_int_equal(wq_log_format_parse("json"), WQ_LOG_JSON);
+    assert_int_equal(wq_log_format_parse("xml"), -1);
+}
+
+static void
+test_log_setup_bad_path_reports(void **state)
+{
+    char err[WQ_ERRLEN] = "";
+
+    (void)state;
+    assert_int_equal(wq_log_setup("p", WQ_LOG_INFO, WQ_LOG_TEXT,
+        "/nonexistent-dir/x.log", err, sizeof err), WQ_EIO);
+    assert_non_null(strstr(err, "/nonexistent-dir/x.log"));
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_log_level_filters),
+    cmocka_unit_test(test_log_text_escapes_newlines),
+    cmocka_unit_test(test_log_json_is_one_valid_object),
+    cmocka_unit_test(test_log_long_message_is_truncated_not_split),
+    cmocka_unit_test(test_log_external_levels),
+    cmocka_unit_test(test_log_reopen_after_rotation),
+    cmocka_unit_test(test_log_parse_names),
+    cmocka_unit_test(test_log_setup_bad_path_reports),
+};
+
+WQ_TEST_MAIN("log", tests)
