@@ -1,0 +1,92 @@
+/*
+ * http.h - the small HTTP/1.1 server every workq daemon embeds, on
+ * libmicrohttpd: the producer's task API, and /healthz, /readyz and
+ * /metrics everywhere.
+ *
+ * The server owns its threads (libmicrohttpd's internal epoll thread
+ * pool).  A handler sees a whole request, body included (bounded by
+ * max_body: larger bodies are answered 413 before the handler runs), and
+ * either answers at once or later: it returns WQ_EAGAIN after keeping the
+ * request's handle, and some thread calls wq_http_complete() when the
+ * answer is known (for example when the broker confirmed).  No thread is
+ * blocked while a request waits.
+ */
+#ifndef WQ_HTTP_H
+#define WQ_HTTP_H
+
+#include <stddef.h>
+
+#include "wq.h"
+
+typedef struct wq_http wq_http;
+typedef struct wq_http_req wq_http_req;
+
+struct wq_http_request {
+    const char *method;         /* "GET", "POST", ... */
+    const char *path;           /* without the query string */
+    const char *body;           /* NUL-terminated copy; may hold NULs */
+    size_t body_len;
+    const char *content_type;   /* header value or NULL */
+    const char *authorization;  /* header value or NULL */
+    const char *idempotency_key;/* Idempotency-Key header or NULL */
+    wq_http_req *handle;        /* for wq_http_complete */
+};
+
+/*
+ * A handler fills status, content_type and body (body is taken over and
+ * freed by the server; may be NULL for an empty body) and returns 0, or
+ * returns WQ_EAGAIN to answer later with wq_http_complete(req->handle, ...).
+ * Called on a server thread; must not block for long.
+ */
+typedef int wq_http_handler(void *user, const struct wq_http_request *req,
+    int *status, const char **content_type, char **body, size_t *body_len);
+
+struct wq_http_conf {
+    const char *listen;         /* "host:port"; port 0 picks a free port */
+    size_t max_body;            /* bytes; larger bodies get 413 */
+    unsigned timeout_s;         /* idle connection timeout (slow clients) */
+    unsigned threads;           /* server threads, >= 1 */
+    unsigned max_connections;   /* concurrent connections */
+    wq_http_handler *handler;
+    void *user;
+};
+
+/*
+ * wq_http_start binds and starts serving.  Returns 0 with *out set, or
+ * WQ_EIO/WQ_EINVAL with err filled (bad address, port taken).
+ */
+int wq_http_start(const struct wq_http_conf *conf, wq_http **out, char *err,
+    size_t errlen);
+
+/* The bound port (useful with port 0). */
+int wq_http_port(const wq_http *h);
+
+/*
+ * wq_http_complete answers a request whose handler returned WQ_EAGAIN.
+ * Takes ownership of body.  Thread-safe; call exactly once per such
+ * request.
+ */
+void wq_http_complete(wq_http_req *req, int status, const char *content_type,
+    char *body, size_t body_len);
+
+/*
+ * wq_http_stop stops accepting, waits for the server threads and frees
+ * the server.  Requests still waiting for wq_http_complete are answered
+ * 503 first.
+ */
+void wq_http_stop(wq_http *h);
+
+/*
+ * wq_http_token_equal compares a presented token with a known one in time
+ * that depends only on the known token's length.  Returns 1 if equal.
+ */
+int wq_http_token_equal(const char *presented, const char *known);
+
+/*
+ * wq_http_json_error makes the body {"error":"...","detail":"..."} (the
+ * strings JSON-escaped); caller frees.
+ */
+char *wq_http_json_error(const char *error, const char *detail,
+    size_t *len);
+
+#endif
