@@ -1,0 +1,1386 @@
+/*
+ * config.c - loads struct wq_config from defaults, a libconfig file,
+ * *_file secrets and WORKQ_* environment variables, all driven by the
+ * table of config_table.c (see config.h).
+ *
+ * A load walks the libconfig tree once, in file order: each setting is
+ * matched against the table (an unknown one is an error with a hint),
+ * converted and copied into the struct, so nothing points into libconfig
+ * once config_destroy() ran.  Problems do not stop the walk; each becomes
+ * one line "FILE:LINE: KEY: message" in a list that is joined into the
+ * caller's err buffer at the end.  Then secrets named by *_file settings
+ * are read, then the environment is applied, with the same conversions as
+ * the table's defaults (one string parser for both).
+ *
+ * This file also writes --help text and dumps, and builds the transport
+ * configuration; the strings the latter needs are kept in blocks that the
+ * config owns (struct wq_config_derived) until wq_config_free.
+ *
+ * Allocation uses alloc.h (abort on exhaustion): a process that cannot
+ * allocate its configuration cannot run anyway.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <libconfig.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "log.h"
+
+#define DEFAULT_PATH   WQ_SYSCONFDIR "/workq/workq.conf"
+#define ENV_PREFIX     "WORKQ_"
+#define FILE_SUFFIX    "_file"
+#define SECRET_MAX     65536    /* bytes in a secret file */
+#define MSG_MAX        512      /* bytes in one message before its prefix */
+#define KAFKA_PROPS    5        /* security, mechanism, user, pass, CA */
+
+/* ---- collected errors ---------------------------------------------------- */
+
+struct errs {
+    char **v;
+    size_t n, cap;
+};
+
+static void
+errs_push(struct errs *e, char *line)
+{
+    if (e->n == e->cap) {
+        e->cap = e->cap ? e->cap * 2 : 8;
+        e->v = xreallocarray(e->v, e->cap, sizeof *e->v);
+    }
+    e->v[e->n++] = line;
+}
+
+/* Adds "WHERE: KEY: message"; WHERE is "FILE:LINE" or "environment X". */
+static void WQ_PRINTFLIKE(4, 5)
+errs_add(struct errs *e, const char *where, const char *key,
+    const char *fmt, ...)
+{
+    char msg[MSG_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (key != NULL)
+        errs_push(e, xasprintf("%s: %s: %s", where, key, msg));
+    else
+        errs_push(e, xasprintf("%s: %s", where, msg));
+}
+
+/* "FILE:LINE" of a libconfig setting, into buf. */
+static const char *
+setting_where(const config_setting_t *s, const char *path, char *buf,
+    size_t len)
+{
+    const char *file = config_setting_source_file(s);
+
+    snprintf(buf, len, "%s:%u", file != NULL ? file : path,
+        (unsigned)config_setting_source_line(s));
+    return buf;
+}
+
+/*
+ * Joins the lines into err with '\n'.  When they do not fit, whole lines
+ * are kept and a last line says how many were left out.
+ */
+static void
+errs_format(const struct errs *e, char *err, size_t errlen)
+{
+    size_t used = 0, i;
+    char tail[64];
+
+    if (err == NULL || errlen == 0)
+        return;
+    err[0] = '\0';
+    for (i = 0; i < e->n; i++) {
+        size_t need = strlen(e->v[i]) + (i > 0);
+        /* keep room for the "and N more" line unless this is the last */
+        size_t reserve = i + 1 < e->n ? sizeof tail : 0;
+
+        if (used + need + reserve >= errlen)
+            break;
+        if (i > 0)
+            err[used++] = '\n';
+        memcpy(err + used, e->v[i], need - (i > 0));
+        used += need - (i > 0);
+        err[used] = '\0';
+    }
+    if (i == 0 && e->n > 0) {
+        /* not even one line fits: cut the first */
+        snprintf(err, errlen, "%s", e->v[0]);
+    } else if (i < e->n) {
+        snprintf(tail, sizeof tail, "\n... and %zu more error%s", e->n - i,
+            e->n - i == 1 ? "" : "s");
+        if (used + strlen(tail) < errlen)
+            memcpy(err + used, tail, strlen(tail) + 1);
+    }
+}
+
+static void
+errs_free(struct errs *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        free(e->v[i]);
+    free(e->v);
+    memset(e, 0, sizeof *e);
+}
+
+/* ---- the table ----------------------------------------------------------- */
+
+static const struct wq_config_key *
+find_key(const char *key)
+{
+    for (size_t i = 0; i < wq_config_nkeys; i++)
+        if (strcmp(wq_config_keys[i].key, key) == 0)
+            return &wq_config_keys[i];
+    return NULL;
+}
+
+/* True if some key lies inside group `path` ("kafka" for "kafka.x"). */
+static int
+is_group(const char *path)
+{
+    size_t len = strlen(path);
+
+    for (size_t i = 0; i < wq_config_nkeys; i++)
+        if (strncmp(wq_config_keys[i].key, path, len) == 0 &&
+            wq_config_keys[i].key[len] == '.')
+            return 1;
+    return 0;
+}
+
+/* For "postgres.password_file", the SECRET row "postgres.password". */
+static const struct wq_config_key *
+secret_of_file_key(const char *path)
+{
+    size_t len = strlen(path), slen = strlen(FILE_SUFFIX);
+    char base[256];
+    const struct wq_config_key *k;
+
+    if (len <= slen || len - slen >= sizeof base ||
+        strcmp(path + len - slen, FILE_SUFFIX) != 0)
+        return NULL;
+    memcpy(base, path, len - slen);
+    base[len - slen] = '\0';
+    k = find_key(base);
+    return k != NULL && (k->flags & WQ_CONFIG_SECRET) ? k : NULL;
+}
+
+static void *
+field(struct wq_config *cfg, const struct wq_config_key *k)
+{
+    return (char *)cfg + k->offset;
+}
+
+static const void *
+cfield(const struct wq_config *cfg, const struct wq_config_key *k)
+{
+    return (const char *)cfg + k->offset;
+}
+
+/* "WORKQ_KAFKA_BROKERS" (+ "_FILE" if `file`), into buf. */
+static const char *
+env_name(const struct wq_config_key *k, int file, char *buf, size_t len)
+{
+    size_t n = 0;
+    const char *p;
+
+    n = (size_t)snprintf(buf, len, "%s", ENV_PREFIX);
+    for (p = k->key; *p != '\0' && n + 1 < len; p++)
+        buf[n++] = *p == '.' || *p == '-' ? '_' :
+            (char)((*p >= 'a' && *p <= 'z') ? *p - 'a' + 'A' : *p);
+    buf[n] = '\0';
+    if (file)
+        snprintf(buf + n, len - n, "_FILE");
+    return buf;
+}
+
+static const char *
+leaf(const char *key)
+{
+    const char *dot = strrchr(key, '.');
+
+    return dot != NULL ? dot + 1 : key;
+}
+
+/* ---- values -------------------------------------------------------------- */
+
+static void
+wipe_free(char *s)
+{
+    if (s != NULL) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+static void
+list_free(struct wq_config_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static void
+set_string(struct wq_config *cfg, const struct wq_config_key *k,
+    const char *s)
+{
+    char **p = field(cfg, k);
+
+    wipe_free(*p);
+    *p = xstrdup(s);
+}
+
+/* Takes ownership of v[0..n-1]. */
+static void
+set_list(struct wq_config *cfg, const struct wq_config_key *k, char **v,
+    size_t n)
+{
+    struct wq_config_list *l = field(cfg, k);
+
+    list_free(l);
+    l->v = xreallocarray(NULL, n + 1, sizeof *l->v);
+    if (n > 0)
+        memcpy(l->v, v, n * sizeof *v);
+    l->v[n] = NULL;
+    l->n = n;
+}
+
+/* "1h30m", "1s500ms", "0s": the shortest exact form, which parses back. */
+static const char *
+format_duration(int64_t ms, char *buf, size_t len)
+{
+    static const struct { const char *unit; int64_t ms; } units[] = {
+        { "h", 3600000 }, { "m", 60000 }, { "s", 1000 }, { "ms", 1 },
+    };
+    size_t n = 0;
+
+    if (ms <= 0) {
+        snprintf(buf, len, "%llds", (long long)ms / 1000);
+        return buf;
+    }
+    for (size_t i = 0; i < WQ_ARRAY_LEN(units) && n < len; i++) {
+        if (ms / units[i].ms == 0)
+            continue;
+        n += (size_t)snprintf(buf + n, len - n, "%lld%s",
+            (long long)(ms / units[i].ms), units[i].unit);
+        ms %= units[i].ms;
+    }
+    return buf;
+}
+
+int
+wq_config_parse_duration(const char *s, int64_t *ms)
+{
+    static const struct { const char *unit; int64_t ms; } units[] = {
+        { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+    };
+    int64_t total = 0;
+    const char *p = s;
+
+    if (*p == '\0')
+        return WQ_EINVAL;
+    /* a bare integer is seconds, as in the file */
+    if (strspn(p, "0123456789") == strlen(p)) {
+        long long v;
+        errno = 0;
+        v = strtoll(p, NULL, 10);
+        if (errno != 0 || v > INT64_MAX / 1000)
+            return WQ_EINVAL;
+        *ms = (int64_t)v * 1000;
+        return 0;
+    }
+    while (*p != '\0') {
+        int64_t n = 0, mult = 0;
+        size_t ulen, i;
+
+        if (*p < '0' || *p > '9')
+            return WQ_EINVAL;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (n > (INT64_MAX - 9) / 10)
+                return WQ_EINVAL;
+            n = n * 10 + (*p - '0');
+        }
+        ulen = strspn(p, "abcdefghijklmnopqrstuvwxyz");
+        for (i = 0; i < WQ_ARRAY_LEN(units); i++)
+            if (strlen(units[i].unit) == ulen &&
+                strncmp(p, units[i].unit, ulen) == 0)
+                mult = units[i].ms;
+        if (mult == 0 || n > (INT64_MAX - total) / mult)
+            return WQ_EINVAL;
+        total += n * mult;
+        p += ulen;
+    }
+    *ms = total;
+    return 0;
+}
+
+static const char *
+expected(const struct wq_config_key *k)
+{
+    switch (k->type) {
+    case WQ_CONFIG_STRING:   return "a string";
+    case WQ_CONFIG_INT:      return "an integer";
+    case WQ_CONFIG_BOOL:     return "true or false";
+    case WQ_CONFIG_ENUM:     return "a string";
+    case WQ_CONFIG_DURATION: return "a duration: integer seconds or a "
+                                    "string like \"30s\", \"500ms\", "
+                                    "\"5m\", \"2h\"";
+    case WQ_CONFIG_LIST:     return "a list of strings, like "
+                                    "[\"a\", \"b\"]";
+    }
+    return "?";
+}
+
+static const char *
+libconfig_type_name(int type)
+{
+    switch (type) {
+    case CONFIG_TYPE_GROUP:  return "a group";
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:  return "an integer";
+    case CONFIG_TYPE_FLOAT:  return "a float";
+    case CONFIG_TYPE_STRING: return "a string";
+    case CONFIG_TYPE_BOOL:   return "a boolean";
+    case CONFIG_TYPE_ARRAY:  return "an array";
+    case CONFIG_TYPE_LIST:   return "a list";
+    }
+    return "nothing";
+}
+
+/* "debug|info|warn|error"; an empty name shows as "". */
+static const char *
+enum_names(const struct wq_config_key *k, char *buf, size_t len)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; k->values[i] != NULL && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", i > 0 ? "|" : "",
+            k->values[i][0] != '\0' ? k->values[i] : "\"\"");
+    return buf;
+}
+
+/*
+ * The checks shared by every source.  Each returns 0 and stores the value,
+ * or -1 with a message in msg.
+ */
+static int
+check_int(struct wq_config *cfg, const struct wq_config_key *k,
+    long long v, char *msg, size_t len)
+{
+    if (v < k->min || v > k->max) {
+        snprintf(msg, len, "%lld is out of range %lld..%lld", v, k->min,
+            k->max);
+        return -1;
+    }
+    *(int *)field(cfg, k) = (int)v;
+    return 0;
+}
+
+static int
+check_duration(struct wq_config *cfg, const struct wq_config_key *k,
+    int64_t ms, char *msg, size_t len)
+{
+    char a[32], b[32], c[32];
+
+    if (ms < k->min || ms > k->max) {
+        snprintf(msg, len, "%s is out of range %s..%s",
+            format_duration(ms, a, sizeof a),
+            format_duration(k->min, b, sizeof b),
+            format_duration(k->max, c, sizeof c));
+        return -1;
+    }
+    *(int64_t *)field(cfg, k) = ms;
+    return 0;
+}
+
+static int
+check_enum(struct wq_config *cfg, const struct wq_config_key *k,
+    const char *s, char *msg, size_t len)
+{
+    char names[256];
+
+    for (int i = 0; k->values[i] != NULL; i++)
+        if (strcasecmp(s, k->values[i]) == 0) {
+            *(int *)field(cfg, k) = i;
+            return 0;
+        }
+    snprintf(msg, len, "\"%.64s\" is not one of %s", s,
+        enum_names(k, names, sizeof names));
+    return -1;
+}
+
+static int
+check_list(struct wq_config *cfg, const struct wq_config_key *k, char **v,
+    size_t n, char *msg, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (v[i][0] == '\0') {
+            snprintf(msg, len, "item %zu is empty", i + 1);
+            goto fail;
+        }
+    if ((long long)n < k->min) {
+        snprintf(msg, len, "needs at least %lld item%s", k->min,
+            k->min == 1 ? "" : "s");
+        goto fail;
+    }
+    set_list(cfg, k, v, n);
+    return 0;
+fail:
+    for (i = 0; i < n; i++)
+        free(v[i]);
+    return -1;
+}
+
+static int
+parse_bool(const char *s)
+{
+    static const char *const yes[] = { "true", "yes", "on", "1" };
+    static const char *const no[] = { "false", "no", "off", "0" };
+
+    for (size_t i = 0; i < WQ_ARRAY_LEN(yes); i++) {
+        if (strcasecmp(s, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(s, no[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/*
+ * set_from_text converts a value written as text (a table default or an
+ * environment variable) and stores it.  Lists are comma-separated, with
+ * blanks around items trimmed; "" is the empty list.
+ */
+static int
+set_from_text(struct wq_config *cfg, const struct wq_config_key *k,
+    const char *s, char *msg, size_t len)
+{
+    switch (k->type) {
+    case WQ_CONFIG_STRING:
+        set_string(cfg, k, s);
+        return 0;
+    case WQ_CONFIG_INT: {
+        char *end;
+        long long v;
+
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (errno != 0 || end == s || *end != '\0') {
+            snprintf(msg, len, "\"%.64s\" is not %s", s, expected(k));
+            return -1;
+        }
+        return check_int(cfg, k, v, msg, len);
+    }
+    case WQ_CONFIG_BOOL: {
+        int b = parse_bool(s);
+
+        if (b < 0) {
+            snprintf(msg, len, "\"%.64s\" is not true or false", s);
+            return -1;
+        }
+        *(int *)field(cfg, k) = b;
+        return 0;
+    }
+    case WQ_CONFIG_ENUM:
+        return check_enum(cfg, k, s, msg, len);
+    case WQ_CONFIG_DURATION: {
+        int64_t ms;
+
+        if (wq_config_parse_duration(s, &ms) != 0) {
+            snprintf(msg, len, "\"%.64s\" is not %s", s, expected(k));
+            return -1;
+        }
+        return check_duration(cfg, k, ms, msg, len);
+    }
+    case WQ_CONFIG_LIST: {
+        char **v = NULL;
+        size_t n = 0;
+        const char *p = *s != '\0' ? s : NULL;  /* "": no items */
+        int rc;
+
+        while (p != NULL) {
+            const char *comma = strchr(p, ','), *b = p, *e;
+
+            e = comma != NULL ? comma : p + strlen(p);
+            while (b < e && (*b == ' ' || *b == '\t'))
+                b++;
+            while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            v = xreallocarray(v, n + 1, sizeof *v);
+            v[n++] = xstrndup(b, (size_t)(e - b));
+            p = comma != NULL ? comma + 1 : NULL;
+        }
+        rc = check_list(cfg, k, v, n, msg, len);
+        free(v);
+        return rc;
+    }
+    }
+    snprintf(msg, len, "unknown key type");
+    return -1;
+}
+
+/* set_from_setting converts a libconfig setting and stores it. */
+static int
+set_from_setting(struct wq_config *cfg, const struct wq_config_key *k,
+    const config_setting_t *s, char *msg, size_t len)
+{
+    int type = config_setting_type(s);
+
+    switch (k->type) {
+    case WQ_CONFIG_STRING:
+        if (type != CONFIG_TYPE_STRING)
+            break;
+        set_string(cfg, k, config_setting_get_string(s));
+        return 0;
+    case WQ_CONFIG_INT:
+        if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+            break;
+        return check_int(cfg, k, config_setting_get_int64(s), msg, len);
+    case WQ_CONFIG_BOOL:
+        if (type != CONFIG_TYPE_BOOL)
+            break;
+        *(int *)field(cfg, k) = config_setting_get_bool(s) ? 1 : 0;
+        return 0;
+    case WQ_CONFIG_ENUM:
+        if (type != CONFIG_TYPE_STRING)
+            break;
+        return check_enum(cfg, k, config_setting_get_string(s), msg, len);
+    case WQ_CONFIG_DURATION:
+        if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
+            long long v = config_setting_get_int64(s);
+
+            if (v < 0 || v > INT64_MAX / 1000) {
+                snprintf(msg, len, "%lld seconds is out of range", v);
+                return -1;
+            }
+            return check_duration(cfg, k, (int64_t)v * 1000, msg, len);
+        }
+        if (type == CONFIG_TYPE_FLOAT) {
+            double v = config_setting_get_float(s);
+
+            if (!isfinite(v) || v < 0 || v > 1e15) {
+                snprintf(msg, len, "%g seconds is out of range", v);
+                return -1;
+            }
+            return check_duration(cfg, k, (int64_t)llround(v * 1000.0),
+                msg, len);
+        }
+        if (type == CONFIG_TYPE_STRING) {
+            const char *str = config_setting_get_string(s);
+            int64_t ms;
+
+            if (wq_config_parse_duration(str, &ms) != 0) {
+                snprintf(msg, len, "\"%.64s\" is not %s", str, expected(k));
+                return -1;
+            }
+            return check_duration(cfg, k, ms, msg, len);
+        }
+        break;
+    case WQ_CONFIG_LIST: {
+        int n, i;
+        char **v;
+
+        if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
+            break;
+        n = config_setting_length(s);
+        for (i = 0; i < n; i++) {
+            const config_setting_t *e = config_setting_get_elem(s,
+                (unsigned)i);
+
+            if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+                snprintf(msg, len, "item %d is %s, expected a string",
+                    i + 1, libconfig_type_name(config_setting_type(e)));
+                return -1;
+            }
+        }
+        v = xreallocarray(NULL, (size_t)n + 1, sizeof *v);
+        for (i = 0; i < n; i++)
+            v[i] = xstrdup(config_setting_get_string_elem(s, (unsigned)i));
+        i = check_list(cfg, k, v, (size_t)n, msg, len);
+        free(v);
+        return i;
+    }
+    }
+    snprintf(msg, len, "expected %s, got %s", expected(k),
+        libconfig_type_name(type));
+    return -1;
+}
+
+/* ---- did you mean -------------------------------------------------------- */
+
+static size_t
+edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[128], i, j;
+
+    if (la >= WQ_ARRAY_LEN(row) || lb >= WQ_ARRAY_LEN(row))
+        return SIZE_MAX;
+    for (j = 0; j <= lb; j++)
+        row[j] = j;
+    for (i = 1; i <= la; i++) {
+        size_t diag = row[0];
+
+        row[0] = i;
+        for (j = 1; j <= lb; j++) {
+            size_t up = row[j], best;
+
+            best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
+/*
+ * The known key closest to `path`, into buf: within a few edits (also of
+ * a secret's KEY_file), or with the same leaf name in another group
+ * ("worker.prefetch" -> "rabbitmq.prefetch").  Returns 0 if none is close.
+ */
+static int
+suggest(const char *path, char *buf, size_t len)
+{
+    size_t best = SIZE_MAX, limit = strlen(path) / 4;
+    char cand[160];
+
+    if (limit < 2)
+        limit = 2;
+    for (size_t i = 0; i < wq_config_nkeys; i++) {
+        const struct wq_config_key *k = &wq_config_keys[i];
+
+        for (int file = 0; file <= !!(k->flags & WQ_CONFIG_SECRET); file++) {
+            size_t d;
+
+            snprintf(cand, sizeof cand, "%s%s", k->key,
+                file ? FILE_SUFFIX : "");
+            if ((d = edit_distance(path, cand)) < best) {
+                best = d;
+                snprintf(buf, len, "%s", cand);
+            }
+        }
+    }
+    if (best <= limit)
+        return 1;
+    for (size_t i = 0; i < wq_config_nkeys; i++)
+        if (strcmp(leaf(path), leaf(wq_config_keys[i].key)) == 0) {
+            snprintf(buf, len, "%s", wq_config_keys[i].key);
+            return 1;
+        }
+    return 0;
+}
+
+/* ---- secrets ------------------------------------------------------------- */
+
+/*
+ * Reads a secret file whole, without trailing newlines.  Returns a new
+ * string, or NULL with a message in msg.
+ */
+static char *
+read_secret(const char *path, char *msg, size_t len)
+{
+    char *buf = xmalloc(SECRET_MAX + 1);
+    size_t n = 0, got;
+    FILE *fp;
+
+    if ((fp = fopen(path, "re")) == NULL) {
+        snprintf(msg, len, "cannot read %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    while ((got = fread(buf + n, 1, SECRET_MAX + 1 - n, fp)) > 0)
+        n += got;
+    if (ferror(fp)) {
+        snprintf(msg, len, "cannot read %s: %s", path, strerror(errno));
+        fclose(fp);
+        goto fail;
+    }
+    fclose(fp);
+    if (n > SECRET_MAX) {
+        snprintf(msg, len, "%s is larger than %d bytes", path, SECRET_MAX);
+        goto fail;
+    }
+    if (memchr(buf, '\0', n) != NULL) {
+        snprintf(msg, len, "%s contains a NUL byte", path);
+        goto fail;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    buf[n] = '\0';
+    return buf;
+fail:
+    explicit_bzero(buf, SECRET_MAX + 1);
+    free(buf);
+    return NULL;
+}
+
+/* ---- loading ------------------------------------------------------------- */
+
+/* What the file said about one SECRET key. */
+struct secret_state {
+    char value_where[300];      /* "FILE:LINE" of a non-empty value, or "" */
+    char file_where[300];       /* "FILE:LINE" of KEY_file, or "" */
+    char *file;                 /* KEY_file's path (non-empty) */
+};
+
+struct load {
+    struct wq_config *cfg;
+    const char *path;
+    struct errs errs;
+    struct secret_state *secrets;   /* one per table row */
+};
+
+static void
+walk(struct load *ld, const config_setting_t *group, const char *prefix)
+{
+    int n = config_setting_length(group);
+
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *s = config_setting_get_elem(group,
+            (unsigned)i);
+        const char *name = config_setting_name(s);
+        const struct wq_config_key *k;
+        char *path, where[300], msg[MSG_MAX], hint[160];
+
+        if (name == NULL)
+            continue;
+        path = prefix != NULL ? xasprintf("%s.%s", prefix, name)
+            : xstrdup(name);
+        setting_where(s, ld->path, where, sizeof where);
+        if ((k = find_key(path)) != NULL) {
+            if (set_from_setting(ld->cfg, k, s, msg, sizeof msg) != 0)
+                errs_add(&ld->errs, where, path, "%s", msg);
+            else if ((k->flags & WQ_CONFIG_SECRET) &&
+                (*(char **)field(ld->cfg, k))[0] != '\0')
+                snprintf(ld->secrets[k - wq_config_keys].value_where,
+                    sizeof ld->secrets[0].value_where, "%s", where);
+        } else if (is_group(path)) {
+            if (config_setting_is_group(s))
+                walk(ld, s, path);
+            else
+                errs_add(&ld->errs, where, path,
+                    "expected a group { ... }, got %s",
+                    libconfig_type_name(config_setting_type(s)));
+        } else if ((k = secret_of_file_key(path)) != NULL) {
+            struct secret_state *st = &ld->secrets[k - wq_config_keys];
+
+            if (config_setting_type(s) != CONFIG_TYPE_STRING)
+                errs_add(&ld->errs, where, path,
+                    "expected a string (a file name), got %s",
+                    libconfig_type_name(config_setting_type(s)));
+            else if (config_setting_get_string(s)[0] != '\0') {
+                free(st->file);
+                st->file = xstrdup(config_setting_get_string(s));
+                snprintf(st->file_where, sizeof st->file_where, "%s",
+                    where);
+            }
+        } else if (suggest(path, hint, sizeof hint)) {
+            errs_add(&ld->errs, where, path,
+                "unknown key (did you mean %s?)", hint);
+        } else {
+            errs_add(&ld->errs, where, path, "unknown key");
+        }
+        free(path);
+    }
+}
+
+static void
+read_file(struct load *ld, const char *path)
+{
+    config_t lc;
+    struct stat st;
+    char *dir, *slash;
+    FILE *fp;
+
+    /* open it once first: libconfig reports only "file I/O error" */
+    if ((fp = fopen(path, "re")) == NULL) {
+        errs_add(&ld->errs, path, NULL, "cannot read: %s", strerror(errno));
+        return;
+    }
+    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(fp);
+        errs_add(&ld->errs, path, NULL, "cannot read: %s",
+            strerror(EISDIR));
+        return;
+    }
+    fclose(fp);
+    config_init(&lc);
+    /* @include "x.conf" is relative to the including file */
+    dir = xstrdup(path);
+    if ((slash = strrchr(dir, '/')) != NULL) {
+        slash[slash == dir] = '\0';
+        config_set_include_dir(&lc, dir);
+    }
+    free(dir);
+    if (config_read_file(&lc, path) != CONFIG_TRUE) {
+        char where[300];
+
+        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+            errs_add(&ld->errs, path, NULL, "cannot read: %s",
+                config_error_text(&lc) ? config_error_text(&lc) : "I/O");
+        else {
+            snprintf(where, sizeof where, "%s:%d",
+                config_error_file(&lc) ? config_error_file(&lc) : path,
+                config_error_line(&lc));
+            errs_add(&ld->errs, where, NULL, "%s",
+                config_error_text(&lc) ? config_error_text(&lc)
+                : "syntax error");
+        }
+    } else {
+        walk(ld, config_root_setting(&lc), NULL);
+    }
+    config_destroy(&lc);
+}
+
+/* Secrets named by KEY_file in the config file. */
+static void
+apply_file_secrets(struct load *ld)
+{
+    char msg[MSG_MAX];
+
+    for (size_t i = 0; i < wq_config_nkeys; i++) {
+        const struct wq_config_key *k = &wq_config_keys[i];
+        struct secret_state *st = &ld->secrets[i];
+        char *fkey, *v;
+
+        if (st->file == NULL)
+            continue;
+        fkey = xasprintf("%s%s", k->key, FILE_SUFFIX);
+        if (st->value_where[0] != '\0')
+            errs_add(&ld->errs, st->file_where, fkey,
+                "both %s (at %s) and %s are set; keep one", leaf(k->key),
+                st->value_where, leaf(fkey));
+        else if ((v = read_secret(st->file, msg, sizeof msg)) == NULL)
+            errs_add(&ld->errs, st->file_where, fkey, "%s", msg);
+        else {
+            set_string(ld->cfg, k, v);
+            wipe_free(v);
+        }
+        free(fkey);
+    }
+}
+
+static void
+apply_env(struct load *ld)
+{
+    char name[128], fname[160], where[200], msg[MSG_MAX];
+
+    for (size_t i = 0; i < wq_config_nkeys; i++) {
+        const struct wq_config_key *k = &wq_config_keys[i];
+        const char *v, *f = NULL;
+        char *secret;
+
+        env_name(k, 0, name, sizeof name);
+        v = getenv(name);
+        if (k->flags & WQ_CONFIG_SECRET) {
+            env_name(k, 1, fname, sizeof fname);
+            f = getenv(fname);
+            if (f != NULL && f[0] == '\0')
+                f = NULL;
+        }
+        if (v != NULL && f != NULL && v[0] != '\0') {
+            snprintf(where, sizeof where, "environment %s", fname);
+            errs_add(&ld->errs, where, k->key,
+                "both %s and %s are set; keep one", name, fname);
+            continue;
+        }
+        if (f != NULL) {
+            snprintf(where, sizeof where, "environment %s", fname);
+            if ((secret = read_secret(f, msg, sizeof msg)) == NULL)
+                errs_add(&ld->errs, where, k->key, "%s", msg);
+            else {
+                set_string(ld->cfg, k, secret);
+                wipe_free(secret);
+            }
+            continue;
+        }
+        if (v != NULL && set_from_text(ld->cfg, k, v, msg, sizeof msg) != 0) {
+            snprintf(where, sizeof where, "environment %s", name);
+            errs_add(&ld->errs, where, k->key, "%s", msg);
+        }
+    }
+}
+
+static void
+check_required(struct load *ld, const char *path)
+{
+    char name[128];
+
+    for (size_t i = 0; i < wq_config_nkeys; i++) {
+        const struct wq_config_key *k = &wq_config_keys[i];
+        int empty;
+
+        if (!(k->flags & WQ_CONFIG_REQUIRED))
+            continue;
+        if (k->type == WQ_CONFIG_STRING)
+            empty = (*(char **)field(ld->cfg, k))[0] == '\0';
+        else if (k->type == WQ_CONFIG_LIST)
+            empty = ((struct wq_config_list *)field(ld->cfg, k))->n == 0;
+        else
+            continue;
+        if (empty)
+            errs_add(&ld->errs, path != NULL ? path : "configuration",
+                k->key, "required: set it in the file or in %s",
+                env_name(k, 0, name, sizeof name));
+    }
+}
+
+void
+wq_config_defaults(struct wq_config *out)
+{
+    char msg[MSG_MAX];
+
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < wq_config_nkeys; i++) {
+        const struct wq_config_key *k = &wq_config_keys[i];
+
+        if (set_from_text(out, k, k->def, msg, sizeof msg) != 0) {
+            fprintf(stderr, "workq: bad default of %s: %s\n", k->key, msg);
+            abort();
+        }
+    }
+}
+
+int
+wq_config_load(const char *path, struct wq_config *out, char *err,
+    size_t errlen)
+{
+    struct load ld = { out, NULL, { NULL, 0, 0 }, NULL };
+    struct stat st;
+    int rc = 0;
+
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    wq_config_defaults(out);
+    ld.secrets = xcalloc(wq_config_nkeys, sizeof *ld.secrets);
+    if (path == NULL) {
+        /* the default file is optional: defaults + env without it */
+        if (stat(DEFAULT_PATH, &st) == 0 || errno != ENOENT)
+            ld.path = DEFAULT_PATH;
+    } else {
+        ld.path = path;
+    }
+    if (ld.path != NULL) {
+        read_file(&ld, ld.path);
+        apply_file_secrets(&ld);
+    }
+    apply_env(&ld);
+    check_required(&ld, ld.path);
+
+    if (ld.errs.n > 0) {
+        errs_format(&ld.errs, err, errlen);
+        wq_config_free(out);
+        rc = WQ_ECONFIG;
+    }
+    for (size_t i = 0; i < wq_config_nkeys; i++)
+        free(ld.secrets[i].file);
+    free(ld.secrets);
+    errs_free(&ld.errs);
+    return rc;
+}
+
+/* ---- derived storage (transport) ----------------------------------------- */
+
+struct wq_config_derived {
+    struct wq_config_derived *next;
+    char *amqp_url;
+    char *props[KAFKA_PROPS];
+    size_t nprops;
+};
+
+static void
+derived_free(struct wq_config_derived *d)
+{
+    while (d != NULL) {
+        struct wq_config_derived *next = d->next;
+
+        wipe_free(d->amqp_url);
+        for (size_t i = 0; i < d->nprops; i++)
+            wipe_free(d->props[i]);
+        free(d);
+        d = next;
+    }
+}
+
+static int
+derived_equal(const struct wq_config_derived *a,
+    const struct wq_config_derived *b)
+{
+    if (strcmp(a->amqp_url, b->amqp_url) != 0 || a->nprops != b->nprops)
+        return 0;
+    for (size_t i = 0; i < a->nprops; i++)
+        if (strcmp(a->props[i], b->props[i]) != 0)
+            return 0;
+    return 1;
+}
+
+void
+wq_config_free(struct wq_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < wq_config_nkeys; i++) {
+        const struct wq_config_key *k = &wq_config_keys[i];
+
+        if (k->type == WQ_CONFIG_STRING)
+            wipe_free(*(char **)field(cfg, k));
+        else if (k->type == WQ_CONFIG_LIST)
+            list_free(field(cfg, k));
+    }
+    derived_free(cfg->derived_);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+/* A new copy of s, percent-encoded for the userinfo of a URL. */
+static char *
+pct_encode(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = xmalloc(strlen(s) * 3 + 1), *o = out;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+            (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL) {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/*
+ * The AMQP URL with its password replaced: amqp[s]://[user[:pass]@]rest.
+ * Without userinfo the user is RabbitMQ's default, "guest".
+ */
+static int
+amqp_url_with_password(const char *url, const char *password, char **out,
+    char *err, size_t errlen)
+{
+    const char *auth = strstr(url, "://"), *end, *at, *colon;
+    char *user, *pass;
+
+    if (password[0] == '\0') {
+        *out = xstrdup(url);
+        return 0;
+    }
+    if (auth == NULL)
+        return wq_seterr(err, errlen, WQ_ECONFIG,
+            "rabbitmq.url: \"%s\" is not a URL", url);
+    auth += 3;
+    end = auth + strcspn(auth, "/?#");
+    at = NULL;
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (at != NULL) {
+        colon = memchr(auth, ':', (size_t)(at - auth));
+        user = xstrndup(auth, (size_t)((colon ? colon : at) - auth));
+    } else {
+        user = xstrdup("guest");
+    }
+    pass = pct_encode(password);
+    *out = xasprintf("%.*s%s:%s@%s", (int)(auth - url), url, user, pass,
+        at != NULL ? at + 1 : auth);
+    free(user);
+    wipe_free(pass);
+    return 0;
+}
+
+static const char *
+enum_value(const struct wq_config *cfg, const char *key)
+{
+    const struct wq_config_key *k = find_key(key);
+    int v = *(const int *)cfield(cfg, k);
+
+    for (int i = 0; k->values[i] != NULL; i++)
+        if (i == v)
+            return k->values[i];
+    return "";
+}
+
+int
+wq_config_transport_conf(struct wq_config *cfg,
+    struct wq_transport_conf *out, char *err, size_t errlen)
+{
+    struct wq_config_derived *d = xcalloc(1, sizeof *d);
+    const char *mech = enum_value(cfg, "kafka.sasl_mechanism");
+    int rc;
+
+    rc = amqp_url_with_password(cfg->rabbitmq.url, cfg->rabbitmq.password,
+        &d->amqp_url, err, errlen);
+    if (rc != 0) {
+        free(d);
+        return rc;
+    }
+    d->props[d->nprops++] = xasprintf("security.protocol=%s",
+        enum_value(cfg, "kafka.security_protocol"));
+    if (mech[0] != '\0')
+        d->props[d->nprops++] = xasprintf("sasl.mechanism=%s", mech);
+    if (cfg->kafka.sasl_username[0] != '\0')
+        d->props[d->nprops++] = xasprintf("sasl.username=%s",
+            cfg->kafka.sasl_username);
+    if (cfg->kafka.sasl_password[0] != '\0')
+        d->props[d->nprops++] = xasprintf("sasl.password=%s",
+            cfg->kafka.sasl_password);
+    if (cfg->kafka.ssl_ca_location[0] != '\0')
+        d->props[d->nprops++] = xasprintf("ssl.ca.location=%s",
+            cfg->kafka.ssl_ca_location);
+
+    /* same content as last time: keep the old strings, callers may
+     * still hold them; otherwise keep both until wq_config_free */
+    if (cfg->derived_ != NULL && derived_equal(cfg->derived_, d)) {
+        d->next = NULL;
+        derived_free(d);
+    } else {
+        d->next = cfg->derived_;
+        cfg->derived_ = d;
+    }
+    d = cfg->derived_;
+
+    memset(out, 0, sizeof *out);
+    out->kind = cfg->transport == WQ_TRANSPORT_KAFKA ? WQ_TRANSPORT_KAFKA
+        : WQ_TRANSPORT_RABBITMQ;
+    out->client_id = cfg->worker.id[0] != '\0' ? cfg->worker.id : NULL;
+    out->kafka_brokers = cfg->kafka.brokers;
+    out->kafka_group_id = NULL;
+    out->kafka_partitions = cfg->kafka.partitions;
+    out->kafka_replication = cfg->kafka.replication_factor;
+    out->kafka_linger_ms = cfg->kafka.linger_ms;
+    out->kafka_session_timeout_ms = cfg->kafka.session_timeout_ms;
+    out->kafka_props = (const char *const *)d->props;
+    out->kafka_nprops = d->nprops;
+    out->amqp_url = d->amqp_url;
+    out->amqp_quorum = cfg->rabbitmq.queue_type == WQ_RABBITMQ_QUORUM;
+    out->amqp_prefetch = cfg->rabbitmq.prefetch;
+    /* whole seconds, rounded up so that 500ms does not mean "off" */
+    out->amqp_heartbeat_s = (int)((cfg->rabbitmq.heartbeat_ms + 999) / 1000);
+    out->amqp_cacert = cfg->rabbitmq.tls_ca[0] != '\0'
+        ? cfg->rabbitmq.tls_ca : NULL;
+    return 0;
+}
+
+int
+wq_config_setup_log(const struct wq_config *cfg, const char *procname,
+    char *err, size_t errlen)
+{
+    return wq_log_setup(procname, (enum wq_log_level)cfg->log.level,
+        (enum wq_log_format)cfg->log.format, cfg->log.file, err, errlen);
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+/* A libconfig string literal. */
+static void
+put_string(FILE *fp, const char *s)
+{
+    fputc('"', fp);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"':  fputs("\\\"", fp); break;
+        case '\\': fputs("\\\\", fp); break;
+        case '\n': fputs("\\n", fp); break;
+        case '\r': fputs("\\r", fp); break;
+        case '\t': fputs("\\t", fp); break;
+        case '\f': fputs("\\f", fp); break;
+        default:
+            if (*p < 0x20 || *p == 0x7f)
+                fprintf(fp, "\\x%02x", *p);
+            else
+                fputc(*p, fp);
+        }
+    }
+    fputc('"', fp);
+}
+
+static void
+put_value(FILE *fp, const struct wq_config *cfg, const struct wq_config_key *k)
+{
+    const void *f = cfield(cfg, k);
+    char buf[64];
+
+    switch (k->type) {
+    case WQ_CONFIG_STRING: {
+        const char *s = *(char *const *)f != NULL ? *(char *const *)f : "";
+
+        put_string(fp, (k->flags & WQ_CONFIG_SECRET) && s[0] != '\0'
+            ? "<hidden>" : s);
+        break;
+    }
+    case WQ_CONFIG_INT:
+        fprintf(fp, "%d", *(const int *)f);
+        break;
+    case WQ_CONFIG_BOOL:
+        fputs(*(const int *)f ? "true" : "false", fp);
+        break;
+    case WQ_CONFIG_ENUM: {
+        int v = *(const int *)f, i;
+
+        for (i = 0; k->values[i] != NULL && i != v; i++)
+            ;
+        put_string(fp, k->values[i] != NULL ? k->values[i] : "?");
+        break;
+    }
+    case WQ_CONFIG_DURATION:
+        put_string(fp, format_duration(*(const int64_t *)f, buf, sizeof buf));
+        break;
+    case WQ_CONFIG_LIST: {
+        const struct wq_config_list *l = f;
+
+        fputc('[', fp);
+        for (size_t i = 0; i < l->n; i++) {
+            fputs(i > 0 ? ", " : " ", fp);
+            put_string(fp, l->v[i]);
+        }
+        fputs(" ]", fp);
+        break;
+    }
+    }
+}
+
+/* Length of the group part of a key: 5 for "kafka.brokers", 0 for a
+ * top-level key. */
+static size_t
+group_len(const char *key)
+{
+    const char *dot = strrchr(key, '.');
+
+    return dot != NULL ? (size_t)(dot - key) : 0;
+}
+
+#define MAX_DEPTH 8
+
+/* Splits the group part of key ("a.b" of "a.b.c") into components. */
+static size_t
+group_parts(const char *key, const char **part, int *plen)
+{
+    size_t n = 0, glen = key != NULL ? group_len(key) : 0, off = 0;
+
+    while (off < glen && n < MAX_DEPTH) {
+        size_t l = strcspn(key + off, ".");
+
+        if (off + l > glen)
+            l = glen - off;
+        part[n] = key + off;
+        plen[n++] = (int)l;
+        off += l + 1;
+    }
+    return n;
+}
+
+/*
+ * Closes the groups of `prev` that `next` is not in and opens those of
+ * `next` (either may be NULL).  A blank line separates top-level blocks.
+ * Returns the depth of `next`.
+ */
+static size_t
+switch_group(FILE *fp, const char *prev, const char *next)
+{
+    const char *pp[MAX_DEPTH], *np[MAX_DEPTH];
+    int pl[MAX_DEPTH], nl[MAX_DEPTH];
+    size_t pn = group_parts(prev, pp, pl), nn = group_parts(next, np, nl);
+    size_t common = 0;
+
+    while (common < pn && common < nn && pl[common] == nl[common] &&
+        memcmp(pp[common], np[common], (size_t)pl[common]) == 0)
+        common++;
+    for (size_t d = pn; d > common; d--)
+        fprintf(fp, "%*s};\n", (int)(4 * (d - 1)), "");
+    if (prev != NULL && next != NULL && common == 0 && (pn > 0 || nn > 0))
+        fputc('\n', fp);
+    for (size_t d = common; d < nn; d++)
+        fprintf(fp, "%*s%.*s = {\n", (int)(4 * d), "", nl[d], np[d]);
+    return nn;
+}
+
+void
+wq_config_dump(const struct wq_config *cfg, FILE *fp)
+{
+    const char *prev = NULL;
+
+    fputs("# workq effective configuration (secrets hidden)\n", fp);
+    for (size_t i = 0; i < wq_config_nkeys; i++) {
+        const struct wq_config_key *k = &wq_config_keys[i];
+        size_t depth = switch_group(fp, prev, k->key);
+
+        fprintf(fp, "%*s%s = ", (int)(4 * depth), "", leaf(k->key));
+        put_value(fp, cfg, k);
+        fputs(";\n", fp);
+        prev = k->key;
+    }
+    switch_group(fp, prev, NULL);
+}
+
+void
+wq_config_print_doc(FILE *fp)
+{
+    char names[256], range[128], env[128], fenv[160], a[32], b[32];
+
+    fprintf(fp, "Configuration keys.  File: %s, or --config PATH.\n"
+        "WORKQ_<KEY> in the environment beats the file; durations take "
+        "ms, s, m, h.\n", DEFAULT_PATH);
+    for (size_t i = 0; i < wq_config_nkeys; i++) {
+        const struct wq_config_key *k = &wq_config_keys[i];
+        int quote = k->type != WQ_CONFIG_INT && k->type != WQ_CONFIG_BOOL;
+
+        switch (k->type) {
+        case WQ_CONFIG_STRING:
+            snprintf(range, sizeof range, "string");
+            break;
+        case WQ_CONFIG_INT:
+            snprintf(range, sizeof range, "integer %lld..%lld", k->min,
+                k->max);
+            break;
+        case WQ_CONFIG_BOOL:
+            snprintf(range, sizeof range, "boolean");
+            break;
+        case WQ_CONFIG_ENUM:
+            snprintf(range, sizeof range, "one of %.100s",
+                enum_names(k, names, sizeof names));
+            break;
+        case WQ_CONFIG_DURATION:
+            snprintf(range, sizeof range, "duration %s..%s",
+                format_duration(k->min, a, sizeof a),
+                format_duration(k->max, b, sizeof b));
+            break;
+        case WQ_CONFIG_LIST:
+            snprintf(range, sizeof range, "list of strings, at least %lld",
+                k->min);
+            break;
+        }
+        fprintf(fp, "\n  %s  (%s, default %s%s%s%s%s)\n      %s\n"
+            "      env %s", k->key, range, quote ? "\"" : "", k->def,
+            quote ? "\"" : "",
+            (k->flags & WQ_CONFIG_REQUIRED) ? ", required" : "",
+            (k->flags & WQ_CONFIG_SECRET) ? ", secret" : "", k->doc,
+            env_name(k, 0, env, sizeof env));
+        if (k->type == WQ_CONFIG_LIST)
+            fputs(" (comma-separated)", fp);
+        if (k->flags & WQ_CONFIG_SECRET)
+            fprintf(fp, "\n      or a file: %s%s, env %s", k->key,
+                FILE_SUFFIX,
+                env_name(k, 1, fenv, sizeof fenv));
+        fputc('\n', fp);
+    }
+}

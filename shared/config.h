@@ -1,0 +1,272 @@
+/*
+ * config.h - the configuration of every workq process (DESIGN.md
+ * "Configuration", STYLE.md habit 11).
+ *
+ * A process reads one libconfig file (default WQ_SYSCONFDIR
+ * "/workq/workq.conf", or --config PATH) into a visible struct wq_config:
+ * one field per key, grouped like the file (cfg->kafka.brokers,
+ * cfg->postgres.pool_size).  One table of keys, wq_config_keys[] in
+ * config_table.c, drives everything: parsing, defaults, WORKQ_* environment
+ * overrides, *_file secrets, the --help text, the dump of the effective
+ * configuration, and the test that config/workq.conf documents every key.
+ *
+ * Precedence, lowest first: the table's default, the file, the
+ * environment.  WORKQ_<KEY> names a key with dots turned into underscores,
+ * upper case (WORKQ_KAFKA_BROKERS, WORKQ_LOG_LEVEL).  A SECRET key such as
+ * postgres.password may instead come from a file: "password_file" next to
+ * it in the config, or WORKQ_POSTGRES_PASSWORD_FILE; the file's content
+ * without trailing newlines becomes the value.  Giving both the value and
+ * its _file at the same level (both in the file, or both in the
+ * environment) is an error.
+ *
+ * All errors are collected, never only the first: each is one line
+ * "FILE:LINE: KEY: message" (or "environment WORKQ_X: KEY: message").
+ * Unknown keys are errors, with a "did you mean" hint.
+ *
+ * Ownership: every string and list in a struct wq_config belongs to it and
+ * is released by wq_config_free(); nothing points into libconfig after a
+ * load.  Do not copy a loaded struct by assignment (both copies would
+ * own the same strings); pass pointers.  Read it from any thread once
+ * loaded, but do not load, free or call wq_config_transport_conf() on one
+ * config from two threads at once.
+ *
+ * Adding a key: one row in config_table.c, one field here, and its
+ * documented entry in config/workq.conf (a unit test fails without it).
+ */
+#ifndef WQ_CONFIG_H
+#define WQ_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "transport.h"
+#include "wq.h"
+
+/*
+ * A big enough err buffer for wq_config_load: it holds about 30 error
+ * lines.  Longer reports are cut at a line boundary and end with
+ * "... and N more errors".
+ */
+#define WQ_CONFIG_ERRLEN 4096
+
+/* Values of the enum keys: the index in the table's list of names. */
+enum wq_kafka_security {        /* kafka.security_protocol */
+    WQ_KAFKA_PLAINTEXT,
+    WQ_KAFKA_SSL,
+    WQ_KAFKA_SASL_PLAINTEXT,
+    WQ_KAFKA_SASL_SSL,
+};
+
+enum wq_kafka_sasl {            /* kafka.sasl_mechanism */
+    WQ_KAFKA_SASL_NONE,         /* "" */
+    WQ_KAFKA_SASL_PLAIN,
+    WQ_KAFKA_SASL_SCRAM_SHA_256,
+    WQ_KAFKA_SASL_SCRAM_SHA_512,
+};
+
+enum wq_rabbitmq_queue_type {   /* rabbitmq.queue_type */
+    WQ_RABBITMQ_QUORUM,
+    WQ_RABBITMQ_CLASSIC,
+};
+
+/* A string list key: n strings, also NULL-terminated (v[n] == NULL). */
+struct wq_config_list {
+    char **v;
+    size_t n;
+};
+
+struct wq_config_derived;       /* private: storage of the helpers */
+
+/*
+ * The effective configuration.  Enum keys are ints holding the enum named
+ * in the comment; durations are milliseconds (int64_t, field name ends in
+ * _ms); strings are never NULL after a successful load ("" when unset).
+ */
+struct wq_config {
+    struct {
+        int level;              /* enum wq_log_level */
+        int format;             /* enum wq_log_format */
+        char *file;             /* "" = stderr */
+    } log;
+
+    int transport;              /* enum wq_transport_kind */
+
+    struct {
+        char *brokers;
+        int partitions;
+        int replication_factor;
+        int linger_ms;
+        int session_timeout_ms;
+        int security_protocol;  /* enum wq_kafka_security */
+        int sasl_mechanism;     /* enum wq_kafka_sasl */
+        char *sasl_username;
+        char *sasl_password;    /* secret */
+        char *ssl_ca_location;
+    } kafka;
+
+    struct {
+        char *url;
+        char *password;         /* secret; replaces the URL's password */
+        int queue_type;         /* enum wq_rabbitmq_queue_type */
+        int prefetch;
+        int64_t heartbeat_ms;
+        char *tls_ca;
+    } rabbitmq;
+
+    struct {
+        /*
+         * The store passes conninfo as "dbname" with expand_dbname=1 and
+         * a non-empty password as "password" to PQconnectdbParams, so
+         * both key=value strings and postgresql:// URIs work.
+         */
+        char *conninfo;
+        char *password;         /* secret */
+        int pool_size;
+    } postgres;
+
+    struct {
+        struct wq_config_list queues;
+        int concurrency;
+        int64_t lease_ms;
+        int64_t drain_timeout_ms;
+        char *id;               /* "" = the worker makes "hostname-pid" */
+    } worker;
+
+    struct {
+        char *listen;
+        char *tokens_file;
+        int max_body;
+    } producer;
+
+    struct {
+        int64_t poll_interval_ms;
+    } scheduler;
+
+    struct {
+        char *listen;           /* "" = no metrics endpoint */
+    } metrics;
+
+    struct wq_config_derived *derived_; /* private, see config.c */
+};
+
+/* ---- the table (config_table.c) ------------------------------------------ */
+
+enum wq_config_type {
+    WQ_CONFIG_STRING,   /* char *                                        */
+    WQ_CONFIG_INT,      /* int, within [min, max]                        */
+    WQ_CONFIG_BOOL,     /* int, 0 or 1                                   */
+    WQ_CONFIG_ENUM,     /* int, index into values[] (case-insensitive)   */
+    WQ_CONFIG_DURATION, /* int64_t ms, within [min, max] ms; the file    */
+                        /* gives seconds (30, 1.5) or a string: "500ms", */
+                        /* "30s", "5m", "2h", "1m30s"                    */
+    WQ_CONFIG_LIST,     /* struct wq_config_list, at least min items     */
+};
+
+#define WQ_CONFIG_SECRET   0x1u /* may come from KEY_file; hidden in dumps */
+#define WQ_CONFIG_REQUIRED 0x2u /* must end up non-empty */
+
+struct wq_config_key {
+    const char *key;            /* "kafka.brokers" */
+    enum wq_config_type type;
+    size_t offset;              /* offsetof(struct wq_config, ...) */
+    const char *def;            /* default, written as the environment
+                                   would give it ("4", "30s", "a,b") */
+    long long min, max;         /* range (INT, DURATION ms); LIST: min
+                                   items */
+    const char *const *values;  /* ENUM: NULL-terminated names */
+    unsigned flags;             /* WQ_CONFIG_SECRET | WQ_CONFIG_REQUIRED */
+    const char *doc;            /* one line for --help */
+};
+
+/* The one table, in the order of config/workq.conf, grouped by section. */
+extern const struct wq_config_key wq_config_keys[];
+extern const size_t wq_config_nkeys;
+
+/* ---- loading ------------------------------------------------------------- */
+
+/*
+ * wq_config_defaults fills *out with the table's defaults only: no file,
+ * no environment.  *out is overwritten (not freed first); release it with
+ * wq_config_free().  Cannot fail: it aborts on a malformed default, which
+ * is a bug in the table that the unit tests catch.
+ */
+void wq_config_defaults(struct wq_config *out);
+
+/*
+ * wq_config_load builds the effective configuration: defaults, then the
+ * file at `path`, then *_file secrets, then WORKQ_* environment variables.
+ * `path` NULL means WQ_SYSCONFDIR "/workq/workq.conf", and if that file
+ * does not exist the result is defaults plus environment (no error); an
+ * explicit path that cannot be opened is an error.
+ *
+ * *out is overwritten, not freed first.  Returns 0 with *out owning the
+ * result (release with wq_config_free), or
+ * WQ_ECONFIG with every problem found written into err, one
+ * "FILE:LINE: KEY: message" line each, joined by '\n' (size err with
+ * WQ_CONFIG_ERRLEN; a longer report is cut at a line boundary).  On
+ * failure *out holds nothing and may still be passed to wq_config_free.
+ * Blocks on file reads; uses getenv, so do not run it concurrently with
+ * setenv.
+ */
+int wq_config_load(const char *path, struct wq_config *out, char *err,
+    size_t errlen);
+
+/*
+ * wq_config_free releases every string and list of cfg, wiping secrets
+ * first, and zeroes it.  Safe on a zeroed struct and twice in a row.
+ */
+void wq_config_free(struct wq_config *cfg);
+
+/* ---- output -------------------------------------------------------------- */
+
+/*
+ * wq_config_print_doc writes --help style documentation of every key:
+ * name, type and range, default, environment variable, secret file
+ * variant, and the one-line doc.
+ */
+void wq_config_print_doc(FILE *fp);
+
+/*
+ * wq_config_dump writes the effective configuration as a libconfig file
+ * that loads again.  Non-empty secrets are written as "<hidden>".
+ */
+void wq_config_dump(const struct wq_config *cfg, FILE *fp);
+
+/* ---- helpers for other modules ------------------------------------------- */
+
+/*
+ * wq_config_transport_conf fills *out for wq_transport_open() from cfg:
+ * kind, Kafka brokers and tuning, librdkafka property pairs
+ * ("security.protocol=...", "sasl.mechanism=...", "sasl.username=...",
+ * "sasl.password=...", "ssl.ca.location=...", the optional ones only when
+ * set) and the AMQP URL with rabbitmq.password put in its userinfo
+ * (percent-encoded) when set.  client_id is worker.id or NULL;
+ * kafka_group_id, on_confirm and on_confirm_user are NULL for the caller
+ * to set.
+ *
+ * Every string *out points to is owned by cfg and stays valid until
+ * wq_config_free(cfg), also across later calls (which reuse it while the
+ * fields it came from stay unchanged).  Returns 0, or WQ_ECONFIG with err
+ * set if the AMQP URL is malformed.
+ */
+int wq_config_transport_conf(struct wq_config *cfg,
+    struct wq_transport_conf *out, char *err, size_t errlen);
+
+/*
+ * wq_config_setup_log calls wq_log_setup() with the log.level,
+ * log.format and log.file of cfg and the process name `procname`.
+ * Returns its result: 0, or WQ_EIO with err set when log.file cannot be
+ * opened (the log then stays on stderr).  Call before threads start.
+ */
+int wq_config_setup_log(const struct wq_config *cfg, const char *procname,
+    char *err, size_t errlen);
+
+/*
+ * wq_config_parse_duration parses "500ms", "30s", "5m", "2h", sums of
+ * them ("1h30m") or a bare integer of seconds into milliseconds.
+ * Returns 0 and sets *ms, or WQ_EINVAL.  Pure; thread-safe.
+ */
+int wq_config_parse_duration(const char *s, int64_t *ms);
+
+#endif
