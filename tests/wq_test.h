@@ -38,7 +38,7 @@ const char *wq_test_env(const char *name, const char *fallback);
 #define WQ_TEST_PG_CONNINFO() wq_test_env("WORKQ_TEST_PG_CONNINFO", \
     "host=127.0.0.1 port=55432 user=postgres dbname=workq")
 #define WQ_TEST_AMQP_URL() wq_test_env("WORKQ_TEST_AMQP_URL", \
-    "amqp://guest:guest@127.0.0.1:55672/")
+    "amqp://guest:guest@127.0.0.1:55672")
 #define WQ_TEST_KAFKA_BROKERS() wq_test_env("WORKQ_TEST_KAFKA_BROKERS", \
     "127.0.0.1:59092")
 
