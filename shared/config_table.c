@@ -81,7 +81,7 @@ const struct wq_config_key wq_config_keys[] = {
         "CA certificate file for TLS (ssl.ca.location); empty: system CAs"),
 
     /* rabbitmq */
-    STRING("rabbitmq.url", rabbitmq.url, "amqp://guest:guest@127.0.0.1:5672/",
+    STRING("rabbitmq.url", rabbitmq.url, "amqp://guest:guest@127.0.0.1:5672",
         0, "AMQP URL, amqp[s]://user:password@host:port/vhost"),
     STRING("rabbitmq.password", rabbitmq.password, "", WQ_CONFIG_SECRET,
         "password that replaces the one in rabbitmq.url; empty: the URL's"),

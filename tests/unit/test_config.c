@@ -177,7 +177,7 @@ check_defaults(const struct wq_config *c)
     assert_string_equal(c->kafka.sasl_password, "");
     assert_string_equal(c->kafka.ssl_ca_location, "");
     assert_string_equal(c->rabbitmq.url,
-        "amqp://guest:guest@127.0.0.1:5672/");
+        "amqp://guest:guest@127.0.0.1:5672");
     assert_string_equal(c->rabbitmq.password, "");
     assert_int_equal(c->rabbitmq.queue_type, WQ_RABBITMQ_QUORUM);
     assert_int_equal(c->rabbitmq.prefetch, 64);
@@ -1028,7 +1028,7 @@ test_config_transport_rabbitmq(void **state)
     wq_config_defaults(&c);
     assert_int_equal(wq_config_transport_conf(&c, &t, err, sizeof err), 0);
     assert_int_equal(t.kind, WQ_TRANSPORT_RABBITMQ);
-    assert_string_equal(t.amqp_url, "amqp://guest:guest@127.0.0.1:5672/");
+    assert_string_equal(t.amqp_url, "amqp://guest:guest@127.0.0.1:5672");
     assert_int_equal(t.amqp_quorum, 1);
     assert_int_equal(t.amqp_prefetch, 64);
     assert_int_equal(t.amqp_heartbeat_s, 30);
