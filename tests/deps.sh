@@ -9,8 +9,14 @@ set -eu
 pkgs="build-essential pkg-config git ca-certificates
       librdkafka-dev librabbitmq-dev libpq-dev libconfig-dev
       libmicrohttpd-dev libsystemd-dev libjansson-dev libcmocka-dev
-      postgresql rabbitmq-server kcat maven default-jre-headless
-      clang libclang-rt-dev valgrind curl procps psmisc netcat-openbsd"
+      postgresql rabbitmq-server kcat maven
+      clang libclang-rt-dev valgrind curl procps psmisc"
+
+# Kafka 4 needs Java 17 or newer; any installed JRE that new will do.
+java_major=$(java -version 2>&1 | sed -nE '1s/.*version "([0-9]+).*/\1/p')
+if [ -z "$java_major" ] || [ "$java_major" -lt 17 ]; then
+    pkgs="$pkgs default-jre-headless"
+fi
 
 # msgpack-c: Debian 13 made libmsgpack-dev an empty transitional package.
 msgpack=libmsgpack-dev
