@@ -1,0 +1,842 @@
+/*
+ * store.c - the PostgreSQL store: one libpq connection per wq_store and
+ * the SQL on the workq tables (see store.h for the contracts and
+ * shared/migrations/0001_init.sql for the schema).
+ *
+ * Values travel as parameters, never spliced into SQL: uuid and bytea in
+ * libpq's binary format (raw bytes, no escaping), text and numbers in text
+ * format.  Rows come back in binary format, so bytea needs no unescaping;
+ * times are converted to epoch milliseconds by the server.  Statements on
+ * the hot paths are prepared on first use and again after a reconnect.
+ *
+ * This file owns the connection (reconnected by wq_store_ping only) and
+ * the rules for error text: the server's primary message and SQLSTATE
+ * (never DETAIL, which quotes row values such as payloads), and no part of
+ * a password, even from a malformed conninfo.  Allocation failures are
+ * returned as WQ_ENOMEM, never aborted on.
+ */
+#include <ctype.h>
+#include <endian.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libpq-fe.h>
+
+#include "log.h"
+#include "store.h"
+
+/* Built-in type OIDs (pg_type.dat; stable across PostgreSQL versions). */
+#define OID_BOOL  16
+#define OID_BYTEA 17
+#define OID_INT8  20
+#define OID_INT4  23
+#define OID_TEXT  25
+#define OID_UUID  2950
+
+/* What replaces secrets in error text. */
+#define REDACTED "********"
+
+struct wq_store {
+    PGconn *conn;
+    unsigned prepared;      /* bit (1u << STMT_*) set: prepared on conn */
+    char sqlstate[6];       /* of the last failure, "" if none */
+};
+
+/* The statements of this file: prepared ones are the hot paths. */
+enum {
+    STMT_TASK_INSERT,
+    STMT_TASK_GET,
+    STMT_TASK_GET_KEY,
+    STMT_DEAD_LETTER,
+    STMT_COUNT
+};
+
+/* The columns a task row is read with, in this order (see task_decode). */
+#define MS(col) "(extract(epoch FROM " col ") * 1000)::int8"
+#define TASK_SELECT                                                       \
+    "SELECT id, queue, type, idempotency_key, payload, headers::text, "   \
+    "state, attempt, max_attempts, lease_owner, worker, last_error, "     \
+    "result, " MS("run_at") ", " MS("lease_expires_at") ", "              \
+    MS("created_at") ", " MS("started_at") ", " MS("finished_at") ", "    \
+    MS("updated_at") " FROM workq.tasks "
+
+enum {
+    C_ID, C_QUEUE, C_TYPE, C_KEY, C_PAYLOAD, C_HEADERS, C_STATE, C_ATTEMPT,
+    C_MAX_ATTEMPTS, C_LEASE_OWNER, C_WORKER, C_LAST_ERROR, C_RESULT,
+    C_RUN_AT, C_LEASE_EXPIRES_AT, C_CREATED_AT, C_STARTED_AT,
+    C_FINISHED_AT, C_UPDATED_AT, C_NCOLS
+};
+
+static const Oid task_insert_types[] = {
+    OID_UUID, OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA, OID_TEXT, OID_TEXT,
+    OID_INT4, OID_INT4, OID_INT8, OID_INT8,
+};
+static const Oid task_get_types[] = { OID_UUID };
+static const Oid task_get_key_types[] = { OID_TEXT, OID_TEXT };
+static const Oid dead_letter_types[] = {
+    OID_TEXT, OID_TEXT, OID_BYTEA, OID_BYTEA, OID_INT4, OID_INT8, OID_BOOL,
+    OID_TEXT, OID_TEXT,
+};
+
+static const struct stmt {
+    const char *name;       /* prepared statement name */
+    const char *what;       /* for error messages */
+    int prepare;            /* 1: prepare once per connection */
+    int nparams;
+    const Oid *types;
+    const char *sql;
+} stmts[STMT_COUNT] = {
+    [STMT_TASK_INSERT] = {
+        "wq_task_insert", "insert task", 1,
+        (int)WQ_ARRAY_LEN(task_insert_types), task_insert_types,
+        "INSERT INTO workq.tasks (id, queue, type, idempotency_key, "
+        "payload, headers, state, attempt, max_attempts, run_at, "
+        "created_at) "
+        "VALUES ($1, $2, $3, coalesce($4, $1::text), $5, "
+        "coalesce($6::jsonb, '{}'), $7, $8, $9, "
+        "timestamptz 'epoch' + $10 * interval '1 millisecond', "
+        "coalesce(timestamptz 'epoch' + $11 * interval '1 millisecond', "
+        "now())) "
+        "ON CONFLICT (queue, idempotency_key) DO NOTHING "
+        "RETURNING 1",
+    },
+    [STMT_TASK_GET] = {
+        "wq_task_get", "get task", 1,
+        (int)WQ_ARRAY_LEN(task_get_types), task_get_types,
+        TASK_SELECT "WHERE id = $1",
+    },
+    [STMT_TASK_GET_KEY] = {
+        "wq_task_get_key", "get task by key", 1,
+        (int)WQ_ARRAY_LEN(task_get_key_types), task_get_key_types,
+        TASK_SELECT "WHERE queue = $1 AND idempotency_key = $2",
+    },
+    [STMT_DEAD_LETTER] = {
+        /* Rare: not worth a prepared statement on every connection. */
+        "wq_dead_letter_insert", "insert dead letter", 0,
+        (int)WQ_ARRAY_LEN(dead_letter_types), dead_letter_types,
+        "INSERT INTO workq.dead_letters (transport, queue, raw, msg_key, "
+        "src_partition, src_offset, redelivered, error, worker) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+        "ON CONFLICT (queue, src_partition, src_offset, sha256(raw)) "
+        "WHERE transport = 'kafka' DO NOTHING "
+        "RETURNING id",
+    },
+};
+
+static const char *const state_names[WQ_TASK_STATE_COUNT] = {
+    [WQ_TASK_SCHEDULED] = "scheduled",
+    [WQ_TASK_QUEUED] = "queued",
+    [WQ_TASK_RUNNING] = "running",
+    [WQ_TASK_SUCCEEDED] = "succeeded",
+    [WQ_TASK_RETRY_WAIT] = "retry_wait",
+    [WQ_TASK_DEAD] = "dead",
+    [WQ_TASK_CANCELLED] = "cancelled",
+};
+
+const char *
+wq_task_state_name(enum wq_task_state state)
+{
+    if ((int)state < 0 || (int)state >= WQ_TASK_STATE_COUNT)
+        return NULL;
+    return state_names[state];
+}
+
+int
+wq_task_state_parse(const char *s)
+{
+    if (s == NULL)
+        return WQ_EINVAL;
+    for (int i = 0; i < WQ_TASK_STATE_COUNT; i++)
+        if (strcmp(s, state_names[i]) == 0)
+            return i;
+    return WQ_EINVAL;
+}
+
+int
+wq_task_state_is_final(enum wq_task_state state)
+{
+    return state == WQ_TASK_SUCCEEDED || state == WQ_TASK_DEAD ||
+        state == WQ_TASK_CANCELLED;
+}
+
+/* --- error text ------------------------------------------------------ */
+
+/*
+ * Copies src into dst (dstlen > 0), turning every run of whitespace
+ * (libpq's messages span lines, with tabs) into one space and dropping it
+ * at both ends.
+ */
+static void
+squash_copy(char *dst, size_t dstlen, const char *src)
+{
+    size_t n = 0;
+    int space = 0;
+
+    for (; *src != '\0' && n + 1 < dstlen; src++) {
+        if (isspace((unsigned char)*src)) {
+            space = n > 0;
+            continue;
+        }
+        if (space && n + 2 < dstlen)
+            dst[n++] = ' ';
+        space = 0;
+        dst[n++] = *src;
+    }
+    dst[n] = '\0';
+}
+
+/* Replaces every occurrence of `secret` in buf (size buflen) with
+ * REDACTED, truncating at buflen. */
+static void
+redact_secret(char *buf, size_t buflen, const char *secret)
+{
+    size_t slen, rlen = strlen(REDACTED);
+    char *p;
+
+    if (secret == NULL || (slen = strlen(secret)) == 0)
+        return;
+    p = buf;
+    while ((p = strstr(p, secret)) != NULL) {
+        size_t tail = strlen(p + slen);
+        size_t room = buflen - (size_t)(p - buf);  /* incl. the NUL */
+
+        if (rlen + 1 >= room) {
+            *p = '\0';
+            return;
+        }
+        if (rlen + tail + 1 > room)
+            tail = room - rlen - 1;
+        memmove(p + rlen, p + slen, tail);
+        p[rlen + tail] = '\0';
+        memcpy(p, REDACTED, rlen);
+        p += rlen;
+    }
+}
+
+/* True if the conninfo string may carry a password: the keyword, or a
+ * URI whose user part has "user:password@". */
+static int
+conninfo_has_password(const char *ci)
+{
+    const char *p, *end;
+
+    if (strcasestr(ci, "password") != NULL)
+        return 1;
+    if ((p = strstr(ci, "://")) == NULL)
+        return 0;
+    p += 3;
+    end = p + strcspn(p, "/?");
+    for (const char *at = p; at < end; at++)
+        if (*at == '@')
+            return memchr(p, ':', (size_t)(at - p)) != NULL;
+    return 0;
+}
+
+/* True if libpq would read ci as a conninfo string or URI rather than as
+ * a bare database name (PQconnectdbParams with expand_dbname). */
+static int
+conninfo_is_expanded(const char *ci)
+{
+    return strchr(ci, '=') != NULL ||
+        strncmp(ci, "postgresql://", 13) == 0 ||
+        strncmp(ci, "postgres://", 11) == 0;
+}
+
+int
+wq_store_result_check(wq_store *s, const PGresult *r, const char *what,
+    char *err, size_t errlen)
+{
+    const char *state = NULL, *msg = NULL;
+    char buf[WQ_ERRLEN];
+    ExecStatusType st;
+
+    s->sqlstate[0] = '\0';
+    if (r != NULL) {
+        st = PQresultStatus(r);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+            return 0;
+        state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+        if (msg == NULL && st != PGRES_FATAL_ERROR &&
+            st != PGRES_NONFATAL_ERROR) {
+            return wq_seterr(err, errlen, WQ_ESTORE,
+                "%s: unexpected result %s", what, PQresStatus(st));
+        }
+    }
+    if (msg == NULL)
+        msg = PQerrorMessage(s->conn);
+    squash_copy(buf, sizeof buf, msg != NULL && *msg != '\0' ? msg
+        : "no answer from the server");
+    if (state != NULL && strlen(state) == 5) {
+        memcpy(s->sqlstate, state, 6);
+        /* 22: data exception, 23: integrity constraint violation */
+        return wq_seterr(err, errlen,
+            strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0
+            ? WQ_EINVAL : WQ_ESTORE, "%s: %s (SQLSTATE %s)", what, buf,
+            state);
+    }
+    return wq_seterr(err, errlen, WQ_ESTORE, "%s: %s", what, buf);
+}
+
+const char *
+wq_store_last_sqlstate(const wq_store *s)
+{
+    return s->sqlstate;
+}
+
+/* --- connection ------------------------------------------------------ */
+
+int
+wq_store_open(const char *conninfo, const char *password, wq_store **out,
+    char *err, size_t errlen)
+{
+    const char *kw[6], *val[6];
+    PQconninfoOption *opts = NULL, *o;
+    const char *ci_password = NULL;
+    char *perr = NULL, buf[WQ_ERRLEN];
+    PGconn *conn = NULL;
+    wq_store *s = NULL;
+    int n = 0, rc;
+
+    *out = NULL;
+    if (conninfo == NULL)
+        conninfo = "";
+
+    /* Parse first, to report a malformed string without leaking a
+     * password and to know the password to redact from later errors. */
+    if (conninfo_is_expanded(conninfo)) {
+        if ((opts = PQconninfoParse(conninfo, &perr)) == NULL) {
+            if (perr == NULL)
+                return wq_seterr(err, errlen, WQ_ENOMEM,
+                    "PostgreSQL conninfo: out of memory");
+            squash_copy(buf, sizeof buf, perr);
+            PQfreemem(perr);
+            /* libpq quotes pieces of the string ('missing "=" after
+             * "cret"'): they may be pieces of the password, and a
+             * password may hold quotes itself, so no redaction of them
+             * can be trusted.  Say nothing of the string then. */
+            if (conninfo_has_password(conninfo))
+                return wq_seterr(err, errlen, WQ_ESTORE,
+                    "invalid PostgreSQL conninfo (libpq's details withheld: "
+                    "the string holds a password; quote values that "
+                    "contain spaces or quotes, or use password_file)");
+            return wq_seterr(err, errlen, WQ_ESTORE,
+                "invalid PostgreSQL conninfo: %s", buf);
+        }
+        for (o = opts; o->keyword != NULL; o++)
+            if (strcmp(o->keyword, "password") == 0)
+                ci_password = o->val;
+    }
+
+    /* Earlier keywords are overridden by the expanded conninfo, later
+     * ones override it. */
+    kw[n] = "connect_timeout";  val[n++] = "10";
+    kw[n] = "application_name"; val[n++] = "workq";
+    kw[n] = "dbname";           val[n++] = conninfo;
+    kw[n] = "client_encoding";  val[n++] = "UTF8";
+    if (password != NULL) {
+        kw[n] = "password";     val[n++] = password;
+    }
+    kw[n] = NULL;               val[n] = NULL;
+
+    if ((conn = PQconnectdbParams(kw, val, 1)) == NULL) {
+        rc = wq_seterr(err, errlen, WQ_ENOMEM,
+            "connect to PostgreSQL: out of memory");
+        goto fail;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        squash_copy(buf, sizeof buf, PQerrorMessage(conn));
+        redact_secret(buf, sizeof buf, ci_password);
+        redact_secret(buf, sizeof buf, password);
+        rc = wq_seterr(err, errlen, WQ_ESTORE, "connect to PostgreSQL: %s",
+            buf);
+        goto fail;
+    }
+    PQsetNoticeProcessor(conn, wq_log_libpq_notice, NULL);
+    if ((s = calloc(1, sizeof *s)) == NULL) {
+        rc = wq_seterr(err, errlen, WQ_ENOMEM,
+            "connect to PostgreSQL: out of memory");
+        goto fail;
+    }
+    s->conn = conn;
+    PQconninfoFree(opts);
+    wq_log_debug("store", "connected to %s:%s database %s as %s",
+        PQhost(conn), PQport(conn), PQdb(conn), PQuser(conn));
+    *out = s;
+    return 0;
+
+fail:
+    PQfinish(conn);
+    PQconninfoFree(opts);
+    return rc;
+}
+
+void
+wq_store_close(wq_store *s)
+{
+    if (s == NULL)
+        return;
+    PQfinish(s->conn);
+    free(s);
+}
+
+struct pg_conn *
+wq_store_conn(wq_store *s)
+{
+    return s->conn;
+}
+
+/*
+ * Called at the start of every operation: clears the SQLSTATE and refuses
+ * a connection that broke during an earlier call.  It is not reset here:
+ * a transaction open on it is gone, and the caller's next statement (say
+ * COMMIT) must fail rather than run on a fresh connection.  Only
+ * wq_store_ping reconnects.
+ */
+static int
+store_ready(wq_store *s, char *err, size_t errlen)
+{
+    s->sqlstate[0] = '\0';
+    if (PQstatus(s->conn) == CONNECTION_OK)
+        return 0;
+    return wq_seterr(err, errlen, WQ_ESTORE, "the connection to PostgreSQL "
+        "was lost (wq_store_ping reconnects)");
+}
+
+/* Reconnects with the same parameters; the prepared statements are gone
+ * with the old connection. */
+static int
+store_reset(wq_store *s, char *err, size_t errlen)
+{
+    char buf[WQ_ERRLEN];
+
+    s->prepared = 0;
+    PQreset(s->conn);
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        squash_copy(buf, sizeof buf, PQerrorMessage(s->conn));
+        return wq_seterr(err, errlen, WQ_ESTORE,
+            "reconnect to PostgreSQL: %s", buf);
+    }
+    wq_log_warn("store", "connection to PostgreSQL was lost; reconnected");
+    return 0;
+}
+
+int
+wq_store_ping(wq_store *s, char *err, size_t errlen)
+{
+    PGresult *r;
+    int rc = WQ_ESTORE;
+
+    for (int i = 0; i < 2; i++) {
+        s->sqlstate[0] = '\0';
+        if (PQstatus(s->conn) != CONNECTION_OK &&
+            (rc = store_reset(s, err, errlen)) != 0)
+            return rc;
+        r = PQexec(s->conn, "SELECT 1");
+        rc = wq_store_result_check(s, r, "ping", err, errlen);
+        PQclear(r);
+        /* Try again only if the connection broke under the query. */
+        if (rc == 0 || PQstatus(s->conn) == CONNECTION_OK)
+            break;
+    }
+    return rc;
+}
+
+int
+wq_store_exec(wq_store *s, const char *sql, char *err, size_t errlen)
+{
+    PGresult *r;
+    int rc;
+
+    if ((rc = store_ready(s, err, errlen)) != 0)
+        return rc;
+    r = PQexec(s->conn, sql);
+    rc = wq_store_result_check(s, r, "exec", err, errlen);
+    PQclear(r);
+    return rc;
+}
+
+/*
+ * Runs statement `id` of stmts[] with the given parameters, preparing it
+ * first if it is a prepared one not yet prepared on this connection.
+ * On success *out holds the result (the caller PQclear()s it).
+ */
+static int
+stmt_run(wq_store *s, int id, const char *const *values, const int *lengths,
+    const int *formats, int binary_result, PGresult **out, char *err,
+    size_t errlen)
+{
+    const struct stmt *st = &stmts[id];
+    PGresult *r;
+    int rc;
+
+    *out = NULL;
+    if ((rc = store_ready(s, err, errlen)) != 0)
+        return rc;
+    if (st->prepare && (s->prepared & (1u << id)) == 0) {
+        r = PQprepare(s->conn, st->name, st->sql, st->nparams, st->types);
+        rc = wq_store_result_check(s, r, st->what, err, errlen);
+        PQclear(r);
+        if (rc != 0)
+            return rc;
+        s->prepared |= 1u << id;
+    }
+    if (st->prepare)
+        r = PQexecPrepared(s->conn, st->name, st->nparams, values, lengths,
+            formats, binary_result);
+    else
+        r = PQexecParams(s->conn, st->sql, st->nparams, st->types, values,
+            lengths, formats, binary_result);
+    if ((rc = wq_store_result_check(s, r, st->what, err, errlen)) != 0) {
+        PQclear(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+/* --- tasks ----------------------------------------------------------- */
+
+static void
+uuid_format(const uint8_t id[16], char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    int n = 0;
+
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[n++] = '-';
+        out[n++] = hex[id[i] >> 4];
+        out[n++] = hex[id[i] & 15];
+    }
+    out[n] = '\0';
+}
+
+int
+wq_store_task_insert(wq_store *s, const struct wq_task_new *t, int *inserted,
+    char *err, size_t errlen)
+{
+    char attempt[16], max_attempts[16], run_at[24], created_at[24];
+    const char *values[11];
+    int lengths[11] = { 0 }, formats[11] = { 0 };
+    const char *state;
+    PGresult *r;
+    int rc;
+
+    if (inserted != NULL)
+        *inserted = 0;
+    if (t->queue == NULL || t->type == NULL ||
+        (t->payload == NULL && t->payload_len > 0))
+        return wq_seterr(err, errlen, WQ_EINVAL,
+            "insert task: queue, type and payload are required");
+    if ((state = wq_task_state_name(t->state)) == NULL)
+        return wq_seterr(err, errlen, WQ_EINVAL,
+            "insert task: invalid state %d", (int)t->state);
+    if (t->payload_len > WQ_PAYLOAD_MAX)
+        return wq_seterr(err, errlen, WQ_ETOOBIG,
+            "insert task: payload of %zu bytes exceeds %u", t->payload_len,
+            WQ_PAYLOAD_MAX);
+    snprintf(attempt, sizeof attempt, "%d", t->attempt);
+    snprintf(max_attempts, sizeof max_attempts, "%d", t->max_attempts);
+    snprintf(run_at, sizeof run_at, "%" PRId64, t->run_at_ms);
+    snprintf(created_at, sizeof created_at, "%" PRId64, t->created_at_ms);
+
+    values[0] = (const char *)t->id; lengths[0] = 16; formats[0] = 1;
+    values[1] = t->queue;
+    values[2] = t->type;
+    values[3] = t->idempotency_key;
+    /* A NULL binary value would be SQL NULL: an empty payload is "". */
+    values[4] = t->payload_len > 0 ? (const char *)t->payload : "";
+    lengths[4] = (int)t->payload_len; formats[4] = 1;
+    values[5] = t->headers_json;
+    values[6] = state;
+    values[7] = attempt;
+    values[8] = max_attempts;
+    values[9] = t->run_at_ms != 0 ? run_at : NULL;
+    values[10] = t->created_at_ms != 0 ? created_at : NULL;
+
+    rc = stmt_run(s, STMT_TASK_INSERT, values, lengths, formats, 0, &r, err,
+        errlen);
+    if (rc != 0)
+        return rc;
+    if (inserted != NULL)
+        *inserted = PQntuples(r) == 1;
+    PQclear(r);
+    return 0;
+}
+
+void
+wq_task_row_free(struct wq_task_row *row)
+{
+    if (row == NULL)
+        return;
+    free(row->queue);
+    free(row->type);
+    free(row->idempotency_key);
+    free(row->payload);
+    free(row->headers_json);
+    free(row->lease_owner);
+    free(row->worker);
+    free(row->last_error);
+    free(row->result);
+    memset(row, 0, sizeof *row);
+}
+
+/* Copies column c of row 0 (binary format) with a NUL after it; *p is
+ * left NULL for SQL NULL.  Returns 0 or WQ_ENOMEM. */
+static int
+col_dup(const PGresult *r, int c, void *pp, size_t *lenp)
+{
+    char **p = pp;
+    size_t len;
+
+    *p = NULL;
+    if (lenp != NULL)
+        *lenp = 0;
+    if (PQgetisnull(r, 0, c))
+        return 0;
+    len = (size_t)PQgetlength(r, 0, c);
+    if ((*p = malloc(len + 1)) == NULL)
+        return WQ_ENOMEM;
+    memcpy(*p, PQgetvalue(r, 0, c), len);
+    (*p)[len] = '\0';
+    if (lenp != NULL)
+        *lenp = len;
+    return 0;
+}
+
+/* Reads a binary int4 or int8 column of row 0; SQL NULL reads as 0.
+ * Returns 0, or WQ_ESTORE if the column does not have `size` bytes. */
+static int
+col_int(const PGresult *r, int c, size_t size, int64_t *v)
+{
+    const char *p = PQgetvalue(r, 0, c);
+    uint32_t u32;
+    uint64_t u64;
+
+    *v = 0;
+    if (PQgetisnull(r, 0, c))
+        return 0;
+    if ((size_t)PQgetlength(r, 0, c) != size)
+        return WQ_ESTORE;
+    if (size == 4) {
+        memcpy(&u32, p, 4);
+        *v = (int32_t)be32toh(u32);
+    } else {
+        memcpy(&u64, p, 8);
+        *v = (int64_t)be64toh(u64);
+    }
+    return 0;
+}
+
+/* Decodes row 0 of a TASK_SELECT result (binary format) into *out. */
+static int
+task_decode(const PGresult *r, struct wq_task_row *out, char *err,
+    size_t errlen)
+{
+    static const int times[] = { C_RUN_AT, C_LEASE_EXPIRES_AT, C_CREATED_AT,
+        C_STARTED_AT, C_FINISHED_AT, C_UPDATED_AT };
+    int64_t *const time_out[] = { &out->run_at_ms, &out->lease_expires_at_ms,
+        &out->created_at_ms, &out->started_at_ms, &out->finished_at_ms,
+        &out->updated_at_ms };
+    int64_t v;
+    int state;
+
+    if (PQnfields(r) != C_NCOLS || PQgetlength(r, 0, C_ID) != 16 ||
+        PQgetisnull(r, 0, C_STATE))
+        return wq_seterr(err, errlen, WQ_ESTORE,
+            "get task: unexpected row shape");
+    memcpy(out->id, PQgetvalue(r, 0, C_ID), 16);
+
+    if (col_dup(r, C_QUEUE, &out->queue, NULL) != 0 ||
+        col_dup(r, C_TYPE, &out->type, NULL) != 0 ||
+        col_dup(r, C_KEY, &out->idempotency_key, NULL) != 0 ||
+        col_dup(r, C_PAYLOAD, &out->payload, &out->payload_len) != 0 ||
+        col_dup(r, C_HEADERS, &out->headers_json, NULL) != 0 ||
+        col_dup(r, C_LEASE_OWNER, &out->lease_owner, NULL) != 0 ||
+        col_dup(r, C_WORKER, &out->worker, NULL) != 0 ||
+        col_dup(r, C_LAST_ERROR, &out->last_error, NULL) != 0 ||
+        col_dup(r, C_RESULT, &out->result, &out->result_len) != 0)
+        return wq_seterr(err, errlen, WQ_ENOMEM, "get task: out of memory");
+
+    if ((state = wq_task_state_parse(PQgetvalue(r, 0, C_STATE))) < 0)
+        return wq_seterr(err, errlen, WQ_ESTORE,
+            "get task: unknown state \"%.32s\" (is this workq older than "
+            "the schema?)", PQgetvalue(r, 0, C_STATE));
+    out->state = (enum wq_task_state)state;
+    if (col_int(r, C_ATTEMPT, 4, &v) != 0)
+        goto shape;
+    out->attempt = (int)v;
+    if (col_int(r, C_MAX_ATTEMPTS, 4, &v) != 0)
+        goto shape;
+    out->max_attempts = (int)v;
+    for (size_t i = 0; i < WQ_ARRAY_LEN(times); i++)
+        if (col_int(r, times[i], 8, time_out[i]) != 0)
+            goto shape;
+    return 0;
+
+shape:
+    return wq_seterr(err, errlen, WQ_ESTORE, "get task: unexpected row shape");
+}
+
+/* Runs a task SELECT and decodes its row; WQ_ENOENT names `what`. */
+static int
+task_fetch(wq_store *s, int stmt, const char *const *values,
+    const int *lengths, const int *formats, const char *what,
+    struct wq_task_row *out, char *err, size_t errlen)
+{
+    PGresult *r;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    rc = stmt_run(s, stmt, values, lengths, formats, 1, &r, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (PQntuples(r) == 0)
+        rc = wq_seterr(err, errlen, WQ_ENOENT, "no task %s", what);
+    else
+        rc = task_decode(r, out, err, errlen);
+    PQclear(r);
+    if (rc != 0)
+        wq_task_row_free(out);
+    return rc;
+}
+
+int
+wq_store_task_get(wq_store *s, const uint8_t id[16], struct wq_task_row *out,
+    char *err, size_t errlen)
+{
+    const char *values[1] = { (const char *)id };
+    const int lengths[1] = { 16 }, formats[1] = { 1 };
+    char what[40];
+
+    uuid_format(id, what);
+    return task_fetch(s, STMT_TASK_GET, values, lengths, formats, what, out,
+        err, errlen);
+}
+
+int
+wq_store_task_get_by_key(wq_store *s, const char *queue,
+    const char *idempotency_key, struct wq_task_row *out, char *err,
+    size_t errlen)
+{
+    const char *values[2] = { queue, idempotency_key };
+    const int lengths[2] = { 0, 0 }, formats[2] = { 0, 0 };
+    char what[64];
+
+    memset(out, 0, sizeof *out);
+    if (queue == NULL || idempotency_key == NULL)
+        return wq_seterr(err, errlen, WQ_EINVAL,
+            "get task: queue and key are required");
+    snprintf(what, sizeof what, "with that key in queue %.40s", queue);
+    return task_fetch(s, STMT_TASK_GET_KEY, values, lengths, formats, what,
+        out, err, errlen);
+}
+
+/* --- dead letters ---------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if none. */
+static size_t
+utf8_seq(const unsigned char *p, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) { len = 2; cp = p[0] & 0x1f; }
+    else if ((p[0] & 0xf0) == 0xe0) { len = 3; cp = p[0] & 0x0f; }
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4) { len = 4; cp = p[0] & 0x07; }
+    else return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+/*
+ * Returns a copy of s with every byte that is not part of valid UTF-8
+ * replaced by '?': a decoder's reason may quote the garbage it choked on,
+ * and the server would refuse the row, losing the dead letter.  NULL if
+ * out of memory.  The caller frees.
+ */
+static char *
+utf8_sanitize(const char *s)
+{
+    size_t n = strlen(s), i = 0, k;
+    char *out = malloc(n + 1);
+
+    if (out == NULL)
+        return NULL;
+    while (i < n) {
+        if ((k = utf8_seq((const unsigned char *)s + i, n - i)) == 0) {
+            out[i++] = '?';
+            continue;
+        }
+        memcpy(out + i, s + i, k);
+        i += k;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+int
+wq_store_dead_letter_insert(wq_store *s, const struct wq_dead_letter *dl,
+    int64_t *id, char *err, size_t errlen)
+{
+    char partition[16], offset[24], *reason = NULL;
+    const char *values[9];
+    int lengths[9] = { 0 }, formats[9] = { 0 };
+    PGresult *r;
+    int rc;
+
+    if (id != NULL)
+        *id = 0;
+    if (dl->transport == NULL || dl->queue == NULL || dl->error == NULL ||
+        (dl->raw == NULL && dl->raw_len > 0) ||
+        (dl->key == NULL && dl->keylen > 0))
+        return wq_seterr(err, errlen, WQ_EINVAL,
+            "insert dead letter: transport, queue, raw and error are "
+            "required");
+    if (dl->raw_len > INT32_MAX || dl->keylen > INT32_MAX)
+        return wq_seterr(err, errlen, WQ_ETOOBIG,
+            "insert dead letter: message of %zu bytes is too large",
+            dl->raw_len);
+    if ((reason = utf8_sanitize(dl->error)) == NULL)
+        return wq_seterr(err, errlen, WQ_ENOMEM,
+            "insert dead letter: out of memory");
+    snprintf(partition, sizeof partition, "%" PRId32, dl->partition);
+    snprintf(offset, sizeof offset, "%" PRId64, dl->offset);
+
+    values[0] = dl->transport;
+    values[1] = dl->queue;
+    values[2] = dl->raw_len > 0 ? (const char *)dl->raw : "";
+    lengths[2] = (int)dl->raw_len; formats[2] = 1;
+    values[3] = dl->key != NULL ? (const char *)dl->key : NULL;
+    lengths[3] = (int)dl->keylen; formats[3] = 1;
+    values[4] = dl->partition >= 0 ? partition : NULL;
+    values[5] = dl->offset >= 0 ? offset : NULL;
+    values[6] = dl->redelivered ? "true" : "false";
+    values[7] = reason;
+    values[8] = dl->worker;
+
+    rc = stmt_run(s, STMT_DEAD_LETTER, values, lengths, formats, 0, &r, err,
+        errlen);
+    free(reason);
+    if (rc != 0)
+        return rc;
+    if (PQntuples(r) == 1 && id != NULL)
+        *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return 0;
+}

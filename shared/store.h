@@ -1,0 +1,240 @@
+/*
+ * store.h - workq's PostgreSQL store (libpq): the connection and the SQL
+ * on the tables of shared/migrations/ (schema workq).
+ *
+ * A wq_store is one libpq connection.  It owns the connection, the
+ * statements prepared on it and the SQLSTATE of its last failure; it
+ * leaves the schema to migrate.h and the meaning of task states to the
+ * worker and the scheduler (DESIGN.md "A task's life", and the comments
+ * of shared/migrations/0001_init.sql).  All of workq's SQL should live
+ * here and in migrate.c: modules that write their own for now go through
+ * wq_store_conn(), and move it here when it settles.
+ *
+ * Errors follow wq.h: 0 or a negative WQ_E*, with a sentence in the
+ * caller's err buffer.  A connection failure or a server error is
+ * WQ_ESTORE; a row the schema rejects (a CHECK, a unique key, bad JSON,
+ * SQLSTATE classes 22 and 23) is WQ_EINVAL; a task that does not exist is
+ * WQ_ENOENT.  Nothing here aborts on allocation failure (WQ_ENOMEM), so the
+ * client API may use it too.
+ *
+ * Threads: a handle is not thread-safe; use one per thread.  Every call
+ * blocks on the network.  A lost connection stays lost: every call fails
+ * with WQ_ESTORE until wq_store_ping() reconnects, so that a transaction
+ * that died with its connection can never be half-continued (a COMMIT
+ * "succeeding" on a fresh connection).  A daemon's retry loop is: on
+ * WQ_ESTORE, ROLLBACK if it can, back off, wq_store_ping() until it
+ * succeeds, then redo the whole transaction.
+ */
+#ifndef WQ_STORE_H
+#define WQ_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wq.h"
+
+typedef struct wq_store wq_store;
+
+/* libpq's types, without including <libpq-fe.h> here:
+ * struct pg_conn is PGconn and struct pg_result is PGresult. */
+struct pg_conn;
+struct pg_result;
+
+/* The states of a task; workq.tasks.state holds their names. */
+enum wq_task_state {
+    WQ_TASK_SCHEDULED,   /* waiting for run_at (delayed submit) */
+    WQ_TASK_QUEUED,      /* on the broker, not yet claimed */
+    WQ_TASK_RUNNING,     /* claimed, under a lease */
+    WQ_TASK_SUCCEEDED,   /* final: one committed success */
+    WQ_TASK_RETRY_WAIT,  /* an attempt failed; due again at run_at */
+    WQ_TASK_DEAD,        /* final: attempts spent or permanent failure */
+    WQ_TASK_CANCELLED,   /* final: cancelled before it ran */
+};
+#define WQ_TASK_STATE_COUNT 7
+
+/* wq_task_state_name returns "scheduled", "queued", ... for a state, or
+ * NULL for a value outside the enum.  Static strings; thread-safe. */
+const char *wq_task_state_name(enum wq_task_state state);
+
+/* wq_task_state_parse returns the state named `s` (as stored in
+ * workq.tasks.state), or WQ_EINVAL if `s` names none.  Thread-safe. */
+int wq_task_state_parse(const char *s);
+
+/* True (1) for succeeded, dead and cancelled, else 0. */
+int wq_task_state_is_final(enum wq_task_state state);
+
+/*
+ * wq_store_open connects to PostgreSQL.  `conninfo` is a libpq connection
+ * string or URI ("host=... dbname=...", "postgresql://..."); NULL or ""
+ * means libpq's defaults and PG* environment.  `password`, when not NULL,
+ * overrides any password in conninfo (so that a password_file secret
+ * stays out of the configuration).  workq adds application_name=workq and
+ * connect_timeout=10 unless conninfo sets them, and always uses UTF8.
+ * libpq notices go to the log (wq_log_libpq_notice).
+ *
+ * Returns 0 with *out owning the connection (release it with
+ * wq_store_close), or WQ_ESTORE with err holding libpq's reason, which
+ * names the host and port; no part of a password is ever written into
+ * err.  WQ_ENOMEM if out of memory.  Blocks while connecting.
+ */
+int wq_store_open(const char *conninfo, const char *password,
+    wq_store **out, char *err, size_t errlen);
+
+/* wq_store_close closes the connection and frees the handle.  NULL is
+ * allowed.  An open transaction is rolled back by the server. */
+void wq_store_close(wq_store *s);
+
+/*
+ * wq_store_conn returns the connection (a PGconn *) for modules that run
+ * their own SQL.  It stays owned by the store: do not PQfinish it, do not
+ * DEALLOCATE or DISCARD ALL on it (the store's prepared statements live
+ * there), and leave it outside a transaction when calling store functions
+ * that say they need that.  Check results with wq_store_result_check().
+ */
+struct pg_conn *wq_store_conn(wq_store *s);
+
+/*
+ * wq_store_ping checks that the server answers (SELECT 1).  A lost
+ * connection is reconnected with the same parameters (and the SELECT
+ * tried once more if it broke under it): whatever transaction was open
+ * on it is gone, so call it between transactions, as health checks and
+ * retry loops do.  Returns 0 or WQ_ESTORE.
+ */
+int wq_store_ping(wq_store *s, char *err, size_t errlen);
+
+/*
+ * wq_store_exec runs `sql`, one or several simple statements without
+ * parameters (BEGIN, COMMIT, SET, DDL, test fixtures), and discards any
+ * rows.  Returns 0, WQ_EINVAL when the server rejected data (SQLSTATE
+ * class 22 or 23), else WQ_ESTORE; in both cases err has the server's
+ * message and wq_store_last_sqlstate() its code.  Never pass untrusted
+ * text in `sql`: values go through parameters (PQexecParams).
+ */
+int wq_store_exec(wq_store *s, const char *sql, char *err, size_t errlen);
+
+/*
+ * wq_store_result_check is for modules with their own SQL: it returns 0
+ * when `r` (from PQexec* on this store's connection, not consumed) holds
+ * PGRES_COMMAND_OK or PGRES_TUPLES_OK, and otherwise an error as
+ * wq_store_exec reports it, with err "what: server message (SQLSTATE x)".
+ * `r` NULL means libpq failed (out of memory, connection lost).  The caller
+ * still PQclear()s r.
+ */
+int wq_store_result_check(wq_store *s, const struct pg_result *r,
+    const char *what, char *err, size_t errlen);
+
+/* wq_store_last_sqlstate returns the five-character SQLSTATE of the last
+ * failed statement on this store ("23514"), or "" if there was none or
+ * the failure did not come from the server.  Valid until the next call. */
+const char *wq_store_last_sqlstate(const wq_store *s);
+
+/*
+ * A task to insert: plain fields, the store does not depend on the
+ * envelope module.  Strings are borrowed for the call.  Times are
+ * milliseconds since the Unix epoch.
+ */
+struct wq_task_new {
+    uint8_t id[16];               /* UUIDv7 */
+    const char *queue;            /* without the "workq." prefix */
+    const char *type;             /* handler name */
+    const char *idempotency_key;  /* NULL: the id's text form */
+    const void *payload;          /* may be NULL when payload_len is 0 */
+    size_t payload_len;
+    const char *headers_json;     /* a JSON object, or NULL for {} */
+    enum wq_task_state state;     /* usually scheduled or queued */
+    int attempt;                  /* attempts already started, usually 0 */
+    int max_attempts;             /* >= 1 */
+    int64_t run_at_ms;            /* when due; 0 = none */
+    int64_t created_at_ms;        /* envelope created-at; 0 = now */
+};
+
+/*
+ * wq_store_task_insert inserts a task unless its (queue, idempotency_key)
+ * already exists: INSERT ... ON CONFLICT DO NOTHING.  *inserted (may be
+ * NULL) is set to 1 if the row was inserted and 0 if the key existed (the
+ * existing row is left untouched).  Returns 0, WQ_EINVAL if the row breaks
+ * a rule of the schema (queue name, sizes, state, JSON headers, the same
+ * id under another key), WQ_ESTORE otherwise.  Prepared on first use.
+ */
+int wq_store_task_insert(wq_store *s, const struct wq_task_new *t,
+    int *inserted, char *err, size_t errlen);
+
+/*
+ * A task as read back.  Every pointer is owned by the row and released by
+ * wq_task_row_free; a pointer is NULL when the column is SQL NULL.  The
+ * byte buffers carry one extra NUL byte past their length.  Times are
+ * epoch milliseconds, 0 when NULL.
+ */
+struct wq_task_row {
+    uint8_t id[16];
+    char *queue;
+    char *type;
+    char *idempotency_key;
+    uint8_t *payload;             /* never NULL after a successful get */
+    size_t payload_len;
+    char *headers_json;           /* JSON object text */
+    enum wq_task_state state;
+    int attempt;
+    int max_attempts;
+    char *lease_owner;
+    char *worker;
+    char *last_error;
+    uint8_t *result;              /* NULL if the task has no result */
+    size_t result_len;
+    int64_t run_at_ms;
+    int64_t lease_expires_at_ms;
+    int64_t created_at_ms;
+    int64_t started_at_ms;
+    int64_t finished_at_ms;
+    int64_t updated_at_ms;
+};
+
+/*
+ * wq_store_task_get reads the task with id `id` into *out, which the
+ * caller releases with wq_task_row_free (also after a failure, which
+ * leaves it zeroed).  Returns 0, WQ_ENOENT if there is no such task,
+ * WQ_ESTORE or WQ_ENOMEM.  Prepared on first use.
+ */
+int wq_store_task_get(wq_store *s, const uint8_t id[16],
+    struct wq_task_row *out, char *err, size_t errlen);
+
+/* wq_store_task_get_by_key is wq_store_task_get by (queue, idempotency
+ * key), the identity a claim uses. */
+int wq_store_task_get_by_key(wq_store *s, const char *queue,
+    const char *idempotency_key, struct wq_task_row *out, char *err,
+    size_t errlen);
+
+/* wq_task_row_free frees what the row owns and zeroes it; the struct
+ * itself stays the caller's.  Safe on a zeroed row and twice. */
+void wq_task_row_free(struct wq_task_row *row);
+
+/*
+ * A broker message that failed to decode as an envelope: the fields of
+ * the transport's wq_delivery plus why.  Borrowed for the call.
+ */
+struct wq_dead_letter {
+    const char *transport;        /* "kafka" or "rabbitmq" (ops->name) */
+    const char *queue;            /* without the "workq." prefix */
+    const void *raw;              /* the message body, kept byte for byte */
+    size_t raw_len;
+    const void *key;              /* Kafka message key, or NULL */
+    size_t keylen;
+    int32_t partition;            /* Kafka partition, -1 on RabbitMQ */
+    int64_t offset;               /* Kafka offset or delivery tag; -1 none */
+    int redelivered;
+    const char *error;            /* the decoder's reason */
+    const char *worker;           /* receiving worker's id, or NULL */
+};
+
+/*
+ * wq_store_dead_letter_insert stores an undecodable message whole in
+ * workq.dead_letters.  *id (may be NULL) receives the new row's id, or 0
+ * when the same Kafka message (queue, partition, offset and bytes) was
+ * stored before, by a delivery that crashed before its commit.  Returns 0,
+ * WQ_EINVAL (unknown transport, missing fields) or WQ_ESTORE.  Call it
+ * before acking the message.
+ */
+int wq_store_dead_letter_insert(wq_store *s, const struct wq_dead_letter *dl,
+    int64_t *id, char *err, size_t errlen);
+
+#endif

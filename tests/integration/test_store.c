@@ -1,0 +1,907 @@
+/*
+ * test_store.c - the store and migrate against a real PostgreSQL (the
+ * private server of tests/services, WORKQ_TEST_PG_CONNINFO).
+ *
+ * The schema name is fixed (workq), so each test gets a database of its
+ * own: the setup creates wqtest_<pid>_<n> from the maintenance connection
+ * and the teardown drops it (WITH (FORCE), so a child still connected
+ * cannot keep it).  A missing server fails every test: these tests never
+ * skip.  Values are checked through the store's API where it has one and
+ * with plain libpq where it has none yet (dead letters are write-only).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "migrate.h"
+#include "store.h"
+#include "wq_test.h"
+
+/* The test's own database: name and a conninfo that selects it. */
+static struct {
+    char name[64];
+    char conninfo[1024];
+} db;
+
+/* --- helpers --------------------------------------------------------- */
+
+/* Opens a store on `conninfo` or fails the test, saying how to get a
+ * server. */
+static wq_store *
+open_or_fail(const char *conninfo)
+{
+    char err[WQ_ERRLEN];
+    wq_store *s = NULL;
+    int rc = wq_store_open(conninfo, NULL, &s, err, sizeof err);
+
+    if (rc != 0)
+        fail_msg("cannot reach the test PostgreSQL (%s): %s; start it with "
+            "`tests/services/ctl start pg` or set WORKQ_TEST_PG_CONNINFO",
+            conninfo, err);
+    return s;
+}
+
+/* Runs sql on s or fails the test. */
+static void
+exec_ok(wq_store *s, const char *sql)
+{
+    char err[WQ_ERRLEN];
+
+    if (wq_store_exec(s, sql, err, sizeof err) != 0)
+        fail_msg("%s: %s", sql, err);
+}
+
+/* The first column of the first row of a query, as a number. */
+static long long
+query_num(wq_store *s, const char *sql)
+{
+    PGresult *r = PQexec(wq_store_conn(s), sql);
+    long long v;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        char msg[512];
+
+        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        fail_msg("%s: %s", sql, msg);
+    }
+    v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
+/* Appends key='value' to buf, quoted as libpq wants. */
+static void
+conninfo_add(char *buf, size_t len, const char *key, const char *val)
+{
+    size_t n = strlen(buf);
+
+    n += (size_t)snprintf(buf + n, len - n, "%s%s='", n > 0 ? " " : "",
+        key);
+    for (; *val != '\0' && n + 3 < len; val++) {
+        if (*val == '\'' || *val == '\\')
+            buf[n++] = '\\';
+        buf[n++] = *val;
+    }
+    snprintf(buf + n, len - n, "'");
+}
+
+/* Creates this test's database and points db.conninfo at it.  Works for
+ * keyword and URI conninfos alike: the base is parsed and rewritten. */
+static int
+db_setup(void **state)
+{
+    static unsigned n;
+    char err[WQ_ERRLEN], sql[128];
+    PQconninfoOption *opts, *o;
+    char *perr = NULL;
+    wq_store *m;
+    int rc;
+
+    (void)state;
+    snprintf(db.name, sizeof db.name, "wqtest_%ld_%u", (long)getpid(), n++);
+    if ((rc = wq_store_open(WQ_TEST_PG_CONNINFO(), NULL, &m, err,
+        sizeof err)) != 0) {
+        print_error("cannot reach the test PostgreSQL (%s): %s; start it "
+            "with `tests/services/ctl start pg` or set "
+            "WORKQ_TEST_PG_CONNINFO\n", WQ_TEST_PG_CONNINFO(), err);
+        return -1;
+    }
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db.name);
+    rc = wq_store_exec(m, sql, err, sizeof err);
+    wq_store_close(m);
+    if (rc != 0) {
+        print_error("%s: %s\n", sql, err);
+        return -1;
+    }
+
+    if ((opts = PQconninfoParse(WQ_TEST_PG_CONNINFO(), &perr)) == NULL) {
+        print_error("bad WORKQ_TEST_PG_CONNINFO: %s\n", perr);
+        PQfreemem(perr);
+        return -1;
+    }
+    db.conninfo[0] = '\0';
+    for (o = opts; o->keyword != NULL; o++)
+        if (o->val != NULL && strcmp(o->keyword, "dbname") != 0)
+            conninfo_add(db.conninfo, sizeof db.conninfo, o->keyword,
+                o->val);
+    conninfo_add(db.conninfo, sizeof db.conninfo, "dbname", db.name);
+    PQconninfoFree(opts);
+    return 0;
+}
+
+static int
+db_teardown(void **state)
+{
+    char err[WQ_ERRLEN], sql[160];
+    wq_store *m;
+    int rc;
+
+    (void)state;
+    if (db.name[0] == '\0')
+        return 0;
+    if (wq_store_open(WQ_TEST_PG_CONNINFO(), NULL, &m, err, sizeof err))
+        return -1;
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+        db.name);
+    rc = wq_store_exec(m, sql, err, sizeof err);
+    wq_store_close(m);
+    if (rc != 0)
+        print_error("%s: %s\n", sql, err);
+    return rc == 0 ? 0 : -1;
+}
+
+/* A store on this test's database, migrated to the latest version. */
+static wq_store *
+open_migrated(void)
+{
+    char err[WQ_ERRLEN];
+    wq_store *s = open_or_fail(db.conninfo);
+
+    if (wq_migrate_run(s, NULL, NULL, err, sizeof err) != 0)
+        fail_msg("migrate: %s", err);
+    return s;
+}
+
+/* A random UUIDv7-shaped id. */
+static void
+make_id(uint8_t id[16])
+{
+    static unsigned seed;
+
+    if (seed == 0)
+        seed = (unsigned)time(NULL) ^ (unsigned)getpid() << 8;
+    for (int i = 0; i < 16; i++)
+        id[i] = (uint8_t)(rand_r(&seed) >> 7);
+    id[6] = (uint8_t)((id[6] & 0x0f) | 0x70);
+    id[8] = (uint8_t)((id[8] & 0x3f) | 0x80);
+}
+
+/* A port on 127.0.0.1 that nobody listens on (bound, then released). */
+static int
+closed_port(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    assert_true(fd >= 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* --- migrate --------------------------------------------------------- */
+
+static void
+test_store_migrate_empty_db(void **state)
+{
+    static const char *const tables[] = { "schema_migrations", "tasks",
+        "attempts", "dead_letters", "workers", "cron_ticks", "outbox" };
+    char err[WQ_ERRLEN], sql[160];
+    int version = -1, from = -1, to = -1;
+    wq_store *s = open_or_fail(db.conninfo);
+
+    (void)state;
+    assert_int_equal(wq_migrate_version(s, &version, err, sizeof err), 0);
+    assert_int_equal(version, 0);
+    /* a daemon must not start on a database never migrated */
+    assert_int_equal(wq_migrate_check(s, err, sizeof err), WQ_ESTORE);
+    assert_non_null(strstr(err, "workq migrate"));
+
+    if (wq_migrate_run(s, &from, &to, err, sizeof err) != 0)
+        fail_msg("migrate: %s", err);
+    assert_int_equal(from, 0);
+    assert_int_equal(to, wq_migrate_latest());
+    assert_int_equal(wq_migrate_version(s, &version, err, sizeof err), 0);
+    assert_int_equal(version, wq_migrate_latest());
+    assert_int_equal(wq_migrate_check(s, err, sizeof err), 0);
+    for (size_t i = 0; i < WQ_ARRAY_LEN(tables); i++) {
+        snprintf(sql, sizeof sql, "SELECT (to_regclass('workq.%s') "
+            "IS NOT NULL)::int", tables[i]);
+        if (query_num(s, sql) != 1)
+            fail_msg("table workq.%s missing after migrate", tables[i]);
+    }
+    assert_int_equal(query_num(s, "SELECT count(*) FROM "
+        "workq.schema_migrations WHERE checksum ~ '^[0-9a-f]{64}$'"),
+        wq_migrate_latest());
+    wq_store_close(s);
+}
+
+static void
+test_store_migrate_twice_is_noop(void **state)
+{
+    char err[WQ_ERRLEN];
+    int from = -1, to = -1;
+    long long rows;
+    wq_store *s = open_migrated();
+
+    (void)state;
+    rows = query_num(s, "SELECT count(*) FROM workq.schema_migrations");
+    assert_int_equal(rows, wq_migrate_latest());
+    if (wq_migrate_run(s, &from, &to, err, sizeof err) != 0)
+        fail_msg("second migrate: %s", err);
+    assert_int_equal(from, wq_migrate_latest());
+    assert_int_equal(to, wq_migrate_latest());
+    assert_int_equal(query_num(s,
+        "SELECT count(*) FROM workq.schema_migrations"), rows);
+    /* the store is usable after migrate: no transaction left open */
+    assert_int_equal(PQtransactionStatus(wq_store_conn(s)), PQTRANS_IDLE);
+    wq_store_close(s);
+}
+
+/* In a child: migrate, write "rc from to" to fd, exit. */
+static void
+migrate_child(int fd)
+{
+    char err[WQ_ERRLEN], line[64];
+    int from = -1, to = -1, rc;
+    wq_store *s;
+
+    if ((rc = wq_store_open(db.conninfo, NULL, &s, err, sizeof err)) == 0) {
+        rc = wq_migrate_run(s, &from, &to, err, sizeof err);
+        wq_store_close(s);
+    }
+    if (rc != 0)
+        fprintf(stderr, "child migrate: %s\n", err);
+    snprintf(line, sizeof line, "%d %d %d\n", rc, from, to);
+    if (write(fd, line, strlen(line)) < 0)
+        _exit(3);
+    _exit(rc == 0 ? 0 : 1);
+}
+
+static void
+test_store_migrate_concurrent(void **state)
+{
+    char lock[96], buf[128] = "";
+    int fds[2], status, waiting = 0, applied = 0, noop = 0;
+    pid_t pids[2];
+    /* static: the children inherit it and _exit without closing it (that
+     * would end the parent's session), so it must stay reachable */
+    static wq_store *holder;
+    size_t got = 0;
+    ssize_t n;
+
+    (void)state;
+    holder = open_or_fail(db.conninfo);
+    /* Hold the migrate lock so that both children queue on it, then let
+     * them race for it. */
+    snprintf(lock, sizeof lock, "BEGIN; SELECT pg_advisory_xact_lock(%lld)",
+        (long long)WQ_MIGRATE_LOCK_KEY);
+    exec_ok(holder, lock);
+    assert_int_equal(pipe(fds), 0);
+    for (int i = 0; i < 2; i++) {
+        fflush(NULL);
+        assert_true((pids[i] = fork()) >= 0);
+        if (pids[i] == 0) {
+            close(fds[0]);
+            migrate_child(fds[1]);
+        }
+    }
+    close(fds[1]);
+    for (int i = 0; i < 3000 && waiting < 2; i++) {
+        waiting = (int)query_num(holder, "SELECT count(*) FROM pg_locks "
+            "WHERE locktype = 'advisory' AND NOT granted AND database = "
+            "(SELECT oid FROM pg_database "
+            "WHERE datname = current_database())");
+        if (waiting < 2)
+            usleep(10000);
+    }
+    exec_ok(holder, "COMMIT");
+    assert_int_equal(waiting, 2);
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    while ((n = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)n;
+    close(fds[0]);
+    buf[got] = '\0';
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        int rc, from, to;
+
+        assert_int_equal(sscanf(line, "%d %d %d", &rc, &from, &to), 3);
+        assert_int_equal(rc, 0);
+        assert_int_equal(to, wq_migrate_latest());
+        applied += from == 0;
+        noop += from == wq_migrate_latest();
+    }
+    /* one applied everything, the other found it done */
+    assert_int_equal(applied, 1);
+    assert_int_equal(noop, 1);
+    assert_int_equal(query_num(holder,
+        "SELECT count(*) FROM workq.schema_migrations"),
+        wq_migrate_latest());
+    wq_store_close(holder);
+}
+
+static void
+test_store_migrate_future_refused(void **state)
+{
+    char err[WQ_ERRLEN], sql[160];
+    int from = -1, to = -1, latest = wq_migrate_latest();
+    wq_store *s = open_migrated();
+
+    (void)state;
+    snprintf(sql, sizeof sql, "INSERT INTO workq.schema_migrations "
+        "(version, name, checksum) VALUES (%d, 'from_the_future', 'x')",
+        latest + 1);
+    exec_ok(s, sql);
+    assert_int_equal(wq_migrate_run(s, &from, &to, err, sizeof err),
+        WQ_ESTORE);
+    if (strstr(err, "newer") == NULL)
+        fail_msg("error does not say the schema is newer: %s", err);
+    assert_int_equal(to, latest + 1);
+    /* nothing was changed and no transaction is left open */
+    assert_int_equal(PQtransactionStatus(wq_store_conn(s)), PQTRANS_IDLE);
+    assert_int_equal(query_num(s,
+        "SELECT count(*) FROM workq.schema_migrations"), latest + 1);
+    /* daemons may run on a newer schema (migrations keep them working) */
+    assert_int_equal(wq_migrate_check(s, err, sizeof err), 0);
+    wq_store_close(s);
+}
+
+static void
+test_store_migrate_refuses_open_transaction(void **state)
+{
+    char err[WQ_ERRLEN];
+    wq_store *s = open_or_fail(db.conninfo);
+
+    (void)state;
+    exec_ok(s, "BEGIN");
+    assert_int_equal(wq_migrate_run(s, NULL, NULL, err, sizeof err),
+        WQ_EINVAL);
+    exec_ok(s, "ROLLBACK");
+    wq_store_close(s);
+}
+
+/* --- tasks ----------------------------------------------------------- */
+
+static void
+test_store_task_insert_duplicate_key(void **state)
+{
+    char err[WQ_ERRLEN];
+    struct wq_task_new t = { .queue = "emails", .type = "send",
+        .idempotency_key = "order-17", .payload = "a", .payload_len = 1,
+        .state = WQ_TASK_QUEUED, .max_attempts = 3 };
+    struct wq_task_row row;
+    uint8_t first[16];
+    int inserted = -1;
+    wq_store *s = open_migrated();
+
+    (void)state;
+    make_id(t.id);
+    memcpy(first, t.id, 16);
+    if (wq_store_task_insert(s, &t, &inserted, err, sizeof err) != 0)
+        fail_msg("insert: %s", err);
+    assert_int_equal(inserted, 1);
+
+    /* the same key under a new id (a client retrying its submit) */
+    make_id(t.id);
+    t.payload = "b";
+    if (wq_store_task_insert(s, &t, &inserted, err, sizeof err) != 0)
+        fail_msg("second insert: %s", err);
+    assert_int_equal(inserted, 0);
+    assert_int_equal(wq_store_task_get(s, t.id, &row, err, sizeof err),
+        WQ_ENOENT);
+    wq_task_row_free(&row);
+
+    /* the first row is untouched */
+    if (wq_store_task_get(s, first, &row, err, sizeof err) != 0)
+        fail_msg("get: %s", err);
+    assert_memory_equal(row.payload, "a", 1);
+    wq_task_row_free(&row);
+
+    /* the same key in another queue is another task */
+    t.queue = "sms";
+    assert_int_equal(wq_store_task_insert(s, &t, &inserted, err,
+        sizeof err), 0);
+    assert_int_equal(inserted, 1);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.tasks"), 2);
+    wq_store_close(s);
+}
+
+static void
+test_store_task_get_fields(void **state)
+{
+    static const uint8_t payload[] = { 'p', 0, 1, 0xff, 0, 'q' };
+    char err[WQ_ERRLEN], sql[512], idtext[37];
+    struct wq_task_new t = { .queue = "video.encode-2", .type = "transcode",
+        .idempotency_key = "clip/42", .payload = payload,
+        .payload_len = sizeof payload,
+        .headers_json = "{\"traceparent\": \"00-abc-01\", \"n\": 1}",
+        .state = WQ_TASK_SCHEDULED, .attempt = 0, .max_attempts = 5,
+        .run_at_ms = 4102444800123, .created_at_ms = 1700000000456 };
+    struct wq_task_row row, again;
+    int inserted;
+    wq_store *s = open_migrated();
+
+    (void)state;
+    make_id(t.id);
+    if (wq_store_task_insert(s, &t, &inserted, err, sizeof err) != 0)
+        fail_msg("insert: %s", err);
+    assert_int_equal(inserted, 1);
+    if (wq_store_task_get(s, t.id, &row, err, sizeof err) != 0)
+        fail_msg("get: %s", err);
+    assert_memory_equal(row.id, t.id, 16);
+    assert_string_equal(row.queue, t.queue);
+    assert_string_equal(row.type, t.type);
+    assert_string_equal(row.idempotency_key, t.idempotency_key);
+    assert_int_equal(row.payload_len, sizeof payload);
+    assert_memory_equal(row.payload, payload, sizeof payload);
+    assert_string_equal(row.headers_json,
+        "{\"n\": 1, \"traceparent\": \"00-abc-01\"}");  /* jsonb order */
+    assert_int_equal(row.state, WQ_TASK_SCHEDULED);
+    assert_int_equal(row.attempt, 0);
+    assert_int_equal(row.max_attempts, 5);
+    assert_int_equal(row.run_at_ms, t.run_at_ms);
+    assert_int_equal(row.created_at_ms, t.created_at_ms);
+    assert_true(row.updated_at_ms > 1700000000000);
+    assert_int_equal(row.started_at_ms, 0);
+    assert_int_equal(row.finished_at_ms, 0);
+    assert_int_equal(row.lease_expires_at_ms, 0);
+    assert_null(row.lease_owner);
+    assert_null(row.worker);
+    assert_null(row.last_error);
+    assert_null(row.result);
+    assert_int_equal(row.result_len, 0);
+
+    /* the same row by its key */
+    if (wq_store_task_get_by_key(s, t.queue, t.idempotency_key, &again, err,
+        sizeof err) != 0)
+        fail_msg("get by key: %s", err);
+    assert_memory_equal(again.id, t.id, 16);
+    wq_task_row_free(&again);
+
+    /* what a worker records on success comes back too */
+    for (int i = 0; i < 16; i++)
+        snprintf(idtext + 2 * i, 3, "%02x", row.id[i]);
+    snprintf(sql, sizeof sql, "UPDATE workq.tasks SET state = 'succeeded', "
+        "attempt = 1, worker = 'w-1', started_at = now() - interval '2s', "
+        "finished_at = now(), result = '\\x6f6b006b'::bytea, "
+        "last_error = 'first try: boom', updated_at = now() "
+        "WHERE id = '%s'", idtext);
+    exec_ok(s, sql);
+    wq_task_row_free(&row);
+    if (wq_store_task_get(s, t.id, &row, err, sizeof err) != 0)
+        fail_msg("get: %s", err);
+    assert_int_equal(row.state, WQ_TASK_SUCCEEDED);
+    assert_int_equal(row.attempt, 1);
+    assert_string_equal(row.worker, "w-1");
+    assert_string_equal(row.last_error, "first try: boom");
+    assert_int_equal(row.result_len, 4);
+    assert_memory_equal(row.result, "ok\0k", 4);
+    assert_true(row.finished_at_ms - row.started_at_ms >= 1999);
+    wq_task_row_free(&row);
+    wq_task_row_free(&row);     /* twice is fine */
+
+    /* no key: the id's text form, as DESIGN.md says */
+    make_id(t.id);
+    t.idempotency_key = NULL;
+    t.headers_json = NULL;
+    t.payload = NULL;
+    t.payload_len = 0;
+    t.state = WQ_TASK_QUEUED;
+    t.run_at_ms = 0;
+    t.created_at_ms = 0;
+    if (wq_store_task_insert(s, &t, &inserted, err, sizeof err) != 0)
+        fail_msg("insert: %s", err);
+    if (wq_store_task_get(s, t.id, &row, err, sizeof err) != 0)
+        fail_msg("get: %s", err);
+    assert_int_equal(strlen(row.idempotency_key), 36);
+    for (int i = 0, k = 0; i < 16; i++, k += 2) {
+        char hex[3];
+
+        if (k == 8 || k == 13 || k == 18 || k == 23)
+            k++;
+        snprintf(hex, sizeof hex, "%02x", t.id[i]);
+        assert_memory_equal(row.idempotency_key + k, hex, 2);
+    }
+    assert_string_equal(row.headers_json, "{}");
+    assert_non_null(row.payload);
+    assert_int_equal(row.payload_len, 0);
+    assert_int_equal(row.run_at_ms, 0);
+    assert_true(row.created_at_ms > 1700000000000);
+    wq_task_row_free(&row);
+
+    assert_int_equal(wq_store_task_get_by_key(s, "nope", "nope", &row, err,
+        sizeof err), WQ_ENOENT);
+    wq_store_close(s);
+}
+
+/* Inserts t expecting the schema to refuse it with `sqlstate`. */
+static void
+insert_refused(wq_store *s, const struct wq_task_new *t, const char *sqlstate,
+    const char *mention)
+{
+    char err[WQ_ERRLEN];
+    int inserted = -1, rc;
+
+    rc = wq_store_task_insert(s, t, &inserted, err, sizeof err);
+    if (rc != WQ_EINVAL)
+        fail_msg("queue \"%s\": want WQ_EINVAL, got %d (%s)", t->queue, rc,
+            rc != 0 ? err : "inserted");
+    assert_int_equal(inserted, 0);
+    assert_string_equal(wq_store_last_sqlstate(s), sqlstate);
+    if (mention != NULL && strstr(err, mention) == NULL)
+        fail_msg("error does not mention %s: %s", mention, err);
+}
+
+static void
+test_store_task_checks(void **state)
+{
+    char err[WQ_ERRLEN];
+    struct wq_task_new t = { .queue = "q", .type = "noop",
+        .state = WQ_TASK_QUEUED, .max_attempts = 1 };
+    int rc;
+    wq_store *s = open_migrated();
+
+    (void)state;
+    rc = wq_store_exec(s, "INSERT INTO workq.tasks (id, queue, type, "
+        "idempotency_key, state, max_attempts) VALUES (gen_random_uuid(), "
+        "'q', 'noop', 'k', 'bogus', 1)", err, sizeof err);
+    assert_int_equal(rc, WQ_EINVAL);
+    assert_string_equal(wq_store_last_sqlstate(s), "23514");
+    if (strstr(err, "tasks_state_check") == NULL)
+        fail_msg("error does not name the constraint: %s", err);
+
+    make_id(t.id);
+    t.queue = "has space";
+    insert_refused(s, &t, "23514", "tasks_queue_check");
+    t.queue = "emails.dead";    /* would collide with queue emails' DLQ */
+    insert_refused(s, &t, "23514", "tasks_queue_check");
+    t.queue = "q";
+    t.headers_json = "[1, 2]";
+    insert_refused(s, &t, "23514", "tasks_headers_check");
+    t.headers_json = "{not json";
+    insert_refused(s, &t, "22P02", NULL);
+    t.headers_json = NULL;
+    t.max_attempts = 0;
+    insert_refused(s, &t, "23514", "tasks_max_attempts_check");
+    t.max_attempts = 1;
+    t.state = WQ_TASK_RUNNING;      /* no lease */
+    insert_refused(s, &t, "23514", "tasks_running_check");
+    t.state = WQ_TASK_RETRY_WAIT;   /* no run_at */
+    insert_refused(s, &t, "23514", "tasks_due_check");
+    t.state = WQ_TASK_DEAD;         /* no finished_at */
+    insert_refused(s, &t, "23514", "tasks_final_check");
+
+    /* a lease exists only while running: recording an outcome must
+     * close it (DESIGN.md step 6) */
+    exec_ok(s, "INSERT INTO workq.tasks (id, queue, type, idempotency_key, "
+        "state, attempt, max_attempts, lease_owner, lease_expires_at, "
+        "started_at) VALUES ('01890000-0000-7000-8000-000000000001', 'q', "
+        "'noop', 'leased', 'running', 1, 3, 'w-1', "
+        "now() + interval '30 s', now())");
+    rc = wq_store_exec(s, "UPDATE workq.tasks SET state = 'succeeded', "
+        "finished_at = now() WHERE idempotency_key = 'leased'", err,
+        sizeof err);
+    assert_int_equal(rc, WQ_EINVAL);
+    if (strstr(err, "tasks_lease_check") == NULL)
+        fail_msg("error does not name the constraint: %s", err);
+    exec_ok(s, "UPDATE workq.tasks SET state = 'succeeded', "
+        "finished_at = now(), lease_owner = NULL, lease_expires_at = NULL, "
+        "worker = 'w-1', updated_at = now() "
+        "WHERE idempotency_key = 'leased'");
+    exec_ok(s, "DELETE FROM workq.tasks WHERE idempotency_key = 'leased'");
+
+    /* refused in C before the server */
+    t.state = (enum wq_task_state)42;
+    assert_int_equal(wq_store_task_insert(s, &t, NULL, err, sizeof err),
+        WQ_EINVAL);
+    t.state = WQ_TASK_QUEUED;
+    t.payload = "x";
+    t.payload_len = WQ_PAYLOAD_MAX + 1;
+    assert_int_equal(wq_store_task_insert(s, &t, NULL, err, sizeof err),
+        WQ_ETOOBIG);
+
+    /* after all that, the connection still works and nothing went in */
+    t.payload_len = 1;
+    assert_int_equal(wq_store_task_insert(s, &t, NULL, err, sizeof err), 0);
+    assert_string_equal(wq_store_last_sqlstate(s), "");
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.tasks"), 1);
+    wq_store_close(s);
+}
+
+/* --- dead letters ---------------------------------------------------- */
+
+/* Reads dead letter `id`'s raw bytes (binary result) into a malloc'd
+ * buffer; *len gets the length. */
+static uint8_t *
+dead_letter_raw(wq_store *s, int64_t id, size_t *len, char *error,
+    size_t errorlen)
+{
+    char idtext[24];
+    const char *values[1] = { idtext };
+    PGresult *r;
+    uint8_t *raw;
+
+    snprintf(idtext, sizeof idtext, "%lld", (long long)id);
+    r = PQexecParams(wq_store_conn(s), "SELECT raw, error FROM "
+        "workq.dead_letters WHERE id = $1::int8", 1, NULL, values, NULL,
+        NULL, 1);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        PQclear(r);
+        fail_msg("dead letter %lld not found", (long long)id);
+    }
+    *len = (size_t)PQgetlength(r, 0, 0);
+    raw = malloc(*len + 1);
+    assert_non_null(raw);
+    memcpy(raw, PQgetvalue(r, 0, 0), *len);
+    snprintf(error, errorlen, "%s", PQgetvalue(r, 0, 1));
+    PQclear(r);
+    return raw;
+}
+
+static void
+test_store_dead_letter_keeps_bytes(void **state)
+{
+    uint8_t raw[512], *back;
+    char err[WQ_ERRLEN], reason[128];
+    struct wq_dead_letter dl = { .transport = "kafka", .queue = "emails",
+        .raw = raw, .raw_len = sizeof raw, .key = "k\0ey", .keylen = 4,
+        .partition = 3, .offset = 42, .error = "msgpack: truncated map",
+        .worker = "w-1" };
+    int64_t id = -1, id2 = -1;
+    size_t len;
+    wq_store *s = open_migrated();
+
+    (void)state;
+    for (size_t i = 0; i < sizeof raw; i++)
+        raw[i] = (uint8_t)(i * 7);  /* every byte value, NULs included */
+    raw[0] = 0;
+    raw[sizeof raw - 1] = 0;
+    if (wq_store_dead_letter_insert(s, &dl, &id, err, sizeof err) != 0)
+        fail_msg("insert: %s", err);
+    assert_true(id > 0);
+    back = dead_letter_raw(s, id, &len, reason, sizeof reason);
+    assert_int_equal(len, sizeof raw);
+    assert_memory_equal(back, raw, sizeof raw);
+    free(back);
+    assert_string_equal(reason, "msgpack: truncated map");
+    assert_int_equal(query_num(s, "SELECT (msg_key = '\\x6b006579'::bytea "
+        "AND src_partition = 3 AND src_offset = 42)::int "
+        "FROM workq.dead_letters"), 1);
+
+    /* Kafka redelivers the same message after a crash: stored once */
+    assert_int_equal(wq_store_dead_letter_insert(s, &dl, &id2, err,
+        sizeof err), 0);
+    assert_int_equal(id2, 0);
+    /* other bytes at the same offset (a recreated topic): kept too */
+    raw[1] ^= 1;
+    assert_int_equal(wq_store_dead_letter_insert(s, &dl, &id2, err,
+        sizeof err), 0);
+    assert_true(id2 > id);
+
+    /* RabbitMQ: no partition, a delivery tag; a redelivery is kept
+     * again; an empty body and a reason that is not UTF-8 still go in */
+    dl.transport = "rabbitmq";
+    dl.key = NULL;
+    dl.keylen = 0;
+    dl.partition = -1;
+    dl.offset = 7;
+    dl.raw_len = 0;
+    dl.error = "bad byte \xff\xfe here \xc3\xa9";
+    dl.worker = NULL;
+    assert_int_equal(wq_store_dead_letter_insert(s, &dl, &id, err,
+        sizeof err), 0);
+    dl.redelivered = 1;
+    assert_int_equal(wq_store_dead_letter_insert(s, &dl, &id2, err,
+        sizeof err), 0);
+    assert_true(id > 0 && id2 > id);
+    back = dead_letter_raw(s, id2, &len, reason, sizeof reason);
+    assert_int_equal(len, 0);
+    free(back);
+    assert_string_equal(reason, "bad byte ?? here \xc3\xa9");
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.dead_letters "
+        "WHERE transport = 'rabbitmq' AND src_partition IS NULL "
+        "AND src_offset = 7 AND msg_key IS NULL"), 2);
+
+    dl.transport = "carrier-pigeon";
+    assert_int_equal(wq_store_dead_letter_insert(s, &dl, &id, err,
+        sizeof err), WQ_EINVAL);
+    dl.transport = NULL;
+    assert_int_equal(wq_store_dead_letter_insert(s, &dl, &id, err,
+        sizeof err), WQ_EINVAL);
+    wq_store_close(s);
+}
+
+/* --- connection ------------------------------------------------------ */
+
+static void
+expect_open_error(const char *conninfo, const char *password,
+    const char *const *want, const char *const *never)
+{
+    char err[WQ_ERRLEN];
+    wq_store *s = (wq_store *)&err;     /* must be reset to NULL */
+    int rc = wq_store_open(conninfo, password, &s, err, sizeof err);
+
+    if (rc != WQ_ESTORE)
+        fail_msg("open(%s): want WQ_ESTORE, got %d", conninfo, rc);
+    assert_null(s);
+    for (; want != NULL && *want != NULL; want++)
+        if (strstr(err, *want) == NULL)
+            fail_msg("open(%s): error lacks \"%s\": %s", conninfo, *want,
+                err);
+    for (; never != NULL && *never != NULL; never++)
+        if (strstr(err, *never) != NULL)
+            fail_msg("open(%s): error shows \"%s\": %s", conninfo, *never,
+                err);
+}
+
+static void
+test_store_open_errors(void **state)
+{
+    char ci[256], portstr[16];
+    int port = closed_port();
+    const char *never[] = { "s3cr3t", "hunter", "cret", NULL };
+
+    (void)state;
+    snprintf(portstr, sizeof portstr, "%d", port);
+    {
+        const char *want[] = { "127.0.0.1", portstr, NULL };
+
+        snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=postgres "
+            "password=s3cr3t dbname=workq connect_timeout=5", port);
+        expect_open_error(ci, NULL, want, never);
+        expect_open_error(ci, "hunter2", want, never);
+        snprintf(ci, sizeof ci,
+            "postgresql://postgres:s3cr3t@127.0.0.1:%d/workq", port);
+        expect_open_error(ci, NULL, want, never);
+    }
+    {
+        /* libpq quotes pieces of a malformed string: here of a password */
+        const char *want[] = { "conninfo", NULL };
+
+        expect_open_error("host=127.0.0.1 password=se cret", NULL, want,
+            never);
+        expect_open_error("host=127.0.0.1 password='s3cr3t", NULL, want,
+            never);
+        /* quotes inside the password must not shift any redaction */
+        expect_open_error("host=127.0.0.1 password=a\"s3cr3t\"b c", NULL,
+            want, never);
+    }
+    {
+        /* without a password, or with one libpq could parse, the
+         * details stay */
+        const char *want[] = { "\"5x\"", "\"port\"", NULL };
+
+        expect_open_error("host=127.0.0.1 port=5x", NULL, want, NULL);
+        expect_open_error("postgresql://postgres:s3cr3t@127.0.0.1:5x/db",
+            NULL, want, never);
+    }
+}
+
+static void
+test_store_open_settings(void **state)
+{
+    char err[WQ_ERRLEN], ci[1100];
+    wq_store *s;
+    PGresult *r;
+
+    (void)state;
+    /* a password argument is passed on (trust auth ignores it) */
+    if (wq_store_open(db.conninfo, "unused", &s, err, sizeof err) != 0)
+        fail_msg("open: %s", err);
+    r = PQexec(wq_store_conn(s), "SELECT current_setting('application_name'),"
+        " current_setting('client_encoding')");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "workq");
+    assert_string_equal(PQgetvalue(r, 0, 1), "UTF8");
+    PQclear(r);
+    assert_int_equal(wq_store_ping(s, err, sizeof err), 0);
+    wq_store_close(s);
+    wq_store_close(NULL);
+
+    /* the conninfo's own application_name wins over workq's default */
+    snprintf(ci, sizeof ci, "%s application_name=workq-worker-3",
+        db.conninfo);
+    s = open_or_fail(ci);
+    r = PQexec(wq_store_conn(s), "SHOW application_name");
+    assert_string_equal(PQgetvalue(r, 0, 0), "workq-worker-3");
+    PQclear(r);
+    wq_store_close(s);
+}
+
+static void
+test_store_reconnects(void **state)
+{
+    char err[WQ_ERRLEN], sql[96];
+    struct wq_task_new t = { .queue = "q", .type = "noop",
+        .state = WQ_TASK_QUEUED, .max_attempts = 1 };
+    struct wq_task_row row;
+    uint8_t first[16];
+    wq_store *s = open_migrated(), *killer = open_or_fail(db.conninfo);
+
+    (void)state;
+    make_id(t.id);
+    memcpy(first, t.id, 16);
+    assert_int_equal(wq_store_task_insert(s, &t, NULL, err, sizeof err), 0);
+    assert_int_equal(wq_store_task_get(s, t.id, &row, err, sizeof err), 0);
+    wq_task_row_free(&row);
+
+    /* the server drops the connection (restart, failover, idle kill)
+     * in the middle of a transaction */
+    exec_ok(s, "BEGIN");
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)",
+        PQbackendPID(wq_store_conn(s)));
+    exec_ok(killer, sql);
+    usleep(100000);
+    make_id(t.id);
+    t.idempotency_key = "lost";
+    assert_int_equal(wq_store_task_insert(s, &t, NULL, err, sizeof err),
+        WQ_ESTORE);
+    /* the transaction is gone: its COMMIT must not succeed somewhere */
+    assert_int_equal(wq_store_exec(s, "COMMIT", err, sizeof err),
+        WQ_ESTORE);
+    if (strstr(err, "lost") == NULL)
+        fail_msg("COMMIT after the loss: %s", err);
+    if (wq_store_ping(s, err, sizeof err) != 0)
+        fail_msg("ping after the backend was killed: %s", err);
+    assert_int_equal(query_num(killer, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'lost'"), 0);
+    /* prepared statements are prepared again on the new connection */
+    if (wq_store_task_get(s, first, &row, err, sizeof err) != 0)
+        fail_msg("get after reconnect: %s", err);
+    assert_memory_equal(row.id, first, 16);
+    wq_task_row_free(&row);
+    make_id(t.id);
+    t.idempotency_key = "after";
+    if (wq_store_task_insert(s, &t, NULL, err, sizeof err) != 0)
+        fail_msg("insert after reconnect: %s", err);
+    wq_store_close(killer);
+    wq_store_close(s);
+}
+
+#define DB_TEST(f) cmocka_unit_test_setup_teardown(f, db_setup, db_teardown)
+
+static const struct CMUnitTest tests[] = {
+    DB_TEST(test_store_migrate_empty_db),
+    DB_TEST(test_store_migrate_twice_is_noop),
+    DB_TEST(test_store_migrate_concurrent),
+    DB_TEST(test_store_migrate_future_refused),
+    DB_TEST(test_store_migrate_refuses_open_transaction),
+    DB_TEST(test_store_task_insert_duplicate_key),
+    DB_TEST(test_store_task_get_fields),
+    DB_TEST(test_store_task_checks),
+    DB_TEST(test_store_dead_letter_keeps_bytes),
+    cmocka_unit_test(test_store_open_errors),
+    DB_TEST(test_store_open_settings),
+    DB_TEST(test_store_reconnects),
+};
+
+WQ_TEST_MAIN("store", tests)
