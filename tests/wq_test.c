@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,71 @@ show_output(const char *dir)
     while ((n = fread(buf, 1, sizeof buf, f)) > 0)
         fwrite(buf, 1, n, stderr);
     fclose(f);
+}
+
+const char *
+wq_test_bin(const char *name)
+{
+    static char path[1024];
+    const char *build = wq_test_env("WORKQ_BUILD", "build");
+
+#ifndef WQ_SOURCE_DIR
+#define WQ_SOURCE_DIR "."
+#endif
+    if (build[0] == '/')
+        snprintf(path, sizeof path, "%s/%s", build, name);
+    else
+        snprintf(path, sizeof path, "%s/%s/%s", WQ_SOURCE_DIR, build, name);
+    return path;
+}
+
+int
+wq_test_cmd(const char *const *argv, const char *const *env,
+    const char *input, char *out, size_t outlen)
+{
+    int in[2], outp[2], status;
+    size_t got = 0;
+    pid_t pid;
+    ssize_t n;
+
+    if (pipe(in) != 0 || pipe(outp) != 0)
+        return -1;
+    fflush(NULL);
+    if ((pid = fork()) < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(outp[1], 1);
+        dup2(outp[1], 2);
+        close(in[0]); close(in[1]); close(outp[0]); close(outp[1]);
+        for (; env != NULL && *env != NULL; env++)
+            putenv((char *)*env);
+        alarm(120);
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(in[0]);
+    close(outp[1]);
+    if (input != NULL && write(in[1], input, strlen(input)) < 0)
+        (void)0;    /* the command may not read stdin: not an error */
+    close(in[1]);
+    while ((n = read(outp[0], out + got, outlen - 1 - got)) > 0) {
+        got += (size_t)n;
+        if (got == outlen - 1) {
+            char sink[4096];
+            while (read(outp[0], sink, sizeof sink) > 0)
+                ;
+            break;
+        }
+    }
+    out[got] = '\0';
+    close(outp[0]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
 }
 
 static int

@@ -45,6 +45,24 @@ const char *wq_test_env(const char *name, const char *fallback);
 /* A name unique to this test process, for queues and keys: "PREFIX-<pid>-<n>". */
 const char *wq_test_unique(const char *prefix);
 
+/*
+ * wq_test_bin returns the absolute path of a built binary ("workq",
+ * "workq-worker", ...): WQ_SOURCE_DIR/$WORKQ_BUILD/NAME, where the
+ * Makefile sets WORKQ_BUILD to the build directory (default "build").
+ * Static buffer, valid until the next call.
+ */
+const char *wq_test_bin(const char *name);
+
+/*
+ * wq_test_cmd runs argv (argv[0] a path) with `env` entries ("K=V", NULL
+ * ended, may be NULL) added to the environment and `input` (may be NULL)
+ * on stdin; stdout and stderr together go to out (NUL-terminated, cut at
+ * outlen).  Returns the exit status, 128+N for a signal, -1 if it could
+ * not run.  Waits at most 120 s, then kills it.
+ */
+int wq_test_cmd(const char *const *argv, const char *const *env,
+    const char *input, char *out, size_t outlen);
+
 #define WQ_TEST_MAIN(suite, tests)                                        \
     int main(int argc, char **argv)                                       \
     {                                                                     \
