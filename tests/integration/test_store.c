@@ -25,139 +25,23 @@
 #include "migrate.h"
 #include "store.h"
 #include "wq_test.h"
+#include "wq_test_pg.h"
 
-/* The test's own database: name and a conninfo that selects it. */
+/* The test's own database (tests/wq_test_pg.h drops it at exit). */
 static struct {
-    char name[64];
     char conninfo[1024];
 } db;
 
-/* --- helpers --------------------------------------------------------- */
+#define open_or_fail(conninfo) wq_test_pg_open(conninfo)
+#define exec_ok(s, sql) wq_test_pg_exec((s), (sql))
+#define query_num(s, sql) wq_test_pg_num((s), (sql))
 
-/* Opens a store on `conninfo` or fails the test, saying how to get a
- * server. */
-static wq_store *
-open_or_fail(const char *conninfo)
-{
-    char err[WQ_ERRLEN];
-    wq_store *s = NULL;
-    int rc = wq_store_open(conninfo, NULL, &s, err, sizeof err);
-
-    if (rc != 0)
-        fail_msg("cannot reach the test PostgreSQL (%s): %s; start it with "
-            "`tests/services/ctl start pg` or set WORKQ_TEST_PG_CONNINFO",
-            conninfo, err);
-    return s;
-}
-
-/* Runs sql on s or fails the test. */
-static void
-exec_ok(wq_store *s, const char *sql)
-{
-    char err[WQ_ERRLEN];
-
-    if (wq_store_exec(s, sql, err, sizeof err) != 0)
-        fail_msg("%s: %s", sql, err);
-}
-
-/* The first column of the first row of a query, as a number. */
-static long long
-query_num(wq_store *s, const char *sql)
-{
-    PGresult *r = PQexec(wq_store_conn(s), sql);
-    long long v;
-
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        char msg[512];
-
-        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
-        PQclear(r);
-        fail_msg("%s: %s", sql, msg);
-    }
-    v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
-
-/* Appends key='value' to buf, quoted as libpq wants. */
-static void
-conninfo_add(char *buf, size_t len, const char *key, const char *val)
-{
-    size_t n = strlen(buf);
-
-    n += (size_t)snprintf(buf + n, len - n, "%s%s='", n > 0 ? " " : "",
-        key);
-    for (; *val != '\0' && n + 3 < len; val++) {
-        if (*val == '\'' || *val == '\\')
-            buf[n++] = '\\';
-        buf[n++] = *val;
-    }
-    snprintf(buf + n, len - n, "'");
-}
-
-/* Creates this test's database and points db.conninfo at it.  Works for
- * keyword and URI conninfos alike: the base is parsed and rewritten. */
 static int
 db_setup(void **state)
 {
-    static unsigned n;
-    char err[WQ_ERRLEN], sql[128];
-    PQconninfoOption *opts, *o;
-    char *perr = NULL;
-    wq_store *m;
-    int rc;
-
     (void)state;
-    snprintf(db.name, sizeof db.name, "wqtest_%ld_%u", (long)getpid(), n++);
-    if ((rc = wq_store_open(WQ_TEST_PG_CONNINFO(), NULL, &m, err,
-        sizeof err)) != 0) {
-        print_error("cannot reach the test PostgreSQL (%s): %s; start it "
-            "with `tests/services/ctl start pg` or set "
-            "WORKQ_TEST_PG_CONNINFO\n", WQ_TEST_PG_CONNINFO(), err);
-        return -1;
-    }
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db.name);
-    rc = wq_store_exec(m, sql, err, sizeof err);
-    wq_store_close(m);
-    if (rc != 0) {
-        print_error("%s: %s\n", sql, err);
-        return -1;
-    }
-
-    if ((opts = PQconninfoParse(WQ_TEST_PG_CONNINFO(), &perr)) == NULL) {
-        print_error("bad WORKQ_TEST_PG_CONNINFO: %s\n", perr);
-        PQfreemem(perr);
-        return -1;
-    }
-    db.conninfo[0] = '\0';
-    for (o = opts; o->keyword != NULL; o++)
-        if (o->val != NULL && strcmp(o->keyword, "dbname") != 0)
-            conninfo_add(db.conninfo, sizeof db.conninfo, o->keyword,
-                o->val);
-    conninfo_add(db.conninfo, sizeof db.conninfo, "dbname", db.name);
-    PQconninfoFree(opts);
+    snprintf(db.conninfo, sizeof db.conninfo, "%s", wq_test_pg_create_db());
     return 0;
-}
-
-static int
-db_teardown(void **state)
-{
-    char err[WQ_ERRLEN], sql[160];
-    wq_store *m;
-    int rc;
-
-    (void)state;
-    if (db.name[0] == '\0')
-        return 0;
-    if (wq_store_open(WQ_TEST_PG_CONNINFO(), NULL, &m, err, sizeof err))
-        return -1;
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)",
-        db.name);
-    rc = wq_store_exec(m, sql, err, sizeof err);
-    wq_store_close(m);
-    if (rc != 0)
-        print_error("%s: %s\n", sql, err);
-    return rc == 0 ? 0 : -1;
 }
 
 /* A store on this test's database, migrated to the latest version. */
@@ -887,7 +771,7 @@ test_store_reconnects(void **state)
     wq_store_close(s);
 }
 
-#define DB_TEST(f) cmocka_unit_test_setup_teardown(f, db_setup, db_teardown)
+#define DB_TEST(f) cmocka_unit_test_setup(f, db_setup)
 
 static const struct CMUnitTest tests[] = {
     DB_TEST(test_store_migrate_empty_db),
