@@ -62,7 +62,8 @@ BINS := $(BUILD)/workq $(BUILD)/workq-producer $(BUILD)/workq-worker \
 
 # Tests: tests/unit/test_*.c need no server; tests/integration/test_*.c
 # need the private servers of tests/services.
-TEST_HARNESS   := $(BUILD)/tests/wq_test.o $(BUILD)/tests/wq_test_pg.o
+TEST_HARNESS   := $(BUILD)/tests/wq_test.o $(BUILD)/tests/wq_test_pg.o \
+                  $(BUILD)/tests/wq_test_broker.o
 UNIT_TESTS     := $(patsubst %.c,$(BUILD)/%,$(sort $(wildcard tests/unit/test_*.c)))
 INTEG_TESTS    := $(patsubst %.c,$(BUILD)/%,$(sort $(wildcard tests/integration/test_*.c)))
 
@@ -105,7 +106,7 @@ $(BUILD)/workq-scheduler: $(SCHEDULER_OBJS) $(LIB)
 
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o $(TEST_HARNESS) $(LIB)
 	$(CC) $(WQ_LDFLAGS) -o $@ $< $(TEST_HARNESS) $(LIB) $(LIBS) $(TEST_LIBS)
-$(BUILD)/tests/integration/test_%: $(BUILD)/tests/integration/test_%.o $(TEST_HARNESS) $(LIB) $(BINS)
+$(BUILD)/tests/integration/test_%: $(BUILD)/tests/integration/test_%.o $(TEST_HARNESS) $(LIB)
 	$(CC) $(WQ_LDFLAGS) -o $@ $< $(TEST_HARNESS) $(LIB) $(LIBS) $(TEST_LIBS)
 
 tests: all $(UNIT_TESTS) $(INTEG_TESTS)
