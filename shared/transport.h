@@ -122,6 +122,11 @@ struct wq_transport_ops {
     /* Flushes within timeout_ms, commits what is acked, closes in the
      * library's required order and frees the handle. */
     void (*close)(wq_transport *t, int timeout_ms);
+    /* Makes a poll() blocked in another thread, or else the next one,
+     * return WQ_EAGAIN at once.  The one thread-safe operation: a worker's
+     * handler threads call it to hand a finished task back to the thread
+     * that polls.  Not async-signal-safe; never concurrent with close(). */
+    void (*wakeup)(wq_transport *t);
 };
 
 extern const struct wq_transport_ops wq_transport_kafka_ops;
@@ -192,6 +197,12 @@ static inline int
 wq_transport_nack(wq_transport *t, wq_delivery *d, char *err, size_t errlen)
 {
     return WQ_TRANSPORT_OPS(t)->nack(t, d, err, errlen);
+}
+
+static inline void
+wq_transport_wakeup(wq_transport *t)
+{
+    WQ_TRANSPORT_OPS(t)->wakeup(t);
 }
 
 static inline void

@@ -1,0 +1,443 @@
+/*
+ * test_transport_kafka.c - the Kafka transport against the real Apache
+ * Kafka broker of tests/services (KRaft, 127.0.0.1:59092, or
+ * $WORKQ_TEST_KAFKA_BROKERS).
+ *
+ * Each test uses topics and consumer groups of its own (wq_test_unique),
+ * so tests neither see each other's messages nor need a clean broker.  A
+ * test that needs the broker fails, with a message saying how to start
+ * it, when the broker does not answer: a missing server is a failure
+ * here, never a skip.  Error injection lives in
+ * tests/unit/test_transport_kafka_mock.c.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "clock.h"
+#include "log.h"
+#include "transport.h"
+#include "wq_test.h"
+
+#define N_MESSAGES 1000
+
+struct confirms {
+    int n, ok, failed;
+    int last_status;
+    char last_reason[256];
+};
+
+static void
+on_confirm(void *opaque, int status, const char *reason, void *user)
+{
+    struct confirms *c = user;
+
+    (void)opaque;
+    c->n++;
+    if (status == 0) {
+        c->ok++;
+    } else {
+        c->failed++;
+        c->last_status = status;
+        snprintf(c->last_reason, sizeof c->last_reason, "%s",
+            reason != NULL ? reason : "(no reason)");
+    }
+}
+
+/* Fails the test unless the broker answers a metadata request. */
+static void
+require_broker(void)
+{
+    const char *brokers = WQ_TEST_KAFKA_BROKERS();
+    const struct rd_kafka_metadata *md;
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_resp_err_t e;
+    char errstr[256];
+    rd_kafka_t *rk;
+
+    wq_log_setup("test", WQ_LOG_WARN, WQ_LOG_TEXT, NULL, NULL, 0);
+    rd_kafka_conf_set(c, "bootstrap.servers", brokers, errstr, sizeof errstr);
+    rd_kafka_conf_set(c, "log_level", "0", errstr, sizeof errstr);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, errstr, sizeof errstr);
+    assert_non_null(rk);
+    e = rd_kafka_metadata(rk, 0, NULL, &md, 10000);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(rk);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        fail_msg("Kafka broker at %s does not answer (%s): start it with "
+            "`tests/services/ctl start kafka` (or set "
+            "WORKQ_TEST_KAFKA_BROKERS)", brokers, rd_kafka_err2str(e));
+}
+
+static struct wq_transport_conf
+conf_for(const char *brokers, struct confirms *c, int partitions,
+    const char *const *props, size_t nprops)
+{
+    struct wq_transport_conf conf = {
+        .kind = WQ_TRANSPORT_KAFKA,
+        .client_id = "test-kafka",
+        .kafka_brokers = brokers,
+        .kafka_partitions = partitions,
+        .kafka_replication = 1,
+        .kafka_linger_ms = 5,
+        .kafka_session_timeout_ms = 6000,
+        .kafka_props = props,
+        .kafka_nprops = nprops,
+        .on_confirm = on_confirm,
+        .on_confirm_user = c,
+    };
+    return conf;
+}
+
+static wq_transport *
+open_transport(const struct wq_transport_conf *conf)
+{
+    char err[WQ_ERRLEN] = "";
+    wq_transport *t = NULL;
+    int rv = wq_transport_kafka_ops.open(conf, &t, err, sizeof err);
+
+    if (rv != 0)
+        fail_msg("open: %s (%s)", wq_strerror(rv), err);
+    return t;
+}
+
+static void
+declare(wq_transport *t, const char *queue)
+{
+    char err[WQ_ERRLEN] = "";
+    int rv = wq_transport_declare(t, queue, err, sizeof err);
+
+    if (rv != 0)
+        fail_msg("declare %s: %s (%s)", queue, wq_strerror(rv), err);
+}
+
+static void
+subscribe1(wq_transport *t, const char *queue)
+{
+    char err[WQ_ERRLEN] = "";
+    const char *qs[] = { queue };
+    int rv = wq_transport_subscribe(t, qs, 1, err, sizeof err);
+
+    if (rv != 0)
+        fail_msg("subscribe: %s (%s)", wq_strerror(rv), err);
+}
+
+/* Publishes key-<i>/body-<i> for i in [from, to), then flushes. */
+static void
+publish_range(wq_transport *t, const char *queue, int from, int to)
+{
+    char err[WQ_ERRLEN] = "", key[32], body[64];
+    int rv;
+
+    for (int i = from; i < to; i++) {
+        int kl = snprintf(key, sizeof key, "key-%d", i);
+        int bl = snprintf(body, sizeof body, "body-%d", i);
+
+        rv = wq_transport_publish(t, queue, key, (size_t)kl, body,
+            (size_t)bl, NULL, err, sizeof err);
+        if (rv != 0)
+            fail_msg("publish %d: %s (%s)", i, wq_strerror(rv), err);
+    }
+    rv = wq_transport_flush(t, 30000, err, sizeof err);
+    if (rv != 0)
+        fail_msg("flush: %s (%s)", wq_strerror(rv), err);
+}
+
+/* Polls until a delivery comes or `ms` pass; NULL on timeout. */
+static wq_delivery *
+poll_one(wq_transport *t, int ms)
+{
+    uint64_t end = wq_clock_mono_ns() + (uint64_t)ms * 1000000u;
+    char err[WQ_ERRLEN] = "";
+    wq_delivery *d;
+    int rv;
+
+    do {
+        rv = wq_transport_poll(t, &d, 250, err, sizeof err);
+        if (rv == 0)
+            return d;
+        if (rv != WQ_EAGAIN)
+            fail_msg("poll: %s (%s)", wq_strerror(rv), err);
+    } while (wq_clock_ms_until(end) > 0);
+    return NULL;
+}
+
+/* The i of a "body-<i>" delivery whose key is "key-<i>"; fails if not. */
+static int
+index_of(const wq_delivery *d)
+{
+    char body[64], key[64];
+    int i;
+
+    if (d->len >= sizeof body || d->keylen >= sizeof key)
+        fail_msg("delivery of %zu bytes, key %zu bytes", d->len, d->keylen);
+    memcpy(body, d->body, d->len);
+    body[d->len] = '\0';
+    memcpy(key, d->key, d->keylen);
+    key[d->keylen] = '\0';
+    if (sscanf(body, "body-%d", &i) != 1)
+        fail_msg("unexpected body \"%s\"", body);
+    snprintf(body, sizeof body, "key-%d", i);
+    if (strcmp(key, body) != 0)
+        fail_msg("body-%d came with key \"%s\"", i, key);
+    return i;
+}
+
+/* Declaring an existing queue is fine, and so is declaring it again. */
+static void
+test_transport_kafka_declare_twice(void **state)
+{
+    const char *queue = wq_test_unique("tk-declare");
+    struct confirms c = { 0 };
+    struct wq_transport_conf conf;
+    wq_transport *t;
+
+    (void)state;
+    require_broker();
+    conf = conf_for(WQ_TEST_KAFKA_BROKERS(), &c, 3, NULL, 0);
+    t = open_transport(&conf);
+    declare(t, queue);
+    declare(t, queue);
+    wq_transport_close(t, 5000);
+    /* A second handle, same queue: already exists is success. */
+    t = open_transport(&conf);
+    declare(t, queue);
+    wq_transport_close(t, 5000);
+}
+
+/* N messages, one flush: N confirmations, every one with status 0. */
+static void
+test_transport_kafka_publish_confirms(void **state)
+{
+    const char *queue = wq_test_unique("tk-publish");
+    struct confirms c = { 0 };
+    struct wq_transport_conf conf;
+    wq_transport *t;
+
+    (void)state;
+    require_broker();
+    conf = conf_for(WQ_TEST_KAFKA_BROKERS(), &c, 3, NULL, 0);
+    t = open_transport(&conf);
+    declare(t, queue);
+    publish_range(t, queue, 0, N_MESSAGES);
+    if (c.failed > 0)
+        fail_msg("%d refused, last: %s", c.failed, c.last_reason);
+    assert_int_equal(c.n, N_MESSAGES);
+    assert_int_equal(c.ok, N_MESSAGES);
+    wq_transport_close(t, 5000);
+}
+
+/*
+ * A consumer receives exactly the N bodies and keys and acks them all.  A
+ * second consumer of the same group then receives nothing of them: only a
+ * sentinel published afterwards, which also proves it was fetching.
+ */
+static void
+test_transport_kafka_consume_ack_all(void **state)
+{
+    const char *queue = wq_test_unique("tk-consume");
+    static unsigned char seen[N_MESSAGES];
+    struct confirms c = { 0 };
+    struct wq_transport_conf conf;
+    wq_transport *t;
+    wq_delivery *d;
+    char err[WQ_ERRLEN] = "";
+    int i;
+
+    (void)state;
+    require_broker();
+    conf = conf_for(WQ_TEST_KAFKA_BROKERS(), &c, 3, NULL, 0);
+    t = open_transport(&conf);
+    declare(t, queue);
+    publish_range(t, queue, 0, N_MESSAGES);
+    subscribe1(t, queue);
+    memset(seen, 0, sizeof seen);
+    for (int n = 0; n < N_MESSAGES; n++) {
+        if ((d = poll_one(t, 30000)) == NULL)
+            fail_msg("only %d of %d messages came", n, N_MESSAGES);
+        assert_string_equal(d->queue, queue);
+        i = index_of(d);
+        if (i < 0 || i >= N_MESSAGES || seen[i])
+            fail_msg("message %d unexpected or twice", i);
+        seen[i] = 1;
+        assert_int_equal(wq_transport_ack(t, d, err, sizeof err), 0);
+    }
+    /* Nothing more. */
+    assert_null(poll_one(t, 1000));
+    wq_transport_close(t, 10000);
+
+    t = open_transport(&conf);
+    subscribe1(t, queue);
+    publish_range(t, queue, N_MESSAGES, N_MESSAGES + 1);
+    if ((d = poll_one(t, 30000)) == NULL)
+        fail_msg("the sentinel did not come");
+    i = index_of(d);
+    if (i != N_MESSAGES)
+        fail_msg("message %d came again after it was acked and committed",
+            i);
+    assert_int_equal(wq_transport_ack(t, d, err, sizeof err), 0);
+    assert_null(poll_one(t, 1000));
+    wq_transport_close(t, 10000);
+}
+
+/*
+ * Offsets 0..9 of one partition: ack 0-4 and 7, nack 8, hold 5, 6, 9 and
+ * close.  The next consumer of the group starts at 5 and gets 5..9: the
+ * committed offset stopped at the first unfinished one, so 7 comes again
+ * and 6 is not skipped.
+ */
+static void
+test_transport_kafka_redelivers_unacked(void **state)
+{
+    const char *queue = wq_test_unique("tk-redeliver");
+    struct confirms c = { 0 };
+    struct wq_transport_conf conf;
+    wq_transport *t;
+    wq_delivery *d[10];
+    char err[WQ_ERRLEN] = "";
+
+    (void)state;
+    require_broker();
+    conf = conf_for(WQ_TEST_KAFKA_BROKERS(), &c, 1, NULL, 0);
+    t = open_transport(&conf);
+    declare(t, queue);
+    publish_range(t, queue, 0, 10);
+    subscribe1(t, queue);
+    for (int i = 0; i < 10; i++) {
+        if ((d[i] = poll_one(t, 30000)) == NULL)
+            fail_msg("delivery %d did not come", i);
+        assert_int_equal(d[i]->offset, i);
+        assert_int_equal(index_of(d[i]), i);
+    }
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(wq_transport_ack(t, d[i], err, sizeof err), 0);
+    assert_int_equal(wq_transport_ack(t, d[7], err, sizeof err), 0);
+    assert_int_equal(wq_transport_nack(t, d[8], err, sizeof err), 0);
+    wq_transport_close(t, 10000);
+
+    t = open_transport(&conf);
+    subscribe1(t, queue);
+    for (int i = 5; i < 10; i++) {
+        wq_delivery *e = poll_one(t, 30000);
+
+        if (e == NULL)
+            fail_msg("offset %d was not delivered again", i);
+        if (e->offset != i)
+            fail_msg("expected offset %d, got %" PRId64, i, e->offset);
+        assert_int_equal(index_of(e), i);
+        assert_int_equal(wq_transport_ack(t, e, err, sizeof err), 0);
+    }
+    assert_null(poll_one(t, 1000));
+    wq_transport_close(t, 10000);
+}
+
+/*
+ * A second member joins while the first is consuming: the group
+ * rebalances (eager: the first revokes everything, committing what it
+ * finished, and both get partitions), and together they receive every
+ * message.  Duplicates are allowed (at-least-once), losses are not.
+ */
+static void
+test_transport_kafka_rebalance_shares_work(void **state)
+{
+    enum { N = 400 };
+    const char *queue = wq_test_unique("tk-rebalance");
+    static unsigned char seen[N];
+    struct confirms c = { 0 };
+    struct wq_transport_conf conf;
+    wq_transport *a, *b;
+    wq_delivery *d;
+    char err[WQ_ERRLEN] = "";
+    int distinct = 0, from_a = 0, from_b = 0, i;
+    uint64_t end;
+
+    (void)state;
+    require_broker();
+    conf = conf_for(WQ_TEST_KAFKA_BROKERS(), &c, 4, NULL, 0);
+    a = open_transport(&conf);
+    declare(a, queue);
+    publish_range(a, queue, 0, N);
+    memset(seen, 0, sizeof seen);
+    subscribe1(a, queue);
+    while (from_a < N / 4) {
+        if ((d = poll_one(a, 30000)) == NULL)
+            fail_msg("A got only %d messages", from_a);
+        i = index_of(d);
+        distinct += !seen[i];
+        seen[i] = 1;
+        from_a++;
+        assert_int_equal(wq_transport_ack(a, d, err, sizeof err), 0);
+    }
+    b = open_transport(&conf);
+    subscribe1(b, queue);
+    end = wq_clock_mono_ns() + 60000000000u;
+    while (distinct < N && wq_clock_ms_until(end) > 0) {
+        for (int k = 0; k < 2; k++) {
+            wq_transport *t = k == 0 ? a : b;
+
+            /* Small bites, so both keep polling through the rebalance. */
+            for (int j = 0; j < 20 && (d = poll_one(t, 100)) != NULL; j++) {
+                i = index_of(d);
+                distinct += !seen[i];
+                seen[i] = 1;
+                if (k == 0)
+                    from_a++;
+                else
+                    from_b++;
+                assert_int_equal(wq_transport_ack(t, d, err, sizeof err), 0);
+            }
+        }
+    }
+    if (distinct < N)
+        fail_msg("only %d of %d messages came (A %d, B %d)", distinct, N,
+            from_a, from_b);
+    if (from_b == 0)
+        fail_msg("B never got a partition");
+    wq_transport_close(a, 10000);
+    wq_transport_close(b, 10000);
+}
+
+/*
+ * Nothing listens at the address: the message times out (a short
+ * message.timeout.ms through kafka_props) and both on_confirm and flush
+ * report a failure, never a success.  Needs no broker.
+ */
+static void
+test_transport_kafka_unreachable_broker(void **state)
+{
+    static const char *const props[] = { "message.timeout.ms=2000" };
+    struct confirms c = { 0 };
+    struct wq_transport_conf conf;
+    wq_transport *t;
+    char err[WQ_ERRLEN] = "";
+    int rv;
+
+    (void)state;
+    wq_log_setup("test", WQ_LOG_ERROR, WQ_LOG_TEXT, NULL, NULL, 0);
+    conf = conf_for("127.0.0.1:1", &c, 1, props, 1);
+    t = open_transport(&conf);
+    assert_int_equal(wq_transport_publish(t, "nowhere", "k", 1, "b", 1, NULL,
+        err, sizeof err), 0);
+    rv = wq_transport_flush(t, 15000, err, sizeof err);
+    if (rv != WQ_ENACK)
+        fail_msg("flush: %s (%s), expected a refusal", wq_strerror(rv), err);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.ok, 0);
+    assert_true(c.last_status < 0);
+    wq_transport_close(t, 1000);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_transport_kafka_declare_twice),
+    cmocka_unit_test(test_transport_kafka_publish_confirms),
+    cmocka_unit_test(test_transport_kafka_consume_ack_all),
+    cmocka_unit_test(test_transport_kafka_redelivers_unacked),
+    cmocka_unit_test(test_transport_kafka_rebalance_shares_work),
+    cmocka_unit_test(test_transport_kafka_unreachable_broker),
+};
+
+WQ_TEST_MAIN("transport_kafka", tests)
