@@ -1,0 +1,62 @@
+/*
+ * uuid.h - UUID version 7 (RFC 9562): the ids of workq tasks.
+ *
+ * A v7 UUID is 16 bytes, big-endian: a 48-bit Unix timestamp in
+ * milliseconds, the version nibble 7, a 12-bit counter (rand_a), the
+ * variant bits 10 and 62 random bits (rand_b).  Ids made by one process
+ * sort strictly ascending, byte-wise and as text, because rand_a is used
+ * as the counter of RFC 9562 section 6.2 method 1: it starts at a random
+ * value below 2048 in each new millisecond and goes up by one per id
+ * within the same millisecond; when the clock stands still or goes back,
+ * the previous timestamp is kept, and when the counter is spent the
+ * timestamp moves one millisecond ahead of the clock.  The randomness
+ * comes from getrandom(2), read in blocks and thrown away in a forked
+ * child, so parent and child never share random bits.
+ *
+ * This module owns the per-process generator state (behind a mutex); it
+ * leaves the storage and meaning of ids to its callers.
+ */
+#ifndef WQ_UUID_H
+#define WQ_UUID_H
+
+#include <stdint.h>
+
+#include "wq.h"
+
+/* Bytes of a UUID, and of its text form including the NUL. */
+#define WQ_UUID_LEN     16
+#define WQ_UUID_STRLEN  37
+
+/*
+ * wq_uuid_v7 writes a new version 7 UUID, greater than every id this
+ * process made before, into `out`.  Returns 0, or WQ_EIO if getrandom(2)
+ * fails (a kernel without it; it never fails on Linux >= 3.17 once the
+ * entropy pool is ready, and blocks only before that, early at boot).
+ * Thread-safe; fork-safe.
+ */
+int wq_uuid_v7(uint8_t out[16]) WQ_MUSTCHECK;
+
+/*
+ * wq_uuid_format writes the canonical lowercase text form
+ * "0190a5f8-7c1e-7a3b-9c4d-5e6f708192a3" and its NUL into `out`.  Never
+ * fails; pure and thread-safe.
+ */
+void wq_uuid_format(const uint8_t in[16], char out[37]);
+
+/*
+ * wq_uuid_parse reads the canonical text form: exactly 36 characters,
+ * hyphens at 8, 13, 18 and 23, hex digits (either case) everywhere else,
+ * nothing before or after; no braces, no "urn:uuid:" prefix.  It does not
+ * check the version.  Returns 0 and fills `out`, or WQ_EINVAL and leaves
+ * `out` untouched.  `s` may be NULL (WQ_EINVAL).  Pure and thread-safe.
+ */
+int wq_uuid_parse(const char *s, uint8_t out[16]);
+
+/*
+ * wq_uuid_v7_time_ms returns the timestamp of a version 7 UUID in
+ * milliseconds since the Unix epoch (0 .. 2^48-1), or WQ_EINVAL if `in`
+ * does not carry version 7 and variant 10.  Pure and thread-safe.
+ */
+int64_t wq_uuid_v7_time_ms(const uint8_t in[16]);
+
+#endif
