@@ -69,8 +69,17 @@ INTEG_TESTS    := $(patsubst %.c,$(BUILD)/%,$(sort $(wildcard tests/integration/
 
 MIGRATIONS := $(sort $(wildcard shared/migrations/*.sql))
 
+# The worker's modules (all but its main), linked into the unit tests of
+# handlers and worker parts; sample handler plugins (workq_plugin.h) for
+# the tests, built as shared objects.
+WORKER_LIB_OBJS := $(filter-out $(BUILD)/worker/main.o,$(WORKER_OBJS))
+WORKER_UNIT     := $(filter $(BUILD)/tests/unit/test_handler_% \
+                   $(BUILD)/tests/unit/test_worker_%,$(UNIT_TESTS))
+PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,\
+           $(sort $(wildcard tests/plugins/*.c)))
+
 .PHONY: all clean deps check unit integration fuzz demo install uninstall \
-        services-start services-stop tests
+        services-start services-stop tests bench-e2e
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BINS)
@@ -105,11 +114,31 @@ $(BUILD)/workq-scheduler: $(SCHEDULER_OBJS) $(LIB)
 	$(CC) $(WQ_LDFLAGS) -o $@ $(SCHEDULER_OBJS) $(LIB) $(LIBS)
 
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o $(TEST_HARNESS) $(LIB)
-	$(CC) $(WQ_LDFLAGS) -o $@ $< $(TEST_HARNESS) $(LIB) $(LIBS) $(TEST_LIBS)
+	$(CC) $(WQ_LDFLAGS) -o $@ $< $(TEST_EXTRA) $(TEST_HARNESS) $(LIB) $(LIBS) $(TEST_LIBS)
+
+$(BUILD)/tests/unit/test_handler_%.o $(BUILD)/tests/unit/test_worker_%.o: \
+    WQ_CFLAGS += -Iworker
+$(WORKER_UNIT): TEST_EXTRA = $(WORKER_LIB_OBJS)
+$(WORKER_UNIT): $(WORKER_LIB_OBJS) $(PLUGINS)
+$(filter $(BUILD)/tests/integration/test_worker%,$(INTEG_TESTS)): $(PLUGINS)
+
+# -std=c99 and nothing but workq_plugin.h: what a plugin author has.
+$(BUILD)/tests/plugins/%.so: tests/plugins/%.c shared/workq_plugin.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SANFLAGS) -std=c99 -Wall -Wextra -Werror -fPIC \
+	    -shared -Ishared -o $@ $<
+
+# End-to-end benchmark: producer side, workers, brokers and PostgreSQL
+# on this machine (tests/bench/bench_e2e.sh prints the figures).
+$(BUILD)/tests/bench/bench_e2e: $(BUILD)/tests/bench/bench_e2e.o $(LIB)
+	$(CC) $(WQ_LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
+bench-e2e: all $(BUILD)/tests/bench/bench_e2e
+	WORKQ_BUILD=$(BUILD) sh tests/bench/bench_e2e.sh $(BUILD)/tests/bench/bench_e2e
 $(BUILD)/tests/integration/test_%: $(BUILD)/tests/integration/test_%.o $(TEST_HARNESS) $(LIB)
 	$(CC) $(WQ_LDFLAGS) -o $@ $< $(TEST_HARNESS) $(LIB) $(LIBS) $(TEST_LIBS)
 
-tests: all $(UNIT_TESTS) $(INTEG_TESTS)
+tests: all $(UNIT_TESTS) $(INTEG_TESTS) $(PLUGINS)
 
 # --- tests -----------------------------------------------------------------
 
@@ -122,17 +151,26 @@ services-stop:
 	tests/services/ctl stop all
 
 unit: all $(UNIT_TESTS)
-	sh tests/run.sh unit $(UNIT_TESTS)
+	WORKQ_BUILD=$(BUILD) sh tests/run.sh unit $(UNIT_TESTS)
 
 integration: all $(INTEG_TESTS)
 	WORKQ_BUILD=$(BUILD) sh tests/run.sh integration $(INTEG_TESTS)
 
 # The one test entry: packages, servers, plain build, sanitizer build.
+# Suites run one after another; each prints "KIND: N passed, M failed"
+# and the last line sums them all.
 check: deps
 	tests/services/ctl start all
-	$(MAKE) unit integration
-	$(MAKE) SAN=1 unit integration
-	@echo "check: all suites passed (servers left running: make services-stop)"
+	@rm -f $(CURDIR)/.check-summary
+	$(MAKE) all
+	WQ_TEST_SUMMARY=$(CURDIR)/.check-summary $(MAKE) unit
+	WQ_TEST_SUMMARY=$(CURDIR)/.check-summary $(MAKE) integration
+	$(MAKE) SAN=1 all
+	WQ_TEST_SUMMARY=$(CURDIR)/.check-summary $(MAKE) SAN=1 unit
+	WQ_TEST_SUMMARY=$(CURDIR)/.check-summary $(MAKE) SAN=1 integration
+	@awk '{p += $$1; f += $$2} END {printf "check: %d passed, %d failed\n", p, f; exit f > 0}' $(CURDIR)/.check-summary
+	@rm -f $(CURDIR)/.check-summary
+	@echo "(the private servers stay up for reruns: make services-stop)"
 
 # libFuzzer targets (clang).  FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60

@@ -19,4 +19,5 @@ for t in "$@"; do
 done
 [ -z "$broken" ] || echo "$kind: binaries that exited abnormally:$broken" >&2
 echo "$kind: $passed passed, $failed failed"
+[ -z "${WQ_TEST_SUMMARY:-}" ] || echo "$passed $failed" >> "$WQ_TEST_SUMMARY"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
