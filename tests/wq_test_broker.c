@@ -165,6 +165,15 @@ forget_all(void)
 }
 
 void
+wq_test_delete_queue(int kind, const char *queue)
+{
+    if (kind == WQ_TRANSPORT_KAFKA)
+        delete_kafka(&queue, 1);
+    else
+        delete_amqp(queue);
+}
+
+void
 wq_test_forget_queue(int kind, const char *queue)
 {
     if (nforget == 0 || forget_pid != getpid()) {

@@ -41,6 +41,10 @@ size_t wq_test_env_for(int kind, const char *conninfo, const char **env,
  */
 void wq_test_forget_queue(int kind, const char *queue);
 
+/* wq_test_delete_queue deletes a queue (RabbitMQ) or topic (Kafka) now,
+ * as an operator would; errors are ignored. */
+void wq_test_delete_queue(int kind, const char *queue);
+
 struct wq_test_consumer;
 
 /* Subscribes to `queue` (which must exist) or fails the test. */

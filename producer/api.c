@@ -1,0 +1,1179 @@
+/*
+ * api.c - routes, validation and answers of the producer's HTTP API (see
+ * api.h).
+ *
+ * A task request becomes one struct api_msg: the publisher's pub_msg, the
+ * encoded envelope (the buffer the encoder grew, taken over), and the 202
+ * body, prepared on the HTTP thread so that the publisher thread only has
+ * to hand it to wq_http_complete() when the broker confirms.  A batch
+ * request becomes one api_msg per immediate task plus one database job
+ * for its delayed tasks, all pointing at a struct api_batch that answers
+ * once its last task has a verdict (from either thread: an atomic count).
+ * Validation is all-or-nothing: a batch with one bad task is refused
+ * whole, and nothing of it is published.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "alloc.h"
+#include "api.h"
+#include "buf.h"
+#include "clock.h"
+#include "envelope.h"
+#include "log.h"
+#include "store.h"
+#include "taskspec.h"
+#include "token.h"
+#include "uuid.h"
+
+#define COMPONENT "api"
+#define JSON_TYPE "application/json"
+
+/* Why a request was refused: the label of the rejected counter. */
+enum reason {
+    R_INVALID_JSON, R_INVALID_TASK, R_INVALID_QUEUE, R_INVALID_ID,
+    R_TOO_LARGE, R_UNAUTHORIZED, R_UNSUPPORTED_MEDIA_TYPE, R_RATE_LIMITED,
+    R_NOT_FOUND, R_METHOD_NOT_ALLOWED, R_UNAVAILABLE, R_FORBIDDEN, R_COUNT,
+};
+
+static const char *const reason_name[R_COUNT] = {
+    "invalid_json", "invalid_task", "invalid_queue", "invalid_id",
+    "too_large", "unauthorized", "unsupported_media_type", "rate_limited",
+    "not_found", "method_not_allowed", "unavailable", "forbidden",
+};
+
+struct api {
+    struct wq_config *cfg;
+    struct publisher *pub;
+    struct dbq *db;
+    wq_metrics *metrics;
+    atomic_int stopping;
+
+    pthread_rwlock_t tokens_lock;
+    wq_tokens *tokens;          /* NULL: no tokens_file, no auth */
+
+    pthread_mutex_t bucket_lock;
+    double tokens_left, rate;
+    uint64_t bucket_ns;
+
+    wq_metric *rejected[R_COUNT];
+    wq_metric *accepted_queued, *accepted_scheduled;
+};
+
+/* One request's outcome, per task of a batch. */
+struct batch_result {
+    char id[WQ_UUID_STRLEN];
+    char *key;
+    int status;                 /* 0, or the WQ_E* of the failure */
+    int scheduled, duplicate;
+    int64_t run_at_ms;
+    char why[160];
+};
+
+struct api_batch {
+    struct api *api;
+    wq_http_req *req;
+    atomic_size_t pending;
+    size_t n;
+    char queue[WQ_QUEUE_MAX + 1];
+    struct batch_result *r;
+};
+
+/* An immediate task on its way to the broker. */
+struct api_msg {
+    struct pub_msg m;           /* first: the publisher hands it back */
+    struct api *api;
+    wq_http_req *req;           /* a single task's request, or NULL */
+    struct api_batch *batch;    /* or the batch and its index */
+    size_t index;
+    char *ok_body;              /* the 202 answer, ready */
+    size_t ok_len;
+    char *body;                 /* the encoded envelope */
+    char *key;
+    char queue[WQ_QUEUE_MAX + 1];
+};
+
+/* Delayed tasks on their way to PostgreSQL. */
+struct api_insert {
+    struct db_job job;          /* first */
+    struct api *api;
+    wq_http_req *req;           /* single task, or NULL for a batch */
+    struct api_batch *batch;
+    size_t n;
+    size_t *index;              /* batch index of each envelope */
+    struct wq_envelope *env;    /* owned copies */
+};
+
+struct api_get {
+    struct db_job job;
+    struct api *api;
+    wq_http_req *req;
+    uint8_t id[WQ_UUID_LEN];
+};
+
+struct api_ready {
+    struct db_job job;
+    struct api *api;
+    wq_http_req *req;
+};
+
+/* --- answers ------------------------------------------------------------- */
+
+/* An error answer, counted under its reason. */
+static int
+refuse(struct api *a, enum reason r, int code, const char *detail,
+    int *status, const char **ctype, char **body, size_t *len)
+{
+    wq_metric_inc(a->rejected[r], 1);
+    *status = code;
+    *ctype = JSON_TYPE;
+    *body = wq_http_json_error(reason_name[r], detail, len);
+    return 0;
+}
+
+/* The same, later, from another thread. */
+static void
+complete_error(struct api *a, wq_http_req *req, enum reason r, int code,
+    const char *detail)
+{
+    size_t len;
+    char *body;
+
+    wq_metric_inc(a->rejected[r], 1);
+    body = wq_http_json_error(reason_name[r], detail, &len);
+    wq_http_complete(req, code, JSON_TYPE, body, len);
+}
+
+/* A json_t as an answer body; takes the reference. */
+static char *
+dump(json_t *j, size_t *len)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+
+    json_decref(j);
+    if (s == NULL)
+        abort();    /* out of memory: as xmalloc */
+    *len = strlen(s);
+    return s;
+}
+
+/* The status a failed publish or insert answers with. */
+static int
+failure_code(int status, enum reason *r)
+{
+    if (status == WQ_ETOOBIG) {
+        *r = R_TOO_LARGE;
+        return 413;
+    }
+    if (status == WQ_EINVAL) {
+        *r = R_INVALID_TASK;
+        return 400;
+    }
+    *r = R_UNAVAILABLE;
+    return 503;
+}
+
+static json_t *
+accepted_json(const char *id, const char *queue, const char *key,
+    int scheduled, int64_t run_at_ms, int duplicate)
+{
+    char when[40];
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "queue", queue,
+        "idempotency_key", key, "state", scheduled ? "scheduled" : "queued");
+
+    if (scheduled)
+        json_object_set_new(j, "run_at", json_string(
+            wq_clock_format_rfc3339(run_at_ms, when, sizeof when)));
+    if (duplicate)
+        json_object_set_new(j, "duplicate", json_true());
+    return j;
+}
+
+/* --- batches ------------------------------------------------------------- */
+
+static void
+batch_free(struct api_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->r[i].key);
+    free(b->r);
+    free(b);
+}
+
+/* Answers the batch: 202 when every task was accepted, else 503 (or the
+ * failure's own code) with each task's outcome. */
+static void
+batch_answer(struct api_batch *b)
+{
+    struct api *a = b->api;
+    json_t *j, *arr = json_array();
+    size_t nbad = 0, first = 0, nsched = 0, len;
+    enum reason r = R_UNAVAILABLE;
+    char detail[256];
+    int code = 202;
+
+    for (size_t i = 0; i < b->n; i++) {
+        struct batch_result *x = &b->r[i];
+
+        if (x->status == 0) {
+            json_array_append_new(arr, accepted_json(x->id, b->queue,
+                x->key, x->scheduled, x->run_at_ms, x->duplicate));
+            nsched += x->scheduled;
+        } else {
+            if (nbad++ == 0)
+                first = i;
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "id",
+                x->id, "error", "unavailable", "detail", x->why));
+        }
+    }
+    if (nbad == 0) {
+        wq_metric_inc(a->accepted_queued, b->n - nsched);
+        wq_metric_inc(a->accepted_scheduled, nsched);
+        j = json_pack("{s:o}", "tasks", arr);
+    } else {
+        wq_metric_inc(a->accepted_queued, b->n - nbad - nsched);
+        wq_metric_inc(a->accepted_scheduled, nsched);
+        code = failure_code(b->r[first].status, &r);
+        wq_metric_inc(a->rejected[r], 1);
+        snprintf(detail, sizeof detail, "%zu of %zu tasks not accepted; "
+            "task %zu: %s", nbad, b->n, first, b->r[first].why);
+        j = json_pack("{s:s, s:s, s:o}", "error", reason_name[r], "detail",
+            detail, "tasks", arr);
+    }
+    {
+        char *body = dump(j, &len);
+
+        wq_http_complete(b->req, code, JSON_TYPE, body, len);
+    }
+    batch_free(b);
+}
+
+static void
+batch_item_done(struct api_batch *b, size_t i, int status, const char *why)
+{
+    b->r[i].status = status;
+    if (status != 0)
+        snprintf(b->r[i].why, sizeof b->r[i].why, "%s",
+            why != NULL ? why : wq_strerror(status));
+    if (atomic_fetch_sub(&b->pending, 1) == 1)
+        batch_answer(b);
+}
+
+/* --- immediate tasks: the publisher's callback --------------------------- */
+
+static void
+msg_free(struct api_msg *m)
+{
+    free(m->ok_body);
+    free(m->body);
+    free(m->key);
+    free(m);
+}
+
+/* On the publisher thread: the broker's verdict answers the request. */
+static void
+msg_done(struct pub_msg *pm, int status, const char *why)
+{
+    struct api_msg *m = (struct api_msg *)(void *)pm;
+    struct api *a = m->api;
+    enum reason r;
+    int code;
+
+    if (m->batch != NULL) {
+        batch_item_done(m->batch, m->index, status, why);
+    } else if (status == 0) {
+        wq_metric_inc(a->accepted_queued, 1);
+        wq_http_complete(m->req, 202, JSON_TYPE, m->ok_body, m->ok_len);
+        m->ok_body = NULL;
+    } else {
+        code = failure_code(status, &r);
+        complete_error(a, m->req, r, code, why);
+    }
+    msg_free(m);
+}
+
+/*
+ * Encodes `env` into a new message for the publisher.  Returns it, or
+ * NULL with err set (the envelope was validated already, so only a size
+ * beyond the limits can fail here).
+ */
+static struct api_msg *
+msg_new(struct api *a, const struct wq_envelope *env, char *err,
+    size_t errlen, int *rc)
+{
+    struct wq_buf buf = WQ_BUF_INIT;
+    struct api_msg *m;
+
+    if ((*rc = wq_envelope_encode(env, &buf, err, errlen)) != 0) {
+        wq_buf_free(&buf);
+        return NULL;
+    }
+    m = xcalloc(1, sizeof *m);
+    m->api = a;
+    m->body = buf.data;             /* taken over */
+    m->key = xstrdup(env->key);
+    snprintf(m->queue, sizeof m->queue, "%s", env->queue);
+    m->m.queue = m->queue;
+    m->m.key = m->key;
+    m->m.keylen = strlen(m->key);
+    m->m.body = m->body;
+    m->m.len = buf.len;
+    m->m.done = msg_done;
+    return m;
+}
+
+/* --- delayed tasks: the database job ------------------------------------- */
+
+static void
+insert_free(struct api_insert *j)
+{
+    for (size_t i = 0; i < j->n; i++)
+        wq_envelope_free(&j->env[i]);
+    free(j->env);
+    free(j->index);
+    free(j);
+}
+
+/* Stores one delayed task; fills the result. */
+static int
+insert_one(wq_store *s, const struct wq_envelope *env,
+    struct batch_result *res, char *err, size_t errlen)
+{
+    struct wq_task_new t;
+    struct wq_task_row row;
+    char *hjson = NULL;
+    int inserted = 0, rc;
+
+    if (env->nheaders > 0)
+        hjson = wq_taskspec_headers_json(env);
+    memset(&t, 0, sizeof t);
+    memcpy(t.id, env->id, sizeof t.id);
+    t.queue = env->queue;
+    t.type = env->type;
+    t.idempotency_key = env->key;
+    t.payload = env->payload;
+    t.payload_len = env->payload_len;
+    t.headers_json = hjson;
+    t.state = WQ_TASK_SCHEDULED;
+    t.max_attempts = (int)env->max_attempts;
+    t.run_at_ms = env->run_at_ms;
+    t.created_at_ms = env->created_at_ms;
+    rc = wq_store_task_insert(s, &t, &inserted, err, errlen);
+    free(hjson);
+    if (rc != 0)
+        return rc;
+    wq_uuid_format(env->id, res->id);
+    res->scheduled = 1;
+    res->run_at_ms = env->run_at_ms;
+    if (inserted)
+        return 0;
+    /* the key exists: answer with that task, as an idempotent retry */
+    memset(&row, 0, sizeof row);
+    if ((rc = wq_store_task_get_by_key(s, env->queue, env->key, &row, err,
+        errlen)) != 0)
+        return rc;
+    if (memcmp(row.id, env->id, sizeof row.id) != 0) {
+        wq_uuid_format(row.id, res->id);
+        res->duplicate = 1;
+        res->run_at_ms = row.run_at_ms;
+    }
+    wq_task_row_free(&row);
+    return 0;
+}
+
+/*
+ * Stores every envelope of the job, several in one transaction (one
+ * commit for the lot): all or none.  Returns 0 or the first failure.
+ */
+static int
+insert_all(struct api_insert *j, wq_store *s, struct batch_result *res,
+    char *err, size_t errlen)
+{
+    int rc = 0, txn = j->n > 1;
+
+    memset(res, 0, j->n * sizeof *res);
+    if (txn && (rc = wq_store_exec(s, "BEGIN", err, errlen)) != 0)
+        return rc;
+    for (size_t i = 0; rc == 0 && i < j->n; i++)
+        rc = insert_one(s, &j->env[i], &res[i], err, errlen);
+    if (txn && rc == 0)
+        rc = wq_store_exec(s, "COMMIT", err, errlen);
+    else if (txn)
+        (void)wq_store_exec(s, "ROLLBACK", NULL, 0);
+    return rc;
+}
+
+/* On the database thread: store, then answer (or count into the batch). */
+static int
+insert_run(struct db_job *job, wq_store *s, const char *why)
+{
+    struct api_insert *j = (struct api_insert *)(void *)job;
+    struct batch_result *res;
+    char err[WQ_ERRLEN] = "";
+    size_t len;
+    enum reason r;
+    int rc;
+
+    res = xcalloc(j->n, sizeof *res);
+    if (s == NULL) {
+        rc = WQ_ESTORE;
+        snprintf(err, sizeof err, "PostgreSQL unavailable: %s", why);
+    } else {
+        rc = insert_all(j, s, res, err, sizeof err);
+        /* a connection lost and made again: the inserts are idempotent
+         * (same ids under the same keys), so do them once more */
+        if (rc == WQ_ESTORE && wq_store_ping(s, NULL, 0) == 0)
+            rc = insert_all(j, s, res, err, sizeof err);
+    }
+    if (rc != 0 && rc != WQ_EINVAL && rc != WQ_ETOOBIG)
+        rc = WQ_ESTORE;
+
+    if (j->batch != NULL) {
+        for (size_t i = 0; i < j->n; i++) {
+            struct batch_result *x = &j->batch->r[j->index[i]];
+
+            if (rc == 0) {
+                memcpy(x->id, res[i].id, sizeof x->id);
+                x->scheduled = 1;
+                x->duplicate = res[i].duplicate;
+                x->run_at_ms = res[i].run_at_ms;
+            }
+            batch_item_done(j->batch, j->index[i], rc, err);
+        }
+    } else if (rc == 0) {
+        char *body = dump(accepted_json(res[0].id, j->env[0].queue,
+            j->env[0].key, 1, res[0].run_at_ms, res[0].duplicate), &len);
+
+        wq_metric_inc(j->api->accepted_scheduled, 1);
+        wq_http_complete(j->req, 202, JSON_TYPE, body, len);
+    } else {
+        int code = failure_code(rc, &r);
+
+        complete_error(j->api, j->req, r, code, err);
+    }
+    free(res);
+    insert_free(j);
+    return rc;
+}
+
+/* --- reading a task ------------------------------------------------------ */
+
+static void
+set_time(json_t *o, const char *name, int64_t ms)
+{
+    char buf[40];
+
+    if (ms != 0)
+        json_object_set_new(o, name, json_string(
+            wq_clock_format_rfc3339(ms, buf, sizeof buf)));
+}
+
+/* Bytes as a JSON string when UTF-8, else as NAME_base64. */
+static void
+set_bytes(json_t *o, const char *name, const uint8_t *p, size_t n)
+{
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    json_t *s = json_stringn((const char *)p, n);
+    char key[64], *out;
+    size_t k = 0;
+
+    if (s != NULL) {
+        json_object_set_new(o, name, s);
+        return;
+    }
+    out = xmalloc((n + 2) / 3 * 4 + 1);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16
+            | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0)
+            | (i + 2 < n ? p[i + 2] : 0);
+
+        out[k++] = b64[v >> 18 & 63];
+        out[k++] = b64[v >> 12 & 63];
+        out[k++] = i + 1 < n ? b64[v >> 6 & 63] : '=';
+        out[k++] = i + 2 < n ? b64[v & 63] : '=';
+    }
+    out[k] = '\0';
+    snprintf(key, sizeof key, "%s_base64", name);
+    json_object_set_new(o, key, json_string(out));
+    free(out);
+}
+
+static json_t *
+task_json(const struct wq_task_row *row)
+{
+    char id[WQ_UUID_STRLEN];
+    json_t *o, *h;
+
+    wq_uuid_format(row->id, id);
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "id", id,
+        "queue", row->queue, "type", row->type, "idempotency_key",
+        row->idempotency_key, "state", wq_task_state_name(row->state),
+        "attempt", row->attempt, "max_attempts", row->max_attempts);
+    set_time(o, "created_at", row->created_at_ms);
+    set_time(o, "updated_at", row->updated_at_ms);
+    set_time(o, "run_at", row->run_at_ms);
+    set_time(o, "started_at", row->started_at_ms);
+    set_time(o, "finished_at", row->finished_at_ms);
+    set_time(o, "lease_expires_at", row->lease_expires_at_ms);
+    if (row->worker != NULL)
+        json_object_set_new(o, "worker", json_string(row->worker));
+    if (row->last_error != NULL)
+        json_object_set_new(o, "last_error", json_string(row->last_error));
+    if (row->result != NULL)
+        set_bytes(o, "result", row->result, row->result_len);
+    if (row->payload != NULL)
+        set_bytes(o, "payload", row->payload, row->payload_len);
+    if (row->headers_json != NULL
+        && (h = json_loads(row->headers_json, 0, NULL)) != NULL)
+        json_object_set_new(o, "headers", h);
+    return o;
+}
+
+static int
+get_run(struct db_job *job, wq_store *s, const char *why)
+{
+    struct api_get *j = (struct api_get *)(void *)job;
+    struct wq_task_row row;
+    char err[WQ_ERRLEN], detail[WQ_ERRLEN + 64];
+    size_t len;
+    int rc;
+
+    if (s == NULL) {
+        snprintf(detail, sizeof detail, "PostgreSQL unavailable: %s", why);
+        complete_error(j->api, j->req, R_UNAVAILABLE, 503, detail);
+        free(j);
+        return 0;
+    }
+    memset(&row, 0, sizeof row);
+    rc = wq_store_task_get(s, j->id, &row, err, sizeof err);
+    if (rc == 0) {
+        char *body = dump(task_json(&row), &len);
+
+        wq_http_complete(j->req, 200, JSON_TYPE, body, len);
+    } else if (rc == WQ_ENOENT) {
+        complete_error(j->api, j->req, R_NOT_FOUND, 404, "no such task "
+            "(a task sent straight to the broker has a row once a worker "
+            "claims it)");
+    } else {
+        snprintf(detail, sizeof detail, "PostgreSQL: %s", err);
+        complete_error(j->api, j->req, R_UNAVAILABLE, 503, detail);
+    }
+    wq_task_row_free(&row);
+    free(j);
+    return rc;
+}
+
+/* --- readiness ----------------------------------------------------------- */
+
+static int
+ready_run(struct db_job *job, wq_store *s, const char *why)
+{
+    struct api_ready *j = (struct api_ready *)(void *)job;
+    struct api *a = j->api;
+    char err[WQ_ERRLEN], detail[WQ_ERRLEN + 64];
+    int pg = s != NULL && wq_store_ping(s, err, sizeof err) == 0;
+    int broker = pub_broker_up(a->pub);
+    int stopping = atomic_load(&a->stopping);
+    size_t len;
+    json_t *o;
+
+    if (s != NULL && !pg)
+        why = err;
+    if (pg && broker && !stopping) {
+        o = json_pack("{s:s, s:s, s:s}", "status", "ready", "broker", "up",
+            "postgres", "up");
+        char *body = dump(o, &len);
+
+        wq_http_complete(j->req, 200, JSON_TYPE, body, len);
+    } else {
+        snprintf(detail, sizeof detail, "%s", stopping ? "stopping"
+            : !broker ? "the broker is unavailable" : "");
+        if (!pg && !stopping)
+            snprintf(detail + strlen(detail), sizeof detail - strlen(detail),
+                "%sPostgreSQL unavailable: %s", broker ? "" : "; ", why);
+        o = json_pack("{s:s, s:s, s:s, s:s}", "error", "not_ready",
+            "detail", detail, "broker", broker ? "up" : "down", "postgres",
+            pg ? "up" : "down");
+        char *body = dump(o, &len);
+
+        wq_http_complete(j->req, 503, JSON_TYPE, body, len);
+    }
+    free(j);
+    return pg ? 0 : WQ_ESTORE;
+}
+
+/* --- checks -------------------------------------------------------------- */
+
+/*
+ * The scopes of the request's bearer token (token.h): every scope
+ * without a tokens file, 0 for a missing or unknown token.  The token
+ * is hashed and compared with every entry in constant time; it is never
+ * logged or copied.
+ */
+static unsigned
+scopes_of(struct api *a, const char *header)
+{
+    const char *tok;
+    unsigned scopes = 0;
+
+    pthread_rwlock_rdlock(&a->tokens_lock);
+    if (a->tokens == NULL) {
+        pthread_rwlock_unlock(&a->tokens_lock);
+        return WQ_TOKEN_SCOPES_ALL;
+    }
+    if (header != NULL && strncasecmp(header, "Bearer ", 7) == 0) {
+        for (tok = header + 7; *tok == ' '; tok++)
+            ;
+        scopes = wq_tokens_check(a->tokens, tok, strlen(tok));
+    }
+    pthread_rwlock_unlock(&a->tokens_lock);
+    return scopes;
+}
+
+/* 403 unless the token has `need`; 1 if it answered. */
+static int
+lacks_scope(struct api *a, unsigned scopes, unsigned need, int *status,
+    const char **ctype, char **body, size_t *len)
+{
+    char detail[96], names[32];
+
+    if ((scopes & need) == need)
+        return 0;
+    snprintf(detail, sizeof detail, "the token lacks the scope '%s' this "
+        "route needs", wq_token_scopes_text(need, names, sizeof names));
+    refuse(a, R_FORBIDDEN, 403, detail, status, ctype, body, len);
+    return 1;
+}
+
+/* Token bucket of producer.rate_limit requests a second, one second's
+ * worth deep.  1 if the request may pass. */
+static int
+rate_ok(struct api *a)
+{
+    uint64_t now;
+    int ok;
+
+    if (a->rate <= 0)
+        return 1;
+    pthread_mutex_lock(&a->bucket_lock);
+    now = wq_clock_mono_ns();
+    a->tokens_left += (double)(now - a->bucket_ns) * a->rate / 1e9;
+    if (a->tokens_left > a->rate)
+        a->tokens_left = a->rate < 1 ? 1 : a->rate;
+    a->bucket_ns = now;
+    if ((ok = a->tokens_left >= 1))
+        a->tokens_left -= 1;
+    pthread_mutex_unlock(&a->bucket_lock);
+    return ok;
+}
+
+static int
+is_json(const char *ctype)
+{
+    size_t n = strlen(JSON_TYPE);
+
+    if (ctype == NULL || strncasecmp(ctype, JSON_TYPE, n) != 0)
+        return 0;
+    return ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ';
+}
+
+/* --- task requests ------------------------------------------------------- */
+
+/* What every task route checks first; 1 if it answered already. */
+static int
+task_checks(struct api *a, const struct wq_http_request *req,
+    const char *queue, int *status, const char **ctype, char **body,
+    size_t *len)
+{
+    char err[WQ_ERRLEN];
+
+    if (!rate_ok(a)) {
+        refuse(a, R_RATE_LIMITED, 429, "over producer.rate_limit requests "
+            "per second; retry later", status, ctype, body, len);
+        return 1;
+    }
+    if (atomic_load(&a->stopping)) {
+        refuse(a, R_UNAVAILABLE, 503, "the producer is stopping", status,
+            ctype, body, len);
+        return 1;
+    }
+    if (!is_json(req->content_type)) {
+        refuse(a, R_UNSUPPORTED_MEDIA_TYPE, 415, "the body must be "
+            "application/json", status, ctype, body, len);
+        return 1;
+    }
+    if (wq_queue_name_valid(queue, err, sizeof err) != 0) {
+        refuse(a, R_INVALID_QUEUE, 400, err, status, ctype, body, len);
+        return 1;
+    }
+    return 0;
+}
+
+/* The reason and status of a task that failed validation. */
+static int
+invalid_code(int rc, enum reason *r)
+{
+    if (rc == WQ_EDECODE) {
+        *r = R_INVALID_JSON;
+        return 400;
+    }
+    if (rc == WQ_ETOOBIG) {
+        *r = R_TOO_LARGE;
+        return 413;
+    }
+    *r = R_INVALID_TASK;
+    return 400;
+}
+
+/*
+ * Validates one parsed task into `env` (fields borrowed from `spec`):
+ * the Idempotency-Key header, the queue policy, the envelope's rules.
+ */
+static int
+task_prepare(struct api *a, struct wq_taskspec *spec, const char *hdr_key,
+    struct wq_envelope *env, struct wq_header *hdrs,
+    char idtext[WQ_UUID_STRLEN], int64_t *run_at, char *err, size_t errlen)
+{
+    if (hdr_key != NULL) {
+        if (spec->task.idempotency_key == NULL)
+            spec->task.idempotency_key = hdr_key;
+        else if (strcmp(spec->task.idempotency_key, hdr_key) != 0)
+            return wq_seterr(err, errlen, WQ_EINVAL, "the Idempotency-Key "
+                "header and the body's idempotency_key differ");
+    }
+    if (spec->task.max_attempts == 0)
+        spec->task.max_attempts = wq_taskspec_max_attempts(a->cfg,
+            spec->task.queue);
+    return wq_taskspec_envelope(&spec->task, env, hdrs, idtext, run_at, err,
+        errlen);
+}
+
+static int
+post_task(struct api *a, const struct wq_http_request *req,
+    const char *queue, int *status, const char **ctype, char **body,
+    size_t *len)
+{
+    struct wq_taskspec_defaults def = { .queue = queue };
+    struct wq_header hdrs[WQ_HEADERS_MAX];
+    struct wq_taskspec spec;
+    struct wq_envelope env;
+    struct api_insert *ins;
+    struct api_msg *m;
+    char err[WQ_ERRLEN], idtext[WQ_UUID_STRLEN];
+    int64_t run_at;
+    enum reason r;
+    int rc, code;
+
+    if (task_checks(a, req, queue, status, ctype, body, len))
+        return 0;
+    if ((rc = wq_taskspec_parse(req->body, req->body_len, &def, &spec, err,
+        sizeof err)) != 0) {
+        code = invalid_code(rc, &r);
+        return refuse(a, r, code, err, status, ctype, body, len);
+    }
+    if ((rc = task_prepare(a, &spec, req->idempotency_key, &env, hdrs,
+        idtext, &run_at, err, sizeof err)) != 0) {
+        wq_taskspec_free(&spec);
+        code = invalid_code(rc, &r);
+        return refuse(a, r, code, err, status, ctype, body, len);
+    }
+
+    if (run_at > 0) {
+        ins = xcalloc(1, sizeof *ins);
+        ins->job.run = insert_run;
+        ins->api = a;
+        ins->req = req->handle;
+        ins->n = 1;
+        ins->env = xcalloc(1, sizeof *ins->env);
+        rc = wq_envelope_copy(&ins->env[0], &env, err, sizeof err);
+        wq_taskspec_free(&spec);
+        if (rc != 0 || db_submit(a->db, &ins->job) != 0) {
+            insert_free(ins);
+            return refuse(a, R_UNAVAILABLE, 503, rc != 0 ? err
+                : "the producer is stopping", status, ctype, body, len);
+        }
+        return WQ_EAGAIN;
+    }
+
+    m = msg_new(a, &env, err, sizeof err, &rc);
+    if (m == NULL) {
+        wq_taskspec_free(&spec);
+        code = invalid_code(rc, &r);
+        return refuse(a, r, code, err, status, ctype, body, len);
+    }
+    m->req = req->handle;
+    m->ok_body = dump(accepted_json(idtext, queue, env.key, 0, 0, 0),
+        &m->ok_len);
+    wq_taskspec_free(&spec);
+    if ((rc = pub_submit(a->pub, &m->m, 1)) != 0) {
+        msg_free(m);
+        return refuse(a, R_UNAVAILABLE, 503, rc == WQ_ECLOSED
+            ? "the producer is stopping" : "the broker is unavailable",
+            status, ctype, body, len);
+    }
+    return WQ_EAGAIN;
+}
+
+static void
+msgs_free(struct api_msg *head)
+{
+    struct api_msg *m;
+
+    while ((m = head) != NULL) {
+        head = (struct api_msg *)(void *)m->m.next;
+        msg_free(m);
+    }
+}
+
+static int
+post_batch(struct api *a, const struct wq_http_request *req,
+    const char *queue, int *status, const char **ctype, char **body,
+    size_t *len)
+{
+    struct wq_taskspec_defaults def = { .queue = queue };
+    struct wq_header hdrs[WQ_HEADERS_MAX];
+    struct wq_taskspec spec;
+    struct wq_envelope env;
+    struct api_batch *b = NULL;
+    struct api_insert *ins = NULL;
+    struct api_msg *head = NULL, *tail = NULL, *m;
+    char err[WQ_ERRLEN], detail[WQ_ERRLEN + 32], idtext[WQ_UUID_STRLEN];
+    size_t n, nmsg = 0;
+    json_error_t je;
+    json_t *root, *tasks;
+    int64_t run_at;
+    enum reason r;
+    int rc, code;
+
+    if (task_checks(a, req, queue, status, ctype, body, len))
+        return 0;
+    root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES
+        | JSON_ALLOW_NUL, &je);
+    if (root == NULL) {
+        snprintf(detail, sizeof detail, "invalid JSON at line %d column "
+            "%d: %s", je.line, je.column, je.text);
+        return refuse(a, R_INVALID_JSON, 400, detail, status, ctype, body,
+            len);
+    }
+    tasks = json_is_array(root) ? root : json_object_get(root, "tasks");
+    if (!json_is_array(tasks) || (json_is_object(root)
+        && json_object_size(root) != 1)) {
+        json_decref(root);
+        return refuse(a, R_INVALID_TASK, 400, "the body must be "
+            "{\"tasks\": [task, ...]} or an array of tasks", status, ctype,
+            body, len);
+    }
+    if ((n = json_array_size(tasks)) == 0
+        || n > (size_t)a->cfg->producer.batch_max) {
+        json_decref(root);
+        snprintf(detail, sizeof detail, "%zu tasks; a batch holds 1 to %d",
+            n, a->cfg->producer.batch_max);
+        return refuse(a, n == 0 ? R_INVALID_TASK : R_TOO_LARGE,
+            n == 0 ? 400 : 413, detail, status, ctype, body, len);
+    }
+
+    b = xcalloc(1, sizeof *b);
+    b->api = a;
+    b->req = req->handle;
+    b->n = n;
+    b->r = xcalloc(n, sizeof *b->r);
+    snprintf(b->queue, sizeof b->queue, "%s", queue);
+    for (size_t i = 0; i < n; i++) {
+        rc = wq_taskspec_from_json(json_array_get(tasks, i), &def, &spec,
+            err, sizeof err);
+        if (rc == 0 && (rc = task_prepare(a, &spec, NULL, &env, hdrs,
+            idtext, &run_at, err, sizeof err)) != 0)
+            wq_taskspec_free(&spec);
+        if (rc != 0)
+            goto invalid;
+        memcpy(b->r[i].id, idtext, sizeof idtext);
+        b->r[i].key = xstrdup(env.key);
+        if (run_at > 0) {
+            if (ins == NULL) {
+                ins = xcalloc(1, sizeof *ins);
+                ins->job.run = insert_run;
+                ins->api = a;
+                ins->batch = b;
+                ins->env = xcalloc(n, sizeof *ins->env);
+                ins->index = xcalloc(n, sizeof *ins->index);
+            }
+            rc = wq_envelope_copy(&ins->env[ins->n], &env, err, sizeof err);
+            wq_taskspec_free(&spec);
+            if (rc != 0)
+                goto invalid;
+            ins->index[ins->n++] = i;
+            continue;
+        }
+        m = msg_new(a, &env, err, sizeof err, &rc);
+        wq_taskspec_free(&spec);
+        if (m == NULL)
+            goto invalid;
+        m->batch = b;
+        m->index = i;
+        if (tail != NULL)
+            tail->m.next = &m->m;
+        else
+            head = m;
+        tail = m;
+        nmsg++;
+        continue;
+
+invalid:
+        json_decref(root);
+        msgs_free(head);
+        if (ins != NULL)
+            insert_free(ins);
+        batch_free(b);
+        snprintf(detail, sizeof detail, "task %zu: %s", i, err);
+        code = invalid_code(rc == WQ_EDECODE ? WQ_EINVAL : rc, &r);
+        return refuse(a, r, code, detail, status, ctype, body, len);
+    }
+    json_decref(root);
+
+    /* From here on every task gets a verdict through batch_item_done. */
+    atomic_store(&b->pending, n);
+    if (head != NULL && (rc = pub_submit(a->pub, &head->m, nmsg)) != 0) {
+        for (m = head; m != NULL; m = head) {
+            head = (struct api_msg *)(void *)m->m.next;
+            batch_item_done(b, m->index, WQ_EBROKER, rc == WQ_ECLOSED
+                ? "the producer is stopping" : "the broker is unavailable");
+            msg_free(m);
+        }
+    }
+    if (ins != NULL && db_submit(a->db, &ins->job) != 0) {
+        for (size_t i = 0; i < ins->n; i++)
+            batch_item_done(b, ins->index[i], WQ_ESTORE,
+                "the producer is stopping");
+        insert_free(ins);
+    }
+    return WQ_EAGAIN;
+}
+
+static int
+get_task(struct api *a, const struct wq_http_request *req, const char *id,
+    int *status, const char **ctype, char **body, size_t *len)
+{
+    struct api_get *j;
+    uint8_t bin[WQ_UUID_LEN];
+
+    if (wq_uuid_parse(id, bin) != 0)
+        return refuse(a, R_INVALID_ID, 400, "the task id must be a UUID "
+            "(0190a5f8-7c1e-7a3b-9c4d-5e6f708192a3)", status, ctype, body,
+            len);
+    j = xcalloc(1, sizeof *j);
+    j->job.run = get_run;
+    j->api = a;
+    j->req = req->handle;
+    memcpy(j->id, bin, sizeof bin);
+    if (db_submit(a->db, &j->job) != 0) {
+        free(j);
+        return refuse(a, R_UNAVAILABLE, 503, "the producer is stopping",
+            status, ctype, body, len);
+    }
+    return WQ_EAGAIN;
+}
+
+/* --- routing ------------------------------------------------------------- */
+
+static int
+method_is(const struct wq_http_request *req, const char *m)
+{
+    return strcmp(req->method, m) == 0;
+}
+
+static int
+wrong_method(struct api *a, const char *allowed, int *status,
+    const char **ctype, char **body, size_t *len)
+{
+    char detail[64];
+
+    snprintf(detail, sizeof detail, "use %s on this route", allowed);
+    return refuse(a, R_METHOD_NOT_ALLOWED, 405, detail, status, ctype, body,
+        len);
+}
+
+int
+api_handle(void *user, const struct wq_http_request *req, int *status,
+    const char **ctype, char **body, size_t *len)
+{
+    struct api *a = user;
+    const char *p = req->path, *rest, *slash;
+    char queue[WQ_QUEUE_MAX + 2];
+    unsigned scopes;
+    size_t qlen;
+
+    if (strcmp(p, "/healthz") == 0) {
+        if (!method_is(req, "GET") && !method_is(req, "HEAD"))
+            return wrong_method(a, "GET", status, ctype, body, len);
+        *status = 200;
+        *ctype = JSON_TYPE;
+        *body = xstrdup("{\"status\":\"ok\"}");
+        *len = strlen(*body);
+        return 0;
+    }
+    if (strcmp(p, "/readyz") == 0) {
+        struct api_ready *j;
+
+        if (!method_is(req, "GET") && !method_is(req, "HEAD"))
+            return wrong_method(a, "GET", status, ctype, body, len);
+        j = xcalloc(1, sizeof *j);
+        j->job.run = ready_run;
+        j->api = a;
+        j->req = req->handle;
+        if (db_submit(a->db, &j->job) != 0) {
+            free(j);
+            return refuse(a, R_UNAVAILABLE, 503, "stopping", status, ctype,
+                body, len);
+        }
+        return WQ_EAGAIN;
+    }
+    if (strcmp(p, "/metrics") == 0) {
+        if (!method_is(req, "GET"))
+            return wrong_method(a, "GET", status, ctype, body, len);
+        *status = 200;
+        *ctype = "text/plain; version=0.0.4; charset=utf-8";
+        *body = wq_metrics_render(a->metrics, len);
+        return 0;
+    }
+    if (strncmp(p, "/v1/", 4) != 0)
+        return refuse(a, R_NOT_FOUND, 404, "no such route", status, ctype,
+            body, len);
+    if ((scopes = scopes_of(a, req->authorization)) == 0)
+        return refuse(a, R_UNAUTHORIZED, 401, "a valid bearer token is "
+            "required (Authorization: Bearer TOKEN)", status, ctype, body,
+            len);
+
+    if (strncmp(p, "/v1/tasks/", 10) == 0 && strchr(p + 10, '/') == NULL) {
+        if (!method_is(req, "GET"))
+            return wrong_method(a, "GET", status, ctype, body, len);
+        if (lacks_scope(a, scopes, WQ_TOKEN_SCOPE_READ, status, ctype, body,
+            len))
+            return 0;
+        return get_task(a, req, p + 10, status, ctype, body, len);
+    }
+    if (strncmp(p, "/v1/queues/", 11) == 0
+        && (slash = strchr(p + 11, '/')) != NULL) {
+        rest = slash + 1;
+        if (strcmp(rest, "tasks") == 0 || strcmp(rest, "tasks:batch") == 0) {
+            if (!method_is(req, "POST"))
+                return wrong_method(a, "POST", status, ctype, body, len);
+            if (lacks_scope(a, scopes, WQ_TOKEN_SCOPE_SUBMIT, status, ctype,
+                body, len))
+                return 0;
+            qlen = (size_t)(slash - (p + 11));
+            if (qlen > WQ_QUEUE_MAX)
+                qlen = WQ_QUEUE_MAX + 1;    /* too long: refused below */
+            memcpy(queue, p + 11, qlen);
+            queue[qlen] = '\0';
+            return rest[5] == '\0'
+                ? post_task(a, req, queue, status, ctype, body, len)
+                : post_batch(a, req, queue, status, ctype, body, len);
+        }
+    }
+    return refuse(a, R_NOT_FOUND, 404, "no such route", status, ctype, body,
+        len);
+}
+
+/* --- setup --------------------------------------------------------------- */
+
+int
+api_reload_tokens(struct api *a, char *err, size_t errlen)
+{
+    const char *path = a->cfg->producer.tokens_file;
+    char msg[WQ_ERRLEN];
+    wq_tokens *t = NULL, *old;
+
+    if (path[0] == '\0')
+        return 0;
+    if (wq_tokens_load(path, &t, msg, sizeof msg) != 0)
+        return wq_seterr(err, errlen, WQ_ECONFIG, "producer.tokens_file "
+            "%s", msg);
+    if (wq_tokens_count(t) == 0)
+        wq_log_warn(COMPONENT, "%s holds no token: every /v1/ request "
+            "will be refused", path);
+    if (wq_tokens_plaintext(t) > 0)
+        wq_log_warn(COMPONENT, "%s: %zu of %zu tokens are written in "
+            "plaintext; replace each line by its hash (workq token hash)",
+            path, wq_tokens_plaintext(t), wq_tokens_count(t));
+    pthread_rwlock_wrlock(&a->tokens_lock);
+    old = a->tokens;
+    a->tokens = t;
+    pthread_rwlock_unlock(&a->tokens_lock);
+    wq_tokens_free(old);
+    return 0;
+}
+
+int
+api_new(const struct api_conf *conf, struct api **out, char *err,
+    size_t errlen)
+{
+    struct api *a = xcalloc(1, sizeof *a);
+    char labels[64];
+    int rc;
+
+    a->cfg = conf->cfg;
+    a->pub = conf->pub;
+    a->db = conf->db;
+    a->metrics = conf->metrics;
+    pthread_rwlock_init(&a->tokens_lock, NULL);
+    pthread_mutex_init(&a->bucket_lock, NULL);
+    a->rate = a->cfg->producer.rate_limit;
+    a->tokens_left = a->rate;
+    a->bucket_ns = wq_clock_mono_ns();
+    if ((rc = api_reload_tokens(a, err, errlen)) != 0) {
+        api_free(a);
+        return rc;
+    }
+    if (a->tokens == NULL)
+        wq_log_warn(COMPONENT, "no producer.tokens_file: the API accepts "
+            "requests without a token");
+    for (int r = 0; r < R_COUNT; r++) {
+        snprintf(labels, sizeof labels, "reason=\"%s\"", reason_name[r]);
+        a->rejected[r] = wq_metrics_counter(a->metrics,
+            "workq_producer_requests_rejected_total", "Requests refused, "
+            "by reason.", labels);
+    }
+    a->accepted_queued = wq_metrics_counter(a->metrics,
+        "workq_producer_tasks_accepted_total", "Tasks accepted (202): "
+        "confirmed by the broker, or stored as scheduled.",
+        "state=\"queued\"");
+    a->accepted_scheduled = wq_metrics_counter(a->metrics,
+        "workq_producer_tasks_accepted_total", "Tasks accepted (202): "
+        "confirmed by the broker, or stored as scheduled.",
+        "state=\"scheduled\"");
+    *out = a;
+    return 0;
+}
+
+void
+api_set_backends(struct api *a, struct publisher *pub, struct dbq *db)
+{
+    a->pub = pub;
+    a->db = db;
+}
+
+void
+api_set_stopping(struct api *a)
+{
+    atomic_store(&a->stopping, 1);
+}
+
+void
+api_free(struct api *a)
+{
+    if (a == NULL)
+        return;
+    wq_tokens_free(a->tokens);
+    pthread_rwlock_destroy(&a->tokens_lock);
+    pthread_mutex_destroy(&a->bucket_lock);
+    free(a);
+}

@@ -1,0 +1,707 @@
+/*
+ * cli_submit.c - `workq submit`: submits one task (payload from an
+ * argument, a file or stdin) or a stream of JSON lines (--batch), through
+ * the C client API (workq.h), and with --wait follows the task in
+ * PostgreSQL until it has an outcome.
+ *
+ * One task: the client blocks until the broker confirmed (or PostgreSQL
+ * stored a delayed task) and the id is printed.  A batch: every line is
+ * parsed as a task object (taskspec.h) and handed to the client's async
+ * path, so thousands of messages are in flight while the file is still
+ * being read; one flush at the end.  A line that does not parse is
+ * reported with its number on stderr and skipped; the good lines still
+ * go.  The exit code says what went wrong first by severity: the broker
+ * or PostgreSQL (69) before a bad line (65).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "clock.h"
+#include "envelope.h"
+#include "store.h"
+#include "taskspec.h"
+#include "uuid.h"
+#include "workq.h"
+
+#define CMD "submit"
+#define WAIT_FIRST_MS 10        /* --wait: first poll interval ... */
+#define WAIT_MAX_MS   1000      /* ... growing by half up to this */
+
+struct opts {
+    const char *queue, *type, *file, *key, *batch;
+    const char *payload_arg;
+    int max_attempts;
+    int64_t delay_ms, run_at_ms;
+    int wait;
+    int64_t timeout_ms;         /* --wait deadline; 0: none */
+    int json, quiet;
+    struct wq_client_header headers[WQ_HEADERS_MAX];
+    size_t nheaders;
+};
+
+/* --- reading input ------------------------------------------------------- */
+
+/* Reads all of f (at most `max` bytes) into *out (malloc'd, NUL after). */
+static int
+read_all(FILE *f, size_t max, char **out, size_t *len)
+{
+    size_t cap = 4096, n = 0, r;
+    char *buf = malloc(cap), *grown;
+
+    if (buf == NULL)
+        return WQ_ENOMEM;
+    for (;;) {
+        if (n + 1 >= cap) {
+            cap *= 2;
+            if ((grown = realloc(buf, cap)) == NULL) {
+                free(buf);
+                return WQ_ENOMEM;
+            }
+            buf = grown;
+        }
+        r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (n > max) {
+            free(buf);
+            return WQ_ETOOBIG;
+        }
+        if (r == 0)
+            break;
+    }
+    if (ferror(f)) {
+        free(buf);
+        return WQ_EIO;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* The payload of a single submit: argument, --file or stdin ("-"). */
+static int
+load_payload(const struct opts *o, char **buf, size_t *len)
+{
+    const char *path = o->file;
+    FILE *f;
+    int rc;
+
+    *buf = NULL;
+    *len = 0;
+    if (path == NULL && o->payload_arg != NULL
+        && strcmp(o->payload_arg, "-") != 0) {
+        if ((*buf = strdup(o->payload_arg)) == NULL)
+            return CLI_SOFTWARE;
+        *len = strlen(*buf);
+        return CLI_OK;
+    }
+    if (path == NULL && o->payload_arg == NULL)
+        return CLI_OK;      /* an empty payload */
+    if (path == NULL || strcmp(path, "-") == 0) {
+        f = stdin;
+        path = "stdin";
+    } else if ((f = fopen(path, "rb")) == NULL) {
+        cli_err(CMD, "%s: %s", path, strerror(errno));
+        return errno == ENOENT ? CLI_NOINPUT : CLI_DATAERR;
+    }
+    rc = read_all(f, WQ_PAYLOAD_MAX, buf, len);
+    if (f != stdin)
+        fclose(f);
+    if (rc == WQ_ETOOBIG) {
+        cli_err(CMD, "%s: payload larger than %u bytes", path,
+            WQ_PAYLOAD_MAX);
+        return CLI_DATAERR;
+    }
+    if (rc != 0) {
+        cli_err(CMD, "%s: %s", path, rc == WQ_EIO ? strerror(errno)
+            : wq_strerror(rc));
+        return rc == WQ_EIO ? CLI_DATAERR : CLI_SOFTWARE;
+    }
+    return CLI_OK;
+}
+
+/* --- output -------------------------------------------------------------- */
+
+static void
+json_print(json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+
+    if (s != NULL) {
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        free(s);
+    }
+    json_decref(o);
+}
+
+/* Bytes as a JSON value: a string when they are UTF-8, else base64
+ * under NAME_base64. */
+static void
+json_set_bytes(json_t *obj, const char *name, const uint8_t *p, size_t n)
+{
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    json_t *s = json_stringn((const char *)p, n);
+    char key[64], *out;
+    size_t o = 0;
+
+    if (s != NULL) {
+        json_object_set_new(obj, name, s);
+        return;
+    }
+    if ((out = malloc((n + 2) / 3 * 4 + 1)) == NULL)
+        return;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16
+            | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0)
+            | (i + 2 < n ? p[i + 2] : 0);
+
+        out[o++] = b64[v >> 18 & 63];
+        out[o++] = b64[v >> 12 & 63];
+        out[o++] = i + 1 < n ? b64[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? b64[v & 63] : '=';
+    }
+    out[o] = '\0';
+    snprintf(key, sizeof key, "%s_base64", name);
+    json_object_set_new(obj, key, json_string(out));
+    free(out);
+}
+
+static void
+print_accepted(const struct opts *o, const char *queue, const char *key,
+    const struct wq_client_result *r)
+{
+    char when[40];
+    json_t *j;
+
+    if (!o->json) {
+        printf("%s\n", r->id);
+        return;
+    }
+    j = json_pack("{s:s, s:s, s:s, s:s}", "id", r->id, "queue", queue,
+        "idempotency_key", key != NULL ? key : r->id, "state",
+        r->scheduled ? "scheduled" : "queued");
+    if (r->scheduled)
+        json_object_set_new(j, "run_at", json_string(
+            wq_clock_format_rfc3339(r->run_at_ms, when, sizeof when)));
+    if (r->duplicate)
+        json_object_set_new(j, "duplicate", json_true());
+    if (!o->wait)
+        json_print(j);
+    else
+        json_decref(j);
+}
+
+/* --- --wait -------------------------------------------------------------- */
+
+static void
+sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
+}
+
+/*
+ * Polls PostgreSQL by (queue, key) until the task is final or the
+ * deadline passes.  The key, not the id: a task whose key existed runs
+ * under the first task's row.  Immediate tasks have no row until a
+ * worker claims them.
+ */
+static int
+wait_outcome(struct cli *cli, const struct opts *o, const char *queue,
+    const char *key, const struct wq_client_result *r)
+{
+    uint64_t deadline = o->timeout_ms > 0
+        ? wq_clock_mono_ns() + (uint64_t)o->timeout_ms * 1000000u : 0;
+    struct wq_task_row row;
+    char err[WQ_ERRLEN], idtext[WQ_UUID_STRLEN];
+    wq_store *store;
+    int interval = WAIT_FIRST_MS, rc, left;
+    json_t *j;
+
+    if ((rc = cli_store(cli, &store)) != CLI_OK)
+        return rc;
+    for (;;) {
+        memset(&row, 0, sizeof row);
+        rc = wq_store_task_get_by_key(store, queue, key, &row, err,
+            sizeof err);
+        if (rc == 0 && wq_task_state_is_final(row.state))
+            break;
+        wq_task_row_free(&row);
+        if (rc == WQ_ESTORE && wq_store_ping(store, NULL, 0) != 0) {
+            cli_err(CMD, "PostgreSQL: %s", err);
+            wq_store_close(store);
+            return CLI_UNAVAILABLE;
+        }
+        if (rc != 0 && rc != WQ_ENOENT && rc != WQ_ESTORE) {
+            cli_err(CMD, "%s", err);
+            wq_store_close(store);
+            return cli_exit_code(rc);
+        }
+        if (deadline != 0 && (left = wq_clock_ms_until(deadline)) == 0) {
+            wq_store_close(store);
+            if (o->json) {
+                j = json_pack("{s:s, s:s, s:s, s:s}", "id", r->id, "queue",
+                    queue, "idempotency_key", key, "state", "timeout");
+                json_print(j);
+            }
+            cli_err(CMD, "task %s has no outcome after %" PRId64 " ms",
+                r->id, o->timeout_ms);
+            return CLI_TEMPFAIL;
+        }
+        if (deadline != 0 && left < interval)
+            sleep_ms(left);
+        else
+            sleep_ms(interval);
+        interval = interval * 3 / 2 > WAIT_MAX_MS ? WAIT_MAX_MS
+            : interval * 3 / 2;
+    }
+    wq_store_close(store);
+
+    wq_uuid_format(row.id, idtext);
+    if (o->json) {
+        j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "id", idtext,
+            "queue", row.queue, "idempotency_key", row.idempotency_key,
+            "state", wq_task_state_name(row.state), "attempt", row.attempt,
+            "max_attempts", row.max_attempts);
+        if (row.result != NULL)
+            json_set_bytes(j, "result", row.result, row.result_len);
+        if (row.last_error != NULL)
+            json_object_set_new(j, "error", json_string(row.last_error));
+        json_print(j);
+    } else {
+        printf("%s after %d attempt%s\n", wq_task_state_name(row.state),
+            row.attempt, row.attempt == 1 ? "" : "s");
+        if (row.state == WQ_TASK_SUCCEEDED && row.result != NULL) {
+            fwrite(row.result, 1, row.result_len, stdout);
+            if (row.result_len > 0 && row.result[row.result_len - 1] != '\n')
+                fputc('\n', stdout);
+        } else if (row.last_error != NULL) {
+            printf("error: %s\n", row.last_error);
+        }
+    }
+    rc = row.state == WQ_TASK_SUCCEEDED ? CLI_OK : CLI_NO;
+    wq_task_row_free(&row);
+    return rc;
+}
+
+/* --- one task ------------------------------------------------------------ */
+
+static int
+open_client(struct cli *cli, wq_client **c)
+{
+    char err[WQ_ERRLEN];
+    int rc;
+
+    if ((rc = cli_config(cli)) != CLI_OK)
+        return rc;
+    if ((rc = wq_client_open_config(&cli->cfg, c, err, sizeof err)) != 0) {
+        cli_err(CMD, "%s", err);
+        return cli_exit_code(rc);
+    }
+    return CLI_OK;
+}
+
+static int
+submit_one(struct cli *cli, const struct opts *o)
+{
+    struct wq_client_task t;
+    struct wq_client_result r;
+    char err[WQ_ERRLEN], *payload;
+    size_t len;
+    wq_client *c;
+    int rc;
+
+    if ((rc = load_payload(o, &payload, &len)) != CLI_OK)
+        return rc;
+    memset(&t, 0, sizeof t);
+    t.queue = o->queue;
+    t.type = o->type;
+    t.payload = payload;
+    t.payload_len = len;
+    t.idempotency_key = o->key;
+    t.max_attempts = o->max_attempts;
+    t.delay_ms = o->delay_ms;
+    t.run_at_ms = o->run_at_ms;
+    t.headers = o->headers;
+    t.nheaders = o->nheaders;
+    if ((rc = open_client(cli, &c)) != CLI_OK) {
+        free(payload);
+        return rc;
+    }
+    rc = wq_client_submit_batch(c, &t, 1, &r, err, sizeof err);
+    wq_client_free(c);
+    free(payload);
+    if (rc != 0) {
+        cli_err(CMD, "%s", r.error);
+        return cli_exit_code(rc);
+    }
+    print_accepted(o, o->queue, o->key, &r);
+    fflush(stdout);
+    if (!o->wait)
+        return CLI_OK;
+    return wait_outcome(cli, o, o->queue, o->key != NULL ? o->key : r.id, &r);
+}
+
+/* --- a batch ------------------------------------------------------------- */
+
+struct batch {
+    const struct opts *o;
+    size_t accepted, rejected, failed;
+    int worst;                  /* exit code of the worst failure */
+};
+
+static void
+batch_worst(struct batch *b, int code)
+{
+    /* unavailable and timeouts outrank rejected input */
+    if (b->worst == CLI_OK || (b->worst == CLI_DATAERR && code != CLI_OK))
+        b->worst = code;
+}
+
+static void
+line_error(struct batch *b, size_t line, const char *error,
+    const char *detail)
+{
+    json_t *j;
+
+    cli_err(CMD, "line %zu: %s", line, detail);
+    if (b->o->json) {
+        j = json_pack("{s:I, s:s, s:s}", "line", (json_int_t)line, "error",
+            error, "detail", detail);
+        json_print(j);
+    }
+}
+
+static struct batch *cur_batch;     /* for line_done: one batch at a time */
+
+static void
+line_done(void *user, const struct wq_client_result *r)
+{
+    struct batch *b = cur_batch;
+    size_t line = (size_t)(uintptr_t)user;
+    json_t *j;
+
+    if (r->status != 0) {
+        b->failed++;
+        batch_worst(b, cli_exit_code(r->status));
+        line_error(b, line, "unavailable", r->error);
+        return;
+    }
+    b->accepted++;
+    if (b->o->json) {
+        j = json_pack("{s:I, s:s, s:s}", "line", (json_int_t)line, "id",
+            r->id, "state", r->scheduled ? "scheduled" : "queued");
+        if (r->duplicate)
+            json_object_set_new(j, "duplicate", json_true());
+        json_print(j);
+    } else if (!b->o->quiet) {
+        printf("%zu %s\n", line, r->id);
+    }
+}
+
+static int
+submit_batch(struct cli *cli, const struct opts *o)
+{
+    struct wq_taskspec_defaults def = {
+        .queue = o->queue, .allow_queue = 1, .type = o->type,
+        .max_attempts = o->max_attempts, .headers = o->headers,
+        .nheaders = o->nheaders,
+    };
+    struct batch b = { .o = o, .worst = CLI_OK };
+    struct wq_taskspec spec;
+    char err[WQ_ERRLEN], *line = NULL;
+    size_t cap = 0, lineno = 0;
+    ssize_t n;
+    wq_client *c;
+    FILE *f;
+    int rc;
+
+    if (strcmp(o->batch, "-") == 0)
+        f = stdin;
+    else if ((f = fopen(o->batch, "r")) == NULL) {
+        cli_err(CMD, "%s: %s", o->batch, strerror(errno));
+        return errno == ENOENT ? CLI_NOINPUT : CLI_DATAERR;
+    }
+    if ((rc = open_client(cli, &c)) != CLI_OK) {
+        if (f != stdin)
+            fclose(f);
+        return rc;
+    }
+    cur_batch = &b;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        if (strspn(line, " \t\r\n") == (size_t)n)
+            continue;       /* blank lines are no tasks */
+        rc = wq_taskspec_parse(line, (size_t)n, &def, &spec, err,
+            sizeof err);
+        if (rc == 0) {
+            if (spec.task.delay_ms == 0 && spec.task.run_at_ms == 0) {
+                spec.task.delay_ms = o->delay_ms;
+                spec.task.run_at_ms = o->run_at_ms;
+            }
+            rc = wq_client_submit_async(c, &spec.task, line_done,
+                (void *)(uintptr_t)lineno, NULL, err, sizeof err);
+            wq_taskspec_free(&spec);
+            if (rc == WQ_EBROKER || rc == WQ_ESTORE || rc == WQ_ETIMEOUT
+                || rc == WQ_ENACK || rc == WQ_ECLOSED || rc == WQ_EIO) {
+                /* the rest would fail the same way: stop, and say where */
+                b.failed++;
+                batch_worst(&b, cli_exit_code(rc));
+                line_error(&b, lineno, "unavailable", err);
+                cli_err(CMD, "stopped at line %zu: the lines after it were "
+                    "not submitted", lineno);
+                break;
+            }
+        }
+        if (rc != 0) {
+            b.rejected++;
+            batch_worst(&b, CLI_DATAERR);
+            line_error(&b, lineno, rc == WQ_EDECODE ? "invalid_json"
+                : rc == WQ_ETOOBIG ? "too_large" : "invalid_task", err);
+        }
+    }
+    if (ferror(f)) {
+        cli_err(CMD, "%s: %s", o->batch, strerror(errno));
+        batch_worst(&b, CLI_DATAERR);
+    }
+    free(line);
+    if (f != stdin)
+        fclose(f);
+    (void)wq_client_flush(c, -1, NULL, 0);
+    wq_client_free(c);
+    cur_batch = NULL;
+    fflush(stdout);
+    if (!o->quiet)
+        fprintf(stderr, "workq submit: %zu task%s accepted, %zu line%s "
+            "rejected, %zu not confirmed\n", b.accepted,
+            b.accepted == 1 ? "" : "s", b.rejected,
+            b.rejected == 1 ? "" : "s", b.failed);
+    return b.worst;
+}
+
+/* --- options ------------------------------------------------------------- */
+
+static int usage_error(const char *fmt, ...) WQ_PRINTFLIKE(1, 2);
+
+static int
+usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "workq submit: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (workq help submit)\n");
+    return CLI_USAGE;
+}
+
+static int
+parse_opts(struct cli *cli, int argc, char **argv, struct opts *o)
+{
+    static const struct option lopts[] = {
+        { "queue", required_argument, NULL, 'q' },
+        { "type", required_argument, NULL, 't' },
+        { "file", required_argument, NULL, 'f' },
+        { "key", required_argument, NULL, 'k' },
+        { "delay", required_argument, NULL, 'd' },
+        { "at", required_argument, NULL, 'a' },
+        { "max-attempts", required_argument, NULL, 'm' },
+        { "header", required_argument, NULL, 'H' },
+        { "json", no_argument, NULL, 'j' },
+        { "wait", no_argument, NULL, 'w' },
+        { "timeout", required_argument, NULL, 'T' },
+        { "batch", required_argument, NULL, 'b' },
+        { NULL, 0, NULL, 0 },
+    };
+    char *end, *eq;
+    long v;
+    int ch;
+
+    memset(o, 0, sizeof *o);
+    o->json = cli->json;
+    o->quiet = cli->quiet;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":q:t:f:k:d:a:m:H:jwT:b:", lopts,
+        NULL)) != -1) {
+        switch (ch) {
+        case 'q': o->queue = optarg; break;
+        case 't': o->type = optarg; break;
+        case 'f': o->file = optarg; break;
+        case 'k': o->key = optarg; break;
+        case 'b': o->batch = optarg; break;
+        case 'j': o->json = 1; break;
+        case 'w': o->wait = 1; break;
+        case 'd':
+            if (wq_taskspec_parse_delay(optarg, &o->delay_ms) != 0)
+                return usage_error("--delay '%s': want a duration such as "
+                    "30s, 5m, 1h30m or 500ms", optarg);
+            break;
+        case 'a':
+            if (wq_taskspec_parse_rfc3339(optarg, &o->run_at_ms) != 0
+                || o->run_at_ms <= 0)
+                return usage_error("--at '%s': want an RFC 3339 time such "
+                    "as 2026-11-28T07:43:06Z", optarg);
+            break;
+        case 'T':
+            if (wq_taskspec_parse_delay(optarg, &o->timeout_ms) != 0
+                || o->timeout_ms == 0)
+                return usage_error("--timeout '%s': want a duration such "
+                    "as 30s", optarg);
+            break;
+        case 'm':
+            errno = 0;
+            v = strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || end == optarg || v < 1
+                || v > 1000000)
+                return usage_error("--max-attempts '%s': want an integer "
+                    "from 1 to 1000000", optarg);
+            o->max_attempts = (int)v;
+            break;
+        case 'H':
+            if ((eq = strchr(optarg, '=')) == NULL || eq == optarg)
+                return usage_error("--header '%s': want NAME=VALUE",
+                    optarg);
+            if (o->nheaders == WQ_HEADERS_MAX)
+                return usage_error("--header '%s': too many headers",
+                    optarg);
+            *eq = '\0';
+            o->headers[o->nheaders].name = optarg;
+            o->headers[o->nheaders++].value = eq + 1;
+            break;
+        case ':':
+            return usage_error("option '%s' needs a value",
+                argv[optind - 1]);
+        default:
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        o->payload_arg = argv[optind++];
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    if (o->delay_ms > 0 && o->run_at_ms > 0)
+        return usage_error("%s", "give --delay or --at, not both");
+    if (o->timeout_ms > 0 && !o->wait)
+        return usage_error("%s", "--timeout goes with --wait");
+    if (o->batch != NULL) {
+        if (o->payload_arg != NULL || o->file != NULL || o->key != NULL
+            || o->wait)
+            return usage_error("%s", "--batch takes each task from its "
+                "line: no payload, --file, --key or --wait");
+        return CLI_OK;
+    }
+    if (o->queue == NULL || o->type == NULL)
+        return usage_error("%s", "--queue and --type are required");
+    if (o->payload_arg != NULL && o->file != NULL)
+        return usage_error("%s", "give the payload as an argument or "
+            "with --file, not both");
+    return CLI_OK;
+}
+
+static int
+run(struct cli *cli, int argc, char **argv)
+{
+    struct opts o;
+    int rc;
+
+    if ((rc = parse_opts(cli, argc, argv, &o)) != CLI_OK)
+        return rc;
+    return o.batch != NULL ? submit_batch(cli, &o) : submit_one(cli, &o);
+}
+
+const struct cli_command cli_cmd_submit = {
+    "submit",
+    "submit a task, or many from JSON lines",
+    "NAME\n"
+    "    workq submit - submit a background task\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    workq [GLOBAL OPTIONS] submit --queue Q --type T [OPTIONS]\n"
+    "                                  [PAYLOAD | - | --file PATH]\n"
+    "    workq [GLOBAL OPTIONS] submit --batch FILE|- [--queue Q] [--type T]\n"
+    "                                  [OPTIONS]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Puts a task on queue Q for the handler named T and prints its id\n"
+    "    once the broker has confirmed it (transport in the\n"
+    "    configuration: Kafka topic or RabbitMQ queue \"workq.Q\", created\n"
+    "    on first use).  A task with --delay or --at is stored in\n"
+    "    PostgreSQL as scheduled instead, and the scheduler publishes it\n"
+    "    when due.\n"
+    "\n"
+    "    The payload is the argument PAYLOAD as given, the content of\n"
+    "    --file PATH, or standard input when PAYLOAD or PATH is \"-\"; with\n"
+    "    none of them it is empty.  At most 1 MiB, any bytes.\n"
+    "\n"
+    "    With --batch, each line of FILE (\"-\": standard input) is one task\n"
+    "    as a JSON object, the same as the HTTP API's request body plus an\n"
+    "    optional \"queue\":\n"
+    "        {\"queue\":\"mail\",\"type\":\"send\",\"payload\":{\"to\":\"a@b\"},\n"
+    "         \"idempotency_key\":\"k1\",\"max_attempts\":5,\"delay\":\"30s\",\n"
+    "         \"run_at\":\"2026-11-28T07:43:06Z\",\"headers\":{\"k\":\"v\"}}\n"
+    "    (\"payload\": a string is taken as its bytes, any other JSON value\n"
+    "    as its JSON text; \"payload_base64\" for binary.)  --queue, --type,\n"
+    "    --max-attempts, --header, --delay and --at give defaults for the\n"
+    "    lines.  All lines are sent at full speed with many messages in\n"
+    "    flight.  Each accepted line prints \"LINE ID\"; a line that is not a\n"
+    "    valid task is reported on stderr with its number and skipped, and\n"
+    "    the other lines are still submitted.  Blank lines are ignored.\n"
+    "\n"
+    "OPTIONS\n"
+    "    -q, --queue Q          queue name: [A-Za-z0-9_.-], up to 128 bytes\n"
+    "    -t, --type T           task type: the handler that runs it\n"
+    "    -f, --file PATH        read the payload from PATH (\"-\": stdin)\n"
+    "    -k, --key KEY          idempotency key (default: the task id); a\n"
+    "                           key runs at most once per queue\n"
+    "    -d, --delay DURATION   run after this long: 30s, 5m, 1h30m, 500ms\n"
+    "    -a, --at TIME          run at this RFC 3339 time,\n"
+    "                           e.g. 2026-11-28T07:43:06Z\n"
+    "    -m, --max-attempts N   attempts before the task is dead\n"
+    "                           (default 25)\n"
+    "    -H, --header NAME=VALUE\n"
+    "                           a task header; repeat for more (up to 64)\n"
+    "    -j, --json             print a JSON object per task\n"
+    "    -w, --wait             wait until the task has an outcome in\n"
+    "                           PostgreSQL and print it (polls with\n"
+    "                           backoff: 10 ms growing to 1 s)\n"
+    "    -T, --timeout DURATION with --wait: give up after this long\n"
+    "                           (default: wait for ever)\n"
+    "    -b, --batch FILE|-     submit one task per JSON line\n"
+    "\n"
+    "OUTPUT\n"
+    "    The task id, one line.  With --wait, then \"STATE after N\n"
+    "    attempts\" and the result (succeeded) or \"error: ...\".  With\n"
+    "    --json, one object: {\"id\",\"queue\",\"idempotency_key\",\"state\"}\n"
+    "    (\"run_at\" when scheduled; with --wait the final \"state\",\n"
+    "    \"attempt\", \"result\" or \"error\").  --batch --json prints\n"
+    "    {\"line\",\"id\",\"state\"} or {\"line\",\"error\",\"detail\"} per line.\n"
+    "\n"
+    "EXAMPLES\n"
+    "    workq submit -q mail -t send '{\"to\":\"a@example.com\"}'\n"
+    "    workq submit -q reports -t build --delay 10m --file job.json\n"
+    "    tar c dir | workq submit -q backup -t store -\n"
+    "    workq submit -q mail -t send --wait --timeout 30s '{}'\n"
+    "    workq submit --batch tasks.jsonl --queue mail\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 accepted (with --wait: succeeded); 1 --wait: the task is dead\n"
+    "    or cancelled; 64 usage error; 65 rejected input (an invalid task,\n"
+    "    payload, or a bad --batch line); 66 no such file; 69 broker or\n"
+    "    PostgreSQL unavailable, or the broker refused the task; 75 --wait\n"
+    "    timed out; 78 configuration error.\n",
+    run,
+};

@@ -1,0 +1,601 @@
+/*
+ * publisher.c - the producer's publishing thread (see publisher.h).
+ *
+ * The thread owns the transport handle, the set of queues declared on it,
+ * and two lists of struct pub_msg: `queued` (filled by pub_submit under
+ * the lock) and `flight` (published, in publish order, awaiting the
+ * broker's verdict; only the thread touches it).  Its loop:
+ *
+ *   1. wait until something is queued or in flight (idle: wake once a
+ *      second for chores), then take the whole queue;
+ *   2. (re)open the transport if it is closed and the backoff allows;
+ *   3. publish every taken message (declaring its queue on first use);
+ *   4. serve confirmations for up to FLUSH_SLICE_MS, so that new requests
+ *      wait at most that long to be published;
+ *   5. fail the in-flight messages older than the request timeout
+ *      (by closing the handle), and, when idle, let the AMQP connection
+ *      read its socket (heartbeats; a broker that went away).
+ *
+ * At rest the thread sleeps in pthread_cond_timedwait, once a second.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "daemon.h"
+#include "log.h"
+#include "publisher.h"
+#include "transport.h"
+
+#define COMPONENT        "publisher"
+#define FLUSH_SLICE_MS   2      /* confirm serving between intakes */
+#define IDLE_WAKE_MS     1000   /* chores when idle */
+#define BACKOFF_FIRST_MS 100    /* reopen: first wait ... */
+#define BACKOFF_MAX_MS   5000   /* ... doubling up to this */
+#define PROBE_TIMEOUT_MS 1000   /* Kafka: TCP connect to a broker */
+#define CLOSE_MS         1000   /* closing a handle that failed */
+
+struct publisher {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct pub_msg *qhead, *qtail;  /* queued, under lock */
+    int stopping;                   /* under lock: refuse new messages */
+    uint64_t stop_deadline_ns;      /* under lock */
+    atomic_int broker_up;
+    atomic_size_t inflight;         /* queued + in flight */
+    atomic_int finished;            /* the thread is done */
+
+    /* Owned by the thread. */
+    struct wq_config *cfg;
+    struct wq_transport_conf tconf;
+    const char **props;
+    char *timeout_prop;
+    int timeout_ms;
+    wq_transport *t;
+    char **declared;
+    size_t ndeclared, declared_cap;
+    struct pub_msg *fhead, *ftail;  /* in flight, oldest first */
+    size_t nflight;
+    uint64_t next_open_ns;
+    int backoff_ms;
+    uint64_t last_chore_ns;
+    int need_drop;                  /* a verdict said the broker is gone */
+    char need_why[384];
+    int dropping;                   /* closing: verdicts use drop_status */
+    int drop_status;
+    char drop_why[384];
+
+    wq_metric *latency, *up_gauge, *flight_gauge, *confirmed, *refused;
+};
+
+/* --- in-flight list ------------------------------------------------------ */
+
+static void
+flight_add(struct publisher *p, struct pub_msg *m)
+{
+    m->next = NULL;
+    m->prev = p->ftail;
+    if (p->ftail != NULL)
+        p->ftail->next = m;
+    else
+        p->fhead = m;
+    p->ftail = m;
+    p->nflight++;
+}
+
+static void
+flight_del(struct publisher *p, struct pub_msg *m)
+{
+    if (m->prev != NULL)
+        m->prev->next = m->next;
+    else
+        p->fhead = m->next;
+    if (m->next != NULL)
+        m->next->prev = m->prev;
+    else
+        p->ftail = m->prev;
+    m->next = m->prev = NULL;
+    p->nflight--;
+}
+
+/* Gives one message its verdict; it is the done() callback's afterwards. */
+static void
+finish(struct publisher *p, struct pub_msg *m, int status, const char *why)
+{
+    atomic_fetch_sub(&p->inflight, 1);
+    if (status == 0) {
+        wq_metric_observe(p->latency,
+            (double)(wq_clock_mono_ns() - m->enqueued_ns) / 1e9);
+        wq_metric_inc(p->confirmed, 1);
+    } else {
+        wq_metric_inc(p->refused, 1);
+    }
+    m->done(m, status, why);
+}
+
+/* --- the transport ------------------------------------------------------- */
+
+static void
+set_up(struct publisher *p, int up)
+{
+    if (atomic_exchange(&p->broker_up, up) != up)
+        wq_log_info(COMPONENT, "broker %s", up ? "up" : "down");
+    wq_metric_set(p->up_gauge, up);
+}
+
+static void
+declared_clear(struct publisher *p)
+{
+    for (size_t i = 0; i < p->ndeclared; i++)
+        free(p->declared[i]);
+    p->ndeclared = 0;
+}
+
+/* The transport's verdict on one message (publish, flush or close). */
+static void
+on_confirm(void *opaque, int status, const char *reason, void *user)
+{
+    struct publisher *p = user;
+    struct pub_msg *m = opaque;
+    char why[384];
+
+    flight_del(p, m);
+    if (status != 0 && p->dropping) {
+        status = p->drop_status;
+        reason = p->drop_why;
+    }
+    if (status != 0) {
+        snprintf(why, sizeof why, "%s", reason != NULL ? reason
+            : wq_strerror(status));
+        /* the queue may be gone (deleted by an operator): declare the
+         * queues again on their next use; it is idempotent and rare */
+        declared_clear(p);
+    }
+    finish(p, m, status, status != 0 ? why : NULL);
+    /* A message that timed out or could not be sent means the broker is
+     * gone (Kafka reports it this way): refuse new ones quickly, and
+     * close the handle once out of the transport's call. */
+    if (!p->dropping && (status == WQ_ETIMEOUT || status == WQ_EBROKER)) {
+        set_up(p, 0);
+        if (!p->need_drop)
+            snprintf(p->need_why, sizeof p->need_why, "%s", why);
+        p->need_drop = 1;
+    }
+}
+
+/*
+ * Closes the handle after a failure: every message in flight gets
+ * `status` with `why`, the broker is marked down, and the next open waits
+ * for the backoff.
+ */
+static void
+drop(struct publisher *p, int status, const char *why)
+{
+    struct pub_msg *m;
+
+    p->need_drop = 0;
+    if (p->t != NULL) {
+        wq_log_warn(COMPONENT, "closing the broker connection: %s", why);
+        p->dropping = 1;
+        p->drop_status = status;
+        snprintf(p->drop_why, sizeof p->drop_why, "%s", why);
+        wq_transport_close(p->t, 0);
+        p->dropping = 0;
+        p->t = NULL;
+    }
+    /* the transport reported them all; this is only a safety net */
+    while ((m = p->fhead) != NULL) {
+        flight_del(p, m);
+        finish(p, m, status, why);
+    }
+    declared_clear(p);
+    set_up(p, 0);
+    p->next_open_ns = wq_clock_mono_ns()
+        + (uint64_t)p->backoff_ms * 1000000u;
+}
+
+/* 1 if some bootstrap broker of the Kafka list accepts a TCP connection. */
+static int
+kafka_probe(const char *brokers)
+{
+    char *list = xstrdup(brokers), *save = NULL, *tok;
+    int ok = 0;
+
+    for (tok = strtok_r(list, ",", &save); tok != NULL && !ok;
+        tok = strtok_r(NULL, ",", &save)) {
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai, *a;
+        char *colon, *host = tok;
+
+        while (*host == ' ')
+            host++;
+        if ((colon = strrchr(host, ':')) == NULL)
+            continue;
+        *colon = '\0';
+        if (host[0] == '[') {   /* [v6]:port */
+            host++;
+            host[strcspn(host, "]")] = '\0';
+        }
+        if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
+            continue;
+        for (a = ai; a != NULL && !ok; a = a->ai_next) {
+            int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK
+                | SOCK_CLOEXEC, 0), soerr = 0;
+            socklen_t sl = sizeof soerr;
+            struct pollfd pfd;
+
+            if (fd < 0)
+                continue;
+            if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+                ok = 1;
+            else if (errno == EINPROGRESS) {
+                pfd.fd = fd;
+                pfd.events = POLLOUT;
+                if (poll(&pfd, 1, PROBE_TIMEOUT_MS) == 1
+                    && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0
+                    && soerr == 0)
+                    ok = 1;
+            }
+            close(fd);
+        }
+        freeaddrinfo(ai);
+    }
+    free(list);
+    return ok;
+}
+
+/* Opens the transport when it is closed and the backoff has passed. */
+static void
+try_open(struct publisher *p, int force)
+{
+    char err[WQ_ERRLEN];
+    int rc;
+
+    if (p->t != NULL || (!force && wq_clock_mono_ns() < p->next_open_ns))
+        return;
+    if (p->tconf.kind == WQ_TRANSPORT_KAFKA
+        && !kafka_probe(p->tconf.kafka_brokers)) {
+        rc = WQ_EBROKER;
+        snprintf(err, sizeof err, "kafka: no broker of '%s' accepts "
+            "connections", p->tconf.kafka_brokers);
+    } else {
+        rc = wq_transport_open(&p->tconf, &p->t, err, sizeof err);
+    }
+    if (rc == 0) {
+        p->backoff_ms = BACKOFF_FIRST_MS;
+        set_up(p, 1);
+        return;
+    }
+    wq_log_warn(COMPONENT, "broker unavailable, retry in %d ms: %s",
+        p->backoff_ms, err);
+    p->next_open_ns = wq_clock_mono_ns()
+        + (uint64_t)p->backoff_ms * 1000000u;
+    p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+        : p->backoff_ms * 2;
+    set_up(p, 0);
+}
+
+static int
+declare(struct publisher *p, const char *queue, char *err, size_t errlen)
+{
+    int rc;
+
+    for (size_t i = p->ndeclared; i-- > 0;)
+        if (strcmp(p->declared[i], queue) == 0)
+            return 0;
+    if ((rc = wq_transport_declare(p->t, queue, err, errlen)) != 0)
+        return rc;
+    if (p->ndeclared == p->declared_cap) {
+        p->declared_cap = p->declared_cap ? p->declared_cap * 2 : 16;
+        p->declared = xreallocarray(p->declared, p->declared_cap,
+            sizeof *p->declared);
+    }
+    p->declared[p->ndeclared++] = xstrdup(queue);
+    return 0;
+}
+
+/* Publishes one message, or gives it its verdict at once. */
+static void
+publish(struct publisher *p, struct pub_msg *m)
+{
+    char err[WQ_ERRLEN];
+    int rc;
+
+    if (p->t == NULL) {
+        finish(p, m, WQ_EBROKER, "the broker is unavailable");
+        return;
+    }
+    if ((rc = declare(p, m->queue, err, sizeof err)) == 0) {
+        /* in the list first: the verdict may come inside publish() */
+        flight_add(p, m);
+        rc = wq_transport_publish(p->t, m->queue, m->key, m->keylen,
+            m->body, m->len, m, err, sizeof err);
+        if (rc != 0)
+            flight_del(p, m);
+    }
+    if (rc == 0)
+        return;
+    finish(p, m, rc, err);
+    if (rc == WQ_EBROKER || rc == WQ_ETIMEOUT || rc == WQ_ECLOSED)
+        drop(p, WQ_EBROKER, err);
+}
+
+/* --- the thread ---------------------------------------------------------- */
+
+static void
+chores(struct publisher *p)
+{
+    uint64_t now = wq_clock_mono_ns();
+    char err[WQ_ERRLEN];
+    int rc;
+
+    if (p->need_drop) {
+        drop(p, WQ_EBROKER, p->need_why);
+        return;
+    }
+    /* the oldest message in flight waited too long: the broker is gone */
+    if (p->fhead != NULL && now - p->fhead->enqueued_ns
+        > (uint64_t)p->timeout_ms * 1000000u) {
+        snprintf(err, sizeof err, "not confirmed by the broker within %d "
+            "ms", p->timeout_ms);
+        drop(p, WQ_ETIMEOUT, err);
+        return;
+    }
+    if (now - p->last_chore_ns < (uint64_t)IDLE_WAKE_MS * 1000000u)
+        return;
+    p->last_chore_ns = now;
+    if (p->t == NULL) {
+        try_open(p, 0);
+    } else if (p->nflight == 0) {
+        /* reads the socket: heartbeats, and a broker that went away */
+        rc = wq_transport_flush(p->t, 0, err, sizeof err);
+        if (rc == WQ_EBROKER)
+            drop(p, WQ_EBROKER, err);
+    }
+}
+
+static void *
+run(void *arg)
+{
+    struct publisher *p = arg;
+    struct pub_msg *batch, *m;
+    char err[WQ_ERRLEN];
+    struct timespec ts;
+    uint64_t deadline = 0;
+    int stop = 0, rc;
+
+    wq_daemon_block_signals();
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        if (p->qhead == NULL && p->nflight == 0 && !p->stopping) {
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += IDLE_WAKE_MS / 1000;
+            pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+        }
+        batch = p->qhead;
+        p->qhead = p->qtail = NULL;
+        stop = p->stopping;
+        deadline = p->stop_deadline_ns;
+        pthread_mutex_unlock(&p->lock);
+
+        if (batch != NULL && p->t == NULL)
+            try_open(p, 0);
+        while ((m = batch) != NULL) {
+            batch = m->next;
+            m->next = NULL;
+            publish(p, m);
+        }
+        if (p->t != NULL && p->nflight > 0) {
+            rc = wq_transport_flush(p->t, FLUSH_SLICE_MS, err, sizeof err);
+            if (rc == WQ_EBROKER)
+                drop(p, WQ_EBROKER, err);
+        }
+        wq_metric_set(p->flight_gauge, (int64_t)p->nflight);
+        chores(p);
+        if (stop) {
+            pthread_mutex_lock(&p->lock);
+            batch = p->qhead;
+            pthread_mutex_unlock(&p->lock);
+            if (batch == NULL && p->nflight == 0)
+                break;
+            if (wq_clock_mono_ns() >= deadline && batch == NULL) {
+                drop(p, WQ_ECLOSED, "the producer is stopping");
+                break;
+            }
+        }
+    }
+    if (p->t != NULL) {
+        wq_transport_close(p->t, CLOSE_MS);
+        p->t = NULL;
+    }
+    set_up(p, 0);
+    atomic_store(&p->finished, 1);
+    return NULL;
+}
+
+/* --- the interface ------------------------------------------------------- */
+
+int
+pub_start(struct wq_config *cfg, int timeout_ms, wq_metrics *metrics,
+    struct publisher **out, char *err, size_t errlen)
+{
+    struct publisher *p = xcalloc(1, sizeof *p);
+    size_t n;
+    int rc;
+
+    p->cfg = cfg;
+    p->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
+    p->backoff_ms = BACKOFF_FIRST_MS;
+    if ((rc = wq_config_transport_conf(cfg, &p->tconf, err, errlen)) != 0) {
+        free(p);
+        return rc;
+    }
+    if (p->tconf.client_id == NULL)
+        p->tconf.client_id = "workq-producer";
+    if (p->tconf.kind == WQ_TRANSPORT_KAFKA) {
+        /* librdkafka gives up when we do; operator properties still win */
+        n = p->tconf.kafka_nprops;
+        p->timeout_prop = xasprintf("message.timeout.ms=%d", p->timeout_ms);
+        p->props = xcalloc(n + 1, sizeof *p->props);
+        p->props[0] = p->timeout_prop;
+        for (size_t i = 0; i < n; i++)
+            p->props[i + 1] = p->tconf.kafka_props[i];
+        p->tconf.kafka_props = p->props;
+        p->tconf.kafka_nprops = n + 1;
+    }
+    p->tconf.on_confirm = on_confirm;
+    p->tconf.on_confirm_user = p;
+    if (metrics != NULL) {
+        p->latency = wq_metrics_histogram(metrics,
+            "workq_producer_publish_seconds", "Time from a task's "
+            "acceptance to the broker's confirmation.", NULL,
+            wq_metrics_latency_bounds, wq_metrics_latency_nbounds);
+        p->up_gauge = wq_metrics_gauge(metrics, "workq_producer_broker_up",
+            "1 while the broker connection works.", NULL);
+        p->flight_gauge = wq_metrics_gauge(metrics,
+            "workq_producer_inflight", "Messages published and not yet "
+            "confirmed.", NULL);
+        p->confirmed = wq_metrics_counter(metrics,
+            "workq_producer_published_total", "Messages by the broker's "
+            "verdict.", "verdict=\"confirmed\"");
+        p->refused = wq_metrics_counter(metrics,
+            "workq_producer_published_total", "Messages by the broker's "
+            "verdict.", "verdict=\"failed\"");
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    /*
+     * A first attempt now, so that a healthy broker is up before READY.
+     * A configuration the library refuses is fatal (Kafka checks it
+     * here, without connecting); an absent broker is not.
+     */
+    rc = wq_transport_open(&p->tconf, &p->t, err, errlen);
+    if (rc == WQ_ECONFIG) {
+        pthread_cond_destroy(&p->cond);
+        pthread_mutex_destroy(&p->lock);
+        free(p->props);
+        free(p->timeout_prop);
+        free(p);
+        return rc;
+    }
+    if (rc == 0 && p->tconf.kind == WQ_TRANSPORT_KAFKA
+        && !kafka_probe(p->tconf.kafka_brokers)) {
+        wq_transport_close(p->t, 0);
+        p->t = NULL;
+        rc = WQ_EBROKER;
+    }
+    if (rc != 0)
+        try_open(p, 1);     /* logs, arms the backoff */
+    else
+        set_up(p, 1);
+    if ((rc = pthread_create(&p->thread, NULL, run, p)) != 0) {
+        wq_transport_close(p->t, 0);
+        pthread_cond_destroy(&p->cond);
+        pthread_mutex_destroy(&p->lock);
+        free(p->props);
+        free(p->timeout_prop);
+        free(p);
+        return wq_seterr(err, errlen, WQ_EIO, "pthread_create: %s",
+            strerror(rc));
+    }
+    *out = p;
+    return 0;
+}
+
+int
+pub_submit(struct publisher *p, struct pub_msg *head, size_t n)
+{
+    uint64_t now = wq_clock_mono_ns();
+    struct pub_msg *tail = head;
+
+    if (!atomic_load(&p->broker_up))
+        return WQ_EBROKER;
+    for (struct pub_msg *m = head; m != NULL; m = m->next) {
+        m->enqueued_ns = now;
+        tail = m;
+    }
+    pthread_mutex_lock(&p->lock);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->lock);
+        return WQ_ECLOSED;
+    }
+    atomic_fetch_add(&p->inflight, n);
+    if (p->qtail != NULL)
+        p->qtail->next = head;
+    else
+        p->qhead = head;
+    p->qtail = tail;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+int
+pub_broker_up(const struct publisher *p)
+{
+    return atomic_load(&((struct publisher *)(uintptr_t)p)->broker_up);
+}
+
+size_t
+pub_inflight(const struct publisher *p)
+{
+    return atomic_load(&((struct publisher *)(uintptr_t)p)->inflight);
+}
+
+void
+pub_stop_begin(struct publisher *p, int timeout_ms)
+{
+    pthread_mutex_lock(&p->lock);
+    if (!p->stopping) {
+        p->stopping = 1;
+        p->stop_deadline_ns = wq_clock_mono_ns()
+            + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+    }
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void
+pub_hurry(struct publisher *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->stopping = 1;
+    p->stop_deadline_ns = 0;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+int
+pub_finished(const struct publisher *p)
+{
+    return atomic_load(&((struct publisher *)(uintptr_t)p)->finished);
+}
+
+void
+pub_free(struct publisher *p)
+{
+    if (p == NULL)
+        return;
+    pub_stop_begin(p, 0);
+    pthread_join(p->thread, NULL);
+    for (size_t i = 0; i < p->ndeclared; i++)
+        free(p->declared[i]);
+    free(p->declared);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
+    free(p->props);
+    free(p->timeout_prop);
+    free(p);
+}

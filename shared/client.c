@@ -1,0 +1,701 @@
+/*
+ * client.c - the public C client API (workq.h): builds envelopes from
+ * wq_client_task values, publishes them through one transport handle and
+ * waits for the broker's confirmations; delayed tasks go to PostgreSQL
+ * through the store as `scheduled` rows.
+ *
+ * A client owns: its configuration (or borrows the caller's), one
+ * transport handle (opened at open, reopened after it failed), one store
+ * handle (opened on the first delayed task), the set of queues already
+ * declared, one reusable encode buffer and a pool of `struct slot`, one
+ * per message in flight, which is the opaque the transport hands back to
+ * on_confirm.  It leaves the wire format to envelope.c, the broker
+ * protocols to the transports and the SQL to store.c.
+ *
+ * The hot path allocates nothing once warm: the envelope borrows the
+ * caller's strings, the encode buffer and the slots are reused.
+ *
+ * Failure handling.  A transport whose connection failed (WQ_EBROKER from
+ * publish or flush) or that did not confirm by the deadline is closed at
+ * once: closing reports every message still in flight to on_confirm, so
+ * no slot is left waiting, and the next submit opens a new handle.  A
+ * client idle for a second first lets the transport read its socket, so
+ * a connection the broker closed meanwhile (a restart, missed heartbeats:
+ * nobody serves them in an idle client) is replaced before it is used,
+ * and a publish that finds its connection broken is tried once more on a
+ * new one.  Kafka gets message.timeout.ms = the client's timeout, so
+ * librdkafka gives up at the same deadline as the client.
+ */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "config.h"
+#include "envelope.h"
+#include "store.h"
+#include "taskspec.h"
+#include "transport.h"
+#include "uuid.h"
+#include "wq.h"
+#include "workq.h"
+
+#define DEFAULT_TIMEOUT_MS 30000
+#define CLOSE_TIMEOUT_MS   1000     /* close after a failure: no waiting */
+#define SERVE_EVERY        1024     /* async publishes between report serves */
+/* After this long without a publish, check the connection first. */
+#define IDLE_CHECK_NS      (1000ull * 1000000u)
+
+/* One message in flight: what to tell whom when the broker answers. */
+struct slot {
+    struct slot *next;              /* in the free list */
+    wq_client_done_fn *done;
+    void *user;
+    char id[WQ_CLIENT_ID_LEN];
+};
+
+struct wq_client {
+    struct wq_config own;           /* when the client loaded it */
+    struct wq_config *cfg;          /* &own or the caller's */
+    int owns_cfg;
+    struct wq_transport_conf tconf;
+    const char **props;             /* kafka_props plus our timeout */
+    char *timeout_prop;
+    int timeout_ms;
+
+    wq_transport *t;                /* NULL: open on next use */
+    wq_store *store;                /* NULL: open on first delayed task */
+    char **declared;                /* queues declared on this handle */
+    size_t ndeclared, declared_cap;
+
+    struct wq_buf buf;              /* the encoded envelope */
+    struct slot *free_slots;
+    size_t inflight;                /* published, no verdict yet */
+    unsigned since_serve;
+    int timing_out;                 /* closing after a flush timeout */
+    uint64_t last_use_ns;           /* last publish */
+
+    int flush_rc;                   /* first failure since the last flush */
+    char flush_err[256];
+};
+
+/* --- small helpers ------------------------------------------------------- */
+
+/* Copies s into dst[size], cut if longer (snprintf would warn at -O2). */
+static void
+copy_str(char *dst, size_t size, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+/* Replaces a config string by a copy of s; 0 or WQ_ENOMEM. */
+static int
+set_string(char **field, const char *s)
+{
+    char *copy;
+
+    if (s == NULL)
+        return 0;
+    if ((copy = strdup(s)) == NULL)
+        return WQ_ENOMEM;
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+static void
+result_fail(struct wq_client_result *r, int status, const char *why)
+{
+    r->status = status;
+    copy_str(r->error, sizeof r->error, why);
+}
+
+static void
+note_failure(wq_client *c, int status, const char *why)
+{
+    if (c->flush_rc == 0) {
+        c->flush_rc = status;
+        copy_str(c->flush_err, sizeof c->flush_err, why);
+    }
+}
+
+/* --- confirmations ------------------------------------------------------- */
+
+static void declared_clear(wq_client *c);
+
+/*
+ * The transport's verdict on one message, on the calling thread inside
+ * publish, flush or close.
+ */
+static void
+on_confirm(void *opaque, int status, const char *reason, void *user)
+{
+    wq_client *c = user;
+    struct slot *s = opaque;
+    struct wq_client_result r;
+
+    memset(&r, 0, sizeof r);
+    memcpy(r.id, s->id, sizeof r.id);
+    if (status != 0 && c->timing_out)
+        status = WQ_ETIMEOUT;
+    r.status = status;
+    if (status != 0) {
+        snprintf(r.error, sizeof r.error, "%s%s%s", status == WQ_ETIMEOUT
+            ? "not confirmed by the broker in time" : wq_strerror(status),
+            reason != NULL ? ": " : "", reason != NULL ? reason : "");
+        note_failure(c, status, r.error);
+        /* the queue may be gone (deleted by an operator): declare the
+         * queues again on their next use; it is idempotent and rare */
+        declared_clear(c);
+    }
+    if (c->inflight > 0)
+        c->inflight--;
+    if (s->done != NULL)
+        s->done(s->user, &r);
+    s->next = c->free_slots;
+    c->free_slots = s;
+}
+
+/* --- the transport ------------------------------------------------------- */
+
+static void
+declared_clear(wq_client *c)
+{
+    for (size_t i = 0; i < c->ndeclared; i++)
+        free(c->declared[i]);
+    c->ndeclared = 0;
+}
+
+/* Closes the transport; every message in flight gets its verdict. */
+static void
+transport_drop(wq_client *c, int timeout_ms)
+{
+    if (c->t == NULL)
+        return;
+    wq_transport_close(c->t, timeout_ms);
+    c->t = NULL;
+    declared_clear(c);
+    c->inflight = 0;
+}
+
+static int
+transport_get(wq_client *c, char *err, size_t errlen)
+{
+    if (c->t != NULL)
+        return 0;
+    return wq_transport_open(&c->tconf, &c->t, err, errlen);
+}
+
+/* Declares `queue` unless this handle did already. */
+static int
+queue_declare(wq_client *c, const char *queue, char *err, size_t errlen)
+{
+    char **grown, *copy;
+    int rc;
+
+    for (size_t i = c->ndeclared; i-- > 0;)
+        if (strcmp(c->declared[i], queue) == 0)
+            return 0;
+    if ((rc = wq_transport_declare(c->t, queue, err, errlen)) != 0)
+        return rc;
+    if (c->ndeclared == c->declared_cap) {
+        size_t cap = c->declared_cap ? c->declared_cap * 2 : 8;
+
+        if ((grown = realloc(c->declared, cap * sizeof *grown)) == NULL)
+            return 0;   /* declared; just not remembered */
+        c->declared = grown;
+        c->declared_cap = cap;
+    }
+    if ((copy = strdup(queue)) != NULL)
+        c->declared[c->ndeclared++] = copy;
+    return 0;
+}
+
+/* --- opening ------------------------------------------------------------- */
+
+/* Everything after the configuration is in place. */
+static int
+client_start(wq_client *c, int timeout_ms, char *err, size_t errlen)
+{
+    size_t n;
+    int rc;
+
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
+    if ((rc = wq_config_transport_conf(c->cfg, &c->tconf, err, errlen)) != 0)
+        return rc;
+    if (c->tconf.client_id == NULL)
+        c->tconf.client_id = "workq-client";
+    if (c->tconf.kind == WQ_TRANSPORT_KAFKA) {
+        /* Our settings first, so the operator's properties still win. */
+        n = c->tconf.kafka_nprops;
+        c->props = calloc(n + 1, sizeof *c->props);
+        if (asprintf(&c->timeout_prop, "message.timeout.ms=%d",
+            c->timeout_ms) < 0)
+            c->timeout_prop = NULL;
+        if (c->props == NULL || c->timeout_prop == NULL)
+            return wq_seterr(err, errlen, WQ_ENOMEM, "out of memory");
+        c->props[0] = c->timeout_prop;
+        for (size_t i = 0; i < n; i++)
+            c->props[i + 1] = c->tconf.kafka_props[i];
+        c->tconf.kafka_props = c->props;
+        c->tconf.kafka_nprops = n + 1;
+    }
+    c->tconf.on_confirm = on_confirm;
+    c->tconf.on_confirm_user = c;
+    return transport_get(c, err, errlen);
+}
+
+static wq_client *
+client_alloc(void)
+{
+    return calloc(1, sizeof(wq_client));
+}
+
+int
+wq_client_open(const char *config_path, wq_client **out, char *err,
+    size_t errlen)
+{
+    char cerr[WQ_CONFIG_ERRLEN];
+    wq_client *c;
+    int rc;
+
+    *out = NULL;
+    if ((c = client_alloc()) == NULL)
+        return wq_seterr(err, errlen, WQ_ENOMEM, "out of memory");
+    c->cfg = &c->own;
+    c->owns_cfg = 1;
+    if ((rc = wq_config_load(config_path, &c->own, cerr, sizeof cerr))
+        != 0) {
+        wq_seterr(err, errlen, rc, "%s", cerr);
+        wq_config_free(&c->own);
+        free(c);
+        return rc;
+    }
+    if ((rc = client_start(c, 0, err, errlen)) != 0) {
+        wq_client_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int
+wq_client_open_conf(const struct wq_client_conf *conf, wq_client **out,
+    char *err, size_t errlen)
+{
+    struct wq_config *cfg;
+    wq_client *c;
+    int rc = 0, kind;
+
+    *out = NULL;
+    if ((c = client_alloc()) == NULL)
+        return wq_seterr(err, errlen, WQ_ENOMEM, "out of memory");
+    c->cfg = cfg = &c->own;
+    c->owns_cfg = 1;
+    wq_config_defaults(cfg);
+    if (conf != NULL) {
+        if (conf->transport != NULL) {
+            if ((kind = wq_transport_kind_parse(conf->transport)) < 0) {
+                rc = wq_seterr(err, errlen, WQ_ECONFIG, "transport '%s': "
+                    "want \"kafka\" or \"rabbitmq\"", conf->transport);
+                goto fail;
+            }
+            cfg->transport = kind;
+        }
+        if (conf->rabbitmq_queue_type != NULL) {
+            if (strcasecmp(conf->rabbitmq_queue_type, "quorum") == 0)
+                cfg->rabbitmq.queue_type = WQ_RABBITMQ_QUORUM;
+            else if (strcasecmp(conf->rabbitmq_queue_type, "classic") == 0)
+                cfg->rabbitmq.queue_type = WQ_RABBITMQ_CLASSIC;
+            else {
+                rc = wq_seterr(err, errlen, WQ_ECONFIG, "rabbitmq queue "
+                    "type '%s': want \"quorum\" or \"classic\"",
+                    conf->rabbitmq_queue_type);
+                goto fail;
+            }
+        }
+        if (conf->kafka_partitions < 0 || conf->kafka_partitions > 1024
+            || conf->kafka_linger_ms > 10000 || conf->timeout_ms < 0) {
+            rc = wq_seterr(err, errlen, WQ_ECONFIG, "kafka_partitions, "
+                "kafka_linger_ms or timeout_ms out of range");
+            goto fail;
+        }
+        if (conf->kafka_partitions > 0)
+            cfg->kafka.partitions = conf->kafka_partitions;
+        if (conf->kafka_linger_ms != 0)
+            cfg->kafka.linger_ms = conf->kafka_linger_ms < 0 ? 0
+                : conf->kafka_linger_ms;
+        if (set_string(&cfg->kafka.brokers, conf->kafka_brokers) != 0
+            || set_string(&cfg->rabbitmq.url, conf->rabbitmq_url) != 0
+            || set_string(&cfg->postgres.conninfo,
+                conf->postgres_conninfo) != 0
+            || set_string(&cfg->postgres.password,
+                conf->postgres_password) != 0
+            || set_string(&cfg->worker.id, conf->client_id) != 0) {
+            rc = wq_seterr(err, errlen, WQ_ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    if ((rc = client_start(c, conf != NULL ? conf->timeout_ms : 0, err,
+        errlen)) != 0)
+        goto fail;
+    *out = c;
+    return 0;
+
+fail:
+    wq_client_free(c);
+    return rc;
+}
+
+int
+wq_client_open_config(struct wq_config *cfg, wq_client **out, char *err,
+    size_t errlen)
+{
+    wq_client *c;
+    int rc;
+
+    *out = NULL;
+    if (cfg == NULL)
+        return wq_seterr(err, errlen, WQ_EINVAL, "no configuration");
+    if ((c = client_alloc()) == NULL)
+        return wq_seterr(err, errlen, WQ_ENOMEM, "out of memory");
+    c->cfg = cfg;
+    if ((rc = client_start(c, 0, err, errlen)) != 0) {
+        wq_client_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+/* --- delayed tasks: PostgreSQL ------------------------------------------- */
+
+static int
+store_insert(wq_client *c, const struct wq_task_new *t, int *inserted,
+    char *err, size_t errlen)
+{
+    int rc;
+
+    if (c->store == NULL && (rc = wq_store_open(c->cfg->postgres.conninfo,
+        c->cfg->postgres.password[0] != '\0' ? c->cfg->postgres.password
+        : NULL, &c->store, err, errlen)) != 0)
+        return rc;
+    rc = wq_store_task_insert(c->store, t, inserted, err, errlen);
+    if (rc == WQ_ESTORE && wq_store_ping(c->store, NULL, 0) == 0)
+        /* a lost connection, back now: the insert is idempotent (the
+         * same id under the same key), so doing it again is safe */
+        rc = wq_store_task_insert(c->store, t, inserted, err, errlen);
+    return rc;
+}
+
+/*
+ * Stores a delayed task as `scheduled`, filling r.  A task whose key
+ * exists already is not stored again: r->id is then the existing task's.
+ */
+static int
+submit_scheduled(wq_client *c, const struct wq_envelope *env,
+    struct wq_client_result *r, char *err, size_t errlen)
+{
+    struct wq_task_new t;
+    struct wq_task_row row;
+    char *hjson = NULL;
+    int inserted = 0, rc;
+
+    if (env->nheaders > 0 && (hjson = wq_taskspec_headers_json(env)) == NULL)
+        return wq_seterr(err, errlen, WQ_ENOMEM, "out of memory");
+    memset(&t, 0, sizeof t);
+    memcpy(t.id, env->id, sizeof t.id);
+    t.queue = env->queue;
+    t.type = env->type;
+    t.idempotency_key = env->key;
+    t.payload = env->payload;
+    t.payload_len = env->payload_len;
+    t.headers_json = hjson;
+    t.state = WQ_TASK_SCHEDULED;
+    t.attempt = 0;
+    t.max_attempts = (int)env->max_attempts;
+    t.run_at_ms = env->run_at_ms;
+    t.created_at_ms = env->created_at_ms;
+    rc = store_insert(c, &t, &inserted, err, errlen);
+    free(hjson);
+    if (rc != 0)
+        return rc;
+    r->scheduled = 1;
+    r->run_at_ms = env->run_at_ms;
+    if (!inserted) {
+        memset(&row, 0, sizeof row);
+        rc = wq_store_task_get_by_key(c->store, env->queue, env->key, &row,
+            err, errlen);
+        if (rc != 0)
+            return rc;
+        if (memcmp(row.id, env->id, sizeof row.id) != 0) {
+            wq_uuid_format(row.id, r->id);
+            r->duplicate = 1;
+            r->run_at_ms = row.run_at_ms;
+        }
+        wq_task_row_free(&row);
+    }
+    return 0;
+}
+
+/* --- submitting ---------------------------------------------------------- */
+
+static struct slot *
+slot_get(wq_client *c)
+{
+    struct slot *s = c->free_slots;
+
+    if (s != NULL)
+        c->free_slots = s->next;
+    else
+        s = malloc(sizeof *s);
+    return s;
+}
+
+/* A failure after which the handle is no good any more. */
+static int
+is_broken(int rc)
+{
+    return rc == WQ_EBROKER || rc == WQ_ETIMEOUT || rc == WQ_ECLOSED;
+}
+
+/*
+ * Publishes one envelope with `s` as its opaque.  On failure `s` is back
+ * in the pool and no callback will come for it.
+ *
+ * A connection found broken (the broker restarted, or closed an idle
+ * connection whose heartbeats nobody served) is replaced and the publish
+ * tried once more on the new one.  The first attempt did not reach the
+ * broker whole, or if it did, the retry is a duplicate with the same id
+ * and key, which the worker's claim absorbs.
+ */
+static int
+publish(wq_client *c, const struct wq_envelope *env, struct slot *s,
+    char *err, size_t errlen)
+{
+    int rc, tries = 0;
+
+    wq_buf_reset(&c->buf);
+    if ((rc = wq_envelope_encode(env, &c->buf, err, errlen)) != 0)
+        goto fail;
+again:
+    if (c->t != NULL && c->inflight == 0
+        && wq_clock_mono_ns() - c->last_use_ns > IDLE_CHECK_NS
+        && wq_transport_flush(c->t, 0, NULL, 0) == WQ_EBROKER)
+        /* it died while idle (the close is read here): a new one */
+        transport_drop(c, CLOSE_TIMEOUT_MS);
+    c->last_use_ns = wq_clock_mono_ns();
+    if ((rc = transport_get(c, err, errlen)) != 0
+        || (rc = queue_declare(c, env->queue, err, errlen)) != 0)
+        goto broken;
+    c->inflight++;
+    rc = wq_transport_publish(c->t, env->queue, env->key, strlen(env->key),
+        c->buf.data, c->buf.len, s, err, errlen);
+    if (rc == 0)
+        return 0;
+    c->inflight--;
+
+broken:
+    if (is_broken(rc) && c->t != NULL) {
+        /* the handle is no good any more: verdicts for the rest now */
+        transport_drop(c, CLOSE_TIMEOUT_MS);
+        if (rc != WQ_ETIMEOUT && tries++ == 0)
+            goto again;
+    }
+fail:
+    s->next = c->free_slots;
+    c->free_slots = s;
+    return rc;
+}
+
+int
+wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
+    wq_client_done_fn *done, void *user, char id[WQ_CLIENT_ID_LEN],
+    char *err, size_t errlen)
+{
+    struct wq_header hdrs[WQ_HEADERS_MAX];
+    struct wq_client_task own;
+    struct wq_client_result r;
+    struct wq_envelope env;
+    char idtext[WQ_CLIENT_ID_LEN];
+    struct slot *s;
+    int64_t run_at;
+    int rc;
+
+    if (id != NULL)
+        id[0] = '\0';
+    if (c == NULL)
+        return wq_seterr(err, errlen, WQ_EINVAL, "client is NULL");
+    if (task != NULL && task->max_attempts == 0 && task->queue != NULL) {
+        /* the queue's policy decides, as for every producer */
+        own = *task;
+        own.max_attempts = wq_taskspec_max_attempts(c->cfg, task->queue);
+        task = &own;
+    }
+    if ((rc = wq_taskspec_envelope(task, &env, hdrs, idtext, &run_at,
+        err, errlen)) != 0)
+        return rc;
+
+    if (run_at > 0) {
+        memset(&r, 0, sizeof r);
+        memcpy(r.id, idtext, sizeof r.id);
+        if ((rc = submit_scheduled(c, &env, &r, err, errlen)) != 0)
+            return rc;
+        if (id != NULL)
+            memcpy(id, r.id, WQ_CLIENT_ID_LEN);
+        if (done != NULL)
+            done(user, &r);
+        return 0;
+    }
+
+    if ((s = slot_get(c)) == NULL)
+        return wq_seterr(err, errlen, WQ_ENOMEM, "out of memory");
+    s->done = done;
+    s->user = user;
+    memcpy(s->id, idtext, sizeof s->id);
+    if (id != NULL)
+        memcpy(id, idtext, WQ_CLIENT_ID_LEN);
+    /* after a successful publish `s` may already be back in the pool */
+    if ((rc = publish(c, &env, s, err, errlen)) != 0) {
+        if (id != NULL)
+            id[0] = '\0';
+        return rc;
+    }
+    /* Serve the verdicts now and then, so callbacks come while the
+     * stream goes on and slots are reused instead of piling up. */
+    if (++c->since_serve >= SERVE_EVERY && c->t != NULL) {
+        c->since_serve = 0;
+        if (wq_transport_flush(c->t, 0, NULL, 0) == WQ_EBROKER)
+            transport_drop(c, CLOSE_TIMEOUT_MS);
+    }
+    return 0;
+}
+
+int
+wq_client_flush(wq_client *c, int timeout_ms, char *err, size_t errlen)
+{
+    char ferr[WQ_ERRLEN];
+    int rc = 0;
+
+    if (c == NULL)
+        return wq_seterr(err, errlen, WQ_EINVAL, "client is NULL");
+    if (timeout_ms < 0)
+        timeout_ms = c->timeout_ms;
+    if (c->t != NULL && c->inflight > 0) {
+        rc = wq_transport_flush(c->t, timeout_ms, ferr, sizeof ferr);
+        if (rc == WQ_ETIMEOUT || rc == WQ_EBROKER || rc == WQ_ECLOSED) {
+            c->timing_out = rc == WQ_ETIMEOUT;
+            transport_drop(c, 0);
+            c->timing_out = 0;
+            note_failure(c, rc, ferr);
+        }
+    }
+    c->since_serve = 0;
+    rc = c->flush_rc;
+    if (rc != 0)
+        wq_seterr(err, errlen, rc, "%s", c->flush_err);
+    c->flush_rc = 0;
+    c->flush_err[0] = '\0';
+    return rc;
+}
+
+/* A batch entry's callback: the outcome into results[i]. */
+static void
+batch_done(void *user, const struct wq_client_result *r)
+{
+    *(struct wq_client_result *)user = *r;
+}
+
+int
+wq_client_submit_batch(wq_client *c, const struct wq_client_task *tasks,
+    size_t n, struct wq_client_result *results, char *err, size_t errlen)
+{
+    char terr[WQ_ERRLEN];
+    size_t nbad = 0, first = 0;
+    int rc;
+
+    if (c == NULL || (n > 0 && (tasks == NULL || results == NULL)))
+        return wq_seterr(err, errlen, WQ_EINVAL, "client, tasks or results "
+            "is NULL");
+    for (size_t i = 0; i < n; i++) {
+        memset(&results[i], 0, sizeof results[i]);
+        /* pending until its callback says otherwise */
+        results[i].status = WQ_EAGAIN;
+        rc = wq_client_submit_async(c, &tasks[i], batch_done, &results[i],
+            results[i].id, terr, sizeof terr);
+        if (rc != 0)
+            result_fail(&results[i], rc, terr);
+    }
+    (void)wq_client_flush(c, -1, NULL, 0);
+    for (size_t i = 0; i < n; i++) {
+        if (results[i].status == WQ_EAGAIN)
+            /* cannot happen: the flush reports every message */
+            result_fail(&results[i], WQ_ETIMEOUT, "no verdict");
+        if (results[i].status != 0 && nbad++ == 0)
+            first = i;
+    }
+    if (nbad == 0)
+        return 0;
+    return wq_seterr(err, errlen, results[first].status, "%zu of %zu "
+        "task%s not accepted; task %zu: %s", nbad, n, n == 1 ? "" : "s",
+        first, results[first].error);
+}
+
+int
+wq_client_submit(wq_client *c, const struct wq_client_task *task,
+    char id[WQ_CLIENT_ID_LEN], char *err, size_t errlen)
+{
+    struct wq_client_result r;
+    char berr[WQ_ERRLEN];
+    int rc;
+
+    memset(&r, 0, sizeof r);
+    rc = wq_client_submit_batch(c, task, 1, &r, berr, sizeof berr);
+    if (id != NULL)
+        memcpy(id, rc == 0 ? r.id : "", rc == 0 ? WQ_CLIENT_ID_LEN : 1);
+    /* the task's own reason, without the batch's "1 of 1" */
+    if (rc != 0)
+        wq_seterr(err, errlen, rc, "%s", r.error[0] != '\0' ? r.error
+            : berr);
+    return rc;
+}
+
+void
+wq_client_free(wq_client *c)
+{
+    struct slot *s;
+
+    if (c == NULL)
+        return;
+    if (c->t != NULL) {
+        (void)wq_client_flush(c, -1, NULL, 0);
+        transport_drop(c, CLOSE_TIMEOUT_MS);
+    }
+    wq_store_close(c->store);
+    declared_clear(c);
+    free(c->declared);
+    while ((s = c->free_slots) != NULL) {
+        c->free_slots = s->next;
+        free(s);
+    }
+    wq_buf_free(&c->buf);
+    free(c->props);
+    free(c->timeout_prop);
+    if (c->owns_cfg)
+        wq_config_free(&c->own);
+    free(c);
+}
+
+/* The codes of workq.h and wq.h must agree. */
+_Static_assert(WQ_ECLOSED == -13 && WQ_ENACK == -12 && WQ_ERRLEN == 512,
+    "workq.h and wq.h disagree");
+_Static_assert(WQ_CLIENT_ID_LEN == WQ_UUID_STRLEN, "id text length");

@@ -1,0 +1,623 @@
+/*
+ * test_client.c - the public C client API (shared/workq.h) against the
+ * real brokers and PostgreSQL of tests/services, on both transports: a
+ * submitted task arrives on the broker decoded intact with every field
+ * given; a batch of 1000 all arrive with distinct ids; a delayed task is
+ * a `scheduled` row in PostgreSQL and nothing on the broker; bad tasks
+ * are refused before anything is sent.  The receiving side is a raw
+ * transport consumer (wq_test_broker.h), not a worker.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "envelope.h"
+#include "store.h"
+#include "uuid.h"
+#include "workq.h"
+#include "wq_test.h"
+#include "wq_test_broker.h"
+#include "wq_test_pg.h"
+
+#define RECV_MS 60000
+
+/* A client on the private servers; conninfo NULL: the default database. */
+static wq_client *
+client_open(int kind, const char *conninfo)
+{
+    struct wq_client_conf conf = {
+        .transport = wq_test_kind_name(kind),
+        .kafka_brokers = WQ_TEST_KAFKA_BROKERS(),
+        .rabbitmq_url = WQ_TEST_AMQP_URL(),
+        .postgres_conninfo = conninfo != NULL ? conninfo
+            : WQ_TEST_PG_CONNINFO(),
+        .client_id = "test-client",
+        .kafka_linger_ms = 1,
+    };
+    char err[WQ_ERRLEN];
+    wq_client *c = NULL;
+
+    if (wq_client_open_conf(&conf, &c, err, sizeof err) != 0)
+        fail_msg("wq_client_open_conf(%s): %s (tests/services/ctl start)",
+            conf.transport, err);
+    return c;
+}
+
+static const char *
+queue_for(int kind, const char *what)
+{
+    const char *q = wq_test_unique(what);
+
+    wq_test_forget_queue(kind, q);
+    return q;
+}
+
+/* Submits a plain task and returns its id (static). */
+static const char *
+submit_plain(wq_client *c, const char *queue, const char *type)
+{
+    static char id[WQ_CLIENT_ID_LEN];
+    struct wq_client_task t = { .queue = queue, .type = type,
+        .payload = "x", .payload_len = 1 };
+    char err[WQ_ERRLEN];
+
+    if (wq_client_submit(c, &t, id, err, sizeof err) != 0)
+        fail_msg("submit: %s", err);
+    return id;
+}
+
+/* --- one task, every field --------------------------------------------- */
+
+static void
+check_fields(int kind)
+{
+    static const char payload[] = "bin\0ary\xff payload";
+    struct wq_client_header hdrs[] = {
+        { "traceparent", "00-0af7651916cd43dd8448eb211c80319c-"
+            "b7ad6b7169203331-01" },
+        { "tenant", "acme" },
+        { "empty", "" },
+    };
+    const char *queue = queue_for(kind, "client-fields");
+    struct wq_client_task t = {
+        .queue = queue, .type = "resize", .payload = payload,
+        .payload_len = sizeof payload - 1, .idempotency_key = "order-42",
+        .max_attempts = 7, .headers = hdrs, .nheaders = 3,
+    };
+    struct wq_test_consumer *cons;
+    struct wq_envelope env;
+    char id[WQ_CLIENT_ID_LEN], text[WQ_UUID_STRLEN], err[WQ_ERRLEN];
+    int64_t before = wq_clock_wall_ms();
+    wq_client *c = client_open(kind, NULL);
+
+    if (wq_client_submit(c, &t, id, err, sizeof err) != 0)
+        fail_msg("submit: %s", err);
+    assert_int_equal(strlen(id), 36);
+    wq_client_free(c);
+
+    cons = wq_test_consumer_open(kind, queue);
+    assert_int_equal(wq_test_consumer_recv(cons, &env, 1, RECV_MS), 1);
+    wq_uuid_format(env.id, text);
+    assert_string_equal(text, id);
+    assert_true(wq_uuid_v7_time_ms(env.id) >= before);
+    assert_true(wq_uuid_v7_time_ms(env.id) <= wq_clock_wall_ms());
+    assert_string_equal(env.queue, queue);
+    assert_string_equal(env.type, "resize");
+    assert_string_equal(env.key, "order-42");
+    assert_int_equal(env.payload_len, sizeof payload - 1);
+    assert_memory_equal(env.payload, payload, sizeof payload - 1);
+    assert_int_equal(env.attempt, 1);
+    assert_int_equal(env.max_attempts, 7);
+    assert_int_equal(env.run_at_ms, 0);
+    assert_true(env.created_at_ms >= before);
+    assert_true(env.created_at_ms <= wq_clock_wall_ms());
+    assert_int_equal(env.nheaders, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(env.headers[i].name, hdrs[i].name);
+        assert_string_equal(env.headers[i].value, hdrs[i].value);
+    }
+    if (kind == WQ_TRANSPORT_KAFKA)
+        assert_string_equal(wq_test_consumer_last_key(cons), "order-42");
+    wq_envelope_free(&env);
+    wq_test_consumer_close(cons);
+}
+
+static void
+test_client_fields_kafka(void **state)
+{
+    (void)state;
+    check_fields(WQ_TRANSPORT_KAFKA);
+}
+
+static void
+test_client_fields_rabbitmq(void **state)
+{
+    (void)state;
+    check_fields(WQ_TRANSPORT_RABBITMQ);
+}
+
+/* Without a key the key is the id; without max_attempts, 25. */
+static void
+check_defaults(int kind)
+{
+    const char *queue = queue_for(kind, "client-defaults");
+    struct wq_test_consumer *cons;
+    struct wq_envelope env;
+    char text[WQ_UUID_STRLEN], id[WQ_CLIENT_ID_LEN];
+    wq_client *c = client_open(kind, NULL);
+
+    snprintf(id, sizeof id, "%s", submit_plain(c, queue, "noop"));
+    wq_client_free(c);
+    cons = wq_test_consumer_open(kind, queue);
+    assert_int_equal(wq_test_consumer_recv(cons, &env, 1, RECV_MS), 1);
+    wq_uuid_format(env.id, text);
+    assert_string_equal(text, id);
+    assert_string_equal(env.key, id);
+    assert_int_equal(env.max_attempts, WQ_MAX_ATTEMPTS_DEFAULT);
+    assert_int_equal(env.nheaders, 0);
+    wq_envelope_free(&env);
+    wq_test_consumer_close(cons);
+}
+
+static void
+test_client_defaults_kafka(void **state)
+{
+    (void)state;
+    check_defaults(WQ_TRANSPORT_KAFKA);
+}
+
+static void
+test_client_defaults_rabbitmq(void **state)
+{
+    (void)state;
+    check_defaults(WQ_TRANSPORT_RABBITMQ);
+}
+
+/* --- a batch of 1000 ----------------------------------------------------- */
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+check_batch(int kind)
+{
+    enum { N = 1000 };
+    const char *queue = queue_for(kind, "client-batch");
+    struct wq_client_task *t = calloc(N, sizeof *t);
+    struct wq_client_result *r = calloc(N, sizeof *r);
+    struct wq_envelope *env = calloc(N, sizeof *env);
+    char (*payloads)[16] = calloc(N, 16), err[WQ_ERRLEN];
+    char **ids = calloc(N, sizeof *ids), **got = calloc(N, sizeof *got);
+    struct wq_test_consumer *cons;
+    wq_client *c = client_open(kind, NULL);
+    size_t n;
+
+    for (size_t i = 0; i < N; i++) {
+        snprintf(payloads[i], 16, "task %zu", i);
+        t[i].queue = queue;
+        t[i].type = "noop";
+        t[i].payload = payloads[i];
+        t[i].payload_len = strlen(payloads[i]);
+    }
+    if (wq_client_submit_batch(c, t, N, r, err, sizeof err) != 0)
+        fail_msg("batch: %s", err);
+    wq_client_free(c);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(r[i].status, 0);
+        assert_int_equal(r[i].scheduled, 0);
+        ids[i] = r[i].id;
+    }
+    qsort(ids, N, sizeof *ids, cmp_str);
+    for (size_t i = 1; i < N; i++)
+        if (strcmp(ids[i - 1], ids[i]) == 0)
+            fail_msg("id %s given twice", ids[i]);
+
+    cons = wq_test_consumer_open(kind, queue);
+    n = wq_test_consumer_recv(cons, env, N, RECV_MS);
+    if (n != N)
+        fail_msg("%zu of %d tasks arrived", n, N);
+    for (size_t i = 0; i < N; i++) {
+        got[i] = malloc(WQ_UUID_STRLEN);
+        wq_uuid_format(env[i].id, got[i]);
+        /* the payload belongs to the task with this id */
+        for (size_t j = 0; j < N; j++)
+            if (strcmp(r[j].id, got[i]) == 0) {
+                assert_int_equal(env[i].payload_len, strlen(payloads[j]));
+                assert_memory_equal(env[i].payload, payloads[j],
+                    env[i].payload_len);
+                break;
+            }
+        wq_envelope_free(&env[i]);
+    }
+    qsort(got, N, sizeof *got, cmp_str);
+    for (size_t i = 0; i < N; i++)
+        assert_string_equal(got[i], ids[i]);
+    assert_int_equal(wq_test_consumer_recv(cons, env, 1, 1000), 0);
+    wq_test_consumer_close(cons);
+    for (size_t i = 0; i < N; i++)
+        free(got[i]);
+    free(got);
+    free(ids);
+    free(payloads);
+    free(env);
+    free(r);
+    free(t);
+}
+
+static void
+test_client_batch_1000_kafka(void **state)
+{
+    (void)state;
+    check_batch(WQ_TRANSPORT_KAFKA);
+}
+
+static void
+test_client_batch_1000_rabbitmq(void **state)
+{
+    (void)state;
+    check_batch(WQ_TRANSPORT_RABBITMQ);
+}
+
+/* --- async submits and flush --------------------------------------------- */
+
+struct counts {
+    int ok, failed;
+};
+
+static void
+count_done(void *user, const struct wq_client_result *r)
+{
+    struct counts *c = user;
+
+    if (r->status == 0)
+        c->ok++;
+    else
+        c->failed++;
+}
+
+static void
+check_async(int kind)
+{
+    const char *queue = queue_for(kind, "client-async");
+    struct wq_client_task t = { .queue = queue, .type = "noop" };
+    struct counts counts = { 0, 0 };
+    struct wq_envelope env[300];
+    struct wq_test_consumer *cons;
+    char err[WQ_ERRLEN], id[WQ_CLIENT_ID_LEN];
+    wq_client *c = client_open(kind, NULL);
+
+    for (int i = 0; i < 300; i++) {
+        if (wq_client_submit_async(c, &t, count_done, &counts, id, err,
+            sizeof err) != 0)
+            fail_msg("async %d: %s", i, err);
+        assert_int_equal(strlen(id), 36);
+    }
+    if (wq_client_flush(c, -1, err, sizeof err) != 0)
+        fail_msg("flush: %s", err);
+    assert_int_equal(counts.ok, 300);
+    assert_int_equal(counts.failed, 0);
+    /* a flush with nothing queued is a no-op */
+    assert_int_equal(wq_client_flush(c, 0, err, sizeof err), 0);
+    wq_client_free(c);
+    cons = wq_test_consumer_open(kind, queue);
+    assert_int_equal(wq_test_consumer_recv(cons, env, 300, RECV_MS), 300);
+    for (int i = 0; i < 300; i++)
+        wq_envelope_free(&env[i]);
+    wq_test_consumer_close(cons);
+}
+
+static void
+test_client_async_kafka(void **state)
+{
+    (void)state;
+    check_async(WQ_TRANSPORT_KAFKA);
+}
+
+static void
+test_client_async_rabbitmq(void **state)
+{
+    (void)state;
+    check_async(WQ_TRANSPORT_RABBITMQ);
+}
+
+/* --- delayed tasks: PostgreSQL, not the broker --------------------------- */
+
+static void
+check_delayed(int kind)
+{
+    const char *db = wq_test_pg_create_migrated_db();
+    const char *queue = queue_for(kind, "client-delayed");
+    struct wq_client_header h = { "k", "v" };
+    struct wq_client_task t = { .queue = queue, .type = "report",
+        .payload = "later", .payload_len = 5, .delay_ms = 60000,
+        .max_attempts = 3, .headers = &h, .nheaders = 1 };
+    struct wq_client_task at = { .queue = queue, .type = "report",
+        .idempotency_key = "at-key" };
+    struct wq_client_result r;
+    struct wq_task_row row;
+    struct wq_test_consumer *cons;
+    char err[WQ_ERRLEN], id[WQ_CLIENT_ID_LEN], sentinel[WQ_CLIENT_ID_LEN];
+    uint8_t bin[16];
+    int64_t before = wq_clock_wall_ms();
+    wq_client *c = client_open(kind, db);
+    wq_store *s;
+
+    if (wq_client_submit_batch(c, &t, 1, &r, err, sizeof err) != 0)
+        fail_msg("delayed submit: %s", err);
+    assert_int_equal(r.scheduled, 1);
+    assert_int_equal(r.duplicate, 0);
+    assert_true(r.run_at_ms >= before + 60000);
+    snprintf(id, sizeof id, "%s", r.id);
+    /* run_at in the future: also scheduled */
+    at.run_at_ms = wq_clock_wall_ms() + 3600 * 1000;
+    if (wq_client_submit_batch(c, &at, 1, &r, err, sizeof err) != 0)
+        fail_msg("run_at submit: %s", err);
+    assert_int_equal(r.scheduled, 1);
+    assert_int_equal(r.run_at_ms, at.run_at_ms);
+    /* the same key again: not stored twice, the first task's id */
+    at.run_at_ms += 1000;
+    {
+        char first[WQ_CLIENT_ID_LEN];
+
+        snprintf(first, sizeof first, "%s", r.id);
+        if (wq_client_submit_batch(c, &at, 1, &r, err, sizeof err) != 0)
+            fail_msg("duplicate submit: %s", err);
+        assert_int_equal(r.duplicate, 1);
+        assert_string_equal(r.id, first);
+    }
+    /* the broker saw none of them: only the sentinel arrives */
+    snprintf(sentinel, sizeof sentinel, "%s",
+        submit_plain(c, queue, "sentinel"));
+    wq_client_free(c);
+
+    s = wq_test_pg_open(db);
+    assert_int_equal(wq_uuid_parse(id, bin), 0);
+    memset(&row, 0, sizeof row);
+    if (wq_store_task_get(s, bin, &row, err, sizeof err) != 0)
+        fail_msg("task %s not in PostgreSQL: %s", id, err);
+    assert_int_equal(row.state, WQ_TASK_SCHEDULED);
+    assert_string_equal(row.queue, queue);
+    assert_string_equal(row.type, "report");
+    assert_string_equal(row.idempotency_key, id);
+    assert_int_equal(row.payload_len, 5);
+    assert_memory_equal(row.payload, "later", 5);
+    assert_int_equal(row.attempt, 0);
+    assert_int_equal(row.max_attempts, 3);
+    assert_true(row.run_at_ms >= before + 60000);
+    assert_true(row.run_at_ms <= wq_clock_wall_ms() + 60000);
+    assert_non_null(strstr(row.headers_json, "\"k\""));
+    wq_task_row_free(&row);
+    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE queue = '%s' AND state = 'scheduled'", queue), 2);
+    wq_store_close(s);
+
+    cons = wq_test_consumer_open(kind, queue);
+    wq_test_expect_only(cons, sentinel, 2000);
+    wq_test_consumer_close(cons);
+}
+
+static void
+test_client_delayed_kafka(void **state)
+{
+    (void)state;
+    check_delayed(WQ_TRANSPORT_KAFKA);
+}
+
+static void
+test_client_delayed_rabbitmq(void **state)
+{
+    (void)state;
+    check_delayed(WQ_TRANSPORT_RABBITMQ);
+}
+
+/* --- refusals ------------------------------------------------------------ */
+
+static void
+test_client_invalid_tasks_send_nothing(void **state)
+{
+    static char big[(1 << 20) + 1];
+    struct wq_client_header many[65];
+    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "client-invalid");
+    struct wq_client_task bad[] = {
+        { .queue = "no/slash", .type = "t" },
+        { .queue = "x.dead", .type = "t" },
+        { .queue = queue, .type = NULL },
+        { .queue = queue, .type = "" },
+        { .queue = queue, .type = "t", .payload = big,
+          .payload_len = sizeof big },
+        { .queue = queue, .type = "t", .headers = many, .nheaders = 65 },
+        { .queue = queue, .type = "t", .delay_ms = 1000,
+          .run_at_ms = 1 },
+        { .queue = queue, .type = "t", .max_attempts = -1 },
+        { .queue = queue, .type = "t", .idempotency_key = "" },
+    };
+    static const int want[] = { WQ_EINVAL, WQ_EINVAL, WQ_EINVAL, WQ_EINVAL,
+        WQ_ETOOBIG, WQ_ETOOBIG, WQ_EINVAL, WQ_EINVAL, WQ_EINVAL };
+    struct wq_client_result r[WQ_ARRAY_LEN(bad)];
+    struct wq_test_consumer *cons;
+    char err[WQ_ERRLEN], id[WQ_CLIENT_ID_LEN], sentinel[WQ_CLIENT_ID_LEN];
+    wq_client *c = client_open(WQ_TRANSPORT_RABBITMQ, NULL);
+
+    (void)state;
+    for (int i = 0; i < 65; i++)
+        many[i].name = many[i].value = "h";
+    for (size_t i = 0; i < WQ_ARRAY_LEN(bad); i++) {
+        int rc = wq_client_submit(c, &bad[i], id, err, sizeof err);
+
+        if (rc != want[i])
+            fail_msg("task %zu: %d (%s), want %d", i, rc, err, want[i]);
+        assert_string_equal(id, "");
+        assert_true(strlen(err) > 0);
+    }
+    /* in a batch, each fails alone and the good one goes */
+    assert_int_equal(wq_client_submit_batch(c, bad, WQ_ARRAY_LEN(bad), r,
+        err, sizeof err), WQ_EINVAL);
+    assert_non_null(strstr(err, "9 of 9"));
+    snprintf(sentinel, sizeof sentinel, "%s",
+        submit_plain(c, queue, "sentinel"));
+    wq_client_free(c);
+    cons = wq_test_consumer_open(WQ_TRANSPORT_RABBITMQ, queue);
+    wq_test_expect_only(cons, sentinel, 1000);
+    wq_test_consumer_close(cons);
+}
+
+static void
+test_client_unreachable_broker(void **state)
+{
+    struct wq_client_conf conf = { .transport = "rabbitmq",
+        .rabbitmq_url = "amqp://guest:guest@127.0.0.1:1" };
+    char err[WQ_ERRLEN];
+    wq_client *c = (wq_client *)&conf;
+
+    (void)state;
+    assert_int_equal(wq_client_open_conf(&conf, &c, err, sizeof err),
+        WQ_EBROKER);
+    assert_null(c);
+    assert_non_null(strstr(err, "127.0.0.1:1"));
+    conf.transport = "carrier-pigeon";
+    assert_int_equal(wq_client_open_conf(&conf, &c, err, sizeof err),
+        WQ_ECONFIG);
+}
+
+/* The database is down: a delayed submit says so, an immediate one
+ * does not care. */
+static void
+test_client_store_unreachable(void **state)
+{
+    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "client-nostore");
+    struct wq_client_task t = { .queue = queue, .type = "t",
+        .delay_ms = 5000 };
+    char err[WQ_ERRLEN], id[WQ_CLIENT_ID_LEN];
+    wq_client *c = client_open(WQ_TRANSPORT_RABBITMQ,
+        "host=127.0.0.1 port=1 dbname=none connect_timeout=2");
+
+    (void)state;
+    assert_int_equal(wq_client_submit(c, &t, id, err, sizeof err),
+        WQ_ESTORE);
+    t.delay_ms = 0;
+    if (wq_client_submit(c, &t, id, err, sizeof err) != 0)
+        fail_msg("immediate submit: %s", err);
+    wq_client_free(c);
+}
+
+/* wq_client_open reads a configuration file like the daemons. */
+static void
+test_client_open_config_file(void **state)
+{
+    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "client-file");
+    struct wq_test_consumer *cons;
+    struct wq_envelope env;
+    char err[WQ_ERRLEN], text[WQ_UUID_STRLEN], id[WQ_CLIENT_ID_LEN];
+    FILE *f = fopen("workq.conf", "w");
+    wq_client *c;
+
+    (void)state;
+    assert_non_null(f);
+    fprintf(f, "transport = \"rabbitmq\";\nrabbitmq = { url = \"%s\"; };\n"
+        "queue_policies = ( { name = \"%s\"; max_attempts = 4; } );\n",
+        WQ_TEST_AMQP_URL(), queue);
+    fclose(f);
+    if (wq_client_open("workq.conf", &c, err, sizeof err) != 0)
+        fail_msg("open: %s", err);
+    snprintf(id, sizeof id, "%s", submit_plain(c, queue, "noop"));
+    wq_client_free(c);
+    cons = wq_test_consumer_open(WQ_TRANSPORT_RABBITMQ, queue);
+    assert_int_equal(wq_test_consumer_recv(cons, &env, 1, RECV_MS), 1);
+    wq_uuid_format(env.id, text);
+    assert_string_equal(text, id);
+    /* the queue's policy gives tasks without a number of their own */
+    assert_int_equal(env.max_attempts, 4);
+    wq_envelope_free(&env);
+    wq_test_consumer_close(cons);
+
+    assert_int_equal(wq_client_open("no-such.conf", &c, err, sizeof err),
+        WQ_ECONFIG);
+    assert_non_null(strstr(err, "no-such.conf"));
+}
+
+/* --- the broker restarts under an open client --------------------------- */
+
+static int rabbit_stopped;
+
+static void
+rabbit_ctl(const char *verb)
+{
+    char cmd[1024];
+
+    snprintf(cmd, sizeof cmd, "%s/tests/services/ctl %s rabbitmq "
+        ">>ctl.log 2>&1", WQ_SOURCE_DIR, verb);
+    rabbit_stopped = strcmp(verb, "stop") == 0;
+    if (system(cmd) != 0)
+        fail_msg("`%s` failed; see ctl.log", cmd);
+}
+
+static void
+rabbit_start_at_exit(void)
+{
+    if (rabbit_stopped && system(WQ_SOURCE_DIR "/tests/services/ctl start "
+        "rabbitmq >>ctl.log 2>&1") != 0)
+        fprintf(stderr, "could not start RabbitMQ again\n");
+}
+
+/*
+ * The connection dies under the client (a broker restart, or an idle
+ * connection closed for want of heartbeats): the next submit fails while
+ * the broker is away, and succeeds once it is back, on a new connection,
+ * without reopening the client.
+ */
+static void
+test_client_survives_broker_restart(void **state)
+{
+    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "client-restart");
+    struct wq_client_task t = { .queue = queue, .type = "t" };
+    struct wq_test_consumer *cons;
+    struct wq_envelope env[3];
+    char err[WQ_ERRLEN], id[3][WQ_CLIENT_ID_LEN];
+    wq_client *c = client_open(WQ_TRANSPORT_RABBITMQ, NULL);
+
+    (void)state;
+    atexit(rabbit_start_at_exit);
+    if (wq_client_submit(c, &t, id[0], err, sizeof err) != 0)
+        fail_msg("before: %s", err);
+    rabbit_ctl("stop");
+    assert_int_equal(wq_client_submit(c, &t, NULL, err, sizeof err),
+        WQ_EBROKER);
+    rabbit_ctl("start");
+    if (wq_client_submit(c, &t, id[1], err, sizeof err) != 0)
+        fail_msg("after the restart: %s", err);
+    /* a restart the client does not see: its connection is dead, and the
+     * first submit finds out, reconnects and succeeds */
+    rabbit_ctl("restart");
+    if (wq_client_submit(c, &t, id[2], err, sizeof err) != 0)
+        fail_msg("after an unseen restart: %s", err);
+    wq_client_free(c);
+    cons = wq_test_consumer_open(WQ_TRANSPORT_RABBITMQ, queue);
+    assert_int_equal(wq_test_consumer_recv(cons, env, 3, RECV_MS), 3);
+    for (int i = 0; i < 3; i++)
+        wq_envelope_free(&env[i]);
+    wq_test_consumer_close(cons);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_client_fields_kafka),
+    cmocka_unit_test(test_client_fields_rabbitmq),
+    cmocka_unit_test(test_client_defaults_kafka),
+    cmocka_unit_test(test_client_defaults_rabbitmq),
+    cmocka_unit_test(test_client_batch_1000_kafka),
+    cmocka_unit_test(test_client_batch_1000_rabbitmq),
+    cmocka_unit_test(test_client_async_kafka),
+    cmocka_unit_test(test_client_async_rabbitmq),
+    cmocka_unit_test(test_client_delayed_kafka),
+    cmocka_unit_test(test_client_delayed_rabbitmq),
+    cmocka_unit_test(test_client_invalid_tasks_send_nothing),
+    cmocka_unit_test(test_client_unreachable_broker),
+    cmocka_unit_test(test_client_store_unreachable),
+    cmocka_unit_test(test_client_open_config_file),
+    cmocka_unit_test(test_client_survives_broker_restart),
+};
+
+WQ_TEST_MAIN("client", tests)
