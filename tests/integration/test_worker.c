@@ -1,0 +1,1332 @@
+/*
+ * test_worker.c - workq-worker end to end, on both transports, with the
+ * private servers of tests/services and the real binary
+ * (wq_test_bin("workq-worker")).  Tasks are submitted by publishing
+ * envelopes with the transport API directly; outcomes are read back from
+ * a fresh PostgreSQL database per test (wq_test_pg.h).
+ *
+ * Every scenario runs once per transport (the _kafka and _rabbitmq
+ * variants).  A worker runs as a child process of the test with its log
+ * in the test's directory; a failing test prints that log's tail.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wq_test.h"
+#include "wq_test_broker.h"
+#include "wq_test_pg.h"
+#include "clock.h"
+#include "envelope.h"
+#include "transport.h"
+#include "uuid.h"
+
+#define assert_contains(hay, needle) do {                                 \
+    const char *h_ = (hay), *n_ = (needle);                               \
+    if (h_ == NULL || strstr(h_, n_) == NULL)                             \
+        fail_msg("\"%s\"\n    does not contain \"%s\"", h_ ? h_ : "(null)", \
+            n_);                                                          \
+} while (0)
+
+/* ---- a worker process --------------------------------------------------- */
+
+struct worker {
+    pid_t pid;
+    char log[256];
+    int port;                   /* metrics port, 0 if none asked */
+};
+
+static struct worker *workers[8];     /* for show_logs, during a test */
+static int nworkers;
+static pid_t live[16];                  /* started and not yet reaped */
+
+/* Prints the tail of every worker log (called when a test fails). */
+static void
+show_logs(void)
+{
+    for (int i = 0; i < nworkers; i++) {
+        char cmd[400];
+
+        fprintf(stderr, "---- %s (last 40 lines) ----\n", workers[i]->log);
+        snprintf(cmd, sizeof cmd, "tail -n 40 %s >&2", workers[i]->log);
+        if (system(cmd) != 0)
+            (void)0;
+    }
+}
+
+#define check(cond, ...) do {                                             \
+    if (!(cond)) {                                                        \
+        show_logs();                                                      \
+        fail_msg(__VA_ARGS__);                                            \
+    }                                                                     \
+} while (0)
+
+/* At the test's exit, failed or not: no worker outlives its test. */
+static void
+kill_workers(void)
+{
+    for (size_t i = 0; i < WQ_ARRAY_LEN(live); i++)
+        if (live[i] > 0) {
+            kill(live[i], SIGKILL);
+            waitpid(live[i], NULL, 0);
+            live[i] = 0;
+        }
+}
+
+static void
+live_set(pid_t old, pid_t now)
+{
+    for (size_t i = 0; i < WQ_ARRAY_LEN(live); i++)
+        if (live[i] == old) {
+            live[i] = now;
+            return;
+        }
+}
+
+/*
+ * Starts workq-worker for `queue` on `kind` against database `conninfo`,
+ * with `config` written to a file when not NULL and the extra
+ * environment entries `extra` (NULL-ended, may be NULL).
+ */
+static void
+worker_start(struct worker *w, int kind, const char *conninfo,
+    const char *queue, const char *config, const char *const *extra,
+    const char *const *args)
+{
+    static int seq;
+    const char *env[8], *argv[24];
+    char conf[256], id[128];
+    size_t n = 0;
+    int fd;
+
+    memset(w, 0, sizeof *w);
+    snprintf(w->log, sizeof w->log, "%s/worker-%d.log",
+        getenv("WQ_TEST_TMPDIR"), seq);
+    snprintf(conf, sizeof conf, "%s/worker-%d.conf", getenv("WQ_TEST_TMPDIR"),
+        seq);
+    snprintf(id, sizeof id, "w%d-%s", seq, wq_test_unique("id"));
+    seq++;
+    if (config != NULL) {
+        FILE *f = fopen(conf, "w");
+
+        assert_non_null(f);
+        fputs(config, f);
+        fclose(f);
+    }
+    wq_test_env_for(kind, conninfo, env, WQ_ARRAY_LEN(env));
+    argv[n++] = wq_test_bin("workq-worker");
+    argv[n++] = "--queue";
+    argv[n++] = queue;
+    argv[n++] = "--id";
+    argv[n++] = id;
+    if (config != NULL) {
+        argv[n++] = "--config";
+        argv[n++] = conf;
+    }
+    for (; args != NULL && *args != NULL && n + 1 < WQ_ARRAY_LEN(argv);
+        args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    fflush(NULL);
+    w->pid = fork();
+    assert_true(w->pid >= 0);
+    if (w->pid == 0) {
+        if ((fd = open(w->log, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
+            _exit(126);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+        for (size_t i = 0; env[i] != NULL; i++)
+            putenv((char *)env[i]);
+        /* short group timeouts: rebalances in seconds, not half a minute */
+        putenv("WORKQ_KAFKA_SESSION_TIMEOUT_MS=6000");
+        putenv("WORKQ_LOG_LEVEL=info");
+        for (; extra != NULL && *extra != NULL; extra++)
+            putenv((char *)*extra);
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    if (nworkers == 0)
+        atexit(kill_workers);
+    live_set(0, w->pid);
+    if (nworkers < (int)WQ_ARRAY_LEN(workers))
+        workers[nworkers++] = w;
+}
+
+/* Waits up to timeout_ms for the worker to exit; its status, or -1. */
+static int
+worker_wait(struct worker *w, int timeout_ms)
+{
+    uint64_t end = wq_clock_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+    int status;
+
+    while (wq_clock_mono_ns() < end) {
+        pid_t r = waitpid(w->pid, &status, WNOHANG);
+
+        if (r == w->pid) {
+            live_set(w->pid, 0);
+            w->pid = 0;
+            if (WIFEXITED(status))
+                return WEXITSTATUS(status);
+            return 128 + WTERMSIG(status);
+        }
+        usleep(20000);
+    }
+    return -1;
+}
+
+/* SIGTERM, then the clean exit status 0 within timeout_ms. */
+static void
+worker_stop(struct worker *w, int timeout_ms)
+{
+    int rc;
+
+    if (w->pid <= 0)
+        return;
+    kill(w->pid, SIGTERM);
+    rc = worker_wait(w, timeout_ms);
+    if (rc < 0) {
+        kill(w->pid, SIGKILL);
+        worker_wait(w, 5000);
+    }
+    check(rc == 0, "worker did not stop cleanly: status %d", rc);
+}
+
+static void
+worker_kill9(struct worker *w)
+{
+    kill(w->pid, SIGKILL);
+    assert_int_equal(worker_wait(w, 10000), 128 + SIGKILL);
+}
+
+/* The text of the worker's log. */
+static char *
+worker_log(const struct worker *w)
+{
+    FILE *f = fopen(w->log, "r");
+    char *buf;
+    long n;
+
+    if (f == NULL)
+        return strdup("");
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    buf = calloc(1, (size_t)n + 1);
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n)
+        (void)0;
+    fclose(f);
+    return buf;
+}
+
+/* The metrics port from the log ("serving ... on port N"). */
+static int
+worker_port(struct worker *w)
+{
+    for (int i = 0; i < 200 && w->port == 0; i++) {
+        char *log = worker_log(w), *p = strstr(log, "/metrics on port ");
+
+        if (p != NULL)
+            w->port = atoi(p + strlen("/metrics on port "));
+        free(log);
+        if (w->port == 0)
+            usleep(50000);
+    }
+    check(w->port > 0, "no metrics port in %s", w->log);
+    return w->port;
+}
+
+/* GET path on 127.0.0.1:port; the whole answer (headers and body). */
+static char *
+http_get(int port, const char *path)
+{
+    struct sockaddr_in sa;
+    char req[256], *buf = calloc(1, 1 << 20);
+    size_t got = 0;
+    ssize_t n;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
+    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    while ((n = read(fd, buf + got, (1 << 20) - 1 - got)) > 0)
+        got += (size_t)n;
+    close(fd);
+    return buf;
+}
+
+/* The value of a metric line "name{labels} value" (0 if absent). */
+static double
+metric(int port, const char *line_start)
+{
+    char *text = http_get(port, "/metrics"), *p = strstr(text, line_start);
+    double v = 0;
+
+    if (p != NULL)
+        v = strtod(p + strlen(line_start), NULL);
+    free(text);
+    return v;
+}
+
+/* 1 if the process is gone: no such pid, or a zombie that its new parent
+ * (PID 1 of this machine) has not reaped yet. */
+static int
+process_gone(pid_t pid)
+{
+    char path[64], buf[256], *p;
+    FILE *fp;
+    size_t n;
+
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        return 1;
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    if ((fp = fopen(path, "r")) == NULL)
+        return 1;
+    n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    return p != NULL && p[1] == ' ' && p[2] == 'Z';
+}
+
+/* ---- publishing --------------------------------------------------------- */
+
+struct pub {
+    int kind;
+    wq_transport *t;
+    struct wq_buf buf;
+};
+
+static void
+pub_open(struct pub *p, int kind, const char *queue)
+{
+    struct wq_transport_conf tc;
+    char err[WQ_ERRLEN];
+
+    memset(p, 0, sizeof *p);
+    p->kind = kind;
+    wq_test_transport_conf(kind, &tc);
+    if (wq_transport_open(&tc, &p->t, err, sizeof err) != 0)
+        fail_msg("cannot reach the %s test broker: %s (tests/services/ctl "
+            "start)", wq_test_kind_name(kind), err);
+    if (wq_transport_declare(p->t, queue, err, sizeof err) != 0)
+        fail_msg("declare %s: %s", queue, err);
+    wq_test_forget_queue(kind, queue);
+}
+
+/* Publishes raw bytes (an envelope or not) with a Kafka key. */
+static void
+pub_raw(struct pub *p, const char *queue, const void *body, size_t len,
+    const char *key)
+{
+    char err[WQ_ERRLEN];
+
+    if (wq_transport_publish(p->t, queue, key, key != NULL ? strlen(key) : 0,
+        body, len, NULL, err, sizeof err) != 0)
+        fail_msg("publish: %s", err);
+}
+
+/* Builds a task envelope; id_out (may be NULL) gets its id as text. */
+static void
+make_task(struct wq_envelope *e, const char *queue, const char *type,
+    const char *key, const void *payload, size_t len, uint32_t max_attempts)
+{
+    char err[WQ_ERRLEN];
+
+    if (wq_envelope_init(e, queue, type, key, payload, len, err, sizeof err)
+        != 0)
+        fail_msg("%s", err);
+    if (max_attempts > 0)
+        e->max_attempts = max_attempts;
+}
+
+static void
+pub_env(struct pub *p, const struct wq_envelope *e)
+{
+    char err[WQ_ERRLEN];
+
+    wq_buf_reset(&p->buf);
+    if (wq_envelope_encode(e, &p->buf, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    pub_raw(p, e->queue, p->buf.data, p->buf.len, e->key);
+}
+
+static void
+pub_task(struct pub *p, const char *queue, const char *type, const char *key,
+    const char *payload, uint32_t max_attempts)
+{
+    struct wq_envelope e;
+
+    make_task(&e, queue, type, key, payload,
+        payload != NULL ? strlen(payload) : 0, max_attempts);
+    pub_env(p, &e);
+    wq_envelope_free(&e);
+}
+
+static void
+pub_close(struct pub *p)
+{
+    char err[WQ_ERRLEN];
+
+    if (wq_transport_flush(p->t, 60000, err, sizeof err) != 0)
+        fail_msg("flush: %s", err);
+    wq_transport_close(p->t, 5000);
+    wq_buf_free(&p->buf);
+}
+
+/* ---- the database ------------------------------------------------------- */
+
+/* wq_test_pg_exec with a printf-style statement. */
+static void WQ_PRINTFLIKE(2, 3)
+pg_execf(wq_store *s, const char *fmt, ...)
+{
+    char sql[2048];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    wq_test_pg_exec(s, sql);
+}
+
+/* Waits until the query's number reaches `want`; returns the last one. */
+static long long WQ_PRINTFLIKE(4, 5)
+wait_num(wq_store *s, long long want, int timeout_ms, const char *fmt, ...)
+{
+    uint64_t end = wq_clock_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+    char sql[2048];
+    long long v;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    for (;;) {
+        v = wq_test_pg_num(s, sql);
+        if (v >= want || wq_clock_mono_ns() >= end)
+            return v;
+        usleep(50000);
+    }
+}
+
+static const char *
+queue_for(int kind, const char *what)
+{
+    char p[64];
+
+    snprintf(p, sizeof p, "wk-%s-%s", kind == WQ_TRANSPORT_KAFKA ? "k" : "r",
+        what);
+    return wq_test_unique(p);
+}
+
+#define BOTH(name)                                                        \
+    static void name##_kafka(void **s)                                    \
+    { (void)s; name(WQ_TRANSPORT_KAFKA); }                                \
+    static void name##_rabbitmq(void **s)                                 \
+    { (void)s; name(WQ_TRANSPORT_RABBITMQ); }
+
+#define TESTS(name) cmocka_unit_test(name##_kafka), \
+    cmocka_unit_test(name##_rabbitmq)
+
+/* ---- scenarios ---------------------------------------------------------- */
+
+/* N noop tasks: N succeeded rows, one attempt each, nothing twice. */
+static void
+noop_many(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "noop");
+    const char *args[] = { "--concurrency", "8", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    struct worker w;
+    struct pub p;
+    char key[64];
+    long long n;
+
+    pub_open(&p, kind, q);
+    for (int i = 0; i < 500; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        pub_task(&p, q, "noop", key, NULL, 0);
+    }
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, NULL, NULL, args);
+    n = wait_num(s, 500, 120000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'succeeded'");
+    check(n == 500, "%lld of 500 tasks succeeded", n);
+    worker_stop(&w, 30000);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks"),
+        500);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE attempt <> 1 OR finished_at IS NULL OR lease_owner IS NOT "
+        "NULL OR result IS NULL"), 0);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts "
+        "WHERE outcome = 'succeeded' AND attempt = 1 AND duration_ms >= 0"),
+        500);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+        500);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(DISTINCT "
+        "idempotency_key) FROM workq.tasks"), 500);
+    /* a clean stop marks the heartbeat row */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.workers "
+        "WHERE stopped_at IS NOT NULL AND in_flight = 0"), 1);
+    wq_store_close(s);
+}
+BOTH(noop_many)
+
+/*
+ * Several queues in one worker, and workers sharing a queue: worker 1
+ * serves a and b, worker 2 serves b.  Each message is consumed once: on
+ * Kafka both workers are members of group "workq.b" (a group per queue),
+ * so no message of b goes to two groups; on RabbitMQ they compete.
+ */
+static void
+multi_queue(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    char qa[128], qb[128], both[300], key[64];
+    const char *args1[] = { "--concurrency", "4", NULL };
+    const char *extra[] = { "WORKQ_METRICS_LISTEN=127.0.0.1:0", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    struct worker w1, w2;
+    struct pub p;
+    double dups = 0;
+
+    snprintf(qa, sizeof qa, "%s", queue_for(kind, "qa"));
+    snprintf(qb, sizeof qb, "%s", queue_for(kind, "qb"));
+    snprintf(both, sizeof both, "%s,%s", qa, qb);
+    pub_open(&p, kind, qa);
+    pub_close(&p);
+    pub_open(&p, kind, qb);
+    pub_close(&p);
+    worker_start(&w1, kind, ci, both, NULL, extra, args1);
+    worker_start(&w2, kind, ci, qb, NULL, extra, args1);
+    check(wait_num(s, 2, 30000, "SELECT count(*) FROM workq.workers") == 2,
+        "the workers did not register");
+    /* the groups settle before the tasks come: no rebalance duplicates */
+    usleep(kind == WQ_TRANSPORT_KAFKA ? 8000000 : 1000000);
+    pub_open(&p, kind, qa);
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof key, "a%d", i);
+        pub_task(&p, qa, "noop", key, NULL, 0);
+    }
+    for (int i = 0; i < 400; i++) {
+        snprintf(key, sizeof key, "b%d", i);
+        pub_task(&p, qb, "noop", key, NULL, 0);
+    }
+    pub_close(&p);
+    check(wait_num(s, 600, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'succeeded'") == 600, "not all 600 tasks succeeded");
+    usleep(500000);
+    for (int i = 0; i < 2; i++) {
+        struct worker *w = i == 0 ? &w1 : &w2;
+
+        dups += metric(worker_port(w),
+            "workq_worker_duplicates_total{reason=\"final\"} ")
+            + metric(w->port,
+                "workq_worker_duplicates_total{reason=\"running\"} ");
+    }
+    check(dups == 0, "%g deliveries were duplicates", dups);
+    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE queue = '%s'", qa), 200);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+        600);
+    /* worker 2 took part in b */
+    assert_true(wq_test_pg_numf(s, "SELECT count(*) FROM workq.tasks WHERE "
+        "queue = '%s' AND worker LIKE 'w1-%%'", qb) > 0);
+    worker_stop(&w1, 30000);
+    worker_stop(&w2, 30000);
+    wq_store_close(s);
+}
+BOTH(multi_queue)
+
+/* One key submitted twice, one message delivered twice: one result. */
+static void
+duplicates(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "dup");
+    const char *extra[] = { "WORKQ_METRICS_LISTEN=127.0.0.1:0", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    struct wq_envelope a1, a2, b;
+    struct worker w;
+    struct pub p;
+    double dups;
+
+    pub_open(&p, kind, q);
+    /* the same key from two submits (two ids, two payloads) */
+    make_task(&a1, q, "echo", "same-key", "first", 5, 0);
+    make_task(&a2, q, "echo", "same-key", "second", 6, 0);
+    /* one message whose bytes arrive twice */
+    make_task(&b, q, "echo", "twice", "bytes", 5, 0);
+    pub_env(&p, &a1);
+    pub_env(&p, &b);
+    pub_env(&p, &a2);
+    pub_env(&p, &b);
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, NULL, extra, NULL);
+    worker_port(&w);
+    check(wait_num(s, 2, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'succeeded'") == 2, "the two tasks did not succeed");
+    for (int i = 0; i < 100; i++) {
+        dups = metric(w.port,
+                "workq_worker_duplicates_total{reason=\"final\"} ")
+            + metric(w.port,
+                "workq_worker_duplicates_total{reason=\"running\"} ");
+        if (dups >= 2)
+            break;
+        usleep(100000);
+    }
+    check(dups == 2, "%g duplicates counted, not 2", dups);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks"), 2);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+        2);
+    /* the first to claim the key ran; the other was absorbed */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'same-key' AND result IN ('first', "
+        "'second') AND attempt = 1"), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'twice' AND result = 'bytes'"), 1);
+    assert_int_equal((long long)metric(w.port,
+        "workq_worker_tasks_total{outcome=\"succeeded\"} "), 2);
+    worker_stop(&w, 30000);
+    wq_envelope_free(&a1);
+    wq_envelope_free(&a2);
+    wq_envelope_free(&b);
+    wq_store_close(s);
+}
+BOTH(duplicates)
+
+/* The exec handler end to end: success, temporary and permanent
+ * failure, timeout killing the group, bounded and binary output. */
+static void
+exec_handlers(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "exec");
+    const char *tmp = getenv("WQ_TEST_TMPDIR");
+    wq_store *s = wq_test_pg_open(ci);
+    char conf[4096], gcfile[256];
+    struct worker w;
+    struct pub p;
+    FILE *f;
+    long gc = 0;
+
+    snprintf(gcfile, sizeof gcfile, "%s/grandchild.pid", tmp);
+    snprintf(conf, sizeof conf,
+        "handlers = (\n"
+        "  { type = \"ok\"; kind = \"exec\"; argv = [ \"/bin/cat\" ]; },\n"
+        "  { type = \"temp\"; kind = \"exec\"; argv = [ \"/bin/sh\", \"-c\",\n"
+        "    \"echo not now >&2; exit 75\" ]; },\n"
+        "  { type = \"perm\"; kind = \"exec\"; argv = [ \"/bin/sh\", \"-c\",\n"
+        "    \"echo bad data >&2; exit 65\" ]; },\n"
+        "  { type = \"slow\"; kind = \"exec\"; timeout = \"1s\";\n"
+        "    kill_grace = \"300ms\"; env = [ \"GC=%s\" ];\n"
+        "    argv = [ \"/bin/sh\", \"-c\",\n"
+        "    \"sh -c 'echo $$ > $GC; trap \\\"\\\" TERM; exec sleep 100' &"
+        " wait\" ]; },\n"
+        "  { type = \"big\"; kind = \"exec\"; max_output = 1048576;\n"
+        "    argv = [ \"/usr/bin/head\", \"-c\", \"3000000\", \"/dev/zero\" ];"
+        " },\n"
+        "  { type = \"bin\"; kind = \"exec\"; argv = [ \"/usr/bin/printf\",\n"
+        "    \"\\\\377\\\\376\\\\000abc\\\\303\\\\050\" ]; }\n"
+        ");\n"
+        "queue_policies = ( { name = \"%s\"; backoff_base = \"10s\";\n"
+        "  backoff_factor = 2; backoff_jitter = \"equal\"; } );\n",
+        gcfile, q);
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "ok", "ok", "payload in, result out", 0);
+    pub_task(&p, q, "temp", "temp", NULL, 0);
+    pub_task(&p, q, "perm", "perm", NULL, 0);
+    pub_task(&p, q, "slow", "slow", NULL, 1);
+    pub_task(&p, q, "big", "big", NULL, 0);
+    pub_task(&p, q, "bin", "bin", NULL, 0);
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, conf, NULL, NULL);
+    check(wait_num(s, 6, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "finished_at IS NOT NULL OR state = 'retry_wait'") == 6,
+        "not every exec task was recorded");
+    worker_stop(&w, 30000);
+
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'ok' AND state = 'succeeded' AND result = "
+        "'payload in, result out'"), 1);
+    /* exit 75: retry_wait, run_at = now + backoff(1) in [5 s, 10 s] */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'temp' AND state = 'retry_wait' AND "
+        "run_at - updated_at BETWEEN interval '5 s' AND interval '10 s' "
+        "AND last_error LIKE '%exit status 75: not now%'"), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts a "
+        "JOIN workq.tasks t ON t.id = a.task_id WHERE t.idempotency_key = "
+        "'temp' AND a.outcome = 'failed'"), 1);
+    /* exit 65: dead, permanent */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
+        "'perm' AND state = 'dead' AND a.outcome = 'permanent_failure' AND "
+        "t.last_error LIKE '%bad data%'"), 1);
+    /* timeout: attempts spent (max 1): dead with outcome timeout */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
+        "'slow' AND state = 'dead' AND a.outcome = 'timeout' AND "
+        "a.duration_ms BETWEEN 1000 AND 10000"), 1);
+    f = fopen(gcfile, "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%ld", &gc), 1);
+    fclose(f);
+    for (int i = 0; i < 100 && !process_gone((pid_t)gc); i++)
+        usleep(20000);
+    check(process_gone((pid_t)gc),
+        "the timed-out task's grandchild %ld is still alive", gc);
+    /* output over max_output: cut, and the history says so */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
+        "'big' AND state = 'succeeded' AND octet_length(result) = 1048576 "
+        "AND a.error LIKE 'stdout cut at 1048576 of 3000000 bytes%'"), 1);
+    /* not UTF-8: stored byte for byte */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'bin' AND result = "
+        "'\\xfffe00616263c328'::bytea"), 1);
+    wq_store_close(s);
+}
+BOTH(exec_handlers)
+
+/* A plugin handler: the sample .so, in-process. */
+static void
+plugin_handler(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "plugin");
+    wq_store *s = wq_test_pg_open(ci);
+    struct worker w;
+    struct pub p;
+    char conf[1024];
+
+    snprintf(conf, sizeof conf, "handlers = ( { type = \"geo\"; kind = "
+        "\"plugin\"; plugin = \"%s\"; options = \"opts\"; } );\n",
+        wq_test_bin("tests/plugins/sample.so"));
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "geo", "g1", "hello", 0);
+    pub_task(&p, q, "geo", "g2", "permanent", 0);
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, conf, NULL, NULL);
+    check(wait_num(s, 2, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "finished_at IS NOT NULL") == 2, "plugin tasks not recorded");
+    worker_stop(&w, 30000);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'g1' AND state = 'succeeded' AND "
+        "convert_from(result, 'UTF8') = 'sample(opts) " "' || queue || "
+        "'/geo attempt 1: hello'"), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'g2' AND state = 'dead' AND last_error = "
+        "'sample: asked to fail for good'"), 1);
+    wq_store_close(s);
+}
+BOTH(plugin_handler)
+
+/* Bytes that are not an envelope: kept whole, and the worker goes on. */
+static void
+malformed(int kind)
+{
+    static const unsigned char junk[] = { 0x82, 0xa1, 'v', 0x01, 0xc1, 0x00,
+        0xff, 'n', 'o', 't', ' ', 'm', 's', 'g', 'p', 'a', 'c', 'k' };
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "junk");
+    wq_store *s = wq_test_pg_open(ci);
+    struct worker w;
+    struct pub p;
+    char hex[128], sql[512];
+
+    pub_open(&p, kind, q);
+    pub_raw(&p, q, junk, sizeof junk, "junk-key");
+    pub_task(&p, q, "noop", "after-junk", NULL, 0);
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, NULL, NULL, NULL);
+    check(wait_num(s, 1, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'after-junk' AND state = 'succeeded'") == 1,
+        "the task after the junk did not run");
+    check(wait_num(s, 1, 10000, "SELECT count(*) FROM workq.dead_letters")
+        == 1, "no dead letter");
+    worker_stop(&w, 30000);
+    for (size_t i = 0; i < sizeof junk; i++)
+        snprintf(hex + 2 * i, 3, "%02x", junk[i]);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM workq.dead_letters WHERE "
+        "raw = '\\x%s'::bytea AND queue = '%s' AND transport = '%s' AND "
+        "error <> '' AND worker IS NOT NULL", hex, q, wq_test_kind_name(kind));
+    assert_int_equal(wq_test_pg_num(s, sql), 1);
+    if (kind == WQ_TRANSPORT_KAFKA)
+        assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+            "workq.dead_letters WHERE msg_key = 'junk-key'::bytea AND "
+            "src_partition >= 0 AND src_offset >= 0"), 1);
+    wq_store_close(s);
+}
+BOTH(malformed)
+
+/*
+ * A poison message: its task's attempts are spent (the last holder died
+ * while running it).  Claimed again, it becomes dead without running, and
+ * the lost attempt is recorded.
+ */
+static void
+poison(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "poison");
+    wq_store *s = wq_test_pg_open(ci);
+    struct wq_envelope e;
+    struct worker w;
+    struct pub p;
+    char id[WQ_UUID_STRLEN];
+
+    make_task(&e, q, "fail", "poison-key", NULL, 0, 3);
+    wq_uuid_format(e.id, id);
+    pg_execf(s, "INSERT INTO workq.tasks (id, queue, type, "
+        "idempotency_key, state, attempt, max_attempts, lease_owner, "
+        "lease_expires_at, started_at) VALUES ('%s', '%s', 'fail', "
+        "'poison-key', 'running', 3, 3, 'crashed-worker', now() - interval "
+        "'1 min', now() - interval '2 min')", id, q);
+    pg_execf(s, "INSERT INTO workq.attempts (task_id, attempt, "
+        "worker) VALUES ('%s', 3, 'crashed-worker')", id);
+    /* and one due task whose attempts are spent too */
+    pg_execf(s, "INSERT INTO workq.tasks (id, queue, type, "
+        "idempotency_key, state, attempt, max_attempts, run_at) VALUES "
+        "(gen_random_uuid(), '%s', 'noop', 'spent-key', 'retry_wait', 2, 2, "
+        "now() - interval '1 s')", q);
+    pub_open(&p, kind, q);
+    pub_env(&p, &e);
+    pub_task(&p, q, "noop", "spent-key", NULL, 0);
+    pub_task(&p, q, "noop", "sentinel", NULL, 0);
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, NULL, NULL, NULL);
+    check(wait_num(s, 3, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "finished_at IS NOT NULL") == 3, "not dead-lettered at claim");
+    worker_stop(&w, 30000);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key IN ('poison-key', 'spent-key') AND state = "
+        "'dead' AND last_error = 'attempts exhausted' AND lease_owner IS "
+        "NULL"), 2);
+    /* nothing ran: no new attempt; the lost one is closed */
+    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM workq.attempts "
+        "WHERE task_id = '%s'", id), 1);
+    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM workq.attempts "
+        "WHERE task_id = '%s' AND attempt = 3 AND outcome = 'lease_expired'",
+        id), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT attempt FROM workq.tasks "
+        "WHERE idempotency_key = 'spent-key'"), 2);
+    wq_envelope_free(&e);
+    wq_store_close(s);
+}
+BOTH(poison)
+
+/* Publishes n "sleep 5 ms" tasks. */
+static void
+publish_sleepers(int kind, const char *q, int n)
+{
+    struct pub p;
+    char key[64];
+
+    pub_open(&p, kind, q);
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "s%d", i);
+        pub_task(&p, q, "sleep", key, "5", 0);
+    }
+    pub_close(&p);
+}
+
+/* Every task ended exactly once and its history adds up. */
+static void
+check_exactly_once(wq_store *s, int n)
+{
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks"),
+        n);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'succeeded'"), n);
+    /* one success per task, every other attempt closed as lost */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts "
+        "WHERE outcome = 'succeeded'"), n);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts "
+        "WHERE outcome IS NULL OR outcome NOT IN ('succeeded', "
+        "'lease_expired')"), 0);
+    /* attempts numbered 1..tasks.attempt, the last one the success */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "WHERE t.attempt <> (SELECT count(*) FROM workq.attempts a WHERE "
+        "a.task_id = t.id) OR NOT EXISTS (SELECT 1 FROM workq.attempts a "
+        "WHERE a.task_id = t.id AND a.attempt = t.attempt AND a.outcome = "
+        "'succeeded')"), 0);
+}
+
+/* SIGTERM under load: running tasks finish and are recorded; nothing is
+ * lost, nothing runs twice. */
+static void
+sigterm_under_load(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "term");
+    const char *args[] = { "--concurrency", "8", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    struct worker w;
+    long long n;
+    char *log;
+
+    publish_sleepers(kind, q, 2000);
+    worker_start(&w, kind, ci, q, NULL, NULL, args);
+    wait_num(s, 300, 120000, "SELECT count(*) FROM workq.tasks WHERE state "
+        "= 'succeeded'");
+    worker_stop(&w, 30000);
+    log = worker_log(&w);
+    assert_contains(log, "stopping:");
+    free(log);
+    /* a clean stop leaves no task running */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state <> 'succeeded'"), 0);
+    n = wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks");
+    check(n > 0 && n < 2000, "%lld tasks done before the stop", n);
+    worker_start(&w, kind, ci, q, NULL, NULL, args);
+    n = wait_num(s, 2000, 180000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'succeeded'");
+    check(n == 2000, "%lld of 2000 succeeded after the restart", n);
+    worker_stop(&w, 30000);
+    check_exactly_once(s, 2000);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+        2000);
+    wq_store_close(s);
+}
+BOTH(sigterm_under_load)
+
+/*
+ * kill -9 under load with a 2 s lease: the tasks the dead worker held are
+ * claimed again once their lease expired, by a worker started after it
+ * (the claim rule, without the scheduler); every task ends exactly once.
+ */
+static void
+kill9_under_load(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "kill");
+    const char *args[] = { "--concurrency", "8", NULL };
+    const char *extra[] = { "WORKQ_WORKER_LEASE=2s", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    struct worker a, b;
+    long long n, running;
+
+    publish_sleepers(kind, q, 2000);
+    worker_start(&a, kind, ci, q, NULL, extra, args);
+    wait_num(s, 300, 120000, "SELECT count(*) FROM workq.tasks WHERE state "
+        "= 'succeeded'");
+    worker_kill9(&a);
+    running = wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'running'");
+    check(running > 0, "no task was running at the kill: the test did not "
+        "test lease takeover");
+    usleep(2500000);        /* past the lease */
+    worker_start(&b, kind, ci, q, NULL, extra, args);
+    n = wait_num(s, 2000, 180000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'succeeded'");
+    check(n == 2000, "%lld of 2000 succeeded after kill -9 (%lld were "
+        "running)", n, running);
+    worker_stop(&b, 30000);
+    check_exactly_once(s, 2000);
+    /* the attempts the killed worker held were closed as lease_expired */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts "
+        "WHERE outcome = 'lease_expired'"), running);
+    wq_store_close(s);
+}
+BOTH(kill9_under_load)
+
+/*
+ * The PostgreSQL connections of the worker are killed under load (as a
+ * server restart or a failover would): it reconnects, keeps what it
+ * finished in memory, and nothing is lost or recorded twice.
+ */
+static void
+store_outage(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "pgout");
+    const char *args[] = { "--concurrency", "8", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    struct worker w;
+    long long n;
+
+    publish_sleepers(kind, q, 1000);
+    worker_start(&w, kind, ci, q, NULL, NULL, args);
+    wait_num(s, 100, 120000, "SELECT count(*) FROM workq.tasks WHERE state "
+        "= 'succeeded'");
+    for (int i = 0; i < 5; i++) {
+        wq_test_pg_exec(s, "SELECT pg_terminate_backend(pid) FROM "
+            "pg_stat_activity WHERE datname = current_database() AND pid <> "
+            "pg_backend_pid()");
+        usleep(200000);
+    }
+    n = wait_num(s, 1000, 180000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'succeeded'");
+    check(n == 1000, "%lld of 1000 succeeded across the outages", n);
+    worker_stop(&w, 30000);
+    check_exactly_once(s, 1000);
+    wq_store_close(s);
+}
+BOTH(store_outage)
+
+/* Runs tests/services/ctl rabbitmqctl with the given arguments. */
+static void
+rabbitmqctl(const char *args)
+{
+    char cmd[1024];
+
+    snprintf(cmd, sizeof cmd, "%s/tests/services/ctl rabbitmqctl %s "
+        ">/dev/null 2>&1", WQ_SOURCE_DIR, args);
+    if (system(cmd) != 0)
+        fail_msg("failed: %s", cmd);
+}
+
+static char outage_vhost[64];
+
+static void
+drop_vhost(void)
+{
+    char args[128];
+
+    snprintf(args, sizeof args, "delete_vhost %s", outage_vhost);
+    if (outage_vhost[0] != '\0')
+        rabbitmqctl(args);
+}
+
+/*
+ * The broker drops the worker's connections under load (RabbitMQ closes
+ * every connection of a vhost of this test's own, so other tests on the
+ * node are untouched): the worker reconnects with backoff, tasks it was
+ * running are recorded once, redeliveries are absorbed, nothing is lost.
+ * Kafka has no such test: librdkafka reconnects inside the client, and
+ * the shared broker cannot be restarted under other tests.
+ */
+static void
+broker_outage_rabbitmq(void **state)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(WQ_TRANSPORT_RABBITMQ, "brk");
+    const char *args[] = { "--concurrency", "8", NULL };
+    char url[512], env_url[600], cmd[256];
+    const char *extra[] = { env_url, NULL };
+    struct wq_transport_conf tc;
+    wq_store *s = wq_test_pg_open(ci);
+    struct worker w;
+    struct pub p;
+    char err[WQ_ERRLEN], key[64];
+    long long n;
+    char *log;
+
+    (void)state;
+    snprintf(outage_vhost, sizeof outage_vhost, "%s", wq_test_unique("vh"));
+    snprintf(cmd, sizeof cmd, "add_vhost %s", outage_vhost);
+    rabbitmqctl(cmd);
+    atexit(drop_vhost);
+    snprintf(cmd, sizeof cmd, "set_permissions -p %s guest '.*' '.*' '.*'",
+        outage_vhost);
+    rabbitmqctl(cmd);
+    snprintf(url, sizeof url, "%s/%s", WQ_TEST_AMQP_URL(), outage_vhost);
+    snprintf(env_url, sizeof env_url, "WORKQ_RABBITMQ_URL=%s", url);
+
+    memset(&p, 0, sizeof p);
+    p.kind = WQ_TRANSPORT_RABBITMQ;
+    wq_test_transport_conf(WQ_TRANSPORT_RABBITMQ, &tc);
+    tc.amqp_url = url;
+    if (wq_transport_open(&tc, &p.t, err, sizeof err) != 0
+        || wq_transport_declare(p.t, q, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof key, "s%d", i);
+        pub_task(&p, q, "sleep", key, "5", 0);
+    }
+    pub_close(&p);
+
+    worker_start(&w, WQ_TRANSPORT_RABBITMQ, ci, q, NULL, extra, args);
+    wait_num(s, 100, 120000, "SELECT count(*) FROM workq.tasks WHERE state "
+        "= 'succeeded'");
+    snprintf(cmd, sizeof cmd, "close_all_connections --vhost %s test",
+        outage_vhost);
+    for (int i = 0; i < 3; i++) {
+        rabbitmqctl(cmd);
+        usleep(700000);
+    }
+    n = wait_num(s, 1000, 180000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'succeeded'");
+    check(n == 1000, "%lld of 1000 succeeded across the broker outages", n);
+    worker_stop(&w, 30000);
+    log = worker_log(&w);
+    assert_contains(log, "broker connection lost");
+    free(log);
+    check_exactly_once(s, 1000);
+    wq_store_close(s);
+}
+
+/*
+ * An operator's cancel of running tasks (docs/task-states.md, "Cancel"):
+ * NOTIFY workq_cancel, '<id>' stops the handler (an exec program's group,
+ * a sleep) and the attempt and task are recorded cancelled; a cancel of
+ * a task the worker does not hold is ignored.
+ */
+static void
+cancel_running(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "cancel");
+    const char *conf = "handlers = ( { type = \"long\"; kind = \"exec\";\n"
+        "  argv = [ \"/bin/sleep\", \"60\" ]; kill_grace = \"1s\"; } );\n";
+    wq_store *s = wq_test_pg_open(ci);
+    struct worker w;
+    struct pub p;
+    uint64_t t0;
+
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "long", "c-exec", NULL, 0);
+    pub_task(&p, q, "sleep", "c-sleep", "60000", 0);
+    pub_task(&p, q, "sleep", "c-keep", "1500", 0);
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, conf, NULL, NULL);
+    check(wait_num(s, 3, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'running'") == 3, "the tasks did not start");
+    usleep(300000);     /* LISTEN is in place once the worker renewed */
+    t0 = wq_clock_mono_ns();
+    wq_test_pg_exec(s, "SELECT pg_notify('workq_cancel', id::text) FROM "
+        "workq.tasks WHERE idempotency_key IN ('c-exec', 'c-sleep')");
+    wq_test_pg_exec(s, "SELECT pg_notify('workq_cancel', "
+        "'01a22135-6278-7184-97a9-7c772f6162bf')");
+    check(wait_num(s, 2, 30000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'cancelled'") == 2, "the tasks were not cancelled");
+    check(wq_clock_mono_ns() - t0 < 10000000000ull, "the cancel was slow");
+    check(wait_num(s, 1, 30000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'c-keep' AND state = 'succeeded'") == 1,
+        "the task not cancelled did not succeed");
+    worker_stop(&w, 30000);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempts a ON a.task_id = t.id WHERE t.state = "
+        "'cancelled' AND t.finished_at IS NOT NULL AND t.lease_owner IS NULL "
+        "AND a.outcome = 'cancelled' AND a.duration_ms < 10000"), 2);
+    wq_store_close(s);
+}
+BOTH(cancel_running)
+
+/* A task longer than the lease keeps it: renewals every lease/3. */
+static void
+lease_renewed(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "lease");
+    const char *extra[] = { "WORKQ_WORKER_LEASE=1s", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    struct worker w;
+    struct pub p;
+
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "sleep", "long", "3000", 0);
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, NULL, extra, NULL);
+    check(wait_num(s, 1, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'running'") == 1, "the task did not start");
+    usleep(2000000);
+    /* two seconds into a one-second lease, still held */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'running' AND lease_expires_at > now() AND "
+        "lease_expires_at > started_at + interval '1.5 s'"), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.workers "
+        "WHERE in_flight = 1 AND heartbeat_at > now() - interval '1 s'"), 1);
+    check(wait_num(s, 1, 30000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'succeeded' AND attempt = 1") == 1, "the task did not end "
+        "on its first attempt");
+    worker_stop(&w, 30000);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+        1);
+    wq_store_close(s);
+}
+BOTH(lease_renewed)
+
+/*
+ * The drain deadline: tasks still running when worker.drain_timeout ends
+ * are stopped (an exec child killed, a built-in cancelled) and left to
+ * lease expiry, unrecorded; the worker still exits 0 at once.  A second
+ * SIGTERM skips the drain.
+ */
+static void
+drain_deadline(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "drain");
+    const char *conf = "handlers = ( { type = \"long\"; kind = \"exec\";\n"
+        "  argv = [ \"/bin/sleep\", \"60\" ]; } );\n";
+    const char *short_drain[] = { "WORKQ_WORKER_DRAIN_TIMEOUT=1s", NULL };
+    const char *args[] = { "--concurrency", "4", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    struct worker w;
+    struct pub p;
+    uint64_t t0;
+    char *log;
+
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "sleep", "b1", "60000", 0);
+    pub_task(&p, q, "sleep", "b2", "60000", 0);
+    pub_task(&p, q, "long", "e1", NULL, 0);
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, conf, short_drain, args);
+    check(wait_num(s, 3, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'running'") == 3, "the three tasks did not start");
+    usleep(200000);
+    t0 = wq_clock_mono_ns();
+    worker_stop(&w, 10000);
+    check(wq_clock_mono_ns() - t0 < 6000000000ull, "the drain deadline was "
+        "not kept");
+    log = worker_log(&w);
+    assert_contains(log, "drain deadline: stopping 3 running task(s)");
+    free(log);
+    /* unrecorded: left to lease expiry */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'running'"), 3);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts "
+        "WHERE outcome IS NULL"), 3);
+
+    /* a second SIGTERM: now, whatever the drain time */
+    pg_execf(s, "UPDATE workq.tasks SET lease_expires_at = now() - "
+        "interval '1 s'");
+    worker_start(&w, kind, ci, q, conf, NULL, args);
+    check(wait_num(s, 6, 60000, "SELECT count(*) FROM workq.attempts") == 6,
+        "the tasks were not claimed again");
+    usleep(200000);
+    t0 = wq_clock_mono_ns();
+    kill(w.pid, SIGTERM);
+    usleep(100000);
+    kill(w.pid, SIGTERM);
+    check(worker_wait(&w, 10000) == 0, "no clean exit after two SIGTERMs");
+    check(wq_clock_mono_ns() - t0 < 6000000000ull, "a second SIGTERM did "
+        "not stop at once");
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts "
+        "WHERE outcome = 'lease_expired'"), 3);
+    wq_store_close(s);
+}
+BOTH(drain_deadline)
+
+/* READY, WATCHDOG while the loop runs, STOPPING on SIGTERM; /healthz. */
+static void
+watchdog(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "wd");
+    char sockpath[100], env_sock[160], buf[512], *seen, *page = NULL;
+    const char *extra[] = { env_sock, "WATCHDOG_USEC=600000",
+        "WORKQ_METRICS_LISTEN=127.0.0.1:0", NULL };
+    struct sockaddr_un sa;
+    struct worker w;
+    struct pub p;
+    uint64_t end;
+    size_t len = 0;
+    int fd, ready = 0, dogs = 0, stopping = 0;
+
+    pub_open(&p, kind, q);      /* the queue must exist for Kafka */
+    pub_close(&p);
+    snprintf(sockpath, sizeof sockpath, "%s/notify.sock",
+        getenv("WQ_TEST_TMPDIR"));
+    snprintf(env_sock, sizeof env_sock, "NOTIFY_SOCKET=%s", sockpath);
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sockpath);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    seen = calloc(1, 1 << 16);
+    worker_start(&w, kind, ci, q, NULL, extra, NULL);
+
+    end = wq_clock_mono_ns() + 30000000000ull;
+    while (wq_clock_mono_ns() < end && !(ready && dogs >= 3)) {
+        struct pollfd pfd = { fd, POLLIN, 0 };
+        ssize_t n;
+
+        if (poll(&pfd, 1, 200) <= 0)
+            continue;
+        if ((n = recv(fd, buf, sizeof buf - 1, 0)) <= 0)
+            continue;
+        buf[n] = '\0';
+        if (len + (size_t)n + 2 < (1 << 16)) {
+            memcpy(seen + len, buf, (size_t)n);
+            len += (size_t)n;
+            seen[len++] = '\n';
+        }
+        if (strstr(buf, "READY=1") != NULL)
+            ready = 1;
+        if (strstr(buf, "WATCHDOG=1") != NULL) {
+            check(ready, "WATCHDOG=1 before READY=1:\n%s", seen);
+            dogs++;
+        }
+    }
+    check(ready && dogs >= 3, "READY=%d, %d WATCHDOG=1 in:\n%s", ready, dogs,
+        seen);
+    /* healthy once it consumes */
+    for (int i = 0; i < 100; i++) {
+        page = http_get(worker_port(&w), "/healthz");
+        if (strstr(page, " 200 ") != NULL)
+            break;
+        free(page);
+        page = NULL;
+        usleep(100000);
+    }
+    check(page != NULL, "/healthz never answered 200");
+    assert_contains(page, "\"status\":\"ok\"");
+    free(page);
+    page = http_get(w.port, "/metrics");
+    assert_contains(page, "workq_worker_handler_duration_seconds_bucket");
+    assert_contains(page, "workq_worker_in_flight ");
+    free(page);
+
+    kill(w.pid, SIGTERM);
+    end = wq_clock_mono_ns() + 30000000000ull;
+    while (wq_clock_mono_ns() < end && !stopping) {
+        struct pollfd pfd = { fd, POLLIN, 0 };
+        ssize_t n;
+
+        if (poll(&pfd, 1, 200) <= 0)
+            continue;
+        if ((n = recv(fd, buf, sizeof buf - 1, 0)) > 0) {
+            buf[n] = '\0';
+            stopping = strstr(buf, "STOPPING=1") != NULL;
+        }
+    }
+    check(stopping, "no STOPPING=1");
+    assert_int_equal(worker_wait(&w, 30000), 0);
+    close(fd);
+    free(seen);
+}
+BOTH(watchdog)
+
+static const struct CMUnitTest tests[] = {
+    TESTS(noop_many),
+    TESTS(multi_queue),
+    TESTS(duplicates),
+    TESTS(exec_handlers),
+    TESTS(plugin_handler),
+    TESTS(malformed),
+    TESTS(poison),
+    TESTS(sigterm_under_load),
+    TESTS(kill9_under_load),
+    TESTS(store_outage),
+    cmocka_unit_test(broker_outage_rabbitmq),
+    TESTS(lease_renewed),
+    TESTS(cancel_running),
+    TESTS(drain_deadline),
+    TESTS(watchdog),
+};
+
+WQ_TEST_MAIN("worker", tests)

@@ -1,0 +1,856 @@
+/*
+ * claim.c - the worker's SQL (see claim.h for the contracts and
+ * docs/task-states.md for the rules they implement).
+ *
+ * Batches travel as one-dimensional arrays in PostgreSQL's binary array
+ * format (array_send: ndim, has-null flag, element type, dimension and
+ * lower bound, then per element a 4-byte length and the element's binary
+ * form): uuid as its 16 bytes, text and bytea as their bytes, int4/int8
+ * big-endian.  Nothing is escaped, so payloads and keys of any bytes
+ * travel as they are, and the statements unnest() the arrays into rows.
+ * The statements are not prepared: a round runs two statements for up
+ * to batch_max tasks, so parsing them is noise, and a reconnect (which
+ * drops prepared statements) needs no bookkeeping.
+ *
+ * Owns nothing but what struct wq_claim_bufs holds; the connection is the
+ * caller's store's.
+ */
+#include <endian.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "alloc.h"
+#include "claim.h"
+#include "uuid.h"
+
+/* Type OIDs (pg_type.dat; stable across versions). */
+#define OID_BYTEA   17
+#define OID_INT8    20
+#define OID_INT4    23
+#define OID_TEXT    25
+#define OID_UUID    2950
+#define OID_BYTEA_A 1001
+#define OID_TEXT_A  1009
+#define OID_INT4_A  1007
+#define OID_INT8_A  1016
+#define OID_UUID_A  2951
+
+/* The buffers of struct wq_claim_bufs, by use. */
+enum {
+    B_R_ID, B_R_ATTEMPT, B_R_OUTCOME, B_R_STATE, B_R_RESULT, B_R_ERROR,
+    B_R_DELAY, B_R_DURATION,
+    B_C_ID, B_C_QUEUE, B_C_TYPE, B_C_KEY, B_C_PAYLOAD, B_C_HEADERS,
+    B_C_MAX, B_C_CREATED,
+    B_COUNT
+};
+
+_Static_assert(B_COUNT <= WQ_ARRAY_LEN(((struct wq_claim_bufs *)0)->b),
+    "struct wq_claim_bufs needs more buffers");
+
+/*
+ * Record: one statement for the batch.  The guard of docs/task-states.md
+ * ("Record") is the WHERE of the tasks update; the attempts rows are
+ * updated only for the tasks that passed it.  RETURNING says which.
+ *
+ * RUNNING is `(SELECT 'running')`, not the literal: with the literal the
+ * planner may answer "state = 'running'" from the partial index
+ * tasks_lease_idx and join it with the batch, and under load that index
+ * is full of dead entries (every task passes through it), which made a
+ * round of 240 outcomes cost 30 ms instead of 5.  The sub-select's value
+ * is unknown when planning, so the index cannot match and each row is
+ * found by its primary key.
+ */
+#define RUNNING "(SELECT 'running'::text)"
+static const char record_sql[] =
+    "WITH o AS ("
+    "  SELECT * FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[],"
+    "    $5::bytea[], $6::text[], $7::int8[], $8::int8[])"
+    "    AS o(id, attempt, outcome, state, result, error, delay_ms,"
+    "         duration_ms)"
+    "), done AS ("
+    "  UPDATE workq.tasks t SET"
+    "    state = o.state,"
+    "    result = CASE WHEN o.state = 'succeeded' THEN o.result"
+    "             ELSE t.result END,"
+    "    last_error = CASE WHEN o.state = 'succeeded' THEN t.last_error"
+    "                 ELSE nullif(o.error, '') END,"
+    "    run_at = CASE WHEN o.state = 'retry_wait'"
+    "             THEN now() + o.delay_ms * interval '1 millisecond' END,"
+    "    finished_at = CASE WHEN o.state IN ('succeeded', 'dead',"
+    "                  'cancelled') THEN now() END,"
+    "    lease_owner = NULL, lease_expires_at = NULL,"
+    "    worker = $9, updated_at = now()"
+    "  FROM o"
+    "  WHERE t.id = o.id AND t.state = " RUNNING " AND t.lease_owner = $9"
+    "    AND t.attempt = o.attempt"
+    "  RETURNING t.id"
+    "), hist AS ("
+    "  UPDATE workq.attempts a SET outcome = o.outcome, finished_at = now(),"
+    "    duration_ms = o.duration_ms, error = nullif(o.error, ''),"
+    "    worker = $9"
+    "  FROM o JOIN done ON done.id = o.id"
+    "  WHERE a.task_id = o.id AND a.attempt = o.attempt"
+    ")"
+    "SELECT id::text FROM done";
+
+/*
+ * Claim: one statement for the batch (docs/task-states.md, "Row
+ * creation", "Claimable", "Attempts").  The upsert takes a claimable row
+ * or inserts a new one; CASE splits "claimable" into a new attempt and
+ * "attempts exhausted".  `lost` closes attempts that a dead holder left
+ * without an outcome; `hist` opens the new attempts.  Both read the
+ * statement's snapshot, so `lost` never sees the rows `hist` inserts.
+ */
+#define EXHAUSTED "t.attempt >= t.max_attempts"
+static const char claim_sql[] =
+    "WITH i AS ("
+    "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
+    "    $5::bytea[], $6::text[], $7::int4[], $8::int8[])"
+    "    AS i(id, queue, type, key, payload, headers, max_attempts,"
+    "         created_ms)"
+    "), c AS ("
+    "  INSERT INTO workq.tasks AS t (id, queue, type, idempotency_key,"
+    "    payload, headers, state, attempt, max_attempts, created_at,"
+    "    started_at, lease_owner, lease_expires_at, worker)"
+    "  SELECT id, queue, type, key, payload, headers::jsonb, 'running', 1,"
+    "    max_attempts,"
+    "    timestamptz 'epoch' + created_ms * interval '1 millisecond',"
+    "    now(), $9, now() + $10 * interval '1 millisecond', $9"
+    "  FROM i"
+    "  ON CONFLICT (queue, idempotency_key) DO UPDATE SET"
+    "    state = CASE WHEN " EXHAUSTED " THEN 'dead' ELSE 'running' END,"
+    "    attempt = CASE WHEN " EXHAUSTED " THEN t.attempt"
+    "              ELSE t.attempt + 1 END,"
+    "    started_at = CASE WHEN " EXHAUSTED " THEN t.started_at"
+    "                 ELSE now() END,"
+    "    lease_owner = CASE WHEN " EXHAUSTED " THEN NULL ELSE $9 END,"
+    "    lease_expires_at = CASE WHEN " EXHAUSTED " THEN NULL"
+    "      ELSE now() + $10 * interval '1 millisecond' END,"
+    "    worker = CASE WHEN " EXHAUSTED " THEN t.worker ELSE $9 END,"
+    "    finished_at = CASE WHEN " EXHAUSTED " THEN now() END,"
+    "    last_error = CASE WHEN " EXHAUSTED " THEN 'attempts exhausted'"
+    "                 ELSE t.last_error END,"
+    "    run_at = NULL, updated_at = now()"
+    "  WHERE t.state = 'queued'"
+    "     OR (t.state IN ('retry_wait', 'scheduled') AND t.run_at <= now())"
+    "     OR (t.state = 'running' AND t.lease_expires_at < now())"
+    "  RETURNING t.id, t.queue, t.idempotency_key, t.state, t.attempt,"
+    "    t.max_attempts"
+    "), lost AS ("
+    "  UPDATE workq.attempts a SET outcome = 'lease_expired',"
+    "    finished_at = now(), error = 'lease expired: worker '"
+    "      || coalesce(a.worker, '?') || ' stopped renewing it'"
+    "  FROM c WHERE (c.attempt > 1 OR c.state = 'dead')"
+    "    AND a.task_id = c.id AND a.attempt <= c.attempt"
+    "    AND a.outcome IS NULL"
+    "), hist AS ("
+    "  INSERT INTO workq.attempts (task_id, attempt, started_at, worker)"
+    "  SELECT id, attempt, now(), $9 FROM c WHERE state = 'running'"
+    "  ON CONFLICT DO NOTHING"
+    ")"
+    "SELECT id::text, queue, idempotency_key, state, attempt, max_attempts"
+    "  FROM c";
+
+/* Why a delivery was not claimed: what its row looks like now. */
+static const char classify_sql[] =
+    "SELECT i.ord, t.id::text, t.state, t.attempt, t.max_attempts,"
+    "  t.lease_owner = $3,"
+    "  t.state = 'running' AND t.lease_expires_at >= now(),"
+    "  t.state IN ('retry_wait', 'scheduled') AND t.run_at > now()"
+    "  FROM unnest($1::text[], $2::text[]) WITH ORDINALITY"
+    "    AS i(queue, key, ord)"
+    "  LEFT JOIN workq.tasks t"
+    "    ON t.queue = i.queue AND t.idempotency_key = i.key";
+
+/*
+ * Renewal skips the rows another transaction holds locked: those are
+ * being recorded (or claimed) by this worker's consumer right now, and
+ * waiting for them made the renewal hold the locks it had already taken
+ * while the consumer's next round waited in turn.  A row skipped while
+ * it stays running is renewed next time, a third of the lease later.
+ */
+static const char renew_sql[] =
+    "WITH mine AS ("
+    "  SELECT id FROM workq.tasks"
+    "  WHERE id = ANY($1::uuid[]) AND state = " RUNNING
+    "    AND lease_owner = $2"
+    "  FOR UPDATE SKIP LOCKED"
+    "), renew AS ("
+    "  UPDATE workq.tasks t SET"
+    "    lease_expires_at = now() + $3 * interval '1 millisecond',"
+    "    updated_at = now()"
+    "  FROM mine WHERE t.id = mine.id"
+    "  RETURNING 1"
+    "), w AS ("
+    "  INSERT INTO workq.workers AS w (id, pid, hostname, version, queues,"
+    "    in_flight, started_at, heartbeat_at)"
+    "  VALUES ($2, $4, $5, $6, $7::text[], $8, now(), now())"
+    "  ON CONFLICT (id) DO UPDATE SET"
+    "    started_at = CASE WHEN w.pid <> EXCLUDED.pid THEN now()"
+    "                 ELSE w.started_at END,"
+    "    pid = EXCLUDED.pid, hostname = EXCLUDED.hostname,"
+    "    version = EXCLUDED.version, queues = EXCLUDED.queues,"
+    "    in_flight = EXCLUDED.in_flight, heartbeat_at = now(),"
+    "    stopped_at = NULL"
+    ")"
+    "SELECT count(*) FROM renew";
+
+static const char stopped_sql[] =
+    "UPDATE workq.workers SET stopped_at = now(), heartbeat_at = now(),"
+    "  in_flight = 0 WHERE id = $1";
+
+/* ---- binary arrays ------------------------------------------------------ */
+
+static void
+put(struct wq_buf *b, const void *p, size_t n)
+{
+    if (wq_buf_append(b, p, n) != 0)
+        abort();    /* out of memory: the daemon's policy (alloc.h) */
+}
+
+static void
+put32(struct wq_buf *b, uint32_t v)
+{
+    v = htobe32(v);
+    put(b, &v, 4);
+}
+
+static void
+put64(struct wq_buf *b, uint64_t v)
+{
+    v = htobe64(v);
+    put(b, &v, 8);
+}
+
+/* Starts a one-dimensional array of n elements of type `elem`. */
+static void
+arr_begin(struct wq_buf *b, uint32_t elem, size_t n)
+{
+    wq_buf_reset(b);
+    put32(b, 1);                /* ndim */
+    put32(b, 0);                /* no NULLs */
+    put32(b, elem);
+    put32(b, (uint32_t)n);      /* dimension */
+    put32(b, 1);                /* lower bound */
+}
+
+static void
+arr_bytes(struct wq_buf *b, const void *p, size_t n)
+{
+    put32(b, (uint32_t)n);
+    put(b, p, n);
+}
+
+static void
+arr_str(struct wq_buf *b, const char *s)
+{
+    arr_bytes(b, s, strlen(s));
+}
+
+static void
+arr_i32(struct wq_buf *b, int32_t v)
+{
+    put32(b, 4);
+    put32(b, (uint32_t)v);
+}
+
+static void
+arr_i64(struct wq_buf *b, int64_t v)
+{
+    put32(b, 8);
+    put64(b, (uint64_t)v);
+}
+
+void
+wq_claim_bufs_free(struct wq_claim_bufs *bufs)
+{
+    for (size_t i = 0; i < WQ_ARRAY_LEN(bufs->b); i++)
+        wq_buf_free(&bufs->b[i]);
+}
+
+int
+wq_claim_headers_json(const struct wq_envelope *env, struct wq_buf *b)
+{
+    static const char hex[] = "0123456789abcdef";
+    int rc = 0;
+
+    rc |= wq_buf_append(b, "{", 1);
+    for (size_t i = 0; i < env->nheaders; i++) {
+        const char *strs[2] = { env->headers[i].name,
+            env->headers[i].value };
+
+        if (i > 0)
+            rc |= wq_buf_append(b, ",", 1);
+        for (int k = 0; k < 2; k++) {
+            rc |= wq_buf_append(b, "\"", 1);
+            for (const unsigned char *p = (const unsigned char *)strs[k];
+                *p != '\0'; p++) {
+                char esc[6] = { '\\', 'u', '0', '0', 0, 0 };
+
+                if (*p == '"' || *p == '\\') {
+                    esc[1] = (char)*p;
+                    rc |= wq_buf_append(b, esc, 2);
+                } else if (*p < 0x20) {
+                    esc[4] = hex[*p >> 4];
+                    esc[5] = hex[*p & 15];
+                    rc |= wq_buf_append(b, esc, 6);
+                } else {
+                    rc |= wq_buf_append(b, p, 1);
+                }
+            }
+            rc |= wq_buf_append(b, k == 0 ? "\":" : "\"", k == 0 ? 2 : 1);
+        }
+    }
+    rc |= wq_buf_append(b, "}", 1);
+    return rc != 0 ? WQ_ENOMEM : 0;
+}
+
+/* ---- sorting ------------------------------------------------------------ */
+
+static int
+cmp_claim(const struct wq_claim *a, const struct wq_claim *b)
+{
+    int c = strcmp(a->env->queue, b->env->queue);
+
+    return c != 0 ? c : strcmp(a->env->key, b->env->key);
+}
+
+static int
+cmp_claim_idx(const void *a, const void *b, void *base)
+{
+    const struct wq_claim *c = base;
+
+    return cmp_claim(&c[*(const size_t *)a], &c[*(const size_t *)b]);
+}
+
+static int
+cmp_rec_idx(const void *a, const void *b, void *base)
+{
+    const struct wq_record *r = base;
+
+    return memcmp(r[*(const size_t *)a].task_id, r[*(const size_t *)b].task_id,
+        16);
+}
+
+/* Sorts idx[0..n) by the claims' (queue, key), or the records' ids
+ * (qsort_r: glibc's, with the context last). */
+static void
+sort_idx(size_t *idx, size_t n, struct wq_claim *claims,
+    struct wq_record *recs)
+{
+    if (claims != NULL)
+        qsort_r(idx, n, sizeof *idx, cmp_claim_idx, claims);
+    else
+        qsort_r(idx, n, sizeof *idx, cmp_rec_idx, recs);
+}
+
+/* ---- results ------------------------------------------------------------ */
+
+static int
+result_error(wq_store *s, PGresult *r, const char *what, char *err,
+    size_t errlen)
+{
+    int rc = wq_store_result_check(s, r, what, err, errlen);
+
+    if (rc == 0)
+        rc = wq_seterr(err, errlen, WQ_ESTORE, "%s: unexpected result", what);
+    return rc;
+}
+
+/* Reads the rest of a pipeline up to its Sync; returns 0 if it got there. */
+static int
+drain_to_sync(PGconn *c)
+{
+    PGresult *r;
+    int nulls = 0;
+
+    for (;;) {
+        r = PQgetResult(c);
+        if (r == NULL) {
+            /* one NULL ends each query's results; many in a row mean the
+             * connection is gone */
+            if (++nulls > 4 || PQstatus(c) != CONNECTION_OK)
+                return -1;
+            continue;
+        }
+        nulls = 0;
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            return 0;
+        }
+        PQclear(r);
+    }
+}
+
+static int
+bsearch_claim(const size_t *idx, size_t n, struct wq_claim *claims,
+    const char *queue, const char *key)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const struct wq_claim *c = &claims[idx[mid]];
+        int d = strcmp(c->env->queue, queue);
+
+        if (d == 0)
+            d = strcmp(c->env->key, key);
+        if (d == 0) {
+            /* the first of equal keys is the one the statement got */
+            while (mid > 0 && cmp_claim(&claims[idx[mid - 1]], c) == 0)
+                mid--;
+            return (int)mid;
+        }
+        if (d < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+static int
+bsearch_rec(const size_t *idx, size_t n, struct wq_record *recs,
+    const uint8_t id[16])
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int d = memcmp(recs[idx[mid]].task_id, id, 16);
+
+        if (d == 0)
+            return (int)mid;
+        if (d < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+static int
+parse_u32(const char *s, uint32_t *out)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+
+    if (end == s || *end != '\0' || v > UINT32_MAX)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* ---- the round ---------------------------------------------------------- */
+
+/* Builds the record statement's parameters. */
+static void
+record_params(struct wq_claim_bufs *bufs, const struct wq_record *recs,
+    const size_t *idx, size_t n)
+{
+    struct wq_buf *b = bufs->b;
+
+    arr_begin(&b[B_R_ID], OID_UUID, n);
+    arr_begin(&b[B_R_ATTEMPT], OID_INT4, n);
+    arr_begin(&b[B_R_OUTCOME], OID_TEXT, n);
+    arr_begin(&b[B_R_STATE], OID_TEXT, n);
+    arr_begin(&b[B_R_RESULT], OID_BYTEA, n);
+    arr_begin(&b[B_R_ERROR], OID_TEXT, n);
+    arr_begin(&b[B_R_DELAY], OID_INT8, n);
+    arr_begin(&b[B_R_DURATION], OID_INT8, n);
+    /* In id order: two workers lock rows in the same order. */
+    for (size_t k = 0; k < n; k++) {
+        const struct wq_record *r = &recs[idx[k]];
+
+        arr_bytes(&b[B_R_ID], r->task_id, 16);
+        arr_i32(&b[B_R_ATTEMPT], (int32_t)r->attempt);
+        arr_str(&b[B_R_OUTCOME], r->outcome);
+        arr_str(&b[B_R_STATE], r->state);
+        arr_bytes(&b[B_R_RESULT], r->result, r->result != NULL
+            ? r->result_len : 0);
+        /* NULL error: an empty string, which the statement keeps as '' */
+        arr_str(&b[B_R_ERROR], r->error != NULL ? r->error : "");
+        arr_i64(&b[B_R_DELAY], r->delay_ms);
+        arr_i64(&b[B_R_DURATION], r->duration_ms);
+    }
+}
+
+/* Builds the claim statement's parameters from the first of each key. */
+static size_t
+claim_params(struct wq_claim_bufs *bufs, struct wq_claim *claims,
+    const size_t *idx, size_t n, int *take)
+{
+    struct wq_buf *b = bufs->b, *h = &b[B_C_HEADERS];
+    size_t m = 0;
+
+    for (size_t k = 0; k < n; k++) {
+        take[k] = k == 0 || cmp_claim(&claims[idx[k - 1]],
+            &claims[idx[k]]) != 0;
+        m += (size_t)take[k];
+    }
+    arr_begin(&b[B_C_ID], OID_UUID, m);
+    arr_begin(&b[B_C_QUEUE], OID_TEXT, m);
+    arr_begin(&b[B_C_TYPE], OID_TEXT, m);
+    arr_begin(&b[B_C_KEY], OID_TEXT, m);
+    arr_begin(&b[B_C_PAYLOAD], OID_BYTEA, m);
+    arr_begin(h, OID_TEXT, m);
+    arr_begin(&b[B_C_MAX], OID_INT4, m);
+    arr_begin(&b[B_C_CREATED], OID_INT8, m);
+    for (size_t k = 0; k < n; k++) {
+        const struct wq_envelope *e = claims[idx[k]].env;
+        size_t at;
+        uint32_t len;
+
+        if (!take[k])
+            continue;
+        arr_bytes(&b[B_C_ID], e->id, 16);
+        arr_str(&b[B_C_QUEUE], e->queue);
+        arr_str(&b[B_C_TYPE], e->type);
+        arr_str(&b[B_C_KEY], e->key);
+        arr_bytes(&b[B_C_PAYLOAD], e->payload, e->payload_len);
+        /* the JSON goes straight into the array: length patched after */
+        at = h->len;
+        put32(h, 0);
+        if (wq_claim_headers_json(e, h) != 0)
+            abort();
+        len = htobe32((uint32_t)(h->len - at - 4));
+        memcpy(h->data + at, &len, 4);
+        arr_i32(&b[B_C_MAX], (int32_t)(e->max_attempts > INT32_MAX
+            ? INT32_MAX : e->max_attempts));
+        arr_i64(&b[B_C_CREATED], e->created_at_ms);
+    }
+    return m;
+}
+
+static int
+send_query(PGconn *c, const char *sql, int n, const Oid *types,
+    const char *const *values, const int *lengths, const int *formats)
+{
+    return PQsendQueryParams(c, sql, n, types, values, lengths, formats, 0);
+}
+
+/* Reads the record statement's rows: which tasks were recorded. */
+static int
+read_records(wq_store *s, PGconn *c, struct wq_record *recs,
+    const size_t *idx, size_t n, char *err, size_t errlen)
+{
+    PGresult *r = PQgetResult(c);
+    uint8_t id[16];
+    int rc = 0;
+
+    if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = result_error(s, r, "record outcomes", err, errlen);
+        PQclear(r);
+        return rc;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        int k;
+
+        if (wq_uuid_parse(PQgetvalue(r, i, 0), id) == 0
+            && (k = bsearch_rec(idx, n, recs, id)) >= 0)
+            recs[idx[k]].recorded = 1;
+    }
+    PQclear(r);
+    if ((r = PQgetResult(c)) != NULL) {     /* the end of this query */
+        PQclear(r);
+        return wq_seterr(err, errlen, WQ_ESTORE, "record outcomes: more "
+            "results than expected");
+    }
+    return 0;
+}
+
+/* Reads the claim statement's rows: the deliveries taken. */
+static int
+read_claims(wq_store *s, PGconn *c, struct wq_claim *claims,
+    const size_t *idx, size_t n, char *err, size_t errlen)
+{
+    PGresult *r = PQgetResult(c);
+    int rc = 0;
+
+    if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = result_error(s, r, "claim tasks", err, errlen);
+        PQclear(r);
+        return rc;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        int k = bsearch_claim(idx, n, claims, PQgetvalue(r, i, 1),
+            PQgetvalue(r, i, 2));
+        struct wq_claim *cl;
+        const char *state = PQgetvalue(r, i, 3);
+
+        if (k < 0)
+            continue;
+        cl = &claims[idx[k]];
+        if (wq_uuid_parse(PQgetvalue(r, i, 0), cl->task_id) != 0
+            || parse_u32(PQgetvalue(r, i, 4), &cl->attempt) != 0
+            || parse_u32(PQgetvalue(r, i, 5), &cl->max_attempts) != 0)
+            continue;
+        snprintf(cl->state, sizeof cl->state, "%s", state);
+        cl->status = strcmp(state, "running") == 0 ? WQ_CLAIM_RUN
+            : WQ_CLAIM_EXHAUSTED;
+    }
+    PQclear(r);
+    if ((r = PQgetResult(c)) != NULL) {
+        PQclear(r);
+        return wq_seterr(err, errlen, WQ_ESTORE, "claim tasks: more "
+            "results than expected");
+    }
+    return 0;
+}
+
+/* One more round trip for the deliveries the claim did not take. */
+static int
+classify(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
+    struct wq_claim *claims, const size_t *idx, size_t n, const int *take,
+    char *err, size_t errlen)
+{
+    static const Oid types[3] = { OID_TEXT_A, OID_TEXT_A, OID_TEXT };
+    struct wq_buf *q = &bufs->b[B_C_QUEUE], *k = &bufs->b[B_C_KEY];
+    size_t *pos, m = 0;
+    const char *values[3];
+    int lengths[3], formats[3] = { 1, 1, 0 };
+    PGresult *r;
+    int rc;
+
+    pos = xcalloc(n, sizeof *pos);
+    for (size_t j = 0; j < n; j++)
+        if (take[j] && claims[idx[j]].status == WQ_CLAIM_PENDING)
+            pos[m++] = idx[j];
+    if (m == 0) {
+        free(pos);
+        return 0;
+    }
+    arr_begin(q, OID_TEXT, m);
+    arr_begin(k, OID_TEXT, m);
+    for (size_t j = 0; j < m; j++) {
+        arr_str(q, claims[pos[j]].env->queue);
+        arr_str(k, claims[pos[j]].env->key);
+    }
+    values[0] = q->data;
+    lengths[0] = (int)q->len;
+    values[1] = k->data;
+    lengths[1] = (int)k->len;
+    values[2] = worker;
+    lengths[2] = 0;
+    r = PQexecParams(wq_store_conn(s), classify_sql, 3, types, values,
+        lengths, formats, 0);
+    if ((rc = wq_store_result_check(s, r, "classify deliveries", err,
+        errlen)) != 0) {
+        PQclear(r);
+        free(pos);
+        return rc;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        uint32_t ord;
+        struct wq_claim *cl;
+        const char *state;
+
+        if (parse_u32(PQgetvalue(r, i, 0), &ord) != 0 || ord < 1 || ord > m)
+            continue;
+        cl = &claims[pos[ord - 1]];
+        if (PQgetisnull(r, i, 1))
+            continue;       /* no row (deleted meanwhile): claim again */
+        state = PQgetvalue(r, i, 2);
+        wq_uuid_parse(PQgetvalue(r, i, 1), cl->task_id);
+        parse_u32(PQgetvalue(r, i, 3), &cl->attempt);
+        parse_u32(PQgetvalue(r, i, 4), &cl->max_attempts);
+        snprintf(cl->state, sizeof cl->state, "%s", state);
+        if (strcmp(state, "succeeded") == 0 || strcmp(state, "dead") == 0
+            || strcmp(state, "cancelled") == 0)
+            cl->status = WQ_CLAIM_FINAL;
+        else if (strcmp(PQgetvalue(r, i, 6), "t") == 0) {
+            cl->status = WQ_CLAIM_BUSY;
+            cl->own_lease = strcmp(PQgetvalue(r, i, 5), "t") == 0;
+        } else if (strcmp(PQgetvalue(r, i, 7), "t") == 0)
+            cl->status = WQ_CLAIM_NOT_DUE;
+        /* else: claimable now (it changed in between): PENDING */
+    }
+    PQclear(r);
+    free(pos);
+    return 0;
+}
+
+int
+wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
+    int64_t lease_ms, struct wq_record *recs, size_t nrec,
+    struct wq_claim *claims, size_t nclaim, char *err, size_t errlen)
+{
+    static const Oid rtypes[9] = { OID_UUID_A, OID_INT4_A, OID_TEXT_A,
+        OID_TEXT_A, OID_BYTEA_A, OID_TEXT_A, OID_INT8_A, OID_INT8_A,
+        OID_TEXT };
+    static const Oid ctypes[10] = { OID_UUID_A, OID_TEXT_A, OID_TEXT_A,
+        OID_TEXT_A, OID_BYTEA_A, OID_TEXT_A, OID_INT4_A, OID_INT8_A,
+        OID_TEXT, OID_INT8 };
+    PGconn *c = wq_store_conn(s);
+    struct wq_buf *b = bufs->b;
+    const char *values[10];
+    int lengths[10], formats[10];
+    size_t *ridx = NULL, *cidx = NULL, m = 0;
+    int *take = NULL, rc = 0, sent_r = 0, sent_c = 0;
+    char lease[32];
+
+    if (PQstatus(c) != CONNECTION_OK)
+        return wq_seterr(err, errlen, WQ_ESTORE, "the connection to "
+            "PostgreSQL was lost");
+    for (size_t i = 0; i < nrec; i++)
+        recs[i].recorded = 0;
+    for (size_t i = 0; i < nclaim; i++) {
+        claims[i].status = WQ_CLAIM_PENDING;
+        claims[i].own_lease = 0;
+        claims[i].state[0] = '\0';
+    }
+    if (nrec == 0 && nclaim == 0)
+        return 0;
+
+    if (PQenterPipelineMode(c) != 1)
+        return wq_seterr(err, errlen, WQ_ESTORE, "cannot enter pipeline "
+            "mode: %s", PQerrorMessage(c));
+
+    if (nrec > 0) {
+        ridx = xcalloc(nrec, sizeof *ridx);
+        for (size_t i = 0; i < nrec; i++)
+            ridx[i] = i;
+        sort_idx(ridx, nrec, NULL, recs);
+        record_params(bufs, recs, ridx, nrec);
+        for (int i = 0; i < 8; i++) {
+            values[i] = b[B_R_ID + i].data;
+            lengths[i] = (int)b[B_R_ID + i].len;
+            formats[i] = 1;
+        }
+        values[8] = worker;
+        lengths[8] = 0;
+        formats[8] = 0;
+        if (send_query(c, record_sql, 9, rtypes, values, lengths, formats)
+            != 1) {
+            rc = wq_seterr(err, errlen, WQ_ESTORE, "record outcomes: %s",
+                PQerrorMessage(c));
+            goto out;
+        }
+        sent_r = 1;
+    }
+    if (nclaim > 0) {
+        cidx = xcalloc(nclaim, sizeof *cidx);
+        take = xcalloc(nclaim, sizeof *take);
+        for (size_t i = 0; i < nclaim; i++)
+            cidx[i] = i;
+        /* (queue, key) order: the rows are locked in that order by every
+         * worker, which keeps two claims from deadlocking */
+        sort_idx(cidx, nclaim, claims, NULL);
+        m = claim_params(bufs, claims, cidx, nclaim, take);
+        for (int i = 0; i < 8; i++) {
+            values[i] = b[B_C_ID + i].data;
+            lengths[i] = (int)b[B_C_ID + i].len;
+            formats[i] = 1;
+        }
+        snprintf(lease, sizeof lease, "%lld", (long long)lease_ms);
+        values[8] = worker;
+        values[9] = lease;
+        lengths[8] = lengths[9] = 0;
+        formats[8] = formats[9] = 0;
+        if (send_query(c, claim_sql, 10, ctypes, values, lengths, formats)
+            != 1) {
+            rc = wq_seterr(err, errlen, WQ_ESTORE, "claim tasks: %s",
+                PQerrorMessage(c));
+            goto out;
+        }
+        sent_c = 1;
+    }
+    /* One Sync: both statements are one implicit transaction, committed
+     * here; an error in either rolls both back (libpq "Pipeline Mode"). */
+    if (PQpipelineSync(c) != 1) {
+        rc = wq_seterr(err, errlen, WQ_ESTORE, "pipeline sync: %s",
+            PQerrorMessage(c));
+        goto out;
+    }
+    if (sent_r && (rc = read_records(s, c, recs, ridx, nrec, err, errlen))
+        != 0)
+        goto out;
+    if (sent_c && (rc = read_claims(s, c, claims, cidx, nclaim, err,
+        errlen)) != 0)
+        goto out;
+
+out:
+    /* Up to the Sync, whatever happened: only then is the transaction
+     * over (committed, or rolled back after an error). */
+    if ((sent_r || sent_c) && drain_to_sync(c) != 0 && rc == 0)
+        rc = wq_seterr(err, errlen, WQ_ESTORE, "the connection to "
+            "PostgreSQL was lost during a commit");
+    if (PQexitPipelineMode(c) != 1 && rc == 0)
+        rc = wq_seterr(err, errlen, WQ_ESTORE, "cannot leave pipeline "
+            "mode: %s", PQerrorMessage(c));
+    if (rc != 0) {
+        for (size_t i = 0; i < nrec; i++)
+            recs[i].recorded = 0;
+        for (size_t i = 0; i < nclaim; i++)
+            claims[i].status = WQ_CLAIM_PENDING;
+    } else if (m > 0) {
+        rc = classify(s, bufs, worker, claims, cidx, nclaim, take, err,
+            errlen);
+    }
+    free(ridx);
+    free(cidx);
+    free(take);
+    return rc;
+}
+
+int
+wq_claim_renew(wq_store *s, struct wq_claim_bufs *bufs,
+    const struct wq_worker_info *w, const uint8_t *ids, size_t n,
+    int64_t lease_ms, int in_flight, size_t *renewed, char *err,
+    size_t errlen)
+{
+    static const Oid types[8] = { OID_UUID_A, OID_TEXT, OID_INT8, OID_INT4,
+        OID_TEXT, OID_TEXT, OID_TEXT_A, OID_INT4 };
+    struct wq_buf *a = &bufs->b[B_R_ID], *q = &bufs->b[B_R_STATE];
+    char lease[32], pid[16], inf[16];
+    const char *values[8];
+    int lengths[8] = { 0 }, formats[8] = { 1, 0, 0, 0, 0, 0, 1, 0 };
+    PGresult *r;
+    int rc;
+
+    arr_begin(a, OID_UUID, n);
+    for (size_t i = 0; i < n; i++)
+        arr_bytes(a, ids + 16 * i, 16);
+    arr_begin(q, OID_TEXT, w->nqueues);
+    for (size_t i = 0; i < w->nqueues; i++)
+        arr_str(q, w->queues[i]);
+    snprintf(lease, sizeof lease, "%lld", (long long)lease_ms);
+    snprintf(pid, sizeof pid, "%d", w->pid);
+    snprintf(inf, sizeof inf, "%d", in_flight < 0 ? 0 : in_flight);
+    values[0] = a->data;
+    lengths[0] = (int)a->len;
+    values[1] = w->id;
+    values[2] = lease;
+    values[3] = pid;
+    values[4] = w->hostname;
+    values[5] = w->version;
+    values[6] = q->data;
+    lengths[6] = (int)q->len;
+    values[7] = inf;
+    r = PQexecParams(wq_store_conn(s), renew_sql, 8, types, values, lengths,
+        formats, 0);
+    if ((rc = wq_store_result_check(s, r, "renew leases", err, errlen))
+        == 0 && renewed != NULL)
+        *renewed = PQntuples(r) == 1
+            ? (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    return rc;
+}
+
+int
+wq_claim_stopped(wq_store *s, const char *worker, char *err, size_t errlen)
+{
+    const char *values[1] = { worker };
+    PGresult *r;
+    int rc;
+
+    r = PQexecParams(wq_store_conn(s), stopped_sql, 1, NULL, values, NULL,
+        NULL, 0);
+    rc = wq_store_result_check(s, r, "mark the worker stopped", err, errlen);
+    PQclear(r);
+    return rc;
+}

@@ -1,0 +1,1175 @@
+/*
+ * consumer.c - the worker's loop (see consumer.h).
+ *
+ * A task moves through four lists of this thread and one shared list:
+ *
+ *   broker --poll--> incoming --claim--> pool (running) --done--> torecord
+ *                  \-> bad (undecodable: dead letter, ack)      --record--> ack
+ *
+ * Each turn of the loop: take what the handler threads finished (`done`,
+ * under the lock); take what the broker has now (non-blocking polls, up
+ * to a cap); if PostgreSQL has work, do one round trip that records the
+ * finished tasks and claims as many deliveries as there are free slots
+ * (claim.c), then ack and dispatch; otherwise block in the broker's poll
+ * (or on the condition variable when not polling) until a delivery, a
+ * finished task, a signal or a timer.  Batches form by themselves: what
+ * piles up during one round trip is the next round's batch, so an idle
+ * worker serves a lone task at once and a busy one amortizes each commit
+ * over hundreds of tasks.  Nothing polls on a timer but the timers that
+ * exist (reconnect backoff, watchdog, drain deadline, the broker
+ * heartbeat inside the transport), so an idle worker sleeps.
+ *
+ * Failures.  A lost broker: deliveries not yet claimed are dropped (the
+ * broker gives them again), claimed ones still run and are recorded, but
+ * never acked on a newer connection (the generation number tells); then
+ * reconnect with backoff.  A lost PostgreSQL: nothing is claimed, and
+ * finished tasks wait in `torecord`, unacked, until a reconnect lets the
+ * round go through; running tasks go on.  A batch the server rejects as
+ * bad data is retried one item at a time, and a delivery the store will
+ * not take becomes a dead letter, so one bad task cannot stop a queue.
+ *
+ * Owns: the transport, the consumer's store connection, the pool, the
+ * cancel eventfd, the tasks.  The lease set (lease.h) and the handler
+ * registry are the caller's.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "backoff.h"
+#include "claim.h"
+#include "clock.h"
+#include "consumer.h"
+#include "daemon.h"
+#include "log.h"
+#include "migrate.h"
+#include "pool.h"
+#include "uuid.h"
+
+#define COMPONENT          "worker"
+#define IDLE_WAKE_MS       10000    /* longest sleep: keeps /healthz fresh */
+#define AT_CAP_POLL_MS     100      /* held deliveries at their cap */
+#define CANCEL_GRACE_MS    2000     /* after cancel, for exec kills */
+#define FINAL_RECORD_MS    5000     /* shutdown: last records */
+#define CLOSE_TIMEOUT_MS   5000     /* transport close */
+#define BROKER_BACKOFF_MIN 250
+#define BROKER_BACKOFF_MAX 30000
+#define STORE_BACKOFF_MIN  50
+#define STORE_BACKOFF_MAX  5000
+#define STATUS_EVERY_MS    1000
+
+struct task {
+    struct task *next;
+    struct wq_consumer *owner;  /* the consumer that claimed it */
+    atomic_int cancel;          /* an operator cancelled it (lease.c) */
+    atomic_int wake_fd;         /* its handler thread's eventfd; -1 */
+    wq_delivery *d;             /* NULL once acked or given back */
+    uint64_t tgen;              /* transport generation of d */
+    struct wq_envelope env;
+    char *bad;                  /* undecodable: why; then env is empty */
+    int rejected;               /* the store rejected its outcome once */
+    struct wq_claim claim;      /* task_id, attempt, max_attempts */
+    char id[WQ_UUID_STRLEN];
+    const struct wq_handler *h;
+    uint64_t start_ns, end_ns;
+    struct wq_handler_result res;
+};
+
+struct tlist {
+    struct task *head, *tail;
+    size_t n;
+};
+
+struct policy {
+    const char *name;
+    struct wq_backoff b;
+};
+
+struct wq_consumer {
+    struct wq_consumer_conf conf;
+
+    /* Shared with handler threads and wq_consumer_stop: under lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct tlist done;
+    int stop_req;               /* 0 run, 1 drain, 2 now */
+    int sleeping;               /* blocked in the transport's poll */
+    wq_transport *wake_t;
+
+    /* The consumer thread's own. */
+    wq_transport *t;
+    uint64_t tgen;
+    int t_broken;               /* an ack or nack failed: reconnect */
+    char t_why[WQ_ERRLEN];
+    uint64_t t_retry_ns;
+    int64_t t_backoff_ms;
+    int t_logged;
+    uint64_t last_poll_ns;
+    wq_store *s;
+    int s_up;
+    uint64_t s_retry_ns;
+    int64_t s_backoff_ms;
+    int s_logged;
+    struct tlist incoming, bad, torecord;
+    size_t running;             /* claimed by this consumer, not done */
+    size_t isolate;             /* items still to try one at a time */
+    int cancel_fd;
+    int draining;
+    uint64_t drain_deadline;
+    struct wq_claim_bufs bufs;
+    struct wq_claim *claims;
+    struct wq_record *recs;
+    struct policy *policies;
+    size_t npolicies;
+    int loop_slot;              /* wq_stats_loop_register */
+    uint64_t status_last_ns;
+    uint64_t status_sig;
+};
+
+/* ---- lists -------------------------------------------------------------- */
+
+static void
+tl_push(struct tlist *l, struct task *t)
+{
+    t->next = NULL;
+    if (l->tail != NULL)
+        l->tail->next = t;
+    else
+        l->head = t;
+    l->tail = t;
+    l->n++;
+}
+
+static struct task *
+tl_pop(struct tlist *l)
+{
+    struct task *t = l->head;
+
+    if (t != NULL) {
+        l->head = t->next;
+        if (l->head == NULL)
+            l->tail = NULL;
+        l->n--;
+        t->next = NULL;
+    }
+    return t;
+}
+
+/* Puts all of `front` before the tasks of l, keeping both orders. */
+static void
+tl_prepend(struct tlist *l, struct tlist *front)
+{
+    if (front->n == 0)
+        return;
+    front->tail->next = l->head;
+    if (l->tail == NULL)
+        l->tail = front->tail;
+    l->head = front->head;
+    l->n += front->n;
+    memset(front, 0, sizeof *front);
+}
+
+static void
+task_free(struct task *t)
+{
+    wq_envelope_free(&t->env);
+    wq_handler_result_free(&t->res);
+    free(t->bad);
+    free(t);
+}
+
+/* ---- policies ----------------------------------------------------------- */
+
+static void
+policies_init(struct wq_consumer *c)
+{
+    const struct wq_config *cfg = c->conf.cfg;
+    const struct wq_config_queue_policy *p = cfg->queue_policies.v;
+
+    c->npolicies = cfg->queue_policies.n;
+    c->policies = xcalloc(c->npolicies + 1, sizeof *c->policies);
+    for (size_t i = 0; i < c->npolicies; i++) {
+        c->policies[i].name = p[i].name;
+        c->policies[i].b.base_ms = p[i].backoff_base_ms;
+        c->policies[i].b.cap_ms = p[i].backoff_cap_ms;
+        c->policies[i].b.factor = p[i].backoff_factor;
+        c->policies[i].b.jitter = (enum wq_jitter)p[i].backoff_jitter;
+        c->policies[i].b.max_attempts = (uint32_t)p[i].max_attempts;
+    }
+}
+
+/* The backoff of a queue: its own policy, else "*", else the default. */
+static struct wq_backoff
+policy_of(const struct wq_consumer *c, const char *queue)
+{
+    static const struct wq_backoff def = WQ_BACKOFF_DEFAULT;
+    const struct wq_backoff *star = NULL;
+
+    for (size_t i = 0; i < c->npolicies; i++) {
+        if (strcmp(c->policies[i].name, queue) == 0)
+            return c->policies[i].b;
+        if (strcmp(c->policies[i].name, "*") == 0)
+            star = &c->policies[i].b;
+    }
+    return star != NULL ? *star : def;
+}
+
+/* ---- handler threads ---------------------------------------------------- */
+
+/*
+ * Each handler thread has an eventfd on which an operator's cancel wakes
+ * the task it runs (an exec handler, a sleep).  A cancel that comes just
+ * as the thread moves to its next task wakes that one instead, which sees
+ * its own flag clear and goes on.
+ */
+static pthread_key_t thread_fd_key;
+static pthread_once_t thread_fd_once = PTHREAD_ONCE_INIT;
+
+static void
+thread_fd_close(void *p)
+{
+    close((int)(intptr_t)p - 1);
+}
+
+static void
+thread_fd_init(void)
+{
+    pthread_key_create(&thread_fd_key, thread_fd_close);
+}
+
+/* This thread's eventfd (stored + 1, so that 0 means none), drained. */
+static int
+thread_fd(void)
+{
+    intptr_t v;
+    uint64_t n;
+    int fd;
+
+    pthread_once(&thread_fd_once, thread_fd_init);
+    v = (intptr_t)pthread_getspecific(thread_fd_key);
+    if (v == 0) {
+        if ((fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+            return -1;
+        pthread_setspecific(thread_fd_key, (void *)(intptr_t)(fd + 1));
+        return fd;
+    }
+    fd = (int)v - 1;
+    if (read(fd, &n, sizeof n) < 0)
+        (void)0;    /* EAGAIN: nothing stale */
+    return fd;
+}
+
+/*
+ * An operator's cancel (NOTIFY workq_cancel), from the lease thread with
+ * the lease set locked, so the task is still ours and alive.
+ */
+static void
+on_cancel(void *p, void *user)
+{
+    struct task *tk = p;
+    uint64_t one = 1;
+    int fd;
+
+    (void)user;
+    atomic_store(&tk->cancel, 1);
+    if ((fd = atomic_load(&tk->wake_fd)) >= 0
+        && write(fd, &one, sizeof one) < 0)
+        (void)0;    /* EAGAIN: a wakeup is pending anyway */
+    wq_log_info(COMPONENT, "task %s: cancel requested", tk->id);
+}
+
+/* Wakes the loop; the lock is held.  One transport wakeup per sleep. */
+static void
+wake_locked(struct wq_consumer *c)
+{
+    if (c->sleeping && c->wake_t != NULL) {
+        wq_transport_wakeup(c->wake_t);
+        c->sleeping = 0;
+    }
+    pthread_cond_signal(&c->cond);
+}
+
+void
+wq_consumer_run_task(void *item, void *user)
+{
+    struct task *tk = item;
+    struct wq_consumer *c = tk->owner;
+    struct wq_handler_ctx ctx;
+
+    (void)user;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.env = &tk->env;
+    ctx.task_id = tk->id;
+    ctx.attempt = tk->claim.attempt;
+    ctx.max_attempts = tk->claim.max_attempts;
+    ctx.worker_id = c->conf.worker_id;
+    ctx.cancel_fd = c->cancel_fd;
+    ctx.task_cancel_fd = thread_fd();
+    ctx.cancelled = &tk->cancel;
+    atomic_store(&tk->wake_fd, ctx.task_cancel_fd);
+    tk->start_ns = wq_clock_mono_ns();
+    if (tk->h != NULL && tk->h->timeout_ms > 0) {
+        ctx.deadline_ns = tk->start_ns
+            + (uint64_t)tk->h->timeout_ms * 1000000u;
+        ctx.deadline_ms = wq_clock_wall_ms() + tk->h->timeout_ms;
+    }
+    if (atomic_load(&tk->cancel))
+        wq_handler_result_fail(&tk->res, WQ_OUTCOME_CANCELLED, "cancelled "
+            "before it started");
+    else if (tk->h == NULL)
+        wq_handler_result_fail(&tk->res, WQ_OUTCOME_FAILED, "no handler for "
+            "type \"%s\" of queue \"%s\" on worker %s", tk->env.type,
+            tk->env.queue, c->conf.worker_id);
+    else
+        wq_handlers_run(tk->h, &ctx, &tk->res);
+    atomic_store(&tk->wake_fd, -1);
+    tk->end_ns = wq_clock_mono_ns();
+    wq_metric_observe(c->conf.stats->handler_seconds,
+        (double)(tk->end_ns - tk->start_ns) / 1e9);
+    wq_metric_add(c->conf.stats->running, -1);
+
+    pthread_mutex_lock(&c->lock);
+    tl_push(&c->done, tk);
+    wake_locked(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- the broker --------------------------------------------------------- */
+
+static void
+ack(struct wq_consumer *c, struct task *tk)
+{
+    char err[WQ_ERRLEN];
+
+    if (tk->d == NULL || tk->tgen != c->tgen || c->t == NULL || c->t_broken)
+        return;
+    if (wq_transport_ack(c->t, tk->d, err, sizeof err) != 0
+        && !c->t_broken) {
+        c->t_broken = 1;
+        snprintf(c->t_why, sizeof c->t_why, "%s", err);
+    }
+    tk->d = NULL;
+}
+
+/* Gives a delivery back to the broker (redelivered later). */
+static void
+nack(struct wq_consumer *c, struct task *tk)
+{
+    char err[WQ_ERRLEN];
+
+    if (tk->d == NULL || tk->tgen != c->tgen || c->t == NULL || c->t_broken)
+        return;
+    if (wq_transport_nack(c->t, tk->d, err, sizeof err) != 0
+        && !c->t_broken) {
+        c->t_broken = 1;
+        snprintf(c->t_why, sizeof c->t_why, "%s", err);
+    }
+    tk->d = NULL;
+}
+
+static void
+backoff_next(int64_t *ms, int64_t min, int64_t max)
+{
+    *ms = *ms < min ? min : *ms * 2 > max ? max : *ms * 2;
+}
+
+/* Jittered: reconnects of many workers do not arrive in step. */
+static uint64_t
+retry_at(int64_t ms)
+{
+    return wq_clock_mono_ns() + (uint64_t)((double)ms
+        * (0.5 + wq_backoff_rand01() / 2) * 1e6);
+}
+
+/* Drops the broker connection; deliveries not claimed are forgotten (the
+ * broker redelivers them), claimed tasks go on unacked. */
+static void
+transport_down(struct wq_consumer *c, const char *why)
+{
+    struct task *tk;
+
+    wq_log_warn(COMPONENT, "broker connection lost: %s; %zu unclaimed "
+        "deliveries given back", why, c->incoming.n + c->bad.n);
+    while ((tk = tl_pop(&c->incoming)) != NULL)
+        task_free(tk);
+    while ((tk = tl_pop(&c->bad)) != NULL)
+        task_free(tk);
+    wq_transport_close(c->t, 0);
+    c->t = NULL;
+    c->t_broken = 0;
+    c->tgen++;
+    wq_metric_set(c->conf.stats->broker_up, 0);
+    backoff_next(&c->t_backoff_ms, BROKER_BACKOFF_MIN, BROKER_BACKOFF_MAX);
+    c->t_retry_ns = retry_at(c->t_backoff_ms);
+    c->t_logged = 0;
+}
+
+static int
+transport_up(struct wq_consumer *c)
+{
+    char err[WQ_ERRLEN];
+    wq_transport *t = NULL;
+    int rc;
+
+    if ((rc = wq_transport_open(&c->conf.tconf, &t, err, sizeof err)) != 0)
+        goto fail;
+    for (size_t i = 0; i < c->conf.nqueues; i++)
+        if ((rc = wq_transport_declare(t, c->conf.queues[i], err,
+            sizeof err)) != 0)
+            goto fail;
+    if ((rc = wq_transport_subscribe(t, c->conf.queues, c->conf.nqueues,
+        err, sizeof err)) != 0)
+        goto fail;
+    c->t = t;
+    c->tgen++;
+    c->t_backoff_ms = 0;
+    c->last_poll_ns = wq_clock_mono_ns();
+    wq_metric_set(c->conf.stats->broker_up, 1);
+    wq_log_info(COMPONENT, "consuming %zu queue(s) from %s", c->conf.nqueues,
+        wq_transport_name(t));
+    return 0;
+
+fail:
+    wq_transport_close(t, 0);
+    if (!c->t_logged)
+        wq_log_warn(COMPONENT, "broker: %s (retrying)", err);
+    else
+        wq_log_debug(COMPONENT, "broker: %s (retrying)", err);
+    c->t_logged = 1;
+    backoff_next(&c->t_backoff_ms, BROKER_BACKOFF_MIN, BROKER_BACKOFF_MAX);
+    c->t_retry_ns = retry_at(c->t_backoff_ms);
+    return rc;
+}
+
+/* A delivery came: decode it into a task for the claim or a dead letter. */
+static void
+accept_delivery(struct wq_consumer *c, wq_delivery *d)
+{
+    struct task *tk = xcalloc(1, sizeof *tk);
+    char err[WQ_ERRLEN];
+    int rc;
+
+    tk->owner = c;
+    tk->d = d;
+    tk->tgen = c->tgen;
+    atomic_init(&tk->wake_fd, -1);
+    rc = wq_envelope_decode(d->body, d->len, &tk->env, err, sizeof err);
+    if (rc == WQ_ENOMEM)
+        abort();    /* the daemon's policy (alloc.h) */
+    if (rc != 0) {
+        tk->bad = xstrdup(err);
+    } else if (strcmp(tk->env.queue, d->queue) != 0) {
+        tk->bad = xasprintf("an envelope of queue \"%s\" arrived on queue "
+            "\"%s\"", tk->env.queue, d->queue);
+        wq_envelope_free(&tk->env);
+    }
+    if (tk->bad != NULL) {
+        wq_log_warn(COMPONENT, "undecodable message on %s (%zu bytes): %s",
+            d->queue, d->len, tk->bad);
+        tl_push(&c->bad, tk);
+    } else {
+        tl_push(&c->incoming, tk);
+    }
+}
+
+/*
+ * Takes up to `max` deliveries: the first poll waits up to timeout_ms
+ * (woken early by a finished task or a stop), the others do not wait.
+ */
+static void
+fetch(struct wq_consumer *c, int timeout_ms, size_t max)
+{
+    char err[WQ_ERRLEN];
+    wq_delivery *d;
+    int rc, wait;
+
+    for (size_t got = 0; got < max && c->t != NULL && !c->t_broken; got++) {
+        wait = got == 0 ? timeout_ms : 0;
+        if (wait != 0) {
+            pthread_mutex_lock(&c->lock);
+            if (c->done.n > 0 || c->stop_req > 0) {
+                wait = 0;
+            } else {
+                c->sleeping = 1;
+                c->wake_t = c->t;
+            }
+            pthread_mutex_unlock(&c->lock);
+        }
+        rc = wq_transport_poll(c->t, &d, wait, err, sizeof err);
+        if (wait != 0) {
+            pthread_mutex_lock(&c->lock);
+            c->sleeping = 0;
+            c->wake_t = NULL;
+            pthread_mutex_unlock(&c->lock);
+        }
+        c->last_poll_ns = wq_clock_mono_ns();
+        if (rc == WQ_EAGAIN)
+            return;
+        if (rc != 0) {
+            c->t_broken = 1;
+            snprintf(c->t_why, sizeof c->t_why, "%s", err);
+            return;
+        }
+        accept_delivery(c, d);
+    }
+}
+
+/* ---- PostgreSQL --------------------------------------------------------- */
+
+static void
+store_down(struct wq_consumer *c, const char *why)
+{
+    if (!c->s_logged)
+        wq_log_warn(COMPONENT, "PostgreSQL: %s; holding %zu outcome(s) and "
+            "%zu delivery(ies) until it is back", why, c->torecord.n,
+            c->incoming.n + c->bad.n);
+    c->s_logged = 1;
+    c->s_up = 0;
+    wq_metric_set(c->conf.stats->store_up, 0);
+    backoff_next(&c->s_backoff_ms, STORE_BACKOFF_MIN, STORE_BACKOFF_MAX);
+    c->s_retry_ns = retry_at(c->s_backoff_ms);
+}
+
+static void
+store_up(struct wq_consumer *c)
+{
+    const struct wq_config *cfg = c->conf.cfg;
+    char err[WQ_ERRLEN];
+    int rc;
+
+    if (c->s == NULL) {
+        rc = wq_store_open(cfg->postgres.conninfo,
+            cfg->postgres.password[0] != '\0' ? cfg->postgres.password
+            : NULL, &c->s, err, sizeof err);
+        if (rc == 0 && (rc = wq_migrate_check(c->s, err, sizeof err)) != 0) {
+            wq_store_close(c->s);
+            c->s = NULL;
+        }
+    } else {
+        rc = wq_store_ping(c->s, err, sizeof err);
+    }
+    if (rc != 0) {
+        store_down(c, err);
+        return;
+    }
+    if (c->s_logged)
+        wq_log_info(COMPONENT, "PostgreSQL is back");
+    c->s_logged = 0;
+    c->s_up = 1;
+    c->s_backoff_ms = 0;
+    wq_metric_set(c->conf.stats->store_up, 1);
+}
+
+/* Keeps an undecodable message whole in workq.dead_letters, then acks. */
+static int
+dead_letter(struct wq_consumer *c, struct task *tk)
+{
+    struct wq_dead_letter dl;
+    char err[WQ_ERRLEN];
+    int rc;
+
+    if (tk->d == NULL || tk->tgen != c->tgen) {
+        task_free(tk);      /* the broker gives it again */
+        return 0;
+    }
+    memset(&dl, 0, sizeof dl);
+    dl.transport = wq_transport_name(c->t);
+    dl.queue = tk->d->queue;
+    dl.raw = tk->d->body;
+    dl.raw_len = tk->d->len;
+    dl.key = tk->d->key;
+    dl.keylen = tk->d->keylen;
+    dl.partition = tk->d->partition;
+    dl.offset = tk->d->offset;
+    dl.redelivered = tk->d->redelivered;
+    dl.error = tk->bad;
+    dl.worker = c->conf.worker_id;
+    rc = wq_store_dead_letter_insert(c->s, &dl, NULL, err, sizeof err);
+    if (rc == WQ_ESTORE) {
+        tl_push(&c->bad, tk);
+        store_down(c, err);
+        return rc;
+    }
+    if (rc != 0) {
+        /* the store will never take it: give it back rather than lose it */
+        wq_log_error(COMPONENT, "cannot keep a dead letter of %s: %s",
+            dl.queue, err);
+        nack(c, tk);
+    } else {
+        wq_metric_inc(c->conf.stats->dead_letters, 1);
+        ack(c, tk);
+    }
+    task_free(tk);
+    return 0;
+}
+
+/* ---- claim and record --------------------------------------------------- */
+
+/* Handler slots free in the whole worker (its consumers share them). */
+static size_t
+free_slots(const struct wq_consumer *c)
+{
+    size_t busy = atomic_load(c->conf.busy);
+
+    return (size_t)c->conf.concurrency > busy
+        ? (size_t)c->conf.concurrency - busy : 0;
+}
+
+static void
+fill_record(struct wq_consumer *c, struct task *tk, struct wq_record *r)
+{
+    const struct wq_handler_result *res = &tk->res;
+    struct wq_backoff b;
+
+    memset(r, 0, sizeof *r);
+    memcpy(r->task_id, tk->claim.task_id, 16);
+    r->attempt = tk->claim.attempt;
+    r->outcome = wq_outcome_name(res->outcome);
+    r->duration_ms = (int64_t)((tk->end_ns - tk->start_ns) / 1000000u);
+    switch (res->outcome) {
+    case WQ_OUTCOME_SUCCEEDED:
+        r->state = "succeeded";
+        r->result = res->result.data != NULL ? res->result.data : "";
+        r->result_len = res->result.len;
+        r->error = res->note;
+        break;
+    case WQ_OUTCOME_PERMANENT:
+        r->state = "dead";
+        r->error = res->error;
+        break;
+    case WQ_OUTCOME_CANCELLED:
+        r->state = "cancelled";
+        r->error = res->error;
+        break;
+    default:
+        r->error = res->error;
+        if (tk->claim.attempt < tk->claim.max_attempts) {
+            r->state = "retry_wait";
+            b = policy_of(c, tk->env.queue);
+            r->delay_ms = wq_backoff_delay_ms(&b, tk->claim.attempt,
+                wq_backoff_rand01());
+        } else {
+            r->state = "dead";
+        }
+        break;
+    }
+}
+
+static void
+count_outcome(struct wq_consumer *c, const struct task *tk,
+    const struct wq_record *r)
+{
+    struct wq_stats *st = c->conf.stats;
+    int64_t age;
+
+    switch (tk->res.outcome) {
+    case WQ_OUTCOME_SUCCEEDED: wq_metric_inc(st->succeeded, 1); break;
+    case WQ_OUTCOME_FAILED:    wq_metric_inc(st->failed, 1); break;
+    case WQ_OUTCOME_PERMANENT: wq_metric_inc(st->permanent, 1); break;
+    case WQ_OUTCOME_TIMEOUT:   wq_metric_inc(st->timeout, 1); break;
+    case WQ_OUTCOME_CANCELLED: wq_metric_inc(st->cancelled, 1); break;
+    case WQ_OUTCOME_ABANDONED: break;
+    }
+    if (strcmp(r->state, "dead") == 0)
+        wq_metric_inc(st->dead, 1);
+    age = wq_clock_wall_ms() - tk->env.created_at_ms;
+    if (age >= 0)
+        wq_metric_observe(st->latency_seconds, (double)age / 1e3);
+    if (tk->res.outcome != WQ_OUTCOME_SUCCEEDED)
+        wq_log_info(COMPONENT, "task %s (%s) attempt %u/%u %s -> %s: %s",
+            tk->id, tk->env.type, tk->claim.attempt, tk->claim.max_attempts,
+            r->outcome, r->state, r->error != NULL ? r->error : "");
+}
+
+static void
+dispatch(struct wq_consumer *c, struct task *tk)
+{
+    wq_uuid_format(tk->claim.task_id, tk->id);
+    tk->h = wq_handlers_find(c->conf.handlers, tk->env.queue, tk->env.type);
+    wq_lease_add(c->conf.lease, tk->claim.task_id, tk);
+    c->running++;
+    atomic_fetch_add(c->conf.busy, 1);
+    wq_metric_add(c->conf.stats->running, 1);
+    if (wq_pool_submit(c->conf.pool, tk) != 0) {
+        /* only after stop, which the loop never reaches with work left */
+        wq_handler_result_fail(&tk->res, WQ_OUTCOME_ABANDONED, "stopping");
+        pthread_mutex_lock(&c->lock);
+        tl_push(&c->done, tk);
+        pthread_mutex_unlock(&c->lock);
+    }
+}
+
+static void
+settle_claim(struct wq_consumer *c, struct task *tk, struct tlist *pending)
+{
+    struct wq_stats *st = c->conf.stats;
+    char id[WQ_UUID_STRLEN];
+
+    tk->claim.env = NULL;
+    switch (tk->claim.status) {
+    case WQ_CLAIM_RUN:
+        dispatch(c, tk);
+        return;
+    case WQ_CLAIM_BUSY:
+        /* Our own lease, but no task of ours holds it: an earlier claim
+         * committed while its answer was lost with the connection. */
+        if (tk->claim.own_lease
+            && !wq_lease_holds(c->conf.lease, tk->claim.task_id)) {
+            dispatch(c, tk);
+            return;
+        }
+        wq_metric_inc(st->dup_running, 1);
+        break;
+    case WQ_CLAIM_FINAL:
+        wq_metric_inc(st->dup_final, 1);
+        break;
+    case WQ_CLAIM_NOT_DUE:
+        wq_metric_inc(st->dup_not_due, 1);
+        break;
+    case WQ_CLAIM_EXHAUSTED:
+        wq_metric_inc(st->dead, 1);
+        wq_metric_inc(st->dead_at_claim, 1);
+        wq_uuid_format(tk->claim.task_id, id);
+        wq_log_warn(COMPONENT, "task %s (%s): attempts spent (%u of %u), "
+            "dead without running", id, tk->env.type, tk->claim.attempt,
+            tk->claim.max_attempts);
+        break;
+    case WQ_CLAIM_PENDING:
+        tl_push(pending, tk);
+        return;
+    }
+    ack(c, tk);
+    task_free(tk);
+}
+
+/*
+ * One item of a batch the store rejected as bad data, tried alone and
+ * rejected again: an outcome becomes a plain failure without its result
+ * (and is dropped, given back, if even that is refused); a claim becomes
+ * a dead letter of the raw message.
+ */
+static void
+reject_one(struct wq_consumer *c, int record, const char *why)
+{
+    struct task *tk;
+
+    if (record) {
+        tk = c->torecord.head;
+        if (!tk->rejected) {
+            wq_log_error(COMPONENT, "task %s: the store rejected its "
+                "outcome (%s); recording a failure instead", tk->id, why);
+            tk->rejected = 1;
+            wq_handler_result_free(&tk->res);
+            wq_handler_result_fail(&tk->res, WQ_OUTCOME_FAILED, "the store "
+                "rejected this attempt's outcome: %s", why);
+            return;
+        }
+        tl_pop(&c->torecord);
+        wq_log_error(COMPONENT, "task %s: the store rejected even a failure "
+            "(%s); its delivery is given back", tk->id, why);
+        wq_lease_remove(c->conf.lease, tk->claim.task_id);
+        nack(c, tk);
+        task_free(tk);
+        return;
+    }
+    tk = tl_pop(&c->incoming);
+    tk->bad = xasprintf("the store rejected the task: %s", why);
+    wq_envelope_free(&tk->env);
+    tl_push(&c->bad, tk);
+}
+
+/* One round trip: record what finished, claim what fits in free slots. */
+static void
+store_round(struct wq_consumer *c)
+{
+    struct wq_stats *st = c->conf.stats;
+    size_t limit = (size_t)c->conf.batch_max, nrec = 0, ncl = 0, slots;
+    struct tlist pending = { NULL, NULL, 0 };
+    char err[WQ_ERRLEN];
+    struct task *tk;
+    uint64_t t0;
+    double dt;
+    int rc;
+
+    while (c->bad.n > 0 && c->s_up)
+        if (dead_letter(c, tl_pop(&c->bad)) != 0)
+            return;
+    if (c->isolate > 0)
+        limit = 1;
+    for (tk = c->torecord.head; tk != NULL && nrec < limit; tk = tk->next)
+        fill_record(c, tk, &c->recs[nrec++]);
+    slots = free_slots(c);
+    if (!c->draining && !(c->isolate > 0 && nrec > 0))
+        for (tk = c->incoming.head; tk != NULL && ncl < limit
+            && ncl < slots; tk = tk->next) {
+            memset(&c->claims[ncl], 0, sizeof c->claims[ncl]);
+            c->claims[ncl++].env = &tk->env;
+        }
+    if (nrec == 0 && ncl == 0)
+        return;
+
+    t0 = wq_clock_mono_ns();
+    rc = wq_claim_round(c->s, &c->bufs, c->conf.worker_id, c->conf.lease_ms,
+        c->recs, nrec, c->claims, ncl, err, sizeof err);
+    dt = (double)(wq_clock_mono_ns() - t0) / 1e9;
+    wq_metric_inc(st->rounds, 1);
+    if (rc == WQ_EINVAL) {
+        if (c->isolate > 0) {
+            reject_one(c, nrec > 0, err);
+            c->isolate--;
+        } else {
+            wq_log_warn(COMPONENT, "the store rejected a batch of %zu "
+                "outcome(s) and %zu claim(s): %s; trying them one by one",
+                nrec, ncl, err);
+            c->isolate = nrec + ncl;
+        }
+        return;
+    }
+    if (rc != 0) {
+        store_down(c, err);
+        return;
+    }
+    if (c->isolate > 0)
+        c->isolate--;
+    if (nrec > 0)
+        wq_metric_observe(st->record_seconds, dt);
+    if (ncl > 0)
+        wq_metric_observe(st->claim_seconds, dt);
+
+    /* Committed: ack the recorded (or lost: recorded by nobody, nothing
+     * to keep) outcomes, settle the claims. */
+    for (size_t i = 0; i < nrec; i++) {
+        tk = tl_pop(&c->torecord);
+        if (c->recs[i].recorded) {
+            count_outcome(c, tk, &c->recs[i]);
+        } else {
+            wq_metric_inc(st->lost_leases, 1);
+            wq_log_warn(COMPONENT, "task %s attempt %u: the lease was lost "
+                "before the outcome (%s) was recorded; dropped", tk->id,
+                tk->claim.attempt, c->recs[i].outcome);
+        }
+        wq_lease_remove(c->conf.lease, tk->claim.task_id);
+        ack(c, tk);
+        task_free(tk);
+    }
+    for (size_t i = 0; i < ncl; i++) {
+        tk = tl_pop(&c->incoming);
+        tk->claim = c->claims[i];
+        settle_claim(c, tk, &pending);
+    }
+    tl_prepend(&c->incoming, &pending);
+    wq_metric_set(st->in_flight, (int64_t)wq_lease_count(c->conf.lease));
+}
+
+/* Takes the finished tasks of the handler threads and the stop request. */
+static int
+collect(struct wq_consumer *c)
+{
+    struct tlist got;
+    struct task *tk;
+    int stop;
+
+    pthread_mutex_lock(&c->lock);
+    got = c->done;
+    memset(&c->done, 0, sizeof c->done);
+    stop = c->stop_req;
+    pthread_mutex_unlock(&c->lock);
+    while ((tk = tl_pop(&got)) != NULL) {
+        c->running--;
+        atomic_fetch_sub(c->conf.busy, 1);
+        if (tk->res.outcome == WQ_OUTCOME_ABANDONED) {
+            /* not recorded, not acked: left to lease expiry */
+            wq_metric_inc(c->conf.stats->abandoned, 1);
+            wq_log_warn(COMPONENT, "task %s attempt %u abandoned: %s", tk->id,
+                tk->claim.attempt, tk->res.error != NULL ? tk->res.error
+                : "");
+            wq_lease_remove(c->conf.lease, tk->claim.task_id);
+            task_free(tk);
+            continue;
+        }
+        tl_push(&c->torecord, tk);
+    }
+    return stop;
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+static int
+has_work(const struct wq_consumer *c)
+{
+    return c->bad.n > 0 || c->torecord.n > 0
+        || (!c->draining && c->incoming.n > 0 && free_slots(c) > 0);
+}
+
+static void
+begin_drain(struct wq_consumer *c)
+{
+    struct task *tk;
+    size_t n = c->incoming.n + c->bad.n;
+
+    c->draining = 1;
+    c->drain_deadline = wq_clock_mono_ns()
+        + (uint64_t)c->conf.drain_timeout_ms * 1000000u;
+    wq_daemon_notify_stopping();
+    while ((tk = tl_pop(&c->incoming)) != NULL) {
+        nack(c, tk);
+        task_free(tk);
+    }
+    while ((tk = tl_pop(&c->bad)) != NULL) {
+        nack(c, tk);
+        task_free(tk);
+    }
+    wq_log_info(COMPONENT, "stopping: %zu task(s) running get up to %lld ms "
+        "to finish; %zu unclaimed deliveries given back", c->running,
+        (long long)c->conf.drain_timeout_ms, n);
+}
+
+/* Milliseconds from now to a monotonic time, at least 0. */
+static int
+until(uint64_t at)
+{
+    return wq_clock_ms_until(at);
+}
+
+static int
+min_wait(int a, int b)
+{
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+/*
+ * Marks the loop's turn (main.c sends WATCHDOG=1 while every loop turns;
+ * /healthz looks at them too), and lets the first loop publish the
+ * worker's STATUS= line from the shared metrics, at most once a second
+ * and only when it changed, so an idle worker sends nothing.
+ */
+static void
+housekeeping(struct wq_consumer *c)
+{
+    struct wq_stats *st = c->conf.stats;
+    uint64_t now = wq_clock_mono_ns(), sig;
+    int64_t done, failed;
+
+    wq_stats_loop_turn(st, c->loop_slot);
+    if (c->loop_slot != 0)
+        return;
+    done = wq_metric_value(st->succeeded);
+    failed = wq_metric_value(st->failed) + wq_metric_value(st->permanent)
+        + wq_metric_value(st->timeout) + wq_metric_value(st->cancelled);
+    sig = (uint64_t)done * 31 + (uint64_t)failed * 7 + c->running * 3
+        + c->torecord.n + (uint64_t)c->s_up * 2 + (c->t != NULL)
+        + (uint64_t)c->draining * 5;
+    if (sig != c->status_sig
+        && now - c->status_last_ns >= (uint64_t)STATUS_EVERY_MS * 1000000u) {
+        wq_daemon_notify_status("%s; in-flight %zu, done %" PRId64
+            ", failed %" PRId64 "%s%s", c->draining ? "draining"
+            : "consuming", wq_lease_count(c->conf.lease), done, failed,
+            c->t == NULL ? "; no broker" : "",
+            c->s_up ? "" : "; no PostgreSQL");
+        c->status_sig = sig;
+        c->status_last_ns = now;
+    }
+}
+
+/* How long the loop may sleep, in ms. */
+static int
+sleep_ms(const struct wq_consumer *c)
+{
+    int w = IDLE_WAKE_MS;
+
+    if (c->conf.watchdog_usec > 0)
+        w = min_wait(w, (int)(c->conf.watchdog_usec / 3000));
+    if (c->t == NULL && !c->draining)
+        w = min_wait(w, until(c->t_retry_ns));
+    if (!c->s_up)
+        w = min_wait(w, until(c->s_retry_ns));
+    if (c->draining)
+        w = min_wait(w, until(c->drain_deadline));
+    return w;
+}
+
+/* Waits on the condition variable (not polling the broker). */
+static void
+cond_wait_ms(struct wq_consumer *c, int ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->lock);
+    if (c->done.n == 0 && c->stop_req == (c->draining ? 1 : 0))
+        pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* The last steps of a stop; returns how many tasks were abandoned. */
+static int
+finish(struct wq_consumer *c, int abandon)
+{
+    uint64_t end, one = 1;
+    struct task *tk;
+    int abandoned;
+
+    if (abandon && c->running > 0) {
+        wq_log_warn(COMPONENT, "drain deadline: stopping %zu running "
+            "task(s); they are left to lease expiry", c->running);
+        if (write(c->cancel_fd, &one, sizeof one) < 0)
+            (void)0;    /* cannot fail on an eventfd below its max */
+        end = wq_clock_mono_ns() + (uint64_t)CANCEL_GRACE_MS * 1000000u;
+        while (c->running > 0 && wq_clock_mono_ns() < end) {
+            cond_wait_ms(c, until(end) + 1);
+            collect(c);
+        }
+    }
+    collect(c);
+    end = wq_clock_mono_ns() + (uint64_t)FINAL_RECORD_MS * 1000000u;
+    while (c->torecord.n > 0 && wq_clock_mono_ns() < end) {
+        if (!c->s_up) {
+            if (wq_clock_mono_ns() < c->s_retry_ns)
+                cond_wait_ms(c, until(c->s_retry_ns) + 1);
+            store_up(c);
+            continue;
+        }
+        store_round(c);
+    }
+    abandoned = (int)(c->running + c->torecord.n);
+    if (c->torecord.n > 0)
+        wq_log_warn(COMPONENT, "%zu outcome(s) could not be recorded; their "
+            "tasks are left to lease expiry", c->torecord.n);
+    while ((tk = tl_pop(&c->torecord)) != NULL) {
+        wq_lease_remove(c->conf.lease, tk->claim.task_id);
+        task_free(tk);
+    }
+    /* librdkafka: commit and leave the group; rabbitmq-c: flush the acks,
+     * close channels, then connections (the transport's close). */
+    wq_transport_close(c->t, CLOSE_TIMEOUT_MS);
+    c->t = NULL;
+    wq_metric_set(c->conf.stats->broker_up, 0);
+    wq_store_close(c->s);
+    c->s = NULL;
+    c->s_up = 0;
+    wq_metric_set(c->conf.stats->store_up, 0);
+    return abandoned;
+}
+
+int
+wq_consumer_run(wq_consumer *c, void (*on_ready)(void *), void *arg)
+{
+    size_t cap = (size_t)c->conf.concurrency + (size_t)c->conf.batch_max;
+    int stop, abandon = 0;
+
+    wq_daemon_block_signals();
+    if (on_ready != NULL)
+        on_ready(arg);
+    for (;;) {
+        uint64_t now;
+        size_t held;
+        int w;
+
+        stop = collect(c);
+        housekeeping(c);
+        now = wq_clock_mono_ns();
+        if (stop > 0 && !c->draining)
+            begin_drain(c);
+        if (c->draining) {
+            if (stop > 1 || now >= c->drain_deadline) {
+                abandon = 1;
+                break;
+            }
+            if (c->running == 0 && c->torecord.n == 0)
+                break;
+        }
+        if (c->t_broken)
+            transport_down(c, c->t_why);
+        if (c->t == NULL && !c->draining && now >= c->t_retry_ns)
+            transport_up(c);
+        if (!c->s_up && now >= c->s_retry_ns)
+            store_up(c);
+
+        held = c->incoming.n + c->bad.n;
+        if (c->t != NULL && !c->draining) {
+            if (held < cap)
+                fetch(c, 0, cap - held);
+            else if (now - c->last_poll_ns
+                >= (uint64_t)AT_CAP_POLL_MS * 1000000u)
+                fetch(c, 0, 1);     /* heartbeats, rebalances, commits */
+        }
+        if (c->s_up && has_work(c)) {
+            store_round(c);
+            continue;
+        }
+
+        w = sleep_ms(c);
+        held = c->incoming.n + c->bad.n;
+        if (c->t != NULL && !c->draining && !c->t_broken && held < cap)
+            fetch(c, w, cap - held);
+        else
+            cond_wait_ms(c, c->t != NULL && !c->draining
+                ? min_wait(w, AT_CAP_POLL_MS) : w);
+    }
+    return finish(c, abandon);
+}
+
+wq_consumer *
+wq_consumer_new(const struct wq_consumer_conf *conf)
+{
+    struct wq_consumer *c = xcalloc(1, sizeof *c);
+    pthread_condattr_t ca;
+
+    c->conf = *conf;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    c->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c->cancel_fd < 0) {
+        wq_log_error(COMPONENT, "eventfd: %s", strerror(errno));
+        abort();
+    }
+    c->claims = xcalloc((size_t)conf->batch_max, sizeof *c->claims);
+    c->recs = xcalloc((size_t)conf->batch_max, sizeof *c->recs);
+    policies_init(c);
+    wq_lease_on_cancel(conf->lease, on_cancel, c);
+    c->loop_slot = wq_stats_loop_register(conf->stats);
+    return c;
+}
+
+void
+wq_consumer_stop(wq_consumer *c, int now)
+{
+    pthread_mutex_lock(&c->lock);
+    if (now)
+        c->stop_req = 2;
+    else if (c->stop_req < 1)
+        c->stop_req = 1;
+    wake_locked(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void
+wq_consumer_free(wq_consumer *c)
+{
+    if (c == NULL)
+        return;
+    close(c->cancel_fd);
+    wq_claim_bufs_free(&c->bufs);
+    free(c->claims);
+    free(c->recs);
+    free(c->policies);
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->cond);
+    free(c);
+}

@@ -1,0 +1,218 @@
+/*
+ * handler.h - what runs a task: the interface every handler kind offers
+ * (built-in, exec, plugin) and the registry that maps a task's queue and
+ * type to one of them, built from the `handlers` configuration.
+ *
+ * A handler runs one task on the calling thread (a handler slot of
+ * pool.c) and fills a struct wq_handler_result; it never touches the
+ * broker or PostgreSQL.  Deciding what an outcome means for the task's
+ * state (retry or dead, backoff) is consumer.c's business, not theirs.
+ *
+ * The kinds live in handler_builtin.c, handler_exec.c and
+ * handler_plugin.c; handlers.c holds the registry.
+ */
+#ifndef WQ_WORKER_HANDLER_H
+#define WQ_WORKER_HANDLER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "envelope.h"
+#include "wq.h"
+
+/* How an attempt ended; workq.attempts.outcome holds the names. */
+enum wq_outcome {
+    WQ_OUTCOME_SUCCEEDED,       /* "succeeded" */
+    WQ_OUTCOME_FAILED,          /* "failed": retryable */
+    WQ_OUTCOME_PERMANENT,       /* "permanent_failure": dead, no retry */
+    WQ_OUTCOME_TIMEOUT,         /* "timeout": retryable */
+    WQ_OUTCOME_CANCELLED,       /* "cancelled": an operator stopped it */
+    WQ_OUTCOME_ABANDONED,       /* the worker stopped it: not recorded */
+};
+
+/* "succeeded", ... for workq.attempts.outcome; NULL for ABANDONED. */
+const char *wq_outcome_name(enum wq_outcome o);
+
+/* The task a handler runs; everything is borrowed for the call. */
+struct wq_handler_ctx {
+    const struct wq_envelope *env;  /* queue, type, key, payload, headers */
+    const char *task_id;            /* the task's row id, UUID text */
+    uint32_t attempt;               /* the attempt claimed, 1 first */
+    uint32_t max_attempts;
+    const char *worker_id;
+    uint64_t deadline_ns;           /* monotonic; 0: no timeout */
+    int64_t deadline_ms;            /* the same in epoch ms; 0: none */
+    int cancel_fd;                  /* readable once the worker gives up
+                                       on running tasks; -1: never */
+    /* An operator's cancel of this task (workq cancel): task_cancel_fd
+     * becomes readable and *cancelled is set; a readable fd with the
+     * flag clear is a stale wakeup to drain and ignore.  -1 and NULL
+     * when the caller offers none. */
+    int task_cancel_fd;
+    const atomic_int *cancelled;
+};
+
+/* What a handler hands back.  Zero it before the run; the caller frees
+ * it with wq_handler_result_free(). */
+struct wq_handler_result {
+    enum wq_outcome outcome;
+    struct wq_buf result;       /* the result bytes (success) */
+    char *error;                /* failure text; NULL on success */
+    char *note;                 /* on success: what the history should
+                                   know ("stdout cut at ..."); or NULL */
+};
+
+/* Frees what the result owns and zeroes it. */
+void wq_handler_result_free(struct wq_handler_result *r);
+
+/*
+ * wq_handler_result_fail sets a failed outcome with a formatted error
+ * text (the old text, if any, is replaced).  Returns nothing; allocation
+ * aborts (alloc.h).
+ */
+void wq_handler_result_fail(struct wq_handler_result *r, enum wq_outcome o,
+    const char *fmt, ...) WQ_PRINTFLIKE(3, 4);
+
+/*
+ * wq_handler_text_sanitize returns a new string made of the n bytes at p
+ * that PostgreSQL takes as text: valid UTF-8 stays, NUL and invalid
+ * bytes become "\xNN", and it is at most `max` bytes long (when cut
+ * short it ends in "..."); caller frees.  For error texts made from a
+ * program's output.
+ */
+char *wq_handler_text_sanitize(const void *p, size_t n, size_t max);
+
+/* ---- the kinds -------------------------------------------------------- */
+
+struct wq_builtin;
+struct wq_exec;
+struct wq_plugin;
+
+/*
+ * wq_handler_builtin_new makes a built-in handler: `name` is noop, echo,
+ * sleep or fail; `options` its "key=value" settings ("ms=100" for sleep;
+ * "until=3", "p=0.5", "permanent" for fail), space- or comma-separated.
+ * Returns 0 with *out owned by the caller (wq_handler_builtin_free), or
+ * WQ_ECONFIG with err set for an unknown name or option.
+ */
+int wq_handler_builtin_new(const char *name, const char *options,
+    size_t max_output, struct wq_builtin **out, char *err, size_t errlen);
+void wq_handler_builtin_free(struct wq_builtin *b);
+
+/*
+ * wq_handler_builtin_run runs the built-in on the calling thread: noop
+ * succeeds with an empty result; echo returns the payload; sleep sleeps
+ * options' ms, or the payload's decimal milliseconds, waking early on
+ * cancel_fd (ABANDONED), an operator's cancel (CANCELLED) or the deadline
+ * (TIMEOUT); fail fails while
+ * attempt < until, or with probability p, or for good with "permanent",
+ * where the payload ("until=2") overrides the options.  Thread-safe.
+ */
+void wq_handler_builtin_run(const struct wq_builtin *b,
+    const struct wq_handler_ctx *ctx, struct wq_handler_result *res);
+
+/* What an exec handler runs: from one `handlers` group. */
+struct wq_exec_conf {
+    char *const *argv;          /* argv[0] an absolute path; NULL-ended */
+    char *const *env;           /* extra "NAME=value"; NULL-ended or NULL */
+    int64_t timeout_ms;         /* 0: none */
+    int64_t kill_grace_ms;      /* SIGTERM to SIGKILL */
+    const int *permanent;       /* exit codes that fail for good */
+    size_t npermanent;
+    size_t max_output;          /* stdout bytes kept */
+    size_t max_stderr;          /* stderr bytes logged */
+};
+
+/*
+ * wq_handler_exec_run runs the program of `c` for one task and waits for
+ * it, on the calling thread: posix_spawn without a shell, in a process
+ * group of its own, with stdin the payload, stdout the result (max_output
+ * bytes kept, the rest read and counted, reported in res->note), stderr
+ * to the log (max_stderr bytes; its last line also in the error text),
+ * every other descriptor closed, SIGPIPE and the signal mask reset, and
+ * an environment of only PATH=/usr/bin:/bin, WORKQ_TASK_ID, WORKQ_KEY,
+ * WORKQ_ATTEMPT, WORKQ_QUEUE, WORKQ_TYPE and c->env.
+ *
+ * Exit 0 succeeds; an exit code in c->permanent is PERMANENT; any other
+ * exit or a signal is FAILED.  At the timeout, the whole group gets
+ * SIGTERM and after kill_grace SIGKILL (TIMEOUT); so it does for an
+ * operator's cancel of the task (CANCELLED); when ctx->cancel_fd becomes
+ * readable (the worker's drain deadline) it gets SIGKILL (ABANDONED).
+ * When the program itself has exited, what is left of its group is
+ * killed too, so no grandchild outlives its task.  A program that cannot
+ * be started is FAILED.
+ * Thread-safe: many may run at once.
+ */
+void wq_handler_exec_run(const struct wq_exec_conf *c,
+    const struct wq_handler_ctx *ctx, struct wq_handler_result *res);
+
+/*
+ * wq_handler_plugin_load dlopens the shared object at `path`, checks its
+ * ABI version (workq_plugin.h) and calls its init with `options`.
+ * Returns 0 with *out owned by the caller (wq_handler_plugin_unload), or
+ * WQ_ECONFIG with err naming the path and the reason (no such file,
+ * missing entry point, another ABI version, init refused).
+ */
+int wq_handler_plugin_load(const char *path, const char *options,
+    size_t max_output, struct wq_plugin **out, char *err, size_t errlen);
+
+/* Runs one task through the plugin; serialized unless it is
+ * WORKQ_PLUGIN_THREAD_SAFE.  Thread-safe. */
+void wq_handler_plugin_run(struct wq_plugin *p,
+    const struct wq_handler_ctx *ctx, struct wq_handler_result *res);
+
+/* Calls fini and dlcloses.  No run may be in progress.  NULL is allowed. */
+void wq_handler_plugin_unload(struct wq_plugin *p);
+
+/* ---- the registry (handlers.c) --------------------------------------- */
+
+/* One configured handler. */
+struct wq_handler {
+    const char *type;           /* borrowed from the config */
+    const char *queue;          /* "" any */
+    enum wq_handler_kind kind;
+    int64_t timeout_ms;         /* 0: none */
+    struct wq_builtin *builtin;
+    struct wq_exec_conf exec;
+    struct wq_plugin *plugin;
+    const struct wq_config_handler *conf;
+};
+
+typedef struct wq_handlers wq_handlers;
+
+/*
+ * wq_handlers_new builds the registry from cfg->handlers, plus the
+ * built-ins noop, echo, sleep and fail when cfg->worker.builtin_handlers
+ * is set.  Checks each group (exec needs an absolute argv[0] that is an
+ * executable file, plugin needs a loadable .so, builtin a known name)
+ * and loads the plugins.  Returns 0 with *out owned by the caller, or
+ * WQ_ECONFIG with err holding one line per problem ("FILE:LINE:
+ * handlers[2]: ...").  `cfg` must outlive the registry.
+ */
+int wq_handlers_new(const struct wq_config *cfg, wq_handlers **out,
+    char *err, size_t errlen);
+
+/*
+ * wq_handlers_find returns the handler of a task: exact queue and type,
+ * then type with queue "", then type "*" for the queue, then type "*"
+ * with queue "", then a built-in of that name; NULL if none.  Pure
+ * lookup, thread-safe.
+ */
+const struct wq_handler *wq_handlers_find(const wq_handlers *h,
+    const char *queue, const char *type);
+
+/*
+ * wq_handlers_run runs the task with handler h on the calling thread,
+ * enforcing h's timeout for kinds that cannot be stopped (the outcome
+ * becomes TIMEOUT when a built-in or plugin returns after it).
+ */
+void wq_handlers_run(const struct wq_handler *h,
+    const struct wq_handler_ctx *ctx, struct wq_handler_result *res);
+
+/* Unloads plugins and frees the registry.  NULL is allowed. */
+void wq_handlers_free(wq_handlers *h);
+
+#endif
