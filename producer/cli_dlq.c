@@ -1,0 +1,374 @@
+/*
+ * cli_dlq.c - `workq dlq list|show|replay|purge`: the dead-letter queue,
+ * which is the set of dead tasks (state dead, with their history; each
+ * also copied onto "workq.Q.dead" by the scheduler).
+ *
+ * Filters select dead tasks by queue, type, error text (a case-blind
+ * substring of last_error) and age (since they died).  replay gives each
+ * match a new attempt series due now, as `workq retry` does; purge
+ * deletes them with their history.  Both work in batches of BATCH rows,
+ * one short transaction each (FOR UPDATE SKIP LOCKED), and --dry-run
+ * only counts and lists what they would touch.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "cli_ops.h"
+
+#define CMD "dlq"
+#define BATCH 1000
+
+struct filter {
+    const char *queue, *type, *error;
+    char older[24], newer[24];  /* ms, "" when not given */
+    long limit;                 /* 0: no limit */
+    long attempts;              /* replay: --attempts, 0: default */
+    int dry_run, all;
+};
+
+/* $1 queue, $2 type, $3 error text, $4 older than ms, $5 newer than ms */
+#define FILTER \
+    " t.state = 'dead'" \
+    "   AND ($1::text IS NULL OR t.queue = $1)" \
+    "   AND ($2::text IS NULL OR t.type = $2)" \
+    "   AND ($3::text IS NULL OR strpos(lower(coalesce(t.last_error, ''))," \
+    "        lower($3)) > 0)" \
+    "   AND ($4::int8 IS NULL" \
+    "        OR t.finished_at < now() - $4::int8 * interval '1 millisecond')" \
+    "   AND ($5::int8 IS NULL" \
+    "        OR t.finished_at >= now() - $5::int8 * interval '1 millisecond')"
+
+static const char list_sql[] =
+    "SELECT t.id::text, t.queue, t.type, t.attempt,"
+    "  (floor(extract(epoch FROM t.finished_at) * 1000))::int8,"
+    "  left(t.last_error, 200), t.dead_published_at IS NOT NULL"
+    "  FROM workq.tasks t WHERE" FILTER
+    "  ORDER BY t.finished_at DESC"
+    "  LIMIT $6::int8";
+
+static const char count_sql[] =
+    "SELECT count(*) FROM (SELECT 1 FROM workq.tasks t WHERE" FILTER
+    "  LIMIT $6::int8) AS m";
+
+/* A new attempt series, as `workq retry` gives one. */
+static const char replay_sql[] =
+    "WITH c AS ("
+    "  SELECT t.id FROM workq.tasks t WHERE" FILTER
+    "  ORDER BY t.finished_at LIMIT $6::int8 FOR UPDATE SKIP LOCKED"
+    ")"
+    "UPDATE workq.tasks x SET state = 'retry_wait', run_at = now(),"
+    "  finished_at = NULL, dead_published_at = NULL,"
+    "  attempt_base = x.attempt,"
+    "  max_attempts = x.attempt + coalesce($7::int4,"
+    "    greatest(x.max_attempts - x.attempt_base, 1)),"
+    "  updated_at = now()"
+    "  FROM c WHERE x.id = c.id AND x.state = 'dead'"
+    "  RETURNING x.id::text";
+
+static const char purge_sql[] =
+    "DELETE FROM workq.tasks x WHERE x.id IN ("
+    "  SELECT t.id FROM workq.tasks t WHERE" FILTER
+    "  ORDER BY t.finished_at LIMIT $6::int8 FOR UPDATE SKIP LOCKED"
+    ") AND x.state = 'dead'"
+    "  RETURNING x.id::text";
+
+static void
+params_of(const struct filter *f, const char **p)
+{
+    p[0] = f->queue;
+    p[1] = f->type;
+    p[2] = f->error;
+    p[3] = f->older[0] != '\0' ? f->older : NULL;
+    p[4] = f->newer[0] != '\0' ? f->newer : NULL;
+}
+
+static int
+has_filter(const struct filter *f)
+{
+    return f->queue != NULL || f->type != NULL || f->error != NULL
+        || f->older[0] != '\0' || f->newer[0] != '\0';
+}
+
+static int
+do_list(struct cli *cli, wq_store *s, const struct filter *f)
+{
+    static const char *const head[] = {
+        "ID", "QUEUE", "TYPE", "ATTEMPTS", "DIED", "COPY", "LAST ERROR",
+    };
+    const char *p[6];
+    char limit[24];
+    PGresult *r;
+    int rc;
+
+    params_of(f, p);
+    snprintf(limit, sizeof limit, "%ld", f->limit > 0 ? f->limit : 50);
+    p[5] = limit;
+    if ((rc = cli_ops_query(s, CMD, list_sql, 6, p, &r)) != CLI_OK)
+        return rc;
+    if (cli->json) {
+        for (int i = 0; i < PQntuples(r); i++)
+            cli_json_print(json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:b}",
+                "id", PQgetvalue(r, i, 0), "queue", PQgetvalue(r, i, 1),
+                "type", PQgetvalue(r, i, 2), "attempt",
+                (json_int_t)atoll(PQgetvalue(r, i, 3)), "finished_at",
+                cli_json_time(PQgetvalue(r, i, 4)), "last_error",
+                PQgetisnull(r, i, 5) ? json_null()
+                : cli_json_str(PQgetvalue(r, i, 5)), "copy_published",
+                strcmp(PQgetvalue(r, i, 6), "t") == 0));
+    } else if (PQntuples(r) > 0) {
+        struct cli_table t;
+
+        cli_table_init(&t, WQ_ARRAY_LEN(head), head);
+        for (int i = 0; i < PQntuples(r); i++) {
+            char died[40], err[64];
+            const char *row[7];
+
+            snprintf(err, sizeof err, "%.60s", PQgetvalue(r, i, 5));
+            row[0] = PQgetvalue(r, i, 0);
+            row[1] = PQgetvalue(r, i, 1);
+            row[2] = PQgetvalue(r, i, 2);
+            row[3] = PQgetvalue(r, i, 3);
+            row[4] = cli_time(PQgetvalue(r, i, 4), died, sizeof died);
+            row[5] = strcmp(PQgetvalue(r, i, 6), "t") == 0 ? "yes"
+                : "pending";
+            row[6] = err;
+            cli_table_add(&t, row);
+        }
+        cli_table_print(&t, stdout);
+        cli_table_free(&t);
+    } else if (!cli->quiet) {
+        fprintf(stderr, "no dead tasks match\n");
+    }
+    PQclear(r);
+    return CLI_OK;
+}
+
+/* replay or purge: in batches until nothing matches or the limit. */
+static int
+do_change(struct cli *cli, wq_store *s, const struct filter *f,
+    int purge)
+{
+    const char *p[7];
+    char limit[24], attempts[24];
+    long total = 0;
+    PGresult *r;
+    json_t *ids = json_array();
+    int rc = CLI_OK;
+
+    params_of(f, p);
+    if (f->dry_run) {
+        snprintf(limit, sizeof limit, "%ld", f->limit > 0 ? f->limit
+            : 1000000000L);
+        p[5] = limit;
+        if ((rc = cli_ops_query(s, CMD, count_sql, 6, p, &r)) != CLI_OK) {
+            json_decref(ids);
+            return rc;
+        }
+        total = atol(PQgetvalue(r, 0, 0));
+        PQclear(r);
+        if (cli->json)
+            cli_json_print(json_pack("{s:s, s:b, s:I}", "action",
+                purge ? "purge" : "replay", "dry_run", 1, "matched",
+                (json_int_t)total));
+        else
+            printf("%ld dead task(s) would be %s\n", total,
+                purge ? "purged" : "replayed");
+        json_decref(ids);
+        return CLI_OK;
+    }
+    snprintf(attempts, sizeof attempts, "%ld", f->attempts);
+    p[6] = f->attempts > 0 ? attempts : NULL;
+    for (;;) {
+        long want = BATCH;
+        int got;
+
+        if (f->limit > 0 && f->limit - total < want)
+            want = f->limit - total;
+        if (want <= 0)
+            break;
+        snprintf(limit, sizeof limit, "%ld", want);
+        p[5] = limit;
+        if ((rc = cli_ops_query(s, CMD, purge ? purge_sql : replay_sql,
+            purge ? 6 : 7, p, &r)) != CLI_OK)
+            break;
+        got = PQntuples(r);
+        for (int i = 0; i < got; i++)
+            if (cli->json && json_array_size(ids) < 10000)
+                json_array_append_new(ids, json_string(PQgetvalue(r, i, 0)));
+        PQclear(r);
+        total += got;
+        if (got < want)
+            break;
+    }
+    if (cli->json)
+        cli_json_print(json_pack("{s:s, s:b, s:I, s:o}", "action",
+            purge ? "purge" : "replay", "dry_run", 0, purge ? "purged"
+            : "replayed", (json_int_t)total, "ids", ids));
+    else {
+        json_decref(ids);
+        if (!cli->quiet)
+            printf("%s %ld dead task(s)%s\n", purge ? "purged" : "replayed",
+                total, rc != CLI_OK ? " before the error" : "");
+    }
+    return rc;
+}
+
+static int
+run(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "queue", required_argument, NULL, 'q' },
+        { "type", required_argument, NULL, 't' },
+        { "error", required_argument, NULL, 'e' },
+        { "older-than", required_argument, NULL, 'o' },
+        { "newer-than", required_argument, NULL, 'N' },
+        { "limit", required_argument, NULL, 'n' },
+        { "attempts", required_argument, NULL, 'a' },
+        { "dry-run", no_argument, NULL, 'd' },
+        { "all", no_argument, NULL, 'A' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct filter f;
+    const char *action;
+    int64_t ms;
+    wq_store *s;
+    int ch, rc;
+
+    if (argc < 2 || argv[1][0] == '-') {
+        cli_err(CMD, "which action? list, show, replay or purge");
+        return CLI_USAGE;
+    }
+    action = argv[1];
+    if (strcmp(action, "list") != 0 && strcmp(action, "show") != 0
+        && strcmp(action, "replay") != 0 && strcmp(action, "purge") != 0) {
+        cli_err(CMD, "unknown action '%s' (list, show, replay, purge)",
+            action);
+        return CLI_USAGE;
+    }
+    memset(&f, 0, sizeof f);
+    optind = 1;
+    argc--;
+    argv++;
+    while ((ch = getopt_long(argc, argv, "q:t:e:o:N:n:a:dA", opts, NULL))
+        != -1) {
+        switch (ch) {
+        case 'q': f.queue = optarg; break;
+        case 't': f.type = optarg; break;
+        case 'e': f.error = optarg; break;
+        case 'o':
+        case 'N':
+            if (cli_parse_age(optarg, &ms) != 0) {
+                cli_err(CMD, "%s wants an age such as 30m, 12h or 7d, not "
+                    "'%s'", ch == 'o' ? "--older-than" : "--newer-than",
+                    optarg);
+                return CLI_USAGE;
+            }
+            snprintf(ch == 'o' ? f.older : f.newer, sizeof f.older, "%lld",
+                (long long)ms);
+            break;
+        case 'n':
+            if ((rc = cli_parse_int(CMD, "--limit", optarg, 1, 1000000000L,
+                &f.limit)) != CLI_OK)
+                return rc;
+            break;
+        case 'a':
+            if ((rc = cli_parse_int(CMD, "--attempts", optarg, 1, 1000000,
+                &f.attempts)) != CLI_OK)
+                return rc;
+            break;
+        case 'd': f.dry_run = 1; break;
+        case 'A': f.all = 1; break;
+        default:
+            cli_print_help(&cli_cmd_dlq, stderr);
+            return CLI_USAGE;
+        }
+    }
+    if (strcmp(action, "show") == 0) {
+        if (optind + 1 != argc) {
+            cli_err(CMD, "show wants one task id");
+            return CLI_USAGE;
+        }
+        if ((rc = cli_check_id(CMD, argv[optind])) != CLI_OK)
+            return rc;
+    } else if (optind < argc) {
+        cli_err(CMD, "unexpected argument '%s'", argv[optind]);
+        return CLI_USAGE;
+    }
+    if ((strcmp(action, "replay") == 0 || strcmp(action, "purge") == 0)
+        && !has_filter(&f) && !f.all && !f.dry_run) {
+        cli_err(CMD, "%s touches every dead task matching the filters; "
+            "give a filter (--queue, --type, --error, --older-than, "
+            "--newer-than) or --all", action);
+        return CLI_USAGE;
+    }
+    if ((rc = cli_store(cli, &s)) != CLI_OK)
+        return rc;
+    if (strcmp(action, "list") == 0)
+        rc = do_list(cli, s, &f);
+    else if (strcmp(action, "show") == 0)
+        rc = cli_show_task(cli, s, CMD, argv[optind], NULL, NULL);
+    else
+        rc = do_change(cli, s, &f, strcmp(action, "purge") == 0);
+    wq_store_close(s);
+    return rc;
+}
+
+const struct cli_command cli_cmd_dlq = {
+    "dlq",
+    "list, show, replay or purge dead tasks",
+    "NAME\n"
+    "    workq dlq - the dead-letter queue: list, show, replay, purge\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    workq [--json] dlq list [FILTERS] [--limit N]\n"
+    "    workq [--json] dlq show ID\n"
+    "    workq [--json] dlq replay (FILTERS | --all) [--limit N]\n"
+    "                              [--attempts N] [--dry-run]\n"
+    "    workq [--json] dlq purge (FILTERS | --all) [--limit N] [--dry-run]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    A task is dead when its attempts are spent or its failure was\n"
+    "    permanent; it keeps its whole attempt history, and the scheduler\n"
+    "    publishes a copy on workq.QUEUE.dead for consumers that react to\n"
+    "    failures.\n"
+    "\n"
+    "    list     the dead tasks that match, most recent first (default\n"
+    "             50): id, queue, type, attempts, when it died, whether\n"
+    "             its copy is on workq.QUEUE.dead, the last error.\n"
+    "    show     one task with its attempts, as `workq status`.\n"
+    "    replay   gives every match a new series of attempts, due now;\n"
+    "             the scheduler publishes them again.  History is kept.\n"
+    "    purge    deletes every match with its history.\n"
+    "\n"
+    "    replay and purge work in batches of 1000, each its own short\n"
+    "    transaction, so they can run on a busy system; they want a\n"
+    "    filter or --all.\n"
+    "\n"
+    "FILTERS\n"
+    "    -q, --queue QUEUE      only this queue\n"
+    "    -t, --type TYPE        only this task type\n"
+    "    -e, --error TEXT       last error contains TEXT (any case)\n"
+    "    -o, --older-than AGE   died longer ago than AGE (30m, 12h, 7d, 2w)\n"
+    "    -N, --newer-than AGE   died within AGE\n"
+    "\n"
+    "OPTIONS\n"
+    "    -n, --limit N          at most N tasks\n"
+    "    -a, --attempts N       replay: attempts of the new series (default:\n"
+    "                           as many as the previous series allowed)\n"
+    "    -d, --dry-run          replay, purge: only count the matches\n"
+    "    -A, --all              replay, purge: every dead task\n"
+    "\n"
+    "OUTPUT\n"
+    "    list: a table, or one JSON object per line.  replay and purge:\n"
+    "    the count; with --json {\"action\", \"dry_run\", \"replayed\" or\n"
+    "    \"purged\", \"ids\"} or, for --dry-run, {\"matched\"}.\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 done (also when nothing matched); 64 usage error; 66 (show) no\n"
+    "    such task; 69 PostgreSQL unavailable; 78 configuration error.\n",
+    run,
+};

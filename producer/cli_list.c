@@ -1,0 +1,172 @@
+/*
+ * cli_list.c - `workq list`: tasks by queue, state and type, newest
+ * first, as a table or JSON lines.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "cli_ops.h"
+
+#define CMD "list"
+
+static const char list_sql[] =
+    "SELECT id::text, queue, type, state, attempt, max_attempts,"
+    "  (floor(extract(epoch FROM updated_at) * 1000))::int8,"
+    "  (floor(extract(epoch FROM run_at) * 1000))::int8,"
+    "  left(last_error, 200)"
+    "  FROM workq.tasks"
+    "  WHERE ($1::text IS NULL OR queue = $1)"
+    "    AND ($2::text IS NULL OR state = $2)"
+    "    AND ($3::text IS NULL OR type = $3)"
+    /* newest first; ids are UUIDv7, but those made in one millisecond
+     * by SQL (workq.uuid_v7) are not ordered among themselves */
+    "  ORDER BY created_at DESC, id DESC"
+    "  LIMIT $4::int8";
+
+static int
+run(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "queue", required_argument, NULL, 'q' },
+        { "state", required_argument, NULL, 's' },
+        { "type", required_argument, NULL, 't' },
+        { "limit", required_argument, NULL, 'n' },
+        { NULL, 0, NULL, 0 },
+    };
+    static const char *const head[] = {
+        "ID", "QUEUE", "TYPE", "STATE", "ATTEMPT", "UPDATED", "RUN AT",
+        "LAST ERROR",
+    };
+    const char *params[4] = { NULL, NULL, NULL, NULL };
+    char limit[24];
+    long n = 50;
+    PGresult *r;
+    wq_store *s;
+    int ch, rc;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "q:s:t:n:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'q': params[0] = optarg; break;
+        case 's':
+            if (wq_task_state_parse(optarg) < 0) {
+                cli_err(CMD, "unknown state '%s' (scheduled, queued, "
+                    "running, retry_wait, succeeded, dead, cancelled)",
+                    optarg);
+                return CLI_USAGE;
+            }
+            params[1] = optarg;
+            break;
+        case 't': params[2] = optarg; break;
+        case 'n':
+            if ((rc = cli_parse_int(CMD, "--limit", optarg, 1, 100000, &n))
+                != CLI_OK)
+                return rc;
+            break;
+        default:
+            cli_print_help(&cli_cmd_list, stderr);
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc) {
+        cli_err(CMD, "unexpected argument '%s'", argv[optind]);
+        return CLI_USAGE;
+    }
+    snprintf(limit, sizeof limit, "%ld", n);
+    params[3] = limit;
+    if ((rc = cli_store(cli, &s)) != CLI_OK)
+        return rc;
+    if ((rc = cli_ops_query(s, CMD, list_sql, 4, params, &r)) != CLI_OK) {
+        wq_store_close(s);
+        return rc;
+    }
+    if (cli->json) {
+        for (int i = 0; i < PQntuples(r); i++) {
+            json_t *o = json_object();
+
+            json_object_set_new(o, "id", json_string(PQgetvalue(r, i, 0)));
+            json_object_set_new(o, "queue", cli_json_str(PQgetvalue(r, i,
+                1)));
+            json_object_set_new(o, "type", cli_json_str(PQgetvalue(r, i, 2)));
+            json_object_set_new(o, "state", cli_json_str(PQgetvalue(r, i,
+                3)));
+            json_object_set_new(o, "attempt",
+                json_integer(atoll(PQgetvalue(r, i, 4))));
+            json_object_set_new(o, "max_attempts",
+                json_integer(atoll(PQgetvalue(r, i, 5))));
+            json_object_set_new(o, "updated_at",
+                cli_json_time(PQgetvalue(r, i, 6)));
+            json_object_set_new(o, "run_at", cli_json_time(PQgetvalue(r, i,
+                7)));
+            json_object_set_new(o, "last_error", PQgetisnull(r, i, 8)
+                ? json_null() : cli_json_str(PQgetvalue(r, i, 8)));
+            cli_json_print(o);
+        }
+    } else if (PQntuples(r) > 0) {
+        struct cli_table t;
+
+        cli_table_init(&t, WQ_ARRAY_LEN(head), head);
+        for (int i = 0; i < PQntuples(r); i++) {
+            char att[40], upd[40], runat[40], err[44];
+            const char *row[8];
+
+            snprintf(att, sizeof att, "%s/%s", PQgetvalue(r, i, 4),
+                PQgetvalue(r, i, 5));
+            snprintf(err, sizeof err, "%.40s", PQgetvalue(r, i, 8));
+            row[0] = PQgetvalue(r, i, 0);
+            row[1] = PQgetvalue(r, i, 1);
+            row[2] = PQgetvalue(r, i, 2);
+            row[3] = PQgetvalue(r, i, 3);
+            row[4] = att;
+            row[5] = cli_time(PQgetvalue(r, i, 6), upd, sizeof upd);
+            row[6] = cli_time(PQgetvalue(r, i, 7), runat, sizeof runat);
+            row[7] = err;
+            cli_table_add(&t, row);
+        }
+        cli_table_print(&t, stdout);
+        cli_table_free(&t);
+    } else if (!cli->quiet) {
+        fprintf(stderr, "no tasks\n");
+    }
+    PQclear(r);
+    wq_store_close(s);
+    return CLI_OK;
+}
+
+const struct cli_command cli_cmd_list = {
+    "list",
+    "list tasks by queue, state and type",
+    "NAME\n"
+    "    workq list - list tasks by queue, state and type, newest first\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    workq [--json] list [--queue QUEUE] [--state STATE] [--type TYPE]\n"
+    "                        [--limit N]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Lists the tasks PostgreSQL holds, newest first (task ids are\n"
+    "    UUIDv7, ordered by creation): id, queue, type, state, attempts\n"
+    "    started of allowed, last change, next run and the start of the\n"
+    "    last error.  Tasks submitted for now appear once a worker claimed\n"
+    "    them; finished ones disappear with retention.\n"
+    "\n"
+    "OPTIONS\n"
+    "    -q, --queue QUEUE   only this queue\n"
+    "    -s, --state STATE   only this state: scheduled, queued, running,\n"
+    "                        retry_wait, succeeded, dead or cancelled\n"
+    "    -t, --type TYPE     only this task type\n"
+    "    -n, --limit N       at most N tasks (default 50)\n"
+    "\n"
+    "OUTPUT\n"
+    "    A table; with --json one object per line (id, queue, type, state,\n"
+    "    attempt, max_attempts, updated_at, run_at, last_error).\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 listed (also when nothing matched); 64 usage error; 69\n"
+    "    PostgreSQL unavailable; 78 configuration error.\n",
+    run,
+};

@@ -1,0 +1,88 @@
+/*
+ * cli_ops.h - what the operator commands of the `workq` CLI share
+ * (status, list, retry, cancel, dlq, stats, workers): queries with text
+ * results, human tables, JSON output, times and ages, and the one task
+ * view that `status` and `dlq show` print.
+ *
+ * All of it runs on the CLI's one thread and aborts on exhaustion, like
+ * the rest of the CLI (alloc.h).
+ */
+#ifndef WQ_CLI_OPS_H
+#define WQ_CLI_OPS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "store.h"
+
+struct pg_result;
+
+/*
+ * cli_ops_query runs `sql` with text parameters (NULL is SQL NULL) and
+ * text results into *out (PQclear it).  On failure it prints "workq CMD:
+ * message" and returns the exit code (65 for data the server rejected,
+ * 69 otherwise); 0 on success.
+ */
+int cli_ops_query(wq_store *s, const char *cmd, const char *sql, int n,
+    const char *const *params, struct pg_result **out);
+
+/* A human table: columns padded to their widest cell, one header row. */
+struct cli_table {
+    size_t ncols, nrows, cap;
+    const char *const *head;
+    char **cells;               /* nrows * ncols copies */
+};
+
+void cli_table_init(struct cli_table *t, size_t ncols,
+    const char *const *head);
+/* Adds a row of ncols strings (NULL prints as "-"); copies them. */
+void cli_table_add(struct cli_table *t, const char *const *row);
+void cli_table_print(const struct cli_table *t, FILE *f);
+void cli_table_free(struct cli_table *t);
+
+/* Prints o as one compact line on stdout and releases it. */
+void cli_json_print(json_t *o);
+
+/* A text value or JSON null. */
+json_t *cli_json_str(const char *s);
+
+/*
+ * An epoch-milliseconds column (text, may be NULL or "") as RFC 3339 into
+ * buf (>= 40 bytes), or "-".  cli_json_time gives the string or null.
+ */
+const char *cli_time(const char *ms, char *buf, size_t len);
+json_t *cli_json_time(const char *ms);
+
+/* Seconds as "45s", "12m", "3h", "5d" into buf. */
+const char *cli_age(int64_t seconds, char *buf, size_t len);
+
+/*
+ * cli_parse_age reads a duration like those of the configuration ("30s",
+ * "5m", "2h", "1h30m", a bare number of seconds) and also days and weeks
+ * ("7d", "2w").  Returns 0 with *ms set, or WQ_EINVAL.
+ */
+int cli_parse_age(const char *s, int64_t *ms);
+
+/* Parses a positive integer option; prints the reason and returns
+ * CLI_USAGE when it is not one in [min, max]. */
+int cli_parse_int(const char *cmd, const char *opt, const char *s, long min,
+    long max, long *out);
+
+/* Checks that s is a task id; prints the reason and returns CLI_USAGE
+ * when not. */
+int cli_check_id(const char *cmd, const char *s);
+
+/*
+ * cli_show_task prints the task with id `id`, or (id NULL) the one with
+ * (queue, key), with its attempt history: a page for people, or one JSON
+ * object with --json.  A task still in the outbox (enqueued, not yet
+ * relayed) is shown as state "outbox".  Returns 0, CLI_NOINPUT when
+ * there is no such task, or the query's exit code.
+ */
+int cli_show_task(struct cli *cli, wq_store *s, const char *cmd,
+    const char *id, const char *queue, const char *key);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * cli_status.c - `workq status`: one task, by id or by queue and
+ * idempotency key, with its attempt history (the view of cli_ops.c).
+ */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cli_ops.h"
+
+#define CMD "status"
+
+static int
+run(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "queue", required_argument, NULL, 'q' },
+        { "key", required_argument, NULL, 'k' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *queue = NULL, *key = NULL, *id = NULL;
+    wq_store *s;
+    int ch, rc;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "q:k:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'q': queue = optarg; break;
+        case 'k': key = optarg; break;
+        default:
+            cli_print_help(&cli_cmd_status, stderr);
+            return CLI_USAGE;
+        }
+    }
+    if (optind < argc)
+        id = argv[optind++];
+    if (optind < argc) {
+        cli_err(CMD, "unexpected argument '%s'", argv[optind]);
+        return CLI_USAGE;
+    }
+    if ((id == NULL) == (queue == NULL || key == NULL)
+        || (id != NULL && (queue != NULL || key != NULL))) {
+        cli_err(CMD, "give a task id, or --queue and --key");
+        return CLI_USAGE;
+    }
+    if (id != NULL && (rc = cli_check_id(CMD, id)) != CLI_OK)
+        return rc;
+    if ((rc = cli_store(cli, &s)) != CLI_OK)
+        return rc;
+    rc = cli_show_task(cli, s, CMD, id, queue, key);
+    wq_store_close(s);
+    return rc;
+}
+
+const struct cli_command cli_cmd_status = {
+    "status",
+    "show a task, its state and its attempts",
+    "NAME\n"
+    "    workq status - show a task, its state and its attempt history\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    workq [--json] status ID\n"
+    "    workq [--json] status --queue QUEUE --key KEY\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Prints what PostgreSQL knows of one task: queue, type, key,\n"
+    "    state (scheduled, queued, running, retry_wait, succeeded, dead,\n"
+    "    cancelled), attempts started and allowed, times, the lease of a\n"
+    "    running task, the last error, the size of its result, and one\n"
+    "    line per attempt (worker, outcome, error).  A task enqueued with\n"
+    "    workq.enqueue() that the scheduler has not relayed yet shows as\n"
+    "    \"outbox\".  A task submitted for now has no row until a worker\n"
+    "    claims it, so a brand-new task may not be found yet.\n"
+    "\n"
+    "OPTIONS\n"
+    "    -q, --queue QUEUE   with --key: find the task by its queue and\n"
+    "    -k, --key KEY       idempotency key instead of its id\n"
+    "\n"
+    "OUTPUT\n"
+    "    --json prints one object: the fields above, \"result\" (or\n"
+    "    \"result_hex\" when it is not UTF-8), \"headers\" and an array\n"
+    "    \"attempts\".\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 shown; 64 usage error; 66 no such task; 69 PostgreSQL\n"
+    "    unavailable; 78 configuration error.\n",
+    run,
+};

@@ -1,0 +1,164 @@
+/*
+ * cli_workers.c - `workq workers`: the worker processes PostgreSQL knows
+ * of (workq.workers, one row each, refreshed by every heartbeat).
+ *
+ * A worker is "live" while its heartbeat is younger than worker.lease
+ * (it beats every third of that), "stale" when older (it died without
+ * stopping, or cannot reach PostgreSQL: its leases are expiring too), and
+ * "stopped" after a clean shutdown.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "cli_ops.h"
+
+#define CMD "workers"
+
+static const char workers_sql[] =
+    "SELECT id, hostname, pid, array_to_string(queues, ','), in_flight,"
+    "  (floor(extract(epoch FROM started_at) * 1000))::int8,"
+    "  (floor(extract(epoch FROM heartbeat_at) * 1000))::int8,"
+    "  floor(extract(epoch FROM now() - heartbeat_at))::int8,"
+    "  CASE WHEN stopped_at IS NOT NULL THEN 'stopped'"
+    "       WHEN heartbeat_at < now() - $2::int8 * interval '1 millisecond'"
+    "       THEN 'stale' ELSE 'live' END,"
+    "  version"
+    "  FROM workq.workers"
+    "  WHERE $1::bool OR stopped_at IS NULL"
+    "  ORDER BY id";
+
+static int
+run(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "all", no_argument, NULL, 'a' },
+        { NULL, 0, NULL, 0 },
+    };
+    static const char *const head[] = {
+        "ID", "STATUS", "HOST", "PID", "QUEUES", "IN FLIGHT", "HEARTBEAT",
+        "STARTED", "VERSION",
+    };
+    const char *params[2];
+    char lease[24];
+    PGresult *r;
+    wq_store *s;
+    int ch, rc, all = 0;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "a", opts, NULL)) != -1) {
+        if (ch != 'a') {
+            cli_print_help(&cli_cmd_workers, stderr);
+            return CLI_USAGE;
+        }
+        all = 1;
+    }
+    if (optind < argc) {
+        cli_err(CMD, "unexpected argument '%s'", argv[optind]);
+        return CLI_USAGE;
+    }
+    if ((rc = cli_store(cli, &s)) != CLI_OK)
+        return rc;
+    snprintf(lease, sizeof lease, "%lld", (long long)cli->cfg.worker.lease_ms);
+    params[0] = all ? "true" : "false";
+    params[1] = lease;
+    if ((rc = cli_ops_query(s, CMD, workers_sql, 2, params, &r)) != CLI_OK) {
+        wq_store_close(s);
+        return rc;
+    }
+    if (cli->json) {
+        for (int i = 0; i < PQntuples(r); i++) {
+            json_t *o = json_object(), *qs = json_array();
+            char *list = strdup(PQgetvalue(r, i, 3)), *save = NULL, *q;
+
+            for (q = list != NULL ? strtok_r(list, ",", &save) : NULL;
+                q != NULL; q = strtok_r(NULL, ",", &save))
+                json_array_append_new(qs, cli_json_str(q));
+            free(list);
+            json_object_set_new(o, "id", cli_json_str(PQgetvalue(r, i, 0)));
+            json_object_set_new(o, "status", json_string(PQgetvalue(r, i,
+                8)));
+            json_object_set_new(o, "hostname", cli_json_str(PQgetvalue(r, i,
+                1)));
+            json_object_set_new(o, "pid", json_integer(atoll(PQgetvalue(r,
+                i, 2))));
+            json_object_set_new(o, "queues", qs);
+            json_object_set_new(o, "in_flight", json_integer(atoll(
+                PQgetvalue(r, i, 4))));
+            json_object_set_new(o, "started_at", cli_json_time(PQgetvalue(r,
+                i, 5)));
+            json_object_set_new(o, "heartbeat_at", cli_json_time(
+                PQgetvalue(r, i, 6)));
+            json_object_set_new(o, "heartbeat_age_seconds", json_integer(
+                atoll(PQgetvalue(r, i, 7))));
+            json_object_set_new(o, "version", cli_json_str(PQgetvalue(r, i,
+                9)));
+            cli_json_print(o);
+        }
+    } else if (PQntuples(r) > 0) {
+        struct cli_table t;
+
+        cli_table_init(&t, WQ_ARRAY_LEN(head), head);
+        for (int i = 0; i < PQntuples(r); i++) {
+            char beat[40], started[40];
+            const char *row[9];
+
+            snprintf(beat, sizeof beat, "%s ago", cli_age(atoll(
+                PQgetvalue(r, i, 7)), started, sizeof started));
+            row[0] = PQgetvalue(r, i, 0);
+            row[1] = PQgetvalue(r, i, 8);
+            row[2] = PQgetvalue(r, i, 1);
+            row[3] = PQgetvalue(r, i, 2);
+            row[4] = PQgetvalue(r, i, 3);
+            row[5] = PQgetvalue(r, i, 4);
+            row[6] = beat;
+            row[7] = cli_time(PQgetvalue(r, i, 5), started, sizeof started);
+            row[8] = PQgetvalue(r, i, 9);
+            cli_table_add(&t, row);
+        }
+        cli_table_print(&t, stdout);
+        cli_table_free(&t);
+    } else if (!cli->quiet) {
+        fprintf(stderr, "no workers%s\n", all ? "" : " running (--all "
+            "shows stopped ones too)");
+    }
+    PQclear(r);
+    wq_store_close(s);
+    return CLI_OK;
+}
+
+const struct cli_command cli_cmd_workers = {
+    "workers",
+    "list worker processes and their heartbeats",
+    "NAME\n"
+    "    workq workers - list worker processes and their heartbeats\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    workq [--json] workers [--all]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Lists the workers that have not stopped: id, status, host, pid,\n"
+    "    queues, tasks in flight, the age of the last heartbeat, start\n"
+    "    time and version.  A worker beats every third of worker.lease;\n"
+    "    status is \"live\" while its last heartbeat is younger than\n"
+    "    worker.lease, \"stale\" when older (it died or cannot reach\n"
+    "    PostgreSQL; its tasks come back when their leases expire), and\n"
+    "    \"stopped\" after a clean shutdown.  Rows of workers gone for a\n"
+    "    day are pruned by the scheduler.\n"
+    "\n"
+    "OPTIONS\n"
+    "    -a, --all   also workers that stopped\n"
+    "\n"
+    "OUTPUT\n"
+    "    A table; with --json one object per line (id, status, hostname,\n"
+    "    pid, queues, in_flight, started_at, heartbeat_at,\n"
+    "    heartbeat_age_seconds, version).\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 listed (also when there are none); 64 usage error; 69\n"
+    "    PostgreSQL unavailable; 78 configuration error.\n",
+    run,
+};

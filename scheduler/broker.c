@@ -1,0 +1,325 @@
+/*
+ * broker.c - the scheduler's transport handle: batches with confirms,
+ * queue declarations, reconnects (see broker.h).
+ *
+ * Confirmations arrive through the transport's on_confirm callback with
+ * the opaque given at publish.  The opaque carries the batch's generation
+ * and the message's index, not a pointer: a confirmation that comes late
+ * (after its batch timed out, from inside a later call or from the close
+ * that purges it) finds a different generation and is ignored, so it can
+ * never write into a batch that no longer exists.
+ *
+ * The declared queues are remembered in a small open-addressing set of
+ * names.  A message the broker returns or refuses clears the set, so a
+ * queue deleted behind our back is declared again by the next batch.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "backoff.h"
+#include "broker.h"
+#include "clock.h"
+#include "log.h"
+#include "transport.h"
+
+#define COMPONENT "broker"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 30000
+#define IDX_BITS       24           /* message index inside the opaque */
+#define CLOSE_MS       2000         /* closing a broken connection */
+
+struct wq_broker {
+    struct wq_config *cfg;
+    char *client_id;
+    wq_transport *t;
+    uint64_t retry_at_ns;           /* next connect attempt (when down) */
+    int64_t backoff_ms;
+    /* the batch being confirmed */
+    uint64_t gen;
+    struct wq_broker_msg *msgs;
+    size_t n;
+    /* declared queues */
+    char **names;
+    size_t cap, used;
+};
+
+/* ---- declared queues ---------------------------------------------------- */
+
+static uint64_t
+hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;     /* FNV-1a */
+
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static int
+declared(const wq_broker *b, const char *q)
+{
+    if (b->cap == 0)
+        return 0;
+    for (size_t i = hash(q) & (b->cap - 1);; i = (i + 1) & (b->cap - 1)) {
+        if (b->names[i] == NULL)
+            return 0;
+        if (strcmp(b->names[i], q) == 0)
+            return 1;
+    }
+}
+
+static void
+remember(wq_broker *b, const char *q)
+{
+    if ((b->used + 1) * 2 > b->cap) {
+        char **old = b->names;
+        size_t ocap = b->cap;
+
+        b->cap = ocap == 0 ? 64 : ocap * 2;
+        b->names = xcalloc(b->cap, sizeof *b->names);
+        b->used = 0;
+        for (size_t i = 0; i < ocap; i++)
+            if (old[i] != NULL) {
+                size_t j = hash(old[i]) & (b->cap - 1);
+
+                while (b->names[j] != NULL)
+                    j = (j + 1) & (b->cap - 1);
+                b->names[j] = old[i];
+                b->used++;
+            }
+        free(old);
+    }
+    for (size_t i = hash(q) & (b->cap - 1);; i = (i + 1) & (b->cap - 1))
+        if (b->names[i] == NULL) {
+            b->names[i] = xstrdup(q);
+            b->used++;
+            return;
+        }
+}
+
+static void
+forget_all(wq_broker *b)
+{
+    for (size_t i = 0; i < b->cap; i++) {
+        free(b->names[i]);
+        b->names[i] = NULL;
+    }
+    b->used = 0;
+}
+
+/* ---- the connection ------------------------------------------------------ */
+
+static void
+on_confirm(void *opaque, int status, const char *reason, void *user)
+{
+    wq_broker *b = user;
+    uintptr_t v = (uintptr_t)opaque;
+    size_t idx = (size_t)(v & ((1u << IDX_BITS) - 1));
+    uint64_t gen = (uint64_t)(v >> IDX_BITS);
+
+    if (gen != (b->gen & ((UINT64_C(1) << (sizeof(uintptr_t) * 8
+        - IDX_BITS)) - 1)) || b->msgs == NULL || idx >= b->n)
+        return;     /* a late verdict on a batch that is gone */
+    b->msgs[idx].status = status;
+    if (status != 0)
+        wq_log_warn(COMPONENT, "message to '%s' refused: %s",
+            b->msgs[idx].queue, reason != NULL ? reason : "?");
+}
+
+static void
+go_down(wq_broker *b, const char *why)
+{
+    if (b->t == NULL)
+        return;
+    wq_log_warn(COMPONENT, "closing the broker connection: %s", why);
+    b->gen++;       /* verdicts from the close belong to no batch */
+    wq_transport_close(b->t, CLOSE_MS);
+    b->t = NULL;
+    b->backoff_ms = BACKOFF_MIN_MS;
+    b->retry_at_ns = wq_clock_mono_ns()
+        + (uint64_t)b->backoff_ms * 1000000u;
+}
+
+wq_broker *
+wq_broker_new(struct wq_config *cfg, const char *client_id)
+{
+    wq_broker *b = xcalloc(1, sizeof *b);
+
+    b->cfg = cfg;
+    b->client_id = xstrdup(client_id);
+    b->backoff_ms = BACKOFF_MIN_MS;
+    return b;
+}
+
+int
+wq_broker_is_up(const wq_broker *b)
+{
+    return b->t != NULL;
+}
+
+int64_t
+wq_broker_retry_ms(const wq_broker *b)
+{
+    if (b->t != NULL)
+        return 0;
+    return wq_clock_ms_until(b->retry_at_ns);
+}
+
+int
+wq_broker_ready(wq_broker *b, char *err, size_t errlen)
+{
+    struct wq_transport_conf tc;
+    int rc;
+
+    if (b->t != NULL)
+        return 0;
+    if (wq_clock_mono_ns() < b->retry_at_ns)
+        return wq_seterr(err, errlen, WQ_EAGAIN, "waiting %lld ms before "
+            "the next connection attempt",
+            (long long)wq_broker_retry_ms(b));
+    if ((rc = wq_config_transport_conf(b->cfg, &tc, err, errlen)) != 0)
+        return rc;
+    tc.client_id = b->client_id;
+    tc.on_confirm = on_confirm;
+    tc.on_confirm_user = b;
+    if ((rc = wq_transport_open(&tc, &b->t, err, errlen)) != 0) {
+        b->t = NULL;
+        b->retry_at_ns = wq_clock_mono_ns()
+            + (uint64_t)(b->backoff_ms / 2 + (int64_t)(wq_backoff_rand01()
+                * (double)(b->backoff_ms / 2))) * 1000000u;
+        b->backoff_ms = b->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+            : b->backoff_ms * 2;
+        return rc == WQ_ECONFIG ? rc : WQ_EBROKER;
+    }
+    wq_log_info(COMPONENT, "connected to %s", wq_transport_name(b->t));
+    b->backoff_ms = BACKOFF_MIN_MS;
+    return 0;
+}
+
+int
+wq_broker_publish(wq_broker *b, struct wq_broker_msg *msgs, size_t n,
+    int timeout_ms, size_t *nok, char *err, size_t errlen)
+{
+    char perr[WQ_ERRLEN];
+    size_t ok = 0;
+    int rc = 0, refused = 0;
+
+    if (nok != NULL)
+        *nok = 0;
+    for (size_t i = 0; i < n; i++)
+        msgs[i].status = WQ_ETIMEOUT;   /* until the broker says */
+    if (b->t == NULL)
+        return wq_seterr(err, errlen, WQ_EBROKER, "not connected to the "
+            "broker");
+    if (n >= (1u << IDX_BITS))
+        return wq_seterr(err, errlen, WQ_EINVAL, "batch too large");
+    b->gen++;
+    b->msgs = msgs;
+    b->n = n;
+
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t opaque = ((uintptr_t)b->gen << IDX_BITS) | i;
+
+        if (!declared(b, msgs[i].queue)) {
+            rc = wq_transport_declare(b->t, msgs[i].queue, perr,
+                sizeof perr);
+            if (rc == WQ_EBROKER || rc == WQ_ETIMEOUT) {
+                wq_seterr(err, errlen, rc, "declare '%s': %s",
+                    msgs[i].queue, perr);
+                goto broken;
+            }
+            if (rc != 0) {
+                /* this queue cannot be had (name, type mismatch): its
+                 * messages fail, the others go on */
+                wq_log_warn(COMPONENT, "declare '%s': %s", msgs[i].queue,
+                    perr);
+                msgs[i].status = rc;
+                refused = 1;
+                continue;
+            }
+            remember(b, msgs[i].queue);
+        }
+        rc = wq_transport_publish(b->t, msgs[i].queue, msgs[i].key,
+            msgs[i].keylen, msgs[i].body, msgs[i].len, (void *)opaque, perr,
+            sizeof perr);
+        if (rc == WQ_EBROKER || rc == WQ_ETIMEOUT) {
+            wq_seterr(err, errlen, rc, "publish to '%s': %s", msgs[i].queue,
+                perr);
+            goto broken;
+        }
+        if (rc != 0) {
+            wq_log_warn(COMPONENT, "publish to '%s': %s", msgs[i].queue,
+                perr);
+            msgs[i].status = rc;
+            refused = 1;
+        }
+    }
+    rc = wq_transport_flush(b->t, timeout_ms, perr, sizeof perr);
+    if (rc == WQ_EBROKER || rc == WQ_ETIMEOUT) {
+        wq_seterr(err, errlen, rc, "waiting for confirms: %s", perr);
+        goto broken;
+    }
+    if (rc != 0)
+        refused = 1;
+    for (size_t i = 0; i < n; i++)
+        ok += msgs[i].status == 0;
+    if (refused)
+        forget_all(b);
+    b->msgs = NULL;
+    b->n = 0;
+    if (nok != NULL)
+        *nok = ok;
+    return 0;
+
+broken:
+    /* Keep the verdicts already in; the rest are unknown. */
+    for (size_t i = 0; i < n; i++)
+        ok += msgs[i].status == 0;
+    b->msgs = NULL;
+    b->n = 0;
+    forget_all(b);
+    go_down(b, err);
+    if (nok != NULL)
+        *nok = ok;
+    return rc;
+}
+
+int64_t
+wq_broker_keepalive_ms(const wq_broker *b)
+{
+    if (b->cfg->transport == WQ_TRANSPORT_RABBITMQ
+        && b->cfg->rabbitmq.heartbeat_ms > 0)
+        return b->cfg->rabbitmq.heartbeat_ms / 3;
+    return 0;
+}
+
+void
+wq_broker_keepalive(wq_broker *b)
+{
+    char err[WQ_ERRLEN];
+    int rc;
+
+    if (b->t == NULL)
+        return;
+    rc = wq_transport_flush(b->t, 0, err, sizeof err);
+    if (rc == WQ_EBROKER)
+        go_down(b, err);
+}
+
+void
+wq_broker_free(wq_broker *b, int timeout_ms)
+{
+    if (b == NULL)
+        return;
+    if (b->t != NULL) {
+        b->gen++;
+        wq_transport_close(b->t, timeout_ms);
+    }
+    forget_all(b);
+    free(b->names);
+    free(b->client_id);
+    free(b);
+}

@@ -1,0 +1,253 @@
+/*
+ * periodic.c - periodic tasks: the `periodic` entries of the
+ * configuration, each a cron schedule (cron.h, UTC) and a task to enqueue
+ * on every tick.
+ *
+ * Exactly once per tick, whatever the number of schedulers and restarts:
+ * a tick is enqueued by one statement that inserts its row into
+ * workq.cron_ticks (primary key: name and tick time) with ON CONFLICT DO
+ * NOTHING and, for the rows it did insert, the task - a scheduled task
+ * with run_at = the tick, which publish.c sends at once.  Both commit
+ * together, so a tick row exists if and only if its task does; a second
+ * scheduler inserting the same tick waits for the first one's commit and
+ * then inserts nothing.  The task's idempotency key, "cron:NAME@TICK",
+ * guards the same once more.
+ *
+ * Which ticks: those after the entry's latest recorded tick, no older
+ * than scheduler.cron_catchup, up to now; so ticks missed while no
+ * scheduler ran are caught up, and a scheduler that restarts enqueues
+ * nothing twice.  An entry with no recorded tick starts with its next
+ * tick (it does not catch up on the time before it existed).  Tick times
+ * come from this host's clock; schedulers on hosts whose clocks differ
+ * compute the same tick times, only at slightly different moments.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "cron.h"
+#include "log.h"
+#include "sched.h"
+
+#define COMPONENT "periodic"
+
+/* Longest name: the key "cron:NAME@2026-11-28T07:00Z" stays below the
+ * key limit with room to spare. */
+#define NAME_MAX_BYTES 200
+
+struct entry {
+    const struct wq_config_periodic *c;
+    struct wq_cron cron;
+    int64_t next_s;             /* look again at this time (epoch s) */
+};
+
+struct wq_periodic {
+    struct entry *v;
+    size_t n;
+};
+
+static const char last_sql[] =
+    "SELECT floor(extract(epoch FROM max(tick_at)))::int8"
+    "  FROM workq.cron_ticks WHERE name = $1";
+
+static const char tick_sql[] =
+    "WITH ins AS ("
+    "  INSERT INTO workq.cron_ticks (name, tick_at, task_id)"
+    "  SELECT $1, timestamptz 'epoch' + x * interval '1 second',"
+    "    workq.uuid_v7()"
+    "  FROM unnest($2::int8[]) AS x"
+    "  ON CONFLICT DO NOTHING"
+    "  RETURNING tick_at, task_id"
+    "), k AS ("
+    "  SELECT tick_at, task_id,"
+    "    to_char(tick_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI\"Z\"')"
+    "      AS iso"
+    "  FROM ins"
+    ")"
+    "INSERT INTO workq.tasks AS t (id, queue, type, idempotency_key,"
+    "  payload, headers, state, attempt, max_attempts, run_at, created_at)"
+    "SELECT k.task_id, $3, $4, 'cron:' || $1 || '@' || k.iso,"
+    "  convert_to($5, 'UTF8'),"
+    "  jsonb_build_object('workq-cron', $1::text, 'workq-tick', k.iso),"
+    "  'scheduled', 0, $6::int4, k.tick_at, now()"
+    "FROM k "
+    "ON CONFLICT (queue, idempotency_key) DO NOTHING "
+    "RETURNING t.id";
+
+int
+wq_periodic_new(const struct wq_config *cfg, struct wq_periodic **out,
+    char *err, size_t errlen)
+{
+    const struct wq_config_periodic *c = cfg->periodic.v;
+    struct wq_periodic *p = xcalloc(1, sizeof *p);
+    size_t used = 0;
+    char why[WQ_ERRLEN];
+    int bad = 0;
+
+    *out = NULL;
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    p->v = xcalloc(cfg->periodic.n + 1, sizeof *p->v);
+    p->n = cfg->periodic.n;
+    for (size_t i = 0; i < p->n; i++) {
+        const char *problem = NULL;
+        char line[WQ_ERRLEN + 400];
+
+        p->v[i].c = &c[i];
+        if (strlen(c[i].name) > NAME_MAX_BYTES)
+            problem = "name is longer than 200 bytes";
+        for (size_t j = 0; j < i && problem == NULL; j++)
+            if (strcmp(c[j].name, c[i].name) == 0)
+                problem = "name is used by an earlier entry";
+        if (problem == NULL && wq_cron_parse(c[i].schedule, &p->v[i].cron,
+            why, sizeof why) != 0)
+            problem = why;
+        if (problem == NULL && wq_queue_name_valid(c[i].queue, why,
+            sizeof why) != 0)
+            problem = why;
+        if (problem == NULL && strlen(c[i].type) > WQ_TYPE_MAX)
+            problem = "type is longer than 128 bytes";
+        if (problem == NULL && strlen(c[i].payload) > WQ_PAYLOAD_MAX)
+            problem = "payload is larger than 1 MiB";
+        if (problem == NULL)
+            continue;
+        bad = 1;
+        snprintf(line, sizeof line, "%s%s: periodic[%zu] (%s): %s",
+            used > 0 ? "\n" : "", c[i].where, i + 1, c[i].name, problem);
+        if (err != NULL && used < errlen) {
+            snprintf(err + used, errlen - used, "%s", line);
+            used += strlen(err + used);
+        }
+    }
+    if (bad) {
+        wq_periodic_free(p);
+        return WQ_ECONFIG;
+    }
+    *out = p;
+    return 0;
+}
+
+void
+wq_periodic_free(struct wq_periodic *p)
+{
+    if (p == NULL)
+        return;
+    free(p->v);
+    free(p);
+}
+
+int64_t
+wq_periodic_next_ms(const struct wq_periodic *p)
+{
+    int64_t now_ms = wq_clock_wall_ms(), best = -1;
+
+    for (size_t i = 0; p != NULL && i < p->n; i++) {
+        int64_t ms = p->v[i].next_s * 1000 - now_ms;
+
+        if (ms < 0)
+            ms = 0;
+        if (best < 0 || ms < best)
+            best = ms;
+    }
+    return best;
+}
+
+/* Enqueues the due ticks of one entry. */
+static int
+tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
+    int *done, char *err, size_t errlen)
+{
+    const struct wq_config_periodic *c = e->c;
+    struct wq_buf ticks = WQ_BUF_INIT;
+    PGresult *r = NULL;
+    const char *params[6];
+    char num[32], maxa[16];
+    int64_t from, t, catchup_s = s->cfg->scheduler.cron_catchup_ms / 1000;
+    int rc, n = 0, max_attempts = c->max_attempts;
+
+    params[0] = c->name;
+    if ((rc = wq_rows_query(s->store, last_sql, 1, params, &r,
+        "read the last periodic tick", err, errlen)) != 0)
+        return rc;
+    if (PQgetisnull(r, 0, 0)) {
+        from = now_s;   /* a new entry starts with its next tick */
+    } else {
+        from = wq_rows_i64(r, 0, 0);
+        if (from < now_s - catchup_s - 1)
+            from = now_s - catchup_s - 1;
+    }
+    PQclear(r);
+    r = NULL;
+
+    wq_rows_array_begin(&ticks);
+    for (rc = wq_cron_next(&e->cron, from, &t); rc == 0 && t <= now_s;
+        rc = wq_cron_next(&e->cron, t, &t)) {
+        if (n == s->batch) {
+            *more = 1;
+            break;
+        }
+        snprintf(num, sizeof num, "%lld", (long long)t);
+        wq_rows_array_add(&ticks, num);
+        n++;
+    }
+    wq_rows_array_end(&ticks);
+    rc = 0;
+    if (*more)
+        e->next_s = now_s;
+    else if (wq_cron_next(&e->cron, now_s, &e->next_s) != 0)
+        e->next_s = INT64_MAX / 1000;
+
+    if (n > 0) {
+        if (max_attempts <= 0)
+            wq_rows_policy(s->cfg, c->queue, &(struct wq_backoff){ 0 },
+                &max_attempts);
+        snprintf(maxa, sizeof maxa, "%d", max_attempts);
+        params[1] = ticks.data;
+        params[2] = c->queue;
+        params[3] = c->type;
+        params[4] = c->payload;
+        params[5] = maxa;
+        if ((rc = wq_rows_query(s->store, tick_sql, 6, params, &r,
+            "enqueue periodic ticks", err, errlen)) == 0) {
+            int got = PQntuples(r);
+
+            if (got > 0)
+                wq_log_info(COMPONENT, "%s: enqueued %d tick(s) of %d due "
+                    "(queue %s, type %s)", c->name, got, n, c->queue,
+                    c->type);
+            wq_metric_inc(s->st->cron_ticks, (uint64_t)got);
+            *done += got;
+            PQclear(r);
+        } else {
+            e->next_s = now_s;  /* try again after the store is back */
+        }
+    }
+    wq_buf_free(&ticks);
+    return rc;
+}
+
+int
+wq_periodic_tick(struct wq_sched *s, int *more, int *done, char *err,
+    size_t errlen)
+{
+    int64_t now_s = wq_clock_wall_ms() / 1000;
+    int rc;
+
+    *more = 0;
+    *done = 0;
+    for (size_t i = 0; s->periodic != NULL && i < s->periodic->n; i++) {
+        struct entry *e = &s->periodic->v[i];
+        int m = 0;
+
+        if (e->next_s > now_s)
+            continue;
+        if ((rc = tick_entry(s, e, now_s, &m, done, err, errlen)) != 0)
+            return rc;
+        *more |= m;
+    }
+    return 0;
+}

@@ -1,0 +1,185 @@
+/*
+ * publish.c - due tasks to the broker: scheduled tasks whose run_at has
+ * come (delayed submits, periodic ticks, enqueues with a run_at) and
+ * retry_wait tasks whose backoff is over (docs/task-states.md
+ * "Publishing").
+ *
+ * One round is one transaction: lock up to a batch of due rows, oldest
+ * run_at first, skipping rows another scheduler holds; publish their
+ * envelopes (attempt = tasks.attempt + 1, the attempt the claim will
+ * start); wait for the confirmations; make the confirmed rows queued;
+ * commit.  A worker that gets a message before the commit waits for the
+ * row lock in its claim and then finds the row queued.  Rows whose
+ * message was not confirmed stay due and go out in a later round.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "log.h"
+#include "sched.h"
+
+#define COMPONENT "publish"
+
+/* Columns after WQ_ROWS_TASK_COLS. */
+enum { C_STATE = WQ_ROWS_TASK_NCOLS, C_LATE_MS };
+
+static const char select_sql[] =
+    "SELECT " WQ_ROWS_TASK_COLS ", t.state,"
+    "  floor(extract(epoch FROM now() - t.run_at) * 1000)::int8"
+    "  FROM workq.tasks t"
+    "  WHERE t.state IN ('scheduled', 'retry_wait') AND t.run_at <= now()"
+    "  ORDER BY t.run_at"
+    "  LIMIT $1"
+    "  FOR UPDATE SKIP LOCKED";
+
+static const char queued_sql[] =
+    "UPDATE workq.tasks SET state = 'queued', updated_at = now()"
+    "  WHERE id = ANY($1::uuid[])"
+    "    AND state IN ('scheduled', 'retry_wait')";
+
+/* A row that makes no valid envelope can never run: dead, with why.
+ * There is no copy for workq.Q.dead either (the same envelope). */
+static const char unpublishable_sql[] =
+    "UPDATE workq.tasks SET state = 'dead', finished_at = now(),"
+    "  dead_published_at = now(), last_error = $2, updated_at = now()"
+    "  WHERE id = $1::uuid AND state IN ('scheduled', 'retry_wait')";
+
+int
+wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
+    size_t errlen)
+{
+    struct wq_broker_msg *msgs = NULL;
+    size_t *off = NULL, n = 0, nok = 0;
+    int *rowof = NULL;
+    struct wq_buf ids = WQ_BUF_INIT;
+    PGresult *r = NULL, *u = NULL;
+    char limit[16], id[37], why[WQ_ERRLEN];
+    const char *params[2];
+    uint64_t t0;
+    int rc, rows;
+
+    *more = 0;
+    *done = 0;
+    snprintf(limit, sizeof limit, "%d", s->batch);
+    if ((rc = wq_rows_begin(s->store, err, errlen)) != 0)
+        return rc;
+    params[0] = limit;
+    if ((rc = wq_rows_query(s->store, select_sql, 1, params, &r,
+        "select due tasks", err, errlen)) != 0)
+        goto fail;
+    rows = PQntuples(r);
+    if (rows == 0) {
+        PQclear(r);
+        return wq_rows_commit(s->store, err, errlen);
+    }
+    *more = rows == s->batch;
+
+    /* Encode every envelope into one buffer; pointers after it stops
+     * growing. */
+    msgs = xcalloc((size_t)rows, sizeof *msgs);
+    off = xcalloc((size_t)rows + 1, sizeof *off);
+    rowof = xcalloc((size_t)rows, sizeof *rowof);
+    wq_buf_reset(&s->buf);
+    for (int i = 0; i < rows; i++) {
+        uint32_t attempt = (uint32_t)wq_rows_i32(r, i, 6) + 1;
+
+        off[n] = s->buf.len;
+        if (wq_rows_envelope(r, i, attempt, NULL, 0, &s->buf, why,
+            sizeof why) != 0) {
+            wq_rows_uuid(r, i, 0, id);
+            wq_log_error(COMPONENT, "task %s of queue '%s' makes no valid "
+                "envelope, made dead: %s", id, wq_rows_text(r, i, 1), why);
+            params[0] = id;
+            params[1] = why;
+            if ((rc = wq_rows_query(s->store, unpublishable_sql, 2, params,
+                &u, "make an unpublishable task dead", err, errlen)) != 0)
+                goto fail;
+            PQclear(u);
+            u = NULL;
+            wq_metric_inc(s->st->unpublishable, 1);
+            (*done)++;
+            continue;
+        }
+        rowof[n] = i;
+        msgs[n].queue = wq_rows_text(r, i, 1);
+        msgs[n].key = wq_rows_text(r, i, 3);
+        msgs[n].keylen = strlen(msgs[n].key);
+        n++;
+    }
+    off[n] = s->buf.len;
+    for (size_t i = 0; i < n; i++) {
+        msgs[i].body = s->buf.data + off[i];
+        msgs[i].len = off[i + 1] - off[i];
+    }
+
+    t0 = wq_clock_mono_ns();
+    rc = wq_broker_publish(s->broker, msgs, n, s->publish_timeout_ms, &nok,
+        err, errlen);
+    if (nok > 0) {
+        double took = (double)(wq_clock_mono_ns() - t0) / 1e9;
+
+        wq_rows_array_begin(&ids);
+        for (size_t i = 0; i < n; i++) {
+            int row = rowof[i];
+
+            if (msgs[i].status != 0)
+                continue;
+            wq_rows_uuid(r, row, 0, id);
+            wq_rows_array_add(&ids, id);
+            if (strcmp(wq_rows_text(r, row, C_STATE), "retry_wait") == 0)
+                wq_metric_inc(s->st->published_retry, 1);
+            else
+                wq_metric_inc(s->st->published_delayed, 1);
+            wq_metric_observe(s->st->lag_seconds,
+                (double)wq_rows_i64(r, row, C_LATE_MS) / 1e3 + took);
+        }
+        wq_rows_array_end(&ids);
+        params[0] = ids.data;
+        {
+            int urc = wq_rows_query(s->store, queued_sql, 1, params, &u,
+                "mark published tasks queued", why, sizeof why);
+
+            if (urc != 0) {
+                /* The messages are out; the rows stay due and go out
+                 * again later (duplicates the claims absorb). */
+                rc = urc;
+                wq_seterr(err, errlen, urc, "%s", why);
+                goto fail;
+            }
+        }
+        PQclear(u);
+        u = NULL;
+        *done += (int)nok;
+    }
+    if (nok < n)
+        wq_metric_inc(s->st->publish_failures, n - nok);
+    {
+        int crc = wq_rows_commit(s->store, why, sizeof why);
+
+        if (crc != 0) {
+            rc = crc;
+            wq_seterr(err, errlen, crc, "%s", why);
+            goto fail;
+        }
+    }
+    if (nok > 0)
+        wq_log_debug(COMPONENT, "published %zu due task(s)", nok);
+    if (rc == 0 && nok < n)
+        *more = 0;  /* refused messages: do not spin on them */
+    goto out;
+
+fail:
+    wq_rows_rollback(s->store);
+out:
+    PQclear(r);
+    PQclear(u);
+    wq_buf_free(&ids);
+    free(msgs);
+    free(off);
+    free(rowof);
+    return rc;
+}

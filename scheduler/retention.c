@@ -1,0 +1,224 @@
+/*
+ * retention.c - pruning, so that the tables stay small under months of
+ * traffic (issue 5, "Retention").
+ *
+ * Every scheduler.retention_interval a pass runs, one step per call of
+ * wq_retention_prune() so the loop stays responsive; each step deletes at
+ * most batch_size rows in one short statement (its own transaction), the
+ * rows picked oldest first with FOR UPDATE SKIP LOCKED, so no long lock
+ * is ever held and several schedulers can prune side by side.  A step
+ * that filled its batch runs again; the pass moves on when one does not.
+ *
+ * What a pass deletes, in order:
+ *   - per queue of queue_policies (name not "*"): succeeded and cancelled
+ *     tasks that ended longer ago than the policy's retention, and dead
+ *     tasks older than its dead_retention (0 in a policy means the "*"
+ *     policy's, then scheduler.retention / scheduler.dead_retention);
+ *   - the same for every other queue with the "*" policy's or the
+ *     scheduler's ages;
+ *     (an age of 0 keeps those tasks forever; dead tasks whose copy is not
+ *     yet on workq.Q.dead are never pruned; workq.attempts rows go with
+ *     their task, ON DELETE CASCADE)
+ *   - periodic ticks older than max(scheduler.cron_catchup, 24 h), except
+ *     each entry's latest, which later ticks are counted from;
+ *   - rows of workers not heard of for 24 hours.
+ * Undecodable messages (workq.dead_letters) are left to the operator.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "log.h"
+#include "sched.h"
+
+#define COMPONENT "retention"
+#define DAY_MS (24LL * 3600 * 1000)
+
+struct target {
+    const char *queue;          /* NULL: every queue without a policy */
+    int dead;
+    int64_t age_ms;
+};
+
+struct wq_retention {
+    struct target *t;
+    size_t n;
+    struct wq_buf excluded;     /* text[] of the queues with a policy */
+    int64_t ticks_ms, workers_ms;
+    int64_t interval_ms;
+    uint64_t next_ns;           /* next pass */
+    size_t step;                /* in the pass: targets, ticks, workers */
+    int active;
+    int64_t pass_rows;
+};
+
+#define TASKS_SQL(states, extra) \
+    "DELETE FROM workq.tasks WHERE id IN (" \
+    "  SELECT t.id FROM workq.tasks t" \
+    "  WHERE t.state IN " states \
+    "    AND t.finished_at < now() - $1::int8 * interval '1 millisecond'" \
+    "    AND ($2::text IS NULL OR t.queue = $2::text)" \
+    "    AND ($2::text IS NOT NULL OR NOT (t.queue = ANY($3::text[])))" \
+    extra \
+    "  ORDER BY t.finished_at" \
+    "  LIMIT $4" \
+    "  FOR UPDATE SKIP LOCKED)"
+
+static const char done_sql[] =
+    TASKS_SQL("('succeeded', 'cancelled')", "");
+static const char dead_sql[] =
+    TASKS_SQL("('dead')", "    AND t.dead_published_at IS NOT NULL");
+
+static const char ticks_sql[] =
+    "DELETE FROM workq.cron_ticks WHERE (name, tick_at) IN ("
+    "  SELECT c.name, c.tick_at FROM workq.cron_ticks c"
+    "  WHERE c.tick_at < now() - $1::int8 * interval '1 millisecond'"
+    "    AND c.tick_at < (SELECT max(m.tick_at) FROM workq.cron_ticks m"
+    "                     WHERE m.name = c.name)"
+    "  LIMIT $2"
+    "  FOR UPDATE SKIP LOCKED)";
+
+static const char workers_sql[] =
+    "DELETE FROM workq.workers WHERE id IN ("
+    "  SELECT w.id FROM workq.workers w"
+    "  WHERE greatest(w.heartbeat_at, w.stopped_at)"
+    "    < now() - $1::int8 * interval '1 millisecond'"
+    "  LIMIT $2"
+    "  FOR UPDATE SKIP LOCKED)";
+
+static int64_t
+pick(int64_t own, int64_t star, int64_t def)
+{
+    return own > 0 ? own : star > 0 ? star : def;
+}
+
+struct wq_retention *
+wq_retention_new(const struct wq_config *cfg)
+{
+    const struct wq_config_queue_policy *p = cfg->queue_policies.v;
+    struct wq_retention *r = xcalloc(1, sizeof *r);
+    int64_t star_done = 0, star_dead = 0;
+    size_t n = 0;
+
+    for (size_t i = 0; i < cfg->queue_policies.n; i++)
+        if (strcmp(p[i].name, "*") == 0) {
+            star_done = p[i].retention_ms;
+            star_dead = p[i].dead_retention_ms;
+        }
+    r->t = xcalloc(2 * cfg->queue_policies.n + 2, sizeof *r->t);
+    wq_rows_array_begin(&r->excluded);
+    for (size_t i = 0; i < cfg->queue_policies.n; i++) {
+        if (strcmp(p[i].name, "*") == 0)
+            continue;
+        wq_rows_array_add(&r->excluded, p[i].name);
+        r->t[n++] = (struct target){ p[i].name, 0, pick(p[i].retention_ms,
+            star_done, cfg->scheduler.retention_ms) };
+        r->t[n++] = (struct target){ p[i].name, 1,
+            pick(p[i].dead_retention_ms, star_dead,
+                cfg->scheduler.dead_retention_ms) };
+    }
+    wq_rows_array_end(&r->excluded);
+    r->t[n++] = (struct target){ NULL, 0, pick(0, star_done,
+        cfg->scheduler.retention_ms) };
+    r->t[n++] = (struct target){ NULL, 1, pick(0, star_dead,
+        cfg->scheduler.dead_retention_ms) };
+    r->n = n;
+    r->ticks_ms = cfg->scheduler.cron_catchup_ms > DAY_MS
+        ? cfg->scheduler.cron_catchup_ms : DAY_MS;
+    r->workers_ms = DAY_MS;
+    r->interval_ms = cfg->scheduler.retention_interval_ms;
+    r->next_ns = wq_clock_mono_ns();     /* a first pass at start */
+    return r;
+}
+
+void
+wq_retention_free(struct wq_retention *r)
+{
+    if (r == NULL)
+        return;
+    wq_buf_free(&r->excluded);
+    free(r->t);
+    free(r);
+}
+
+int64_t
+wq_retention_next_ms(const struct wq_retention *r)
+{
+    if (r->active)
+        return 0;
+    return wq_clock_ms_until(r->next_ns);
+}
+
+int
+wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
+    size_t errlen)
+{
+    struct wq_retention *r = s->retention;
+    const char *params[4];
+    char age[32], limit[16];
+    PGresult *res;
+    const char *sql, *what;
+    int rc, nparams;
+
+    *more = 0;
+    *done = 0;
+    if (!r->active) {
+        if (wq_clock_mono_ns() < r->next_ns)
+            return 0;
+        r->active = 1;
+        r->step = 0;
+        r->pass_rows = 0;
+    }
+    /* skip targets whose age keeps everything */
+    while (r->step < r->n && r->t[r->step].age_ms <= 0)
+        r->step++;
+    snprintf(limit, sizeof limit, "%d", s->batch);
+    if (r->step < r->n) {
+        const struct target *t = &r->t[r->step];
+
+        snprintf(age, sizeof age, "%lld", (long long)t->age_ms);
+        params[0] = age;
+        params[1] = t->queue;
+        params[2] = r->excluded.data;
+        params[3] = limit;
+        sql = t->dead ? dead_sql : done_sql;
+        what = "prune finished tasks";
+        nparams = 4;
+    } else if (r->step == r->n || r->step == r->n + 1) {
+        snprintf(age, sizeof age, "%lld", (long long)(r->step == r->n
+            ? r->ticks_ms : r->workers_ms));
+        params[0] = age;
+        params[1] = limit;
+        sql = r->step == r->n ? ticks_sql : workers_sql;
+        what = r->step == r->n ? "prune periodic ticks"
+            : "prune worker rows";
+        nparams = 2;
+    } else {
+        if (r->pass_rows > 0)
+            wq_log_info(COMPONENT, "pruned %lld row(s)",
+                (long long)r->pass_rows);
+        r->active = 0;
+        r->next_ns = wq_clock_mono_ns()
+            + (uint64_t)r->interval_ms * 1000000u;
+        return 0;
+    }
+    res = PQexecParams(wq_store_conn(s->store), sql, nparams, NULL, params,
+        NULL, NULL, 0);
+    if ((rc = wq_store_result_check(s->store, res, what, err, errlen))
+        != 0) {
+        PQclear(res);
+        return rc;
+    }
+    *done = atoi(PQcmdTuples(res));
+    PQclear(res);
+    r->pass_rows += *done;
+    wq_metric_inc(s->st->pruned, (uint64_t)*done);
+    if (*done < s->batch)
+        r->step++;
+    *more = 1;      /* the pass goes on (or ends) at the next call */
+    return 0;
+}

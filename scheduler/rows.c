@@ -1,0 +1,236 @@
+/*
+ * rows.c - what the scheduler's rounds share: running SQL with binary
+ * results, transactions, array parameters, task rows turned into
+ * envelopes, and the retry policy of a queue.
+ *
+ * Results come back in binary format, so that payloads (bytea) arrive as
+ * their bytes and uuids as 16 bytes, without unescaping.  Queries select
+ * only simple types: uuid, text, bytea, int4, int8 (times as epoch
+ * milliseconds computed in SQL).  libpq ends every binary field with a
+ * NUL byte it does not count, so a text column is a C string as it is.
+ */
+#include <endian.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "alloc.h"
+#include "log.h"
+#include "sched.h"
+#include "uuid.h"
+
+int
+wq_rows_query(wq_store *s, const char *sql, int n, const char *const *values,
+    PGresult **out, const char *what, char *err, size_t errlen)
+{
+    PGresult *r;
+    int rc;
+
+    r = PQexecParams(wq_store_conn(s), sql, n, NULL, values, NULL, NULL, 1);
+    if ((rc = wq_store_result_check(s, r, what, err, errlen)) != 0) {
+        PQclear(r);
+        *out = NULL;
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+int
+wq_rows_begin(wq_store *s, char *err, size_t errlen)
+{
+    return wq_store_exec(s, "BEGIN", err, errlen);
+}
+
+int
+wq_rows_commit(wq_store *s, char *err, size_t errlen)
+{
+    return wq_store_exec(s, "COMMIT", err, errlen);
+}
+
+void
+wq_rows_rollback(wq_store *s)
+{
+    PGconn *c = wq_store_conn(s);
+
+    if (PQstatus(c) == CONNECTION_OK
+        && PQtransactionStatus(c) != PQTRANS_IDLE)
+        PQclear(PQexec(c, "ROLLBACK"));
+}
+
+const char *
+wq_rows_text(const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return NULL;
+    return PQgetvalue(r, row, col);
+}
+
+int32_t
+wq_rows_i32(const PGresult *r, int row, int col)
+{
+    uint32_t v;
+
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 4)
+        return 0;
+    memcpy(&v, PQgetvalue(r, row, col), 4);
+    return (int32_t)be32toh(v);
+}
+
+int64_t
+wq_rows_i64(const PGresult *r, int row, int col)
+{
+    uint64_t v;
+
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8)
+        return 0;
+    memcpy(&v, PQgetvalue(r, row, col), 8);
+    return (int64_t)be64toh(v);
+}
+
+void
+wq_rows_uuid(const PGresult *r, int row, int col, char out[37])
+{
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 16) {
+        out[0] = '\0';
+        return;
+    }
+    wq_uuid_format((const uint8_t *)PQgetvalue(r, row, col), out);
+}
+
+static void
+put(struct wq_buf *b, const void *p, size_t n)
+{
+    if (wq_buf_append(b, p, n) != 0)
+        abort();    /* out of memory: the daemon's policy (alloc.h) */
+}
+
+void
+wq_rows_array_begin(struct wq_buf *b)
+{
+    wq_buf_reset(b);
+    put(b, "{", 1);
+}
+
+void
+wq_rows_array_add(struct wq_buf *b, const char *elem)
+{
+    if (b->len > 1)
+        put(b, ",", 1);
+    put(b, "\"", 1);
+    for (const char *p = elem; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            put(b, "\\", 1);
+        put(b, p, 1);
+    }
+    put(b, "\"", 1);
+}
+
+void
+wq_rows_array_end(struct wq_buf *b)
+{
+    put(b, "}", 2);     /* with the NUL */
+}
+
+int
+wq_rows_envelope(const PGresult *r, int row, uint32_t attempt,
+    const struct wq_header *extra, size_t nextra, struct wq_buf *out,
+    char *err, size_t errlen)
+{
+    struct wq_envelope env;
+    struct wq_header *h = NULL;
+    json_t *root = NULL;
+    json_error_t jerr;
+    const char *hjson;
+    int32_t max;
+    int rc;
+
+    memset(&env, 0, sizeof env);
+    env.version = WQ_ENVELOPE_VERSION;
+    if (PQgetlength(r, row, 0) != 16)
+        return wq_seterr(err, errlen, WQ_EINVAL, "bad id column");
+    memcpy(env.id, PQgetvalue(r, row, 0), 16);
+    env.queue = (char *)wq_rows_text(r, row, 1);
+    env.type = (char *)wq_rows_text(r, row, 2);
+    env.key = (char *)wq_rows_text(r, row, 3);
+    env.payload = (uint8_t *)PQgetvalue(r, row, 4);
+    env.payload_len = (size_t)PQgetlength(r, row, 4);
+    env.attempt = attempt;
+    max = wq_rows_i32(r, row, 7);
+    env.max_attempts = max > 0 ? (uint32_t)max : 1;
+    env.created_at_ms = wq_rows_i64(r, row, 8);
+    if (env.created_at_ms < 0)
+        env.created_at_ms = 0;
+
+    hjson = wq_rows_text(r, row, 5);
+    if (hjson != NULL && strcmp(hjson, "{}") != 0) {
+        const char *name;
+        json_t *v;
+
+        if ((root = json_loads(hjson, JSON_REJECT_DUPLICATES, &jerr)) == NULL
+            || !json_is_object(root)) {
+            rc = wq_seterr(err, errlen, WQ_EINVAL, "headers are not a JSON "
+                "object: %s", root == NULL ? jerr.text : "not an object");
+            goto out;
+        }
+        h = xcalloc(json_object_size(root) + nextra + 1, sizeof *h);
+        json_object_foreach(root, name, v) {
+            if (!json_is_string(v)) {
+                rc = wq_seterr(err, errlen, WQ_EINVAL, "header '%.64s' is "
+                    "not a string", name);
+                goto out;
+            }
+            h[env.nheaders].name = (char *)name;
+            h[env.nheaders].value = (char *)json_string_value(v);
+            env.nheaders++;
+        }
+    } else if (nextra > 0) {
+        h = xcalloc(nextra, sizeof *h);
+    }
+    for (size_t i = 0; i < nextra && env.nheaders < WQ_HEADERS_MAX; i++) {
+        int dup = 0;
+
+        for (size_t j = 0; j < env.nheaders && !dup; j++)
+            dup = strcmp(h[j].name, extra[i].name) == 0;
+        if (!dup)
+            h[env.nheaders++] = extra[i];
+    }
+    env.headers = h;
+    rc = wq_envelope_encode(&env, out, err, errlen);
+out:
+    free(h);
+    if (root != NULL)
+        json_decref(root);
+    return rc;
+}
+
+void
+wq_rows_policy(const struct wq_config *cfg, const char *queue,
+    struct wq_backoff *b, int *max_attempts)
+{
+    static const struct wq_backoff def = WQ_BACKOFF_DEFAULT;
+    const struct wq_config_queue_policy *p = cfg->queue_policies.v, *use;
+
+    use = NULL;
+    for (size_t i = 0; i < cfg->queue_policies.n && use == NULL; i++)
+        if (strcmp(p[i].name, queue) == 0)
+            use = &p[i];
+    for (size_t i = 0; i < cfg->queue_policies.n && use == NULL; i++)
+        if (strcmp(p[i].name, "*") == 0)
+            use = &p[i];
+    if (use == NULL) {
+        *b = def;
+        if (max_attempts != NULL)
+            *max_attempts = (int)def.max_attempts;
+        return;
+    }
+    b->base_ms = use->backoff_base_ms;
+    b->cap_ms = use->backoff_cap_ms;
+    b->factor = use->backoff_factor;
+    b->jitter = (enum wq_jitter)use->backoff_jitter;
+    b->max_attempts = (uint32_t)use->max_attempts;
+    if (max_attempts != NULL)
+        *max_attempts = use->max_attempts;
+}

@@ -1,0 +1,512 @@
+/*
+ * test_cli_ops.c - the operator commands of `workq` as a user runs them
+ * (status, list, retry, cancel, dlq, stats, workers), against a fresh
+ * database per test holding rows in the states the worker and the
+ * scheduler leave them in.  Output is checked as text and as JSON (parsed
+ * with jansson), and exit codes are part of the interface.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "sched_test.h"
+
+static char out[1 << 16];
+
+/* The JSON document that is the first line of out. */
+static json_t *
+json_of(const char *text)
+{
+    json_error_t e;
+    json_t *j = json_loadb(text, strcspn(text, "\n"), 0, &e);
+
+    if (j == NULL)
+        fail_msg("not JSON (%s): %s", e.text, text);
+    return j;
+}
+
+/* Lines of out that are JSON objects. */
+static int
+json_lines(const char *text)
+{
+    int n = 0;
+
+    for (const char *p = text; *p != '\0'; p = strchr(p, '\n') != NULL
+        ? strchr(p, '\n') + 1 : p + strlen(p))
+        n += *p == '{';
+    return n;
+}
+
+static const char *
+jstr(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+
+    if (!json_is_string(v))
+        fail_msg("no string \"%s\" in %s", key, json_dumps(o, 0));
+    return json_string_value(v);
+}
+
+/* A dead task with two failed attempts, a result and a header. */
+static const char *
+dead_task(wq_store *s, const char *q, const char *type, const char *error,
+    const char *ago)
+{
+    static char id[40];
+    char extra[512];
+
+    snprintf(extra, sizeof extra, ", now() - interval '%s', '%s', "
+        "'{\"trace\": \"t\"}', now()", ago, error);
+    snprintf(id, sizeof id, "%s", insert_task(s, q, type, NULL, "dead", 2, 2,
+        NULL, ", finished_at, last_error, headers, dead_published_at",
+        extra));
+    sqlf(s, "INSERT INTO workq.attempts (task_id, attempt, started_at, "
+        "finished_at, duration_ms, worker, outcome, error) VALUES "
+        "('%s', 1, now(), now(), 12, 'w1', 'failed', 'first'), "
+        "('%s', 2, now(), now(), 34, 'w2', 'failed', '%s')", id, id, error);
+    return id;
+}
+
+/* ---- status --------------------------------------------------------------------- */
+
+static void
+test_cli_status(void **state)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    wq_store *s = wq_test_pg_open(ci);
+    char id[40], oid[40];
+    json_t *j, *att;
+
+    (void)state;
+    snprintf(id, sizeof id, "%s", dead_task(s, "mail", "send", "smtp 550",
+        "1 hour"));
+    sqlf(s, "UPDATE workq.tasks SET result = 'ok' WHERE id = '%s'", id);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "status", id, NULL), 0);
+    assert_contains(out, "state       dead");
+    assert_contains(out, "attempts    2 of 2");
+    assert_contains(out, "last error  smtp 550");
+    assert_contains(out, "OUTCOME");
+    assert_contains(out, "34 ms");
+    assert_contains(out, "result      2 bytes");
+
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "status", id,
+        NULL), 0);
+    j = json_of(out);
+    assert_string_equal(jstr(j, "id"), id);
+    assert_string_equal(jstr(j, "state"), "dead");
+    assert_string_equal(jstr(j, "queue"), "mail");
+    assert_string_equal(jstr(j, "result"), "ok");
+    assert_string_equal(jstr(json_object_get(j, "headers"), "trace"), "t");
+    assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 2);
+    att = json_object_get(j, "attempts");
+    assert_int_equal(json_array_size(att), 2);
+    assert_string_equal(jstr(json_array_get(att, 1), "error"), "smtp 550");
+    assert_string_equal(jstr(json_array_get(att, 1), "outcome"), "failed");
+    json_decref(j);
+
+    /* by queue and key */
+    assert_int_equal(workq_cli(ci, out, sizeof out, "status", "--queue",
+        "mail", "--key", id, NULL), 0);
+    assert_contains(out, id);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "status", "--queue",
+        "mail", "--key", "nope", NULL), 66);
+    assert_contains(out, "no task with key 'nope'");
+
+    /* enqueued, not relayed yet */
+    snprintf(oid, sizeof oid, "%s", textf(s, "SELECT workq.enqueue('mail', "
+        "'send')"));
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "status", oid,
+        NULL), 0);
+    j = json_of(out);
+    assert_string_equal(jstr(j, "state"), "outbox");
+    json_decref(j);
+
+    assert_int_equal(workq_cli(ci, out, sizeof out, "status",
+        "0190a5f8-7c1e-7a3b-9c4d-5e6f708192a3", NULL), 66);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "status", "not-an-id",
+        NULL), 64);
+    assert_contains(out, "is not a task id");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "status", NULL), 64);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "status", id, "--queue",
+        "mail", NULL), 64);
+    assert_int_equal(workq_cli("host=127.0.0.1 port=1 dbname=x", out,
+        sizeof out, "status", id, NULL), 69);
+    wq_store_close(s);
+}
+
+/* ---- list ------------------------------------------------------------------------ */
+
+static void
+test_cli_list(void **state)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    wq_store *s = wq_test_pg_open(ci);
+    json_t *j;
+
+    (void)state;
+    dead_task(s, "a", "t1", "boom", "1 hour");
+    dead_task(s, "a", "t2", "bang", "2 hours");
+    dead_task(s, "b", "t1", "boom", "1 hour");
+    insert_task(s, "a", "t1", NULL, "scheduled", 0, 3, "now() + interval "
+        "'1 hour'", "", "");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "list",
+        "--queue", "a", "--state", "dead", NULL), 0);
+    assert_int_equal(json_lines(out), 2);
+    j = json_of(out);
+    assert_string_equal(jstr(j, "queue"), "a");
+    assert_string_equal(jstr(j, "state"), "dead");
+    json_decref(j);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "list",
+        "--type", "t1", NULL), 0);
+    assert_int_equal(json_lines(out), 3);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "list",
+        "--limit", "1", NULL), 0);
+    assert_int_equal(json_lines(out), 1);
+    /* newest first: the scheduled one was inserted last */
+    assert_contains(out, "\"state\":\"scheduled\"");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "list", NULL), 0);
+    assert_contains(out, "ID");
+    assert_contains(out, "LAST ERROR");
+    assert_contains(out, "boom");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "list", "--state",
+        "exploded", NULL), 64);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "list", "--limit", "0",
+        NULL), 64);
+    wq_store_close(s);
+}
+
+/* ---- retry ------------------------------------------------------------------------- */
+
+static void
+test_cli_retry(void **state)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    wq_store *s = wq_test_pg_open(ci);
+    char d1[40], d2[40], ok[40], run[40], wait[40];
+    json_t *j;
+
+    (void)state;
+    snprintf(d1, sizeof d1, "%s", dead_task(s, "q", "t", "x", "1 hour"));
+    snprintf(d2, sizeof d2, "%s", dead_task(s, "q", "t", "x", "1 hour"));
+    snprintf(ok, sizeof ok, "%s", insert_task(s, "q", "t", NULL, "succeeded",
+        1, 3, NULL, ", finished_at", ", now()"));
+    snprintf(run, sizeof run, "%s", insert_task(s, "q", "t", NULL, "running",
+        1, 3, NULL, ", lease_owner, lease_expires_at",
+        ", 'w', now() + interval '1 hour'"));
+    snprintf(wait, sizeof wait, "%s", insert_task(s, "q", "t", NULL,
+        "retry_wait", 1, 3, "now() + interval '1 hour'", "", ""));
+
+    assert_int_equal(workq_cli(ci, out, sizeof out, "retry", d1, NULL), 0);
+    assert_contains(out, "with a new attempt series");
+    assert_string_equal(textf(s, "SELECT state || ' ' || attempt || ' ' || "
+        "attempt_base || ' ' || max_attempts || ' ' || (finished_at IS NULL) "
+        "|| ' ' || (dead_published_at IS NULL) || ' ' || (run_at <= now()) "
+        "FROM workq.tasks WHERE id = '%s'", d1),
+        "retry_wait 2 2 4 true true true");
+    /* history kept */
+    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM workq.attempts "
+        "WHERE task_id = '%s'", d1), 2);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "retry",
+        "--attempts", "5", d2, NULL), 0);
+    j = json_of(out);
+    assert_true(json_is_true(json_object_get(j, "new_series")));
+    assert_int_equal(json_integer_value(json_object_get(j, "max_attempts")),
+        7);
+    json_decref(j);
+    /* a waiting task is made due now, same series */
+    assert_int_equal(workq_cli(ci, out, sizeof out, "retry", wait, NULL), 0);
+    assert_string_equal(textf(s, "SELECT state || ' ' || max_attempts || ' '"
+        " || (run_at <= now()) FROM workq.tasks WHERE id = '%s'", wait),
+        "retry_wait 3 true");
+    /* refused */
+    assert_int_equal(workq_cli(ci, out, sizeof out, "retry", ok, NULL), 1);
+    assert_contains(out, "it succeeded");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "retry", run, NULL), 1);
+    assert_contains(out, "is running");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "retry",
+        "0190a5f8-7c1e-7a3b-9c4d-5e6f708192a3", NULL), 66);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "retry", NULL), 64);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "retry", "--attempts",
+        "0", d1, NULL), 64);
+    wq_store_close(s);
+}
+
+/* ---- cancel ---------------------------------------------------------------------- */
+
+static void
+test_cli_cancel(void **state)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    wq_store *s = wq_test_pg_open(ci), *l = wq_test_pg_open(ci);
+    char sched[40], queued[40], run[40], done[40];
+    PGnotify *n;
+    json_t *j;
+
+    (void)state;
+    snprintf(sched, sizeof sched, "%s", insert_task(s, "q", "t", NULL,
+        "scheduled", 0, 3, "now() + interval '1 hour'", "", ""));
+    snprintf(queued, sizeof queued, "%s", insert_task(s, "q", "t", NULL,
+        "queued", 0, 3, NULL, "", ""));
+    snprintf(run, sizeof run, "%s", insert_task(s, "q", "t", NULL, "running",
+        1, 3, NULL, ", lease_owner, lease_expires_at",
+        ", 'w-7', now() + interval '1 hour'"));
+    snprintf(done, sizeof done, "%s", insert_task(s, "q", "t", NULL,
+        "succeeded", 1, 3, NULL, ", finished_at", ", now()"));
+    wq_test_pg_exec(l, "LISTEN workq_cancel");
+
+    assert_int_equal(workq_cli(ci, out, sizeof out, "cancel", sched, NULL),
+        0);
+    assert_contains(out, "cancelled (it was scheduled)");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "cancel",
+        queued, NULL), 0);
+    j = json_of(out);
+    assert_string_equal(jstr(j, "state"), "cancelled");
+    assert_string_equal(jstr(j, "previous_state"), "queued");
+    json_decref(j);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'cancelled' AND finished_at IS NOT NULL"), 2);
+
+    /* running: its worker is asked to stop it */
+    assert_int_equal(workq_cli(ci, out, sizeof out, "cancel", run, NULL), 1);
+    assert_contains(out, "is running on w-7");
+    usleep(100000);
+    assert_int_equal(PQconsumeInput(wq_store_conn(l)), 1);
+    n = PQnotifies(wq_store_conn(l));
+    assert_non_null(n);
+    assert_string_equal(n->relname, "workq_cancel");
+    assert_string_equal(n->extra, run);
+    PQfreemem(n);
+    assert_string_equal(textf(s, "SELECT state FROM workq.tasks WHERE id = "
+        "'%s'", run), "running");
+
+    assert_int_equal(workq_cli(ci, out, sizeof out, "cancel", done, NULL), 1);
+    assert_contains(out, "is succeeded already");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "cancel",
+        "0190a5f8-7c1e-7a3b-9c4d-5e6f708192a3", NULL), 66);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "cancel", NULL), 64);
+    wq_store_close(l);
+    wq_store_close(s);
+}
+
+/* ---- dlq ---------------------------------------------------------------------------- */
+
+static void
+test_cli_dlq(void **state)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    wq_store *s = wq_test_pg_open(ci);
+    char a1[40], a2[40], b1[40], old[40];
+    json_t *j;
+
+    (void)state;
+    snprintf(a1, sizeof a1, "%s", dead_task(s, "a", "send", "SMTP 550 "
+        "mailbox full", "10 minutes"));
+    snprintf(a2, sizeof a2, "%s", dead_task(s, "a", "resize", "bad image",
+        "3 hours"));
+    snprintf(b1, sizeof b1, "%s", dead_task(s, "b", "send", "smtp 421",
+        "20 minutes"));
+    snprintf(old, sizeof old, "%s", dead_task(s, "b", "send", "timeout",
+        "10 days"));
+    insert_task(s, "a", "send", NULL, "succeeded", 1, 3, NULL,
+        ", finished_at", ", now()");
+
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "dlq", "list",
+        NULL), 0);
+    assert_int_equal(json_lines(out), 4);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "dlq", "list",
+        "--queue", "a", NULL), 0);
+    assert_int_equal(json_lines(out), 2);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "dlq", "list",
+        "--error", "smtp", NULL), 0);
+    assert_int_equal(json_lines(out), 2);
+    assert_contains(out, a1);
+    assert_contains(out, b1);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "dlq", "list",
+        "--type", "send", "--older-than", "1h", NULL), 0);
+    assert_int_equal(json_lines(out), 1);
+    assert_contains(out, old);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "dlq", "list",
+        "--newer-than", "30m", NULL), 0);
+    assert_int_equal(json_lines(out), 2);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "list", NULL), 0);
+    assert_contains(out, "COPY");
+    assert_contains(out, "mailbox full");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "show", a2, NULL),
+        0);
+    assert_contains(out, "last error  bad image");
+
+    /* replay and purge want a filter or --all */
+    assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "replay", NULL),
+        64);
+    assert_contains(out, "--all");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "purge", NULL),
+        64);
+
+    /* --dry-run counts and changes nothing */
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "dlq",
+        "replay", "--error", "SMTP", "--dry-run", NULL), 0);
+    j = json_of(out);
+    assert_int_equal(json_integer_value(json_object_get(j, "matched")), 2);
+    json_decref(j);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'dead'"), 4);
+
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "dlq",
+        "replay", "--error", "SMTP", NULL), 0);
+    j = json_of(out);
+    assert_int_equal(json_integer_value(json_object_get(j, "replayed")), 2);
+    assert_int_equal(json_array_size(json_object_get(j, "ids")), 2);
+    json_decref(j);
+    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'retry_wait' AND attempt_base = 2 AND max_attempts = "
+        "4 AND id IN ('%s', '%s')", a1, b1), 2);
+
+    assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "purge",
+        "--older-than", "2h", "--dry-run", NULL), 0);
+    assert_contains(out, "2 dead task(s) would be purged");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "purge",
+        "--older-than", "2h", "--limit", "1", NULL), 0);
+    assert_contains(out, "purged 1 dead task(s)");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "purge", "--all",
+        NULL), 0);
+    assert_contains(out, "purged 1 dead task(s)");
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'dead'"), 0);
+    /* the history went with them; the replayed tasks keep theirs */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempts"), 4);
+
+    assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", NULL), 64);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "explode", NULL),
+        64);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "list",
+        "--older-than", "soon", NULL), 64);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "show", NULL), 64);
+    wq_store_close(s);
+}
+
+/* ---- stats and workers ---------------------------------------------------------- */
+
+static void
+test_cli_stats(void **state)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    wq_store *s = wq_test_pg_open(ci);
+    json_t *j, *a, *counts;
+
+    (void)state;
+    for (int i = 0; i < 3; i++)
+        insert_task(s, "a", "t", NULL, "succeeded", 1, 3, NULL,
+            ", finished_at", ", now() - interval '10 seconds'");
+    insert_task(s, "a", "t", NULL, "succeeded", 1, 3, NULL, ", finished_at",
+        ", now() - interval '1 hour'");
+    insert_task(s, "a", "t", NULL, "queued", 0, 3, "now() - interval '90 s'",
+        "", "");
+    insert_task(s, "a", "t", NULL, "retry_wait", 1, 3,
+        "now() + interval '1 hour'", "", "");
+    dead_task(s, "b", "t", "x", "1 minute");
+    textf(s, "SELECT workq.enqueue('c', 't')");
+
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "stats", NULL),
+        0);
+    j = json_of(out);
+    assert_int_equal(json_array_size(j), 3);
+    a = json_array_get(j, 0);
+    assert_string_equal(jstr(a, "queue"), "a");
+    counts = json_object_get(a, "counts");
+    assert_int_equal(json_integer_value(json_object_get(counts, "succeeded")),
+        4);
+    assert_int_equal(json_integer_value(json_object_get(counts,
+        "retry_wait")), 1);
+    assert_int_equal(json_integer_value(json_object_get(a,
+        "succeeded_last_minute")), 3);
+    assert_true(json_real_value(json_object_get(a, "rate_per_second"))
+        == 3.0 / 60);
+    assert_true(json_integer_value(json_object_get(a,
+        "oldest_waiting_seconds")) >= 89);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 1),
+        "dead")), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 2),
+        "outbox")), 1);
+    json_decref(j);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "stats", "--queue", "a",
+        NULL), 0);
+    assert_contains(out, "OLDEST WAIT");
+    check(strstr(out, "\nb ") == NULL, "--queue a shows queue b:\n%s", out);
+    wq_store_close(s);
+}
+
+static void
+test_cli_workers(void **state)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    wq_store *s = wq_test_pg_open(ci);
+    json_t *j;
+
+    (void)state;
+    sqlf(s, "INSERT INTO workq.workers (id, pid, hostname, version, queues, "
+        "in_flight, heartbeat_at, stopped_at) VALUES "
+        "('w-live', 10, 'h1', 'v1', '{mail,sms}', 3, now(), NULL), "
+        "('w-stale', 11, 'h2', 'v1', '{mail}', 1, now() - interval '5 min', "
+        "NULL), "
+        "('w-stopped', 12, 'h3', 'v1', '{mail}', 0, now(), now())");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "workers",
+        NULL), 0);
+    assert_int_equal(json_lines(out), 2);
+    j = json_of(out);
+    assert_string_equal(jstr(j, "id"), "w-live");
+    assert_string_equal(jstr(j, "status"), "live");
+    assert_int_equal(json_array_size(json_object_get(j, "queues")), 2);
+    assert_int_equal(json_integer_value(json_object_get(j, "in_flight")), 3);
+    json_decref(j);
+    assert_contains(out, "\"status\":\"stale\"");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "workers", "--all",
+        NULL), 0);
+    assert_contains(out, "w-stopped");
+    assert_contains(out, "stopped");
+    assert_contains(out, "HEARTBEAT");
+    assert_contains(out, "mail,sms");
+    wq_store_close(s);
+}
+
+/* ---- help ---------------------------------------------------------------------------- */
+
+static void
+test_cli_ops_help(void **state)
+{
+    static const char *const cmds[] = {
+        "status", "list", "retry", "cancel", "dlq", "stats", "workers",
+    };
+
+    (void)state;
+    assert_int_equal(workq_cli("", out, sizeof out, "--help", NULL), 0);
+    for (size_t i = 0; i < WQ_ARRAY_LEN(cmds); i++) {
+        char name[64];
+
+        assert_contains(out, cmds[i]);
+        snprintf(name, sizeof name, "NAME\n    workq %s - ", cmds[i]);
+        assert_int_equal(workq_cli("", out + 32768, sizeof out - 32768,
+            cmds[i], "--help", NULL), 0);
+        assert_contains(out + 32768, name);
+        assert_contains(out + 32768, "SYNOPSIS");
+        assert_contains(out + 32768, "EXIT STATUS");
+        assert_int_equal(workq_cli("", out + 32768, sizeof out - 32768,
+            "help", cmds[i], NULL), 0);
+        assert_contains(out + 32768, name);
+    }
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_cli_status),
+    cmocka_unit_test(test_cli_list),
+    cmocka_unit_test(test_cli_retry),
+    cmocka_unit_test(test_cli_cancel),
+    cmocka_unit_test(test_cli_dlq),
+    cmocka_unit_test(test_cli_stats),
+    cmocka_unit_test(test_cli_workers),
+    cmocka_unit_test(test_cli_ops_help),
+};
+
+WQ_TEST_MAIN("cli_ops", tests)
