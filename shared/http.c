@@ -8,6 +8,17 @@
  * body chunk, then once with an empty chunk (we call the handler).  A
  * deferred request is suspended; wq_http_complete stores the answer and
  * resumes it, and the access handler is called again and queues it.
+ *
+ * Slow clients: libmicrohttpd's connection timeout is an idle timeout,
+ * which a client sending one byte a second never reaches.  So each
+ * connection is tracked from its accept (MHD_OPTION_NOTIFY_CONNECTION):
+ * the time its current request started, and whether the handler has it
+ * already.  A reaper thread sleeps until the earliest deadline of the
+ * connections still reading and shuts their sockets down (shutdown(2),
+ * not close: libmicrohttpd owns the descriptor, sees end of file and
+ * closes it itself).  The lock that guards the tracks is also held by
+ * the close notification, which runs before libmicrohttpd closes the
+ * descriptor, so a descriptor is never shut down after it was reused.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,12 +28,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "http.h"
+
+/* TLS versions and ciphers: GnuTLS's defaults without TLS 1.0 and 1.1. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+/* One connection, from accept to close (its MHD socket context). */
+struct track {
+    struct track *next, *prev;
+    int fd;
+    uint64_t since_ns;          /* start of the request being read */
+    int answering;              /* the handler has the request */
+    int shut;                   /* shut down by the reaper */
+};
 
 struct wq_http {
     struct MHD_Daemon *mhd;
@@ -30,6 +60,13 @@ struct wq_http {
     int port;
     pthread_mutex_t lock;       /* guards the list of suspended requests */
     wq_http_req *suspended;
+    char *cert, *key;           /* copies of the PEM text (TLS) */
+
+    pthread_mutex_t conns_lock; /* guards conns, each track, stopping */
+    pthread_cond_t conns_cond;  /* wakes the reaper */
+    struct track *conns;
+    int stopping, reaper_started;
+    pthread_t reaper;
 };
 
 struct wq_http_req {
@@ -38,6 +75,8 @@ struct wq_http_req {
     char *body;
     size_t len, cap;
     int too_big;
+    int reject;                 /* 431: headers over the limits */
+    struct track *track;        /* the connection's, or NULL */
     int state;                  /* READING, WAITING, ANSWERED */
     int status;
     const char *ctype;
@@ -105,6 +144,111 @@ unlink_suspended(wq_http_req *rq)
     rq->next = rq->prev = NULL;
 }
 
+struct header_count {
+    size_t n;
+    int too_long;
+};
+
+static enum MHD_Result
+count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+    struct header_count *hc = cls;
+
+    (void)kind;
+    hc->n++;
+    if (strlen(key) > WQ_HTTP_HEADER_NAME_MAX
+        || (value != NULL && strlen(value) > WQ_HTTP_HEADER_VALUE_MAX))
+        hc->too_long = 1;
+    return MHD_YES;
+}
+
+/* Tracks connections from accept to close, for the reaper. */
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+    wq_http *h = cls;
+    struct track *t;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+            MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        t = xcalloc(1, sizeof *t);
+        t->fd = ci != NULL ? ci->connect_fd : -1;
+        t->since_ns = wq_clock_mono_ns();
+        pthread_mutex_lock(&h->conns_lock);
+        t->next = h->conns;
+        if (h->conns != NULL)
+            h->conns->prev = t;
+        h->conns = t;
+        pthread_cond_signal(&h->conns_cond);
+        pthread_mutex_unlock(&h->conns_lock);
+        *socket_context = t;
+        return;
+    }
+    if ((t = *socket_context) == NULL)
+        return;
+    /* MHD_CONNECTION_NOTIFY_CLOSED: before the descriptor is closed */
+    pthread_mutex_lock(&h->conns_lock);
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        h->conns = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&h->conns_lock);
+    free(t);
+    *socket_context = NULL;
+}
+
+/*
+ * The reaper: shuts down every connection whose request has not arrived
+ * whole within read_timeout_s, then sleeps until the next such deadline
+ * (or until a connection comes or a request ends, which may bring one
+ * nearer).  No connection reading: no wakeups.
+ */
+static void *
+reaper_main(void *arg)
+{
+    wq_http *h = arg;
+    uint64_t limit = (uint64_t)h->conf.read_timeout_s * 1000000000u;
+
+    pthread_mutex_lock(&h->conns_lock);
+    while (!h->stopping) {
+        uint64_t now = wq_clock_mono_ns(), next = 0;
+
+        for (struct track *t = h->conns; t != NULL; t = t->next) {
+            if (t->answering || t->shut || t->fd < 0)
+                continue;
+            if (now - t->since_ns >= limit) {
+                shutdown(t->fd, SHUT_RDWR);
+                t->shut = 1;
+            } else if (next == 0 || t->since_ns + limit < next) {
+                next = t->since_ns + limit;
+            }
+        }
+        if (next == 0) {
+            pthread_cond_wait(&h->conns_cond, &h->conns_lock);
+        } else {
+            struct timespec ts;
+            uint64_t wait = next - now;
+
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += (time_t)(wait / 1000000000u);
+            ts.tv_nsec += (long)(wait % 1000000000u);
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&h->conns_cond, &h->conns_lock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&h->conns_lock);
+    return NULL;
+}
+
 static enum MHD_Result
 on_access(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -120,9 +264,18 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
 
     (void)version;
     if (rq == NULL) {
+        const union MHD_ConnectionInfo *ci;
+        struct header_count hc = { 0, 0 };
+
         rq = xcalloc(1, sizeof *rq);
         rq->server = h;
         rq->conn = conn;
+        ci = MHD_get_connection_info(conn,
+            MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        rq->track = ci != NULL ? ci->socket_context : NULL;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hc);
+        if (hc.n > WQ_HTTP_HEADERS_MAX || hc.too_long)
+            rq->reject = 431;   /* answered once the body is read */
         *con_cls = rq;
         return MHD_YES;
     }
@@ -134,7 +287,10 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
         return queue(conn, rq->status, rq->ctype, body, rq->answer_len);
     }
     if (*upload_size > 0) {
-        if (!rq->too_big && rq->len + *upload_size > h->conf.max_body) {
+        if (rq->reject) {
+            /* drop the body of a refused request */
+        } else if (!rq->too_big
+            && rq->len + *upload_size > h->conf.max_body) {
             rq->too_big = 1;
         } else if (!rq->too_big) {
             if (rq->len + *upload_size + 1 > rq->cap) {
@@ -151,6 +307,16 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
     }
     if (rq->state == ANSWERED)
         return MHD_NO;
+    if (rq->reject) {
+        char detail[128];
+
+        rq->state = ANSWERED;
+        snprintf(detail, sizeof detail, "at most %d header fields, names of "
+            "at most %d bytes, values of at most %d", WQ_HTTP_HEADERS_MAX,
+            WQ_HTTP_HEADER_NAME_MAX, WQ_HTTP_HEADER_VALUE_MAX);
+        body = wq_http_json_error("header_fields_too_large", detail, &len);
+        return queue(conn, rq->reject, "application/json", body, len);
+    }
     if (rq->too_big) {
         rq->state = ANSWERED;
         body = wq_http_json_error("payload_too_large",
@@ -172,6 +338,13 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
     req.idempotency_key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
         "Idempotency-Key");
     req.handle = rq;
+
+    /* From now on the time is the handler's, not the client's. */
+    if (rq->track != NULL) {
+        pthread_mutex_lock(&h->conns_lock);
+        rq->track->answering = 1;
+        pthread_mutex_unlock(&h->conns_lock);
+    }
 
     /* Suspend before the handler can complete from another thread. */
     pthread_mutex_lock(&h->lock);
@@ -209,11 +382,20 @@ static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
+    wq_http *h = cls;
     wq_http_req *rq = *con_cls;
 
-    (void)cls; (void)conn; (void)toe;
+    (void)conn; (void)toe;
     if (rq == NULL)
         return;
+    if (rq->track != NULL) {
+        /* the next request on this connection starts its clock now */
+        pthread_mutex_lock(&h->conns_lock);
+        rq->track->answering = 0;
+        rq->track->since_ns = wq_clock_mono_ns();
+        pthread_cond_signal(&h->conns_cond);
+        pthread_mutex_unlock(&h->conns_lock);
+    }
     free(rq->body);
     free(rq->answer);
     free(rq);
@@ -251,37 +433,137 @@ parse_listen(const char *listen, struct sockaddr_in *sa, char *err,
     return 0;
 }
 
+/*
+ * Checks TLS material before libmicrohttpd gets it, for an error that
+ * says what is wrong (libmicrohttpd only fails to start): a PEM
+ * certificate, a PEM private key, and the key belongs to the certificate.
+ */
+static int
+tls_check(const char *cert, const char *key, char *err, size_t errlen)
+{
+    BIO *cb = BIO_new_mem_buf(cert, -1), *kb = BIO_new_mem_buf(key, -1);
+    X509 *x = NULL;
+    EVP_PKEY *k = NULL;
+    int rc = 0;
+
+    if (cb == NULL || kb == NULL)
+        rc = wq_seterr(err, errlen, WQ_ENOMEM, "TLS: out of memory");
+    else if ((x = PEM_read_bio_X509(cb, NULL, NULL, NULL)) == NULL)
+        rc = wq_seterr(err, errlen, WQ_ECONFIG,
+            "TLS certificate: no PEM certificate found");
+    else if ((k = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL)) == NULL)
+        rc = wq_seterr(err, errlen, WQ_ECONFIG, "TLS key: no unencrypted "
+            "PEM private key found");
+    else if (X509_check_private_key(x, k) != 1)
+        rc = wq_seterr(err, errlen, WQ_ECONFIG,
+            "TLS key: it does not belong to the certificate");
+    else if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0)
+        rc = wq_seterr(err, errlen, WQ_ECONFIG,
+            "TLS certificate: it has expired");
+    BIO_free(cb);
+    BIO_free(kb);
+    EVP_PKEY_free(k);
+    X509_free(x);
+    ERR_clear_error();
+    return rc;
+}
+
+/* Wipes and frees a PEM copy. */
+static void
+pem_free(char *p)
+{
+    if (p != NULL) {
+        OPENSSL_cleanse(p, strlen(p));
+        free(p);
+    }
+}
+
+static void
+server_free(wq_http *h)
+{
+    pthread_mutex_destroy(&h->lock);
+    pthread_mutex_destroy(&h->conns_lock);
+    pthread_cond_destroy(&h->conns_cond);
+    pem_free(h->cert);
+    pem_free(h->key);
+    free(h);
+}
+
 int
 wq_http_start(const struct wq_http_conf *conf, wq_http **out, char *err,
     size_t errlen)
 {
+    struct MHD_OptionItem o[16];
     struct sockaddr_in sa;
     const union MHD_DaemonInfo *info;
+    pthread_condattr_t ca;
     wq_http *h;
-    int rc;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+        MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    size_t n = 0;
+    int rc, tls = conf->tls_cert_pem != NULL || conf->tls_key_pem != NULL;
 
     if ((rc = parse_listen(conf->listen, &sa, err, errlen)) != 0)
         return rc;
+    if (tls) {
+        if (conf->tls_cert_pem == NULL || conf->tls_key_pem == NULL)
+            return wq_seterr(err, errlen, WQ_ECONFIG, "TLS needs both a "
+                "certificate and its key");
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+            return wq_seterr(err, errlen, WQ_ECONFIG, "TLS: libmicrohttpd "
+                "was built without TLS support");
+        if ((rc = tls_check(conf->tls_cert_pem, conf->tls_key_pem, err,
+            errlen)) != 0)
+            return rc;
+    }
     h = xcalloc(1, sizeof *h);
     h->conf = *conf;
+    h->conf.tls_cert_pem = h->conf.tls_key_pem = NULL;
     pthread_mutex_init(&h->lock, NULL);
-    h->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-        MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
-        0, NULL, NULL, on_access, h,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_THREAD_POOL_SIZE, conf->threads ? conf->threads : 1,
-        MHD_OPTION_CONNECTION_TIMEOUT, conf->timeout_s ? conf->timeout_s : 10,
-        MHD_OPTION_CONNECTION_LIMIT,
-        conf->max_connections ? conf->max_connections : 1024,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_END);
+    pthread_mutex_init(&h->conns_lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->conns_cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+#define OPT(opt, v, p) (o[n++] = (struct MHD_OptionItem){ (opt), (v), (p) })
+    OPT(MHD_OPTION_SOCK_ADDR, 0, &sa);
+    if (conf->threads > 1)  /* else the one internal thread serves */
+        OPT(MHD_OPTION_THREAD_POOL_SIZE, conf->threads, NULL);
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT, conf->timeout_s ? conf->timeout_s
+        : 10, NULL);
+    OPT(MHD_OPTION_CONNECTION_LIMIT, conf->max_connections
+        ? conf->max_connections : 1024, NULL);
+    OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, WQ_HTTP_CONN_MEMORY, NULL);
+    OPT(MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)(void *)on_completed, h);
+    OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)(void *)on_connection, h);
+    if (tls) {
+        /* libmicrohttpd keeps the pointers: copies that live as long */
+        h->cert = xstrdup(conf->tls_cert_pem);
+        h->key = xstrdup(conf->tls_key_pem);
+        flags |= MHD_USE_TLS;
+        OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert);
+        OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, h->key);
+        OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES);
+    }
+    OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+
+    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, h,
+        MHD_OPTION_ARRAY, o, MHD_OPTION_END);
     if (h->mhd == NULL) {
-        pthread_mutex_destroy(&h->lock);
-        free(h);
+        server_free(h);
         return wq_seterr(err, errlen, WQ_EIO,
-            "cannot listen on %s (address in use or not permitted)",
-            conf->listen);
+            "cannot listen on %s (address in use or not permitted%s)",
+            conf->listen, tls ? ", or TLS set-up failed" : "");
+    }
+    if (conf->read_timeout_s > 0) {
+        if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
+            MHD_stop_daemon(h->mhd);
+            server_free(h);
+            return wq_seterr(err, errlen, WQ_EIO, "cannot start a thread");
+        }
+        h->reaper_started = 1;
     }
     info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info != NULL ? info->port : ntohs(sa.sin_port);
@@ -314,7 +596,13 @@ wq_http_stop(wq_http *h)
         body = wq_http_json_error("unavailable", "server is stopping", &len);
         wq_http_complete(rq, 503, "application/json", body, len);
     }
+    if (h->reaper_started) {
+        pthread_mutex_lock(&h->conns_lock);
+        h->stopping = 1;
+        pthread_cond_signal(&h->conns_cond);
+        pthread_mutex_unlock(&h->conns_lock);
+        pthread_join(h->reaper, NULL);
+    }
     MHD_stop_daemon(h->mhd);
-    pthread_mutex_destroy(&h->lock);
-    free(h);
+    server_free(h);
 }

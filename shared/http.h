@@ -10,6 +10,21 @@
  * request's handle, and some thread calls wq_http_complete() when the
  * answer is known (for example when the broker confirmed).  No thread is
  * blocked while a request waits.
+ *
+ * Limits, for clients that cannot be trusted: at most WQ_HTTP_HEADERS_MAX
+ * header fields, each name at most WQ_HTTP_HEADER_NAME_MAX bytes and each
+ * value at most WQ_HTTP_HEADER_VALUE_MAX (else 431, after the body is
+ * read and dropped); the request line and headers together must fit in
+ * WQ_HTTP_CONN_MEMORY (libmicrohttpd answers 431 or 414 and closes);
+ * bodies over max_body get 413.  A request must arrive whole (TLS
+ * handshake, headers, body) within read_timeout_s of its start, which is
+ * the accept or the end of the previous request on the connection: a
+ * client that trickles bytes (slow loris) is disconnected then, whatever
+ * the idle timeout.  Time a handler takes to answer does not count.
+ *
+ * TLS (HTTPS): give the certificate chain and private key as PEM text;
+ * the server then speaks only TLS 1.2 and 1.3 on its port (GnuTLS, as
+ * libmicrohttpd is built with it).
  */
 #ifndef WQ_HTTP_H
 #define WQ_HTTP_H
@@ -17,6 +32,11 @@
 #include <stddef.h>
 
 #include "wq.h"
+
+#define WQ_HTTP_HEADERS_MAX      64
+#define WQ_HTTP_HEADER_NAME_MAX  256
+#define WQ_HTTP_HEADER_VALUE_MAX 8192
+#define WQ_HTTP_CONN_MEMORY      (32u * 1024)
 
 typedef struct wq_http wq_http;
 typedef struct wq_http_req wq_http_req;
@@ -44,16 +64,21 @@ typedef int wq_http_handler(void *user, const struct wq_http_request *req,
 struct wq_http_conf {
     const char *listen;         /* "host:port"; port 0 picks a free port */
     size_t max_body;            /* bytes; larger bodies get 413 */
-    unsigned timeout_s;         /* idle connection timeout (slow clients) */
+    unsigned timeout_s;         /* idle connection timeout (default 10) */
+    unsigned read_timeout_s;    /* a request arrives whole within; 0: none */
     unsigned threads;           /* server threads, >= 1 */
-    unsigned max_connections;   /* concurrent connections */
+    unsigned max_connections;   /* concurrent connections (default 1024) */
+    const char *tls_cert_pem;   /* both set: HTTPS; copied at start */
+    const char *tls_key_pem;
     wq_http_handler *handler;
     void *user;
 };
 
 /*
  * wq_http_start binds and starts serving.  Returns 0 with *out set, or
- * WQ_EIO/WQ_EINVAL with err filled (bad address, port taken).
+ * WQ_EIO/WQ_EINVAL with err filled (bad address, port taken), or
+ * WQ_ECONFIG for TLS material that is not a PEM certificate and its
+ * matching key (err says which), or only one of the two.
  */
 int wq_http_start(const struct wq_http_conf *conf, wq_http **out, char *err,
     size_t errlen);

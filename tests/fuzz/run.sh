@@ -10,7 +10,8 @@
 # reports, crashes, leaks, timeouts and out-of-memory all fail the target;
 # its work directory (log, grown corpus, crash artifacts) is then kept and
 # named.  One summary line per target; exit status 0 only if all are
-# clean.  FUZZ_MAX_LEN overrides the largest input tried (default 4096).
+# clean.  tests/fuzz/lsan.supp lists the leaks of libraries (not ours)
+# that LeakSanitizer ignores.  FUZZ_MAX_LEN overrides the largest input tried (default 4096).
 set -u
 
 if [ $# -lt 2 ]; then
@@ -47,8 +48,10 @@ for bin in "$@"; do
 
     asan="detect_leaks=1:allocator_may_return_null=0"
     ubsan="halt_on_error=1:print_stacktrace=1"
+    lsan="suppressions=$here/lsan.supp:print_suppressions=0"
     ASAN_OPTIONS="$asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
     UBSAN_OPTIONS="$ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
+    LSAN_OPTIONS="$lsan${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
         "$bin" -max_total_time="$secs" -max_len="$maxlen" -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$work/artifacts/" "$@" "$work/corpus" \

@@ -1,12 +1,20 @@
 # shellcheck shell=bash
 # Private Apache Kafka 4.x broker for integration tests: one node in KRaft
 # combined mode (broker+controller), PLAINTEXT on 127.0.0.1:59092, controller
-# on 127.0.0.1:59093. Debian has no Kafka package: the official jars come
-# from Maven Central (tests/services/kafka/pom.xml) into a cache outside the
-# git tree. Sourced by tests/services/ctl after lib.sh.
+# on 127.0.0.1:59093, and for the TLS and SASL tests SSL on 59094,
+# SASL_PLAINTEXT on 59095 and SASL_SSL on 59096 (the test CA's server
+# certificate; SASL mechanism PLAIN, user workq). Debian has no Kafka
+# package: the official jars come from Maven Central
+# (tests/services/kafka/pom.xml) into a cache outside the git tree. Sourced
+# by tests/services/ctl after lib.sh.
 
 KAFKA_PORT=59092
 KAFKA_CONTROLLER_PORT=59093
+KAFKA_SSL_PORT=59094
+KAFKA_SASL_PORT=59095
+KAFKA_SASL_SSL_PORT=59096
+KAFKA_SASL_USER=workq
+KAFKA_SASL_PASSWORD=workq-test-secret
 KAFKA_POM="$WQ_SELF_DIR/kafka/pom.xml"
 KAFKA_VERSION="$(sed -n 's:.*<kafka\.version>\(.*\)</kafka\.version>.*:\1:p' "$KAFKA_POM" | head -n1)"
 KAFKA_CACHE="${XDG_CACHE_HOME:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cache}/workq/kafka-$KAFKA_VERSION"
@@ -77,11 +85,22 @@ kafka_write_conf() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
+# TLS: the test CA's server certificate (tests/services/mkcerts.sh), no
+# client certificates.
+ssl.keystore.type=PEM
+ssl.keystore.location=$WQ_TLS_DIR/server-bundle.pem
+ssl.client.auth=none
+# SASL: PLAIN with one fixed user.  (SCRAM users would have to be added
+# to the metadata by an admin client once the broker runs: kafka-tools,
+# or librdkafka 2.2 and newer; neither is at hand here.)
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
 log.dirs=$KAFKA_DATA
 # Single node: every replication factor and ISR minimum is 1.
 num.partitions=4
@@ -182,7 +201,8 @@ kafka_start() {
         pid="$(kafka_stray_pids)"
         # shellcheck disable=SC2086
         [ -n "$pid" ] && wq_kill_wait KILL 10 $pid
-        wq_require_free_port kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
+        wq_require_free_port kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" \
+            "$KAFKA_SSL_PORT" "$KAFKA_SASL_PORT" "$KAFKA_SASL_SSL_PORT"
         wq_ensure_base
         kafka_write_conf
         echo "===== ctl start $(date '+%F %T') =====" >>"$KAFKA_LOG"

@@ -8,6 +8,10 @@
 WQ_BASE="${WORKQ_SERVICES_DIR:-/var/tmp/workq-services}"
 WQ_BASE="${WQ_BASE%/}"
 
+# The throwaway CA and server certificate every server's TLS listener
+# uses (tests/services/mkcerts.sh): ca.pem verifies them all.
+WQ_TLS_DIR="$WQ_BASE/tls"
+
 wq_log() { printf '[services] %s\n' "$*" >&2; }
 wq_die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
 
@@ -141,6 +145,18 @@ wq_lock() {
 
 wq_unlock() {
     exec 9>&-
+}
+
+# wq_tls_ensure: make the test CA and server certificate if missing or
+# expiring (under a lock of its own, fd 7: services start in parallel).
+wq_tls_ensure() {
+    wq_ensure_base
+    (
+        exec 7>"$WQ_BASE/.tls.lock"
+        flock -w 60 7 || wq_die "timed out waiting for $WQ_BASE/.tls.lock"
+        sh "$WQ_SELF_DIR/mkcerts.sh" "$WQ_TLS_DIR" ||
+            wq_die "could not make the test certificates in $WQ_TLS_DIR"
+    )
 }
 
 # wq_tail_logs LINES FILE...: print the last lines of each existing file to

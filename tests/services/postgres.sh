@@ -1,6 +1,9 @@
 # shellcheck shell=bash
 # Private PostgreSQL for integration tests: 127.0.0.1:55432, user postgres
-# (trust), database workq. Sourced by tests/services/ctl after lib.sh.
+# (trust), database workq; TLS on the same port (ssl = on, the test CA's
+# server certificate), so sslmode=verify-full works with sslrootcert =
+# tls/ca.pem and plain connections still do. Sourced by tests/services/ctl
+# after lib.sh.
 
 PG_PORT=55432
 PG_DB=workq
@@ -8,6 +11,7 @@ PG_DIR="$WQ_BASE/pg"
 PG_DATA="$PG_DIR/data"
 PG_LOG="$PG_DIR/postgres.log"
 PG_SOCKDIR="$PG_DIR/run"
+PG_TLS="$PG_DIR/tls"      # copies of the server certificate, owned by postgres
 PG_CONNINFO="host=127.0.0.1 port=$PG_PORT user=postgres dbname=$PG_DB"
 PG_START_TIMEOUT=30
 
@@ -110,9 +114,22 @@ pg_initdb() {
     echo "include_if_exists = 'workq-test.conf'" >>"$PG_DATA/postgresql.conf"
 }
 
+# The server certificate and key where postgres may read them: the key
+# must be 0600 and owned by the server's user.
+pg_copy_tls() {
+    mkdir -p "$PG_TLS"
+    cp "$WQ_TLS_DIR/server.pem" "$PG_TLS/server.pem"
+    cp "$WQ_TLS_DIR/server.key" "$PG_TLS/server.key"
+    chmod 0644 "$PG_TLS/server.pem"
+    chmod 0600 "$PG_TLS/server.key"
+    [ "$(id -u)" -eq 0 ] && chown -R postgres: "$PG_TLS"
+    return 0
+}
+
 # Rewritten at every start so that changes here apply to old data dirs too.
 pg_write_conf() {
     local sockdir="$PG_SOCKDIR"
+    pg_copy_tls
     # A Unix socket path must fit in 107 bytes; with a long base dir go
     # TCP only (tests connect over TCP anyway).
     [ "${#sockdir}" -gt 90 ] && sockdir=""
@@ -127,6 +144,10 @@ max_connections = 200
 # WAL is written to the OS at commit because synchronous_commit stays on.
 fsync = off
 full_page_writes = off
+# TLS on the same port, with the throwaway test CA (tests/services/mkcerts.sh).
+ssl = on
+ssl_cert_file = '$PG_TLS/server.pem'
+ssl_key_file = '$PG_TLS/server.key'
 EOF
     [ "$(id -u)" -eq 0 ] && chown postgres: "$PG_DATA/workq-test.conf"
     return 0
@@ -160,6 +181,15 @@ pg_start() {
     pg_prepare_dirs
     if pg_running; then
         wq_log "pg: already running (pid $(pg_postmaster_pid))"
+        # A server started by an older version of this script: its
+        # settings (TLS among them) apply with a reload, no restart.
+        local before
+        before="$(cat "$PG_DATA/workq-test.conf" 2>/dev/null || true)"
+        pg_write_conf
+        if [ "$before" != "$(cat "$PG_DATA/workq-test.conf")" ]; then
+            pg_as_owner "$(pg_bindir)/pg_ctl" -D "$PG_DATA" -s reload 9>&- \
+                >/dev/null 2>>"$PG_LOG" && wq_log "pg: settings reloaded"
+        fi
     else
         wq_require_free_port pg "$PG_PORT"
         pg_initdb

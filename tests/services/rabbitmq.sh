@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Private RabbitMQ node for integration tests: 127.0.0.1:55672, guest/guest.
-# Sourced by tests/services/ctl after lib.sh.
+# Private RabbitMQ node for integration tests: 127.0.0.1:55672, guest/guest,
+# and AMQP over TLS (amqps) on 127.0.0.1:55671 with the test CA's server
+# certificate. Sourced by tests/services/ctl after lib.sh.
 #
 # Independent of a system node (5672, epmd 4369, dist 25672): own node name,
 # own HOME (Erlang cookie), own epmd port, own distribution ports, own
@@ -8,6 +9,7 @@
 # /usr/sbin wrappers switch to the rabbitmq user and use its cookie).
 
 RMQ_PORT=55672
+RMQ_TLS_PORT=55671
 RMQ_NODE=workq-test@localhost
 RMQ_DIST_PORT=25673    # default would be node port + 20000 = 75672 (invalid)
 RMQ_EPMD_PORT=54369
@@ -83,6 +85,15 @@ rmq_prepare_dirs() {
 loopback_users.guest = true
 log.console = false
 log.file.level = info
+# amqps, next to the plain listener (RABBITMQ_NODE_PORT)
+listeners.ssl.1 = 127.0.0.1:$RMQ_TLS_PORT
+ssl_options.cacertfile = $WQ_TLS_DIR/ca.pem
+ssl_options.certfile = $WQ_TLS_DIR/server.pem
+ssl_options.keyfile = $WQ_TLS_DIR/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+ssl_options.versions.1 = tlsv1.3
+ssl_options.versions.2 = tlsv1.2
 EOF
 }
 
@@ -156,7 +167,7 @@ rmq_start() {
         strays="$(rmq_stray_pids)"
         # shellcheck disable=SC2086
         [ -n "$strays" ] && wq_kill_wait KILL 10 $strays
-        wq_require_free_port rabbitmq "$RMQ_PORT" "$RMQ_DIST_PORT"
+        wq_require_free_port rabbitmq "$RMQ_PORT" "$RMQ_TLS_PORT" "$RMQ_DIST_PORT"
         rmq_launch
         wrapper="$(wq_read_pidfile "$RMQ_WRAPPER_PIDFILE")"
         # `rabbitmqctl wait PIDFILE` (3.10 has no await_startup in
@@ -181,6 +192,8 @@ rmq_start() {
     fi
     wq_wait_until 10 wq_port_open "$RMQ_PORT" ||
         rmq_fail "nothing accepts connections on 127.0.0.1:$RMQ_PORT"
+    wq_port_open "$RMQ_TLS_PORT" || wq_log "rabbitmq: WARNING: no amqps" \
+        "listener on $RMQ_TLS_PORT (a node from an older ctl? ctl restart rabbitmq)"
     wq_unlock
     wq_log "rabbitmq: ready on 127.0.0.1:$RMQ_PORT ($(wq_elapsed "$t0") s)"
 }

@@ -1,10 +1,17 @@
 /*
  * test_http.c - the embedded HTTP server on a loopback port: immediate
  * and deferred answers, the body limit, many concurrent clients, and the
- * constant-time token compare.  The client is a plain socket speaking
+ * constant-time token compare; the header limits exactly at and one
+ * over each; slow clients cut at the read timeout while others are
+ * served and a slow handler is not; HTTPS with a throwaway CA
+ * (tests/services/mkcerts.sh), checked with curl, and TLS material that
+ * does not fit refused at start.  The client is a plain socket speaking
  * HTTP/1.1, so what is tested is what goes over the wire.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +20,7 @@
 #include <unistd.h>
 
 #include "wq_test.h"
+#include "clock.h"
 #include "http.h"
 
 /* Sends a raw request, returns the status code; the response in out. */
@@ -66,6 +74,18 @@ answer_later(void *arg)
     return NULL;
 }
 
+/* Longer than the read timeout of test_http_read_timeout_*. */
+static void *
+answer_slowly(void *arg)
+{
+    struct deferred *d = arg;
+
+    usleep(2500000);
+    wq_http_complete(d->req, 202, "text/plain", strdup("slow"), 4);
+    free(d);
+    return NULL;
+}
+
 static int
 handler(void *user, const struct wq_http_request *req, int *status,
     const char **ctype, char **body, size_t *len)
@@ -77,6 +97,15 @@ handler(void *user, const struct wq_http_request *req, int *status,
 
         d->req = req->handle;
         pthread_create(&t, NULL, answer_later, d);
+        pthread_detach(t);
+        return WQ_EAGAIN;
+    }
+    if (strcmp(req->path, "/slow") == 0) {
+        struct deferred *d = malloc(sizeof *d);
+        pthread_t t;
+
+        d->req = req->handle;
+        pthread_create(&t, NULL, answer_slowly, d);
         pthread_detach(t);
         return WQ_EAGAIN;
     }
@@ -222,6 +251,317 @@ test_http_bad_listen_address(void **state)
     assert_non_null(strstr(err, "nonsense"));
 }
 
+/* --- header limits ------------------------------------------------------- */
+
+/* GET /nope with `extra` header fields named X-Hnnn: value (a name of
+ * `namelen` bytes and a value of `valuelen` for the first). */
+static int
+get_with_headers(int port, int extra, size_t namelen, size_t valuelen)
+{
+    size_t cap = 64 * 1024 + namelen + valuelen, off;
+    char *req = malloc(cap), *out = malloc(8192);
+    int st;
+
+    off = (size_t)snprintf(req, cap, "GET /nope HTTP/1.1\r\nHost: x\r\n"
+        "Connection: close\r\n");
+    for (int i = 0; i < extra; i++) {
+        if (i == 0 && namelen > 0) {
+            memset(req + off, 'N', namelen);
+            off += namelen;
+        } else {
+            off += (size_t)snprintf(req + off, cap - off, "X-H%03d", i);
+        }
+        memcpy(req + off, ": ", 2);
+        off += 2;
+        if (i == 0 && valuelen > 0) {
+            memset(req + off, 'v', valuelen);
+            off += valuelen;
+        } else {
+            req[off++] = 'v';
+        }
+        memcpy(req + off, "\r\n", 2);
+        off += 2;
+    }
+    memcpy(req + off, "\r\n", 2);
+    off += 2;
+    st = roundtrip(port, req, off, out, 8192);
+    if (st == 431 && strstr(out, "\r\n\r\n") != NULL
+        && strstr(out, "header_fields_too_large") == NULL
+        && strstr(out, "<html>") == NULL)
+        st = -2;
+    free(req);
+    free(out);
+    return st;
+}
+
+static void
+test_http_header_limits(void **state)
+{
+    wq_http *h = start(64);
+    int port = wq_http_port(h);
+    char out[4096], req[1024];
+    int n;
+
+    (void)state;
+    /* Host and Connection count: 62 more make 64 */
+    assert_int_equal(get_with_headers(port, WQ_HTTP_HEADERS_MAX - 2, 0, 0),
+        404);
+    assert_int_equal(get_with_headers(port, WQ_HTTP_HEADERS_MAX - 1, 0, 0),
+        431);
+    assert_int_equal(get_with_headers(port, 1, WQ_HTTP_HEADER_NAME_MAX, 0),
+        404);
+    assert_int_equal(get_with_headers(port, 1, WQ_HTTP_HEADER_NAME_MAX + 1,
+        0), 431);
+    assert_int_equal(get_with_headers(port, 1, 0, WQ_HTTP_HEADER_VALUE_MAX),
+        404);
+    assert_int_equal(get_with_headers(port, 1, 0,
+        WQ_HTTP_HEADER_VALUE_MAX + 1), 431);
+    /* beyond the connection's memory: libmicrohttpd's own refusal */
+    n = get_with_headers(port, 1, 0, WQ_HTTP_CONN_MEMORY + 1024);
+    assert_true(n == 431 || n == -1);
+    /* a refused request's body is read and dropped; the handler never
+     * sees it */
+    n = snprintf(req, sizeof req, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+        "Connection: close\r\n%0*d: v\r\nContent-Length: 5\r\n\r\nhello",
+        WQ_HTTP_HEADER_NAME_MAX + 1, 0);
+    assert_int_equal(roundtrip(port, req, (size_t)n, out, sizeof out), 431);
+    assert_null(strstr(out, "hello"));
+    /* the server is fine afterwards */
+    assert_int_equal(get(port, "/nope", out, sizeof out), 404);
+    wq_http_stop(h);
+}
+
+/* --- slow clients -------------------------------------------------------- */
+
+static int
+connect_to(int port)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+/* 1 once the peer closed fd (end of file, reset or broken pipe). */
+static int
+peer_closed(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    char c;
+
+    if (poll(&p, 1, 0) <= 0)
+        return 0;
+    return recv(fd, &c, 1, MSG_DONTWAIT) <= 0;
+}
+
+#define LORIS 24
+
+static void
+test_http_read_timeout_cuts_slow_clients(void **state)
+{
+    struct wq_http_conf conf = {
+        .listen = "127.0.0.1:0", .max_body = 1024, .timeout_s = 60,
+        .read_timeout_s = 2, .threads = 2, .handler = handler,
+    };
+    static const char head[] = "GET /nope HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    static const char post[] = "POST /echo HTTP/1.1\r\nHost: x\r\n"
+        "Content-Length: 100\r\n\r\n";
+    char err[WQ_ERRLEN], out[4096];
+    int fd[LORIS], port, closed = 0;
+    uint64_t t0, closed_at[LORIS] = { 0 };
+    wq_http *h = NULL;
+
+    (void)state;
+    assert_int_equal(wq_http_start(&conf, &h, err, sizeof err), 0);
+    port = wq_http_port(h);
+    t0 = wq_clock_mono_ns();
+    /* a third trickle headers, a third a body, a third send nothing */
+    for (int i = 0; i < LORIS; i++) {
+        fd[i] = connect_to(port);
+        if (i % 3 == 0)
+            assert_true(send(fd[i], head, strlen(head), 0) > 0);
+        else if (i % 3 == 1)
+            assert_true(send(fd[i], post, strlen(post), 0) > 0);
+    }
+    /* one byte every 250 ms on each; meanwhile a normal client is served
+     * at once, and a handler slower than the read timeout still answers */
+    for (int tick = 0; tick < 24 && closed < LORIS; tick++) {
+        if (tick == 2) {
+            uint64_t s = wq_clock_mono_ns();
+
+            assert_int_equal(get(port, "/nope", out, sizeof out), 404);
+            assert_true(wq_clock_mono_ns() - s < 500000000u);
+            assert_int_equal(get(port, "/slow", out, sizeof out), 202);
+        }
+        for (int i = 0; i < LORIS; i++) {
+            if (closed_at[i] != 0)
+                continue;
+            if (peer_closed(fd[i])
+                || (i % 3 != 2 && send(fd[i], "a", 1, MSG_NOSIGNAL) < 0)) {
+                closed_at[i] = wq_clock_mono_ns();
+                closed++;
+            }
+        }
+        usleep(250000);
+    }
+    for (int i = 0; i < LORIS; i++) {
+        double secs = (double)(closed_at[i] - t0) / 1e9;
+
+        if (closed_at[i] == 0)
+            fail_msg("slow client %d still connected after 6 s", i);
+        /* 2 s of read timeout, plus the 2.5 s of the /slow request the
+         * loop waited on, plus slack */
+        if (secs < 1.9 || secs > 5.5)
+            fail_msg("slow client %d cut after %.2f s", i, secs);
+        close(fd[i]);
+    }
+    /* still serving */
+    assert_int_equal(get(port, "/nope", out, sizeof out), 404);
+    wq_http_stop(h);
+}
+
+/* A keep-alive connection: two requests, then idle: the second request's
+ * clock starts when the first ends. */
+static void
+test_http_read_timeout_keepalive(void **state)
+{
+    struct wq_http_conf conf = {
+        .listen = "127.0.0.1:0", .max_body = 1024, .timeout_s = 60,
+        .read_timeout_s = 1, .threads = 1, .handler = handler,
+    };
+    static const char req[] = "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
+    char err[WQ_ERRLEN], out[4096];
+    wq_http *h = NULL;
+    uint64_t t0;
+    ssize_t n;
+    int fd;
+
+    (void)state;
+    assert_int_equal(wq_http_start(&conf, &h, err, sizeof err), 0);
+    fd = connect_to(wq_http_port(h));
+    for (int i = 0; i < 2; i++) {
+        usleep(600000);     /* each alone is within the second */
+        assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+        n = recv(fd, out, sizeof out - 1, 0);
+        assert_true(n > 12);
+        out[n] = '\0';
+        assert_non_null(strstr(out, " 404 "));
+    }
+    t0 = wq_clock_mono_ns();
+    n = recv(fd, out, sizeof out, 0);      /* blocks until the cut */
+    assert_true(n <= 0);
+    assert_true(wq_clock_mono_ns() - t0 < 2500000000u);
+    close(fd);
+    wq_http_stop(h);
+}
+
+/* --- TLS ----------------------------------------------------------------- */
+
+static char *
+slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = calloc(1, 65536);
+
+    assert_non_null(f);
+    assert_true(fread(buf, 1, 65535, f) > 0);
+    fclose(f);
+    return buf;
+}
+
+/* Makes the throwaway CA and server certificate in the test directory. */
+static void
+make_certs(void)
+{
+    const char *argv[] = { "/bin/sh", WQ_SOURCE_DIR
+        "/tests/services/mkcerts.sh", "certs", NULL };
+    char out[4096];
+
+    if (wq_test_cmd(argv, NULL, NULL, out, sizeof out) != 0)
+        fail_msg("mkcerts.sh: %s", out);
+}
+
+/* curl's exit status for https://127.0.0.1:PORT/PATH verified with ca. */
+static int
+curl(int port, const char *path, const char *ca, char *out, size_t outlen)
+{
+    char url[256];
+    const char *argv[] = { "/usr/bin/curl", "-sS", "--max-time", "10",
+        "--cacert", ca, url, NULL };
+
+    snprintf(url, sizeof url, "https://127.0.0.1:%d%s", port, path);
+    return wq_test_cmd(argv, NULL, NULL, out, outlen);
+}
+
+static void
+test_http_tls(void **state)
+{
+    struct wq_http_conf conf = {
+        .listen = "127.0.0.1:0", .max_body = 1024, .timeout_s = 5,
+        .read_timeout_s = 5, .threads = 2, .handler = handler,
+    };
+    char err[WQ_ERRLEN], out[8192], *cert, *key, *other;
+    wq_http *h = NULL;
+    int port;
+
+    (void)state;
+    make_certs();
+    cert = slurp("certs/server.pem");
+    key = slurp("certs/server.key");
+    other = slurp("certs/other-ca.key");
+    conf.tls_cert_pem = cert;
+    conf.tls_key_pem = key;
+    assert_int_equal(wq_http_start(&conf, &h, err, sizeof err), 0);
+    port = wq_http_port(h);
+
+    /* verified against the test CA; the deferred path works over TLS */
+    assert_int_equal(curl(port, "/nope", "certs/ca.pem", out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"error\":\"not_found\""));
+    assert_int_equal(curl(port, "/defer", "certs/ca.pem", out, sizeof out),
+        0);
+    assert_string_equal(out, "later");
+    /* another CA: curl refuses the server (60: certificate problem) */
+    assert_int_equal(curl(port, "/nope", "certs/other-ca.pem", out,
+        sizeof out), 60);
+    /* plain HTTP on the TLS port gets no HTTP answer */
+    assert_int_equal(get(port, "/nope", out, sizeof out), -1);
+    {
+        const char *argv[] = { "/usr/bin/curl", "-sS", "--max-time", "10",
+            "--cacert", "certs/ca.pem", "--tls-max", "1.1", "--tlsv1.0",
+            NULL, NULL };
+        char url[128];
+
+        snprintf(url, sizeof url, "https://127.0.0.1:%d/nope", port);
+        argv[9] = url;
+        /* TLS 1.0 and 1.1 are refused */
+        assert_int_not_equal(wq_test_cmd(argv, NULL, NULL, out, sizeof out),
+            0);
+    }
+    wq_http_stop(h);
+
+    /* TLS material that does not fit is refused before listening */
+    conf.tls_key_pem = other;
+    assert_int_equal(wq_http_start(&conf, &h, err, sizeof err), WQ_ECONFIG);
+    assert_non_null(strstr(err, "does not belong"));
+    conf.tls_key_pem = "garbage";
+    assert_int_equal(wq_http_start(&conf, &h, err, sizeof err), WQ_ECONFIG);
+    assert_non_null(strstr(err, "TLS key"));
+    conf.tls_cert_pem = key;
+    conf.tls_key_pem = key;
+    assert_int_equal(wq_http_start(&conf, &h, err, sizeof err), WQ_ECONFIG);
+    assert_non_null(strstr(err, "TLS certificate"));
+    conf.tls_cert_pem = cert;
+    conf.tls_key_pem = NULL;
+    assert_int_equal(wq_http_start(&conf, &h, err, sizeof err), WQ_ECONFIG);
+    assert_non_null(strstr(err, "both"));
+    free(cert);
+    free(key);
+    free(other);
+}
+
 static void
 test_http_token_equal(void **state)
 {
@@ -241,6 +581,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_http_concurrent_clients_all_answered),
     cmocka_unit_test(test_http_bad_listen_address),
     cmocka_unit_test(test_http_token_equal),
+    cmocka_unit_test(test_http_header_limits),
+    cmocka_unit_test(test_http_read_timeout_cuts_slow_clients),
+    cmocka_unit_test(test_http_read_timeout_keepalive),
+    cmocka_unit_test(test_http_tls),
 };
 
 WQ_TEST_MAIN("http", tests)
