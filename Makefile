@@ -29,7 +29,7 @@ endif
 # msgpack-c is "msgpack" on Debian 12 and "msgpack-c" from Debian 13 on.
 MSGPACK_PC := $(shell pkg-config --exists msgpack-c 2>/dev/null && echo msgpack-c || echo msgpack)
 PKGS      := rdkafka librabbitmq libpq $(MSGPACK_PC) libconfig libmicrohttpd \
-             libsystemd jansson
+             libsystemd jansson libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -79,7 +79,7 @@ PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,\
            $(sort $(wildcard tests/plugins/*.c)))
 
 .PHONY: all clean deps check unit integration fuzz demo install uninstall \
-        services-start services-stop tests bench-e2e
+        services-start services-stop tests bench-e2e bench
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BINS)
@@ -130,11 +130,20 @@ $(BUILD)/tests/plugins/%.so: tests/plugins/%.c shared/workq_plugin.h
 
 # End-to-end benchmark: producer side, workers, brokers and PostgreSQL
 # on this machine (tests/bench/bench_e2e.sh prints the figures).
-$(BUILD)/tests/bench/bench_e2e: $(BUILD)/tests/bench/bench_e2e.o $(LIB)
-	$(CC) $(WQ_LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+$(BUILD)/tests/bench/bench_e2e: $(BUILD)/tests/bench/bench_e2e.o $(TEST_HARNESS) $(LIB)
+	$(CC) $(WQ_LDFLAGS) -o $@ $< $(TEST_HARNESS) $(LIB) $(LIBS) $(TEST_LIBS)
 
 bench-e2e: all $(BUILD)/tests/bench/bench_e2e
 	WORKQ_BUILD=$(BUILD) sh tests/bench/bench_e2e.sh $(BUILD)/tests/bench/bench_e2e
+
+# Submit benchmarks (C client, `workq submit --batch`, HTTP under wrk),
+# per transport; a benchmark prints figures and never fails on them.
+$(BUILD)/tests/bench/bench_submit: $(BUILD)/tests/bench/bench_submit.o $(LIB)
+	$(CC) $(WQ_LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
+bench: all $(BUILD)/tests/bench/bench_submit
+	tests/services/ctl start all
+	WORKQ_BUILD=$(BUILD) sh tests/bench/run.sh
 $(BUILD)/tests/integration/test_%: $(BUILD)/tests/integration/test_%.o $(TEST_HARNESS) $(LIB)
 	$(CC) $(WQ_LDFLAGS) -o $@ $< $(TEST_HARNESS) $(LIB) $(LIBS) $(TEST_LIBS)
 
@@ -182,7 +191,13 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(BUILD)/gen/migrations.c
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -std=gnu11 -D_GNU_SOURCE -DWQ_VERSION='"fuzz"' \
 	    -DWQ_SYSCONFDIR='"/etc"' -DWQ_SOURCE_DIR='"$(CURDIR)"' -Ishared -I$(BUILD)/gen $(PKG_CFLAGS) \
-	    -o $@ $< $(LIB_SRCS) $(BUILD)/gen/migrations.c $(LIBS)
+	    -o $@ $< $(FUZZ_EXTRA) $(LIB_SRCS) $(BUILD)/gen/migrations.c $(LIBS)
+
+# The producer's request handling, with its publisher and database thread
+# stubbed in the target and the HTTP completion wrapped by the linker.
+$(FUZZ_BUILD)/fuzz_http_api: FUZZ_EXTRA = producer/api.c -Iproducer \
+    -Wl,--wrap=wq_http_complete
+$(FUZZ_BUILD)/fuzz_http_api: producer/api.c producer/api.h
 
 fuzz: $(FUZZ_TARGETS)
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
@@ -191,17 +206,103 @@ demo: deps all
 	sh tests/demo.sh
 
 # --- install -----------------------------------------------------------------
+#
+#   make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc] ...
+#   make uninstall (the same variables)
+#
+# Installs the binaries, the systemd units (systemd/, with @BINDIR@,
+# @SYSCONFDIR@ and @DOCDIR@ replaced, so ExecStart= names the installed
+# binaries), the sysusers.d and tmpfiles.d entries, the documented
+# configuration (never overwriting an existing workq.conf), man pages made
+# from each binary's --help, and the documentation.  Without DESTDIR, on
+# a host that runs systemd, it then creates the workq user, applies the
+# tmpfiles entry and reloads systemd (SYSTEMD_SETUP=no skips that).
+# uninstall removes all of it but the configuration and the user.
 
-install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/workq
+DOCDIR          ?= $(PREFIX)/share/doc/workq
+MANDIR          ?= $(PREFIX)/share/man
+SYSTEMD_UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR     ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR     ?= $(PREFIX)/lib/tmpfiles.d
+SYSTEMD_SETUP   ?= auto
+
+UNITS     := workq-producer.service workq-scheduler.service \
+             workq-worker@.service workq.target
+MAN_PAGES := $(BUILD)/man/workq.1 $(BUILD)/man/workq-producer.8 \
+             $(BUILD)/man/workq-worker.8 $(BUILD)/man/workq-scheduler.8
+DOCS      := README.md docs/production.md docs/task-states.md
+SUBST     := sed -e 's|@BINDIR@|$(BINDIR)|g' \
+             -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
+MAN_DATE  := $(shell git log -1 --format=%cd --date=short 2>/dev/null)
+
+# A man page from a binary's --help, which is laid out as one already:
+# lines in capitals are sections, NAME is a "name - summary" line, the
+# rest is kept as it is (no fill).
+HELP2MAN := '\
+    BEGIN { printf ".TH \"%s\" \"%s\" \"%s\" \"workq %s\" \"workq manual\"\n", \
+            toupper(name), sec, date, ver } \
+    { gsub(/\\/, "\\e"); gsub(/-/, "\\-") } \
+    /^[A-Z][A-Z ]*[A-Z]$$/ { if (nf) print ".fi"; nf = 0; blank = 0; \
+            print ".SH " $$0; sect = $$0; next } \
+    /^ *$$/ { blank++; next } \
+    sect == "NAME" { sub(/^ +/, ""); print; next } \
+    { if (!nf) print ".nf"; nf = 1; for (; blank > 0; blank--) print ""; \
+      sub(/^    /, ""); if ($$0 ~ /^[.\047]/) $$0 = "\\&" $$0; print } \
+    END { if (nf) print ".fi" }'
+
+$(BUILD)/man/%.1: $(BUILD)/%
+	@mkdir -p $(@D)
+	$< --help | awk -v name=$* -v sec=1 -v date='$(MAN_DATE)' \
+	    -v ver='$(VERSION)' $(HELP2MAN) > $@.tmp && mv $@.tmp $@
+$(BUILD)/man/%.8: $(BUILD)/%
+	@mkdir -p $(@D)
+	$< --help | awk -v name=$* -v sec=8 -v date='$(MAN_DATE)' \
+	    -v ver='$(VERSION)' $(HELP2MAN) > $@.tmp && mv $@.tmp $@
+
+install: all $(MAN_PAGES)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMD_UNITDIR) \
+	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)
+	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/workq
 	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	for u in $(UNITS); do \
+	    $(SUBST) systemd/$$u > $(DESTDIR)$(SYSTEMD_UNITDIR)/$$u.tmp && \
+	    chmod 0644 $(DESTDIR)$(SYSTEMD_UNITDIR)/$$u.tmp && \
+	    mv $(DESTDIR)$(SYSTEMD_UNITDIR)/$$u.tmp $(DESTDIR)$(SYSTEMD_UNITDIR)/$$u \
+	    || exit 1; done
+	install -m 0644 systemd/sysusers.d/workq.conf $(DESTDIR)$(SYSUSERSDIR)/workq.conf
+	$(SUBST) systemd/tmpfiles.d/workq.conf > $(DESTDIR)$(TMPFILESDIR)/workq.conf
+	chmod 0644 $(DESTDIR)$(TMPFILESDIR)/workq.conf
+	install -m 0644 $(filter %.1,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(filter %.8,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
 	install -m 0644 config/workq.conf $(DESTDIR)$(SYSCONFDIR)/workq/workq.conf.example
 	test -e $(DESTDIR)$(SYSCONFDIR)/workq/workq.conf || \
 	    install -m 0640 config/workq.conf $(DESTDIR)$(SYSCONFDIR)/workq/workq.conf
+	@if [ -z "$(DESTDIR)" ] && [ "$(SYSTEMD_SETUP)" != no ] \
+	    && [ -d /run/systemd/system ]; then \
+	    echo "systemd-sysusers, systemd-tmpfiles --create, daemon-reload"; \
+	    systemd-sysusers $(SYSUSERSDIR)/workq.conf && \
+	    systemd-tmpfiles --create $(TMPFILESDIR)/workq.conf && \
+	    systemctl daemon-reload; \
+	else \
+	    echo "installed; on the target host run: systemd-sysusers;" \
+	        "systemd-tmpfiles --create; systemctl daemon-reload" \
+	        "(see $(DOCDIR)/production.md)"; \
+	fi
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,workq workq-producer workq-worker workq-scheduler)
+	rm -f $(addprefix $(DESTDIR)$(SYSTEMD_UNITDIR)/,$(UNITS))
+	rm -f $(DESTDIR)$(SYSUSERSDIR)/workq.conf $(DESTDIR)$(TMPFILESDIR)/workq.conf
+	rm -f $(DESTDIR)$(MANDIR)/man1/workq.1 $(addprefix $(DESTDIR)$(MANDIR)/man8/,\
+	    workq-producer.8 workq-worker.8 workq-scheduler.8)
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS)))
+	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 	rm -f $(DESTDIR)$(SYSCONFDIR)/workq/workq.conf.example
+	@if [ -z "$(DESTDIR)" ] && [ "$(SYSTEMD_SETUP)" != no ] \
+	    && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "left in place: $(SYSCONFDIR)/workq (configuration), the workq user"
 
 clean:
 	rm -rf build build-san build-fuzz

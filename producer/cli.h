@@ -72,5 +72,14 @@ int cli_wants_help(int argc, char **argv);
 /* The commands, each defined in its own cli_<name>.c. */
 extern const struct cli_command cli_cmd_migrate;
 extern const struct cli_command cli_cmd_config;
+extern const struct cli_command cli_cmd_submit;
+extern const struct cli_command cli_cmd_status;
+extern const struct cli_command cli_cmd_list;
+extern const struct cli_command cli_cmd_retry;
+extern const struct cli_command cli_cmd_cancel;
+extern const struct cli_command cli_cmd_dlq;
+extern const struct cli_command cli_cmd_stats;
+extern const struct cli_command cli_cmd_workers;
+extern const struct cli_command cli_cmd_token;
 
 #endif

@@ -15,6 +15,15 @@
 static const struct cli_command *const commands[] = {
     &cli_cmd_migrate,
     &cli_cmd_config,
+    &cli_cmd_submit,
+    &cli_cmd_status,
+    &cli_cmd_list,
+    &cli_cmd_retry,
+    &cli_cmd_cancel,
+    &cli_cmd_dlq,
+    &cli_cmd_stats,
+    &cli_cmd_workers,
+    &cli_cmd_token,
 };
 
 static const char usage_text[] =

@@ -175,14 +175,18 @@ secret_of_file_key(const char *path)
     return k != NULL && (k->flags & WQ_CONFIG_SECRET) ? k : NULL;
 }
 
+/*
+ * The field of key k in `cfg`: a struct wq_config, or for the keys of a
+ * group's own table (config.h, GROUPS) one element of the list.
+ */
 static void *
-field(struct wq_config *cfg, const struct wq_config_key *k)
+field(void *cfg, const struct wq_config_key *k)
 {
     return (char *)cfg + k->offset;
 }
 
 static const void *
-cfield(const struct wq_config *cfg, const struct wq_config_key *k)
+cfield(const void *cfg, const struct wq_config_key *k)
 {
     return (const char *)cfg + k->offset;
 }
@@ -234,8 +238,7 @@ list_free(struct wq_config_list *l)
 }
 
 static void
-set_string(struct wq_config *cfg, const struct wq_config_key *k,
-    const char *s)
+set_string(void *cfg, const struct wq_config_key *k, const char *s)
 {
     char **p = field(cfg, k);
 
@@ -245,8 +248,7 @@ set_string(struct wq_config *cfg, const struct wq_config_key *k,
 
 /* Takes ownership of v[0..n-1]. */
 static void
-set_list(struct wq_config *cfg, const struct wq_config_key *k, char **v,
-    size_t n)
+set_list(void *cfg, const struct wq_config_key *k, char **v, size_t n)
 {
     struct wq_config_list *l = field(cfg, k);
 
@@ -256,6 +258,77 @@ set_list(struct wq_config *cfg, const struct wq_config_key *k, char **v,
         memcpy(l->v, v, n * sizeof *v);
     l->v[n] = NULL;
     l->n = n;
+}
+
+static void
+ints_free(struct wq_config_ints *l)
+{
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* Takes ownership of v (n ints). */
+static void
+set_ints(void *cfg, const struct wq_config_key *k, int *v, size_t n)
+{
+    struct wq_config_ints *l = field(cfg, k);
+
+    ints_free(l);
+    l->v = v;
+    l->n = n;
+}
+
+static void groups_free(const struct wq_config_key *k,
+    struct wq_config_groups *g);
+
+/* Frees what the field of k in cfg owns (strings, lists, groups). */
+static void
+value_free(const struct wq_config_key *k, void *cfg)
+{
+    switch (k->type) {
+    case WQ_CONFIG_STRING: {
+        char **p = field(cfg, k);
+
+        wipe_free(*p);
+        *p = NULL;
+        break;
+    }
+    case WQ_CONFIG_LIST:
+        list_free(field(cfg, k));
+        break;
+    case WQ_CONFIG_INT_LIST:
+        ints_free(field(cfg, k));
+        break;
+    case WQ_CONFIG_GROUPS:
+        groups_free(k, field(cfg, k));
+        break;
+    default:
+        break;
+    }
+}
+
+/* The element i of a list of groups. */
+static void *
+group_elem(const struct wq_config_key *k, const struct wq_config_groups *g,
+    size_t i)
+{
+    return (char *)g->v + i * k->elem_size;
+}
+
+static void
+groups_free(const struct wq_config_key *k, struct wq_config_groups *g)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        char *e = group_elem(k, g, i);
+
+        for (size_t j = 0; j < k->nsub; j++)
+            value_free(&k->sub[j], e);
+        free(*(char **)(e + k->where_offset));
+    }
+    free(g->v);
+    g->v = NULL;
+    g->n = 0;
 }
 
 /* "1h30m", "1s500ms", "0s": the shortest exact form, which parses back. */
@@ -340,6 +413,9 @@ expected(const struct wq_config_key *k)
                                     "\"5m\", \"2h\"";
     case WQ_CONFIG_LIST:     return "a list of strings, like "
                                     "[\"a\", \"b\"]";
+    case WQ_CONFIG_INT_LIST: return "a list of integers, like [65, 78]";
+    case WQ_CONFIG_GROUPS:   return "a list of groups, like "
+                                    "( { a = 1; }, { a = 2; } )";
     }
     return "?";
 }
@@ -378,8 +454,8 @@ enum_names(const struct wq_config_key *k, char *buf, size_t len)
  * or -1 with a message in msg.
  */
 static int
-check_int(struct wq_config *cfg, const struct wq_config_key *k,
-    long long v, char *msg, size_t len)
+check_int(void *cfg, const struct wq_config_key *k, long long v, char *msg,
+    size_t len)
 {
     if (v < k->min || v > k->max) {
         snprintf(msg, len, "%lld is out of range %lld..%lld", v, k->min,
@@ -391,8 +467,8 @@ check_int(struct wq_config *cfg, const struct wq_config_key *k,
 }
 
 static int
-check_duration(struct wq_config *cfg, const struct wq_config_key *k,
-    int64_t ms, char *msg, size_t len)
+check_duration(void *cfg, const struct wq_config_key *k, int64_t ms,
+    char *msg, size_t len)
 {
     char a[32], b[32], c[32];
 
@@ -408,8 +484,8 @@ check_duration(struct wq_config *cfg, const struct wq_config_key *k,
 }
 
 static int
-check_enum(struct wq_config *cfg, const struct wq_config_key *k,
-    const char *s, char *msg, size_t len)
+check_enum(void *cfg, const struct wq_config_key *k, const char *s,
+    char *msg, size_t len)
 {
     char names[256];
 
@@ -424,8 +500,8 @@ check_enum(struct wq_config *cfg, const struct wq_config_key *k,
 }
 
 static int
-check_list(struct wq_config *cfg, const struct wq_config_key *k, char **v,
-    size_t n, char *msg, size_t len)
+check_list(void *cfg, const struct wq_config_key *k, char **v, size_t n,
+    char *msg, size_t len)
 {
     size_t i;
 
@@ -446,6 +522,25 @@ fail:
         free(v[i]);
     return -1;
 }
+
+/* Takes ownership of v (n ints) whether it succeeds or not. */
+static int
+check_ints(void *cfg, const struct wq_config_key *k, int *v, size_t n,
+    long long *raw, char *msg, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (raw[i] < k->min || raw[i] > k->max) {
+            snprintf(msg, len, "item %zu: %lld is out of range %lld..%lld",
+                i + 1, raw[i], k->min, k->max);
+            free(v);
+            return -1;
+        }
+    set_ints(cfg, k, v, n);
+    return 0;
+}
+
+static int groups_from_text(void *cfg, const struct wq_config_key *k,
+    const char *s, char *msg, size_t len);
 
 static int
 parse_bool(const char *s)
@@ -468,8 +563,8 @@ parse_bool(const char *s)
  * blanks around items trimmed; "" is the empty list.
  */
 static int
-set_from_text(struct wq_config *cfg, const struct wq_config_key *k,
-    const char *s, char *msg, size_t len)
+set_from_text(void *cfg, const struct wq_config_key *k, const char *s,
+    char *msg, size_t len)
 {
     switch (k->type) {
     case WQ_CONFIG_STRING:
@@ -530,6 +625,39 @@ set_from_text(struct wq_config *cfg, const struct wq_config_key *k,
         free(v);
         return rc;
     }
+    case WQ_CONFIG_INT_LIST: {
+        long long *raw = NULL;
+        int *v = NULL;
+        size_t n = 0;
+        const char *p = s + strspn(s, " \t");
+        int rc;
+
+        while (*p != '\0') {
+            char *end;
+
+            raw = xreallocarray(raw, n + 1, sizeof *raw);
+            v = xreallocarray(v, n + 1, sizeof *v);
+            errno = 0;
+            raw[n] = strtoll(p, &end, 10);
+            end += strspn(end, " \t");
+            if (errno != 0 || end == p || (*end != ',' && *end != '\0')) {
+                snprintf(msg, len, "\"%.64s\" is not %s", s, expected(k));
+                free(raw);
+                free(v);
+                return -1;
+            }
+            v[n] = (int)(raw[n] < INT32_MIN ? INT32_MIN
+                : raw[n] > INT32_MAX ? INT32_MAX : raw[n]);
+            n++;
+            p = end + (*end == ',');
+            p += strspn(p, " \t");
+        }
+        rc = check_ints(cfg, k, v, n, raw, msg, len);
+        free(raw);
+        return rc;
+    }
+    case WQ_CONFIG_GROUPS:
+        return groups_from_text(cfg, k, s, msg, len);
     }
     snprintf(msg, len, "unknown key type");
     return -1;
@@ -537,7 +665,7 @@ set_from_text(struct wq_config *cfg, const struct wq_config_key *k,
 
 /* set_from_setting converts a libconfig setting and stores it. */
 static int
-set_from_setting(struct wq_config *cfg, const struct wq_config_key *k,
+set_from_setting(void *cfg, const struct wq_config_key *k,
     const config_setting_t *s, char *msg, size_t len)
 {
     int type = config_setting_type(s);
@@ -616,6 +744,39 @@ set_from_setting(struct wq_config *cfg, const struct wq_config_key *k,
         free(v);
         return i;
     }
+    case WQ_CONFIG_INT_LIST: {
+        long long *raw;
+        int n, i, *v;
+
+        if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
+            break;
+        n = config_setting_length(s);
+        raw = xreallocarray(NULL, (size_t)n + 1, sizeof *raw);
+        v = xreallocarray(NULL, (size_t)n + 1, sizeof *v);
+        for (i = 0; i < n; i++) {
+            const config_setting_t *e = config_setting_get_elem(s,
+                (unsigned)i);
+            int et = config_setting_type(e);
+
+            if (et != CONFIG_TYPE_INT && et != CONFIG_TYPE_INT64) {
+                snprintf(msg, len, "item %d is %s, expected an integer",
+                    i + 1, libconfig_type_name(et));
+                free(raw);
+                free(v);
+                return -1;
+            }
+            raw[i] = config_setting_get_int64(e);
+            v[i] = (int)(raw[i] < INT32_MIN ? INT32_MIN
+                : raw[i] > INT32_MAX ? INT32_MAX : raw[i]);
+        }
+        i = check_ints(cfg, k, v, (size_t)n, raw, msg, len);
+        free(raw);
+        return i;
+    }
+    case WQ_CONFIG_GROUPS:
+        /* walk() reads these with groups_load, which can report an
+         * error for each element */
+        break;
     }
     snprintf(msg, len, "expected %s, got %s", expected(k),
         libconfig_type_name(type));
@@ -732,6 +893,151 @@ fail:
     return NULL;
 }
 
+/* ---- lists of groups ----------------------------------------------------- */
+
+/* The key of k's own table named `name`, or NULL. */
+static const struct wq_config_key *
+find_sub(const struct wq_config_key *k, const char *name)
+{
+    for (size_t i = 0; i < k->nsub; i++)
+        if (strcmp(k->sub[i].key, name) == 0)
+            return &k->sub[i];
+    return NULL;
+}
+
+/*
+ * groups_load reads the libconfig list of groups `s` into the field of k
+ * (a GROUPS row) in cfg: each element starts from the defaults of k's own
+ * table, remembers where it was written and takes the settings of its
+ * group.  Every problem becomes one line in e ("FILE:LINE:
+ * handlers[2].kind: ..."); if there is any, the field keeps its old
+ * value.  `path` names the source when libconfig knows no file.
+ */
+static void
+groups_load(void *cfg, const struct wq_config_key *k,
+    const config_setting_t *s, const char *path, struct errs *e)
+{
+    struct wq_config_groups g = { NULL, 0 };
+    int type = config_setting_type(s), n;
+    size_t nerr = e->n;
+    char where[300], cwhere[300], name[128], msg[MSG_MAX];
+
+    setting_where(s, path, where, sizeof where);
+    if (type != CONFIG_TYPE_LIST && (type != CONFIG_TYPE_ARRAY
+        || config_setting_length(s) != 0)) {
+        errs_add(e, where, k->key, "expected %s, got %s", expected(k),
+            libconfig_type_name(type));
+        return;
+    }
+    n = config_setting_length(s);
+    g.v = n > 0 ? xcalloc((size_t)n, k->elem_size) : NULL;
+    g.n = (size_t)n;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
+        char *ep = group_elem(k, &g, (size_t)i);
+        int m;
+
+        for (size_t j = 0; j < k->nsub; j++)
+            if (set_from_text(ep, &k->sub[j], k->sub[j].def, msg,
+                sizeof msg) != 0) {
+                fprintf(stderr, "workq: bad default of %s.%s: %s\n", k->key,
+                    k->sub[j].key, msg);
+                abort();
+            }
+        setting_where(el, path, where, sizeof where);
+        *(char **)(ep + k->where_offset) = xstrdup(where);
+        snprintf(name, sizeof name, "%s[%d]", k->key, i + 1);
+        if (!config_setting_is_group(el)) {
+            errs_add(e, where, name, "expected a group { ... }, got %s",
+                libconfig_type_name(config_setting_type(el)));
+            continue;
+        }
+        m = config_setting_length(el);
+        for (int j = 0; j < m; j++) {
+            const config_setting_t *c = config_setting_get_elem(el,
+                (unsigned)j);
+            const char *cname = config_setting_name(c);
+            const struct wq_config_key *sk = find_sub(k, cname);
+            char full[300];
+
+            snprintf(full, sizeof full, "%s.%s", name, cname);
+            setting_where(c, path, cwhere, sizeof cwhere);
+            if (sk == NULL) {
+                const char *best = NULL;
+                size_t bd = 3;
+
+                for (size_t q = 0; q < k->nsub; q++) {
+                    size_t d = edit_distance(cname, k->sub[q].key);
+
+                    if (d < bd) {
+                        bd = d;
+                        best = k->sub[q].key;
+                    }
+                }
+                if (best != NULL)
+                    errs_add(e, cwhere, full,
+                        "unknown key (did you mean %s?)", best);
+                else
+                    errs_add(e, cwhere, full, "unknown key");
+            } else if (set_from_setting(ep, sk, c, msg, sizeof msg) != 0) {
+                errs_add(e, cwhere, full, "%s", msg);
+            }
+        }
+        for (size_t j = 0; j < k->nsub; j++) {
+            const struct wq_config_key *sk = &k->sub[j];
+
+            if ((sk->flags & WQ_CONFIG_REQUIRED) && sk->type ==
+                WQ_CONFIG_STRING && (*(char **)field(ep, sk))[0] == '\0')
+                errs_add(e, where, name, "%s is required", sk->key);
+        }
+    }
+    if (e->n > nerr) {
+        groups_free(k, &g);
+        return;
+    }
+    groups_free(k, field(cfg, k));
+    *(struct wq_config_groups *)field(cfg, k) = g;
+}
+
+/* A list of groups written as text (a default, an environment variable)
+ * in libconfig syntax: "( { type = \"x\"; }, { ... } )"; "" is empty. */
+static int
+groups_from_text(void *cfg, const struct wq_config_key *k, const char *s,
+    char *msg, size_t len)
+{
+    struct errs e = { NULL, 0, 0 };
+    char src[160];
+    config_t lc;
+    char *text;
+    int rc = 0;
+
+    if (s[strspn(s, " \t\n")] == '\0') {
+        groups_free(k, field(cfg, k));
+        return 0;
+    }
+    env_name(k, 0, src, sizeof src);
+    memmove(src + strlen("environment "), src, strlen(src) + 1);
+    memcpy(src, "environment ", strlen("environment "));
+    config_init(&lc);
+    text = xasprintf("v = %s;", s);
+    if (config_read_string(&lc, text) != CONFIG_TRUE) {
+        snprintf(msg, len, "not %s: %s", expected(k),
+            config_error_text(&lc) ? config_error_text(&lc)
+            : "syntax error");
+        rc = -1;
+    } else {
+        groups_load(cfg, k, config_lookup(&lc, "v"), src, &e);
+        if (e.n > 0) {
+            snprintf(msg, len, "%s%s", e.v[0], e.n > 1 ? " (and more)" : "");
+            rc = -1;
+        }
+    }
+    free(text);
+    config_destroy(&lc);
+    errs_free(&e);
+    return rc;
+}
+
 /* ---- loading ------------------------------------------------------------- */
 
 /* What the file said about one SECRET key. */
@@ -765,7 +1071,9 @@ walk(struct load *ld, const config_setting_t *group, const char *prefix)
         path = prefix != NULL ? xasprintf("%s.%s", prefix, name)
             : xstrdup(name);
         setting_where(s, ld->path, where, sizeof where);
-        if ((k = find_key(path)) != NULL) {
+        if ((k = find_key(path)) != NULL && k->type == WQ_CONFIG_GROUPS) {
+            groups_load(ld->cfg, k, s, ld->path, &ld->errs);
+        } else if (k != NULL) {
             if (set_from_setting(ld->cfg, k, s, msg, sizeof msg) != 0)
                 errs_add(&ld->errs, where, path, "%s", msg);
             else if ((k->flags & WQ_CONFIG_SECRET) &&
@@ -802,6 +1110,26 @@ walk(struct load *ld, const config_setting_t *group, const char *prefix)
     }
 }
 
+/* Walks what libconfig parsed (ok), or records why it could not. */
+static void
+read_parsed(struct load *ld, config_t *lc, int ok, const char *path)
+{
+    char where[300];
+
+    if (ok) {
+        walk(ld, config_root_setting(lc), NULL);
+    } else if (config_error_type(lc) == CONFIG_ERR_FILE_IO) {
+        errs_add(&ld->errs, path, NULL, "cannot read: %s",
+            config_error_text(lc) ? config_error_text(lc) : "I/O");
+    } else {
+        snprintf(where, sizeof where, "%s:%d",
+            config_error_file(lc) ? config_error_file(lc) : path,
+            config_error_line(lc));
+        errs_add(&ld->errs, where, NULL, "%s",
+            config_error_text(lc) ? config_error_text(lc) : "syntax error");
+    }
+}
+
 static void
 read_file(struct load *ld, const char *path)
 {
@@ -830,23 +1158,18 @@ read_file(struct load *ld, const char *path)
         config_set_include_dir(&lc, dir);
     }
     free(dir);
-    if (config_read_file(&lc, path) != CONFIG_TRUE) {
-        char where[300];
+    read_parsed(ld, &lc, config_read_file(&lc, path) == CONFIG_TRUE, path);
+    config_destroy(&lc);
+}
 
-        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
-            errs_add(&ld->errs, path, NULL, "cannot read: %s",
-                config_error_text(&lc) ? config_error_text(&lc) : "I/O");
-        else {
-            snprintf(where, sizeof where, "%s:%d",
-                config_error_file(&lc) ? config_error_file(&lc) : path,
-                config_error_line(&lc));
-            errs_add(&ld->errs, where, NULL, "%s",
-                config_error_text(&lc) ? config_error_text(&lc)
-                : "syntax error");
-        }
-    } else {
-        walk(ld, config_root_setting(&lc), NULL);
-    }
+/* A configuration as text, named `name` in errors (wq_config_load_string). */
+static void
+read_string(struct load *ld, const char *text, const char *name)
+{
+    config_t lc;
+
+    config_init(&lc);
+    read_parsed(ld, &lc, config_read_string(&lc, text) == CONFIG_TRUE, name);
     config_destroy(&lc);
 }
 
@@ -959,27 +1282,27 @@ wq_config_defaults(struct wq_config *out)
     }
 }
 
-int
-wq_config_load(const char *path, struct wq_config *out, char *err,
+/*
+ * The load itself: defaults, then the file at `path` (or `text`, named
+ * `path` in errors, when not NULL; neither when path is NULL), secrets,
+ * environment, required keys.
+ */
+static int
+load(const char *path, const char *text, struct wq_config *out, char *err,
     size_t errlen)
 {
-    struct load ld = { out, NULL, { NULL, 0, 0 }, NULL };
-    struct stat st;
+    struct load ld = { out, path, { NULL, 0, 0 }, NULL };
     int rc = 0;
 
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     wq_config_defaults(out);
     ld.secrets = xcalloc(wq_config_nkeys, sizeof *ld.secrets);
-    if (path == NULL) {
-        /* the default file is optional: defaults + env without it */
-        if (stat(DEFAULT_PATH, &st) == 0 || errno != ENOENT)
-            ld.path = DEFAULT_PATH;
-    } else {
-        ld.path = path;
-    }
     if (ld.path != NULL) {
-        read_file(&ld, ld.path);
+        if (text != NULL)
+            read_string(&ld, text, ld.path);
+        else
+            read_file(&ld, ld.path);
         apply_file_secrets(&ld);
     }
     apply_env(&ld);
@@ -995,6 +1318,26 @@ wq_config_load(const char *path, struct wq_config *out, char *err,
     free(ld.secrets);
     errs_free(&ld.errs);
     return rc;
+}
+
+int
+wq_config_load(const char *path, struct wq_config *out, char *err,
+    size_t errlen)
+{
+    struct stat st;
+
+    /* the default file is optional: defaults + env without it */
+    if (path == NULL && (stat(DEFAULT_PATH, &st) == 0 || errno != ENOENT))
+        path = DEFAULT_PATH;
+    return load(path, NULL, out, err, errlen);
+}
+
+int
+wq_config_load_string(const char *text, const char *name,
+    struct wq_config *out, char *err, size_t errlen)
+{
+    return load(name != NULL ? name : "(string)", text != NULL ? text : "",
+        out, err, errlen);
 }
 
 /* ---- derived storage (transport) ----------------------------------------- */
@@ -1037,14 +1380,8 @@ wq_config_free(struct wq_config *cfg)
 {
     if (cfg == NULL)
         return;
-    for (size_t i = 0; i < wq_config_nkeys; i++) {
-        const struct wq_config_key *k = &wq_config_keys[i];
-
-        if (k->type == WQ_CONFIG_STRING)
-            wipe_free(*(char **)field(cfg, k));
-        else if (k->type == WQ_CONFIG_LIST)
-            list_free(field(cfg, k));
-    }
+    for (size_t i = 0; i < wq_config_nkeys; i++)
+        value_free(&wq_config_keys[i], cfg);
     derived_free(cfg->derived_);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -1215,7 +1552,8 @@ put_string(FILE *fp, const char *s)
 }
 
 static void
-put_value(FILE *fp, const struct wq_config *cfg, const struct wq_config_key *k)
+put_value(FILE *fp, const void *cfg, const struct wq_config_key *k,
+    size_t depth)
 {
     const void *f = cfield(cfg, k);
     char buf[64];
@@ -1254,6 +1592,38 @@ put_value(FILE *fp, const struct wq_config *cfg, const struct wq_config_key *k)
             put_string(fp, l->v[i]);
         }
         fputs(" ]", fp);
+        break;
+    }
+    case WQ_CONFIG_INT_LIST: {
+        const struct wq_config_ints *l = f;
+
+        fputc('[', fp);
+        for (size_t i = 0; i < l->n; i++)
+            fprintf(fp, "%s%d", i > 0 ? ", " : " ", l->v[i]);
+        fputs(" ]", fp);
+        break;
+    }
+    case WQ_CONFIG_GROUPS: {
+        const struct wq_config_groups *g = f;
+        int in = (int)(4 * (depth + 1));
+
+        if (g->n == 0) {
+            fputs("( )", fp);
+            break;
+        }
+        fputs("(\n", fp);
+        for (size_t i = 0; i < g->n; i++) {
+            const void *e = group_elem(k, g, i);
+
+            fprintf(fp, "%*s{\n", in, "");
+            for (size_t j = 0; j < k->nsub; j++) {
+                fprintf(fp, "%*s%s = ", in + 4, "", k->sub[j].key);
+                put_value(fp, e, &k->sub[j], depth + 2);
+                fputs(";\n", fp);
+            }
+            fprintf(fp, "%*s}%s\n", in, "", i + 1 < g->n ? "," : "");
+        }
+        fprintf(fp, "%*s)", in - 4, "");
         break;
     }
     }
@@ -1325,62 +1695,94 @@ wq_config_dump(const struct wq_config *cfg, FILE *fp)
         size_t depth = switch_group(fp, prev, k->key);
 
         fprintf(fp, "%*s%s = ", (int)(4 * depth), "", leaf(k->key));
-        put_value(fp, cfg, k);
+        put_value(fp, cfg, k, depth);
         fputs(";\n", fp);
         prev = k->key;
     }
     switch_group(fp, prev, NULL);
 }
 
+/* "integer 1..1024", "one of a|b", ...: the type and range of k. */
+static const char *
+range_text(const struct wq_config_key *k, char *range, size_t len)
+{
+    char names[256], a[32], b[32];
+
+    switch (k->type) {
+    case WQ_CONFIG_STRING:
+        snprintf(range, len, "string");
+        break;
+    case WQ_CONFIG_INT:
+        snprintf(range, len, "integer %lld..%lld", k->min, k->max);
+        break;
+    case WQ_CONFIG_BOOL:
+        snprintf(range, len, "boolean");
+        break;
+    case WQ_CONFIG_ENUM:
+        snprintf(range, len, "one of %.100s",
+            enum_names(k, names, sizeof names));
+        break;
+    case WQ_CONFIG_DURATION:
+        snprintf(range, len, "duration %s..%s",
+            format_duration(k->min, a, sizeof a),
+            format_duration(k->max, b, sizeof b));
+        break;
+    case WQ_CONFIG_LIST:
+        snprintf(range, len, "list of strings, at least %lld", k->min);
+        break;
+    case WQ_CONFIG_INT_LIST:
+        snprintf(range, len, "list of integers %lld..%lld", k->min, k->max);
+        break;
+    case WQ_CONFIG_GROUPS:
+        snprintf(range, len, "list of groups");
+        break;
+    }
+    return range;
+}
+
+static int
+quoted(const struct wq_config_key *k)
+{
+    return k->type != WQ_CONFIG_INT && k->type != WQ_CONFIG_BOOL
+        && k->type != WQ_CONFIG_INT_LIST;
+}
+
 void
 wq_config_print_doc(FILE *fp)
 {
-    char names[256], range[128], env[128], fenv[160], a[32], b[32];
+    char range[128], env[128], fenv[160];
 
     fprintf(fp, "Configuration keys.  File: %s, or --config PATH.\n"
         "WORKQ_<KEY> in the environment beats the file; durations take "
         "ms, s, m, h.\n", DEFAULT_PATH);
     for (size_t i = 0; i < wq_config_nkeys; i++) {
         const struct wq_config_key *k = &wq_config_keys[i];
-        int quote = k->type != WQ_CONFIG_INT && k->type != WQ_CONFIG_BOOL;
+        int quote = quoted(k);
 
-        switch (k->type) {
-        case WQ_CONFIG_STRING:
-            snprintf(range, sizeof range, "string");
-            break;
-        case WQ_CONFIG_INT:
-            snprintf(range, sizeof range, "integer %lld..%lld", k->min,
-                k->max);
-            break;
-        case WQ_CONFIG_BOOL:
-            snprintf(range, sizeof range, "boolean");
-            break;
-        case WQ_CONFIG_ENUM:
-            snprintf(range, sizeof range, "one of %.100s",
-                enum_names(k, names, sizeof names));
-            break;
-        case WQ_CONFIG_DURATION:
-            snprintf(range, sizeof range, "duration %s..%s",
-                format_duration(k->min, a, sizeof a),
-                format_duration(k->max, b, sizeof b));
-            break;
-        case WQ_CONFIG_LIST:
-            snprintf(range, sizeof range, "list of strings, at least %lld",
-                k->min);
-            break;
-        }
         fprintf(fp, "\n  %s  (%s, default %s%s%s%s%s)\n      %s\n"
-            "      env %s", k->key, range, quote ? "\"" : "", k->def,
-            quote ? "\"" : "",
+            "      env %s", k->key, range_text(k, range, sizeof range),
+            quote ? "\"" : "", k->def, quote ? "\"" : "",
             (k->flags & WQ_CONFIG_REQUIRED) ? ", required" : "",
             (k->flags & WQ_CONFIG_SECRET) ? ", secret" : "", k->doc,
             env_name(k, 0, env, sizeof env));
-        if (k->type == WQ_CONFIG_LIST)
+        if (k->type == WQ_CONFIG_LIST || k->type == WQ_CONFIG_INT_LIST)
             fputs(" (comma-separated)", fp);
+        if (k->type == WQ_CONFIG_GROUPS)
+            fputs(" (libconfig syntax: ( { ... }, { ... } ))", fp);
         if (k->flags & WQ_CONFIG_SECRET)
             fprintf(fp, "\n      or a file: %s%s, env %s", k->key,
                 FILE_SUFFIX,
                 env_name(k, 1, fenv, sizeof fenv));
         fputc('\n', fp);
+        for (size_t j = 0; j < k->nsub; j++) {
+            const struct wq_config_key *sk = &k->sub[j];
+
+            quote = quoted(sk);
+            fprintf(fp, "      %s[].%s  (%s, default %s%s%s%s)\n          %s\n",
+                k->key, sk->key, range_text(sk, range, sizeof range),
+                quote ? "\"" : "", sk->def, quote ? "\"" : "",
+                (sk->flags & WQ_CONFIG_REQUIRED) ? ", required" : "",
+                sk->doc);
+        }
     }
 }

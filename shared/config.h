@@ -30,6 +30,11 @@
  * loaded, but do not load, free or call wq_config_transport_conf() on one
  * config from two threads at once.
  *
+ * Lists of groups (handlers, queue_policies) have a table of their own
+ * for the keys of one group; from the environment they are written in
+ * libconfig syntax: WORKQ_HANDLERS='( { type = "x"; kind = "exec";
+ * argv = [ "/bin/x" ]; } )'.
+ *
  * Adding a key: one row in config_table.c, one field here, and its
  * documented entry in config/workq.conf (a unit test fails without it).
  */
@@ -74,6 +79,83 @@ enum wq_rabbitmq_queue_type {   /* rabbitmq.queue_type */
 struct wq_config_list {
     char **v;
     size_t n;
+};
+
+/* An integer list key: n ints, each within the row's [min, max]. */
+struct wq_config_ints {
+    int *v;
+    size_t n;
+};
+
+/*
+ * A list of groups key (handlers, queue_policies): n elements of the
+ * row's element struct (elem_size bytes each), in file order.  Cast `v`
+ * to the element type named in the comment of the field.
+ */
+struct wq_config_groups {
+    void *v;
+    size_t n;
+};
+
+/* handlers[].kind */
+enum wq_handler_kind {
+    WQ_HANDLER_BUILTIN,         /* noop, echo, sleep, fail (worker) */
+    WQ_HANDLER_EXEC,            /* a program: argv, stdin, stdout */
+    WQ_HANDLER_PLUGIN,          /* a shared object (workq_plugin.h) */
+};
+
+/*
+ * One element of `handlers`: which code runs tasks of a type.  Strings
+ * are never NULL ("" when unset).  `where` says where the group was
+ * written ("FILE:LINE"), for errors found later by the worker.
+ */
+struct wq_config_handler {
+    char *where;
+    char *type;                 /* task type ("resize"); "*": any type */
+    char *queue;                /* only tasks of this queue; "": any */
+    int kind;                   /* enum wq_handler_kind */
+    char *builtin;              /* kind builtin: noop|echo|sleep|fail;
+                                   "": the type's name */
+    struct wq_config_list argv; /* kind exec: program and arguments */
+    struct wq_config_list env;  /* kind exec: extra "NAME=value" */
+    char *plugin;               /* kind plugin: path of the .so */
+    char *options;              /* builtin and plugin options */
+    int64_t timeout_ms;         /* 0: none */
+    int64_t kill_grace_ms;      /* exec: SIGTERM to SIGKILL */
+    struct wq_config_ints permanent_exit_codes;
+    int max_output;             /* bytes of result kept (exec stdout) */
+    int max_stderr;             /* bytes of exec stderr logged */
+};
+
+/*
+ * One element of `queue_policies`: retries of a queue.  name "*" is the
+ * policy of every queue without one of its own.
+ */
+struct wq_config_queue_policy {
+    char *where;
+    char *name;
+    int max_attempts;           /* for tasks submitted without one */
+    int64_t backoff_base_ms;
+    int64_t backoff_cap_ms;
+    int backoff_factor;
+    int backoff_jitter;         /* enum wq_jitter (backoff.h) */
+    int64_t retention_ms;       /* succeeded, cancelled kept; 0: the
+                                   scheduler's default */
+    int64_t dead_retention_ms;  /* dead kept; 0: the scheduler's */
+};
+
+/*
+ * One element of `periodic`: a task the scheduler enqueues on a cron
+ * schedule (cron.h; UTC).  Strings are never NULL.
+ */
+struct wq_config_periodic {
+    char *where;
+    char *name;                 /* unique; names the ticks in PostgreSQL */
+    char *schedule;             /* five-field cron expression or @macro */
+    char *queue;
+    char *type;
+    char *payload;              /* bytes of the task's payload */
+    int max_attempts;           /* 0: the queue's policy */
 };
 
 struct wq_config_derived;       /* private: storage of the helpers */
@@ -131,16 +213,36 @@ struct wq_config {
         int64_t lease_ms;
         int64_t drain_timeout_ms;
         char *id;               /* "" = the worker makes "hostname-pid" */
+        int batch_max;
+        int builtin_handlers;
     } worker;
+
+    struct wq_config_groups handlers;       /* struct wq_config_handler */
+    struct wq_config_groups queue_policies; /* wq_config_queue_policy */
+    struct wq_config_groups periodic;       /* wq_config_periodic */
 
     struct {
         char *listen;
         char *tokens_file;
         int max_body;
+        int threads;            /* HTTP server threads */
+        int batch_max;          /* tasks in one :batch request */
+        int rate_limit;         /* requests per second; 0 = no limit */
+        int64_t request_timeout_ms; /* wait for the broker at most */
+        int64_t read_timeout_ms;    /* a request arrives whole within */
+        int max_connections;
+        char *tls_cert;             /* PEM file; "" = plain HTTP */
+        char *tls_key;              /* PEM file of its private key */
     } producer;
 
     struct {
         int64_t poll_interval_ms;
+        int batch_size;         /* rows per claim, publish, delete */
+        int64_t publish_timeout_ms; /* wait for the broker's confirms */
+        int64_t cron_catchup_ms;    /* missed ticks younger are run */
+        int64_t retention_ms;       /* succeeded, cancelled; 0: forever */
+        int64_t dead_retention_ms;  /* dead; 0: forever */
+        int64_t retention_interval_ms;
     } scheduler;
 
     struct {
@@ -161,6 +263,11 @@ enum wq_config_type {
                         /* gives seconds (30, 1.5) or a string: "500ms", */
                         /* "30s", "5m", "2h", "1m30s"                    */
     WQ_CONFIG_LIST,     /* struct wq_config_list, at least min items     */
+    WQ_CONFIG_INT_LIST, /* struct wq_config_ints, items within [min, max] */
+    WQ_CONFIG_GROUPS,   /* struct wq_config_groups: a libconfig list of  */
+                        /* groups ( { ... }, { ... } ), each read with   */
+                        /* the sub-table `sub`; from the environment in  */
+                        /* libconfig syntax                              */
 };
 
 #define WQ_CONFIG_SECRET   0x1u /* may come from KEY_file; hidden in dumps */
@@ -177,6 +284,13 @@ struct wq_config_key {
     const char *const *values;  /* ENUM: NULL-terminated names */
     unsigned flags;             /* WQ_CONFIG_SECRET | WQ_CONFIG_REQUIRED */
     const char *doc;            /* one line for --help */
+    /* GROUPS only: the keys of one element (offsets into the element
+     * struct, no GROUPS among them), its size and the offset of its
+     * `char *where` ("FILE:LINE" of the group). */
+    const struct wq_config_key *sub;
+    size_t nsub;
+    size_t elem_size;
+    size_t where_offset;
 };
 
 /* The one table, in the order of config/workq.conf, grouped by section. */
@@ -211,6 +325,17 @@ void wq_config_defaults(struct wq_config *out);
  */
 int wq_config_load(const char *path, struct wq_config *out, char *err,
     size_t errlen);
+
+/*
+ * wq_config_load_string is wq_config_load for a configuration held in
+ * memory: `text` (libconfig syntax, NUL-terminated) takes the place of
+ * the file and `name` that of its path in errors ("NAME:LINE: KEY: ...";
+ * NULL: "(string)").  *_file secrets and the environment apply as with a
+ * file; an @include is relative to the working directory.  Same results
+ * and ownership as wq_config_load.
+ */
+int wq_config_load_string(const char *text, const char *name,
+    struct wq_config *out, char *err, size_t errlen);
 
 /*
  * wq_config_free releases every string and list of cfg, wiping secrets

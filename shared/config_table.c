@@ -41,6 +41,99 @@
 #define MINUTE (60 * SECOND)
 #define HOUR   (60 * MINUTE)
 
+/* Rows of a group's own table: offsets into the element struct T. */
+#define E_STRING(T, k, f, def, flags, doc) \
+    { k, WQ_CONFIG_STRING, offsetof(T, f), def, 0, 0, NULL, flags, doc }
+#define E_INT(T, k, f, def, min, max, doc) \
+    { k, WQ_CONFIG_INT, offsetof(T, f), def, min, max, NULL, 0, doc }
+#define E_ENUM(T, k, f, def, names, doc) \
+    { k, WQ_CONFIG_ENUM, offsetof(T, f), def, 0, 0, names, 0, doc }
+#define E_DURATION(T, k, f, def, min_ms, max_ms, doc) \
+    { k, WQ_CONFIG_DURATION, offsetof(T, f), def, min_ms, max_ms, NULL, 0, \
+      doc }
+#define E_LIST(T, k, f, def, min_items, doc) \
+    { k, WQ_CONFIG_LIST, offsetof(T, f), def, min_items, 0, NULL, 0, doc }
+#define E_INT_LIST(T, k, f, def, min, max, doc) \
+    { k, WQ_CONFIG_INT_LIST, offsetof(T, f), def, min, max, NULL, 0, doc }
+#define GROUPS(k, f, def, T, tab, doc) \
+    { k, WQ_CONFIG_GROUPS, FIELD(f), def, 0, 0, NULL, 0, doc, tab, \
+      WQ_ARRAY_LEN(tab), sizeof(T), offsetof(T, where) }
+
+#define H struct wq_config_handler
+static const struct wq_config_key handler_keys[] = {
+    E_STRING(H, "type", type, "", WQ_CONFIG_REQUIRED,
+        "task type this handler runs; \"*\": every type without one"),
+    E_STRING(H, "queue", queue, "", 0,
+        "only for tasks of this queue; empty: every queue"),
+    E_ENUM(H, "kind", kind, "builtin", NAMES("builtin", "exec", "plugin"),
+        "builtin (in the worker), exec (a program), plugin (a .so)"),
+    E_STRING(H, "builtin", builtin, "", 0,
+        "kind builtin: noop, echo, sleep or fail; empty: the type's name"),
+    E_LIST(H, "argv", argv, "", 0,
+        "kind exec: the program (absolute path) and its arguments"),
+    E_LIST(H, "env", env, "", 0,
+        "kind exec: extra NAME=value for the program's environment"),
+    E_STRING(H, "plugin", plugin, "", 0,
+        "kind plugin: path of the shared object"),
+    E_STRING(H, "options", options, "", 0,
+        "options for a builtin (\"ms=100\", \"until=3\", \"p=0.5\") or "
+        "the plugin's init"),
+    E_DURATION(H, "timeout", timeout_ms, "0s", 0, 24 * HOUR,
+        "a task running longer fails (exec: its process group is killed); "
+        "0: no limit"),
+    E_DURATION(H, "kill_grace", kill_grace_ms, "5s", 0, 1 * HOUR,
+        "exec: time between SIGTERM and SIGKILL at a timeout"),
+    E_INT_LIST(H, "permanent_exit_codes", permanent_exit_codes, "65", 1, 255,
+        "exec: exit codes that fail the task for good (no retry)"),
+    E_INT(H, "max_output", max_output, "1048576", 0, 1 << 30,
+        "bytes of result kept (exec: stdout); more is cut and reported"),
+    E_INT(H, "max_stderr", max_stderr, "65536", 0, 1 << 30,
+        "exec: bytes of stderr written to the log"),
+};
+#undef H
+
+#define P struct wq_config_queue_policy
+static const struct wq_config_key queue_policy_keys[] = {
+    E_STRING(P, "name", name, "", WQ_CONFIG_REQUIRED,
+        "the queue; \"*\": every queue without a policy of its own"),
+    E_INT(P, "max_attempts", max_attempts, "25", 1, 1000000,
+        "attempts of a task submitted without a number of its own"),
+    E_DURATION(P, "backoff_base", backoff_base_ms, "15s", 0, 24 * HOUR,
+        "delay after the first failure, before jitter"),
+    E_DURATION(P, "backoff_cap", backoff_cap_ms, "48h", 0, 365 * 24 * HOUR,
+        "no retry delay is longer"),
+    E_INT(P, "backoff_factor", backoff_factor, "2", 1, 100,
+        "the delay grows by this factor with each failed attempt"),
+    E_ENUM(P, "backoff_jitter", backoff_jitter, "equal",
+        NAMES("none", "full", "equal"),
+        "none, full (0..delay) or equal (delay/2..delay)"),
+    E_DURATION(P, "retention", retention_ms, "0s", 0, 3650 * 24 * HOUR,
+        "succeeded and cancelled tasks are pruned this long after they "
+        "ended; 0: scheduler.retention"),
+    E_DURATION(P, "dead_retention", dead_retention_ms, "0s", 0,
+        3650 * 24 * HOUR,
+        "dead tasks are pruned this long after they died; 0: "
+        "scheduler.dead_retention"),
+};
+#undef P
+
+#define C struct wq_config_periodic
+static const struct wq_config_key periodic_keys[] = {
+    E_STRING(C, "name", name, "", WQ_CONFIG_REQUIRED,
+        "unique name of the entry; its ticks are recorded under it"),
+    E_STRING(C, "schedule", schedule, "", WQ_CONFIG_REQUIRED,
+        "five-field cron expression in UTC, or @hourly, @daily, ..."),
+    E_STRING(C, "queue", queue, "", WQ_CONFIG_REQUIRED,
+        "queue of the task"),
+    E_STRING(C, "type", type, "", WQ_CONFIG_REQUIRED,
+        "type (handler name) of the task"),
+    E_STRING(C, "payload", payload, "", 0,
+        "payload of the task, as text"),
+    E_INT(C, "max_attempts", max_attempts, "0", 0, 1000000,
+        "attempts of each task; 0: the queue's policy"),
+};
+#undef C
+
 const struct wq_config_key wq_config_keys[] = {
     /* log */
     ENUM("log.level", log.level, "info",
@@ -117,20 +210,71 @@ const struct wq_config_key wq_config_keys[] = {
         "on SIGTERM, how long in-flight tasks may still finish"),
     STRING("worker.id", worker.id, "", 0,
         "name of this worker in the store; empty: hostname-pid"),
+    INT("worker.batch_max", worker.batch_max, "500", 1, 10000,
+        "most tasks claimed or recorded in one PostgreSQL statement"),
+    BOOL("worker.builtin_handlers", worker.builtin_handlers, "true",
+        "run types noop, echo, sleep, fail with the built-in handlers"),
+
+    /* handlers and queue policies: lists of groups */
+    GROUPS("handlers", handlers, "", struct wq_config_handler, handler_keys,
+        "which code runs which task type (worker)"),
+    GROUPS("queue_policies", queue_policies, "",
+        struct wq_config_queue_policy, queue_policy_keys,
+        "retries and backoff per queue (worker, scheduler, producer)"),
+    GROUPS("periodic", periodic, "", struct wq_config_periodic,
+        periodic_keys, "tasks the scheduler enqueues on a cron schedule"),
 
     /* producer */
     STRING("producer.listen", producer.listen, "127.0.0.1:8080", 0,
         "address of the HTTP API, host:port"),
     STRING("producer.tokens_file", producer.tokens_file, "", 0,
-        "file of accepted HTTP bearer tokens, one a line"),
+        "file of accepted HTTP bearer tokens: sha256:HEX SCOPES a line"),
     INT("producer.max_body", producer.max_body, "1114112", 1024,
         1073741824,
         "largest HTTP request body in bytes"),
+    INT("producer.threads", producer.threads, "2", 1, 256,
+        "HTTP server threads"),
+    INT("producer.batch_max", producer.batch_max, "1000", 1, 100000,
+        "most tasks in one POST .../tasks:batch request"),
+    INT("producer.rate_limit", producer.rate_limit, "0", 0, 100000000,
+        "task requests accepted per second (429 beyond); 0: no limit"),
+    DURATION("producer.request_timeout", producer.request_timeout_ms, "10s",
+        100, 10 * MINUTE,
+        "longest wait for the broker's confirmation before a 503"),
+    DURATION("producer.read_timeout", producer.read_timeout_ms, "10s",
+        1 * SECOND, 1 * HOUR,
+        "a request must arrive whole (TLS, headers, body) within this, "
+        "else the connection is closed (slow clients); whole seconds"),
+    INT("producer.max_connections", producer.max_connections, "1024", 1,
+        65536, "concurrent HTTP connections; more wait in the backlog"),
+    STRING("producer.tls_cert", producer.tls_cert, "", 0,
+        "PEM certificate (chain) of the HTTPS API; empty: plain HTTP"),
+    STRING("producer.tls_key", producer.tls_key, "", 0,
+        "PEM private key of producer.tls_cert (unencrypted)"),
 
     /* scheduler */
     DURATION("scheduler.poll_interval", scheduler.poll_interval_ms, "1s",
         10, 1 * HOUR,
         "longest wait between two scans for due tasks"),
+    INT("scheduler.batch_size", scheduler.batch_size, "500", 1, 10000,
+        "most rows claimed, published or pruned in one transaction"),
+    DURATION("scheduler.publish_timeout", scheduler.publish_timeout_ms,
+        "30s", 100, 10 * MINUTE,
+        "longest wait for the broker to confirm a batch"),
+    DURATION("scheduler.cron_catchup", scheduler.cron_catchup_ms, "1h",
+        0, 366 * 24 * HOUR,
+        "periodic ticks missed this recently (scheduler down) still run"),
+    DURATION("scheduler.retention", scheduler.retention_ms, "168h", 0,
+        3650 * 24 * HOUR,
+        "succeeded and cancelled tasks are pruned this long after they "
+        "ended; 0: kept forever"),
+    DURATION("scheduler.dead_retention", scheduler.dead_retention_ms,
+        "720h", 0, 3650 * 24 * HOUR,
+        "dead tasks are pruned this long after they died; 0: kept "
+        "forever"),
+    DURATION("scheduler.retention_interval",
+        scheduler.retention_interval_ms, "5m", 1 * SECOND, 24 * HOUR,
+        "how often the scheduler looks for tasks to prune"),
 
     /* metrics */
     STRING("metrics.listen", metrics.listen, "", 0,

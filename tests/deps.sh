@@ -7,10 +7,11 @@
 set -eu
 
 pkgs="build-essential pkg-config git ca-certificates
-      librdkafka-dev librabbitmq-dev libpq-dev libconfig-dev
+      librdkafka-dev librabbitmq-dev libpq-dev libconfig-dev libssl-dev
       libmicrohttpd-dev libsystemd-dev libjansson-dev libcmocka-dev
       postgresql rabbitmq-server kcat maven
-      clang libclang-rt-dev valgrind curl procps psmisc"
+      clang libclang-rt-dev valgrind curl procps psmisc wrk systemd man-db
+      openssl"
 
 # Kafka 4 needs Java 17 or newer; any installed JRE that new will do.
 java_major=$(java -version 2>&1 | sed -nE '1s/.*version "([0-9]+).*/\1/p')

@@ -1109,7 +1109,41 @@ test_config_setup_log(void **state)
     wq_config_free(&c);
 }
 
+/* A configuration held in memory: same results, named in its errors. */
+static void
+test_config_load_string(void **state)
+{
+    struct wq_config c;
+    char err[WQ_CONFIG_ERRLEN];
+
+    (void)state;
+    clean_env();
+    assert_int_equal(wq_config_load_string("producer = { read_timeout = "
+        "\"3s\"; tls_cert = \"c.pem\"; tls_key = \"k.pem\"; };\n",
+        "mem.conf", &c, err, sizeof err), 0);
+    assert_int_equal(c.producer.read_timeout_ms, 3000);
+    assert_string_equal(c.producer.tls_cert, "c.pem");
+    assert_string_equal(c.producer.tls_key, "k.pem");
+    assert_int_equal(c.producer.max_connections, 1024);
+    wq_config_free(&c);
+
+    assert_int_equal(wq_config_load_string("\nworker = { concurrency = 0; "
+        "};\n", "mem.conf", &c, err, sizeof err), WQ_ECONFIG);
+    assert_contains(err, "mem.conf:2: worker.concurrency");
+    wq_config_free(&c);
+    assert_int_equal(wq_config_load_string("a = ", NULL, &c, err,
+        sizeof err), WQ_ECONFIG);
+    assert_contains(err, "(string):1");
+    wq_config_free(&c);
+    /* an empty text is the defaults */
+    assert_int_equal(wq_config_load_string("", NULL, &c, err, sizeof err),
+        0);
+    assert_string_equal(c.producer.listen, "127.0.0.1:8080");
+    wq_config_free(&c);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_config_load_string),
     cmocka_unit_test(test_config_defaults),
     cmocka_unit_test(test_config_example_loads),
     cmocka_unit_test(test_config_example_documents_every_key),
