@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "health.h"
 #include "stats.h"
 
 static const double duration_bounds[] = {
@@ -125,77 +126,27 @@ wq_stats_oldest_turn(struct wq_stats *st)
     return oldest;
 }
 
-static int
-handler(void *user, const struct wq_http_request *req, int *status,
-    const char **content_type, char **body, size_t *body_len)
+static const char *
+why_unhealthy(void *user)
 {
     struct wq_stats *st = user;
+    uint64_t age = wq_clock_mono_ns() - wq_stats_oldest_turn(st);
 
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        *status = 405;
-        *content_type = "application/json";
-        *body = wq_http_json_error("method not allowed", "GET only",
-            body_len);
-        return 0;
-    }
-    if (strcmp(req->path, "/metrics") == 0) {
-        *status = 200;
-        *content_type = "text/plain; version=0.0.4; charset=utf-8";
-        *body = wq_metrics_render(st->reg, body_len);
-        return 0;
-    }
-    if (strcmp(req->path, "/healthz") == 0) {
-        uint64_t age = wq_clock_mono_ns() - wq_stats_oldest_turn(st);
-        const char *why = NULL;
-
-        if (age > st->stale_ns)
-            why = "the consume loop is stuck";
-        else if (wq_metric_value(st->broker_up) == 0)
-            why = "no broker connection";
-        else if (wq_metric_value(st->store_up) == 0)
-            why = "no PostgreSQL connection";
-        *content_type = "application/json";
-        if (why == NULL) {
-            *status = 200;
-            *body = xstrdup("{\"status\":\"ok\"}\n");
-            *body_len = strlen(*body);
-        } else {
-            *status = 503;
-            *body = wq_http_json_error("unhealthy", why, body_len);
-        }
-        return 0;
-    }
-    *status = 404;
-    *content_type = "application/json";
-    *body = wq_http_json_error("not found", "try /healthz or /metrics",
-        body_len);
-    return 0;
+    if (age > st->stale_ns)
+        return "the consume loop is stuck";
+    if (wq_metric_value(st->broker_up) == 0)
+        return "no broker connection";
+    if (wq_metric_value(st->store_up) == 0)
+        return "no PostgreSQL connection";
+    return NULL;
 }
 
 int
 wq_stats_serve(struct wq_stats *st, const char *listen, int *port,
     char *err, size_t errlen)
 {
-    struct wq_http_conf hc;
-    int rc;
-
-    if (port != NULL)
-        *port = 0;
-    if (listen == NULL || listen[0] == '\0')
-        return 0;
-    memset(&hc, 0, sizeof hc);
-    hc.listen = listen;
-    hc.max_body = 1024;
-    hc.timeout_s = 10;
-    hc.threads = 2;     /* libmicrohttpd warns that a pool of 1 is none */
-    hc.max_connections = 64;
-    hc.handler = handler;
-    hc.user = st;
-    if ((rc = wq_http_start(&hc, &st->http, err, errlen)) != 0)
-        return rc;
-    if (port != NULL)
-        *port = wq_http_port(st->http);
-    return 0;
+    return wq_health_serve(listen, st->reg, why_unhealthy, st, &st->http,
+        port, err, errlen);
 }
 
 void
