@@ -66,6 +66,30 @@ id_after(const char *prefix, char id[WQ_UUID_STRLEN])
         fail_msg("'%s' after '%s' is not an id:\n%s", id, prefix, out);
 }
 
+/* The id printed alone on a line of out (stdout and stderr are merged,
+ * so a log line may come first), or fails. */
+static void
+id_line(char id[WQ_UUID_STRLEN])
+{
+    uint8_t bin[16];
+
+    for (const char *p = out; *p != '\0'; ) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+
+        if (len == 36) {
+            memcpy(id, p, 36);
+            id[36] = '\0';
+            if (wq_uuid_parse(id, bin) == 0)
+                return;
+        }
+        if (nl == NULL)
+            break;
+        p = nl + 1;
+    }
+    fail_msg("no task id line in the output:\n%s", out);
+}
+
 static const char *
 queue_for(int kind, const char *what)
 {
@@ -110,8 +134,7 @@ check_sources(int kind)
         "-H", "a=1", "-H", "b=x=y", "hello from argv", NULL });
     if (rc != 0)
         fail_msg("exit %d:\n%s", rc, out);
-    memcpy(id_arg, out, 36);
-    id_arg[36] = '\0';
+    id_line(id_arg);
 
     f = fopen("payload.bin", "wb");
     assert_non_null(f);
@@ -128,8 +151,7 @@ check_sources(int kind)
         "-q", queue, "-t", "echo", "-", NULL });
     if (rc != 0)
         fail_msg("exit %d:\n%s", rc, out);
-    memcpy(id_stdin, out, 36);
-    id_stdin[36] = '\0';
+    id_line(id_stdin);
 
     cons = wq_test_consumer_open(kind, queue);
     assert_int_equal(wq_test_consumer_recv(cons, env, 3, RECV_MS), 3);

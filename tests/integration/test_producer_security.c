@@ -381,16 +381,21 @@ producer_start_conf(int kind, const char *config, const char *tokens,
     const char *const *extra, int tls)
 {
     struct producer p = { 0, 0, tls };
-    static char listen[64], tfile[1200], cert[1200], key[1200];
+    static char listen[64], tfile[1200], cert[1200], key[1200], db[1024];
     const char *dir = wq_test_env("WQ_TEST_TMPDIR", ".");
 
     if (tokens != NULL)
         write_file("tokens", tokens);
     if (tls)
         make_certs();
+    /* a database of the test's own, migrated: delayed tasks and GET
+     * /v1/tasks need the schema, and the shared "workq" database of a
+     * fresh server has none */
+    if (config == NULL)
+        snprintf(db, sizeof db, "%s", wq_test_pg_create_migrated_db());
     for (int attempt = 0; attempt < 20; attempt++) {
         const char *env[40];
-        size_t n = config == NULL ? wq_test_env_for(kind, NULL, env, 12) : 0;
+        size_t n = config == NULL ? wq_test_env_for(kind, db, env, 12) : 0;
         char bin[1024];
         int status, fd;
 
