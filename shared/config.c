@@ -400,6 +400,56 @@ wq_config_parse_duration(const char *s, int64_t *ms)
     return 0;
 }
 
+static const struct { const char *unit; int64_t bytes; } size_units[] = {
+    { "T", 1LL << 40 }, { "G", 1LL << 30 }, { "M", 1LL << 20 },
+    { "K", 1LL << 10 },
+};
+
+int
+wq_config_parse_size(const char *s, int64_t *bytes)
+{
+    const char *p = s;
+    int64_t n = 0, mult = 1;
+
+    if (*p < '0' || *p > '9')
+        return WQ_EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (n > (INT64_MAX - 9) / 10)
+            return WQ_EINVAL;
+        n = n * 10 + (*p - '0');
+    }
+    if (*p != '\0') {
+        size_t i;
+
+        for (i = 0; i < WQ_ARRAY_LEN(size_units); i++)
+            if (strcasecmp(p, size_units[i].unit) == 0
+                || (strncasecmp(p, size_units[i].unit, 1) == 0
+                && strcmp(p + 1, "iB") == 0))
+                break;
+        if (i == WQ_ARRAY_LEN(size_units))
+            return WQ_EINVAL;
+        mult = size_units[i].bytes;
+    }
+    if (n > INT64_MAX / mult)
+        return WQ_EINVAL;
+    *bytes = n * mult;
+    return 0;
+}
+
+/* "512M", "1536K", "1000": the largest unit that is exact. */
+static const char *
+format_size(int64_t bytes, char *buf, size_t len)
+{
+    for (size_t i = 0; i < WQ_ARRAY_LEN(size_units); i++)
+        if (bytes > 0 && bytes % size_units[i].bytes == 0) {
+            snprintf(buf, len, "%lld%s",
+                (long long)(bytes / size_units[i].bytes), size_units[i].unit);
+            return buf;
+        }
+    snprintf(buf, len, "%lld", (long long)bytes);
+    return buf;
+}
+
 static const char *
 expected(const struct wq_config_key *k)
 {
@@ -411,6 +461,10 @@ expected(const struct wq_config_key *k)
     case WQ_CONFIG_DURATION: return "a duration: integer seconds or a "
                                     "string like \"30s\", \"500ms\", "
                                     "\"5m\", \"2h\"";
+    case WQ_CONFIG_SIZE:     return "a size: integer bytes or a string "
+                                    "like \"512M\", \"2G\" (K, M, G, "
+                                    "T: powers of 1024)";
+    case WQ_CONFIG_OCTAL:    return "an octal string, like \"0077\"";
     case WQ_CONFIG_LIST:     return "a list of strings, like "
                                     "[\"a\", \"b\"]";
     case WQ_CONFIG_INT_LIST: return "a list of integers, like [65, 78]";
@@ -480,6 +534,44 @@ check_duration(void *cfg, const struct wq_config_key *k, int64_t ms,
         return -1;
     }
     *(int64_t *)field(cfg, k) = ms;
+    return 0;
+}
+
+static int
+check_size(void *cfg, const struct wq_config_key *k, int64_t bytes,
+    char *msg, size_t len)
+{
+    char a[32], b[32], c[32];
+
+    if (bytes < k->min || bytes > k->max) {
+        snprintf(msg, len, "%s is out of range %s..%s",
+            format_size(bytes, a, sizeof a), format_size(k->min, b, sizeof b),
+            format_size(k->max, c, sizeof c));
+        return -1;
+    }
+    *(int64_t *)field(cfg, k) = bytes;
+    return 0;
+}
+
+/* An octal string ("0077", "22"; at most 8 digits), within the range. */
+static int
+check_octal(void *cfg, const struct wq_config_key *k, const char *s,
+    char *msg, size_t len)
+{
+    size_t n = strlen(s);
+    long v;
+
+    if (n == 0 || n > 8 || strspn(s, "01234567") != n) {
+        snprintf(msg, len, "\"%.64s\" is not %s", s, expected(k));
+        return -1;
+    }
+    v = strtol(s, NULL, 8);
+    if (v < k->min || v > k->max) {
+        snprintf(msg, len, "%04lo is out of range %04llo..%04llo", v,
+            k->min, k->max);
+        return -1;
+    }
+    *(int *)field(cfg, k) = (int)v;
     return 0;
 }
 
@@ -603,6 +695,17 @@ set_from_text(void *cfg, const struct wq_config_key *k, const char *s,
         }
         return check_duration(cfg, k, ms, msg, len);
     }
+    case WQ_CONFIG_SIZE: {
+        int64_t bytes;
+
+        if (wq_config_parse_size(s, &bytes) != 0) {
+            snprintf(msg, len, "\"%.64s\" is not %s", s, expected(k));
+            return -1;
+        }
+        return check_size(cfg, k, bytes, msg, len);
+    }
+    case WQ_CONFIG_OCTAL:
+        return check_octal(cfg, k, s, msg, len);
     case WQ_CONFIG_LIST: {
         char **v = NULL;
         size_t n = 0;
@@ -720,6 +823,32 @@ set_from_setting(void *cfg, const struct wq_config_key *k,
             return check_duration(cfg, k, ms, msg, len);
         }
         break;
+    case WQ_CONFIG_SIZE:
+        if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64)
+            return check_size(cfg, k, config_setting_get_int64(s), msg,
+                len);
+        if (type == CONFIG_TYPE_STRING) {
+            const char *str = config_setting_get_string(s);
+            int64_t bytes;
+
+            if (wq_config_parse_size(str, &bytes) != 0) {
+                snprintf(msg, len, "\"%.64s\" is not %s", str, expected(k));
+                return -1;
+            }
+            return check_size(cfg, k, bytes, msg, len);
+        }
+        break;
+    case WQ_CONFIG_OCTAL:
+        if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
+            /* libconfig reads 0077 as the decimal 77 */
+            snprintf(msg, len, "expected %s, got an integer (write it in "
+                "quotes: an unquoted 0077 would be read as decimal 77)",
+                expected(k));
+            return -1;
+        }
+        if (type != CONFIG_TYPE_STRING)
+            break;
+        return check_octal(cfg, k, config_setting_get_string(s), msg, len);
     case WQ_CONFIG_LIST: {
         int n, i;
         char **v;
@@ -1583,6 +1712,13 @@ put_value(FILE *fp, const void *cfg, const struct wq_config_key *k,
     case WQ_CONFIG_DURATION:
         put_string(fp, format_duration(*(const int64_t *)f, buf, sizeof buf));
         break;
+    case WQ_CONFIG_SIZE:
+        put_string(fp, format_size(*(const int64_t *)f, buf, sizeof buf));
+        break;
+    case WQ_CONFIG_OCTAL:
+        snprintf(buf, sizeof buf, "%04o", (unsigned)*(const int *)f);
+        put_string(fp, buf);
+        break;
     case WQ_CONFIG_LIST: {
         const struct wq_config_list *l = f;
 
@@ -1727,6 +1863,14 @@ range_text(const struct wq_config_key *k, char *range, size_t len)
             format_duration(k->min, a, sizeof a),
             format_duration(k->max, b, sizeof b));
         break;
+    case WQ_CONFIG_SIZE:
+        snprintf(range, len, "size %s..%s",
+            format_size(k->min, a, sizeof a),
+            format_size(k->max, b, sizeof b));
+        break;
+    case WQ_CONFIG_OCTAL:
+        snprintf(range, len, "octal %04llo..%04llo", k->min, k->max);
+        break;
     case WQ_CONFIG_LIST:
         snprintf(range, len, "list of strings, at least %lld", k->min);
         break;
@@ -1754,7 +1898,8 @@ wq_config_print_doc(FILE *fp)
 
     fprintf(fp, "Configuration keys.  File: %s, or --config PATH.\n"
         "WORKQ_<KEY> in the environment beats the file; durations take "
-        "ms, s, m, h.\n", DEFAULT_PATH);
+        "ms, s, m, h;\nsizes take K, M, G, T (powers of 1024).\n",
+        DEFAULT_PATH);
     for (size_t i = 0; i < wq_config_nkeys; i++) {
         const struct wq_config_key *k = &wq_config_keys[i];
         int quote = quoted(k);

@@ -125,6 +125,15 @@ struct wq_config_handler {
     struct wq_config_ints permanent_exit_codes;
     int max_output;             /* bytes of result kept (exec stdout) */
     int max_stderr;             /* bytes of exec stderr logged */
+    /* exec: resource limits of the program (setrlimit(2)); 0: the
+     * worker's own limit is inherited */
+    int64_t limit_memory;       /* RLIMIT_AS, bytes */
+    int64_t limit_cpu_ms;       /* RLIMIT_CPU; whole seconds, rounded up */
+    int limit_files;            /* RLIMIT_NOFILE */
+    int limit_processes;        /* RLIMIT_NPROC (per user) */
+    int64_t limit_file_size;    /* RLIMIT_FSIZE, bytes */
+    int core_dumps;             /* 0: RLIMIT_CORE 0 */
+    int umask;                  /* exec: the program's umask */
 };
 
 /*
@@ -262,6 +271,11 @@ enum wq_config_type {
     WQ_CONFIG_DURATION, /* int64_t ms, within [min, max] ms; the file    */
                         /* gives seconds (30, 1.5) or a string: "500ms", */
                         /* "30s", "5m", "2h", "1m30s"                    */
+    WQ_CONFIG_SIZE,     /* int64_t bytes, within [min, max]; the file    */
+                        /* gives an integer or a string with K, M, G or  */
+                        /* T (powers of 1024): "512M", "2G", "64KiB"     */
+    WQ_CONFIG_OCTAL,    /* int, within [min, max]; an octal string such  */
+                        /* as "0077" (a umask), never a bare integer     */
     WQ_CONFIG_LIST,     /* struct wq_config_list, at least min items     */
     WQ_CONFIG_INT_LIST, /* struct wq_config_ints, items within [min, max] */
     WQ_CONFIG_GROUPS,   /* struct wq_config_groups: a libconfig list of  */
@@ -279,8 +293,8 @@ struct wq_config_key {
     size_t offset;              /* offsetof(struct wq_config, ...) */
     const char *def;            /* default, written as the environment
                                    would give it ("4", "30s", "a,b") */
-    long long min, max;         /* range (INT, DURATION ms); LIST: min
-                                   items */
+    long long min, max;         /* range (INT, DURATION ms, SIZE bytes,
+                                   OCTAL); LIST: min items */
     const char *const *values;  /* ENUM: NULL-terminated names */
     unsigned flags;             /* WQ_CONFIG_SECRET | WQ_CONFIG_REQUIRED */
     const char *doc;            /* one line for --help */
@@ -393,5 +407,14 @@ int wq_config_setup_log(const struct wq_config *cfg, const char *procname,
  * Returns 0 and sets *ms, or WQ_EINVAL.  Pure; thread-safe.
  */
 int wq_config_parse_duration(const char *s, int64_t *ms);
+
+/*
+ * wq_config_parse_size parses a size in bytes: a bare integer, or one
+ * followed by K, M, G or T (also KiB, MiB, GiB, TiB; powers of 1024,
+ * the letter in either case), as "512M" or "2G".  Returns 0 and sets
+ * *bytes, or WQ_EINVAL (no digits, another suffix, or more than
+ * INT64_MAX bytes).  Pure; thread-safe.
+ */
+int wq_config_parse_size(const char *s, int64_t *bytes);
 
 #endif

@@ -40,12 +40,19 @@
 #define SECOND 1000LL
 #define MINUTE (60 * SECOND)
 #define HOUR   (60 * MINUTE)
+#define TiB    (1LL << 40)
 
 /* Rows of a group's own table: offsets into the element struct T. */
 #define E_STRING(T, k, f, def, flags, doc) \
     { k, WQ_CONFIG_STRING, offsetof(T, f), def, 0, 0, NULL, flags, doc }
 #define E_INT(T, k, f, def, min, max, doc) \
     { k, WQ_CONFIG_INT, offsetof(T, f), def, min, max, NULL, 0, doc }
+#define E_BOOL(T, k, f, def, doc) \
+    { k, WQ_CONFIG_BOOL, offsetof(T, f), def, 0, 1, NULL, 0, doc }
+#define E_SIZE(T, k, f, def, min, max, doc) \
+    { k, WQ_CONFIG_SIZE, offsetof(T, f), def, min, max, NULL, 0, doc }
+#define E_OCTAL(T, k, f, def, min, max, doc) \
+    { k, WQ_CONFIG_OCTAL, offsetof(T, f), def, min, max, NULL, 0, doc }
 #define E_ENUM(T, k, f, def, names, doc) \
     { k, WQ_CONFIG_ENUM, offsetof(T, f), def, 0, 0, names, 0, doc }
 #define E_DURATION(T, k, f, def, min_ms, max_ms, doc) \
@@ -89,6 +96,25 @@ static const struct wq_config_key handler_keys[] = {
         "bytes of result kept (exec: stdout); more is cut and reported"),
     E_INT(H, "max_stderr", max_stderr, "65536", 0, 1 << 30,
         "exec: bytes of stderr written to the log"),
+    E_SIZE(H, "limit_memory", limit_memory, "0", 0, 1024 * TiB,
+        "exec: address space of the program (RLIMIT_AS), \"512M\"; 0: the "
+        "worker's"),
+    E_DURATION(H, "limit_cpu", limit_cpu_ms, "0s", 0, 365 * 24 * HOUR,
+        "exec: CPU time of the program (RLIMIT_CPU, whole seconds), then "
+        "SIGXCPU; 0: the worker's"),
+    E_INT(H, "limit_files", limit_files, "0", 0, 1 << 20,
+        "exec: open descriptors of the program (RLIMIT_NOFILE); 0: the "
+        "worker's"),
+    E_INT(H, "limit_processes", limit_processes, "0", 0, 1 << 22,
+        "exec: processes of the worker's user, all of them counted "
+        "(RLIMIT_NPROC); 0: the worker's"),
+    E_SIZE(H, "limit_file_size", limit_file_size, "0", 0, 1024 * TiB,
+        "exec: largest file the program may write (RLIMIT_FSIZE), then "
+        "SIGXFSZ; 0: the worker's"),
+    E_BOOL(H, "core_dumps", core_dumps, "false",
+        "exec: let the program dump core (false: RLIMIT_CORE 0)"),
+    E_OCTAL(H, "umask", umask, "0077", 0, 0777,
+        "exec: the program's umask, an octal string"),
 };
 #undef H
 

@@ -124,17 +124,30 @@ struct wq_exec_conf {
     size_t npermanent;
     size_t max_output;          /* stdout bytes kept */
     size_t max_stderr;          /* stderr bytes logged */
+    /* Resource limits, soft and hard, set in the child before execve;
+     * 0: the worker's own limit is inherited. */
+    uint64_t limit_as;          /* RLIMIT_AS, bytes */
+    uint64_t limit_cpu_s;       /* RLIMIT_CPU, seconds (SIGXCPU; the
+                                   hard limit, SIGKILL, a second later) */
+    uint64_t limit_nofile;      /* RLIMIT_NOFILE */
+    uint64_t limit_nproc;       /* RLIMIT_NPROC, per user */
+    uint64_t limit_fsize;       /* RLIMIT_FSIZE, bytes (SIGXFSZ) */
+    int core_dumps;             /* 0: RLIMIT_CORE 0; 1: inherited */
+    unsigned umask;             /* the program's umask; the config's
+                                   default is 0077, a zeroed conf's 0 */
 };
 
 /*
  * wq_handler_exec_run runs the program of `c` for one task and waits for
- * it, on the calling thread: posix_spawn without a shell, in a process
- * group of its own, with stdin the payload, stdout the result (max_output
- * bytes kept, the rest read and counted, reported in res->note), stderr
- * to the log (max_stderr bytes; its last line also in the error text),
- * every other descriptor closed, SIGPIPE and the signal mask reset, and
- * an environment of only PATH=/usr/bin:/bin, WORKQ_TASK_ID, WORKQ_KEY,
- * WORKQ_ATTEMPT, WORKQ_QUEUE, WORKQ_TYPE and c->env.
+ * it, on the calling thread: started with clone(CLONE_VM|CLONE_VFORK)
+ * and execve, without a shell, in a process group of its own, with stdin
+ * the payload, stdout the result (max_output bytes kept, the rest read
+ * and counted, reported in res->note), stderr to the log (max_stderr
+ * bytes; its last line also in the error text), every other descriptor
+ * closed, every signal disposition and the signal mask reset, c's
+ * resource limits (RLIMIT_CORE 0 unless c->core_dumps), no_new_privs,
+ * c->umask, and an environment of only PATH=/usr/bin:/bin, WORKQ_TASK_ID,
+ * WORKQ_KEY, WORKQ_ATTEMPT, WORKQ_QUEUE, WORKQ_TYPE and c->env.
  *
  * Exit 0 succeeds; an exit code in c->permanent is PERMANENT; any other
  * exit or a signal is FAILED.  At the timeout, the whole group gets
@@ -143,7 +156,8 @@ struct wq_exec_conf {
  * readable (the worker's drain deadline) it gets SIGKILL (ABANDONED).
  * When the program itself has exited, what is left of its group is
  * killed too, so no grandchild outlives its task.  A program that cannot
- * be started is FAILED.
+ * be started (execve fails, or a limit cannot be set) is FAILED, with
+ * the step and errno in the error text.
  * Thread-safe: many may run at once.
  */
 void wq_handler_exec_run(const struct wq_exec_conf *c,

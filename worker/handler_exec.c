@@ -3,16 +3,40 @@
  * as a child process (see handler.h, wq_handler_exec_run, for the
  * contract).
  *
- * The child is started with posix_spawn (glibc's uses clone(CLONE_VFORK),
- * so a large worker does not copy its page tables per task), never
- * through a shell: file actions put the pipes on 0, 1 and 2 and close
- * every other descriptor (posix_spawn_file_actions_addclosefrom_np, glibc
- * 2.34), and attributes give it a process group of its own
- * (POSIX_SPAWN_SETPGROUP), an empty signal mask and default dispositions
- * (POSIX_SPAWN_SETSIGMASK | SETSIGDEF: the worker ignores SIGPIPE, and
- * ignored signals survive execve).  The parent's ends of the pipes are
- * O_CLOEXEC, so a program started at the same time on another thread
- * never inherits them.
+ * The child is started the way glibc's posix_spawn starts one, but by
+ * hand, because posix_spawn(3) has no attribute for resource limits (nor
+ * for no_new_privs or the umask) and setrlimit(2) acts on the calling
+ * process only: the limits have to be set in the child, between the
+ * clone and the execve.  fork(2) would copy the page tables of a large
+ * worker for every task; clone(2) with CLONE_VM | CLONE_VFORK instead
+ * runs the child in the worker's memory, on a small stack of its own,
+ * while this thread is suspended until the child's execve(2) succeeds or
+ * the child exits (vfork(2) explains the sharing).
+ *
+ * Because it shares our memory, the child makes only async-signal-safe
+ * calls (signal-safety(7)) and allocates nothing: the parent prepares
+ * everything it needs (struct spawn_args).  A failed step stores its
+ * errno and name in that struct and ends the child with _exit(127); the
+ * parent, resumed only after that, reports it, so an error pipe is not
+ * needed.  No handler of the worker may run in the child either: all
+ * signals are blocked around the clone, and the child puts every
+ * catchable signal back to SIG_DFL (rt_sigaction, sigaction(2); the
+ * worker ignores SIGPIPE, and ignored signals survive execve) before it
+ * unblocks them.
+ *
+ * The child, in order: setpgid(0, 0), a process group of its own (the
+ * timeout kills the group); prctl(2) PR_SET_PDEATHSIG SIGKILL, so the
+ * program dies with the worker (were the worker killed, it would go on
+ * while the task runs again elsewhere); every signal to SIG_DFL; the pipes onto 0, 1
+ * and 2 with dup2(2), which clears O_CLOEXEC there; close_range(2) of
+ * everything from 3 up (a close(2) loop if the kernel is older than 5.9
+ * or a seccomp filter refuses it); setrlimit(2) for each configured
+ * limit, soft and hard, and RLIMIT_CORE 0 unless core dumps are allowed
+ * (getrlimit(2), proc(5) /proc/PID/limits); prctl(2) PR_SET_NO_NEW_PRIVS,
+ * so no setuid program or file capability gains anything (the kernel's
+ * no_new_privs.rst); umask(2); an empty signal mask; execve(2).  The
+ * parent's ends of the pipes are O_CLOEXEC, so a program started at the
+ * same time on another thread never inherits them.
  *
  * The calling thread then supervises it with one poll(2) over stdin (the
  * payload is written as the pipe takes it), stdout and stderr (read as
@@ -23,18 +47,23 @@
  * group's id, so the signal cannot reach a process that reused the id.
  * Only then is it reaped.
  *
- * Owns: the pipes, the child and its group for the duration of one call.
- * The process must ignore SIGPIPE (the daemon does): a program that
- * closes its stdin early makes our write fail with EPIPE.
+ * Owns: the pipes, the child's stack while it starts, the child and its
+ * group for the duration of one call.  The process must ignore SIGPIPE
+ * (the daemon does): a program that closes its stdin early makes our
+ * write fail with EPIPE.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -50,8 +79,22 @@
 #define EXIT_DRAIN_MS  200      /* after exit: wait this long for EOF */
 #define NOPIDFD_MS     20       /* without a pidfd: check exit this often */
 #define ERROR_TAIL     512      /* bytes of stderr in the error text */
+#define CHILD_STACK    (128 * 1024) /* the child's stack until execve,
+                                       its lowest page a guard */
+#define NLIMITS        6        /* AS, CPU, NOFILE, NPROC, FSIZE, CORE */
 
-extern char **environ;
+/*
+ * Code that runs in the child before execve, in the worker's memory:
+ * no sanitizer instrumentation (it would poison shadow memory of a stack
+ * that is unmapped afterwards, or call into the runtime), no inlining
+ * into instrumented callers.
+ */
+#if defined(__clang__) || __GNUC__ >= 8
+#define CHILD_CODE __attribute__((no_sanitize("address", "undefined"), \
+    noinline))
+#else
+#define CHILD_CODE __attribute__((noinline))
+#endif
 
 /* One program being supervised. */
 struct child {
@@ -204,42 +247,257 @@ env_free(char **envp)
     free(envp);
 }
 
-/* Starts the program; returns 0 or an errno value. */
+/* The step of the child's start that failed. */
+enum step {
+    STEP_NONE,
+    STEP_SETPGID,
+    STEP_DUP,
+    STEP_SETRLIMIT,
+    STEP_NO_NEW_PRIVS,
+    STEP_PDEATHSIG,
+    STEP_EXECVE,
+};
+
+/* One resource limit to set in the child. */
+struct limit {
+    int resource;               /* RLIMIT_* */
+    const char *name;           /* "RLIMIT_NOFILE", for the error text */
+    struct rlimit rl;
+};
+
+/*
+ * What the child needs, all prepared by the parent (the child allocates
+ * nothing), and what it reports: it sets step and err when a step fails,
+ * in this struct, which lives in the parent's memory.
+ */
+struct spawn_args {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    int fd[3];                  /* become 0, 1 and 2 */
+    mode_t umask;
+    pid_t parent;               /* the worker */
+    struct limit lim[NLIMITS];
+    size_t nlim;
+    unsigned long dfl[8];       /* a kernel struct sigaction, all zero:
+                                   SIG_DFL (larger than any ABI's) */
+    sigset_t none;
+    /* set by the child when it fails */
+    enum step step;
+    size_t failed_limit;        /* index in lim, for STEP_SETRLIMIT */
+    int err;                    /* an errno value */
+};
+
+static CHILD_CODE _Noreturn void
+child_fail(struct spawn_args *a, enum step step, int err)
+{
+    a->err = err;
+    a->step = step;
+    _exit(127);
+}
+
+/*
+ * The child, from clone to execve: async-signal-safe calls only, on its
+ * own stack, in the worker's memory (see the top of the file).  Never
+ * returns: execve or _exit(127).
+ */
+static CHILD_CODE int
+child_main(void *arg)
+{
+    struct spawn_args *a = arg;
+    int fd[3];
+
+    if (setpgid(0, 0) < 0)
+        child_fail(a, STEP_SETPGID, errno);
+    /* a worker that dies (kill -9, OOM) takes its programs with it, as
+     * systemd's KillMode=control-group does: an orphan would go on with a
+     * task that is run again once its lease expires.  The parent is
+     * checked after: it may have died before the prctl. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        child_fail(a, STEP_PDEATHSIG, errno);
+    if (getppid() != a->parent)
+        _exit(127);
+    /* every catchable signal to SIG_DFL while all are still blocked.  The
+     * system call itself: glibc's sigaction refuses its own two (32 and
+     * 33, EINVAL), and a worker started with them ignored (GNU make's
+     * children are) would pass SIG_IGN on.  An all-zero kernel struct
+     * sigaction is SIG_DFL, no flags, an empty mask on every ABI. */
+    for (int sig = 1; sig < _NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            (void)syscall(SYS_rt_sigaction, sig, a->dfl, NULL,
+                (size_t)(_NSIG - 1) / 8);
+    /* a pipe end that is itself 0, 1 or 2 (the worker started with one
+     * closed) moves up first, so that no dup2 overwrites another's
+     * source and each dup2 clears O_CLOEXEC on its target */
+    for (int i = 0; i < 3; i++) {
+        fd[i] = a->fd[i];
+        if (fd[i] < 3 && (fd[i] = fcntl(fd[i], F_DUPFD, 3)) < 0)
+            child_fail(a, STEP_DUP, errno);
+    }
+    for (int i = 0; i < 3; i++)
+        if (dup2(fd[i], i) < 0)
+            child_fail(a, STEP_DUP, errno);
+    /* ENOSYS before Linux 5.9; EPERM from a seccomp filter that does not
+     * know it (SystemCallErrorNumber=EPERM) */
+    if (close_range(3, ~0U, 0) < 0) {
+        struct rlimit rl;
+        unsigned max = 1u << 20;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < max)
+            max = (unsigned)rl.rlim_cur;
+        for (unsigned f = 3; f < max; f++)
+            (void)close((int)f);
+    }
+    for (size_t i = 0; i < a->nlim; i++)
+        if (setrlimit(a->lim[i].resource, &a->lim[i].rl) < 0) {
+            a->failed_limit = i;
+            child_fail(a, STEP_SETRLIMIT, errno);
+        }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        child_fail(a, STEP_NO_NEW_PRIVS, errno);
+    (void)umask(a->umask);
+    /* as glibc's posix_spawn: unblock last, right before execve; the
+     * mask survives execve, so it must be empty for the program */
+    (void)sigprocmask(SIG_SETMASK, &a->none, NULL);
+    execve(a->path, a->argv, a->envp);
+    child_fail(a, STEP_EXECVE, errno);
+}
+
+static void
+limit_add(struct spawn_args *a, int resource, const char *name,
+    uint64_t cur, uint64_t max)
+{
+    struct limit *l = &a->lim[a->nlim++];
+
+    l->resource = resource;
+    l->name = name;
+    l->rl.rlim_cur = (rlim_t)cur;
+    l->rl.rlim_max = (rlim_t)max;
+}
+
+/* The configured limits of c, in the order the child sets them. */
+static void
+limits_build(const struct wq_exec_conf *c, struct spawn_args *a)
+{
+    if (c->limit_as != 0)
+        limit_add(a, RLIMIT_AS, "RLIMIT_AS", c->limit_as, c->limit_as);
+    if (c->limit_cpu_s != 0) {
+        /* SIGXCPU at the soft limit; SIGKILL a second later, unless the
+         * worker's hard limit is closer (a hard limit is never raised for
+         * the sake of that second) */
+        uint64_t hard = c->limit_cpu_s + 1;
+        struct rlimit old;
+
+        if (getrlimit(RLIMIT_CPU, &old) == 0 && old.rlim_max
+            != RLIM_INFINITY && hard > (uint64_t)old.rlim_max
+            && c->limit_cpu_s <= (uint64_t)old.rlim_max)
+            hard = (uint64_t)old.rlim_max;
+        limit_add(a, RLIMIT_CPU, "RLIMIT_CPU", c->limit_cpu_s, hard);
+    }
+    if (c->limit_nofile != 0)
+        limit_add(a, RLIMIT_NOFILE, "RLIMIT_NOFILE", c->limit_nofile,
+            c->limit_nofile);
+    if (c->limit_nproc != 0)
+        limit_add(a, RLIMIT_NPROC, "RLIMIT_NPROC", c->limit_nproc,
+            c->limit_nproc);
+    if (c->limit_fsize != 0)
+        limit_add(a, RLIMIT_FSIZE, "RLIMIT_FSIZE", c->limit_fsize,
+            c->limit_fsize);
+    if (!c->core_dumps)
+        limit_add(a, RLIMIT_CORE, "RLIMIT_CORE", 0, 0);
+}
+
+/* What failed in the child, for the error text; "" for execve. */
+static void
+describe_step(const struct spawn_args *a, char *buf, size_t len)
+{
+    const struct limit *l = &a->lim[a->failed_limit];
+
+    switch (a->step) {
+    case STEP_SETPGID:
+        snprintf(buf, len, "setpgid");
+        break;
+    case STEP_DUP:
+        snprintf(buf, len, "dup2 of the pipes");
+        break;
+    case STEP_SETRLIMIT:
+        snprintf(buf, len, "setrlimit(%s, %llu)", l->name,
+            (unsigned long long)l->rl.rlim_cur);
+        break;
+    case STEP_NO_NEW_PRIVS:
+        snprintf(buf, len, "prctl(PR_SET_NO_NEW_PRIVS)");
+        break;
+    case STEP_PDEATHSIG:
+        snprintf(buf, len, "prctl(PR_SET_PDEATHSIG)");
+        break;
+    case STEP_NONE:
+    case STEP_EXECVE:
+        buf[0] = '\0';
+        break;
+    }
+}
+
+/*
+ * Starts the program; returns 0, or an errno value with the step that
+ * failed written into why ("" when execve itself failed).
+ */
 static int
-spawn(const struct wq_exec_conf *c, char **envp, struct child *ch)
+spawn(const struct wq_exec_conf *c, char **envp, struct child *ch,
+    char *why, size_t whylen)
 {
     int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    sigset_t none, all;
+    struct spawn_args a;
+    sigset_t all, old;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char *stack;
+    pid_t pid;
     int rc;
 
+    why[0] = '\0';
     if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0
         || pipe2(err, O_CLOEXEC) < 0) {
         rc = errno;
         goto close_pipes;
     }
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&at);
-    sigemptyset(&none);
+    memset(&a, 0, sizeof a);
+    a.path = c->argv[0];
+    a.argv = c->argv;
+    a.envp = envp;
+    a.fd[0] = in[0];
+    a.fd[1] = out[1];
+    a.fd[2] = err[1];
+    a.umask = (mode_t)(c->umask & 0777);
+    a.parent = getpid();
+    sigemptyset(&a.none);
+    limits_build(c, &a);
+
+    stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE
+        | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (stack == MAP_FAILED) {
+        rc = errno;
+        goto close_pipes;
+    }
+    /* the stack grows down: an overflow faults instead of writing over
+     * whatever lies below */
+    (void)mprotect(stack, page, PROT_NONE);
     sigfillset(&all);
-    /* dup2 clears O_CLOEXEC on 0, 1 and 2; everything >= 3 is closed */
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP
-        | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setsigmask(&at, &none);
-    /* every catchable signal back to SIG_DFL (SIGKILL/SIGSTOP are left
-     * out by the kernel anyway) */
-    posix_spawnattr_setsigdefault(&at, &all);
-    rc = posix_spawn(&ch->pid, c->argv[0], &fa, &at, c->argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* returns once the child has called execve or exited */
+    pid = clone(child_main, stack + CHILD_STACK, CLONE_VM | CLONE_VFORK
+        | SIGCHLD, &a);
+    rc = pid < 0 ? errno : 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    munmap(stack, CHILD_STACK);
     if (rc != 0)
         goto close_pipes;
+    if (a.step != STEP_NONE) {
+        rc = a.err != 0 ? a.err : EIO;
+        describe_step(&a, why, whylen);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        goto close_pipes;
+    }
+    ch->pid = pid;
     close(in[0]);
     close(out[1]);
     close(err[1]);
@@ -362,17 +620,19 @@ wq_handler_exec_run(const struct wq_exec_conf *c,
     char **envp;
     uint64_t deadline = 0, drain_until = 0;
     int rc, timed_out = 0, cancelled = 0, op_cancel = 0;
+    char why[128];
 
     memset(&ch, 0, sizeof ch);
     ch.in = ch.out = ch.err = ch.pidfd = -1;
     ch.payload = ctx->env->payload;
     ch.payload_len = ctx->env->payload_len;
     envp = env_build(c, ctx);
-    rc = spawn(c, envp, &ch);
+    rc = spawn(c, envp, &ch, why, sizeof why);
     env_free(envp);
     if (rc != 0) {
-        wq_handler_result_fail(res, WQ_OUTCOME_FAILED, "cannot start %s: %s",
-            c->argv[0], strerror(rc));
+        wq_handler_result_fail(res, WQ_OUTCOME_FAILED, "cannot start %s: "
+            "%s%s%s", c->argv[0], why, why[0] != '\0' ? ": " : "",
+            strerror(rc));
         return;
     }
     if (c->timeout_ms > 0)

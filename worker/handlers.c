@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -183,6 +184,34 @@ err_add(struct errlines *e, const char *fmt, ...)
     e->n++;
 }
 
+/* True if any exec resource limit of c is set (they apply to exec only). */
+static int
+has_limits(const struct wq_config_handler *c)
+{
+    return c->limit_memory != 0 || c->limit_cpu_ms != 0
+        || c->limit_files != 0 || c->limit_processes != 0
+        || c->limit_file_size != 0 || c->core_dumps;
+}
+
+/*
+ * Warns when a limit is above the worker's own hard limit: only a worker
+ * that may raise it (CAP_SYS_RESOURCE) can set it, so without that every
+ * task of the handler fails to start, saying so.
+ */
+static void
+warn_above_hard(const struct wq_config_handler *c, size_t idx,
+    const char *key, int resource, uint64_t v)
+{
+    struct rlimit rl;
+
+    if (v != 0 && getrlimit(resource, &rl) == 0 && rl.rlim_max
+        != RLIM_INFINITY && v > (uint64_t)rl.rlim_max)
+        wq_log_warn(COMPONENT, "%s: handlers[%zu].%s: %llu is above the "
+            "worker's hard limit of %llu; without CAP_SYS_RESOURCE its "
+            "tasks cannot start", c->where, idx, key, (unsigned long long)v,
+            (unsigned long long)rl.rlim_max);
+}
+
 /* Sets up one configured handler; problems go to e. */
 static void
 handler_init(struct wq_handler *h, const struct wq_config_handler *c,
@@ -199,6 +228,10 @@ handler_init(struct wq_handler *h, const struct wq_config_handler *c,
     if (c->queue[0] != '\0' && wq_queue_name_valid(c->queue, err,
         sizeof err) != 0)
         err_add(e, "%s: handlers[%zu].queue: %s", c->where, idx, err);
+    if (h->kind != WQ_HANDLER_EXEC && has_limits(c))
+        err_add(e, "%s: handlers[%zu]: limit_* and core_dumps apply to kind "
+            "exec only (a %s runs inside the worker)", c->where, idx,
+            h->kind == WQ_HANDLER_PLUGIN ? "plugin" : "builtin");
     switch (h->kind) {
     case WQ_HANDLER_BUILTIN:
         name = c->builtin[0] != '\0' ? c->builtin : c->type;
@@ -243,6 +276,23 @@ handler_init(struct wq_handler *h, const struct wq_config_handler *c,
         h->exec.npermanent = c->permanent_exit_codes.n;
         h->exec.max_output = (size_t)c->max_output;
         h->exec.max_stderr = (size_t)c->max_stderr;
+        h->exec.limit_as = (uint64_t)c->limit_memory;
+        h->exec.limit_cpu_s = (uint64_t)(c->limit_cpu_ms + 999) / 1000;
+        h->exec.limit_nofile = (uint64_t)c->limit_files;
+        h->exec.limit_nproc = (uint64_t)c->limit_processes;
+        h->exec.limit_fsize = (uint64_t)c->limit_file_size;
+        h->exec.core_dumps = c->core_dumps;
+        h->exec.umask = (unsigned)c->umask;
+        warn_above_hard(c, idx, "limit_memory", RLIMIT_AS,
+            h->exec.limit_as);
+        warn_above_hard(c, idx, "limit_cpu", RLIMIT_CPU,
+            h->exec.limit_cpu_s);
+        warn_above_hard(c, idx, "limit_files", RLIMIT_NOFILE,
+            h->exec.limit_nofile);
+        warn_above_hard(c, idx, "limit_processes", RLIMIT_NPROC,
+            h->exec.limit_nproc);
+        warn_above_hard(c, idx, "limit_file_size", RLIMIT_FSIZE,
+            h->exec.limit_fsize);
         break;
     case WQ_HANDLER_PLUGIN:
         if (c->plugin[0] == '\0') {

@@ -616,7 +616,8 @@ duplicates(int kind)
 BOTH(duplicates)
 
 /* The exec handler end to end: success, temporary and permanent
- * failure, timeout killing the group, bounded and binary output. */
+ * failure, timeout killing the group, bounded and binary output, and the
+ * configured limits, umask and no_new_privs in the program. */
 static void
 exec_handlers(int kind)
 {
@@ -624,13 +625,14 @@ exec_handlers(int kind)
     const char *q = queue_for(kind, "exec");
     const char *tmp = getenv("WQ_TEST_TMPDIR");
     wq_store *s = wq_test_pg_open(ci);
-    char conf[4096], gcfile[256];
+    char conf[4096], gcfile[256], bigfile[256];
     struct worker w;
     struct pub p;
     FILE *f;
     long gc = 0;
 
     snprintf(gcfile, sizeof gcfile, "%s/grandchild.pid", tmp);
+    snprintf(bigfile, sizeof bigfile, "%s/too-big", tmp);
     snprintf(conf, sizeof conf,
         "handlers = (\n"
         "  { type = \"ok\"; kind = \"exec\"; argv = [ \"/bin/cat\" ]; },\n"
@@ -647,11 +649,17 @@ exec_handlers(int kind)
         "    argv = [ \"/usr/bin/head\", \"-c\", \"3000000\", \"/dev/zero\" ];"
         " },\n"
         "  { type = \"bin\"; kind = \"exec\"; argv = [ \"/usr/bin/printf\",\n"
-        "    \"\\\\377\\\\376\\\\000abc\\\\303\\\\050\" ]; }\n"
+        "    \"\\\\377\\\\376\\\\000abc\\\\303\\\\050\" ]; },\n"
+        "  { type = \"fsize\"; kind = \"exec\"; limit_file_size = \"64K\";\n"
+        "    env = [ \"OUT=%s\" ]; argv = [ \"/bin/sh\", \"-c\",\n"
+        "    \"exec head -c 1000000 /dev/zero > $OUT\" ]; },\n"
+        "  { type = \"status\"; kind = \"exec\"; limit_files = 77;\n"
+        "    argv = [ \"/bin/sh\", \"-c\", \"grep -E '^(Umask|NoNewPrivs):' "
+        "/proc/self/status; ulimit -n\" ]; }\n"
         ");\n"
         "queue_policies = ( { name = \"%s\"; backoff_base = \"10s\";\n"
         "  backoff_factor = 2; backoff_jitter = \"equal\"; } );\n",
-        gcfile, q);
+        gcfile, bigfile, q);
     pub_open(&p, kind, q);
     pub_task(&p, q, "ok", "ok", "payload in, result out", 0);
     pub_task(&p, q, "temp", "temp", NULL, 0);
@@ -659,10 +667,12 @@ exec_handlers(int kind)
     pub_task(&p, q, "slow", "slow", NULL, 1);
     pub_task(&p, q, "big", "big", NULL, 0);
     pub_task(&p, q, "bin", "bin", NULL, 0);
+    pub_task(&p, q, "fsize", "fsize", NULL, 1);
+    pub_task(&p, q, "status", "status", NULL, 0);
     pub_close(&p);
     worker_start(&w, kind, ci, q, conf, NULL, NULL);
-    check(wait_num(s, 6, 60000, "SELECT count(*) FROM workq.tasks WHERE "
-        "finished_at IS NOT NULL OR state = 'retry_wait'") == 6,
+    check(wait_num(s, 8, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "finished_at IS NOT NULL OR state = 'retry_wait'") == 8,
         "not every exec task was recorded");
     worker_stop(&w, 30000);
 
@@ -704,6 +714,16 @@ exec_handlers(int kind)
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE idempotency_key = 'bin' AND result = "
         "'\\xfffe00616263c328'::bytea"), 1);
+    /* limit_file_size: SIGXFSZ at 64 KiB fails the task */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
+        "'fsize' AND state = 'dead' AND a.outcome = 'failed' AND "
+        "t.last_error LIKE '%SIGXFSZ%'"), 1);
+    /* the default umask, no_new_privs and a configured limit */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'status' AND state = 'succeeded' AND "
+        "result = convert_to(E'Umask:\\t0077\\nNoNewPrivs:\\t1\\n77\\n', "
+        "'UTF8')"), 1);
     wq_store_close(s);
 }
 BOTH(exec_handlers)

@@ -784,6 +784,34 @@ test_config_duration_units(void **state)
 }
 
 static void
+test_config_size_units(void **state)
+{
+    static const struct { const char *s; int64_t bytes; } ok[] = {
+        { "0", 0 }, { "1000", 1000 }, { "512K", 512 << 10 },
+        { "512k", 512 << 10 }, { "64M", 64 << 20 }, { "64MiB", 64 << 20 },
+        { "2G", 2LL << 30 }, { "2g", 2LL << 30 }, { "2GiB", 2LL << 30 },
+        { "1T", 1LL << 40 },
+        { "8388607T", 8388607LL << 40 },
+    };
+    static const char *const bad[] = {
+        "", "M", "1.5G", "-1", "1 G", " 1G", "1G ", "1GB", "1P", "1Gi",
+        "12X", "99999999999999999999", "8388608T",
+    };
+    int64_t bytes;
+
+    (void)state;
+    for (size_t i = 0; i < WQ_ARRAY_LEN(ok); i++) {
+        bytes = -1;
+        if (wq_config_parse_size(ok[i].s, &bytes) != 0)
+            fail_msg("\"%s\" rejected", ok[i].s);
+        assert_int_equal(bytes, ok[i].bytes);
+    }
+    for (size_t i = 0; i < WQ_ARRAY_LEN(bad); i++)
+        if (wq_config_parse_size(bad[i], &bytes) != WQ_EINVAL)
+            fail_msg("\"%s\" accepted", bad[i]);
+}
+
+static void
 test_config_string_list(void **state)
 {
     struct wq_config c;
@@ -950,6 +978,12 @@ test_config_print_doc(void **state)
     assert_contains(buf, "integer 1..1024");
     assert_contains(buf, "one of debug|info|warn|error");
     assert_contains(buf, "duration 1s..24h");
+    /* the keys of a group's table, with their types */
+    assert_contains(buf, "handlers[].limit_memory  (size 0..1024T, default "
+        "\"0\")");
+    assert_contains(buf, "handlers[].umask  (octal 0000..0777, default "
+        "\"0077\")");
+    assert_contains(buf, "handlers[].core_dumps  (boolean, default false)");
     free(buf);
 }
 
@@ -1163,6 +1197,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_config_bad_enum),
     cmocka_unit_test(test_config_bad_duration),
     cmocka_unit_test(test_config_duration_units),
+    cmocka_unit_test(test_config_size_units),
     cmocka_unit_test(test_config_string_list),
     cmocka_unit_test(test_config_missing_path),
     cmocka_unit_test(test_config_error_truncation),

@@ -2,8 +2,8 @@
  * test_worker_config.c - the worker's configuration: the lists of groups
  * `handlers` and `queue_policies` (file, environment, errors with
  * file:line, dump round trip, documentation of every key of a group in
- * config/workq.conf) and the handler registry built from them (checks,
- * lookup order, built-ins).
+ * config/workq.conf, the exec resource limits) and the handler registry
+ * built from them (checks, lookup order, built-ins).
  */
 #include <limits.h>
 #include <stdio.h>
@@ -71,7 +71,10 @@ static const char good_conf[] =
     "    { type = \"resize\"; kind = \"exec\";\n"
     "      argv = [ \"/bin/cat\", \"-\" ]; env = [ \"A=1\" ];\n"
     "      timeout = \"2m\"; kill_grace = \"1s\";\n"
-    "      permanent_exit_codes = [ 65, 78 ]; max_output = 4096; },\n"
+    "      permanent_exit_codes = [ 65, 78 ]; max_output = 4096;\n"
+    "      limit_memory = \"512M\"; limit_cpu = 90; limit_files = 256;\n"
+    "      limit_processes = 100; limit_file_size = 1073741824;\n"
+    "      core_dumps = true; umask = \"0027\"; },\n"
     "    { type = \"resize\"; queue = \"img\"; kind = \"builtin\";\n"
     "      builtin = \"echo\"; },\n"
     "    { type = \"*\"; kind = \"builtin\"; builtin = \"fail\";\n"
@@ -114,6 +117,13 @@ test_worker_config_groups_load(void **state)
     assert_int_equal(h[0].permanent_exit_codes.v[1], 78);
     assert_int_equal(h[0].max_output, 4096);
     assert_int_equal(h[0].max_stderr, 65536);
+    assert_int_equal(h[0].limit_memory, 512LL << 20);
+    assert_int_equal(h[0].limit_cpu_ms, 90000);
+    assert_int_equal(h[0].limit_files, 256);
+    assert_int_equal(h[0].limit_processes, 100);
+    assert_int_equal(h[0].limit_file_size, 1LL << 30);
+    assert_int_equal(h[0].core_dumps, 1);
+    assert_int_equal(h[0].umask, 027);
     assert_string_equal(h[0].where, "w.conf:3");
     /* defaults of the keys not given */
     assert_int_equal(h[1].kind, WQ_HANDLER_BUILTIN);
@@ -122,6 +132,13 @@ test_worker_config_groups_load(void **state)
     assert_int_equal(h[1].permanent_exit_codes.v[0], 65);
     assert_int_equal(h[1].timeout_ms, 0);
     assert_int_equal(h[1].argv.n, 0);
+    assert_int_equal(h[1].limit_memory, 0);
+    assert_int_equal(h[1].limit_cpu_ms, 0);
+    assert_int_equal(h[1].limit_files, 0);
+    assert_int_equal(h[1].limit_processes, 0);
+    assert_int_equal(h[1].limit_file_size, 0);
+    assert_int_equal(h[1].core_dumps, 0);
+    assert_int_equal(h[1].umask, 077);
     assert_string_equal(h[2].options, "until=2");
     assert_int_equal(c.queue_policies.n, 2);
     p = c.queue_policies.v;
@@ -238,6 +255,12 @@ test_worker_config_groups_dump(void **state)
     a = dump(&c);
     assert_contains(a, "handlers = (\n    {\n        type = \"resize\";\n");
     assert_contains(a, "        permanent_exit_codes = [ 65, 78 ];\n");
+    assert_contains(a, "        limit_memory = \"512M\";\n");
+    assert_contains(a, "        limit_cpu = \"1m30s\";\n");
+    assert_contains(a, "        limit_file_size = \"1G\";\n");
+    assert_contains(a, "        core_dumps = true;\n");
+    assert_contains(a, "        umask = \"0027\";\n");
+    assert_contains(a, "        umask = \"0077\";\n");     /* a default */
     assert_contains(a, "queue_policies = (\n");
     write_file("dumped.conf", a);
     if (wq_config_load("dumped.conf", &d, err, sizeof err) != 0)
@@ -331,6 +354,175 @@ test_worker_config_registry(void **state)
     clean_env();
 }
 
+/* The exec limits: every form of value, and bad ones with FILE:LINE: KEY. */
+static void
+test_worker_config_exec_limits(void **state)
+{
+    struct wq_config c;
+    const struct wq_config_handler *h;
+    char err[WQ_CONFIG_ERRLEN];
+
+    (void)state;
+    clean_env();
+    write_file("l.conf",
+        "handlers = (\n"
+        "  { type = \"a\"; kind = \"exec\"; argv = [ \"/bin/true\" ];\n"
+        "    limit_memory = 8589934592L; limit_file_size = \"64KiB\";\n"
+        "    limit_cpu = \"1500ms\"; umask = \"22\"; },\n"
+        "  { type = \"b\"; kind = \"exec\"; argv = [ \"/bin/true\" ];\n"
+        "    limit_memory = \"2g\"; limit_file_size = 1000;\n"
+        "    limit_files = 1048576; limit_processes = 0; umask = \"0\";\n"
+        "    core_dumps = false; },\n"
+        "  { type = \"c\"; kind = \"exec\"; argv = [ \"/bin/true\" ];\n"
+        "    limit_memory = \"1T\"; umask = \"0777\"; }\n"
+        ");\n");
+    if (wq_config_load("l.conf", &c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    h = c.handlers.v;
+    assert_int_equal(h[0].limit_memory, 8LL << 30);
+    assert_int_equal(h[0].limit_file_size, 64 << 10);
+    assert_int_equal(h[0].limit_cpu_ms, 1500);
+    assert_int_equal(h[0].umask, 022);
+    assert_int_equal(h[1].limit_memory, 2LL << 30);
+    assert_int_equal(h[1].limit_file_size, 1000);
+    assert_int_equal(h[1].limit_files, 1048576);
+    assert_int_equal(h[1].umask, 0);
+    assert_int_equal(h[1].core_dumps, 0);
+    assert_int_equal(h[2].limit_memory, 1LL << 40);
+    assert_int_equal(h[2].umask, 0777);
+    wq_config_free(&c);
+
+    /* from the environment, in libconfig syntax as ever */
+    setenv("WORKQ_HANDLERS", "( { type = \"t\"; kind = \"exec\"; "
+        "argv = [ \"/bin/true\" ]; limit_memory = \"256M\"; "
+        "umask = \"0007\"; } )", 1);
+    if (wq_config_load("l.conf", &c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    h = c.handlers.v;
+    assert_int_equal(h[0].limit_memory, 256 << 20);
+    assert_int_equal(h[0].umask, 07);
+    wq_config_free(&c);
+    clean_env();
+
+    write_file("bad.conf",
+        "handlers = (\n"
+        "  { type = \"a\"; kind = \"exec\"; argv = [ \"/bin/true\" ];\n"
+        "    limit_memory = \"12X\";\n"
+        "    limit_file_size = -1;\n"
+        "    limit_files = 2000000;\n"
+        "    limit_processes = \"many\";\n"
+        "    limit_cpu = \"forever\";\n"
+        "    umask = 0077;\n"
+        "    core_dumps = \"yes\"; },\n"
+        "  { type = \"b\"; kind = \"exec\"; argv = [ \"/bin/true\" ];\n"
+        "    umask = \"0088\";\n"
+        "    limit_memory = \"2000T\";\n"
+        "    limit_file_size = 1.5; },\n"
+        "  { type = \"c\"; kind = \"exec\"; argv = [ \"/bin/true\" ];\n"
+        "    umask = \"01777\"; },\n"
+        "  { type = \"d\"; kind = \"exec\"; argv = [ \"/bin/true\" ];\n"
+        "    umask = \"\"; limit_memory = \"1.5G\"; }\n"
+        ");\n");
+    assert_int_equal(wq_config_load("bad.conf", &c, err, sizeof err),
+        WQ_ECONFIG);
+    assert_contains(err, "bad.conf:3: handlers[1].limit_memory: \"12X\" is "
+        "not a size: integer bytes or a string like \"512M\"");
+    assert_contains(err, "bad.conf:4: handlers[1].limit_file_size: -1 is "
+        "out of range 0..1024T");
+    assert_contains(err, "bad.conf:5: handlers[1].limit_files: 2000000 is "
+        "out of range 0..1048576");
+    assert_contains(err, "bad.conf:6: handlers[1].limit_processes: expected "
+        "an integer, got a string");
+    assert_contains(err, "bad.conf:7: handlers[1].limit_cpu: \"forever\" is "
+        "not a duration");
+    assert_contains(err, "bad.conf:8: handlers[1].umask: expected an octal "
+        "string, like \"0077\", got an integer (write it in quotes");
+    assert_contains(err, "bad.conf:9: handlers[1].core_dumps: expected true "
+        "or false, got a string");
+    assert_contains(err, "bad.conf:11: handlers[2].umask: \"0088\" is not an "
+        "octal string");
+    assert_contains(err, "bad.conf:12: handlers[2].limit_memory: 2000T is "
+        "out of range 0..1024T");
+    assert_contains(err, "bad.conf:13: handlers[2].limit_file_size: expected "
+        "a size");
+    assert_contains(err, "got a float");
+    assert_contains(err, "bad.conf:15: handlers[3].umask: 1777 is out of "
+        "range 0000..0777");
+    assert_contains(err, "bad.conf:17: handlers[4].umask: \"\" is not an "
+        "octal string");
+    assert_contains(err, "bad.conf:17: handlers[4].limit_memory: \"1.5G\" "
+        "is not a size");
+    wq_config_free(&c);
+
+    setenv("WORKQ_HANDLERS", "( { type = \"t\"; umask = \"abc\"; } )", 1);
+    assert_int_equal(wq_config_load("l.conf", &c, err, sizeof err),
+        WQ_ECONFIG);
+    assert_contains(err, "environment WORKQ_HANDLERS: handlers: environment "
+        "WORKQ_HANDLERS:1: handlers[1].umask: \"abc\" is not an octal "
+        "string");
+    wq_config_free(&c);
+    clean_env();
+}
+
+/* The registry turns the limits into the exec configuration, and refuses
+ * them on kinds that run inside the worker. */
+static void
+test_worker_config_exec_limits_registry(void **state)
+{
+    struct wq_config c;
+    wq_handlers *h = NULL;
+    const struct wq_handler *x;
+    char err[WQ_CONFIG_ERRLEN];
+
+    (void)state;
+    clean_env();
+    write_file("l.conf",
+        "handlers = (\n"
+        "  { type = \"a\"; kind = \"exec\"; argv = [ \"/bin/true\" ];\n"
+        "    limit_memory = \"1G\"; limit_cpu = \"1500ms\";\n"
+        "    limit_files = 64; limit_processes = 50;\n"
+        "    limit_file_size = \"1M\"; core_dumps = true;\n"
+        "    umask = \"0027\"; },\n"
+        "  { type = \"b\"; kind = \"exec\"; argv = [ \"/bin/true\" ]; }\n"
+        ");\n");
+    if (wq_config_load("l.conf", &c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    if (wq_handlers_new(&c, &h, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    x = wq_handlers_find(h, "q", "a");
+    assert_int_equal(x->exec.limit_as, 1ULL << 30);
+    assert_int_equal(x->exec.limit_cpu_s, 2);       /* rounded up */
+    assert_int_equal(x->exec.limit_nofile, 64);
+    assert_int_equal(x->exec.limit_nproc, 50);
+    assert_int_equal(x->exec.limit_fsize, 1 << 20);
+    assert_int_equal(x->exec.core_dumps, 1);
+    assert_int_equal(x->exec.umask, 027);
+    x = wq_handlers_find(h, "q", "b");
+    assert_int_equal(x->exec.limit_as, 0);
+    assert_int_equal(x->exec.limit_cpu_s, 0);
+    assert_int_equal(x->exec.limit_nofile, 0);
+    assert_int_equal(x->exec.limit_nproc, 0);
+    assert_int_equal(x->exec.limit_fsize, 0);
+    assert_int_equal(x->exec.core_dumps, 0);
+    assert_int_equal(x->exec.umask, 077);
+    wq_handlers_free(h);
+    wq_config_free(&c);
+
+    write_file("k.conf",
+        "handlers = (\n"
+        "  { type = \"a\"; builtin = \"noop\"; limit_memory = \"1G\"; },\n"
+        "  { type = \"b\"; builtin = \"echo\"; core_dumps = true; }\n"
+        ");\n");
+    assert_int_equal(wq_config_load("k.conf", &c, err, sizeof err), 0);
+    assert_int_equal(wq_handlers_new(&c, &h, err, sizeof err), WQ_ECONFIG);
+    assert_null(h);
+    assert_contains(err, "k.conf:2: handlers[1]: limit_* and core_dumps "
+        "apply to kind exec only (a builtin runs inside the worker)");
+    assert_contains(err, "k.conf:3: handlers[2]: limit_* and core_dumps "
+        "apply to kind exec only");
+    wq_config_free(&c);
+}
+
 static void
 test_worker_config_registry_errors(void **state)
 {
@@ -421,6 +613,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_worker_config_groups_dump),
     cmocka_unit_test(test_worker_config_groups_documented),
     cmocka_unit_test(test_worker_config_registry),
+    cmocka_unit_test(test_worker_config_exec_limits),
+    cmocka_unit_test(test_worker_config_exec_limits_registry),
     cmocka_unit_test(test_worker_config_registry_errors),
     cmocka_unit_test(test_worker_config_text_sanitize),
     cmocka_unit_test(test_worker_config_headers_json),
