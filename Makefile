@@ -79,7 +79,7 @@ PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,\
            $(sort $(wildcard tests/plugins/*.c)))
 
 .PHONY: all clean deps check unit integration fuzz demo install uninstall \
-        services-start services-stop tests bench-e2e bench
+        services-start services-stop tests bench-e2e bench chaos
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BINS)
@@ -204,6 +204,23 @@ fuzz: $(FUZZ_TARGETS)
 
 demo: deps all
 	sh tests/demo.sh
+
+# The chaos suite (tests/fault/chaos.sh): steady submits, a mix of
+# handlers, two workers and two schedulers killed, brokers and PostgreSQL
+# restarted and frozen; then counts that every accepted task ended once.
+#   make chaos [DURATION=600] [TRANSPORTS="rabbitmq kafka"] [RATE=50]
+DURATION   ?= 120
+TRANSPORTS ?= rabbitmq kafka
+RATE       ?= 50
+$(BUILD)/tests/fault/chaos-tool: $(BUILD)/tests/fault/chaos_tool.o $(LIB)
+	$(CC) $(WQ_LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
+chaos: deps all $(BUILD)/tests/fault/chaos-tool
+	tests/services/ctl start all
+	set -e; for t in $(TRANSPORTS); do \
+	    WORKQ_BUILD=$(BUILD) bash tests/fault/chaos.sh --transport $$t \
+	        --duration $(DURATION) --rate $(RATE); \
+	done
 
 # --- install -----------------------------------------------------------------
 #

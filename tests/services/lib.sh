@@ -119,17 +119,31 @@ wq_kill_tree() {
     wait "$1" 2>/dev/null || true
 }
 
+# wq_close_fds: close every descriptor above 2 of the current shell.  A
+# server must not keep its caller's pipes open: a `ctl start` run from a
+# script whose output is piped would hold that pipe for the server's life.
+wq_close_fds() {
+    local f n
+    for f in /proc/$BASHPID/fd/*; do
+        n="${f##*/}"
+        [ "$n" -gt 2 ] 2>/dev/null && eval "exec $n>&-"
+    done
+    return 0
+}
+
 # wq_spawn PIDFILE LOGFILE CMD...: start CMD detached from this shell (own
 # session, stdin from /dev/null, stdout+stderr appended to LOGFILE, working
 # directory that of PIDFILE so crash dumps do not land in the caller's
-# directory) and write its pid to PIDFILE. fd 9 (the lock taken by wq_lock)
-# is closed so the server does not keep holding the lock for its whole life.
+# directory) and write its pid to PIDFILE.  Every descriptor above 2 is
+# closed: the server neither holds wq_lock's lock (fd 9) nor a caller's
+# pipe for its whole life.
 wq_spawn() {
     local pidfile="$1" logfile="$2"; shift 2
     rm -f "$pidfile"
     # The inner bash writes its own pid, then execs CMD: the pid stays valid.
-    setsid bash -c 'cd "$(dirname "$0")" && echo $$ >"$0" && exec "$@"' "$pidfile" "$@" \
-        </dev/null >>"$logfile" 2>&1 9>&- &
+    ( wq_close_fds
+      exec setsid bash -c 'cd "$(dirname "$0")" && echo $$ >"$0" && exec "$@"' "$pidfile" "$@" \
+        </dev/null >>"$logfile" 2>&1 ) &
     disown "$!" 2>/dev/null || true
     # Wait for the pid file so callers can read it right away.
     wq_wait_until 5 test -s "$pidfile" || wq_die "could not start: $*"

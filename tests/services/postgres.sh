@@ -170,8 +170,10 @@ pg_launch() {
     rm -f "$PG_DATA/postmaster.pid" "$PG_SOCKDIR/.s.PGSQL.$PG_PORT.lock"
     pg_write_conf
     # -w waits for the postmaster to report ready (it does not connect).
-    pg_as_owner "$(pg_bindir)/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -s -w \
-        -t "$PG_START_TIMEOUT" start 9>&- >/dev/null 2>>"$PG_LOG"
+    ( wq_close_fds
+      exec 2>>"$PG_LOG"
+      pg_as_owner "$(pg_bindir)/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -s -w \
+        -t "$PG_START_TIMEOUT" start >/dev/null )
 }
 
 pg_start() {

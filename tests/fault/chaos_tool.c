@@ -1,0 +1,337 @@
+/*
+ * chaos_tool.c - the C half of the chaos suite (tests/fault/chaos.sh):
+ * the steady-rate submitter and a Kafka lag probe.
+ *
+ *   chaos-tool submit --config FILE --queue Q --rate N --duration S
+ *                     --accepted FILE [--drain S] [--prefix P]
+ *   chaos-tool kafka-lag --brokers HOST:PORT --queue Q
+ *
+ * submit: every 100 ms a batch of new tasks (N a second in all, by the
+ * clock: what an outage held back is made afterwards) through
+ * the public client (shared/workq.h), as a user's program would.  Task i
+ * gets the key PREFIX-i and a type chosen by i (the mix below), and one
+ * task in ten is delayed (stored in PostgreSQL, published later by the
+ * scheduler).  A task counts as accepted only when the client reported
+ * it confirmed; its key and type are then appended to the accepted file,
+ * line-buffered, so that a kill of this process loses no accepted key.
+ * A task that was not confirmed (broker or PostgreSQL down or hung) is
+ * resubmitted with the same key at the next tick, the client reopened
+ * first: the promise is exactly-once per key, so a resubmission can only
+ * become a duplicate delivery, never a second task.  After the duration
+ * no new task is made; unconfirmed ones are retried for --drain seconds,
+ * then reported as never accepted (they may have arrived or not: they
+ * are not counted).  SIGTERM or SIGINT end the making of new tasks early.
+ *
+ * kafka-lag: prints the consumer group's lag on the queue's topic (the
+ * sum over partitions of high watermark minus committed offset; a
+ * partition with no committed offset counts whole), or -1 on error.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "workq.h"
+
+#define TICK_MS     100
+#define BATCH_MAX   4096
+
+/* The mix, by i % 20: what each type does is configured by chaos.sh. */
+struct kind {
+    const char *type;
+    int max_attempts;           /* 0: the queue's policy */
+};
+
+static const struct kind mix[20] = {
+    { "ok", 0 }, { "ok", 0 }, { "ok", 0 }, { "ok", 0 }, { "ok", 0 },
+    { "ok", 0 }, { "ok", 0 },                             /* 35 % noop */
+    { "flaky", 0 }, { "flaky", 0 }, { "flaky", 0 },        /* fail twice */
+    { "doomed", 4 }, { "doomed", 4 },                     /* always fail */
+    { "slow", 0 },                                        /* sleep */
+    { "effect", 0 }, { "effect", 0 }, { "effect", 0 }, { "effect", 0 },
+    { "crash", 0 }, { "crash", 0 },                       /* exec SIGSEGV once */
+    { "crash_always", 4 },                                /* exec SIGSEGV */
+};
+
+static volatile sig_atomic_t stopping;
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+sleep_until(double t)
+{
+    double d = t - now_s();
+    struct timespec ts;
+
+    if (d <= 0)
+        return;
+    ts.tv_sec = (time_t)d;
+    ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
+    nanosleep(&ts, NULL);
+}
+
+/* A task not yet confirmed: made at i, with its key. */
+struct pending {
+    long i;
+    char key[64];
+};
+
+static void
+task_of(const struct pending *p, struct wq_client_task *t, const char *queue)
+{
+    const struct kind *k = &mix[p->i % 20];
+
+    memset(t, 0, sizeof *t);
+    t->queue = queue;
+    t->type = k->type;
+    t->idempotency_key = p->key;
+    t->payload = p->key;
+    t->payload_len = strlen(p->key);
+    t->max_attempts = k->max_attempts;
+    if (p->i % 10 == 3)
+        t->delay_ms = 300 + (p->i * 37) % 1700;
+}
+
+static int
+submit_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "queue", required_argument, NULL, 'q' },
+        { "rate", required_argument, NULL, 'r' },
+        { "duration", required_argument, NULL, 'd' },
+        { "accepted", required_argument, NULL, 'a' },
+        { "drain", required_argument, NULL, 'D' },
+        { "prefix", required_argument, NULL, 'p' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config = NULL, *queue = NULL, *accepted = NULL;
+    const char *prefix = "k";
+    double rate = 50, duration = 60, drain = 60, t0, next;
+    struct pending *pend;
+    struct wq_client_task *tasks;
+    struct wq_client_result *res;
+    size_t npend = 0;
+    long made = 0, confirmed = 0, resubmits = 0, reopens = 0;
+    wq_client *c = NULL;
+    char err[WQ_ERRLEN];
+    FILE *out;
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': config = optarg; break;
+        case 'q': queue = optarg; break;
+        case 'r': rate = atof(optarg); break;
+        case 'd': duration = atof(optarg); break;
+        case 'a': accepted = optarg; break;
+        case 'D': drain = atof(optarg); break;
+        case 'p': prefix = optarg; break;
+        default: return 2;
+        }
+    }
+    if (config == NULL || queue == NULL || accepted == NULL || rate <= 0
+        || rate * TICK_MS / 1000 > BATCH_MAX / 2) {
+        fprintf(stderr, "chaos-tool submit: --config, --queue, --accepted "
+            "and a rate of 1..%d are required\n", BATCH_MAX / 2 * 1000 / TICK_MS);
+        return 2;
+    }
+    if ((out = fopen(accepted, "a")) == NULL) {
+        perror(accepted);
+        return 1;
+    }
+    setvbuf(out, NULL, _IOLBF, 0);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    pend = calloc(BATCH_MAX, sizeof *pend);
+    tasks = calloc(BATCH_MAX, sizeof *tasks);
+    res = calloc(BATCH_MAX, sizeof *res);
+    if (pend == NULL || tasks == NULL || res == NULL)
+        return 1;
+
+    t0 = now_s();
+    next = t0;
+    for (;;) {
+        double t = now_s();
+        int making = !stopping && t - t0 < duration;
+        size_t n, kept;
+
+        if (!making && (npend == 0 || t - t0 >= duration + drain))
+            break;
+        if (making) {
+            /* by the clock: time spent blocked in an outage is made up
+             * for afterwards, as an application's queue would be */
+            double due = rate * (t - t0) - (double)made;
+
+            while (due >= 1 && npend < BATCH_MAX) {
+                pend[npend].i = made;
+                snprintf(pend[npend].key, sizeof pend[npend].key, "%s-%07ld",
+                    prefix, made);
+                npend++;
+                made++;
+                due -= 1;
+            }
+        }
+        if (c == NULL) {
+            if (wq_client_open(config, &c, err, sizeof err) != 0) {
+                c = NULL;
+                next += TICK_MS / 1000.0 * 5;
+                sleep_until(next);
+                continue;
+            }
+            reopens++;
+        }
+        n = npend;
+        for (size_t j = 0; j < n; j++)
+            task_of(&pend[j], &tasks[j], queue);
+        if (n > 0 && wq_client_submit_batch(c, tasks, n, res, err,
+            sizeof err) != 0) {
+            /* a broker or PostgreSQL outage: start afresh next tick */
+            wq_client_free(c);
+            c = NULL;
+        }
+        kept = 0;
+        for (size_t j = 0; j < n; j++) {
+            if (res[j].status == 0) {
+                fprintf(out, "%s\t%s\n", pend[j].key, tasks[j].type);
+                confirmed++;
+            } else {
+                pend[kept++] = pend[j];
+                resubmits++;
+            }
+        }
+        npend = kept;
+        next += TICK_MS / 1000.0;
+        if (next < now_s() - 1)
+            next = now_s();     /* a long outage: don't burst afterwards */
+        sleep_until(next);
+    }
+    wq_client_free(c);
+    fclose(out);
+    printf("made=%ld accepted=%ld resubmits=%ld never_accepted=%zu "
+        "connections=%ld seconds=%.1f\n", made, confirmed, resubmits, npend,
+        reopens, now_s() - t0);
+    free(pend);
+    free(tasks);
+    free(res);
+    return 0;
+}
+
+static int
+lag_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "brokers", required_argument, NULL, 'b' },
+        { "queue", required_argument, NULL, 'q' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *brokers = NULL, *queue = NULL;
+    char topic[256], errstr[512];
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_partition_list_t *parts;
+    long long lag = 0;
+    int o, rv = 1;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'b': brokers = optarg; break;
+        case 'q': queue = optarg; break;
+        default: return 2;
+        }
+    }
+    if (brokers == NULL || queue == NULL) {
+        fprintf(stderr, "chaos-tool kafka-lag: --brokers and --queue\n");
+        return 2;
+    }
+    /* the worker's topic and group are both "workq.<queue>" */
+    snprintf(topic, sizeof topic, "workq.%s", queue);
+    conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr,
+            sizeof errstr) != RD_KAFKA_CONF_OK
+        || rd_kafka_conf_set(conf, "group.id", topic, errstr,
+            sizeof errstr) != RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "kafka-lag: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (rk == NULL) {
+        fprintf(stderr, "kafka-lag: %s\n", errstr);
+        return 1;
+    }
+    {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+
+        if (rd_kafka_metadata(rk, 0, rkt, &md, 10000)
+            != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1
+            || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "kafka-lag: no metadata for %s\n", topic);
+            rd_kafka_topic_destroy(rkt);
+            goto out;
+        }
+        rd_kafka_topic_destroy(rkt);
+    }
+    parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int p = 0; p < md->topics[0].partition_cnt; p++)
+        rd_kafka_topic_partition_list_add(parts, topic,
+            md->topics[0].partitions[p].id);
+    if (rd_kafka_committed(rk, parts, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "kafka-lag: committed offsets not known\n");
+        rd_kafka_topic_partition_list_destroy(parts);
+        goto out;
+    }
+    for (int j = 0; j < parts->cnt; j++) {
+        int64_t lo, hi;
+        rd_kafka_topic_partition_t *tp = &parts->elems[j];
+
+        if (rd_kafka_query_watermark_offsets(rk, topic, tp->partition, &lo,
+            &hi, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "kafka-lag: no watermarks\n");
+            rd_kafka_topic_partition_list_destroy(parts);
+            goto out;
+        }
+        lag += hi - (tp->offset >= 0 ? tp->offset : lo);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    rv = 0;
+out:
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(rk);
+    printf("%lld\n", rv == 0 ? lag : -1LL);
+    return rv;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "submit") == 0)
+        return submit_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "kafka-lag") == 0)
+        return lag_main(argc - 1, argv + 1);
+    fprintf(stderr, "usage: chaos-tool submit|kafka-lag ... "
+        "(see tests/fault/chaos_tool.c)\n");
+    return 2;
+}
