@@ -12,10 +12,7 @@
  * The port: 18000 + pid % 1000, then 1000 further per retry when the
  * daemon exits 69 (address in use).
  */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -36,6 +33,7 @@
 #include "uuid.h"
 #include "wq_test.h"
 #include "wq_test_broker.h"
+#include "wq_test_http.h"
 #include "wq_test_pg.h"
 
 #define RECV_MS  60000
@@ -56,11 +54,6 @@ sleep_ms(int ms)
 
     nanosleep(&ts, NULL);
 }
-
-static int connect_port(int port);
-static int http(int port, const char *method, const char *path,
-    const char *ctype, const char *token, const char *extra,
-    const char *body, size_t blen, char *resp, size_t rlen);
 
 /*
  * Starts workq-producer for `kind` with `extra` environment entries
@@ -86,7 +79,7 @@ producer_start(int kind, const char *conninfo, const char *const *extra)
         int status, logfd;
 
         p.port = 18000 + (int)(getpid() % 1000) + 1000 * attempt;
-        if ((logfd = connect_port(p.port)) >= 0) {
+        if ((logfd = wq_test_http_connect(p.port)) >= 0) {
             close(logfd);   /* someone else listens there */
             continue;
         }
@@ -122,8 +115,8 @@ producer_start(int kind, const char *conninfo, const char *const *extra)
                 fail_msg("workq-producer exited (status %d) at start; see "
                     "producer.log", status);
             }
-            if (http(p.port, "GET", "/healthz", NULL, NULL, NULL, NULL, 0,
-                resp, sizeof resp) == 200)
+            if (wq_test_http_request(p.port, "GET", "/healthz", NULL, NULL,
+                NULL, NULL, 0, resp, sizeof resp) == 200)
                 return p;
             sleep_ms(50);
         }
@@ -158,92 +151,7 @@ producer_stop(struct producer *p)
     return -1;
 }
 
-/* --- a plain HTTP/1.1 client --------------------------------------------- */
-
-static int
-connect_port(int port)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET };
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int
-send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/*
- * One request on a new connection (Connection: close).  Returns the
- * status code with the body in resp, or -1 when the connection failed.
- */
-static int
-http(int port, const char *method, const char *path, const char *ctype,
-    const char *token, const char *extra, const char *body, size_t blen,
-    char *resp, size_t rlen)
-{
-    char head[2048], *buf, *sep;
-    size_t cap = 65536, got = 0;
-    ssize_t r;
-    int fd, status = -1;
-
-    if ((fd = connect_port(port)) < 0)
-        return -1;
-    snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        "Connection: close\r\nContent-Length: %zu\r\n%s%s%s%s%s%s%s\r\n",
-        method, path, blen, ctype ? "Content-Type: " : "", ctype ? ctype
-        : "", ctype ? "\r\n" : "", token ? "Authorization: Bearer " : "",
-        token ? token : "", token ? "\r\n" : "", extra ? extra : "");
-    if (send_all(fd, head, strlen(head)) != 0
-        || (blen > 0 && send_all(fd, body, blen) != 0)) {
-        /* the server may answer early (413) and close: read it anyway */
-    }
-    buf = malloc(cap);
-    assert_non_null(buf);
-    for (;;) {
-        if (got + 1 == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
-        }
-        r = recv(fd, buf + got, cap - 1 - got, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    buf[got] = '\0';
-    if (got > 12 && strncmp(buf, "HTTP/1.", 7) == 0)
-        status = atoi(buf + 9);
-    if (resp != NULL && rlen > 0) {
-        sep = strstr(buf, "\r\n\r\n");
-        snprintf(resp, rlen, "%s", sep != NULL ? sep + 4 : "");
-    }
-    free(buf);
-    return status;
-}
+/* --- requests and answers ------------------------------------------------ */
 
 /* POST a task body to queue q with the right token and type. */
 static int
@@ -252,8 +160,8 @@ post(int port, const char *queue, const char *body, char *resp, size_t rlen)
     char path[512];
 
     snprintf(path, sizeof path, "/v1/queues/%s/tasks", queue);
-    return http(port, "POST", path, JSON, TOKEN, NULL, body, strlen(body),
-        resp, rlen);
+    return wq_test_http_request(port, "POST", path, JSON, TOKEN, NULL, body,
+        strlen(body), resp, rlen);
 }
 
 /* The string member `name` of a JSON answer, copied into out. */
@@ -324,9 +232,9 @@ check_accepted(int kind)
         static const char b[] = "{\"type\":\"mail\",\"payload\":"
             "\"plain text\"}";
 
-        st = http(p.port, "POST", body, "application/json; charset=utf-8",
-            TOKEN, "Idempotency-Key: order-7\r\n", b, strlen(b), resp,
-            sizeof resp);
+        st = wq_test_http_request(p.port, "POST", body,
+            "application/json; charset=utf-8", TOKEN,
+            "Idempotency-Key: order-7\r\n", b, strlen(b), resp, sizeof resp);
     }
     if (st != 202)
         fail_msg("status %d: %s", st, resp);
@@ -340,8 +248,8 @@ check_accepted(int kind)
         static const char b[] = "{\"tasks\":[{\"type\":\"a\"},{\"type\":"
             "\"b\",\"payload_base64\":\"/wA=\"}]}";
 
-        st = http(p.port, "POST", body, JSON, TOKEN, NULL, b, strlen(b),
-            resp, sizeof resp);
+        st = wq_test_http_request(p.port, "POST", body, JSON, TOKEN, NULL, b,
+            strlen(b), resp, sizeof resp);
     }
     if (st != 202)
         fail_msg("batch status %d: %s", st, resp);
@@ -381,14 +289,14 @@ check_accepted(int kind)
     wq_test_consumer_close(cons);
 
     /* health, readiness, metrics */
-    assert_int_equal(http(p.port, "GET", "/healthz", NULL, NULL, NULL, NULL,
-        0, resp, sizeof resp), 200);
-    st = http(p.port, "GET", "/readyz", NULL, NULL, NULL, NULL, 0, resp,
-        sizeof resp);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/healthz", NULL,
+        NULL, NULL, NULL, 0, resp, sizeof resp), 200);
+    st = wq_test_http_request(p.port, "GET", "/readyz", NULL, NULL, NULL, NULL,
+        0, resp, sizeof resp);
     if (st != 200)
         fail_msg("readyz %d: %s", st, resp);
-    assert_int_equal(http(p.port, "GET", "/metrics", NULL, NULL, NULL, NULL,
-        0, resp, sizeof resp), 200);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/metrics", NULL,
+        NULL, NULL, NULL, 0, resp, sizeof resp), 200);
     assert_non_null(strstr(resp,
         "workq_producer_tasks_accepted_total{state=\"queued\"} 4\n"));
     assert_non_null(strstr(resp, "workq_producer_publish_seconds_count 4\n"));
@@ -531,8 +439,8 @@ check_refusals(int kind)
 
     for (size_t i = 0; i < WQ_ARRAY_LEN(cases); i++) {
         const struct bad *c = &cases[i];
-        int st = http(p.port, c->method, c->path, c->ctype, c->token,
-            c->extra, c->body, strlen(c->body), resp, sizeof resp);
+        int st = wq_test_http_request(p.port, c->method, c->path, c->ctype,
+            c->token, c->extra, c->body, strlen(c->body), resp, sizeof resp);
 
         if (st != c->status)
             fail_msg("%s: status %d, want %d: %s", c->what, st, c->status,
@@ -551,8 +459,8 @@ check_refusals(int kind)
     wq_test_expect_only(cons, sentinel, 2000);
     wq_test_consumer_close(cons);
 
-    assert_int_equal(http(p.port, "GET", "/metrics", NULL, NULL, NULL, NULL,
-        0, resp, sizeof resp), 200);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/metrics", NULL,
+        NULL, NULL, NULL, 0, resp, sizeof resp), 200);
     assert_non_null(strstr(resp, "workq_producer_requests_rejected_total"
         "{reason=\"unauthorized\"} 4\n"));
     assert_non_null(strstr(resp, "workq_producer_tasks_accepted_total"
@@ -598,8 +506,8 @@ test_producer_http_delayed_and_get(void **state)
     json_str(resp, "run_at", st_name, sizeof st_name);
 
     snprintf(path, sizeof path, "/v1/tasks/%s", id);
-    st = http(p.port, "GET", path, NULL, TOKEN, NULL, NULL, 0, resp,
-        sizeof resp);
+    st = wq_test_http_request(p.port, "GET", path, NULL, TOKEN, NULL, NULL, 0,
+        resp, sizeof resp);
     if (st != 200)
         fail_msg("get: %d %s", st, resp);
     json_str(resp, "state", st_name, sizeof st_name);
@@ -629,19 +537,19 @@ test_producer_http_delayed_and_get(void **state)
         static const char b[] = "[{\"type\":\"a\",\"delay\":60},"
             "{\"type\":\"b\",\"delay\":30.5}]";
 
-        st = http(p.port, "POST", path, JSON, TOKEN, NULL, b, strlen(b),
-            resp, sizeof resp);
+        st = wq_test_http_request(p.port, "POST", path, JSON, TOKEN, NULL, b,
+            strlen(b), resp, sizeof resp);
     }
     if (st != 202)
         fail_msg("batch: %d %s", st, resp);
 
-    assert_int_equal(http(p.port, "GET",
+    assert_int_equal(wq_test_http_request(p.port, "GET",
         "/v1/tasks/01a22130-9ad0-762e-afb2-954fcb158a6b", NULL, TOKEN, NULL,
         NULL, 0, resp, sizeof resp), 404);
-    assert_int_equal(http(p.port, "GET", "/v1/tasks/not-an-id", NULL, TOKEN,
-        NULL, NULL, 0, resp, sizeof resp), 400);
-    assert_int_equal(http(p.port, "GET", "/v1/tasks/x", NULL, NULL, NULL,
-        NULL, 0, resp, sizeof resp), 401);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/v1/tasks/not-an-id",
+        NULL, TOKEN, NULL, NULL, 0, resp, sizeof resp), 400);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/v1/tasks/x", NULL,
+        NULL, NULL, NULL, 0, resp, sizeof resp), 401);
 
     /* nothing of it went to the broker */
     if (post(p.port, queue, "{\"type\":\"sentinel\"}", resp, sizeof resp)
@@ -675,8 +583,8 @@ test_producer_http_store_unreachable(void **state)
     assert_int_equal(post(p.port, queue, "{\"type\":\"t\",\"delay\":5}",
         resp, sizeof resp), 503);
     assert_non_null(strstr(resp, "PostgreSQL"));
-    assert_int_equal(http(p.port, "GET", "/readyz", NULL, NULL, NULL, NULL,
-        0, resp, sizeof resp), 503);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/readyz", NULL, NULL,
+        NULL, NULL, 0, resp, sizeof resp), 503);
     assert_non_null(strstr(resp, "\"postgres\":\"down\""));
     /* immediate tasks do not need the database */
     assert_int_equal(post(p.port, queue, "{\"type\":\"t\"}", resp,
@@ -745,8 +653,8 @@ test_producer_http_broker_restart(void **state)
         fail_msg("no 503 within 30 s of the broker stopping (last %d: %s)",
             st, resp);
     assert_non_null(strstr(resp, "\"error\":\"unavailable\""));
-    assert_int_equal(http(p.port, "GET", "/readyz", NULL, NULL, NULL, NULL,
-        0, resp, sizeof resp), 503);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/readyz", NULL, NULL,
+        NULL, NULL, 0, resp, sizeof resp), 503);
     assert_non_null(strstr(resp, "\"broker\":\"down\""));
 
     rabbit_ctl("start");
@@ -768,8 +676,8 @@ test_producer_http_broker_restart(void **state)
             sizeof resp), 202);
         json_str(resp, "id", ids[nids++], sizeof ids[0]);
     }
-    assert_int_equal(http(p.port, "GET", "/readyz", NULL, NULL, NULL, NULL,
-        0, resp, sizeof resp), 200);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/readyz", NULL, NULL,
+        NULL, NULL, 0, resp, sizeof resp), 200);
 
     /* every task answered 202 is on the queue, the one from before the
      * restart included (durable queue, persistent message) */
@@ -1069,8 +977,8 @@ test_producer_http_rate_limit(void **state)
     assert_true(n202 >= 5 && n202 < 40);
     assert_non_null(strstr(resp, "rate_limited"));
     /* health checks are not limited */
-    assert_int_equal(http(p.port, "GET", "/healthz", NULL, NULL, NULL, NULL,
-        0, resp, sizeof resp), 200);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/healthz", NULL,
+        NULL, NULL, NULL, 0, resp, sizeof resp), 200);
     sleep_ms(1100);
     assert_int_equal(post(p.port, queue, "{\"type\":\"t\"}", resp,
         sizeof resp), 202);

@@ -29,10 +29,8 @@
  * port: 18000 + pid % 1000, then 1000 further per retry when the daemon
  * exits 69 (address in use).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -53,6 +51,7 @@
 #include "uuid.h"
 #include "wq_test.h"
 #include "wq_test_broker.h"
+#include "wq_test_http.h"
 #include "wq_test_pg.h"
 
 #define JSON     "application/json"
@@ -144,18 +143,6 @@ tokens_text(void)
     return buf;
 }
 
-/* Makes the throwaway CA and server certificate in ./certs. */
-static void
-make_certs(void)
-{
-    const char *argv[] = { "/bin/sh", WQ_SOURCE_DIR
-        "/tests/services/mkcerts.sh", "certs", NULL };
-    char out[4096];
-
-    if (wq_test_cmd(argv, NULL, NULL, out, sizeof out) != 0)
-        fail_msg("mkcerts.sh: %s", out);
-}
-
 /* VmRSS of a process in KiB. */
 static long
 rss_kib(pid_t pid)
@@ -174,109 +161,7 @@ rss_kib(pid_t pid)
     return kib;
 }
 
-/* --- a plain HTTP/1.1 client --------------------------------------------- */
-
-static int
-connect_port(int port)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET };
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int
-send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/*
- * Sends `head` (the request line and header fields, without the blank
- * line) and the body on a new connection (Connection: close is added);
- * returns the status with the body in resp, -1 when no HTTP answer came.
- */
-static int
-raw(int port, const char *head, const char *body, size_t blen, char *resp,
-    size_t rlen)
-{
-    char *buf, *sep, cl[64];
-    size_t cap = 65536, got = 0;
-    ssize_t r;
-    int fd, status = -1;
-
-    if ((fd = connect_port(port)) < 0)
-        return -1;
-    snprintf(cl, sizeof cl, "Content-Length: %zu\r\nConnection: close\r\n"
-        "\r\n", blen);
-    (void)(send_all(fd, head, strlen(head)) == 0
-        && send_all(fd, cl, strlen(cl)) == 0
-        && (blen == 0 || send_all(fd, body, blen) == 0));
-    buf = malloc(cap);
-    assert_non_null(buf);
-    for (;;) {
-        if (got + 1 == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
-        }
-        r = recv(fd, buf + got, cap - 1 - got, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    buf[got] = '\0';
-    if (got > 12 && strncmp(buf, "HTTP/1.", 7) == 0)
-        status = atoi(buf + 9);
-    if (resp != NULL && rlen > 0) {
-        sep = strstr(buf, "\r\n\r\n");
-        snprintf(resp, rlen, "%s", sep != NULL ? sep + 4 : "");
-    }
-    free(buf);
-    return status;
-}
-
-/* A request with the usual fields; token and ctype may be NULL, extra is
- * more header lines ("Name: value\r\n..."). */
-static int
-http(int port, const char *method, const char *path, const char *ctype,
-    const char *token, const char *extra, const char *body, size_t blen,
-    char *resp, size_t rlen)
-{
-    size_t hl = strlen(path) + (extra ? strlen(extra) : 0)
-        + (token ? strlen(token) : 0) + 256;
-    char *head = malloc(hl);
-    int st;
-
-    snprintf(head, hl, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%s%s%s%s%s",
-        method, path, ctype ? "Content-Type: " : "", ctype ? ctype : "",
-        ctype ? "\r\n" : "", token ? "Authorization: Bearer " : "",
-        token ? token : "", token ? "\r\n" : "", extra ? extra : "");
-    st = raw(port, head, body, blen, resp, rlen);
-    free(head);
-    return st;
-}
+/* --- requests and answers ------------------------------------------------ */
 
 static int
 post(int port, const char *queue, const char *token, const char *body,
@@ -285,8 +170,8 @@ post(int port, const char *queue, const char *token, const char *body,
     char path[512];
 
     snprintf(path, sizeof path, "/v1/queues/%s/tasks", queue);
-    return http(port, "POST", path, JSON, token, NULL, body, strlen(body),
-        resp, rlen);
+    return wq_test_http_request(port, "POST", path, JSON, token, NULL, body,
+        strlen(body), resp, rlen);
 }
 
 /* The string member `name` of a JSON answer, or "" (copied into out). */
@@ -365,8 +250,8 @@ healthy(const struct producer *p)
     if (p->tls)
         return curl(p->port, "certs/ca.pem", "GET", "/healthz", NULL, NULL,
             resp, sizeof resp) == 200;
-    return http(p->port, "GET", "/healthz", NULL, NULL, NULL, NULL, 0, resp,
-        sizeof resp) == 200;
+    return wq_test_http_request(p->port, "GET", "/healthz", NULL, NULL, NULL,
+        NULL, 0, resp, sizeof resp) == 200;
 }
 
 /*
@@ -387,7 +272,7 @@ producer_start_conf(int kind, const char *config, const char *tokens,
     if (tokens != NULL)
         write_file("tokens", tokens);
     if (tls)
-        make_certs();
+        wq_test_http_make_certs();
     /* a database of the test's own, migrated: delayed tasks and GET
      * /v1/tasks need the schema, and the shared "workq" database of a
      * fresh server has none */
@@ -400,7 +285,7 @@ producer_start_conf(int kind, const char *config, const char *tokens,
         int status, fd;
 
         p.port = 18000 + (int)(getpid() % 1000) + 1000 * attempt;
-        if ((fd = connect_port(p.port)) >= 0) {
+        if ((fd = wq_test_http_connect(p.port)) >= 0) {
             close(fd);
             continue;
         }
@@ -702,8 +587,8 @@ test_security_limits_exact(void **state)
 #undef CASE
 
     for (size_t i = 0; i < n; i++) {
-        int st = http(p.port, "POST", c[i].path, JSON, SUBMIT, c[i].extra,
-            c[i].body, strlen(c[i].body), resp, 65536);
+        int st = wq_test_http_request(p.port, "POST", c[i].path, JSON, SUBMIT,
+            c[i].extra, c[i].body, strlen(c[i].body), resp, 65536);
 
         if (st != c[i].status)
             fail_msg("%s: status %d, want %d: %.300s", c[i].what, st,
@@ -811,8 +696,8 @@ test_security_bad_names_and_utf8(void **state)
     (void)state;
     for (size_t i = 0; i < WQ_ARRAY_LEN(cases); i++) {
         const struct bad *c = &cases[i];
-        int st = http(p.port, c->body ? "POST" : "GET", c->path,
-            c->body ? JSON : NULL, c->body ? SUBMIT : READ, c->extra,
+        int st = wq_test_http_request(p.port, c->body ? "POST" : "GET",
+            c->path, c->body ? JSON : NULL, c->body ? SUBMIT : READ, c->extra,
             c->body ? c->body : "", c->body ? strlen(c->body) : 0, resp,
             sizeof resp);
 
@@ -884,8 +769,8 @@ post_with_fields(int port, const char *queue, int n, size_t namelen,
     }
     extra[off] = '\0';
     snprintf(path, sizeof path, "/v1/queues/%s/tasks", queue);
-    st = http(port, "POST", path, JSON, SUBMIT, extra, "{\"type\":\"t\"}",
-        12, resp, rlen);
+    st = wq_test_http_request(port, "POST", path, JSON, SUBMIT, extra,
+        "{\"type\":\"t\"}", 12, resp, rlen);
     free(extra);
     return st;
 }
@@ -924,8 +809,8 @@ test_security_http_header_limits(void **state)
         memset(tok, 'a', WQ_HTTP_HEADER_VALUE_MAX);
         tok[WQ_HTTP_HEADER_VALUE_MAX] = '\0';
         snprintf(path, sizeof path, "/v1/queues/%s/tasks", queue);
-        assert_int_equal(http(p.port, "POST", path, JSON, tok, NULL,
-            "{\"type\":\"t\"}", 12, resp, sizeof resp), 431);
+        assert_int_equal(wq_test_http_request(p.port, "POST", path, JSON, tok,
+            NULL, "{\"type\":\"t\"}", 12, resp, sizeof resp), 431);
         free(tok);
     }
     /* all fields together over the connection's memory: refused by
@@ -943,14 +828,14 @@ test_security_http_header_limits(void **state)
             memcpy(extra + off, "\r\n", 3);
             off += 2;
         }
-        st = http(p.port, "POST", "/v1/queues/x/tasks", JSON, SUBMIT, extra,
-            "{\"type\":\"t\"}", 12, resp, sizeof resp);
+        st = wq_test_http_request(p.port, "POST", "/v1/queues/x/tasks", JSON,
+            SUBMIT, extra, "{\"type\":\"t\"}", 12, resp, sizeof resp);
         free(extra);
         assert_true(st == 431 || st == -1);
     }
     /* still serving; only the three accepted tasks arrived */
-    assert_int_equal(http(p.port, "GET", "/healthz", NULL, NULL, NULL, NULL,
-        0, resp, sizeof resp), 200);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/healthz", NULL,
+        NULL, NULL, NULL, 0, resp, sizeof resp), 200);
     {
         struct wq_test_consumer *c = wq_test_consumer_open(kind, queue);
         struct wq_envelope e[4];
@@ -984,7 +869,7 @@ loris_open(int port, int n)
     struct loris *l = calloc((size_t)n, sizeof *l);
 
     for (int i = 0; i < n; i++) {
-        l[i].fd = connect_port(port);
+        l[i].fd = wq_test_http_connect(port);
         if (l[i].fd < 0)
             fail_msg("slow client %d: cannot connect", i);
         fcntl(l[i].fd, F_SETFL, O_NONBLOCK);
@@ -1119,8 +1004,8 @@ flood(int port, const char *path, const char *token, int n, int *n202,
     char resp[1024];
 
     for (int i = 0; i < n; i++) {
-        int st = http(port, "POST", path, JSON, token, NULL, body,
-            sizeof body - 1, resp, sizeof resp);
+        int st = wq_test_http_request(port, "POST", path, JSON, token, NULL,
+            body, sizeof body - 1, resp, sizeof resp);
 
         if (st == 202)
             (*n202)++;
@@ -1170,8 +1055,8 @@ test_security_rate_limit_flood(void **state)
             secs);
     if (after - before > 8 * 1024)
         fail_msg("VmRSS grew by %ld KiB during the flood", after - before);
-    assert_int_equal(http(p.port, "GET", "/metrics", NULL, NULL, NULL, NULL,
-        0, resp, sizeof resp), 200);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/metrics", NULL,
+        NULL, NULL, NULL, 0, resp, sizeof resp), 200);
     assert_non_null(strstr(resp, "reason=\"rate_limited\"}"));
     assert_int_equal(producer_stop(&p), 0);
 }
@@ -1195,24 +1080,24 @@ test_security_tokens_scopes_and_rotation(void **state)
         202);
     json_str(resp, "id", id, sizeof id);
     snprintf(get, sizeof get, "/v1/tasks/%s", id);
-    assert_int_equal(http(p.port, "GET", get, NULL, SUBMIT, NULL, NULL, 0,
-        resp, sizeof resp), 403);
+    assert_int_equal(wq_test_http_request(p.port, "GET", get, NULL, SUBMIT,
+        NULL, NULL, 0, resp, sizeof resp), 403);
     assert_string_equal(json_str(resp, "error", err, sizeof err),
         "forbidden");
     /* read: GET yes, POST no */
-    assert_int_equal(http(p.port, "GET", get, NULL, READ, NULL, NULL, 0,
-        resp, sizeof resp), 200);
+    assert_int_equal(wq_test_http_request(p.port, "GET", get, NULL, READ, NULL,
+        NULL, 0, resp, sizeof resp), 200);
     assert_int_equal(post(p.port, queue, READ, body, resp, sizeof resp),
         403);
     /* admin and the legacy plaintext line: both */
-    assert_int_equal(http(p.port, "GET", get, NULL, ADMIN, NULL, NULL, 0,
-        resp, sizeof resp), 200);
+    assert_int_equal(wq_test_http_request(p.port, "GET", get, NULL, ADMIN,
+        NULL, NULL, 0, resp, sizeof resp), 200);
     assert_int_equal(post(p.port, queue, ADMIN, body, resp, sizeof resp),
         202);
     assert_int_equal(post(p.port, queue, LEGACY, body, resp, sizeof resp),
         202);
-    assert_int_equal(http(p.port, "GET", get, NULL, LEGACY, NULL, NULL, 0,
-        resp, sizeof resp), 200);
+    assert_int_equal(wq_test_http_request(p.port, "GET", get, NULL, LEGACY,
+        NULL, NULL, 0, resp, sizeof resp), 200);
     /* no token, a wrong one, a prefix, the stored hash itself: 401 */
     assert_int_equal(post(p.port, queue, NULL, body, resp, sizeof resp), 401);
     assert_int_equal(post(p.port, queue, "wq_nope", body, resp, sizeof resp),
@@ -1225,11 +1110,11 @@ test_security_tokens_scopes_and_rotation(void **state)
     assert_int_equal(post(p.port, queue, entry + 7, body, resp, sizeof resp),
         401);
     /* metrics and health need no token */
-    assert_int_equal(http(p.port, "GET", "/metrics", NULL, NULL, NULL, NULL,
-        0, resp, sizeof resp), 200);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/metrics", NULL,
+        NULL, NULL, NULL, 0, resp, sizeof resp), 200);
     assert_non_null(strstr(resp, "{reason=\"forbidden\"} 2\n"));
-    assert_int_equal(http(p.port, "GET", "/readyz", NULL, NULL, NULL, NULL,
-        0, resp, sizeof resp), 200);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/readyz", NULL, NULL,
+        NULL, NULL, 0, resp, sizeof resp), 200);
 
     /* rotation: a new token in, the old one out, SIGHUP */
     text[0] = '\0';
@@ -1294,10 +1179,10 @@ test_security_no_secrets_in_log_or_metrics(void **state)
         "\"payload\":\"PAYLOAD-SECRET-7f3a\"", resp, sizeof resp), 400);
     assert_int_equal(post(p.port, "bad;queue", LEGACY, "{\"type\":\"t\","
         "\"payload\":\"PAYLOAD-SECRET-7f3a\"}", resp, sizeof resp), 400);
-    assert_int_equal(http(p.port, "GET", "/v1/tasks/x", NULL, READ, NULL,
-        NULL, 0, resp, sizeof resp), 400);
-    assert_int_equal(http(p.port, "GET", "/metrics", NULL, NULL, NULL, NULL,
-        0, resp, sizeof resp), 200);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/v1/tasks/x", NULL,
+        READ, NULL, NULL, 0, resp, sizeof resp), 400);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/metrics", NULL,
+        NULL, NULL, NULL, 0, resp, sizeof resp), 200);
     kill(p.pid, SIGHUP);    /* a reload logs about the tokens file */
     sleep_ms(300);
     assert_int_equal(producer_stop(&p), 0);
@@ -1381,8 +1266,8 @@ check_https_e2e(int kind)
     /* another CA: curl refuses the server; plain HTTP gets no answer */
     assert_int_equal(curl(p.port, "certs/other-ca.pem", "GET", "/healthz",
         NULL, NULL, resp, sizeof resp), -60);
-    assert_int_equal(http(p.port, "GET", "/healthz", NULL, NULL, NULL, NULL,
-        0, resp, sizeof resp), -1);
+    assert_int_equal(wq_test_http_request(p.port, "GET", "/healthz", NULL,
+        NULL, NULL, NULL, 0, resp, sizeof resp), -1);
     /* the task arrived, alone (read over the plain listener) */
     expect_exactly(kind, queue, ids, 1, 1000);
     assert_int_equal(producer_stop(&p), 0);
@@ -1499,7 +1384,7 @@ test_security_https_config_errors(void **state)
     };
 
     (void)state;
-    make_certs();
+    wq_test_http_make_certs();
     snprintf(bin, sizeof bin, "%s", wq_test_bin("workq-producer"));
     snprintf(cert, sizeof cert, "WORKQ_PRODUCER_TLS_CERT=%s/certs/server.pem",
         dir);

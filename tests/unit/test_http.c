@@ -8,7 +8,6 @@
  * does not fit refused at start.  The client is a plain socket speaking
  * HTTP/1.1, so what is tested is what goes over the wire.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -20,32 +19,22 @@
 #include <unistd.h>
 
 #include "wq_test.h"
+#include "wq_test_http.h"
 #include "clock.h"
 #include "http.h"
 
-/* Sends a raw request, returns the status code; the response in out. */
+/* Sends a raw request, returns the status code; the response, head and
+ * body, in out (cut at outlen). */
 static int
 roundtrip(int port, const char *raw, size_t rawlen, char *out, size_t outlen)
 {
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    int fd = socket(AF_INET, SOCK_STREAM, 0), status = -1;
-    size_t got = 0;
-    ssize_t n;
+    struct wq_test_http_response r;
+    int status = wq_test_http_roundtrip(port, raw, rawlen, &r);
+    size_t n = r.len < outlen - 1 ? r.len : outlen - 1;
 
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    for (size_t off = 0; off < rawlen; off += (size_t)n)
-        if ((n = write(fd, raw + off, rawlen - off)) <= 0)
-            break;
-    while (got < outlen - 1 && (n = read(fd, out + got, outlen - 1 - got)) > 0)
-        got += (size_t)n;
-    out[got] = '\0';
-    close(fd);
-    sscanf(out, "HTTP/1.%*d %d", &status);
+    memcpy(out, r.text, n);
+    out[n] = '\0';
+    wq_test_http_response_free(&r);
     return status;
 }
 
@@ -336,12 +325,9 @@ test_http_header_limits(void **state)
 static int
 connect_to(int port)
 {
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = wq_test_http_connect(port);
 
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_not_equal(fd, -1);
     return fd;
 }
 
@@ -472,18 +458,6 @@ slurp(const char *path)
     return buf;
 }
 
-/* Makes the throwaway CA and server certificate in the test directory. */
-static void
-make_certs(void)
-{
-    const char *argv[] = { "/bin/sh", WQ_SOURCE_DIR
-        "/tests/services/mkcerts.sh", "certs", NULL };
-    char out[4096];
-
-    if (wq_test_cmd(argv, NULL, NULL, out, sizeof out) != 0)
-        fail_msg("mkcerts.sh: %s", out);
-}
-
 /* curl's exit status for https://127.0.0.1:PORT/PATH verified with ca. */
 static int
 curl(int port, const char *path, const char *ca, char *out, size_t outlen)
@@ -508,7 +482,7 @@ test_http_tls(void **state)
     int port;
 
     (void)state;
-    make_certs();
+    wq_test_http_make_certs();
     cert = slurp("certs/server.pem");
     key = slurp("certs/server.key");
     other = slurp("certs/other-ca.key");
