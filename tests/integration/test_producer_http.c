@@ -127,6 +127,21 @@ producer_start(int kind, const char *conninfo, const char *const *extra)
     return p;
 }
 
+/* Copies a log file of the test's directory to stderr. */
+static void
+dump_log(const char *path)
+{
+    char line[1024];
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL)
+        return;
+    fprintf(stderr, "----- %s -----\n", path);
+    while (fgets(line, sizeof line, f) != NULL)
+        fputs(line, stderr);
+    fclose(f);
+}
+
 /* Stops the daemon with SIGTERM; returns its exit status. */
 static int
 producer_stop(struct producer *p)
@@ -139,6 +154,9 @@ producer_stop(struct producer *p)
     for (int i = 0; i < 600; i++) {
         if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
             p->pid = 0;
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                dump_log("producer.log");   /* the why, before the test
+                                               fails on the status */
             return WIFEXITED(status) ? WEXITSTATUS(status)
                 : 128 + WTERMSIG(status);
         }
@@ -768,6 +786,23 @@ client_thread(void *arg)
     return NULL;
 }
 
+/* Prints the producer's own count of 202s and of broker verdicts. */
+static void
+print_publish_counts(int port)
+{
+    static char text[65536];
+    char *line, *save = NULL;
+
+    if (wq_test_http_request(port, "GET", "/metrics", NULL, NULL, NULL, NULL,
+        0, text, sizeof text) != 200)
+        return;
+    for (line = strtok_r(text, "\n", &save); line != NULL;
+        line = strtok_r(NULL, "\n", &save))
+        if (line[0] != '#' && (strstr(line, "published_total") != NULL
+            || strstr(line, "tasks_accepted_total") != NULL))
+            fprintf(stderr, "producer: %s\n", line);
+}
+
 static int
 cmp_id(const void *a, const void *b)
 {
@@ -811,8 +846,12 @@ check_concurrency(int kind)
 
     cons = wq_test_consumer_open(kind, queue);
     n = wq_test_consumer_recv(cons, env, N + 1, RECV_MS);
-    if (n != N + 1)
+    if (n != N + 1) {
+        /* tells a 202 without the broker's confirmation from a confirmed
+         * message the topic does not hold */
+        print_publish_counts(p.port);
         fail_msg("%zu of %d tasks arrived", n, N + 1);
+    }
     n = 0;
     for (int i = 0; i < N + 1; i++) {
         if (strcmp(env[i].type, "load") == 0)
