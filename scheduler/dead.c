@@ -68,25 +68,16 @@ wq_dead_publish(struct wq_sched *s, int *more, int *done, char *err,
     size_t *off = NULL, n = 0, nok = 0;
     int *rowof = NULL;
     struct wq_buf ids = WQ_BUF_INIT;
-    PGresult *r = NULL, *u = NULL;
-    const char *params[1];
-    char limit[16], id[37], why[WQ_ERRLEN];
+    PGresult *r;
+    char id[37], why[WQ_ERRLEN];
     int rc, rows, nmark = 0;
 
     *more = 0;
     *done = 0;
-    snprintf(limit, sizeof limit, "%d", s->batch);
-    if ((rc = wq_rows_begin(s->store, err, errlen)) != 0)
+    if ((rc = wq_rows_round_begin(s->store, select_sql, s->batch,
+        "select dead tasks", &r, err, errlen)) != 0 || r == NULL)
         return rc;
-    params[0] = limit;
-    if ((rc = wq_rows_query(s->store, select_sql, 1, params, &r,
-        "select dead tasks", err, errlen)) != 0)
-        goto fail;
     rows = PQntuples(r);
-    if (rows == 0) {
-        PQclear(r);
-        return wq_rows_commit(s->store, err, errlen);
-    }
     *more = rows == s->batch;
     msgs = xcalloc((size_t)rows, sizeof *msgs);
     names = xcalloc((size_t)rows, sizeof *names);
@@ -151,23 +142,12 @@ wq_dead_publish(struct wq_sched *s, int *more, int *done, char *err,
             nmark++;
         }
     wq_rows_array_end(&ids);
-    if (nmark > 0) {
-        int urc;
-
-        params[0] = ids.data;
-        if ((urc = wq_rows_query(s->store, mark_sql, 1, params, &u,
-            "mark dead copies published", why, sizeof why)) != 0) {
-            rc = urc;
-            wq_seterr(err, errlen, urc, "%s", why);
-            goto fail;
-        }
-    }
     {
-        int crc = wq_rows_commit(s->store, why, sizeof why);
+        int src = wq_rows_round_settle(s->store, mark_sql, &ids,
+            (size_t)nmark, "mark dead copies published", err, errlen);
 
-        if (crc != 0) {
-            rc = crc;
-            wq_seterr(err, errlen, crc, "%s", why);
+        if (src != 0) {
+            rc = src;
             goto fail;
         }
     }
@@ -186,7 +166,6 @@ fail:
     wq_rows_rollback(s->store);
 out:
     PQclear(r);
-    PQclear(u);
     wq_buf_free(&ids);
     for (size_t i = 0; i < n; i++)
         free(names[i]);

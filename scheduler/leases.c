@@ -82,25 +82,17 @@ wq_leases_recover(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen)
 {
     struct wq_buf ids = WQ_BUF_INIT, delays = WQ_BUF_INIT;
-    PGresult *r = NULL, *u = NULL;
+    PGresult *r, *u = NULL;
     const char *params[2];
-    char limit[16], id[37], d[32];
+    char id[37], d[32];
     int rc, rows;
 
     *more = 0;
     *done = 0;
-    snprintf(limit, sizeof limit, "%d", s->batch);
-    if ((rc = wq_rows_begin(s->store, err, errlen)) != 0)
+    if ((rc = wq_rows_round_begin(s->store, select_sql, s->batch,
+        "select expired leases", &r, err, errlen)) != 0 || r == NULL)
         return rc;
-    params[0] = limit;
-    if ((rc = wq_rows_query(s->store, select_sql, 1, params, &r,
-        "select expired leases", err, errlen)) != 0)
-        goto fail;
     rows = PQntuples(r);
-    if (rows == 0) {
-        PQclear(r);
-        return wq_rows_commit(s->store, err, errlen);
-    }
     *more = rows == s->batch;
     wq_rows_array_begin(&ids);
     wq_rows_array_begin(&delays);

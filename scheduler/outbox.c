@@ -43,26 +43,17 @@ wq_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
     struct wq_broker_msg *msgs = NULL;
     char **names = NULL;
     struct wq_buf ids = WQ_BUF_INIT;
-    PGresult *r = NULL, *u = NULL;
-    const char *params[1];
-    char limit[16], num[32], why[WQ_ERRLEN];
+    PGresult *r;
+    char num[32];
     size_t nok = 0;
-    int rc, rows = 0;
+    int rc, rows;
 
     *more = 0;
     *done = 0;
-    snprintf(limit, sizeof limit, "%d", s->batch);
-    if ((rc = wq_rows_begin(s->store, err, errlen)) != 0)
+    if ((rc = wq_rows_round_begin(s->store, select_sql, s->batch,
+        "select outbox rows", &r, err, errlen)) != 0 || r == NULL)
         return rc;
-    params[0] = limit;
-    if ((rc = wq_rows_query(s->store, select_sql, 1, params, &r,
-        "select outbox rows", err, errlen)) != 0)
-        goto fail;
     rows = PQntuples(r);
-    if (rows == 0) {
-        PQclear(r);
-        return wq_rows_commit(s->store, err, errlen);
-    }
     *more = rows == s->batch;
     msgs = xcalloc((size_t)rows, sizeof *msgs);
     names = xcalloc((size_t)rows, sizeof *names);
@@ -82,31 +73,20 @@ wq_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
     }
     rc = wq_broker_publish(s->broker, msgs, (size_t)rows,
         s->publish_timeout_ms, &nok, err, errlen);
-    if (nok > 0) {
-        int urc;
-
-        wq_rows_array_begin(&ids);
-        for (int i = 0; i < rows; i++)
-            if (msgs[i].status == 0) {
-                snprintf(num, sizeof num, "%lld",
-                    (long long)wq_rows_i64(r, i, 0));
-                wq_rows_array_add(&ids, num);
-            }
-        wq_rows_array_end(&ids);
-        params[0] = ids.data;
-        if ((urc = wq_rows_query(s->store, delete_sql, 1, params, &u,
-            "delete relayed outbox rows", why, sizeof why)) != 0) {
-            rc = urc;
-            wq_seterr(err, errlen, urc, "%s", why);
-            goto fail;
+    wq_rows_array_begin(&ids);
+    for (int i = 0; i < rows; i++)
+        if (msgs[i].status == 0) {
+            snprintf(num, sizeof num, "%lld",
+                (long long)wq_rows_i64(r, i, 0));
+            wq_rows_array_add(&ids, num);
         }
-    }
+    wq_rows_array_end(&ids);
     {
-        int crc = wq_rows_commit(s->store, why, sizeof why);
+        int src = wq_rows_round_settle(s->store, delete_sql, &ids, nok,
+            "delete relayed outbox rows", err, errlen);
 
-        if (crc != 0) {
-            rc = crc;
-            wq_seterr(err, errlen, crc, "%s", why);
+        if (src != 0) {
+            rc = src;
             goto fail;
         }
     }
@@ -124,7 +104,6 @@ fail:
     wq_rows_rollback(s->store);
 out:
     PQclear(r);
-    PQclear(u);
     wq_buf_free(&ids);
     for (int i = 0; names != NULL && i < rows; i++)
         free(names[i]);

@@ -56,26 +56,18 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     size_t *off = NULL, n = 0, nok = 0;
     int *rowof = NULL;
     struct wq_buf ids = WQ_BUF_INIT;
-    PGresult *r = NULL, *u = NULL;
-    char limit[16], id[37], why[WQ_ERRLEN];
+    PGresult *r, *u = NULL;
+    char id[37], why[WQ_ERRLEN];
     const char *params[2];
     uint64_t t0;
     int rc, rows;
 
     *more = 0;
     *done = 0;
-    snprintf(limit, sizeof limit, "%d", s->batch);
-    if ((rc = wq_rows_begin(s->store, err, errlen)) != 0)
+    if ((rc = wq_rows_round_begin(s->store, select_sql, s->batch,
+        "select due tasks", &r, err, errlen)) != 0 || r == NULL)
         return rc;
-    params[0] = limit;
-    if ((rc = wq_rows_query(s->store, select_sql, 1, params, &r,
-        "select due tasks", err, errlen)) != 0)
-        goto fail;
     rows = PQntuples(r);
-    if (rows == 0) {
-        PQclear(r);
-        return wq_rows_commit(s->store, err, errlen);
-    }
     *more = rows == s->batch;
 
     /* Encode every envelope into one buffer; pointers after it stops
@@ -119,10 +111,10 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     t0 = wq_clock_mono_ns();
     rc = wq_broker_publish(s->broker, msgs, n, s->publish_timeout_ms, &nok,
         err, errlen);
+    wq_rows_array_begin(&ids);
     if (nok > 0) {
         double took = (double)(wq_clock_mono_ns() - t0) / 1e9;
 
-        wq_rows_array_begin(&ids);
         for (size_t i = 0; i < n; i++) {
             int row = rowof[i];
 
@@ -137,35 +129,22 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
             wq_metric_observe(s->st->lag_seconds,
                 (double)wq_rows_i64(r, row, C_LATE_MS) / 1e3 + took);
         }
-        wq_rows_array_end(&ids);
-        params[0] = ids.data;
-        {
-            int urc = wq_rows_query(s->store, queued_sql, 1, params, &u,
-                "mark published tasks queued", why, sizeof why);
-
-            if (urc != 0) {
-                /* The messages are out; the rows stay due and go out
-                 * again later (duplicates the claims absorb). */
-                rc = urc;
-                wq_seterr(err, errlen, urc, "%s", why);
-                goto fail;
-            }
-        }
-        PQclear(u);
-        u = NULL;
-        *done += (int)nok;
     }
+    wq_rows_array_end(&ids);
     if (nok < n)
         wq_metric_inc(s->st->publish_failures, n - nok);
     {
-        int crc = wq_rows_commit(s->store, why, sizeof why);
+        int src = wq_rows_round_settle(s->store, queued_sql, &ids, nok,
+            "mark published tasks queued", err, errlen);
 
-        if (crc != 0) {
-            rc = crc;
-            wq_seterr(err, errlen, crc, "%s", why);
+        if (src != 0) {
+            /* The messages are out; the rows stay due and go out again
+             * later (duplicates the claims absorb). */
+            rc = src;
             goto fail;
         }
     }
+    *done += (int)nok;
     if (nok > 0)
         wq_log_debug(COMPONENT, "published %zu due task(s)", nok);
     if (rc == 0 && nok < n)

@@ -10,6 +10,7 @@
  * NUL byte it does not count, so a text column is a C string as it is.
  */
 #include <endian.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +59,52 @@ wq_rows_rollback(wq_store *s)
     if (PQstatus(c) == CONNECTION_OK
         && PQtransactionStatus(c) != PQTRANS_IDLE)
         PQclear(PQexec(c, "ROLLBACK"));
+}
+
+int
+wq_rows_round_begin(wq_store *s, const char *select_sql, int batch,
+    const char *what, PGresult **out, char *err, size_t errlen)
+{
+    char limit[16];
+    const char *params[1] = { limit };
+    int rc;
+
+    *out = NULL;
+    snprintf(limit, sizeof limit, "%d", batch);
+    if ((rc = wq_rows_begin(s, err, errlen)) != 0)
+        return rc;
+    if ((rc = wq_rows_query(s, select_sql, 1, params, out, what, err,
+        errlen)) != 0) {
+        wq_rows_rollback(s);
+        return rc;
+    }
+    if (PQntuples(*out) == 0) {
+        PQclear(*out);
+        *out = NULL;
+        return wq_rows_commit(s, err, errlen);
+    }
+    return 0;
+}
+
+int
+wq_rows_round_settle(wq_store *s, const char *settle_sql,
+    const struct wq_buf *ids, size_t nids, const char *what, char *err,
+    size_t errlen)
+{
+    const char *params[1] = { ids->data };
+    char why[WQ_ERRLEN];
+    PGresult *u = NULL;
+    int rc = 0;
+
+    if (nids > 0)
+        rc = wq_rows_query(s, settle_sql, 1, params, &u, what, why,
+            sizeof why);
+    PQclear(u);
+    if (rc == 0)
+        rc = wq_rows_commit(s, why, sizeof why);
+    if (rc != 0)
+        wq_seterr(err, errlen, rc, "%s", why);
+    return rc;
 }
 
 const char *

@@ -170,6 +170,26 @@ int wq_rows_begin(wq_store *s, char *err, size_t errlen);
 int wq_rows_commit(wq_store *s, char *err, size_t errlen);
 void wq_rows_rollback(wq_store *s);
 
+/*
+ * A round of the scheduler's loops is one transaction: select at most
+ * `batch` rows (select_sql's one parameter, FOR UPDATE SKIP LOCKED), act
+ * on them, settle them, commit.
+ *
+ * wq_rows_round_begin opens the transaction and runs the select.  0 with
+ * *out set: rows to act on, the transaction open.  0 with *out NULL: no
+ * rows, committed.  Otherwise an error, rolled back.
+ *
+ * wq_rows_round_settle runs settle_sql with `ids` (an array from
+ * wq_rows_array_*; skipped when nids is 0) and commits.  0, err untouched
+ * (a partial publish failure written there stays); or the error, with
+ * err replaced, the transaction left for the caller to roll back.
+ */
+int wq_rows_round_begin(wq_store *s, const char *select_sql, int batch,
+    const char *what, struct pg_result **out, char *err, size_t errlen);
+int wq_rows_round_settle(wq_store *s, const char *settle_sql,
+    const struct wq_buf *ids, size_t nids, const char *what, char *err,
+    size_t errlen);
+
 /* Binary result fields: NULL-aware readers. */
 const char *wq_rows_text(const struct pg_result *r, int row, int col);
 int32_t wq_rows_i32(const struct pg_result *r, int row, int col);
