@@ -73,6 +73,9 @@
 #define DECLARE_TIMEOUT_MS 30000    /* topic creation plus leader election */
 #define QUEUE_FULL_WAIT_MS 100      /* producer queue full: serve reports */
 #define PURGE_DRAIN_MS     1000     /* close: serve the purged reports */
+/* The first librdkafka whose SCRAM Kafka 4.x brokers accept (its
+ * client-final nonce was wrong before: librdkafka#4895, CHANGELOG 2.6.1). */
+#define SCRAM_KAFKA4_VERSION 0x02060100
 
 /* One offset handed to the caller and not yet finished. */
 struct inflight {
@@ -213,6 +216,28 @@ error_cb(rd_kafka_t *rk, int e, const char *reason, void *opaque)
         rd_kafka_err2name((rd_kafka_resp_err_t)e), reason);
 }
 
+/*
+ * Says, once per process, why a SCRAM login will fail against Kafka 4.x
+ * brokers with this librdkafka (Debian 12 ships 2.0.2): the broker only
+ * answers "invalid credentials", which sends the operator looking at the
+ * password.  Brokers before 4.0 accept it.
+ */
+static void
+warn_scram(const char *name, const char *value)
+{
+    static atomic_int said;
+
+    if ((strcmp(name, "sasl.mechanism") == 0
+            || strcmp(name, "sasl.mechanisms") == 0)
+        && strncmp(value, "SCRAM-", 6) == 0
+        && rd_kafka_version() < SCRAM_KAFKA4_VERSION
+        && atomic_exchange(&said, 1) == 0)
+        wq_log_warn(COMPONENT, "librdkafka %s: Kafka 4.x brokers refuse "
+            "its %s logins as invalid credentials (fixed in librdkafka "
+            "2.6.1); against them use PLAIN over sasl_ssl",
+            rd_kafka_version_str(), value);
+}
+
 /* Applies conf->kafka_props ("name=value") after our own settings, so
  * that an operator can override them (TLS, SASL, tuning). */
 static int
@@ -228,6 +253,7 @@ conf_apply_props(rd_kafka_conf_t *rc, const struct wq_transport_conf *conf,
             return wq_seterr(err, errlen, WQ_ECONFIG,
                 "kafka: property %zu is not \"name=value\"", i);
         name = xstrndup(p, (size_t)(eq - p));
+        warn_scram(name, eq + 1);
         rv = conf_set(rc, name, eq + 1, err, errlen);
         free(name);
         if (rv != 0)

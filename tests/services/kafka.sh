@@ -3,7 +3,8 @@
 # combined mode (broker+controller), PLAINTEXT on 127.0.0.1:59092, controller
 # on 127.0.0.1:59093, and for the TLS and SASL tests SSL on 59094,
 # SASL_PLAINTEXT on 59095 and SASL_SSL on 59096 (the test CA's server
-# certificate; SASL mechanism PLAIN, user workq). Debian has no Kafka
+# certificate; SASL mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, one
+# user workq). Debian has no Kafka
 # package: the official jars come from Maven Central
 # (tests/services/kafka/pom.xml) into a cache outside the git tree. Sourced
 # by tests/services/ctl after lib.sh.
@@ -25,6 +26,10 @@ KAFKA_PROPS="$KAFKA_DIR/server.properties"
 KAFKA_LOG4J="$KAFKA_DIR/log4j2.properties"
 KAFKA_PIDFILE="$KAFKA_DIR/kafka.pid"
 KAFKA_LOG="$KAFKA_DIR/kafka.log"
+# What kafka_format wrote into $KAFKA_DATA; a data directory formatted by
+# an older version of this script is formatted again.  2: SCRAM users.
+KAFKA_FORMAT_STAMP="$KAFKA_DIR/data.format"
+KAFKA_FORMAT_VERSION=2
 # A fixed cluster id (base64url of "workq-test-kafka"): formatting needs no
 # extra JVM start for `random-uuid`.
 KAFKA_CLUSTER_ID=d29ya3EtdGVzdC1rYWZrYQ
@@ -95,12 +100,16 @@ listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,
 ssl.keystore.type=PEM
 ssl.keystore.location=$WQ_TLS_DIR/server-bundle.pem
 ssl.client.auth=none
-# SASL: PLAIN with one fixed user.  (SCRAM users would have to be added
-# to the metadata by an admin client once the broker runs: kafka-tools,
-# or librdkafka 2.2 and newer; neither is at hand here.)
-sasl.enabled.mechanisms=PLAIN
+# SASL: one fixed user.  PLAIN checks the password in this file; SCRAM
+# checks the salted credentials kafka_format put in the cluster metadata
+# (StorageTool --add-scram, KIP-900), so its login modules take no user.
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$KAFKA_DATA
 # Single node: every replication factor and ISR minimum is 1.
 num.partitions=4
@@ -148,12 +157,20 @@ kafka_jvm_args() {
 }
 
 kafka_format() {
-    [ -s "$KAFKA_DATA/meta.properties" ] && return 0
+    local scram="name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD"
+    if [ -s "$KAFKA_DATA/meta.properties" ]; then
+        [ "$(cat "$KAFKA_FORMAT_STAMP" 2>/dev/null)" = "$KAFKA_FORMAT_VERSION" ] && return 0
+        wq_log "kafka: $KAFKA_DATA predates format version $KAFKA_FORMAT_VERSION; its topics go"
+        rm -rf "$KAFKA_DATA"
+    fi
     wq_log "kafka: formatting $KAFKA_DATA (cluster id $KAFKA_CLUSTER_ID)"
     kafka_jvm_args "$1"
     (cd "$KAFKA_DIR" && exec "${KAFKA_JVM[@]}" kafka.tools.StorageTool format -t "$KAFKA_CLUSTER_ID" \
-        -c "$KAFKA_PROPS" --ignore-formatted) </dev/null >>"$KAFKA_LOG" 2>&1 9>&- ||
+        -c "$KAFKA_PROPS" --ignore-formatted \
+        --add-scram "SCRAM-SHA-256=[$scram]" --add-scram "SCRAM-SHA-512=[$scram]") \
+        </dev/null >>"$KAFKA_LOG" 2>&1 9>&- ||
         { wq_tail_logs 40 "$KAFKA_LOG"; wq_die "kafka: storage format failed"; }
+    echo "$KAFKA_FORMAT_VERSION" >"$KAFKA_FORMAT_STAMP"
 }
 
 kafka_pid() {
