@@ -812,31 +812,18 @@ set_from_setting(void *cfg, const struct wq_config_key *k,
             return check_duration(cfg, k, (int64_t)llround(v * 1000.0),
                 msg, len);
         }
-        if (type == CONFIG_TYPE_STRING) {
-            const char *str = config_setting_get_string(s);
-            int64_t ms;
-
-            if (wq_config_parse_duration(str, &ms) != 0) {
-                snprintf(msg, len, "\"%.64s\" is not %s", str, expected(k));
-                return -1;
-            }
-            return check_duration(cfg, k, ms, msg, len);
-        }
+        /* "30s", "500ms": the text form, as in the environment */
+        if (type == CONFIG_TYPE_STRING)
+            return set_from_text(cfg, k, config_setting_get_string(s), msg,
+                len);
         break;
     case WQ_CONFIG_SIZE:
         if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64)
             return check_size(cfg, k, config_setting_get_int64(s), msg,
                 len);
-        if (type == CONFIG_TYPE_STRING) {
-            const char *str = config_setting_get_string(s);
-            int64_t bytes;
-
-            if (wq_config_parse_size(str, &bytes) != 0) {
-                snprintf(msg, len, "\"%.64s\" is not %s", str, expected(k));
-                return -1;
-            }
-            return check_size(cfg, k, bytes, msg, len);
-        }
+        if (type == CONFIG_TYPE_STRING)
+            return set_from_text(cfg, k, config_setting_get_string(s), msg,
+                len);
         break;
     case WQ_CONFIG_OCTAL:
         if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
@@ -848,7 +835,7 @@ set_from_setting(void *cfg, const struct wq_config_key *k,
         }
         if (type != CONFIG_TYPE_STRING)
             break;
-        return check_octal(cfg, k, config_setting_get_string(s), msg, len);
+        return set_from_text(cfg, k, config_setting_get_string(s), msg, len);
     case WQ_CONFIG_LIST: {
         int n, i;
         char **v;

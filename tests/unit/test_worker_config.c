@@ -37,6 +37,22 @@ write_file(const char *path, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
+/* Writes text to path, loads it and builds the registry; fails on any
+ * error. */
+static wq_handlers *
+load_registry(const char *path, const char *text, struct wq_config *c)
+{
+    char err[WQ_CONFIG_ERRLEN];
+    wq_handlers *h = NULL;
+
+    write_file(path, text);
+    if (wq_config_load(path, c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    if (wq_handlers_new(c, &h, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    return h;
+}
+
 static char *
 read_whole(const char *path)
 {
@@ -313,11 +329,7 @@ test_worker_config_registry(void **state)
 
     (void)state;
     clean_env();
-    write_file("w.conf", good_conf);
-    if (wq_config_load("w.conf", &c, err, sizeof err) != 0)
-        fail_msg("%s", err);
-    if (wq_handlers_new(&c, &h, err, sizeof err) != 0)
-        fail_msg("%s", err);
+    h = load_registry("w.conf", good_conf, &c);
     /* exact queue and type first, then any queue, then "*" */
     x = wq_handlers_find(h, "img", "resize");
     assert_non_null(x);
@@ -476,7 +488,7 @@ test_worker_config_exec_limits_registry(void **state)
 
     (void)state;
     clean_env();
-    write_file("l.conf",
+    h = load_registry("l.conf",
         "handlers = (\n"
         "  { type = \"a\"; kind = \"exec\"; argv = [ \"/bin/true\" ];\n"
         "    limit_memory = \"1G\"; limit_cpu = \"1500ms\";\n"
@@ -484,11 +496,7 @@ test_worker_config_exec_limits_registry(void **state)
         "    limit_file_size = \"1M\"; core_dumps = true;\n"
         "    umask = \"0027\"; },\n"
         "  { type = \"b\"; kind = \"exec\"; argv = [ \"/bin/true\" ]; }\n"
-        ");\n");
-    if (wq_config_load("l.conf", &c, err, sizeof err) != 0)
-        fail_msg("%s", err);
-    if (wq_handlers_new(&c, &h, err, sizeof err) != 0)
-        fail_msg("%s", err);
+        ");\n", &c);
     x = wq_handlers_find(h, "q", "a");
     assert_int_equal(x->exec.limit_as, 1ULL << 30);
     assert_int_equal(x->exec.limit_cpu_s, 2);       /* rounded up */
