@@ -78,6 +78,8 @@ struct wq_http_req {
     int reject;                 /* 431: headers over the limits */
     struct track *track;        /* the connection's, or NULL */
     int state;                  /* READING, WAITING, ANSWERED */
+    int in_handler;             /* the handler runs (under server->lock) */
+    int completed;              /* wq_http_complete was called (same) */
     int status;
     const char *ctype;
     char *answer;
@@ -349,6 +351,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
     /* Suspend before the handler can complete from another thread. */
     pthread_mutex_lock(&h->lock);
     rq->state = WAITING;
+    rq->in_handler = 1;
     rq->next = h->suspended;
     if (h->suspended != NULL)
         h->suspended->prev = rq;
@@ -357,8 +360,14 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
     pthread_mutex_unlock(&h->lock);
 
     rc = h->conf.handler(h->conf.user, &req, &status, &ctype, &body, &len);
-    if (rc != WQ_EAGAIN)
+    if (rc != WQ_EAGAIN) {
         wq_http_complete(rq, status, ctype, body, len);
+    } else {
+        /* deferred: from now on wq_http_stop may answer it */
+        pthread_mutex_lock(&h->lock);
+        rq->in_handler = 0;
+        pthread_mutex_unlock(&h->lock);
+    }
     return MHD_YES;
 }
 
@@ -369,6 +378,14 @@ wq_http_complete(wq_http_req *rq, int status, const char *content_type,
     wq_http *h = rq->server;
 
     pthread_mutex_lock(&h->lock);
+    if (rq->completed) {
+        /* answered already: the first answer stands */
+        pthread_mutex_unlock(&h->lock);
+        free(body);
+        return;
+    }
+    rq->completed = 1;
+    rq->in_handler = 0;
     rq->status = status;
     rq->ctype = content_type;
     rq->answer = body;
@@ -582,17 +599,28 @@ wq_http_stop(wq_http *h)
 {
     if (h == NULL)
         return;
-    /* answer whatever still waits, so no connection hangs */
+    /*
+     * Answer whatever still waits, so no connection hangs; but not a
+     * request whose handler still runs: that one answers itself, at once
+     * (a 503 from here would be replaced by its answer, or replace it).
+     */
     for (;;) {
         wq_http_req *rq;
         size_t len;
         char *body;
+        int busy;
 
         pthread_mutex_lock(&h->lock);
-        rq = h->suspended;
+        for (rq = h->suspended; rq != NULL && rq->in_handler; rq = rq->next)
+            ;
+        busy = h->suspended != NULL;
         pthread_mutex_unlock(&h->lock);
-        if (rq == NULL)
-            break;
+        if (rq == NULL) {
+            if (!busy)
+                break;
+            nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+            continue;
+        }
         body = wq_http_json_error("unavailable", "server is stopping", &len);
         wq_http_complete(rq, 503, "application/json", body, len);
     }

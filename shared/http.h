@@ -88,8 +88,9 @@ int wq_http_port(const wq_http *h);
 
 /*
  * wq_http_complete answers a request whose handler returned WQ_EAGAIN.
- * Takes ownership of body.  Thread-safe; call exactly once per such
- * request.
+ * Takes ownership of body.  Thread-safe; call it once per such request,
+ * before wq_http_stop returns.  The first answer stands: a later call
+ * (the request was answered 503 by wq_http_stop meanwhile) frees body.
  */
 void wq_http_complete(wq_http_req *req, int status, const char *content_type,
     char *body, size_t body_len);
@@ -97,7 +98,8 @@ void wq_http_complete(wq_http_req *req, int status, const char *content_type,
 /*
  * wq_http_stop stops accepting, waits for the server threads and frees
  * the server.  Requests still waiting for wq_http_complete are answered
- * 503 first.
+ * 503 first; a request whose handler is still running is left to it, and
+ * waited for.
  */
 void wq_http_stop(wq_http *h);
 
