@@ -105,10 +105,14 @@ wq_http_token_equal(const char *presented, const char *known)
 char *
 wq_http_json_error(const char *error, const char *detail, size_t *len)
 {
+    /* a detail may quote the client's bytes, which need not be UTF-8:
+     * json_pack would refuse it */
+    char *text = wq_utf8_sanitize(detail != NULL ? detail : "");
     json_t *o = json_pack("{s:s, s:s}", "error", error, "detail",
-        detail ? detail : "");
+        text != NULL ? text : "");
     char *s = json_dumps(o, JSON_COMPACT);
 
+    free(text);
     json_decref(o);
     if (s == NULL)
         abort();

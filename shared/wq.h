@@ -65,4 +65,12 @@ const char *wq_strerror(int code);
 int wq_seterr(char *err, size_t errlen, int code, const char *fmt, ...)
     WQ_PRINTFLIKE(4, 5);
 
+/*
+ * wq_utf8_sanitize returns a copy of s with every byte that is not part
+ * of valid UTF-8 replaced by '?': an error text may quote the garbage it
+ * choked on (or cut a character in two), and JSON and PostgreSQL text
+ * take only UTF-8.  NULL if out of memory.  The caller frees.
+ */
+char *wq_utf8_sanitize(const char *s);
+
 #endif

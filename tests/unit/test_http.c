@@ -597,7 +597,22 @@ test_http_token_equal(void **state)
     assert_false(wq_http_token_equal("", "abc"));
 }
 
+/* A detail may quote a client's bytes: not UTF-8 is no abort. */
+static void
+test_http_json_error_invalid_utf8(void **state)
+{
+    size_t len;
+    char *body = wq_http_json_error("bad", "name '\xff\xc3' here", &len);
+
+    (void)state;
+    assert_string_equal(body, "{\"error\":\"bad\",\"detail\":"
+        "\"name '?" "?' here\"}");
+    assert_int_equal(len, strlen(body));
+    free(body);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_http_json_error_invalid_utf8),
     cmocka_unit_test(test_http_immediate_and_not_found),
     cmocka_unit_test(test_http_deferred_answer),
     cmocka_unit_test(test_http_body_echo_and_limit),
