@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,13 @@ struct api {
 
     wq_metric *rejected[R_COUNT];
     wq_metric *accepted_queued, *accepted_scheduled;
+
+    /* Confirmed messages waiting for their receipts (receipts_run). */
+    pthread_mutex_t receipts_lock;
+    struct api_msg **confirmed;
+    size_t nconfirmed, confirmed_cap;
+    int receipts_queued;        /* receipts_job is on the db queue */
+    struct db_job receipts_job;
 };
 
 /* One request's outcome, per task of a batch. */
@@ -73,7 +81,8 @@ struct batch_result {
     char id[WQ_UUID_STRLEN];
     char *key;
     int status;                 /* 0, or the WQ_E* of the failure */
-    int scheduled, duplicate;
+    int scheduled, duplicate, untracked;
+    const char *state;          /* a static name; NULL: by `scheduled` */
     int64_t run_at_ms;
     char why[160];
 };
@@ -99,6 +108,11 @@ struct api_msg {
     char *body;                 /* the encoded envelope */
     char *key;
     char queue[WQ_QUEUE_MAX + 1];
+    /* for the receipt (wq_store_accept) */
+    uint8_t id[WQ_UUID_LEN];
+    char type[WQ_TYPE_MAX + 1];
+    int max_attempts;
+    int64_t created_at_ms;
 };
 
 /* Delayed tasks on their way to PostgreSQL. */
@@ -181,19 +195,28 @@ failure_code(int status, enum reason *r)
     return 503;
 }
 
+/*
+ * The answer for one accepted task.  `state` is the task's state now
+ * (NULL: scheduled or queued by `scheduled`); a duplicate names the task
+ * an earlier submit of the same key made, in the state it has now.
+ */
 static json_t *
 accepted_json(const char *id, const char *queue, const char *key,
-    int scheduled, int64_t run_at_ms, int duplicate)
+    int scheduled, int64_t run_at_ms, int duplicate, const char *state,
+    int untracked)
 {
     char when[40];
     json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "queue", queue,
-        "idempotency_key", key, "state", scheduled ? "scheduled" : "queued");
+        "idempotency_key", key, "state", state != NULL ? state
+        : scheduled ? "scheduled" : "queued");
 
-    if (scheduled)
+    if (scheduled && run_at_ms != 0)
         json_object_set_new(j, "run_at", json_string(
             wq_clock_format_rfc3339(run_at_ms, when, sizeof when)));
     if (duplicate)
         json_object_set_new(j, "duplicate", json_true());
+    if (untracked)
+        json_object_set_new(j, "untracked", json_true());
     return j;
 }
 
@@ -225,7 +248,8 @@ batch_answer(struct api_batch *b)
 
         if (x->status == 0) {
             json_array_append_new(arr, accepted_json(x->id, b->queue,
-                x->key, x->scheduled, x->run_at_ms, x->duplicate));
+                x->key, x->scheduled, x->run_at_ms, x->duplicate, x->state,
+                x->untracked));
             nsched += x->scheduled;
         } else {
             if (nbad++ == 0)
@@ -278,7 +302,139 @@ msg_free(struct api_msg *m)
     free(m);
 }
 
-/* On the publisher thread: the broker's verdict answers the request. */
+/*
+ * Answers a confirmed message: 202 with the prepared body, or 200 for a
+ * duplicate with the state its key's task has now.  untracked: its
+ * receipt could not be recorded (the task runs; the id resolves once a
+ * worker claims it).
+ */
+static void
+msg_accepted(struct api_msg *m, int duplicate, const char *state,
+    int untracked)
+{
+    struct api *a = m->api;
+    char id[WQ_UUID_STRLEN];
+    size_t len;
+    char *body;
+
+    if (m->batch != NULL) {
+        struct batch_result *x = &m->batch->r[m->index];
+
+        x->duplicate = duplicate;
+        x->state = state;
+        x->untracked = untracked;
+        batch_item_done(m->batch, m->index, 0, NULL);
+    } else if (!duplicate && !untracked) {
+        wq_metric_inc(a->accepted_queued, 1);
+        wq_http_complete(m->req, 202, JSON_TYPE, m->ok_body, m->ok_len);
+        m->ok_body = NULL;
+    } else {
+        wq_metric_inc(a->accepted_queued, 1);
+        wq_uuid_format(m->id, id);
+        body = dump(accepted_json(id, m->queue, m->key, 0, 0, duplicate,
+            state, untracked), &len);
+        wq_http_complete(m->req, duplicate ? 200 : 202, JSON_TYPE, body,
+            len);
+    }
+    msg_free(m);
+}
+
+/*
+ * On the database thread: the receipts of every message confirmed since
+ * the last run, in one statement, then their answers.  Messages that
+ * the broker confirms meanwhile wait for the next run, which their
+ * arrival queued.
+ */
+static int
+receipts_run(struct db_job *job, wq_store *s, const char *why)
+{
+    struct api *a = (struct api *)(void *)((char *)job
+        - offsetof(struct api, receipts_job));
+    struct api_msg **v;
+    struct wq_accept *acc;
+    char err[WQ_ERRLEN];
+    size_t n;
+    int rc = WQ_ESTORE;
+
+    pthread_mutex_lock(&a->receipts_lock);
+    v = a->confirmed;
+    n = a->nconfirmed;
+    a->confirmed = NULL;
+    a->nconfirmed = a->confirmed_cap = 0;
+    a->receipts_queued = 0;
+    pthread_mutex_unlock(&a->receipts_lock);
+
+    acc = xcalloc(n > 0 ? n : 1, sizeof *acc);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(acc[i].id, v[i]->id, sizeof acc[i].id);
+        acc[i].queue = v[i]->queue;
+        acc[i].type = v[i]->type;
+        acc[i].key = v[i]->key;
+        acc[i].max_attempts = v[i]->max_attempts;
+        acc[i].created_at_ms = v[i]->created_at_ms;
+    }
+    if (s == NULL)
+        wq_log_warn(COMPONENT, "%zu task(s) accepted without a receipt "
+            "(their ids resolve once claimed): PostgreSQL unavailable: %s",
+            n, why);
+    else {
+        rc = wq_store_accept(s, acc, n, err, sizeof err);
+        if (rc == WQ_ESTORE && wq_store_ping(s, NULL, 0) == 0)
+            /* a connection lost and made again: receipts are idempotent */
+            rc = wq_store_accept(s, acc, n, err, sizeof err);
+        if (rc != 0)
+            wq_log_warn(COMPONENT, "%zu task(s) accepted without a receipt "
+                "(their ids resolve once claimed): %s", n, err);
+    }
+    for (size_t i = 0; i < n; i++)
+        msg_accepted(v[i], rc == 0 && acc[i].duplicate, rc == 0
+            ? wq_task_state_name(acc[i].state) : "queued", rc != 0);
+    free(acc);
+    free(v);
+    return rc == WQ_ESTORE && s != NULL ? WQ_ESTORE : 0;
+}
+
+/*
+ * On the publisher thread: queues a confirmed message for its receipt.
+ * The job is submitted outside the lock (a database thread that runs it
+ * at once must be able to take the lock).  When the database thread
+ * takes no more jobs (stopping), what waits is answered untracked here.
+ */
+static void
+receipt_queue(struct api *a, struct api_msg *m)
+{
+    struct api_msg **v;
+    size_t n;
+    int submit;
+
+    pthread_mutex_lock(&a->receipts_lock);
+    if (a->nconfirmed == a->confirmed_cap) {
+        a->confirmed_cap = a->confirmed_cap ? a->confirmed_cap * 2 : 64;
+        a->confirmed = xreallocarray(a->confirmed, a->confirmed_cap,
+            sizeof *a->confirmed);
+    }
+    a->confirmed[a->nconfirmed++] = m;
+    if ((submit = !a->receipts_queued))
+        a->receipts_queued = 1;
+    a->receipts_job.run = receipts_run;
+    pthread_mutex_unlock(&a->receipts_lock);
+    if (!submit || db_submit(a->db, &a->receipts_job) == 0)
+        return;
+
+    pthread_mutex_lock(&a->receipts_lock);
+    v = a->confirmed;
+    n = a->nconfirmed;
+    a->confirmed = NULL;
+    a->nconfirmed = a->confirmed_cap = 0;
+    a->receipts_queued = 0;
+    pthread_mutex_unlock(&a->receipts_lock);
+    for (size_t i = 0; i < n; i++)
+        msg_accepted(v[i], 0, NULL, 1);
+    free(v);
+}
+
+/* On the publisher thread: the broker's verdict answers the request,
+ * after the receipt when the verdict is a confirmation. */
 static void
 msg_done(struct pub_msg *pm, int status, const char *why)
 {
@@ -287,12 +443,15 @@ msg_done(struct pub_msg *pm, int status, const char *why)
     enum reason r;
     int code;
 
+    if (status == 0) {
+        if (a->cfg->producer.receipts)
+            receipt_queue(a, m);
+        else
+            msg_accepted(m, 0, NULL, 0);
+        return;
+    }
     if (m->batch != NULL) {
         batch_item_done(m->batch, m->index, status, why);
-    } else if (status == 0) {
-        wq_metric_inc(a->accepted_queued, 1);
-        wq_http_complete(m->req, 202, JSON_TYPE, m->ok_body, m->ok_len);
-        m->ok_body = NULL;
     } else {
         code = failure_code(status, &r);
         complete_error(a, m->req, r, code, why);
@@ -321,6 +480,10 @@ msg_new(struct api *a, const struct wq_envelope *env, char *err,
     m->body = buf.data;             /* taken over */
     m->key = xstrdup(env->key);
     snprintf(m->queue, sizeof m->queue, "%s", env->queue);
+    snprintf(m->type, sizeof m->type, "%s", env->type);
+    memcpy(m->id, env->id, sizeof m->id);
+    m->max_attempts = (int)env->max_attempts;
+    m->created_at_ms = env->created_at_ms;
     m->m.queue = m->queue;
     m->m.key = m->key;
     m->m.keylen = strlen(m->key);
@@ -380,11 +543,13 @@ insert_one(wq_store *s, const struct wq_envelope *env,
     if ((rc = wq_store_task_get_by_key(s, env->queue, env->key, &row, err,
         errlen)) != 0)
         return rc;
-    if (memcmp(row.id, env->id, sizeof row.id) != 0) {
+    if (memcmp(row.id, env->id, sizeof row.id) != 0
+        || row.created_at_ms != env->created_at_ms) {
         wq_uuid_format(row.id, res->id);
         res->duplicate = 1;
         res->run_at_ms = row.run_at_ms;
     }
+    res->state = wq_task_state_name(row.state);
     wq_task_row_free(&row);
     return 0;
 }
@@ -444,16 +609,19 @@ insert_run(struct db_job *job, wq_store *s, const char *why)
                 memcpy(x->id, res[i].id, sizeof x->id);
                 x->scheduled = 1;
                 x->duplicate = res[i].duplicate;
+                x->state = res[i].state;
                 x->run_at_ms = res[i].run_at_ms;
             }
             batch_item_done(j->batch, j->index[i], rc, err);
         }
     } else if (rc == 0) {
         char *body = dump(accepted_json(res[0].id, j->env[0].queue,
-            j->env[0].key, 1, res[0].run_at_ms, res[0].duplicate), &len);
+            j->env[0].key, 1, res[0].run_at_ms, res[0].duplicate,
+            res[0].state, 0), &len);
 
         wq_metric_inc(j->api->accepted_scheduled, 1);
-        wq_http_complete(j->req, 202, JSON_TYPE, body, len);
+        wq_http_complete(j->req, res[0].duplicate ? 200 : 202, JSON_TYPE,
+            body, len);
     } else {
         int code = failure_code(rc, &r);
 
@@ -811,8 +979,8 @@ post_task(struct api *a, const struct wq_http_request *req,
         return refuse(a, r, code, err, status, ctype, body, len);
     }
     m->req = req->handle;
-    m->ok_body = dump(accepted_json(idtext, queue, env.key, 0, 0, 0),
-        &m->ok_len);
+    m->ok_body = dump(accepted_json(idtext, queue, env.key, 0, 0, 0, NULL,
+        0), &m->ok_len);
     wq_taskspec_free(&spec);
     if ((rc = pub_submit(a->pub, &m->m, 1)) != 0) {
         msg_free(m);
@@ -1126,6 +1294,7 @@ api_new(const struct api_conf *conf, struct api **out, char *err,
     a->metrics = conf->metrics;
     pthread_rwlock_init(&a->tokens_lock, NULL);
     pthread_mutex_init(&a->bucket_lock, NULL);
+    pthread_mutex_init(&a->receipts_lock, NULL);
     a->rate = a->cfg->producer.rate_limit;
     a->tokens_left = a->rate;
     a->bucket_ns = wq_clock_mono_ns();
@@ -1175,5 +1344,7 @@ api_free(struct api *a)
     wq_tokens_free(a->tokens);
     pthread_rwlock_destroy(&a->tokens_lock);
     pthread_mutex_destroy(&a->bucket_lock);
+    pthread_mutex_destroy(&a->receipts_lock);
+    free(a->confirmed);
     free(a);
 }

@@ -3,7 +3,8 @@
  * end.
  *
  * A scheduled, queued or retry_wait task becomes cancelled (final) in
- * one statement guarded by those states; a message of it still on the
+ * one statement guarded by those states (a queued task that only has its
+ * receipt, workq.accepted, gets its row written as cancelled); a message of it still on the
  * broker is then acked by the worker's claim as a duplicate and runs
  * nothing.  A running task cannot be taken from its worker here: cancel
  * sends NOTIFY workq_cancel with the task id, which a worker that runs it
@@ -20,8 +21,21 @@
 
 #define CMD "cancel"
 
+/* `rec`: a task the broker holds and no worker claimed yet has only its
+ * receipt; cancelling it writes its row as cancelled, and the worker that
+ * receives the message then acks it as a duplicate. */
 static const char cancel_sql[] =
-    "WITH old AS ("
+    "WITH rec AS ("
+    "  INSERT INTO workq.tasks (id, queue, type, idempotency_key, state,"
+    "    attempt, max_attempts, created_at, finished_at, last_error)"
+    "  SELECT a.id, a.queue, a.type, a.idempotency_key, 'cancelled', 0,"
+    "    a.max_attempts, a.created_at, now(),"
+    "    'cancelled before a worker claimed it'"
+    "  FROM workq.accepted a WHERE a.id = $1::uuid"
+    "    AND NOT EXISTS (SELECT 1 FROM workq.tasks t WHERE t.id = a.id)"
+    "  ON CONFLICT DO NOTHING"
+    "  RETURNING id"
+    "), old AS ("
     "  SELECT id, state, lease_owner FROM workq.tasks"
     "  WHERE id = $1::uuid FOR UPDATE"
     "), upd AS ("
@@ -36,7 +50,9 @@ static const char cancel_sql[] =
     ")"
     "SELECT old.state, old.lease_owner, EXISTS (SELECT 1 FROM upd),"
     "  (SELECT count(*) FROM note)"
-    "  FROM old";
+    "  FROM old"
+    " UNION ALL "
+    "SELECT 'queued', NULL, true, 0 FROM rec";
 
 static int
 run(struct cli *cli, int argc, char **argv)
@@ -59,9 +75,17 @@ run(struct cli *cli, int argc, char **argv)
     params[0] = argv[1];
     if ((rc = cli_store(cli, &s)) != CLI_OK)
         return rc;
-    if ((rc = cli_ops_query(s, CMD, cancel_sql, 1, params, &r)) != CLI_OK) {
-        wq_store_close(s);
-        return rc;
+    for (int tries = 0;; tries++) {
+        if ((rc = cli_ops_query(s, CMD, cancel_sql, 1, params, &r))
+            != CLI_OK) {
+            wq_store_close(s);
+            return rc;
+        }
+        /* a worker claimed it between the statement's snapshot and its
+         * insert: the task row is there now, so once more */
+        if (PQntuples(r) > 0 || tries > 0)
+            break;
+        PQclear(r);
     }
     if (PQntuples(r) == 0) {
         cli_err(CMD, "no task %s", argv[1]);

@@ -219,7 +219,7 @@ enum {
     T_ID, T_QUEUE, T_TYPE, T_KEY, T_STATE, T_ATTEMPT, T_MAX, T_BASE,
     T_RUN_AT, T_CREATED, T_UPDATED, T_STARTED, T_FINISHED, T_LEASE,
     T_LEASE_OWNER, T_WORKER, T_ERROR, T_PAYLOAD_LEN, T_RESULT, T_HEADERS,
-    T_DEAD_PUB,
+    T_DEAD_PUB, T_RECEIPT,
 };
 
 #define TASK_SELECT \
@@ -231,7 +231,18 @@ enum {
     "  " MS("dead_published_at") \
     "  FROM workq.tasks"
 
-static const char by_id_sql[] = TASK_SELECT " WHERE id = $1::uuid";
+/* By id: the task's row, or the receipt of a task that the broker holds
+ * and no worker has claimed yet (migration 0003, workq.task_handles). */
+#define TASK_HANDLE_SELECT \
+    "SELECT id::text, queue, type, idempotency_key, state, attempt," \
+    "  max_attempts, attempt_base, " MS("run_at") ", " MS("created_at") "," \
+    "  " MS("updated_at") ", " MS("started_at") ", " MS("finished_at") "," \
+    "  " MS("lease_expires_at") ", lease_owner, worker, last_error," \
+    "  octet_length(payload), result, headers::text," \
+    "  " MS("dead_published_at") ", receipt" \
+    "  FROM workq.task_handles"
+
+static const char by_id_sql[] = TASK_HANDLE_SELECT " WHERE id = $1::uuid";
 static const char by_key_sql[] =
     TASK_SELECT " WHERE queue = $1 AND idempotency_key = $2";
 
@@ -304,6 +315,14 @@ show_outbox(struct cli *cli, wq_store *s, const char *cmd, const char *id)
     return CLI_OK;
 }
 
+/* 1 if row 0 is the receipt of a task no worker has claimed yet. */
+static int
+is_receipt(const PGresult *r)
+{
+    return PQnfields(r) > T_RECEIPT && !PQgetisnull(r, 0, T_RECEIPT)
+        && strcmp(PQgetvalue(r, 0, T_RECEIPT), "t") == 0;
+}
+
 int
 cli_show_task(struct cli *cli, wq_store *s, const char *cmd,
     const char *id, const char *queue, const char *key)
@@ -320,6 +339,17 @@ cli_show_task(struct cli *cli, wq_store *s, const char *cmd,
         params[0] = queue;
         params[1] = key;
         rc = cli_ops_query(s, cmd, by_key_sql, 2, params, &r);
+    }
+    if (rc == 0 && PQntuples(r) == 0 && id == NULL) {
+        uint8_t kid[WQ_UUID_LEN];
+
+        /* not claimed yet: the receipt, under the key's own id */
+        PQclear(r);
+        r = NULL;
+        (void)wq_uuid_for_key(queue, key, kid);
+        wq_uuid_format(kid, idtext);
+        params[0] = idtext;
+        rc = cli_ops_query(s, cmd, by_id_sql, 1, params, &r);
     }
     if (rc != 0)
         return rc;
@@ -347,6 +377,8 @@ cli_show_task(struct cli *cli, wq_store *s, const char *cmd,
         json_object_set_new(o, "idempotency_key",
             cli_json_str(val(r, 0, T_KEY)));
         json_object_set_new(o, "state", cli_json_str(val(r, 0, T_STATE)));
+        if (is_receipt(r))
+            json_object_set_new(o, "claimed", json_false());
         json_object_set_new(o, "attempt",
             json_integer(atoll(val(r, 0, T_ATTEMPT))));
         json_object_set_new(o, "max_attempts",
@@ -403,7 +435,9 @@ cli_show_task(struct cli *cli, wq_store *s, const char *cmd,
         printf("queue       %s\n", val(r, 0, T_QUEUE));
         printf("type        %s\n", val(r, 0, T_TYPE));
         printf("key         %s\n", val(r, 0, T_KEY));
-        printf("state       %s\n", val(r, 0, T_STATE));
+        printf("state       %s%s\n", val(r, 0, T_STATE), is_receipt(r)
+            ? " (accepted by the broker, not claimed by a worker yet; the "
+            "payload is on the broker)" : "");
         printf("attempts    %s of %s", val(r, 0, T_ATTEMPT),
             val(r, 0, T_MAX));
         if (base > 0)

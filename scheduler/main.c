@@ -145,7 +145,7 @@ static const char help_text[] =
 
 /* The rounds, in the order one turn of the loop runs them. */
 enum { R_LEASES, R_PERIODIC, R_PUBLISH, R_DEAD, R_OUTBOX, R_RETENTION,
-    R_COUNT };
+    R_RECEIPTS, R_COUNT };
 
 typedef int round_fn(struct wq_sched *, int *, int *, char *, size_t);
 
@@ -160,6 +160,7 @@ static const struct {
     [R_DEAD] = { "dead-letter copies", wq_dead_publish, 1 },
     [R_OUTBOX] = { "outbox relay", wq_outbox_relay, 1 },
     [R_RETENTION] = { "retention", wq_retention_prune, 0 },
+    [R_RECEIPTS] = { "receipts sweep", wq_receipts_sweep, 0 },
 };
 
 struct round_state {
@@ -174,6 +175,7 @@ struct probe {
     int64_t lease_ms;           /* until the earliest lease deadline */
     int dead;                   /* dead tasks owe a copy */
     int outbox;                 /* outbox rows wait */
+    int receipts;               /* receipts exist (some may be swept) */
 };
 
 struct loop {
@@ -198,7 +200,8 @@ static const char probe_sql[] =
     "   WHERE state = 'running'),"
     "  EXISTS (SELECT 1 FROM workq.tasks"
     "   WHERE state = 'dead' AND dead_published_at IS NULL),"
-    "  EXISTS (SELECT 1 FROM workq.outbox)";
+    "  EXISTS (SELECT 1 FROM workq.outbox),"
+    "  EXISTS (SELECT 1 FROM workq.accepted)";
 
 /* ---- PostgreSQL ------------------------------------------------------------ */
 
@@ -296,6 +299,7 @@ probe(struct loop *l, char *err, size_t errlen)
         l->pr.lease_ms = 0;
     l->pr.dead = *PQgetvalue(r, 0, 2) != 0;
     l->pr.outbox = *PQgetvalue(r, 0, 3) != 0;
+    l->pr.receipts = *PQgetvalue(r, 0, 4) != 0;
     wq_metric_set(l->s.st->oldest_due_seconds, PQgetisnull(r, 0, 0) ? 0
         : wq_rows_i64(r, 0, 0) < 0 ? -wq_rows_i64(r, 0, 0) / 1000 : 0);
     PQclear(r);
@@ -346,6 +350,8 @@ wanted(const struct loop *l, int i)
     case R_DEAD:      return l->pr.dead;
     case R_OUTBOX:    return l->pr.outbox;
     case R_RETENTION: return wq_retention_next_ms(l->s.retention) == 0;
+    case R_RECEIPTS:  return l->pr.receipts
+                          && wq_receipts_next_ms(l->s.retention) == 0;
     }
     return 0;
 }
@@ -380,7 +386,7 @@ run_rounds(struct loop *l)
         if (rc != 0)
             wq_log_warn(COMPONENT, "%s: %s", rounds[i].name, err);
         if ((rc != 0 && rc != WQ_EBROKER) || (rc == 0 && done == 0 && !more
-            && i != R_PERIODIC && i != R_RETENTION)) {
+            && i != R_PERIODIC && i != R_RETENTION && i != R_RECEIPTS)) {
             /* a failure, or the probe saw work the round could not take
              * (held by another scheduler, refused by the broker): wait,
              * a little longer each time, up to poll_interval */
@@ -442,6 +448,8 @@ sleep_ms(const struct loop *l)
             ms = min_ms(ms, hold > 0 ? hold : 1);
         ms = min_ms(ms, wq_periodic_next_ms(s->periodic));
         ms = min_ms(ms, wq_retention_next_ms(s->retention));
+        if (l->pr.receipts)
+            ms = min_ms(ms, wq_receipts_next_ms(s->retention));
     }
     if (ms > INT_MAX)
         ms = INT_MAX;

@@ -23,6 +23,11 @@
  *     each entry's latest, which later ticks are counted from;
  *   - rows of workers not heard of for 24 hours.
  * Undecodable messages (workq.dead_letters) are left to the operator.
+ *
+ * Receipts (workq.accepted, migration 0003) have a sweep of their own,
+ * every RECEIPTS_INTERVAL_MS: a receipt whose task has a row in
+ * workq.tasks (claimed, cancelled) is redundant and deleted, so the table
+ * holds about the broker's backlog of tasks not claimed yet.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +42,8 @@
 
 #define COMPONENT "retention"
 #define DAY_MS (24LL * 3600 * 1000)
+#define RECEIPTS_INTERVAL_MS 5000
+#define RECEIPTS_BATCHES     10     /* a sweep statement: batch_size x this */
 
 struct target {
     const char *queue;          /* NULL: every queue without a policy */
@@ -54,7 +61,16 @@ struct wq_retention {
     size_t step;                /* in the pass: targets, ticks, workers */
     int active;
     int64_t pass_rows;
+    uint64_t receipts_next_ns;  /* next receipts sweep */
 };
+
+/* The receipts of claimed tasks; LIMIT keeps each statement short. */
+static const char receipts_sql[] =
+    "DELETE FROM workq.accepted WHERE id IN ("
+    "  SELECT a.id FROM workq.accepted a"
+    "  WHERE EXISTS (SELECT 1 FROM workq.tasks t WHERE t.id = a.id)"
+    "  LIMIT $1"
+    "  FOR UPDATE OF a SKIP LOCKED)";
 
 #define TASKS_SQL(states, extra) \
     "DELETE FROM workq.tasks WHERE id IN (" \
@@ -132,6 +148,7 @@ wq_retention_new(const struct wq_config *cfg)
     r->workers_ms = DAY_MS;
     r->interval_ms = cfg->scheduler.retention_interval_ms;
     r->next_ns = wq_clock_mono_ns();     /* a first pass at start */
+    r->receipts_next_ns = r->next_ns;
     return r;
 }
 
@@ -220,5 +237,44 @@ wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
     if (*done < s->batch)
         r->step++;
     *more = 1;      /* the pass goes on (or ends) at the next call */
+    return 0;
+}
+
+int64_t
+wq_receipts_next_ms(const struct wq_retention *r)
+{
+    return wq_clock_ms_until(r->receipts_next_ns);
+}
+
+int
+wq_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
+    size_t errlen)
+{
+    struct wq_retention *r = s->retention;
+    const char *params[1];
+    char limit[16];
+    PGresult *res;
+    int rc, batch = s->batch * RECEIPTS_BATCHES;
+
+    *more = 0;
+    *done = 0;
+    if (wq_clock_mono_ns() < r->receipts_next_ns)
+        return 0;
+    snprintf(limit, sizeof limit, "%d", batch);
+    params[0] = limit;
+    res = PQexecParams(wq_store_conn(s->store), receipts_sql, 1, NULL,
+        params, NULL, NULL, 0);
+    if ((rc = wq_store_result_check(s->store, res, "sweep receipts", err,
+        errlen)) != 0) {
+        PQclear(res);
+        return rc;
+    }
+    *done = atoi(PQcmdTuples(res));
+    PQclear(res);
+    if (*done >= batch)
+        *more = 1;      /* a backlog of them: on at once */
+    else
+        r->receipts_next_ns = wq_clock_mono_ns()
+            + (uint64_t)RECEIPTS_INTERVAL_MS * 1000000u;
     return 0;
 }

@@ -145,6 +145,15 @@ int wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
 /* Milliseconds until the next pass is due; 0 while one is under way. */
 int64_t wq_retention_next_ms(const struct wq_retention *r);
 
+/*
+ * wq_receipts_sweep deletes, when due (every few seconds), up to a large
+ * batch of receipts (workq.accepted) whose task has a row in workq.tasks;
+ * *more when the batch was full.  wq_receipts_next_ms: until it is due.
+ */
+int wq_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
+    size_t errlen);
+int64_t wq_receipts_next_ms(const struct wq_retention *r);
+
 /* ---- rows.c -------------------------------------------------------------- */
 
 /* The leading columns of every task query the rows helpers read, in

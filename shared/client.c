@@ -49,13 +49,22 @@
 #define SERVE_EVERY        1024     /* async publishes between report serves */
 /* After this long without a publish, check the connection first. */
 #define IDLE_CHECK_NS      (1000ull * 1000000u)
+/* After PostgreSQL failed, receipts wait this long before a new try. */
+#define STORE_RETRY_NS     (5000ull * 1000000u)
 
-/* One message in flight: what to tell whom when the broker answers. */
+/* One message in flight: what to tell whom when the broker answers, and
+ * what its receipt needs once it has. */
 struct slot {
     struct slot *next;              /* in the free list */
     wq_client_done_fn *done;
     void *user;
     char id[WQ_CLIENT_ID_LEN];
+    uint8_t uuid[16];
+    int max_attempts;
+    int64_t created_at_ms;
+    char queue[WQ_QUEUE_MAX + 1];
+    char type[WQ_TYPE_MAX + 1];
+    char key[WQ_KEY_MAX + 1];
 };
 
 struct wq_client {
@@ -68,7 +77,15 @@ struct wq_client {
     int timeout_ms;
 
     wq_transport *t;                /* NULL: open on next use */
-    wq_store *store;                /* NULL: open on first delayed task */
+    wq_store *store;                /* NULL: open on first use */
+    uint64_t store_retry_ns;        /* after a failure: not before this */
+    char store_why[256];
+
+    /* Confirmed by the broker, waiting for their receipts (settle()). */
+    struct slot **confirmed;
+    size_t nconfirmed, confirmed_cap;
+    struct wq_accept *accepts;      /* settle()'s statement, reused */
+    size_t accepts_cap;
     char **declared;                /* queues declared on this handle */
     size_t ndeclared, declared_cap;
 
@@ -132,6 +149,111 @@ note_failure(wq_client *c, int status, const char *why)
 
 static void declared_clear(wq_client *c);
 
+/* Keeps a confirmed slot for settle(); 0, or WQ_ENOMEM. */
+static int
+confirmed_push(wq_client *c, struct slot *s)
+{
+    struct slot **grown;
+
+    if (c->nconfirmed == c->confirmed_cap) {
+        size_t cap = c->confirmed_cap ? c->confirmed_cap * 2 : 256;
+
+        if ((grown = realloc(c->confirmed, cap * sizeof *grown)) == NULL)
+            return WQ_ENOMEM;
+        c->confirmed = grown;
+        c->confirmed_cap = cap;
+    }
+    c->confirmed[c->nconfirmed++] = s;
+    return 0;
+}
+
+/* The store, opened on first use; NULL while PostgreSQL is unreachable
+ * (tried again at most every STORE_RETRY_NS; c->store_why says why). */
+static wq_store *
+store_get(wq_client *c)
+{
+    const char *pw = c->cfg->postgres.password;
+
+    if (c->store != NULL)
+        return c->store;
+    if (wq_clock_mono_ns() < c->store_retry_ns)
+        return NULL;
+    if (wq_store_open(c->cfg->postgres.conninfo, pw[0] != '\0' ? pw : NULL,
+        &c->store, c->store_why, sizeof c->store_why) != 0) {
+        c->store = NULL;
+        c->store_retry_ns = wq_clock_mono_ns() + STORE_RETRY_NS;
+    }
+    return c->store;
+}
+
+/*
+ * Records the receipts of every confirmed task (one statement), then
+ * gives each its verdict: accepted, a duplicate of an earlier submit of
+ * its key, or accepted but untracked when PostgreSQL could not record
+ * it (the task is on the broker and runs all the same).
+ */
+static void
+settle(wq_client *c)
+{
+    struct wq_client_result r;
+    struct wq_accept *grown;
+    size_t n = c->nconfirmed;
+    char err[256];
+    wq_store *st;
+    int rc = WQ_ESTORE;
+
+    if (n == 0)
+        return;
+    if (n > c->accepts_cap) {
+        if ((grown = realloc(c->accepts, n * sizeof *grown)) != NULL) {
+            c->accepts = grown;
+            c->accepts_cap = n;
+        }
+    }
+    if (n <= c->accepts_cap && c->cfg->producer.receipts
+        && (st = store_get(c)) != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            struct slot *s = c->confirmed[i];
+            struct wq_accept *a = &c->accepts[i];
+
+            memcpy(a->id, s->uuid, sizeof a->id);
+            a->queue = s->queue;
+            a->type = s->type;
+            a->key = s->key;
+            a->max_attempts = s->max_attempts;
+            a->created_at_ms = s->created_at_ms;
+        }
+        rc = wq_store_accept(st, c->accepts, n, err, sizeof err);
+        if (rc == WQ_ESTORE && wq_store_ping(st, NULL, 0) == 0)
+            /* a connection lost and made again: receipts are idempotent */
+            rc = wq_store_accept(st, c->accepts, n, err, sizeof err);
+        if (rc != 0) {
+            wq_store_close(c->store);
+            c->store = NULL;
+            c->store_retry_ns = wq_clock_mono_ns() + STORE_RETRY_NS;
+        }
+    }
+    c->nconfirmed = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct slot *s = c->confirmed[i];
+
+        memset(&r, 0, sizeof r);
+        memcpy(r.id, s->id, sizeof r.id);
+        copy_str(r.state, sizeof r.state, "queued");
+        if (rc == 0) {
+            r.duplicate = c->accepts[i].duplicate;
+            copy_str(r.state, sizeof r.state,
+                wq_task_state_name(c->accepts[i].state));
+        } else {
+            r.untracked = c->cfg->producer.receipts;
+        }
+        if (s->done != NULL)
+            s->done(s->user, &r);
+        s->next = c->free_slots;
+        c->free_slots = s;
+    }
+}
+
 /*
  * The transport's verdict on one message, on the calling thread inside
  * publish, flush or close.
@@ -143,6 +265,10 @@ on_confirm(void *opaque, int status, const char *reason, void *user)
     struct slot *s = opaque;
     struct wq_client_result r;
 
+    if (c->inflight > 0)
+        c->inflight--;
+    if (status == 0 && confirmed_push(c, s) == 0)
+        return;     /* answered by settle(), after its receipt */
     memset(&r, 0, sizeof r);
     memcpy(r.id, s->id, sizeof r.id);
     if (status != 0 && c->timing_out)
@@ -156,9 +282,10 @@ on_confirm(void *opaque, int status, const char *reason, void *user)
         /* the queue may be gone (deleted by an operator): declare the
          * queues again on their next use; it is idempotent and rare */
         declared_clear(c);
+    } else {
+        r.untracked = 1;        /* no room to remember it: no receipt */
+        copy_str(r.state, sizeof r.state, "queued");
     }
-    if (c->inflight > 0)
-        c->inflight--;
     if (s->done != NULL)
         s->done(s->user, &r);
     s->next = c->free_slots;
@@ -387,8 +514,10 @@ store_insert(wq_client *c, const struct wq_task_new *t, int *inserted,
 
     if (c->store == NULL && (rc = wq_store_open(c->cfg->postgres.conninfo,
         c->cfg->postgres.password[0] != '\0' ? c->cfg->postgres.password
-        : NULL, &c->store, err, errlen)) != 0)
+        : NULL, &c->store, err, errlen)) != 0) {
+        c->store = NULL;
         return rc;
+    }
     rc = wq_store_task_insert(c->store, t, inserted, err, errlen);
     if (rc == WQ_ESTORE && wq_store_ping(c->store, NULL, 0) == 0)
         /* a lost connection, back now: the insert is idempotent (the
@@ -431,6 +560,7 @@ submit_scheduled(wq_client *c, const struct wq_envelope *env,
         return rc;
     r->scheduled = 1;
     r->run_at_ms = env->run_at_ms;
+    copy_str(r->state, sizeof r->state, "scheduled");
     if (!inserted) {
         memset(&row, 0, sizeof row);
         rc = wq_store_task_get_by_key(c->store, env->queue, env->key, &row,
@@ -441,7 +571,11 @@ submit_scheduled(wq_client *c, const struct wq_envelope *env,
             wq_uuid_format(row.id, r->id);
             r->duplicate = 1;
             r->run_at_ms = row.run_at_ms;
+        } else if (row.created_at_ms != env->created_at_ms) {
+            r->duplicate = 1;           /* the key's own id, taken before */
+            r->run_at_ms = row.run_at_ms;
         }
+        copy_str(r->state, sizeof r->state, wq_task_state_name(row.state));
         wq_task_row_free(&row);
     }
     return 0;
@@ -562,6 +696,12 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
     s->done = done;
     s->user = user;
     memcpy(s->id, idtext, sizeof s->id);
+    memcpy(s->uuid, env.id, sizeof s->uuid);
+    s->max_attempts = (int)env.max_attempts;
+    s->created_at_ms = env.created_at_ms;
+    copy_str(s->queue, sizeof s->queue, env.queue);
+    copy_str(s->type, sizeof s->type, env.type);
+    copy_str(s->key, sizeof s->key, env.key);
     if (id != NULL)
         memcpy(id, idtext, WQ_CLIENT_ID_LEN);
     /* after a successful publish `s` may already be back in the pool */
@@ -576,6 +716,7 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
         c->since_serve = 0;
         if (wq_transport_flush(c->t, 0, NULL, 0) == WQ_EBROKER)
             transport_drop(c, CLOSE_TIMEOUT_MS);
+        settle(c);
     }
     return 0;
 }
@@ -600,6 +741,7 @@ wq_client_flush(wq_client *c, int timeout_ms, char *err, size_t errlen)
         }
     }
     c->since_serve = 0;
+    settle(c);
     rc = c->flush_rc;
     if (rc != 0)
         wq_seterr(err, errlen, rc, "%s", c->flush_err);
@@ -680,7 +822,10 @@ wq_client_free(wq_client *c)
         (void)wq_client_flush(c, -1, NULL, 0);
         transport_drop(c, CLOSE_TIMEOUT_MS);
     }
+    settle(c);
     wq_store_close(c->store);
+    free(c->confirmed);
+    free(c->accepts);
     declared_clear(c);
     free(c->declared);
     while ((s = c->free_slots) != NULL) {

@@ -242,6 +242,7 @@ struct wq_config {
         int max_connections;
         char *tls_cert;             /* PEM file; "" = plain HTTP */
         char *tls_key;              /* PEM file of its private key */
+        int receipts;               /* workq.accepted rows at submit */
     } producer;
 
     struct {

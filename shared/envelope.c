@@ -212,10 +212,6 @@ check_view(const struct view *v, char *err, size_t errlen)
             "field 'v': unsupported envelope version %" PRIu64
             " (this build reads version %d)", v->version,
             WQ_ENVELOPE_VERSION);
-    if (wq_uuid_v7_time_ms(v->id) < 0)
-        return wq_seterr(err, errlen, WQ_EINVAL,
-            "field 'id': not a UUIDv7 (version %u, variant bits %u%u)",
-            v->id[6] >> 4, v->id[8] >> 7, (v->id[8] >> 6) & 1);
     if ((rc = check_queue("field 'q': ", v->q, err, errlen)) != 0)
         return rc;
     if ((rc = check_text('t', "type", -1, v->t, 1, WQ_TYPE_MAX, err,
@@ -224,6 +220,17 @@ check_view(const struct view *v, char *err, size_t errlen)
     if ((rc = check_text('k', "key", -1, v->k, 1, WQ_KEY_MAX, err,
         errlen)) != 0)
         return rc;
+    /* a UUIDv7, or the key's own UUIDv5 (uuid.h, wq_uuid_for_key) */
+    if (wq_uuid_v7_time_ms(v->id) < 0) {
+        uint8_t own[16];
+
+        wq_uuid_for_key_n((const char *)v->q.p, v->q.n,
+            (const char *)v->k.p, v->k.n, own);
+        if (memcmp(own, v->id, sizeof own) != 0)
+            return wq_seterr(err, errlen, WQ_EINVAL, "field 'id': neither "
+                "a UUIDv7 nor its key's UUIDv5 (version %u, variant bits "
+                "%u%u)", v->id[6] >> 4, v->id[8] >> 7, (v->id[8] >> 6) & 1);
+    }
     if (v->p.n > WQ_PAYLOAD_MAX)
         return wq_seterr(err, errlen, WQ_ETOOBIG,
             "field 'p': payload is %zu bytes, limit %u", v->p.n,
@@ -381,7 +388,9 @@ wq_envelope_init(struct wq_envelope *env, const char *queue,
     if (payload == NULL && len > 0)
         return wq_seterr(err, errlen, WQ_EINVAL,
             "field 'p': payload is NULL with length %zu", len);
-    if (wq_uuid_v7(env->id) != 0)
+    if (key != NULL)
+        (void)wq_uuid_for_key(queue, key, env->id);    /* as taskspec.c */
+    else if (wq_uuid_v7(env->id) != 0)
         return wq_seterr(err, errlen, WQ_EIO,
             "field 'id': getrandom failed, no id");
     if (key == NULL) {

@@ -13,7 +13,8 @@
  *
  *   key  field           msgpack type     value
  *   "v"  version         int              1 (WQ_ENVELOPE_VERSION)
- *   "id" id              bin, 16 bytes    a UUIDv7 (version 7, variant 10)
+ *   "id" id              bin, 16 bytes    a UUIDv7 (version 7, variant 10),
+ *                                         or the key's UUIDv5 (uuid.h)
  *   "q"  queue           str              see wq_queue_name_valid()
  *   "t"  type            str              handler name, 1..WQ_TYPE_MAX bytes
  *   "k"  key             str              idempotency key, 1..WQ_KEY_MAX bytes
@@ -105,7 +106,7 @@ struct wq_envelope {
 
 /*
  * wq_envelope_init fills `env` for a new task: version 1, a fresh UUIDv7
- * id, copies of `queue`, `type`, `key` and the `len` bytes at `payload`,
+ * id (the key's own id, wq_uuid_for_key, when `key` is given), copies of `queue`, `type`, `key` and the `len` bytes at `payload`,
  * attempt 1, max_attempts WQ_MAX_ATTEMPTS_DEFAULT, created_at_ms now,
  * run_at_ms 0, no headers.  `key` NULL means the id in text form.
  * `payload` may be NULL when `len` is 0.  `env` is overwritten, not freed.

@@ -25,16 +25,12 @@
 
 #include <libpq-fe.h>
 
+#include "buf.h"
 #include "log.h"
+#include "pgarray.h"
 #include "store.h"
+#include "uuid.h"
 
-/* Built-in type OIDs (pg_type.dat; stable across PostgreSQL versions). */
-#define OID_BOOL  16
-#define OID_BYTEA 17
-#define OID_INT8  20
-#define OID_INT4  23
-#define OID_TEXT  25
-#define OID_UUID  2950
 
 /* What replaces secrets in error text. */
 #define REDACTED "********"
@@ -56,29 +52,32 @@ enum {
 
 /* The columns a task row is read with, in this order (see task_decode). */
 #define MS(col) "(extract(epoch FROM " col ") * 1000)::int8"
-#define TASK_SELECT                                                       \
+#define TASK_COLS                                                         \
     "SELECT id, queue, type, idempotency_key, payload, headers::text, "   \
     "state, attempt, max_attempts, lease_owner, worker, last_error, "     \
     "result, " MS("run_at") ", " MS("lease_expires_at") ", "              \
     MS("created_at") ", " MS("started_at") ", " MS("finished_at") ", "    \
-    MS("updated_at") " FROM workq.tasks "
+    MS("updated_at") ", "
+/* By id: the task's row, or the receipt of a task not claimed yet. */
+#define TASK_SELECT_HANDLE TASK_COLS "receipt FROM workq.task_handles "
+#define TASK_SELECT        TASK_COLS "false FROM workq.tasks "
 
 enum {
     C_ID, C_QUEUE, C_TYPE, C_KEY, C_PAYLOAD, C_HEADERS, C_STATE, C_ATTEMPT,
     C_MAX_ATTEMPTS, C_LEASE_OWNER, C_WORKER, C_LAST_ERROR, C_RESULT,
     C_RUN_AT, C_LEASE_EXPIRES_AT, C_CREATED_AT, C_STARTED_AT,
-    C_FINISHED_AT, C_UPDATED_AT, C_NCOLS
+    C_FINISHED_AT, C_UPDATED_AT, C_RECEIPT, C_NCOLS
 };
 
 static const Oid task_insert_types[] = {
-    OID_UUID, OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA, OID_TEXT, OID_TEXT,
-    OID_INT4, OID_INT4, OID_INT8, OID_INT8,
+    WQ_OID_UUID, WQ_OID_TEXT, WQ_OID_TEXT, WQ_OID_TEXT, WQ_OID_BYTEA, WQ_OID_TEXT, WQ_OID_TEXT,
+    WQ_OID_INT4, WQ_OID_INT4, WQ_OID_INT8, WQ_OID_INT8,
 };
-static const Oid task_get_types[] = { OID_UUID };
-static const Oid task_get_key_types[] = { OID_TEXT, OID_TEXT };
+static const Oid task_get_types[] = { WQ_OID_UUID };
+static const Oid task_get_key_types[] = { WQ_OID_TEXT, WQ_OID_TEXT };
 static const Oid dead_letter_types[] = {
-    OID_TEXT, OID_TEXT, OID_BYTEA, OID_BYTEA, OID_INT4, OID_INT8, OID_BOOL,
-    OID_TEXT, OID_TEXT,
+    WQ_OID_TEXT, WQ_OID_TEXT, WQ_OID_BYTEA, WQ_OID_BYTEA, WQ_OID_INT4, WQ_OID_INT8, WQ_OID_BOOL,
+    WQ_OID_TEXT, WQ_OID_TEXT,
 };
 
 static const struct stmt {
@@ -92,21 +91,23 @@ static const struct stmt {
     [STMT_TASK_INSERT] = {
         "wq_task_insert", "insert task", 1,
         (int)WQ_ARRAY_LEN(task_insert_types), task_insert_types,
+        /* a receipt with this id: the broker holds the task already */
         "INSERT INTO workq.tasks (id, queue, type, idempotency_key, "
         "payload, headers, state, attempt, max_attempts, run_at, "
         "created_at) "
-        "VALUES ($1, $2, $3, coalesce($4, $1::text), $5, "
+        "SELECT $1, $2, $3, coalesce($4, $1::text), $5, "
         "coalesce($6::jsonb, '{}'), $7, $8, $9, "
         "timestamptz 'epoch' + $10 * interval '1 millisecond', "
         "coalesce(timestamptz 'epoch' + $11 * interval '1 millisecond', "
-        "now())) "
+        "now()) "
+        "WHERE NOT EXISTS (SELECT 1 FROM workq.accepted a WHERE a.id = $1) "
         "ON CONFLICT (queue, idempotency_key) DO NOTHING "
         "RETURNING 1",
     },
     [STMT_TASK_GET] = {
         "wq_task_get", "get task", 1,
         (int)WQ_ARRAY_LEN(task_get_types), task_get_types,
-        TASK_SELECT "WHERE id = $1",
+        TASK_SELECT_HANDLE "WHERE id = $1",
     },
     [STMT_TASK_GET_KEY] = {
         "wq_task_get_key", "get task by key", 1,
@@ -667,6 +668,8 @@ task_decode(const PGresult *r, struct wq_task_row *out, char *err,
             "get task: unknown state \"%.32s\" (is this workq older than "
             "the schema?)", PQgetvalue(r, 0, C_STATE));
     out->state = (enum wq_task_state)state;
+    out->receipt = PQgetlength(r, 0, C_RECEIPT) == 1
+        && PQgetvalue(r, 0, C_RECEIPT)[0] != 0;
     if (col_int(r, C_ATTEMPT, 4, &v) != 0)
         goto shape;
     out->attempt = (int)v;
@@ -724,16 +727,125 @@ wq_store_task_get_by_key(wq_store *s, const char *queue,
     size_t errlen)
 {
     const char *values[2] = { queue, idempotency_key };
-    const int lengths[2] = { 0, 0 }, formats[2] = { 0, 0 };
+    int lengths[2] = { 0, 0 }, formats[2] = { 0, 0 };
+    uint8_t id[16];
     char what[64];
+    int rc;
 
     memset(out, 0, sizeof *out);
     if (queue == NULL || idempotency_key == NULL)
         return wq_seterr(err, errlen, WQ_EINVAL,
             "get task: queue and key are required");
     snprintf(what, sizeof what, "with that key in queue %.40s", queue);
-    return task_fetch(s, STMT_TASK_GET_KEY, values, lengths, formats, what,
+    rc = task_fetch(s, STMT_TASK_GET_KEY, values, lengths, formats, what,
         out, err, errlen);
+    if (rc != WQ_ENOENT)
+        return rc;
+    /* not claimed yet: the receipt, under the key's own id */
+    if (wq_uuid_for_key(queue, idempotency_key, id) != 0)
+        return rc;
+    values[0] = (const char *)id;
+    lengths[0] = 16;
+    formats[0] = 1;
+    return task_fetch(s, STMT_TASK_GET, values, lengths, formats, what, out,
+        err, errlen);
+}
+
+/* --- receipts of accepted tasks -------------------------------------- */
+
+/*
+ * One statement for the batch.  `x` numbers the entries; an id twice in
+ * the batch (one key submitted twice) is new once and a duplicate after.
+ * A task row or receipt that exists already belongs to this submit when
+ * its created_at is the envelope's (a worker claimed the task between the
+ * broker's confirmation and this statement); otherwise the key was taken
+ * by an earlier submit.  Only the duplicates come back.
+ */
+static const char accept_sql[] =
+    "WITH x AS ("
+    "  SELECT u.*, timestamptz 'epoch' + u.created_ms"
+    "      * interval '1 millisecond' AS created_at,"
+    "    row_number() OVER (PARTITION BY u.id ORDER BY u.ord) AS rn"
+    "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
+    "    $5::int4[], $6::int8[]) WITH ORDINALITY"
+    "    AS u(id, queue, type, key, max_attempts, created_ms, ord)"
+    "), ins AS ("
+    "  INSERT INTO workq.accepted (id, created_at, max_attempts, queue,"
+    "    type, idempotency_key)"
+    "  SELECT id, created_at, max_attempts, queue, type, key FROM x"
+    "  WHERE rn = 1"
+    "    AND NOT EXISTS (SELECT 1 FROM workq.tasks t WHERE t.id = x.id)"
+    "  ON CONFLICT (id) DO NOTHING"
+    "  RETURNING id"
+    ")"
+    "SELECT x.ord, coalesce(t.state, 'queued') FROM x"
+    "  LEFT JOIN workq.tasks t ON t.id = x.id"
+    "  LEFT JOIN workq.accepted a ON a.id = x.id"
+    "  WHERE x.rn > 1 OR (NOT EXISTS (SELECT 1 FROM ins WHERE ins.id = x.id)"
+    "    AND coalesce(t.created_at, a.created_at)"
+    "        IS DISTINCT FROM x.created_at)";
+
+int
+wq_store_accept(wq_store *s, struct wq_accept *v, size_t n, char *err,
+    size_t errlen)
+{
+    static const Oid types[6] = { WQ_OID_UUID_A, WQ_OID_TEXT_A,
+        WQ_OID_TEXT_A, WQ_OID_TEXT_A, WQ_OID_INT4_A, WQ_OID_INT8_A };
+    struct wq_buf b[6] = { WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT,
+        WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT };
+    const char *values[6];
+    int lengths[6], formats[6] = { 1, 1, 1, 1, 1, 1 };
+    PGresult *r = NULL;
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        v[i].duplicate = 0;
+        v[i].state = WQ_TASK_QUEUED;
+    }
+    if (n == 0)
+        return 0;
+    if (n > INT32_MAX)
+        return wq_seterr(err, errlen, WQ_EINVAL, "accept: batch too large");
+    if ((rc = store_ready(s, err, errlen)) != 0)
+        return rc;
+    wq_pgarray_begin(&b[0], WQ_OID_UUID, n);
+    wq_pgarray_begin(&b[1], WQ_OID_TEXT, n);
+    wq_pgarray_begin(&b[2], WQ_OID_TEXT, n);
+    wq_pgarray_begin(&b[3], WQ_OID_TEXT, n);
+    wq_pgarray_begin(&b[4], WQ_OID_INT4, n);
+    wq_pgarray_begin(&b[5], WQ_OID_INT8, n);
+    for (size_t i = 0; i < n; i++) {
+        wq_pgarray_bytes(&b[0], v[i].id, 16);
+        wq_pgarray_str(&b[1], v[i].queue);
+        wq_pgarray_str(&b[2], v[i].type);
+        wq_pgarray_str(&b[3], v[i].key);
+        wq_pgarray_i32(&b[4], v[i].max_attempts);
+        wq_pgarray_i64(&b[5], v[i].created_at_ms);
+    }
+    for (int i = 0; i < 6; i++) {
+        values[i] = (const char *)b[i].data;
+        lengths[i] = (int)b[i].len;
+    }
+    r = PQexecParams(s->conn, accept_sql, 6, types, values, lengths,
+        formats, 0);
+    if ((rc = wq_store_result_check(s, r, "record accepted tasks", err,
+        errlen)) != 0)
+        goto out;
+    for (int row = 0; row < PQntuples(r); row++) {
+        long long ord = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+        int state = wq_task_state_parse(PQgetvalue(r, row, 1));
+
+        if (ord < 1 || (size_t)ord > n)
+            continue;
+        v[ord - 1].duplicate = 1;
+        if (state >= 0)
+            v[ord - 1].state = (enum wq_task_state)state;
+    }
+out:
+    PQclear(r);
+    for (int i = 0; i < 6; i++)
+        wq_buf_free(&b[i]);
+    return rc;
 }
 
 /* --- dead letters ---------------------------------------------------- */

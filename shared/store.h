@@ -150,7 +150,8 @@ struct wq_task_new {
 
 /*
  * wq_store_task_insert inserts a task unless its (queue, idempotency_key)
- * already exists: INSERT ... ON CONFLICT DO NOTHING.  *inserted (may be
+ * already exists, as a task or as the receipt of one on the broker
+ * (wq_store_accept): INSERT ... ON CONFLICT DO NOTHING.  *inserted (may be
  * NULL) is set to 1 if the row was inserted and 0 if the key existed (the
  * existing row is left untouched).  Returns 0, WQ_EINVAL if the row breaks
  * a rule of the schema (queue name, sizes, state, JSON headers, the same
@@ -187,10 +188,14 @@ struct wq_task_row {
     int64_t started_at_ms;
     int64_t finished_at_ms;
     int64_t updated_at_ms;
+    int receipt;                  /* 1: accepted, not claimed yet; only
+                                     the receipt is known (no payload) */
 };
 
 /*
- * wq_store_task_get reads the task with id `id` into *out, which the
+ * wq_store_task_get reads the task with id `id` into *out (a task the
+ * broker holds that no worker claimed yet reads as `queued` from its
+ * receipt, with out->receipt set), which the
  * caller releases with wq_task_row_free (also after a failure, which
  * leaves it zeroed).  Returns 0, WQ_ENOENT if there is no such task,
  * WQ_ESTORE or WQ_ENOMEM.  Prepared on first use.
@@ -199,9 +204,39 @@ int wq_store_task_get(wq_store *s, const uint8_t id[16],
     struct wq_task_row *out, char *err, size_t errlen);
 
 /* wq_store_task_get_by_key is wq_store_task_get by (queue, idempotency
- * key), the identity a claim uses. */
+ * key), the identity a claim uses (a receipt is found by the key's id,
+ * wq_uuid_for_key). */
 int wq_store_task_get_by_key(wq_store *s, const char *queue,
     const char *idempotency_key, struct wq_task_row *out, char *err,
+    size_t errlen);
+
+/*
+ * A task the broker confirmed, for its receipt in workq.accepted.  The
+ * strings are borrowed for the call; duplicate and state are answers.
+ */
+struct wq_accept {
+    uint8_t id[16];
+    const char *queue;
+    const char *type;
+    const char *key;
+    int max_attempts;
+    int64_t created_at_ms;        /* the envelope's */
+    int duplicate;                /* out: 1 if an earlier submit of the
+                                     same (queue, key) holds the id */
+    enum wq_task_state state;     /* out: queued, or a duplicate's state */
+};
+
+/*
+ * wq_store_accept records the receipts of v[0..n) in one statement (its
+ * own transaction), after the broker confirmed them and before the
+ * submitter answers, so that the ids resolve at once (`workq status`,
+ * GET /v1/tasks/ID, cancel).  A task that has a row in workq.tasks
+ * already gets no receipt.  Sets each entry's duplicate and state.
+ * Returns 0, or WQ_ESTORE (nothing recorded; the tasks are on the broker
+ * all the same and run, but their ids resolve only once claimed).
+ * Blocks on the database.
+ */
+int wq_store_accept(wq_store *s, struct wq_accept *v, size_t n, char *err,
     size_t errlen);
 
 /* wq_task_row_free frees what the row owns and zeroes it; the struct

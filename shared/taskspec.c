@@ -471,7 +471,11 @@ wq_taskspec_envelope(const struct wq_client_task *task, struct wq_envelope *env,
             "%zu headers; at most %d", task->nheaders, WQ_HEADERS_MAX);
     if (task->nheaders > 0 && task->headers == NULL)
         return wq_seterr(err, errlen, WQ_EINVAL, "headers is NULL");
-    if (wq_uuid_v7(env->id) != 0)
+    /* A key names its task: the id follows from (queue, key), so every
+     * submit of the key answers with the same handle (uuid.h). */
+    if (task->idempotency_key != NULL)
+        (void)wq_uuid_for_key(task->queue, task->idempotency_key, env->id);
+    else if (wq_uuid_v7(env->id) != 0)
         return wq_seterr(err, errlen, WQ_EIO, "no random bytes for an id");
     wq_uuid_format(env->id, idtext);
 

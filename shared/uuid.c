@@ -11,9 +11,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/random.h>
 
+#include <openssl/evp.h>
+
 #include "clock.h"
+
 #include "uuid.h"
 
 #define RAND_BLOCK   256
@@ -209,4 +213,40 @@ wq_uuid_v7_time_ms(const uint8_t in[16])
     return (int64_t)in[0] << 40 | (int64_t)in[1] << 32 |
         (int64_t)in[2] << 24 | (int64_t)in[3] << 16 |
         (int64_t)in[4] << 8 | (int64_t)in[5];
+}
+
+int
+wq_uuid_for_key(const char *queue, const char *key, uint8_t out[16])
+{
+    if (queue == NULL || key == NULL)
+        return WQ_EINVAL;
+    wq_uuid_for_key_n(queue, strlen(queue), key, strlen(key), out);
+    return 0;
+}
+
+void
+wq_uuid_for_key_n(const char *queue, size_t qlen, const char *key,
+    size_t klen, uint8_t out[16])
+{
+    uint8_t ns[16], md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx;
+    int ok;
+
+    if (wq_uuid_parse(WQ_UUID_KEY_NAMESPACE, ns) != 0)
+        abort();                /* a constant: cannot happen */
+    if ((ctx = EVP_MD_CTX_new()) == NULL)
+        abort();                /* out of memory: as xmalloc */
+    ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1
+        && EVP_DigestUpdate(ctx, ns, sizeof ns) == 1
+        && EVP_DigestUpdate(ctx, queue, qlen) == 1
+        && EVP_DigestUpdate(ctx, ":", 1) == 1
+        && EVP_DigestUpdate(ctx, key, klen) == 1
+        && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen >= 16;
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        abort();                /* SHA-1 always exists in libcrypto */
+    memcpy(out, md, 16);
+    out[6] = (uint8_t)((out[6] & 0x0f) | 0x50);     /* version 5 */
+    out[8] = (uint8_t)((out[8] & 0x3f) | 0x80);     /* variant 10 */
 }

@@ -37,6 +37,25 @@
 int wq_uuid_v7(uint8_t out[16]) WQ_MUSTCHECK;
 
 /*
+ * wq_uuid_for_key writes the version 5 UUID (RFC 9562 section 5.5: SHA-1
+ * of a namespace and a name) of the task with idempotency key `key` on
+ * queue `queue` into `out`: the name is "QUEUE:KEY" (a queue name holds
+ * no ':'), the namespace WQ_UUID_KEY_NAMESPACE.  The same (queue, key)
+ * always gives the same id, so every submit of a key - first, retried
+ * or duplicate, immediate or delayed, from any producer - answers with
+ * the id of the one task that runs for it.  Returns 0, or WQ_EINVAL when
+ * queue or key is NULL.  Pure and thread-safe.
+ */
+int wq_uuid_for_key(const char *queue, const char *key, uint8_t out[16]);
+
+/* wq_uuid_for_key for counted strings (they need no NUL); never fails. */
+void wq_uuid_for_key_n(const char *queue, size_t qlen, const char *key,
+    size_t klen, uint8_t out[16]);
+
+/* The namespace of wq_uuid_for_key, fixed for ever (ids are stored). */
+#define WQ_UUID_KEY_NAMESPACE "5c0b8f1e-6a2d-4f3b-9e7c-1d2a3b4c5d6e"
+
+/*
  * wq_uuid_format writes the canonical lowercase text form
  * "0190a5f8-7c1e-7a3b-9c4d-5e6f708192a3" and its NUL into `out`.  Never
  * fails; pure and thread-safe.

@@ -129,10 +129,17 @@ struct wq_client_result {
     int status;                     /* 0 or a WQ_E* code */
     char id[WQ_CLIENT_ID_LEN];      /* the task id ("" if none was made) */
     int scheduled;                  /* 1: stored in PostgreSQL, delayed */
-    int duplicate;                  /* 1: a delayed task with this key
-                                       existed; id is that task's */
+    int duplicate;                  /* 1: an earlier submit took this
+                                       (queue, key); id is that task's
+                                       and nothing new will run */
     int64_t run_at_ms;              /* scheduled: when it is due */
     char error[256];                /* status != 0: why */
+    char state[16];                 /* status 0: "queued", "scheduled",
+                                       or a duplicate's present state */
+    int untracked;                  /* 1: confirmed by the broker (it
+                                       runs), but PostgreSQL could not
+                                       record its receipt: `status` knows
+                                       it only once a worker claims it */
 };
 
 /*

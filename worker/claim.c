@@ -25,19 +25,9 @@
 
 #include "alloc.h"
 #include "claim.h"
+#include "pgarray.h"
 #include "uuid.h"
 
-/* Type OIDs (pg_type.dat; stable across versions). */
-#define OID_BYTEA   17
-#define OID_INT8    20
-#define OID_INT4    23
-#define OID_TEXT    25
-#define OID_UUID    2950
-#define OID_BYTEA_A 1001
-#define OID_TEXT_A  1009
-#define OID_INT4_A  1007
-#define OID_INT8_A  1016
-#define OID_UUID_A  2951
 
 /* The buffers of struct wq_claim_bufs, by use. */
 enum {
@@ -202,68 +192,6 @@ static const char renew_sql[] =
 static const char stopped_sql[] =
     "UPDATE workq.workers SET stopped_at = now(), heartbeat_at = now(),"
     "  in_flight = 0 WHERE id = $1";
-
-/* ---- binary arrays ------------------------------------------------------ */
-
-static void
-put(struct wq_buf *b, const void *p, size_t n)
-{
-    if (wq_buf_append(b, p, n) != 0)
-        abort();    /* out of memory: the daemon's policy (alloc.h) */
-}
-
-static void
-put32(struct wq_buf *b, uint32_t v)
-{
-    v = htobe32(v);
-    put(b, &v, 4);
-}
-
-static void
-put64(struct wq_buf *b, uint64_t v)
-{
-    v = htobe64(v);
-    put(b, &v, 8);
-}
-
-/* Starts a one-dimensional array of n elements of type `elem`. */
-static void
-arr_begin(struct wq_buf *b, uint32_t elem, size_t n)
-{
-    wq_buf_reset(b);
-    put32(b, 1);                /* ndim */
-    put32(b, 0);                /* no NULLs */
-    put32(b, elem);
-    put32(b, (uint32_t)n);      /* dimension */
-    put32(b, 1);                /* lower bound */
-}
-
-static void
-arr_bytes(struct wq_buf *b, const void *p, size_t n)
-{
-    put32(b, (uint32_t)n);
-    put(b, p, n);
-}
-
-static void
-arr_str(struct wq_buf *b, const char *s)
-{
-    arr_bytes(b, s, strlen(s));
-}
-
-static void
-arr_i32(struct wq_buf *b, int32_t v)
-{
-    put32(b, 4);
-    put32(b, (uint32_t)v);
-}
-
-static void
-arr_i64(struct wq_buf *b, int64_t v)
-{
-    put32(b, 8);
-    put64(b, (uint64_t)v);
-}
 
 void
 wq_claim_bufs_free(struct wq_claim_bufs *bufs)
@@ -454,28 +382,28 @@ record_params(struct wq_claim_bufs *bufs, const struct wq_record *recs,
 {
     struct wq_buf *b = bufs->b;
 
-    arr_begin(&b[B_R_ID], OID_UUID, n);
-    arr_begin(&b[B_R_ATTEMPT], OID_INT4, n);
-    arr_begin(&b[B_R_OUTCOME], OID_TEXT, n);
-    arr_begin(&b[B_R_STATE], OID_TEXT, n);
-    arr_begin(&b[B_R_RESULT], OID_BYTEA, n);
-    arr_begin(&b[B_R_ERROR], OID_TEXT, n);
-    arr_begin(&b[B_R_DELAY], OID_INT8, n);
-    arr_begin(&b[B_R_DURATION], OID_INT8, n);
+    wq_pgarray_begin(&b[B_R_ID], WQ_OID_UUID, n);
+    wq_pgarray_begin(&b[B_R_ATTEMPT], WQ_OID_INT4, n);
+    wq_pgarray_begin(&b[B_R_OUTCOME], WQ_OID_TEXT, n);
+    wq_pgarray_begin(&b[B_R_STATE], WQ_OID_TEXT, n);
+    wq_pgarray_begin(&b[B_R_RESULT], WQ_OID_BYTEA, n);
+    wq_pgarray_begin(&b[B_R_ERROR], WQ_OID_TEXT, n);
+    wq_pgarray_begin(&b[B_R_DELAY], WQ_OID_INT8, n);
+    wq_pgarray_begin(&b[B_R_DURATION], WQ_OID_INT8, n);
     /* In id order: two workers lock rows in the same order. */
     for (size_t k = 0; k < n; k++) {
         const struct wq_record *r = &recs[idx[k]];
 
-        arr_bytes(&b[B_R_ID], r->task_id, 16);
-        arr_i32(&b[B_R_ATTEMPT], (int32_t)r->attempt);
-        arr_str(&b[B_R_OUTCOME], r->outcome);
-        arr_str(&b[B_R_STATE], r->state);
-        arr_bytes(&b[B_R_RESULT], r->result, r->result != NULL
+        wq_pgarray_bytes(&b[B_R_ID], r->task_id, 16);
+        wq_pgarray_i32(&b[B_R_ATTEMPT], (int32_t)r->attempt);
+        wq_pgarray_str(&b[B_R_OUTCOME], r->outcome);
+        wq_pgarray_str(&b[B_R_STATE], r->state);
+        wq_pgarray_bytes(&b[B_R_RESULT], r->result, r->result != NULL
             ? r->result_len : 0);
         /* NULL error: an empty string, which the statement keeps as '' */
-        arr_str(&b[B_R_ERROR], r->error != NULL ? r->error : "");
-        arr_i64(&b[B_R_DELAY], r->delay_ms);
-        arr_i64(&b[B_R_DURATION], r->duration_ms);
+        wq_pgarray_str(&b[B_R_ERROR], r->error != NULL ? r->error : "");
+        wq_pgarray_i64(&b[B_R_DELAY], r->delay_ms);
+        wq_pgarray_i64(&b[B_R_DURATION], r->duration_ms);
     }
 }
 
@@ -492,14 +420,14 @@ claim_params(struct wq_claim_bufs *bufs, struct wq_claim *claims,
             &claims[idx[k]]) != 0;
         m += (size_t)take[k];
     }
-    arr_begin(&b[B_C_ID], OID_UUID, m);
-    arr_begin(&b[B_C_QUEUE], OID_TEXT, m);
-    arr_begin(&b[B_C_TYPE], OID_TEXT, m);
-    arr_begin(&b[B_C_KEY], OID_TEXT, m);
-    arr_begin(&b[B_C_PAYLOAD], OID_BYTEA, m);
-    arr_begin(h, OID_TEXT, m);
-    arr_begin(&b[B_C_MAX], OID_INT4, m);
-    arr_begin(&b[B_C_CREATED], OID_INT8, m);
+    wq_pgarray_begin(&b[B_C_ID], WQ_OID_UUID, m);
+    wq_pgarray_begin(&b[B_C_QUEUE], WQ_OID_TEXT, m);
+    wq_pgarray_begin(&b[B_C_TYPE], WQ_OID_TEXT, m);
+    wq_pgarray_begin(&b[B_C_KEY], WQ_OID_TEXT, m);
+    wq_pgarray_begin(&b[B_C_PAYLOAD], WQ_OID_BYTEA, m);
+    wq_pgarray_begin(h, WQ_OID_TEXT, m);
+    wq_pgarray_begin(&b[B_C_MAX], WQ_OID_INT4, m);
+    wq_pgarray_begin(&b[B_C_CREATED], WQ_OID_INT8, m);
     for (size_t k = 0; k < n; k++) {
         const struct wq_envelope *e = claims[idx[k]].env;
         size_t at;
@@ -507,21 +435,22 @@ claim_params(struct wq_claim_bufs *bufs, struct wq_claim *claims,
 
         if (!take[k])
             continue;
-        arr_bytes(&b[B_C_ID], e->id, 16);
-        arr_str(&b[B_C_QUEUE], e->queue);
-        arr_str(&b[B_C_TYPE], e->type);
-        arr_str(&b[B_C_KEY], e->key);
-        arr_bytes(&b[B_C_PAYLOAD], e->payload, e->payload_len);
+        wq_pgarray_bytes(&b[B_C_ID], e->id, 16);
+        wq_pgarray_str(&b[B_C_QUEUE], e->queue);
+        wq_pgarray_str(&b[B_C_TYPE], e->type);
+        wq_pgarray_str(&b[B_C_KEY], e->key);
+        wq_pgarray_bytes(&b[B_C_PAYLOAD], e->payload, e->payload_len);
         /* the JSON goes straight into the array: length patched after */
         at = h->len;
-        put32(h, 0);
+        if (wq_buf_append(h, "\0\0\0\0", 4) != 0)
+            abort();    /* out of memory: as xmalloc */
         if (wq_claim_headers_json(e, h) != 0)
             abort();
         len = htobe32((uint32_t)(h->len - at - 4));
         memcpy(h->data + at, &len, 4);
-        arr_i32(&b[B_C_MAX], (int32_t)(e->max_attempts > INT32_MAX
+        wq_pgarray_i32(&b[B_C_MAX], (int32_t)(e->max_attempts > INT32_MAX
             ? INT32_MAX : e->max_attempts));
-        arr_i64(&b[B_C_CREATED], e->created_at_ms);
+        wq_pgarray_i64(&b[B_C_CREATED], e->created_at_ms);
     }
     return m;
 }
@@ -608,7 +537,7 @@ classify(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     struct wq_claim *claims, const size_t *idx, size_t n, const int *take,
     char *err, size_t errlen)
 {
-    static const Oid types[3] = { OID_TEXT_A, OID_TEXT_A, OID_TEXT };
+    static const Oid types[3] = { WQ_OID_TEXT_A, WQ_OID_TEXT_A, WQ_OID_TEXT };
     struct wq_buf *q = &bufs->b[B_C_QUEUE], *k = &bufs->b[B_C_KEY];
     size_t *pos, m = 0;
     const char *values[3];
@@ -624,11 +553,11 @@ classify(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
         free(pos);
         return 0;
     }
-    arr_begin(q, OID_TEXT, m);
-    arr_begin(k, OID_TEXT, m);
+    wq_pgarray_begin(q, WQ_OID_TEXT, m);
+    wq_pgarray_begin(k, WQ_OID_TEXT, m);
     for (size_t j = 0; j < m; j++) {
-        arr_str(q, claims[pos[j]].env->queue);
-        arr_str(k, claims[pos[j]].env->key);
+        wq_pgarray_str(q, claims[pos[j]].env->queue);
+        wq_pgarray_str(k, claims[pos[j]].env->key);
     }
     values[0] = q->data;
     lengths[0] = (int)q->len;
@@ -679,12 +608,12 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     int64_t lease_ms, struct wq_record *recs, size_t nrec,
     struct wq_claim *claims, size_t nclaim, char *err, size_t errlen)
 {
-    static const Oid rtypes[9] = { OID_UUID_A, OID_INT4_A, OID_TEXT_A,
-        OID_TEXT_A, OID_BYTEA_A, OID_TEXT_A, OID_INT8_A, OID_INT8_A,
-        OID_TEXT };
-    static const Oid ctypes[10] = { OID_UUID_A, OID_TEXT_A, OID_TEXT_A,
-        OID_TEXT_A, OID_BYTEA_A, OID_TEXT_A, OID_INT4_A, OID_INT8_A,
-        OID_TEXT, OID_INT8 };
+    static const Oid rtypes[9] = { WQ_OID_UUID_A, WQ_OID_INT4_A, WQ_OID_TEXT_A,
+        WQ_OID_TEXT_A, WQ_OID_BYTEA_A, WQ_OID_TEXT_A, WQ_OID_INT8_A, WQ_OID_INT8_A,
+        WQ_OID_TEXT };
+    static const Oid ctypes[10] = { WQ_OID_UUID_A, WQ_OID_TEXT_A, WQ_OID_TEXT_A,
+        WQ_OID_TEXT_A, WQ_OID_BYTEA_A, WQ_OID_TEXT_A, WQ_OID_INT4_A, WQ_OID_INT8_A,
+        WQ_OID_TEXT, WQ_OID_INT8 };
     PGconn *c = wq_store_conn(s);
     struct wq_buf *b = bufs->b;
     const char *values[10];
@@ -803,8 +732,8 @@ wq_claim_renew(wq_store *s, struct wq_claim_bufs *bufs,
     int64_t lease_ms, int in_flight, size_t *renewed, char *err,
     size_t errlen)
 {
-    static const Oid types[8] = { OID_UUID_A, OID_TEXT, OID_INT8, OID_INT4,
-        OID_TEXT, OID_TEXT, OID_TEXT_A, OID_INT4 };
+    static const Oid types[8] = { WQ_OID_UUID_A, WQ_OID_TEXT, WQ_OID_INT8, WQ_OID_INT4,
+        WQ_OID_TEXT, WQ_OID_TEXT, WQ_OID_TEXT_A, WQ_OID_INT4 };
     struct wq_buf *a = &bufs->b[B_R_ID], *q = &bufs->b[B_R_STATE];
     char lease[32], pid[16], inf[16];
     const char *values[8];
@@ -812,12 +741,12 @@ wq_claim_renew(wq_store *s, struct wq_claim_bufs *bufs,
     PGresult *r;
     int rc;
 
-    arr_begin(a, OID_UUID, n);
+    wq_pgarray_begin(a, WQ_OID_UUID, n);
     for (size_t i = 0; i < n; i++)
-        arr_bytes(a, ids + 16 * i, 16);
-    arr_begin(q, OID_TEXT, w->nqueues);
+        wq_pgarray_bytes(a, ids + 16 * i, 16);
+    wq_pgarray_begin(q, WQ_OID_TEXT, w->nqueues);
     for (size_t i = 0; i < w->nqueues; i++)
-        arr_str(q, w->queues[i]);
+        wq_pgarray_str(q, w->queues[i]);
     snprintf(lease, sizeof lease, "%lld", (long long)lease_ms);
     snprintf(pid, sizeof pid, "%d", w->pid);
     snprintf(inf, sizeof inf, "%d", in_flight < 0 ? 0 : in_flight);

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "sched_test.h"
+#include "uuid.h"
 
 static char out[1 << 16];
 
@@ -290,6 +291,60 @@ test_cli_cancel(void **state)
     wq_store_close(s);
 }
 
+/*
+ * A task the broker holds and no worker claimed yet has only its receipt
+ * (workq.accepted, written by the submitter, here by the test): status
+ * answers it as queued, by id and by key, and cancel makes it cancelled
+ * (its row is written, so the worker that gets the message acks it as a
+ * duplicate and runs nothing).
+ */
+static void
+test_cli_receipts(void **state)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    wq_store *s = wq_test_pg_open(ci);
+    uint8_t bin[16];
+    char id[WQ_UUID_STRLEN];
+    json_t *j;
+
+    (void)state;
+    assert_int_equal(wq_uuid_for_key("q", "order-1", bin), 0);
+    wq_uuid_format(bin, id);
+    sqlf(s, "INSERT INTO workq.accepted (id, created_at, max_attempts, "
+        "queue, type, idempotency_key) VALUES ('%s', now(), 5, 'q', 'send', "
+        "'order-1')", id);
+
+    assert_int_equal(workq_cli(ci, out, sizeof out, "status", id, NULL), 0);
+    assert_contains(out, "queued (accepted by the broker, not claimed");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "status", id,
+        NULL), 0);
+    j = json_of(out);
+    assert_string_equal(jstr(j, "state"), "queued");
+    assert_true(json_is_false(json_object_get(j, "claimed")));
+    json_decref(j);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "status", "--queue", "q",
+        "--key", "order-1", NULL), 0);
+    assert_contains(out, id);
+
+    assert_int_equal(workq_cli(ci, out, sizeof out, "cancel", id, NULL), 0);
+    assert_contains(out, "cancelled (it was queued)");
+    assert_string_equal(textf(s, "SELECT state FROM workq.tasks WHERE id = "
+        "'%s'", id), "cancelled");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "cancel", id, NULL), 1);
+    assert_contains(out, "is cancelled already");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "status", id,
+        NULL), 0);
+    j = json_of(out);
+    assert_string_equal(jstr(j, "state"), "cancelled");
+    assert_null(json_object_get(j, "claimed"));
+    json_decref(j);
+
+    /* an id that was never accepted */
+    assert_int_equal(workq_cli(ci, out, sizeof out, "status",
+        "0190a5f8-7c1e-7a3b-9c4d-5e6f708192a3", NULL), 66);
+    wq_store_close(s);
+}
+
 /* ---- dlq ---------------------------------------------------------------------------- */
 
 static void
@@ -503,6 +558,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_list),
     cmocka_unit_test(test_cli_retry),
     cmocka_unit_test(test_cli_cancel),
+    cmocka_unit_test(test_cli_receipts),
     cmocka_unit_test(test_cli_dlq),
     cmocka_unit_test(test_cli_stats),
     cmocka_unit_test(test_cli_workers),

@@ -100,8 +100,16 @@ check_fields(int kind)
     assert_int_equal(wq_test_consumer_recv(cons, &env, 1, RECV_MS), 1);
     wq_uuid_format(env.id, text);
     assert_string_equal(text, id);
-    assert_true(wq_uuid_v7_time_ms(env.id) >= before);
-    assert_true(wq_uuid_v7_time_ms(env.id) <= wq_clock_wall_ms());
+    /* a client-given key names the task: the id is the key's UUIDv5 */
+    {
+        uint8_t own[16];
+
+        assert_int_equal(wq_uuid_for_key(queue, "order-42", own), 0);
+        assert_memory_equal(env.id, own, 16);
+        assert_int_equal(env.id[6] >> 4, 5);
+    }
+    assert_true(env.created_at_ms >= before);
+    assert_true(env.created_at_ms <= wq_clock_wall_ms());
     assert_string_equal(env.queue, queue);
     assert_string_equal(env.type, "resize");
     assert_string_equal(env.key, "order-42");
@@ -501,7 +509,184 @@ test_client_store_unreachable(void **state)
     t.delay_ms = 0;
     if (wq_client_submit(c, &t, id, err, sizeof err) != 0)
         fail_msg("immediate submit: %s", err);
+    /* the broker took the immediate task: it runs, but its receipt could
+     * not be written, and the result says so */
+    {
+        struct wq_client_result r;
+
+        assert_int_equal(wq_client_submit_batch(c, &t, 1, &r, err,
+            sizeof err), 0);
+        assert_int_equal(r.untracked, 1);
+        assert_int_equal(r.duplicate, 0);
+    }
     wq_client_free(c);
+}
+
+/* --- task handles (issue 11: a handle that always resolves) ------------ */
+
+/* Reads task `id` (text) from the store; its state name, or "none". */
+static const char *
+state_of(wq_store *s, const char *id, int *receipt)
+{
+    static char state[32];
+    struct wq_task_row row;
+    uint8_t bin[16];
+    char err[WQ_ERRLEN];
+    int rc;
+
+    assert_int_equal(wq_uuid_parse(id, bin), 0);
+    rc = wq_store_task_get(s, bin, &row, err, sizeof err);
+    if (rc == WQ_ENOENT) {
+        wq_task_row_free(&row);
+        return "none";
+    }
+    if (rc != 0)
+        fail_msg("get %s: %s", id, err);
+    snprintf(state, sizeof state, "%s", wq_task_state_name(row.state));
+    if (receipt != NULL)
+        *receipt = row.receipt;
+    wq_task_row_free(&row);
+    return state;
+}
+
+/*
+ * The same key twice, then once more delayed: one id for all three, the
+ * later ones marked duplicate; before any worker ran, the id resolves to
+ * a queued task (its receipt), and an id never accepted does not.  The
+ * broker carries two messages with that id (the claim absorbs the
+ * second); the delayed duplicate writes nothing.
+ */
+static void
+check_handles(int kind)
+{
+    const char *conninfo = wq_test_pg_create_migrated_db();
+    const char *queue = queue_for(kind, "client-handle");
+    struct wq_client_task t = { .queue = queue, .type = "noop",
+        .payload = "x", .payload_len = 1, .idempotency_key = "order-7" };
+    struct wq_client_task plain = { .queue = queue, .type = "noop" };
+    struct wq_client_result r[2], d;
+    struct wq_envelope env[3];
+    struct wq_test_consumer *cons;
+    char err[WQ_ERRLEN], other[WQ_UUID_STRLEN];
+    uint8_t never[16];
+    int receipt = 0;
+    wq_client *c = client_open(kind, conninfo);
+    wq_store *s = wq_test_pg_open(conninfo);
+
+    if (wq_client_submit_batch(c, &t, 1, &r[0], err, sizeof err) != 0)
+        fail_msg("first submit: %s", err);
+    if (wq_client_submit_batch(c, &t, 1, &r[1], err, sizeof err) != 0)
+        fail_msg("second submit: %s", err);
+    assert_string_equal(r[0].id, r[1].id);
+    assert_int_equal(r[0].duplicate, 0);
+    assert_int_equal(r[1].duplicate, 1);
+    assert_int_equal(r[0].untracked, 0);
+    assert_string_equal(r[0].state, "queued");
+    assert_string_equal(r[1].state, "queued");
+
+    /* accepted, not claimed: it resolves, from its receipt */
+    assert_string_equal(state_of(s, r[0].id, &receipt), "queued");
+    assert_int_equal(receipt, 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.accepted"),
+        1);
+
+    /* the same key delayed: the same task, nothing new */
+    t.delay_ms = 60000;
+    if (wq_client_submit_batch(c, &t, 1, &d, err, sizeof err) != 0)
+        fail_msg("delayed submit: %s", err);
+    assert_string_equal(d.id, r[0].id);
+    assert_int_equal(d.duplicate, 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks"),
+        0);
+
+    /* a task without a key has a fresh UUIDv7 and resolves too */
+    if (wq_client_submit(c, &plain, other, err, sizeof err) != 0)
+        fail_msg("plain submit: %s", err);
+    assert_string_equal(state_of(s, other, NULL), "queued");
+
+    /* an id that was never accepted does not resolve */
+    assert_int_equal(wq_uuid_v7(never), 0);
+    {
+        char text[WQ_UUID_STRLEN];
+
+        wq_uuid_format(never, text);
+        assert_string_equal(state_of(s, text, NULL), "none");
+    }
+    wq_client_free(c);
+
+    cons = wq_test_consumer_open(kind, queue);
+    assert_int_equal(wq_test_consumer_recv(cons, env, 3, RECV_MS), 3);
+    for (int i = 0; i < 3; i++)
+        wq_envelope_free(&env[i]);
+    wq_test_consumer_close(cons);
+    wq_store_close(s);
+}
+
+static void test_client_handles_kafka(void **state)
+{ (void)state; check_handles(WQ_TRANSPORT_KAFKA); }
+static void test_client_handles_rabbitmq(void **state)
+{ (void)state; check_handles(WQ_TRANSPORT_RABBITMQ); }
+
+/*
+ * A receipt after a worker claimed the task (the claim won the race with
+ * the submitter's receipt) is the submit's own task, not a duplicate; a
+ * row of an earlier submit of the key (another created_at) is one, and
+ * its state comes back; an id twice in one batch is new once.
+ */
+static void
+test_client_receipt_rules(void **state)
+{
+    const char *conninfo = wq_test_pg_create_migrated_db();
+    wq_store *s = wq_test_pg_open(conninfo);
+    static const char *const keys[4] = { "claimed", "taken", "taken",
+        "fresh" };
+    struct wq_accept a[4];
+    char err[WQ_ERRLEN], sql[512], text[2][WQ_UUID_STRLEN];
+
+    (void)state;
+    memset(a, 0, sizeof a);
+    for (int i = 0; i < 4; i++) {
+        a[i].queue = "rq";
+        a[i].type = "noop";
+        a[i].key = keys[i];
+        a[i].max_attempts = 3;
+        a[i].created_at_ms = 1700000000123;
+        assert_int_equal(wq_uuid_for_key("rq", keys[i], a[i].id), 0);
+    }
+    wq_uuid_format(a[0].id, text[0]);
+    wq_uuid_format(a[1].id, text[1]);
+    /* "claimed": a worker's row of this very message (same created_at);
+     * "taken": a row of an earlier submit of the key */
+    snprintf(sql, sizeof sql, "INSERT INTO workq.tasks (id, queue, type,"
+        " idempotency_key, state, attempt, max_attempts, created_at,"
+        " finished_at) VALUES"
+        " ('%s', 'rq', 'noop', 'claimed', 'succeeded', 1, 3,"
+        "  timestamptz 'epoch' + 1700000000123 * interval '1 ms', now()),"
+        " ('%s', 'rq', 'noop', 'taken', 'dead', 3, 3,"
+        "  timestamptz 'epoch' + 1600000000000 * interval '1 ms', now())",
+        text[0], text[1]);
+    wq_test_pg_exec(s, sql);
+    if (wq_store_accept(s, a, 4, err, sizeof err) != 0)
+        fail_msg("accept: %s", err);
+    assert_int_equal(a[0].duplicate, 0);
+    assert_int_equal(a[1].duplicate, 1);
+    assert_string_equal(wq_task_state_name(a[1].state), "dead");
+    assert_int_equal(a[2].duplicate, 1);
+    assert_int_equal(a[3].duplicate, 0);
+    /* only "fresh" needed a receipt: the others have rows */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.accepted"),
+        1);
+    /* recorded again (a retry after a lost answer): still not duplicate */
+    if (wq_store_accept(s, &a[3], 1, err, sizeof err) != 0)
+        fail_msg("accept again: %s", err);
+    assert_int_equal(a[3].duplicate, 0);
+    /* another submit of "fresh" (another created_at): a duplicate */
+    a[3].created_at_ms++;
+    if (wq_store_accept(s, &a[3], 1, err, sizeof err) != 0)
+        fail_msg("accept duplicate: %s", err);
+    assert_int_equal(a[3].duplicate, 1);
+    assert_string_equal(wq_task_state_name(a[3].state), "queued");
+    wq_store_close(s);
 }
 
 /* wq_client_open reads a configuration file like the daemons. */
@@ -616,6 +801,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_client_invalid_tasks_send_nothing),
     cmocka_unit_test(test_client_unreachable_broker),
     cmocka_unit_test(test_client_store_unreachable),
+    cmocka_unit_test(test_client_handles_kafka),
+    cmocka_unit_test(test_client_handles_rabbitmq),
+    cmocka_unit_test(test_client_receipt_rules),
     cmocka_unit_test(test_client_open_config_file),
     cmocka_unit_test(test_client_survives_broker_restart),
 };

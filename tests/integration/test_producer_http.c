@@ -544,7 +544,7 @@ test_producer_http_delayed_and_get(void **state)
     json_str(resp, "id", id, sizeof id);
     st = post(p.port, queue, "{\"type\":\"report\",\"idempotency_key\":"
         "\"daily\",\"run_at\":\"2099-01-02T00:00:00Z\"}", resp, sizeof resp);
-    assert_int_equal(st, 202);
+    assert_int_equal(st, 200);      /* a duplicate: nothing new */
     json_str(resp, "id", path, sizeof path);
     assert_string_equal(path, id);
     assert_non_null(strstr(resp, "\"duplicate\":true"));
@@ -583,6 +583,97 @@ test_producer_http_delayed_and_get(void **state)
         assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM "
             "workq.tasks WHERE queue = '%s' AND state = 'scheduled'",
             queue), 4);
+        wq_store_close(s);
+    }
+    assert_int_equal(producer_stop(&p), 0);
+}
+
+/*
+ * Task handles: the same key twice answers the first task's id, 202 then
+ * 200 with "duplicate":true; before any worker ran, GET /v1/tasks/ID
+ * answers the task as queued (from its receipt); the same key delayed is
+ * the same task too.  A key's id is its UUIDv5 (uuid.h).
+ */
+static void
+test_producer_http_handles(void **state)
+{
+    const char *db = wq_test_pg_create_migrated_db();
+    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "http-handle");
+    struct producer p = producer_start(WQ_TRANSPORT_RABBITMQ, db, NULL);
+    char resp[65536], id[64], id2[64], path[256], st_name[32];
+    uint8_t own[16];
+    int st;
+
+    (void)state;
+    st = post(p.port, queue, "{\"type\":\"noop\",\"idempotency_key\":"
+        "\"order-9\"}", resp, sizeof resp);
+    if (st != 202)
+        fail_msg("first: %d %s", st, resp);
+    json_str(resp, "id", id, sizeof id);
+    assert_null(strstr(resp, "duplicate"));
+    assert_int_equal(wq_uuid_for_key(queue, "order-9", own), 0);
+    {
+        char text[WQ_UUID_STRLEN];
+
+        wq_uuid_format(own, text);
+        assert_string_equal(id, text);
+    }
+
+    st = post(p.port, queue, "{\"type\":\"noop\",\"idempotency_key\":"
+        "\"order-9\",\"payload\":\"another body\"}", resp, sizeof resp);
+    if (st != 200)
+        fail_msg("duplicate: %d %s", st, resp);
+    json_str(resp, "id", id2, sizeof id2);
+    assert_string_equal(id2, id);
+    assert_non_null(strstr(resp, "\"duplicate\":true"));
+    json_str(resp, "state", st_name, sizeof st_name);
+    assert_string_equal(st_name, "queued");
+
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    st = wq_test_http_request(p.port, "GET", path, NULL, TOKEN, NULL, NULL, 0,
+        resp, sizeof resp);
+    if (st != 200)
+        fail_msg("get before any worker: %d %s", st, resp);
+    json_str(resp, "state", st_name, sizeof st_name);
+    assert_string_equal(st_name, "queued");
+
+    /* the same key delayed: still that task */
+    st = post(p.port, queue, "{\"type\":\"noop\",\"idempotency_key\":"
+        "\"order-9\",\"delay\":\"10m\"}", resp, sizeof resp);
+    if (st != 200)
+        fail_msg("delayed duplicate: %d %s", st, resp);
+    json_str(resp, "id", id2, sizeof id2);
+    assert_string_equal(id2, id);
+
+    /* a batch with a new key and the taken one */
+    snprintf(path, sizeof path, "/v1/queues/%s/tasks:batch", queue);
+    {
+        static const char b[] = "[{\"type\":\"noop\",\"idempotency_key\":"
+            "\"order-10\"},{\"type\":\"noop\",\"idempotency_key\":"
+            "\"order-9\"}]";
+        json_t *j, *tasks;
+
+        st = wq_test_http_request(p.port, "POST", path, JSON, TOKEN, NULL, b,
+            strlen(b), resp, sizeof resp);
+        if (st != 202)
+            fail_msg("batch: %d %s", st, resp);
+        j = json_loads(resp, 0, NULL);
+        tasks = json_object_get(j, "tasks");
+        assert_int_equal(json_array_size(tasks), 2);
+        assert_null(json_object_get(json_array_get(tasks, 0), "duplicate"));
+        assert_true(json_is_true(json_object_get(json_array_get(tasks, 1),
+            "duplicate")));
+        assert_string_equal(json_string_value(json_object_get(
+            json_array_get(tasks, 1), "id")), id);
+        json_decref(j);
+    }
+    {
+        wq_store *s = wq_test_pg_open(db);
+
+        assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+            "workq.accepted"), 2);
+        assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+            "workq.tasks"), 0);
         wq_store_close(s);
     }
     assert_int_equal(producer_stop(&p), 0);
@@ -1068,6 +1159,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_producer_http_refusals_kafka),
     cmocka_unit_test(test_producer_http_refusals_rabbitmq),
     cmocka_unit_test(test_producer_http_delayed_and_get),
+    cmocka_unit_test(test_producer_http_handles),
     cmocka_unit_test(test_producer_http_store_unreachable),
     cmocka_unit_test(test_producer_http_queue_deleted),
     cmocka_unit_test(test_producer_http_concurrency_kafka),

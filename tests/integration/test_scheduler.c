@@ -857,6 +857,37 @@ test_scheduler_retention(void **state)
 #undef DONE
 }
 
+/* ---- receipts ------------------------------------------------------------------- */
+
+/* A receipt (workq.accepted) whose task has a row is swept; one whose
+ * task waits on the broker unclaimed stays. */
+static void
+test_scheduler_receipts_sweep(void **state)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = wq_test_unique("receipts");
+    wq_store *s = wq_test_pg_open(ci);
+    char claimed[40];
+    struct proc sch;
+
+    (void)state;
+    snprintf(claimed, sizeof claimed, "%s", insert_task(s, q, "noop", NULL,
+        "succeeded", 1, 3, NULL, ", finished_at", ", now()"));
+    sqlf(s, "INSERT INTO workq.accepted (id, created_at, max_attempts, "
+        "queue, type, idempotency_key) VALUES "
+        "('%s', now(), 3, '%s', 'noop', 'a'), "
+        "('0190a5f8-7c1e-7a3b-9c4d-5e6f708192a3', now(), 3, '%s', 'noop', "
+        "'b')", claimed, q, q);
+    proc_start(&sch, "workq-scheduler", R, ci, "", NULL, NULL);
+    check(wait_num(s, 1, 20000, "SELECT count(*) FROM workq.accepted") == 1,
+        "%lld receipts left, want 1",
+        wq_test_pg_num(s, "SELECT count(*) FROM workq.accepted"));
+    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM "
+        "workq.accepted WHERE id = '%s'", claimed), 0);
+    proc_stop(&sch, 10000);
+    wq_store_close(s);
+}
+
 /* ---- wakeups: NOTIFY, not polling ------------------------------------------------ */
 
 static void
@@ -1160,6 +1191,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_scheduler_enqueue_envelope_bytes),
     cmocka_unit_test(test_scheduler_enqueue_rules),
     cmocka_unit_test(test_scheduler_retention),
+    cmocka_unit_test(test_scheduler_receipts_sweep),
     cmocka_unit_test(test_scheduler_idle_and_notify),
     cmocka_unit_test(test_scheduler_pg_reconnect),
     cmocka_unit_test(test_scheduler_broker_outage),

@@ -712,7 +712,8 @@ test_envelope_encode_validates(void **state)
     std_env(&e);
     e.id[6] = 0x40;
     assert_int_equal(wq_envelope_encode(&e, &b, err, sizeof err), WQ_EINVAL);
-    assert_reason(err, "field 'id': not a UUIDv7 (version 4");
+    assert_reason(err, "field 'id': neither a UUIDv7 nor its key's UUIDv5 "
+        "(version 4");
     std_env(&e);
     e.key = "bad \xc0\xaf";
     assert_int_equal(wq_envelope_encode(&e, &b, err, sizeof err), WQ_EINVAL);
@@ -1092,10 +1093,43 @@ test_envelope_bad_id(void **state)
     m.badfn = pk_id17;
     reject_mod(&e, &m, "field 'id': id is 17 bytes, want 16");
     e.id[6] = (uint8_t)(0x40 | (e.id[6] & 0x0f));
-    reject_env(&e, "field 'id': not a UUIDv7 (version 4, variant bits 10)");
+    reject_env(&e, "field 'id': neither a UUIDv7 nor its key's UUIDv5 "
+        "(version 4, variant bits 10)");
     std_env(&e);
     e.id[8] &= 0x3f;
-    reject_env(&e, "field 'id': not a UUIDv7 (version 7, variant bits 00)");
+    reject_env(&e, "field 'id': neither a UUIDv7 nor its key's UUIDv5 "
+        "(version 7, variant bits 00)");
+    /* a UUIDv5 that is not the key's own */
+    std_env(&e);
+    assert_int_equal(wq_uuid_for_key("emails", "order-43", e.id), 0);
+    reject_env(&e, "field 'id': neither a UUIDv7 nor its key's UUIDv5 "
+        "(version 5, variant bits 10)");
+}
+
+/* A task with a client-given key carries the key's own UUIDv5, and it
+ * decodes (wq_envelope_init makes it so too). */
+static void
+test_envelope_key_id_decodes(void **state)
+{
+    struct wq_buf b = WQ_BUF_INIT;
+    struct wq_envelope e, d;
+    char err[WQ_ERRLEN] = "";
+    uint8_t own[16];
+
+    (void)state;
+    std_env(&e);
+    assert_int_equal(wq_uuid_for_key("emails", "order-42", e.id), 0);
+    assert_int_equal(wq_envelope_encode(&e, &b, err, sizeof err), 0);
+    if (wq_envelope_decode(b.data, b.len, &d, err, sizeof err) != 0)
+        fail_msg("decode: %s", err);
+    assert_memory_equal(d.id, e.id, 16);
+    wq_envelope_free(&d);
+    assert_int_equal(wq_envelope_init(&d, "emails", "send", "order-42",
+        NULL, 0, err, sizeof err), 0);
+    assert_int_equal(wq_uuid_for_key("emails", "order-42", own), 0);
+    assert_memory_equal(d.id, own, 16);
+    wq_envelope_free(&d);
+    wq_buf_free(&b);
 }
 
 static void
@@ -1483,6 +1517,7 @@ test_envelope_decode_args(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_envelope_key_id_decodes),
     cmocka_unit_test(test_envelope_roundtrip_basic),
     cmocka_unit_test(test_envelope_roundtrip_empty_payload),
     cmocka_unit_test(test_envelope_roundtrip_binary_payload),

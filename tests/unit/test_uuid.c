@@ -244,6 +244,31 @@ test_uuid_time(void **state)
     assert_int_equal(wq_uuid_v7_time_ms(v4), WQ_EINVAL);
 }
 
+/* The id of a (queue, key): RFC 9562's UUIDv5 of "QUEUE:KEY" in our
+ * namespace (the value Python's uuid.uuid5 gives for the same), stable,
+ * and different for another queue or key. */
+static void
+test_uuid_for_key(void **state)
+{
+    uint8_t a[16], b[16];
+    char text[WQ_UUID_STRLEN];
+
+    (void)state;
+    assert_int_equal(wq_uuid_for_key("emails", "order-42", a), 0);
+    wq_uuid_format(a, text);
+    assert_string_equal(text, "6f488781-3f69-5a89-9d27-01242369ff25");
+    assert_int_equal(a[6] >> 4, 5);
+    assert_int_equal(a[8] >> 6, 2);
+    assert_int_equal(wq_uuid_for_key("emails", "order-42", b), 0);
+    assert_memory_equal(a, b, 16);
+    assert_int_equal(wq_uuid_for_key("email", "s:order-42", b), 0);
+    assert_memory_not_equal(a, b, 16);
+    assert_int_equal(wq_uuid_for_key("emails", "order-43", b), 0);
+    assert_memory_not_equal(a, b, 16);
+    assert_int_equal(wq_uuid_for_key(NULL, "k", b), WQ_EINVAL);
+    assert_int_equal(wq_uuid_v7_time_ms(a), WQ_EINVAL);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_uuid_version_variant),
     cmocka_unit_test(test_uuid_monotonic),
@@ -254,6 +279,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_uuid_format_parse_roundtrip),
     cmocka_unit_test(test_uuid_parse_rejects),
     cmocka_unit_test(test_uuid_time),
+    cmocka_unit_test(test_uuid_for_key),
 };
 
 WQ_TEST_MAIN("uuid", tests)
