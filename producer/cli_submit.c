@@ -29,6 +29,7 @@
 #include "envelope.h"
 #include "store.h"
 #include "taskspec.h"
+#include "textout.h"
 #include "uuid.h"
 #include "workq.h"
 
@@ -144,37 +145,16 @@ json_print(json_t *o)
     json_decref(o);
 }
 
-/* Bytes as a JSON value: a string when they are UTF-8, else base64
- * under NAME_base64. */
+/* A line of task data for people: escaped text or hex, 1024 bytes. */
 static void
-json_set_bytes(json_t *obj, const char *name, const uint8_t *p, size_t n)
+print_preview(const void *p, size_t n)
 {
-    static const char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    json_t *s = json_stringn((const char *)p, n);
-    char key[64], *out;
-    size_t o = 0;
+    struct wq_buf b = WQ_BUF_INIT;
 
-    if (s != NULL) {
-        json_object_set_new(obj, name, s);
-        return;
-    }
-    if ((out = malloc((n + 2) / 3 * 4 + 1)) == NULL)
-        return;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16
-            | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0)
-            | (i + 2 < n ? p[i + 2] : 0);
-
-        out[o++] = b64[v >> 18 & 63];
-        out[o++] = b64[v >> 12 & 63];
-        out[o++] = i + 1 < n ? b64[v >> 6 & 63] : '=';
-        out[o++] = i + 2 < n ? b64[v & 63] : '=';
-    }
-    out[o] = '\0';
-    snprintf(key, sizeof key, "%s_base64", name);
-    json_object_set_new(obj, key, json_string(out));
-    free(out);
+    if (wq_text_preview(&b, p, n, 0, 1024, 0) == 0)
+        fwrite(b.data != NULL ? b.data : "", 1, b.len, stdout);
+    fputc('\n', stdout);
+    wq_buf_free(&b);
 }
 
 static void
@@ -276,19 +256,24 @@ wait_outcome(struct cli *cli, const struct opts *o, const char *queue,
             "state", wq_task_state_name(row.state), "attempt", row.attempt,
             "max_attempts", row.max_attempts);
         if (row.result != NULL)
-            json_set_bytes(j, "result", row.result, row.result_len);
+            (void)wq_text_json_set_bytes(j, "result", row.result,
+                row.result_len);
         if (row.last_error != NULL)
             json_object_set_new(j, "error", json_string(row.last_error));
         json_print(j);
     } else {
         printf("%s after %d attempt%s\n", wq_task_state_name(row.state),
             row.attempt, row.attempt == 1 ? "" : "s");
+        /* task data: escaped, a preview (textout.h); --json has it all */
         if (row.state == WQ_TASK_SUCCEEDED && row.result != NULL) {
-            fwrite(row.result, 1, row.result_len, stdout);
-            if (row.result_len > 0 && row.result[row.result_len - 1] != '\n')
-                fputc('\n', stdout);
+            size_t n = row.result_len;
+
+            if (n > 0 && row.result[n - 1] == '\n')
+                n--;    /* the usual end of a program's output */
+            print_preview(row.result, n);
         } else if (row.last_error != NULL) {
-            printf("error: %s\n", row.last_error);
+            fputs("error: ", stdout);
+            print_preview(row.last_error, strlen(row.last_error));
         }
     }
     rc = row.state == WQ_TASK_SUCCEEDED ? CLI_OK : CLI_NO;
@@ -376,7 +361,10 @@ line_error(struct batch *b, size_t line, const char *error,
 {
     json_t *j;
 
-    cli_err(CMD, "line %zu: %s", line, detail);
+    char *e = wq_text_escape_str(detail, 0);
+
+    cli_err(CMD, "line %zu: %s", line, e != NULL ? e : detail);
+    free(e);
     if (b->o->json) {
         j = json_pack("{s:I, s:s, s:s}", "line", (json_int_t)line, "error",
             error, "detail", detail);
@@ -684,10 +672,13 @@ const struct cli_command cli_cmd_submit = {
     "\n"
     "OUTPUT\n"
     "    The task id, one line.  With --wait, then \"STATE after N\n"
-    "    attempts\" and the result (succeeded) or \"error: ...\".  With\n"
-    "    --json, one object: {\"id\",\"queue\",\"idempotency_key\",\"state\"}\n"
-    "    (\"run_at\" when scheduled; with --wait the final \"state\",\n"
-    "    \"attempt\", \"result\" or \"error\").  --batch --json prints\n"
+    "    attempts\" and the result (succeeded) or \"error: ...\", one line\n"
+    "    escaped as `workq status` shows task data (one final newline of\n"
+    "    the result left out; hex when not UTF-8; cut after 1024 bytes).\n"
+    "    With --json, one object: {\"id\",\"queue\",\"idempotency_key\",\n"
+    "    \"state\"} (\"run_at\" when scheduled; with --wait the final\n"
+    "    \"state\", \"attempt\", the exact \"result\" - \"result_base64\"\n"
+    "    when not UTF-8 - or \"error\").  --batch --json prints\n"
     "    {\"line\",\"id\",\"state\"} or {\"line\",\"error\",\"detail\"} per line.\n"
     "\n"
     "EXAMPLES\n"

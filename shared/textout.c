@@ -132,7 +132,8 @@ wq_text_escape_str(const char *s, size_t max)
 }
 
 int
-wq_text_preview(struct wq_buf *b, const void *p, size_t n, size_t max)
+wq_text_preview(struct wq_buf *b, const void *p, size_t n, size_t total,
+    size_t max, int flags)
 {
     const unsigned char *s = p;
     size_t shown;
@@ -140,6 +141,19 @@ wq_text_preview(struct wq_buf *b, const void *p, size_t n, size_t max)
 
     if (max < 16)
         max = 16;
+    if (total < n)
+        total = n;
+    if (total > n) {
+        /* a cut copy may end inside a character: leave out its tail */
+        size_t cut = n;
+
+        while (cut > 0 && n - cut < 3 && (s[cut - 1] & 0xc0) == 0x80)
+            cut--;
+        if (cut > 0 && s[cut - 1] >= 0xc0)
+            cut--;
+        if (wq_text_is_utf8(p, cut))
+            n = cut;
+    }
     if (memchr(p, '\0', n) == NULL && wq_text_is_utf8(p, n)) {
         long used = wq_text_escape(b, p, n, max);
 
@@ -157,9 +171,12 @@ wq_text_preview(struct wq_buf *b, const void *p, size_t n, size_t max)
                 return WQ_ENOMEM;
         }
     }
-    if (shown < n) {
-        snprintf(note, sizeof note, " ... (%zu bytes, truncated; --json for "
-            "all)", n);
+    if (shown < total) {
+        if (flags & WQ_TEXT_SHORT)
+            snprintf(note, sizeof note, "...");
+        else
+            snprintf(note, sizeof note, " ... (%zu bytes, truncated; --json "
+                "for all)", total);
         if (wq_buf_append(b, note, strlen(note)) != 0)
             return WQ_ENOMEM;
     }

@@ -64,11 +64,14 @@ int wq_text_is_utf8(const void *p, size_t n);
  * wq_text_preview appends a one-line view of the bytes p[0..n) for
  * people: as escaped text (wq_text_escape) when they are UTF-8 without
  * NUL, else "hex: " and the first bytes in hex; at most about `max`
- * bytes of output (max >= 16), followed when not everything fit by
- * " ... (N bytes, truncated; --json for all)".  Returns 0 or WQ_ENOMEM.
+ * bytes of output (max >= 16).  When not everything fit, or p holds only
+ * the first n of `total` bytes (total > n; 0 means n), it is followed by
+ * " ... (TOTAL bytes, truncated; --json for all)", or with WQ_TEXT_SHORT
+ * in flags by "..." alone (for table cells).  Returns 0 or WQ_ENOMEM.
  */
-int wq_text_preview(struct wq_buf *b, const void *p, size_t n, size_t max)
-    WQ_MUSTCHECK;
+#define WQ_TEXT_SHORT 1
+int wq_text_preview(struct wq_buf *b, const void *p, size_t n, size_t total,
+    size_t max, int flags) WQ_MUSTCHECK;
 
 /*
  * wq_text_json_set_bytes sets the bytes p[0..n) on object o under `name`

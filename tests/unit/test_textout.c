@@ -124,7 +124,7 @@ preview(const char *p, size_t n, size_t max)
     static char out[4096];
     struct wq_buf b = WQ_BUF_INIT;
 
-    assert_int_equal(wq_text_preview(&b, p, n, max), 0);
+    assert_int_equal(wq_text_preview(&b, p, n, 0, max, 0), 0);
     memcpy(out, b.data != NULL ? b.data : "", b.len);
     out[b.len] = '\0';
     wq_buf_free(&b);
@@ -146,6 +146,25 @@ test_text_preview(void **state)
     big[0] = (char)0xff;
     assert_string_equal(preview(big, sizeof big, 16),
         "hex: ff 78 78 78 ... (3000 bytes, truncated; --json for all)");
+}
+
+static void
+test_text_preview_of_a_cut_copy(void **state)
+{
+    struct wq_buf b = WQ_BUF_INIT;
+
+    (void)state;
+    /* the first 5 of 9 bytes, cut inside the "é": text, not hex */
+    assert_int_equal(wq_text_preview(&b, "abc\xc3\xa9" "def", 4, 9, 40,
+        WQ_TEXT_SHORT), 0);
+    assert_int_equal(wq_buf_append(&b, "", 1), 0);
+    assert_string_equal(b.data, "abc...");
+    wq_buf_reset(&b);
+    assert_int_equal(wq_text_preview(&b, "abcdef", 6, 9, 40, 0), 0);
+    assert_int_equal(wq_buf_append(&b, "", 1), 0);
+    assert_string_equal(b.data,
+        "abcdef ... (9 bytes, truncated; --json for all)");
+    wq_buf_free(&b);
 }
 
 static void
@@ -172,6 +191,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_text_escape_max),
     cmocka_unit_test(test_text_utf8),
     cmocka_unit_test(test_text_preview),
+    cmocka_unit_test(test_text_preview_of_a_cut_copy),
     cmocka_unit_test(test_text_json_bytes),
 };
 
