@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -343,9 +344,51 @@ submit_one(struct cli *cli, const struct opts *o)
 
 struct batch {
     const struct opts *o;
-    size_t accepted, rejected, failed;
+    size_t read, accepted, rejected, failed;
     int worst;                  /* exit code of the worst failure */
+    int progress;               /* stderr is a terminal: show progress */
+    int shown;                  /* a progress line is on the screen */
+    uint64_t start_ns, shown_ns;
 };
+
+#define PROGRESS_EVERY_NS 250000000u    /* at most 4 updates a second */
+
+/*
+ * The progress line of a batch on a terminal, rewritten in place ("\r",
+ * then erase to the end of the line): lines read, confirmed by the
+ * broker, refused (invalid or not confirmed), and the rate of
+ * confirmations.  Throttled unless `force`; nothing when stderr is not a
+ * terminal.
+ */
+static void
+progress_show(struct batch *b, int force)
+{
+    uint64_t now;
+    double secs;
+
+    if (!b->progress)
+        return;
+    now = wq_clock_mono_ns();
+    if (!force && b->shown && now - b->shown_ns < PROGRESS_EVERY_NS)
+        return;
+    secs = (double)(now - b->start_ns) / 1e9;
+    fprintf(stderr, "\r\033[Kworkq submit: %zu lines read, %zu confirmed, "
+        "%zu refused, %.0f tasks/s", b->read, b->accepted,
+        b->rejected + b->failed, secs > 0 ? (double)b->accepted / secs : 0.0);
+    fflush(stderr);
+    b->shown = 1;
+    b->shown_ns = now;
+}
+
+/* Erases the progress line, before a message or at the end. */
+static void
+progress_clear(struct batch *b)
+{
+    if (b->shown) {
+        fputs("\r\033[K", stderr);
+        b->shown = 0;
+    }
+}
 
 static void
 batch_worst(struct batch *b, int code)
@@ -363,6 +406,7 @@ line_error(struct batch *b, size_t line, const char *error,
 
     char *e = wq_text_escape_str(detail, 0);
 
+    progress_clear(b);
     cli_err(CMD, "line %zu: %s", line, e != NULL ? e : detail);
     free(e);
     if (b->o->json) {
@@ -397,6 +441,7 @@ line_done(void *user, const struct wq_client_result *r)
     } else if (!b->o->quiet) {
         printf("%zu %s\n", line, r->id);
     }
+    progress_show(b, 0);
 }
 
 static int
@@ -428,8 +473,12 @@ submit_batch(struct cli *cli, const struct opts *o)
         return rc;
     }
     cur_batch = &b;
+    b.progress = !o->quiet && isatty(STDERR_FILENO);
+    b.start_ns = wq_clock_mono_ns();
     while ((n = getline(&line, &cap, f)) >= 0) {
         lineno++;
+        b.read = lineno;
+        progress_show(&b, 0);
         if (strspn(line, " \t\r\n") == (size_t)n)
             continue;       /* blank lines are no tasks */
         rc = wq_taskspec_parse(line, (size_t)n, &def, &spec, err,
@@ -448,6 +497,7 @@ submit_batch(struct cli *cli, const struct opts *o)
                 b.failed++;
                 batch_worst(&b, cli_exit_code(rc));
                 line_error(&b, lineno, "unavailable", err);
+                progress_clear(&b);
                 cli_err(CMD, "stopped at line %zu: the lines after it were "
                     "not submitted", lineno);
                 break;
@@ -471,6 +521,7 @@ submit_batch(struct cli *cli, const struct opts *o)
     wq_client_free(c);
     cur_batch = NULL;
     fflush(stdout);
+    progress_clear(&b);     /* the summary below says it all */
     if (!o->quiet)
         fprintf(stderr, "workq submit: %zu task%s accepted, %zu line%s "
             "rejected, %zu not confirmed\n", b.accepted,
@@ -648,6 +699,11 @@ const struct cli_command cli_cmd_submit = {
     "    flight.  Each accepted line prints \"LINE ID\"; a line that is not a\n"
     "    valid task is reported on stderr with its number and skipped, and\n"
     "    the other lines are still submitted.  Blank lines are ignored.\n"
+    "    When stderr is a terminal (and without --quiet), a progress line\n"
+    "    on stderr is updated in place, at most 4 times a second: lines\n"
+    "    read, tasks confirmed by the broker, lines refused (invalid or\n"
+    "    not confirmed) and confirmations per second.  When stderr is not\n"
+    "    a terminal (a pipe, a file, a log) there is no progress line.\n"
     "\n"
     "OPTIONS\n"
     "    -q, --queue Q          queue name: [A-Za-z0-9_.-], up to 128 bytes\n"
