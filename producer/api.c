@@ -32,6 +32,7 @@
 #include "log.h"
 #include "store.h"
 #include "taskspec.h"
+#include "textout.h"
 #include "token.h"
 #include "uuid.h"
 
@@ -644,37 +645,6 @@ set_time(json_t *o, const char *name, int64_t ms)
             wq_clock_format_rfc3339(ms, buf, sizeof buf)));
 }
 
-/* Bytes as a JSON string when UTF-8, else as NAME_base64. */
-static void
-set_bytes(json_t *o, const char *name, const uint8_t *p, size_t n)
-{
-    static const char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    json_t *s = json_stringn((const char *)p, n);
-    char key[64], *out;
-    size_t k = 0;
-
-    if (s != NULL) {
-        json_object_set_new(o, name, s);
-        return;
-    }
-    out = xmalloc((n + 2) / 3 * 4 + 1);
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16
-            | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0)
-            | (i + 2 < n ? p[i + 2] : 0);
-
-        out[k++] = b64[v >> 18 & 63];
-        out[k++] = b64[v >> 12 & 63];
-        out[k++] = i + 1 < n ? b64[v >> 6 & 63] : '=';
-        out[k++] = i + 2 < n ? b64[v & 63] : '=';
-    }
-    out[k] = '\0';
-    snprintf(key, sizeof key, "%s_base64", name);
-    json_object_set_new(o, key, json_string(out));
-    free(out);
-}
-
 static json_t *
 task_json(const struct wq_task_row *row)
 {
@@ -686,6 +656,8 @@ task_json(const struct wq_task_row *row)
         "queue", row->queue, "type", row->type, "idempotency_key",
         row->idempotency_key, "state", wq_task_state_name(row->state),
         "attempt", row->attempt, "max_attempts", row->max_attempts);
+    if (row->receipt)       /* on the broker, no worker has claimed it */
+        json_object_set_new(o, "claimed", json_false());
     set_time(o, "created_at", row->created_at_ms);
     set_time(o, "updated_at", row->updated_at_ms);
     set_time(o, "run_at", row->run_at_ms);
@@ -696,10 +668,12 @@ task_json(const struct wq_task_row *row)
         json_object_set_new(o, "worker", json_string(row->worker));
     if (row->last_error != NULL)
         json_object_set_new(o, "last_error", json_string(row->last_error));
-    if (row->result != NULL)
-        set_bytes(o, "result", row->result, row->result_len);
-    if (row->payload != NULL)
-        set_bytes(o, "payload", row->payload, row->payload_len);
+    /* "NAME" or "NAME_base64": the encoding of the CLI (textout.h) */
+    if ((row->result != NULL && wq_text_json_set_bytes(o, "result",
+        row->result, row->result_len) != 0) || (row->payload != NULL
+        && wq_text_json_set_bytes(o, "payload", row->payload,
+        row->payload_len) != 0))
+        abort();    /* alloc.h: the daemon aborts on exhaustion */
     if (row->headers_json != NULL
         && (h = json_loads(row->headers_json, 0, NULL)) != NULL)
         json_object_set_new(o, "headers", h);

@@ -13,11 +13,13 @@
  * (docs/task-states.md).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libpq-fe.h>
 
 #include "cli_ops.h"
+#include "textout.h"
 
 #define CMD "cancel"
 
@@ -102,10 +104,15 @@ run(struct cli *cli, int argc, char **argv)
                 "stop_requested", running));
         else if (done && !cli->quiet)
             printf("task %s cancelled (it was %s)\n", argv[1], state);
-        if (running)
+        if (running) {
+            /* the worker's name is task data: escaped (textout.h) */
+            char *w = wq_text_escape_str(PQgetvalue(r, 0, 1), 0);
+
             cli_err(CMD, "task %s is running on %s: asked its worker to "
                 "stop it (NOTIFY workq_cancel); `workq status` shows when "
-                "it ended", argv[1], PQgetvalue(r, 0, 1));
+                "it ended", argv[1], w != NULL ? w : "?");
+            free(w);
+        }
         else if (!done)
             cli_err(CMD, "task %s is %s already", argv[1], state);
         rc = done ? CLI_OK : CLI_NO;

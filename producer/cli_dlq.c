@@ -18,6 +18,7 @@
 #include <libpq-fe.h>
 
 #include "cli_ops.h"
+#include "textout.h"
 
 #define CMD "dlq"
 #define BATCH 1000
@@ -124,10 +125,11 @@ do_list(struct cli *cli, wq_store *s, const struct filter *f)
 
         cli_table_init(&t, WQ_ARRAY_LEN(head), head);
         for (int i = 0; i < PQntuples(r); i++) {
-            char died[40], err[64];
+            char died[40], *err;
             const char *row[7];
 
-            snprintf(err, sizeof err, "%.60s", PQgetvalue(r, i, 5));
+            /* 60 bytes of it, escaped (textout.h), "..." when cut */
+            err = wq_text_escape_str(PQgetvalue(r, i, 5), 60);
             row[0] = PQgetvalue(r, i, 0);
             row[1] = PQgetvalue(r, i, 1);
             row[2] = PQgetvalue(r, i, 2);
@@ -137,6 +139,7 @@ do_list(struct cli *cli, wq_store *s, const struct filter *f)
                 : "pending";
             row[6] = err;
             cli_table_add(&t, row);
+            free(err);
         }
         cli_table_print(&t, stdout);
         cli_table_free(&t);
@@ -339,7 +342,8 @@ const struct cli_command cli_cmd_dlq = {
     "    list     the dead tasks that match, most recent first (default\n"
     "             50): id, queue, type, attempts, when it died, whether\n"
     "             its copy is on workq.QUEUE.dead, the last error.\n"
-    "    show     one task with its attempts, as `workq status`.\n"
+    "    show     one task with its attempts, payload and result, as\n"
+    "             `workq status`.\n"
     "    replay   gives every match a new series of attempts, due now;\n"
     "             the scheduler publishes them again.  History is kept.\n"
     "    purge    deletes every match with its history.\n"
@@ -363,7 +367,10 @@ const struct cli_command cli_cmd_dlq = {
     "    -A, --all              replay, purge: every dead task\n"
     "\n"
     "OUTPUT\n"
-    "    list: a table, or one JSON object per line.  replay and purge:\n"
+    "    Task data (type, error, payload, result) is escaped on a\n"
+    "    terminal as `workq status` describes.\n"
+    "    list: a table, or one JSON object per line.  show: as `workq\n"
+    "    status`.  replay and purge:\n"
     "    the count; with --json {\"action\", \"dry_run\", \"replayed\" or\n"
     "    \"purged\", \"ids\"} or, for --dry-run, {\"matched\"}.\n"
     "\n"

@@ -10,14 +10,21 @@
 #include <libpq-fe.h>
 
 #include "cli_ops.h"
+#include "textout.h"
 
 #define CMD "list"
+#define CELL 40     /* bytes of error, payload and result in a row */
 
 static const char list_sql[] =
     "SELECT id::text, queue, type, state, attempt, max_attempts,"
     "  (floor(extract(epoch FROM updated_at) * 1000))::int8,"
     "  (floor(extract(epoch FROM run_at) * 1000))::int8,"
-    "  left(last_error, 200)"
+    "  left(last_error, 200),"
+    /* human: the first bytes of the payload and result; --json: all */
+    "  CASE WHEN $5::bool THEN payload ELSE substring(payload FROM 1 FOR 256)"
+    "  END, octet_length(payload),"
+    "  CASE WHEN $5::bool THEN result ELSE substring(result FROM 1 FOR 256)"
+    "  END, octet_length(result)"
     "  FROM workq.tasks"
     "  WHERE ($1::text IS NULL OR queue = $1)"
     "    AND ($2::text IS NULL OR state = $2)"
@@ -39,9 +46,9 @@ run(struct cli *cli, int argc, char **argv)
     };
     static const char *const head[] = {
         "ID", "QUEUE", "TYPE", "STATE", "ATTEMPT", "UPDATED", "RUN AT",
-        "LAST ERROR",
+        "LAST ERROR", "PAYLOAD", "RESULT",
     };
-    const char *params[4] = { NULL, NULL, NULL, NULL };
+    const char *params[5] = { NULL, NULL, NULL, NULL, NULL };
     char limit[24];
     long n = 50;
     PGresult *r;
@@ -78,9 +85,10 @@ run(struct cli *cli, int argc, char **argv)
     }
     snprintf(limit, sizeof limit, "%ld", n);
     params[3] = limit;
+    params[4] = cli->json ? "true" : "false";
     if ((rc = cli_store(cli, &s)) != CLI_OK)
         return rc;
-    if ((rc = cli_ops_query(s, CMD, list_sql, 4, params, &r)) != CLI_OK) {
+    if ((rc = cli_ops_query(s, CMD, list_sql, 5, params, &r)) != CLI_OK) {
         wq_store_close(s);
         return rc;
     }
@@ -104,6 +112,10 @@ run(struct cli *cli, int argc, char **argv)
                 7)));
             json_object_set_new(o, "last_error", PQgetisnull(r, i, 8)
                 ? json_null() : cli_json_str(PQgetvalue(r, i, 8)));
+            if (cli_json_bytea(o, "payload", PQgetisnull(r, i, 9) ? NULL
+                : PQgetvalue(r, i, 9)) != 0 || cli_json_bytea(o, "result",
+                PQgetisnull(r, i, 11) ? NULL : PQgetvalue(r, i, 11)) != 0)
+                abort();    /* alloc.h */
             cli_json_print(o);
         }
     } else if (PQntuples(r) > 0) {
@@ -111,12 +123,18 @@ run(struct cli *cli, int argc, char **argv)
 
         cli_table_init(&t, WQ_ARRAY_LEN(head), head);
         for (int i = 0; i < PQntuples(r); i++) {
-            char att[40], upd[40], runat[40], err[44];
-            const char *row[8];
+            char att[40], upd[40], runat[40], *err, *pay, *res;
+            const char *row[10];
 
             snprintf(att, sizeof att, "%s/%s", PQgetvalue(r, i, 4),
                 PQgetvalue(r, i, 5));
-            snprintf(err, sizeof err, "%.40s", PQgetvalue(r, i, 8));
+            err = wq_text_escape_str(PQgetvalue(r, i, 8), CELL);
+            pay = cli_bytea_preview(PQgetisnull(r, i, 9) ? NULL
+                : PQgetvalue(r, i, 9), (size_t)atoll(PQgetvalue(r, i, 10)),
+                CELL, WQ_TEXT_SHORT);
+            res = cli_bytea_preview(PQgetisnull(r, i, 11) ? NULL
+                : PQgetvalue(r, i, 11), (size_t)atoll(PQgetvalue(r, i, 12)),
+                CELL, WQ_TEXT_SHORT);
             row[0] = PQgetvalue(r, i, 0);
             row[1] = PQgetvalue(r, i, 1);
             row[2] = PQgetvalue(r, i, 2);
@@ -125,7 +143,14 @@ run(struct cli *cli, int argc, char **argv)
             row[5] = cli_time(PQgetvalue(r, i, 6), upd, sizeof upd);
             row[6] = cli_time(PQgetvalue(r, i, 7), runat, sizeof runat);
             row[7] = err;
+            row[8] = pay;
+            row[9] = res;
+            /* escaped already; cli_table_add's escape changes nothing
+             * in text that has been through it once */
             cli_table_add(&t, row);
+            free(err);
+            free(pay);
+            free(res);
         }
         cli_table_print(&t, stdout);
         cli_table_free(&t);
@@ -150,8 +175,10 @@ const struct cli_command cli_cmd_list = {
     "DESCRIPTION\n"
     "    Lists the tasks PostgreSQL holds, newest first (task ids are\n"
     "    UUIDv7, ordered by creation): id, queue, type, state, attempts\n"
-    "    started of allowed, last change, next run and the start of the\n"
-    "    last error.  Tasks submitted for now appear once a worker claimed\n"
+    "    started of allowed, last change, next run, and the start of the\n"
+    "    last error, the payload and the result (40 bytes each, \"...\"\n"
+    "    when cut; text escaped as in `workq status`, \"hex:\" when not\n"
+    "    UTF-8).  Tasks submitted for now appear once a worker claimed\n"
     "    them; finished ones disappear with retention.\n"
     "\n"
     "OPTIONS\n"
@@ -163,7 +190,10 @@ const struct cli_command cli_cmd_list = {
     "\n"
     "OUTPUT\n"
     "    A table; with --json one object per line (id, queue, type, state,\n"
-    "    attempt, max_attempts, updated_at, run_at, last_error).\n"
+    "    attempt, max_attempts, updated_at, run_at, last_error, and the\n"
+    "    whole payload and result: \"payload\" and \"result\" are strings\n"
+    "    when the bytes are UTF-8, else \"payload_base64\" and\n"
+    "    \"result_base64\" hold them in base64; a missing result is null).\n"
     "\n"
     "EXIT STATUS\n"
     "    0 listed (also when nothing matched); 64 usage error; 69\n"

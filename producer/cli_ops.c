@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "cli_ops.h"
 #include "config.h"
+#include "textout.h"
 #include "uuid.h"
 
 int
@@ -55,12 +56,11 @@ cli_table_add(struct cli_table *t, const char *const *row)
     }
     for (size_t c = 0; c < t->ncols; c++) {
         const char *v = row[c] != NULL && row[c][0] != '\0' ? row[c] : "-";
-        char *cell = xstrdup(v);
+        /* one line per row: task data escaped (textout.h) */
+        char *cell = wq_text_escape_str(v, 0);
 
-        /* one line per row: no control characters from the data */
-        for (char *p = cell; *p != '\0'; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                *p = ' ';
+        if (cell == NULL)
+            abort();    /* alloc.h: the CLI aborts on exhaustion */
         t->cells[t->nrows * t->ncols + c] = cell;
     }
     t->nrows++;
@@ -99,6 +99,66 @@ cli_table_free(struct cli_table *t)
         free(t->cells[i]);
     free(t->cells);
     memset(t, 0, sizeof *t);
+}
+
+/* ---- task data for people ------------------------------------------------- */
+
+void
+cli_print_escaped(FILE *f, const char *s)
+{
+    char *e = wq_text_escape_str(s != NULL ? s : "-", 0);
+
+    if (e == NULL)
+        abort();    /* alloc.h */
+    fputs(e, f);
+    free(e);
+}
+
+void
+cli_print_bytes(FILE *f, const void *p, size_t n, size_t max)
+{
+    struct wq_buf b = WQ_BUF_INIT;
+
+    if (wq_text_preview(&b, p, n, 0, max, 0) != 0
+        || wq_buf_append(&b, "", 1) != 0)
+        abort();    /* alloc.h */
+    fputs(b.data, f);
+    wq_buf_free(&b);
+}
+
+char *
+cli_bytea_preview(const char *hex, size_t total, size_t max, int flags)
+{
+    struct wq_buf b = WQ_BUF_INIT;
+    unsigned char *v;
+    size_t n;
+
+    if (hex == NULL)
+        return NULL;
+    if ((v = PQunescapeBytea((const unsigned char *)hex, &n)) == NULL)
+        abort();    /* alloc.h */
+    if (wq_text_preview(&b, v, n, total, max, flags) != 0
+        || wq_buf_append(&b, "", 1) != 0)
+        abort();
+    PQfreemem(v);
+    return b.data;
+}
+
+int
+cli_json_bytea(json_t *o, const char *name, const char *hex)
+{
+    unsigned char *v;
+    size_t n;
+    int rc;
+
+    if (hex == NULL)
+        return json_object_set_new(o, name, json_null()) == 0 ? 0
+            : WQ_ENOMEM;
+    if ((v = PQunescapeBytea((const unsigned char *)hex, &n)) == NULL)
+        return WQ_ENOMEM;
+    rc = wq_text_json_set_bytes(o, name, v, n);
+    PQfreemem(v);
+    return rc;
 }
 
 /* ---- JSON, times, numbers --------------------------------------------------- */
@@ -219,8 +279,11 @@ enum {
     T_ID, T_QUEUE, T_TYPE, T_KEY, T_STATE, T_ATTEMPT, T_MAX, T_BASE,
     T_RUN_AT, T_CREATED, T_UPDATED, T_STARTED, T_FINISHED, T_LEASE,
     T_LEASE_OWNER, T_WORKER, T_ERROR, T_PAYLOAD_LEN, T_RESULT, T_HEADERS,
-    T_DEAD_PUB, T_RECEIPT,
+    T_DEAD_PUB, T_PAYLOAD, T_RECEIPT,
 };
+
+/* Bytes of a result or payload a page shows; --json gives all. */
+#define SHOW_BYTES 1024
 
 #define TASK_SELECT \
     "SELECT id::text, queue, type, idempotency_key, state, attempt," \
@@ -228,7 +291,7 @@ enum {
     "  " MS("updated_at") ", " MS("started_at") ", " MS("finished_at") "," \
     "  " MS("lease_expires_at") ", lease_owner, worker, last_error," \
     "  octet_length(payload), result, headers::text," \
-    "  " MS("dead_published_at") \
+    "  " MS("dead_published_at") ", payload, false" \
     "  FROM workq.tasks"
 
 /* By id: the task's row, or the receipt of a task that the broker holds
@@ -239,7 +302,7 @@ enum {
     "  " MS("updated_at") ", " MS("started_at") ", " MS("finished_at") "," \
     "  " MS("lease_expires_at") ", lease_owner, worker, last_error," \
     "  octet_length(payload), result, headers::text," \
-    "  " MS("dead_published_at") ", receipt" \
+    "  " MS("dead_published_at") ", payload, receipt" \
     "  FROM workq.task_handles"
 
 static const char by_id_sql[] = TASK_HANDLE_SELECT " WHERE id = $1::uuid";
@@ -261,26 +324,26 @@ val(const PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 }
 
-/* The result column (bytea, text form) as JSON: a string when it is
- * UTF-8, else its hex under result_hex. */
+/* A line "label       value" of the task page, the value escaped. */
 static void
-json_result(json_t *o, const char *hex)
+field(const char *label, const char *v)
 {
-    size_t n;
-    unsigned char *b;
-    json_t *s;
+    printf("%-12s", label);
+    cli_print_escaped(stdout, v);
+    putchar('\n');
+}
 
-    if (hex == NULL) {
-        json_object_set_new(o, "result", json_null());
+/* "payload     17 bytes: {...}": a bytea column's size and preview. */
+static void
+bytes_field(const char *label, const char *hex)
+{
+    char *v = cli_bytea_preview(hex, 0, SHOW_BYTES, 0);
+    size_t n = hex != NULL && strlen(hex) >= 2 ? (strlen(hex) - 2) / 2 : 0;
+
+    if (v == NULL)
         return;
-    }
-    if ((b = PQunescapeBytea((const unsigned char *)hex, &n)) == NULL)
-        return;
-    if ((s = json_stringn((const char *)b, n)) != NULL)
-        json_object_set_new(o, "result", s);
-    else
-        json_object_set_new(o, "result_hex", json_string(hex + 2));
-    PQfreemem(b);
+    printf("%-12s%zu bytes%s%s\n", label, n, n > 0 ? ": " : "", v);
+    free(v);
 }
 
 static int
@@ -307,9 +370,11 @@ show_outbox(struct cli *cli, wq_store *s, const char *cmd, const char *id)
         json_object_set_new(o, "enqueued_at", cli_json_time(val(r, 0, 3)));
         cli_json_print(o);
     } else {
-        printf("id          %s\nqueue       %s\nstate       outbox (enqueued "
-            "in a transaction at %s, waiting for the scheduler's relay)\n",
-            id, val(r, 0, 1), cli_time(val(r, 0, 3), when, sizeof when));
+        field("id", id);
+        field("queue", val(r, 0, 1));
+        printf("state       outbox (enqueued in a transaction at %s, waiting "
+            "for the scheduler's relay)\n",
+            cli_time(val(r, 0, 3), when, sizeof when));
     }
     PQclear(r);
     return CLI_OK;
@@ -401,7 +466,9 @@ cli_show_task(struct cli *cli, wq_store *s, const char *cmd,
             cli_json_str(val(r, 0, T_ERROR)));
         json_object_set_new(o, "payload_bytes",
             json_integer(atoll(val(r, 0, T_PAYLOAD_LEN))));
-        json_result(o, val(r, 0, T_RESULT));
+        if (cli_json_bytea(o, "result", val(r, 0, T_RESULT)) != 0
+            || cli_json_bytea(o, "payload", val(r, 0, T_PAYLOAD)) != 0)
+            abort();    /* alloc.h */
         h = json_loads(val(r, 0, T_HEADERS), 0, &jerr);
         json_object_set_new(o, "headers", h != NULL ? h : json_object());
         if (strcmp(val(r, 0, T_STATE), "dead") == 0)
@@ -431,13 +498,14 @@ cli_show_task(struct cli *cli, wq_store *s, const char *cmd,
         struct cli_table t;
         int base = atoi(val(r, 0, T_BASE));
 
-        printf("id          %s\n", idtext);
-        printf("queue       %s\n", val(r, 0, T_QUEUE));
-        printf("type        %s\n", val(r, 0, T_TYPE));
-        printf("key         %s\n", val(r, 0, T_KEY));
-        printf("state       %s%s\n", val(r, 0, T_STATE), is_receipt(r)
-            ? " (accepted by the broker, not claimed by a worker yet; the "
-            "payload is on the broker)" : "");
+        field("id", idtext);
+        field("queue", val(r, 0, T_QUEUE));
+        field("type", val(r, 0, T_TYPE));
+        field("key", val(r, 0, T_KEY));
+        field("state", val(r, 0, T_STATE));
+        if (is_receipt(r))
+            printf("            accepted by the broker, not claimed by a "
+                "worker yet; the payload is on the broker\n");
         printf("attempts    %s of %s", val(r, 0, T_ATTEMPT),
             val(r, 0, T_MAX));
         if (base > 0)
@@ -454,19 +522,22 @@ cli_show_task(struct cli *cli, wq_store *s, const char *cmd,
         if (val(r, 0, T_FINISHED) != NULL)
             printf("finished    %s\n", cli_time(val(r, 0, T_FINISHED), buf,
                 sizeof buf));
-        if (val(r, 0, T_LEASE_OWNER) != NULL)
-            printf("lease       %s until %s\n", val(r, 0, T_LEASE_OWNER),
-                cli_time(val(r, 0, T_LEASE), buf, sizeof buf));
+        if (val(r, 0, T_LEASE_OWNER) != NULL) {
+            printf("lease       ");
+            cli_print_escaped(stdout, val(r, 0, T_LEASE_OWNER));
+            printf(" until %s\n", cli_time(val(r, 0, T_LEASE), buf,
+                sizeof buf));
+        }
         if (val(r, 0, T_WORKER) != NULL)
-            printf("worker      %s\n", val(r, 0, T_WORKER));
-        printf("payload     %s bytes\n", val(r, 0, T_PAYLOAD_LEN));
+            field("worker", val(r, 0, T_WORKER));
+        if (!is_receipt(r))
+            bytes_field("payload", val(r, 0, T_PAYLOAD));
         if (val(r, 0, T_RESULT) != NULL)
-            printf("result      %zu bytes\n",
-                (strlen(val(r, 0, T_RESULT)) - 2) / 2);
+            bytes_field("result", val(r, 0, T_RESULT));
         if (strcmp(val(r, 0, T_HEADERS), "{}") != 0)
-            printf("headers     %s\n", val(r, 0, T_HEADERS));
+            field("headers", val(r, 0, T_HEADERS));
         if (val(r, 0, T_ERROR) != NULL)
-            printf("last error  %s\n", val(r, 0, T_ERROR));
+            field("last error", val(r, 0, T_ERROR));
         if (PQntuples(a) > 0) {
             printf("\n");
             cli_table_init(&t, WQ_ARRAY_LEN(head), head);

@@ -43,6 +43,26 @@ void cli_table_add(struct cli_table *t, const char *const *row);
 void cli_table_print(const struct cli_table *t, FILE *f);
 void cli_table_free(struct cli_table *t);
 
+/*
+ * Task data for people: every human (non-JSON) output of a task's type,
+ * key, queue, worker, error, result or payload goes through these (or
+ * cli_table_add, which escapes its cells), so that no control character
+ * or invalid UTF-8 of the data reaches a terminal (textout.h).
+ *
+ * cli_print_escaped prints s (NULL as "-") escaped.  cli_print_bytes
+ * prints a preview of p[0..n): escaped text, or hex, cut after about max
+ * bytes with a note.  cli_bytea_preview is that preview, malloc'd, of a
+ * bytea column in text form (NULL gives NULL) that holds the first bytes
+ * of `total` (0: all of them), with wq_text_preview's flags.  cli_json_bytea sets a
+ * bytea column on o as "NAME" (UTF-8), "NAME_base64" (other bytes) or
+ * null: the encoding of the HTTP API too.
+ */
+void cli_print_escaped(FILE *f, const char *s);
+void cli_print_bytes(FILE *f, const void *p, size_t n, size_t max);
+char *cli_bytea_preview(const char *hex, size_t total, size_t max,
+    int flags);
+int cli_json_bytea(json_t *o, const char *name, const char *hex);
+
 /* Prints o as one compact line on stdout and releases it. */
 void cli_json_print(json_t *o);
 

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -29,6 +30,7 @@
 #include "envelope.h"
 #include "store.h"
 #include "taskspec.h"
+#include "textout.h"
 #include "uuid.h"
 #include "workq.h"
 
@@ -144,37 +146,16 @@ json_print(json_t *o)
     json_decref(o);
 }
 
-/* Bytes as a JSON value: a string when they are UTF-8, else base64
- * under NAME_base64. */
+/* A line of task data for people: escaped text or hex, 1024 bytes. */
 static void
-json_set_bytes(json_t *obj, const char *name, const uint8_t *p, size_t n)
+print_preview(const void *p, size_t n)
 {
-    static const char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    json_t *s = json_stringn((const char *)p, n);
-    char key[64], *out;
-    size_t o = 0;
+    struct wq_buf b = WQ_BUF_INIT;
 
-    if (s != NULL) {
-        json_object_set_new(obj, name, s);
-        return;
-    }
-    if ((out = malloc((n + 2) / 3 * 4 + 1)) == NULL)
-        return;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16
-            | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0)
-            | (i + 2 < n ? p[i + 2] : 0);
-
-        out[o++] = b64[v >> 18 & 63];
-        out[o++] = b64[v >> 12 & 63];
-        out[o++] = i + 1 < n ? b64[v >> 6 & 63] : '=';
-        out[o++] = i + 2 < n ? b64[v & 63] : '=';
-    }
-    out[o] = '\0';
-    snprintf(key, sizeof key, "%s_base64", name);
-    json_object_set_new(obj, key, json_string(out));
-    free(out);
+    if (wq_text_preview(&b, p, n, 0, 1024, 0) == 0)
+        fwrite(b.data != NULL ? b.data : "", 1, b.len, stdout);
+    fputc('\n', stdout);
+    wq_buf_free(&b);
 }
 
 static void
@@ -276,19 +257,24 @@ wait_outcome(struct cli *cli, const struct opts *o, const char *queue,
             "state", wq_task_state_name(row.state), "attempt", row.attempt,
             "max_attempts", row.max_attempts);
         if (row.result != NULL)
-            json_set_bytes(j, "result", row.result, row.result_len);
+            (void)wq_text_json_set_bytes(j, "result", row.result,
+                row.result_len);
         if (row.last_error != NULL)
             json_object_set_new(j, "error", json_string(row.last_error));
         json_print(j);
     } else {
         printf("%s after %d attempt%s\n", wq_task_state_name(row.state),
             row.attempt, row.attempt == 1 ? "" : "s");
+        /* task data: escaped, a preview (textout.h); --json has it all */
         if (row.state == WQ_TASK_SUCCEEDED && row.result != NULL) {
-            fwrite(row.result, 1, row.result_len, stdout);
-            if (row.result_len > 0 && row.result[row.result_len - 1] != '\n')
-                fputc('\n', stdout);
+            size_t n = row.result_len;
+
+            if (n > 0 && row.result[n - 1] == '\n')
+                n--;    /* the usual end of a program's output */
+            print_preview(row.result, n);
         } else if (row.last_error != NULL) {
-            printf("error: %s\n", row.last_error);
+            fputs("error: ", stdout);
+            print_preview(row.last_error, strlen(row.last_error));
         }
     }
     rc = row.state == WQ_TASK_SUCCEEDED ? CLI_OK : CLI_NO;
@@ -358,9 +344,51 @@ submit_one(struct cli *cli, const struct opts *o)
 
 struct batch {
     const struct opts *o;
-    size_t accepted, rejected, failed;
+    size_t read, accepted, rejected, failed;
     int worst;                  /* exit code of the worst failure */
+    int progress;               /* stderr is a terminal: show progress */
+    int shown;                  /* a progress line is on the screen */
+    uint64_t start_ns, shown_ns;
 };
+
+#define PROGRESS_EVERY_NS 250000000u    /* at most 4 updates a second */
+
+/*
+ * The progress line of a batch on a terminal, rewritten in place ("\r",
+ * then erase to the end of the line): lines read, confirmed by the
+ * broker, refused (invalid or not confirmed), and the rate of
+ * confirmations.  Throttled unless `force`; nothing when stderr is not a
+ * terminal.
+ */
+static void
+progress_show(struct batch *b, int force)
+{
+    uint64_t now;
+    double secs;
+
+    if (!b->progress)
+        return;
+    now = wq_clock_mono_ns();
+    if (!force && b->shown && now - b->shown_ns < PROGRESS_EVERY_NS)
+        return;
+    secs = (double)(now - b->start_ns) / 1e9;
+    fprintf(stderr, "\r\033[Kworkq submit: %zu lines read, %zu confirmed, "
+        "%zu refused, %.0f tasks/s", b->read, b->accepted,
+        b->rejected + b->failed, secs > 0 ? (double)b->accepted / secs : 0.0);
+    fflush(stderr);
+    b->shown = 1;
+    b->shown_ns = now;
+}
+
+/* Erases the progress line, before a message or at the end. */
+static void
+progress_clear(struct batch *b)
+{
+    if (b->shown) {
+        fputs("\r\033[K", stderr);
+        b->shown = 0;
+    }
+}
 
 static void
 batch_worst(struct batch *b, int code)
@@ -376,7 +404,11 @@ line_error(struct batch *b, size_t line, const char *error,
 {
     json_t *j;
 
-    cli_err(CMD, "line %zu: %s", line, detail);
+    char *e = wq_text_escape_str(detail, 0);
+
+    progress_clear(b);
+    cli_err(CMD, "line %zu: %s", line, e != NULL ? e : detail);
+    free(e);
     if (b->o->json) {
         j = json_pack("{s:I, s:s, s:s}", "line", (json_int_t)line, "error",
             error, "detail", detail);
@@ -409,6 +441,7 @@ line_done(void *user, const struct wq_client_result *r)
     } else if (!b->o->quiet) {
         printf("%zu %s\n", line, r->id);
     }
+    progress_show(b, 0);
 }
 
 static int
@@ -440,8 +473,12 @@ submit_batch(struct cli *cli, const struct opts *o)
         return rc;
     }
     cur_batch = &b;
+    b.progress = !o->quiet && isatty(STDERR_FILENO);
+    b.start_ns = wq_clock_mono_ns();
     while ((n = getline(&line, &cap, f)) >= 0) {
         lineno++;
+        b.read = lineno;
+        progress_show(&b, 0);
         if (strspn(line, " \t\r\n") == (size_t)n)
             continue;       /* blank lines are no tasks */
         rc = wq_taskspec_parse(line, (size_t)n, &def, &spec, err,
@@ -460,6 +497,7 @@ submit_batch(struct cli *cli, const struct opts *o)
                 b.failed++;
                 batch_worst(&b, cli_exit_code(rc));
                 line_error(&b, lineno, "unavailable", err);
+                progress_clear(&b);
                 cli_err(CMD, "stopped at line %zu: the lines after it were "
                     "not submitted", lineno);
                 break;
@@ -483,6 +521,7 @@ submit_batch(struct cli *cli, const struct opts *o)
     wq_client_free(c);
     cur_batch = NULL;
     fflush(stdout);
+    progress_clear(&b);     /* the summary below says it all */
     if (!o->quiet)
         fprintf(stderr, "workq submit: %zu task%s accepted, %zu line%s "
             "rejected, %zu not confirmed\n", b.accepted,
@@ -660,6 +699,11 @@ const struct cli_command cli_cmd_submit = {
     "    flight.  Each accepted line prints \"LINE ID\"; a line that is not a\n"
     "    valid task is reported on stderr with its number and skipped, and\n"
     "    the other lines are still submitted.  Blank lines are ignored.\n"
+    "    When stderr is a terminal (and without --quiet), a progress line\n"
+    "    on stderr is updated in place, at most 4 times a second: lines\n"
+    "    read, tasks confirmed by the broker, lines refused (invalid or\n"
+    "    not confirmed) and confirmations per second.  When stderr is not\n"
+    "    a terminal (a pipe, a file, a log) there is no progress line.\n"
     "\n"
     "OPTIONS\n"
     "    -q, --queue Q          queue name: [A-Za-z0-9_.-], up to 128 bytes\n"
@@ -684,10 +728,13 @@ const struct cli_command cli_cmd_submit = {
     "\n"
     "OUTPUT\n"
     "    The task id, one line.  With --wait, then \"STATE after N\n"
-    "    attempts\" and the result (succeeded) or \"error: ...\".  With\n"
-    "    --json, one object: {\"id\",\"queue\",\"idempotency_key\",\"state\"}\n"
-    "    (\"run_at\" when scheduled; with --wait the final \"state\",\n"
-    "    \"attempt\", \"result\" or \"error\").  --batch --json prints\n"
+    "    attempts\" and the result (succeeded) or \"error: ...\", one line\n"
+    "    escaped as `workq status` shows task data (one final newline of\n"
+    "    the result left out; hex when not UTF-8; cut after 1024 bytes).\n"
+    "    With --json, one object: {\"id\",\"queue\",\"idempotency_key\",\n"
+    "    \"state\"} (\"run_at\" when scheduled; with --wait the final\n"
+    "    \"state\", \"attempt\", the exact \"result\" - \"result_base64\"\n"
+    "    when not UTF-8 - or \"error\").  --batch --json prints\n"
     "    {\"line\",\"id\",\"state\"} or {\"line\",\"error\",\"detail\"} per line.\n"
     "\n"
     "EXAMPLES\n"

@@ -53,6 +53,15 @@
 #include "pool.h"
 #include "uuid.h"
 
+/*
+ * Attempts of a task whose type has no handler on the worker that got
+ * it: a few, over the queue's first backoff steps (about 45 s with the
+ * default policy), in case another worker of the queue knows the type
+ * (a rolling deploy that brings a new type); then dead, rather than the
+ * whole series of the queue's policy (25 attempts, some 17 days).
+ */
+#define UNKNOWN_TYPE_ATTEMPTS 3u
+
 #define COMPONENT          "worker"
 #define IDLE_WAKE_MS       10000    /* longest sleep: keeps /healthz fresh */
 #define AT_CAP_POLL_MS     100      /* held deliveries at their cap */
@@ -325,8 +334,12 @@ wq_consumer_run_task(void *item, void *user)
             "before it started");
     else if (tk->h == NULL)
         wq_handler_result_fail(&tk->res, WQ_OUTCOME_FAILED, "no handler for "
-            "type \"%s\" of queue \"%s\" on worker %s", tk->env.type,
-            tk->env.queue, c->conf.worker_id);
+            "type \"%s\" on queue \"%s\" (configure one in handlers: "
+            "{ type = \"%s\"; ... }) on worker %s%s", tk->env.type,
+            tk->env.queue, tk->env.type, c->conf.worker_id,
+            tk->claim.attempt >= UNKNOWN_TYPE_ATTEMPTS
+            || tk->claim.attempt >= tk->claim.max_attempts
+            ? "; dead: no attempt found a worker that knows the type" : "");
     else
         wq_handlers_run(tk->h, &ctx, &tk->res);
     atomic_store(&tk->wake_fd, -1);
@@ -650,7 +663,8 @@ fill_record(struct wq_consumer *c, struct task *tk, struct wq_record *r)
         break;
     default:
         r->error = res->error;
-        if (tk->claim.attempt < tk->claim.max_attempts) {
+        if (tk->claim.attempt < tk->claim.max_attempts
+            && (tk->h != NULL || tk->claim.attempt < UNKNOWN_TYPE_ATTEMPTS)) {
             r->state = "retry_wait";
             b = policy_of(c, tk->env.queue);
             r->delay_ms = wq_backoff_delay_ms(&b, tk->claim.attempt,

@@ -315,7 +315,7 @@ test_cli_receipts(void **state)
         "'order-1')", id);
 
     assert_int_equal(workq_cli(ci, out, sizeof out, "status", id, NULL), 0);
-    assert_contains(out, "queued (accepted by the broker, not claimed");
+    assert_contains(out, "accepted by the broker, not claimed");
     assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "status", id,
         NULL), 0);
     j = json_of(out);
@@ -553,8 +553,126 @@ test_cli_ops_help(void **state)
     }
 }
 
+
+/* ---- task data on a terminal ---------------------------------------------------- */
+
+/* No control byte but the line ends, no C1 control, and valid UTF-8. */
+static void
+assert_no_raw_controls(const char *text)
+{
+    for (const unsigned char *p = (const unsigned char *)text; *p != '\0';
+        p++) {
+        if ((*p < 0x20 && *p != '\n') || *p == 0x7f)
+            fail_msg("raw control byte 0x%02x in:\n%s", *p, text);
+        if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            fail_msg("raw C1 control in:\n%s", text);
+    }
+}
+
+/* No line of text starts with `start`: nothing forged a line. */
+static void
+assert_no_line_starts(const char *text, const char *start)
+{
+    for (const char *p = text; p != NULL; p = strchr(p, '\n'),
+        p = p != NULL ? p + 1 : NULL)
+        if (strncmp(p, start, strlen(start)) == 0)
+            fail_msg("a line starts with '%s':\n%s", start, text);
+}
+
+static void
+test_cli_escapes_task_data(void **state)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    wq_store *s = wq_test_pg_open(ci);
+    const char *views[][3] = {
+        { "status", NULL, NULL }, { "dlq", "show", NULL },
+    };
+    char id[40];
+    json_t *j;
+
+    (void)state;
+    snprintf(id, sizeof id, "%s", dead_task(s, "mail", "send", "x",
+        "1 hour"));
+    sqlf(s, "UPDATE workq.tasks SET type = E'ty\\npe\\x1b[31m',"
+        " idempotency_key = E'k\\ney\\x1b[31m',"
+        " last_error = E'err\\nstate       succeeded\\x1b[31m',"
+        " worker = E'w\\x1b]0;title\\x07',"
+        " result = convert_to(E'res\\n\\x1b[31mult', 'UTF8'),"
+        " payload = convert_to(E'{\"a\":\"\\u0085\"}\\x1b[2J', 'UTF8')"
+        " WHERE id = '%s'", id);
+    sqlf(s, "UPDATE workq.attempts SET error = E'att\\n\\x1b[31m',"
+        " worker = E'w\\r2' WHERE task_id = '%s'", id);
+
+    for (size_t v = 0; v < WQ_ARRAY_LEN(views); v++) {
+        if (views[v][1] == NULL)
+            assert_int_equal(workq_cli(ci, out, sizeof out, views[v][0], id,
+                NULL), 0);
+        else
+            assert_int_equal(workq_cli(ci, out, sizeof out, views[v][0],
+                views[v][1], id, NULL), 0);
+        assert_no_raw_controls(out);
+        assert_no_line_starts(out, "state       succeeded");
+        assert_no_line_starts(out, "pe");
+        assert_contains(out, "type        ty\\npe\\e[31m");
+        assert_contains(out, "key         k\\ney\\e[31m");
+        assert_contains(out, "last error  err\\nstate       succeeded"
+            "\\e[31m");
+        assert_contains(out, "worker      w\\e]0;title\\x07");
+        assert_contains(out, "result      12 bytes: res\\n\\e[31mult");
+        assert_contains(out, "payload     14 bytes: {\"a\":\"\\u0085\"}"
+            "\\e[2J");
+        assert_contains(out, "att\\n\\e[31m");
+        assert_contains(out, "w\\r2");
+    }
+
+    /* list and dlq list: one row a task, escaped as well */
+    assert_int_equal(workq_cli(ci, out, sizeof out, "list", NULL), 0);
+    assert_no_raw_controls(out);
+    assert_contains(out, "ty\\npe\\e[31m");
+    assert_contains(out, "res\\n\\e[31mult");
+    assert_contains(out, "{\"a\":\"\\u0085\"}\\e[2J");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "list", NULL), 0);
+    assert_no_raw_controls(out);
+    assert_contains(out, "err\\nstate       succeeded\\e[31m");
+
+    /* --json carries the exact text */
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "status", id,
+        NULL), 0);
+    j = json_of(out);
+    assert_string_equal(jstr(j, "type"), "ty\npe\x1b[31m");
+    assert_string_equal(jstr(j, "result"), "res\n\x1b[31mult");
+    assert_string_equal(jstr(j, "payload"), "{\"a\":\"\xc2\x85\"}\x1b[2J");
+    json_decref(j);
+
+    /* bytes that are not UTF-8: hex on the page, base64 in JSON */
+    sqlf(s, "UPDATE workq.tasks SET result = '\\xff00'::bytea,"
+        " payload = decode(repeat('61', 3000), 'hex') WHERE id = '%s'", id);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "status", id, NULL), 0);
+    assert_contains(out, "result      2 bytes: hex: ff 00\n");
+    assert_contains(out, "payload     3000 bytes: aaaa");
+    assert_contains(out, "a ... (3000 bytes, truncated; --json for all)\n");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "status", id,
+        NULL), 0);
+    j = json_of(out);
+    assert_string_equal(jstr(j, "result_base64"), "/wA=");
+    assert_null(json_object_get(j, "result"));
+    assert_int_equal(strlen(jstr(j, "payload")), 3000);
+    json_decref(j);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "list", NULL),
+        0);
+    j = json_of(out);
+    assert_string_equal(jstr(j, "result_base64"), "/wA=");
+    assert_int_equal(strlen(jstr(j, "payload")), 3000);
+    json_decref(j);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "list", NULL), 0);
+    assert_contains(out, "hex: ff 00");
+    assert_contains(out, "aaaaaaaa...");
+    wq_store_close(s);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_status),
+    cmocka_unit_test(test_cli_escapes_task_data),
     cmocka_unit_test(test_cli_list),
     cmocka_unit_test(test_cli_retry),
     cmocka_unit_test(test_cli_cancel),

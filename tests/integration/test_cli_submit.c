@@ -309,6 +309,58 @@ test_cli_submit_batch_file_json(void **state)
     free(env);
 }
 
+
+/*
+ * --batch progress: none when stderr is not a terminal (here a pipe);
+ * on a terminal (a pty made by script(1) of util-linux) a line rewritten
+ * in place with the lines read, confirmed and refused.
+ */
+static void
+test_cli_submit_batch_progress(void **state)
+{
+    enum { N = 3000 };
+    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "cli-progress");
+    const char *argv[5], *env[16];
+    char cmd[2048];
+    FILE *f = fopen("progress.jsonl", "w");
+    int rc;
+
+    (void)state;
+    assert_non_null(f);
+    for (int i = 0; i < N; i++)
+        fprintf(f, "{\"type\":\"noop\",\"payload\":\"%d\"}\n", i);
+    fprintf(f, "not a task\n");
+    fclose(f);
+
+    rc = workq(WQ_TRANSPORT_RABBITMQ, NULL, NULL, NULL, (const char *[]){
+        "submit", "-q", queue, "--batch", "progress.jsonl", NULL });
+    if (rc != 65)
+        fail_msg("exit %d, want 65:\n%.2000s", rc, out);
+    assert_null(strstr(out, "lines read"));
+    assert_null(strchr(out, '\r'));
+    assert_non_null(strstr(out, "3000 tasks accepted, 1 line rejected"));
+
+    if (access("/usr/bin/script", X_OK) != 0)
+        fail_msg("script(1) of util-linux is needed for this test");
+    snprintf(cmd, sizeof cmd, "'%s' submit -q '%s' --batch progress.jsonl "
+        ">/dev/null", wq_test_bin("workq"), queue);
+    argv[0] = "/usr/bin/script";
+    argv[1] = "-qec";
+    argv[2] = cmd;
+    argv[3] = "/dev/null";
+    argv[4] = NULL;
+    env[wq_test_env_for(WQ_TRANSPORT_RABBITMQ, NULL, env, 15)] = NULL;
+    rc = wq_test_cmd(argv, env, NULL, out, sizeof out);
+    if (rc != 65)
+        fail_msg("exit %d, want 65:\n%.2000s", rc, out);
+    assert_non_null(strstr(out, "\r\033[Kworkq submit: 1 lines read, "));
+    assert_non_null(strstr(out, "confirmed, "));
+    assert_non_null(strstr(out, "tasks/s"));
+    /* the bad line's message starts on a cleared line */
+    assert_non_null(strstr(out, "\r\033[Kworkq submit: line 3001: "));
+    assert_non_null(strstr(out, "3000 tasks accepted, 1 line rejected"));
+}
+
 /* --- exit codes ---------------------------------------------------------- */
 
 static void
@@ -542,6 +594,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_submit_batch_bad_line_kafka),
     cmocka_unit_test(test_cli_submit_batch_bad_line_rabbitmq),
     cmocka_unit_test(test_cli_submit_batch_file_json),
+    cmocka_unit_test(test_cli_submit_batch_progress),
     cmocka_unit_test(test_cli_submit_usage_errors),
     cmocka_unit_test(test_cli_submit_broker_unreachable),
     cmocka_unit_test(test_cli_submit_delayed),

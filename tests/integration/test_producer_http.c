@@ -636,6 +636,7 @@ test_producer_http_handles(void **state)
         fail_msg("get before any worker: %d %s", st, resp);
     json_str(resp, "state", st_name, sizeof st_name);
     assert_string_equal(st_name, "queued");
+    assert_non_null(strstr(resp, "\"claimed\":false"));
 
     /* the same key delayed: still that task */
     st = post(p.port, queue, "{\"type\":\"noop\",\"idempotency_key\":"

@@ -444,6 +444,54 @@ static void test_flow_cancel_running_rabbitmq(void **st)
     cancel_running(R);
 }
 
+
+/* ---- a type no worker knows ------------------------------------------------- */
+
+/*
+ * A task of a type without a handler gets 3 attempts (the queue's first
+ * backoff steps), not its 25, and dies with an error that says what to
+ * configure.
+ */
+static void
+unknown_type(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = wq_test_unique("flow-unknown");
+    wq_store *s = wq_test_pg_open(ci);
+    struct proc w, sch;
+    char id[40], want[256];
+
+    declare(kind, q);
+    start(&sch, "workq-scheduler", kind, ci, q);
+    start(&w, "workq-worker", kind, ci, q);
+    snprintf(id, sizeof id, "%s", submit(kind, q, "no-such-type", "ut", "",
+        25));
+    check(wait_state(s, id, "dead", 60000) == 1, "task %s is not dead: %s",
+        id, textf(s, "SELECT state || ' ' || attempt FROM workq.tasks WHERE "
+        "id = '%s'", id));
+    assert_int_equal(wq_test_pg_numf(s, "SELECT attempt FROM workq.tasks "
+        "WHERE id = '%s'", id), 3);
+    assert_string_equal(textf(s, "SELECT string_agg(outcome, ',' ORDER BY "
+        "attempt) FROM workq.attempts WHERE task_id = '%s'", id),
+        "failed,failed,failed");
+    snprintf(want, sizeof want, "no handler for type \"no-such-type\" on "
+        "queue \"%s\" (configure one in handlers: { type = "
+        "\"no-such-type\"; ... })", q);
+    assert_contains(textf(s, "SELECT last_error FROM workq.tasks WHERE id = "
+        "'%s'", id), want);
+    assert_contains(textf(s, "SELECT last_error FROM workq.tasks WHERE id = "
+        "'%s'", id), "; dead: no attempt found a worker that knows the type");
+    proc_stop(&w, 30000);
+    proc_stop(&sch, 10000);
+    wq_store_close(s);
+}
+
+static void test_flow_unknown_type_rabbitmq(void **st)
+{
+    (void)st;
+    unknown_type(R);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_flow_fail_twice_kafka),
     cmocka_unit_test(test_flow_fail_twice_rabbitmq),
@@ -457,6 +505,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_flow_two_schedulers_rabbitmq),
     cmocka_unit_test(test_flow_cancel_running_kafka),
     cmocka_unit_test(test_flow_cancel_running_rabbitmq),
+    cmocka_unit_test(test_flow_unknown_type_rabbitmq),
 };
 
 WQ_TEST_MAIN("scheduler_flow", tests)
