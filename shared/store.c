@@ -25,6 +25,7 @@
 
 #include <libpq-fe.h>
 
+#include "alloc.h"
 #include "buf.h"
 #include "log.h"
 #include "pgarray.h"
@@ -785,6 +786,74 @@ static const char accept_sql[] =
     "    AND coalesce(t.created_at, a.created_at)"
     "        IS DISTINCT FROM x.created_at)";
 
+/*
+ * Tasks without a client-given key (their key is their id's text) have a
+ * fresh UUIDv7: never a duplicate, so their receipts need no checks, and
+ * the key column stays NULL (the id's text).  A retried statement finds
+ * its rows there already (ON CONFLICT).  A receipt that a worker's claim
+ * beat is swept by the scheduler like any other.
+ */
+static const char accept_fresh_sql[] =
+    "INSERT INTO workq.accepted (id, created_at, max_attempts, queue, type)"
+    "  SELECT u.id, timestamptz 'epoch' + u.created_ms"
+    "      * interval '1 millisecond', u.max_attempts, u.queue, u.type"
+    "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int4[],"
+    "    $5::int8[]) AS u(id, queue, type, max_attempts, created_ms)"
+    "  ON CONFLICT (id) DO NOTHING";
+
+/* 1 if v's key is its id's text (no client-given key). */
+static int
+key_is_id(const struct wq_accept *v)
+{
+    char text[37];
+
+    if (strlen(v->key) != 36)
+        return 0;
+    uuid_format(v->id, text);
+    return memcmp(text, v->key, 36) == 0;
+}
+
+/* The receipts of the fresh entries of v[0..n) (those key_is_id). */
+static int
+accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
+    char *err, size_t errlen)
+{
+    static const Oid types[5] = { WQ_OID_UUID_A, WQ_OID_TEXT_A,
+        WQ_OID_TEXT_A, WQ_OID_INT4_A, WQ_OID_INT8_A };
+    struct wq_buf b[5] = { WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT,
+        WQ_BUF_INIT, WQ_BUF_INIT };
+    const char *values[5];
+    int lengths[5], formats[5] = { 1, 1, 1, 1, 1 };
+    PGresult *r;
+    int rc;
+
+    wq_pgarray_begin(&b[0], WQ_OID_UUID, nfresh);
+    wq_pgarray_begin(&b[1], WQ_OID_TEXT, nfresh);
+    wq_pgarray_begin(&b[2], WQ_OID_TEXT, nfresh);
+    wq_pgarray_begin(&b[3], WQ_OID_INT4, nfresh);
+    wq_pgarray_begin(&b[4], WQ_OID_INT8, nfresh);
+    for (size_t i = 0; i < n; i++) {
+        if (!key_is_id(&v[i]))
+            continue;
+        wq_pgarray_bytes(&b[0], v[i].id, 16);
+        wq_pgarray_str(&b[1], v[i].queue);
+        wq_pgarray_str(&b[2], v[i].type);
+        wq_pgarray_i32(&b[3], v[i].max_attempts);
+        wq_pgarray_i64(&b[4], v[i].created_at_ms);
+    }
+    for (int i = 0; i < 5; i++) {
+        values[i] = (const char *)b[i].data;
+        lengths[i] = (int)b[i].len;
+    }
+    r = PQexecParams(s->conn, accept_fresh_sql, 5, types, values, lengths,
+        formats, 0);
+    rc = wq_store_result_check(s, r, "record accepted tasks", err, errlen);
+    PQclear(r);
+    for (int i = 0; i < 5; i++)
+        wq_buf_free(&b[i]);
+    return rc;
+}
+
 int
 wq_store_accept(wq_store *s, struct wq_accept *v, size_t n, char *err,
     size_t errlen)
@@ -796,6 +865,7 @@ wq_store_accept(wq_store *s, struct wq_accept *v, size_t n, char *err,
     const char *values[6];
     int lengths[6], formats[6] = { 1, 1, 1, 1, 1, 1 };
     PGresult *r = NULL;
+    size_t nfresh = 0, *idx = NULL;
     int rc;
 
     for (size_t i = 0; i < n; i++) {
@@ -808,13 +878,23 @@ wq_store_accept(wq_store *s, struct wq_accept *v, size_t n, char *err,
         return wq_seterr(err, errlen, WQ_EINVAL, "accept: batch too large");
     if ((rc = store_ready(s, err, errlen)) != 0)
         return rc;
-    wq_pgarray_begin(&b[0], WQ_OID_UUID, n);
-    wq_pgarray_begin(&b[1], WQ_OID_TEXT, n);
-    wq_pgarray_begin(&b[2], WQ_OID_TEXT, n);
-    wq_pgarray_begin(&b[3], WQ_OID_TEXT, n);
-    wq_pgarray_begin(&b[4], WQ_OID_INT4, n);
-    wq_pgarray_begin(&b[5], WQ_OID_INT8, n);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
+        nfresh += key_is_id(&v[i]);
+    if (nfresh > 0 && (rc = accept_fresh(s, v, n, nfresh, err, errlen)) != 0)
+        return rc;
+    if (nfresh == n)
+        return 0;
+    wq_pgarray_begin(&b[0], WQ_OID_UUID, n - nfresh);
+    wq_pgarray_begin(&b[1], WQ_OID_TEXT, n - nfresh);
+    wq_pgarray_begin(&b[2], WQ_OID_TEXT, n - nfresh);
+    wq_pgarray_begin(&b[3], WQ_OID_TEXT, n - nfresh);
+    wq_pgarray_begin(&b[4], WQ_OID_INT4, n - nfresh);
+    wq_pgarray_begin(&b[5], WQ_OID_INT8, n - nfresh);
+    idx = xcalloc(n - nfresh, sizeof *idx);
+    for (size_t i = 0, k = 0; i < n; i++) {
+        if (nfresh > 0 && key_is_id(&v[i]))
+            continue;
+        idx[k++] = i;
         wq_pgarray_bytes(&b[0], v[i].id, 16);
         wq_pgarray_str(&b[1], v[i].queue);
         wq_pgarray_str(&b[2], v[i].type);
@@ -835,14 +915,15 @@ wq_store_accept(wq_store *s, struct wq_accept *v, size_t n, char *err,
         long long ord = strtoll(PQgetvalue(r, row, 0), NULL, 10);
         int state = wq_task_state_parse(PQgetvalue(r, row, 1));
 
-        if (ord < 1 || (size_t)ord > n)
+        if (ord < 1 || (size_t)ord > n - nfresh)
             continue;
-        v[ord - 1].duplicate = 1;
+        v[idx[ord - 1]].duplicate = 1;
         if (state >= 0)
-            v[ord - 1].state = (enum wq_task_state)state;
+            v[idx[ord - 1]].state = (enum wq_task_state)state;
     }
 out:
     PQclear(r);
+    free(idx);
     for (int i = 0; i < 6; i++)
         wq_buf_free(&b[i]);
     return rc;

@@ -28,7 +28,7 @@ CREATE TABLE workq.accepted (
     max_attempts    integer     NOT NULL,
     queue           text        NOT NULL,
     type            text        NOT NULL,
-    idempotency_key text        NOT NULL
+    idempotency_key text        -- NULL: the id's text (no client key)
 ) WITH (autovacuum_vacuum_scale_factor = 0.02,
         autovacuum_analyze_scale_factor = 0.05);
 
@@ -45,7 +45,8 @@ CREATE VIEW workq.task_handles AS
     UNION ALL
     SELECT a.id, 0, a.max_attempts, a.created_at, a.accepted_at, NULL,
            NULL, NULL, NULL, 'queued', a.queue, a.type,
-           a.idempotency_key, NULL, NULL, '{}'::jsonb, ''::bytea,
+           coalesce(a.idempotency_key, a.id::text), NULL, NULL,
+           '{}'::jsonb, ''::bytea,
            NULL, NULL, NULL, 0,
            true
       FROM workq.accepted a

@@ -190,6 +190,9 @@ main(int argc, char **argv)
     memset(&conf, 0, sizeof conf);
     conf.transport = transport;
     conf.kafka_brokers = env_or("WORKQ_KAFKA_BROKERS", "127.0.0.1:59092");
+    /* receipts (producer.receipts) go here: a migrated database */
+    conf.postgres_conninfo = env_or("WORKQ_POSTGRES_CONNINFO",
+        "host=127.0.0.1 port=55432 user=postgres dbname=workq");
     conf.rabbitmq_url = env_or("WORKQ_RABBITMQ_URL",
         "amqp://guest:guest@127.0.0.1:55672");
     conf.rabbitmq_queue_type = queue_type;
