@@ -368,10 +368,11 @@ test_cli_dlq(void **state)
         "--older-than", "2h", "--dry-run", NULL), 0);
     assert_contains(out, "2 dead task(s) would be purged");
     assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "purge",
-        "--older-than", "2h", "--limit", "1", NULL), 0);
+        "--older-than", "2h", "--limit", "1", "--yes", NULL), 0);
     assert_contains(out, "purged 1 dead task(s)");
+    assert_contains(out, "are not removed from the broker");
     assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "purge", "--all",
-        NULL), 0);
+        "--yes", NULL), 0);
     assert_contains(out, "purged 1 dead task(s)");
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE state = 'dead'"), 0);
@@ -385,6 +386,74 @@ test_cli_dlq(void **state)
     assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "list",
         "--older-than", "soon", NULL), 64);
     assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "show", NULL), 64);
+    wq_store_close(s);
+}
+
+/*
+ * `workq dlq purge --all` through a terminal (script(1) gives it a pty)
+ * with `answer` typed at the prompt; returns its exit status.
+ */
+static int
+purge_on_tty(const char *ci, const char *answer)
+{
+    char cmd[1400], env_ci[1200];
+    const char *argv[] = { "/usr/bin/script", "-qec", cmd, "/dev/null",
+        NULL };
+    const char *env[] = { env_ci, NULL };
+
+    snprintf(env_ci, sizeof env_ci, "WORKQ_POSTGRES_CONNINFO=%s", ci);
+    snprintf(cmd, sizeof cmd, "%s dlq purge --all", wq_test_bin("workq"));
+    return wq_test_cmd(argv, env, answer, out, sizeof out);
+}
+
+/*
+ * purge cannot be undone: without a terminal it wants --yes (64, and
+ * nothing is deleted); on a terminal it shows the count and what happens
+ * to the broker's copies, and purges only on "y".
+ */
+static void
+test_cli_dlq_purge_confirms(void **state)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    wq_store *s = wq_test_pg_open(ci);
+
+    (void)state;
+    dead_task(s, "mail", "send", "boom", "1 hour");
+    dead_task(s, "mail", "send", "boom", "2 hours");
+
+    assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "purge", "--all",
+        NULL), 64);
+    assert_contains(out, "--yes");
+    assert_contains(out, "no terminal");
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'dead'"), 2);
+
+    assert_int_equal(purge_on_tty(ci, "n\n"), 1);
+    assert_contains(out, "This deletes 2 dead task(s)");
+    assert_contains(out, "are not removed from the broker");
+    assert_contains(out, "[y/N]");
+    assert_contains(out, "nothing purged");
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'dead'"), 2);
+
+    assert_int_equal(purge_on_tty(ci, "y\n"), 0);
+    assert_contains(out, "purged 2 dead task(s)");
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'dead'"), 0);
+
+    /* --json: what happens to the copies is part of the answer */
+    dead_task(s, "mail", "send", "boom", "1 hour");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "dlq", "purge",
+        "--all", "--yes", NULL), 0);
+    {
+        json_t *j = json_of(out);
+
+        assert_int_equal(json_integer_value(json_object_get(j, "purged")),
+            1);
+        if (strstr(jstr(j, "broker_copies"), "not removed") == NULL)
+            fail_msg("broker_copies: %s", jstr(j, "broker_copies"));
+        json_decref(j);
+    }
     wq_store_close(s);
 }
 
@@ -651,6 +720,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_retry),
     cmocka_unit_test(test_cli_cancel),
     cmocka_unit_test(test_cli_dlq),
+    cmocka_unit_test(test_cli_dlq_purge_confirms),
     cmocka_unit_test(test_cli_stats),
     cmocka_unit_test(test_cli_stats_backlog_rabbitmq),
     cmocka_unit_test(test_cli_stats_backlog_kafka),
