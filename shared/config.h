@@ -267,6 +267,7 @@ struct wq_config {
         int64_t retention_ms;       /* succeeded, cancelled; 0: forever */
         int64_t dead_retention_ms;  /* dead; 0: forever */
         int64_t retention_interval_ms;
+        int64_t backlog_interval_ms;    /* broker backlog metrics; 0: off */
     } scheduler;
 
     struct {

@@ -313,6 +313,10 @@ const struct wq_config_key wq_config_keys[] = {
     DURATION("scheduler.retention_interval",
         scheduler.retention_interval_ms, "5m", 1 * SECOND, 24 * HOUR,
         "how often the scheduler looks for tasks to prune"),
+    DURATION("scheduler.backlog_interval", scheduler.backlog_interval_ms,
+        "30s", 0, 1 * HOUR,
+        "how often the scheduler asks the broker for each configured "
+        "queue's backlog (metrics); 0: never"),
 
     /* metrics */
     STRING("metrics.listen", metrics.listen, "", 0,
