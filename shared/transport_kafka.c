@@ -748,8 +748,8 @@ kafka_declare(wq_transport *wt, const char *queue, char *err, size_t errlen)
 
     if ((rv = queue_check(queue, err, errlen)) != 0)
         return rv;
-    snprintf(name, sizeof name, "%s%s", WQ_QUEUE_PREFIX, queue);
     qn = strlen(queue);
+    snprintf(name, sizeof name, "%s%s", WQ_QUEUE_PREFIX, queue);
     if (t->dead_bounds != NULL && qn > 5
         && strcmp(queue + qn - 5, ".dead") == 0) {
         char base[WQ_QUEUE_MAX + 1];
