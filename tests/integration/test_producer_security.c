@@ -1395,7 +1395,7 @@ test_security_https_config_errors(void **state)
     snprintf(other, sizeof other, "%s/certs/other-ca.key", dir);
     for (size_t i = 0; i < WQ_ARRAY_LEN(cases); i++) {
         char c[1300], k[1300];
-        const char *env[8];
+        const char *env[10];
         size_t n = wq_test_env_for(WQ_TRANSPORT_RABBITMQ, NULL, env, 5);
 
         snprintf(c, sizeof c, "%s", cases[i].cert == key ? "" : cert);
@@ -1405,6 +1405,8 @@ test_security_https_config_errors(void **state)
         env[n++] = c;
         env[n++] = k;
         env[n++] = "WORKQ_PRODUCER_LISTEN=127.0.0.1:1";
+        /* no tokens here: the TLS errors are the subject */
+        env[n++] = "WORKQ_PRODUCER_AUTH=none";
         env[n] = NULL;
         if (wq_test_cmd(argv, env, NULL, out, sizeof out) != 78)
             fail_msg("%s: not exit 78: %s", cases[i].what, out);
