@@ -1155,10 +1155,10 @@ api_listen_is_loopback(const char *listen)
 }
 
 /*
- * Refuses a configuration that would open the API to anyone: auth
- * "tokens" without a tokens file, auth "none" with one (which is meant?),
- * or auth "none" on a non-loopback address without
- * producer.auth_none_nonloopback.
+ * Refuses a configuration that would open the API to anyone, or that
+ * says two things: auth "tokens" without a tokens file, auth "none" with
+ * one, auth "none" on a non-loopback address without
+ * producer.auth_none_nonloopback.  WQ_ECONFIG with err set, or 0.
  */
 static int
 auth_check(const struct wq_config *cfg, char *err, size_t errlen)

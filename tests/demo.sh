@@ -58,6 +58,7 @@ tests/services/ctl psql -q -c "DROP DATABASE IF EXISTS workq_demo WITH (FORCE)" 
 wq migrate
 
 say "daemons: producer on :$PORT, two workers, scheduler ($TRANSPORT)"
+say "the producer takes requests without a token: auth = \"none\" in $DIR/workq.conf (loopback only)"
 "$PWD/$BUILD/workq-producer" --config "$DIR/workq.conf" 2> "$DIR/producer.log" &
 PIDS="$PIDS $!"
 for i in 1 2; do
