@@ -22,6 +22,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <jansson.h>
 
 #include "alloc.h"
@@ -1254,6 +1257,79 @@ api_reload_tokens(struct api *a, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * 1 if the host of `listen` ("host:port", "[v6]:port") is a loopback
+ * address: 127.0.0.0/8, ::1, ::ffff:127.x, or the name "localhost".  Any
+ * other name, and an empty host (every address), is not.
+ */
+int
+api_listen_is_loopback(const char *listen)
+{
+    char host[256];
+    const char *colon;
+    struct in6_addr a6;
+    struct in_addr a4;
+    size_t n;
+
+    if (listen[0] == '[') {
+        const char *end = strchr(listen, ']');
+
+        if (end == NULL)
+            return 0;
+        n = (size_t)(end - listen - 1);
+        listen++;
+    } else {
+        colon = strrchr(listen, ':');
+        n = colon != NULL ? (size_t)(colon - listen) : strlen(listen);
+    }
+    if (n == 0 || n >= sizeof host)
+        return 0;
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    if (strcasecmp(host, "localhost") == 0)
+        return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6)
+            && a6.s6_addr[12] == 127);
+    return 0;
+}
+
+/*
+ * Refuses a configuration that would open the API to anyone, or that
+ * says two things: auth "tokens" without a tokens file, auth "none" with
+ * one, auth "none" on a non-loopback address without
+ * producer.auth_none_nonloopback.  WQ_ECONFIG with err set, or 0.
+ */
+static int
+auth_check(const struct wq_config *cfg, char *err, size_t errlen)
+{
+    const char *tf = cfg->producer.tokens_file;
+
+    if (cfg->producer.auth == WQ_AUTH_TOKENS && tf[0] == '\0')
+        return wq_seterr(err, errlen, WQ_ECONFIG, "producer.auth is "
+            "\"tokens\" but producer.tokens_file is not set: the API would "
+            "take requests from anyone.  Make a token (workq token new) and "
+            "list it in producer.tokens_file, or set producer.auth = "
+            "\"none\" to run without tokens on a loopback address");
+    if (cfg->producer.auth == WQ_AUTH_NONE && tf[0] != '\0')
+        return wq_seterr(err, errlen, WQ_ECONFIG, "producer.auth is "
+            "\"none\" but producer.tokens_file is set (%s): set "
+            "producer.auth = \"tokens\" to check tokens, or unset the file",
+            tf);
+    if (cfg->producer.auth == WQ_AUTH_NONE
+        && !cfg->producer.auth_none_nonloopback
+        && !api_listen_is_loopback(cfg->producer.listen))
+        return wq_seterr(err, errlen, WQ_ECONFIG, "producer.auth is "
+            "\"none\" and producer.listen %s is not a loopback address: "
+            "anyone who reaches it could submit and read tasks.  Use "
+            "tokens, listen on 127.0.0.1, or set "
+            "producer.auth_none_nonloopback = true",
+            cfg->producer.listen);
+    return 0;
+}
+
 int
 api_new(const struct api_conf *conf, struct api **out, char *err,
     size_t errlen)
@@ -1262,6 +1338,10 @@ api_new(const struct api_conf *conf, struct api **out, char *err,
     char labels[64];
     int rc;
 
+    if ((rc = auth_check(conf->cfg, err, errlen)) != 0) {
+        free(a);
+        return rc;
+    }
     a->cfg = conf->cfg;
     a->pub = conf->pub;
     a->db = conf->db;
@@ -1277,8 +1357,8 @@ api_new(const struct api_conf *conf, struct api **out, char *err,
         return rc;
     }
     if (a->tokens == NULL)
-        wq_log_warn(COMPONENT, "no producer.tokens_file: the API accepts "
-            "requests without a token");
+        wq_log_warn(COMPONENT, "producer.auth = \"none\": the API on %s "
+            "accepts requests without a token", a->cfg->producer.listen);
     for (int r = 0; r < R_COUNT; r++) {
         snprintf(labels, sizeof labels, "reason=\"%s\"", reason_name[r]);
         a->rejected[r] = wq_metrics_counter(a->metrics,

@@ -49,10 +49,17 @@ struct api_conf {
 
 /*
  * api_new makes the API state and loads the tokens file.  Returns 0, or
- * WQ_ECONFIG when producer.tokens_file cannot be read (err says why).
+ * WQ_ECONFIG (err says why) when producer.tokens_file cannot be read, or
+ * when producer.auth would open the API to anyone: "tokens" without a
+ * tokens file, "none" with one, "none" on a non-loopback
+ * producer.listen without producer.auth_none_nonloopback.
  */
 int api_new(const struct api_conf *conf, struct api **out, char *err,
     size_t errlen);
+
+/* 1 if the host of a "host:port" listen address is loopback (127/8, ::1,
+ * localhost), else 0.  Pure. */
+int api_listen_is_loopback(const char *listen);
 
 /*
  * api_set_backends gives the api its publisher and database thread.

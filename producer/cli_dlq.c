@@ -9,11 +9,19 @@
  * deletes them with their history.  Both work in batches of BATCH rows,
  * one short transaction each (FOR UPDATE SKIP LOCKED), and --dry-run
  * only counts and lists what they would touch.
+ *
+ * purge asks for confirmation on a terminal (--yes skips it) and refuses
+ * without one unless --yes is given: it cannot be undone.  It never
+ * touches the copies on workq.Q.dead (the broker has no delete by task):
+ * they expire by the dead queue's bounds (queue_policies dead_ttl and
+ * dead_max_length), and purge says so.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -29,7 +37,14 @@ struct filter {
     long limit;                 /* 0: no limit */
     long attempts;              /* replay: --attempts, 0: default */
     int dry_run, all;
+    int yes;                    /* purge: --yes, no confirmation */
 };
+
+/* What purge leaves on the broker, said after each purge. */
+#define BROKER_COPIES \
+    "the copies on workq.QUEUE.dead are not removed from the broker: " \
+    "they expire by the queue's dead_ttl and dead_max_length " \
+    "(queue_policies)"
 
 /* $1 queue, $2 type, $3 error text, $4 older than ms, $5 newer than ms */
 #define FILTER \
@@ -150,6 +165,45 @@ do_list(struct cli *cli, wq_store *s, const struct filter *f)
     return CLI_OK;
 }
 
+/*
+ * Asks on the terminal before a purge: the count of the matches, what
+ * happens to the broker's copies, then [y/N] on stdin.  CLI_OK to go on,
+ * CLI_NO when declined (or stdin ends), or the query's error.
+ */
+static int
+confirm_purge(wq_store *s, const struct filter *f)
+{
+    const char *p[6];
+    char limit[24], line[64];
+    PGresult *r;
+    long n;
+    int rc;
+
+    params_of(f, p);
+    snprintf(limit, sizeof limit, "%ld", f->limit > 0 ? f->limit
+        : 1000000000L);
+    p[5] = limit;
+    if ((rc = cli_ops_query(s, CMD, count_sql, 6, p, &r)) != CLI_OK)
+        return rc;
+    n = atol(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (n == 0)
+        return CLI_OK;
+    fprintf(stderr, "This deletes %ld dead task(s) and their history from "
+        "PostgreSQL for good.\nThe copies on workq.QUEUE.dead are not "
+        "removed from the broker: they expire by\nthe queue's dead_ttl "
+        "and dead_max_length (queue_policies).\nPurge %ld dead task(s)? "
+        "[y/N] ", n, n);
+    fflush(stderr);
+    if (fgets(line, sizeof line, stdin) == NULL
+        || (strcmp(line, "y\n") != 0 && strcmp(line, "yes\n") != 0
+        && strcmp(line, "Y\n") != 0)) {
+        fprintf(stderr, "nothing purged\n");
+        return CLI_NO;
+    }
+    return CLI_OK;
+}
+
 /* replay or purge: in batches until nothing matches or the limit. */
 static int
 do_change(struct cli *cli, wq_store *s, const struct filter *f,
@@ -207,15 +261,22 @@ do_change(struct cli *cli, wq_store *s, const struct filter *f,
         if (got < want)
             break;
     }
-    if (cli->json)
-        cli_json_print(json_pack("{s:s, s:b, s:I, s:o}", "action",
+    if (cli->json) {
+        json_t *o = json_pack("{s:s, s:b, s:I, s:o}", "action",
             purge ? "purge" : "replay", "dry_run", 0, purge ? "purged"
-            : "replayed", (json_int_t)total, "ids", ids));
-    else {
+            : "replayed", (json_int_t)total, "ids", ids);
+
+        if (purge)
+            json_object_set_new(o, "broker_copies", json_string(
+                BROKER_COPIES));
+        cli_json_print(o);
+    } else {
         json_decref(ids);
         if (!cli->quiet)
             printf("%s %ld dead task(s)%s\n", purge ? "purged" : "replayed",
                 total, rc != CLI_OK ? " before the error" : "");
+        if (!cli->quiet && purge)
+            printf("%s\n", BROKER_COPIES);
     }
     return rc;
 }
@@ -233,6 +294,7 @@ run(struct cli *cli, int argc, char **argv)
         { "attempts", required_argument, NULL, 'a' },
         { "dry-run", no_argument, NULL, 'd' },
         { "all", no_argument, NULL, 'A' },
+        { "yes", no_argument, NULL, 'y' },
         { NULL, 0, NULL, 0 },
     };
     struct filter f;
@@ -256,7 +318,7 @@ run(struct cli *cli, int argc, char **argv)
     optind = 1;
     argc--;
     argv++;
-    while ((ch = getopt_long(argc, argv, "q:t:e:o:N:n:a:dA", opts, NULL))
+    while ((ch = getopt_long(argc, argv, "q:t:e:o:N:n:a:dAy", opts, NULL))
         != -1) {
         switch (ch) {
         case 'q': f.queue = optarg; break;
@@ -285,6 +347,7 @@ run(struct cli *cli, int argc, char **argv)
             break;
         case 'd': f.dry_run = 1; break;
         case 'A': f.all = 1; break;
+        case 'y': f.yes = 1; break;
         default:
             cli_print_help(&cli_cmd_dlq, stderr);
             return CLI_USAGE;
@@ -308,8 +371,19 @@ run(struct cli *cli, int argc, char **argv)
             "--newer-than) or --all", action);
         return CLI_USAGE;
     }
+    if (strcmp(action, "purge") == 0 && !f.dry_run && !f.yes
+        && !isatty(STDIN_FILENO)) {
+        cli_err(CMD, "purge deletes dead tasks for good and there is no "
+            "terminal to confirm on: pass --yes to purge without asking");
+        return CLI_USAGE;
+    }
     if ((rc = cli_store(cli, &s)) != CLI_OK)
         return rc;
+    if (strcmp(action, "purge") == 0 && !f.dry_run && !f.yes
+        && (rc = confirm_purge(s, &f)) != CLI_OK) {
+        wq_store_close(s);
+        return rc;
+    }
     if (strcmp(action, "list") == 0)
         rc = do_list(cli, s, &f);
     else if (strcmp(action, "show") == 0)
@@ -332,12 +406,17 @@ const struct cli_command cli_cmd_dlq = {
     "    workq [--json] dlq replay (FILTERS | --all) [--limit N]\n"
     "                              [--attempts N] [--dry-run]\n"
     "    workq [--json] dlq purge (FILTERS | --all) [--limit N] [--dry-run]\n"
+    "                             [--yes]\n"
     "\n"
     "DESCRIPTION\n"
     "    A task is dead when its attempts are spent or its failure was\n"
     "    permanent; it keeps its whole attempt history, and the scheduler\n"
     "    publishes a copy on workq.QUEUE.dead for consumers that react to\n"
-    "    failures.\n"
+    "    failures.  Nothing in workq reads those copies: they are for\n"
+    "    alerts and audits outside it, and PostgreSQL is the record.  They\n"
+    "    are bounded by the queue's policy: dead_ttl (RabbitMQ\n"
+    "    x-message-ttl, Kafka retention.ms, default 14 days) and\n"
+    "    dead_max_length (RabbitMQ x-max-length, default 100000).\n"
     "\n"
     "    list     the dead tasks that match, most recent first (default\n"
     "             50): id, queue, type, attempts, when it died, whether\n"
@@ -346,7 +425,13 @@ const struct cli_command cli_cmd_dlq = {
     "             `workq status`.\n"
     "    replay   gives every match a new series of attempts, due now;\n"
     "             the scheduler publishes them again.  History is kept.\n"
-    "    purge    deletes every match with its history.\n"
+    "    purge    deletes every match with its history.  It cannot be\n"
+    "             undone: on a terminal it shows the count and asks first\n"
+    "             (--yes does not ask); without a terminal it refuses\n"
+    "             unless --yes is given.  The copies on workq.QUEUE.dead\n"
+    "             are not removed (a broker cannot delete a message by\n"
+    "             task): they expire by the bounds above, and purge says\n"
+    "             so.\n"
     "\n"
     "    replay and purge work in batches of 1000, each its own short\n"
     "    transaction, so they can run on a busy system; they want a\n"
@@ -365,6 +450,7 @@ const struct cli_command cli_cmd_dlq = {
     "                           as many as the previous series allowed)\n"
     "    -d, --dry-run          replay, purge: only count the matches\n"
     "    -A, --all              replay, purge: every dead task\n"
+    "    -y, --yes              purge: do not ask for confirmation\n"
     "\n"
     "OUTPUT\n"
     "    Task data (type, error, payload, result) is escaped on a\n"
@@ -372,10 +458,13 @@ const struct cli_command cli_cmd_dlq = {
     "    list: a table, or one JSON object per line.  show: as `workq\n"
     "    status`.  replay and purge:\n"
     "    the count; with --json {\"action\", \"dry_run\", \"replayed\" or\n"
-    "    \"purged\", \"ids\"} or, for --dry-run, {\"matched\"}.\n"
+    "    \"purged\", \"ids\"} (purge also \"broker_copies\", what happens\n"
+    "    to them) or, for --dry-run, {\"matched\"}.\n"
     "\n"
     "EXIT STATUS\n"
-    "    0 done (also when nothing matched); 64 usage error; 66 (show) no\n"
-    "    such task; 69 PostgreSQL unavailable; 78 configuration error.\n",
+    "    0 done (also when nothing matched); 1 purge declined at the\n"
+    "    prompt; 64 usage error (also purge without a terminal and\n"
+    "    without --yes); 66 (show) no such task; 69 PostgreSQL\n"
+    "    unavailable; 78 configuration error.\n",
     run,
 };

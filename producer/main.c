@@ -74,9 +74,12 @@ static const char usage_text[] =
     "\n"
     "    /v1/ routes need \"Authorization: Bearer TOKEN\" with a token of\n"
     "    producer.tokens_file (its sha256 line with scopes, from `workq\n"
-    "    token new`; without the file, no check): POST needs the scope\n"
-    "    submit, GET /v1/tasks needs read, admin has both.  /healthz,\n"
-    "    /readyz and /metrics need no token.\n"
+    "    token new`): POST needs the scope submit, GET /v1/tasks needs\n"
+    "    read, admin has both.  /healthz, /readyz and /metrics need no\n"
+    "    token.  Without producer.tokens_file the producer does not start\n"
+    "    (exit 78) unless producer.auth = \"none\", which takes every\n"
+    "    request without a token and is refused on a non-loopback\n"
+    "    producer.listen unless producer.auth_none_nonloopback = true.\n"
     "    With producer.tls_cert and producer.tls_key the API speaks HTTPS\n"
     "    (TLS 1.2 and 1.3) only.\n"
     "    Errors are {\"error\": CODE, \"detail\": TEXT}: 400 invalid JSON,\n"
@@ -107,7 +110,8 @@ static const char usage_text[] =
     "\n"
     "EXIT STATUS\n"
     "    0 stopped cleanly; 64 usage error; 69 cannot listen; 78\n"
-    "    configuration error.\n";
+    "    configuration error (also: no tokens without producer.auth =\n"
+    "    \"none\", or \"none\" on a non-loopback address).\n";
 
 /*
  * Reads the PEM file of config key `key` into a new string, NUL-

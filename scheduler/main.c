@@ -46,6 +46,7 @@
 #include <libpq-fe.h>
 
 #include "alloc.h"
+#include "backlog.h"
 #include "clock.h"
 #include "config.h"
 #include "daemon.h"
@@ -87,7 +88,16 @@ static const char help_text[] =
     "    each tick once, missed ticks caught up within\n"
     "    scheduler.cron_catchup); relays workq.outbox rows written by\n"
     "    workq.enqueue() inside applications' transactions; and prunes\n"
-    "    finished tasks after their retention.\n"
+    "    finished tasks after their retention.  Copies on\n"
+    "    workq.QUEUE.dead are bounded by the queue's policy (dead_ttl,\n"
+    "    dead_max_length), set when the queue or topic is created.\n"
+    "\n"
+    "    Every scheduler.backlog_interval a thread of its own asks the\n"
+    "    broker what it holds for each queue the configuration names\n"
+    "    (worker.queues, queue_policies, periodic) and exports it on\n"
+    "    /metrics: workq_broker_waiting_messages{queue} (RabbitMQ ready\n"
+    "    count, Kafka lag of group workq.QUEUE) and, on Kafka,\n"
+    "    workq_broker_oldest_waiting_seconds{queue}.\n"
     "\n"
     "    It sleeps until something is due or PostgreSQL notifies it\n"
     "    (LISTEN workq_scheduler), never polling faster than\n"
@@ -106,8 +116,9 @@ static const char help_text[] =
     "    The keys that matter here: transport, kafka.*, rabbitmq.*,\n"
     "    postgres.*, scheduler.* (poll_interval, batch_size,\n"
     "    publish_timeout, cron_catchup, retention, dead_retention,\n"
-    "    retention_interval), queue_policies (backoff after a lost lease,\n"
-    "    retention per queue), periodic (cron entries), metrics.listen\n"
+    "    retention_interval, backlog_interval), queue_policies (backoff\n"
+    "    after a lost lease, retention and dead-letter bounds per queue),\n"
+    "    periodic (cron entries), metrics.listen\n"
     "    (/healthz and /metrics; empty: off), log.*.  Every key is\n"
     "    documented in the example workq.conf; `workq config` prints them.\n"
     "\n"
@@ -588,6 +599,7 @@ main(int argc, char **argv)
     static char cerr[WQ_CONFIG_ERRLEN];
     struct wq_config cfg;
     struct wq_sched_stats stats;
+    wq_sched_backlog *backlog = NULL;
     struct loop *l = NULL;
     const char *config = NULL;
     char err[WQ_ERRLEN], host[HOST_NAME_MAX + 1], *id = NULL;
@@ -620,6 +632,8 @@ main(int argc, char **argv)
     }
     wq_sched_stats_init(&stats);
     l->s.st = &stats;
+    /* its metrics are registered before the HTTP server's threads */
+    backlog = wq_sched_backlog_new(&cfg, stats.reg);
     stats.stale_ns = (uint64_t)(cfg.scheduler.publish_timeout_ms
         + 2 * cfg.scheduler.poll_interval_ms + 60000) * 1000000u;
     if (wq_sched_stats_serve(&stats, cfg.metrics.listen, &port, err,
@@ -662,6 +676,7 @@ main(int argc, char **argv)
     wq_log_info(COMPONENT, "stopped");
     status = 0;
 out_stats:
+    wq_sched_backlog_free(backlog);
     wq_sched_stats_free(&stats);
 out_periodic:
     wq_periodic_free(l->s.periodic);

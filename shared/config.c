@@ -1631,7 +1631,28 @@ wq_config_transport_conf(struct wq_config *cfg,
     out->amqp_heartbeat_s = (int)((cfg->rabbitmq.heartbeat_ms + 999) / 1000);
     out->amqp_cacert = cfg->rabbitmq.tls_ca[0] != '\0'
         ? cfg->rabbitmq.tls_ca : NULL;
+    out->dead_bounds = wq_config_dead_bounds;
+    out->dead_bounds_user = cfg;
     return 0;
+}
+
+void
+wq_config_dead_bounds(void *user, const char *queue, int64_t *ttl_ms,
+    int64_t *max_length)
+{
+    const struct wq_config *cfg = user;
+    const struct wq_config_queue_policy *p = cfg->queue_policies.v, *use;
+
+    use = NULL;
+    for (size_t i = 0; i < cfg->queue_policies.n && use == NULL; i++)
+        if (strcmp(p[i].name, queue) == 0)
+            use = &p[i];
+    for (size_t i = 0; i < cfg->queue_policies.n && use == NULL; i++)
+        if (strcmp(p[i].name, "*") == 0)
+            use = &p[i];
+    *ttl_ms = use != NULL ? use->dead_ttl_ms : WQ_DEAD_TTL_DEFAULT_MS;
+    *max_length = use != NULL ? use->dead_max_length
+        : WQ_DEAD_MAX_LENGTH_DEFAULT;
 }
 
 int

@@ -151,6 +151,19 @@ struct wq_config_queue_policy {
     int64_t retention_ms;       /* succeeded, cancelled kept; 0: the
                                    scheduler's default */
     int64_t dead_retention_ms;  /* dead kept; 0: the scheduler's */
+    int64_t dead_ttl_ms;        /* copies on workq.Q.dead; 0: forever */
+    int dead_max_length;        /* RabbitMQ: copies kept; 0: no limit */
+};
+
+/* The bounds of workq.Q.dead of a queue without a policy (config_table.c
+ * has the same defaults): 14 days, 100000 copies. */
+#define WQ_DEAD_TTL_DEFAULT_MS      (336LL * 3600 * 1000)
+#define WQ_DEAD_MAX_LENGTH_DEFAULT  100000
+
+/* producer.auth */
+enum wq_producer_auth {
+    WQ_AUTH_TOKENS,
+    WQ_AUTH_NONE,
 };
 
 /*
@@ -233,6 +246,8 @@ struct wq_config {
     struct {
         char *listen;
         char *tokens_file;
+        int auth;               /* enum wq_producer_auth */
+        int auth_none_nonloopback;
         int max_body;
         int threads;            /* HTTP server threads */
         int batch_max;          /* tasks in one :batch request */
@@ -253,6 +268,7 @@ struct wq_config {
         int64_t retention_ms;       /* succeeded, cancelled; 0: forever */
         int64_t dead_retention_ms;  /* dead; 0: forever */
         int64_t retention_interval_ms;
+        int64_t backlog_interval_ms;    /* broker backlog metrics; 0: off */
     } scheduler;
 
     struct {
@@ -388,10 +404,21 @@ void wq_config_dump(const struct wq_config *cfg, FILE *fp);
  * Every string *out points to is owned by cfg and stays valid until
  * wq_config_free(cfg), also across later calls (which reuse it while the
  * fields it came from stay unchanged).  Returns 0, or WQ_ECONFIG with err
- * set if the AMQP URL is malformed.
+ * set if the AMQP URL is malformed.  dead_bounds is set to
+ * wq_config_dead_bounds with cfg.
  */
 int wq_config_transport_conf(struct wq_config *cfg,
     struct wq_transport_conf *out, char *err, size_t errlen);
+
+/*
+ * wq_config_dead_bounds gives the bounds of workq.<queue>.dead: the
+ * dead_ttl and dead_max_length of the queue's policy, else of the "*"
+ * policy, else WQ_DEAD_TTL_DEFAULT_MS and WQ_DEAD_MAX_LENGTH_DEFAULT.
+ * `user` is the struct wq_config.  The signature of
+ * wq_transport_conf.dead_bounds.  Pure; thread-safe.
+ */
+void wq_config_dead_bounds(void *user, const char *queue, int64_t *ttl_ms,
+    int64_t *max_length);
 
 /*
  * wq_config_setup_log calls wq_log_setup() with the log.level,

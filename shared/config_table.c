@@ -140,6 +140,12 @@ static const struct wq_config_key queue_policy_keys[] = {
         3650 * 24 * HOUR,
         "dead tasks are pruned this long after they died; 0: "
         "scheduler.dead_retention"),
+    E_DURATION(P, "dead_ttl", dead_ttl_ms, "336h", 0, 3650 * 24 * HOUR,
+        "copies on workq.Q.dead expire after this (RabbitMQ "
+        "x-message-ttl, Kafka retention.ms); 0: never"),
+    E_INT(P, "dead_max_length", dead_max_length, "100000", 0, 1000000000,
+        "RabbitMQ: workq.Q.dead keeps at most this many copies, the "
+        "oldest dropped (x-max-length); 0: no limit"),
 };
 #undef P
 
@@ -255,6 +261,12 @@ const struct wq_config_key wq_config_keys[] = {
         "address of the HTTP API, host:port"),
     STRING("producer.tokens_file", producer.tokens_file, "", 0,
         "file of accepted HTTP bearer tokens: sha256:HEX SCOPES a line"),
+    ENUM("producer.auth", producer.auth, "tokens", NAMES("tokens", "none"),
+        "tokens: the API needs a bearer token and does not start without "
+        "any; none: it takes every request (loopback listen only)"),
+    BOOL("producer.auth_none_nonloopback", producer.auth_none_nonloopback,
+        "false",
+        "with auth \"none\", also listen on a non-loopback address"),
     INT("producer.max_body", producer.max_body, "1114112", 1024,
         1073741824,
         "largest HTTP request body in bytes"),
@@ -304,6 +316,10 @@ const struct wq_config_key wq_config_keys[] = {
     DURATION("scheduler.retention_interval",
         scheduler.retention_interval_ms, "5m", 1 * SECOND, 24 * HOUR,
         "how often the scheduler looks for tasks to prune"),
+    DURATION("scheduler.backlog_interval", scheduler.backlog_interval_ms,
+        "30s", 0, 1 * HOUR,
+        "how often the scheduler asks the broker for each configured "
+        "queue's backlog (metrics); 0: never"),
 
     /* metrics */
     STRING("metrics.listen", metrics.listen, "", 0,

@@ -1,6 +1,7 @@
 /*
  * transport.c - picks a backend and forwards to its ops (see transport.h).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "transport.h"
@@ -29,4 +30,12 @@ wq_transport_open(const struct wq_transport_conf *conf, wq_transport **out,
             (int)conf->kind);
     }
     return ops->open(conf, out, err, errlen);
+}
+
+void
+wq_backlog_free(struct wq_backlog *b)
+{
+    free(b->parts);
+    b->parts = NULL;
+    b->nparts = 0;
 }

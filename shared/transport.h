@@ -71,7 +71,56 @@ struct wq_transport_conf {
 
     wq_confirm_fn *on_confirm;    /* may be NULL: then use flush()'s result */
     void *on_confirm_user;
+
+    /*
+     * Bounds of a dead-letter queue "Q.dead", asked by declare() when it
+     * creates one: *ttl_ms (RabbitMQ x-message-ttl, Kafka retention.ms)
+     * and *max_length (RabbitMQ x-max-length; Kafka has none), 0 = no
+     * bound.  `queue` is Q without ".dead".  NULL: no bounds.
+     */
+    void (*dead_bounds)(void *user, const char *queue, int64_t *ttl_ms,
+        int64_t *max_length);
+    void *dead_bounds_user;
 };
+
+/*
+ * What the broker holds for one queue (backlog()).  -1 in a field means
+ * the broker cannot tell.
+ *
+ * RabbitMQ: `ready` is the queue's message count from a passive
+ * queue.declare (messages not delivered to any consumer); `unacked` is -1
+ * (AMQP does not say; it takes the management plugin); `consumers` is
+ * the consumer count; `oldest_ms` is -1 (only a basic.get would show the
+ * head, and that redelivers it).
+ *
+ * Kafka: one entry in `parts` per partition; each partition's lag is
+ * high watermark minus the consumer group's committed offset, or minus
+ * the low watermark when the group has committed nothing there (a new
+ * group starts at the oldest message).  `ready` is the sum of the lags
+ * (read but uncommitted messages count: Kafka cannot tell them apart),
+ * `unacked` and `consumers` are -1, `oldest_ms` is the age of the
+ * message at the first uncommitted offset of the partitions that lag
+ * (by its timestamp), -1 when none lags or it could not be read.
+ */
+struct wq_backlog_partition {
+    int32_t partition;
+    int64_t low, high;          /* watermarks: first and next offset */
+    int64_t committed;          /* the group's offset; -1: none */
+    int64_t lag;
+};
+
+struct wq_backlog {
+    int64_t ready;
+    int64_t unacked;
+    int64_t consumers;
+    int64_t oldest_ms;
+    char group[WQ_QUEUE_MAX + 16];  /* Kafka: the consumer group read */
+    struct wq_backlog_partition *parts;   /* Kafka; malloc'd */
+    size_t nparts;
+};
+
+/* Frees b->parts (b itself belongs to the caller). */
+void wq_backlog_free(struct wq_backlog *b);
 
 typedef struct wq_transport wq_transport;
 
@@ -127,6 +176,13 @@ struct wq_transport_ops {
      * handler threads call it to hand a finished task back to the thread
      * that polls.  Not async-signal-safe; never concurrent with close(). */
     void (*wakeup)(wq_transport *t);
+    /* Fills *out with what the broker holds for `queue` (see struct
+     * wq_backlog); the caller frees it with wq_backlog_free.  Blocks for
+     * a few round trips (Kafka: also a short-lived consumer in the
+     * queue's group that never joins it nor commits).  WQ_ENOENT when
+     * the broker has no such queue. */
+    int (*backlog)(wq_transport *t, const char *queue, struct wq_backlog *out,
+        char *err, size_t errlen);
 };
 
 extern const struct wq_transport_ops wq_transport_kafka_ops;
@@ -197,6 +253,13 @@ static inline int
 wq_transport_nack(wq_transport *t, wq_delivery *d, char *err, size_t errlen)
 {
     return WQ_TRANSPORT_OPS(t)->nack(t, d, err, errlen);
+}
+
+static inline int
+wq_transport_backlog(wq_transport *t, const char *queue,
+    struct wq_backlog *out, char *err, size_t errlen)
+{
+    return WQ_TRANSPORT_OPS(t)->backlog(t, queue, out, err, errlen);
 }
 
 static inline void

@@ -160,6 +160,8 @@ struct wq_transport {
     int heartbeat;
     wq_confirm_fn *on_confirm;
     void *on_confirm_user;
+    void (*dead_bounds)(void *, const char *, int64_t *, int64_t *);
+    void *dead_bounds_user;
 
     /* Publishing. */
     struct conn pub;
@@ -941,6 +943,8 @@ amqp_open(const struct wq_transport_conf *conf, wq_transport **out,
     t->heartbeat = conf->amqp_heartbeat_s;
     t->on_confirm = conf->on_confirm;
     t->on_confirm_user = conf->on_confirm_user;
+    t->dead_bounds = conf->dead_bounds;
+    t->dead_bounds_user = conf->dead_bounds_user;
     t->lo = t->next_seq = 1;
     t->urlbuf = strdup(conf->amqp_url);
     t->client_id = strdup(conf->client_id != NULL && conf->client_id[0]
@@ -977,54 +981,148 @@ fail:
     return rc;
 }
 
+/* 1 if `queue` names a dead-letter queue "Q.dead"; its Q goes to base. */
+static int
+dead_base(const char *queue, char *base, size_t baselen)
+{
+    size_t n = strlen(queue);
+
+    if (n <= 5 || strcmp(queue + n - 5, ".dead") != 0 || n - 5 >= baselen)
+        return 0;
+    memcpy(base, queue, n - 5);
+    base[n - 5] = '\0';
+    return 1;
+}
+
+/* queue.declare on the declare channel; 0 or the broker's error. */
+static int
+declare_rpc(wq_transport *t, const char *name, int passive,
+    amqp_table_t args, const char *what, int *mismatch,
+    amqp_queue_declare_ok_t *ok_out, char *err, size_t errlen)
+{
+    amqp_queue_declare_ok_t *ok;
+    amqp_rpc_reply_t r;
+    int rc;
+
+    *mismatch = 0;
+    if (!t->decl_ch_open && (rc = channel_open(t, &t->pub, CH_DECLARE,
+        &t->decl_ch_open, "open the declare channel", err, errlen))
+        != 0)
+        return rc;
+    ok = amqp_queue_declare(t->pub.c, CH_DECLARE, amqp_cstring_bytes(name),
+        passive, 1, 0, 0, args);
+    if (ok != NULL) {
+        if (ok_out != NULL)
+            *ok_out = *ok;
+        return 0;
+    }
+    r = amqp_get_rpc_reply(t->pub.c);
+    *mismatch = r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION
+        && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD
+        && ((amqp_channel_close_t *)r.reply.decoded)->reply_code
+            == AMQP_PRECONDITION_FAILED;
+    return rpc_check(t, &t->pub, CH_DECLARE, &t->decl_ch_open, r, what, err,
+        errlen);
+}
+
 /*
  * amqp_declare declares durable queue "workq.<queue>" of the configured
  * type (x-queue-type quorum or classic); idempotent.  Blocks for one
- * round trip.  A queue that exists with another type or arguments is
- * WQ_EBROKER with the broker's PRECONDITION_FAILED text; the handle stays
- * usable (the declare channel is reopened next time).
+ * round trip.  A dead-letter queue "Q.dead" also gets the bounds that
+ * conf->dead_bounds gives (x-message-ttl, x-max-length; the head is
+ * dropped when full).  A queue that exists with another type or
+ * arguments is WQ_EBROKER with the broker's PRECONDITION_FAILED text; the
+ * handle stays usable (the declare channel is reopened next time) -
+ * except for a dead-letter queue: its arguments cannot be changed in
+ * place, so it is used as it is (checked with a passive declare) and a
+ * warning says how to apply the new bounds.
  */
 static int
 amqp_declare(wq_transport *t, const char *queue, char *err, size_t errlen)
 {
     char name[sizeof WQ_QUEUE_PREFIX + WQ_QUEUE_MAX], what[256];
-    char msg[WQ_ERRLEN];
-    amqp_table_entry_t arg;
-    amqp_rpc_reply_t r;
+    char base[WQ_QUEUE_MAX + 1], msg[WQ_ERRLEN];
+    amqp_table_entry_t arg[3];
     amqp_table_t args;
-    int rc, mismatch;
+    int64_t ttl_ms = 0, max_len = 0;
+    int rc, mismatch, dead;
 
     if ((rc = queue_name(name, sizeof name, queue, err, errlen)) != 0)
         return rc;
     if (!t->pub.up)
         return down_err(&t->pub, err, errlen);
-    if (!t->decl_ch_open && (rc = channel_open(t, &t->pub, CH_DECLARE,
-        &t->decl_ch_open, "open the declare channel", err, errlen))
-        != 0)
-        return rc;
 
-    arg.key = amqp_cstring_bytes("x-queue-type");
-    arg.value.kind = AMQP_FIELD_KIND_UTF8;
-    arg.value.value.bytes = amqp_cstring_bytes(t->quorum ? "quorum"
+    arg[0].key = amqp_cstring_bytes("x-queue-type");
+    arg[0].value.kind = AMQP_FIELD_KIND_UTF8;
+    arg[0].value.value.bytes = amqp_cstring_bytes(t->quorum ? "quorum"
         : "classic");
     args.num_entries = 1;
-    args.entries = &arg;
+    args.entries = arg;
+    dead = dead_base(queue, base, sizeof base) && t->dead_bounds != NULL;
+    if (dead)
+        t->dead_bounds(t->dead_bounds_user, base, &ttl_ms, &max_len);
+    if (ttl_ms > 0) {
+        arg[args.num_entries].key = amqp_cstring_bytes("x-message-ttl");
+        arg[args.num_entries].value.kind = AMQP_FIELD_KIND_I64;
+        arg[args.num_entries].value.value.i64 = ttl_ms;
+        args.num_entries++;
+    }
+    if (max_len > 0) {
+        arg[args.num_entries].key = amqp_cstring_bytes("x-max-length");
+        arg[args.num_entries].value.kind = AMQP_FIELD_KIND_I64;
+        arg[args.num_entries].value.value.i64 = max_len;
+        args.num_entries++;
+    }
 
-    if (amqp_queue_declare(t->pub.c, CH_DECLARE, amqp_cstring_bytes(name),
-        0, 1, 0, 0, args) != NULL)
-        return 0;
-    r = amqp_get_rpc_reply(t->pub.c);
-    mismatch = r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION
-        && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD
-        && ((amqp_channel_close_t *)r.reply.decoded)->reply_code
-            == AMQP_PRECONDITION_FAILED;
     snprintf(what, sizeof what, "declare %s queue '%s'",
         t->quorum ? "quorum" : "classic", name);
-    rc = rpc_check(t, &t->pub, CH_DECLARE, &t->decl_ch_open, r, what, msg,
+    rc = declare_rpc(t, name, 0, args, what, &mismatch, NULL, msg,
         sizeof msg);
+    if (rc == 0)
+        return 0;
+    if (mismatch && dead && t->pub.up) {
+        snprintf(what, sizeof what, "declare queue '%s' (passive)", name);
+        if (declare_rpc(t, name, 1, amqp_empty_table, what, &mismatch, NULL,
+                err, errlen) == 0) {
+            wq_log_warn("amqp", "queue %s exists with other arguments "
+                "than x-message-ttl %" PRId64 " ms, x-max-length %" PRId64
+                ": used as it is; to apply these bounds, delete the queue "
+                "(it holds only copies: PostgreSQL keeps the dead tasks)",
+                name, ttl_ms, max_len);
+            return 0;
+        }
+    }
     return wq_seterr(err, errlen, rc, "%s%s", msg, mismatch ? " (the queue "
         "exists with another type or arguments: make amqp quorum match "
         "it, or delete the queue)" : "");
+}
+
+/*
+ * amqp_backlog: a passive queue.declare gives the ready count and the
+ * consumers; RabbitMQ says nothing of unacked messages or ages over AMQP
+ * (see struct wq_backlog).  Blocks for one round trip.
+ */
+static int
+amqp_backlog(wq_transport *t, const char *queue, struct wq_backlog *out,
+    char *err, size_t errlen)
+{
+    char name[sizeof WQ_QUEUE_PREFIX + WQ_QUEUE_MAX], what[256];
+    amqp_queue_declare_ok_t ok;
+    int rc, mismatch;
+
+    memset(out, 0, sizeof *out);
+    out->ready = out->unacked = out->consumers = out->oldest_ms = -1;
+    if ((rc = queue_name(name, sizeof name, queue, err, errlen)) != 0)
+        return rc;
+    if (!t->pub.up)
+        return down_err(&t->pub, err, errlen);
+    snprintf(what, sizeof what, "declare queue '%s' (passive)", name);
+    if ((rc = declare_rpc(t, name, 1, amqp_empty_table, what, &mismatch,
+            &ok, err, errlen)) != 0)
+        return rc;
+    out->ready = ok.message_count;
+    out->consumers = ok.consumer_count;
+    return 0;
 }
 
 /*
@@ -1755,4 +1853,5 @@ const struct wq_transport_ops wq_transport_amqp_ops = {
     .nack = amqp_nack,
     .close = amqp_close,
     .wakeup = amqp_wakeup,
+    .backlog = amqp_backlog,
 };

@@ -128,6 +128,10 @@ struct kafka_transport {
     uint64_t failed;            /* refused since the last clean flush */
 
     rd_kafka_conf_t *cconf;     /* consumer conf, until subscribe */
+    rd_kafka_conf_t *bconf;     /* backlog()'s short-lived consumer */
+    char *group_id;             /* conf->kafka_group_id; NULL: per queue */
+    void (*dead_bounds)(void *, const char *, int64_t *, int64_t *);
+    void *dead_bounds_user;
     rd_kafka_t *consumer;
     struct part **parts;
     size_t nparts, parts_cap;
@@ -457,6 +461,30 @@ fail:
     return NULL;
 }
 
+/*
+ * The conf of backlog()'s consumer: reads committed offsets and at most
+ * one message per partition; never joins its group, stores or commits.
+ */
+static rd_kafka_conf_t *
+backlog_conf_new(struct kafka_transport *t,
+    const struct wq_transport_conf *conf, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *rc;
+
+    if ((rc = conf_common(t, conf, err, errlen)) == NULL)
+        return NULL;
+    if (conf_set(rc, "enable.auto.commit", "false", err, errlen) != 0
+        || conf_set(rc, "enable.auto.offset.store", "false", err,
+            errlen) != 0
+        || conf_set(rc, "isolation.level", "read_committed", err,
+            errlen) != 0
+        || conf_apply_props(rc, conf, err, errlen) != 0) {
+        rd_kafka_conf_destroy(rc);
+        return NULL;
+    }
+    return rc;
+}
+
 /* --- producer ------------------------------------------------------------ */
 
 static int
@@ -549,10 +577,15 @@ kafka_open(const struct wq_transport_conf *conf, wq_transport **out,
     /* Both confs now, so a bad property fails here, not at subscribe. */
     if ((pconf = producer_conf_new(t, conf, err, errlen)) == NULL)
         goto fail;
-    if ((t->cconf = consumer_conf_new(t, conf, err, errlen)) == NULL) {
+    if ((t->cconf = consumer_conf_new(t, conf, err, errlen)) == NULL
+        || (t->bconf = backlog_conf_new(t, conf, err, errlen)) == NULL) {
         rd_kafka_conf_destroy(pconf);
         goto fail;
     }
+    t->dead_bounds = conf->dead_bounds;
+    t->dead_bounds_user = conf->dead_bounds_user;
+    if (conf->kafka_group_id != NULL && conf->kafka_group_id[0] != '\0')
+        t->group_id = xstrdup(conf->kafka_group_id);
     /* rd_kafka_new takes pconf only on success; it does not connect yet. */
     t->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, errstr,
         sizeof errstr);
@@ -567,6 +600,9 @@ kafka_open(const struct wq_transport_conf *conf, wq_transport **out,
 fail:
     if (t->cconf != NULL)
         rd_kafka_conf_destroy(t->cconf);
+    if (t->bconf != NULL)
+        rd_kafka_conf_destroy(t->bconf);
+    free(t->group_id);
     free(t);
     return WQ_ECONFIG;
 }
@@ -574,7 +610,8 @@ fail:
 /* Creates topic `name` unless it exists; waits for the controller. */
 static int
 create_topic(struct kafka_transport *t, const char *name, int partitions,
-    int replication, int timeout_ms, char *err, size_t errlen)
+    int replication, int64_t retention_ms, int timeout_ms, char *err,
+    size_t errlen)
 {
     rd_kafka_NewTopic_t *nt;
     rd_kafka_AdminOptions_t *opts = NULL;
@@ -593,6 +630,18 @@ create_topic(struct kafka_transport *t, const char *name, int partitions,
     if (nt == NULL)
         return wq_seterr(err, errlen, WQ_EINVAL, "kafka: topic %s: %s", name,
             errstr);
+    if (retention_ms > 0) {
+        char v[32];
+
+        snprintf(v, sizeof v, "%" PRId64, retention_ms);
+        if ((e = rd_kafka_NewTopic_set_config(nt, "retention.ms", v))
+            != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rv = wq_seterr(err, errlen, WQ_EINVAL,
+                "kafka: topic %s: retention.ms: %s", name,
+                rd_kafka_err2str(e));
+            goto out;
+        }
+    }
     opts = rd_kafka_AdminOptions_new(t->producer,
         RD_KAFKA_ADMIN_OP_CREATETOPICS);
     /* The broker answers once the topic exists on the controller. */
@@ -640,7 +689,8 @@ out:
         rd_kafka_event_destroy(ev);
     if (q != NULL)
         rd_kafka_queue_destroy(q);
-    rd_kafka_AdminOptions_destroy(opts);
+    if (opts != NULL)
+        rd_kafka_AdminOptions_destroy(opts);
     rd_kafka_NewTopic_destroy(nt);
     return rv;
 }
@@ -677,7 +727,10 @@ topic_ready(const struct rd_kafka_metadata *md, char *why, size_t whylen)
  * kafka_replication (<= 0: the broker's defaults) unless it exists, then
  * waits until every partition has a leader.  Blocks up to
  * DECLARE_TIMEOUT_MS; WQ_ETIMEOUT or WQ_EBROKER with err set on failure.
- * An existing topic keeps its partition count.
+ * An existing topic keeps its partition count.  A new dead-letter topic
+ * "workq.Q.dead" gets retention.ms from conf->dead_bounds (Kafka has no
+ * length bound); an existing one keeps its configuration (change it with
+ * kafka-configs --alter).
  */
 static int
 kafka_declare(wq_transport *wt, const char *queue, char *err, size_t errlen)
@@ -689,13 +742,23 @@ kafka_declare(wq_transport *wt, const char *queue, char *err, size_t errlen)
     rd_kafka_resp_err_t e;
     char name[TOPIC_MAX], why[128] = "no answer";
     long backoff_ms = 20;
+    int64_t ttl_ms = 0, max_len = 0;
+    size_t qn;
     int rv, ready;
 
     if ((rv = queue_check(queue, err, errlen)) != 0)
         return rv;
+    qn = strlen(queue);
     snprintf(name, sizeof name, "%s%s", WQ_QUEUE_PREFIX, queue);
+    if (t->dead_bounds != NULL && qn > 5
+        && strcmp(queue + qn - 5, ".dead") == 0) {
+        char base[WQ_QUEUE_MAX + 1];
+
+        snprintf(base, sizeof base, "%.*s", (int)(qn - 5), queue);
+        t->dead_bounds(t->dead_bounds_user, base, &ttl_ms, &max_len);
+    }
     deadline = wq_clock_mono_ns() + (uint64_t)DECLARE_TIMEOUT_MS * 1000000u;
-    if ((rv = create_topic(t, name, t->partitions, t->replication,
+    if ((rv = create_topic(t, name, t->partitions, t->replication, ttl_ms,
             DECLARE_TIMEOUT_MS, err, errlen)) != 0)
         return rv;
     if ((rv = producer_topic(t, queue, &rkt, err, errlen)) != 0)
@@ -1447,6 +1510,9 @@ kafka_close(wq_transport *wt, int timeout_ms)
     }
     if (t->cconf != NULL)
         rd_kafka_conf_destroy(t->cconf);
+    if (t->bconf != NULL)
+        rd_kafka_conf_destroy(t->bconf);
+    free(t->group_id);
     while ((kd = t->pool) != NULL) {
         t->pool = kd->next;
         free(kd);
@@ -1459,6 +1525,189 @@ kafka_close(wq_transport *wt, int timeout_ms)
     free(t->parts);
     free(t->topics);
     free(t);
+}
+
+/* --- backlog ------------------------------------------------------------- */
+
+#define BACKLOG_TIMEOUT_MS 5000     /* metadata, watermarks, committed */
+#define BACKLOG_PEEK_MS    2000     /* reading the oldest waiting messages */
+
+/*
+ * Reads the first uncommitted message of each lagging partition with the
+ * short-lived consumer rk (assign, never subscribe: the group's members
+ * are not disturbed) and sets out->oldest_ms from the oldest timestamp.
+ * Best effort: leaves -1 when nothing came within BACKLOG_PEEK_MS.
+ */
+static void
+backlog_peek(rd_kafka_t *rk, const char *topic, struct wq_backlog *out)
+{
+    rd_kafka_topic_partition_list_t *al;
+    uint64_t deadline;
+    int64_t oldest = -1;
+    size_t want = 0;
+    char *seen;
+
+    al = rd_kafka_topic_partition_list_new((int)out->nparts);
+    for (size_t i = 0; i < out->nparts; i++) {
+        struct wq_backlog_partition *p = &out->parts[i];
+
+        if (p->lag <= 0)
+            continue;
+        rd_kafka_topic_partition_list_add(al, topic, p->partition)->offset
+            = p->committed >= 0 ? p->committed : p->low;
+        want++;
+    }
+    seen = xcalloc(out->nparts + 1, 1);
+    if (want == 0 || rd_kafka_assign(rk, al) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        goto out;
+    deadline = wq_clock_mono_ns() + (uint64_t)BACKLOG_PEEK_MS * 1000000u;
+    while (want > 0 && wq_clock_ms_until(deadline) > 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk,
+            wq_clock_ms_until(deadline));
+        rd_kafka_timestamp_type_t tt;
+        int64_t ts;
+
+        if (m == NULL)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            for (size_t i = 0; i < out->nparts; i++) {
+                if (out->parts[i].partition != m->partition || seen[i])
+                    continue;
+                seen[i] = 1;
+                want--;
+                ts = rd_kafka_message_timestamp(m, &tt);
+                if (ts >= 0 && (oldest < 0 || ts < oldest))
+                    oldest = ts;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    (void)rd_kafka_assign(rk, NULL);
+    if (oldest >= 0) {
+        int64_t age = wq_clock_wall_ms() - oldest;
+
+        out->oldest_ms = age > 0 ? age : 0;
+    }
+out:
+    free(seen);
+    rd_kafka_topic_partition_list_destroy(al);
+}
+
+/*
+ * kafka_backlog: the topic's partitions (metadata), each one's
+ * watermarks, the group's committed offsets (a consumer in the group that
+ * never joins it), the lags, and the age of the oldest uncommitted
+ * message (backlog_peek).  The group is conf->kafka_group_id, else
+ * "workq.<queue>" as kafka_subscribe names it.  Blocks a few seconds at
+ * most.
+ */
+static int
+kafka_backlog(wq_transport *wt, const char *queue, struct wq_backlog *out,
+    char *err, size_t errlen)
+{
+    struct kafka_transport *t = K(wt);
+    const struct rd_kafka_metadata *md = NULL;
+    const struct rd_kafka_metadata_topic *mt;
+    rd_kafka_topic_partition_list_t *list = NULL;
+    rd_kafka_conf_t *cc = NULL;
+    rd_kafka_topic_t *rkt;
+    rd_kafka_resp_err_t e;
+    rd_kafka_t *rk = NULL;
+    char name[TOPIC_MAX], errstr[512];
+    int rv;
+
+    memset(out, 0, sizeof *out);
+    out->ready = out->unacked = out->consumers = out->oldest_ms = -1;
+    if ((rv = queue_check(queue, err, errlen)) != 0)
+        return rv;
+    snprintf(name, sizeof name, "%s%s", WQ_QUEUE_PREFIX, queue);
+    snprintf(out->group, sizeof out->group, "%s",
+        t->group_id != NULL ? t->group_id : name);
+    if ((rv = producer_topic(t, queue, &rkt, err, errlen)) != 0)
+        return rv;
+    e = rd_kafka_metadata(t->producer, 0, rkt, &md, BACKLOG_TIMEOUT_MS);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return wq_seterr(err, errlen, WQ_EBROKER, "kafka: metadata of %s: %s", name, rd_kafka_err2str(e));
+    if (md->topic_cnt != 1
+        || md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+        || md->topics[0].partition_cnt <= 0) {
+        rv = wq_seterr(err, errlen, WQ_ENOENT, "kafka: no topic %s", name);
+        goto out;
+    }
+    mt = &md->topics[0];
+    out->nparts = (size_t)mt->partition_cnt;
+    out->parts = xcalloc(out->nparts, sizeof *out->parts);
+    list = rd_kafka_topic_partition_list_new(mt->partition_cnt);
+    out->ready = 0;
+    for (int i = 0; i < mt->partition_cnt; i++) {
+        struct wq_backlog_partition *p = &out->parts[i];
+
+        p->partition = mt->partitions[i].id;
+        p->committed = -1;
+        e = rd_kafka_query_watermark_offsets(t->producer, name, p->partition,
+            &p->low, &p->high, BACKLOG_TIMEOUT_MS);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rv = wq_seterr(err, errlen, WQ_EBROKER,
+                "kafka: watermarks of %s [%" PRId32 "]: %s", name,
+                p->partition, rd_kafka_err2str(e));
+            goto out;
+        }
+        rd_kafka_topic_partition_list_add(list, name, p->partition);
+    }
+
+    cc = rd_kafka_conf_dup(t->bconf);
+    if ((rv = conf_set(cc, "group.id", out->group, err, errlen)) != 0)
+        goto out;
+    if ((rk = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr))
+        == NULL) {
+        rv = wq_seterr(err, errlen, WQ_ECONFIG, "kafka: consumer: %s",
+            errstr);
+        goto out;
+    }
+    cc = NULL;  /* owned by rk */
+    e = rd_kafka_committed(rk, list, BACKLOG_TIMEOUT_MS);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rv = wq_seterr(err, errlen, WQ_EBROKER,
+            "kafka: committed offsets of group %s: %s", out->group,
+            rd_kafka_err2str(e));
+        goto out;
+    }
+    for (int i = 0; i < list->cnt; i++) {
+        for (size_t k = 0; k < out->nparts; k++) {
+            struct wq_backlog_partition *p = &out->parts[k];
+
+            if (p->partition != list->elems[i].partition)
+                continue;
+            if (list->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR
+                && list->elems[i].offset >= 0)
+                p->committed = list->elems[i].offset;
+            /* a committed offset below the low watermark (retention ran)
+             * resumes at the low watermark */
+            p->lag = p->high - (p->committed >= p->low ? p->committed
+                : p->low);
+            if (p->lag < 0)
+                p->lag = 0;
+            out->ready += p->lag;
+        }
+    }
+    if (out->ready > 0)
+        backlog_peek(rk, name, out);
+    rv = 0;
+
+out:
+    if (rk != NULL) {
+        (void)rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    }
+    if (cc != NULL)
+        rd_kafka_conf_destroy(cc);
+    if (list != NULL)
+        rd_kafka_topic_partition_list_destroy(list);
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    if (rv != 0)
+        wq_backlog_free(out);
+    return rv;
 }
 
 /*
@@ -1478,4 +1727,5 @@ const struct wq_transport_ops wq_transport_kafka_ops = {
     .nack = kafka_nack,
     .close = kafka_close,
     .wakeup = kafka_wakeup,
+    .backlog = kafka_backlog,
 };

@@ -39,7 +39,8 @@ kafka = { brokers = "127.0.0.1:59092"; partitions = 2; };
 postgres = { conninfo = "host=127.0.0.1 port=55432 user=postgres dbname=workq_demo"; };
 worker = { queues = [ "demo" ]; concurrency = 4; lease = "10s"; };
 scheduler = { poll_interval = "500ms"; };
-producer = { listen = "127.0.0.1:$PORT"; };
+# No tokens in the demo: auth "none" says so, and works on loopback only.
+producer = { listen = "127.0.0.1:$PORT"; auth = "none"; };
 handlers = (
     { type = "shout"; kind = "exec"; argv = [ "/usr/bin/tr", "a-z", "A-Z" ];
       timeout = "10s"; }
@@ -57,6 +58,7 @@ tests/services/ctl psql -q -c "DROP DATABASE IF EXISTS workq_demo WITH (FORCE)" 
 wq migrate
 
 say "daemons: producer on :$PORT, two workers, scheduler ($TRANSPORT)"
+say "the producer takes requests without a token: auth = \"none\" in $DIR/workq.conf (loopback only)"
 "$PWD/$BUILD/workq-producer" --config "$DIR/workq.conf" 2> "$DIR/producer.log" &
 PIDS="$PIDS $!"
 for i in 1 2; do

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -422,10 +423,11 @@ test_cli_dlq(void **state)
         "--older-than", "2h", "--dry-run", NULL), 0);
     assert_contains(out, "2 dead task(s) would be purged");
     assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "purge",
-        "--older-than", "2h", "--limit", "1", NULL), 0);
+        "--older-than", "2h", "--limit", "1", "--yes", NULL), 0);
     assert_contains(out, "purged 1 dead task(s)");
+    assert_contains(out, "are not removed from the broker");
     assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "purge", "--all",
-        NULL), 0);
+        "--yes", NULL), 0);
     assert_contains(out, "purged 1 dead task(s)");
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE state = 'dead'"), 0);
@@ -439,6 +441,74 @@ test_cli_dlq(void **state)
     assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "list",
         "--older-than", "soon", NULL), 64);
     assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "show", NULL), 64);
+    wq_store_close(s);
+}
+
+/*
+ * `workq dlq purge --all` through a terminal (script(1) gives it a pty)
+ * with `answer` typed at the prompt; returns its exit status.
+ */
+static int
+purge_on_tty(const char *ci, const char *answer)
+{
+    char cmd[1400], env_ci[1200];
+    const char *argv[] = { "/usr/bin/script", "-qec", cmd, "/dev/null",
+        NULL };
+    const char *env[] = { env_ci, NULL };
+
+    snprintf(env_ci, sizeof env_ci, "WORKQ_POSTGRES_CONNINFO=%s", ci);
+    snprintf(cmd, sizeof cmd, "%s dlq purge --all", wq_test_bin("workq"));
+    return wq_test_cmd(argv, env, answer, out, sizeof out);
+}
+
+/*
+ * purge cannot be undone: without a terminal it wants --yes (64, and
+ * nothing is deleted); on a terminal it shows the count and what happens
+ * to the broker's copies, and purges only on "y".
+ */
+static void
+test_cli_dlq_purge_confirms(void **state)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    wq_store *s = wq_test_pg_open(ci);
+
+    (void)state;
+    dead_task(s, "mail", "send", "boom", "1 hour");
+    dead_task(s, "mail", "send", "boom", "2 hours");
+
+    assert_int_equal(workq_cli(ci, out, sizeof out, "dlq", "purge", "--all",
+        NULL), 64);
+    assert_contains(out, "--yes");
+    assert_contains(out, "no terminal");
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'dead'"), 2);
+
+    assert_int_equal(purge_on_tty(ci, "n\n"), 1);
+    assert_contains(out, "This deletes 2 dead task(s)");
+    assert_contains(out, "are not removed from the broker");
+    assert_contains(out, "[y/N]");
+    assert_contains(out, "nothing purged");
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'dead'"), 2);
+
+    assert_int_equal(purge_on_tty(ci, "y\n"), 0);
+    assert_contains(out, "purged 2 dead task(s)");
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'dead'"), 0);
+
+    /* --json: what happens to the copies is part of the answer */
+    dead_task(s, "mail", "send", "boom", "1 hour");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "dlq", "purge",
+        "--all", "--yes", NULL), 0);
+    {
+        json_t *j = json_of(out);
+
+        assert_int_equal(json_integer_value(json_object_get(j, "purged")),
+            1);
+        if (strstr(jstr(j, "broker_copies"), "not removed") == NULL)
+            fail_msg("broker_copies: %s", jstr(j, "broker_copies"));
+        json_decref(j);
+    }
     wq_store_close(s);
 }
 
@@ -491,6 +561,152 @@ test_cli_stats(void **state)
     assert_contains(out, "OLDEST WAIT");
     check(strstr(out, "\nb ") == NULL, "--queue a shows queue b:\n%s", out);
     wq_store_close(s);
+}
+
+/*
+ * `workq --json stats --queue Q` against the private broker of `kind`;
+ * returns the "broker" object of Q (a new reference) once its "waiting"
+ * is `want`, or fails the test after 20 s with the last answer.
+ */
+static json_t *
+broker_stats(int kind, const char *ci, const char *queue, long long want)
+{
+    const char *argv[] = { NULL, "--json", "stats", "--queue", queue, NULL };
+    char bin[1024];
+    json_t *j = NULL, *b = NULL;
+
+    snprintf(bin, sizeof bin, "%s", wq_test_bin("workq"));
+    argv[0] = bin;
+    for (int i = 0; i < 100; i++) {
+        const char *env[16];
+
+        wq_test_env_for(kind, ci, env, WQ_ARRAY_LEN(env));
+        if (wq_test_cmd(argv, env, NULL, out, sizeof out) != 0)
+            fail_msg("workq stats failed: %s", out);
+        j = json_of(out);
+        b = json_object_get(json_array_get(j, 0), "broker");
+        if (b != NULL && json_integer_value(json_object_get(b, "waiting"))
+            == want && json_is_integer(json_object_get(b, "waiting"))) {
+            json_incref(b);
+            json_decref(j);
+            return b;
+        }
+        json_decref(j);
+        usleep(200000);
+    }
+    fail_msg("%s: broker waiting never became %lld: %s",
+        wq_test_kind_name(kind), want, out);
+    return NULL;
+}
+
+/*
+ * The broker's backlog in `workq stats`: N messages on a fresh queue
+ * with no consumer show as waiting N (RabbitMQ: ready; Kafka: lag of
+ * group workq.Q counted from the low watermark, as it has committed
+ * nothing), and consuming 3 brings it to N - 3 (Kafka: once the
+ * consumer committed them).  No PostgreSQL row exists for any of them.
+ */
+static void
+stats_backlog(int kind)
+{
+    enum { N = 9, TAKE = 3 };
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = wq_test_unique("stats-backlog");
+    struct wq_transport_conf tc;
+    wq_transport *t;
+    wq_delivery *d;
+    char err[WQ_ERRLEN], key[300];
+    json_t *b;
+    int got = 0;
+
+    wq_test_forget_queue(kind, q);
+    wq_test_transport_conf(kind, &tc);
+    if (wq_transport_open(&tc, &t, err, sizeof err) != 0
+        || wq_transport_declare(t, q, err, sizeof err) != 0)
+        fail_msg("%s: %s", wq_test_kind_name(kind), err);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        if (wq_transport_publish(t, q, key, strlen(key), "x", 1, NULL, err,
+                sizeof err) != 0)
+            fail_msg("publish: %s", err);
+    }
+    if (wq_transport_flush(t, 30000, err, sizeof err) != 0)
+        fail_msg("flush: %s", err);
+    wq_transport_close(t, 5000);
+
+    b = broker_stats(kind, ci, q, N);
+    if (kind == WQ_TRANSPORT_KAFKA) {
+        json_t *parts = json_object_get(b, "partitions");
+        long long sum = 0;
+
+        assert_int_equal(json_integer_value(json_object_get(b, "lag")), N);
+        snprintf(key, sizeof key, "workq.%s", q);
+        if (strcmp(jstr(b, "group"), key) != 0)
+            fail_msg("group %s, want %s", jstr(b, "group"), key);
+        assert_true(json_array_size(parts) >= 1);
+        for (size_t i = 0; i < json_array_size(parts); i++) {
+            json_t *p = json_array_get(parts, i);
+
+            assert_true(json_is_null(json_object_get(p, "committed")));
+            sum += json_integer_value(json_object_get(p, "lag"));
+        }
+        assert_int_equal(sum, N);
+        /* the message at the first uncommitted offset tells its age */
+        assert_true(json_is_integer(json_object_get(b,
+            "oldest_waiting_seconds")));
+    } else {
+        assert_int_equal(json_integer_value(json_object_get(b, "consumers")),
+            0);
+        assert_true(json_is_null(json_object_get(b, "unacked")));
+        assert_true(json_is_null(json_object_get(b,
+            "oldest_waiting_seconds")));
+    }
+    json_decref(b);
+
+    /* a consumer of the queue's own group takes and acks TAKE */
+    wq_test_transport_conf(kind, &tc);
+    tc.kafka_group_id = NULL;
+    if (wq_transport_open(&tc, &t, err, sizeof err) != 0
+        || wq_transport_subscribe(t, &q, 1, err, sizeof err) != 0)
+        fail_msg("consume: %s", err);
+    for (int i = 0; i < 600 && got < TAKE; i++) {
+        int rc = wq_transport_poll(t, &d, 100, err, sizeof err);
+
+        if (rc == WQ_EAGAIN)
+            continue;
+        if (rc != 0)
+            fail_msg("poll: %s", err);
+        if (wq_transport_ack(t, d, err, sizeof err) != 0)
+            fail_msg("ack: %s", err);
+        got++;
+    }
+    assert_int_equal(got, TAKE);
+    wq_transport_close(t, 10000);
+    b = broker_stats(kind, ci, q, N - TAKE);
+    if (kind == WQ_TRANSPORT_KAFKA) {
+        json_t *parts = json_object_get(b, "partitions");
+        int committed = 0;
+
+        for (size_t i = 0; i < json_array_size(parts); i++)
+            committed += json_is_integer(json_object_get(
+                json_array_get(parts, i), "committed"));
+        assert_true(committed >= 1);
+    }
+    json_decref(b);
+}
+
+static void
+test_cli_stats_backlog_rabbitmq(void **state)
+{
+    (void)state;
+    stats_backlog(WQ_TRANSPORT_RABBITMQ);
+}
+
+static void
+test_cli_stats_backlog_kafka(void **state)
+{
+    (void)state;
+    stats_backlog(WQ_TRANSPORT_KAFKA);
 }
 
 static void
@@ -678,7 +894,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_cancel),
     cmocka_unit_test(test_cli_receipts),
     cmocka_unit_test(test_cli_dlq),
+    cmocka_unit_test(test_cli_dlq_purge_confirms),
     cmocka_unit_test(test_cli_stats),
+    cmocka_unit_test(test_cli_stats_backlog_rabbitmq),
+    cmocka_unit_test(test_cli_stats_backlog_kafka),
     cmocka_unit_test(test_cli_workers),
     cmocka_unit_test(test_cli_ops_help),
 };

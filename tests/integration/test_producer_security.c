@@ -261,6 +261,9 @@ healthy(const struct producer *p)
  * `config`, the daemon reads that file (--config) and the environment
  * does not name the servers (it would win over the file).
  */
+/* The host producer_start listens on (the tests connect to 127.0.0.1). */
+static const char *listen_host = "127.0.0.1";
+
 static struct producer
 producer_start_conf(int kind, const char *config, const char *tokens,
     const char *const *extra, int tls)
@@ -289,8 +292,8 @@ producer_start_conf(int kind, const char *config, const char *tokens,
             close(fd);
             continue;
         }
-        snprintf(listen, sizeof listen, "WORKQ_PRODUCER_LISTEN=127.0.0.1:%d",
-            p.port);
+        snprintf(listen, sizeof listen, "WORKQ_PRODUCER_LISTEN=%s:%d",
+            listen_host, p.port);
         env[n++] = listen;
         if (tokens != NULL) {
             snprintf(tfile, sizeof tfile, "WORKQ_PRODUCER_TOKENS_FILE=%s/"
@@ -1392,7 +1395,7 @@ test_security_https_config_errors(void **state)
     snprintf(other, sizeof other, "%s/certs/other-ca.key", dir);
     for (size_t i = 0; i < WQ_ARRAY_LEN(cases); i++) {
         char c[1300], k[1300];
-        const char *env[8];
+        const char *env[10];
         size_t n = wq_test_env_for(WQ_TRANSPORT_RABBITMQ, NULL, env, 5);
 
         snprintf(c, sizeof c, "%s", cases[i].cert == key ? "" : cert);
@@ -1402,6 +1405,8 @@ test_security_https_config_errors(void **state)
         env[n++] = c;
         env[n++] = k;
         env[n++] = "WORKQ_PRODUCER_LISTEN=127.0.0.1:1";
+        /* no tokens here: the TLS errors are the subject */
+        env[n++] = "WORKQ_PRODUCER_AUTH=none";
         env[n] = NULL;
         if (wq_test_cmd(argv, env, NULL, out, sizeof out) != 78)
             fail_msg("%s: not exit 78: %s", cases[i].what, out);
@@ -1410,7 +1415,77 @@ test_security_https_config_errors(void **state)
     }
 }
 
+/* --- producer.auth: no open API by default ------------------------------- */
+
+/*
+ * Without a tokens file the producer refuses to start (78) unless
+ * producer.auth = "none"; "none" runs on loopback and takes requests
+ * without a token; "none" on a non-loopback address is refused unless
+ * producer.auth_none_nonloopback is set.
+ */
+static void
+test_security_auth_none_explicit(void **state)
+{
+    const char *argv[] = { NULL, NULL };
+    char bin[1024], out[8192], path[300], resp[1024];
+    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "sec-auth");
+    struct producer p;
+
+    (void)state;
+    snprintf(bin, sizeof bin, "%s", wq_test_bin("workq-producer"));
+    argv[0] = bin;
+    {
+        const char *env[12];
+        size_t n = wq_test_env_for(WQ_TRANSPORT_RABBITMQ, NULL, env, 8);
+
+        env[n++] = "WORKQ_PRODUCER_LISTEN=127.0.0.1:1";
+        env[n] = NULL;
+        if (wq_test_cmd(argv, env, NULL, out, sizeof out) != 78)
+            fail_msg("no tokens, default auth: not exit 78: %s", out);
+        if (strstr(out, "producer.tokens_file is not set") == NULL
+            || strstr(out, "or set producer.auth") == NULL)
+            fail_msg("no tokens: the error does not say why: %s", out);
+    }
+    {
+        const char *env[12];
+        size_t n = wq_test_env_for(WQ_TRANSPORT_RABBITMQ, NULL, env, 8);
+
+        env[n++] = "WORKQ_PRODUCER_LISTEN=0.0.0.0:1";
+        env[n++] = "WORKQ_PRODUCER_AUTH=none";
+        env[n] = NULL;
+        if (wq_test_cmd(argv, env, NULL, out, sizeof out) != 78)
+            fail_msg("auth none on 0.0.0.0: not exit 78: %s", out);
+        if (strstr(out, "not a loopback address") == NULL
+            || strstr(out, "auth_none_nonloopback") == NULL)
+            fail_msg("auth none on 0.0.0.0: the error does not say why: "
+                "%s", out);
+    }
+
+    /* loopback: starts and takes a task without a token */
+    p = producer_start(WQ_TRANSPORT_RABBITMQ, NULL,
+        (const char *[]){ "WORKQ_PRODUCER_AUTH=none", NULL }, 0);
+    snprintf(path, sizeof path, "/v1/queues/%s/tasks", queue);
+    if (wq_test_http_request(p.port, "POST", path, JSON, NULL, NULL,
+            "{\"type\":\"t\"}", 12, resp, sizeof resp) != 202)
+        fail_msg("auth none: a task without a token was not taken: %s",
+            resp);
+    assert_int_equal(producer_stop(&p), 0);
+
+    /* forced: also on every address */
+    listen_host = "0.0.0.0";
+    p = producer_start(WQ_TRANSPORT_RABBITMQ, NULL,
+        (const char *[]){ "WORKQ_PRODUCER_AUTH=none",
+        "WORKQ_PRODUCER_AUTH_NONE_NONLOOPBACK=true", NULL }, 0);
+    listen_host = "127.0.0.1";
+    if (wq_test_http_request(p.port, "POST", path, JSON, NULL, NULL,
+            "{\"type\":\"t\"}", 12, resp, sizeof resp) != 202)
+        fail_msg("auth none, forced on 0.0.0.0: a task was not taken: %s",
+            resp);
+    assert_int_equal(producer_stop(&p), 0);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_security_auth_none_explicit),
     cmocka_unit_test(test_security_limits_exact),
     cmocka_unit_test(test_security_bad_names_and_utf8),
     cmocka_unit_test(test_security_http_header_limits),

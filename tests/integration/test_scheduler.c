@@ -1127,6 +1127,83 @@ test_scheduler_health_and_stop(void **state)
     check(proc_log_wait(&sch, "stopped", 100), "no clean stop in the log");
 }
 
+/*
+ * The broker's backlog of a configured queue on /metrics: N messages
+ * published with no consumer show as workq_broker_waiting_messages N
+ * (RabbitMQ ready count, Kafka lag of group workq.Q), refreshed every
+ * scheduler.backlog_interval by the scheduler's backlog thread.
+ */
+static void
+backlog_metrics(int kind)
+{
+    enum { N = 6 };
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = wq_test_unique("sched-backlog");
+    static char queues[200];
+    const char *extra[] = { queues, "WORKQ_SCHEDULER_BACKLOG_INTERVAL=200ms",
+        NULL };
+    struct wq_transport_conf tc;
+    char err[WQ_ERRLEN], line[300];
+    wq_transport *t;
+    struct proc sch;
+    double v = -1;
+
+    wq_test_forget_queue(kind, q);
+    wq_test_transport_conf(kind, &tc);
+    if (wq_transport_open(&tc, &t, err, sizeof err) != 0
+        || wq_transport_declare(t, q, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    for (int i = 0; i < N; i++) {
+        char key[16];
+
+        snprintf(key, sizeof key, "k%d", i);
+        if (wq_transport_publish(t, q, key, strlen(key), "x", 1, NULL, err,
+                sizeof err) != 0)
+            fail_msg("publish: %s", err);
+    }
+    if (wq_transport_flush(t, 30000, err, sizeof err) != 0)
+        fail_msg("flush: %s", err);
+    wq_transport_close(t, 5000);
+
+    snprintf(queues, sizeof queues, "WORKQ_WORKER_QUEUES=%s", q);
+    proc_start(&sch, "workq-scheduler", kind, ci, NULL, extra, NULL);
+    check(proc_log_wait(&sch, "listening on workq_scheduler", 20000),
+        "the scheduler did not connect to PostgreSQL");
+    snprintf(line, sizeof line, "workq_broker_waiting_messages{queue=\"%s\"} ",
+        q);
+    for (int i = 0; i < 100 && v != N; i++) {
+        v = metric(&sch, line);
+        if (v != N)
+            usleep(200000);
+    }
+    check(v == N, "%s%g, want %d", line, v, N);
+    check(metric(&sch, "workq_scheduler_backlog_up ") == 1,
+        "workq_scheduler_backlog_up is not 1");
+    if (kind == K) {
+        char *body = http_get(proc_port(&sch), "/metrics");
+
+        snprintf(line, sizeof line,
+            "workq_broker_oldest_waiting_seconds{queue=\"%s\"} ", q);
+        check(strstr(body, line) != NULL, "no %s", line);
+        free(body);
+    }
+    proc_stop(&sch, 10000);
+}
+
+static void
+test_scheduler_backlog_metrics_rabbitmq(void **state)
+{
+    (void)state;
+    backlog_metrics(R);
+}
+
+static void
+test_scheduler_backlog_metrics_kafka(void **state)
+{
+    (void)state;
+    backlog_metrics(K);
+}
+
 /* An old schema is waited for, not a crash loop. */
 static void
 test_scheduler_waits_for_migrate(void **state)
@@ -1196,6 +1273,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_scheduler_pg_reconnect),
     cmocka_unit_test(test_scheduler_broker_outage),
     cmocka_unit_test(test_scheduler_health_and_stop),
+    cmocka_unit_test(test_scheduler_backlog_metrics_rabbitmq),
+    cmocka_unit_test(test_scheduler_backlog_metrics_kafka),
     cmocka_unit_test(test_scheduler_waits_for_migrate),
     cmocka_unit_test(test_scheduler_usage),
 };

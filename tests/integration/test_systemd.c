@@ -972,7 +972,8 @@ notify_contract(const char *name, const char *file, const char *instance,
 static void
 test_systemd_notify_producer(void **state)
 {
-    const char *extra[] = { "WORKQ_PRODUCER_LISTEN=127.0.0.1:0", NULL };
+    const char *extra[] = { "WORKQ_PRODUCER_LISTEN=127.0.0.1:0",
+        "WORKQ_PRODUCER_AUTH=none", NULL };
 
     (void)state;
     notify_contract("workq-producer", "workq-producer.service", NULL, extra);

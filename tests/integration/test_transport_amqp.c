@@ -1249,7 +1249,119 @@ test_transport_amqp_close_outstanding(void **state)
     free(c);
 }
 
+/* --- dead-letter bounds --------------------------------------------------- */
+
+static int64_t bound_ttl_ms, bound_max;
+
+static void
+test_bounds(void *user, const char *queue, int64_t *ttl_ms,
+    int64_t *max_length)
+{
+    (void)user;
+    (void)queue;
+    *ttl_ms = bound_ttl_ms;
+    *max_length = bound_max;
+}
+
+static wq_transport *
+open_bounded(int64_t ttl_ms, int64_t max)
+{
+    struct wq_transport_conf conf;
+    wq_transport *t = NULL;
+    char err[WQ_ERRLEN];
+
+    bound_ttl_ms = ttl_ms;
+    bound_max = max;
+    memset(&conf, 0, sizeof conf);
+    conf.kind = WQ_TRANSPORT_RABBITMQ;
+    conf.client_id = "test_transport_amqp";
+    conf.amqp_url = WQ_TEST_AMQP_URL();
+    conf.amqp_quorum = 1;
+    conf.amqp_prefetch = 10;
+    conf.amqp_heartbeat_s = heartbeat_s;
+    conf.dead_bounds = test_bounds;
+    if (wq_transport_amqp_ops.open(&conf, &t, err, sizeof err) != 0)
+        fail_msg("cannot open the transport to %s: %s", broker_hint(), err);
+    return t;
+}
+
+/* A fresh "Q.dead" name, deleted at exit. */
+static const char *
+dead_queue_for_test(const char *prefix)
+{
+    const char *q = queue_for_test(prefix);
+    char *d = malloc(strlen(q) + 6);
+
+    assert_non_null(d);
+    sprintf(d, "%s.dead", q);
+    assert_true(nmade < WQ_ARRAY_LEN(made));
+    made[nmade++] = d;
+    return d;
+}
+
+/*
+ * workq.Q.dead is declared with the bounds conf->dead_bounds gives: it
+ * keeps at most x-max-length copies (the oldest dropped), copies expire
+ * after x-message-ttl; other queues get none.  Declaring it again with
+ * other bounds (a changed configuration) still works: the queue is used
+ * as it is.
+ */
+static void
+test_transport_amqp_dead_bounds(void **state)
+{
+    const char *dq = dead_queue_for_test("deadb");
+    const char *tq = dead_queue_for_test("deadttl");
+    const char *plain = queue_for_test("deadbplain");
+    wq_transport *t = open_bounded(600000, 5);
+    struct wq_backlog b;
+    char err[WQ_ERRLEN];
+
+    (void)state;
+    declare(t, dq);
+    declare(t, plain);
+    for (int i = 0; i < 8; i++) {
+        publish(t, dq, "k", "x", 1, i);
+        publish(t, plain, "k", "x", 1, i);
+    }
+    flush_ok(t);
+    assert_int_equal(raw_count_settles(dq, 5), 5);
+    assert_int_equal(raw_count_settles(plain, 8), 8);
+    /* the backlog op sees the same */
+    if (wq_transport_backlog(t, dq, &b, err, sizeof err) != 0)
+        fail_msg("backlog: %s", err);
+    assert_int_equal(b.ready, 5);
+    assert_int_equal(b.unacked, -1);
+    assert_int_equal(b.oldest_ms, -1);
+    wq_backlog_free(&b);
+    wq_transport_close(t, CLOSE_MS);
+
+    /* other bounds for an existing queue: declared as it is */
+    t = open_bounded(1000, 2);
+    declare(t, dq);
+    publish(t, dq, "k", "x", 1, 0);
+    flush_ok(t);
+    assert_int_equal(raw_count_settles(dq, 5), 5);
+
+    wq_transport_close(t, CLOSE_MS);
+
+    /* a TTL: the copies go */
+    t = open_bounded(300, 0);
+    declare(t, tq);
+    for (int i = 0; i < 3; i++)
+        publish(t, tq, "k", "x", 1, i);
+    flush_ok(t);
+    assert_int_equal(raw_count_settles(tq, 0), 0);
+    wq_transport_close(t, CLOSE_MS);
+
+    /* no such queue: WQ_ENOENT */
+    t = open_t(1, 10, NULL);
+    assert_int_equal(wq_transport_backlog(t, "no-such-queue-h2", &b, err,
+        sizeof err), WQ_ENOENT);
+    wq_transport_close(t, CLOSE_MS);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_transport_amqp_dead_bounds),
     cmocka_unit_test(test_transport_amqp_declare_twice),
     cmocka_unit_test(test_transport_amqp_publish_consume),
     cmocka_unit_test(test_transport_amqp_window),

@@ -579,7 +579,115 @@ test_transport_kafka_unreachable_broker(void **state)
     wq_transport_close(t, 1000);
 }
 
+/* --- dead-letter retention and backlog ----------------------------------- */
+
+static void
+dead_bounds_cb(void *user, const char *queue, int64_t *ttl_ms,
+    int64_t *max_length)
+{
+    (void)queue;
+    *ttl_ms = *(const int64_t *)user;
+    *max_length = 7;    /* Kafka has no such bound: ignored */
+}
+
+/* The value of config `name` of topic `topic`, through the admin API. */
+static void
+topic_config(const char *topic, const char *name, char *out, size_t len)
+{
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    rd_kafka_ConfigResource_t *res;
+    rd_kafka_AdminOptions_t *opts;
+    const rd_kafka_DescribeConfigs_result_t *r;
+    const rd_kafka_ConfigResource_t **rs;
+    const rd_kafka_ConfigEntry_t **es;
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+    char errstr[512];
+    size_t nr, ne;
+    rd_kafka_t *rk;
+
+    rd_kafka_conf_set(kc, "bootstrap.servers", WQ_TEST_KAFKA_BROKERS(),
+        errstr, sizeof errstr);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof errstr);
+    assert_non_null(rk);
+    res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_DescribeConfigs(rk, &res, 1, opts, q);
+    ev = rd_kafka_queue_poll(q, 15000);
+    if (ev == NULL || rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        fail_msg("describe configs of %s: %s", topic, ev != NULL
+            ? rd_kafka_event_error_string(ev) : "no answer");
+    r = rd_kafka_event_DescribeConfigs_result(ev);
+    rs = rd_kafka_DescribeConfigs_result_resources(r, &nr);
+    assert_int_equal(nr, 1);
+    if (rd_kafka_ConfigResource_error(rs[0]) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        fail_msg("describe configs of %s: %s", topic,
+            rd_kafka_ConfigResource_error_string(rs[0]));
+    es = rd_kafka_ConfigResource_configs(rs[0], &ne);
+    snprintf(out, len, "(absent)");
+    for (size_t i = 0; i < ne; i++)
+        if (strcmp(rd_kafka_ConfigEntry_name(es[i]), name) == 0)
+            snprintf(out, len, "%s", rd_kafka_ConfigEntry_value(es[i])
+                ? rd_kafka_ConfigEntry_value(es[i]) : "(null)");
+    rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_ConfigResource_destroy(res);
+    rd_kafka_destroy(rk);
+}
+
+/*
+ * A new topic workq.Q.dead gets retention.ms from conf->dead_bounds;
+ * workq.Q does not.  backlog() of a topic nobody consumed counts from
+ * the low watermark.
+ */
+static void
+test_transport_kafka_dead_retention(void **state)
+{
+    const char *queue = wq_test_unique("tk-deadret");
+    char dead[200], v[64], err[WQ_ERRLEN];
+    struct confirms c = { 0 };
+    struct wq_transport_conf conf;
+    int64_t ttl = 123456789;
+    struct wq_backlog b;
+    wq_transport *t;
+
+    (void)state;
+    require_broker();
+    snprintf(dead, sizeof dead, "%s.dead", queue);
+    conf = conf_for(WQ_TEST_KAFKA_BROKERS(), &c, 2, NULL, 0);
+    conf.dead_bounds = dead_bounds_cb;
+    conf.dead_bounds_user = &ttl;
+    t = open_transport(&conf);
+    declare(t, queue);
+    declare(t, dead);
+    {
+        char name[256];
+
+        snprintf(name, sizeof name, "workq.%s", dead);
+        topic_config(name, "retention.ms", v, sizeof v);
+        assert_string_equal(v, "123456789");
+        snprintf(name, sizeof name, "workq.%s", queue);
+        topic_config(name, "retention.ms", v, sizeof v);
+        assert_string_not_equal(v, "123456789");
+    }
+    publish_range(t, dead, 0, 5);
+    if (wq_transport_backlog(t, dead, &b, err, sizeof err) != 0)
+        fail_msg("backlog: %s", err);
+    assert_int_equal(b.ready, 5);
+    assert_int_equal(b.nparts, 2);
+    assert_int_equal(b.parts[0].committed, -1);
+    assert_int_equal(b.parts[0].lag + b.parts[1].lag, 5);
+    assert_true(b.oldest_ms >= 0 && b.oldest_ms < 600000);
+    wq_backlog_free(&b);
+    assert_int_equal(wq_transport_backlog(t, "tk-no-such-topic-h2", &b, err,
+        sizeof err), WQ_ENOENT);
+    wq_transport_close(t, 5000);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_transport_kafka_dead_retention),
     cmocka_unit_test(test_transport_kafka_declare_twice),
     cmocka_unit_test(test_transport_kafka_publish_confirms),
     cmocka_unit_test(test_transport_kafka_consume_ack_all),

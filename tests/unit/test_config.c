@@ -1176,7 +1176,52 @@ test_config_load_string(void **state)
     wq_config_free(&c);
 }
 
+/* The bounds of workq.Q.dead: the queue's policy, the "*" policy, the
+ * defaults; and producer.auth parses. */
+static void
+test_config_dead_bounds_and_auth(void **state)
+{
+    struct wq_config c;
+    char err[WQ_CONFIG_ERRLEN];
+    struct wq_transport_conf tc;
+    int64_t ttl, max;
+
+    (void)state;
+    assert_int_equal(wq_config_load_string("", NULL, &c, err, sizeof err),
+        0);
+    wq_config_dead_bounds(&c, "any", &ttl, &max);
+    assert_int_equal(ttl, 14LL * 24 * 3600 * 1000);
+    assert_int_equal(max, 100000);
+    assert_int_equal(c.producer.auth, WQ_AUTH_TOKENS);
+    assert_int_equal(c.producer.auth_none_nonloopback, 0);
+    wq_config_free(&c);
+
+    assert_int_equal(wq_config_load_string("queue_policies = ( "
+        "{ name = \"emails\"; dead_ttl = \"1h\"; dead_max_length = 10; }, "
+        "{ name = \"*\"; dead_ttl = \"0s\"; } );\n"
+        "producer = { auth = \"none\"; auth_none_nonloopback = true; };\n",
+        NULL, &c, err, sizeof err), 0);
+    wq_config_dead_bounds(&c, "emails", &ttl, &max);
+    assert_int_equal(ttl, 3600000);
+    assert_int_equal(max, 10);
+    wq_config_dead_bounds(&c, "other", &ttl, &max);
+    assert_int_equal(ttl, 0);
+    assert_int_equal(max, 100000);
+    assert_int_equal(c.producer.auth, WQ_AUTH_NONE);
+    assert_int_equal(c.producer.auth_none_nonloopback, 1);
+    assert_int_equal(wq_config_transport_conf(&c, &tc, err, sizeof err), 0);
+    assert_true(tc.dead_bounds == wq_config_dead_bounds);
+    assert_true(tc.dead_bounds_user == &c);
+    wq_config_free(&c);
+
+    assert_int_equal(wq_config_load_string("producer = { auth = \"open\"; "
+        "};\n", NULL, &c, err, sizeof err), WQ_ECONFIG);
+    assert_contains(err, "producer.auth");
+    wq_config_free(&c);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_config_dead_bounds_and_auth),
     cmocka_unit_test(test_config_load_string),
     cmocka_unit_test(test_config_defaults),
     cmocka_unit_test(test_config_example_loads),
