@@ -50,6 +50,7 @@
  * the calling thread.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -238,23 +239,93 @@ warn_scram(const char *name, const char *value)
             rd_kafka_version_str(), value);
 }
 
-/* Applies conf->kafka_props ("name=value") after our own settings, so
- * that an operator can override them (TLS, SASL, tuning). */
+/*
+ * Which client a librdkafka property applies to: the "C/P" column of its
+ * own table (rd_kafka_conf_properties_show, the text of CONFIGURATION.md),
+ * read once per process, so it always matches the linked version.  A
+ * property of the other client type is not set at all: librdkafka would
+ * ignore it and log a CONFWARN line at every start.
+ */
+struct prop_scope {
+    const char *name;
+    char scope;             /* 'C' consumer, 'P' producer, '*' both */
+};
+
+static struct prop_scope *prop_scopes;  /* the process's, never freed */
+static size_t prop_nscopes;
+static pthread_once_t prop_scopes_once = PTHREAD_ONCE_INIT;
+
+/* Lines "name | C/P | range | ...": keeps name and C/P. */
+static void
+prop_scopes_load(void)
+{
+    char *text = NULL, *line, *next, *bar, *end;
+    size_t len = 0, cap = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    if (f == NULL)
+        return;
+    rd_kafka_conf_properties_show(f);
+    if (fclose(f) != 0 || text == NULL)
+        return;
+    for (line = text; line != NULL && *line != '\0'; line = next) {
+        if ((next = strchr(line, '\n')) != NULL)
+            *next++ = '\0';
+        if ((bar = strchr(line, '|')) == NULL || bar == line
+            || line[0] == ' ' || line[0] == '-')
+            continue;
+        for (end = bar; end > line && end[-1] == ' '; end--)
+            ;
+        *end = '\0';
+        for (bar++; *bar == ' '; bar++)
+            ;
+        if (*bar != 'C' && *bar != 'P' && *bar != '*')
+            continue;
+        if (prop_nscopes == cap) {
+            cap = cap ? cap * 2 : 256;
+            prop_scopes = xreallocarray(prop_scopes, cap,
+                sizeof *prop_scopes);
+        }
+        prop_scopes[prop_nscopes].name = line;
+        prop_scopes[prop_nscopes++].scope = *bar;
+    }
+    /* the names point into text, which lives as long as the process */
+}
+
+/* True if property `name` applies to a client of `type`. */
 static int
-conf_apply_props(rd_kafka_conf_t *rc, const struct wq_transport_conf *conf,
-    char *err, size_t errlen)
+prop_applies(const char *name, rd_kafka_type_t type)
+{
+    pthread_once(&prop_scopes_once, prop_scopes_load);
+    for (size_t i = 0; i < prop_nscopes; i++)
+        if (strcmp(prop_scopes[i].name, name) == 0)
+            return prop_scopes[i].scope == '*'
+                || prop_scopes[i].scope ==
+                (type == RD_KAFKA_PRODUCER ? 'P' : 'C');
+    return 1;   /* unknown: rd_kafka_conf_set names it */
+}
+
+/* Applies conf->kafka_props ("name=value") after our own settings, so
+ * that an operator can override them (TLS, SASL, tuning); each only on
+ * the client `type` it applies to. */
+static int
+conf_apply_props(rd_kafka_conf_t *rc, rd_kafka_type_t type,
+    const struct wq_transport_conf *conf, char *err, size_t errlen)
 {
     for (size_t i = 0; i < conf->kafka_nprops; i++) {
         const char *p = conf->kafka_props[i], *eq;
         char *name;
-        int rv;
+        int rv = 0;
 
         if (p == NULL || (eq = strchr(p, '=')) == NULL || eq == p)
             return wq_seterr(err, errlen, WQ_ECONFIG,
                 "kafka: property %zu is not \"name=value\"", i);
         name = xstrndup(p, (size_t)(eq - p));
-        warn_scram(name, eq + 1);
-        rv = conf_set(rc, name, eq + 1, err, errlen);
+        if (prop_applies(name, type)) {
+            if (type == RD_KAFKA_PRODUCER)
+                warn_scram(name, eq + 1);
+            rv = conf_set(rc, name, eq + 1, err, errlen);
+        }
         free(name);
         if (rv != 0)
             return rv;
@@ -381,7 +452,7 @@ producer_conf_new(struct kafka_transport *t,
         && conf_set_int(rc, "linger.ms", conf->kafka_linger_ms, err,
             errlen) != 0)
         goto fail;
-    if (conf_apply_props(rc, conf, err, errlen) != 0)
+    if (conf_apply_props(rc, RD_KAFKA_PRODUCER, conf, err, errlen) != 0)
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(rc, dr_msg_cb);
     return rc;
@@ -446,7 +517,7 @@ consumer_conf_new(struct kafka_transport *t,
                 errlen) != 0)
             goto fail;
     }
-    if (conf_apply_props(rc, conf, err, errlen) != 0)
+    if (conf_apply_props(rc, RD_KAFKA_CONSUMER, conf, err, errlen) != 0)
         goto fail;
     rd_kafka_conf_set_rebalance_cb(rc, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(rc, offset_commit_cb);
