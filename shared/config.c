@@ -1616,6 +1616,8 @@ wq_config_transport_conf(struct wq_config *cfg,
     out->kind = cfg->transport == WQ_TRANSPORT_KAFKA ? WQ_TRANSPORT_KAFKA
         : WQ_TRANSPORT_RABBITMQ;
     out->client_id = cfg->worker.id[0] != '\0' ? cfg->worker.id : NULL;
+    out->connect_timeout_ms = cfg->broker.connect_timeout_ms > INT32_MAX
+        ? INT32_MAX : (int)cfg->broker.connect_timeout_ms;
     out->kafka_brokers = cfg->kafka.brokers;
     out->kafka_group_id = NULL;
     out->kafka_partitions = cfg->kafka.partitions;

@@ -184,6 +184,10 @@ struct wq_config {
     int transport;              /* enum wq_transport_kind */
 
     struct {
+        int64_t connect_timeout_ms;
+    } broker;
+
+    struct {
         char *brokers;
         int partitions;
         int replication_factor;

@@ -173,6 +173,9 @@ const struct wq_config_key wq_config_keys[] = {
     /* the broker */
     ENUM("transport", transport, "rabbitmq", NAMES("rabbitmq", "kafka"),
         "the broker that carries tasks"),
+    DURATION("broker.connect_timeout", broker.connect_timeout_ms, "5s",
+        100, 10 * MINUTE,
+        "how long connecting to the broker may take before it fails"),
 
     /* kafka */
     STRING("kafka.brokers", kafka.brokers, "127.0.0.1:9092", 0,
