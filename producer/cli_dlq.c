@@ -283,8 +283,7 @@ run(struct cli *cli, int argc, char **argv)
         case 'd': f.dry_run = 1; break;
         case 'A': f.all = 1; break;
         default:
-            cli_print_help(&cli_cmd_dlq, stderr);
-            return CLI_USAGE;
+            return cli_bad_option(cli_cmd_dlq.name, "q:t:e:o:N:n:a:dA", argv);
         }
     }
     if (strcmp(action, "show") == 0) {

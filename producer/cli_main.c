@@ -81,6 +81,39 @@ cli_err(const char *command, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+int
+cli_bad_option(const char *command, const char *optstring, char **argv)
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "";
+    char opt[3] = { '-', (char)optopt, '\0' };
+    char where[64], help[64];
+    int missing;
+
+    if (strncmp(arg, "--", 2) == 0) {
+        /* a long option: unknown (optopt 0), or its value is missing */
+        missing = optopt != 0;
+    } else {
+        /* a short one, maybe in a cluster: optopt is the letter */
+        missing = optopt > 0 && optopt < 128 && optopt != ':'
+            && strchr(optstring, optopt) != NULL;
+        arg = opt;
+    }
+    if (command != NULL) {
+        snprintf(where, sizeof where, "workq %s", command);
+        snprintf(help, sizeof help, "workq help %s", command);
+    } else {
+        snprintf(where, sizeof where, "workq");
+        snprintf(help, sizeof help, "workq --help");
+    }
+    if (missing)
+        fprintf(stderr, "%s: option '%s' needs a value (%s)\n", where, arg,
+            help);
+    else
+        fprintf(stderr, "%s: unknown option '%.*s' (%s)\n", where,
+            (int)strcspn(arg, "="), arg, help);
+    return CLI_USAGE;
+}
+
 void
 cli_print_help(const struct cli_command *c, FILE *f)
 {
@@ -182,6 +215,8 @@ main(int argc, char **argv)
     const struct cli_command *c;
     int ch, rc;
 
+    /* every option error is one line of ours (cli_bad_option) */
+    opterr = 0;
     /* "+": stop at the command name; its options are its own */
     while ((ch = getopt_long(argc, argv, "+c:jqvhV", opts, NULL)) != -1) {
         switch (ch) {
@@ -191,11 +226,11 @@ main(int argc, char **argv)
         case 'v': cli.verbose = 1; break;
         case 'h': usage(stdout); return CLI_OK;
         case 'V': printf("workq %s\n", WQ_VERSION); return CLI_OK;
-        default:  usage(stderr); return CLI_USAGE;
+        default:  return cli_bad_option(NULL, "+c:jqvhV", argv);
         }
     }
     if (optind >= argc) {
-        usage(stderr);
+        fprintf(stderr, "workq: which command? (workq --help lists them)\n");
         return CLI_USAGE;
     }
     if (strcmp(argv[optind], "help") == 0) {

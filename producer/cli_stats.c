@@ -82,8 +82,7 @@ run(struct cli *cli, int argc, char **argv)
     optind = 1;
     while ((ch = getopt_long(argc, argv, "q:", opts, NULL)) != -1) {
         if (ch != 'q') {
-            cli_print_help(&cli_cmd_stats, stderr);
-            return CLI_USAGE;
+            return cli_bad_option(cli_cmd_stats.name, "q:", argv);
         }
         params[0] = optarg;
     }
