@@ -266,6 +266,37 @@ check_batch(int kind)
     wq_test_consumer_close(cons);
 }
 
+/*
+ * Where a batch line is wrong: its line number from 1 (blank lines
+ * counted), and within the line a column, never jansson's own line count
+ * of the one line ("line 4: invalid JSON at line 2 column 0"); CRLF line
+ * ends too.
+ */
+static void
+test_cli_submit_batch_error_positions(void **state)
+{
+    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "cli-batch-pos");
+    const char input[] =
+        "{\"type\":\"a\"}\n"
+        "\n"
+        "{\"type\":\"b\"\n"
+        "{\"type\":\"c\", \"payload\": tru}\r\n"
+        "{\"type\":\"d\",\r\n";
+    int rc;
+
+    (void)state;
+    rc = workq(WQ_TRANSPORT_RABBITMQ, NULL, NULL, input, (const char *[]){
+        "submit", "--batch", "-", "--queue", queue, NULL });
+    if (rc != 65)
+        fail_msg("exit %d, want 65:\n%s", rc, out);
+    if (strstr(out, "line 3: invalid JSON at column 11: ") == NULL
+        || strstr(out, "line 4: invalid JSON at column 27: ") == NULL
+        || strstr(out, "line 5: invalid JSON at column 12: ") == NULL
+        || strstr(out, "at line ") != NULL || strstr(out, "column 0") != NULL)
+        fail_msg("want lines 3, 4, 5 with columns in the line:\n%s", out);
+    assert_non_null(strstr(out, "1 task accepted, 3 lines rejected"));
+}
+
 static void
 test_cli_submit_batch_bad_line_kafka(void **state)
 {
@@ -615,6 +646,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_submit_sources_rabbitmq),
     cmocka_unit_test(test_cli_submit_batch_bad_line_kafka),
     cmocka_unit_test(test_cli_submit_batch_bad_line_rabbitmq),
+    cmocka_unit_test(test_cli_submit_batch_error_positions),
     cmocka_unit_test(test_cli_submit_batch_file_json),
     cmocka_unit_test(test_cli_submit_usage_errors),
     cmocka_unit_test(test_cli_submit_broker_unreachable),
