@@ -272,7 +272,8 @@ struct prop_scope {
     char scope;             /* 'C' consumer, 'P' producer, '*' both */
 };
 
-static struct prop_scope *prop_scopes;  /* the process's, never freed */
+static char *prop_text;                 /* the table's text, and */
+static struct prop_scope *prop_scopes;  /* its rows: never freed */
 static size_t prop_nscopes;
 static pthread_once_t prop_scopes_once = PTHREAD_ONCE_INIT;
 
@@ -289,6 +290,7 @@ prop_scopes_load(void)
     rd_kafka_conf_properties_show(f);
     if (fclose(f) != 0 || text == NULL)
         return;
+    prop_text = text;
     for (line = text; line != NULL && *line != '\0'; line = next) {
         if ((next = strchr(line, '\n')) != NULL)
             *next++ = '\0';
@@ -310,7 +312,6 @@ prop_scopes_load(void)
         prop_scopes[prop_nscopes].name = line;
         prop_scopes[prop_nscopes++].scope = *bar;
     }
-    /* the names point into text, which lives as long as the process */
 }
 
 /* True if property `name` applies to a client of `type`. */
