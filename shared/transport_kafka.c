@@ -656,11 +656,16 @@ wait_connected(struct kafka_transport *t, const char *brokers, int timeout_ms,
         slice *= 2;
     }
     if (t->all_down)
-        return wq_seterr(err, errlen, WQ_EBROKER, "kafka: cannot connect to "
+        wq_seterr(err, errlen, WQ_EBROKER, "kafka: cannot connect to "
             "broker %s: %s", brokers, t->conn_err);
-    return wq_seterr(err, errlen, WQ_EBROKER, "kafka: broker %s did not "
-        "answer within %d ms (broker.connect_timeout)%s%s", brokers,
-        timeout_ms, t->conn_err[0] != '\0' ? ": " : "", t->conn_err);
+    else
+        wq_seterr(err, errlen, WQ_EBROKER, "kafka: broker %s did not "
+            "answer within %d ms (broker.connect_timeout)%s%s", brokers,
+            timeout_ms, t->conn_err[0] != '\0' ? ": " : "", t->conn_err);
+    /* the why, for a daemon's log; below the CLI's level (warn), whose
+     * one line is err */
+    wq_log_info(COMPONENT, "%s", err);
+    return WQ_EBROKER;
 }
 
 /*
