@@ -151,6 +151,11 @@ tests: all $(UNIT_TESTS) $(INTEG_TESTS) $(PLUGINS)
 
 # --- tests -----------------------------------------------------------------
 
+# The targets that install packages (check, demo, chaos) depend on deps
+# and compile only in a sub-make: this make computed the pkg-config flags
+# above when it read this file, before deps ran, so on a machine without
+# the -dev packages they are empty; a new $(MAKE) reads them again once
+# the packages exist (tests/unit/test_makefile.c).
 deps:
 	sh tests/deps.sh
 
@@ -202,7 +207,8 @@ $(FUZZ_BUILD)/fuzz_http_api: producer/api.c producer/api.h
 fuzz: $(FUZZ_TARGETS)
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-demo: deps all
+demo: deps
+	$(MAKE) all
 	sh tests/demo.sh
 
 # The chaos suite (tests/fault/chaos.sh): steady submits, a mix of
@@ -215,7 +221,8 @@ RATE       ?= 50
 $(BUILD)/tests/fault/chaos-tool: $(BUILD)/tests/fault/chaos_tool.o $(LIB)
 	$(CC) $(WQ_LDFLAGS) -o $@ $< $(LIB) $(LIBS)
 
-chaos: deps all $(BUILD)/tests/fault/chaos-tool
+chaos: deps
+	$(MAKE) all $(BUILD)/tests/fault/chaos-tool
 	tests/services/ctl start all
 	set -e; for t in $(TRANSPORTS); do \
 	    WORKQ_BUILD=$(BUILD) bash tests/fault/chaos.sh --transport $$t \

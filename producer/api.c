@@ -272,7 +272,7 @@ batch_answer(struct api_batch *b)
         code = failure_code(b->r[first].status, &r);
         wq_metric_inc(a->rejected[r], 1);
         snprintf(detail, sizeof detail, "%zu of %zu tasks not accepted; "
-            "task %zu: %s", nbad, b->n, first, b->r[first].why);
+            "tasks[%zu]: %s", nbad, b->n, first, b->r[first].why);
         j = json_pack("{s:s, s:s, s:o}", "error", reason_name[r], "detail",
             detail, "tasks", arr);
     }
@@ -1078,7 +1078,8 @@ invalid:
         if (ins != NULL)
             insert_free(ins);
         batch_free(b);
-        snprintf(detail, sizeof detail, "task %zu: %s", i, err);
+        /* an index into the request's array, from 0: named as one */
+        snprintf(detail, sizeof detail, "tasks[%zu]: %s", i, err);
         code = invalid_code(rc == WQ_EDECODE ? WQ_EINVAL : rc, &r);
         return refuse(a, r, code, detail, status, ctype, body, len);
     }

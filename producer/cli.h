@@ -63,6 +63,16 @@ int cli_exit_code(int wq_error);
 void cli_err(const char *command, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * Reports the option getopt_long just refused (it returned '?'; opterr
+ * is 0, so getopt said nothing) in one line on stderr, naming the
+ * option and where help is: "workq COMMAND: unknown option '--x' (workq
+ * help COMMAND)", or "... option '--queue' needs a value ...".  command
+ * NULL: the global options ("workq --help").  optstring: the one given
+ * to getopt_long.  Returns CLI_USAGE.
+ */
+int cli_bad_option(const char *command, const char *optstring, char **argv);
+
 /* Prints a command's help page to f. */
 void cli_print_help(const struct cli_command *c, FILE *f);
 

@@ -67,7 +67,8 @@ run(struct cli *cli, int argc, char **argv)
 
     if (argc != 2 || argv[1][0] == '-') {
         if (argc == 2)
-            cli_print_help(&cli_cmd_cancel, stderr);
+            cli_err(CMD, "unknown option '%s' (workq help %s)", argv[1],
+                CMD);
         else
             cli_err(CMD, argc < 2 ? "which task? give its id"
                 : "one task id at a time");

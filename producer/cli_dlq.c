@@ -349,8 +349,7 @@ run(struct cli *cli, int argc, char **argv)
         case 'A': f.all = 1; break;
         case 'y': f.yes = 1; break;
         default:
-            cli_print_help(&cli_cmd_dlq, stderr);
-            return CLI_USAGE;
+            return cli_bad_option(cli_cmd_dlq.name, "q:t:e:o:N:n:a:dA", argv);
         }
     }
     if (strcmp(action, "show") == 0) {

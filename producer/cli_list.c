@@ -75,8 +75,7 @@ run(struct cli *cli, int argc, char **argv)
                 return rc;
             break;
         default:
-            cli_print_help(&cli_cmd_list, stderr);
-            return CLI_USAGE;
+            return cli_bad_option(cli_cmd_list.name, "q:s:t:n:", argv);
         }
     }
     if (optind < argc) {

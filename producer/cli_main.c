@@ -52,9 +52,13 @@ static const char exit_text[] =
     "\n"
     "EXIT STATUS\n"
     "    0 success; 1 the answer is no (e.g. the task failed); 64 usage\n"
-    "    error; 65 rejected input; 66 no such task or file; 69 broker or\n"
-    "    PostgreSQL unavailable; 70 internal error; 75 timed out; 78\n"
-    "    configuration error.\n"
+    "    error (an unknown option is named in one line); 65 rejected\n"
+    "    input; 66 no such task or file; 69 broker or PostgreSQL\n"
+    "    unavailable (a broker that does not answer within\n"
+    "    broker.connect_timeout; a database without the workq schema:\n"
+    "    run `workq migrate`); 70 internal error; 75 timed out; 78\n"
+    "    configuration error (also a listen port or broker address that\n"
+    "    is not valid).\n"
     "\n"
     "ENVIRONMENT\n"
     "    WORKQ_<GROUP>_<KEY> overrides any configuration key, e.g.\n"
@@ -79,6 +83,39 @@ cli_err(const char *command, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+int
+cli_bad_option(const char *command, const char *optstring, char **argv)
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "";
+    char opt[3] = { '-', (char)optopt, '\0' };
+    char where[64], help[64];
+    int missing;
+
+    if (strncmp(arg, "--", 2) == 0) {
+        /* a long option: unknown (optopt 0), or its value is missing */
+        missing = optopt != 0;
+    } else {
+        /* a short one, maybe in a cluster: optopt is the letter */
+        missing = optopt > 0 && optopt < 128 && optopt != ':'
+            && strchr(optstring, optopt) != NULL;
+        arg = opt;
+    }
+    if (command != NULL) {
+        snprintf(where, sizeof where, "workq %s", command);
+        snprintf(help, sizeof help, "workq help %s", command);
+    } else {
+        snprintf(where, sizeof where, "workq");
+        snprintf(help, sizeof help, "workq --help");
+    }
+    if (missing)
+        fprintf(stderr, "%s: option '%s' needs a value (%s)\n", where, arg,
+            help);
+    else
+        fprintf(stderr, "%s: unknown option '%.*s' (%s)\n", where,
+            (int)strcspn(arg, "="), arg, help);
+    return CLI_USAGE;
 }
 
 void
@@ -182,6 +219,8 @@ main(int argc, char **argv)
     const struct cli_command *c;
     int ch, rc;
 
+    /* every option error is one line of ours (cli_bad_option) */
+    opterr = 0;
     /* "+": stop at the command name; its options are its own */
     while ((ch = getopt_long(argc, argv, "+c:jqvhV", opts, NULL)) != -1) {
         switch (ch) {
@@ -191,11 +230,11 @@ main(int argc, char **argv)
         case 'v': cli.verbose = 1; break;
         case 'h': usage(stdout); return CLI_OK;
         case 'V': printf("workq %s\n", WQ_VERSION); return CLI_OK;
-        default:  usage(stderr); return CLI_USAGE;
+        default:  return cli_bad_option(NULL, "+c:jqvhV", argv);
         }
     }
     if (optind >= argc) {
-        usage(stderr);
+        fprintf(stderr, "workq: which command? (workq --help lists them)\n");
         return CLI_USAGE;
     }
     if (strcmp(argv[optind], "help") == 0) {

@@ -23,8 +23,7 @@ run(struct cli *cli, int argc, char **argv)
     optind = 1;
     while ((ch = getopt_long(argc, argv, "s", opts, NULL)) != -1) {
         if (ch != 's') {
-            cli_print_help(&cli_cmd_migrate, stderr);
-            return CLI_USAGE;
+            return cli_bad_option(cli_cmd_migrate.name, "s", argv);
         }
         status_only = 1;
     }

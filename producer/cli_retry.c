@@ -63,8 +63,7 @@ run(struct cli *cli, int argc, char **argv)
     optind = 1;
     while ((ch = getopt_long(argc, argv, "a:", opts, NULL)) != -1) {
         if (ch != 'a') {
-            cli_print_help(&cli_cmd_retry, stderr);
-            return CLI_USAGE;
+            return cli_bad_option(cli_cmd_retry.name, "a:", argv);
         }
         if ((rc = cli_parse_int(CMD, "--attempts", optarg, 1, 1000000, &n))
             != CLI_OK)

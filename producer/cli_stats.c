@@ -228,8 +228,7 @@ run(struct cli *cli, int argc, char **argv)
         } else if (ch == 'B') {
             no_broker = 1;
         } else {
-            cli_print_help(&cli_cmd_stats, stderr);
-            return CLI_USAGE;
+            return cli_bad_option(cli_cmd_stats.name, "q:", argv);
         }
     }
     if (optind < argc) {

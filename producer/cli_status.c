@@ -27,8 +27,7 @@ run(struct cli *cli, int argc, char **argv)
         case 'q': queue = optarg; break;
         case 'k': key = optarg; break;
         default:
-            cli_print_help(&cli_cmd_status, stderr);
-            return CLI_USAGE;
+            return cli_bad_option(cli_cmd_status.name, "q:k:", argv);
         }
     }
     if (optind < argc)

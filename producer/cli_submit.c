@@ -481,6 +481,10 @@ submit_batch(struct cli *cli, const struct opts *o)
         progress_show(&b, 0);
         if (strspn(line, " \t\r\n") == (size_t)n)
             continue;       /* blank lines are no tasks */
+        /* one line: its end is no part of the task (nor of an error's
+         * position in it) */
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
         rc = wq_taskspec_parse(line, (size_t)n, &def, &spec, err,
             sizeof err);
         if (rc == 0) {
@@ -704,6 +708,13 @@ const struct cli_command cli_cmd_submit = {
     "    read, tasks confirmed by the broker, lines refused (invalid or\n"
     "    not confirmed) and confirmations per second.  When stderr is not\n"
     "    a terminal (a pipe, a file, a log) there is no progress line.\n"
+    "    Lines count from 1, blank ones too; invalid JSON is placed by its\n"
+    "    column within the line (\"line 4: invalid JSON at column 12\").\n"
+    "\n"
+    "    A broker that cannot be reached, or does not answer within\n"
+    "    broker.connect_timeout (default 5s; when every Kafka broker\n"
+    "    refuses the connection, at once), fails the command with one line\n"
+    "    that names it, exit 69.\n"
     "\n"
     "OPTIONS\n"
     "    -q, --queue Q          queue name: [A-Za-z0-9_.-], up to 128 bytes\n"
@@ -748,7 +759,8 @@ const struct cli_command cli_cmd_submit = {
     "    0 accepted (with --wait: succeeded); 1 --wait: the task is dead\n"
     "    or cancelled; 64 usage error; 65 rejected input (an invalid task,\n"
     "    payload, or a bad --batch line); 66 no such file; 69 broker or\n"
-    "    PostgreSQL unavailable, or the broker refused the task; 75 --wait\n"
-    "    timed out; 78 configuration error.\n",
+    "    PostgreSQL unavailable (including a broker that did not answer\n"
+    "    within broker.connect_timeout), or the broker refused the task;\n"
+    "    75 --wait timed out; 78 configuration error.\n",
     run,
 };

@@ -160,8 +160,7 @@ run(struct cli *cli, int argc, char **argv)
             name = optarg;
             break;
         default:
-            cli_print_help(&cli_cmd_token, stderr);
-            return CLI_USAGE;
+            return cli_bad_option(cli_cmd_token.name, "s:n:", argv);
         }
     }
     if (strcmp(what, "check") == 0) {

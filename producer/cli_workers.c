@@ -51,8 +51,7 @@ run(struct cli *cli, int argc, char **argv)
     optind = 1;
     while ((ch = getopt_long(argc, argv, "a", opts, NULL)) != -1) {
         if (ch != 'a') {
-            cli_print_help(&cli_cmd_workers, stderr);
-            return CLI_USAGE;
+            return cli_bad_option(cli_cmd_workers.name, "a", argv);
         }
         all = 1;
     }

@@ -61,7 +61,8 @@ static const char usage_text[] =
     "        202 {\"id\", \"queue\", \"idempotency_key\", \"state\"}.\n"
     "    POST /v1/queues/QUEUE/tasks:batch\n"
     "        Body {\"tasks\": [task, ...]} (or a bare array), at most\n"
-    "        producer.batch_max tasks, validated all or nothing.\n"
+    "        producer.batch_max tasks, validated all or nothing; an\n"
+    "        error names the task by its index from 0 (\"tasks[3]: ...\").\n"
     "        202 {\"tasks\": [{\"id\", ...}, ...]}.\n"
     "    GET /v1/tasks/ID\n"
     "        The task's state, attempts, result or last error, from\n"
@@ -109,9 +110,10 @@ static const char usage_text[] =
     "    STATUS, WATCHDOG, STOPPING).\n"
     "\n"
     "EXIT STATUS\n"
-    "    0 stopped cleanly; 64 usage error; 69 cannot listen; 78\n"
-    "    configuration error (also: no tokens without producer.auth =\n"
-    "    \"none\", or \"none\" on a non-loopback address).\n";
+    "    0 stopped cleanly; 64 usage error; 69 cannot listen (the error\n"
+    "    names the address and the cause); 78 configuration error (a\n"
+    "    listen address or port that is not valid; no tokens without\n"
+    "    producer.auth = \"none\", or \"none\" on a non-loopback address).\n";
 
 /*
  * Reads the PEM file of config key `key` into a new string, NUL-

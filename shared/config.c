@@ -33,6 +33,7 @@
 
 #include "alloc.h"
 #include "config.h"
+#include "http.h"
 #include "log.h"
 
 #define DEFAULT_PATH   WQ_SYSCONFDIR "/workq/workq.conf"
@@ -520,6 +521,112 @@ check_int(void *cfg, const struct wq_config_key *k, long long v, char *msg,
     return 0;
 }
 
+/* A port: 1..65535 digits (0 too where `zero` is set). */
+static int
+port_ok(const char *p, size_t n, int zero)
+{
+    long v = 0;
+
+    if (n == 0 || n > 5)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v <= 65535 && (v > 0 || zero);
+}
+
+/* "host:port" in s[0..n): a host, then a valid port; [v6]:port too. */
+static int
+hostport_ok(const char *s, size_t n)
+{
+    const char *colon = NULL;
+
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == ':')
+            colon = s + i;
+    if (colon == NULL || colon == s)
+        return 0;
+    if (s[0] == '[' && colon[-1] != ']')
+        return 0;
+    return port_ok(colon + 1, n - (size_t)(colon + 1 - s), 0);
+}
+
+/*
+ * A string key that holds an address (the WQ_CONFIG_LISTEN, _HOSTPORTS
+ * and _URL flags): checked here, so a port out of range is a
+ * configuration error at load (file:line:key) rather than a failure to
+ * start.  Stores the value on success.
+ */
+static int
+check_string(void *cfg, const struct wq_config_key *k, const char *s,
+    char *msg, size_t len)
+{
+    char why[256];
+
+    if (s[0] == '\0' && k->def[0] == '\0')
+        goto ok;
+    if (k->flags & WQ_CONFIG_LISTEN) {
+        if (wq_http_listen_check(s, why, sizeof why) != 0) {
+            snprintf(msg, len, "%s (want HOST:PORT, HOST an IPv4 address, "
+                "localhost or *)", why);
+            return -1;
+        }
+    } else if (k->flags & WQ_CONFIG_HOSTPORTS) {
+        const char *p = s;
+
+        for (;;) {
+            const char *comma = strchr(p, ','), *e;
+            const char *b = p + strspn(p, " \t");
+
+            e = comma != NULL ? comma : p + strlen(p);
+            while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            if (!hostport_ok(b, (size_t)(e - b))) {
+                snprintf(msg, len, "\"%.*s\" is not host:port with a port "
+                    "1..65535", (int)(e - b > 64 ? 64 : e - b), b);
+                return -1;
+            }
+            if (comma == NULL)
+                break;
+            p = comma + 1;
+        }
+    } else if (k->flags & WQ_CONFIG_URL) {
+        const char *a = strstr(s, "://"), *end, *at, *colon = NULL;
+
+        /* not a URL at all: wq_config_transport_conf says so */
+        if (a == NULL)
+            goto ok;
+        /* the authority, as amqp_url_with_password reads it: the host
+         * after its last '@' */
+        a += 3;
+        end = a + strcspn(a, "/?#");
+        at = a;
+        for (const char *p = a; p < end; p++)
+            if (*p == '@')
+                at = p + 1;
+        if (at == end || (at[0] == '[' ? strchr(at, ']') == NULL : 0)) {
+            snprintf(msg, len, "\"%.64s\" has no host", s);
+            return -1;
+        }
+        for (const char *p = at[0] == '[' ? strchr(at, ']') : at; p < end;
+            p++)
+            if (*p == ':')
+                colon = p;
+        if (colon != NULL
+            && !port_ok(colon + 1, (size_t)(end - colon - 1), 0)) {
+            snprintf(msg, len, "port \"%.*s\" of the URL is not 1..65535",
+                (int)(end - colon - 1 > 16 ? 16 : end - colon - 1),
+                colon + 1);
+            return -1;
+        }
+    }
+ok:
+    set_string(cfg, k, s);
+    return 0;
+}
+
 static int
 check_duration(void *cfg, const struct wq_config_key *k, int64_t ms,
     char *msg, size_t len)
@@ -660,8 +767,7 @@ set_from_text(void *cfg, const struct wq_config_key *k, const char *s,
 {
     switch (k->type) {
     case WQ_CONFIG_STRING:
-        set_string(cfg, k, s);
-        return 0;
+        return check_string(cfg, k, s, msg, len);
     case WQ_CONFIG_INT: {
         char *end;
         long long v;
@@ -777,8 +883,7 @@ set_from_setting(void *cfg, const struct wq_config_key *k,
     case WQ_CONFIG_STRING:
         if (type != CONFIG_TYPE_STRING)
             break;
-        set_string(cfg, k, config_setting_get_string(s));
-        return 0;
+        return check_string(cfg, k, config_setting_get_string(s), msg, len);
     case WQ_CONFIG_INT:
         if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
             break;
@@ -1616,6 +1721,8 @@ wq_config_transport_conf(struct wq_config *cfg,
     out->kind = cfg->transport == WQ_TRANSPORT_KAFKA ? WQ_TRANSPORT_KAFKA
         : WQ_TRANSPORT_RABBITMQ;
     out->client_id = cfg->worker.id[0] != '\0' ? cfg->worker.id : NULL;
+    out->connect_timeout_ms = cfg->broker.connect_timeout_ms > INT32_MAX
+        ? INT32_MAX : (int)cfg->broker.connect_timeout_ms;
     out->kafka_brokers = cfg->kafka.brokers;
     out->kafka_group_id = NULL;
     out->kafka_partitions = cfg->kafka.partitions;

@@ -197,6 +197,10 @@ struct wq_config {
     int transport;              /* enum wq_transport_kind */
 
     struct {
+        int64_t connect_timeout_ms;
+    } broker;
+
+    struct {
         char *brokers;
         int partitions;
         int replication_factor;
@@ -303,6 +307,12 @@ enum wq_config_type {
 
 #define WQ_CONFIG_SECRET   0x1u /* may come from KEY_file; hidden in dumps */
 #define WQ_CONFIG_REQUIRED 0x2u /* must end up non-empty */
+/* Addresses, checked at load (empty passes only where the default is ""): */
+#define WQ_CONFIG_LISTEN   0x4u /* HOST:PORT to listen on, as
+                                   wq_http_listen_check accepts */
+#define WQ_CONFIG_HOSTPORTS 0x8u /* "host:port,host:port", ports 1..65535 */
+#define WQ_CONFIG_URL      0x10u /* scheme://[user@]host[:port][/...], the
+                                   port 1..65535 when given */
 
 struct wq_config_key {
     const char *key;            /* "kafka.brokers" */
@@ -313,7 +323,8 @@ struct wq_config_key {
     long long min, max;         /* range (INT, DURATION ms, SIZE bytes,
                                    OCTAL); LIST: min items */
     const char *const *values;  /* ENUM: NULL-terminated names */
-    unsigned flags;             /* WQ_CONFIG_SECRET | WQ_CONFIG_REQUIRED */
+    unsigned flags;             /* WQ_CONFIG_SECRET | WQ_CONFIG_REQUIRED |
+                                   an address kind (WQ_CONFIG_LISTEN...) */
     const char *doc;            /* one line for --help */
     /* GROUPS only: the keys of one element (offsets into the element
      * struct, no GROUPS among them), its size and the offset of its

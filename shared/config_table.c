@@ -179,9 +179,13 @@ const struct wq_config_key wq_config_keys[] = {
     /* the broker */
     ENUM("transport", transport, "rabbitmq", NAMES("rabbitmq", "kafka"),
         "the broker that carries tasks"),
+    DURATION("broker.connect_timeout", broker.connect_timeout_ms, "5s",
+        100, 10 * MINUTE,
+        "how long connecting to the broker may take before it fails"),
 
     /* kafka */
-    STRING("kafka.brokers", kafka.brokers, "127.0.0.1:9092", 0,
+    STRING("kafka.brokers", kafka.brokers, "127.0.0.1:9092",
+        WQ_CONFIG_HOSTPORTS,
         "bootstrap brokers, \"host:port,host:port\""),
     INT("kafka.partitions", kafka.partitions, "4", 1, 1024,
         "partitions of a topic workq creates"),
@@ -207,7 +211,7 @@ const struct wq_config_key wq_config_keys[] = {
 
     /* rabbitmq */
     STRING("rabbitmq.url", rabbitmq.url, "amqp://guest:guest@127.0.0.1:5672",
-        0, "AMQP URL, amqp[s]://user:password@host:port/vhost"),
+        WQ_CONFIG_URL, "AMQP URL, amqp[s]://user:password@host:port/vhost"),
     STRING("rabbitmq.password", rabbitmq.password, "", WQ_CONFIG_SECRET,
         "password that replaces the one in rabbitmq.url; empty: the URL's"),
     ENUM("rabbitmq.queue_type", rabbitmq.queue_type, "quorum",
@@ -257,7 +261,8 @@ const struct wq_config_key wq_config_keys[] = {
         periodic_keys, "tasks the scheduler enqueues on a cron schedule"),
 
     /* producer */
-    STRING("producer.listen", producer.listen, "127.0.0.1:8080", 0,
+    STRING("producer.listen", producer.listen, "127.0.0.1:8080",
+        WQ_CONFIG_LISTEN,
         "address of the HTTP API, host:port"),
     STRING("producer.tokens_file", producer.tokens_file, "", 0,
         "file of accepted HTTP bearer tokens: sha256:HEX SCOPES a line"),
@@ -322,7 +327,7 @@ const struct wq_config_key wq_config_keys[] = {
         "queue's backlog (metrics); 0: never"),
 
     /* metrics */
-    STRING("metrics.listen", metrics.listen, "", 0,
+    STRING("metrics.listen", metrics.listen, "", WQ_CONFIG_LISTEN,
         "address of the Prometheus /metrics endpoint; empty: off"),
 };
 

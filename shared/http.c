@@ -24,12 +24,14 @@
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -41,6 +43,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "http.h"
+#include "log.h"
 
 /* TLS versions and ciphers: GnuTLS's defaults without TLS 1.0 and 1.1. */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -437,10 +440,13 @@ parse_listen(const char *listen, struct sockaddr_in *sa, char *err,
             "listen address '%s': expected host:port", listen);
     memcpy(host, listen, (size_t)(colon - listen));
     host[colon - listen] = '\0';
+    errno = 0;
     port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port < 0 || port > 65535)
+    if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || errno != 0
+        || port < 0 || port > 65535)
         return wq_seterr(err, errlen, WQ_EINVAL,
-            "listen address '%s': bad port", listen);
+            "listen address '%s': port '%s' is not a number 0..65535",
+            listen, colon + 1);
     memset(sa, 0, sizeof *sa);
     sa->sin_family = AF_INET;
     sa->sin_port = htons((uint16_t)port);
@@ -452,6 +458,54 @@ parse_listen(const char *listen, struct sockaddr_in *sa, char *err,
         return wq_seterr(err, errlen, WQ_EINVAL,
             "listen address '%s': host must be an IPv4 address", listen);
     return 0;
+}
+
+int
+wq_http_listen_check(const char *listen, char *err, size_t errlen)
+{
+    struct sockaddr_in sa;
+
+    return parse_listen(listen, &sa, err, errlen);
+}
+
+/*
+ * Why `sa` cannot be bound, for the error: libmicrohttpd only says
+ * "Failed to bind to port 0" (it was given an address, not a port).  A
+ * socket of our own tries the same bind and reports errno.
+ */
+static const char *
+bind_cause(const struct sockaddr_in *sa, char *buf, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+    snprintf(buf, len, "libmicrohttpd could not start");
+    if (fd < 0) {
+        snprintf(buf, len, "socket: %s", strerror(errno));
+        return buf;
+    }
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)sa, sizeof *sa) != 0
+        || listen(fd, 1) != 0)
+        snprintf(buf, len, "%s", strerror(errno));
+    close(fd);
+    return buf;
+}
+
+/* libmicrohttpd's own messages: debug lines (our errors say more). */
+static void
+mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    size_t n;
+
+    (void)cls;
+    if (!wq_log_enabled(WQ_LOG_DEBUG))
+        return;
+    vsnprintf(line, sizeof line, fmt, ap);
+    n = strlen(line);
+    while (n > 0 && line[n - 1] == '\n')
+        line[--n] = '\0';
+    wq_log_debug("http", "libmicrohttpd: %s", line);
 }
 
 /*
@@ -558,6 +612,7 @@ wq_http_start(const struct wq_http_conf *conf, wq_http **out, char *err,
     OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, WQ_HTTP_CONN_MEMORY, NULL);
     OPT(MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)(void *)on_completed, h);
     OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)(void *)on_connection, h);
+    OPT(MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)(void *)mhd_logger, NULL);
     if (tls) {
         /* libmicrohttpd keeps the pointers: copies that live as long */
         h->cert = xstrdup(conf->tls_cert_pem);
@@ -573,10 +628,12 @@ wq_http_start(const struct wq_http_conf *conf, wq_http **out, char *err,
     h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, h,
         MHD_OPTION_ARRAY, o, MHD_OPTION_END);
     if (h->mhd == NULL) {
+        char cause[256];
+
         server_free(h);
-        return wq_seterr(err, errlen, WQ_EIO,
-            "cannot listen on %s (address in use or not permitted%s)",
-            conf->listen, tls ? ", or TLS set-up failed" : "");
+        return wq_seterr(err, errlen, WQ_EIO, "cannot listen on %s: %s%s",
+            conf->listen, bind_cause(&sa, cause, sizeof cause),
+            tls ? " (or TLS set-up failed)" : "");
     }
     if (conf->read_timeout_s > 0) {
         if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {

@@ -75,6 +75,15 @@ struct wq_http_conf {
 };
 
 /*
+ * wq_http_listen_check says whether `listen` is an address wq_http_start
+ * accepts: "HOST:PORT", HOST an IPv4 address, "localhost", "*" or empty
+ * (every address), PORT 0..65535 (0 picks a free one).  0, or WQ_EINVAL
+ * with err naming what is wrong.  Pure; the configuration checks its
+ * listen keys with it at load.
+ */
+int wq_http_listen_check(const char *listen, char *err, size_t errlen);
+
+/*
  * wq_http_start binds and starts serving.  Returns 0 with *out set, or
  * WQ_EIO/WQ_EINVAL with err filled (bad address, port taken), or
  * WQ_ECONFIG for TLS material that is not a PEM certificate and its

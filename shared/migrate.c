@@ -315,10 +315,13 @@ wq_migrate_check(wq_store *s, char *err, size_t errlen)
 
     if ((rc = wq_migrate_version(s, &version, err, errlen)) != 0)
         return rc;
+    if (version == 0)
+        return wq_seterr(err, errlen, WQ_ESTORE, "the database has no workq "
+            "schema yet: " WQ_MIGRATE_HINT);
     if (version < latest)
         return wq_seterr(err, errlen, WQ_ESTORE,
             "the database schema is at version %d, this workq needs %d: "
-            "run `workq migrate`", version, latest);
+            WQ_MIGRATE_HINT, version, latest);
     if (version > latest)
         wq_log_warn("migrate", "the database schema is at version %d, newer "
             "than this workq knows (%d); running anyway", version, latest);

@@ -75,4 +75,12 @@ int wq_migrate_to(wq_store *s, int target, int *from, int *to, char *err,
  */
 int wq_migrate_check(wq_store *s, char *err, size_t errlen);
 
+/*
+ * What every process says when the database lacks (some of) the workq
+ * schema: wq_migrate_check at start-up, and wq_store_result_check for a
+ * statement that found no workq relation or schema (SQLSTATE 42P01,
+ * 3F000).
+ */
+#define WQ_MIGRATE_HINT "run `workq migrate`"
+
 #endif

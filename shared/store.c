@@ -28,6 +28,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "log.h"
+#include "migrate.h"
 #include "pgarray.h"
 #include "store.h"
 #include "uuid.h"
@@ -274,6 +275,12 @@ wq_store_result_check(wq_store *s, const PGresult *r, const char *what,
         : "no answer from the server");
     if (state != NULL && strlen(state) == 5) {
         memcpy(s->sqlstate, state, 6);
+        /* undefined table or schema of ours: not migrated (far enough) */
+        if ((strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0)
+            && strstr(buf, "\"workq") != NULL)
+            return wq_seterr(err, errlen, WQ_ESTORE, "%s: the database has "
+                "no workq schema, or an older one (%s): " WQ_MIGRATE_HINT,
+                what, buf);
         /* 22: data exception, 23: integrity constraint violation */
         return wq_seterr(err, errlen,
             strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0

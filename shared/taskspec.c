@@ -416,6 +416,11 @@ wq_taskspec_parse(const char *text, size_t len,
         return wq_seterr(err, errlen, WQ_EINVAL, "no text");
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
         &je);
+    /* A one-line text (a line of a batch) has no line of its own to
+     * name: the caller names it, jansson's count would only confuse. */
+    if (root == NULL && memchr(text, '\n', len) == NULL)
+        return wq_seterr(err, errlen, WQ_EDECODE, "invalid JSON at column "
+            "%d: %s", je.column, je.text);
     if (root == NULL)
         return wq_seterr(err, errlen, WQ_EDECODE, "invalid JSON at line %d "
             "column %d: %s", je.line, je.column, je.text);

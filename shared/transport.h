@@ -50,6 +50,11 @@ typedef void wq_confirm_fn(void *opaque, int status, const char *reason,
 struct wq_transport_conf {
     enum wq_transport_kind kind;
     const char *client_id;        /* names this process to the broker */
+    /* open() fails with WQ_EBROKER when the broker has not answered
+     * within this long (RabbitMQ: connect and login; Kafka: a metadata
+     * request); 0: each backend's default (RabbitMQ 10 s; Kafka: open
+     * does not wait, librdkafka connects in the background). */
+    int connect_timeout_ms;
 
     /* Kafka (librdkafka). */
     const char *kafka_brokers;    /* "host:port,host:port" */

@@ -89,7 +89,8 @@
 #define CH_CONSUME 1            /* consuming connection */
 
 #define FRAME_MAX          131072
-#define CONNECT_TIMEOUT_MS 10000    /* TCP (and TLS) connect, login */
+#define CONNECT_TIMEOUT_MS 10000    /* TCP (and TLS) connect, login, when
+                                       conf->connect_timeout_ms is 0 */
 #define RPC_TIMEOUT_MS     30000    /* declare, qos, consume, ... */
 #define CLOSE_RPC_MAX_MS   5000     /* channel/connection close at most */
 #define CONFIRM_WINDOW     10000    /* unconfirmed messages at most */
@@ -158,6 +159,7 @@ struct wq_transport {
     int quorum;
     int prefetch;
     int heartbeat;
+    int connect_timeout_ms;     /* connect and login, each */
     wq_confirm_fn *on_confirm;
     void *on_confirm_user;
     void (*dead_bounds)(void *, const char *, int64_t *, int64_t *);
@@ -435,14 +437,15 @@ conn_open(struct wq_transport *t, struct conn *c, const char *role,
         goto fail;
     }
 
-    tv = ms_tv(CONNECT_TIMEOUT_MS);
+    tv = ms_tv(t->connect_timeout_ms);
     if ((rc = amqp_socket_open_noblock(sock, t->ci.host, t->ci.port, &tv))
         != AMQP_STATUS_OK) {
         rc = wq_seterr(err, errlen, WQ_EBROKER,
             "amqp: cannot connect to %s:%d: %s%s", t->ci.host, t->ci.port,
             amqp_error_string2(rc), rc == AMQP_STATUS_SOCKET_ERROR
             ? " (refused or unreachable: is RabbitMQ running there?)"
-            : rc == AMQP_STATUS_TIMEOUT ? " (no answer within 10 s)" : "");
+            : rc == AMQP_STATUS_TIMEOUT ? " (no answer in time: "
+            "broker.connect_timeout)" : "");
         goto fail;
     }
     (void)amqp_set_handshake_timeout(c->c, &tv);
@@ -490,10 +493,13 @@ conn_open(struct wq_transport *t, struct conn *c, const char *role,
     }
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         rc = wq_seterr(err, errlen, WQ_EBROKER,
-            "amqp: login as '%s' to %s:%d vhost '%s' failed: %s", t->ci.user,
-            t->ci.host, t->ci.port, t->ci.vhost,
+            "amqp: login as '%s' to %s:%d vhost '%s' failed: %s%s",
+            t->ci.user, t->ci.host, t->ci.port, t->ci.vhost,
             r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
-            ? amqp_error_string2(r.library_error) : "unexpected reply");
+            ? amqp_error_string2(r.library_error) : "unexpected reply",
+            r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
+            && r.library_error == AMQP_STATUS_TIMEOUT
+            ? " (no answer in time: broker.connect_timeout)" : "");
         goto fail;
     }
     c->up = 1;
@@ -906,7 +912,8 @@ static void amqp_close(wq_transport *t, int timeout_ms);
 /*
  * amqp_open parses conf->amqp_url, connects the publishing connection
  * (TCP, or TLS for amqps:// with conf->amqp_cacert, else the system CA
- * bundle) within CONNECT_TIMEOUT_MS, logs in and opens the confirm-mode
+ * bundle) within conf->connect_timeout_ms (0: CONNECT_TIMEOUT_MS), logs
+ * in within as long again and opens the confirm-mode
  * channel.  Blocks.  Returns 0 with *out owning the handle, WQ_ECONFIG for
  * a bad URL or setting, WQ_EBROKER when the broker cannot be reached or
  * refuses the login (err says which), WQ_ENOMEM/WQ_EIO.
@@ -941,6 +948,8 @@ amqp_open(const struct wq_transport_conf *conf, wq_transport **out,
     t->quorum = conf->amqp_quorum;
     t->prefetch = conf->amqp_prefetch;
     t->heartbeat = conf->amqp_heartbeat_s;
+    t->connect_timeout_ms = conf->connect_timeout_ms > 0
+        ? conf->connect_timeout_ms : CONNECT_TIMEOUT_MS;
     t->on_confirm = conf->on_confirm;
     t->on_confirm_user = conf->on_confirm_user;
     t->dead_bounds = conf->dead_bounds;

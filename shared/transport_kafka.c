@@ -50,6 +50,7 @@
  * the calling thread.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -122,6 +123,11 @@ struct kafka_transport {
     int partitions, replication;    /* for declare() */
 
     rd_kafka_t *producer;
+    /* While open() waits for a broker: librdkafka's lines are debug
+     * lines and error_cb keeps the last error for the one we report. */
+    atomic_int connecting;
+    int all_down;               /* __ALL_BROKERS_DOWN while connecting */
+    char conn_err[256];
     struct topic_ref *topics;
     size_t ntopics, topics_cap, last_topic;
     uint64_t outstanding;       /* published, no delivery report yet */
@@ -187,14 +193,20 @@ conf_has(const rd_kafka_conf_t *conf, const char *name)
         && size > 1;
 }
 
-/* librdkafka log lines, from any of its threads, into our one log. */
+/*
+ * librdkafka log lines, from any of its threads, into our one log; while
+ * open() waits for a broker, as debug lines (syslog level 7): the failed
+ * connection attempts are open()'s one error then.
+ */
 static void
 log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
+    struct kafka_transport *t = rk != NULL ? rd_kafka_opaque(rk) : NULL;
     char component[64];
 
-    (void)rk;
     snprintf(component, sizeof component, "rdkafka/%s", fac);
+    if (t != NULL && atomic_load(&t->connecting))
+        level = 7;
     wq_log_external(level, component, buf);
 }
 
@@ -209,7 +221,17 @@ error_cb(rd_kafka_t *rk, int e, const char *reason, void *opaque)
     char fatal[512];
     rd_kafka_resp_err_t fe;
 
-    (void)opaque;
+    if (opaque != NULL && atomic_load(&K(opaque)->connecting)) {
+        struct kafka_transport *t = K(opaque);
+
+        if (e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+            t->all_down = 1;
+        else
+            snprintf(t->conn_err, sizeof t->conn_err, "%s", reason);
+        wq_log_debug(COMPONENT, "%s: %s: %s", rd_kafka_name(rk),
+            rd_kafka_err2name((rd_kafka_resp_err_t)e), reason);
+        return;
+    }
     if (e == RD_KAFKA_RESP_ERR__FATAL) {
         fe = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
         wq_log_error(COMPONENT, "%s: fatal error %s: %s", rd_kafka_name(rk),
@@ -242,23 +264,94 @@ warn_scram(const char *name, const char *value)
             rd_kafka_version_str(), value);
 }
 
-/* Applies conf->kafka_props ("name=value") after our own settings, so
- * that an operator can override them (TLS, SASL, tuning). */
+/*
+ * Which client a librdkafka property applies to: the "C/P" column of its
+ * own table (rd_kafka_conf_properties_show, the text of CONFIGURATION.md),
+ * read once per process, so it always matches the linked version.  A
+ * property of the other client type is not set at all: librdkafka would
+ * ignore it and log a CONFWARN line at every start.
+ */
+struct prop_scope {
+    const char *name;
+    char scope;             /* 'C' consumer, 'P' producer, '*' both */
+};
+
+static char *prop_text;                 /* the table's text, and */
+static struct prop_scope *prop_scopes;  /* its rows: never freed */
+static size_t prop_nscopes;
+static pthread_once_t prop_scopes_once = PTHREAD_ONCE_INIT;
+
+/* Lines "name | C/P | range | ...": keeps name and C/P. */
+static void
+prop_scopes_load(void)
+{
+    char *text = NULL, *line, *next, *bar, *end;
+    size_t len = 0, cap = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    if (f == NULL)
+        return;
+    rd_kafka_conf_properties_show(f);
+    if (fclose(f) != 0 || text == NULL)
+        return;
+    prop_text = text;
+    for (line = text; line != NULL && *line != '\0'; line = next) {
+        if ((next = strchr(line, '\n')) != NULL)
+            *next++ = '\0';
+        if ((bar = strchr(line, '|')) == NULL || bar == line
+            || line[0] == ' ' || line[0] == '-')
+            continue;
+        for (end = bar; end > line && end[-1] == ' '; end--)
+            ;
+        *end = '\0';
+        for (bar++; *bar == ' '; bar++)
+            ;
+        if (*bar != 'C' && *bar != 'P' && *bar != '*')
+            continue;
+        if (prop_nscopes == cap) {
+            cap = cap ? cap * 2 : 256;
+            prop_scopes = xreallocarray(prop_scopes, cap,
+                sizeof *prop_scopes);
+        }
+        prop_scopes[prop_nscopes].name = line;
+        prop_scopes[prop_nscopes++].scope = *bar;
+    }
+}
+
+/* True if property `name` applies to a client of `type`. */
 static int
-conf_apply_props(rd_kafka_conf_t *rc, const struct wq_transport_conf *conf,
-    char *err, size_t errlen)
+prop_applies(const char *name, rd_kafka_type_t type)
+{
+    pthread_once(&prop_scopes_once, prop_scopes_load);
+    for (size_t i = 0; i < prop_nscopes; i++)
+        if (strcmp(prop_scopes[i].name, name) == 0)
+            return prop_scopes[i].scope == '*'
+                || prop_scopes[i].scope ==
+                (type == RD_KAFKA_PRODUCER ? 'P' : 'C');
+    return 1;   /* unknown: rd_kafka_conf_set names it */
+}
+
+/* Applies conf->kafka_props ("name=value") after our own settings, so
+ * that an operator can override them (TLS, SASL, tuning); each only on
+ * the client `type` it applies to. */
+static int
+conf_apply_props(rd_kafka_conf_t *rc, rd_kafka_type_t type,
+    const struct wq_transport_conf *conf, char *err, size_t errlen)
 {
     for (size_t i = 0; i < conf->kafka_nprops; i++) {
         const char *p = conf->kafka_props[i], *eq;
         char *name;
-        int rv;
+        int rv = 0;
 
         if (p == NULL || (eq = strchr(p, '=')) == NULL || eq == p)
             return wq_seterr(err, errlen, WQ_ECONFIG,
                 "kafka: property %zu is not \"name=value\"", i);
         name = xstrndup(p, (size_t)(eq - p));
-        warn_scram(name, eq + 1);
-        rv = conf_set(rc, name, eq + 1, err, errlen);
+        if (prop_applies(name, type)) {
+            if (type == RD_KAFKA_PRODUCER)
+                warn_scram(name, eq + 1);
+            rv = conf_set(rc, name, eq + 1, err, errlen);
+        }
         free(name);
         if (rv != 0)
             return rv;
@@ -277,7 +370,13 @@ conf_common(struct kafka_transport *t, const struct wq_transport_conf *conf,
             errlen) != 0
         || conf_set(rc, "client.id",
             conf->client_id != NULL && conf->client_id[0] != '\0'
-            ? conf->client_id : "workq", err, errlen) != 0) {
+            ? conf->client_id : "workq", err, errlen) != 0
+        /* one connection attempt (TCP, TLS, SASL) within the connect
+         * timeout; librdkafka's floor is 1 s */
+        || (conf->connect_timeout_ms > 0
+            && conf_set_int(rc, "socket.connection.setup.timeout.ms",
+            conf->connect_timeout_ms < 1000 ? 1000 : conf->connect_timeout_ms,
+            err, errlen) != 0)) {
         rd_kafka_conf_destroy(rc);
         return NULL;
     }
@@ -385,7 +484,7 @@ producer_conf_new(struct kafka_transport *t,
         && conf_set_int(rc, "linger.ms", conf->kafka_linger_ms, err,
             errlen) != 0)
         goto fail;
-    if (conf_apply_props(rc, conf, err, errlen) != 0)
+    if (conf_apply_props(rc, RD_KAFKA_PRODUCER, conf, err, errlen) != 0)
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(rc, dr_msg_cb);
     return rc;
@@ -450,7 +549,7 @@ consumer_conf_new(struct kafka_transport *t,
                 errlen) != 0)
             goto fail;
     }
-    if (conf_apply_props(rc, conf, err, errlen) != 0)
+    if (conf_apply_props(rc, RD_KAFKA_CONSUMER, conf, err, errlen) != 0)
         goto fail;
     rd_kafka_conf_set_rebalance_cb(rc, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(rc, offset_commit_cb);
@@ -478,7 +577,7 @@ backlog_conf_new(struct kafka_transport *t,
             errlen) != 0
         || conf_set(rc, "isolation.level", "read_committed", err,
             errlen) != 0
-        || conf_apply_props(rc, conf, err, errlen) != 0) {
+        || conf_apply_props(rc, RD_KAFKA_CONSUMER, conf, err, errlen) != 0) {
         rd_kafka_conf_destroy(rc);
         return NULL;
     }
@@ -550,10 +649,60 @@ fatal_err(rd_kafka_t *rk, char *err, size_t errlen)
 }
 
 /*
- * Creates the producer and prepares the consumer's configuration.  Does
- * not block: librdkafka connects in the background, so an unreachable
- * broker shows later, as delivery errors or declare() timing out.
- * WQ_ECONFIG with err set if a property is rejected.
+ * Waits until a broker of `brokers` answers a metadata request, at most
+ * timeout_ms, or fails at once when every broker refused the connection
+ * (__ALL_BROKERS_DOWN, which error_cb notes when rd_kafka_poll serves
+ * it).  The requests are short at first so that the refusal is seen
+ * early, and grow for brokers far away.  WQ_EBROKER with one line that
+ * names the brokers and the last connection error.
+ */
+static int
+wait_connected(struct kafka_transport *t, const char *brokers, int timeout_ms,
+    char *err, size_t errlen)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    uint64_t now = wq_clock_mono_ns();
+    uint64_t deadline = now + (uint64_t)timeout_ms * 1000000u;
+    rd_kafka_resp_err_t e;
+    int slice = 250;
+
+    for (;;) {
+        int left = (int)((deadline - now) / 1000000u);
+
+        if (left < 1)
+            left = 1;
+        e = rd_kafka_metadata(t->producer, 0, NULL, &md,
+            slice < left ? slice : left);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_metadata_destroy(md);
+            return 0;
+        }
+        rd_kafka_poll(t->producer, 0);
+        now = wq_clock_mono_ns();
+        if (t->all_down || now >= deadline)
+            break;
+        slice *= 2;
+    }
+    if (t->all_down)
+        wq_seterr(err, errlen, WQ_EBROKER, "kafka: cannot connect to "
+            "broker %s: %s", brokers, t->conn_err);
+    else
+        wq_seterr(err, errlen, WQ_EBROKER, "kafka: broker %s did not "
+            "answer within %d ms (broker.connect_timeout)%s%s", brokers,
+            timeout_ms, t->conn_err[0] != '\0' ? ": " : "", t->conn_err);
+    /* the why, for a daemon's log; below the CLI's level (warn), whose
+     * one line is err */
+    wq_log_info(COMPONENT, "%s", err);
+    return WQ_EBROKER;
+}
+
+/*
+ * Creates the producer and prepares the consumer's configuration.  With
+ * conf->connect_timeout_ms > 0, blocks until a broker answered
+ * (wait_connected): WQ_EBROKER when none did in time.  With 0 it does not
+ * block: librdkafka connects in the background, so an unreachable broker
+ * shows later, as delivery errors or declare() timing out.  WQ_ECONFIG
+ * with err set if a property is rejected.
  */
 static int
 kafka_open(const struct wq_transport_conf *conf, wq_transport **out,
@@ -562,6 +711,7 @@ kafka_open(const struct wq_transport_conf *conf, wq_transport **out,
     struct kafka_transport *t;
     rd_kafka_conf_t *pconf;
     char errstr[512];
+    int rc;
 
     *out = NULL;
     if (conf->kafka_brokers == NULL || conf->kafka_brokers[0] == '\0')
@@ -587,12 +737,25 @@ kafka_open(const struct wq_transport_conf *conf, wq_transport **out,
     if (conf->kafka_group_id != NULL && conf->kafka_group_id[0] != '\0')
         t->group_id = xstrdup(conf->kafka_group_id);
     /* rd_kafka_new takes pconf only on success; it does not connect yet. */
+    atomic_store(&t->connecting, conf->connect_timeout_ms > 0);
     t->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, errstr,
         sizeof errstr);
     if (t->producer == NULL) {
         rd_kafka_conf_destroy(pconf);
         wq_seterr(err, errlen, WQ_ECONFIG, "kafka: producer: %s", errstr);
         goto fail;
+    }
+    if (conf->connect_timeout_ms > 0) {
+        rc = wait_connected(t, conf->kafka_brokers, conf->connect_timeout_ms,
+            err, errlen);
+        if (rc != 0) {
+            /* still quiet: destroying logs the attempts in progress */
+            rd_kafka_destroy(t->producer);
+            rd_kafka_conf_destroy(t->cconf);
+            free(t);
+            return rc;
+        }
+        atomic_store(&t->connecting, 0);
     }
     *out = (wq_transport *)(void *)t;
     return 0;

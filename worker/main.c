@@ -410,8 +410,8 @@ main(int argc, char **argv)
      * worker fed (about 12,000 noop envelopes queued; larger messages
      * make librdkafka grow the fetch size by itself) and took a loaded
      * worker from 39 MB to 28 MB.  The operator's kafka properties come
-     * after ours and win.  The transport's producer ignores these
-     * consumer properties with a CONFWARN line at start.
+     * after ours and win.  The transport sets these consumer
+     * properties on its consumer only.
      */
     kprops = xcalloc(cc.tconf.kafka_nprops + 2, sizeof *kprops);
     kprops[0] = "queued.max.messages.kbytes=1024";

@@ -97,6 +97,98 @@ test_cli_usage_errors(void **state)
         NULL }), 64);
 }
 
+/* True if out is exactly one line. */
+static int
+one_line(void)
+{
+    const char *nl = strchr(out, '\n');
+
+    return nl != NULL && nl[1] == '\0';
+}
+
+/*
+ * A mistyped option gets one line that names it and where help is, not
+ * the whole help page: the global options and every command's.
+ */
+static void
+test_cli_unknown_option_is_one_line(void **state)
+{
+    static const char *const cmds[][3] = {
+        { "status", NULL }, { "list", NULL }, { "retry", NULL },
+        { "cancel", NULL }, { "dlq", "list" }, { "stats", NULL },
+        { "workers", NULL }, { "migrate", NULL }, { "token", "create" },
+        { "submit", NULL },
+    };
+
+    (void)state;
+    assert_int_equal(workq(NULL, (const char *[]){ "--jsn", "stats",
+        NULL }), 64);
+    if (strcmp(out, "workq: unknown option '--jsn' (workq --help)\n") != 0)
+        fail_msg("--jsn: got:\n%s", out);
+    assert_int_equal(workq(NULL, (const char *[]){ "-c", NULL }), 64);
+    if (!one_line() || strstr(out, "'-c' needs a value") == NULL)
+        fail_msg("-c: got:\n%s", out);
+    assert_int_equal(workq(NULL, (const char *[]){ NULL }), 64);
+    if (!one_line() || strstr(out, "workq --help") == NULL)
+        fail_msg("no command: got:\n%s", out);
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char help[64];
+        int rc = cmds[i][1] != NULL
+            ? workq(NULL, (const char *[]){ cmds[i][0], cmds[i][1],
+                "--no-such-option", NULL })
+            : workq(NULL, (const char *[]){ cmds[i][0], "--no-such-option",
+                NULL });
+
+        snprintf(help, sizeof help, "(workq help %s)", cmds[i][0]);
+        if (rc != 64 || !one_line()
+            || strstr(out, "'--no-such-option'") == NULL
+            || strstr(out, help) == NULL)
+            fail_msg("%s --no-such-option: exit %d, want 64 and one line "
+                "naming it and %s:\n%s", cmds[i][0], rc, help, out);
+    }
+    assert_int_equal(workq(NULL, (const char *[]){ "list", "-q", NULL }), 64);
+    if (!one_line() || strstr(out, "option '-q' needs a value") == NULL)
+        fail_msg("list -q: got:\n%s", out);
+}
+
+/* Read commands on a database that was never migrated say what to do. */
+static void
+test_cli_unmigrated_database_says_migrate(void **state)
+{
+    static const char *const cmds[][3] = {
+        { "stats", NULL }, { "list", NULL }, { "workers", NULL },
+        { "dlq", "list" },
+        { "status", "0190f1e2-0000-7000-8000-000000000000" },
+    };
+    const char *db = wq_test_pg_create_db();
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        int rc = workq(db, (const char *[]){ cmds[i][0], cmds[i][1], NULL });
+
+        if (rc != 69 || strstr(out, "run `workq migrate`") == NULL
+            || !one_line())
+            fail_msg("%s: exit %d, want 69 and one line saying to run "
+                "`workq migrate`:\n%s", cmds[i][0], rc, out);
+    }
+}
+
+/* A listen port out of range is a configuration error at load. */
+static void
+test_cli_config_check_rejects_bad_port(void **state)
+{
+    FILE *f = fopen("port.conf", "w");
+
+    (void)state;
+    assert_non_null(f);
+    fputs("producer = {\n  listen = \"127.0.0.1:99999\";\n};\n", f);
+    fclose(f);
+    assert_int_equal(workq(NULL, (const char *[]){ "-c", "port.conf",
+        "config", "check", NULL }), 78);
+    assert_non_null(strstr(out, "port.conf:2: producer.listen:"));
+    assert_non_null(strstr(out, "99999"));
+}
+
 static void
 test_cli_every_command_has_a_help_page(void **state)
 {
@@ -128,6 +220,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_config_errors_name_file_line_key),
     cmocka_unit_test(test_cli_config_default_file_is_valid),
     cmocka_unit_test(test_cli_usage_errors),
+    cmocka_unit_test(test_cli_unknown_option_is_one_line),
+    cmocka_unit_test(test_cli_unmigrated_database_says_migrate),
+    cmocka_unit_test(test_cli_config_check_rejects_bad_port),
     cmocka_unit_test(test_cli_every_command_has_a_help_page),
 };
 

@@ -8,10 +8,13 @@
  * written to PostgreSQL (here by the test, standing in for a worker) and
  * times out with 75.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -263,6 +266,37 @@ check_batch(int kind)
     wq_test_consumer_close(cons);
 }
 
+/*
+ * Where a batch line is wrong: its line number from 1 (blank lines
+ * counted), and within the line a column, never jansson's own line count
+ * of the one line ("line 4: invalid JSON at line 2 column 0"); CRLF line
+ * ends too.
+ */
+static void
+test_cli_submit_batch_error_positions(void **state)
+{
+    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "cli-batch-pos");
+    const char input[] =
+        "{\"type\":\"a\"}\n"
+        "\n"
+        "{\"type\":\"b\"\n"
+        "{\"type\":\"c\", \"payload\": tru}\r\n"
+        "{\"type\":\"d\",\r\n";
+    int rc;
+
+    (void)state;
+    rc = workq(WQ_TRANSPORT_RABBITMQ, NULL, NULL, input, (const char *[]){
+        "submit", "--batch", "-", "--queue", queue, NULL });
+    if (rc != 65)
+        fail_msg("exit %d, want 65:\n%s", rc, out);
+    if (strstr(out, "line 3: invalid JSON at column 11: ") == NULL
+        || strstr(out, "line 4: invalid JSON at column 27: ") == NULL
+        || strstr(out, "line 5: invalid JSON at column 12: ") == NULL
+        || strstr(out, "at line ") != NULL || strstr(out, "column 0") != NULL)
+        fail_msg("want lines 3, 4, 5 with columns in the line:\n%s", out);
+    assert_non_null(strstr(out, "1 task accepted, 3 lines rejected"));
+}
+
 static void
 test_cli_submit_batch_bad_line_kafka(void **state)
 {
@@ -457,6 +491,77 @@ test_cli_submit_broker_unreachable(void **state)
         "batch, broker unreachable");
 }
 
+/*
+ * An unreachable broker fails fast and plainly, on both transports: a
+ * closed port (refused) within the default connect timeout, a port that
+ * accepts and never answers within broker.connect_timeout; each time
+ * exit 69 and one line that names the broker (no librdkafka noise).
+ */
+static void
+unreachable_fast(int kind)
+{
+    char port_url[128], port_kafka[128];
+    const char *refused[] = { "WORKQ_RABBITMQ_URL=amqp://guest:guest@"
+        "127.0.0.1:1", "WORKQ_KAFKA_BROKERS=127.0.0.1:1", NULL };
+    const char *silent[] = { port_url, port_kafka,
+        "WORKQ_BROKER_CONNECT_TIMEOUT=1s", NULL };
+    const char *args[] = { "submit", "-q", "q", "-t", "x", "payload", NULL };
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t sl = sizeof sa;
+    uint64_t t0;
+    double secs;
+    int fd, port;
+
+    /* refused: well within the default 5 s */
+    t0 = wq_clock_mono_ns();
+    expect(workq(kind, NULL, refused, NULL, args), 69, "refused");
+    secs = (double)(wq_clock_mono_ns() - t0) / 1e9;
+    if (secs > 5.0 + 2.0)
+        fail_msg("refused: took %.1f s", secs);
+    if (strchr(out, '\n') != strrchr(out, '\n')
+        || strstr(out, "127.0.0.1:1") == NULL)
+        fail_msg("refused: want one line naming 127.0.0.1:1, got:\n%s", out);
+
+    /* silent: a listener that never accepts; the kernel completes the
+     * TCP handshake, the broker's answer never comes */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    port = ntohs(sa.sin_port);
+    snprintf(port_url, sizeof port_url,
+        "WORKQ_RABBITMQ_URL=amqp://guest:guest@127.0.0.1:%d", port);
+    snprintf(port_kafka, sizeof port_kafka,
+        "WORKQ_KAFKA_BROKERS=127.0.0.1:%d", port);
+    t0 = wq_clock_mono_ns();
+    expect(workq(kind, NULL, silent, NULL, args), 69, "silent");
+    secs = (double)(wq_clock_mono_ns() - t0) / 1e9;
+    close(fd);
+    if (secs < 0.9 || secs > 1.0 + 2.0)
+        fail_msg("silent: took %.1f s, want about 1 s", secs);
+    if (strchr(out, '\n') != strrchr(out, '\n')
+        || strstr(out, port_kafka + strlen("WORKQ_KAFKA_BROKERS=")) == NULL
+        || strstr(out, "broker.connect_timeout") == NULL)
+        fail_msg("silent: want one line naming the broker and "
+            "broker.connect_timeout, got:\n%s", out);
+}
+
+static void
+test_cli_submit_unreachable_fast_kafka(void **state)
+{
+    (void)state;
+    unreachable_fast(WQ_TRANSPORT_KAFKA);
+}
+
+static void
+test_cli_submit_unreachable_fast_rabbitmq(void **state)
+{
+    (void)state;
+    unreachable_fast(WQ_TRANSPORT_RABBITMQ);
+}
+
 /* --- delayed and --wait -------------------------------------------------- */
 
 static void
@@ -593,10 +698,13 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_submit_sources_rabbitmq),
     cmocka_unit_test(test_cli_submit_batch_bad_line_kafka),
     cmocka_unit_test(test_cli_submit_batch_bad_line_rabbitmq),
+    cmocka_unit_test(test_cli_submit_batch_error_positions),
     cmocka_unit_test(test_cli_submit_batch_file_json),
     cmocka_unit_test(test_cli_submit_batch_progress),
     cmocka_unit_test(test_cli_submit_usage_errors),
     cmocka_unit_test(test_cli_submit_broker_unreachable),
+    cmocka_unit_test(test_cli_submit_unreachable_fast_kafka),
+    cmocka_unit_test(test_cli_submit_unreachable_fast_rabbitmq),
     cmocka_unit_test(test_cli_submit_delayed),
     cmocka_unit_test(test_cli_submit_wait_succeeded),
     cmocka_unit_test(test_cli_submit_wait_dead),

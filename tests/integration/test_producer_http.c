@@ -468,6 +468,18 @@ check_refusals(int kind)
             fail_msg("%s: error '%s', want '%s'", c->what, err, c->error);
         json_str(resp, "detail", err, sizeof err);
     }
+    /* a bad task of a batch is named by its index into "tasks", as one */
+    {
+        static const char body[] = "{\"tasks\":[{\"type\":\"good\"},"
+            "{\"type\":\"good\"},{\"type\":3}]}";
+        char detail[256];
+
+        assert_int_equal(wq_test_http_request(p.port, "POST", batch, JSON,
+            TOKEN, NULL, body, strlen(body), resp, sizeof resp), 400);
+        json_str(resp, "detail", detail, sizeof detail);
+        if (strncmp(detail, "tasks[2]: field 'type'", 22) != 0)
+            fail_msg("want the task named tasks[2], got: %s", detail);
+    }
     /* the one good task, which must be the only message */
     if (post(p.port, queue, "{\"type\":\"sentinel\"}", resp, sizeof resp)
         != 202)

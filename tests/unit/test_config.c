@@ -1220,6 +1220,56 @@ test_config_dead_bounds_and_auth(void **state)
     wq_config_free(&c);
 }
 
+/*
+ * Addresses are checked at load, with file:line:key: a listen address
+ * with a port out of range or a host that is not an address, a Kafka
+ * broker list item without a valid port, an AMQP URL with a bad port.
+ * The good forms pass, and an empty metrics.listen (off) too.
+ */
+static void
+test_config_addresses_checked_at_load(void **state)
+{
+    struct wq_config c;
+    char err[WQ_CONFIG_ERRLEN];
+    const char *e;
+
+    (void)state;
+    clean_env();
+    e = load_bad("producer = { listen = \"127.0.0.1:99999\"; };\n");
+    assert_contains(e, "test.conf:1: producer.listen");
+    assert_contains(e, "99999");
+    e = load_bad("\nmetrics = { listen = \"myhost:9100\"; };\n");
+    assert_contains(e, "test.conf:2: metrics.listen");
+    e = load_bad("producer = { listen = \"8080\"; };\n");
+    assert_contains(e, "producer.listen");
+    e = load_bad("kafka = { brokers = \"k1:9092, k2\"; };\n");
+    assert_contains(e, "test.conf:1: kafka.brokers");
+    assert_contains(e, "\"k2\"");
+    e = load_bad("kafka = { brokers = \"k1:65536\"; };\n");
+    assert_contains(e, "kafka.brokers");
+    e = load_bad("rabbitmq = { url = \"amqp://u:p@h:0/v\"; };\n");
+    assert_contains(e, "test.conf:1: rabbitmq.url");
+    e = load_bad("rabbitmq = { url = \"amqp://u@h:5672x/v@h:1\"; };\n");
+    assert_contains(e, "rabbitmq.url");
+
+    assert_int_equal(load_text("producer = { listen = \"*:0\"; };\n"
+        "metrics = { listen = \"\"; };\n"
+        "kafka = { brokers = \"k1:9092, [::1]:9093\"; };\n"
+        "rabbitmq = { url = \"amqps://u:p@rabbit.example:5671/v@h\"; };\n",
+        &c, err, sizeof err), 0);
+    wq_config_free(&c);
+    assert_int_equal(load_text("rabbitmq = { url = \"amqp://rabbit\"; };\n",
+        &c, err, sizeof err), 0);
+    wq_config_free(&c);
+
+    /* the environment is checked the same way */
+    setenv("WORKQ_PRODUCER_LISTEN", "127.0.0.1:99999", 1);
+    assert_int_equal(load_text("", &c, err, sizeof err), WQ_ECONFIG);
+    assert_contains(err, "WORKQ_PRODUCER_LISTEN");
+    wq_config_free(&c);
+    unsetenv("WORKQ_PRODUCER_LISTEN");
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_config_dead_bounds_and_auth),
     cmocka_unit_test(test_config_load_string),
@@ -1251,6 +1301,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_config_transport_kafka),
     cmocka_unit_test(test_config_transport_rabbitmq),
     cmocka_unit_test(test_config_setup_log),
+    cmocka_unit_test(test_config_addresses_checked_at_load),
 };
 
 WQ_TEST_MAIN("config", tests)

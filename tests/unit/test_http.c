@@ -290,6 +290,26 @@ test_http_bad_listen_address(void **state)
     assert_non_null(strstr(err, "nonsense"));
 }
 
+/* A port in use: the error names the address and the cause. */
+static void
+test_http_port_in_use_names_cause(void **state)
+{
+    struct wq_http_conf conf = { .max_body = 1024, .timeout_s = 5,
+        .threads = 1, .handler = handler };
+    char err[WQ_ERRLEN], listen[64];
+    wq_http *h = start(1024), *h2 = NULL;
+
+    (void)state;
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", wq_http_port(h));
+    conf.listen = listen;
+    assert_int_equal(wq_http_start(&conf, &h2, err, sizeof err), WQ_EIO);
+    assert_null(h2);
+    if (strstr(err, listen) == NULL || strstr(err, "Address already in use")
+        == NULL)
+        fail_msg("want the address and strerror(EADDRINUSE), got: %s", err);
+    wq_http_stop(h);
+}
+
 /* --- header limits ------------------------------------------------------- */
 
 /* GET /nope with `extra` header fields named X-Hnnn: value (a name of
@@ -620,6 +640,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_http_concurrent_clients_all_answered),
     cmocka_unit_test(test_http_stop_waits_for_running_handler),
     cmocka_unit_test(test_http_bad_listen_address),
+    cmocka_unit_test(test_http_port_in_use_names_cause),
     cmocka_unit_test(test_http_token_equal),
     cmocka_unit_test(test_http_header_limits),
     cmocka_unit_test(test_http_read_timeout_cuts_slow_clients),

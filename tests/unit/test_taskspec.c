@@ -141,7 +141,10 @@ test_taskspec_errors(void **state)
     size_t off;
 
     (void)state;
-    expect_error("{\"type\":", WQ_EDECODE, "invalid JSON at line 1");
+    /* one line: a column in it (its line is the caller's to name) */
+    expect_error("{\"type\":", WQ_EDECODE, "invalid JSON at column 8:");
+    /* a text of several lines: line and column */
+    expect_error("{\n\"type\":", WQ_EDECODE, "invalid JSON at line 2 column");
     expect_error("", WQ_EDECODE, NULL);
     expect_error("[1]", WQ_EINVAL, "JSON object");
     expect_error("\"str\"", WQ_EDECODE, NULL);

@@ -622,6 +622,52 @@ test_transport_kafka_mock_bad_property(void **state)
     mock_stop(&m);
 }
 
+/*
+ * Each property goes only to the client it applies to: a worker's
+ * consumer properties (queued.max.messages.kbytes, fetch.message.max.bytes)
+ * and a client's producer one (message.timeout.ms) make no CONFWARN line
+ * when the producer (open) and the consumer (subscribe) are created.
+ */
+static void
+test_transport_kafka_mock_no_confwarn(void **state)
+{
+    static const char *const props[] = {
+        "queued.max.messages.kbytes=1024", "fetch.message.max.bytes=65536",
+        "message.timeout.ms=5000", "socket.keepalive.enable=true",
+    };
+    const char *queues[] = { "confwarn" };
+    struct mock m;
+    struct confirms c = { 0 };
+    struct wq_transport_conf conf;
+    wq_transport *t;
+    wq_delivery *d;
+    char err[WQ_ERRLEN] = "", log[65536];
+    FILE *f;
+    size_t n;
+
+    (void)state;
+    mock_start(&m, 1);
+    mock_topic(&m, "confwarn", 1);
+    /* librdkafka's warnings and notices, into a file we read back */
+    assert_int_equal(wq_log_setup("test", WQ_LOG_INFO, WQ_LOG_TEXT,
+        "kafka.log", err, sizeof err), 0);
+    conf = conf_for(&m, &c, "confwarn-group", props, WQ_ARRAY_LEN(props));
+    t = open_transport(&conf);
+    assert_int_equal(wq_transport_subscribe(t, queues, 1, err, sizeof err),
+        0);
+    publish_n(t, "confwarn", 1);
+    assert_int_equal(wq_transport_flush(t, 5000, err, sizeof err), 0);
+    (void)wq_transport_poll(t, &d, 200, err, sizeof err);
+    wq_transport_close(t, 1000);
+    mock_stop(&m);
+    assert_non_null(f = fopen("kafka.log", "r"));
+    n = fread(log, 1, sizeof log - 1, f);
+    log[n] = '\0';
+    fclose(f);
+    if (strstr(log, "CONFWARN") != NULL)
+        fail_msg("a property went to the wrong client:\n%s", log);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_transport_kafka_mock_retriable_error_confirmed),
     cmocka_unit_test(test_transport_kafka_mock_permanent_error_refused),
@@ -633,6 +679,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_transport_kafka_mock_stale_ack_cooperative),
     cmocka_unit_test(test_transport_kafka_mock_wakeup),
     cmocka_unit_test(test_transport_kafka_mock_bad_property),
+    cmocka_unit_test(test_transport_kafka_mock_no_confwarn),
 };
 
 WQ_TEST_MAIN("transport_kafka_mock", tests)
