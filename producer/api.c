@@ -115,6 +115,7 @@ struct api_msg {
     /* for the receipt (wq_store_accept) */
     uint8_t id[WQ_UUID_LEN];
     char type[WQ_TYPE_MAX + 1];
+    int keyed;                  /* the client gave the key */
     int max_attempts;
     int64_t created_at_ms;
 };
@@ -373,7 +374,7 @@ receipts_run(struct db_job *job, wq_store *s, const char *why)
         memcpy(acc[i].id, v[i]->id, sizeof acc[i].id);
         acc[i].queue = v[i]->queue;
         acc[i].type = v[i]->type;
-        acc[i].key = v[i]->key;
+        acc[i].key = v[i]->keyed ? v[i]->key : NULL;
         acc[i].max_attempts = v[i]->max_attempts;
         acc[i].created_at_ms = v[i]->created_at_ms;
     }
@@ -486,6 +487,12 @@ msg_new(struct api *a, const struct wq_envelope *env, char *err,
     snprintf(m->queue, sizeof m->queue, "%s", env->queue);
     snprintf(m->type, sizeof m->type, "%s", env->type);
     memcpy(m->id, env->id, sizeof m->id);
+    {
+        char idtext[WQ_UUID_STRLEN];
+
+        wq_uuid_format(env->id, idtext);
+        m->keyed = strcmp(idtext, env->key) != 0;
+    }
     m->max_attempts = (int)env->max_attempts;
     m->created_at_ms = env->created_at_ms;
     m->m.queue = m->queue;

@@ -24,18 +24,16 @@
 #define CMD "cancel"
 
 /* `rec`: a task the broker holds and no worker claimed yet has only its
- * receipt; cancelling it writes its row as cancelled, and the worker that
- * receives the message then acks it as a duplicate. */
+ * receipt (workq.task_handle); cancelling it writes its row as cancelled,
+ * and the worker that receives the message then acks it as a duplicate. */
 static const char cancel_sql[] =
     "WITH rec AS ("
     "  INSERT INTO workq.tasks (id, queue, type, idempotency_key, state,"
     "    attempt, max_attempts, created_at, finished_at, last_error)"
-    "  SELECT a.id, a.queue, a.type, coalesce(a.idempotency_key, a.id::text),"
-    "    'cancelled', 0,"
-    "    a.max_attempts, a.created_at, now(),"
+    "  SELECT h.id, h.queue, h.type, h.idempotency_key, 'cancelled', 0,"
+    "    h.max_attempts, h.created_at, now(),"
     "    'cancelled before a worker claimed it'"
-    "  FROM workq.accepted a WHERE a.id = $1::uuid"
-    "    AND NOT EXISTS (SELECT 1 FROM workq.tasks t WHERE t.id = a.id)"
+    "  FROM workq.task_handle($1::uuid) h WHERE h.receipt"
     "  ON CONFLICT DO NOTHING"
     "  RETURNING id"
     "), old AS ("

@@ -295,7 +295,7 @@ enum {
     "  FROM workq.tasks"
 
 /* By id: the task's row, or the receipt of a task that the broker holds
- * and no worker has claimed yet (migration 0003, workq.task_handles). */
+ * and no worker has claimed yet (migration 0003, workq.task_handle). */
 #define TASK_HANDLE_SELECT \
     "SELECT id::text, queue, type, idempotency_key, state, attempt," \
     "  max_attempts, attempt_base, " MS("run_at") ", " MS("created_at") "," \
@@ -303,9 +303,9 @@ enum {
     "  " MS("lease_expires_at") ", lease_owner, worker, last_error," \
     "  octet_length(payload), result, headers::text," \
     "  " MS("dead_published_at") ", payload, receipt" \
-    "  FROM workq.task_handles"
+    "  FROM workq.task_handle($1::uuid)"
 
-static const char by_id_sql[] = TASK_HANDLE_SELECT " WHERE id = $1::uuid";
+static const char by_id_sql[] = TASK_HANDLE_SELECT;
 static const char by_key_sql[] =
     TASK_SELECT " WHERE queue = $1 AND idempotency_key = $2";
 

@@ -212,7 +212,8 @@ static const char probe_sql[] =
     "  EXISTS (SELECT 1 FROM workq.tasks"
     "   WHERE state = 'dead' AND dead_published_at IS NULL),"
     "  EXISTS (SELECT 1 FROM workq.outbox),"
-    "  EXISTS (SELECT 1 FROM workq.accepted)";
+    "  EXISTS (SELECT 1 FROM workq.accepted)"
+    "    OR EXISTS (SELECT 1 FROM workq.accepted_runs)";
 
 /* ---- PostgreSQL ------------------------------------------------------------ */
 

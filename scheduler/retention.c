@@ -24,10 +24,11 @@
  *   - rows of workers not heard of for 24 hours.
  * Undecodable messages (workq.dead_letters) are left to the operator.
  *
- * Receipts (workq.accepted, migration 0003) have a sweep of their own,
- * every RECEIPTS_INTERVAL_MS: a receipt whose task has a row in
- * workq.tasks (claimed, cancelled) is redundant and deleted, so the table
- * holds about the broker's backlog of tasks not claimed yet.
+ * Receipts (workq.accepted and workq.accepted_runs, migration 0003) have
+ * a sweep of their own, every RECEIPTS_INTERVAL_MS: a receipt whose task
+ * has a row in workq.tasks (claimed, cancelled) is redundant and deleted
+ * (from a run: the run is rewritten without it), so the tables hold
+ * about the broker's backlog of tasks not claimed yet.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,46 @@ struct wq_retention {
     int64_t pass_rows;
     uint64_t receipts_next_ns;  /* next receipts sweep */
 };
+
+/*
+ * Runs of receipts (workq.accepted_runs) that are due for a check: each
+ * is rewritten without the ids that have a task row, or deleted when
+ * none is left.  A run that did not shrink is checked again later and
+ * later (check_ms doubles up to 5 minutes), so a backlog nobody consumes
+ * costs little.
+ */
+static const char runs_sql[] =
+    "WITH due AS ("
+    "  SELECT r.id, r.ids, r.check_ms FROM workq.accepted_runs r"
+    "  WHERE r.next_check <= now()"
+    "  ORDER BY r.next_check LIMIT $1"
+    "  FOR UPDATE SKIP LOCKED"
+    "), kept AS ("
+    "  SELECT d.id, d.check_ms, octet_length(d.ids) AS before,"
+    "    (SELECT string_agg(x.b, ''::bytea ORDER BY x.i) FROM ("
+    "       SELECT i, substring(d.ids FROM i * 16 + 1 FOR 16) AS b"
+    "       FROM generate_series(0, octet_length(d.ids) / 16 - 1) i) x"
+    "     WHERE NOT EXISTS (SELECT 1 FROM workq.tasks t"
+    "       WHERE t.id = encode(x.b, 'hex')::uuid)) AS ids"
+    "  FROM due d"
+    "), gone AS ("
+    "  DELETE FROM workq.accepted_runs r USING kept k"
+    "  WHERE r.id = k.id AND k.ids IS NULL RETURNING r.id"
+    "), moved AS ("
+    "  UPDATE workq.accepted_runs r SET ids = k.ids,"
+    "    first_id = encode(substring(k.ids FROM 1 FOR 16), 'hex')::uuid,"
+    "    last_id = encode(substring(k.ids FROM octet_length(k.ids) - 15"
+    "      FOR 16), 'hex')::uuid,"
+    "    check_ms = CASE WHEN octet_length(k.ids) = k.before"
+    "      THEN least(k.check_ms * 2, 300000) ELSE 2000 END,"
+    "    next_check = now() + (CASE WHEN octet_length(k.ids) = k.before"
+    "      THEN least(k.check_ms * 2, 300000) ELSE 2000 END)"
+    "      * interval '1 millisecond'"
+    "  FROM kept k WHERE r.id = k.id AND k.ids IS NOT NULL RETURNING r.id"
+    ")"
+    "SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM gone)";
+
+#define RUNS_BATCH 50   /* runs per statement: up to 50 x 10,000 ids */
 
 /* The receipts of claimed tasks; LIMIT keeps each statement short. */
 static const char receipts_sql[] =
@@ -254,7 +295,7 @@ wq_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
     const char *params[1];
     char limit[16];
     PGresult *res;
-    int rc, batch = s->batch * RECEIPTS_BATCHES;
+    int rc, runs, batch = s->batch * RECEIPTS_BATCHES;
 
     *more = 0;
     *done = 0;
@@ -271,7 +312,19 @@ wq_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
     }
     *done = atoi(PQcmdTuples(res));
     PQclear(res);
-    if (*done >= batch)
+
+    snprintf(limit, sizeof limit, "%d", RUNS_BATCH);
+    res = PQexecParams(wq_store_conn(s->store), runs_sql, 1, NULL, params,
+        NULL, NULL, 0);
+    if ((rc = wq_store_result_check(s->store, res, "sweep receipt runs", err,
+        errlen)) != 0) {
+        PQclear(res);
+        return rc;
+    }
+    runs = atoi(PQgetvalue(res, 0, 0));
+    *done += atoi(PQgetvalue(res, 0, 1));
+    PQclear(res);
+    if (*done >= batch || runs >= RUNS_BATCH)
         *more = 1;      /* a backlog of them: on at once */
     else
         r->receipts_next_ns = wq_clock_mono_ns()

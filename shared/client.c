@@ -47,6 +47,7 @@
 #define DEFAULT_TIMEOUT_MS 30000
 #define CLOSE_TIMEOUT_MS   1000     /* close after a failure: no waiting */
 #define SERVE_EVERY        1024     /* async publishes between report serves */
+#define SETTLE_EVERY       8192     /* confirmed tasks per receipts statement */
 /* After this long without a publish, check the connection first. */
 #define IDLE_CHECK_NS      (1000ull * 1000000u)
 /* After PostgreSQL failed, receipts wait this long before a new try. */
@@ -62,9 +63,9 @@ struct slot {
     uint8_t uuid[16];
     int max_attempts;
     int64_t created_at_ms;
-    char queue[WQ_QUEUE_MAX + 1];
-    char type[WQ_TYPE_MAX + 1];
-    char key[WQ_KEY_MAX + 1];
+    const char *queue;              /* interned (names_intern) */
+    const char *type;
+    char *key;                      /* a client-given key, or NULL */
 };
 
 struct wq_client {
@@ -86,6 +87,8 @@ struct wq_client {
     size_t nconfirmed, confirmed_cap;
     struct wq_accept *accepts;      /* settle()'s statement, reused */
     size_t accepts_cap;
+    char **names;                   /* queue and type names, interned */
+    size_t nnames, names_cap, last_name;
     char **declared;                /* queues declared on this handle */
     size_t ndeclared, declared_cap;
 
@@ -148,6 +151,37 @@ note_failure(wq_client *c, int status, const char *why)
 /* --- confirmations ------------------------------------------------------- */
 
 static void declared_clear(wq_client *c);
+
+/*
+ * The client's copy of a queue or type name, made once: slots point to
+ * it, so a task in flight copies no string, and the receipts of a batch
+ * share their names.  NULL when out of memory.
+ */
+static const char *
+names_intern(wq_client *c, const char *s)
+{
+    char **grown;
+
+    if (c->last_name < c->nnames && strcmp(c->names[c->last_name], s) == 0)
+        return c->names[c->last_name];
+    for (size_t i = 0; i < c->nnames; i++)
+        if (strcmp(c->names[i], s) == 0) {
+            c->last_name = i;
+            return c->names[i];
+        }
+    if (c->nnames == c->names_cap) {
+        size_t cap = c->names_cap ? c->names_cap * 2 : 8;
+
+        if ((grown = realloc(c->names, cap * sizeof *grown)) == NULL)
+            return NULL;
+        c->names = grown;
+        c->names_cap = cap;
+    }
+    if ((c->names[c->nnames] = strdup(s)) == NULL)
+        return NULL;
+    c->last_name = c->nnames;
+    return c->names[c->nnames++];
+}
 
 /* Keeps a confirmed slot for settle(); 0, or WQ_ENOMEM. */
 static int
@@ -249,6 +283,8 @@ settle(wq_client *c)
         }
         if (s->done != NULL)
             s->done(s->user, &r);
+        free(s->key);
+        s->key = NULL;
         s->next = c->free_slots;
         c->free_slots = s;
     }
@@ -267,7 +303,8 @@ on_confirm(void *opaque, int status, const char *reason, void *user)
 
     if (c->inflight > 0)
         c->inflight--;
-    if (status == 0 && confirmed_push(c, s) == 0)
+    if (status == 0 && s->queue != NULL && s->type != NULL
+        && confirmed_push(c, s) == 0)
         return;     /* answered by settle(), after its receipt */
     memset(&r, 0, sizeof r);
     memcpy(r.id, s->id, sizeof r.id);
@@ -288,6 +325,8 @@ on_confirm(void *opaque, int status, const char *reason, void *user)
     }
     if (s->done != NULL)
         s->done(s->user, &r);
+    free(s->key);
+    s->key = NULL;
     s->next = c->free_slots;
     c->free_slots = s;
 }
@@ -646,6 +685,8 @@ broken:
             goto again;
     }
 fail:
+    free(s->key);
+    s->key = NULL;
     s->next = c->free_slots;
     c->free_slots = s;
     return rc;
@@ -699,9 +740,13 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
     memcpy(s->uuid, env.id, sizeof s->uuid);
     s->max_attempts = (int)env.max_attempts;
     s->created_at_ms = env.created_at_ms;
-    copy_str(s->queue, sizeof s->queue, env.queue);
-    copy_str(s->type, sizeof s->type, env.type);
-    copy_str(s->key, sizeof s->key, env.key);
+    /* NULLs here (out of memory) only cost the receipt: see on_confirm */
+    s->queue = names_intern(c, env.queue);
+    s->type = names_intern(c, env.type);
+    s->key = NULL;
+    if (task->idempotency_key != NULL
+        && (s->key = strdup(env.key)) == NULL)
+        s->queue = NULL;        /* no receipt: reported untracked */
     if (id != NULL)
         memcpy(id, idtext, WQ_CLIENT_ID_LEN);
     /* after a successful publish `s` may already be back in the pool */
@@ -716,7 +761,9 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
         c->since_serve = 0;
         if (wq_transport_flush(c->t, 0, NULL, 0) == WQ_EBROKER)
             transport_drop(c, CLOSE_TIMEOUT_MS);
-        settle(c);
+        /* receipts in large batches: one statement for many tasks */
+        if (c->nconfirmed >= SETTLE_EVERY)
+            settle(c);
     }
     return 0;
 }
@@ -826,6 +873,9 @@ wq_client_free(wq_client *c)
     wq_store_close(c->store);
     free(c->confirmed);
     free(c->accepts);
+    for (size_t i = 0; i < c->nnames; i++)
+        free(c->names[i]);
+    free(c->names);
     declared_clear(c);
     free(c->declared);
     while ((s = c->free_slots) != NULL) {

@@ -61,7 +61,7 @@ enum {
     MS("created_at") ", " MS("started_at") ", " MS("finished_at") ", "    \
     MS("updated_at") ", "
 /* By id: the task's row, or the receipt of a task not claimed yet. */
-#define TASK_SELECT_HANDLE TASK_COLS "receipt FROM workq.task_handles "
+#define TASK_SELECT_HANDLE TASK_COLS "receipt FROM workq.task_handle($1) "
 #define TASK_SELECT        TASK_COLS "false FROM workq.tasks "
 
 enum {
@@ -109,7 +109,7 @@ static const struct stmt {
     [STMT_TASK_GET] = {
         "wq_task_get", "get task", 1,
         (int)WQ_ARRAY_LEN(task_get_types), task_get_types,
-        TASK_SELECT_HANDLE "WHERE id = $1",
+        TASK_SELECT_HANDLE,
     },
     [STMT_TASK_GET_KEY] = {
         "wq_task_get_key", "get task by key", 1,
@@ -795,29 +795,61 @@ static const char accept_sql[] =
 
 /*
  * Tasks without a client-given key (their key is their id's text) have a
- * fresh UUIDv7: never a duplicate, so their receipts need no checks, and
- * the key column stays NULL (the id's text).  A retried statement finds
- * its rows there already (ON CONFLICT).  A receipt that a worker's claim
- * beat is swept by the scheduler like any other.
+ * fresh UUIDv7: never a duplicate, so their receipts need no checks and
+ * no row each.  They go into workq.accepted_runs, one row per (queue,
+ * type, max_attempts) of the batch with the ids sorted end to end
+ * (migration 0003).  A retried statement adds the same run twice, which
+ * the scheduler's sweep removes like any other.
+ *
+ * Its commit does not wait for the WAL flush (synchronous_commit off for
+ * this transaction, set_config(..., true)): a receipt is a view of a task
+ * the broker holds, not the task.  If PostgreSQL crashes within a moment
+ * of the commit (wal_writer_delay, 200 ms by default, times three at
+ * most), such ids read as "no such task" until a worker claims them; no
+ * task is lost or run twice.  That saves a disk flush per batch, which
+ * is most of what receipts cost a blocking submit.
  */
-static const char accept_fresh_sql[] =
-    "INSERT INTO workq.accepted (id, created_at, max_attempts, queue, type)"
-    "  SELECT u.id, timestamptz 'epoch' + u.created_ms"
-    "      * interval '1 millisecond', u.max_attempts, u.queue, u.type"
-    "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int4[],"
-    "    $5::int8[]) AS u(id, queue, type, max_attempts, created_ms)"
-    "  ON CONFLICT (id) DO NOTHING";
+static const char accept_runs_sql[] =
+    "INSERT INTO workq.accepted_runs (first_id, last_id, created_at,"
+    "    max_attempts, queue, type, ids)"
+    "  SELECT u.first_id, u.last_id, timestamptz 'epoch' + u.created_ms"
+    "      * interval '1 millisecond', u.max_attempts, u.queue, u.type, u.ids"
+    "  FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int4[],"
+    "    $5::text[], $6::text[], $7::bytea[])"
+    "    AS u(first_id, last_id, created_ms, max_attempts, queue, type, ids),"
+    /* this statement's commit only: asynchronous (see above) */
+    "  (SELECT set_config('synchronous_commit', 'off', true)) AS c";
 
-/* 1 if v's key is its id's text (no client-given key). */
+/* 1 if v has no client-given key (its key is its id's text). */
 static int
 key_is_id(const struct wq_accept *v)
 {
-    char text[37];
+    return v->key == NULL;
+}
 
-    if (strlen(v->key) != 36)
-        return 0;
-    uuid_format(v->id, text);
-    return memcmp(text, v->key, 36) == 0;
+/* Orders fresh entries into runs: by queue, type, max_attempts, id. */
+static int
+cmp_fresh(const void *pa, const void *pb)
+{
+    const struct wq_accept *a = *(const struct wq_accept *const *)pa;
+    const struct wq_accept *b = *(const struct wq_accept *const *)pb;
+    int c;
+
+    /* submitters pass the same strings for a batch's queue and type */
+    if ((a->queue != b->queue && (c = strcmp(a->queue, b->queue)) != 0)
+        || (a->type != b->type && (c = strcmp(a->type, b->type)) != 0))
+        return c;
+    if (a->max_attempts != b->max_attempts)
+        return a->max_attempts < b->max_attempts ? -1 : 1;
+    return memcmp(a->id, b->id, 16);
+}
+
+static int
+same_run(const struct wq_accept *a, const struct wq_accept *b)
+{
+    return (a->queue == b->queue || strcmp(a->queue, b->queue) == 0)
+        && (a->type == b->type || strcmp(a->type, b->type) == 0)
+        && a->max_attempts == b->max_attempts;
 }
 
 /* The receipts of the fresh entries of v[0..n) (those key_is_id). */
@@ -825,39 +857,67 @@ static int
 accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
     char *err, size_t errlen)
 {
-    static const Oid types[5] = { WQ_OID_UUID_A, WQ_OID_TEXT_A,
-        WQ_OID_TEXT_A, WQ_OID_INT4_A, WQ_OID_INT8_A };
-    struct wq_buf b[5] = { WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT,
-        WQ_BUF_INIT, WQ_BUF_INIT };
-    const char *values[5];
-    int lengths[5], formats[5] = { 1, 1, 1, 1, 1 };
+    static const Oid types[7] = { WQ_OID_UUID_A, WQ_OID_UUID_A,
+        WQ_OID_INT8_A, WQ_OID_INT4_A, WQ_OID_TEXT_A, WQ_OID_TEXT_A,
+        WQ_OID_BYTEA_A };
+    struct wq_buf b[7] = { WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT,
+        WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT };
+    const struct wq_accept **f = xcalloc(nfresh, sizeof *f);
+    struct wq_buf ids = WQ_BUF_INIT;
+    const char *values[7];
+    int lengths[7], formats[7] = { 1, 1, 1, 1, 1, 1, 1 };
+    size_t k = 0, nruns = 0;
     PGresult *r;
-    int rc;
+    int rc, sorted = 1;
 
-    wq_pgarray_begin(&b[0], WQ_OID_UUID, nfresh);
-    wq_pgarray_begin(&b[1], WQ_OID_TEXT, nfresh);
-    wq_pgarray_begin(&b[2], WQ_OID_TEXT, nfresh);
-    wq_pgarray_begin(&b[3], WQ_OID_INT4, nfresh);
-    wq_pgarray_begin(&b[4], WQ_OID_INT8, nfresh);
-    for (size_t i = 0; i < n; i++) {
-        if (!key_is_id(&v[i]))
-            continue;
-        wq_pgarray_bytes(&b[0], v[i].id, 16);
-        wq_pgarray_str(&b[1], v[i].queue);
-        wq_pgarray_str(&b[2], v[i].type);
-        wq_pgarray_i32(&b[3], v[i].max_attempts);
-        wq_pgarray_i64(&b[4], v[i].created_at_ms);
+    for (size_t i = 0; i < n; i++)
+        if (key_is_id(&v[i])) {
+            f[k] = &v[i];
+            if (k > 0 && cmp_fresh(&f[k - 1], &f[k]) > 0)
+                sorted = 0;
+            k++;
+        }
+    if (!sorted)    /* one submitter's ids come in order: usually sorted */
+        qsort(f, nfresh, sizeof *f, cmp_fresh);
+    for (size_t i = 0; i < nfresh; i++)
+        nruns += i == 0 || !same_run(f[i - 1], f[i]);
+    wq_pgarray_begin(&b[0], WQ_OID_UUID, nruns);
+    wq_pgarray_begin(&b[1], WQ_OID_UUID, nruns);
+    wq_pgarray_begin(&b[2], WQ_OID_INT8, nruns);
+    wq_pgarray_begin(&b[3], WQ_OID_INT4, nruns);
+    wq_pgarray_begin(&b[4], WQ_OID_TEXT, nruns);
+    wq_pgarray_begin(&b[5], WQ_OID_TEXT, nruns);
+    wq_pgarray_begin(&b[6], WQ_OID_BYTEA, nruns);
+    for (size_t i = 0, j; i < nfresh; i = j) {
+        int64_t created = f[i]->created_at_ms;
+
+        wq_buf_reset(&ids);
+        for (j = i; j < nfresh && same_run(f[i], f[j]); j++) {
+            if (wq_buf_append(&ids, f[j]->id, 16) != 0)
+                abort();    /* out of memory: as xmalloc */
+            if (f[j]->created_at_ms < created)
+                created = f[j]->created_at_ms;
+        }
+        wq_pgarray_bytes(&b[0], f[i]->id, 16);
+        wq_pgarray_bytes(&b[1], f[j - 1]->id, 16);
+        wq_pgarray_i64(&b[2], created);
+        wq_pgarray_i32(&b[3], f[i]->max_attempts);
+        wq_pgarray_str(&b[4], f[i]->queue);
+        wq_pgarray_str(&b[5], f[i]->type);
+        wq_pgarray_bytes(&b[6], ids.data, ids.len);
     }
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 7; i++) {
         values[i] = (const char *)b[i].data;
         lengths[i] = (int)b[i].len;
     }
-    r = PQexecParams(s->conn, accept_fresh_sql, 5, types, values, lengths,
+    r = PQexecParams(s->conn, accept_runs_sql, 7, types, values, lengths,
         formats, 0);
     rc = wq_store_result_check(s, r, "record accepted tasks", err, errlen);
     PQclear(r);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 7; i++)
         wq_buf_free(&b[i]);
+    wq_buf_free(&ids);
+    free(f);
     return rc;
 }
 

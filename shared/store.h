@@ -218,7 +218,8 @@ struct wq_accept {
     uint8_t id[16];
     const char *queue;
     const char *type;
-    const char *key;
+    const char *key;              /* NULL: no client-given key (the
+                                     id's text; never a duplicate) */
     int max_attempts;
     int64_t created_at_ms;        /* the envelope's */
     int duplicate;                /* out: 1 if an earlier submit of the

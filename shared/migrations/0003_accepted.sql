@@ -54,3 +54,59 @@ CREATE VIEW workq.task_handles AS
 
 COMMENT ON VIEW workq.task_handles IS
     'One task by id: its row in workq.tasks, else its receipt as queued.';
+
+-- Receipts of tasks without a client-given key, in runs: one row per
+-- batch a submitter recorded (per queue, type and max_attempts), its ids
+-- sorted in `ids` as 16-byte values.  Such a task has a fresh UUIDv7 and
+-- can never be a duplicate, so nothing needs one row per task: a run of
+-- 10,000 tasks is one row of 160 kB, which is what lets receipts keep up
+-- with a broker that confirms hundreds of thousands of tasks a second.
+-- The scheduler rewrites a run without the ids that have a task row, and
+-- deletes it when none is left (next_check and check_ms space out the
+-- checks of a run that is not moving).
+CREATE TABLE workq.accepted_runs (
+    id           bigserial   PRIMARY KEY,
+    first_id     uuid        NOT NULL,
+    last_id      uuid        NOT NULL,
+    created_at   timestamptz NOT NULL,  -- the earliest envelope created-at
+    accepted_at  timestamptz NOT NULL DEFAULT now(),
+    next_check   timestamptz NOT NULL DEFAULT now() + interval '2 seconds',
+    check_ms     integer     NOT NULL DEFAULT 2000,
+    max_attempts integer     NOT NULL,
+    queue        text        NOT NULL,
+    type         text        NOT NULL,
+    ids          bytea       NOT NULL
+        CHECK (octet_length(ids) > 0 AND octet_length(ids) % 16 = 0)
+);
+
+CREATE INDEX accepted_runs_range_idx ON workq.accepted_runs (first_id);
+CREATE INDEX accepted_runs_check_idx ON workq.accepted_runs (next_check);
+
+COMMENT ON TABLE workq.accepted_runs IS
+    'Receipts of unclaimed tasks without a client key, a batch per row.';
+
+-- Whether `ids` (16-byte ids end to end) holds p.  position() finds the
+-- first match; an id is only ever at a multiple of 16, and a match
+-- across two ids before the real one would need 128 bits to agree by
+-- chance.
+CREATE FUNCTION workq.ids_hold(ids bytea, p uuid) RETURNS boolean
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT position(uuid_send(p) IN ids) % 16 = 1 $$;
+
+-- One task by id, as the readers of a task see it: its row, else its
+-- receipt (one of its own, or in a run) as a `queued` task.
+CREATE FUNCTION workq.task_handle(p uuid) RETURNS SETOF workq.task_handles
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT * FROM workq.task_handles WHERE id = p
+    UNION ALL
+    (SELECT p, 0, r.max_attempts, r.created_at, r.accepted_at,
+            NULL::timestamptz, NULL::timestamptz, NULL::timestamptz,
+            NULL::timestamptz, 'queued'::text, r.queue, r.type, p::text,
+            NULL::text, NULL::text, '{}'::jsonb, ''::bytea, NULL::text,
+            NULL::bytea, NULL::timestamptz, 0, true
+       FROM workq.accepted_runs r
+      WHERE r.first_id <= p AND r.last_id >= p AND workq.ids_hold(r.ids, p)
+        AND NOT EXISTS (SELECT 1 FROM workq.task_handles h WHERE h.id = p)
+      LIMIT 1)
+    $$;

@@ -343,6 +343,31 @@ test_cli_receipts(void **state)
     /* an id that was never accepted */
     assert_int_equal(workq_cli(ci, out, sizeof out, "status",
         "0190a5f8-7c1e-7a3b-9c4d-5e6f708192a3", NULL), 66);
+
+    /* tasks without a key have their receipts in runs (ids end to end) */
+    sqlf(s, "INSERT INTO workq.accepted_runs (first_id, last_id, created_at,"
+        " max_attempts, queue, type, ids) VALUES"
+        " ('0190a5f8-7c1e-7a3b-9c4d-000000000001',"
+        "  '0190a5f8-7c1e-7a3b-9c4d-000000000003', now(), 4, 'q', 'resize',"
+        "  uuid_send('0190a5f8-7c1e-7a3b-9c4d-000000000001')"
+        "  || uuid_send('0190a5f8-7c1e-7a3b-9c4d-000000000003'))");
+    assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "status",
+        "0190a5f8-7c1e-7a3b-9c4d-000000000003", NULL), 0);
+    j = json_of(out);
+    assert_string_equal(jstr(j, "state"), "queued");
+    assert_string_equal(jstr(j, "type"), "resize");
+    assert_string_equal(jstr(j, "idempotency_key"),
+        "0190a5f8-7c1e-7a3b-9c4d-000000000003");
+    json_decref(j);
+    /* between the two: in the run's range, not in it */
+    assert_int_equal(workq_cli(ci, out, sizeof out, "status",
+        "0190a5f8-7c1e-7a3b-9c4d-000000000002", NULL), 66);
+    assert_int_equal(workq_cli(ci, out, sizeof out, "cancel",
+        "0190a5f8-7c1e-7a3b-9c4d-000000000001", NULL), 0);
+    assert_contains(out, "cancelled (it was queued)");
+    assert_string_equal(textf(s, "SELECT state || ' ' || max_attempts FROM "
+        "workq.tasks WHERE id = '0190a5f8-7c1e-7a3b-9c4d-000000000001'"),
+        "cancelled 4");
     wq_store_close(s);
 }
 

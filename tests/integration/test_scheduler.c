@@ -878,12 +878,28 @@ test_scheduler_receipts_sweep(void **state)
         "('%s', now(), 3, '%s', 'noop', 'a'), "
         "('0190a5f8-7c1e-7a3b-9c4d-5e6f708192a3', now(), 3, '%s', 'noop', "
         "'b')", claimed, q, q);
+    /* runs: one all claimed (deleted), one half claimed (rewritten) */
+    sqlf(s, "INSERT INTO workq.accepted_runs (first_id, last_id, created_at,"
+        " max_attempts, queue, type, ids, next_check) VALUES"
+        " ('%s', '%s', now(), 3, '%s', 'noop', uuid_send('%s'), now()),"
+        " ('0190a5f8-7c1e-7a3b-9c4d-5e6f708192a4', '%s', now(), 3, '%s',"
+        "  'noop', uuid_send('0190a5f8-7c1e-7a3b-9c4d-5e6f708192a4')"
+        "  || uuid_send('%s'), now())",
+        claimed, claimed, q, claimed, claimed, q, claimed);
     proc_start(&sch, "workq-scheduler", R, ci, "", NULL, NULL);
     check(wait_num(s, 1, 20000, "SELECT count(*) FROM workq.accepted") == 1,
         "%lld receipts left, want 1",
         wq_test_pg_num(s, "SELECT count(*) FROM workq.accepted"));
     assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM "
         "workq.accepted WHERE id = '%s'", claimed), 0);
+    check(wait_num(s, 1, 20000, "SELECT count(*) FROM workq.accepted_runs")
+        == 1, "%lld runs left, want 1",
+        wq_test_pg_num(s, "SELECT count(*) FROM workq.accepted_runs"));
+    assert_int_equal(wait_num(s, 16, 20000, "SELECT octet_length(ids) FROM "
+        "workq.accepted_runs"), 16);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.accepted_runs WHERE first_id = last_id AND first_id = "
+        "'0190a5f8-7c1e-7a3b-9c4d-5e6f708192a4'"), 1);
     proc_stop(&sch, 10000);
     wq_store_close(s);
 }
