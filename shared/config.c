@@ -34,6 +34,7 @@
 #include "alloc.h"
 #include "config.h"
 #include "log.h"
+#include "redact.h"
 
 #define DEFAULT_PATH   WQ_SYSCONFDIR "/workq/workq.conf"
 #define ENV_PREFIX     "WORKQ_"
@@ -70,6 +71,8 @@ errs_add(struct errs *e, const char *where, const char *key,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* a message may quote a value: never a password inside it */
+    wq_redact_inplace(msg, sizeof msg);
     if (key != NULL)
         errs_push(e, xasprintf("%s: %s: %s", where, key, msg));
     else
@@ -1644,10 +1647,14 @@ wq_config_setup_log(const struct wq_config *cfg, const char *procname,
 
 /* ---- output -------------------------------------------------------------- */
 
-/* A libconfig string literal. */
+/* A libconfig string literal, with any password inside it hidden. */
 static void
-put_string(FILE *fp, const char *s)
+put_string(FILE *fp, const char *text)
 {
+    size_t n = wq_redact(NULL, 0, text) + 1;
+    char *s = xmalloc(n);
+
+    wq_redact(s, n, text);
     fputc('"', fp);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
@@ -1665,6 +1672,7 @@ put_string(FILE *fp, const char *s)
         }
     }
     fputc('"', fp);
+    free(s);
 }
 
 static void

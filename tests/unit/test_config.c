@@ -925,9 +925,17 @@ test_config_dump_hides_secrets(void **state)
     setenv("WORKQ_RABBITMQ_PASSWORD", "amqp-secret", 1);
     setenv("WORKQ_WORKER_QUEUES", "a,\"quoted\"", 1);
     setenv("WORKQ_LOG_FILE", "/var/log/workq\\x.log", 1);
+    /* passwords inside connection strings are hidden too */
+    setenv("WORKQ_POSTGRES_CONNINFO",
+        "host=db password='pg \\'inline' dbname=workq", 1);
+    setenv("WORKQ_RABBITMQ_URL", "amqps://app:url-secret@mq:5671/vh", 1);
     if (load_text("worker = { lease = 5401; };\n", &c, err, sizeof err) != 0)
         fail_msg("%s", err);
     a = dump_of(&c);
+    assert_not_contains(a, "inline");
+    assert_not_contains(a, "url-secret");
+    assert_contains(a, "amqps://app:<hidden>@mq:5671/vh");
+    assert_contains(a, "host=db password=<hidden> dbname=workq");
     assert_not_contains(a, "hunter2");
     assert_not_contains(a, "kafka-secret");
     assert_not_contains(a, "amqp-secret");
