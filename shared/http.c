@@ -24,10 +24,12 @@
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -41,6 +43,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "http.h"
+#include "log.h"
 
 /* TLS versions and ciphers: GnuTLS's defaults without TLS 1.0 and 1.1. */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -75,7 +78,8 @@ struct wq_http_req {
     char *body;
     size_t len, cap;
     int too_big;
-    int reject;                 /* 431: headers over the limits */
+    int reject;                 /* 431: headers over the limits; 400 */
+    const char *malformed;      /* why 400 */
     struct track *track;        /* the connection's, or NULL */
     int state;                  /* READING, WAITING, ANSWERED */
     int in_handler;             /* the handler runs (under server->lock) */
@@ -136,6 +140,24 @@ queue(struct MHD_Connection *conn, int status, const char *ctype,
     return ret;
 }
 
+/* A JSON answer after which the connection is closed: what follows a
+ * malformed request on it cannot be trusted to be a request. */
+static enum MHD_Result
+queue_closing(struct MHD_Connection *conn, int status, char *body,
+    size_t len)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+        "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    ret = MHD_queue_response(conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static void
 unlink_suspended(wq_http_req *rq)
 {
@@ -153,20 +175,63 @@ unlink_suspended(wq_http_req *rq)
 struct header_count {
     size_t n;
     int too_long;
+    int content_length, transfer_encoding, authorization;
+    const char *malformed;      /* why the header fields are refused */
 };
 
+/*
+ * Counts the header fields and checks what libmicrohttpd lets through
+ * that a proxy in front of us may read differently (request smuggling):
+ * a NUL in a name or value, white space in a name, Content-Length twice
+ * or next to Transfer-Encoding, and Authorization twice (which one
+ * counts would be a guess).
+ */
 static enum MHD_Result
 count_header(void *cls, enum MHD_ValueKind kind, const char *key,
-    const char *value)
+    size_t key_size, const char *value, size_t value_size)
 {
     struct header_count *hc = cls;
 
     (void)kind;
     hc->n++;
-    if (strlen(key) > WQ_HTTP_HEADER_NAME_MAX
-        || (value != NULL && strlen(value) > WQ_HTTP_HEADER_VALUE_MAX))
+    if (key_size > WQ_HTTP_HEADER_NAME_MAX
+        || value_size > WQ_HTTP_HEADER_VALUE_MAX)
         hc->too_long = 1;
+    if (hc->malformed != NULL)
+        return MHD_YES;
+    if (strlen(key) != key_size
+        || (value != NULL && strlen(value) != value_size))
+        hc->malformed = "a NUL byte in a header field";
+    else if (key_size == 0 || key[strcspn(key, " \t\r\n")] != '\0')
+        hc->malformed = "white space in a header field name";
+    else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0
+        && (++hc->content_length > 1 || hc->transfer_encoding))
+        hc->malformed = "Content-Length twice, or with Transfer-Encoding";
+    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0
+        && (++hc->transfer_encoding > 1 || hc->content_length))
+        hc->malformed = "Transfer-Encoding twice, or with Content-Length";
+    else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0
+        && ++hc->authorization > 1)
+        hc->malformed = "Authorization twice";
     return MHD_YES;
+}
+
+/*
+ * libmicrohttpd's own messages (a malformed request it refused itself, a
+ * failed TLS handshake, ...) go to our log, not raw to stderr.
+ */
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    size_t n;
+
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    wq_log_warn("http", "libmicrohttpd: %s", msg);
 }
 
 /* Tracks connections from accept to close, for the reaper. */
@@ -279,9 +344,16 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
         ci = MHD_get_connection_info(conn,
             MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         rq->track = ci != NULL ? ci->socket_context : NULL;
-        MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hc);
-        if (hc.n > WQ_HTTP_HEADERS_MAX || hc.too_long)
+        MHD_get_connection_values_n(conn, MHD_HEADER_KIND, count_header,
+            &hc);
+        if (hc.n > WQ_HTTP_HEADERS_MAX || hc.too_long) {
             rq->reject = 431;   /* answered once the body is read */
+        } else if (hc.malformed != NULL) {
+            rq->reject = 400;
+            rq->malformed = hc.malformed;
+            wq_log_warn("http", "refused a malformed request (%s) %s %s",
+                hc.malformed, method, url);
+        }
         *con_cls = rq;
         return MHD_YES;
     }
@@ -313,6 +385,11 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
     }
     if (rq->state == ANSWERED)
         return MHD_NO;
+    if (rq->reject == 400) {
+        rq->state = ANSWERED;
+        body = wq_http_json_error("malformed_request", rq->malformed, &len);
+        return queue_closing(conn, 400, body, len);
+    }
     if (rq->reject) {
         char detail[128];
 
@@ -548,7 +625,19 @@ wq_http_start(const struct wq_http_conf *conf, wq_http **out, char *err,
     pthread_condattr_destroy(&ca);
 
 #define OPT(opt, v, p) (o[n++] = (struct MHD_OptionItem){ (opt), (v), (p) })
+    /* first, so that no message of the start goes to stderr */
+    OPT(MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)(void *)mhd_log, NULL);
     OPT(MHD_OPTION_SOCK_ADDR, 0, &sa);
+#if MHD_VERSION >= 0x00097701
+    /* 0.9.77 and 1.0 (Debian 13): bare LF, white space in names and
+     * obsolete line folding are refused by the library itself */
+    OPT(MHD_OPTION_CLIENT_DISCIPLINE_LVL, 2, NULL);
+#else
+    /* 0.9.75 (Debian 12): refuses white space in header names and in the
+     * URL, and HTTP/1.1 without Host; bare LF it accepts (see README,
+     * Security) */
+    OPT(MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL);
+#endif
     if (conf->threads > 1)  /* else the one internal thread serves */
         OPT(MHD_OPTION_THREAD_POOL_SIZE, conf->threads, NULL);
     OPT(MHD_OPTION_CONNECTION_TIMEOUT, conf->timeout_s ? conf->timeout_s
