@@ -41,13 +41,36 @@
 enum reason {
     R_INVALID_JSON, R_INVALID_TASK, R_INVALID_QUEUE, R_INVALID_ID,
     R_TOO_LARGE, R_UNAUTHORIZED, R_UNSUPPORTED_MEDIA_TYPE, R_RATE_LIMITED,
-    R_NOT_FOUND, R_METHOD_NOT_ALLOWED, R_UNAVAILABLE, R_FORBIDDEN, R_COUNT,
+    R_NOT_FOUND, R_METHOD_NOT_ALLOWED, R_UNAVAILABLE, R_FORBIDDEN,
+    R_AUTH_THROTTLED, R_COUNT,
 };
 
 static const char *const reason_name[R_COUNT] = {
     "invalid_json", "invalid_task", "invalid_queue", "invalid_id",
     "too_large", "unauthorized", "unsupported_media_type", "rate_limited",
     "not_found", "method_not_allowed", "unavailable", "forbidden",
+    "auth_throttled",
+};
+
+/*
+ * Failed authentications, per client address: a token bucket of
+ * AUTH_FAIL_BURST failures refilled at AUTH_FAIL_PER_S.  An address whose
+ * bucket is empty is answered 429 (Retry-After) before its token is even
+ * looked at, so guessing goes no faster than the refill.  The limit is by
+ * address, never by token: a guesser cannot lock a token out, only its
+ * own address (or the addresses behind the same proxy or NAT).  The
+ * table is fixed (AUTH_SLOTS, AUTH_PROBE slots tried per address); a new
+ * address takes the slot of the one seen longest ago.
+ */
+#define AUTH_SLOTS      1024
+#define AUTH_PROBE      8
+#define AUTH_FAIL_BURST 20.0
+#define AUTH_FAIL_PER_S 1.0
+
+struct auth_slot {
+    char addr[48];
+    double left;                /* failures still allowed */
+    uint64_t at_ns;             /* of the last update */
 };
 
 struct api {
@@ -61,8 +84,11 @@ struct api {
     wq_tokens *tokens;          /* NULL: no tokens_file, no auth */
 
     pthread_mutex_t bucket_lock;
-    double tokens_left, rate;
+    double tokens_left, rate;   /* tasks, not requests */
     uint64_t bucket_ns;
+
+    pthread_mutex_t auth_lock;
+    struct auth_slot *auth;     /* AUTH_SLOTS */
 
     wq_metric *rejected[R_COUNT];
     wq_metric *accepted_queued, *accepted_scheduled;
@@ -654,26 +680,119 @@ lacks_scope(struct api *a, unsigned scopes, unsigned need, int *status,
     return 1;
 }
 
-/* Token bucket of producer.rate_limit requests a second, one second's
- * worth deep.  1 if the request may pass. */
+/*
+ * Token bucket of producer.rate_limit tasks a second, one second's worth
+ * deep; a batch costs its number of tasks.  A request passes when the
+ * bucket holds its cost, or is full for a batch larger than the bucket,
+ * which then goes into debt (paid back before anything else passes).
+ * 1 if the request may pass; else 0 and *wait_s, the seconds until it
+ * could.
+ */
 static int
-rate_ok(struct api *a)
+rate_ok(struct api *a, size_t cost, unsigned *wait_s)
 {
+    double need;
     uint64_t now;
     int ok;
 
+    *wait_s = 0;
     if (a->rate <= 0)
         return 1;
+    need = (double)cost < a->rate ? (double)cost : a->rate;
+    if (need < 1)
+        need = 1;
     pthread_mutex_lock(&a->bucket_lock);
     now = wq_clock_mono_ns();
     a->tokens_left += (double)(now - a->bucket_ns) * a->rate / 1e9;
     if (a->tokens_left > a->rate)
         a->tokens_left = a->rate < 1 ? 1 : a->rate;
     a->bucket_ns = now;
-    if ((ok = a->tokens_left >= 1))
-        a->tokens_left -= 1;
+    if ((ok = a->tokens_left >= need))
+        a->tokens_left -= (double)cost;
+    else
+        *wait_s = (unsigned)((need - a->tokens_left) / a->rate) + 1;
     pthread_mutex_unlock(&a->bucket_lock);
     return ok;
+}
+
+/* 429 for producer.rate_limit; 1 (answered) unless `cost` tasks may pass. */
+static int
+over_rate(struct api *a, const struct wq_http_request *req, size_t cost,
+    int *status, const char **ctype, char **body, size_t *len)
+{
+    unsigned wait_s;
+
+    if (rate_ok(a, cost, &wait_s))
+        return 0;
+    wq_http_retry_after(req->handle, wait_s);
+    refuse(a, R_RATE_LIMITED, 429, "over producer.rate_limit tasks per "
+        "second; retry later", status, ctype, body, len);
+    return 1;
+}
+
+/* The slot of `addr`, refilled to now; a new one (the oldest of its
+ * probe window taken over) when `create`, else NULL when absent.  Under
+ * auth_lock. */
+static struct auth_slot *
+auth_slot(struct api *a, const char *addr, int create, uint64_t now)
+{
+    uint32_t h = 2166136261u;
+    struct auth_slot *s, *oldest = NULL;
+
+    for (const char *p = addr; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    for (unsigned i = 0; i < AUTH_PROBE; i++) {
+        s = &a->auth[(h + i) % AUTH_SLOTS];
+        if (strcmp(s->addr, addr) == 0) {
+            s->left += (double)(now - s->at_ns) * AUTH_FAIL_PER_S / 1e9;
+            if (s->left > AUTH_FAIL_BURST)
+                s->left = AUTH_FAIL_BURST;
+            s->at_ns = now;
+            return s;
+        }
+        if (oldest == NULL || s->addr[0] == '\0'
+            || (oldest->addr[0] != '\0' && s->at_ns < oldest->at_ns))
+            oldest = s;
+    }
+    if (!create)
+        return NULL;
+    snprintf(oldest->addr, sizeof oldest->addr, "%s", addr);
+    oldest->left = AUTH_FAIL_BURST;
+    oldest->at_ns = now;
+    return oldest;
+}
+
+/* Seconds an address must wait before its token is looked at; 0: go. */
+static unsigned
+auth_throttled(struct api *a, const char *addr)
+{
+    struct auth_slot *s;
+    unsigned wait_s = 0;
+
+    pthread_mutex_lock(&a->auth_lock);
+    s = auth_slot(a, addr, 0, wq_clock_mono_ns());
+    if (s != NULL && s->left < 1)
+        wait_s = (unsigned)((1 - s->left) / AUTH_FAIL_PER_S) + 1;
+    pthread_mutex_unlock(&a->auth_lock);
+    return wait_s;
+}
+
+/* Counts a failed authentication from addr; logs when it is throttled. */
+static void
+auth_failed(struct api *a, const char *addr)
+{
+    struct auth_slot *s;
+    int throttled;
+
+    pthread_mutex_lock(&a->auth_lock);
+    s = auth_slot(a, addr, 1, wq_clock_mono_ns());
+    s->left -= 1;
+    throttled = s->left < 1 && s->left >= 0;
+    pthread_mutex_unlock(&a->auth_lock);
+    if (throttled)
+        wq_log_warn(COMPONENT, "%s: %.0f failed authentications in a row: "
+            "its requests are answered 429 until it slows down to %.0f a "
+            "second", addr, AUTH_FAIL_BURST, AUTH_FAIL_PER_S);
 }
 
 static int
@@ -688,19 +807,17 @@ is_json(const char *ctype)
 
 /* --- task requests ------------------------------------------------------- */
 
-/* What every task route checks first; 1 if it answered already. */
+/* What every task route checks first; 1 if it answered already.  The
+ * rate limit takes `cost` tasks (0: checked later, by the batch). */
 static int
 task_checks(struct api *a, const struct wq_http_request *req,
-    const char *queue, int *status, const char **ctype, char **body,
-    size_t *len)
+    const char *queue, size_t cost, int *status, const char **ctype,
+    char **body, size_t *len)
 {
     char err[WQ_ERRLEN];
 
-    if (!rate_ok(a)) {
-        refuse(a, R_RATE_LIMITED, 429, "over producer.rate_limit requests "
-            "per second; retry later", status, ctype, body, len);
+    if (cost > 0 && over_rate(a, req, cost, status, ctype, body, len))
         return 1;
-    }
     if (atomic_load(&a->stopping)) {
         refuse(a, R_UNAVAILABLE, 503, "the producer is stopping", status,
             ctype, body, len);
@@ -773,7 +890,7 @@ post_task(struct api *a, const struct wq_http_request *req,
     enum reason r;
     int rc, code;
 
-    if (task_checks(a, req, queue, status, ctype, body, len))
+    if (task_checks(a, req, queue, 1, status, ctype, body, len))
         return 0;
     if ((rc = wq_taskspec_parse(req->body, req->body_len, &def, &spec, err,
         sizeof err)) != 0) {
@@ -854,7 +971,7 @@ post_batch(struct api *a, const struct wq_http_request *req,
     enum reason r;
     int rc, code;
 
-    if (task_checks(a, req, queue, status, ctype, body, len))
+    if (task_checks(a, req, queue, 0, status, ctype, body, len))
         return 0;
     root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES
         | JSON_ALLOW_NUL, &je);
@@ -879,6 +996,11 @@ post_batch(struct api *a, const struct wq_http_request *req,
             n, a->cfg->producer.batch_max);
         return refuse(a, n == 0 ? R_INVALID_TASK : R_TOO_LARGE,
             n == 0 ? 400 : 413, detail, status, ctype, body, len);
+    }
+    /* the rate limit counts tasks: a batch costs its length */
+    if (over_rate(a, req, n, status, ctype, body, len)) {
+        json_decref(root);
+        return 0;
     }
 
     b = xcalloc(1, sizeof *b);
@@ -1008,7 +1130,7 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
     struct api *a = user;
     const char *p = req->path, *rest, *slash;
     char queue[WQ_QUEUE_MAX + 2];
-    unsigned scopes;
+    unsigned scopes, wait_s;
     size_t qlen;
 
     if (strcmp(p, "/healthz") == 0) {
@@ -1047,10 +1169,18 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
     if (strncmp(p, "/v1/", 4) != 0)
         return refuse(a, R_NOT_FOUND, 404, "no such route", status, ctype,
             body, len);
-    if ((scopes = scopes_of(a, req->authorization)) == 0)
+    if ((wait_s = auth_throttled(a, req->client_addr)) > 0) {
+        wq_http_retry_after(req->handle, wait_s);
+        return refuse(a, R_AUTH_THROTTLED, 429, "too many failed "
+            "authentications from this address; retry later", status,
+            ctype, body, len);
+    }
+    if ((scopes = scopes_of(a, req->authorization)) == 0) {
+        auth_failed(a, req->client_addr);
         return refuse(a, R_UNAUTHORIZED, 401, "a valid bearer token is "
             "required (Authorization: Bearer TOKEN)", status, ctype, body,
             len);
+    }
 
     if (strncmp(p, "/v1/tasks/", 10) == 0 && strchr(p + 10, '/') == NULL) {
         if (!method_is(req, "GET"))
@@ -1126,6 +1256,8 @@ api_new(const struct api_conf *conf, struct api **out, char *err,
     a->metrics = conf->metrics;
     pthread_rwlock_init(&a->tokens_lock, NULL);
     pthread_mutex_init(&a->bucket_lock, NULL);
+    pthread_mutex_init(&a->auth_lock, NULL);
+    a->auth = xcalloc(AUTH_SLOTS, sizeof *a->auth);
     a->rate = a->cfg->producer.rate_limit;
     a->tokens_left = a->rate;
     a->bucket_ns = wq_clock_mono_ns();
@@ -1175,5 +1307,7 @@ api_free(struct api *a)
     wq_tokens_free(a->tokens);
     pthread_rwlock_destroy(&a->tokens_lock);
     pthread_mutex_destroy(&a->bucket_lock);
+    pthread_mutex_destroy(&a->auth_lock);
+    free(a->auth);
     free(a);
 }

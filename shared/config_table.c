@@ -263,7 +263,8 @@ const struct wq_config_key wq_config_keys[] = {
     INT("producer.batch_max", producer.batch_max, "1000", 1, 100000,
         "most tasks in one POST .../tasks:batch request"),
     INT("producer.rate_limit", producer.rate_limit, "0", 0, 100000000,
-        "task requests accepted per second (429 beyond); 0: no limit"),
+        "tasks accepted per second, a batch counting its tasks (429 "
+        "beyond); 0: no limit"),
     DURATION("producer.request_timeout", producer.request_timeout_ms, "10s",
         100, 10 * MINUTE,
         "longest wait for the broker's confirmation before a 503"),

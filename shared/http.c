@@ -80,6 +80,8 @@ struct wq_http_req {
     int too_big;
     int reject;                 /* 431: headers over the limits; 400 */
     const char *malformed;      /* why 400 */
+    unsigned retry_after;       /* seconds, for a Retry-After field */
+    char client[INET6_ADDRSTRLEN];
     struct track *track;        /* the connection's, or NULL */
     int state;                  /* READING, WAITING, ANSWERED */
     int in_handler;             /* the handler runs (under server->lock) */
@@ -125,19 +127,31 @@ wq_http_json_error(const char *error, const char *detail, size_t *len)
 }
 
 static enum MHD_Result
-queue(struct MHD_Connection *conn, int status, const char *ctype,
-    char *body, size_t len)
+queue_retry(struct MHD_Connection *conn, int status, const char *ctype,
+    char *body, size_t len, unsigned retry_after)
 {
     struct MHD_Response *r;
     enum MHD_Result ret;
+    char secs[16];
 
     r = MHD_create_response_from_buffer(len, body ? body : (char *)"",
         body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (ctype != NULL)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (retry_after > 0) {
+        snprintf(secs, sizeof secs, "%u", retry_after);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
     ret = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result
+queue(struct MHD_Connection *conn, int status, const char *ctype,
+    char *body, size_t len)
+{
+    return queue_retry(conn, status, ctype, body, len, 0);
 }
 
 /* A JSON answer after which the connection is closed: what follows a
@@ -344,6 +358,20 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
         ci = MHD_get_connection_info(conn,
             MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         rq->track = ci != NULL ? ci->socket_context : NULL;
+        ci = MHD_get_connection_info(conn,
+            MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci != NULL && ci->client_addr != NULL) {
+            const struct sockaddr *sa = ci->client_addr;
+
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)
+                    (const void *)sa)->sin_addr, rq->client,
+                    sizeof rq->client);
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+                    (const void *)sa)->sin6_addr, rq->client,
+                    sizeof rq->client);
+        }
         MHD_get_connection_values_n(conn, MHD_HEADER_KIND, count_header,
             &hc);
         if (hc.n > WQ_HTTP_HEADERS_MAX || hc.too_long) {
@@ -351,7 +379,8 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
         } else if (hc.malformed != NULL) {
             rq->reject = 400;
             rq->malformed = hc.malformed;
-            wq_log_warn("http", "refused a malformed request (%s) %s %s",
+            wq_log_warn("http", "refused a malformed request from %s "
+                "(%s): %s %s", rq->client[0] ? rq->client : "?",
                 hc.malformed, method, url);
         }
         *con_cls = rq;
@@ -362,7 +391,8 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
         rq->state = ANSWERED;
         body = rq->answer;
         rq->answer = NULL;
-        return queue(conn, rq->status, rq->ctype, body, rq->answer_len);
+        return queue_retry(conn, rq->status, rq->ctype, body,
+            rq->answer_len, rq->retry_after);
     }
     if (*upload_size > 0) {
         if (rq->reject) {
@@ -420,6 +450,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
         MHD_HTTP_HEADER_AUTHORIZATION);
     req.idempotency_key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
         "Idempotency-Key");
+    req.client_addr = rq->client;
     req.handle = rq;
 
     /* From now on the time is the handler's, not the client's. */
@@ -450,6 +481,12 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
         pthread_mutex_unlock(&h->lock);
     }
     return MHD_YES;
+}
+
+void
+wq_http_retry_after(wq_http_req *rq, unsigned seconds)
+{
+    rq->retry_after = seconds;
 }
 
 void

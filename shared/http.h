@@ -49,6 +49,7 @@ struct wq_http_request {
     const char *content_type;   /* header value or NULL */
     const char *authorization;  /* header value or NULL */
     const char *idempotency_key;/* Idempotency-Key header or NULL */
+    const char *client_addr;    /* the peer's numeric address, or "" */
     wq_http_req *handle;        /* for wq_http_complete */
 };
 
@@ -94,6 +95,14 @@ int wq_http_port(const wq_http *h);
  */
 void wq_http_complete(wq_http_req *req, int status, const char *content_type,
     char *body, size_t body_len);
+
+/*
+ * wq_http_retry_after adds "Retry-After: SECONDS" to the answer of req
+ * (a 429 or 503), whether it is given by the handler's return or later by
+ * wq_http_complete.  Call it before the answer is given, from the thread
+ * that has the request.
+ */
+void wq_http_retry_after(wq_http_req *req, unsigned seconds);
 
 /*
  * wq_http_stop stops accepting, waits for the server threads and frees
