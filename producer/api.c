@@ -13,6 +13,7 @@
  * whole, and nothing of it is published.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -89,6 +90,12 @@ struct api {
 
     pthread_mutex_t auth_lock;
     struct auth_slot *auth;     /* AUTH_SLOTS */
+
+    char **allowed;             /* producer.queues, or what config names */
+    size_t nallowed;
+    pthread_mutex_t queues_lock;
+    char **queues;              /* distinct queues taken, max_queues */
+    size_t nqueues;
 
     wq_metric *rejected[R_COUNT];
     wq_metric *accepted_queued, *accepted_scheduled;
@@ -807,6 +814,80 @@ is_json(const char *ctype)
 
 /* --- task requests ------------------------------------------------------- */
 
+/*
+ * The queues a submit may name: producer.queues when set, else every
+ * queue the configuration names (worker.queues, queue policies but "*",
+ * periodic tasks).  Called once, at api_new.
+ */
+static void
+allowed_init(struct api *a)
+{
+    const struct wq_config *c = a->cfg;
+    const struct wq_config_queue_policy *qp = c->queue_policies.v;
+    const struct wq_config_periodic *pe = c->periodic.v;
+    size_t max = c->producer.queues.n + c->worker.queues.n
+        + c->queue_policies.n + c->periodic.n;
+
+    a->allowed = xcalloc(max + 1, sizeof *a->allowed);
+    if (c->producer.queues.n > 0) {
+        for (size_t i = 0; i < c->producer.queues.n; i++)
+            a->allowed[a->nallowed++] = xstrdup(c->producer.queues.v[i]);
+        return;
+    }
+    for (size_t i = 0; i < c->worker.queues.n; i++)
+        a->allowed[a->nallowed++] = xstrdup(c->worker.queues.v[i]);
+    for (size_t i = 0; i < c->queue_policies.n; i++)
+        if (strcmp(qp[i].name, "*") != 0)
+            a->allowed[a->nallowed++] = xstrdup(qp[i].name);
+    for (size_t i = 0; i < c->periodic.n; i++)
+        a->allowed[a->nallowed++] = xstrdup(pe[i].queue);
+}
+
+/*
+ * 403 unless `queue` is allowed (producer.queues) and, when new to this
+ * process, within producer.max_queues; 1 if it answered.  A queue once
+ * taken stays taken until the producer restarts.
+ */
+static int
+queue_refused(struct api *a, const char *queue, int *status,
+    const char **ctype, char **body, size_t *len)
+{
+    char detail[WQ_QUEUE_MAX + 160];
+    size_t i;
+    int ok = 0;
+
+    for (i = 0; i < a->nallowed && !ok; i++)
+        ok = fnmatch(a->allowed[i], queue, 0) == 0;
+    if (!ok) {
+        snprintf(detail, sizeof detail, "queue '%s' is not one of "
+            "producer.queues", queue);
+        refuse(a, R_FORBIDDEN, 403, detail, status, ctype, body, len);
+        return 1;
+    }
+    pthread_mutex_lock(&a->queues_lock);
+    for (i = 0; i < a->nqueues; i++)
+        if (strcmp(a->queues[i], queue) == 0)
+            break;
+    if (i == a->nqueues && a->nqueues < (size_t)a->cfg->producer.max_queues) {
+        if (a->queues == NULL)
+            a->queues = xcalloc((size_t)a->cfg->producer.max_queues,
+                sizeof *a->queues);
+        a->queues[a->nqueues++] = xstrdup(queue);
+    } else if (i == a->nqueues) {
+        ok = 0;
+    }
+    pthread_mutex_unlock(&a->queues_lock);
+    if (!ok) {
+        snprintf(detail, sizeof detail, "queue '%s' would be queue %d of "
+            "this producer, over producer.max_queues", queue,
+            a->cfg->producer.max_queues + 1);
+        wq_log_warn(COMPONENT, "refused a task for a new queue: %s", detail);
+        refuse(a, R_FORBIDDEN, 403, detail, status, ctype, body, len);
+        return 1;
+    }
+    return 0;
+}
+
 /* What every task route checks first; 1 if it answered already.  The
  * rate limit takes `cost` tasks (0: checked later, by the batch). */
 static int
@@ -832,7 +913,7 @@ task_checks(struct api *a, const struct wq_http_request *req,
         refuse(a, R_INVALID_QUEUE, 400, err, status, ctype, body, len);
         return 1;
     }
-    return 0;
+    return queue_refused(a, queue, status, ctype, body, len);
 }
 
 /* The reason and status of a task that failed validation. */
@@ -1258,6 +1339,8 @@ api_new(const struct api_conf *conf, struct api **out, char *err,
     pthread_mutex_init(&a->bucket_lock, NULL);
     pthread_mutex_init(&a->auth_lock, NULL);
     a->auth = xcalloc(AUTH_SLOTS, sizeof *a->auth);
+    pthread_mutex_init(&a->queues_lock, NULL);
+    allowed_init(a);
     a->rate = a->cfg->producer.rate_limit;
     a->tokens_left = a->rate;
     a->bucket_ns = wq_clock_mono_ns();
@@ -1309,5 +1392,12 @@ api_free(struct api *a)
     pthread_mutex_destroy(&a->bucket_lock);
     pthread_mutex_destroy(&a->auth_lock);
     free(a->auth);
+    pthread_mutex_destroy(&a->queues_lock);
+    for (size_t i = 0; i < a->nallowed; i++)
+        free(a->allowed[i]);
+    free(a->allowed);
+    for (size_t i = 0; i < a->nqueues; i++)
+        free(a->queues[i]);
+    free(a->queues);
     free(a);
 }

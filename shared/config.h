@@ -236,7 +236,10 @@ struct wq_config {
         int max_body;
         int threads;            /* HTTP server threads */
         int batch_max;          /* tasks in one :batch request */
-        int rate_limit;         /* requests per second; 0 = no limit */
+        int rate_limit;         /* tasks per second; 0 = no limit */
+        struct wq_config_list queues;   /* fnmatch patterns; empty: the
+                                         * queues the config names */
+        int max_queues;         /* distinct queues one producer takes */
         int64_t request_timeout_ms; /* wait for the broker at most */
         int64_t read_timeout_ms;    /* a request arrives whole within */
         int max_connections;

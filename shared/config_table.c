@@ -265,6 +265,13 @@ const struct wq_config_key wq_config_keys[] = {
     INT("producer.rate_limit", producer.rate_limit, "0", 0, 100000000,
         "tasks accepted per second, a batch counting its tasks (429 "
         "beyond); 0: no limit"),
+    LIST("producer.queues", producer.queues, "", 0,
+        "queues the API accepts tasks for, names or fnmatch(3) patterns "
+        "(\"reports.*\", \"*\": any); empty: the queues this "
+        "configuration names (worker.queues, queue_policies, periodic)"),
+    INT("producer.max_queues", producer.max_queues, "64", 1, 100000,
+        "most distinct queues one producer process accepts tasks for (each "
+        "may make a broker queue); beyond, 403"),
     DURATION("producer.request_timeout", producer.request_timeout_ms, "10s",
         100, 10 * MINUTE,
         "longest wait for the broker's confirmation before a 503"),

@@ -89,6 +89,7 @@ producer_start(int kind, const char *conninfo, const char *const *extra)
             wq_test_env("WQ_TEST_TMPDIR", "."));
         env[n++] = listen;
         env[n++] = tokens;
+        env[n++] = "WORKQ_PRODUCER_QUEUES=*";  /* per-pid queue names */
         for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 23; i++)
             env[n++] = extra[i];
         env[n] = NULL;

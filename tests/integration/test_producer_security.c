@@ -293,6 +293,9 @@ producer_start_conf(int kind, const char *config, const char *tokens,
         snprintf(listen, sizeof listen, "WORKQ_PRODUCER_LISTEN=127.0.0.1:%d",
             p.port);
         env[n++] = listen;
+        /* per-pid queue names: the tests allow any (issue 12 item 4 has
+         * a test of its own) */
+        env[n++] = "WORKQ_PRODUCER_QUEUES=*";
         if (tokens != NULL) {
             snprintf(tfile, sizeof tfile, "WORKQ_PRODUCER_TOKENS_FILE=%s/"
                 "tokens", dir);
@@ -1146,6 +1149,66 @@ test_security_auth_failures_throttled(void **state)
     assert_int_equal(producer_stop(&p), 0);
 }
 
+/* POST one task to /v1/queues/QUEUE/tasks with the submit token. */
+static int
+post_to(int port, const char *queue, char *resp, size_t rlen)
+{
+    static const char body[] = "{\"type\":\"t\"}";
+    char path[256];
+
+    snprintf(path, sizeof path, "/v1/queues/%s/tasks", queue);
+    return wq_test_http_request(port, "POST", path, JSON, SUBMIT, NULL, body,
+        sizeof body - 1, resp, rlen);
+}
+
+/*
+ * A submit token names only the queues of producer.queues (names or
+ * glob patterns), at most producer.max_queues of them; by default the
+ * queues the configuration names.  Others are refused 403 and make
+ * nothing on the broker.
+ */
+static void
+test_security_queue_allow_list(void **state)
+{
+    int kind = WQ_TRANSPORT_RABBITMQ;
+    const char *base = queue_for(kind, "sec-allow");
+    static char allow[256], wq[256];
+    char q[4][200], resp[8192];
+    struct producer p;
+
+    (void)state;
+    for (int i = 0; i < 4; i++) {
+        snprintf(q[i], sizeof q[i], "%s.%c", base, 'a' + i);
+        wq_test_forget_queue(kind, q[i]);
+    }
+    snprintf(allow, sizeof allow, "WORKQ_PRODUCER_QUEUES=%s,%s.*", base,
+        base);
+    p = producer_start(kind, tokens_text(), (const char *[]){ allow,
+        "WORKQ_PRODUCER_MAX_QUEUES=3", NULL }, 0);
+    assert_int_equal(post_to(p.port, base, resp, sizeof resp), 202);
+    assert_int_equal(post_to(p.port, q[0], resp, sizeof resp), 202);
+    assert_int_equal(post_to(p.port, q[1], resp, sizeof resp), 202);
+    /* a fourth queue: over producer.max_queues */
+    assert_int_equal(post_to(p.port, q[2], resp, sizeof resp), 403);
+    assert_non_null(strstr(resp, "producer.max_queues"));
+    /* the queues taken stay usable */
+    assert_int_equal(post_to(p.port, q[0], resp, sizeof resp), 202);
+    /* a name no pattern matches */
+    assert_int_equal(post_to(p.port, "sec-allow-elsewhere", resp,
+        sizeof resp), 403);
+    assert_non_null(strstr(resp, "producer.queues"));
+    assert_non_null(strstr(resp, "\"error\":\"forbidden\""));
+    assert_int_equal(producer_stop(&p), 0);
+
+    /* the default: the queues the configuration names */
+    snprintf(wq, sizeof wq, "WORKQ_WORKER_QUEUES=%s", q[3]);
+    p = producer_start(kind, tokens_text(), (const char *[]){
+        "WORKQ_PRODUCER_QUEUES=", wq, NULL }, 0);
+    assert_int_equal(post_to(p.port, q[3], resp, sizeof resp), 202);
+    assert_int_equal(post_to(p.port, base, resp, sizeof resp), 403);
+    assert_int_equal(producer_stop(&p), 0);
+}
+
 /* --- tokens -------------------------------------------------------------- */
 
 static void
@@ -1503,6 +1566,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_security_slow_loris_over_max_connections),
     cmocka_unit_test(test_security_rate_limit_flood),
     cmocka_unit_test(test_security_auth_failures_throttled),
+    cmocka_unit_test(test_security_queue_allow_list),
     cmocka_unit_test(test_security_tokens_scopes_and_rotation),
     cmocka_unit_test(test_security_no_secrets_in_log_or_metrics),
     cmocka_unit_test(test_security_https_e2e_kafka),
