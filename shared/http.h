@@ -23,8 +23,9 @@
  * the idle timeout.  Time a handler takes to answer does not count.
  *
  * TLS (HTTPS): give the certificate chain and private key as PEM text;
- * the server then speaks only TLS 1.2 and 1.3 on its port (GnuTLS, as
- * libmicrohttpd is built with it).
+ * the server then speaks only TLS 1.3 and 1.2 on its port (GnuTLS, as
+ * libmicrohttpd is built with it), and on 1.2 only forward-secret AEAD
+ * suites (ECDHE with AES-GCM or ChaCha20-Poly1305).
  */
 #ifndef WQ_HTTP_H
 #define WQ_HTTP_H
