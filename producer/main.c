@@ -23,6 +23,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "http.h"
+#include "secfile.h"
 #include "log.h"
 #include "metrics.h"
 #include "publisher.h"
@@ -131,6 +132,13 @@ read_pem(const char *key, const char *path, char *err, size_t errlen)
     if ((f = fopen(path, "re")) == NULL) {
         wq_seterr(err, errlen, WQ_ECONFIG, "%s %s: %s", key, path,
             strerror(errno));
+        free(buf);
+        return NULL;
+    }
+    /* the private key is a secret; the certificate decides who we are */
+    if (wq_secfile_check(fileno(f), path, key, strstr(key, "key") != NULL,
+        err, errlen) != 0) {
+        fclose(f);
         free(buf);
         return NULL;
     }
