@@ -75,6 +75,16 @@ enum wq_rabbitmq_queue_type {   /* rabbitmq.queue_type */
     WQ_RABBITMQ_CLASSIC,
 };
 
+/*
+ * The defaults of handlers[].limit_* (config_table.c writes them as text:
+ * "1G", "5m", 1024, 1024): an exec program is limited unless its handler
+ * says otherwise (0: the worker's own limit).
+ */
+#define WQ_EXEC_LIMIT_MEMORY    (1LL << 30)
+#define WQ_EXEC_LIMIT_CPU_MS    300000
+#define WQ_EXEC_LIMIT_FILES     1024
+#define WQ_EXEC_LIMIT_PROCESSES 1024
+
 /* A string list key: n strings, also NULL-terminated (v[n] == NULL). */
 struct wq_config_list {
     char **v;

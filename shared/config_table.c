@@ -96,16 +96,16 @@ static const struct wq_config_key handler_keys[] = {
         "bytes of result kept (exec: stdout); more is cut and reported"),
     E_INT(H, "max_stderr", max_stderr, "65536", 0, 1 << 30,
         "exec: bytes of stderr written to the log"),
-    E_SIZE(H, "limit_memory", limit_memory, "0", 0, 1024 * TiB,
+    E_SIZE(H, "limit_memory", limit_memory, "1G", 0, 1024 * TiB,
         "exec: address space of the program (RLIMIT_AS), \"512M\"; 0: the "
         "worker's"),
-    E_DURATION(H, "limit_cpu", limit_cpu_ms, "0s", 0, 365 * 24 * HOUR,
+    E_DURATION(H, "limit_cpu", limit_cpu_ms, "5m", 0, 365 * 24 * HOUR,
         "exec: CPU time of the program (RLIMIT_CPU, whole seconds), then "
         "SIGXCPU; 0: the worker's"),
-    E_INT(H, "limit_files", limit_files, "0", 0, 1 << 20,
+    E_INT(H, "limit_files", limit_files, "1024", 0, 1 << 20,
         "exec: open descriptors of the program (RLIMIT_NOFILE); 0: the "
         "worker's"),
-    E_INT(H, "limit_processes", limit_processes, "0", 0, 1 << 22,
+    E_INT(H, "limit_processes", limit_processes, "1024", 0, 1 << 22,
         "exec: processes of the worker's user, all of them counted "
         "(RLIMIT_NPROC); 0: the worker's"),
     E_SIZE(H, "limit_file_size", limit_file_size, "0", 0, 1024 * TiB,
