@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1518,7 +1519,7 @@ static void
 test_security_https_config_errors(void **state)
 {
     static char out[65536];
-    char cert[1200], key[1200], other[1200], bin[1024];
+    char cert[1200], key[1200], other[1200], wkey[1200], bin[1024];
     const char *dir = wq_test_env("WQ_TEST_TMPDIR", ".");
     const char *argv[] = { bin, NULL };
     struct {
@@ -1529,6 +1530,7 @@ test_security_https_config_errors(void **state)
         { "no such key file", cert, "/nonexistent/key.pem",
           "/nonexistent/key.pem" },
         { "key in the certificate's place", key, key, "TLS certificate" },
+        { "key writable by others", cert, wkey, "is writable by others" },
     };
 
     (void)state;
@@ -1538,6 +1540,15 @@ test_security_https_config_errors(void **state)
         dir);
     snprintf(key, sizeof key, "%s/certs/server.key", dir);
     snprintf(other, sizeof other, "%s/certs/other-ca.key", dir);
+    /* a copy of the key that anyone may write: refused (issue 12) */
+    snprintf(wkey, sizeof wkey, "%s/world.key", dir);
+    {
+        char *pem = read_file(key);
+
+        write_file(wkey, pem);
+        free(pem);
+        assert_int_equal(chmod(wkey, 0666), 0);
+    }
     for (size_t i = 0; i < WQ_ARRAY_LEN(cases); i++) {
         char c[1300], k[1300];
         const char *env[8];
