@@ -72,6 +72,7 @@ struct auth_slot {
     char addr[48];
     double left;                /* failures still allowed */
     uint64_t at_ns;             /* of the last update */
+    uint64_t warned_ns;         /* of the last warning, 0: none */
 };
 
 struct api {
@@ -766,6 +767,7 @@ auth_slot(struct api *a, const char *addr, int create, uint64_t now)
     snprintf(oldest->addr, sizeof oldest->addr, "%s", addr);
     oldest->left = AUTH_FAIL_BURST;
     oldest->at_ns = now;
+    oldest->warned_ns = 0;
     return oldest;
 }
 
@@ -784,17 +786,23 @@ auth_throttled(struct api *a, const char *addr)
     return wait_s;
 }
 
-/* Counts a failed authentication from addr; logs when it is throttled. */
+/* Counts a failed authentication from addr; logs when it becomes
+ * throttled, at most once a minute per address. */
 static void
 auth_failed(struct api *a, const char *addr)
 {
+    uint64_t now = wq_clock_mono_ns();
     struct auth_slot *s;
-    int throttled;
+    int throttled = 0;
 
     pthread_mutex_lock(&a->auth_lock);
-    s = auth_slot(a, addr, 1, wq_clock_mono_ns());
+    s = auth_slot(a, addr, 1, now);
     s->left -= 1;
-    throttled = s->left < 1 && s->left >= 0;
+    if (s->left < 1 && (s->warned_ns == 0
+        || now - s->warned_ns >= 60 * 1000000000ull)) {
+        s->warned_ns = now;
+        throttled = 1;
+    }
     pthread_mutex_unlock(&a->auth_lock);
     if (throttled)
         wq_log_warn(COMPONENT, "%s: %.0f failed authentications in a row: "

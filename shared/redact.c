@@ -51,6 +51,9 @@ uri_password(const char *s, size_t i, size_t *start)
         ;
     if (colon >= at)
         return 0;
+    /* the placeholder of help texts ("amqp://user:password@host") */
+    if (at - colon - 1 == 8 && strncasecmp(s + colon + 1, "password", 8) == 0)
+        return 0;
     *start = colon + 1;
     return at - colon - 1;
 }

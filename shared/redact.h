@@ -16,7 +16,8 @@
 /*
  * wq_redact copies s into out (at most cap bytes with the NUL; cap may be
  * 0 with out NULL) with every password replaced by WQ_REDACTED:
- *   - the password of a URI's userinfo, SCHEME://user:PASS@host;
+ *   - the password of a URI's userinfo, SCHEME://user:PASS@host (but the
+ *     placeholder "password" of help texts);
  *   - the value of any key ending in "password" (password, sslpassword,
  *     sasl.password, ...) written KEY=VALUE, with libpq's rules: spaces
  *     around '=', a value quoted with ' or " (backslash escapes inside),

@@ -59,6 +59,9 @@ test_redact_uri_forms(void **state)
     /* a user without a password, or no userinfo: unchanged */
     expect("amqp://guest@mq/", "amqp://guest@mq/");
     expect("amqp://mq:5672/vh", "amqp://mq:5672/vh");
+    /* help texts keep their placeholder */
+    expect("want amqp[s]://user:password@host:port/vhost",
+        "want amqp[s]://user:password@host:port/vhost");
     expect("connect amqp://a:b@h failed", "connect amqp://a:<hidden>@h failed");
 }
 
