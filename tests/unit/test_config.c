@@ -1043,7 +1043,7 @@ test_config_print_doc(void **state)
     assert_contains(buf, "duration 1s..24h");
     /* the keys of a group's table, with their types */
     assert_contains(buf, "handlers[].limit_memory  (size 0..1024T, default "
-        "\"0\")");
+        "\"1G\")");
     assert_contains(buf, "handlers[].umask  (octal 0000..0777, default "
         "\"0077\")");
     assert_contains(buf, "handlers[].core_dumps  (boolean, default false)");
