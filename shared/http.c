@@ -72,6 +72,8 @@ struct wq_http {
     int port;
     pthread_mutex_t lock;       /* guards the list of suspended requests */
     wq_http_req *suspended;
+    int sending;                /* answered by wq_http_complete, not yet
+                                 * sent (under lock) */
     char *cert, *key;           /* copies of the PEM text (TLS) */
 
     pthread_mutex_t conns_lock; /* guards conns, each track, stopping */
@@ -95,6 +97,7 @@ struct wq_http_req {
     int state;                  /* READING, WAITING, ANSWERED */
     int in_handler;             /* the handler runs (under server->lock) */
     int completed;              /* wq_http_complete was called (same) */
+    int counted;                /* in server->sending (same) */
     int status;
     const char *ctype;
     char *answer;
@@ -512,6 +515,8 @@ wq_http_complete(wq_http_req *rq, int status, const char *content_type,
         return;
     }
     rq->completed = 1;
+    rq->counted = 1;
+    h->sending++;
     rq->in_handler = 0;
     rq->status = status;
     rq->ctype = content_type;
@@ -532,6 +537,11 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn; (void)toe;
     if (rq == NULL)
         return;
+    if (rq->counted) {
+        pthread_mutex_lock(&h->lock);
+        h->sending--;
+        pthread_mutex_unlock(&h->lock);
+    }
     if (rq->track != NULL) {
         /* the next request on this connection starts its clock now */
         pthread_mutex_lock(&h->conns_lock);
@@ -762,6 +772,22 @@ wq_http_stop(wq_http *h)
         }
         body = wq_http_json_error("unavailable", "server is stopping", &len);
         wq_http_complete(rq, 503, "application/json", body, len);
+    }
+    /*
+     * An answer given by wq_http_complete is sent by a server thread once
+     * the request is resumed; stopping the daemon before then would drop
+     * it.  Wait for those (at most 2 s: a client that does not read may
+     * not hold the stop up).
+     */
+    for (int ms = 0; ms < 2000; ms++) {
+        int sending;
+
+        pthread_mutex_lock(&h->lock);
+        sending = h->sending;
+        pthread_mutex_unlock(&h->lock);
+        if (sending <= 0)
+            break;
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
     }
     if (h->reaper_started) {
         pthread_mutex_lock(&h->conns_lock);
