@@ -13,6 +13,7 @@
  * whole, and nothing of it is published.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -46,13 +47,37 @@
 enum reason {
     R_INVALID_JSON, R_INVALID_TASK, R_INVALID_QUEUE, R_INVALID_ID,
     R_TOO_LARGE, R_UNAUTHORIZED, R_UNSUPPORTED_MEDIA_TYPE, R_RATE_LIMITED,
-    R_NOT_FOUND, R_METHOD_NOT_ALLOWED, R_UNAVAILABLE, R_FORBIDDEN, R_COUNT,
+    R_NOT_FOUND, R_METHOD_NOT_ALLOWED, R_UNAVAILABLE, R_FORBIDDEN,
+    R_AUTH_THROTTLED, R_COUNT,
 };
 
 static const char *const reason_name[R_COUNT] = {
     "invalid_json", "invalid_task", "invalid_queue", "invalid_id",
     "too_large", "unauthorized", "unsupported_media_type", "rate_limited",
     "not_found", "method_not_allowed", "unavailable", "forbidden",
+    "auth_throttled",
+};
+
+/*
+ * Failed authentications, per client address: a token bucket of
+ * AUTH_FAIL_BURST failures refilled at AUTH_FAIL_PER_S.  An address whose
+ * bucket is empty is answered 429 (Retry-After) before its token is even
+ * looked at, so guessing goes no faster than the refill.  The limit is by
+ * address, never by token: a guesser cannot lock a token out, only its
+ * own address (or the addresses behind the same proxy or NAT).  The
+ * table is fixed (AUTH_SLOTS, AUTH_PROBE slots tried per address); a new
+ * address takes the slot of the one seen longest ago.
+ */
+#define AUTH_SLOTS      1024
+#define AUTH_PROBE      8
+#define AUTH_FAIL_BURST 20.0
+#define AUTH_FAIL_PER_S 1.0
+
+struct auth_slot {
+    char addr[48];
+    double left;                /* failures still allowed */
+    uint64_t at_ns;             /* of the last update */
+    uint64_t warned_ns;         /* of the last warning, 0: none */
 };
 
 struct api {
@@ -66,8 +91,17 @@ struct api {
     wq_tokens *tokens;          /* NULL: no tokens_file, no auth */
 
     pthread_mutex_t bucket_lock;
-    double tokens_left, rate;
+    double tokens_left, rate;   /* tasks, not requests */
     uint64_t bucket_ns;
+
+    pthread_mutex_t auth_lock;
+    struct auth_slot *auth;     /* AUTH_SLOTS */
+
+    char **allowed;             /* producer.queues, or what config names */
+    size_t nallowed;
+    pthread_mutex_t queues_lock;
+    char **queues;              /* distinct queues taken, max_queues */
+    size_t nqueues;
 
     wq_metric *rejected[R_COUNT];
     wq_metric *accepted_queued, *accepted_scheduled;
@@ -806,26 +840,126 @@ lacks_scope(struct api *a, unsigned scopes, unsigned need, int *status,
     return 1;
 }
 
-/* Token bucket of producer.rate_limit requests a second, one second's
- * worth deep.  1 if the request may pass. */
+/*
+ * Token bucket of producer.rate_limit tasks a second, one second's worth
+ * deep; a batch costs its number of tasks.  A request passes when the
+ * bucket holds its cost, or is full for a batch larger than the bucket,
+ * which then goes into debt (paid back before anything else passes).
+ * 1 if the request may pass; else 0 and *wait_s, the seconds until it
+ * could.
+ */
 static int
-rate_ok(struct api *a)
+rate_ok(struct api *a, size_t cost, unsigned *wait_s)
 {
+    double need;
     uint64_t now;
     int ok;
 
+    *wait_s = 0;
     if (a->rate <= 0)
         return 1;
+    need = (double)cost < a->rate ? (double)cost : a->rate;
+    if (need < 1)
+        need = 1;
     pthread_mutex_lock(&a->bucket_lock);
     now = wq_clock_mono_ns();
     a->tokens_left += (double)(now - a->bucket_ns) * a->rate / 1e9;
     if (a->tokens_left > a->rate)
         a->tokens_left = a->rate < 1 ? 1 : a->rate;
     a->bucket_ns = now;
-    if ((ok = a->tokens_left >= 1))
-        a->tokens_left -= 1;
+    if ((ok = a->tokens_left >= need))
+        a->tokens_left -= (double)cost;
+    else
+        *wait_s = (unsigned)((need - a->tokens_left) / a->rate) + 1;
     pthread_mutex_unlock(&a->bucket_lock);
     return ok;
+}
+
+/* 429 for producer.rate_limit; 1 (answered) unless `cost` tasks may pass. */
+static int
+over_rate(struct api *a, const struct wq_http_request *req, size_t cost,
+    int *status, const char **ctype, char **body, size_t *len)
+{
+    unsigned wait_s;
+
+    if (rate_ok(a, cost, &wait_s))
+        return 0;
+    wq_http_retry_after(req->handle, wait_s);
+    refuse(a, R_RATE_LIMITED, 429, "over producer.rate_limit tasks per "
+        "second; retry later", status, ctype, body, len);
+    return 1;
+}
+
+/* The slot of `addr`, refilled to now; a new one (the oldest of its
+ * probe window taken over) when `create`, else NULL when absent.  Under
+ * auth_lock. */
+static struct auth_slot *
+auth_slot(struct api *a, const char *addr, int create, uint64_t now)
+{
+    uint32_t h = 2166136261u;
+    struct auth_slot *s, *oldest = NULL;
+
+    for (const char *p = addr; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    for (unsigned i = 0; i < AUTH_PROBE; i++) {
+        s = &a->auth[(h + i) % AUTH_SLOTS];
+        if (strcmp(s->addr, addr) == 0) {
+            s->left += (double)(now - s->at_ns) * AUTH_FAIL_PER_S / 1e9;
+            if (s->left > AUTH_FAIL_BURST)
+                s->left = AUTH_FAIL_BURST;
+            s->at_ns = now;
+            return s;
+        }
+        if (oldest == NULL || s->addr[0] == '\0'
+            || (oldest->addr[0] != '\0' && s->at_ns < oldest->at_ns))
+            oldest = s;
+    }
+    if (!create)
+        return NULL;
+    snprintf(oldest->addr, sizeof oldest->addr, "%s", addr);
+    oldest->left = AUTH_FAIL_BURST;
+    oldest->at_ns = now;
+    oldest->warned_ns = 0;
+    return oldest;
+}
+
+/* Seconds an address must wait before its token is looked at; 0: go. */
+static unsigned
+auth_throttled(struct api *a, const char *addr)
+{
+    struct auth_slot *s;
+    unsigned wait_s = 0;
+
+    pthread_mutex_lock(&a->auth_lock);
+    s = auth_slot(a, addr, 0, wq_clock_mono_ns());
+    if (s != NULL && s->left < 1)
+        wait_s = (unsigned)((1 - s->left) / AUTH_FAIL_PER_S) + 1;
+    pthread_mutex_unlock(&a->auth_lock);
+    return wait_s;
+}
+
+/* Counts a failed authentication from addr; logs when it becomes
+ * throttled, at most once a minute per address. */
+static void
+auth_failed(struct api *a, const char *addr)
+{
+    uint64_t now = wq_clock_mono_ns();
+    struct auth_slot *s;
+    int throttled = 0;
+
+    pthread_mutex_lock(&a->auth_lock);
+    s = auth_slot(a, addr, 1, now);
+    s->left -= 1;
+    if (s->left < 1 && (s->warned_ns == 0
+        || now - s->warned_ns >= 60 * 1000000000ull)) {
+        s->warned_ns = now;
+        throttled = 1;
+    }
+    pthread_mutex_unlock(&a->auth_lock);
+    if (throttled)
+        wq_log_warn(COMPONENT, "%s: %.0f failed authentications in a row: "
+            "its requests are answered 429 until it slows down to %.0f a "
+            "second", addr, AUTH_FAIL_BURST, AUTH_FAIL_PER_S);
 }
 
 static int
@@ -840,19 +974,91 @@ is_json(const char *ctype)
 
 /* --- task requests ------------------------------------------------------- */
 
-/* What every task route checks first; 1 if it answered already. */
+/*
+ * The queues a submit may name: producer.queues when set, else every
+ * queue the configuration names (worker.queues, queue policies but "*",
+ * periodic tasks).  Called once, at api_new.
+ */
+static void
+allowed_init(struct api *a)
+{
+    const struct wq_config *c = a->cfg;
+    const struct wq_config_queue_policy *qp = c->queue_policies.v;
+    const struct wq_config_periodic *pe = c->periodic.v;
+    size_t max = c->producer.queues.n + c->worker.queues.n
+        + c->queue_policies.n + c->periodic.n;
+
+    a->allowed = xcalloc(max + 1, sizeof *a->allowed);
+    if (c->producer.queues.n > 0) {
+        for (size_t i = 0; i < c->producer.queues.n; i++)
+            a->allowed[a->nallowed++] = xstrdup(c->producer.queues.v[i]);
+        return;
+    }
+    for (size_t i = 0; i < c->worker.queues.n; i++)
+        a->allowed[a->nallowed++] = xstrdup(c->worker.queues.v[i]);
+    for (size_t i = 0; i < c->queue_policies.n; i++)
+        if (strcmp(qp[i].name, "*") != 0)
+            a->allowed[a->nallowed++] = xstrdup(qp[i].name);
+    for (size_t i = 0; i < c->periodic.n; i++)
+        a->allowed[a->nallowed++] = xstrdup(pe[i].queue);
+}
+
+/*
+ * 403 unless `queue` is allowed (producer.queues) and, when new to this
+ * process, within producer.max_queues; 1 if it answered.  A queue once
+ * taken stays taken until the producer restarts.
+ */
+static int
+queue_refused(struct api *a, const char *queue, int *status,
+    const char **ctype, char **body, size_t *len)
+{
+    char detail[WQ_QUEUE_MAX + 160];
+    size_t i;
+    int ok = 0;
+
+    for (i = 0; i < a->nallowed && !ok; i++)
+        ok = fnmatch(a->allowed[i], queue, 0) == 0;
+    if (!ok) {
+        snprintf(detail, sizeof detail, "queue '%s' is not one of "
+            "producer.queues", queue);
+        refuse(a, R_FORBIDDEN, 403, detail, status, ctype, body, len);
+        return 1;
+    }
+    pthread_mutex_lock(&a->queues_lock);
+    for (i = 0; i < a->nqueues; i++)
+        if (strcmp(a->queues[i], queue) == 0)
+            break;
+    if (i == a->nqueues && a->nqueues < (size_t)a->cfg->producer.max_queues) {
+        if (a->queues == NULL)
+            a->queues = xcalloc((size_t)a->cfg->producer.max_queues,
+                sizeof *a->queues);
+        a->queues[a->nqueues++] = xstrdup(queue);
+    } else if (i == a->nqueues) {
+        ok = 0;
+    }
+    pthread_mutex_unlock(&a->queues_lock);
+    if (!ok) {
+        snprintf(detail, sizeof detail, "queue '%s' would be queue %d of "
+            "this producer, over producer.max_queues", queue,
+            a->cfg->producer.max_queues + 1);
+        wq_log_warn(COMPONENT, "refused a task for a new queue: %s", detail);
+        refuse(a, R_FORBIDDEN, 403, detail, status, ctype, body, len);
+        return 1;
+    }
+    return 0;
+}
+
+/* What every task route checks first; 1 if it answered already.  The
+ * rate limit takes `cost` tasks (0: checked later, by the batch). */
 static int
 task_checks(struct api *a, const struct wq_http_request *req,
-    const char *queue, int *status, const char **ctype, char **body,
-    size_t *len)
+    const char *queue, size_t cost, int *status, const char **ctype,
+    char **body, size_t *len)
 {
     char err[WQ_ERRLEN];
 
-    if (!rate_ok(a)) {
-        refuse(a, R_RATE_LIMITED, 429, "over producer.rate_limit requests "
-            "per second; retry later", status, ctype, body, len);
+    if (cost > 0 && over_rate(a, req, cost, status, ctype, body, len))
         return 1;
-    }
     if (atomic_load(&a->stopping)) {
         refuse(a, R_UNAVAILABLE, 503, "the producer is stopping", status,
             ctype, body, len);
@@ -867,7 +1073,7 @@ task_checks(struct api *a, const struct wq_http_request *req,
         refuse(a, R_INVALID_QUEUE, 400, err, status, ctype, body, len);
         return 1;
     }
-    return 0;
+    return queue_refused(a, queue, status, ctype, body, len);
 }
 
 /* The reason and status of a task that failed validation. */
@@ -925,7 +1131,7 @@ post_task(struct api *a, const struct wq_http_request *req,
     enum reason r;
     int rc, code;
 
-    if (task_checks(a, req, queue, status, ctype, body, len))
+    if (task_checks(a, req, queue, 1, status, ctype, body, len))
         return 0;
     if ((rc = wq_taskspec_parse(req->body, req->body_len, &def, &spec, err,
         sizeof err)) != 0) {
@@ -1006,7 +1212,7 @@ post_batch(struct api *a, const struct wq_http_request *req,
     enum reason r;
     int rc, code;
 
-    if (task_checks(a, req, queue, status, ctype, body, len))
+    if (task_checks(a, req, queue, 0, status, ctype, body, len))
         return 0;
     root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES
         | JSON_ALLOW_NUL, &je);
@@ -1031,6 +1237,11 @@ post_batch(struct api *a, const struct wq_http_request *req,
             n, a->cfg->producer.batch_max);
         return refuse(a, n == 0 ? R_INVALID_TASK : R_TOO_LARGE,
             n == 0 ? 400 : 413, detail, status, ctype, body, len);
+    }
+    /* the rate limit counts tasks: a batch costs its length */
+    if (over_rate(a, req, n, status, ctype, body, len)) {
+        json_decref(root);
+        return 0;
     }
 
     b = xcalloc(1, sizeof *b);
@@ -1161,7 +1372,7 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
     struct api *a = user;
     const char *p = req->path, *rest, *slash;
     char queue[WQ_QUEUE_MAX + 2];
-    unsigned scopes;
+    unsigned scopes, wait_s;
     size_t qlen;
 
     if (strcmp(p, "/healthz") == 0) {
@@ -1200,10 +1411,18 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
     if (strncmp(p, "/v1/", 4) != 0)
         return refuse(a, R_NOT_FOUND, 404, "no such route", status, ctype,
             body, len);
-    if ((scopes = scopes_of(a, req->authorization)) == 0)
+    if ((wait_s = auth_throttled(a, req->client_addr)) > 0) {
+        wq_http_retry_after(req->handle, wait_s);
+        return refuse(a, R_AUTH_THROTTLED, 429, "too many failed "
+            "authentications from this address; retry later", status,
+            ctype, body, len);
+    }
+    if ((scopes = scopes_of(a, req->authorization)) == 0) {
+        auth_failed(a, req->client_addr);
         return refuse(a, R_UNAUTHORIZED, 401, "a valid bearer token is "
             "required (Authorization: Bearer TOKEN)", status, ctype, body,
             len);
+    }
 
     if (strncmp(p, "/v1/tasks/", 10) == 0 && strchr(p + 10, '/') == NULL) {
         if (!method_is(req, "GET"))
@@ -1357,6 +1576,10 @@ api_new(const struct api_conf *conf, struct api **out, char *err,
     pthread_rwlock_init(&a->tokens_lock, NULL);
     pthread_mutex_init(&a->bucket_lock, NULL);
     pthread_mutex_init(&a->receipts_lock, NULL);
+    pthread_mutex_init(&a->auth_lock, NULL);
+    a->auth = xcalloc(AUTH_SLOTS, sizeof *a->auth);
+    pthread_mutex_init(&a->queues_lock, NULL);
+    allowed_init(a);
     a->rate = a->cfg->producer.rate_limit;
     a->tokens_left = a->rate;
     a->bucket_ns = wq_clock_mono_ns();
@@ -1408,5 +1631,14 @@ api_free(struct api *a)
     pthread_mutex_destroy(&a->bucket_lock);
     pthread_mutex_destroy(&a->receipts_lock);
     free(a->confirmed);
+    pthread_mutex_destroy(&a->auth_lock);
+    free(a->auth);
+    pthread_mutex_destroy(&a->queues_lock);
+    for (size_t i = 0; i < a->nallowed; i++)
+        free(a->allowed[i]);
+    free(a->allowed);
+    for (size_t i = 0; i < a->nqueues; i++)
+        free(a->queues[i]);
+    free(a->queues);
     free(a);
 }

@@ -23,6 +23,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "http.h"
+#include "secfile.h"
 #include "log.h"
 #include "metrics.h"
 #include "publisher.h"
@@ -82,13 +83,20 @@ static const char usage_text[] =
     "    request without a token and is refused on a non-loopback\n"
     "    producer.listen unless producer.auth_none_nonloopback = true.\n"
     "    With producer.tls_cert and producer.tls_key the API speaks HTTPS\n"
-    "    (TLS 1.2 and 1.3) only.\n"
+    "    (TLS 1.3, and 1.2 with ECDHE and AES-GCM or ChaCha20-Poly1305)\n"
+    "    only.\n"
     "    Errors are {\"error\": CODE, \"detail\": TEXT}: 400 invalid JSON,\n"
-    "    task, queue or id; 401 no or unknown token; 403 the token lacks\n"
-    "    the scope; 404 no such route or task; 405 wrong method; 413\n"
-    "    body, payload or batch too large; 415 not application/json; 431\n"
-    "    too many or too long header fields; 429 over\n"
-    "    producer.rate_limit; 503 broker or PostgreSQL unavailable, no\n"
+    "    task, queue or id, or a malformed request (Content-Length twice\n"
+    "    or with Transfer-Encoding, white space in a header name,\n"
+    "    Authorization twice); 401 no or unknown token; 403 the token\n"
+    "    lacks the scope, or the queue is not one of producer.queues, or\n"
+    "    would be one over producer.max_queues; 404 no such route or\n"
+    "    task; 405 wrong method;\n"
+    "    413 body, payload or batch too large; 415 not application/json;\n"
+    "    431 too many or too long header fields; 429 (with Retry-After)\n"
+    "    over producer.rate_limit tasks a second, a batch counting its\n"
+    "    tasks, or after 20 failed authentications from one address (then\n"
+    "    one a second); 503 broker or PostgreSQL unavailable, no\n"
     "    confirmation within producer.request_timeout, or stopping.\n"
     "\n"
     "OPTIONS\n"
@@ -130,6 +138,13 @@ read_pem(const char *key, const char *path, char *err, size_t errlen)
     if ((f = fopen(path, "re")) == NULL) {
         wq_seterr(err, errlen, WQ_ECONFIG, "%s %s: %s", key, path,
             strerror(errno));
+        free(buf);
+        return NULL;
+    }
+    /* the private key is a secret; the certificate decides who we are */
+    if (wq_secfile_check(fileno(f), path, key, strstr(key, "key") != NULL,
+        err, errlen) != 0) {
+        fclose(f);
         free(buf);
         return NULL;
     }

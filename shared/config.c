@@ -35,6 +35,8 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "redact.h"
+#include "secfile.h"
 
 #define DEFAULT_PATH   WQ_SYSCONFDIR "/workq/workq.conf"
 #define ENV_PREFIX     "WORKQ_"
@@ -71,6 +73,8 @@ errs_add(struct errs *e, const char *where, const char *key,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* a message may quote a value: never a password inside it */
+    wq_redact_inplace(msg, sizeof msg);
     if (key != NULL)
         errs_push(e, xasprintf("%s: %s: %s", where, key, msg));
     else
@@ -1088,6 +1092,11 @@ read_secret(const char *path, char *msg, size_t len)
         snprintf(msg, len, "cannot read %s: %s", path, strerror(errno));
         goto fail;
     }
+    if (wq_secfile_check(fileno(fp), path, "secret file", 1, msg, len)
+        != 0) {
+        fclose(fp);
+        goto fail;
+    }
     while ((got = fread(buf + n, 1, SECRET_MAX + 1 - n, fp)) > 0)
         n += got;
     if (ferror(fp)) {
@@ -1504,6 +1513,52 @@ wq_config_defaults(struct wq_config *out)
 }
 
 /*
+ * Whether the file just read holds a secret: a secret key's value, or a
+ * string whose value is not its default and holds a password
+ * (postgres.conninfo, rabbitmq.url).
+ */
+static int
+file_holds_secret(const struct load *ld)
+{
+    for (size_t i = 0; i < wq_config_nkeys; i++) {
+        const struct wq_config_key *k = &wq_config_keys[i];
+        const char *v;
+        char *r;
+        int changed;
+
+        if (ld->secrets[i].value_where[0] != '\0')
+            return 1;
+        if (k->type != WQ_CONFIG_STRING || (k->flags & WQ_CONFIG_SECRET))
+            continue;
+        v = *(char *const *)field(ld->cfg, k);
+        if (v == NULL || strcmp(v, k->def) == 0)
+            continue;
+        r = xmalloc(wq_redact(NULL, 0, v) + 1);
+        wq_redact(r, wq_redact(NULL, 0, v) + 1, v);
+        changed = strcmp(r, v) != 0;
+        free(r);
+        if (changed)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * The configuration file names the programs workers run and may hold
+ * secrets: refused when others may write it, a warning when others may
+ * read the secrets in it (secfile.h).
+ */
+static void
+check_file_mode(struct load *ld)
+{
+    char msg[MSG_MAX];
+
+    if (wq_secfile_check_path(ld->path, "configuration file",
+        file_holds_secret(ld), msg, sizeof msg) != 0)
+        errs_add(&ld->errs, ld->path, NULL, "%s", msg);
+}
+
+/*
  * The load itself: defaults, then the file at `path` (or `text`, named
  * `path` in errors, when not NULL; neither when path is NULL), secrets,
  * environment, required keys.
@@ -1524,6 +1579,8 @@ load(const char *path, const char *text, struct wq_config *out, char *err,
             read_string(&ld, text, ld.path);
         else
             read_file(&ld, ld.path);
+        if (text == NULL && ld.errs.n == 0)
+            check_file_mode(&ld);
         apply_file_secrets(&ld);
     }
     apply_env(&ld);
@@ -1772,10 +1829,14 @@ wq_config_setup_log(const struct wq_config *cfg, const char *procname,
 
 /* ---- output -------------------------------------------------------------- */
 
-/* A libconfig string literal. */
+/* A libconfig string literal, with any password inside it hidden. */
 static void
-put_string(FILE *fp, const char *s)
+put_string(FILE *fp, const char *text)
 {
+    size_t n = wq_redact(NULL, 0, text) + 1;
+    char *s = xmalloc(n);
+
+    wq_redact(s, n, text);
     fputc('"', fp);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
@@ -1793,6 +1854,7 @@ put_string(FILE *fp, const char *s)
         }
     }
     fputc('"', fp);
+    free(s);
 }
 
 static void

@@ -75,6 +75,16 @@ enum wq_rabbitmq_queue_type {   /* rabbitmq.queue_type */
     WQ_RABBITMQ_CLASSIC,
 };
 
+/*
+ * The defaults of handlers[].limit_* (config_table.c writes them as text:
+ * "1G", "5m", 1024, 1024): an exec program is limited unless its handler
+ * says otherwise (0: the worker's own limit).
+ */
+#define WQ_EXEC_LIMIT_MEMORY    (1LL << 30)
+#define WQ_EXEC_LIMIT_CPU_MS    300000
+#define WQ_EXEC_LIMIT_FILES     1024
+#define WQ_EXEC_LIMIT_PROCESSES 1024
+
 /* A string list key: n strings, also NULL-terminated (v[n] == NULL). */
 struct wq_config_list {
     char **v;
@@ -255,7 +265,10 @@ struct wq_config {
         int max_body;
         int threads;            /* HTTP server threads */
         int batch_max;          /* tasks in one :batch request */
-        int rate_limit;         /* requests per second; 0 = no limit */
+        int rate_limit;         /* tasks per second; 0 = no limit */
+        struct wq_config_list queues;   /* fnmatch patterns; empty: the
+                                         * queues the config names */
+        int max_queues;         /* distinct queues one producer takes */
         int64_t request_timeout_ms; /* wait for the broker at most */
         int64_t read_timeout_ms;    /* a request arrives whole within */
         int max_connections;

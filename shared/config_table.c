@@ -96,16 +96,16 @@ static const struct wq_config_key handler_keys[] = {
         "bytes of result kept (exec: stdout); more is cut and reported"),
     E_INT(H, "max_stderr", max_stderr, "65536", 0, 1 << 30,
         "exec: bytes of stderr written to the log"),
-    E_SIZE(H, "limit_memory", limit_memory, "0", 0, 1024 * TiB,
+    E_SIZE(H, "limit_memory", limit_memory, "1G", 0, 1024 * TiB,
         "exec: address space of the program (RLIMIT_AS), \"512M\"; 0: the "
         "worker's"),
-    E_DURATION(H, "limit_cpu", limit_cpu_ms, "0s", 0, 365 * 24 * HOUR,
+    E_DURATION(H, "limit_cpu", limit_cpu_ms, "5m", 0, 365 * 24 * HOUR,
         "exec: CPU time of the program (RLIMIT_CPU, whole seconds), then "
         "SIGXCPU; 0: the worker's"),
-    E_INT(H, "limit_files", limit_files, "0", 0, 1 << 20,
+    E_INT(H, "limit_files", limit_files, "1024", 0, 1 << 20,
         "exec: open descriptors of the program (RLIMIT_NOFILE); 0: the "
         "worker's"),
-    E_INT(H, "limit_processes", limit_processes, "0", 0, 1 << 22,
+    E_INT(H, "limit_processes", limit_processes, "1024", 0, 1 << 22,
         "exec: processes of the worker's user, all of them counted "
         "(RLIMIT_NPROC); 0: the worker's"),
     E_SIZE(H, "limit_file_size", limit_file_size, "0", 0, 1024 * TiB,
@@ -280,7 +280,15 @@ const struct wq_config_key wq_config_keys[] = {
     INT("producer.batch_max", producer.batch_max, "1000", 1, 100000,
         "most tasks in one POST .../tasks:batch request"),
     INT("producer.rate_limit", producer.rate_limit, "0", 0, 100000000,
-        "task requests accepted per second (429 beyond); 0: no limit"),
+        "tasks accepted per second, a batch counting its tasks (429 "
+        "beyond); 0: no limit"),
+    LIST("producer.queues", producer.queues, "", 0,
+        "queues the API accepts tasks for, names or fnmatch(3) patterns "
+        "(\"reports.*\", \"*\": any); empty: the queues this "
+        "configuration names (worker.queues, queue_policies, periodic)"),
+    INT("producer.max_queues", producer.max_queues, "64", 1, 100000,
+        "most distinct queues one producer process accepts tasks for (each "
+        "may make a broker queue); beyond, 403"),
     DURATION("producer.request_timeout", producer.request_timeout_ms, "10s",
         100, 10 * MINUTE,
         "longest wait for the broker's confirmation before a 503"),

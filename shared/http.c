@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,8 +46,17 @@
 #include "http.h"
 #include "log.h"
 
-/* TLS versions and ciphers: GnuTLS's defaults without TLS 1.0 and 1.1. */
-#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/*
+ * TLS versions and suites: 1.3 (preferred: GnuTLS picks the highest
+ * version both sides speak) and 1.2 with forward-secret AEAD suites only,
+ * ECDHE key exchange with AES-GCM or ChaCha20-Poly1305.  No RSA key
+ * exchange, no CBC, no SHA-1 MAC, no AES-CCM; no finite-field DHE either
+ * (it would need DH parameters, and every TLS 1.2 client has ECDHE).
+ */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2" \
+    ":-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA" \
+    ":-CIPHER-ALL:+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM" \
+    ":-MAC-ALL:+AEAD"
 
 /* One connection, from accept to close (its MHD socket context). */
 struct track {
@@ -63,6 +73,8 @@ struct wq_http {
     int port;
     pthread_mutex_t lock;       /* guards the list of suspended requests */
     wq_http_req *suspended;
+    int sending;                /* answered by wq_http_complete, not yet
+                                 * sent (under lock) */
     char *cert, *key;           /* copies of the PEM text (TLS) */
 
     pthread_mutex_t conns_lock; /* guards conns, each track, stopping */
@@ -78,11 +90,15 @@ struct wq_http_req {
     char *body;
     size_t len, cap;
     int too_big;
-    int reject;                 /* 431: headers over the limits */
+    int reject;                 /* 431: headers over the limits; 400 */
+    const char *malformed;      /* why 400 */
+    unsigned retry_after;       /* seconds, for a Retry-After field */
+    char client[INET6_ADDRSTRLEN];
     struct track *track;        /* the connection's, or NULL */
     int state;                  /* READING, WAITING, ANSWERED */
     int in_handler;             /* the handler runs (under server->lock) */
     int completed;              /* wq_http_complete was called (same) */
+    int counted;                /* in server->sending (same) */
     int status;
     const char *ctype;
     char *answer;
@@ -124,16 +140,46 @@ wq_http_json_error(const char *error, const char *detail, size_t *len)
 }
 
 static enum MHD_Result
-queue(struct MHD_Connection *conn, int status, const char *ctype,
-    char *body, size_t len)
+queue_retry(struct MHD_Connection *conn, int status, const char *ctype,
+    char *body, size_t len, unsigned retry_after)
 {
     struct MHD_Response *r;
     enum MHD_Result ret;
+    char secs[16];
 
     r = MHD_create_response_from_buffer(len, body ? body : (char *)"",
         body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (ctype != NULL)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (retry_after > 0) {
+        snprintf(secs, sizeof secs, "%u", retry_after);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
+    ret = MHD_queue_response(conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result
+queue(struct MHD_Connection *conn, int status, const char *ctype,
+    char *body, size_t len)
+{
+    return queue_retry(conn, status, ctype, body, len, 0);
+}
+
+/* A JSON answer after which the connection is closed: what follows a
+ * malformed request on it cannot be trusted to be a request. */
+static enum MHD_Result
+queue_closing(struct MHD_Connection *conn, int status, char *body,
+    size_t len)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+        "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     ret = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
@@ -156,20 +202,63 @@ unlink_suspended(wq_http_req *rq)
 struct header_count {
     size_t n;
     int too_long;
+    int content_length, transfer_encoding, authorization;
+    const char *malformed;      /* why the header fields are refused */
 };
 
+/*
+ * Counts the header fields and checks what libmicrohttpd lets through
+ * that a proxy in front of us may read differently (request smuggling):
+ * a NUL in a name or value, white space in a name, Content-Length twice
+ * or next to Transfer-Encoding, and Authorization twice (which one
+ * counts would be a guess).
+ */
 static enum MHD_Result
 count_header(void *cls, enum MHD_ValueKind kind, const char *key,
-    const char *value)
+    size_t key_size, const char *value, size_t value_size)
 {
     struct header_count *hc = cls;
 
     (void)kind;
     hc->n++;
-    if (strlen(key) > WQ_HTTP_HEADER_NAME_MAX
-        || (value != NULL && strlen(value) > WQ_HTTP_HEADER_VALUE_MAX))
+    if (key_size > WQ_HTTP_HEADER_NAME_MAX
+        || value_size > WQ_HTTP_HEADER_VALUE_MAX)
         hc->too_long = 1;
+    if (hc->malformed != NULL)
+        return MHD_YES;
+    if (strlen(key) != key_size
+        || (value != NULL && strlen(value) != value_size))
+        hc->malformed = "a NUL byte in a header field";
+    else if (key_size == 0 || key[strcspn(key, " \t\r\n")] != '\0')
+        hc->malformed = "white space in a header field name";
+    else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0
+        && (++hc->content_length > 1 || hc->transfer_encoding))
+        hc->malformed = "Content-Length twice, or with Transfer-Encoding";
+    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0
+        && (++hc->transfer_encoding > 1 || hc->content_length))
+        hc->malformed = "Transfer-Encoding twice, or with Content-Length";
+    else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0
+        && ++hc->authorization > 1)
+        hc->malformed = "Authorization twice";
     return MHD_YES;
+}
+
+/*
+ * libmicrohttpd's own messages (a malformed request it refused itself, a
+ * failed TLS handshake, ...) go to our log, not raw to stderr.
+ */
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    size_t n;
+
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    wq_log_warn("http", "libmicrohttpd: %s", msg);
 }
 
 /* Tracks connections from accept to close, for the reaper. */
@@ -282,9 +371,31 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
         ci = MHD_get_connection_info(conn,
             MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         rq->track = ci != NULL ? ci->socket_context : NULL;
-        MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hc);
-        if (hc.n > WQ_HTTP_HEADERS_MAX || hc.too_long)
+        ci = MHD_get_connection_info(conn,
+            MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci != NULL && ci->client_addr != NULL) {
+            const struct sockaddr *sa = ci->client_addr;
+
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)
+                    (const void *)sa)->sin_addr, rq->client,
+                    sizeof rq->client);
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+                    (const void *)sa)->sin6_addr, rq->client,
+                    sizeof rq->client);
+        }
+        MHD_get_connection_values_n(conn, MHD_HEADER_KIND, count_header,
+            &hc);
+        if (hc.n > WQ_HTTP_HEADERS_MAX || hc.too_long) {
             rq->reject = 431;   /* answered once the body is read */
+        } else if (hc.malformed != NULL) {
+            rq->reject = 400;
+            rq->malformed = hc.malformed;
+            wq_log_warn("http", "refused a malformed request from %s "
+                "(%s): %s %s", rq->client[0] ? rq->client : "?",
+                hc.malformed, method, url);
+        }
         *con_cls = rq;
         return MHD_YES;
     }
@@ -293,7 +404,8 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
         rq->state = ANSWERED;
         body = rq->answer;
         rq->answer = NULL;
-        return queue(conn, rq->status, rq->ctype, body, rq->answer_len);
+        return queue_retry(conn, rq->status, rq->ctype, body,
+            rq->answer_len, rq->retry_after);
     }
     if (*upload_size > 0) {
         if (rq->reject) {
@@ -316,6 +428,11 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
     }
     if (rq->state == ANSWERED)
         return MHD_NO;
+    if (rq->reject == 400) {
+        rq->state = ANSWERED;
+        body = wq_http_json_error("malformed_request", rq->malformed, &len);
+        return queue_closing(conn, 400, body, len);
+    }
     if (rq->reject) {
         char detail[128];
 
@@ -346,6 +463,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
         MHD_HTTP_HEADER_AUTHORIZATION);
     req.idempotency_key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
         "Idempotency-Key");
+    req.client_addr = rq->client;
     req.handle = rq;
 
     /* From now on the time is the handler's, not the client's. */
@@ -379,6 +497,12 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
 }
 
 void
+wq_http_retry_after(wq_http_req *rq, unsigned seconds)
+{
+    rq->retry_after = seconds;
+}
+
+void
 wq_http_complete(wq_http_req *rq, int status, const char *content_type,
     char *body, size_t body_len)
 {
@@ -392,6 +516,8 @@ wq_http_complete(wq_http_req *rq, int status, const char *content_type,
         return;
     }
     rq->completed = 1;
+    rq->counted = 1;
+    h->sending++;
     rq->in_handler = 0;
     rq->status = status;
     rq->ctype = content_type;
@@ -412,6 +538,11 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn; (void)toe;
     if (rq == NULL)
         return;
+    if (rq->counted) {
+        pthread_mutex_lock(&h->lock);
+        h->sending--;
+        pthread_mutex_unlock(&h->lock);
+    }
     if (rq->track != NULL) {
         /* the next request on this connection starts its clock now */
         pthread_mutex_lock(&h->conns_lock);
@@ -602,7 +733,19 @@ wq_http_start(const struct wq_http_conf *conf, wq_http **out, char *err,
     pthread_condattr_destroy(&ca);
 
 #define OPT(opt, v, p) (o[n++] = (struct MHD_OptionItem){ (opt), (v), (p) })
+    /* first, so that no message of the start goes to stderr */
+    OPT(MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)(void *)mhd_log, NULL);
     OPT(MHD_OPTION_SOCK_ADDR, 0, &sa);
+#if MHD_VERSION >= 0x00097701
+    /* 0.9.77 and 1.0 (Debian 13): bare LF, white space in names and
+     * obsolete line folding are refused by the library itself */
+    OPT(MHD_OPTION_CLIENT_DISCIPLINE_LVL, 2, NULL);
+#else
+    /* 0.9.75 (Debian 12): refuses white space in header names and in the
+     * URL, and HTTP/1.1 without Host; bare LF it accepts (see README,
+     * Security) */
+    OPT(MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL);
+#endif
     if (conf->threads > 1)  /* else the one internal thread serves */
         OPT(MHD_OPTION_THREAD_POOL_SIZE, conf->threads, NULL);
     OPT(MHD_OPTION_CONNECTION_TIMEOUT, conf->timeout_s ? conf->timeout_s
@@ -684,6 +827,22 @@ wq_http_stop(wq_http *h)
         }
         body = wq_http_json_error("unavailable", "server is stopping", &len);
         wq_http_complete(rq, 503, "application/json", body, len);
+    }
+    /*
+     * An answer given by wq_http_complete is sent by a server thread once
+     * the request is resumed; stopping the daemon before then would drop
+     * it.  Wait for those (at most 2 s: a client that does not read may
+     * not hold the stop up).
+     */
+    for (int ms = 0; ms < 2000; ms++) {
+        int sending;
+
+        pthread_mutex_lock(&h->lock);
+        sending = h->sending;
+        pthread_mutex_unlock(&h->lock);
+        if (sending <= 0)
+            break;
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
     }
     if (h->reaper_started) {
         pthread_mutex_lock(&h->conns_lock);

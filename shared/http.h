@@ -23,8 +23,9 @@
  * the idle timeout.  Time a handler takes to answer does not count.
  *
  * TLS (HTTPS): give the certificate chain and private key as PEM text;
- * the server then speaks only TLS 1.2 and 1.3 on its port (GnuTLS, as
- * libmicrohttpd is built with it).
+ * the server then speaks only TLS 1.3 and 1.2 on its port (GnuTLS, as
+ * libmicrohttpd is built with it), and on 1.2 only forward-secret AEAD
+ * suites (ECDHE with AES-GCM or ChaCha20-Poly1305).
  */
 #ifndef WQ_HTTP_H
 #define WQ_HTTP_H
@@ -49,6 +50,7 @@ struct wq_http_request {
     const char *content_type;   /* header value or NULL */
     const char *authorization;  /* header value or NULL */
     const char *idempotency_key;/* Idempotency-Key header or NULL */
+    const char *client_addr;    /* the peer's numeric address, or "" */
     wq_http_req *handle;        /* for wq_http_complete */
 };
 
@@ -103,6 +105,14 @@ int wq_http_port(const wq_http *h);
  */
 void wq_http_complete(wq_http_req *req, int status, const char *content_type,
     char *body, size_t body_len);
+
+/*
+ * wq_http_retry_after adds "Retry-After: SECONDS" to the answer of req
+ * (a 429 or 503), whether it is given by the handler's return or later by
+ * wq_http_complete.  Call it before the answer is given, from the thread
+ * that has the request.
+ */
+void wq_http_retry_after(wq_http_req *req, unsigned seconds);
 
 /*
  * wq_http_stop stops accepting, waits for the server threads and frees

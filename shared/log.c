@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "redact.h"
 
 #define LINE_MAX_BYTES 4096
 
@@ -153,6 +154,7 @@ wq_logv(enum wq_log_level level, const char *component, const char *fmt,
     n = vsnprintf(msg, sizeof msg, fmt, ap);
     if (n >= (int)sizeof msg)
         memcpy(msg + sizeof msg - 4, "...", 4);
+    wq_redact_inplace(msg, sizeof msg);
     wq_clock_format_rfc3339(wq_clock_wall_ms(), ts, sizeof ts);
     if (component == NULL)
         component = "main";

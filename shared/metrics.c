@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "metrics.h"
+#include "redact.h"
 
 enum kind { COUNTER, GAUGE, HISTOGRAM };
 
@@ -67,7 +68,13 @@ add(wq_metrics *m, enum kind kind, const char *name, const char *help,
     x->kind = kind;
     x->name = xstrdup(name);
     x->help = xstrdup(help);
-    x->labels = labels != NULL && labels[0] != '\0' ? xstrdup(labels) : NULL;
+    if (labels != NULL && labels[0] != '\0') {
+        /* a label never shows a password, whatever it quotes */
+        size_t n = wq_redact(NULL, 0, labels) + 1;
+
+        x->labels = xmalloc(n);
+        wq_redact(x->labels, n, labels);
+    }
     if (m->n == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 16;
         m->v = xreallocarray(m->v, m->cap, sizeof *m->v);

@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include "alloc.h"
+#include "secfile.h"
 #include "token.h"
 
 #define ENTRY_PREFIX "sha256:"
@@ -368,6 +369,9 @@ wq_tokens_load(const char *path, wq_tokens **out, char *err, size_t errlen)
     if ((f = fopen(path, "re")) == NULL)
         return wq_seterr(err, errlen, WQ_EIO, "%s: %s", path,
             strerror(errno));
+    /* whoever may write it may add a token: refused; read: a warning */
+    if ((rc = wq_secfile_check(fileno(f), path, NULL, 1, err, errlen)) != 0)
+        goto out;
     for (;;) {
         size_t got;
 

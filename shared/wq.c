@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redact.h"
 #include "wq.h"
 
 const char *
@@ -40,6 +41,8 @@ wq_seterr(char *err, size_t errlen, int code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
+        /* an error may quote a connection string: no password in it */
+        wq_redact_inplace(err, errlen);
     }
     return code;
 }

@@ -184,12 +184,15 @@ err_add(struct errlines *e, const char *fmt, ...)
     e->n++;
 }
 
-/* True if any exec resource limit of c is set (they apply to exec only). */
+/* True if any exec resource limit of c is set to other than its default
+ * (they apply to exec only). */
 static int
 has_limits(const struct wq_config_handler *c)
 {
-    return c->limit_memory != 0 || c->limit_cpu_ms != 0
-        || c->limit_files != 0 || c->limit_processes != 0
+    return c->limit_memory != WQ_EXEC_LIMIT_MEMORY
+        || c->limit_cpu_ms != WQ_EXEC_LIMIT_CPU_MS
+        || c->limit_files != WQ_EXEC_LIMIT_FILES
+        || c->limit_processes != WQ_EXEC_LIMIT_PROCESSES
         || c->limit_file_size != 0 || c->core_dumps;
 }
 

@@ -90,6 +90,7 @@ for tq in kafka:- rabbitmq:quorum rabbitmq:classic; do
     echo "bench-token" > "$tmp/tokens"
     WORKQ_PRODUCER_LISTEN=127.0.0.1:$port \
     WORKQ_PRODUCER_TOKENS_FILE=$tmp/tokens \
+    WORKQ_PRODUCER_QUEUES="$q" \
         "$build/workq-producer" 2> "$tmp/producer.log" &
     pid=$!
     i=0

@@ -89,6 +89,7 @@ producer_start(int kind, const char *conninfo, const char *const *extra)
             wq_test_env("WQ_TEST_TMPDIR", "."));
         env[n++] = listen;
         env[n++] = tokens;
+        env[n++] = "WORKQ_PRODUCER_QUEUES=*";  /* per-pid queue names */
         for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 23; i++)
             env[n++] = extra[i];
         env[n] = NULL;
@@ -1128,6 +1129,58 @@ test_producer_http_rate_limit(void **state)
     assert_int_equal(producer_stop(&p), 0);
 }
 
+/* The rate limit counts tasks: a batch costs its length (issue 12). */
+static void
+test_producer_http_rate_limit_counts_tasks(void **state)
+{
+    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "http-rate-tasks");
+    struct producer p = producer_start(WQ_TRANSPORT_RABBITMQ, NULL,
+        (const char *[]){ "WORKQ_PRODUCER_RATE_LIMIT=300", NULL });
+    static char body[200 * 16 + 64], resp[65536];
+    char path[256], raw[sizeof body + 512];
+    struct wq_test_http_response r;
+    size_t off = 0;
+    int accepted = 0, refused = 0, st;
+    uint64_t t0;
+    double secs;
+
+    (void)state;
+    off += (size_t)snprintf(body + off, sizeof body - off, "{\"tasks\":[");
+    for (int i = 0; i < 200; i++)
+        off += (size_t)snprintf(body + off, sizeof body - off,
+            "%s{\"type\":\"t\"}", i > 0 ? "," : "");
+    snprintf(body + off, sizeof body - off, "]}");
+    snprintf(path, sizeof path, "/v1/queues/%s/tasks:batch", queue);
+    t0 = wq_clock_mono_ns();
+    for (int i = 0; i < 5; i++) {
+        st = wq_test_http_request(p.port, "POST", path, JSON, TOKEN, NULL,
+            body, strlen(body), resp, sizeof resp);
+        if (st == 202)
+            accepted += 200;
+        else if (st == 429)
+            refused++;
+        else
+            fail_msg("status %d: %s", st, resp);
+    }
+    secs = (double)(wq_clock_mono_ns() - t0) / 1e9;
+    /* one second's worth (300) plus the rate over the time taken */
+    if (accepted > 300 + (int)(300 * secs))
+        fail_msg("%d tasks accepted in %.2f s under rate_limit = 300",
+            accepted, secs);
+    assert_true(accepted >= 200);
+    assert_true(refused > 0);
+    /* the 429 says when to come back */
+    snprintf(raw, sizeof raw, "POST %s HTTP/1.1\r\nHost: x\r\n"
+        "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+        "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", path, TOKEN,
+        strlen(body), body);
+    st = wq_test_http_roundtrip(p.port, raw, strlen(raw), &r);
+    if (st != 429 || strstr(r.text, "Retry-After: ") == NULL)
+        fail_msg("status %d:\n%s", st, r.text);
+    wq_test_http_response_free(&r);
+    assert_int_equal(producer_stop(&p), 0);
+}
+
 static void
 test_producer_http_flags(void **state)
 {
@@ -1179,6 +1232,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_producer_http_concurrency_rabbitmq),
     cmocka_unit_test(test_producer_http_sigterm_drains),
     cmocka_unit_test(test_producer_http_rate_limit),
+    cmocka_unit_test(test_producer_http_rate_limit_counts_tasks),
     cmocka_unit_test(test_producer_http_flags),
     cmocka_unit_test(test_producer_http_broker_restart),
 };

@@ -911,6 +911,61 @@ test_config_error_truncation(void **state)
 
 /* ---- output -------------------------------------------------------------- */
 
+/*
+ * The configuration file and secret files: refused when others may
+ * write them, a warning when others may read a secret in them.
+ */
+static void
+test_config_file_permissions(void **state)
+{
+    struct wq_config c;
+    char err[WQ_CONFIG_ERRLEN];
+    char *log;
+
+    (void)state;
+    clean_env();
+    assert_int_equal(wq_log_setup("t", WQ_LOG_INFO, WQ_LOG_TEXT, "t.log",
+        err, sizeof err), 0);
+    /* writable by others: refused, secret or not */
+    write_file("perm.conf", "worker = { lease = \"5s\"; };\n");
+    assert_int_equal(chmod("perm.conf", 0666), 0);
+    assert_int_equal(wq_config_load("perm.conf", &c, err, sizeof err),
+        WQ_ECONFIG);
+    assert_contains(err, "perm.conf is writable by others (mode 0666)");
+    /* readable by others, no secret: quiet */
+    assert_int_equal(chmod("perm.conf", 0644), 0);
+    if (wq_config_load("perm.conf", &c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    wq_config_free(&c);
+    /* readable by others with a password, in a key or in a conninfo */
+    write_file("secret.conf", "postgres = { conninfo = \"host=db "
+        "password=pw\"; };\n");
+    assert_int_equal(chmod("secret.conf", 0644), 0);
+    if (wq_config_load("secret.conf", &c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    wq_config_free(&c);
+    /* a secret file others may write: refused; read: a warning */
+    write_file("pw", "s3cret\n");
+    assert_int_equal(chmod("pw", 0646), 0);
+    write_file("file.conf", "postgres = { password_file = \"pw\"; };\n");
+    assert_int_equal(chmod("file.conf", 0600), 0);
+    assert_int_equal(wq_config_load("file.conf", &c, err, sizeof err),
+        WQ_ECONFIG);
+    assert_contains(err, "secret file pw is writable by others");
+    assert_int_equal(chmod("pw", 0604), 0);
+    if (wq_config_load("file.conf", &c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    wq_config_free(&c);
+
+    log = read_whole("t.log");
+    assert_not_contains(log, "perm.conf");
+    assert_contains(log, "configuration file secret.conf is readable by "
+        "others (mode 0644)");
+    assert_contains(log, "secret file pw is readable by others (mode 0604)");
+    assert_not_contains(log, "s3cret");
+    free(log);
+}
+
 static void
 test_config_dump_hides_secrets(void **state)
 {
@@ -925,9 +980,17 @@ test_config_dump_hides_secrets(void **state)
     setenv("WORKQ_RABBITMQ_PASSWORD", "amqp-secret", 1);
     setenv("WORKQ_WORKER_QUEUES", "a,\"quoted\"", 1);
     setenv("WORKQ_LOG_FILE", "/var/log/workq\\x.log", 1);
+    /* passwords inside connection strings are hidden too */
+    setenv("WORKQ_POSTGRES_CONNINFO",
+        "host=db password='pg \\'inline' dbname=workq", 1);
+    setenv("WORKQ_RABBITMQ_URL", "amqps://app:url-secret@mq:5671/vh", 1);
     if (load_text("worker = { lease = 5401; };\n", &c, err, sizeof err) != 0)
         fail_msg("%s", err);
     a = dump_of(&c);
+    assert_not_contains(a, "inline");
+    assert_not_contains(a, "url-secret");
+    assert_contains(a, "amqps://app:<hidden>@mq:5671/vh");
+    assert_contains(a, "host=db password=<hidden> dbname=workq");
     assert_not_contains(a, "hunter2");
     assert_not_contains(a, "kafka-secret");
     assert_not_contains(a, "amqp-secret");
@@ -980,7 +1043,7 @@ test_config_print_doc(void **state)
     assert_contains(buf, "duration 1s..24h");
     /* the keys of a group's table, with their types */
     assert_contains(buf, "handlers[].limit_memory  (size 0..1024T, default "
-        "\"0\")");
+        "\"1G\")");
     assert_contains(buf, "handlers[].umask  (octal 0000..0777, default "
         "\"0077\")");
     assert_contains(buf, "handlers[].core_dumps  (boolean, default false)");
@@ -1296,6 +1359,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_config_string_list),
     cmocka_unit_test(test_config_missing_path),
     cmocka_unit_test(test_config_error_truncation),
+    cmocka_unit_test(test_config_file_permissions),
     cmocka_unit_test(test_config_dump_hides_secrets),
     cmocka_unit_test(test_config_print_doc),
     cmocka_unit_test(test_config_transport_kafka),

@@ -993,8 +993,9 @@ run_configured(struct fixture *f, const char *group)
     free(text);
 }
 
-/* The defaults a configured handler gets: umask 0077, no core dumps, the
- * worker's other limits; and configured values reach the program. */
+/* The defaults a configured handler gets: umask 0077, no core dumps, 1G
+ * of address space, 300 s of CPU, 1024 descriptors and processes (0: the
+ * worker's own); and configured values reach the program. */
 static void
 test_handler_exec_configured_defaults_and_limits(void **state)
 {
@@ -1013,6 +1014,20 @@ test_handler_exec_configured_defaults_and_limits(void **state)
     assert_string_equal(status_field(out, "Umask", v, sizeof v), "0077");
     assert_string_equal(status_field(out, "NoNewPrivs", v, sizeof v), "1");
     assert_limit(strstr(out, "Limit "), "Max core file size", "0", "0");
+    assert_limit(strstr(out, "Limit "), "Max open files", "1024", "1024");
+    assert_limit(strstr(out, "Limit "), "Max address space", "1073741824",
+        "1073741824");
+    assert_limit(strstr(out, "Limit "), "Max processes", "1024", "1024");
+    assert_limit(strstr(out, "Limit "), "Max cpu time", "300", "301");
+    teardown(&f);
+
+    /* 0: the worker's own limits */
+    setup(&f, NULL, NULL, 0);
+    run_configured(&f, "kind = \"exec\"; argv = [ \"/bin/sh\", \"-c\", "
+        "\"cat /proc/self/status /proc/self/limits\" ];\n"
+        "limit_memory = 0; limit_files = 0;");
+    assert_int_equal(f.res.outcome, WQ_OUTCOME_SUCCEEDED);
+    out = result_str(&f);
     mine = slurp("/proc/self/limits");
     limit_of(mine, "Max open files", s, h);
     assert_limit(strstr(out, "Limit "), "Max open files", s, h);

@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include "wq_test.h"
+#include "log.h"
 #include "token.h"
 
 /* SHA-256("abc"), FIPS 180-2 appendix B.1 */
@@ -177,8 +180,52 @@ test_token_load_file(void **state)
     wq_tokens_free(t);
 }
 
+/* A tokens file others may write is refused; one they may read loads
+ * with a warning (at start and at every reload: the same function). */
+static void
+test_token_file_permissions(void **state)
+{
+    char err[WQ_ERRLEN], e[WQ_TOKEN_ENTRY_LEN], log[4096];
+    wq_tokens *t = NULL;
+    FILE *f;
+    size_t n;
+
+    (void)state;
+    assert_int_equal(wq_log_setup("t", WQ_LOG_INFO, WQ_LOG_TEXT, "t.log",
+        err, sizeof err), 0);
+    assert_int_equal(wq_token_entry("tok-1", 5, e), 0);
+    f = fopen("tokens", "w");
+    assert_non_null(f);
+    fprintf(f, "%s submit\n", e);
+    fclose(f);
+
+    assert_int_equal(chmod("tokens", 0666), 0);
+    assert_int_equal(wq_tokens_load("tokens", &t, err, sizeof err),
+        WQ_ECONFIG);
+    assert_null(t);
+    if (strstr(err, "tokens is writable by others (mode 0666)") == NULL)
+        fail_msg("%s", err);
+
+    assert_int_equal(chmod("tokens", 0644), 0);
+    assert_int_equal(wq_tokens_load("tokens", &t, err, sizeof err), 0);
+    wq_tokens_free(t);
+    assert_int_equal(chmod("tokens", 0640), 0);
+    assert_int_equal(wq_tokens_load("tokens", &t, err, sizeof err), 0);
+    wq_tokens_free(t);
+    f = fopen("t.log", "r");
+    assert_non_null(f);
+    n = fread(log, 1, sizeof log - 1, f);
+    log[n] = '\0';
+    fclose(f);
+    /* one warning: 0644, not 0640 */
+    if (strstr(log, "tokens is readable by others (mode 0644)") == NULL
+        || strstr(log, "0640") != NULL)
+        fail_msg("%s", log);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_token_entry_known_vector),
+    cmocka_unit_test(test_token_file_permissions),
     cmocka_unit_test(test_token_generate_is_random_and_valid),
     cmocka_unit_test(test_token_scopes),
     cmocka_unit_test(test_token_file_and_check),

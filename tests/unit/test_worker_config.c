@@ -6,11 +6,15 @@
  * built from them (checks, lookup order, built-ins).
  */
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "wq_test.h"
+#include "buf.h"
+#include "envelope.h"
 #include "backoff.h"
 #include "claim.h"
 #include "config.h"
@@ -148,10 +152,14 @@ test_worker_config_groups_load(void **state)
     assert_int_equal(h[1].permanent_exit_codes.v[0], 65);
     assert_int_equal(h[1].timeout_ms, 0);
     assert_int_equal(h[1].argv.n, 0);
-    assert_int_equal(h[1].limit_memory, 0);
-    assert_int_equal(h[1].limit_cpu_ms, 0);
-    assert_int_equal(h[1].limit_files, 0);
-    assert_int_equal(h[1].limit_processes, 0);
+    /* exec programs are limited unless a handler says otherwise */
+    assert_int_equal(h[1].limit_memory, 1LL << 30);
+    assert_int_equal(h[1].limit_memory, WQ_EXEC_LIMIT_MEMORY);
+    assert_int_equal(h[1].limit_cpu_ms, WQ_EXEC_LIMIT_CPU_MS);
+    assert_int_equal(h[1].limit_files, WQ_EXEC_LIMIT_FILES);
+    assert_int_equal(h[1].limit_processes, WQ_EXEC_LIMIT_PROCESSES);
+    assert_int_equal(h[1].limit_cpu_ms, 300000);
+    assert_int_equal(h[1].limit_files, 1024);
     assert_int_equal(h[1].limit_file_size, 0);
     assert_int_equal(h[1].core_dumps, 0);
     assert_int_equal(h[1].umask, 077);
@@ -366,6 +374,77 @@ test_worker_config_registry(void **state)
     clean_env();
 }
 
+/*
+ * An exec handler that sets no limit runs with the defaults: 1 GiB of
+ * address space, 300 s of CPU, 1024 descriptors, 1024 processes; 0
+ * still means the worker's own limit.
+ */
+static void
+test_worker_config_exec_default_limits(void **state)
+{
+    struct wq_config c;
+    wq_handlers *h;
+    const struct wq_handler *x;
+    struct wq_envelope env;
+    struct wq_handler_ctx ctx;
+    struct wq_handler_result res;
+    char err[WQ_ERRLEN], mine[64];
+    struct rlimit rl;
+
+    (void)state;
+    clean_env();
+    signal(SIGPIPE, SIG_IGN);
+    h = load_registry("d.conf", "handlers = (\n"
+        "  { type = \"lim\"; kind = \"exec\"; argv = [ \"/bin/sh\", \"-c\",\n"
+        "    \"echo $(ulimit -v) $(ulimit -t) $(ulimit -n) $(ulimit -p)\" ]; },\n"
+        "  { type = \"own\"; kind = \"exec\"; limit_memory = 0;\n"
+        "    limit_files = 0; argv = [ \"/bin/sh\", \"-c\",\n"
+        "    \"echo $(ulimit -v) $(ulimit -n)\" ]; }\n"
+        ");\n", &c);
+    if (wq_envelope_init(&env, "q", "lim", "k", "", 0, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    memset(&ctx, 0, sizeof ctx);
+    ctx.env = &env;
+    ctx.task_id = "0190a5f8-7c1e-7a3b-9c4d-5e6f708192a3";
+    ctx.attempt = 1;
+    ctx.max_attempts = 1;
+    ctx.worker_id = "w";
+    ctx.cancel_fd = ctx.task_cancel_fd = -1;
+
+    x = wq_handlers_find(h, "q", "lim");
+    assert_non_null(x);
+    memset(&res, 0, sizeof res);
+    wq_handlers_run(x, &ctx, &res);
+    assert_int_equal(res.outcome, WQ_OUTCOME_SUCCEEDED);
+    assert_int_equal(wq_buf_append(&res.result, "", 1), 0);
+    /* ulimit -v is in KiB */
+    assert_string_equal(res.result.data, "1048576 300 1024 1024\n");
+    wq_handler_result_free(&res);
+
+    /* 0: the worker's own */
+    x = wq_handlers_find(h, "q", "own");
+    assert_non_null(x);
+    memset(&res, 0, sizeof res);
+    wq_handlers_run(x, &ctx, &res);
+    assert_int_equal(res.outcome, WQ_OUTCOME_SUCCEEDED);
+    assert_int_equal(wq_buf_append(&res.result, "", 1), 0);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    assert_int_equal(getrlimit(RLIMIT_AS, &rl), 0);
+    if (rl.rlim_cur == RLIM_INFINITY)
+        snprintf(mine, sizeof mine, "unlimited ");
+    else
+        snprintf(mine, sizeof mine, "%llu ",
+            (unsigned long long)rl.rlim_cur / 1024);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    snprintf(mine + strlen(mine), sizeof mine - strlen(mine), "%llu\n",
+        (unsigned long long)rl.rlim_cur);
+    assert_string_equal(res.result.data, mine);
+    wq_handler_result_free(&res);
+    wq_envelope_free(&env);
+    wq_handlers_free(h);
+    wq_config_free(&c);
+}
+
 /* The exec limits: every form of value, and bad ones with FILE:LINE: KEY. */
 static void
 test_worker_config_exec_limits(void **state)
@@ -506,10 +585,11 @@ test_worker_config_exec_limits_registry(void **state)
     assert_int_equal(x->exec.core_dumps, 1);
     assert_int_equal(x->exec.umask, 027);
     x = wq_handlers_find(h, "q", "b");
-    assert_int_equal(x->exec.limit_as, 0);
-    assert_int_equal(x->exec.limit_cpu_s, 0);
-    assert_int_equal(x->exec.limit_nofile, 0);
-    assert_int_equal(x->exec.limit_nproc, 0);
+    /* none set: the defaults (issue 12), not the worker's own limits */
+    assert_int_equal(x->exec.limit_as, 1ULL << 30);
+    assert_int_equal(x->exec.limit_cpu_s, 300);
+    assert_int_equal(x->exec.limit_nofile, 1024);
+    assert_int_equal(x->exec.limit_nproc, 1024);
     assert_int_equal(x->exec.limit_fsize, 0);
     assert_int_equal(x->exec.core_dumps, 0);
     assert_int_equal(x->exec.umask, 077);
@@ -518,7 +598,7 @@ test_worker_config_exec_limits_registry(void **state)
 
     write_file("k.conf",
         "handlers = (\n"
-        "  { type = \"a\"; builtin = \"noop\"; limit_memory = \"1G\"; },\n"
+        "  { type = \"a\"; builtin = \"noop\"; limit_memory = \"2G\"; },\n"
         "  { type = \"b\"; builtin = \"echo\"; core_dumps = true; }\n"
         ");\n");
     assert_int_equal(wq_config_load("k.conf", &c, err, sizeof err), 0);
@@ -621,6 +701,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_worker_config_groups_dump),
     cmocka_unit_test(test_worker_config_groups_documented),
     cmocka_unit_test(test_worker_config_registry),
+    cmocka_unit_test(test_worker_config_exec_default_limits),
     cmocka_unit_test(test_worker_config_exec_limits),
     cmocka_unit_test(test_worker_config_exec_limits_registry),
     cmocka_unit_test(test_worker_config_registry_errors),
