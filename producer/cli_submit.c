@@ -167,11 +167,22 @@ print_accepted(const struct opts *o, const char *queue, const char *key,
 
     if (!o->json) {
         printf("%s\n", r->id);
+        if (r->duplicate && !o->quiet)
+            cli_err(CMD, "the key was submitted before: task %s is %s; "
+                "nothing new was submitted", r->id, r->state[0] != '\0'
+                ? r->state : "queued");
+        if (r->untracked && !o->quiet)
+            cli_err(CMD, "task %s is on the broker, but PostgreSQL could "
+                "not record its receipt: `workq status` knows it once a "
+                "worker claims it", r->id);
         return;
     }
     j = json_pack("{s:s, s:s, s:s, s:s}", "id", r->id, "queue", queue,
         "idempotency_key", key != NULL ? key : r->id, "state",
-        r->scheduled ? "scheduled" : "queued");
+        r->state[0] != '\0' ? r->state : r->scheduled ? "scheduled"
+        : "queued");
+    if (r->untracked)
+        json_object_set_new(j, "untracked", json_true());
     if (r->scheduled)
         json_object_set_new(j, "run_at", json_string(
             wq_clock_format_rfc3339(r->run_at_ms, when, sizeof when)));
@@ -434,9 +445,12 @@ line_done(void *user, const struct wq_client_result *r)
     b->accepted++;
     if (b->o->json) {
         j = json_pack("{s:I, s:s, s:s}", "line", (json_int_t)line, "id",
-            r->id, "state", r->scheduled ? "scheduled" : "queued");
+            r->id, "state", r->state[0] != '\0' ? r->state : r->scheduled
+            ? "scheduled" : "queued");
         if (r->duplicate)
             json_object_set_new(j, "duplicate", json_true());
+        if (r->untracked)
+            json_object_set_new(j, "untracked", json_true());
         json_print(j);
     } else if (!b->o->quiet) {
         printf("%zu %s\n", line, r->id);
@@ -685,6 +699,13 @@ const struct cli_command cli_cmd_submit = {
     "    on first use).  A task with --delay or --at is stored in\n"
     "    PostgreSQL as scheduled instead, and the scheduler publishes it\n"
     "    when due.\n"
+    "\n"
+    "    The id always resolves: `workq status ID` answers at once (queued\n"
+    "    until a worker claims it; a receipt in PostgreSQL, see\n"
+    "    producer.receipts).  A task with --key has the key's own id, so\n"
+    "    submitting a key again prints the same id, says on stderr that the\n"
+    "    key was submitted before and in which state its task is, and\n"
+    "    submits nothing new (--json: \"duplicate\": true).\n"
     "\n"
     "    The payload is the argument PAYLOAD as given, the content of\n"
     "    --file PATH, or standard input when PAYLOAD or PATH is \"-\"; with\n"

@@ -683,7 +683,9 @@ wait_connected(struct kafka_transport *t, const char *brokers, int timeout_ms,
             break;
         slice *= 2;
     }
-    if (t->all_down)
+    /* all down because the setup timed out (socket.connection.setup.
+     * timeout.ms is the connect timeout too): a timeout, said as one */
+    if (t->all_down && strstr(t->conn_err, "timed out") == NULL)
         wq_seterr(err, errlen, WQ_EBROKER, "kafka: cannot connect to "
             "broker %s: %s", brokers, t->conn_err);
     else

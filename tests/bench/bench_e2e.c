@@ -14,6 +14,10 @@
  *     -r R        tasks/s of the latency run (default 2000)
  *     -s S        seconds of the latency run (default 10)
  *     -i S        seconds of the idle CPU sample (default 10)
+ *     -C          submit runs 2 and 3 through the C client (workq.h), as
+ *                 a user's program does: with receipts (producer.receipts)
+ *                 in PostgreSQL, and a workq-scheduler that sweeps them;
+ *                 without -C the tasks go straight to the transport
  *
  * 1. Ceiling: one client publishes N messages of the size of a noop
  *    envelope with broker confirms while another consumes them with acks
@@ -54,6 +58,7 @@
 #include "migrate.h"
 #include "store.h"
 #include "transport.h"
+#include "workq.h"
 
 #define KAFKA_BROKERS "127.0.0.1:59092"
 #define AMQP_URL      "amqp://guest:guest@127.0.0.1:55672"
@@ -325,6 +330,58 @@ wait_done(const char *where, long want, int timeout_s)
 
 /* ---- 2 and 3. workq ----------------------------------------------------- */
 
+static int use_client;          /* -C */
+static wq_client *client;
+static pid_t scheduler_pid;
+
+/* -C: the C client, and a scheduler that sweeps the receipts. */
+static void
+client_start(void)
+{
+    const char *build = getenv("WORKQ_BUILD");
+    struct wq_client_conf conf = {
+        .transport = kind_name(),
+        .kafka_brokers = KAFKA_BROKERS,
+        .rabbitmq_url = AMQP_URL,
+        .rabbitmq_queue_type = "classic",
+        .postgres_conninfo = conninfo,
+        .client_id = "bench-e2e",
+        .kafka_linger_ms = 1,
+    };
+    char err[WQ_ERRLEN], bin[1024], env_ci[2048];
+
+    if (wq_client_open_conf(&conf, &client, err, sizeof err) != 0)
+        die("client: %s", err);
+    snprintf(bin, sizeof bin, "%s/%s/workq-scheduler", WQ_SOURCE_DIR,
+        build != NULL ? build : "build");
+    if (build != NULL && build[0] == '/')
+        snprintf(bin, sizeof bin, "%s/workq-scheduler", build);
+    snprintf(env_ci, sizeof env_ci, "WORKQ_POSTGRES_CONNINFO=%s", conninfo);
+    if ((scheduler_pid = fork()) == 0) {
+        putenv(kind == WQ_TRANSPORT_KAFKA ? "WORKQ_TRANSPORT=kafka"
+            : "WORKQ_TRANSPORT=rabbitmq");
+        putenv("WORKQ_KAFKA_BROKERS=" KAFKA_BROKERS);
+        putenv("WORKQ_RABBITMQ_URL=" AMQP_URL);
+        putenv("WORKQ_RABBITMQ_QUEUE_TYPE=classic");
+        putenv("WORKQ_LOG_LEVEL=warn");
+        putenv(env_ci);
+        execl(bin, bin, (char *)NULL);
+        _exit(127);
+    }
+}
+
+static void
+client_stop(void)
+{
+    int status;
+
+    wq_client_free(client);
+    if (scheduler_pid > 0) {
+        kill(scheduler_pid, SIGTERM);
+        waitpid(scheduler_pid, &status, 0);
+    }
+}
+
 static void
 publish_task(wq_transport *t, const char *queue, const char *key,
     struct wq_buf *buf)
@@ -353,6 +410,26 @@ publish_many(wq_transport *t, const char *queue, const char *prefix, long n,
     char key[64], err[WQ_ERRLEN];
     double start = now_s();
 
+    if (use_client) {
+        for (long i = 0; i < n; i++) {
+            struct wq_client_task task = { .queue = queue, .type = "noop",
+                .idempotency_key = key };
+
+            if (per_s > 0) {
+                double wait = start + (double)i / (double)per_s - now_s();
+
+                if (wait > 0.0002)
+                    usleep((useconds_t)(wait * 1e6));
+            }
+            snprintf(key, sizeof key, "%s%ld", prefix, i);
+            if (wq_client_submit_async(client, &task, NULL, NULL, NULL, err,
+                sizeof err) != 0)
+                die("submit: %s", err);
+        }
+        if (wq_client_flush(client, 300000, err, sizeof err) != 0)
+            die("flush: %s", err);
+        return;
+    }
     for (long i = 0; i < n; i++) {
         if (per_s > 0) {
             double due = start + (double)i / (double)per_s, wait = due
@@ -406,7 +483,7 @@ main(int argc, char **argv)
         : WQ_TRANSPORT_RABBITMQ;
     conninfo = argv[2];
     optind = 3;
-    while ((opt = getopt(argc, argv, "n:w:c:r:s:i:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:w:c:r:s:i:C")) != -1) {
         switch (opt) {
         case 'n': n_tasks = atol(optarg); break;
         case 'w': nworkers = atoi(optarg); break;
@@ -414,6 +491,7 @@ main(int argc, char **argv)
         case 'r': rate = atol(optarg); break;
         case 's': lat_s = atol(optarg); break;
         case 'i': idle_s = atol(optarg); break;
+        case 'C': use_client = 1; break;
         default: die("bad option");
         }
     }
@@ -427,7 +505,7 @@ main(int argc, char **argv)
     if ((db = PQconnectdb(conninfo)) == NULL || PQstatus(db) != CONNECTION_OK)
         die("%s", PQerrorMessage(db));
     PQclear(PQexec(db, "TRUNCATE workq.tasks, workq.attempts, "
-        "workq.workers"));
+        "workq.workers, workq.accepted, workq.accepted_runs"));
     printf("%s: %ld tasks, %d worker(s) x concurrency %d, envelope %zu "
         "bytes\n", kind_name(), n_tasks, nworkers, concurrency,
         envelope_size());
@@ -450,6 +528,8 @@ main(int argc, char **argv)
     /* 2 */
     snprintf(queue, sizeof queue, "bench-e2e-%ld", (long)getpid());
     t = topen(queue);
+    if (use_client)
+        client_start();
     start_workers(queue);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM workq.workers");
     for (int i = 0; i < 100 && qnum(sql) < nworkers; i++)
@@ -510,11 +590,17 @@ main(int argc, char **argv)
     printf("  idle CPU: %.3f%% per worker over %ld s\n", 100.0
         * (double)idle_ticks / (double)sysconf(_SC_CLK_TCK) / (double)idle_s
         / nworkers, idle_s);
-    printf("RESULT %s ceiling=%.0f workq=%.0f ratio=%.2f p50_ms=%.2f "
-        "p99_ms=%.2f rss_mb=%.1f\n", kind_name(), ceil_rate, tput,
+    printf("RESULT %s submit=%s ceiling=%.0f workq=%.0f ratio=%.2f "
+        "p50_ms=%.2f p99_ms=%.2f rss_mb=%.1f\n", kind_name(), use_client
+        ? "client" : "transport", ceil_rate, tput,
         tput / ceil_rate, p50, p99, (double)rss_kb / 1024);
 
     stop_workers();
+    if (use_client) {
+        printf("  receipts left unswept: %.0f (client submits, scheduler "
+            "sweeps)\n", qnum("SELECT count(*) FROM workq.accepted"));
+        client_stop();
+    }
     wq_transport_close(t, 10000);
     wq_test_delete_queue(kind, queue);
     PQfinish(db);

@@ -598,6 +598,42 @@ test_cli_submit_delayed(void **state)
 }
 
 /*
+ * The same key twice: the same id, a note that the key was submitted
+ * before; `workq status` answers the id at once (its receipt), before any
+ * worker ran.
+ */
+static void
+test_cli_submit_same_key_same_id(void **state)
+{
+    const char *db = wq_test_pg_create_migrated_db();
+    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "cli-samekey");
+    char id[WQ_UUID_STRLEN], id2[WQ_UUID_STRLEN];
+    int rc;
+
+    (void)state;
+    rc = workq(WQ_TRANSPORT_RABBITMQ, db, NULL, NULL, (const char *[]){
+        "submit", "-q", queue, "-t", "echo", "--key", "k-1", "one", NULL });
+    if (rc != 0)
+        fail_msg("exit %d:\n%s", rc, out);
+    id_line(id);
+    assert_null(strstr(out, "submitted before"));
+    rc = workq(WQ_TRANSPORT_RABBITMQ, db, NULL, NULL, (const char *[]){
+        "submit", "-q", queue, "-t", "echo", "--key", "k-1", "two", NULL });
+    if (rc != 0)
+        fail_msg("exit %d:\n%s", rc, out);
+    id_line(id2);
+    assert_string_equal(id2, id);
+    assert_non_null(strstr(out, "the key was submitted before: task"));
+    assert_non_null(strstr(out, "is queued"));
+    rc = workq(WQ_TRANSPORT_RABBITMQ, db, NULL, NULL, (const char *[]){
+        "--json", "status", id, NULL });
+    if (rc != 0)
+        fail_msg("status: exit %d:\n%s", rc, out);
+    assert_non_null(strstr(out, "\"state\":\"queued\""));
+    assert_non_null(strstr(out, "\"claimed\":false"));
+}
+
+/*
  * Stands in for a worker: waits for the task on the broker, then records
  * an outcome for its (queue, key) in PostgreSQL.  Runs in a child.
  */
@@ -695,6 +731,7 @@ test_cli_submit_wait_timeout(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_submit_sources_kafka),
+    cmocka_unit_test(test_cli_submit_same_key_same_id),
     cmocka_unit_test(test_cli_submit_sources_rabbitmq),
     cmocka_unit_test(test_cli_submit_batch_bad_line_kafka),
     cmocka_unit_test(test_cli_submit_batch_bad_line_rabbitmq),
