@@ -50,6 +50,7 @@ queue_policies = (
       backoff_cap = "2s"; backoff_jitter = "none"; }
 );
 CONF
+chmod 600 "$DIR/workq.conf"     # it holds the broker's password
 wq() { "$WORKQ" --config "$DIR/workq.conf" "$@"; }
 
 say "fresh database workq_demo, schema (workq migrate)"
