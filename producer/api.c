@@ -899,6 +899,8 @@ auth_slot(struct api *a, const char *addr, int create, uint64_t now)
     uint32_t h = 2166136261u;
     struct auth_slot *s, *oldest = NULL;
 
+    if (addr == NULL)
+        addr = "";      /* not from a socket (http.h says ""): one slot */
     for (const char *p = addr; *p; p++)
         h = (h ^ (unsigned char)*p) * 16777619u;
     for (unsigned i = 0; i < AUTH_PROBE; i++) {

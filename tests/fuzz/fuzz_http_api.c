@@ -119,6 +119,16 @@ db_submit(struct dbq *d, struct db_job *job)
     return 0;
 }
 
+void __wrap_wq_http_retry_after(wq_http_req *req, unsigned seconds);
+
+/* The handle is not a real request: keep the field away from it. */
+void
+__wrap_wq_http_retry_after(wq_http_req *req, unsigned seconds)
+{
+    CHECK(req == HANDLE, "Retry-After for a request that is not this one");
+    (void)seconds;
+}
+
 void
 __wrap_wq_http_complete(wq_http_req *req, int status,
     const char *content_type, char *body, size_t body_len)
@@ -266,6 +276,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         goto out;
     *sp = '\0';
     req.method = p;
+    req.client_addr = "127.0.0.1";
     req.path = sp + 1;
     if (req.path[0] != '/')
         goto out;
