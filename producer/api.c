@@ -378,6 +378,22 @@ msg_accepted(struct api_msg *m, int duplicate, const char *state,
     msg_free(m);
 }
 
+/* Takes every confirmed message waiting for its receipt (*n of them). */
+static struct api_msg **
+receipts_take(struct api *a, size_t *n)
+{
+    struct api_msg **v;
+
+    pthread_mutex_lock(&a->receipts_lock);
+    v = a->confirmed;
+    *n = a->nconfirmed;
+    a->confirmed = NULL;
+    a->nconfirmed = a->confirmed_cap = 0;
+    a->receipts_queued = 0;
+    pthread_mutex_unlock(&a->receipts_lock);
+    return v;
+}
+
 /*
  * On the database thread: the receipts of every message confirmed since
  * the last run, in one statement, then their answers.  Messages that
@@ -395,13 +411,7 @@ receipts_run(struct db_job *job, wq_store *s, const char *why)
     size_t n;
     int rc = WQ_ESTORE;
 
-    pthread_mutex_lock(&a->receipts_lock);
-    v = a->confirmed;
-    n = a->nconfirmed;
-    a->confirmed = NULL;
-    a->nconfirmed = a->confirmed_cap = 0;
-    a->receipts_queued = 0;
-    pthread_mutex_unlock(&a->receipts_lock);
+    v = receipts_take(a, &n);
 
     acc = xcalloc(n > 0 ? n : 1, sizeof *acc);
     for (size_t i = 0; i < n; i++) {
@@ -460,13 +470,7 @@ receipt_queue(struct api *a, struct api_msg *m)
     if (!submit || db_submit(a->db, &a->receipts_job) == 0)
         return;
 
-    pthread_mutex_lock(&a->receipts_lock);
-    v = a->confirmed;
-    n = a->nconfirmed;
-    a->confirmed = NULL;
-    a->nconfirmed = a->confirmed_cap = 0;
-    a->receipts_queued = 0;
-    pthread_mutex_unlock(&a->receipts_lock);
+    v = receipts_take(a, &n);
     for (size_t i = 0; i < n; i++)
         msg_accepted(v[i], 0, NULL, 1);
     free(v);
