@@ -593,7 +593,8 @@ insert_one(wq_store *s, const struct wq_envelope *env,
         errlen)) != 0)
         return rc;
     if (memcmp(row.id, env->id, sizeof row.id) != 0
-        || row.created_at_ms != env->created_at_ms) {
+        || row.created_at_ms != env->created_at_ms
+        || row.run_at_ms != env->run_at_ms) {
         wq_uuid_format(row.id, res->id);
         res->duplicate = 1;
         res->run_at_ms = row.run_at_ms;

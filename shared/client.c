@@ -610,8 +610,11 @@ submit_scheduled(wq_client *c, const struct wq_envelope *env,
             wq_uuid_format(row.id, r->id);
             r->duplicate = 1;
             r->run_at_ms = row.run_at_ms;
-        } else if (row.created_at_ms != env->created_at_ms) {
-            r->duplicate = 1;           /* the key's own id, taken before */
+        } else if (row.created_at_ms != env->created_at_ms
+            || row.run_at_ms != env->run_at_ms) {
+            /* the key's own id, taken before (the same envelope again is
+             * this submit's retry after a lost connection) */
+            r->duplicate = 1;
             r->run_at_ms = row.run_at_ms;
         }
         copy_str(r->state, sizeof r->state, wq_task_state_name(row.state));

@@ -764,10 +764,13 @@ wq_store_task_get_by_key(wq_store *s, const char *queue,
 /*
  * One statement for the batch.  `x` numbers the entries; an id twice in
  * the batch (one key submitted twice) is new once and a duplicate after.
- * A task row or receipt that exists already belongs to this submit when
- * its created_at is the envelope's (a worker claimed the task between the
- * broker's confirmation and this statement); otherwise the key was taken
- * by an earlier submit.  Only the duplicates come back.
+ * A receipt that exists already was written by an earlier submit of the
+ * key (or by this one, when a statement's answer was lost and it runs
+ * again: then its tasks read as duplicates of themselves, which says
+ * nothing false about what runs).  A task row belongs to this submit
+ * when its created_at is the envelope's (a worker claimed the task
+ * between the broker's confirmation and this statement); otherwise the
+ * key was taken before.  Only the duplicates come back.
  */
 static const char accept_sql[] =
     "WITH x AS ("
@@ -790,8 +793,7 @@ static const char accept_sql[] =
     "  LEFT JOIN workq.tasks t ON t.id = x.id"
     "  LEFT JOIN workq.accepted a ON a.id = x.id"
     "  WHERE x.rn > 1 OR (NOT EXISTS (SELECT 1 FROM ins WHERE ins.id = x.id)"
-    "    AND coalesce(t.created_at, a.created_at)"
-    "        IS DISTINCT FROM x.created_at)";
+    "    AND (a.id IS NOT NULL OR t.created_at IS DISTINCT FROM x.created_at))";
 
 /*
  * Tasks without a client-given key (their key is their id's text) have a
