@@ -754,6 +754,8 @@ kafka_open(const struct wq_transport_conf *conf, wq_transport **out,
             /* still quiet: destroying logs the attempts in progress */
             rd_kafka_destroy(t->producer);
             rd_kafka_conf_destroy(t->cconf);
+            rd_kafka_conf_destroy(t->bconf);
+            free(t->group_id);
             free(t);
             return rc;
         }
