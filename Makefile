@@ -79,7 +79,7 @@ PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,\
            $(sort $(wildcard tests/plugins/*.c)))
 
 .PHONY: all clean deps check unit integration fuzz demo install uninstall \
-        services-start services-stop tests bench-e2e bench chaos
+        services-start services-stop tests bench-e2e bench chaos fresh-check
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BINS)
@@ -332,3 +332,11 @@ clean:
 	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# The README's two commands on a Debian root made from nothing, in a
+# network namespace of its own (tests/fresh/check.sh; needs root):
+#   make fresh-check [DIST=bookworm|trixie] [FRESH_STEPS="demo check"]
+DIST        ?= bookworm
+FRESH_STEPS ?= demo check
+fresh-check:
+	sh tests/fresh/check.sh $(DIST) $(FRESH_STEPS)
