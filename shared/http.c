@@ -261,6 +261,33 @@ mhd_log(void *cls, const char *fmt, va_list ap)
     wq_log_warn("http", "libmicrohttpd: %s", msg);
 }
 
+/* The client's address as text, or "" */
+static void
+client_text(struct MHD_Connection *conn, char *buf, size_t len)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+        MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+
+    buf[0] = '\0';
+    if (sa != NULL && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)
+            ->sin_addr, buf, len);
+    else if (sa != NULL && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+            (const void *)sa)->sin6_addr, buf, len);
+}
+
+/*
+ * A request libmicrohttpd refuses itself never reaches our handler (0.9.75:
+ * HTTP/1.1 without Host, white space in the URL; 1.0 also a bare LF, a NUL,
+ * Content-Length with Transfer-Encoding): the library answers 400, says
+ * why in a message and closes the connection.  mhd_logger keeps the first
+ * such message of the connection here (it runs on the connection's own
+ * thread), and on_connection logs it once, with the client, at the close.
+ */
+static _Thread_local char refused[160];
+
 /* Tracks connections from accept to close, for the reaper. */
 static void
 on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -272,6 +299,8 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
             MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        refused[0] = '\0';
 
         t = xcalloc(1, sizeof *t);
         t->fd = ci != NULL ? ci->connect_fd : -1;
@@ -286,9 +315,17 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
         *socket_context = t;
         return;
     }
+    /* MHD_CONNECTION_NOTIFY_CLOSED: before the descriptor is closed */
+    if (refused[0] != '\0') {
+        char client[INET6_ADDRSTRLEN];
+
+        client_text(conn, client, sizeof client);
+        wq_log_warn("http", "refused a malformed request from %s (by the "
+            "HTTP parser): %s", client[0] ? client : "?", refused);
+        refused[0] = '\0';
+    }
     if ((t = *socket_context) == NULL)
         return;
-    /* MHD_CONNECTION_NOTIFY_CLOSED: before the descriptor is closed */
     pthread_mutex_lock(&h->conns_lock);
     if (t->prev != NULL)
         t->prev->next = t->next;
@@ -371,20 +408,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
         ci = MHD_get_connection_info(conn,
             MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         rq->track = ci != NULL ? ci->socket_context : NULL;
-        ci = MHD_get_connection_info(conn,
-            MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (ci != NULL && ci->client_addr != NULL) {
-            const struct sockaddr *sa = ci->client_addr;
-
-            if (sa->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((const struct sockaddr_in *)
-                    (const void *)sa)->sin_addr, rq->client,
-                    sizeof rq->client);
-            else if (sa->sa_family == AF_INET6)
-                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
-                    (const void *)sa)->sin6_addr, rq->client,
-                    sizeof rq->client);
-        }
+        client_text(conn, rq->client, sizeof rq->client);
         MHD_get_connection_values_n(conn, MHD_HEADER_KIND, count_header,
             &hc);
         if (hc.n > WQ_HTTP_HEADERS_MAX || hc.too_long) {
@@ -629,13 +653,24 @@ mhd_logger(void *cls, const char *fmt, va_list ap)
     char line[512];
     size_t n;
 
+    static const char refusal[] =
+        "Error processing request (HTTP response code is 4";
+
     (void)cls;
-    if (!wq_log_enabled(WQ_LOG_DEBUG))
-        return;
     vsnprintf(line, sizeof line, fmt, ap);
     n = strlen(line);
     while (n > 0 && line[n - 1] == '\n')
         line[--n] = '\0';
+    if (strncmp(line, refusal, sizeof refusal - 1) == 0
+        && refused[0] == '\0') {
+        /* the reason is the body of the library's answer */
+        const char *b = strstr(line, "<body>"), *e;
+
+        b = b != NULL ? b + strlen("<body>") : line;
+        e = strstr(b, "</body>");
+        snprintf(refused, sizeof refused, "%.*s",
+            (int)(e != NULL ? (size_t)(e - b) : strlen(b)), b);
+    }
     wq_log_debug("http", "libmicrohttpd: %s", line);
 }
 
