@@ -49,6 +49,8 @@ enum {
     STMT_TASK_GET,
     STMT_TASK_GET_KEY,
     STMT_DEAD_LETTER,
+    STMT_TASK_ATTEMPTS,
+    STMT_OUTBOX_GET,
     STMT_COUNT
 };
 
@@ -59,7 +61,7 @@ enum {
     "state, attempt, max_attempts, lease_owner, worker, last_error, "     \
     "result, " MS("run_at") ", " MS("lease_expires_at") ", "              \
     MS("created_at") ", " MS("started_at") ", " MS("finished_at") ", "    \
-    MS("updated_at") ", "
+    MS("updated_at") ", attempt_base, " MS("dead_published_at") ", "
 /* By id: the task's row, or the receipt of a task not claimed yet. */
 #define TASK_SELECT_HANDLE TASK_COLS "receipt FROM workq.task_handle($1) "
 #define TASK_SELECT        TASK_COLS "false FROM workq.tasks "
@@ -68,7 +70,8 @@ enum {
     C_ID, C_QUEUE, C_TYPE, C_KEY, C_PAYLOAD, C_HEADERS, C_STATE, C_ATTEMPT,
     C_MAX_ATTEMPTS, C_LEASE_OWNER, C_WORKER, C_LAST_ERROR, C_RESULT,
     C_RUN_AT, C_LEASE_EXPIRES_AT, C_CREATED_AT, C_STARTED_AT,
-    C_FINISHED_AT, C_UPDATED_AT, C_RECEIPT, C_NCOLS
+    C_FINISHED_AT, C_UPDATED_AT, C_ATTEMPT_BASE, C_DEAD_PUBLISHED_AT,
+    C_RECEIPT, C_NCOLS
 };
 
 static const Oid task_insert_types[] = {
@@ -126,6 +129,20 @@ static const struct stmt {
         "ON CONFLICT (queue, src_partition, src_offset, sha256(raw)) "
         "WHERE transport = 'kafka' DO NOTHING "
         "RETURNING id",
+    },
+    [STMT_TASK_ATTEMPTS] = {
+        /* for people (status, GET /v1/tasks/ID): not prepared */
+        "wq_task_attempts", "get attempts", 0,
+        (int)WQ_ARRAY_LEN(task_get_types), task_get_types,
+        "SELECT attempt, " MS("started_at") ", " MS("finished_at") ", "
+        "duration_ms, worker, outcome, error "
+        "FROM workq.attempts WHERE task_id = $1 ORDER BY attempt",
+    },
+    [STMT_OUTBOX_GET] = {
+        "wq_outbox_get", "get outbox entry", 0,
+        (int)WQ_ARRAY_LEN(task_get_types), task_get_types,
+        "SELECT queue, " MS("created_at") " "
+        "FROM workq.outbox WHERE task_id = $1 ORDER BY id LIMIT 1",
     },
 };
 
@@ -647,10 +664,10 @@ task_decode(const PGresult *r, struct wq_task_row *out, char *err,
     size_t errlen)
 {
     static const int times[] = { C_RUN_AT, C_LEASE_EXPIRES_AT, C_CREATED_AT,
-        C_STARTED_AT, C_FINISHED_AT, C_UPDATED_AT };
+        C_STARTED_AT, C_FINISHED_AT, C_UPDATED_AT, C_DEAD_PUBLISHED_AT };
     int64_t *const time_out[] = { &out->run_at_ms, &out->lease_expires_at_ms,
         &out->created_at_ms, &out->started_at_ms, &out->finished_at_ms,
-        &out->updated_at_ms };
+        &out->updated_at_ms, &out->dead_published_at_ms };
     int64_t v;
     int state;
 
@@ -684,6 +701,9 @@ task_decode(const PGresult *r, struct wq_task_row *out, char *err,
     if (col_int(r, C_MAX_ATTEMPTS, 4, &v) != 0)
         goto shape;
     out->max_attempts = (int)v;
+    if (col_int(r, C_ATTEMPT_BASE, 4, &v) != 0)
+        goto shape;
+    out->attempt_base = (int)v;
     for (size_t i = 0; i < WQ_ARRAY_LEN(times); i++)
         if (col_int(r, times[i], 8, time_out[i]) != 0)
             goto shape;
@@ -757,6 +777,115 @@ wq_store_task_get_by_key(wq_store *s, const char *queue,
     formats[0] = 1;
     return task_fetch(s, STMT_TASK_GET, values, lengths, formats, what, out,
         err, errlen);
+}
+
+/* A text column of row `row`, or NULL for SQL NULL. */
+static const char *
+text_or_null(const PGresult *r, int row, int c)
+{
+    return PQgetisnull(r, row, c) ? NULL : PQgetvalue(r, row, c);
+}
+
+/* A copy of a text column, or NULL for SQL NULL; *fail set on ENOMEM. */
+static char *
+text_dup(const PGresult *r, int row, int c, int *fail)
+{
+    const char *v = text_or_null(r, row, c);
+    char *p;
+
+    if (v == NULL)
+        return NULL;
+    if ((p = strdup(v)) == NULL)
+        *fail = 1;
+    return p;
+}
+
+/* An int8 text column, or `none` for SQL NULL. */
+static int64_t
+text_int(const PGresult *r, int row, int c, int64_t none)
+{
+    const char *v = text_or_null(r, row, c);
+
+    return v != NULL ? strtoll(v, NULL, 10) : none;
+}
+
+void
+wq_task_attempts_free(struct wq_task_attempt *v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++) {
+        free(v[i].worker);
+        free(v[i].outcome);
+        free(v[i].error);
+    }
+    free(v);
+}
+
+int
+wq_store_task_attempts(wq_store *s, const uint8_t id[16],
+    struct wq_task_attempt **out, size_t *n, char *err, size_t errlen)
+{
+    const char *values[1] = { (const char *)id };
+    const int lengths[1] = { 16 }, formats[1] = { 1 };
+    struct wq_task_attempt *v = NULL;
+    PGresult *r;
+    int rc, fail = 0;
+    size_t rows;
+
+    *out = NULL;
+    *n = 0;
+    rc = stmt_run(s, STMT_TASK_ATTEMPTS, values, lengths, formats, 0, &r,
+        err, errlen);
+    if (rc != 0)
+        return rc;
+    rows = (size_t)PQntuples(r);
+    if (rows > 0 && (v = calloc(rows, sizeof *v)) == NULL)
+        fail = 1;
+    for (size_t i = 0; !fail && i < rows; i++) {
+        v[i].attempt = (int)text_int(r, (int)i, 0, 0);
+        v[i].started_at_ms = text_int(r, (int)i, 1, 0);
+        v[i].finished_at_ms = text_int(r, (int)i, 2, 0);
+        v[i].duration_ms = text_int(r, (int)i, 3, -1);
+        v[i].worker = text_dup(r, (int)i, 4, &fail);
+        v[i].outcome = text_dup(r, (int)i, 5, &fail);
+        v[i].error = text_dup(r, (int)i, 6, &fail);
+    }
+    PQclear(r);
+    if (fail) {
+        wq_task_attempts_free(v, rows);
+        return wq_seterr(err, errlen, WQ_ENOMEM,
+            "get attempts: out of memory");
+    }
+    *out = v;
+    *n = rows;
+    return 0;
+}
+
+int
+wq_store_outbox_get(wq_store *s, const uint8_t id[16], char **queue,
+    int64_t *created_at_ms, char *err, size_t errlen)
+{
+    const char *values[1] = { (const char *)id };
+    const int lengths[1] = { 16 }, formats[1] = { 1 };
+    PGresult *r;
+    int rc, fail = 0;
+
+    *queue = NULL;
+    *created_at_ms = 0;
+    rc = stmt_run(s, STMT_OUTBOX_GET, values, lengths, formats, 0, &r, err,
+        errlen);
+    if (rc != 0)
+        return rc;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return wq_seterr(err, errlen, WQ_ENOENT, "no task in the outbox");
+    }
+    *queue = text_dup(r, 0, 0, &fail);
+    *created_at_ms = text_int(r, 0, 1, 0);
+    PQclear(r);
+    if (fail)
+        return wq_seterr(err, errlen, WQ_ENOMEM,
+            "get outbox entry: out of memory");
+    return 0;
 }
 
 /* --- receipts of accepted tasks -------------------------------------- */

@@ -188,6 +188,9 @@ struct wq_task_row {
     int64_t started_at_ms;
     int64_t finished_at_ms;
     int64_t updated_at_ms;
+    int attempt_base;             /* attempt when the series began (a
+                                     retry by hand), usually 0 */
+    int64_t dead_published_at_ms; /* when the dead copy went out */
     int receipt;                  /* 1: accepted, not claimed yet; only
                                      the receipt is known (no payload) */
 };
@@ -209,6 +212,42 @@ int wq_store_task_get(wq_store *s, const uint8_t id[16],
 int wq_store_task_get_by_key(wq_store *s, const char *queue,
     const char *idempotency_key, struct wq_task_row *out, char *err,
     size_t errlen);
+
+/*
+ * One attempt of a task's history (workq.attempts), as read back.  The
+ * strings are owned by the array and NULL when the column is SQL NULL;
+ * times are epoch milliseconds, 0 when NULL; duration_ms is -1 when the
+ * attempt has not finished.
+ */
+struct wq_task_attempt {
+    int attempt;
+    int64_t started_at_ms;
+    int64_t finished_at_ms;
+    int64_t duration_ms;
+    char *worker;
+    char *outcome;
+    char *error;
+};
+
+/*
+ * wq_store_task_attempts reads the attempts of task `id` in order into
+ * *out (*n entries; NULL and 0 for none), which the caller releases with
+ * wq_task_attempts_free.  Returns 0, WQ_ESTORE or WQ_ENOMEM.
+ */
+int wq_store_task_attempts(wq_store *s, const uint8_t id[16],
+    struct wq_task_attempt **out, size_t *n, char *err, size_t errlen);
+
+/* wq_task_attempts_free frees what wq_store_task_attempts returned.
+ * NULL is allowed. */
+void wq_task_attempts_free(struct wq_task_attempt *v, size_t n);
+
+/*
+ * wq_store_outbox_get finds task `id` in workq.outbox (enqueued in a
+ * transaction, not relayed yet): *queue (malloc'd, the caller frees it)
+ * and *created_at_ms.  Returns 0, WQ_ENOENT, WQ_ESTORE or WQ_ENOMEM.
+ */
+int wq_store_outbox_get(wq_store *s, const uint8_t id[16], char **queue,
+    int64_t *created_at_ms, char *err, size_t errlen);
 
 /*
  * A task the broker confirmed, for its receipt in workq.accepted.  The

@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "cli_ops.h"
 #include "config.h"
+#include "task_json.h"
 #include "textout.h"
 #include "uuid.h"
 
@@ -273,55 +274,14 @@ cli_check_id(const char *cmd, const char *s)
 
 /* ---- the task view -------------------------------------------------------------- */
 
-#define MS(col) "(floor(extract(epoch FROM " col ") * 1000))::int8"
-
-enum {
-    T_ID, T_QUEUE, T_TYPE, T_KEY, T_STATE, T_ATTEMPT, T_MAX, T_BASE,
-    T_RUN_AT, T_CREATED, T_UPDATED, T_STARTED, T_FINISHED, T_LEASE,
-    T_LEASE_OWNER, T_WORKER, T_ERROR, T_PAYLOAD_LEN, T_RESULT, T_HEADERS,
-    T_DEAD_PUB, T_PAYLOAD, T_RECEIPT,
-};
-
 /* Bytes of a result or payload a page shows; --json gives all. */
 #define SHOW_BYTES 1024
 
-#define TASK_SELECT \
-    "SELECT id::text, queue, type, idempotency_key, state, attempt," \
-    "  max_attempts, attempt_base, " MS("run_at") ", " MS("created_at") "," \
-    "  " MS("updated_at") ", " MS("started_at") ", " MS("finished_at") "," \
-    "  " MS("lease_expires_at") ", lease_owner, worker, last_error," \
-    "  octet_length(payload), result, headers::text," \
-    "  " MS("dead_published_at") ", payload, false" \
-    "  FROM workq.tasks"
-
-/* By id: the task's row, or the receipt of a task that the broker holds
- * and no worker has claimed yet (migration 0003, workq.task_handle). */
-#define TASK_HANDLE_SELECT \
-    "SELECT id::text, queue, type, idempotency_key, state, attempt," \
-    "  max_attempts, attempt_base, " MS("run_at") ", " MS("created_at") "," \
-    "  " MS("updated_at") ", " MS("started_at") ", " MS("finished_at") "," \
-    "  " MS("lease_expires_at") ", lease_owner, worker, last_error," \
-    "  octet_length(payload), result, headers::text," \
-    "  " MS("dead_published_at") ", payload, receipt" \
-    "  FROM workq.task_handle($1::uuid)"
-
-static const char by_id_sql[] = TASK_HANDLE_SELECT;
-static const char by_key_sql[] =
-    TASK_SELECT " WHERE queue = $1 AND idempotency_key = $2";
-
-static const char attempts_sql[] =
-    "SELECT attempt, " MS("started_at") ", " MS("finished_at") ","
-    "  duration_ms, worker, outcome, error"
-    "  FROM workq.attempts WHERE task_id = $1::uuid ORDER BY attempt";
-
-static const char outbox_sql[] =
-    "SELECT id, queue, kind, " MS("created_at") ", octet_length(body)"
-    "  FROM workq.outbox WHERE task_id = $1::uuid ORDER BY id LIMIT 1";
-
+/* An epoch-milliseconds time (0: none) as RFC 3339 into buf, or "-". */
 static const char *
-val(const PGresult *r, int row, int col)
+tm(int64_t ms, char *buf, size_t len)
 {
-    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+    return ms == 0 ? "-" : wq_clock_format_rfc3339(ms, buf, len);
 }
 
 /* A line "label       value" of the task page, the value escaped. */
@@ -333,233 +293,175 @@ field(const char *label, const char *v)
     putchar('\n');
 }
 
-/* "payload     17 bytes: {...}": a bytea column's size and preview. */
+/* "payload     17 bytes: {...}": a byte column's size and preview. */
 static void
-bytes_field(const char *label, const char *hex)
+bytes_field(const char *label, const void *p, size_t n)
 {
-    char *v = cli_bytea_preview(hex, 0, SHOW_BYTES, 0);
-    size_t n = hex != NULL && strlen(hex) >= 2 ? (strlen(hex) - 2) / 2 : 0;
+    printf("%-12s%zu bytes%s", label, n, n > 0 ? ": " : "");
+    cli_print_bytes(stdout, p, n, SHOW_BYTES);
+    putchar('\n');
+}
 
-    if (v == NULL)
-        return;
-    printf("%-12s%zu bytes%s%s\n", label, n, n > 0 ? ": " : "", v);
-    free(v);
+/* Maps a store failure to an exit code, with the message. */
+static int
+store_fail(const char *cmd, int rc, const char *err)
+{
+    cli_err(cmd, "%s", err);
+    return rc == WQ_EINVAL ? CLI_DATAERR : CLI_UNAVAILABLE;
 }
 
 static int
 show_outbox(struct cli *cli, wq_store *s, const char *cmd, const char *id)
 {
-    const char *params[1] = { id };
-    char when[40];
-    PGresult *r;
+    char err[WQ_ERRLEN], when[40], *queue;
+    uint8_t bin[WQ_UUID_LEN];
+    int64_t created;
     int rc;
 
-    if ((rc = cli_ops_query(s, cmd, outbox_sql, 1, params, &r)) != 0)
-        return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
+    (void)wq_uuid_parse(id, bin);
+    rc = wq_store_outbox_get(s, bin, &queue, &created, err, sizeof err);
+    if (rc == WQ_ENOENT) {
         cli_err(cmd, "no task %s", id);
         return CLI_NOINPUT;
     }
+    if (rc == WQ_ENOMEM)
+        abort();    /* alloc.h */
+    if (rc != 0)
+        return store_fail(cmd, rc, err);
     if (cli->json) {
         json_t *o = json_object();
 
         json_object_set_new(o, "id", json_string(id));
-        json_object_set_new(o, "queue", cli_json_str(val(r, 0, 1)));
+        json_object_set_new(o, "queue", cli_json_str(queue));
         json_object_set_new(o, "state", json_string("outbox"));
-        json_object_set_new(o, "enqueued_at", cli_json_time(val(r, 0, 3)));
+        json_object_set_new(o, "enqueued_at", created != 0
+            ? json_string(tm(created, when, sizeof when)) : json_null());
         cli_json_print(o);
     } else {
         field("id", id);
-        field("queue", val(r, 0, 1));
+        field("queue", queue);
         printf("state       outbox (enqueued in a transaction at %s, waiting "
-            "for the scheduler's relay)\n",
-            cli_time(val(r, 0, 3), when, sizeof when));
+            "for the scheduler's relay)\n", tm(created, when, sizeof when));
     }
-    PQclear(r);
+    free(queue);
     return CLI_OK;
 }
 
-/* 1 if row 0 is the receipt of a task no worker has claimed yet. */
-static int
-is_receipt(const PGresult *r)
+/* The page for people: the row, then the attempts as a table. */
+static void
+print_task(const struct wq_task_row *row, const char *idtext,
+    const struct wq_task_attempt *att, size_t natt)
 {
-    return PQnfields(r) > T_RECEIPT && !PQgetisnull(r, 0, T_RECEIPT)
-        && strcmp(PQgetvalue(r, 0, T_RECEIPT), "t") == 0;
+    static const char *const head[] = {
+        "#", "STARTED", "DURATION", "WORKER", "OUTCOME", "ERROR",
+    };
+    struct cli_table t;
+    char buf[40];
+
+    field("id", idtext);
+    field("queue", row->queue);
+    field("type", row->type);
+    field("key", row->idempotency_key);
+    field("state", wq_task_state_name(row->state));
+    if (row->receipt)
+        printf("            accepted by the broker, not claimed by a "
+            "worker yet; the payload is on the broker\n");
+    printf("attempts    %d of %d", row->attempt, row->max_attempts);
+    if (row->attempt_base > 0)
+        printf(" (retried by hand after attempt %d)", row->attempt_base);
+    printf("\n");
+    printf("created     %s\n", tm(row->created_at_ms, buf, sizeof buf));
+    if (row->run_at_ms != 0)
+        printf("run at      %s\n", tm(row->run_at_ms, buf, sizeof buf));
+    if (row->started_at_ms != 0)
+        printf("started     %s\n", tm(row->started_at_ms, buf, sizeof buf));
+    if (row->finished_at_ms != 0)
+        printf("finished    %s\n", tm(row->finished_at_ms, buf,
+            sizeof buf));
+    if (row->lease_owner != NULL) {
+        printf("lease       ");
+        cli_print_escaped(stdout, row->lease_owner);
+        printf(" until %s\n", tm(row->lease_expires_at_ms, buf, sizeof buf));
+    }
+    if (row->worker != NULL)
+        field("worker", row->worker);
+    if (!row->receipt && row->payload != NULL)
+        bytes_field("payload", row->payload, row->payload_len);
+    if (row->result != NULL)
+        bytes_field("result", row->result, row->result_len);
+    if (row->headers_json != NULL && strcmp(row->headers_json, "{}") != 0)
+        field("headers", row->headers_json);
+    if (row->last_error != NULL)
+        field("last error", row->last_error);
+    if (natt == 0)
+        return;
+    printf("\n");
+    cli_table_init(&t, WQ_ARRAY_LEN(head), head);
+    for (size_t i = 0; i < natt; i++) {
+        char num[16], started[40], dur[32];
+        const char *cells[6];
+
+        snprintf(num, sizeof num, "%d", att[i].attempt);
+        if (att[i].duration_ms >= 0)
+            snprintf(dur, sizeof dur, "%lld ms",
+                (long long)att[i].duration_ms);
+        else
+            dur[0] = '\0';
+        cells[0] = num;
+        cells[1] = tm(att[i].started_at_ms, started, sizeof started);
+        cells[2] = dur;
+        cells[3] = att[i].worker;
+        cells[4] = att[i].outcome != NULL ? att[i].outcome : "(running)";
+        cells[5] = att[i].error;
+        cli_table_add(&t, cells);
+    }
+    cli_table_print(&t, stdout);
+    cli_table_free(&t);
 }
 
 int
 cli_show_task(struct cli *cli, wq_store *s, const char *cmd,
     const char *id, const char *queue, const char *key)
 {
-    const char *params[2];
-    PGresult *r = NULL, *a = NULL;
-    char buf[40], idtext[40];
+    struct wq_task_attempt *att = NULL;
+    struct wq_task_row row;
+    char err[WQ_ERRLEN], idtext[WQ_UUID_STRLEN];
+    uint8_t bin[WQ_UUID_LEN];
+    size_t natt = 0;
     int rc;
 
     if (id != NULL) {
-        params[0] = id;
-        rc = cli_ops_query(s, cmd, by_id_sql, 1, params, &r);
+        (void)wq_uuid_parse(id, bin);
+        rc = wq_store_task_get(s, bin, &row, err, sizeof err);
     } else {
-        params[0] = queue;
-        params[1] = key;
-        rc = cli_ops_query(s, cmd, by_key_sql, 2, params, &r);
+        /* the row, or the receipt under the key's own id */
+        rc = wq_store_task_get_by_key(s, queue, key, &row, err, sizeof err);
     }
-    if (rc == 0 && PQntuples(r) == 0 && id == NULL) {
-        uint8_t kid[WQ_UUID_LEN];
-
-        /* not claimed yet: the receipt, under the key's own id */
-        PQclear(r);
-        r = NULL;
-        (void)wq_uuid_for_key(queue, key, kid);
-        wq_uuid_format(kid, idtext);
-        params[0] = idtext;
-        rc = cli_ops_query(s, cmd, by_id_sql, 1, params, &r);
-    }
-    if (rc != 0)
-        return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
+    if (rc == WQ_ENOENT) {
         if (id != NULL)
             return show_outbox(cli, s, cmd, id);
         cli_err(cmd, "no task with key '%s' in queue '%s'", key, queue);
         return CLI_NOINPUT;
     }
-    snprintf(idtext, sizeof idtext, "%s", val(r, 0, T_ID));
-    params[0] = idtext;
-    if ((rc = cli_ops_query(s, cmd, attempts_sql, 1, params, &a)) != 0) {
-        PQclear(r);
-        return rc;
+    if (rc == 0)
+        rc = wq_store_task_attempts(s, row.id, &att, &natt, err, sizeof err);
+    if (rc == WQ_ENOMEM)
+        abort();    /* alloc.h */
+    if (rc != 0) {
+        wq_task_row_free(&row);
+        return store_fail(cmd, rc, err);
     }
-
+    wq_uuid_format(row.id, idtext);
     if (cli->json) {
-        json_t *o = json_object(), *hist = json_array(), *h;
-        json_error_t jerr;
+        json_t *o = wq_task_json(&row, att, natt);
 
-        json_object_set_new(o, "id", json_string(idtext));
-        json_object_set_new(o, "queue", cli_json_str(val(r, 0, T_QUEUE)));
-        json_object_set_new(o, "type", cli_json_str(val(r, 0, T_TYPE)));
-        json_object_set_new(o, "idempotency_key",
-            cli_json_str(val(r, 0, T_KEY)));
-        json_object_set_new(o, "state", cli_json_str(val(r, 0, T_STATE)));
-        if (is_receipt(r))
-            json_object_set_new(o, "claimed", json_false());
-        json_object_set_new(o, "attempt",
-            json_integer(atoll(val(r, 0, T_ATTEMPT))));
-        json_object_set_new(o, "max_attempts",
-            json_integer(atoll(val(r, 0, T_MAX))));
-        json_object_set_new(o, "run_at", cli_json_time(val(r, 0, T_RUN_AT)));
-        json_object_set_new(o, "created_at",
-            cli_json_time(val(r, 0, T_CREATED)));
-        json_object_set_new(o, "updated_at",
-            cli_json_time(val(r, 0, T_UPDATED)));
-        json_object_set_new(o, "started_at",
-            cli_json_time(val(r, 0, T_STARTED)));
-        json_object_set_new(o, "finished_at",
-            cli_json_time(val(r, 0, T_FINISHED)));
-        json_object_set_new(o, "lease_expires_at",
-            cli_json_time(val(r, 0, T_LEASE)));
-        json_object_set_new(o, "lease_owner",
-            cli_json_str(val(r, 0, T_LEASE_OWNER)));
-        json_object_set_new(o, "worker", cli_json_str(val(r, 0, T_WORKER)));
-        json_object_set_new(o, "last_error",
-            cli_json_str(val(r, 0, T_ERROR)));
-        json_object_set_new(o, "payload_bytes",
-            json_integer(atoll(val(r, 0, T_PAYLOAD_LEN))));
-        if (cli_json_bytea(o, "result", val(r, 0, T_RESULT)) != 0
-            || cli_json_bytea(o, "payload", val(r, 0, T_PAYLOAD)) != 0)
+        if (o == NULL)
             abort();    /* alloc.h */
-        h = json_loads(val(r, 0, T_HEADERS), 0, &jerr);
-        json_object_set_new(o, "headers", h != NULL ? h : json_object());
-        if (strcmp(val(r, 0, T_STATE), "dead") == 0)
-            json_object_set_new(o, "dead_published_at",
-                cli_json_time(val(r, 0, T_DEAD_PUB)));
-        for (int i = 0; i < PQntuples(a); i++) {
-            json_t *x = json_object();
-
-            json_object_set_new(x, "attempt",
-                json_integer(atoll(val(a, i, 0))));
-            json_object_set_new(x, "started_at", cli_json_time(val(a, i, 1)));
-            json_object_set_new(x, "finished_at",
-                cli_json_time(val(a, i, 2)));
-            json_object_set_new(x, "duration_ms", val(a, i, 3) != NULL
-                ? json_integer(atoll(val(a, i, 3))) : json_null());
-            json_object_set_new(x, "worker", cli_json_str(val(a, i, 4)));
-            json_object_set_new(x, "outcome", cli_json_str(val(a, i, 5)));
-            json_object_set_new(x, "error", cli_json_str(val(a, i, 6)));
-            json_array_append_new(hist, x);
-        }
-        json_object_set_new(o, "attempts", hist);
         cli_json_print(o);
     } else {
-        static const char *const head[] = {
-            "#", "STARTED", "DURATION", "WORKER", "OUTCOME", "ERROR",
-        };
-        struct cli_table t;
-        int base = atoi(val(r, 0, T_BASE));
-
-        field("id", idtext);
-        field("queue", val(r, 0, T_QUEUE));
-        field("type", val(r, 0, T_TYPE));
-        field("key", val(r, 0, T_KEY));
-        field("state", val(r, 0, T_STATE));
-        if (is_receipt(r))
-            printf("            accepted by the broker, not claimed by a "
-                "worker yet; the payload is on the broker\n");
-        printf("attempts    %s of %s", val(r, 0, T_ATTEMPT),
-            val(r, 0, T_MAX));
-        if (base > 0)
-            printf(" (retried by hand after attempt %d)", base);
-        printf("\n");
-        printf("created     %s\n", cli_time(val(r, 0, T_CREATED), buf,
-            sizeof buf));
-        if (val(r, 0, T_RUN_AT) != NULL)
-            printf("run at      %s\n", cli_time(val(r, 0, T_RUN_AT), buf,
-                sizeof buf));
-        if (val(r, 0, T_STARTED) != NULL)
-            printf("started     %s\n", cli_time(val(r, 0, T_STARTED), buf,
-                sizeof buf));
-        if (val(r, 0, T_FINISHED) != NULL)
-            printf("finished    %s\n", cli_time(val(r, 0, T_FINISHED), buf,
-                sizeof buf));
-        if (val(r, 0, T_LEASE_OWNER) != NULL) {
-            printf("lease       ");
-            cli_print_escaped(stdout, val(r, 0, T_LEASE_OWNER));
-            printf(" until %s\n", cli_time(val(r, 0, T_LEASE), buf,
-                sizeof buf));
-        }
-        if (val(r, 0, T_WORKER) != NULL)
-            field("worker", val(r, 0, T_WORKER));
-        if (!is_receipt(r))
-            bytes_field("payload", val(r, 0, T_PAYLOAD));
-        if (val(r, 0, T_RESULT) != NULL)
-            bytes_field("result", val(r, 0, T_RESULT));
-        if (strcmp(val(r, 0, T_HEADERS), "{}") != 0)
-            field("headers", val(r, 0, T_HEADERS));
-        if (val(r, 0, T_ERROR) != NULL)
-            field("last error", val(r, 0, T_ERROR));
-        if (PQntuples(a) > 0) {
-            printf("\n");
-            cli_table_init(&t, WQ_ARRAY_LEN(head), head);
-            for (int i = 0; i < PQntuples(a); i++) {
-                char started[40], dur[32];
-                const char *row[6];
-
-                snprintf(dur, sizeof dur, "%s%s", val(a, i, 3) != NULL
-                    ? val(a, i, 3) : "", val(a, i, 3) != NULL ? " ms" : "");
-                row[0] = val(a, i, 0);
-                row[1] = cli_time(val(a, i, 1), started, sizeof started);
-                row[2] = dur;
-                row[3] = val(a, i, 4);
-                row[4] = val(a, i, 5) != NULL ? val(a, i, 5) : "(running)";
-                row[5] = val(a, i, 6);
-                cli_table_add(&t, row);
-            }
-            cli_table_print(&t, stdout);
-            cli_table_free(&t);
-        }
+        print_task(&row, idtext, att, natt);
     }
-    PQclear(a);
-    PQclear(r);
+    wq_task_attempts_free(att, natt);
+    wq_task_row_free(&row);
     return CLI_OK;
 }
