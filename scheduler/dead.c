@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
 
 #include "alloc.h"
 #include "clock.h"
@@ -68,7 +67,7 @@ wq_dead_publish(struct wq_sched *s, int *more, int *done, char *err,
     size_t *off = NULL, n = 0, nok = 0;
     int *rowof = NULL;
     struct wq_buf ids = WQ_BUF_INIT;
-    PGresult *r;
+    struct pg_result *r;
     char id[37], why[WQ_ERRLEN];
     int rc, rows, nmark = 0;
 
@@ -77,7 +76,7 @@ wq_dead_publish(struct wq_sched *s, int *more, int *done, char *err,
     if ((rc = wq_rows_round_begin(s->store, select_sql, s->batch,
         "select dead tasks", &r, err, errlen)) != 0 || r == NULL)
         return rc;
-    rows = PQntuples(r);
+    rows = wq_store_rows_count(r);
     *more = rows == s->batch;
     msgs = xcalloc((size_t)rows, sizeof *msgs);
     names = xcalloc((size_t)rows, sizeof *names);
@@ -165,7 +164,7 @@ wq_dead_publish(struct wq_sched *s, int *more, int *done, char *err,
 fail:
     wq_rows_rollback(s->store);
 out:
-    PQclear(r);
+    wq_store_rows_free(r);
     wq_buf_free(&ids);
     for (size_t i = 0; i < n; i++)
         free(names[i]);

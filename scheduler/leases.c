@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
 
 #include "alloc.h"
 #include "log.h"
@@ -82,7 +81,7 @@ wq_leases_recover(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen)
 {
     struct wq_buf ids = WQ_BUF_INIT, delays = WQ_BUF_INIT;
-    PGresult *r, *u = NULL;
+    struct pg_result *r, *u = NULL;
     const char *params[2];
     char id[37], d[32];
     int rc, rows;
@@ -92,7 +91,7 @@ wq_leases_recover(struct wq_sched *s, int *more, int *done, char *err,
     if ((rc = wq_rows_round_begin(s->store, select_sql, s->batch,
         "select expired leases", &r, err, errlen)) != 0 || r == NULL)
         return rc;
-    rows = PQntuples(r);
+    rows = wq_store_rows_count(r);
     *more = rows == s->batch;
     wq_rows_array_begin(&ids);
     wq_rows_array_begin(&delays);
@@ -116,7 +115,7 @@ wq_leases_recover(struct wq_sched *s, int *more, int *done, char *err,
         goto fail;
     if ((rc = wq_rows_commit(s->store, err, errlen)) != 0)
         goto fail;
-    for (int i = 0; i < PQntuples(u); i++) {
+    for (int i = 0; i < wq_store_rows_count(u); i++) {
         int dead = strcmp(wq_rows_text(u, i, 1), "dead") == 0;
 
         wq_rows_uuid(u, i, 0, id);
@@ -124,14 +123,14 @@ wq_leases_recover(struct wq_sched *s, int *more, int *done, char *err,
             dead ? "attempts spent: dead" : "retry scheduled");
         wq_metric_inc(dead ? s->st->lease_dead : s->st->lease_retry, 1);
     }
-    *done = PQntuples(u);
+    *done = wq_store_rows_count(u);
     goto out;
 
 fail:
     wq_rows_rollback(s->store);
 out:
-    PQclear(r);
-    PQclear(u);
+    wq_store_rows_free(r);
+    wq_store_rows_free(u);
     wq_buf_free(&ids);
     wq_buf_free(&delays);
     return rc;

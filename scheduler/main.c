@@ -43,7 +43,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
 
 #include "alloc.h"
 #include "backlog.h"
@@ -278,43 +277,41 @@ store_up(struct loop *l)
         "workq_scheduler");
 }
 
-/* Takes the notifications libpq holds; 1 if there were any. */
+static void
+log_notify(const char *channel, const char *payload, void *user)
+{
+    (void)user;
+    wq_log_debug(COMPONENT, "notified: %s %s", channel, payload);
+}
+
+/* Takes the notifications received; 1 if there were any. */
 static int
 drain_notifies(struct loop *l)
 {
-    PGconn *c = wq_store_conn(l->s.store);
-    PGnotify *n;
-    int any = 0;
-
-    while ((n = PQnotifies(c)) != NULL) {
-        wq_log_debug(COMPONENT, "notified: %s %s", n->relname, n->extra);
-        PQfreemem(n);
-        any = 1;
-    }
-    return any;
+    return wq_store_notifies(l->s.store, log_notify, NULL) > 0;
 }
 
 static int
 probe(struct loop *l, char *err, size_t errlen)
 {
-    PGresult *r;
+    struct pg_result *r;
     int rc;
 
     if ((rc = wq_rows_query(l->s.store, probe_sql, 0, NULL, &r, "probe",
         err, errlen)) != 0)
         return rc;
-    l->pr.due_ms = PQgetisnull(r, 0, 0) ? -1 : wq_rows_i64(r, 0, 0);
-    if (!PQgetisnull(r, 0, 0) && l->pr.due_ms < 0)
+    l->pr.due_ms = wq_store_rows_isnull(r, 0, 0) ? -1 : wq_rows_i64(r, 0, 0);
+    if (!wq_store_rows_isnull(r, 0, 0) && l->pr.due_ms < 0)
         l->pr.due_ms = 0;
-    l->pr.lease_ms = PQgetisnull(r, 0, 1) ? -1 : wq_rows_i64(r, 0, 1);
-    if (!PQgetisnull(r, 0, 1) && l->pr.lease_ms < 0)
+    l->pr.lease_ms = wq_store_rows_isnull(r, 0, 1) ? -1 : wq_rows_i64(r, 0, 1);
+    if (!wq_store_rows_isnull(r, 0, 1) && l->pr.lease_ms < 0)
         l->pr.lease_ms = 0;
-    l->pr.dead = *PQgetvalue(r, 0, 2) != 0;
-    l->pr.outbox = *PQgetvalue(r, 0, 3) != 0;
-    l->pr.receipts = *PQgetvalue(r, 0, 4) != 0;
-    wq_metric_set(l->s.st->oldest_due_seconds, PQgetisnull(r, 0, 0) ? 0
+    l->pr.dead = *wq_store_rows_value(r, 0, 2) != 0;
+    l->pr.outbox = *wq_store_rows_value(r, 0, 3) != 0;
+    l->pr.receipts = *wq_store_rows_value(r, 0, 4) != 0;
+    wq_metric_set(l->s.st->oldest_due_seconds, wq_store_rows_isnull(r, 0, 0) ? 0
         : wq_rows_i64(r, 0, 0) < 0 ? -wq_rows_i64(r, 0, 0) / 1000 : 0);
-    PQclear(r);
+    wq_store_rows_free(r);
     return 0;
 }
 
@@ -538,8 +535,8 @@ run(struct loop *l)
         pfd[0].fd = wq_daemon_wakeup_fd();
         pfd[0].events = POLLIN;
         pfd[0].revents = 0;
-        if (l->store_up && PQsocket(wq_store_conn(l->s.store)) >= 0) {
-            pfd[1].fd = PQsocket(wq_store_conn(l->s.store));
+        if (l->store_up && wq_store_socket(l->s.store) >= 0) {
+            pfd[1].fd = wq_store_socket(l->s.store);
             pfd[1].events = POLLIN;
             pfd[1].revents = 0;
             nfd = 2;
@@ -551,8 +548,8 @@ run(struct loop *l)
         if (pfd[0].revents != 0)
             wq_daemon_drain_wakeup();
         if (nfd == 2 && pfd[1].revents != 0
-            && PQconsumeInput(wq_store_conn(l->s.store)) == 0)
-            store_down(l, PQerrorMessage(wq_store_conn(l->s.store)));
+            && wq_store_consume(l->s.store, err, sizeof err) != 0)
+            store_down(l, err);
     }
 }
 

@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
 
 #include "alloc.h"
 #include "log.h"
@@ -43,7 +42,7 @@ wq_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
     struct wq_broker_msg *msgs = NULL;
     char **names = NULL;
     struct wq_buf ids = WQ_BUF_INIT;
-    PGresult *r;
+    struct pg_result *r;
     char num[32];
     size_t nok = 0;
     int rc, rows;
@@ -53,7 +52,7 @@ wq_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
     if ((rc = wq_rows_round_begin(s->store, select_sql, s->batch,
         "select outbox rows", &r, err, errlen)) != 0 || r == NULL)
         return rc;
-    rows = PQntuples(r);
+    rows = wq_store_rows_count(r);
     *more = rows == s->batch;
     msgs = xcalloc((size_t)rows, sizeof *msgs);
     names = xcalloc((size_t)rows, sizeof *names);
@@ -64,12 +63,12 @@ wq_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
             ? xasprintf("%s.dead", wq_rows_text(r, i, 2))
             : xstrdup(wq_rows_text(r, i, 2));
         msgs[i].queue = names[i];
-        if (!PQgetisnull(r, i, 3)) {
-            msgs[i].key = PQgetvalue(r, i, 3);
-            msgs[i].keylen = (size_t)PQgetlength(r, i, 3);
+        if (!wq_store_rows_isnull(r, i, 3)) {
+            msgs[i].key = wq_store_rows_value(r, i, 3);
+            msgs[i].keylen = wq_store_rows_length(r, i, 3);
         }
-        msgs[i].body = PQgetvalue(r, i, 4);
-        msgs[i].len = (size_t)PQgetlength(r, i, 4);
+        msgs[i].body = wq_store_rows_value(r, i, 4);
+        msgs[i].len = wq_store_rows_length(r, i, 4);
     }
     rc = wq_broker_publish(s->broker, msgs, (size_t)rows,
         s->publish_timeout_ms, &nok, err, errlen);
@@ -103,7 +102,7 @@ wq_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
 fail:
     wq_rows_rollback(s->store);
 out:
-    PQclear(r);
+    wq_store_rows_free(r);
     wq_buf_free(&ids);
     for (int i = 0; names != NULL && i < rows; i++)
         free(names[i]);

@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
 
 #include "alloc.h"
 #include "clock.h"
@@ -163,7 +162,7 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
 {
     const struct wq_config_periodic *c = e->c;
     struct wq_buf ticks = WQ_BUF_INIT;
-    PGresult *r = NULL;
+    struct pg_result *r = NULL;
     const char *params[6];
     char num[32], maxa[16];
     int64_t from, t, catchup_s = s->cfg->scheduler.cron_catchup_ms / 1000;
@@ -173,14 +172,14 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
     if ((rc = wq_rows_query(s->store, last_sql, 1, params, &r,
         "read the last periodic tick", err, errlen)) != 0)
         return rc;
-    if (PQgetisnull(r, 0, 0)) {
+    if (wq_store_rows_isnull(r, 0, 0)) {
         from = now_s;   /* a new entry starts with its next tick */
     } else {
         from = wq_rows_i64(r, 0, 0);
         if (from < now_s - catchup_s - 1)
             from = now_s - catchup_s - 1;
     }
-    PQclear(r);
+    wq_store_rows_free(r);
     r = NULL;
 
     wq_rows_array_begin(&ticks);
@@ -213,7 +212,7 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
         params[5] = maxa;
         if ((rc = wq_rows_query(s->store, tick_sql, 6, params, &r,
             "enqueue periodic ticks", err, errlen)) == 0) {
-            int got = PQntuples(r);
+            int got = wq_store_rows_count(r);
 
             if (got > 0)
                 wq_log_info(COMPONENT, "%s: enqueued %d tick(s) of %d due "
@@ -221,7 +220,7 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
                     c->type);
             wq_metric_inc(s->st->cron_ticks, (uint64_t)got);
             *done += got;
-            PQclear(r);
+            wq_store_rows_free(r);
         } else {
             e->next_s = now_s;  /* try again after the store is back */
         }

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
 
 #include "alloc.h"
 #include "clock.h"
@@ -56,7 +55,7 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     size_t *off = NULL, n = 0, nok = 0;
     int *rowof = NULL;
     struct wq_buf ids = WQ_BUF_INIT;
-    PGresult *r, *u = NULL;
+    struct pg_result *r, *u = NULL;
     char id[37], why[WQ_ERRLEN];
     const char *params[2];
     uint64_t t0;
@@ -67,7 +66,7 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     if ((rc = wq_rows_round_begin(s->store, select_sql, s->batch,
         "select due tasks", &r, err, errlen)) != 0 || r == NULL)
         return rc;
-    rows = PQntuples(r);
+    rows = wq_store_rows_count(r);
     *more = rows == s->batch;
 
     /* Encode every envelope into one buffer; pointers after it stops
@@ -90,7 +89,7 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
             if ((rc = wq_rows_query(s->store, unpublishable_sql, 2, params,
                 &u, "make an unpublishable task dead", err, errlen)) != 0)
                 goto fail;
-            PQclear(u);
+            wq_store_rows_free(u);
             u = NULL;
             wq_metric_inc(s->st->unpublishable, 1);
             (*done)++;
@@ -154,8 +153,8 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
 fail:
     wq_rows_rollback(s->store);
 out:
-    PQclear(r);
-    PQclear(u);
+    wq_store_rows_free(r);
+    wq_store_rows_free(u);
     wq_buf_free(&ids);
     free(msgs);
     free(off);

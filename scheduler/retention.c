@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
 
 #include "alloc.h"
 #include "clock.h"
@@ -218,7 +217,7 @@ wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
     struct wq_retention *r = s->retention;
     const char *params[4];
     char age[32], limit[16];
-    PGresult *res;
+    struct pg_result *res;
     const char *sql, *what;
     int rc, nparams;
 
@@ -264,15 +263,11 @@ wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
             + (uint64_t)r->interval_ms * 1000000u;
         return 0;
     }
-    res = PQexecParams(wq_store_conn(s->store), sql, nparams, NULL, params,
-        NULL, NULL, 0);
-    if ((rc = wq_store_result_check(s->store, res, what, err, errlen))
-        != 0) {
-        PQclear(res);
+    if ((rc = wq_store_query(s->store, sql, nparams, params, 0, &res, what,
+        err, errlen)) != 0)
         return rc;
-    }
-    *done = atoi(PQcmdTuples(res));
-    PQclear(res);
+    *done = (int)wq_store_rows_changed(res);
+    wq_store_rows_free(res);
     r->pass_rows += *done;
     wq_metric_inc(s->st->pruned, (uint64_t)*done);
     if (*done < s->batch)
@@ -294,7 +289,7 @@ wq_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
     struct wq_retention *r = s->retention;
     const char *params[1];
     char limit[16];
-    PGresult *res;
+    struct pg_result *res;
     int rc, runs, batch = s->batch * RECEIPTS_BATCHES;
 
     *more = 0;
@@ -303,27 +298,19 @@ wq_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
         return 0;
     snprintf(limit, sizeof limit, "%d", batch);
     params[0] = limit;
-    res = PQexecParams(wq_store_conn(s->store), receipts_sql, 1, NULL,
-        params, NULL, NULL, 0);
-    if ((rc = wq_store_result_check(s->store, res, "sweep receipts", err,
-        errlen)) != 0) {
-        PQclear(res);
+    if ((rc = wq_store_query(s->store, receipts_sql, 1, params, 0, &res,
+        "sweep receipts", err, errlen)) != 0)
         return rc;
-    }
-    *done = atoi(PQcmdTuples(res));
-    PQclear(res);
+    *done = (int)wq_store_rows_changed(res);
+    wq_store_rows_free(res);
 
     snprintf(limit, sizeof limit, "%d", RUNS_BATCH);
-    res = PQexecParams(wq_store_conn(s->store), runs_sql, 1, NULL, params,
-        NULL, NULL, 0);
-    if ((rc = wq_store_result_check(s->store, res, "sweep receipt runs", err,
-        errlen)) != 0) {
-        PQclear(res);
+    if ((rc = wq_store_query(s->store, runs_sql, 1, params, 0, &res,
+        "sweep receipt runs", err, errlen)) != 0)
         return rc;
-    }
-    runs = atoi(PQgetvalue(res, 0, 0));
-    *done += atoi(PQgetvalue(res, 0, 1));
-    PQclear(res);
+    runs = atoi(wq_store_rows_value(res, 0, 0));
+    *done += atoi(wq_store_rows_value(res, 0, 1));
+    wq_store_rows_free(res);
     if (*done >= batch || runs >= RUNS_BATCH)
         *more = 1;      /* a backlog of them: on at once */
     else

@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <libpq-fe.h>
 
 #include "alloc.h"
 #include "log.h"
@@ -24,19 +23,9 @@
 
 int
 wq_rows_query(wq_store *s, const char *sql, int n, const char *const *values,
-    PGresult **out, const char *what, char *err, size_t errlen)
+    struct pg_result **out, const char *what, char *err, size_t errlen)
 {
-    PGresult *r;
-    int rc;
-
-    r = PQexecParams(wq_store_conn(s), sql, n, NULL, values, NULL, NULL, 1);
-    if ((rc = wq_store_result_check(s, r, what, err, errlen)) != 0) {
-        PQclear(r);
-        *out = NULL;
-        return rc;
-    }
-    *out = r;
-    return 0;
+    return wq_store_query(s, sql, n, values, 1, out, what, err, errlen);
 }
 
 int
@@ -54,16 +43,12 @@ wq_rows_commit(wq_store *s, char *err, size_t errlen)
 void
 wq_rows_rollback(wq_store *s)
 {
-    PGconn *c = wq_store_conn(s);
-
-    if (PQstatus(c) == CONNECTION_OK
-        && PQtransactionStatus(c) != PQTRANS_IDLE)
-        PQclear(PQexec(c, "ROLLBACK"));
+    wq_store_rollback(s);
 }
 
 int
 wq_rows_round_begin(wq_store *s, const char *select_sql, int batch,
-    const char *what, PGresult **out, char *err, size_t errlen)
+    const char *what, struct pg_result **out, char *err, size_t errlen)
 {
     char limit[16];
     const char *params[1] = { limit };
@@ -78,8 +63,8 @@ wq_rows_round_begin(wq_store *s, const char *select_sql, int batch,
         wq_rows_rollback(s);
         return rc;
     }
-    if (PQntuples(*out) == 0) {
-        PQclear(*out);
+    if (wq_store_rows_count(*out) == 0) {
+        wq_store_rows_free(*out);
         *out = NULL;
         return wq_rows_commit(s, err, errlen);
     }
@@ -93,13 +78,13 @@ wq_rows_round_settle(wq_store *s, const char *settle_sql,
 {
     const char *params[1] = { ids->data };
     char why[WQ_ERRLEN];
-    PGresult *u = NULL;
+    struct pg_result *u = NULL;
     int rc = 0;
 
     if (nids > 0)
         rc = wq_rows_query(s, settle_sql, 1, params, &u, what, why,
             sizeof why);
-    PQclear(u);
+    wq_store_rows_free(u);
     if (rc == 0)
         rc = wq_rows_commit(s, why, sizeof why);
     if (rc != 0)
@@ -108,43 +93,43 @@ wq_rows_round_settle(wq_store *s, const char *settle_sql,
 }
 
 const char *
-wq_rows_text(const PGresult *r, int row, int col)
+wq_rows_text(const struct pg_result *r, int row, int col)
 {
-    if (PQgetisnull(r, row, col))
+    if (wq_store_rows_isnull(r, row, col))
         return NULL;
-    return PQgetvalue(r, row, col);
+    return wq_store_rows_value(r, row, col);
 }
 
 int32_t
-wq_rows_i32(const PGresult *r, int row, int col)
+wq_rows_i32(const struct pg_result *r, int row, int col)
 {
     uint32_t v;
 
-    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 4)
+    if (wq_store_rows_isnull(r, row, col) || wq_store_rows_length(r, row, col) != 4)
         return 0;
-    memcpy(&v, PQgetvalue(r, row, col), 4);
+    memcpy(&v, wq_store_rows_value(r, row, col), 4);
     return (int32_t)be32toh(v);
 }
 
 int64_t
-wq_rows_i64(const PGresult *r, int row, int col)
+wq_rows_i64(const struct pg_result *r, int row, int col)
 {
     uint64_t v;
 
-    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8)
+    if (wq_store_rows_isnull(r, row, col) || wq_store_rows_length(r, row, col) != 8)
         return 0;
-    memcpy(&v, PQgetvalue(r, row, col), 8);
+    memcpy(&v, wq_store_rows_value(r, row, col), 8);
     return (int64_t)be64toh(v);
 }
 
 void
-wq_rows_uuid(const PGresult *r, int row, int col, char out[37])
+wq_rows_uuid(const struct pg_result *r, int row, int col, char out[37])
 {
-    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 16) {
+    if (wq_store_rows_isnull(r, row, col) || wq_store_rows_length(r, row, col) != 16) {
         out[0] = '\0';
         return;
     }
-    wq_uuid_format((const uint8_t *)PQgetvalue(r, row, col), out);
+    wq_uuid_format((const uint8_t *)wq_store_rows_value(r, row, col), out);
 }
 
 static void
@@ -182,7 +167,7 @@ wq_rows_array_end(struct wq_buf *b)
 }
 
 int
-wq_rows_envelope(const PGresult *r, int row, uint32_t attempt,
+wq_rows_envelope(const struct pg_result *r, int row, uint32_t attempt,
     const struct wq_header *extra, size_t nextra, struct wq_buf *out,
     char *err, size_t errlen)
 {
@@ -196,14 +181,14 @@ wq_rows_envelope(const PGresult *r, int row, uint32_t attempt,
 
     memset(&env, 0, sizeof env);
     env.version = WQ_ENVELOPE_VERSION;
-    if (PQgetlength(r, row, 0) != 16)
+    if (wq_store_rows_length(r, row, 0) != 16)
         return wq_seterr(err, errlen, WQ_EINVAL, "bad id column");
-    memcpy(env.id, PQgetvalue(r, row, 0), 16);
+    memcpy(env.id, wq_store_rows_value(r, row, 0), 16);
     env.queue = (char *)wq_rows_text(r, row, 1);
     env.type = (char *)wq_rows_text(r, row, 2);
     env.key = (char *)wq_rows_text(r, row, 3);
-    env.payload = (uint8_t *)PQgetvalue(r, row, 4);
-    env.payload_len = (size_t)PQgetlength(r, row, 4);
+    env.payload = (uint8_t *)wq_store_rows_value(r, row, 4);
+    env.payload_len = wq_store_rows_length(r, row, 4);
     env.attempt = attempt;
     max = wq_rows_i32(r, row, 7);
     env.max_attempts = max > 0 ? (uint32_t)max : 1;

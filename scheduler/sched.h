@@ -167,7 +167,7 @@ int64_t wq_receipts_next_ms(const struct wq_retention *r);
 
 /*
  * wq_rows_query runs `sql` with text parameters values[0..n) (NULL is SQL
- * NULL) and binary results into *out (PQclear it).  Returns 0, or an
+ * NULL) and binary results into *out (wq_store_rows_free it).  Returns 0, or an
  * error as wq_store_result_check with `what`.
  */
 int wq_rows_query(wq_store *s, const char *sql, int n,

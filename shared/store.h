@@ -6,9 +6,12 @@
  * statements prepared on it and the SQLSTATE of its last failure; it
  * leaves the schema to migrate.h and the meaning of task states to the
  * worker and the scheduler (DESIGN.md "A task's life", and the comments
- * of shared/migrations/0001_init.sql).  All of workq's SQL should live
- * here and in migrate.c: modules that write their own for now go through
- * wq_store_conn(), and move it here when it settles.
+ * of shared/migrations/0001_init.sql).  The SQL lives in the store's
+ * files, by use: store.c (the connection), store_tasks.c (tasks as
+ * records, this header), store_claims.h (the worker) and migrate.h.  The
+ * scheduler's rounds and the CLI's queries still hold their statements
+ * and run them through wq_store_query ("Rows" below); no file outside
+ * the store includes <libpq-fe.h> or sees the connection.
  *
  * Errors follow wq.h: 0 or a negative WQ_E*, with a sentence in the
  * caller's err buffer.  A connection failure or a server error is
@@ -85,13 +88,60 @@ int wq_store_open(const char *conninfo, const char *password,
 void wq_store_close(wq_store *s);
 
 /*
- * wq_store_conn returns the connection (a PGconn *) for modules that run
- * their own SQL.  It stays owned by the store: do not PQfinish it, do not
- * DEALLOCATE or DISCARD ALL on it (the store's prepared statements live
- * there), and leave it outside a transaction when calling store functions
- * that say they need that.  Check results with wq_store_result_check().
+ * Notifications (LISTEN/NOTIFY), for a daemon that waits on the store's
+ * socket in its own poll loop: LISTEN with wq_store_exec, poll
+ * wq_store_socket for POLLIN, then wq_store_consume and
+ * wq_store_notifies.
+ *
+ * wq_store_socket returns the connection's socket, or -1 when there is
+ * none (the connection is lost).  wq_store_consume reads what the server
+ * sent without blocking: 0, or WQ_ESTORE with libpq's reason (the
+ * connection is lost; wq_store_ping reconnects).  wq_store_notifies calls
+ * fn(channel, payload, user) for each notification received so far, in
+ * order (the strings live for the call), and returns how many there were.
  */
-struct pg_conn *wq_store_conn(wq_store *s);
+int wq_store_socket(const wq_store *s);
+int wq_store_consume(wq_store *s, char *err, size_t errlen);
+typedef void wq_store_notify_fn(const char *channel, const char *payload,
+    void *user);
+size_t wq_store_notifies(wq_store *s, wq_store_notify_fn *fn, void *user);
+
+/*
+ * Rows: statements written by their module for now (the scheduler's
+ * rounds, the CLI's queries) run through wq_store_query, and their rows
+ * are read with the wq_store_rows_* functions, so that no caller holds
+ * the connection or includes libpq.  A result is a struct pg_result
+ * (libpq's PGresult), opaque here.
+ *
+ * wq_store_query runs `sql` with text parameters values[0..n) (NULL is
+ * SQL NULL), results in binary format when `binary` (uuid as 16 bytes,
+ * bytea as its bytes, int4/int8 big-endian) or else text.  Returns 0 with
+ * *out set (release it with wq_store_rows_free), or an error as
+ * wq_store_exec reports it, prefixed with `what`, and *out NULL.
+ */
+int wq_store_query(wq_store *s, const char *sql, int n,
+    const char *const *values, int binary, struct pg_result **out,
+    const char *what, char *err, size_t errlen);
+
+/* wq_store_rollback ends an open transaction with ROLLBACK, ignoring
+ * errors (the connection may be gone); nothing when none is open. */
+void wq_store_rollback(wq_store *s);
+
+/* The number of rows; the number a DELETE/UPDATE changed. */
+int wq_store_rows_count(const struct pg_result *r);
+int64_t wq_store_rows_changed(const struct pg_result *r);
+/* A field: 1 if SQL NULL; its bytes (NUL-terminated by libpq, "" for
+ * SQL NULL); their length.  Valid until wq_store_rows_free. */
+int wq_store_rows_isnull(const struct pg_result *r, int row, int col);
+const char *wq_store_rows_value(const struct pg_result *r, int row, int col);
+size_t wq_store_rows_length(const struct pg_result *r, int row, int col);
+/* Releases a result; NULL is allowed. */
+void wq_store_rows_free(struct pg_result *r);
+
+/* wq_store_bytea_decode returns the bytes of a bytea field in text form
+ * ("\\x..."), malloc'd (free() them) with *n set, or NULL when out of
+ * memory or the text is not bytea. */
+unsigned char *wq_store_bytea_decode(const char *text, size_t *n);
 
 /*
  * wq_store_ping checks that the server answers (SELECT 1).  A lost

@@ -10,7 +10,7 @@
  * under the lock); take what the broker has now (non-blocking polls, up
  * to a cap); if PostgreSQL has work, do one round trip that records the
  * finished tasks and claims as many deliveries as there are free slots
- * (claim.c), then ack and dispatch; otherwise block in the broker's poll
+ * (store_claims.c), then ack and dispatch; otherwise block in the broker's poll
  * (or on the condition variable when not polling) until a delivery, a
  * finished task, a signal or a timer.  Batches form by themselves: what
  * piles up during one round trip is the next round's batch, so an idle
@@ -44,7 +44,7 @@
 
 #include "alloc.h"
 #include "backoff.h"
-#include "claim.h"
+#include "store_claims.h"
 #include "clock.h"
 #include "consumer.h"
 #include "daemon.h"

@@ -25,8 +25,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 #include "alloc.h"
 #include "clock.h"
 #include "daemon.h"
@@ -238,16 +236,12 @@ cancel_one(struct wq_lease *l, const char *payload)
     pthread_mutex_unlock(&l->lock);
 }
 
+/* A notification: a cancel names its task. */
 static void
-drain_notifies(struct wq_lease *l, PGconn *c)
+on_notify(const char *channel, const char *payload, void *user)
 {
-    PGnotify *n;
-
-    while ((n = PQnotifies(c)) != NULL) {
-        if (strcmp(n->relname, CANCEL_CHANNEL) == 0)
-            cancel_one(l, n->extra);
-        PQfreemem(n);
-    }
+    if (strcmp(channel, CANCEL_CHANNEL) == 0)
+        cancel_one(user, payload);
 }
 
 /* LISTEN on a (new) connection; 0 or WQ_ESTORE. */
@@ -314,7 +308,7 @@ lease_main(void *arg)
                 next = wq_clock_mono_ns() + (uint64_t)interval * 1000000u;
                 wq_log_debug(COMPONENT, "renewed %zu of %zu lease(s)",
                     renewed, nids);
-                drain_notifies(l, wq_store_conn(s));
+                (void)wq_store_notifies(s, on_notify, l);
             } else {
                 if (!failing)
                     wq_log_warn(COMPONENT, "cannot renew %zu lease(s): %s",
@@ -329,8 +323,8 @@ lease_main(void *arg)
         pfd[0].fd = l->wake_fd;
         pfd[0].events = POLLIN;
         if (s != NULL && listening && !failing
-            && PQsocket(wq_store_conn(s)) >= 0) {
-            pfd[1].fd = PQsocket(wq_store_conn(s));
+            && wq_store_socket(s) >= 0) {
+            pfd[1].fd = wq_store_socket(s);
             pfd[1].events = POLLIN;
             np = 2;
         }
@@ -348,14 +342,14 @@ lease_main(void *arg)
                 next = 0;
         }
         if (np == 2 && pfd[1].revents != 0) {
-            if (PQconsumeInput(wq_store_conn(s)) != 1) {
+            if (wq_store_consume(s, err, sizeof err) != 0) {
                 wq_log_warn(COMPONENT, "connection lost while listening for "
                     "cancels");
                 failing = 1;
                 listening = 0;
                 next = 0;
             } else {
-                drain_notifies(l, wq_store_conn(s));
+                (void)wq_store_notifies(s, on_notify, l);
             }
         }
     }

@@ -6,7 +6,7 @@
  * The thread has its own PostgreSQL connection, so a slow claim or
  * record on the consumer's connection never delays a renewal.  Every
  * lease/3 it renews all of the set's leases and upserts the workq.workers
- * row in one statement (claim.c, wq_claim_renew); after a failure it
+ * row in one statement (store_claims.c, wq_claim_renew); after a failure it
  * tries again within a second, reconnecting as needed, so a short
  * PostgreSQL outage costs no lease.
  *
@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "claim.h"
+#include "store_claims.h"
 
 typedef struct wq_lease wq_lease;
 

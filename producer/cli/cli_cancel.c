@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "cli_ops.h"
 #include "textout.h"
 
@@ -59,7 +57,7 @@ static int
 run(struct cli *cli, int argc, char **argv)
 {
     const char *params[1];
-    PGresult *r;
+    struct pg_result *r;
     wq_store *s;
     int rc;
 
@@ -85,16 +83,16 @@ run(struct cli *cli, int argc, char **argv)
         }
         /* a worker claimed it between the statement's snapshot and its
          * insert: the task row is there now, so once more */
-        if (PQntuples(r) > 0 || tries > 0)
+        if (wq_store_rows_count(r) > 0 || tries > 0)
             break;
-        PQclear(r);
+        wq_store_rows_free(r);
     }
-    if (PQntuples(r) == 0) {
+    if (wq_store_rows_count(r) == 0) {
         cli_err(CMD, "no task %s", argv[1]);
         rc = CLI_NOINPUT;
     } else {
-        const char *state = PQgetvalue(r, 0, 0);
-        int done = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
+        const char *state = wq_store_rows_value(r, 0, 0);
+        int done = strcmp(wq_store_rows_value(r, 0, 2), "t") == 0;
         int running = strcmp(state, "running") == 0;
 
         if (cli->json)
@@ -106,7 +104,7 @@ run(struct cli *cli, int argc, char **argv)
             printf("task %s cancelled (it was %s)\n", argv[1], state);
         if (running) {
             /* the worker's name is task data: escaped (textout.h) */
-            char *w = wq_text_escape_str(PQgetvalue(r, 0, 1), 0);
+            char *w = wq_text_escape_str(wq_store_rows_value(r, 0, 1), 0);
 
             cli_err(CMD, "task %s is running on %s: asked its worker to "
                 "stop it (NOTIFY workq_cancel); `workq status` shows when "
@@ -117,7 +115,7 @@ run(struct cli *cli, int argc, char **argv)
             cli_err(CMD, "task %s is %s already", argv[1], state);
         rc = done ? CLI_OK : CLI_NO;
     }
-    PQclear(r);
+    wq_store_rows_free(r);
     wq_store_close(s);
     return rc;
 }

@@ -23,8 +23,6 @@
 
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 #include "cli_ops.h"
 #include "textout.h"
 
@@ -117,7 +115,7 @@ do_list(struct cli *cli, wq_store *s, const struct filter *f)
     };
     const char *p[6];
     char limit[24];
-    PGresult *r;
+    struct pg_result *r;
     int rc;
 
     params_of(f, p);
@@ -126,31 +124,31 @@ do_list(struct cli *cli, wq_store *s, const struct filter *f)
     if ((rc = cli_ops_query(s, CMD, list_sql, 6, p, &r)) != CLI_OK)
         return rc;
     if (cli->json) {
-        for (int i = 0; i < PQntuples(r); i++)
+        for (int i = 0; i < wq_store_rows_count(r); i++)
             cli_json_print(json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:b}",
-                "id", PQgetvalue(r, i, 0), "queue", PQgetvalue(r, i, 1),
-                "type", PQgetvalue(r, i, 2), "attempt",
-                (json_int_t)atoll(PQgetvalue(r, i, 3)), "finished_at",
-                cli_json_time(PQgetvalue(r, i, 4)), "last_error",
-                PQgetisnull(r, i, 5) ? json_null()
-                : cli_json_str(PQgetvalue(r, i, 5)), "copy_published",
-                strcmp(PQgetvalue(r, i, 6), "t") == 0));
-    } else if (PQntuples(r) > 0) {
+                "id", wq_store_rows_value(r, i, 0), "queue", wq_store_rows_value(r, i, 1),
+                "type", wq_store_rows_value(r, i, 2), "attempt",
+                (json_int_t)atoll(wq_store_rows_value(r, i, 3)), "finished_at",
+                cli_json_time(wq_store_rows_value(r, i, 4)), "last_error",
+                wq_store_rows_isnull(r, i, 5) ? json_null()
+                : cli_json_str(wq_store_rows_value(r, i, 5)), "copy_published",
+                strcmp(wq_store_rows_value(r, i, 6), "t") == 0));
+    } else if (wq_store_rows_count(r) > 0) {
         struct cli_table t;
 
         cli_table_init(&t, WQ_ARRAY_LEN(head), head);
-        for (int i = 0; i < PQntuples(r); i++) {
+        for (int i = 0; i < wq_store_rows_count(r); i++) {
             char died[40], *err;
             const char *row[7];
 
             /* 60 bytes of it, escaped (textout.h), "..." when cut */
-            err = wq_text_escape_str(PQgetvalue(r, i, 5), 60);
-            row[0] = PQgetvalue(r, i, 0);
-            row[1] = PQgetvalue(r, i, 1);
-            row[2] = PQgetvalue(r, i, 2);
-            row[3] = PQgetvalue(r, i, 3);
-            row[4] = cli_time(PQgetvalue(r, i, 4), died, sizeof died);
-            row[5] = strcmp(PQgetvalue(r, i, 6), "t") == 0 ? "yes"
+            err = wq_text_escape_str(wq_store_rows_value(r, i, 5), 60);
+            row[0] = wq_store_rows_value(r, i, 0);
+            row[1] = wq_store_rows_value(r, i, 1);
+            row[2] = wq_store_rows_value(r, i, 2);
+            row[3] = wq_store_rows_value(r, i, 3);
+            row[4] = cli_time(wq_store_rows_value(r, i, 4), died, sizeof died);
+            row[5] = strcmp(wq_store_rows_value(r, i, 6), "t") == 0 ? "yes"
                 : "pending";
             row[6] = err;
             cli_table_add(&t, row);
@@ -161,7 +159,7 @@ do_list(struct cli *cli, wq_store *s, const struct filter *f)
     } else if (!cli->quiet) {
         fprintf(stderr, "no dead tasks match\n");
     }
-    PQclear(r);
+    wq_store_rows_free(r);
     return CLI_OK;
 }
 
@@ -175,7 +173,7 @@ confirm_purge(wq_store *s, const struct filter *f)
 {
     const char *p[6];
     char limit[24], line[64];
-    PGresult *r;
+    struct pg_result *r;
     long n;
     int rc;
 
@@ -185,8 +183,8 @@ confirm_purge(wq_store *s, const struct filter *f)
     p[5] = limit;
     if ((rc = cli_ops_query(s, CMD, count_sql, 6, p, &r)) != CLI_OK)
         return rc;
-    n = atol(PQgetvalue(r, 0, 0));
-    PQclear(r);
+    n = atol(wq_store_rows_value(r, 0, 0));
+    wq_store_rows_free(r);
     if (n == 0)
         return CLI_OK;
     fprintf(stderr, "This deletes %ld dead task(s) and their history from "
@@ -212,7 +210,7 @@ do_change(struct cli *cli, wq_store *s, const struct filter *f,
     const char *p[7];
     char limit[24], attempts[24];
     long total = 0;
-    PGresult *r;
+    struct pg_result *r;
     json_t *ids = json_array();
     int rc = CLI_OK;
 
@@ -225,8 +223,8 @@ do_change(struct cli *cli, wq_store *s, const struct filter *f,
             json_decref(ids);
             return rc;
         }
-        total = atol(PQgetvalue(r, 0, 0));
-        PQclear(r);
+        total = atol(wq_store_rows_value(r, 0, 0));
+        wq_store_rows_free(r);
         if (cli->json)
             cli_json_print(json_pack("{s:s, s:b, s:I}", "action",
                 purge ? "purge" : "replay", "dry_run", 1, "matched",
@@ -252,11 +250,11 @@ do_change(struct cli *cli, wq_store *s, const struct filter *f,
         if ((rc = cli_ops_query(s, CMD, purge ? purge_sql : replay_sql,
             purge ? 6 : 7, p, &r)) != CLI_OK)
             break;
-        got = PQntuples(r);
+        got = wq_store_rows_count(r);
         for (int i = 0; i < got; i++)
             if (cli->json && json_array_size(ids) < 10000)
-                json_array_append_new(ids, json_string(PQgetvalue(r, i, 0)));
-        PQclear(r);
+                json_array_append_new(ids, json_string(wq_store_rows_value(r, i, 0)));
+        wq_store_rows_free(r);
         total += got;
         if (got < want)
             break;

@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "alloc.h"
 #include "clock.h"
 #include "cli_ops.h"
@@ -18,20 +16,16 @@
 
 int
 cli_ops_query(wq_store *s, const char *cmd, const char *sql, int n,
-    const char *const *params, PGresult **out)
+    const char *const *params, struct pg_result **out)
 {
     char err[WQ_ERRLEN];
-    PGresult *r;
     int rc;
 
-    r = PQexecParams(wq_store_conn(s), sql, n, NULL, params, NULL, NULL, 0);
-    if ((rc = wq_store_result_check(s, r, cmd, err, sizeof err)) != 0) {
-        PQclear(r);
-        *out = NULL;
+    if ((rc = wq_store_query(s, sql, n, params, 0, out, cmd, err,
+        sizeof err)) != 0) {
         cli_err(cmd, "%s", err);
         return rc == WQ_EINVAL ? CLI_DATAERR : CLI_UNAVAILABLE;
     }
-    *out = r;
     return CLI_OK;
 }
 
@@ -136,12 +130,12 @@ cli_bytea_preview(const char *hex, size_t total, size_t max, int flags)
 
     if (hex == NULL)
         return NULL;
-    if ((v = PQunescapeBytea((const unsigned char *)hex, &n)) == NULL)
+    if ((v = wq_store_bytea_decode(hex, &n)) == NULL)
         abort();    /* alloc.h */
     if (wq_text_preview(&b, v, n, total, max, flags) != 0
         || wq_buf_append(&b, "", 1) != 0)
         abort();
-    PQfreemem(v);
+    free(v);
     return b.data;
 }
 
@@ -155,10 +149,10 @@ cli_json_bytea(json_t *o, const char *name, const char *hex)
     if (hex == NULL)
         return json_object_set_new(o, name, json_null()) == 0 ? 0
             : WQ_ENOMEM;
-    if ((v = PQunescapeBytea((const unsigned char *)hex, &n)) == NULL)
+    if ((v = wq_store_bytea_decode(hex, &n)) == NULL)
         return WQ_ENOMEM;
     rc = wq_text_json_set_bytes(o, name, v, n);
-    PQfreemem(v);
+    free(v);
     return rc;
 }
 

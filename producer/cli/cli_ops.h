@@ -22,7 +22,7 @@ struct pg_result;
 
 /*
  * cli_ops_query runs `sql` with text parameters (NULL is SQL NULL) and
- * text results into *out (PQclear it).  On failure it prints "workq CMD:
+ * text results into *out (wq_store_rows_free it).  On failure it prints "workq CMD:
  * message" and returns the exit code (65 for data the server rejected,
  * 69 otherwise); 0 on success.
  */

@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "cli_ops.h"
 
 #define CMD "retry"
@@ -56,7 +54,7 @@ run(struct cli *cli, int argc, char **argv)
     const char *params[2] = { NULL, NULL };
     char attempts[24];
     long n = 0;
-    PGresult *r;
+    struct pg_result *r;
     wq_store *s;
     int ch, rc;
 
@@ -85,11 +83,11 @@ run(struct cli *cli, int argc, char **argv)
         wq_store_close(s);
         return rc;
     }
-    if (PQntuples(r) == 0) {
+    if (wq_store_rows_count(r) == 0) {
         cli_err(CMD, "no task %s", argv[optind]);
         rc = CLI_NOINPUT;
-    } else if (strcmp(PQgetvalue(r, 0, 3), "t") != 0) {
-        const char *state = PQgetvalue(r, 0, 0);
+    } else if (strcmp(wq_store_rows_value(r, 0, 3), "t") != 0) {
+        const char *state = wq_store_rows_value(r, 0, 0);
 
         if (cli->json)
             cli_json_print(json_pack("{s:s, s:s, s:b}", "id", argv[optind],
@@ -100,7 +98,7 @@ run(struct cli *cli, int argc, char **argv)
             : "it is on its way already (queued or running)");
         rc = CLI_NO;
     } else {
-        const char *old = PQgetvalue(r, 0, 0);
+        const char *old = wq_store_rows_value(r, 0, 0);
         int fresh = strcmp(old, "dead") == 0
             || strcmp(old, "cancelled") == 0;
 
@@ -109,15 +107,15 @@ run(struct cli *cli, int argc, char **argv)
                 "id", argv[optind], "previous_state", old, "state",
                 strcmp(old, "scheduled") == 0 ? "scheduled" : "retry_wait",
                 "retried", 1, "new_series", fresh,
-                "attempt", (json_int_t)atoll(PQgetvalue(r, 0, 2)),
-                "max_attempts", (json_int_t)atoll(PQgetvalue(r, 0, 1))));
+                "attempt", (json_int_t)atoll(wq_store_rows_value(r, 0, 2)),
+                "max_attempts", (json_int_t)atoll(wq_store_rows_value(r, 0, 1))));
         else if (!cli->quiet)
             printf("task %s was %s; due now%s (attempts %s of %s so far)\n",
                 argv[optind], old, fresh ? " with a new attempt series" : "",
-                PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 1));
+                wq_store_rows_value(r, 0, 2), wq_store_rows_value(r, 0, 1));
         rc = CLI_OK;
     }
-    PQclear(r);
+    wq_store_rows_free(r);
     wq_store_close(s);
     return rc;
 }

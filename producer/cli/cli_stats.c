@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "alloc.h"
 #include "cli_ops.h"
 #include "transport.h"
@@ -217,7 +215,7 @@ run(struct cli *cli, int argc, char **argv)
     const char *params[1] = { NULL };
     struct qstat *v = NULL;
     size_t n = 0, cap = 0;
-    PGresult *r;
+    struct pg_result *r;
     wq_store *s;
     int ch, rc, no_broker = 0;
 
@@ -247,8 +245,8 @@ run(struct cli *cli, int argc, char **argv)
      * queue the configuration names (tasks sent straight to the broker
      * have no row until claimed: their queue may have none at all).
      */
-    for (int i = 0; i < PQntuples(r); i++)
-        qstat_add(&v, &n, &cap, PQgetvalue(r, i, 0), i);
+    for (int i = 0; i < wq_store_rows_count(r); i++)
+        qstat_add(&v, &n, &cap, wq_store_rows_value(r, i, 0), i);
     if (params[0] != NULL) {
         qstat_add(&v, &n, &cap, params[0], -1);
     } else {
@@ -284,7 +282,7 @@ run(struct cli *cli, int argc, char **argv)
             json_t *o = json_object(), *counts = json_object();
             int i = v[q].row;
 
-#define PGV(col) (i >= 0 ? atoll(PQgetvalue(r, i, (col))) : 0)
+#define PGV(col) (i >= 0 ? atoll(wq_store_rows_value(r, i, (col))) : 0)
             json_object_set_new(o, "queue", cli_json_str(v[q].queue));
             for (int k = 0; k < 7; k++)
                 json_object_set_new(counts, states[k],
@@ -299,7 +297,7 @@ run(struct cli *cli, int argc, char **argv)
             json_object_set_new(o, "rate_per_second",
                 json_real((double)PGV(8) / 60.0));
             json_object_set_new(o, "oldest_waiting_seconds",
-                i < 0 || PQgetisnull(r, i, 10) ? json_null()
+                i < 0 || wq_store_rows_isnull(r, i, 10) ? json_null()
                 : json_integer(PGV(10)));
 #undef PGV
             if (!no_broker)
@@ -319,11 +317,11 @@ run(struct cli *cli, int argc, char **argv)
 
             row[0] = v[q].queue;
             for (int k = 1; k < 8; k++)
-                row[k] = i >= 0 ? PQgetvalue(r, i, k) : "0";
-            row[8] = i >= 0 ? PQgetvalue(r, i, 11) : "0";
-            row[9] = i >= 0 ? PQgetvalue(r, i, 8) : "0";
-            row[10] = i < 0 || PQgetisnull(r, i, 10) ? "-"
-                : cli_age(atoll(PQgetvalue(r, i, 10)), age, sizeof age);
+                row[k] = i >= 0 ? wq_store_rows_value(r, i, k) : "0";
+            row[8] = i >= 0 ? wq_store_rows_value(r, i, 11) : "0";
+            row[9] = i >= 0 ? wq_store_rows_value(r, i, 8) : "0";
+            row[10] = i < 0 || wq_store_rows_isnull(r, i, 10) ? "-"
+                : cli_age(atoll(wq_store_rows_value(r, i, 10)), age, sizeof age);
             row[11] = cell_count(&v[q], v[q].b.ready, c1, sizeof c1);
             row[12] = cell_count(&v[q], v[q].b.unacked, c2, sizeof c2);
             row[13] = v[q].brc == 0 && v[q].b.oldest_ms >= 0
@@ -350,7 +348,7 @@ run(struct cli *cli, int argc, char **argv)
     for (size_t q = 0; q < n; q++)
         wq_backlog_free(&v[q].b);
     free(v);
-    PQclear(r);
+    wq_store_rows_free(r);
     wq_store_close(s);
     return CLI_OK;
 }

@@ -1,0 +1,38 @@
+/*
+ * store_int.h - what the store's own files share (store.c, store_*.c,
+ * migrate.c): the body of struct wq_store and the check every operation
+ * starts with.  Nothing outside the store includes it but white-box
+ * tests; callers see only store.h, and libpq stays inside these files.
+ */
+#ifndef WQ_STORE_INT_H
+#define WQ_STORE_INT_H
+
+#include <libpq-fe.h>
+
+#include "store.h"
+
+struct wq_store {
+    PGconn *conn;
+    unsigned prepared;      /* bit (1u << STMT_*) set: prepared on
+                               conn (store_tasks.c) */
+    char sqlstate[6];       /* of the last failure, "" if none */
+};
+
+/*
+ * wq_store_ready is called at the start of every operation: it clears the
+ * SQLSTATE and refuses a connection that broke during an earlier call.
+ * It does not reconnect: a transaction open on it is gone, and the
+ * caller's next statement (say COMMIT) must fail rather than run on a
+ * fresh connection.  Only wq_store_ping reconnects.  0 or WQ_ESTORE.
+ */
+int wq_store_ready(wq_store *s, char *err, size_t errlen);
+
+/* The connection, for white-box tests (tests/) that check or drive it
+ * directly; the store's own files use s->conn. */
+static inline PGconn *
+wq_store_conn(wq_store *s)
+{
+    return s->conn;
+}
+
+#endif
