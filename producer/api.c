@@ -565,8 +565,11 @@ insert_one(wq_store *s, const struct wq_envelope *env,
     char *hjson = NULL;
     int inserted = 0, rc;
 
-    if (env->nheaders > 0)
-        hjson = wq_taskspec_headers_json(env);
+    /* NULL only when out of memory (the envelope was validated, so every
+     * header is UTF-8): abort as xmalloc does (alloc.h) rather than store
+     * the task without its headers */
+    if (env->nheaders > 0 && (hjson = wq_taskspec_headers_json(env)) == NULL)
+        abort();
     memset(&t, 0, sizeof t);
     memcpy(t.id, env->id, sizeof t.id);
     t.queue = env->queue;
