@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "alloc.h"
 #include "clock.h"
 #include "log.h"
@@ -26,20 +25,6 @@
 
 /* Columns after WQ_ROWS_TASK_COLS. */
 enum { C_ERROR = WQ_ROWS_TASK_NCOLS, C_FINISHED_MS };
-
-static const char select_sql[] =
-    "SELECT " WQ_ROWS_TASK_COLS ", t.last_error,"
-    "  floor(extract(epoch FROM coalesce(t.finished_at, now())) * 1000)::int8"
-    "  FROM workq.tasks t"
-    "  WHERE t.state = 'dead' AND t.dead_published_at IS NULL"
-    "  ORDER BY t.finished_at"
-    "  LIMIT $1"
-    "  FOR UPDATE SKIP LOCKED";
-
-static const char mark_sql[] =
-    "UPDATE workq.tasks SET dead_published_at = now()"
-    "  WHERE id = ANY($1::uuid[]) AND state = 'dead'"
-    "    AND dead_published_at IS NULL";
 
 /* Cuts s to at most max bytes at a UTF-8 character boundary, into buf. */
 static const char *
@@ -73,8 +58,8 @@ wq_dead_publish(struct wq_sched *s, int *more, int *done, char *err,
 
     *more = 0;
     *done = 0;
-    if ((rc = wq_rows_round_begin(s->store, select_sql, s->batch,
-        "select dead tasks", &r, err, errlen)) != 0 || r == NULL)
+    if ((rc = wq_rows_round_begin(s->store, WQ_SCHED_SQL_DEAD_SELECT,
+        s->batch, &r, err, errlen)) != 0 || r == NULL)
         return rc;
     rows = wq_store_rows_count(r);
     *more = rows == s->batch;
@@ -142,8 +127,8 @@ wq_dead_publish(struct wq_sched *s, int *more, int *done, char *err,
         }
     wq_rows_array_end(&ids);
     {
-        int src = wq_rows_round_settle(s->store, mark_sql, &ids,
-            (size_t)nmark, "mark dead copies published", err, errlen);
+        int src = wq_rows_round_settle(s->store, WQ_SCHED_SQL_DEAD_MARK,
+            &ids, (size_t)nmark, err, errlen);
 
         if (src != 0) {
             rc = src;

@@ -19,62 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "alloc.h"
 #include "log.h"
 #include "sched.h"
 
 #define COMPONENT "leases"
-
-static const char select_sql[] =
-    "SELECT t.id, t.queue, t.attempt, t.max_attempts"
-    "  FROM workq.tasks t"
-    "  WHERE t.state = 'running' AND t.lease_expires_at < now()"
-    "  ORDER BY t.lease_expires_at"
-    "  LIMIT $1"
-    "  FOR UPDATE SKIP LOCKED";
-
-/*
- * The attempt that lost its lease gets its outcome (its row exists since
- * the claim; if not, it is made), and any older attempt left open by
- * another lost worker too.  `x` carries each task's delay.
- */
-static const char recover_sql[] =
-    "WITH x AS ("
-    "  SELECT * FROM unnest($1::uuid[], $2::int8[]) AS x(id, delay_ms)"
-    "), u AS ("
-    "  UPDATE workq.tasks t SET"
-    "    state = CASE WHEN t.attempt >= t.max_attempts THEN 'dead'"
-    "            ELSE 'retry_wait' END,"
-    "    run_at = CASE WHEN t.attempt >= t.max_attempts THEN NULL"
-    "             ELSE now() + x.delay_ms * interval '1 millisecond' END,"
-    "    finished_at = CASE WHEN t.attempt >= t.max_attempts THEN now()"
-    "                  END,"
-    "    last_error = 'lease expired: worker '"
-    "      || coalesce(t.lease_owner, '?') || ' stopped renewing it',"
-    "    lease_owner = NULL, lease_expires_at = NULL, updated_at = now()"
-    "  FROM x"
-    "  WHERE t.id = x.id AND t.state = 'running'"
-    "    AND t.lease_expires_at < now()"
-    "  RETURNING t.id, t.attempt, t.state, t.worker, t.started_at,"
-    "    t.last_error"
-    "), h AS ("
-    "  INSERT INTO workq.attempts AS a (task_id, attempt, started_at,"
-    "    worker, outcome, finished_at, error)"
-    "  SELECT u.id, u.attempt, coalesce(u.started_at, now()), u.worker,"
-    "    'lease_expired', now(), u.last_error"
-    "  FROM u WHERE u.attempt >= 1"
-    "  ON CONFLICT (task_id, attempt) DO UPDATE SET"
-    "    outcome = 'lease_expired', finished_at = now(),"
-    "    error = EXCLUDED.error"
-    "  WHERE a.outcome IS NULL"
-    "), older AS ("
-    "  UPDATE workq.attempts a SET outcome = 'lease_expired',"
-    "    finished_at = now(), error = 'lease expired'"
-    "  FROM u WHERE a.task_id = u.id AND a.attempt < u.attempt"
-    "    AND a.outcome IS NULL"
-    ")"
-    "SELECT u.id, u.state FROM u";
 
 int
 wq_leases_recover(struct wq_sched *s, int *more, int *done, char *err,
@@ -88,8 +37,8 @@ wq_leases_recover(struct wq_sched *s, int *more, int *done, char *err,
 
     *more = 0;
     *done = 0;
-    if ((rc = wq_rows_round_begin(s->store, select_sql, s->batch,
-        "select expired leases", &r, err, errlen)) != 0 || r == NULL)
+    if ((rc = wq_rows_round_begin(s->store, WQ_SCHED_SQL_LEASE_SELECT,
+        s->batch, &r, err, errlen)) != 0 || r == NULL)
         return rc;
     rows = wq_store_rows_count(r);
     *more = rows == s->batch;
@@ -110,8 +59,8 @@ wq_leases_recover(struct wq_sched *s, int *more, int *done, char *err,
     wq_rows_array_end(&delays);
     params[0] = ids.data;
     params[1] = delays.data;
-    if ((rc = wq_rows_query(s->store, recover_sql, 2, params, &u,
-        "recover expired leases", err, errlen)) != 0)
+    if ((rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_LEASE_RECOVER,
+        params, &u, err, errlen)) != 0)
         goto fail;
     if ((rc = wq_rows_commit(s->store, err, errlen)) != 0)
         goto fail;

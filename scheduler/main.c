@@ -43,7 +43,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 #include "alloc.h"
 #include "backlog.h"
 #include "clock.h"
@@ -200,20 +199,6 @@ struct loop {
     int broker_warned;
 };
 
-static const char probe_sql[] =
-    "SELECT"
-    "  (SELECT ceil(extract(epoch FROM min(run_at) - clock_timestamp())"
-    "     * 1000)::int8 FROM workq.tasks"
-    "   WHERE state IN ('scheduled', 'retry_wait')),"
-    "  (SELECT ceil(extract(epoch FROM min(lease_expires_at)"
-    "     - clock_timestamp()) * 1000)::int8 FROM workq.tasks"
-    "   WHERE state = 'running'),"
-    "  EXISTS (SELECT 1 FROM workq.tasks"
-    "   WHERE state = 'dead' AND dead_published_at IS NULL),"
-    "  EXISTS (SELECT 1 FROM workq.outbox),"
-    "  EXISTS (SELECT 1 FROM workq.accepted)"
-    "    OR EXISTS (SELECT 1 FROM workq.accepted_runs)";
-
 /* ---- PostgreSQL ------------------------------------------------------------ */
 
 static void
@@ -297,8 +282,8 @@ probe(struct loop *l, char *err, size_t errlen)
     struct pg_result *r;
     int rc;
 
-    if ((rc = wq_rows_query(l->s.store, probe_sql, 0, NULL, &r, "probe",
-        err, errlen)) != 0)
+    if ((rc = wq_store_sched_query(l->s.store, WQ_SCHED_SQL_PROBE, NULL,
+        &r, err, errlen)) != 0)
         return rc;
     l->pr.due_ms = wq_store_rows_isnull(r, 0, 0) ? -1 : wq_rows_i64(r, 0, 0);
     if (!wq_store_rows_isnull(r, 0, 0) && l->pr.due_ms < 0)

@@ -18,22 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "alloc.h"
 #include "log.h"
 #include "sched.h"
 
 #define COMPONENT "outbox"
-
-static const char select_sql[] =
-    "SELECT o.id, o.kind, o.queue, o.msg_key, o.body"
-    "  FROM workq.outbox o"
-    "  ORDER BY o.id"
-    "  LIMIT $1"
-    "  FOR UPDATE SKIP LOCKED";
-
-static const char delete_sql[] =
-    "DELETE FROM workq.outbox WHERE id = ANY($1::int8[])";
 
 int
 wq_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
@@ -49,8 +38,8 @@ wq_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
 
     *more = 0;
     *done = 0;
-    if ((rc = wq_rows_round_begin(s->store, select_sql, s->batch,
-        "select outbox rows", &r, err, errlen)) != 0 || r == NULL)
+    if ((rc = wq_rows_round_begin(s->store, WQ_SCHED_SQL_OUTBOX_SELECT,
+        s->batch, &r, err, errlen)) != 0 || r == NULL)
         return rc;
     rows = wq_store_rows_count(r);
     *more = rows == s->batch;
@@ -81,8 +70,8 @@ wq_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
         }
     wq_rows_array_end(&ids);
     {
-        int src = wq_rows_round_settle(s->store, delete_sql, &ids, nok,
-            "delete relayed outbox rows", err, errlen);
+        int src = wq_rows_round_settle(s->store, WQ_SCHED_SQL_OUTBOX_DELETE,
+            &ids, nok, err, errlen);
 
         if (src != 0) {
             rc = src;

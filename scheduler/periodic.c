@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "alloc.h"
 #include "clock.h"
 #include "cron.h"
@@ -48,34 +47,6 @@ struct wq_periodic {
     struct entry *v;
     size_t n;
 };
-
-static const char last_sql[] =
-    "SELECT floor(extract(epoch FROM max(tick_at)))::int8"
-    "  FROM workq.cron_ticks WHERE name = $1";
-
-static const char tick_sql[] =
-    "WITH ins AS ("
-    "  INSERT INTO workq.cron_ticks (name, tick_at, task_id)"
-    "  SELECT $1, timestamptz 'epoch' + x * interval '1 second',"
-    "    workq.uuid_v7()"
-    "  FROM unnest($2::int8[]) AS x"
-    "  ON CONFLICT DO NOTHING"
-    "  RETURNING tick_at, task_id"
-    "), k AS ("
-    "  SELECT tick_at, task_id,"
-    "    to_char(tick_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI\"Z\"')"
-    "      AS iso"
-    "  FROM ins"
-    ")"
-    "INSERT INTO workq.tasks AS t (id, queue, type, idempotency_key,"
-    "  payload, headers, state, attempt, max_attempts, run_at, created_at)"
-    "SELECT k.task_id, $3, $4, 'cron:' || $1 || '@' || k.iso,"
-    "  convert_to($5, 'UTF8'),"
-    "  jsonb_build_object('workq-cron', $1::text, 'workq-tick', k.iso),"
-    "  'scheduled', 0, $6::int4, k.tick_at, now()"
-    "FROM k "
-    "ON CONFLICT (queue, idempotency_key) DO NOTHING "
-    "RETURNING t.id";
 
 int
 wq_periodic_new(const struct wq_config *cfg, struct wq_periodic **out,
@@ -169,8 +140,8 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
     int rc, n = 0, max_attempts = c->max_attempts;
 
     params[0] = c->name;
-    if ((rc = wq_rows_query(s->store, last_sql, 1, params, &r,
-        "read the last periodic tick", err, errlen)) != 0)
+    if ((rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_CRON_LAST, params,
+        &r, err, errlen)) != 0)
         return rc;
     if (wq_store_rows_isnull(r, 0, 0)) {
         from = now_s;   /* a new entry starts with its next tick */
@@ -210,8 +181,8 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
         params[3] = c->type;
         params[4] = c->payload;
         params[5] = maxa;
-        if ((rc = wq_rows_query(s->store, tick_sql, 6, params, &r,
-            "enqueue periodic ticks", err, errlen)) == 0) {
+        if ((rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_CRON_TICK,
+            params, &r, err, errlen)) == 0) {
             int got = wq_store_rows_count(r);
 
             if (got > 0)

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "alloc.h"
 #include "clock.h"
 #include "log.h"
@@ -25,27 +24,6 @@
 
 /* Columns after WQ_ROWS_TASK_COLS. */
 enum { C_STATE = WQ_ROWS_TASK_NCOLS, C_LATE_MS };
-
-static const char select_sql[] =
-    "SELECT " WQ_ROWS_TASK_COLS ", t.state,"
-    "  floor(extract(epoch FROM now() - t.run_at) * 1000)::int8"
-    "  FROM workq.tasks t"
-    "  WHERE t.state IN ('scheduled', 'retry_wait') AND t.run_at <= now()"
-    "  ORDER BY t.run_at"
-    "  LIMIT $1"
-    "  FOR UPDATE SKIP LOCKED";
-
-static const char queued_sql[] =
-    "UPDATE workq.tasks SET state = 'queued', updated_at = now()"
-    "  WHERE id = ANY($1::uuid[])"
-    "    AND state IN ('scheduled', 'retry_wait')";
-
-/* A row that makes no valid envelope can never run: dead, with why.
- * There is no copy for workq.Q.dead either (the same envelope). */
-static const char unpublishable_sql[] =
-    "UPDATE workq.tasks SET state = 'dead', finished_at = now(),"
-    "  dead_published_at = now(), last_error = $2, updated_at = now()"
-    "  WHERE id = $1::uuid AND state IN ('scheduled', 'retry_wait')";
 
 int
 wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
@@ -63,8 +41,8 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
 
     *more = 0;
     *done = 0;
-    if ((rc = wq_rows_round_begin(s->store, select_sql, s->batch,
-        "select due tasks", &r, err, errlen)) != 0 || r == NULL)
+    if ((rc = wq_rows_round_begin(s->store, WQ_SCHED_SQL_DUE_SELECT,
+        s->batch, &r, err, errlen)) != 0 || r == NULL)
         return rc;
     rows = wq_store_rows_count(r);
     *more = rows == s->batch;
@@ -86,8 +64,8 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
                 "envelope, made dead: %s", id, wq_rows_text(r, i, 1), why);
             params[0] = id;
             params[1] = why;
-            if ((rc = wq_rows_query(s->store, unpublishable_sql, 2, params,
-                &u, "make an unpublishable task dead", err, errlen)) != 0)
+            if ((rc = wq_store_sched_query(s->store,
+                WQ_SCHED_SQL_DUE_UNPUBLISHABLE, params, &u, err, errlen)) != 0)
                 goto fail;
             wq_store_rows_free(u);
             u = NULL;
@@ -133,8 +111,8 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     if (nok < n)
         wq_metric_inc(s->st->publish_failures, n - nok);
     {
-        int src = wq_rows_round_settle(s->store, queued_sql, &ids, nok,
-            "mark published tasks queued", err, errlen);
+        int src = wq_rows_round_settle(s->store, WQ_SCHED_SQL_DUE_QUEUED,
+            &ids, nok, err, errlen);
 
         if (src != 0) {
             /* The messages are out; the rows stay due and go out again

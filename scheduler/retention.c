@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "alloc.h"
 #include "clock.h"
 #include "log.h"
@@ -64,87 +63,7 @@ struct wq_retention {
     uint64_t receipts_next_ns;  /* next receipts sweep */
 };
 
-/*
- * Runs of receipts (workq.accepted_runs) that are due for a check: each
- * is rewritten without the ids that have a task row, or deleted when
- * none is left.  A run that did not shrink is checked again later and
- * later (check_ms doubles up to 5 minutes), so a backlog nobody consumes
- * costs little.
- */
-static const char runs_sql[] =
-    "WITH due AS ("
-    "  SELECT r.id, r.ids, r.check_ms FROM workq.accepted_runs r"
-    "  WHERE r.next_check <= now()"
-    "  ORDER BY r.next_check LIMIT $1"
-    "  FOR UPDATE SKIP LOCKED"
-    "), kept AS ("
-    "  SELECT d.id, d.check_ms, octet_length(d.ids) AS before,"
-    "    (SELECT string_agg(x.b, ''::bytea ORDER BY x.i) FROM ("
-    "       SELECT i, substring(d.ids FROM i * 16 + 1 FOR 16) AS b"
-    "       FROM generate_series(0, octet_length(d.ids) / 16 - 1) i) x"
-    "     WHERE NOT EXISTS (SELECT 1 FROM workq.tasks t"
-    "       WHERE t.id = encode(x.b, 'hex')::uuid)) AS ids"
-    "  FROM due d"
-    "), gone AS ("
-    "  DELETE FROM workq.accepted_runs r USING kept k"
-    "  WHERE r.id = k.id AND k.ids IS NULL RETURNING r.id"
-    "), moved AS ("
-    "  UPDATE workq.accepted_runs r SET ids = k.ids,"
-    "    first_id = encode(substring(k.ids FROM 1 FOR 16), 'hex')::uuid,"
-    "    last_id = encode(substring(k.ids FROM octet_length(k.ids) - 15"
-    "      FOR 16), 'hex')::uuid,"
-    "    check_ms = CASE WHEN octet_length(k.ids) = k.before"
-    "      THEN least(k.check_ms * 2, 300000) ELSE 2000 END,"
-    "    next_check = now() + (CASE WHEN octet_length(k.ids) = k.before"
-    "      THEN least(k.check_ms * 2, 300000) ELSE 2000 END)"
-    "      * interval '1 millisecond'"
-    "  FROM kept k WHERE r.id = k.id AND k.ids IS NOT NULL RETURNING r.id"
-    ")"
-    "SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM gone)";
-
 #define RUNS_BATCH 50   /* runs per statement: up to 50 x 10,000 ids */
-
-/* The receipts of claimed tasks; LIMIT keeps each statement short. */
-static const char receipts_sql[] =
-    "DELETE FROM workq.accepted WHERE id IN ("
-    "  SELECT a.id FROM workq.accepted a"
-    "  WHERE EXISTS (SELECT 1 FROM workq.tasks t WHERE t.id = a.id)"
-    "  LIMIT $1"
-    "  FOR UPDATE OF a SKIP LOCKED)";
-
-#define TASKS_SQL(states, extra) \
-    "DELETE FROM workq.tasks WHERE id IN (" \
-    "  SELECT t.id FROM workq.tasks t" \
-    "  WHERE t.state IN " states \
-    "    AND t.finished_at < now() - $1::int8 * interval '1 millisecond'" \
-    "    AND ($2::text IS NULL OR t.queue = $2::text)" \
-    "    AND ($2::text IS NOT NULL OR NOT (t.queue = ANY($3::text[])))" \
-    extra \
-    "  ORDER BY t.finished_at" \
-    "  LIMIT $4" \
-    "  FOR UPDATE SKIP LOCKED)"
-
-static const char done_sql[] =
-    TASKS_SQL("('succeeded', 'cancelled')", "");
-static const char dead_sql[] =
-    TASKS_SQL("('dead')", "    AND t.dead_published_at IS NOT NULL");
-
-static const char ticks_sql[] =
-    "DELETE FROM workq.cron_ticks WHERE (name, tick_at) IN ("
-    "  SELECT c.name, c.tick_at FROM workq.cron_ticks c"
-    "  WHERE c.tick_at < now() - $1::int8 * interval '1 millisecond'"
-    "    AND c.tick_at < (SELECT max(m.tick_at) FROM workq.cron_ticks m"
-    "                     WHERE m.name = c.name)"
-    "  LIMIT $2"
-    "  FOR UPDATE SKIP LOCKED)";
-
-static const char workers_sql[] =
-    "DELETE FROM workq.workers WHERE id IN ("
-    "  SELECT w.id FROM workq.workers w"
-    "  WHERE greatest(w.heartbeat_at, w.stopped_at)"
-    "    < now() - $1::int8 * interval '1 millisecond'"
-    "  LIMIT $2"
-    "  FOR UPDATE SKIP LOCKED)";
 
 static int64_t
 pick(int64_t own, int64_t star, int64_t def)
@@ -218,8 +137,8 @@ wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
     const char *params[4];
     char age[32], limit[16];
     struct pg_result *res;
-    const char *sql, *what;
-    int rc, nparams;
+    enum wq_sched_sql q;
+    int rc;
 
     *more = 0;
     *done = 0;
@@ -242,18 +161,14 @@ wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
         params[1] = t->queue;
         params[2] = r->excluded.data;
         params[3] = limit;
-        sql = t->dead ? dead_sql : done_sql;
-        what = "prune finished tasks";
-        nparams = 4;
+        q = t->dead ? WQ_SCHED_SQL_PRUNE_DEAD : WQ_SCHED_SQL_PRUNE_DONE;
     } else if (r->step == r->n || r->step == r->n + 1) {
         snprintf(age, sizeof age, "%lld", (long long)(r->step == r->n
             ? r->ticks_ms : r->workers_ms));
         params[0] = age;
         params[1] = limit;
-        sql = r->step == r->n ? ticks_sql : workers_sql;
-        what = r->step == r->n ? "prune periodic ticks"
-            : "prune worker rows";
-        nparams = 2;
+        q = r->step == r->n ? WQ_SCHED_SQL_PRUNE_TICKS
+            : WQ_SCHED_SQL_PRUNE_WORKERS;
     } else {
         if (r->pass_rows > 0)
             wq_log_info(COMPONENT, "pruned %lld row(s)",
@@ -263,8 +178,8 @@ wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
             + (uint64_t)r->interval_ms * 1000000u;
         return 0;
     }
-    if ((rc = wq_store_query(s->store, sql, nparams, params, 0, &res, what,
-        err, errlen)) != 0)
+    if ((rc = wq_store_sched_query(s->store, q, params, &res, err,
+        errlen)) != 0)
         return rc;
     *done = (int)wq_store_rows_changed(res);
     wq_store_rows_free(res);
@@ -298,15 +213,15 @@ wq_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
         return 0;
     snprintf(limit, sizeof limit, "%d", batch);
     params[0] = limit;
-    if ((rc = wq_store_query(s->store, receipts_sql, 1, params, 0, &res,
-        "sweep receipts", err, errlen)) != 0)
+    if ((rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_RECEIPTS, params,
+        &res, err, errlen)) != 0)
         return rc;
     *done = (int)wq_store_rows_changed(res);
     wq_store_rows_free(res);
 
     snprintf(limit, sizeof limit, "%d", RUNS_BATCH);
-    if ((rc = wq_store_query(s->store, runs_sql, 1, params, 0, &res,
-        "sweep receipt runs", err, errlen)) != 0)
+    if ((rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_RECEIPT_RUNS,
+        params, &res, err, errlen)) != 0)
         return rc;
     runs = atoi(wq_store_rows_value(res, 0, 0));
     *done += atoi(wq_store_rows_value(res, 0, 1));

@@ -1,7 +1,8 @@
 /*
- * rows.c - what the scheduler's rounds share: running SQL with binary
- * results, transactions, array parameters, task rows turned into
- * envelopes, and the retry policy of a queue.
+ * rows.c - what the scheduler's rounds share: transactions around the
+ * store's statements (store_sched.h), readers of binary results, array
+ * parameters, task rows turned into envelopes, and the retry policy of a
+ * queue.
  *
  * Results come back in binary format, so that payloads (bytea) arrive as
  * their bytes and uuids as 16 bytes, without unescaping.  Queries select
@@ -22,13 +23,6 @@
 #include "uuid.h"
 
 int
-wq_rows_query(wq_store *s, const char *sql, int n, const char *const *values,
-    struct pg_result **out, const char *what, char *err, size_t errlen)
-{
-    return wq_store_query(s, sql, n, values, 1, out, what, err, errlen);
-}
-
-int
 wq_rows_begin(wq_store *s, char *err, size_t errlen)
 {
     return wq_store_exec(s, "BEGIN", err, errlen);
@@ -47,8 +41,8 @@ wq_rows_rollback(wq_store *s)
 }
 
 int
-wq_rows_round_begin(wq_store *s, const char *select_sql, int batch,
-    const char *what, struct pg_result **out, char *err, size_t errlen)
+wq_rows_round_begin(wq_store *s, enum wq_sched_sql select, int batch,
+    struct pg_result **out, char *err, size_t errlen)
 {
     char limit[16];
     const char *params[1] = { limit };
@@ -58,7 +52,7 @@ wq_rows_round_begin(wq_store *s, const char *select_sql, int batch,
     snprintf(limit, sizeof limit, "%d", batch);
     if ((rc = wq_rows_begin(s, err, errlen)) != 0)
         return rc;
-    if ((rc = wq_rows_query(s, select_sql, 1, params, out, what, err,
+    if ((rc = wq_store_sched_query(s, select, params, out, err,
         errlen)) != 0) {
         wq_rows_rollback(s);
         return rc;
@@ -72,9 +66,8 @@ wq_rows_round_begin(wq_store *s, const char *select_sql, int batch,
 }
 
 int
-wq_rows_round_settle(wq_store *s, const char *settle_sql,
-    const struct wq_buf *ids, size_t nids, const char *what, char *err,
-    size_t errlen)
+wq_rows_round_settle(wq_store *s, enum wq_sched_sql settle,
+    const struct wq_buf *ids, size_t nids, char *err, size_t errlen)
 {
     const char *params[1] = { ids->data };
     char why[WQ_ERRLEN];
@@ -82,8 +75,7 @@ wq_rows_round_settle(wq_store *s, const char *settle_sql,
     int rc = 0;
 
     if (nids > 0)
-        rc = wq_rows_query(s, settle_sql, 1, params, &u, what, why,
-            sizeof why);
+        rc = wq_store_sched_query(s, settle, params, &u, why, sizeof why);
     wq_store_rows_free(u);
     if (rc == 0)
         rc = wq_rows_commit(s, why, sizeof why);

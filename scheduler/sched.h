@@ -19,7 +19,10 @@
  *   outbox.c     workq.outbox rows -> broker, in id order -> deleted
  *   periodic.c   cron ticks -> scheduled tasks, once per tick
  *   retention.c  old finished tasks -> deleted, in small batches
- *   rows.c       what the rounds share: SQL helpers, rows to envelopes
+ *   rows.c       what the rounds share: transactions, rows to envelopes
+ *
+ * Their statements live in the store (shared/store_sched.c), named by
+ * enum wq_sched_sql; the rounds read the rows they return.
  *
  * Every round returns 0 or a negative WQ_E* code: WQ_ESTORE means the
  * PostgreSQL connection must be checked (wq_store_ping) before the next
@@ -40,6 +43,7 @@
 #include "envelope.h"
 #include "stats.h"
 #include "store.h"
+#include "store_sched.h"
 
 struct pg_result;
 
@@ -158,21 +162,8 @@ int64_t wq_receipts_next_ms(const struct wq_retention *r);
 
 /* The leading columns of every task query the rows helpers read, in
  * order: id, queue, type, key, payload, headers, attempt, max_attempts,
- * created_at in epoch ms.  Alias the table `t`. */
-#define WQ_ROWS_TASK_COLS \
-    "t.id, t.queue, t.type, t.idempotency_key, t.payload, " \
-    "t.headers::text, t.attempt, t.max_attempts, " \
-    "floor(extract(epoch FROM t.created_at) * 1000)::int8"
+ * created_at in epoch ms (TASK_COLS in shared/store_sched.c). */
 #define WQ_ROWS_TASK_NCOLS 9
-
-/*
- * wq_rows_query runs `sql` with text parameters values[0..n) (NULL is SQL
- * NULL) and binary results into *out (wq_store_rows_free it).  Returns 0, or an
- * error as wq_store_result_check with `what`.
- */
-int wq_rows_query(wq_store *s, const char *sql, int n,
-    const char *const *values, struct pg_result **out, const char *what,
-    char *err, size_t errlen);
 
 /* BEGIN, COMMIT; ROLLBACK ignores errors (the connection may be gone). */
 int wq_rows_begin(wq_store *s, char *err, size_t errlen);
@@ -181,23 +172,23 @@ void wq_rows_rollback(wq_store *s);
 
 /*
  * A round of the scheduler's loops is one transaction: select at most
- * `batch` rows (select_sql's one parameter, FOR UPDATE SKIP LOCKED), act
- * on them, settle them, commit.
+ * `batch` rows (the select statement's one parameter, FOR UPDATE SKIP
+ * LOCKED; statements in shared/store_sched.c), act on them, settle them,
+ * commit.
  *
  * wq_rows_round_begin opens the transaction and runs the select.  0 with
  * *out set: rows to act on, the transaction open.  0 with *out NULL: no
  * rows, committed.  Otherwise an error, rolled back.
  *
- * wq_rows_round_settle runs settle_sql with `ids` (an array from
+ * wq_rows_round_settle runs the settle statement with `ids` (an array from
  * wq_rows_array_*; skipped when nids is 0) and commits.  0, err untouched
  * (a partial publish failure written there stays); or the error, with
  * err replaced, the transaction left for the caller to roll back.
  */
-int wq_rows_round_begin(wq_store *s, const char *select_sql, int batch,
-    const char *what, struct pg_result **out, char *err, size_t errlen);
-int wq_rows_round_settle(wq_store *s, const char *settle_sql,
-    const struct wq_buf *ids, size_t nids, const char *what, char *err,
-    size_t errlen);
+int wq_rows_round_begin(wq_store *s, enum wq_sched_sql select, int batch,
+    struct pg_result **out, char *err, size_t errlen);
+int wq_rows_round_settle(wq_store *s, enum wq_sched_sql settle,
+    const struct wq_buf *ids, size_t nids, char *err, size_t errlen);
 
 /* Binary result fields: NULL-aware readers. */
 const char *wq_rows_text(const struct pg_result *r, int row, int col);
