@@ -163,13 +163,13 @@ static const struct {
     round_fn *fn;
     int needs_broker;
 } rounds[R_COUNT] = {
-    [R_LEASES] = { "lease recovery", wq_leases_recover, 0 },
-    [R_PERIODIC] = { "periodic ticks", wq_periodic_tick, 0 },
-    [R_PUBLISH] = { "publishing due tasks", wq_publish_due, 1 },
-    [R_DEAD] = { "dead-letter copies", wq_dead_publish, 1 },
-    [R_OUTBOX] = { "outbox relay", wq_outbox_relay, 1 },
-    [R_RETENTION] = { "retention", wq_retention_prune, 0 },
-    [R_RECEIPTS] = { "receipts sweep", wq_receipts_sweep, 0 },
+    [R_LEASES] = { "lease recovery", wq_sched_lease_recover, 0 },
+    [R_PERIODIC] = { "periodic ticks", wq_sched_periodic_tick, 0 },
+    [R_PUBLISH] = { "publishing due tasks", wq_sched_publish_due, 1 },
+    [R_DEAD] = { "dead-letter copies", wq_sched_dead_publish, 1 },
+    [R_OUTBOX] = { "outbox relay", wq_sched_outbox_relay, 1 },
+    [R_RETENTION] = { "retention", wq_sched_retention_prune, 0 },
+    [R_RECEIPTS] = { "receipts sweep", wq_sched_receipts_sweep, 0 },
 };
 
 struct round_state {
@@ -285,17 +285,18 @@ probe(struct loop *l, char *err, size_t errlen)
     if ((rc = wq_store_sched_query(l->s.store, WQ_SCHED_SQL_PROBE, NULL,
         &r, err, errlen)) != 0)
         return rc;
-    l->pr.due_ms = wq_store_rows_isnull(r, 0, 0) ? -1 : wq_rows_i64(r, 0, 0);
-    if (!wq_store_rows_isnull(r, 0, 0) && l->pr.due_ms < 0)
+    l->pr.due_ms = wq_store_isnull(r, 0, 0) ? -1 : wq_sched_rows_i64(r, 0, 0);
+    if (!wq_store_isnull(r, 0, 0) && l->pr.due_ms < 0)
         l->pr.due_ms = 0;
-    l->pr.lease_ms = wq_store_rows_isnull(r, 0, 1) ? -1 : wq_rows_i64(r, 0, 1);
-    if (!wq_store_rows_isnull(r, 0, 1) && l->pr.lease_ms < 0)
+    l->pr.lease_ms = wq_store_isnull(r, 0, 1) ? -1 : wq_sched_rows_i64(r, 0, 1);
+    if (!wq_store_isnull(r, 0, 1) && l->pr.lease_ms < 0)
         l->pr.lease_ms = 0;
-    l->pr.dead = *wq_store_rows_value(r, 0, 2) != 0;
-    l->pr.outbox = *wq_store_rows_value(r, 0, 3) != 0;
-    l->pr.receipts = *wq_store_rows_value(r, 0, 4) != 0;
-    wq_metric_set(l->s.st->oldest_due_seconds, wq_store_rows_isnull(r, 0, 0) ? 0
-        : wq_rows_i64(r, 0, 0) < 0 ? -wq_rows_i64(r, 0, 0) / 1000 : 0);
+    l->pr.dead = *wq_store_value(r, 0, 2) != 0;
+    l->pr.outbox = *wq_store_value(r, 0, 3) != 0;
+    l->pr.receipts = *wq_store_value(r, 0, 4) != 0;
+    wq_metric_set(l->s.st->oldest_due_seconds, wq_store_isnull(r, 0, 0) ? 0
+        : wq_sched_rows_i64(r, 0, 0) < 0
+        ? -wq_sched_rows_i64(r, 0, 0) / 1000 : 0);
     wq_store_rows_free(r);
     return 0;
 }
@@ -339,13 +340,13 @@ wanted(const struct loop *l, int i)
         return 1;
     switch (i) {
     case R_LEASES:    return l->pr.lease_ms == 0;
-    case R_PERIODIC:  return wq_periodic_next_ms(l->s.periodic) == 0;
+    case R_PERIODIC:  return wq_sched_periodic_next_ms(l->s.periodic) == 0;
     case R_PUBLISH:   return l->pr.due_ms == 0;
     case R_DEAD:      return l->pr.dead;
     case R_OUTBOX:    return l->pr.outbox;
-    case R_RETENTION: return wq_retention_next_ms(l->s.retention) == 0;
+    case R_RETENTION: return wq_sched_retention_next_ms(l->s.retention) == 0;
     case R_RECEIPTS:  return l->pr.receipts
-                          && wq_receipts_next_ms(l->s.retention) == 0;
+                          && wq_sched_receipts_next_ms(l->s.retention) == 0;
     }
     return 0;
 }
@@ -440,10 +441,10 @@ sleep_ms(const struct loop *l)
             ms = min_ms(ms, l->pr.lease_ms);
         if (hold >= 0)
             ms = min_ms(ms, hold > 0 ? hold : 1);
-        ms = min_ms(ms, wq_periodic_next_ms(s->periodic));
-        ms = min_ms(ms, wq_retention_next_ms(s->retention));
+        ms = min_ms(ms, wq_sched_periodic_next_ms(s->periodic));
+        ms = min_ms(ms, wq_sched_retention_next_ms(s->retention));
         if (l->pr.receipts)
-            ms = min_ms(ms, wq_receipts_next_ms(s->retention));
+            ms = min_ms(ms, wq_sched_receipts_next_ms(s->retention));
     }
     if (ms > INT_MAX)
         ms = INT_MAX;
@@ -603,7 +604,7 @@ main(int argc, char **argv)
     l->s.cfg = &cfg;
     l->s.batch = cfg.scheduler.batch_size;
     l->s.publish_timeout_ms = (int)cfg.scheduler.publish_timeout_ms;
-    if (wq_periodic_new(&cfg, &l->s.periodic, cerr, sizeof cerr) != 0) {
+    if (wq_sched_periodic_new(&cfg, &l->s.periodic, cerr, sizeof cerr) != 0) {
         fprintf(stderr, "workq-scheduler: periodic entries rejected:\n%s\n",
             cerr);
         goto out_cfg;
@@ -633,7 +634,7 @@ main(int argc, char **argv)
     host[sizeof host - 1] = '\0';
     id = xasprintf("workq-scheduler-%s-%ld", host, (long)getpid());
     l->s.broker = wq_broker_new(&cfg, id);
-    l->s.retention = wq_retention_new(&cfg);
+    l->s.retention = wq_sched_retention_new(&cfg);
     wq_log_info(COMPONENT, "scheduler %s %s on %s: batch %d, poll "
         "interval %lld ms, %zu periodic entr%s", id, WQ_VERSION,
         cfg.transport == WQ_TRANSPORT_KAFKA ? "kafka" : "rabbitmq",
@@ -654,7 +655,7 @@ main(int argc, char **argv)
     wq_daemon_notify_stopping();
     wq_broker_free(l->s.broker, l->s.publish_timeout_ms);
     wq_store_close(l->s.store);
-    wq_retention_free(l->s.retention);
+    wq_sched_retention_free(l->s.retention);
     wq_buf_free(&l->s.buf);
     wq_log_info(COMPONENT, "stopped");
     status = 0;
@@ -662,7 +663,7 @@ out_stats:
     wq_sched_backlog_free(backlog);
     wq_sched_stats_free(&stats);
 out_periodic:
-    wq_periodic_free(l->s.periodic);
+    wq_sched_periodic_free(l->s.periodic);
 out_cfg:
     free(l);
     free(id);

@@ -43,17 +43,17 @@ struct entry {
     int64_t next_s;             /* look again at this time (epoch s) */
 };
 
-struct wq_periodic {
+struct wq_sched_periodic {
     struct entry *v;
     size_t n;
 };
 
 int
-wq_periodic_new(const struct wq_config *cfg, struct wq_periodic **out,
-    char *err, size_t errlen)
+wq_sched_periodic_new(const struct wq_config *cfg,
+    struct wq_sched_periodic **out, char *err, size_t errlen)
 {
     const struct wq_config_periodic *c = cfg->periodic.v;
-    struct wq_periodic *p = xcalloc(1, sizeof *p);
+    struct wq_sched_periodic *p = xcalloc(1, sizeof *p);
     size_t used = 0;
     char why[WQ_ERRLEN];
     int bad = 0;
@@ -94,7 +94,7 @@ wq_periodic_new(const struct wq_config *cfg, struct wq_periodic **out,
         }
     }
     if (bad) {
-        wq_periodic_free(p);
+        wq_sched_periodic_free(p);
         return WQ_ECONFIG;
     }
     *out = p;
@@ -102,7 +102,7 @@ wq_periodic_new(const struct wq_config *cfg, struct wq_periodic **out,
 }
 
 void
-wq_periodic_free(struct wq_periodic *p)
+wq_sched_periodic_free(struct wq_sched_periodic *p)
 {
     if (p == NULL)
         return;
@@ -111,7 +111,7 @@ wq_periodic_free(struct wq_periodic *p)
 }
 
 int64_t
-wq_periodic_next_ms(const struct wq_periodic *p)
+wq_sched_periodic_next_ms(const struct wq_sched_periodic *p)
 {
     int64_t now_ms = wq_clock_wall_ms(), best = -1;
 
@@ -143,17 +143,17 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
     if ((rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_CRON_LAST, params,
         &r, err, errlen)) != 0)
         return rc;
-    if (wq_store_rows_isnull(r, 0, 0)) {
+    if (wq_store_isnull(r, 0, 0)) {
         from = now_s;   /* a new entry starts with its next tick */
     } else {
-        from = wq_rows_i64(r, 0, 0);
+        from = wq_sched_rows_i64(r, 0, 0);
         if (from < now_s - catchup_s - 1)
             from = now_s - catchup_s - 1;
     }
     wq_store_rows_free(r);
     r = NULL;
 
-    wq_rows_array_begin(&ticks);
+    wq_sched_rows_array_begin(&ticks);
     for (rc = wq_cron_next(&e->cron, from, &t); rc == 0 && t <= now_s;
         rc = wq_cron_next(&e->cron, t, &t)) {
         if (n == s->batch) {
@@ -161,10 +161,10 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
             break;
         }
         snprintf(num, sizeof num, "%lld", (long long)t);
-        wq_rows_array_add(&ticks, num);
+        wq_sched_rows_array_add(&ticks, num);
         n++;
     }
-    wq_rows_array_end(&ticks);
+    wq_sched_rows_array_end(&ticks);
     rc = 0;
     if (*more)
         e->next_s = now_s;
@@ -173,7 +173,7 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
 
     if (n > 0) {
         if (max_attempts <= 0)
-            wq_rows_policy(s->cfg, c->queue, &(struct wq_backoff){ 0 },
+            wq_sched_rows_policy(s->cfg, c->queue, &(struct wq_backoff){ 0 },
                 &max_attempts);
         snprintf(maxa, sizeof maxa, "%d", max_attempts);
         params[1] = ticks.data;
@@ -183,7 +183,7 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
         params[5] = maxa;
         if ((rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_CRON_TICK,
             params, &r, err, errlen)) == 0) {
-            int got = wq_store_rows_count(r);
+            int got = wq_store_nrows(r);
 
             if (got > 0)
                 wq_log_info(COMPONENT, "%s: enqueued %d tick(s) of %d due "
@@ -201,7 +201,7 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
 }
 
 int
-wq_periodic_tick(struct wq_sched *s, int *more, int *done, char *err,
+wq_sched_periodic_tick(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen)
 {
     int64_t now_s = wq_clock_wall_ms() / 1000;

@@ -22,11 +22,11 @@
 
 #define COMPONENT "publish"
 
-/* Columns after WQ_ROWS_TASK_COLS. */
-enum { C_STATE = WQ_ROWS_TASK_NCOLS, C_LATE_MS };
+/* Columns after the task columns (WQ_SCHED_ROWS_TASK_NCOLS). */
+enum { C_STATE = WQ_SCHED_ROWS_TASK_NCOLS, C_LATE_MS };
 
 int
-wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
+wq_sched_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen)
 {
     struct wq_broker_msg *msgs = NULL;
@@ -41,10 +41,10 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
 
     *more = 0;
     *done = 0;
-    if ((rc = wq_rows_round_begin(s->store, WQ_SCHED_SQL_DUE_SELECT,
+    if ((rc = wq_sched_rows_round_begin(s->store, WQ_SCHED_SQL_DUE_SELECT,
         s->batch, &r, err, errlen)) != 0 || r == NULL)
         return rc;
-    rows = wq_store_rows_count(r);
+    rows = wq_store_nrows(r);
     *more = rows == s->batch;
 
     /* Encode every envelope into one buffer; pointers after it stops
@@ -54,14 +54,15 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     rowof = xcalloc((size_t)rows, sizeof *rowof);
     wq_buf_reset(&s->buf);
     for (int i = 0; i < rows; i++) {
-        uint32_t attempt = (uint32_t)wq_rows_i32(r, i, 6) + 1;
+        uint32_t attempt = (uint32_t)wq_sched_rows_i32(r, i, 6) + 1;
 
         off[n] = s->buf.len;
-        if (wq_rows_envelope(r, i, attempt, NULL, 0, &s->buf, why,
+        if (wq_sched_rows_envelope(r, i, attempt, NULL, 0, &s->buf, why,
             sizeof why) != 0) {
-            wq_rows_uuid(r, i, 0, id);
+            wq_sched_rows_uuid(r, i, 0, id);
             wq_log_error(COMPONENT, "task %s of queue '%s' makes no valid "
-                "envelope, made dead: %s", id, wq_rows_text(r, i, 1), why);
+                "envelope, made dead: %s", id, wq_sched_rows_text(r, i, 1),
+                why);
             params[0] = id;
             params[1] = why;
             if ((rc = wq_store_sched_query(s->store,
@@ -74,8 +75,8 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
             continue;
         }
         rowof[n] = i;
-        msgs[n].queue = wq_rows_text(r, i, 1);
-        msgs[n].key = wq_rows_text(r, i, 3);
+        msgs[n].queue = wq_sched_rows_text(r, i, 1);
+        msgs[n].key = wq_sched_rows_text(r, i, 3);
         msgs[n].keylen = strlen(msgs[n].key);
         n++;
     }
@@ -88,7 +89,7 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     t0 = wq_clock_mono_ns();
     rc = wq_broker_publish(s->broker, msgs, n, s->publish_timeout_ms, &nok,
         err, errlen);
-    wq_rows_array_begin(&ids);
+    wq_sched_rows_array_begin(&ids);
     if (nok > 0) {
         double took = (double)(wq_clock_mono_ns() - t0) / 1e9;
 
@@ -97,21 +98,21 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
 
             if (msgs[i].status != 0)
                 continue;
-            wq_rows_uuid(r, row, 0, id);
-            wq_rows_array_add(&ids, id);
-            if (strcmp(wq_rows_text(r, row, C_STATE), "retry_wait") == 0)
+            wq_sched_rows_uuid(r, row, 0, id);
+            wq_sched_rows_array_add(&ids, id);
+            if (strcmp(wq_sched_rows_text(r, row, C_STATE), "retry_wait") == 0)
                 wq_metric_inc(s->st->published_retry, 1);
             else
                 wq_metric_inc(s->st->published_delayed, 1);
             wq_metric_observe(s->st->lag_seconds,
-                (double)wq_rows_i64(r, row, C_LATE_MS) / 1e3 + took);
+                (double)wq_sched_rows_i64(r, row, C_LATE_MS) / 1e3 + took);
         }
     }
-    wq_rows_array_end(&ids);
+    wq_sched_rows_array_end(&ids);
     if (nok < n)
         wq_metric_inc(s->st->publish_failures, n - nok);
     {
-        int src = wq_rows_round_settle(s->store, WQ_SCHED_SQL_DUE_QUEUED,
+        int src = wq_sched_rows_round_settle(s->store, WQ_SCHED_SQL_DUE_QUEUED,
             &ids, nok, err, errlen);
 
         if (src != 0) {
@@ -129,7 +130,7 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     goto out;
 
 fail:
-    wq_rows_rollback(s->store);
+    wq_sched_rows_rollback(s->store);
 out:
     wq_store_rows_free(r);
     wq_store_rows_free(u);

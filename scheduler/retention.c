@@ -3,7 +3,7 @@
  * traffic (issue 5, "Retention").
  *
  * Every scheduler.retention_interval a pass runs, one step per call of
- * wq_retention_prune() so the loop stays responsive; each step deletes at
+ * wq_sched_retention_prune() so the loop stays responsive; each step deletes at
  * most batch_size rows in one short statement (its own transaction), the
  * rows picked oldest first with FOR UPDATE SKIP LOCKED, so no long lock
  * is ever held and several schedulers can prune side by side.  A step
@@ -50,7 +50,7 @@ struct target {
     int64_t age_ms;
 };
 
-struct wq_retention {
+struct wq_sched_retention {
     struct target *t;
     size_t n;
     struct wq_buf excluded;     /* text[] of the queues with a policy */
@@ -71,11 +71,11 @@ pick(int64_t own, int64_t star, int64_t def)
     return own > 0 ? own : star > 0 ? star : def;
 }
 
-struct wq_retention *
-wq_retention_new(const struct wq_config *cfg)
+struct wq_sched_retention *
+wq_sched_retention_new(const struct wq_config *cfg)
 {
     const struct wq_config_queue_policy *p = cfg->queue_policies.v;
-    struct wq_retention *r = xcalloc(1, sizeof *r);
+    struct wq_sched_retention *r = xcalloc(1, sizeof *r);
     int64_t star_done = 0, star_dead = 0;
     size_t n = 0;
 
@@ -85,18 +85,18 @@ wq_retention_new(const struct wq_config *cfg)
             star_dead = p[i].dead_retention_ms;
         }
     r->t = xcalloc(2 * cfg->queue_policies.n + 2, sizeof *r->t);
-    wq_rows_array_begin(&r->excluded);
+    wq_sched_rows_array_begin(&r->excluded);
     for (size_t i = 0; i < cfg->queue_policies.n; i++) {
         if (strcmp(p[i].name, "*") == 0)
             continue;
-        wq_rows_array_add(&r->excluded, p[i].name);
+        wq_sched_rows_array_add(&r->excluded, p[i].name);
         r->t[n++] = (struct target){ p[i].name, 0, pick(p[i].retention_ms,
             star_done, cfg->scheduler.retention_ms) };
         r->t[n++] = (struct target){ p[i].name, 1,
             pick(p[i].dead_retention_ms, star_dead,
                 cfg->scheduler.dead_retention_ms) };
     }
-    wq_rows_array_end(&r->excluded);
+    wq_sched_rows_array_end(&r->excluded);
     r->t[n++] = (struct target){ NULL, 0, pick(0, star_done,
         cfg->scheduler.retention_ms) };
     r->t[n++] = (struct target){ NULL, 1, pick(0, star_dead,
@@ -112,7 +112,7 @@ wq_retention_new(const struct wq_config *cfg)
 }
 
 void
-wq_retention_free(struct wq_retention *r)
+wq_sched_retention_free(struct wq_sched_retention *r)
 {
     if (r == NULL)
         return;
@@ -122,7 +122,7 @@ wq_retention_free(struct wq_retention *r)
 }
 
 int64_t
-wq_retention_next_ms(const struct wq_retention *r)
+wq_sched_retention_next_ms(const struct wq_sched_retention *r)
 {
     if (r->active)
         return 0;
@@ -130,10 +130,10 @@ wq_retention_next_ms(const struct wq_retention *r)
 }
 
 int
-wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
+wq_sched_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen)
 {
-    struct wq_retention *r = s->retention;
+    struct wq_sched_retention *r = s->retention;
     const char *params[4];
     char age[32], limit[16];
     struct pg_result *res;
@@ -181,7 +181,7 @@ wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
     if ((rc = wq_store_sched_query(s->store, q, params, &res, err,
         errlen)) != 0)
         return rc;
-    *done = (int)wq_store_rows_changed(res);
+    *done = (int)wq_store_changed(res);
     wq_store_rows_free(res);
     r->pass_rows += *done;
     wq_metric_inc(s->st->pruned, (uint64_t)*done);
@@ -192,16 +192,16 @@ wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
 }
 
 int64_t
-wq_receipts_next_ms(const struct wq_retention *r)
+wq_sched_receipts_next_ms(const struct wq_sched_retention *r)
 {
     return wq_clock_ms_until(r->receipts_next_ns);
 }
 
 int
-wq_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
+wq_sched_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen)
 {
-    struct wq_retention *r = s->retention;
+    struct wq_sched_retention *r = s->retention;
     const char *params[1];
     char limit[16];
     struct pg_result *res;
@@ -216,15 +216,15 @@ wq_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
     if ((rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_RECEIPTS, params,
         &res, err, errlen)) != 0)
         return rc;
-    *done = (int)wq_store_rows_changed(res);
+    *done = (int)wq_store_changed(res);
     wq_store_rows_free(res);
 
     snprintf(limit, sizeof limit, "%d", RUNS_BATCH);
     if ((rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_RECEIPT_RUNS,
         params, &res, err, errlen)) != 0)
         return rc;
-    runs = atoi(wq_store_rows_value(res, 0, 0));
-    *done += atoi(wq_store_rows_value(res, 0, 1));
+    runs = atoi(wq_store_value(res, 0, 0));
+    *done += atoi(wq_store_value(res, 0, 1));
     wq_store_rows_free(res);
     if (*done >= batch || runs >= RUNS_BATCH)
         *more = 1;      /* a backlog of them: on at once */

@@ -4,12 +4,12 @@
  * contracts and shared/migrations/0001_init.sql for the schema).
  *
  * The SQL lives beside it, one file per use: store_tasks.c (tasks as
- * records: insert, read, receipts, dead letters) and store_claims.c (the
- * worker's claims, outcomes and leases); migrate.c owns the schema.  They
- * share store_int.h; no other file sees libpq.  The scheduler's rounds
- * and the CLI's operator queries still write their statements in their
- * own files and run them through wq_store_query (the "rows" section at
- * the end), reading the rows through the store.
+ * records: insert, read, receipts, dead letters), store_claims.c (the
+ * worker's claims, outcomes and leases), store_sched.c (the scheduler's
+ * rounds) and store_admin.c (the CLI's operator commands); migrate.c
+ * owns the schema.  They share store_int.h; no other file sees libpq.
+ * The last two name their statements for the caller, which reads the
+ * rows with the functions of the "rows" section at the end.
  *
  * This file owns the connection (reconnected by wq_store_ping only) and
  * the rules for error text: the server's primary message and SQLSTATE
@@ -422,31 +422,31 @@ wq_store_rollback(wq_store *s)
 }
 
 int
-wq_store_rows_count(const PGresult *r)
+wq_store_nrows(const PGresult *r)
 {
     return PQntuples(r);
 }
 
 int64_t
-wq_store_rows_changed(const PGresult *r)
+wq_store_changed(const PGresult *r)
 {
     return strtoll(PQcmdTuples((PGresult *)r), NULL, 10);
 }
 
 int
-wq_store_rows_isnull(const PGresult *r, int row, int col)
+wq_store_isnull(const PGresult *r, int row, int col)
 {
     return PQgetisnull(r, row, col);
 }
 
 const char *
-wq_store_rows_value(const PGresult *r, int row, int col)
+wq_store_value(const PGresult *r, int row, int col)
 {
     return PQgetvalue(r, row, col);
 }
 
 size_t
-wq_store_rows_length(const PGresult *r, int row, int col)
+wq_store_length(const PGresult *r, int row, int col)
 {
     return (size_t)PQgetlength(r, row, col);
 }

@@ -6,12 +6,12 @@
  * statements prepared on it and the SQLSTATE of its last failure; it
  * leaves the schema to migrate.h and the meaning of task states to the
  * worker and the scheduler (DESIGN.md "A task's life", and the comments
- * of shared/migrations/0001_init.sql).  The SQL lives in the store's
- * files, by use: store.c (the connection), store_tasks.c (tasks as
- * records, this header), store_claims.h (the worker) and migrate.h.  The
- * scheduler's rounds and the CLI's queries still hold their statements
- * and run them through wq_store_query ("Rows" below); no file outside
- * the store includes <libpq-fe.h> or sees the connection.
+ * of shared/migrations/0001_init.sql).  All of workq's SQL lives in the
+ * store's files, by use: store.c (the connection), store_tasks.c (tasks
+ * as records, this header), store_claims.h (the worker), store_sched.h
+ * (the scheduler's rounds), store_admin.h (the CLI's operator commands)
+ * and migrate.h; no file outside the store includes <libpq-fe.h> or sees
+ * the connection.
  *
  * Errors follow wq.h: 0 or a negative WQ_E*, with a sentence in the
  * caller's err buffer.  A connection failure or a server error is
@@ -107,34 +107,24 @@ typedef void wq_store_notify_fn(const char *channel, const char *payload,
 size_t wq_store_notifies(wq_store *s, wq_store_notify_fn *fn, void *user);
 
 /*
- * Rows: statements written by their module for now (the scheduler's
- * rounds, the CLI's queries) run through wq_store_query, and their rows
- * are read with the wq_store_rows_* functions, so that no caller holds
- * the connection or includes libpq.  A result is a struct pg_result
- * (libpq's PGresult), opaque here.
- *
- * wq_store_query runs `sql` with text parameters values[0..n) (NULL is
- * SQL NULL), results in binary format when `binary` (uuid as 16 bytes,
- * bytea as its bytes, int4/int8 big-endian) or else text.  Returns 0 with
- * *out set (release it with wq_store_rows_free), or an error as
- * wq_store_exec reports it, prefixed with `what`, and *out NULL.
+ * Rows: the statements of store_sched.h and store_admin.h give their
+ * rows to the caller, which reads them with the functions below, without
+ * the connection or libpq.  A result is a struct pg_result (libpq's
+ * PGresult), opaque here.
  */
-int wq_store_query(wq_store *s, const char *sql, int n,
-    const char *const *values, int binary, struct pg_result **out,
-    const char *what, char *err, size_t errlen);
 
 /* wq_store_rollback ends an open transaction with ROLLBACK, ignoring
  * errors (the connection may be gone); nothing when none is open. */
 void wq_store_rollback(wq_store *s);
 
 /* The number of rows; the number a DELETE/UPDATE changed. */
-int wq_store_rows_count(const struct pg_result *r);
-int64_t wq_store_rows_changed(const struct pg_result *r);
+int wq_store_nrows(const struct pg_result *r);
+int64_t wq_store_changed(const struct pg_result *r);
 /* A field: 1 if SQL NULL; its bytes (NUL-terminated by libpq, "" for
  * SQL NULL); their length.  Valid until wq_store_rows_free. */
-int wq_store_rows_isnull(const struct pg_result *r, int row, int col);
-const char *wq_store_rows_value(const struct pg_result *r, int row, int col);
-size_t wq_store_rows_length(const struct pg_result *r, int row, int col);
+int wq_store_isnull(const struct pg_result *r, int row, int col);
+const char *wq_store_value(const struct pg_result *r, int row, int col);
+size_t wq_store_length(const struct pg_result *r, int row, int col);
 /* Releases a result; NULL is allowed. */
 void wq_store_rows_free(struct pg_result *r);
 

@@ -27,6 +27,18 @@ struct wq_store {
  */
 int wq_store_ready(wq_store *s, char *err, size_t errlen);
 
+/*
+ * wq_store_query (for store_sched.c and store_admin.c) runs `sql` with
+ * text parameters values[0..n) (NULL is SQL NULL), results in binary
+ * format when `binary` (uuid as 16 bytes, bytea as its bytes, int4/int8
+ * big-endian) or else text.  Returns 0 with *out set (release it with
+ * wq_store_rows_free), or an error as wq_store_exec reports it, prefixed
+ * with `what`, and *out NULL.
+ */
+int wq_store_query(wq_store *s, const char *sql, int n,
+    const char *const *values, int binary, struct pg_result **out,
+    const char *what, char *err, size_t errlen);
+
 /* The connection, for white-box tests (tests/) that check or drive it
  * directly; the store's own files use s->conn. */
 static inline PGconn *

@@ -5,10 +5,11 @@
  * settles them by id array in the same transaction.
  */
 #include "store_sched.h"
+#include "store_int.h"
 #include "wq.h"
 
 /* The leading columns of every task query that scheduler/rows.c reads
- * (WQ_ROWS_TASK_NCOLS): id, queue, type, key, payload, headers,
+ * (WQ_SCHED_ROWS_TASK_NCOLS): id, queue, type, key, payload, headers,
  * attempt, max_attempts, created_at in epoch ms.  Alias the table `t`. */
 #define TASK_COLS \
     "t.id, t.queue, t.type, t.idempotency_key, t.payload, " \
@@ -241,24 +242,42 @@ static const struct {
     int binary;
     const char *what;
 } stmts[WQ_SCHED_SQL_COUNT] = {
-    [WQ_SCHED_SQL_PROBE] = { sql_probe, 0, 1, "probe" },
-    [WQ_SCHED_SQL_DUE_SELECT] = { sql_due_select, 1, 1, "select due tasks" },
-    [WQ_SCHED_SQL_DUE_QUEUED] = { sql_due_queued, 1, 1, "mark published tasks queued" },
-    [WQ_SCHED_SQL_DUE_UNPUBLISHABLE] = { sql_due_unpublishable, 2, 1, "make an unpublishable task dead" },
-    [WQ_SCHED_SQL_LEASE_SELECT] = { sql_lease_select, 1, 1, "select expired leases" },
-    [WQ_SCHED_SQL_LEASE_RECOVER] = { sql_lease_recover, 2, 1, "recover expired leases" },
-    [WQ_SCHED_SQL_DEAD_SELECT] = { sql_dead_select, 1, 1, "select dead tasks" },
-    [WQ_SCHED_SQL_DEAD_MARK] = { sql_dead_mark, 1, 1, "mark dead copies published" },
-    [WQ_SCHED_SQL_OUTBOX_SELECT] = { sql_outbox_select, 1, 1, "select outbox rows" },
-    [WQ_SCHED_SQL_OUTBOX_DELETE] = { sql_outbox_delete, 1, 1, "delete relayed outbox rows" },
-    [WQ_SCHED_SQL_CRON_LAST] = { sql_cron_last, 1, 1, "read the last periodic tick" },
-    [WQ_SCHED_SQL_CRON_TICK] = { sql_cron_tick, 6, 1, "enqueue periodic ticks" },
-    [WQ_SCHED_SQL_RECEIPT_RUNS] = { sql_receipt_runs, 1, 0, "sweep receipt runs" },
-    [WQ_SCHED_SQL_RECEIPTS] = { sql_receipts, 1, 0, "sweep receipts" },
-    [WQ_SCHED_SQL_PRUNE_DONE] = { sql_prune_done, 4, 0, "prune finished tasks" },
-    [WQ_SCHED_SQL_PRUNE_DEAD] = { sql_prune_dead, 4, 0, "prune finished tasks" },
-    [WQ_SCHED_SQL_PRUNE_TICKS] = { sql_prune_ticks, 2, 0, "prune periodic ticks" },
-    [WQ_SCHED_SQL_PRUNE_WORKERS] = { sql_prune_workers, 2, 0, "prune worker rows" },
+    [WQ_SCHED_SQL_PROBE] = {
+        sql_probe, 0, 1, "probe" },
+    [WQ_SCHED_SQL_DUE_SELECT] = {
+        sql_due_select, 1, 1, "select due tasks" },
+    [WQ_SCHED_SQL_DUE_QUEUED] = {
+        sql_due_queued, 1, 1, "mark published tasks queued" },
+    [WQ_SCHED_SQL_DUE_UNPUBLISHABLE] = {
+        sql_due_unpublishable, 2, 1, "make an unpublishable task dead" },
+    [WQ_SCHED_SQL_LEASE_SELECT] = {
+        sql_lease_select, 1, 1, "select expired leases" },
+    [WQ_SCHED_SQL_LEASE_RECOVER] = {
+        sql_lease_recover, 2, 1, "recover expired leases" },
+    [WQ_SCHED_SQL_DEAD_SELECT] = {
+        sql_dead_select, 1, 1, "select dead tasks" },
+    [WQ_SCHED_SQL_DEAD_MARK] = {
+        sql_dead_mark, 1, 1, "mark dead copies published" },
+    [WQ_SCHED_SQL_OUTBOX_SELECT] = {
+        sql_outbox_select, 1, 1, "select outbox rows" },
+    [WQ_SCHED_SQL_OUTBOX_DELETE] = {
+        sql_outbox_delete, 1, 1, "delete relayed outbox rows" },
+    [WQ_SCHED_SQL_CRON_LAST] = {
+        sql_cron_last, 1, 1, "read the last periodic tick" },
+    [WQ_SCHED_SQL_CRON_TICK] = {
+        sql_cron_tick, 6, 1, "enqueue periodic ticks" },
+    [WQ_SCHED_SQL_RECEIPT_RUNS] = {
+        sql_receipt_runs, 1, 0, "sweep receipt runs" },
+    [WQ_SCHED_SQL_RECEIPTS] = {
+        sql_receipts, 1, 0, "sweep receipts" },
+    [WQ_SCHED_SQL_PRUNE_DONE] = {
+        sql_prune_done, 4, 0, "prune finished tasks" },
+    [WQ_SCHED_SQL_PRUNE_DEAD] = {
+        sql_prune_dead, 4, 0, "prune finished tasks" },
+    [WQ_SCHED_SQL_PRUNE_TICKS] = {
+        sql_prune_ticks, 2, 0, "prune periodic ticks" },
+    [WQ_SCHED_SQL_PRUNE_WORKERS] = {
+        sql_prune_workers, 2, 0, "prune worker rows" },
 };
 
 int

@@ -5,7 +5,7 @@
  *
  * The scheduler names a statement and gives its parameters; the rounds'
  * logic (what to publish, the backoff, the transactions) stays in
- * scheduler/, which reads the rows with the wq_store_rows_* functions in
+ * scheduler/, which reads the rows with store.h's row functions in
  * the column order each statement's comment in store_sched.c gives.
  * Threads and errors as store.h.
  */

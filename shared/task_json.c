@@ -9,10 +9,8 @@
 #include "textout.h"
 #include "uuid.h"
 
-/* A text value or JSON null (text that is not UTF-8 cannot be a JSON
- * string: the store only holds UTF-8, so this is a marker, not data). */
-static json_t *
-str(const char *s)
+json_t *
+wq_task_json_str(const char *s)
 {
     json_t *j;
 
@@ -21,6 +19,13 @@ str(const char *s)
     if ((j = json_string(s)) == NULL)
         j = json_string("(not UTF-8)");
     return j;
+}
+
+/* Short for the fields below. */
+static json_t *
+str(const char *s)
+{
+    return wq_task_json_str(s);
 }
 
 /* Epoch milliseconds as RFC 3339, or null for 0 (SQL NULL). */

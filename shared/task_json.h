@@ -36,4 +36,10 @@
 json_t *wq_task_json(const struct wq_task_row *row,
     const struct wq_task_attempt *v, size_t n);
 
+/* wq_task_json_str returns a text value as a JSON string, or JSON null
+ * for NULL; text that is not UTF-8 (the store holds only UTF-8, so this
+ * marks a bug, not data) becomes "(not UTF-8)".  NULL when out of
+ * memory. */
+json_t *wq_task_json_str(const char *s);
+
 #endif

@@ -15,13 +15,13 @@
 #include "uuid.h"
 
 int
-cli_ops_query(wq_store *s, const char *cmd, const char *sql, int n,
+cli_ops_query(wq_store *s, const char *cmd, enum wq_admin_sql q,
     const char *const *params, struct pg_result **out)
 {
     char err[WQ_ERRLEN];
     int rc;
 
-    if ((rc = wq_store_query(s, sql, n, params, 0, out, cmd, err,
+    if ((rc = wq_store_admin_query(s, q, params, out, cmd, err,
         sizeof err)) != 0) {
         cli_err(cmd, "%s", err);
         return rc == WQ_EINVAL ? CLI_DATAERR : CLI_UNAVAILABLE;
@@ -174,13 +174,7 @@ cli_json_print(json_t *o)
 json_t *
 cli_json_str(const char *s)
 {
-    json_t *j;
-
-    if (s == NULL)
-        return json_null();
-    if ((j = json_string(s)) == NULL)   /* not UTF-8: should not happen */
-        j = json_string("(not UTF-8)");
-    return j;
+    return wq_task_json_str(s);
 }
 
 const char *

@@ -1,5 +1,5 @@
 /*
- * outbox.c - the relay of workq.outbox (transactional enqueue,
+ * outbox_relay.c - the relay of workq.outbox (transactional enqueue,
  * workq.enqueue() in migration 0002, wq_client_enqueue_tx()).
  *
  * A row holds a ready message: queue, Kafka key and the encoded
@@ -25,7 +25,7 @@
 #define COMPONENT "outbox"
 
 int
-wq_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
+wq_sched_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen)
 {
     struct wq_broker_msg *msgs = NULL;
@@ -38,40 +38,40 @@ wq_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
 
     *more = 0;
     *done = 0;
-    if ((rc = wq_rows_round_begin(s->store, WQ_SCHED_SQL_OUTBOX_SELECT,
+    if ((rc = wq_sched_rows_round_begin(s->store, WQ_SCHED_SQL_OUTBOX_SELECT,
         s->batch, &r, err, errlen)) != 0 || r == NULL)
         return rc;
-    rows = wq_store_rows_count(r);
+    rows = wq_store_nrows(r);
     *more = rows == s->batch;
     msgs = xcalloc((size_t)rows, sizeof *msgs);
     names = xcalloc((size_t)rows, sizeof *names);
     for (int i = 0; i < rows; i++) {
-        const char *kind = wq_rows_text(r, i, 1);
+        const char *kind = wq_sched_rows_text(r, i, 1);
 
         names[i] = strcmp(kind, "dead") == 0
-            ? xasprintf("%s.dead", wq_rows_text(r, i, 2))
-            : xstrdup(wq_rows_text(r, i, 2));
+            ? xasprintf("%s.dead", wq_sched_rows_text(r, i, 2))
+            : xstrdup(wq_sched_rows_text(r, i, 2));
         msgs[i].queue = names[i];
-        if (!wq_store_rows_isnull(r, i, 3)) {
-            msgs[i].key = wq_store_rows_value(r, i, 3);
-            msgs[i].keylen = wq_store_rows_length(r, i, 3);
+        if (!wq_store_isnull(r, i, 3)) {
+            msgs[i].key = wq_store_value(r, i, 3);
+            msgs[i].keylen = wq_store_length(r, i, 3);
         }
-        msgs[i].body = wq_store_rows_value(r, i, 4);
-        msgs[i].len = wq_store_rows_length(r, i, 4);
+        msgs[i].body = wq_store_value(r, i, 4);
+        msgs[i].len = wq_store_length(r, i, 4);
     }
     rc = wq_broker_publish(s->broker, msgs, (size_t)rows,
         s->publish_timeout_ms, &nok, err, errlen);
-    wq_rows_array_begin(&ids);
+    wq_sched_rows_array_begin(&ids);
     for (int i = 0; i < rows; i++)
         if (msgs[i].status == 0) {
             snprintf(num, sizeof num, "%lld",
-                (long long)wq_rows_i64(r, i, 0));
-            wq_rows_array_add(&ids, num);
+                (long long)wq_sched_rows_i64(r, i, 0));
+            wq_sched_rows_array_add(&ids, num);
         }
-    wq_rows_array_end(&ids);
+    wq_sched_rows_array_end(&ids);
     {
-        int src = wq_rows_round_settle(s->store, WQ_SCHED_SQL_OUTBOX_DELETE,
-            &ids, nok, err, errlen);
+        int src = wq_sched_rows_round_settle(s->store,
+            WQ_SCHED_SQL_OUTBOX_DELETE, &ids, nok, err, errlen);
 
         if (src != 0) {
             rc = src;
@@ -89,7 +89,7 @@ wq_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
     goto out;
 
 fail:
-    wq_rows_rollback(s->store);
+    wq_sched_rows_rollback(s->store);
 out:
     wq_store_rows_free(r);
     wq_buf_free(&ids);

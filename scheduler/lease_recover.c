@@ -1,5 +1,5 @@
 /*
- * leases.c - lost-lease recovery (docs/task-states.md "Leases").
+ * lease_recover.c - lost-lease recovery (docs/task-states.md "Leases").
  *
  * A running task whose lease_expires_at has passed belongs to a worker
  * that died or hung: it stopped renewing the lease (workers renew every
@@ -26,7 +26,7 @@
 #define COMPONENT "leases"
 
 int
-wq_leases_recover(struct wq_sched *s, int *more, int *done, char *err,
+wq_sched_lease_recover(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen)
 {
     struct wq_buf ids = WQ_BUF_INIT, delays = WQ_BUF_INIT;
@@ -37,46 +37,46 @@ wq_leases_recover(struct wq_sched *s, int *more, int *done, char *err,
 
     *more = 0;
     *done = 0;
-    if ((rc = wq_rows_round_begin(s->store, WQ_SCHED_SQL_LEASE_SELECT,
+    if ((rc = wq_sched_rows_round_begin(s->store, WQ_SCHED_SQL_LEASE_SELECT,
         s->batch, &r, err, errlen)) != 0 || r == NULL)
         return rc;
-    rows = wq_store_rows_count(r);
+    rows = wq_store_nrows(r);
     *more = rows == s->batch;
-    wq_rows_array_begin(&ids);
-    wq_rows_array_begin(&delays);
+    wq_sched_rows_array_begin(&ids);
+    wq_sched_rows_array_begin(&delays);
     for (int i = 0; i < rows; i++) {
         struct wq_backoff b;
-        int32_t attempt = wq_rows_i32(r, i, 2);
+        int32_t attempt = wq_sched_rows_i32(r, i, 2);
 
-        wq_rows_policy(s->cfg, wq_rows_text(r, i, 1), &b, NULL);
-        wq_rows_uuid(r, i, 0, id);
-        wq_rows_array_add(&ids, id);
+        wq_sched_rows_policy(s->cfg, wq_sched_rows_text(r, i, 1), &b, NULL);
+        wq_sched_rows_uuid(r, i, 0, id);
+        wq_sched_rows_array_add(&ids, id);
         snprintf(d, sizeof d, "%lld", (long long)wq_backoff_delay_ms(&b,
             attempt > 0 ? (uint32_t)attempt : 1, wq_backoff_rand01()));
-        wq_rows_array_add(&delays, d);
+        wq_sched_rows_array_add(&delays, d);
     }
-    wq_rows_array_end(&ids);
-    wq_rows_array_end(&delays);
+    wq_sched_rows_array_end(&ids);
+    wq_sched_rows_array_end(&delays);
     params[0] = ids.data;
     params[1] = delays.data;
     if ((rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_LEASE_RECOVER,
         params, &u, err, errlen)) != 0)
         goto fail;
-    if ((rc = wq_rows_commit(s->store, err, errlen)) != 0)
+    if ((rc = wq_sched_rows_commit(s->store, err, errlen)) != 0)
         goto fail;
-    for (int i = 0; i < wq_store_rows_count(u); i++) {
-        int dead = strcmp(wq_rows_text(u, i, 1), "dead") == 0;
+    for (int i = 0; i < wq_store_nrows(u); i++) {
+        int dead = strcmp(wq_sched_rows_text(u, i, 1), "dead") == 0;
 
-        wq_rows_uuid(u, i, 0, id);
+        wq_sched_rows_uuid(u, i, 0, id);
         wq_log_info(COMPONENT, "task %s: lease expired, %s", id,
             dead ? "attempts spent: dead" : "retry scheduled");
         wq_metric_inc(dead ? s->st->lease_dead : s->st->lease_retry, 1);
     }
-    *done = wq_store_rows_count(u);
+    *done = wq_store_nrows(u);
     goto out;
 
 fail:
-    wq_rows_rollback(s->store);
+    wq_sched_rows_rollback(s->store);
 out:
     wq_store_rows_free(r);
     wq_store_rows_free(u);
