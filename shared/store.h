@@ -38,9 +38,8 @@
 
 typedef struct wq_store wq_store;
 
-/* libpq's types, without including <libpq-fe.h> here:
- * struct pg_conn is PGconn and struct pg_result is PGresult. */
-struct pg_conn;
+/* libpq's result, without including <libpq-fe.h> here: struct
+ * pg_result is PGresult (see "Rows" below). */
 struct pg_result;
 
 /* The states of a task; workq.tasks.state holds their names. */
