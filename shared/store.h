@@ -151,17 +151,6 @@ int wq_store_ping(wq_store *s, char *err, size_t errlen);
  */
 int wq_store_exec(wq_store *s, const char *sql, char *err, size_t errlen);
 
-/*
- * wq_store_result_check is for modules with their own SQL: it returns 0
- * when `r` (from PQexec* on this store's connection, not consumed) holds
- * PGRES_COMMAND_OK or PGRES_TUPLES_OK, and otherwise an error as
- * wq_store_exec reports it, with err "what: server message (SQLSTATE x)".
- * `r` NULL means libpq failed (out of memory, connection lost).  The caller
- * still PQclear()s r.
- */
-int wq_store_result_check(wq_store *s, const struct pg_result *r,
-    const char *what, char *err, size_t errlen);
-
 /* wq_store_last_sqlstate returns the five-character SQLSTATE of the last
  * failed statement on this store ("23514"), or "" if there was none or
  * the failure did not come from the server.  Valid until the next call. */

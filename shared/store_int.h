@@ -28,6 +28,17 @@ struct wq_store {
 int wq_store_ready(wq_store *s, char *err, size_t errlen);
 
 /*
+ * wq_store_result_check is for the store's files that run libpq
+ * themselves: it returns 0 when `r` (from PQexec* on this store's
+ * connection, not consumed) holds PGRES_COMMAND_OK or PGRES_TUPLES_OK,
+ * and otherwise an error as wq_store_exec reports it, with err "what:
+ * server message (SQLSTATE x)".  `r` NULL means libpq failed (out of
+ * memory, connection lost).  The caller still PQclear()s r.
+ */
+int wq_store_result_check(wq_store *s, const struct pg_result *r,
+    const char *what, char *err, size_t errlen);
+
+/*
  * wq_store_query (for store_sched.c and store_admin.c) runs `sql` with
  * text parameters values[0..n) (NULL is SQL NULL), results in binary
  * format when `binary` (uuid as 16 bytes, bytea as its bytes, int4/int8
