@@ -52,9 +52,10 @@ LIB_SRCS  := $(sort $(wildcard shared/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 LIB       := $(BUILD)/libworkq.a
 
-# The binaries, each a thin main plus what is only its own.
-WORKQ_OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard producer/cli*.c)))
-PRODUCER_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(filter-out producer/cli%,$(sort $(wildcard producer/*.c))))
+# The binaries, each a thin main plus what is only its own; the CLI,
+# `workq`, lives in producer/cli/, beside the HTTP daemon in producer/.
+WORKQ_OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard producer/cli/*.c)))
+PRODUCER_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard producer/*.c)))
 WORKER_OBJS    := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard worker/*.c)))
 SCHEDULER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard scheduler/*.c)))
 BINS := $(BUILD)/workq $(BUILD)/workq-producer $(BUILD)/workq-worker \

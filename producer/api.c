@@ -35,6 +35,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "store.h"
+#include "task_json.h"
 #include "taskspec.h"
 #include "textout.h"
 #include "token.h"
@@ -564,8 +565,11 @@ insert_one(wq_store *s, const struct wq_envelope *env,
     char *hjson = NULL;
     int inserted = 0, rc;
 
-    if (env->nheaders > 0)
-        hjson = wq_taskspec_headers_json(env);
+    /* NULL only when out of memory (the envelope was validated, so every
+     * header is UTF-8): abort as xmalloc does (alloc.h) rather than store
+     * the task without its headers */
+    if (env->nheaders > 0 && (hjson = wq_taskspec_headers_json(env)) == NULL)
+        abort();
     memset(&t, 0, sizeof t);
     memcpy(t.id, env->id, sizeof t.id);
     t.queue = env->queue;
@@ -684,56 +688,13 @@ insert_run(struct db_job *job, wq_store *s, const char *why)
 
 /* --- reading a task ------------------------------------------------------ */
 
-static void
-set_time(json_t *o, const char *name, int64_t ms)
-{
-    char buf[40];
-
-    if (ms != 0)
-        json_object_set_new(o, name, json_string(
-            wq_clock_format_rfc3339(ms, buf, sizeof buf)));
-}
-
-static json_t *
-task_json(const struct wq_task_row *row)
-{
-    char id[WQ_UUID_STRLEN];
-    json_t *o, *h;
-
-    wq_uuid_format(row->id, id);
-    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "id", id,
-        "queue", row->queue, "type", row->type, "idempotency_key",
-        row->idempotency_key, "state", wq_task_state_name(row->state),
-        "attempt", row->attempt, "max_attempts", row->max_attempts);
-    if (row->receipt)       /* on the broker, no worker has claimed it */
-        json_object_set_new(o, "claimed", json_false());
-    set_time(o, "created_at", row->created_at_ms);
-    set_time(o, "updated_at", row->updated_at_ms);
-    set_time(o, "run_at", row->run_at_ms);
-    set_time(o, "started_at", row->started_at_ms);
-    set_time(o, "finished_at", row->finished_at_ms);
-    set_time(o, "lease_expires_at", row->lease_expires_at_ms);
-    if (row->worker != NULL)
-        json_object_set_new(o, "worker", json_string(row->worker));
-    if (row->last_error != NULL)
-        json_object_set_new(o, "last_error", json_string(row->last_error));
-    /* "NAME" or "NAME_base64": the encoding of the CLI (textout.h) */
-    if ((row->result != NULL && wq_text_json_set_bytes(o, "result",
-        row->result, row->result_len) != 0) || (row->payload != NULL
-        && wq_text_json_set_bytes(o, "payload", row->payload,
-        row->payload_len) != 0))
-        abort();    /* alloc.h: the daemon aborts on exhaustion */
-    if (row->headers_json != NULL
-        && (h = json_loads(row->headers_json, 0, NULL)) != NULL)
-        json_object_set_new(o, "headers", h);
-    return o;
-}
-
 static int
 get_run(struct db_job *job, wq_store *s, const char *why)
 {
     struct api_get *j = (struct api_get *)(void *)job;
+    struct wq_task_attempt *att = NULL;
     struct wq_task_row row;
+    size_t natt = 0;
     char err[WQ_ERRLEN], detail[WQ_ERRLEN + 64];
     size_t len;
     int rc;
@@ -746,8 +707,11 @@ get_run(struct db_job *job, wq_store *s, const char *why)
     }
     memset(&row, 0, sizeof row);
     rc = wq_store_task_get(s, j->id, &row, err, sizeof err);
+    if (rc == 0)
+        rc = wq_store_task_attempts(s, row.id, &att, &natt, err, sizeof err);
     if (rc == 0) {
-        char *body = dump(task_json(&row), &len);
+        /* dump aborts on a NULL (out of memory), as xmalloc does */
+        char *body = dump(wq_task_json(&row, att, natt), &len);
 
         wq_http_complete(j->req, 200, JSON_TYPE, body, len);
     } else if (rc == WQ_ENOENT) {
@@ -758,6 +722,7 @@ get_run(struct db_job *job, wq_store *s, const char *why)
         snprintf(detail, sizeof detail, "PostgreSQL: %s", err);
         complete_error(j->api, j->req, R_UNAVAILABLE, 503, detail);
     }
+    wq_task_attempts_free(att, natt);
     wq_task_row_free(&row);
     free(j);
     return rc;

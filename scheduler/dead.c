@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "alloc.h"
 #include "clock.h"
 #include "log.h"
@@ -25,22 +23,8 @@
 
 #define COMPONENT "dead"
 
-/* Columns after WQ_ROWS_TASK_COLS. */
-enum { C_ERROR = WQ_ROWS_TASK_NCOLS, C_FINISHED_MS };
-
-static const char select_sql[] =
-    "SELECT " WQ_ROWS_TASK_COLS ", t.last_error,"
-    "  floor(extract(epoch FROM coalesce(t.finished_at, now())) * 1000)::int8"
-    "  FROM workq.tasks t"
-    "  WHERE t.state = 'dead' AND t.dead_published_at IS NULL"
-    "  ORDER BY t.finished_at"
-    "  LIMIT $1"
-    "  FOR UPDATE SKIP LOCKED";
-
-static const char mark_sql[] =
-    "UPDATE workq.tasks SET dead_published_at = now()"
-    "  WHERE id = ANY($1::uuid[]) AND state = 'dead'"
-    "    AND dead_published_at IS NULL";
+/* Columns after the task columns (WQ_SCHED_ROWS_TASK_NCOLS). */
+enum { C_ERROR = WQ_SCHED_ROWS_TASK_NCOLS, C_FINISHED_MS };
 
 /* Cuts s to at most max bytes at a UTF-8 character boundary, into buf. */
 static const char *
@@ -59,7 +43,7 @@ cut_utf8(const char *s, size_t max, char *buf)
 }
 
 int
-wq_dead_publish(struct wq_sched *s, int *more, int *done, char *err,
+wq_sched_dead_publish(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen)
 {
     static char reason_buf[WQ_HEADER_VALUE_MAX + 1];
@@ -68,40 +52,40 @@ wq_dead_publish(struct wq_sched *s, int *more, int *done, char *err,
     size_t *off = NULL, n = 0, nok = 0;
     int *rowof = NULL;
     struct wq_buf ids = WQ_BUF_INIT;
-    PGresult *r;
+    struct pg_result *r;
     char id[37], why[WQ_ERRLEN];
     int rc, rows, nmark = 0;
 
     *more = 0;
     *done = 0;
-    if ((rc = wq_rows_round_begin(s->store, select_sql, s->batch,
-        "select dead tasks", &r, err, errlen)) != 0 || r == NULL)
+    if ((rc = wq_sched_rows_round_begin(s->store, WQ_SCHED_SQL_DEAD_SELECT,
+        s->batch, &r, err, errlen)) != 0 || r == NULL)
         return rc;
-    rows = PQntuples(r);
+    rows = wq_store_nrows(r);
     *more = rows == s->batch;
     msgs = xcalloc((size_t)rows, sizeof *msgs);
     names = xcalloc((size_t)rows, sizeof *names);
     off = xcalloc((size_t)rows + 1, sizeof *off);
     rowof = xcalloc((size_t)rows, sizeof *rowof);
-    wq_rows_array_begin(&ids);
+    wq_sched_rows_array_begin(&ids);
     wq_buf_reset(&s->buf);
     for (int i = 0; i < rows; i++) {
         struct wq_header extra[3];
-        const char *queue = wq_rows_text(r, i, 1);
-        const char *error = wq_rows_text(r, i, C_ERROR);
+        const char *queue = wq_sched_rows_text(r, i, 1);
+        const char *error = wq_sched_rows_text(r, i, C_ERROR);
         char at[40], attempts[16];
-        int32_t attempt = wq_rows_i32(r, i, 6);
+        int32_t attempt = wq_sched_rows_i32(r, i, 6);
 
-        wq_rows_uuid(r, i, 0, id);
+        wq_sched_rows_uuid(r, i, 0, id);
         if (strlen(queue) + strlen(".dead") > WQ_QUEUE_MAX) {
             /* "workq.Q.dead" would be too long a name for the brokers */
             wq_log_warn(COMPONENT, "task %s: queue '%s' is too long for a "
                 "dead-letter queue; no copy published", id, queue);
-            wq_rows_array_add(&ids, id);
+            wq_sched_rows_array_add(&ids, id);
             nmark++;
             continue;
         }
-        wq_clock_format_rfc3339(wq_rows_i64(r, i, C_FINISHED_MS), at,
+        wq_clock_format_rfc3339(wq_sched_rows_i64(r, i, C_FINISHED_MS), at,
             sizeof at);
         snprintf(attempts, sizeof attempts, "%d", (int)attempt);
         extra[0].name = (char *)"workq-dead-reason";
@@ -112,18 +96,18 @@ wq_dead_publish(struct wq_sched *s, int *more, int *done, char *err,
         extra[2].name = (char *)"workq-attempts";
         extra[2].value = attempts;
         off[n] = s->buf.len;
-        if (wq_rows_envelope(r, i, attempt > 0 ? (uint32_t)attempt : 1,
+        if (wq_sched_rows_envelope(r, i, attempt > 0 ? (uint32_t)attempt : 1,
             extra, 3, &s->buf, why, sizeof why) != 0) {
             wq_log_warn(COMPONENT, "task %s makes no valid envelope; no "
                 "copy published: %s", id, why);
-            wq_rows_array_add(&ids, id);
+            wq_sched_rows_array_add(&ids, id);
             nmark++;
             continue;
         }
         names[n] = xasprintf("%s.dead", queue);
         rowof[n] = i;
         msgs[n].queue = names[n];
-        msgs[n].key = wq_rows_text(r, i, 3);
+        msgs[n].key = wq_sched_rows_text(r, i, 3);
         msgs[n].keylen = strlen(msgs[n].key);
         n++;
     }
@@ -137,14 +121,14 @@ wq_dead_publish(struct wq_sched *s, int *more, int *done, char *err,
             &nok, err, errlen);
     for (size_t i = 0; i < n; i++)
         if (msgs[i].status == 0) {
-            wq_rows_uuid(r, rowof[i], 0, id);
-            wq_rows_array_add(&ids, id);
+            wq_sched_rows_uuid(r, rowof[i], 0, id);
+            wq_sched_rows_array_add(&ids, id);
             nmark++;
         }
-    wq_rows_array_end(&ids);
+    wq_sched_rows_array_end(&ids);
     {
-        int src = wq_rows_round_settle(s->store, mark_sql, &ids,
-            (size_t)nmark, "mark dead copies published", err, errlen);
+        int src = wq_sched_rows_round_settle(s->store, WQ_SCHED_SQL_DEAD_MARK,
+            &ids, (size_t)nmark, err, errlen);
 
         if (src != 0) {
             rc = src;
@@ -163,9 +147,9 @@ wq_dead_publish(struct wq_sched *s, int *more, int *done, char *err,
     goto out;
 
 fail:
-    wq_rows_rollback(s->store);
+    wq_sched_rows_rollback(s->store);
 out:
-    PQclear(r);
+    wq_store_rows_free(r);
     wq_buf_free(&ids);
     for (size_t i = 0; i < n; i++)
         free(names[i]);

@@ -43,8 +43,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 #include "alloc.h"
 #include "backlog.h"
 #include "clock.h"
@@ -165,13 +163,13 @@ static const struct {
     round_fn *fn;
     int needs_broker;
 } rounds[R_COUNT] = {
-    [R_LEASES] = { "lease recovery", wq_leases_recover, 0 },
-    [R_PERIODIC] = { "periodic ticks", wq_periodic_tick, 0 },
-    [R_PUBLISH] = { "publishing due tasks", wq_publish_due, 1 },
-    [R_DEAD] = { "dead-letter copies", wq_dead_publish, 1 },
-    [R_OUTBOX] = { "outbox relay", wq_outbox_relay, 1 },
-    [R_RETENTION] = { "retention", wq_retention_prune, 0 },
-    [R_RECEIPTS] = { "receipts sweep", wq_receipts_sweep, 0 },
+    [R_LEASES] = { "lease recovery", wq_sched_lease_recover, 0 },
+    [R_PERIODIC] = { "periodic ticks", wq_sched_periodic_tick, 0 },
+    [R_PUBLISH] = { "publishing due tasks", wq_sched_publish_due, 1 },
+    [R_DEAD] = { "dead-letter copies", wq_sched_dead_publish, 1 },
+    [R_OUTBOX] = { "outbox relay", wq_sched_outbox_relay, 1 },
+    [R_RETENTION] = { "retention", wq_sched_retention_prune, 0 },
+    [R_RECEIPTS] = { "receipts sweep", wq_sched_receipts_sweep, 0 },
 };
 
 struct round_state {
@@ -200,20 +198,6 @@ struct loop {
     uint64_t status_ns, watchdog_ns;
     int broker_warned;
 };
-
-static const char probe_sql[] =
-    "SELECT"
-    "  (SELECT ceil(extract(epoch FROM min(run_at) - clock_timestamp())"
-    "     * 1000)::int8 FROM workq.tasks"
-    "   WHERE state IN ('scheduled', 'retry_wait')),"
-    "  (SELECT ceil(extract(epoch FROM min(lease_expires_at)"
-    "     - clock_timestamp()) * 1000)::int8 FROM workq.tasks"
-    "   WHERE state = 'running'),"
-    "  EXISTS (SELECT 1 FROM workq.tasks"
-    "   WHERE state = 'dead' AND dead_published_at IS NULL),"
-    "  EXISTS (SELECT 1 FROM workq.outbox),"
-    "  EXISTS (SELECT 1 FROM workq.accepted)"
-    "    OR EXISTS (SELECT 1 FROM workq.accepted_runs)";
 
 /* ---- PostgreSQL ------------------------------------------------------------ */
 
@@ -278,43 +262,42 @@ store_up(struct loop *l)
         "workq_scheduler");
 }
 
-/* Takes the notifications libpq holds; 1 if there were any. */
+static void
+log_notify(const char *channel, const char *payload, void *user)
+{
+    (void)user;
+    wq_log_debug(COMPONENT, "notified: %s %s", channel, payload);
+}
+
+/* Takes the notifications received; 1 if there were any. */
 static int
 drain_notifies(struct loop *l)
 {
-    PGconn *c = wq_store_conn(l->s.store);
-    PGnotify *n;
-    int any = 0;
-
-    while ((n = PQnotifies(c)) != NULL) {
-        wq_log_debug(COMPONENT, "notified: %s %s", n->relname, n->extra);
-        PQfreemem(n);
-        any = 1;
-    }
-    return any;
+    return wq_store_notifies(l->s.store, log_notify, NULL) > 0;
 }
 
 static int
 probe(struct loop *l, char *err, size_t errlen)
 {
-    PGresult *r;
+    struct pg_result *r;
     int rc;
 
-    if ((rc = wq_rows_query(l->s.store, probe_sql, 0, NULL, &r, "probe",
-        err, errlen)) != 0)
+    if ((rc = wq_store_sched_query(l->s.store, WQ_SCHED_SQL_PROBE, NULL,
+        &r, err, errlen)) != 0)
         return rc;
-    l->pr.due_ms = PQgetisnull(r, 0, 0) ? -1 : wq_rows_i64(r, 0, 0);
-    if (!PQgetisnull(r, 0, 0) && l->pr.due_ms < 0)
+    l->pr.due_ms = wq_store_isnull(r, 0, 0) ? -1 : wq_sched_rows_i64(r, 0, 0);
+    if (!wq_store_isnull(r, 0, 0) && l->pr.due_ms < 0)
         l->pr.due_ms = 0;
-    l->pr.lease_ms = PQgetisnull(r, 0, 1) ? -1 : wq_rows_i64(r, 0, 1);
-    if (!PQgetisnull(r, 0, 1) && l->pr.lease_ms < 0)
+    l->pr.lease_ms = wq_store_isnull(r, 0, 1) ? -1 : wq_sched_rows_i64(r, 0, 1);
+    if (!wq_store_isnull(r, 0, 1) && l->pr.lease_ms < 0)
         l->pr.lease_ms = 0;
-    l->pr.dead = *PQgetvalue(r, 0, 2) != 0;
-    l->pr.outbox = *PQgetvalue(r, 0, 3) != 0;
-    l->pr.receipts = *PQgetvalue(r, 0, 4) != 0;
-    wq_metric_set(l->s.st->oldest_due_seconds, PQgetisnull(r, 0, 0) ? 0
-        : wq_rows_i64(r, 0, 0) < 0 ? -wq_rows_i64(r, 0, 0) / 1000 : 0);
-    PQclear(r);
+    l->pr.dead = *wq_store_value(r, 0, 2) != 0;
+    l->pr.outbox = *wq_store_value(r, 0, 3) != 0;
+    l->pr.receipts = *wq_store_value(r, 0, 4) != 0;
+    wq_metric_set(l->s.st->oldest_due_seconds, wq_store_isnull(r, 0, 0) ? 0
+        : wq_sched_rows_i64(r, 0, 0) < 0
+        ? -wq_sched_rows_i64(r, 0, 0) / 1000 : 0);
+    wq_store_rows_free(r);
     return 0;
 }
 
@@ -357,13 +340,13 @@ wanted(const struct loop *l, int i)
         return 1;
     switch (i) {
     case R_LEASES:    return l->pr.lease_ms == 0;
-    case R_PERIODIC:  return wq_periodic_next_ms(l->s.periodic) == 0;
+    case R_PERIODIC:  return wq_sched_periodic_next_ms(l->s.periodic) == 0;
     case R_PUBLISH:   return l->pr.due_ms == 0;
     case R_DEAD:      return l->pr.dead;
     case R_OUTBOX:    return l->pr.outbox;
-    case R_RETENTION: return wq_retention_next_ms(l->s.retention) == 0;
+    case R_RETENTION: return wq_sched_retention_next_ms(l->s.retention) == 0;
     case R_RECEIPTS:  return l->pr.receipts
-                          && wq_receipts_next_ms(l->s.retention) == 0;
+                          && wq_sched_receipts_next_ms(l->s.retention) == 0;
     }
     return 0;
 }
@@ -458,10 +441,10 @@ sleep_ms(const struct loop *l)
             ms = min_ms(ms, l->pr.lease_ms);
         if (hold >= 0)
             ms = min_ms(ms, hold > 0 ? hold : 1);
-        ms = min_ms(ms, wq_periodic_next_ms(s->periodic));
-        ms = min_ms(ms, wq_retention_next_ms(s->retention));
+        ms = min_ms(ms, wq_sched_periodic_next_ms(s->periodic));
+        ms = min_ms(ms, wq_sched_retention_next_ms(s->retention));
         if (l->pr.receipts)
-            ms = min_ms(ms, wq_receipts_next_ms(s->retention));
+            ms = min_ms(ms, wq_sched_receipts_next_ms(s->retention));
     }
     if (ms > INT_MAX)
         ms = INT_MAX;
@@ -538,8 +521,8 @@ run(struct loop *l)
         pfd[0].fd = wq_daemon_wakeup_fd();
         pfd[0].events = POLLIN;
         pfd[0].revents = 0;
-        if (l->store_up && PQsocket(wq_store_conn(l->s.store)) >= 0) {
-            pfd[1].fd = PQsocket(wq_store_conn(l->s.store));
+        if (l->store_up && wq_store_socket(l->s.store) >= 0) {
+            pfd[1].fd = wq_store_socket(l->s.store);
             pfd[1].events = POLLIN;
             pfd[1].revents = 0;
             nfd = 2;
@@ -551,8 +534,8 @@ run(struct loop *l)
         if (pfd[0].revents != 0)
             wq_daemon_drain_wakeup();
         if (nfd == 2 && pfd[1].revents != 0
-            && PQconsumeInput(wq_store_conn(l->s.store)) == 0)
-            store_down(l, PQerrorMessage(wq_store_conn(l->s.store)));
+            && wq_store_consume(l->s.store, err, sizeof err) != 0)
+            store_down(l, err);
     }
 }
 
@@ -621,7 +604,7 @@ main(int argc, char **argv)
     l->s.cfg = &cfg;
     l->s.batch = cfg.scheduler.batch_size;
     l->s.publish_timeout_ms = (int)cfg.scheduler.publish_timeout_ms;
-    if (wq_periodic_new(&cfg, &l->s.periodic, cerr, sizeof cerr) != 0) {
+    if (wq_sched_periodic_new(&cfg, &l->s.periodic, cerr, sizeof cerr) != 0) {
         fprintf(stderr, "workq-scheduler: periodic entries rejected:\n%s\n",
             cerr);
         goto out_cfg;
@@ -651,7 +634,7 @@ main(int argc, char **argv)
     host[sizeof host - 1] = '\0';
     id = xasprintf("workq-scheduler-%s-%ld", host, (long)getpid());
     l->s.broker = wq_broker_new(&cfg, id);
-    l->s.retention = wq_retention_new(&cfg);
+    l->s.retention = wq_sched_retention_new(&cfg);
     wq_log_info(COMPONENT, "scheduler %s %s on %s: batch %d, poll "
         "interval %lld ms, %zu periodic entr%s", id, WQ_VERSION,
         cfg.transport == WQ_TRANSPORT_KAFKA ? "kafka" : "rabbitmq",
@@ -672,7 +655,7 @@ main(int argc, char **argv)
     wq_daemon_notify_stopping();
     wq_broker_free(l->s.broker, l->s.publish_timeout_ms);
     wq_store_close(l->s.store);
-    wq_retention_free(l->s.retention);
+    wq_sched_retention_free(l->s.retention);
     wq_buf_free(&l->s.buf);
     wq_log_info(COMPONENT, "stopped");
     status = 0;
@@ -680,7 +663,7 @@ out_stats:
     wq_sched_backlog_free(backlog);
     wq_sched_stats_free(&stats);
 out_periodic:
-    wq_periodic_free(l->s.periodic);
+    wq_sched_periodic_free(l->s.periodic);
 out_cfg:
     free(l);
     free(id);

@@ -25,8 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "alloc.h"
 #include "clock.h"
 #include "cron.h"
@@ -45,45 +43,17 @@ struct entry {
     int64_t next_s;             /* look again at this time (epoch s) */
 };
 
-struct wq_periodic {
+struct wq_sched_periodic {
     struct entry *v;
     size_t n;
 };
 
-static const char last_sql[] =
-    "SELECT floor(extract(epoch FROM max(tick_at)))::int8"
-    "  FROM workq.cron_ticks WHERE name = $1";
-
-static const char tick_sql[] =
-    "WITH ins AS ("
-    "  INSERT INTO workq.cron_ticks (name, tick_at, task_id)"
-    "  SELECT $1, timestamptz 'epoch' + x * interval '1 second',"
-    "    workq.uuid_v7()"
-    "  FROM unnest($2::int8[]) AS x"
-    "  ON CONFLICT DO NOTHING"
-    "  RETURNING tick_at, task_id"
-    "), k AS ("
-    "  SELECT tick_at, task_id,"
-    "    to_char(tick_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI\"Z\"')"
-    "      AS iso"
-    "  FROM ins"
-    ")"
-    "INSERT INTO workq.tasks AS t (id, queue, type, idempotency_key,"
-    "  payload, headers, state, attempt, max_attempts, run_at, created_at)"
-    "SELECT k.task_id, $3, $4, 'cron:' || $1 || '@' || k.iso,"
-    "  convert_to($5, 'UTF8'),"
-    "  jsonb_build_object('workq-cron', $1::text, 'workq-tick', k.iso),"
-    "  'scheduled', 0, $6::int4, k.tick_at, now()"
-    "FROM k "
-    "ON CONFLICT (queue, idempotency_key) DO NOTHING "
-    "RETURNING t.id";
-
 int
-wq_periodic_new(const struct wq_config *cfg, struct wq_periodic **out,
-    char *err, size_t errlen)
+wq_sched_periodic_new(const struct wq_config *cfg,
+    struct wq_sched_periodic **out, char *err, size_t errlen)
 {
     const struct wq_config_periodic *c = cfg->periodic.v;
-    struct wq_periodic *p = xcalloc(1, sizeof *p);
+    struct wq_sched_periodic *p = xcalloc(1, sizeof *p);
     size_t used = 0;
     char why[WQ_ERRLEN];
     int bad = 0;
@@ -124,7 +94,7 @@ wq_periodic_new(const struct wq_config *cfg, struct wq_periodic **out,
         }
     }
     if (bad) {
-        wq_periodic_free(p);
+        wq_sched_periodic_free(p);
         return WQ_ECONFIG;
     }
     *out = p;
@@ -132,7 +102,7 @@ wq_periodic_new(const struct wq_config *cfg, struct wq_periodic **out,
 }
 
 void
-wq_periodic_free(struct wq_periodic *p)
+wq_sched_periodic_free(struct wq_sched_periodic *p)
 {
     if (p == NULL)
         return;
@@ -141,7 +111,7 @@ wq_periodic_free(struct wq_periodic *p)
 }
 
 int64_t
-wq_periodic_next_ms(const struct wq_periodic *p)
+wq_sched_periodic_next_ms(const struct wq_sched_periodic *p)
 {
     int64_t now_ms = wq_clock_wall_ms(), best = -1;
 
@@ -163,27 +133,27 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
 {
     const struct wq_config_periodic *c = e->c;
     struct wq_buf ticks = WQ_BUF_INIT;
-    PGresult *r = NULL;
+    struct pg_result *r = NULL;
     const char *params[6];
     char num[32], maxa[16];
     int64_t from, t, catchup_s = s->cfg->scheduler.cron_catchup_ms / 1000;
     int rc, n = 0, max_attempts = c->max_attempts;
 
     params[0] = c->name;
-    if ((rc = wq_rows_query(s->store, last_sql, 1, params, &r,
-        "read the last periodic tick", err, errlen)) != 0)
+    if ((rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_CRON_LAST, params,
+        &r, err, errlen)) != 0)
         return rc;
-    if (PQgetisnull(r, 0, 0)) {
+    if (wq_store_isnull(r, 0, 0)) {
         from = now_s;   /* a new entry starts with its next tick */
     } else {
-        from = wq_rows_i64(r, 0, 0);
+        from = wq_sched_rows_i64(r, 0, 0);
         if (from < now_s - catchup_s - 1)
             from = now_s - catchup_s - 1;
     }
-    PQclear(r);
+    wq_store_rows_free(r);
     r = NULL;
 
-    wq_rows_array_begin(&ticks);
+    wq_sched_rows_array_begin(&ticks);
     for (rc = wq_cron_next(&e->cron, from, &t); rc == 0 && t <= now_s;
         rc = wq_cron_next(&e->cron, t, &t)) {
         if (n == s->batch) {
@@ -191,10 +161,10 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
             break;
         }
         snprintf(num, sizeof num, "%lld", (long long)t);
-        wq_rows_array_add(&ticks, num);
+        wq_sched_rows_array_add(&ticks, num);
         n++;
     }
-    wq_rows_array_end(&ticks);
+    wq_sched_rows_array_end(&ticks);
     rc = 0;
     if (*more)
         e->next_s = now_s;
@@ -203,7 +173,7 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
 
     if (n > 0) {
         if (max_attempts <= 0)
-            wq_rows_policy(s->cfg, c->queue, &(struct wq_backoff){ 0 },
+            wq_sched_rows_policy(s->cfg, c->queue, &(struct wq_backoff){ 0 },
                 &max_attempts);
         snprintf(maxa, sizeof maxa, "%d", max_attempts);
         params[1] = ticks.data;
@@ -211,9 +181,9 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
         params[3] = c->type;
         params[4] = c->payload;
         params[5] = maxa;
-        if ((rc = wq_rows_query(s->store, tick_sql, 6, params, &r,
-            "enqueue periodic ticks", err, errlen)) == 0) {
-            int got = PQntuples(r);
+        if ((rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_CRON_TICK,
+            params, &r, err, errlen)) == 0) {
+            int got = wq_store_nrows(r);
 
             if (got > 0)
                 wq_log_info(COMPONENT, "%s: enqueued %d tick(s) of %d due "
@@ -221,7 +191,7 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
                     c->type);
             wq_metric_inc(s->st->cron_ticks, (uint64_t)got);
             *done += got;
-            PQclear(r);
+            wq_store_rows_free(r);
         } else {
             e->next_s = now_s;  /* try again after the store is back */
         }
@@ -231,7 +201,7 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
 }
 
 int
-wq_periodic_tick(struct wq_sched *s, int *more, int *done, char *err,
+wq_sched_periodic_tick(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen)
 {
     int64_t now_s = wq_clock_wall_ms() / 1000;

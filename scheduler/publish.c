@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "alloc.h"
 #include "clock.h"
 #include "log.h"
@@ -24,39 +22,18 @@
 
 #define COMPONENT "publish"
 
-/* Columns after WQ_ROWS_TASK_COLS. */
-enum { C_STATE = WQ_ROWS_TASK_NCOLS, C_LATE_MS };
-
-static const char select_sql[] =
-    "SELECT " WQ_ROWS_TASK_COLS ", t.state,"
-    "  floor(extract(epoch FROM now() - t.run_at) * 1000)::int8"
-    "  FROM workq.tasks t"
-    "  WHERE t.state IN ('scheduled', 'retry_wait') AND t.run_at <= now()"
-    "  ORDER BY t.run_at"
-    "  LIMIT $1"
-    "  FOR UPDATE SKIP LOCKED";
-
-static const char queued_sql[] =
-    "UPDATE workq.tasks SET state = 'queued', updated_at = now()"
-    "  WHERE id = ANY($1::uuid[])"
-    "    AND state IN ('scheduled', 'retry_wait')";
-
-/* A row that makes no valid envelope can never run: dead, with why.
- * There is no copy for workq.Q.dead either (the same envelope). */
-static const char unpublishable_sql[] =
-    "UPDATE workq.tasks SET state = 'dead', finished_at = now(),"
-    "  dead_published_at = now(), last_error = $2, updated_at = now()"
-    "  WHERE id = $1::uuid AND state IN ('scheduled', 'retry_wait')";
+/* Columns after the task columns (WQ_SCHED_ROWS_TASK_NCOLS). */
+enum { C_STATE = WQ_SCHED_ROWS_TASK_NCOLS, C_LATE_MS };
 
 int
-wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
+wq_sched_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen)
 {
     struct wq_broker_msg *msgs = NULL;
     size_t *off = NULL, n = 0, nok = 0;
     int *rowof = NULL;
     struct wq_buf ids = WQ_BUF_INIT;
-    PGresult *r, *u = NULL;
+    struct pg_result *r, *u = NULL;
     char id[37], why[WQ_ERRLEN];
     const char *params[2];
     uint64_t t0;
@@ -64,10 +41,10 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
 
     *more = 0;
     *done = 0;
-    if ((rc = wq_rows_round_begin(s->store, select_sql, s->batch,
-        "select due tasks", &r, err, errlen)) != 0 || r == NULL)
+    if ((rc = wq_sched_rows_round_begin(s->store, WQ_SCHED_SQL_DUE_SELECT,
+        s->batch, &r, err, errlen)) != 0 || r == NULL)
         return rc;
-    rows = PQntuples(r);
+    rows = wq_store_nrows(r);
     *more = rows == s->batch;
 
     /* Encode every envelope into one buffer; pointers after it stops
@@ -77,28 +54,29 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     rowof = xcalloc((size_t)rows, sizeof *rowof);
     wq_buf_reset(&s->buf);
     for (int i = 0; i < rows; i++) {
-        uint32_t attempt = (uint32_t)wq_rows_i32(r, i, 6) + 1;
+        uint32_t attempt = (uint32_t)wq_sched_rows_i32(r, i, 6) + 1;
 
         off[n] = s->buf.len;
-        if (wq_rows_envelope(r, i, attempt, NULL, 0, &s->buf, why,
+        if (wq_sched_rows_envelope(r, i, attempt, NULL, 0, &s->buf, why,
             sizeof why) != 0) {
-            wq_rows_uuid(r, i, 0, id);
+            wq_sched_rows_uuid(r, i, 0, id);
             wq_log_error(COMPONENT, "task %s of queue '%s' makes no valid "
-                "envelope, made dead: %s", id, wq_rows_text(r, i, 1), why);
+                "envelope, made dead: %s", id, wq_sched_rows_text(r, i, 1),
+                why);
             params[0] = id;
             params[1] = why;
-            if ((rc = wq_rows_query(s->store, unpublishable_sql, 2, params,
-                &u, "make an unpublishable task dead", err, errlen)) != 0)
+            if ((rc = wq_store_sched_query(s->store,
+                WQ_SCHED_SQL_DUE_UNPUBLISHABLE, params, &u, err, errlen)) != 0)
                 goto fail;
-            PQclear(u);
+            wq_store_rows_free(u);
             u = NULL;
             wq_metric_inc(s->st->unpublishable, 1);
             (*done)++;
             continue;
         }
         rowof[n] = i;
-        msgs[n].queue = wq_rows_text(r, i, 1);
-        msgs[n].key = wq_rows_text(r, i, 3);
+        msgs[n].queue = wq_sched_rows_text(r, i, 1);
+        msgs[n].key = wq_sched_rows_text(r, i, 3);
         msgs[n].keylen = strlen(msgs[n].key);
         n++;
     }
@@ -111,7 +89,7 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     t0 = wq_clock_mono_ns();
     rc = wq_broker_publish(s->broker, msgs, n, s->publish_timeout_ms, &nok,
         err, errlen);
-    wq_rows_array_begin(&ids);
+    wq_sched_rows_array_begin(&ids);
     if (nok > 0) {
         double took = (double)(wq_clock_mono_ns() - t0) / 1e9;
 
@@ -120,22 +98,22 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
 
             if (msgs[i].status != 0)
                 continue;
-            wq_rows_uuid(r, row, 0, id);
-            wq_rows_array_add(&ids, id);
-            if (strcmp(wq_rows_text(r, row, C_STATE), "retry_wait") == 0)
+            wq_sched_rows_uuid(r, row, 0, id);
+            wq_sched_rows_array_add(&ids, id);
+            if (strcmp(wq_sched_rows_text(r, row, C_STATE), "retry_wait") == 0)
                 wq_metric_inc(s->st->published_retry, 1);
             else
                 wq_metric_inc(s->st->published_delayed, 1);
             wq_metric_observe(s->st->lag_seconds,
-                (double)wq_rows_i64(r, row, C_LATE_MS) / 1e3 + took);
+                (double)wq_sched_rows_i64(r, row, C_LATE_MS) / 1e3 + took);
         }
     }
-    wq_rows_array_end(&ids);
+    wq_sched_rows_array_end(&ids);
     if (nok < n)
         wq_metric_inc(s->st->publish_failures, n - nok);
     {
-        int src = wq_rows_round_settle(s->store, queued_sql, &ids, nok,
-            "mark published tasks queued", err, errlen);
+        int src = wq_sched_rows_round_settle(s->store, WQ_SCHED_SQL_DUE_QUEUED,
+            &ids, nok, err, errlen);
 
         if (src != 0) {
             /* The messages are out; the rows stay due and go out again
@@ -152,10 +130,10 @@ wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     goto out;
 
 fail:
-    wq_rows_rollback(s->store);
+    wq_sched_rows_rollback(s->store);
 out:
-    PQclear(r);
-    PQclear(u);
+    wq_store_rows_free(r);
+    wq_store_rows_free(u);
     wq_buf_free(&ids);
     free(msgs);
     free(off);

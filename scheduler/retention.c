@@ -3,7 +3,7 @@
  * traffic (issue 5, "Retention").
  *
  * Every scheduler.retention_interval a pass runs, one step per call of
- * wq_retention_prune() so the loop stays responsive; each step deletes at
+ * wq_sched_retention_prune() so the loop stays responsive; each step deletes at
  * most batch_size rows in one short statement (its own transaction), the
  * rows picked oldest first with FOR UPDATE SKIP LOCKED, so no long lock
  * is ever held and several schedulers can prune side by side.  A step
@@ -34,8 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "alloc.h"
 #include "clock.h"
 #include "log.h"
@@ -52,7 +50,7 @@ struct target {
     int64_t age_ms;
 };
 
-struct wq_retention {
+struct wq_sched_retention {
     struct target *t;
     size_t n;
     struct wq_buf excluded;     /* text[] of the queues with a policy */
@@ -65,87 +63,7 @@ struct wq_retention {
     uint64_t receipts_next_ns;  /* next receipts sweep */
 };
 
-/*
- * Runs of receipts (workq.accepted_runs) that are due for a check: each
- * is rewritten without the ids that have a task row, or deleted when
- * none is left.  A run that did not shrink is checked again later and
- * later (check_ms doubles up to 5 minutes), so a backlog nobody consumes
- * costs little.
- */
-static const char runs_sql[] =
-    "WITH due AS ("
-    "  SELECT r.id, r.ids, r.check_ms FROM workq.accepted_runs r"
-    "  WHERE r.next_check <= now()"
-    "  ORDER BY r.next_check LIMIT $1"
-    "  FOR UPDATE SKIP LOCKED"
-    "), kept AS ("
-    "  SELECT d.id, d.check_ms, octet_length(d.ids) AS before,"
-    "    (SELECT string_agg(x.b, ''::bytea ORDER BY x.i) FROM ("
-    "       SELECT i, substring(d.ids FROM i * 16 + 1 FOR 16) AS b"
-    "       FROM generate_series(0, octet_length(d.ids) / 16 - 1) i) x"
-    "     WHERE NOT EXISTS (SELECT 1 FROM workq.tasks t"
-    "       WHERE t.id = encode(x.b, 'hex')::uuid)) AS ids"
-    "  FROM due d"
-    "), gone AS ("
-    "  DELETE FROM workq.accepted_runs r USING kept k"
-    "  WHERE r.id = k.id AND k.ids IS NULL RETURNING r.id"
-    "), moved AS ("
-    "  UPDATE workq.accepted_runs r SET ids = k.ids,"
-    "    first_id = encode(substring(k.ids FROM 1 FOR 16), 'hex')::uuid,"
-    "    last_id = encode(substring(k.ids FROM octet_length(k.ids) - 15"
-    "      FOR 16), 'hex')::uuid,"
-    "    check_ms = CASE WHEN octet_length(k.ids) = k.before"
-    "      THEN least(k.check_ms * 2, 300000) ELSE 2000 END,"
-    "    next_check = now() + (CASE WHEN octet_length(k.ids) = k.before"
-    "      THEN least(k.check_ms * 2, 300000) ELSE 2000 END)"
-    "      * interval '1 millisecond'"
-    "  FROM kept k WHERE r.id = k.id AND k.ids IS NOT NULL RETURNING r.id"
-    ")"
-    "SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM gone)";
-
 #define RUNS_BATCH 50   /* runs per statement: up to 50 x 10,000 ids */
-
-/* The receipts of claimed tasks; LIMIT keeps each statement short. */
-static const char receipts_sql[] =
-    "DELETE FROM workq.accepted WHERE id IN ("
-    "  SELECT a.id FROM workq.accepted a"
-    "  WHERE EXISTS (SELECT 1 FROM workq.tasks t WHERE t.id = a.id)"
-    "  LIMIT $1"
-    "  FOR UPDATE OF a SKIP LOCKED)";
-
-#define TASKS_SQL(states, extra) \
-    "DELETE FROM workq.tasks WHERE id IN (" \
-    "  SELECT t.id FROM workq.tasks t" \
-    "  WHERE t.state IN " states \
-    "    AND t.finished_at < now() - $1::int8 * interval '1 millisecond'" \
-    "    AND ($2::text IS NULL OR t.queue = $2::text)" \
-    "    AND ($2::text IS NOT NULL OR NOT (t.queue = ANY($3::text[])))" \
-    extra \
-    "  ORDER BY t.finished_at" \
-    "  LIMIT $4" \
-    "  FOR UPDATE SKIP LOCKED)"
-
-static const char done_sql[] =
-    TASKS_SQL("('succeeded', 'cancelled')", "");
-static const char dead_sql[] =
-    TASKS_SQL("('dead')", "    AND t.dead_published_at IS NOT NULL");
-
-static const char ticks_sql[] =
-    "DELETE FROM workq.cron_ticks WHERE (name, tick_at) IN ("
-    "  SELECT c.name, c.tick_at FROM workq.cron_ticks c"
-    "  WHERE c.tick_at < now() - $1::int8 * interval '1 millisecond'"
-    "    AND c.tick_at < (SELECT max(m.tick_at) FROM workq.cron_ticks m"
-    "                     WHERE m.name = c.name)"
-    "  LIMIT $2"
-    "  FOR UPDATE SKIP LOCKED)";
-
-static const char workers_sql[] =
-    "DELETE FROM workq.workers WHERE id IN ("
-    "  SELECT w.id FROM workq.workers w"
-    "  WHERE greatest(w.heartbeat_at, w.stopped_at)"
-    "    < now() - $1::int8 * interval '1 millisecond'"
-    "  LIMIT $2"
-    "  FOR UPDATE SKIP LOCKED)";
 
 static int64_t
 pick(int64_t own, int64_t star, int64_t def)
@@ -153,11 +71,11 @@ pick(int64_t own, int64_t star, int64_t def)
     return own > 0 ? own : star > 0 ? star : def;
 }
 
-struct wq_retention *
-wq_retention_new(const struct wq_config *cfg)
+struct wq_sched_retention *
+wq_sched_retention_new(const struct wq_config *cfg)
 {
     const struct wq_config_queue_policy *p = cfg->queue_policies.v;
-    struct wq_retention *r = xcalloc(1, sizeof *r);
+    struct wq_sched_retention *r = xcalloc(1, sizeof *r);
     int64_t star_done = 0, star_dead = 0;
     size_t n = 0;
 
@@ -167,18 +85,18 @@ wq_retention_new(const struct wq_config *cfg)
             star_dead = p[i].dead_retention_ms;
         }
     r->t = xcalloc(2 * cfg->queue_policies.n + 2, sizeof *r->t);
-    wq_rows_array_begin(&r->excluded);
+    wq_sched_rows_array_begin(&r->excluded);
     for (size_t i = 0; i < cfg->queue_policies.n; i++) {
         if (strcmp(p[i].name, "*") == 0)
             continue;
-        wq_rows_array_add(&r->excluded, p[i].name);
+        wq_sched_rows_array_add(&r->excluded, p[i].name);
         r->t[n++] = (struct target){ p[i].name, 0, pick(p[i].retention_ms,
             star_done, cfg->scheduler.retention_ms) };
         r->t[n++] = (struct target){ p[i].name, 1,
             pick(p[i].dead_retention_ms, star_dead,
                 cfg->scheduler.dead_retention_ms) };
     }
-    wq_rows_array_end(&r->excluded);
+    wq_sched_rows_array_end(&r->excluded);
     r->t[n++] = (struct target){ NULL, 0, pick(0, star_done,
         cfg->scheduler.retention_ms) };
     r->t[n++] = (struct target){ NULL, 1, pick(0, star_dead,
@@ -194,7 +112,7 @@ wq_retention_new(const struct wq_config *cfg)
 }
 
 void
-wq_retention_free(struct wq_retention *r)
+wq_sched_retention_free(struct wq_sched_retention *r)
 {
     if (r == NULL)
         return;
@@ -204,7 +122,7 @@ wq_retention_free(struct wq_retention *r)
 }
 
 int64_t
-wq_retention_next_ms(const struct wq_retention *r)
+wq_sched_retention_next_ms(const struct wq_sched_retention *r)
 {
     if (r->active)
         return 0;
@@ -212,15 +130,15 @@ wq_retention_next_ms(const struct wq_retention *r)
 }
 
 int
-wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
+wq_sched_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen)
 {
-    struct wq_retention *r = s->retention;
+    struct wq_sched_retention *r = s->retention;
     const char *params[4];
     char age[32], limit[16];
-    PGresult *res;
-    const char *sql, *what;
-    int rc, nparams;
+    struct pg_result *res;
+    enum wq_sched_sql q;
+    int rc;
 
     *more = 0;
     *done = 0;
@@ -243,18 +161,14 @@ wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
         params[1] = t->queue;
         params[2] = r->excluded.data;
         params[3] = limit;
-        sql = t->dead ? dead_sql : done_sql;
-        what = "prune finished tasks";
-        nparams = 4;
+        q = t->dead ? WQ_SCHED_SQL_PRUNE_DEAD : WQ_SCHED_SQL_PRUNE_DONE;
     } else if (r->step == r->n || r->step == r->n + 1) {
         snprintf(age, sizeof age, "%lld", (long long)(r->step == r->n
             ? r->ticks_ms : r->workers_ms));
         params[0] = age;
         params[1] = limit;
-        sql = r->step == r->n ? ticks_sql : workers_sql;
-        what = r->step == r->n ? "prune periodic ticks"
-            : "prune worker rows";
-        nparams = 2;
+        q = r->step == r->n ? WQ_SCHED_SQL_PRUNE_TICKS
+            : WQ_SCHED_SQL_PRUNE_WORKERS;
     } else {
         if (r->pass_rows > 0)
             wq_log_info(COMPONENT, "pruned %lld row(s)",
@@ -264,15 +178,11 @@ wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
             + (uint64_t)r->interval_ms * 1000000u;
         return 0;
     }
-    res = PQexecParams(wq_store_conn(s->store), sql, nparams, NULL, params,
-        NULL, NULL, 0);
-    if ((rc = wq_store_result_check(s->store, res, what, err, errlen))
-        != 0) {
-        PQclear(res);
+    if ((rc = wq_store_sched_query(s->store, q, params, &res, err,
+        errlen)) != 0)
         return rc;
-    }
-    *done = atoi(PQcmdTuples(res));
-    PQclear(res);
+    *done = (int)wq_store_changed(res);
+    wq_store_rows_free(res);
     r->pass_rows += *done;
     wq_metric_inc(s->st->pruned, (uint64_t)*done);
     if (*done < s->batch)
@@ -282,19 +192,19 @@ wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
 }
 
 int64_t
-wq_receipts_next_ms(const struct wq_retention *r)
+wq_sched_receipts_next_ms(const struct wq_sched_retention *r)
 {
     return wq_clock_ms_until(r->receipts_next_ns);
 }
 
 int
-wq_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
+wq_sched_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen)
 {
-    struct wq_retention *r = s->retention;
+    struct wq_sched_retention *r = s->retention;
     const char *params[1];
     char limit[16];
-    PGresult *res;
+    struct pg_result *res;
     int rc, runs, batch = s->batch * RECEIPTS_BATCHES;
 
     *more = 0;
@@ -303,27 +213,19 @@ wq_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
         return 0;
     snprintf(limit, sizeof limit, "%d", batch);
     params[0] = limit;
-    res = PQexecParams(wq_store_conn(s->store), receipts_sql, 1, NULL,
-        params, NULL, NULL, 0);
-    if ((rc = wq_store_result_check(s->store, res, "sweep receipts", err,
-        errlen)) != 0) {
-        PQclear(res);
+    if ((rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_RECEIPTS, params,
+        &res, err, errlen)) != 0)
         return rc;
-    }
-    *done = atoi(PQcmdTuples(res));
-    PQclear(res);
+    *done = (int)wq_store_changed(res);
+    wq_store_rows_free(res);
 
     snprintf(limit, sizeof limit, "%d", RUNS_BATCH);
-    res = PQexecParams(wq_store_conn(s->store), runs_sql, 1, NULL, params,
-        NULL, NULL, 0);
-    if ((rc = wq_store_result_check(s->store, res, "sweep receipt runs", err,
-        errlen)) != 0) {
-        PQclear(res);
+    if ((rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_RECEIPT_RUNS,
+        params, &res, err, errlen)) != 0)
         return rc;
-    }
-    runs = atoi(PQgetvalue(res, 0, 0));
-    *done += atoi(PQgetvalue(res, 0, 1));
-    PQclear(res);
+    runs = atoi(wq_store_value(res, 0, 0));
+    *done += atoi(wq_store_value(res, 0, 1));
+    wq_store_rows_free(res);
     if (*done >= batch || runs >= RUNS_BATCH)
         *more = 1;      /* a backlog of them: on at once */
     else

@@ -1,7 +1,8 @@
 /*
- * rows.c - what the scheduler's rounds share: running SQL with binary
- * results, transactions, array parameters, task rows turned into
- * envelopes, and the retry policy of a queue.
+ * rows.c - what the scheduler's rounds share: transactions around the
+ * store's statements (store_sched.h), readers of binary results, array
+ * parameters, task rows turned into envelopes, and the retry policy of a
+ * queue.
  *
  * Results come back in binary format, so that payloads (bytea) arrive as
  * their bytes and uuids as 16 bytes, without unescaping.  Queries select
@@ -15,7 +16,6 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <libpq-fe.h>
 
 #include "alloc.h"
 #include "log.h"
@@ -23,47 +23,26 @@
 #include "uuid.h"
 
 int
-wq_rows_query(wq_store *s, const char *sql, int n, const char *const *values,
-    PGresult **out, const char *what, char *err, size_t errlen)
-{
-    PGresult *r;
-    int rc;
-
-    r = PQexecParams(wq_store_conn(s), sql, n, NULL, values, NULL, NULL, 1);
-    if ((rc = wq_store_result_check(s, r, what, err, errlen)) != 0) {
-        PQclear(r);
-        *out = NULL;
-        return rc;
-    }
-    *out = r;
-    return 0;
-}
-
-int
-wq_rows_begin(wq_store *s, char *err, size_t errlen)
+wq_sched_rows_begin(wq_store *s, char *err, size_t errlen)
 {
     return wq_store_exec(s, "BEGIN", err, errlen);
 }
 
 int
-wq_rows_commit(wq_store *s, char *err, size_t errlen)
+wq_sched_rows_commit(wq_store *s, char *err, size_t errlen)
 {
     return wq_store_exec(s, "COMMIT", err, errlen);
 }
 
 void
-wq_rows_rollback(wq_store *s)
+wq_sched_rows_rollback(wq_store *s)
 {
-    PGconn *c = wq_store_conn(s);
-
-    if (PQstatus(c) == CONNECTION_OK
-        && PQtransactionStatus(c) != PQTRANS_IDLE)
-        PQclear(PQexec(c, "ROLLBACK"));
+    wq_store_rollback(s);
 }
 
 int
-wq_rows_round_begin(wq_store *s, const char *select_sql, int batch,
-    const char *what, PGresult **out, char *err, size_t errlen)
+wq_sched_rows_round_begin(wq_store *s, enum wq_sched_sql select, int batch,
+    struct pg_result **out, char *err, size_t errlen)
 {
     char limit[16];
     const char *params[1] = { limit };
@@ -71,80 +50,78 @@ wq_rows_round_begin(wq_store *s, const char *select_sql, int batch,
 
     *out = NULL;
     snprintf(limit, sizeof limit, "%d", batch);
-    if ((rc = wq_rows_begin(s, err, errlen)) != 0)
+    if ((rc = wq_sched_rows_begin(s, err, errlen)) != 0)
         return rc;
-    if ((rc = wq_rows_query(s, select_sql, 1, params, out, what, err,
+    if ((rc = wq_store_sched_query(s, select, params, out, err,
         errlen)) != 0) {
-        wq_rows_rollback(s);
+        wq_sched_rows_rollback(s);
         return rc;
     }
-    if (PQntuples(*out) == 0) {
-        PQclear(*out);
+    if (wq_store_nrows(*out) == 0) {
+        wq_store_rows_free(*out);
         *out = NULL;
-        return wq_rows_commit(s, err, errlen);
+        return wq_sched_rows_commit(s, err, errlen);
     }
     return 0;
 }
 
 int
-wq_rows_round_settle(wq_store *s, const char *settle_sql,
-    const struct wq_buf *ids, size_t nids, const char *what, char *err,
-    size_t errlen)
+wq_sched_rows_round_settle(wq_store *s, enum wq_sched_sql settle,
+    const struct wq_buf *ids, size_t nids, char *err, size_t errlen)
 {
     const char *params[1] = { ids->data };
     char why[WQ_ERRLEN];
-    PGresult *u = NULL;
+    struct pg_result *u = NULL;
     int rc = 0;
 
     if (nids > 0)
-        rc = wq_rows_query(s, settle_sql, 1, params, &u, what, why,
-            sizeof why);
-    PQclear(u);
+        rc = wq_store_sched_query(s, settle, params, &u, why, sizeof why);
+    wq_store_rows_free(u);
     if (rc == 0)
-        rc = wq_rows_commit(s, why, sizeof why);
+        rc = wq_sched_rows_commit(s, why, sizeof why);
     if (rc != 0)
         wq_seterr(err, errlen, rc, "%s", why);
     return rc;
 }
 
 const char *
-wq_rows_text(const PGresult *r, int row, int col)
+wq_sched_rows_text(const struct pg_result *r, int row, int col)
 {
-    if (PQgetisnull(r, row, col))
+    if (wq_store_isnull(r, row, col))
         return NULL;
-    return PQgetvalue(r, row, col);
+    return wq_store_value(r, row, col);
 }
 
 int32_t
-wq_rows_i32(const PGresult *r, int row, int col)
+wq_sched_rows_i32(const struct pg_result *r, int row, int col)
 {
     uint32_t v;
 
-    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 4)
+    if (wq_store_isnull(r, row, col) || wq_store_length(r, row, col) != 4)
         return 0;
-    memcpy(&v, PQgetvalue(r, row, col), 4);
+    memcpy(&v, wq_store_value(r, row, col), 4);
     return (int32_t)be32toh(v);
 }
 
 int64_t
-wq_rows_i64(const PGresult *r, int row, int col)
+wq_sched_rows_i64(const struct pg_result *r, int row, int col)
 {
     uint64_t v;
 
-    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8)
+    if (wq_store_isnull(r, row, col) || wq_store_length(r, row, col) != 8)
         return 0;
-    memcpy(&v, PQgetvalue(r, row, col), 8);
+    memcpy(&v, wq_store_value(r, row, col), 8);
     return (int64_t)be64toh(v);
 }
 
 void
-wq_rows_uuid(const PGresult *r, int row, int col, char out[37])
+wq_sched_rows_uuid(const struct pg_result *r, int row, int col, char out[37])
 {
-    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 16) {
+    if (wq_store_isnull(r, row, col) || wq_store_length(r, row, col) != 16) {
         out[0] = '\0';
         return;
     }
-    wq_uuid_format((const uint8_t *)PQgetvalue(r, row, col), out);
+    wq_uuid_format((const uint8_t *)wq_store_value(r, row, col), out);
 }
 
 static void
@@ -155,14 +132,14 @@ put(struct wq_buf *b, const void *p, size_t n)
 }
 
 void
-wq_rows_array_begin(struct wq_buf *b)
+wq_sched_rows_array_begin(struct wq_buf *b)
 {
     wq_buf_reset(b);
     put(b, "{", 1);
 }
 
 void
-wq_rows_array_add(struct wq_buf *b, const char *elem)
+wq_sched_rows_array_add(struct wq_buf *b, const char *elem)
 {
     if (b->len > 1)
         put(b, ",", 1);
@@ -176,13 +153,13 @@ wq_rows_array_add(struct wq_buf *b, const char *elem)
 }
 
 void
-wq_rows_array_end(struct wq_buf *b)
+wq_sched_rows_array_end(struct wq_buf *b)
 {
     put(b, "}", 2);     /* with the NUL */
 }
 
 int
-wq_rows_envelope(const PGresult *r, int row, uint32_t attempt,
+wq_sched_rows_envelope(const struct pg_result *r, int row, uint32_t attempt,
     const struct wq_header *extra, size_t nextra, struct wq_buf *out,
     char *err, size_t errlen)
 {
@@ -196,22 +173,22 @@ wq_rows_envelope(const PGresult *r, int row, uint32_t attempt,
 
     memset(&env, 0, sizeof env);
     env.version = WQ_ENVELOPE_VERSION;
-    if (PQgetlength(r, row, 0) != 16)
+    if (wq_store_length(r, row, 0) != 16)
         return wq_seterr(err, errlen, WQ_EINVAL, "bad id column");
-    memcpy(env.id, PQgetvalue(r, row, 0), 16);
-    env.queue = (char *)wq_rows_text(r, row, 1);
-    env.type = (char *)wq_rows_text(r, row, 2);
-    env.key = (char *)wq_rows_text(r, row, 3);
-    env.payload = (uint8_t *)PQgetvalue(r, row, 4);
-    env.payload_len = (size_t)PQgetlength(r, row, 4);
+    memcpy(env.id, wq_store_value(r, row, 0), 16);
+    env.queue = (char *)wq_sched_rows_text(r, row, 1);
+    env.type = (char *)wq_sched_rows_text(r, row, 2);
+    env.key = (char *)wq_sched_rows_text(r, row, 3);
+    env.payload = (uint8_t *)wq_store_value(r, row, 4);
+    env.payload_len = wq_store_length(r, row, 4);
     env.attempt = attempt;
-    max = wq_rows_i32(r, row, 7);
+    max = wq_sched_rows_i32(r, row, 7);
     env.max_attempts = max > 0 ? (uint32_t)max : 1;
-    env.created_at_ms = wq_rows_i64(r, row, 8);
+    env.created_at_ms = wq_sched_rows_i64(r, row, 8);
     if (env.created_at_ms < 0)
         env.created_at_ms = 0;
 
-    hjson = wq_rows_text(r, row, 5);
+    hjson = wq_sched_rows_text(r, row, 5);
     if (hjson != NULL && strcmp(hjson, "{}") != 0) {
         const char *name;
         json_t *v;
@@ -254,7 +231,7 @@ out:
 }
 
 void
-wq_rows_policy(const struct wq_config *cfg, const char *queue,
+wq_sched_rows_policy(const struct wq_config *cfg, const char *queue,
     struct wq_backoff *b, int *max_attempts)
 {
     static const struct wq_backoff def = WQ_BACKOFF_DEFAULT;

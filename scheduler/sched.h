@@ -13,13 +13,16 @@
  * (a duplicate, which the worker's claim absorbs); a crash before the
  * confirmation loses nothing.
  *
- *   publish.c    due scheduled and retry_wait tasks -> broker -> queued
- *   leases.c     running tasks whose lease expired -> retry_wait or dead
- *   dead.c       dead tasks -> a copy on "workq.Q.dead", once
- *   outbox.c     workq.outbox rows -> broker, in id order -> deleted
- *   periodic.c   cron ticks -> scheduled tasks, once per tick
- *   retention.c  old finished tasks -> deleted, in small batches
- *   rows.c       what the rounds share: SQL helpers, rows to envelopes
+ *   publish.c        due scheduled and retry_wait tasks -> broker -> queued
+ *   lease_recover.c  running tasks whose lease expired -> retry_wait/dead
+ *   dead.c           dead tasks -> a copy on "workq.Q.dead", once
+ *   outbox_relay.c   workq.outbox rows -> broker, in id order -> deleted
+ *   periodic.c       cron ticks -> scheduled tasks, once per tick
+ *   retention.c      old finished tasks -> deleted, in small batches
+ *   rows.c           what the rounds share: transactions, rows to envelopes
+ *
+ * Their statements live in the store (shared/store_sched.c), named by
+ * enum wq_sched_sql; the rounds read the rows they return.
  *
  * Every round returns 0 or a negative WQ_E* code: WQ_ESTORE means the
  * PostgreSQL connection must be checked (wq_store_ping) before the next
@@ -38,13 +41,14 @@
 #include "buf.h"
 #include "config.h"
 #include "envelope.h"
-#include "stats.h"
+#include "sched_stats.h"
 #include "store.h"
+#include "store_sched.h"
 
 struct pg_result;
 
-struct wq_periodic;     /* periodic.c */
-struct wq_retention;    /* retention.c */
+struct wq_sched_periodic;     /* periodic.c */
+struct wq_sched_retention;    /* retention.c */
 
 struct wq_sched {
     struct wq_config *cfg;
@@ -54,186 +58,175 @@ struct wq_sched {
     int batch;                  /* scheduler.batch_size */
     int publish_timeout_ms;     /* scheduler.publish_timeout */
     struct wq_buf buf;          /* envelopes of the current batch */
-    struct wq_periodic *periodic;
-    struct wq_retention *retention;
+    struct wq_sched_periodic *periodic;
+    struct wq_sched_retention *retention;
 };
 
 /* ---- publish.c ----------------------------------------------------------- */
 
 /*
- * wq_publish_due publishes up to a batch of due scheduled and retry_wait
+ * wq_sched_publish_due publishes up to a batch of due scheduled and retry_wait
  * tasks, oldest run_at first, each with envelope attempt = tasks.attempt
  * + 1, and makes the confirmed ones queued.  A row that makes no valid
  * envelope (written by hand, say) is made dead with the reason.  *done
  * gets the number of rows made queued or dead.  Needs the broker up.
  */
-int wq_publish_due(struct wq_sched *s, int *more, int *done, char *err,
+int wq_sched_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen);
 
-/* ---- leases.c ------------------------------------------------------------ */
+/* ---- lease_recover.c ----------------------------------------------------- */
 
 /*
- * wq_leases_recover turns up to a batch of running tasks whose lease
+ * wq_sched_lease_recover turns up to a batch of running tasks whose lease
  * expired into a failed attempt (workq.attempts outcome lease_expired):
  * retry_wait with run_at = now + the queue's backoff when attempts are
  * left, else dead.  *done gets the number of tasks recovered.
  */
-int wq_leases_recover(struct wq_sched *s, int *more, int *done, char *err,
+int wq_sched_lease_recover(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen);
 
 /* ---- dead.c -------------------------------------------------------------- */
 
 /*
- * wq_dead_publish publishes a copy of up to a batch of dead tasks that
+ * wq_sched_dead_publish publishes a copy of up to a batch of dead tasks that
  * have none yet on "workq.<queue>.dead" (the task's envelope, attempt =
  * the last attempt, plus headers workq-dead-reason, workq-dead-at and
  * workq-attempts) and marks them (tasks.dead_published_at).  *done gets
  * the number marked.  Needs the broker up.
  */
-int wq_dead_publish(struct wq_sched *s, int *more, int *done, char *err,
+int wq_sched_dead_publish(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen);
 
-/* ---- outbox.c ------------------------------------------------------------ */
+/* ---- outbox_relay.c ------------------------------------------------------ */
 
 /*
- * wq_outbox_relay publishes up to a batch of workq.outbox rows in id
+ * wq_sched_outbox_relay publishes up to a batch of workq.outbox rows in id
  * order (kind 'dead' to "workq.<queue>.dead") and deletes the confirmed
  * ones.  *done gets the number deleted.  Needs the broker up.
  */
-int wq_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
+int wq_sched_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen);
 
 /* ---- periodic.c ---------------------------------------------------------- */
 
 /*
- * wq_periodic_new checks the `periodic` entries of cfg (unique names,
+ * wq_sched_periodic_new checks the `periodic` entries of cfg (unique names,
  * valid cron expressions, queue names) and prepares their state in *out.
  * Returns 0, or WQ_ECONFIG with one "FILE:LINE: periodic[N]: reason" line
  * per problem in err.
  */
-int wq_periodic_new(const struct wq_config *cfg, struct wq_periodic **out,
-    char *err, size_t errlen);
-void wq_periodic_free(struct wq_periodic *p);
+int wq_sched_periodic_new(const struct wq_config *cfg,
+    struct wq_sched_periodic **out, char *err, size_t errlen);
+void wq_sched_periodic_free(struct wq_sched_periodic *p);
 
 /*
- * wq_periodic_tick enqueues the ticks that are due (now, or missed within
+ * wq_sched_periodic_tick enqueues the ticks that are due (now, or missed within
  * scheduler.cron_catchup) as scheduled tasks, each gated by its row in
  * workq.cron_ticks so that it is enqueued once whatever the number of
  * schedulers.  *done gets the number of tasks enqueued.
  */
-int wq_periodic_tick(struct wq_sched *s, int *more, int *done, char *err,
+int wq_sched_periodic_tick(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen);
 
 /* Milliseconds until the next tick of any entry (wall clock); -1 if
  * there are no entries. */
-int64_t wq_periodic_next_ms(const struct wq_periodic *p);
+int64_t wq_sched_periodic_next_ms(const struct wq_sched_periodic *p);
 
 /* ---- retention.c --------------------------------------------------------- */
 
-struct wq_retention *wq_retention_new(const struct wq_config *cfg);
-void wq_retention_free(struct wq_retention *r);
+struct wq_sched_retention *wq_sched_retention_new(const struct wq_config *cfg);
+void wq_sched_retention_free(struct wq_sched_retention *r);
 
 /*
- * wq_retention_prune deletes one batch of what retention allows (tasks
+ * wq_sched_retention_prune deletes one batch of what retention allows (tasks
  * by queue and state, old periodic ticks, workers long gone) when a pass
  * is due (every scheduler.retention_interval); *more says the pass goes
  * on.  *done gets the number of rows deleted.
  */
-int wq_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
-    size_t errlen);
+int wq_sched_retention_prune(struct wq_sched *s, int *more, int *done,
+    char *err, size_t errlen);
 
 /* Milliseconds until the next pass is due; 0 while one is under way. */
-int64_t wq_retention_next_ms(const struct wq_retention *r);
+int64_t wq_sched_retention_next_ms(const struct wq_sched_retention *r);
 
 /*
- * wq_receipts_sweep deletes, when due (every few seconds), up to a large
+ * wq_sched_receipts_sweep deletes, when due (every few seconds), up to a large
  * batch of receipts (workq.accepted) whose task has a row in workq.tasks;
- * *more when the batch was full.  wq_receipts_next_ms: until it is due.
+ * *more when the batch was full.  wq_sched_receipts_next_ms: until it is due.
  */
-int wq_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
+int wq_sched_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen);
-int64_t wq_receipts_next_ms(const struct wq_retention *r);
+int64_t wq_sched_receipts_next_ms(const struct wq_sched_retention *r);
 
 /* ---- rows.c -------------------------------------------------------------- */
 
 /* The leading columns of every task query the rows helpers read, in
  * order: id, queue, type, key, payload, headers, attempt, max_attempts,
- * created_at in epoch ms.  Alias the table `t`. */
-#define WQ_ROWS_TASK_COLS \
-    "t.id, t.queue, t.type, t.idempotency_key, t.payload, " \
-    "t.headers::text, t.attempt, t.max_attempts, " \
-    "floor(extract(epoch FROM t.created_at) * 1000)::int8"
-#define WQ_ROWS_TASK_NCOLS 9
-
-/*
- * wq_rows_query runs `sql` with text parameters values[0..n) (NULL is SQL
- * NULL) and binary results into *out (PQclear it).  Returns 0, or an
- * error as wq_store_result_check with `what`.
- */
-int wq_rows_query(wq_store *s, const char *sql, int n,
-    const char *const *values, struct pg_result **out, const char *what,
-    char *err, size_t errlen);
+ * created_at in epoch ms (TASK_COLS in shared/store_sched.c). */
+#define WQ_SCHED_ROWS_TASK_NCOLS 9
 
 /* BEGIN, COMMIT; ROLLBACK ignores errors (the connection may be gone). */
-int wq_rows_begin(wq_store *s, char *err, size_t errlen);
-int wq_rows_commit(wq_store *s, char *err, size_t errlen);
-void wq_rows_rollback(wq_store *s);
+int wq_sched_rows_begin(wq_store *s, char *err, size_t errlen);
+int wq_sched_rows_commit(wq_store *s, char *err, size_t errlen);
+void wq_sched_rows_rollback(wq_store *s);
 
 /*
  * A round of the scheduler's loops is one transaction: select at most
- * `batch` rows (select_sql's one parameter, FOR UPDATE SKIP LOCKED), act
- * on them, settle them, commit.
+ * `batch` rows (the select statement's one parameter, FOR UPDATE SKIP
+ * LOCKED; statements in shared/store_sched.c), act on them, settle them,
+ * commit.
  *
- * wq_rows_round_begin opens the transaction and runs the select.  0 with
+ * wq_sched_rows_round_begin opens the transaction and runs the select.  0 with
  * *out set: rows to act on, the transaction open.  0 with *out NULL: no
  * rows, committed.  Otherwise an error, rolled back.
  *
- * wq_rows_round_settle runs settle_sql with `ids` (an array from
- * wq_rows_array_*; skipped when nids is 0) and commits.  0, err untouched
- * (a partial publish failure written there stays); or the error, with
- * err replaced, the transaction left for the caller to roll back.
+ * wq_sched_rows_round_settle runs the settle statement with `ids` (an
+ * array from wq_sched_rows_array_*; skipped when nids is 0) and commits.
+ * 0, err untouched (a partial publish failure written there stays); or
+ * the error, with err replaced, the transaction left for the caller to
+ * roll back.
  */
-int wq_rows_round_begin(wq_store *s, const char *select_sql, int batch,
-    const char *what, struct pg_result **out, char *err, size_t errlen);
-int wq_rows_round_settle(wq_store *s, const char *settle_sql,
-    const struct wq_buf *ids, size_t nids, const char *what, char *err,
-    size_t errlen);
+int wq_sched_rows_round_begin(wq_store *s, enum wq_sched_sql select, int batch,
+    struct pg_result **out, char *err, size_t errlen);
+int wq_sched_rows_round_settle(wq_store *s, enum wq_sched_sql settle,
+    const struct wq_buf *ids, size_t nids, char *err, size_t errlen);
 
 /* Binary result fields: NULL-aware readers. */
-const char *wq_rows_text(const struct pg_result *r, int row, int col);
-int32_t wq_rows_i32(const struct pg_result *r, int row, int col);
-int64_t wq_rows_i64(const struct pg_result *r, int row, int col);
+const char *wq_sched_rows_text(const struct pg_result *r, int row, int col);
+int32_t wq_sched_rows_i32(const struct pg_result *r, int row, int col);
+int64_t wq_sched_rows_i64(const struct pg_result *r, int row, int col);
 
 /*
- * Array parameters in text form: wq_rows_array_begin() empties b and
- * writes "{", wq_rows_array_add() adds one element (quoted and escaped),
- * wq_rows_array_end() writes "}" and the NUL.  b->data is then the
+ * Array parameters in text form: wq_sched_rows_array_begin() empties b and
+ * writes "{", wq_sched_rows_array_add() adds one element (quoted and escaped),
+ * wq_sched_rows_array_end() writes "}" and the NUL.  b->data is then the
  * parameter.
  */
-void wq_rows_array_begin(struct wq_buf *b);
-void wq_rows_array_add(struct wq_buf *b, const char *elem);
-void wq_rows_array_end(struct wq_buf *b);
+void wq_sched_rows_array_begin(struct wq_buf *b);
+void wq_sched_rows_array_add(struct wq_buf *b, const char *elem);
+void wq_sched_rows_array_end(struct wq_buf *b);
 
 /*
- * wq_rows_envelope encodes the task of row `row` of r (WQ_ROWS_TASK_COLS
- * first) as an envelope with the given attempt and the extra headers
+ * wq_sched_rows_envelope encodes the task of row `row` of r (the task
+ * columns first) as an envelope with the given attempt and the extra headers
  * (added after the task's own, skipping names it has, up to the limit),
  * appending it to out.  Returns 0, or WQ_EINVAL/WQ_ETOOBIG with err
  * saying why the row makes no valid envelope.
  */
-int wq_rows_envelope(const struct pg_result *r, int row, uint32_t attempt,
+int wq_sched_rows_envelope(const struct pg_result *r, int row, uint32_t attempt,
     const struct wq_header *extra, size_t nextra, struct wq_buf *out,
     char *err, size_t errlen);
 
 /* The text form of the uuid in column col (binary) into out[37]. */
-void wq_rows_uuid(const struct pg_result *r, int row, int col, char out[37]);
+void wq_sched_rows_uuid(const struct pg_result *r, int row, int col,
+    char out[37]);
 
 /*
- * wq_rows_policy fills *b with the backoff of `queue`: its own entry of
+ * wq_sched_rows_policy fills *b with the backoff of `queue`: its own entry of
  * queue_policies, else the "*" entry, else the defaults (backoff.h).
  * *max_attempts (may be NULL) gets the policy's max_attempts.
  */
-void wq_rows_policy(const struct wq_config *cfg, const char *queue,
+void wq_sched_rows_policy(const struct wq_config *cfg, const char *queue,
     struct wq_backoff *b, int *max_attempts);
 
 #endif

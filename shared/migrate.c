@@ -25,6 +25,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "migrations.h"
+#include "store_int.h"
 
 /* Records a migration; the checksum is the hex SHA-256 of its SQL. */
 #define RECORD_SQL                                                        \
@@ -62,7 +63,7 @@ static int
 exec_simple(wq_store *s, const char *sql, const char *what, char *err,
     size_t errlen)
 {
-    PGresult *r = PQexec(wq_store_conn(s), sql);
+    PGresult *r = PQexec(s->conn, sql);
     int rc = wq_store_result_check(s, r, what, err, errlen);
 
     PQclear(r);
@@ -73,7 +74,7 @@ exec_simple(wq_store *s, const char *sql, const char *what, char *err,
 static void
 rollback(wq_store *s)
 {
-    PGconn *conn = wq_store_conn(s);
+    PGconn *conn = s->conn;
 
     if (PQtransactionStatus(conn) != PQTRANS_IDLE)
         PQclear(PQexec(conn, "ROLLBACK"));
@@ -87,7 +88,7 @@ rollback(wq_store *s)
 static int
 read_version(wq_store *s, int *version, char *err, size_t errlen)
 {
-    PGconn *conn = wq_store_conn(s);
+    PGconn *conn = s->conn;
     PGresult *r;
     int rc, exists;
 
@@ -128,7 +129,7 @@ static int
 apply_one(wq_store *s, const struct wq_migration *m, char *err,
     size_t errlen)
 {
-    PGconn *conn = wq_store_conn(s);
+    PGconn *conn = s->conn;
     char version[16], what[160], why[WQ_ERRLEN];
     const char *values[3];
     int lengths[3] = { 0, 0, 0 }, formats[3] = { 0, 0, 1 };
@@ -161,7 +162,7 @@ apply_one(wq_store *s, const struct wq_migration *m, char *err,
 static int
 commit(wq_store *s, const struct wq_migration *m, char *err, size_t errlen)
 {
-    PGconn *conn = wq_store_conn(s);
+    PGconn *conn = s->conn;
     PGresult *r;
     int rc;
 
@@ -184,7 +185,7 @@ commit(wq_store *s, const struct wq_migration *m, char *err, size_t errlen)
 static void
 checksums_warn(wq_store *s, int upto)
 {
-    PGconn *conn = wq_store_conn(s);
+    PGconn *conn = s->conn;
     char version[16];
     const char *values[2];
     int lengths[2] = { 0, 0 }, formats[2] = { 0, 1 };
@@ -211,7 +212,7 @@ int
 wq_migrate_to(wq_store *s, int target, int *from, int *to, char *err,
     size_t errlen)
 {
-    PGconn *conn = wq_store_conn(s);
+    PGconn *conn = s->conn;
     int latest = wq_migrate_latest(), first = -1, version = 0, rc;
     char lock[80];
 

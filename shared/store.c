@@ -1,13 +1,15 @@
 /*
- * store.c - the PostgreSQL store: one libpq connection per wq_store and
- * the SQL on the workq tables (see store.h for the contracts and
- * shared/migrations/0001_init.sql for the schema).
+ * store.c - the PostgreSQL store's core: one libpq connection per
+ * wq_store, its error text and its plain statements (see store.h for the
+ * contracts and shared/migrations/0001_init.sql for the schema).
  *
- * Values travel as parameters, never spliced into SQL: uuid and bytea in
- * libpq's binary format (raw bytes, no escaping), text and numbers in text
- * format.  Rows come back in binary format, so bytea needs no unescaping;
- * times are converted to epoch milliseconds by the server.  Statements on
- * the hot paths are prepared on first use and again after a reconnect.
+ * The SQL lives beside it, one file per use: store_tasks.c (tasks as
+ * records: insert, read, receipts, dead letters), store_claims.c (the
+ * worker's claims, outcomes and leases), store_sched.c (the scheduler's
+ * rounds) and store_admin.c (the CLI's operator commands); migrate.c
+ * owns the schema.  They share store_int.h; no other file sees libpq.
+ * The last two name their statements for the caller, which reads the
+ * rows with the functions of the "rows" section at the end.
  *
  * This file owns the connection (reconnected by wq_store_ping only) and
  * the rules for error text: the server's primary message and SQLSTATE
@@ -16,8 +18,6 @@
  * returned as WQ_ENOMEM, never aborted on.
  */
 #include <ctype.h>
-#include <endian.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,108 +26,14 @@
 #include <libpq-fe.h>
 
 #include "alloc.h"
-#include "buf.h"
 #include "log.h"
 #include "migrate.h"
-#include "pgarray.h"
 #include "store.h"
-#include "uuid.h"
+#include "store_int.h"
 
 
 /* What replaces secrets in error text. */
 #define REDACTED "********"
-
-struct wq_store {
-    PGconn *conn;
-    unsigned prepared;      /* bit (1u << STMT_*) set: prepared on conn */
-    char sqlstate[6];       /* of the last failure, "" if none */
-};
-
-/* The statements of this file: prepared ones are the hot paths. */
-enum {
-    STMT_TASK_INSERT,
-    STMT_TASK_GET,
-    STMT_TASK_GET_KEY,
-    STMT_DEAD_LETTER,
-    STMT_COUNT
-};
-
-/* The columns a task row is read with, in this order (see task_decode). */
-#define MS(col) "(extract(epoch FROM " col ") * 1000)::int8"
-#define TASK_COLS                                                         \
-    "SELECT id, queue, type, idempotency_key, payload, headers::text, "   \
-    "state, attempt, max_attempts, lease_owner, worker, last_error, "     \
-    "result, " MS("run_at") ", " MS("lease_expires_at") ", "              \
-    MS("created_at") ", " MS("started_at") ", " MS("finished_at") ", "    \
-    MS("updated_at") ", "
-/* By id: the task's row, or the receipt of a task not claimed yet. */
-#define TASK_SELECT_HANDLE TASK_COLS "receipt FROM workq.task_handle($1) "
-#define TASK_SELECT        TASK_COLS "false FROM workq.tasks "
-
-enum {
-    C_ID, C_QUEUE, C_TYPE, C_KEY, C_PAYLOAD, C_HEADERS, C_STATE, C_ATTEMPT,
-    C_MAX_ATTEMPTS, C_LEASE_OWNER, C_WORKER, C_LAST_ERROR, C_RESULT,
-    C_RUN_AT, C_LEASE_EXPIRES_AT, C_CREATED_AT, C_STARTED_AT,
-    C_FINISHED_AT, C_UPDATED_AT, C_RECEIPT, C_NCOLS
-};
-
-static const Oid task_insert_types[] = {
-    WQ_OID_UUID, WQ_OID_TEXT, WQ_OID_TEXT, WQ_OID_TEXT, WQ_OID_BYTEA, WQ_OID_TEXT, WQ_OID_TEXT,
-    WQ_OID_INT4, WQ_OID_INT4, WQ_OID_INT8, WQ_OID_INT8,
-};
-static const Oid task_get_types[] = { WQ_OID_UUID };
-static const Oid task_get_key_types[] = { WQ_OID_TEXT, WQ_OID_TEXT };
-static const Oid dead_letter_types[] = {
-    WQ_OID_TEXT, WQ_OID_TEXT, WQ_OID_BYTEA, WQ_OID_BYTEA, WQ_OID_INT4, WQ_OID_INT8, WQ_OID_BOOL,
-    WQ_OID_TEXT, WQ_OID_TEXT,
-};
-
-static const struct stmt {
-    const char *name;       /* prepared statement name */
-    const char *what;       /* for error messages */
-    int prepare;            /* 1: prepare once per connection */
-    int nparams;
-    const Oid *types;
-    const char *sql;
-} stmts[STMT_COUNT] = {
-    [STMT_TASK_INSERT] = {
-        "wq_task_insert", "insert task", 1,
-        (int)WQ_ARRAY_LEN(task_insert_types), task_insert_types,
-        /* a receipt with this id: the broker holds the task already */
-        "INSERT INTO workq.tasks (id, queue, type, idempotency_key, "
-        "payload, headers, state, attempt, max_attempts, run_at, "
-        "created_at) "
-        "SELECT $1, $2, $3, coalesce($4, $1::text), $5, "
-        "coalesce($6::jsonb, '{}'), $7, $8, $9, "
-        "timestamptz 'epoch' + $10 * interval '1 millisecond', "
-        "coalesce(timestamptz 'epoch' + $11 * interval '1 millisecond', "
-        "now()) "
-        "WHERE NOT EXISTS (SELECT 1 FROM workq.accepted a WHERE a.id = $1) "
-        "ON CONFLICT (queue, idempotency_key) DO NOTHING "
-        "RETURNING 1",
-    },
-    [STMT_TASK_GET] = {
-        "wq_task_get", "get task", 1,
-        (int)WQ_ARRAY_LEN(task_get_types), task_get_types,
-        TASK_SELECT_HANDLE,
-    },
-    [STMT_TASK_GET_KEY] = {
-        "wq_task_get_key", "get task by key", 1,
-        (int)WQ_ARRAY_LEN(task_get_key_types), task_get_key_types,
-        TASK_SELECT "WHERE queue = $1 AND idempotency_key = $2",
-    },
-    [STMT_DEAD_LETTER] = {
-        /* Rare: not worth a prepared statement on every connection. */
-        "wq_dead_letter_insert", "insert dead letter", 0,
-        (int)WQ_ARRAY_LEN(dead_letter_types), dead_letter_types,
-        "INSERT INTO workq.dead_letters (transport, queue, raw, msg_key, "
-        "src_partition, src_offset, redelivered, error, worker) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-        "ON CONFLICT (queue, src_partition, src_offset, sha256(raw)) "
-        "WHERE transport = 'kafka' DO NOTHING "
-        "RETURNING id",
-    },
-};
 
 static const char *const state_names[WQ_TASK_STATE_COUNT] = {
     [WQ_TASK_SCHEDULED] = "scheduled",
@@ -392,21 +298,40 @@ wq_store_close(wq_store *s)
     free(s);
 }
 
-struct pg_conn *
-wq_store_conn(wq_store *s)
+int
+wq_store_socket(const wq_store *s)
 {
-    return s->conn;
+    return PQsocket(s->conn);
 }
 
-/*
- * Called at the start of every operation: clears the SQLSTATE and refuses
- * a connection that broke during an earlier call.  It is not reset here:
- * a transaction open on it is gone, and the caller's next statement (say
- * COMMIT) must fail rather than run on a fresh connection.  Only
- * wq_store_ping reconnects.
- */
-static int
-store_ready(wq_store *s, char *err, size_t errlen)
+int
+wq_store_consume(wq_store *s, char *err, size_t errlen)
+{
+    char buf[WQ_ERRLEN];
+
+    if (PQconsumeInput(s->conn) == 1)
+        return 0;
+    squash_copy(buf, sizeof buf, PQerrorMessage(s->conn));
+    return wq_seterr(err, errlen, WQ_ESTORE, "%s", buf);
+}
+
+size_t
+wq_store_notifies(wq_store *s, wq_store_notify_fn *fn, void *user)
+{
+    PGnotify *n;
+    size_t count = 0;
+
+    while ((n = PQnotifies(s->conn)) != NULL) {
+        fn(n->relname, n->extra, user);
+        PQfreemem(n);
+        count++;
+    }
+    return count;
+}
+
+/* store_int.h */
+int
+wq_store_ready(wq_store *s, char *err, size_t errlen)
 {
     s->sqlstate[0] = '\0';
     if (PQstatus(s->conn) == CONNECTION_OK)
@@ -460,7 +385,7 @@ wq_store_exec(wq_store *s, const char *sql, char *err, size_t errlen)
     PGresult *r;
     int rc;
 
-    if ((rc = store_ready(s, err, errlen)) != 0)
+    if ((rc = wq_store_ready(s, err, errlen)) != 0)
         return rc;
     r = PQexec(s->conn, sql);
     rc = wq_store_result_check(s, r, "exec", err, errlen);
@@ -468,38 +393,19 @@ wq_store_exec(wq_store *s, const char *sql, char *err, size_t errlen)
     return rc;
 }
 
-/*
- * Runs statement `id` of stmts[] with the given parameters, preparing it
- * first if it is a prepared one not yet prepared on this connection.
- * On success *out holds the result (the caller PQclear()s it).
- */
-static int
-stmt_run(wq_store *s, int id, const char *const *values, const int *lengths,
-    const int *formats, int binary_result, PGresult **out, char *err,
-    size_t errlen)
+/* --- rows ------------------------------------------------------------ */
+
+int
+wq_store_query(wq_store *s, const char *sql, int n, const char *const *values,
+    int binary, PGresult **out, const char *what, char *err, size_t errlen)
 {
-    const struct stmt *st = &stmts[id];
     PGresult *r;
     int rc;
 
     *out = NULL;
-    if ((rc = store_ready(s, err, errlen)) != 0)
-        return rc;
-    if (st->prepare && (s->prepared & (1u << id)) == 0) {
-        r = PQprepare(s->conn, st->name, st->sql, st->nparams, st->types);
-        rc = wq_store_result_check(s, r, st->what, err, errlen);
-        PQclear(r);
-        if (rc != 0)
-            return rc;
-        s->prepared |= 1u << id;
-    }
-    if (st->prepare)
-        r = PQexecPrepared(s->conn, st->name, st->nparams, values, lengths,
-            formats, binary_result);
-    else
-        r = PQexecParams(s->conn, st->sql, st->nparams, st->types, values,
-            lengths, formats, binary_result);
-    if ((rc = wq_store_result_check(s, r, st->what, err, errlen)) != 0) {
+    r = PQexecParams(s->conn, sql, n, NULL, values, NULL, NULL,
+        binary ? 1 : 0);
+    if ((rc = wq_store_result_check(s, r, what, err, errlen)) != 0) {
         PQclear(r);
         return rc;
     }
@@ -507,546 +413,62 @@ stmt_run(wq_store *s, int id, const char *const *values, const int *lengths,
     return 0;
 }
 
-/* --- tasks ----------------------------------------------------------- */
-
-static void
-uuid_format(const uint8_t id[16], char out[37])
+void
+wq_store_rollback(wq_store *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    int n = 0;
-
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[n++] = '-';
-        out[n++] = hex[id[i] >> 4];
-        out[n++] = hex[id[i] & 15];
-    }
-    out[n] = '\0';
+    if (PQstatus(s->conn) == CONNECTION_OK
+        && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(s->conn, "ROLLBACK"));
 }
 
 int
-wq_store_task_insert(wq_store *s, const struct wq_task_new *t, int *inserted,
-    char *err, size_t errlen)
+wq_store_nrows(const PGresult *r)
 {
-    char attempt[16], max_attempts[16], run_at[24], created_at[24];
-    const char *values[11];
-    int lengths[11] = { 0 }, formats[11] = { 0 };
-    const char *state;
-    PGresult *r;
-    int rc;
+    return PQntuples(r);
+}
 
-    if (inserted != NULL)
-        *inserted = 0;
-    if (t->queue == NULL || t->type == NULL ||
-        (t->payload == NULL && t->payload_len > 0))
-        return wq_seterr(err, errlen, WQ_EINVAL,
-            "insert task: queue, type and payload are required");
-    if ((state = wq_task_state_name(t->state)) == NULL)
-        return wq_seterr(err, errlen, WQ_EINVAL,
-            "insert task: invalid state %d", (int)t->state);
-    if (t->payload_len > WQ_PAYLOAD_MAX)
-        return wq_seterr(err, errlen, WQ_ETOOBIG,
-            "insert task: payload of %zu bytes exceeds %u", t->payload_len,
-            WQ_PAYLOAD_MAX);
-    snprintf(attempt, sizeof attempt, "%d", t->attempt);
-    snprintf(max_attempts, sizeof max_attempts, "%d", t->max_attempts);
-    snprintf(run_at, sizeof run_at, "%" PRId64, t->run_at_ms);
-    snprintf(created_at, sizeof created_at, "%" PRId64, t->created_at_ms);
+int64_t
+wq_store_changed(const PGresult *r)
+{
+    return strtoll(PQcmdTuples((PGresult *)r), NULL, 10);
+}
 
-    values[0] = (const char *)t->id; lengths[0] = 16; formats[0] = 1;
-    values[1] = t->queue;
-    values[2] = t->type;
-    values[3] = t->idempotency_key;
-    /* A NULL binary value would be SQL NULL: an empty payload is "". */
-    values[4] = t->payload_len > 0 ? (const char *)t->payload : "";
-    lengths[4] = (int)t->payload_len; formats[4] = 1;
-    values[5] = t->headers_json;
-    values[6] = state;
-    values[7] = attempt;
-    values[8] = max_attempts;
-    values[9] = t->run_at_ms != 0 ? run_at : NULL;
-    values[10] = t->created_at_ms != 0 ? created_at : NULL;
+int
+wq_store_isnull(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col);
+}
 
-    rc = stmt_run(s, STMT_TASK_INSERT, values, lengths, formats, 0, &r, err,
-        errlen);
-    if (rc != 0)
-        return rc;
-    if (inserted != NULL)
-        *inserted = PQntuples(r) == 1;
-    PQclear(r);
-    return 0;
+const char *
+wq_store_value(const PGresult *r, int row, int col)
+{
+    return PQgetvalue(r, row, col);
+}
+
+size_t
+wq_store_length(const PGresult *r, int row, int col)
+{
+    return (size_t)PQgetlength(r, row, col);
 }
 
 void
-wq_task_row_free(struct wq_task_row *row)
+wq_store_rows_free(PGresult *r)
 {
-    if (row == NULL)
-        return;
-    free(row->queue);
-    free(row->type);
-    free(row->idempotency_key);
-    free(row->payload);
-    free(row->headers_json);
-    free(row->lease_owner);
-    free(row->worker);
-    free(row->last_error);
-    free(row->result);
-    memset(row, 0, sizeof *row);
-}
-
-/* Copies column c of row 0 (binary format) with a NUL after it; *p is
- * left NULL for SQL NULL.  Returns 0 or WQ_ENOMEM. */
-static int
-col_dup(const PGresult *r, int c, void *pp, size_t *lenp)
-{
-    char **p = pp;
-    size_t len;
-
-    *p = NULL;
-    if (lenp != NULL)
-        *lenp = 0;
-    if (PQgetisnull(r, 0, c))
-        return 0;
-    len = (size_t)PQgetlength(r, 0, c);
-    if ((*p = malloc(len + 1)) == NULL)
-        return WQ_ENOMEM;
-    memcpy(*p, PQgetvalue(r, 0, c), len);
-    (*p)[len] = '\0';
-    if (lenp != NULL)
-        *lenp = len;
-    return 0;
-}
-
-/* Reads a binary int4 or int8 column of row 0; SQL NULL reads as 0.
- * Returns 0, or WQ_ESTORE if the column does not have `size` bytes. */
-static int
-col_int(const PGresult *r, int c, size_t size, int64_t *v)
-{
-    const char *p = PQgetvalue(r, 0, c);
-    uint32_t u32;
-    uint64_t u64;
-
-    *v = 0;
-    if (PQgetisnull(r, 0, c))
-        return 0;
-    if ((size_t)PQgetlength(r, 0, c) != size)
-        return WQ_ESTORE;
-    if (size == 4) {
-        memcpy(&u32, p, 4);
-        *v = (int32_t)be32toh(u32);
-    } else {
-        memcpy(&u64, p, 8);
-        *v = (int64_t)be64toh(u64);
-    }
-    return 0;
-}
-
-/* Decodes row 0 of a TASK_SELECT result (binary format) into *out. */
-static int
-task_decode(const PGresult *r, struct wq_task_row *out, char *err,
-    size_t errlen)
-{
-    static const int times[] = { C_RUN_AT, C_LEASE_EXPIRES_AT, C_CREATED_AT,
-        C_STARTED_AT, C_FINISHED_AT, C_UPDATED_AT };
-    int64_t *const time_out[] = { &out->run_at_ms, &out->lease_expires_at_ms,
-        &out->created_at_ms, &out->started_at_ms, &out->finished_at_ms,
-        &out->updated_at_ms };
-    int64_t v;
-    int state;
-
-    if (PQnfields(r) != C_NCOLS || PQgetlength(r, 0, C_ID) != 16 ||
-        PQgetisnull(r, 0, C_STATE))
-        return wq_seterr(err, errlen, WQ_ESTORE,
-            "get task: unexpected row shape");
-    memcpy(out->id, PQgetvalue(r, 0, C_ID), 16);
-
-    if (col_dup(r, C_QUEUE, &out->queue, NULL) != 0 ||
-        col_dup(r, C_TYPE, &out->type, NULL) != 0 ||
-        col_dup(r, C_KEY, &out->idempotency_key, NULL) != 0 ||
-        col_dup(r, C_PAYLOAD, &out->payload, &out->payload_len) != 0 ||
-        col_dup(r, C_HEADERS, &out->headers_json, NULL) != 0 ||
-        col_dup(r, C_LEASE_OWNER, &out->lease_owner, NULL) != 0 ||
-        col_dup(r, C_WORKER, &out->worker, NULL) != 0 ||
-        col_dup(r, C_LAST_ERROR, &out->last_error, NULL) != 0 ||
-        col_dup(r, C_RESULT, &out->result, &out->result_len) != 0)
-        return wq_seterr(err, errlen, WQ_ENOMEM, "get task: out of memory");
-
-    if ((state = wq_task_state_parse(PQgetvalue(r, 0, C_STATE))) < 0)
-        return wq_seterr(err, errlen, WQ_ESTORE,
-            "get task: unknown state \"%.32s\" (is this workq older than "
-            "the schema?)", PQgetvalue(r, 0, C_STATE));
-    out->state = (enum wq_task_state)state;
-    out->receipt = PQgetlength(r, 0, C_RECEIPT) == 1
-        && PQgetvalue(r, 0, C_RECEIPT)[0] != 0;
-    if (col_int(r, C_ATTEMPT, 4, &v) != 0)
-        goto shape;
-    out->attempt = (int)v;
-    if (col_int(r, C_MAX_ATTEMPTS, 4, &v) != 0)
-        goto shape;
-    out->max_attempts = (int)v;
-    for (size_t i = 0; i < WQ_ARRAY_LEN(times); i++)
-        if (col_int(r, times[i], 8, time_out[i]) != 0)
-            goto shape;
-    return 0;
-
-shape:
-    return wq_seterr(err, errlen, WQ_ESTORE, "get task: unexpected row shape");
-}
-
-/* Runs a task SELECT and decodes its row; WQ_ENOENT names `what`. */
-static int
-task_fetch(wq_store *s, int stmt, const char *const *values,
-    const int *lengths, const int *formats, const char *what,
-    struct wq_task_row *out, char *err, size_t errlen)
-{
-    PGresult *r;
-    int rc;
-
-    memset(out, 0, sizeof *out);
-    rc = stmt_run(s, stmt, values, lengths, formats, 1, &r, err, errlen);
-    if (rc != 0)
-        return rc;
-    if (PQntuples(r) == 0)
-        rc = wq_seterr(err, errlen, WQ_ENOENT, "no task %s", what);
-    else
-        rc = task_decode(r, out, err, errlen);
     PQclear(r);
-    if (rc != 0)
-        wq_task_row_free(out);
-    return rc;
 }
 
-int
-wq_store_task_get(wq_store *s, const uint8_t id[16], struct wq_task_row *out,
-    char *err, size_t errlen)
+unsigned char *
+wq_store_bytea_decode(const char *text, size_t *n)
 {
-    const char *values[1] = { (const char *)id };
-    const int lengths[1] = { 16 }, formats[1] = { 1 };
-    char what[40];
+    unsigned char *v, *copy;
 
-    uuid_format(id, what);
-    return task_fetch(s, STMT_TASK_GET, values, lengths, formats, what, out,
-        err, errlen);
-}
-
-int
-wq_store_task_get_by_key(wq_store *s, const char *queue,
-    const char *idempotency_key, struct wq_task_row *out, char *err,
-    size_t errlen)
-{
-    const char *values[2] = { queue, idempotency_key };
-    int lengths[2] = { 0, 0 }, formats[2] = { 0, 0 };
-    uint8_t id[16];
-    char what[64];
-    int rc;
-
-    memset(out, 0, sizeof *out);
-    if (queue == NULL || idempotency_key == NULL)
-        return wq_seterr(err, errlen, WQ_EINVAL,
-            "get task: queue and key are required");
-    snprintf(what, sizeof what, "with that key in queue %.40s", queue);
-    rc = task_fetch(s, STMT_TASK_GET_KEY, values, lengths, formats, what,
-        out, err, errlen);
-    if (rc != WQ_ENOENT)
-        return rc;
-    /* not claimed yet: the receipt, under the key's own id */
-    if (wq_uuid_for_key(queue, idempotency_key, id) != 0)
-        return rc;
-    values[0] = (const char *)id;
-    lengths[0] = 16;
-    formats[0] = 1;
-    return task_fetch(s, STMT_TASK_GET, values, lengths, formats, what, out,
-        err, errlen);
-}
-
-/* --- receipts of accepted tasks -------------------------------------- */
-
-/*
- * One statement for the batch.  `x` numbers the entries; an id twice in
- * the batch (one key submitted twice) is new once and a duplicate after.
- * A receipt that exists already was written by an earlier submit of the
- * key (or by this one, when a statement's answer was lost and it runs
- * again: then its tasks read as duplicates of themselves, which says
- * nothing false about what runs).  A task row belongs to this submit
- * when its created_at is the envelope's (a worker claimed the task
- * between the broker's confirmation and this statement); otherwise the
- * key was taken before.  Only the duplicates come back.
- */
-static const char accept_sql[] =
-    "WITH x AS ("
-    "  SELECT u.*, timestamptz 'epoch' + u.created_ms"
-    "      * interval '1 millisecond' AS created_at,"
-    "    row_number() OVER (PARTITION BY u.id ORDER BY u.ord) AS rn"
-    "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
-    "    $5::int4[], $6::int8[]) WITH ORDINALITY"
-    "    AS u(id, queue, type, key, max_attempts, created_ms, ord)"
-    "), ins AS ("
-    "  INSERT INTO workq.accepted (id, created_at, max_attempts, queue,"
-    "    type, idempotency_key)"
-    "  SELECT id, created_at, max_attempts, queue, type, key FROM x"
-    "  WHERE rn = 1"
-    "    AND NOT EXISTS (SELECT 1 FROM workq.tasks t WHERE t.id = x.id)"
-    "  ON CONFLICT (id) DO NOTHING"
-    "  RETURNING id"
-    ")"
-    "SELECT x.ord, coalesce(t.state, 'queued') FROM x"
-    "  LEFT JOIN workq.tasks t ON t.id = x.id"
-    "  LEFT JOIN workq.accepted a ON a.id = x.id"
-    "  WHERE x.rn > 1 OR (NOT EXISTS (SELECT 1 FROM ins WHERE ins.id = x.id)"
-    "    AND (a.id IS NOT NULL OR t.created_at IS DISTINCT FROM x.created_at))";
-
-/*
- * Tasks without a client-given key (their key is their id's text) have a
- * fresh UUIDv7: never a duplicate, so their receipts need no checks and
- * no row each.  They go into workq.accepted_runs, one row per (queue,
- * type, max_attempts) of the batch with the ids sorted end to end
- * (migration 0003).  A retried statement adds the same run twice, which
- * the scheduler's sweep removes like any other.
- *
- * Its commit does not wait for the WAL flush (synchronous_commit off for
- * this transaction, set_config(..., true)): a receipt is a view of a task
- * the broker holds, not the task.  If PostgreSQL crashes within a moment
- * of the commit (wal_writer_delay, 200 ms by default, times three at
- * most), such ids read as "no such task" until a worker claims them; no
- * task is lost or run twice.  That saves a disk flush per batch, which
- * is most of what receipts cost a blocking submit.
- */
-static const char accept_runs_sql[] =
-    "INSERT INTO workq.accepted_runs (first_id, last_id, created_at,"
-    "    max_attempts, queue, type, ids)"
-    "  SELECT u.first_id, u.last_id, timestamptz 'epoch' + u.created_ms"
-    "      * interval '1 millisecond', u.max_attempts, u.queue, u.type, u.ids"
-    "  FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int4[],"
-    "    $5::text[], $6::text[], $7::bytea[])"
-    "    AS u(first_id, last_id, created_ms, max_attempts, queue, type, ids),"
-    /* this statement's commit only: asynchronous (see above) */
-    "  (SELECT set_config('synchronous_commit', 'off', true)) AS c";
-
-/* 1 if v has no client-given key (its key is its id's text). */
-static int
-key_is_id(const struct wq_accept *v)
-{
-    return v->key == NULL;
-}
-
-/* Orders fresh entries into runs: by queue, type, max_attempts, id. */
-static int
-cmp_fresh(const void *pa, const void *pb)
-{
-    const struct wq_accept *a = *(const struct wq_accept *const *)pa;
-    const struct wq_accept *b = *(const struct wq_accept *const *)pb;
-    int c;
-
-    /* submitters pass the same strings for a batch's queue and type */
-    if ((a->queue != b->queue && (c = strcmp(a->queue, b->queue)) != 0)
-        || (a->type != b->type && (c = strcmp(a->type, b->type)) != 0))
-        return c;
-    if (a->max_attempts != b->max_attempts)
-        return a->max_attempts < b->max_attempts ? -1 : 1;
-    return memcmp(a->id, b->id, 16);
-}
-
-static int
-same_run(const struct wq_accept *a, const struct wq_accept *b)
-{
-    return (a->queue == b->queue || strcmp(a->queue, b->queue) == 0)
-        && (a->type == b->type || strcmp(a->type, b->type) == 0)
-        && a->max_attempts == b->max_attempts;
-}
-
-/* The receipts of the fresh entries of v[0..n) (those key_is_id). */
-static int
-accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
-    char *err, size_t errlen)
-{
-    static const Oid types[7] = { WQ_OID_UUID_A, WQ_OID_UUID_A,
-        WQ_OID_INT8_A, WQ_OID_INT4_A, WQ_OID_TEXT_A, WQ_OID_TEXT_A,
-        WQ_OID_BYTEA_A };
-    struct wq_buf b[7] = { WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT,
-        WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT };
-    const struct wq_accept **f = xcalloc(nfresh, sizeof *f);
-    struct wq_buf ids = WQ_BUF_INIT;
-    const char *values[7];
-    int lengths[7], formats[7] = { 1, 1, 1, 1, 1, 1, 1 };
-    size_t k = 0, nruns = 0;
-    PGresult *r;
-    int rc, sorted = 1;
-
-    for (size_t i = 0; i < n; i++)
-        if (key_is_id(&v[i])) {
-            f[k] = &v[i];
-            if (k > 0 && cmp_fresh(&f[k - 1], &f[k]) > 0)
-                sorted = 0;
-            k++;
-        }
-    if (!sorted)    /* one submitter's ids come in order: usually sorted */
-        qsort(f, nfresh, sizeof *f, cmp_fresh);
-    for (size_t i = 0; i < nfresh; i++)
-        nruns += i == 0 || !same_run(f[i - 1], f[i]);
-    wq_pgarray_begin(&b[0], WQ_OID_UUID, nruns);
-    wq_pgarray_begin(&b[1], WQ_OID_UUID, nruns);
-    wq_pgarray_begin(&b[2], WQ_OID_INT8, nruns);
-    wq_pgarray_begin(&b[3], WQ_OID_INT4, nruns);
-    wq_pgarray_begin(&b[4], WQ_OID_TEXT, nruns);
-    wq_pgarray_begin(&b[5], WQ_OID_TEXT, nruns);
-    wq_pgarray_begin(&b[6], WQ_OID_BYTEA, nruns);
-    for (size_t i = 0, j; i < nfresh; i = j) {
-        int64_t created = f[i]->created_at_ms;
-
-        wq_buf_reset(&ids);
-        for (j = i; j < nfresh && same_run(f[i], f[j]); j++) {
-            if (wq_buf_append(&ids, f[j]->id, 16) != 0)
-                abort();    /* out of memory: as xmalloc */
-            if (f[j]->created_at_ms < created)
-                created = f[j]->created_at_ms;
-        }
-        wq_pgarray_bytes(&b[0], f[i]->id, 16);
-        wq_pgarray_bytes(&b[1], f[j - 1]->id, 16);
-        wq_pgarray_i64(&b[2], created);
-        wq_pgarray_i32(&b[3], f[i]->max_attempts);
-        wq_pgarray_str(&b[4], f[i]->queue);
-        wq_pgarray_str(&b[5], f[i]->type);
-        wq_pgarray_bytes(&b[6], ids.data, ids.len);
+    if ((v = PQunescapeBytea((const unsigned char *)text, n)) == NULL)
+        return NULL;
+    /* PQunescapeBytea's memory is libpq's (PQfreemem): hand out a copy */
+    if ((copy = malloc(*n + 1)) != NULL) {
+        memcpy(copy, v, *n);
+        copy[*n] = '\0';
     }
-    for (int i = 0; i < 7; i++) {
-        values[i] = (const char *)b[i].data;
-        lengths[i] = (int)b[i].len;
-    }
-    r = PQexecParams(s->conn, accept_runs_sql, 7, types, values, lengths,
-        formats, 0);
-    rc = wq_store_result_check(s, r, "record accepted tasks", err, errlen);
-    PQclear(r);
-    for (int i = 0; i < 7; i++)
-        wq_buf_free(&b[i]);
-    wq_buf_free(&ids);
-    free(f);
-    return rc;
-}
-
-int
-wq_store_accept(wq_store *s, struct wq_accept *v, size_t n, char *err,
-    size_t errlen)
-{
-    static const Oid types[6] = { WQ_OID_UUID_A, WQ_OID_TEXT_A,
-        WQ_OID_TEXT_A, WQ_OID_TEXT_A, WQ_OID_INT4_A, WQ_OID_INT8_A };
-    struct wq_buf b[6] = { WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT,
-        WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT };
-    const char *values[6];
-    int lengths[6], formats[6] = { 1, 1, 1, 1, 1, 1 };
-    PGresult *r = NULL;
-    size_t nfresh = 0, *idx = NULL;
-    int rc;
-
-    for (size_t i = 0; i < n; i++) {
-        v[i].duplicate = 0;
-        v[i].state = WQ_TASK_QUEUED;
-    }
-    if (n == 0)
-        return 0;
-    if (n > INT32_MAX)
-        return wq_seterr(err, errlen, WQ_EINVAL, "accept: batch too large");
-    if ((rc = store_ready(s, err, errlen)) != 0)
-        return rc;
-    for (size_t i = 0; i < n; i++)
-        nfresh += key_is_id(&v[i]);
-    if (nfresh > 0 && (rc = accept_fresh(s, v, n, nfresh, err, errlen)) != 0)
-        return rc;
-    if (nfresh == n)
-        return 0;
-    wq_pgarray_begin(&b[0], WQ_OID_UUID, n - nfresh);
-    wq_pgarray_begin(&b[1], WQ_OID_TEXT, n - nfresh);
-    wq_pgarray_begin(&b[2], WQ_OID_TEXT, n - nfresh);
-    wq_pgarray_begin(&b[3], WQ_OID_TEXT, n - nfresh);
-    wq_pgarray_begin(&b[4], WQ_OID_INT4, n - nfresh);
-    wq_pgarray_begin(&b[5], WQ_OID_INT8, n - nfresh);
-    idx = xcalloc(n - nfresh, sizeof *idx);
-    for (size_t i = 0, k = 0; i < n; i++) {
-        if (nfresh > 0 && key_is_id(&v[i]))
-            continue;
-        idx[k++] = i;
-        wq_pgarray_bytes(&b[0], v[i].id, 16);
-        wq_pgarray_str(&b[1], v[i].queue);
-        wq_pgarray_str(&b[2], v[i].type);
-        wq_pgarray_str(&b[3], v[i].key);
-        wq_pgarray_i32(&b[4], v[i].max_attempts);
-        wq_pgarray_i64(&b[5], v[i].created_at_ms);
-    }
-    for (int i = 0; i < 6; i++) {
-        values[i] = (const char *)b[i].data;
-        lengths[i] = (int)b[i].len;
-    }
-    r = PQexecParams(s->conn, accept_sql, 6, types, values, lengths,
-        formats, 0);
-    if ((rc = wq_store_result_check(s, r, "record accepted tasks", err,
-        errlen)) != 0)
-        goto out;
-    for (int row = 0; row < PQntuples(r); row++) {
-        long long ord = strtoll(PQgetvalue(r, row, 0), NULL, 10);
-        int state = wq_task_state_parse(PQgetvalue(r, row, 1));
-
-        if (ord < 1 || (size_t)ord > n - nfresh)
-            continue;
-        v[idx[ord - 1]].duplicate = 1;
-        if (state >= 0)
-            v[idx[ord - 1]].state = (enum wq_task_state)state;
-    }
-out:
-    PQclear(r);
-    free(idx);
-    for (int i = 0; i < 6; i++)
-        wq_buf_free(&b[i]);
-    return rc;
-}
-
-/* --- dead letters ---------------------------------------------------- */
-
-int
-wq_store_dead_letter_insert(wq_store *s, const struct wq_dead_letter *dl,
-    int64_t *id, char *err, size_t errlen)
-{
-    char partition[16], offset[24], *reason = NULL;
-    const char *values[9];
-    int lengths[9] = { 0 }, formats[9] = { 0 };
-    PGresult *r;
-    int rc;
-
-    if (id != NULL)
-        *id = 0;
-    if (dl->transport == NULL || dl->queue == NULL || dl->error == NULL ||
-        (dl->raw == NULL && dl->raw_len > 0) ||
-        (dl->key == NULL && dl->keylen > 0))
-        return wq_seterr(err, errlen, WQ_EINVAL,
-            "insert dead letter: transport, queue, raw and error are "
-            "required");
-    if (dl->raw_len > INT32_MAX || dl->keylen > INT32_MAX)
-        return wq_seterr(err, errlen, WQ_ETOOBIG,
-            "insert dead letter: message of %zu bytes is too large",
-            dl->raw_len);
-    if ((reason = wq_utf8_sanitize(dl->error)) == NULL)
-        return wq_seterr(err, errlen, WQ_ENOMEM,
-            "insert dead letter: out of memory");
-    snprintf(partition, sizeof partition, "%" PRId32, dl->partition);
-    snprintf(offset, sizeof offset, "%" PRId64, dl->offset);
-
-    values[0] = dl->transport;
-    values[1] = dl->queue;
-    values[2] = dl->raw_len > 0 ? (const char *)dl->raw : "";
-    lengths[2] = (int)dl->raw_len; formats[2] = 1;
-    values[3] = dl->key != NULL ? (const char *)dl->key : NULL;
-    lengths[3] = (int)dl->keylen; formats[3] = 1;
-    values[4] = dl->partition >= 0 ? partition : NULL;
-    values[5] = dl->offset >= 0 ? offset : NULL;
-    values[6] = dl->redelivered ? "true" : "false";
-    values[7] = reason;
-    values[8] = dl->worker;
-
-    rc = stmt_run(s, STMT_DEAD_LETTER, values, lengths, formats, 0, &r, err,
-        errlen);
-    free(reason);
-    if (rc != 0)
-        return rc;
-    if (PQntuples(r) == 1 && id != NULL)
-        *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return 0;
+    PQfreemem(v);
+    return copy;
 }

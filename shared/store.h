@@ -6,9 +6,12 @@
  * statements prepared on it and the SQLSTATE of its last failure; it
  * leaves the schema to migrate.h and the meaning of task states to the
  * worker and the scheduler (DESIGN.md "A task's life", and the comments
- * of shared/migrations/0001_init.sql).  All of workq's SQL should live
- * here and in migrate.c: modules that write their own for now go through
- * wq_store_conn(), and move it here when it settles.
+ * of shared/migrations/0001_init.sql).  All of workq's SQL lives in the
+ * store's files, by use: store.c (the connection), store_tasks.c (tasks
+ * as records, this header), store_claims.h (the worker), store_sched.h
+ * (the scheduler's rounds), store_admin.h (the CLI's operator commands)
+ * and migrate.h; no file outside the store includes <libpq-fe.h> or sees
+ * the connection.
  *
  * Errors follow wq.h: 0 or a negative WQ_E*, with a sentence in the
  * caller's err buffer.  A connection failure or a server error is
@@ -35,9 +38,8 @@
 
 typedef struct wq_store wq_store;
 
-/* libpq's types, without including <libpq-fe.h> here:
- * struct pg_conn is PGconn and struct pg_result is PGresult. */
-struct pg_conn;
+/* libpq's result, without including <libpq-fe.h> here: struct
+ * pg_result is PGresult (see "Rows" below). */
 struct pg_result;
 
 /* The states of a task; workq.tasks.state holds their names. */
@@ -85,13 +87,50 @@ int wq_store_open(const char *conninfo, const char *password,
 void wq_store_close(wq_store *s);
 
 /*
- * wq_store_conn returns the connection (a PGconn *) for modules that run
- * their own SQL.  It stays owned by the store: do not PQfinish it, do not
- * DEALLOCATE or DISCARD ALL on it (the store's prepared statements live
- * there), and leave it outside a transaction when calling store functions
- * that say they need that.  Check results with wq_store_result_check().
+ * Notifications (LISTEN/NOTIFY), for a daemon that waits on the store's
+ * socket in its own poll loop: LISTEN with wq_store_exec, poll
+ * wq_store_socket for POLLIN, then wq_store_consume and
+ * wq_store_notifies.
+ *
+ * wq_store_socket returns the connection's socket, or -1 when there is
+ * none (the connection is lost).  wq_store_consume reads what the server
+ * sent without blocking: 0, or WQ_ESTORE with libpq's reason (the
+ * connection is lost; wq_store_ping reconnects).  wq_store_notifies calls
+ * fn(channel, payload, user) for each notification received so far, in
+ * order (the strings live for the call), and returns how many there were.
  */
-struct pg_conn *wq_store_conn(wq_store *s);
+int wq_store_socket(const wq_store *s);
+int wq_store_consume(wq_store *s, char *err, size_t errlen);
+typedef void wq_store_notify_fn(const char *channel, const char *payload,
+    void *user);
+size_t wq_store_notifies(wq_store *s, wq_store_notify_fn *fn, void *user);
+
+/*
+ * Rows: the statements of store_sched.h and store_admin.h give their
+ * rows to the caller, which reads them with the functions below, without
+ * the connection or libpq.  A result is a struct pg_result (libpq's
+ * PGresult), opaque here.
+ */
+
+/* wq_store_rollback ends an open transaction with ROLLBACK, ignoring
+ * errors (the connection may be gone); nothing when none is open. */
+void wq_store_rollback(wq_store *s);
+
+/* The number of rows; the number a DELETE/UPDATE changed. */
+int wq_store_nrows(const struct pg_result *r);
+int64_t wq_store_changed(const struct pg_result *r);
+/* A field: 1 if SQL NULL; its bytes (NUL-terminated by libpq, "" for
+ * SQL NULL); their length.  Valid until wq_store_rows_free. */
+int wq_store_isnull(const struct pg_result *r, int row, int col);
+const char *wq_store_value(const struct pg_result *r, int row, int col);
+size_t wq_store_length(const struct pg_result *r, int row, int col);
+/* Releases a result; NULL is allowed. */
+void wq_store_rows_free(struct pg_result *r);
+
+/* wq_store_bytea_decode returns the bytes of a bytea field in text form
+ * ("\\x..."), malloc'd (free() them) with *n set, or NULL when out of
+ * memory or the text is not bytea. */
+unsigned char *wq_store_bytea_decode(const char *text, size_t *n);
 
 /*
  * wq_store_ping checks that the server answers (SELECT 1).  A lost
@@ -111,17 +150,6 @@ int wq_store_ping(wq_store *s, char *err, size_t errlen);
  * text in `sql`: values go through parameters (PQexecParams).
  */
 int wq_store_exec(wq_store *s, const char *sql, char *err, size_t errlen);
-
-/*
- * wq_store_result_check is for modules with their own SQL: it returns 0
- * when `r` (from PQexec* on this store's connection, not consumed) holds
- * PGRES_COMMAND_OK or PGRES_TUPLES_OK, and otherwise an error as
- * wq_store_exec reports it, with err "what: server message (SQLSTATE x)".
- * `r` NULL means libpq failed (out of memory, connection lost).  The caller
- * still PQclear()s r.
- */
-int wq_store_result_check(wq_store *s, const struct pg_result *r,
-    const char *what, char *err, size_t errlen);
 
 /* wq_store_last_sqlstate returns the five-character SQLSTATE of the last
  * failed statement on this store ("23514"), or "" if there was none or
@@ -188,6 +216,9 @@ struct wq_task_row {
     int64_t started_at_ms;
     int64_t finished_at_ms;
     int64_t updated_at_ms;
+    int attempt_base;             /* attempt when the series began (a
+                                     retry by hand), usually 0 */
+    int64_t dead_published_at_ms; /* when the dead copy went out */
     int receipt;                  /* 1: accepted, not claimed yet; only
                                      the receipt is known (no payload) */
 };
@@ -209,6 +240,42 @@ int wq_store_task_get(wq_store *s, const uint8_t id[16],
 int wq_store_task_get_by_key(wq_store *s, const char *queue,
     const char *idempotency_key, struct wq_task_row *out, char *err,
     size_t errlen);
+
+/*
+ * One attempt of a task's history (workq.attempts), as read back.  The
+ * strings are owned by the array and NULL when the column is SQL NULL;
+ * times are epoch milliseconds, 0 when NULL; duration_ms is -1 when the
+ * attempt has not finished.
+ */
+struct wq_task_attempt {
+    int attempt;
+    int64_t started_at_ms;
+    int64_t finished_at_ms;
+    int64_t duration_ms;
+    char *worker;
+    char *outcome;
+    char *error;
+};
+
+/*
+ * wq_store_task_attempts reads the attempts of task `id` in order into
+ * *out (*n entries; NULL and 0 for none), which the caller releases with
+ * wq_task_attempts_free.  Returns 0, WQ_ESTORE or WQ_ENOMEM.
+ */
+int wq_store_task_attempts(wq_store *s, const uint8_t id[16],
+    struct wq_task_attempt **out, size_t *n, char *err, size_t errlen);
+
+/* wq_task_attempts_free frees what wq_store_task_attempts returned.
+ * NULL is allowed. */
+void wq_task_attempts_free(struct wq_task_attempt *v, size_t n);
+
+/*
+ * wq_store_outbox_get finds task `id` in workq.outbox (enqueued in a
+ * transaction, not relayed yet): *queue (malloc'd, the caller frees it)
+ * and *created_at_ms.  Returns 0, WQ_ENOENT, WQ_ESTORE or WQ_ENOMEM.
+ */
+int wq_store_outbox_get(wq_store *s, const uint8_t id[16], char **queue,
+    int64_t *created_at_ms, char *err, size_t errlen);
 
 /*
  * A task the broker confirmed, for its receipt in workq.accepted.  The

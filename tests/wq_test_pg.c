@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include "migrate.h"
+#include "store_int.h"
 #include "wq_test.h"
 #include "wq_test_pg.h"
 

@@ -10,7 +10,7 @@
  * under the lock); take what the broker has now (non-blocking polls, up
  * to a cap); if PostgreSQL has work, do one round trip that records the
  * finished tasks and claims as many deliveries as there are free slots
- * (claim.c), then ack and dispatch; otherwise block in the broker's poll
+ * (store_claims.c), then ack and dispatch; otherwise block in the broker's poll
  * (or on the condition variable when not polling) until a delivery, a
  * finished task, a signal or a timer.  Batches form by themselves: what
  * piles up during one round trip is the next round's batch, so an idle
@@ -29,7 +29,7 @@
  * not take becomes a dead letter, so one bad task cannot stop a queue.
  *
  * Owns: the transport, the consumer's store connection, the pool, the
- * cancel eventfd, the tasks.  The lease set (lease.h) and the handler
+ * cancel eventfd, the tasks.  The lease set (worker_lease.h) and the handler
  * registry are the caller's.
  */
 #include <errno.h>
@@ -44,7 +44,7 @@
 
 #include "alloc.h"
 #include "backoff.h"
-#include "claim.h"
+#include "store_claims.h"
 #include "clock.h"
 #include "consumer.h"
 #include "daemon.h"
@@ -77,7 +77,7 @@
 struct task {
     struct task *next;
     struct wq_consumer *owner;  /* the consumer that claimed it */
-    atomic_int cancel;          /* an operator cancelled it (lease.c) */
+    atomic_int cancel;          /* an operator cancelled it (worker_lease.c) */
     atomic_int wake_fd;         /* its handler thread's eventfd; -1 */
     wq_delivery *d;             /* NULL once acked or given back */
     uint64_t tgen;              /* transport generation of d */
@@ -137,7 +137,7 @@ struct wq_consumer {
     struct wq_record *recs;
     struct policy *policies;
     size_t npolicies;
-    int loop_slot;              /* wq_stats_loop_register */
+    int loop_slot;              /* wq_worker_stats_loop_register */
     uint64_t status_last_ns;
     uint64_t status_sig;
 };
@@ -680,7 +680,7 @@ static void
 count_outcome(struct wq_consumer *c, const struct task *tk,
     const struct wq_record *r)
 {
-    struct wq_stats *st = c->conf.stats;
+    struct wq_worker_stats *st = c->conf.stats;
     int64_t age;
 
     switch (tk->res.outcome) {
@@ -707,7 +707,7 @@ dispatch(struct wq_consumer *c, struct task *tk)
 {
     wq_uuid_format(tk->claim.task_id, tk->id);
     tk->h = wq_handlers_find(c->conf.handlers, tk->env.queue, tk->env.type);
-    wq_lease_add(c->conf.lease, tk->claim.task_id, tk);
+    wq_worker_lease_add(c->conf.lease, tk->claim.task_id, tk);
     c->running++;
     atomic_fetch_add(c->conf.busy, 1);
     wq_metric_add(c->conf.stats->running, 1);
@@ -723,7 +723,7 @@ dispatch(struct wq_consumer *c, struct task *tk)
 static void
 settle_claim(struct wq_consumer *c, struct task *tk, struct tlist *pending)
 {
-    struct wq_stats *st = c->conf.stats;
+    struct wq_worker_stats *st = c->conf.stats;
     char id[WQ_UUID_STRLEN];
 
     tk->claim.env = NULL;
@@ -735,7 +735,7 @@ settle_claim(struct wq_consumer *c, struct task *tk, struct tlist *pending)
         /* Our own lease, but no task of ours holds it: an earlier claim
          * committed while its answer was lost with the connection. */
         if (tk->claim.own_lease
-            && !wq_lease_holds(c->conf.lease, tk->claim.task_id)) {
+            && !wq_worker_lease_holds(c->conf.lease, tk->claim.task_id)) {
             dispatch(c, tk);
             return;
         }
@@ -788,7 +788,7 @@ reject_one(struct wq_consumer *c, int record, const char *why)
         tl_pop(&c->torecord);
         wq_log_error(COMPONENT, "task %s: the store rejected even a failure "
             "(%s); its delivery is given back", tk->id, why);
-        wq_lease_remove(c->conf.lease, tk->claim.task_id);
+        wq_worker_lease_remove(c->conf.lease, tk->claim.task_id);
         nack(c, tk);
         task_free(tk);
         return;
@@ -803,7 +803,7 @@ reject_one(struct wq_consumer *c, int record, const char *why)
 static void
 store_round(struct wq_consumer *c)
 {
-    struct wq_stats *st = c->conf.stats;
+    struct wq_worker_stats *st = c->conf.stats;
     size_t limit = (size_t)c->conf.batch_max, nrec = 0, ncl = 0, slots;
     struct tlist pending = { NULL, NULL, 0 };
     char err[WQ_ERRLEN];
@@ -869,7 +869,7 @@ store_round(struct wq_consumer *c)
                 "before the outcome (%s) was recorded; dropped", tk->id,
                 tk->claim.attempt, c->recs[i].outcome);
         }
-        wq_lease_remove(c->conf.lease, tk->claim.task_id);
+        wq_worker_lease_remove(c->conf.lease, tk->claim.task_id);
         ack(c, tk);
         task_free(tk);
     }
@@ -879,7 +879,7 @@ store_round(struct wq_consumer *c)
         settle_claim(c, tk, &pending);
     }
     tl_prepend(&c->incoming, &pending);
-    wq_metric_set(st->in_flight, (int64_t)wq_lease_count(c->conf.lease));
+    wq_metric_set(st->in_flight, (int64_t)wq_worker_lease_count(c->conf.lease));
 }
 
 /* Takes the finished tasks of the handler threads and the stop request. */
@@ -904,7 +904,7 @@ collect(struct wq_consumer *c)
             wq_log_warn(COMPONENT, "task %s attempt %u abandoned: %s", tk->id,
                 tk->claim.attempt, tk->res.error != NULL ? tk->res.error
                 : "");
-            wq_lease_remove(c->conf.lease, tk->claim.task_id);
+            wq_worker_lease_remove(c->conf.lease, tk->claim.task_id);
             task_free(tk);
             continue;
         }
@@ -967,11 +967,11 @@ min_wait(int a, int b)
 static void
 housekeeping(struct wq_consumer *c)
 {
-    struct wq_stats *st = c->conf.stats;
+    struct wq_worker_stats *st = c->conf.stats;
     uint64_t now = wq_clock_mono_ns(), sig;
     int64_t done, failed;
 
-    wq_stats_loop_turn(st, c->loop_slot);
+    wq_worker_stats_loop_turn(st, c->loop_slot);
     if (c->loop_slot != 0)
         return;
     done = wq_metric_value(st->succeeded);
@@ -984,7 +984,7 @@ housekeeping(struct wq_consumer *c)
         && now - c->status_last_ns >= (uint64_t)STATUS_EVERY_MS * 1000000u) {
         wq_daemon_notify_status("%s; in-flight %zu, done %" PRId64
             ", failed %" PRId64 "%s%s", c->draining ? "draining"
-            : "consuming", wq_lease_count(c->conf.lease), done, failed,
+            : "consuming", wq_worker_lease_count(c->conf.lease), done, failed,
             c->t == NULL ? "; no broker" : "",
             c->s_up ? "" : "; no PostgreSQL");
         c->status_sig = sig;
@@ -1063,7 +1063,7 @@ finish(struct wq_consumer *c, int abandon)
         wq_log_warn(COMPONENT, "%zu outcome(s) could not be recorded; their "
             "tasks are left to lease expiry", c->torecord.n);
     while ((tk = tl_pop(&c->torecord)) != NULL) {
-        wq_lease_remove(c->conf.lease, tk->claim.task_id);
+        wq_worker_lease_remove(c->conf.lease, tk->claim.task_id);
         task_free(tk);
     }
     /* librdkafka: commit and leave the group; rabbitmq-c: flush the acks,
@@ -1156,8 +1156,8 @@ wq_consumer_new(const struct wq_consumer_conf *conf)
     c->claims = xcalloc((size_t)conf->batch_max, sizeof *c->claims);
     c->recs = xcalloc((size_t)conf->batch_max, sizeof *c->recs);
     policies_init(c);
-    wq_lease_on_cancel(conf->lease, on_cancel, c);
-    c->loop_slot = wq_stats_loop_register(conf->stats);
+    wq_worker_lease_on_cancel(conf->lease, on_cancel, c);
+    c->loop_slot = wq_worker_stats_loop_register(conf->stats);
     return c;
 }
 

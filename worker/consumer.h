@@ -27,9 +27,9 @@
 
 #include "config.h"
 #include "handler.h"
-#include "lease.h"
+#include "worker_lease.h"
 #include "pool.h"
-#include "stats.h"
+#include "worker_stats.h"
 #include "transport.h"
 
 struct wq_consumer_conf {
@@ -47,8 +47,8 @@ struct wq_consumer_conf {
     int batch_max;
     struct wq_transport_conf tconf;     /* strings owned by the caller */
     const wq_handlers *handlers;
-    wq_lease *lease;
-    struct wq_stats *stats;
+    wq_worker_lease *lease;
+    struct wq_worker_stats *stats;
     uint64_t watchdog_usec;             /* 0: none; else the loop turns at
                                            least every third of it (main.c
                                            sends WATCHDOG=1) */

@@ -4,7 +4,7 @@
  *
  * Threads: this main thread only waits for signals (daemon.h's
  * self-pipe) and for the consumer thread to end; the consumer thread owns
- * the broker and its PostgreSQL connection; the lease thread (lease.c)
+ * the broker and its PostgreSQL connection; the lease thread (worker_lease.c)
  * renews leases on a connection of its own; handler threads (pool.c) run
  * tasks; libmicrohttpd serves /healthz and /metrics on its own thread.
  *
@@ -35,9 +35,9 @@
 #include "daemon.h"
 #include "envelope.h"
 #include "handler.h"
-#include "lease.h"
+#include "worker_lease.h"
 #include "log.h"
-#include "stats.h"
+#include "worker_stats.h"
 
 /* sysexits.h codes, as the CLI uses them */
 #define EXIT_USAGE    64
@@ -237,13 +237,13 @@ run_consumer(void *arg)
  * does not return) stops the pings, and systemd restarts the worker.
  */
 static void
-feed_watchdog(struct wq_stats *st, uint64_t usec, uint64_t *last)
+feed_watchdog(struct wq_worker_stats *st, uint64_t usec, uint64_t *last)
 {
     uint64_t now = wq_clock_mono_ns();
 
     if (usec == 0 || now - *last < usec * 1000 / 3)
         return;
-    if (now - wq_stats_oldest_turn(st) < usec * 1000 / 2) {
+    if (now - wq_worker_stats_oldest_turn(st) < usec * 1000 / 2) {
         wq_daemon_notify_watchdog();
         *last = now;
     }
@@ -251,7 +251,7 @@ feed_watchdog(struct wq_stats *st, uint64_t usec, uint64_t *last)
 
 static void
 wait_for_end(struct runner *r, size_t nr, int done_fd, int64_t drain_ms,
-    struct wq_stats *st, uint64_t wd_usec)
+    struct wq_worker_stats *st, uint64_t wd_usec)
 {
     struct pollfd pfd[2];
     int stops_seen = 0, wait;
@@ -333,9 +333,9 @@ main(int argc, char **argv)
     atomic_size_t busy;
     wq_pool *pool = NULL;
     int done_fd = -1, abandoned = 0;
-    struct wq_stats stats;
+    struct wq_worker_stats stats;
     wq_handlers *handlers = NULL;
-    wq_lease *lease = NULL;
+    wq_worker_lease *lease = NULL;
     char err[WQ_ERRLEN], host[HOST_NAME_MAX + 1], *id = NULL;
     const char *const *queues;
     const char **kprops = NULL;
@@ -384,9 +384,9 @@ main(int argc, char **argv)
         goto out_cfg;
     }
 
-    wq_stats_init(&stats);
-    if (wq_stats_serve(&stats, cfg.metrics.listen, &port, err, sizeof err)
-        != 0) {
+    wq_worker_stats_init(&stats);
+    if (wq_worker_stats_serve(&stats, cfg.metrics.listen, &port, err,
+        sizeof err) != 0) {
         wq_log_error("main", "metrics.listen: %s", err);
         goto out_handlers;
     }
@@ -430,8 +430,9 @@ main(int argc, char **argv)
     info.pid = (int)getpid();
     info.queues = queues;
     info.nqueues = nqueues;
-    if (wq_lease_start(&info, cfg.postgres.conninfo, cfg.postgres.password,
-        cfg.worker.lease_ms, &lease, err, sizeof err) != 0) {
+    if (wq_worker_lease_start(&info, cfg.postgres.conninfo,
+        cfg.postgres.password, cfg.worker.lease_ms, &lease, err,
+        sizeof err) != 0) {
         wq_log_error("main", "%s", err);
         status = EXIT_SOFTWARE;
         goto out_stats;
@@ -514,7 +515,7 @@ main(int argc, char **argv)
         /* Handler threads may still be inside a plugin, using the
          * consumer, the metrics, the configuration: leave all of it to
          * the exit, without atexit handlers running under them. */
-        wq_lease_stop(lease, 1);
+        wq_worker_lease_stop(lease, 1);
         if (stats.http != NULL)
             wq_http_stop(stats.http);
         wq_log_info("main", "stopped; %d task(s) left to lease expiry",
@@ -524,7 +525,7 @@ main(int argc, char **argv)
     }
     wq_pool_free(pool);
     pool = NULL;
-    wq_lease_stop(lease, 1);
+    wq_worker_lease_stop(lease, 1);
     lease = NULL;
     if (status == 0)
         wq_log_info("main", "stopped");
@@ -537,11 +538,11 @@ out_runners:
         close(done_fd);
     if (pool != NULL && wq_pool_stop(pool, 1000) == 0)
         wq_pool_free(pool);
-    wq_lease_stop(lease, 0);
+    wq_worker_lease_stop(lease, 0);
 out_handlers:
     wq_handlers_free(handlers);
 out_stats:
-    wq_stats_free(&stats);
+    wq_worker_stats_free(&stats);
 out_cfg:
     free(kprops);
     free(id);

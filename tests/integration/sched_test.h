@@ -26,6 +26,7 @@
 
 #include <libpq-fe.h>
 
+#include "store_int.h"
 #include "wq_test.h"
 #include "wq_test_broker.h"
 #include "wq_test_pg.h"

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "sched_test.h"
+#include "store_int.h"
 #include "uuid.h"
 
 static char out[1 << 16];

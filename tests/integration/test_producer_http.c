@@ -548,6 +548,21 @@ test_producer_http_delayed_and_get(void **state)
     j = json_loads(resp, 0, NULL);
     assert_string_equal(json_string_value(json_object_get(json_object_get(j,
         "headers"), "k")), "v");
+    {
+        /* `workq --json status ID` prints the very same object */
+        char ci[1200], out[65536];
+        const char *argv[] = { wq_test_bin("workq"), "--json", "status", id,
+            NULL };
+        const char *env[] = { ci, NULL };
+        json_t *c;
+
+        snprintf(ci, sizeof ci, "WORKQ_POSTGRES_CONNINFO=%s", db);
+        assert_int_equal(wq_test_cmd(argv, env, NULL, out, sizeof out), 0);
+        c = json_loads(out, 0, NULL);
+        if (c == NULL || !json_equal(c, j))
+            fail_msg("status --json differs from GET:\n%s\n%s", out, resp);
+        json_decref(c);
+    }
     json_decref(j);
 
     /* the same key twice: one row, the first task's id */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "sched_test.h"
+#include "store_int.h"
 #include "workq_outbox.h"
 
 #define K WQ_TRANSPORT_KAFKA

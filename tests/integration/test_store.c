@@ -24,6 +24,7 @@
 
 #include "migrate.h"
 #include "store.h"
+#include "store_int.h"
 #include "wq_test.h"
 #include "wq_test_pg.h"
 

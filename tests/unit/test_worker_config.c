@@ -16,7 +16,7 @@
 #include "buf.h"
 #include "envelope.h"
 #include "backoff.h"
-#include "claim.h"
+#include "store_claims.h"
 #include "config.h"
 #include "handler.h"
 

@@ -1,7 +1,7 @@
 /*
- * lease.c - the set of claimed tasks, and the thread that renews their
+ * worker_lease.c - the set of claimed tasks, and the thread that renews their
  * leases, keeps the worker's heartbeat row and hears cancels (see
- * lease.h).
+ * worker_lease.h).
  *
  * The set is a small open-addressing hash table of 16-byte task ids with
  * a pointer each (linear probing, deletion by backward shift, so there
@@ -25,12 +25,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 #include "alloc.h"
 #include "clock.h"
 #include "daemon.h"
-#include "lease.h"
+#include "worker_lease.h"
 #include "log.h"
 #include "uuid.h"
 
@@ -43,7 +41,7 @@ struct slot {
     void *task;
 };
 
-struct wq_lease {
+struct wq_worker_lease {
     pthread_mutex_t lock;       /* guards the set and `kick` */
     pthread_t thread;
     int started;
@@ -54,7 +52,7 @@ struct wq_lease {
 
     struct slot *slots;
     size_t cap, n;
-    wq_lease_cancel_fn *on_cancel;
+    wq_worker_lease_cancel_fn *on_cancel;
     void *on_cancel_user;
 
     struct wq_worker_info w;
@@ -66,7 +64,7 @@ struct wq_lease {
 static const uint8_t zero_id[16];
 
 static size_t
-slot_of(const struct wq_lease *l, const uint8_t id[16])
+slot_of(const struct wq_worker_lease *l, const uint8_t id[16])
 {
     uint64_t h;
 
@@ -84,7 +82,7 @@ empty(const struct slot *s)
 }
 
 static void
-set_insert(struct wq_lease *l, const uint8_t id[16], void *task)
+set_insert(struct wq_worker_lease *l, const uint8_t id[16], void *task)
 {
     size_t i = slot_of(l, id);
 
@@ -101,7 +99,7 @@ set_insert(struct wq_lease *l, const uint8_t id[16], void *task)
 }
 
 static void
-grow(struct wq_lease *l)
+grow(struct wq_worker_lease *l)
 {
     struct slot *old = l->slots;
     size_t oldcap = l->cap;
@@ -116,7 +114,7 @@ grow(struct wq_lease *l)
 }
 
 static long
-find(const struct wq_lease *l, const uint8_t id[16])
+find(const struct wq_worker_lease *l, const uint8_t id[16])
 {
     size_t i;
 
@@ -132,7 +130,8 @@ find(const struct wq_lease *l, const uint8_t id[16])
 }
 
 void
-wq_lease_on_cancel(wq_lease *l, wq_lease_cancel_fn *fn, void *user)
+wq_worker_lease_on_cancel(wq_worker_lease *l, wq_worker_lease_cancel_fn *fn,
+    void *user)
 {
     pthread_mutex_lock(&l->lock);
     l->on_cancel = fn;
@@ -141,7 +140,7 @@ wq_lease_on_cancel(wq_lease *l, wq_lease_cancel_fn *fn, void *user)
 }
 
 void
-wq_lease_add(wq_lease *l, const uint8_t id[16], void *task)
+wq_worker_lease_add(wq_worker_lease *l, const uint8_t id[16], void *task)
 {
     pthread_mutex_lock(&l->lock);
     if ((l->n + 1) * 2 > l->cap)
@@ -151,7 +150,7 @@ wq_lease_add(wq_lease *l, const uint8_t id[16], void *task)
 }
 
 void
-wq_lease_remove(wq_lease *l, const uint8_t id[16])
+wq_worker_lease_remove(wq_worker_lease *l, const uint8_t id[16])
 {
     long at;
     size_t i, j;
@@ -181,7 +180,7 @@ wq_lease_remove(wq_lease *l, const uint8_t id[16])
 }
 
 int
-wq_lease_holds(wq_lease *l, const uint8_t id[16])
+wq_worker_lease_holds(wq_worker_lease *l, const uint8_t id[16])
 {
     int r;
 
@@ -192,7 +191,7 @@ wq_lease_holds(wq_lease *l, const uint8_t id[16])
 }
 
 size_t
-wq_lease_count(wq_lease *l)
+wq_worker_lease_count(wq_worker_lease *l)
 {
     size_t n;
 
@@ -203,7 +202,7 @@ wq_lease_count(wq_lease *l)
 }
 
 static void
-wake(struct wq_lease *l)
+wake(struct wq_worker_lease *l)
 {
     uint64_t one = 1;
 
@@ -212,7 +211,7 @@ wake(struct wq_lease *l)
 }
 
 void
-wq_lease_kick(wq_lease *l)
+wq_worker_lease_kick(wq_worker_lease *l)
 {
     pthread_mutex_lock(&l->lock);
     l->kick = 1;
@@ -222,7 +221,7 @@ wq_lease_kick(wq_lease *l)
 
 /* A NOTIFY workq_cancel: cancel the task if it is ours. */
 static void
-cancel_one(struct wq_lease *l, const char *payload)
+cancel_one(struct wq_worker_lease *l, const char *payload)
 {
     uint8_t id[16];
     long at;
@@ -238,16 +237,12 @@ cancel_one(struct wq_lease *l, const char *payload)
     pthread_mutex_unlock(&l->lock);
 }
 
+/* A notification: a cancel names its task. */
 static void
-drain_notifies(struct wq_lease *l, PGconn *c)
+on_notify(const char *channel, const char *payload, void *user)
 {
-    PGnotify *n;
-
-    while ((n = PQnotifies(c)) != NULL) {
-        if (strcmp(n->relname, CANCEL_CHANNEL) == 0)
-            cancel_one(l, n->extra);
-        PQfreemem(n);
-    }
+    if (strcmp(channel, CANCEL_CHANNEL) == 0)
+        cancel_one(user, payload);
 }
 
 /* LISTEN on a (new) connection; 0 or WQ_ESTORE. */
@@ -260,7 +255,7 @@ listen_cancels(wq_store *s, char *err, size_t errlen)
 static void *
 lease_main(void *arg)
 {
-    struct wq_lease *l = arg;
+    struct wq_worker_lease *l = arg;
     struct wq_claim_bufs bufs;
     wq_store *s = NULL;
     char err[WQ_ERRLEN];
@@ -314,7 +309,7 @@ lease_main(void *arg)
                 next = wq_clock_mono_ns() + (uint64_t)interval * 1000000u;
                 wq_log_debug(COMPONENT, "renewed %zu of %zu lease(s)",
                     renewed, nids);
-                drain_notifies(l, wq_store_conn(s));
+                (void)wq_store_notifies(s, on_notify, l);
             } else {
                 if (!failing)
                     wq_log_warn(COMPONENT, "cannot renew %zu lease(s): %s",
@@ -329,8 +324,8 @@ lease_main(void *arg)
         pfd[0].fd = l->wake_fd;
         pfd[0].events = POLLIN;
         if (s != NULL && listening && !failing
-            && PQsocket(wq_store_conn(s)) >= 0) {
-            pfd[1].fd = PQsocket(wq_store_conn(s));
+            && wq_store_socket(s) >= 0) {
+            pfd[1].fd = wq_store_socket(s);
             pfd[1].events = POLLIN;
             np = 2;
         }
@@ -348,14 +343,14 @@ lease_main(void *arg)
                 next = 0;
         }
         if (np == 2 && pfd[1].revents != 0) {
-            if (PQconsumeInput(wq_store_conn(s)) != 1) {
+            if (wq_store_consume(s, err, sizeof err) != 0) {
                 wq_log_warn(COMPONENT, "connection lost while listening for "
                     "cancels");
                 failing = 1;
                 listening = 0;
                 next = 0;
             } else {
-                drain_notifies(l, wq_store_conn(s));
+                (void)wq_store_notifies(s, on_notify, l);
             }
         }
     }
@@ -369,11 +364,11 @@ lease_main(void *arg)
 }
 
 int
-wq_lease_start(const struct wq_worker_info *w, const char *conninfo,
-    const char *password, int64_t lease_ms, wq_lease **out, char *err,
+wq_worker_lease_start(const struct wq_worker_info *w, const char *conninfo,
+    const char *password, int64_t lease_ms, wq_worker_lease **out, char *err,
     size_t errlen)
 {
-    struct wq_lease *l = xcalloc(1, sizeof *l);
+    struct wq_worker_lease *l = xcalloc(1, sizeof *l);
     int rc;
 
     *out = NULL;
@@ -394,13 +389,13 @@ wq_lease_start(const struct wq_worker_info *w, const char *conninfo,
     grow(l);
     if (l->wake_fd < 0) {
         wq_seterr(err, errlen, WQ_EIO, "eventfd: %s", strerror(errno));
-        wq_lease_stop(l, 0);
+        wq_worker_lease_stop(l, 0);
         return WQ_EIO;
     }
     if ((rc = pthread_create(&l->thread, NULL, lease_main, l)) != 0) {
         wq_seterr(err, errlen, WQ_EIO, "cannot start the lease thread: %s",
             strerror(rc));
-        wq_lease_stop(l, 0);
+        wq_worker_lease_stop(l, 0);
         return WQ_EIO;
     }
     l->started = 1;
@@ -409,7 +404,7 @@ wq_lease_start(const struct wq_worker_info *w, const char *conninfo,
 }
 
 void
-wq_lease_stop(wq_lease *l, int clean)
+wq_worker_lease_stop(wq_worker_lease *l, int clean)
 {
     if (l == NULL)
         return;

@@ -1,5 +1,5 @@
 /*
- * outbox.c - the relay of workq.outbox (transactional enqueue,
+ * outbox_relay.c - the relay of workq.outbox (transactional enqueue,
  * workq.enqueue() in migration 0002, wq_client_enqueue_tx()).
  *
  * A row holds a ready message: queue, Kafka key and the encoded
@@ -18,72 +18,60 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "alloc.h"
 #include "log.h"
 #include "sched.h"
 
 #define COMPONENT "outbox"
 
-static const char select_sql[] =
-    "SELECT o.id, o.kind, o.queue, o.msg_key, o.body"
-    "  FROM workq.outbox o"
-    "  ORDER BY o.id"
-    "  LIMIT $1"
-    "  FOR UPDATE SKIP LOCKED";
-
-static const char delete_sql[] =
-    "DELETE FROM workq.outbox WHERE id = ANY($1::int8[])";
-
 int
-wq_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
+wq_sched_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen)
 {
     struct wq_broker_msg *msgs = NULL;
     char **names = NULL;
     struct wq_buf ids = WQ_BUF_INIT;
-    PGresult *r;
+    struct pg_result *r;
     char num[32];
     size_t nok = 0;
     int rc, rows;
 
     *more = 0;
     *done = 0;
-    if ((rc = wq_rows_round_begin(s->store, select_sql, s->batch,
-        "select outbox rows", &r, err, errlen)) != 0 || r == NULL)
+    if ((rc = wq_sched_rows_round_begin(s->store, WQ_SCHED_SQL_OUTBOX_SELECT,
+        s->batch, &r, err, errlen)) != 0 || r == NULL)
         return rc;
-    rows = PQntuples(r);
+    rows = wq_store_nrows(r);
     *more = rows == s->batch;
     msgs = xcalloc((size_t)rows, sizeof *msgs);
     names = xcalloc((size_t)rows, sizeof *names);
     for (int i = 0; i < rows; i++) {
-        const char *kind = wq_rows_text(r, i, 1);
+        const char *kind = wq_sched_rows_text(r, i, 1);
 
         names[i] = strcmp(kind, "dead") == 0
-            ? xasprintf("%s.dead", wq_rows_text(r, i, 2))
-            : xstrdup(wq_rows_text(r, i, 2));
+            ? xasprintf("%s.dead", wq_sched_rows_text(r, i, 2))
+            : xstrdup(wq_sched_rows_text(r, i, 2));
         msgs[i].queue = names[i];
-        if (!PQgetisnull(r, i, 3)) {
-            msgs[i].key = PQgetvalue(r, i, 3);
-            msgs[i].keylen = (size_t)PQgetlength(r, i, 3);
+        if (!wq_store_isnull(r, i, 3)) {
+            msgs[i].key = wq_store_value(r, i, 3);
+            msgs[i].keylen = wq_store_length(r, i, 3);
         }
-        msgs[i].body = PQgetvalue(r, i, 4);
-        msgs[i].len = (size_t)PQgetlength(r, i, 4);
+        msgs[i].body = wq_store_value(r, i, 4);
+        msgs[i].len = wq_store_length(r, i, 4);
     }
     rc = wq_broker_publish(s->broker, msgs, (size_t)rows,
         s->publish_timeout_ms, &nok, err, errlen);
-    wq_rows_array_begin(&ids);
+    wq_sched_rows_array_begin(&ids);
     for (int i = 0; i < rows; i++)
         if (msgs[i].status == 0) {
             snprintf(num, sizeof num, "%lld",
-                (long long)wq_rows_i64(r, i, 0));
-            wq_rows_array_add(&ids, num);
+                (long long)wq_sched_rows_i64(r, i, 0));
+            wq_sched_rows_array_add(&ids, num);
         }
-    wq_rows_array_end(&ids);
+    wq_sched_rows_array_end(&ids);
     {
-        int src = wq_rows_round_settle(s->store, delete_sql, &ids, nok,
-            "delete relayed outbox rows", err, errlen);
+        int src = wq_sched_rows_round_settle(s->store,
+            WQ_SCHED_SQL_OUTBOX_DELETE, &ids, nok, err, errlen);
 
         if (src != 0) {
             rc = src;
@@ -101,9 +89,9 @@ wq_outbox_relay(struct wq_sched *s, int *more, int *done, char *err,
     goto out;
 
 fail:
-    wq_rows_rollback(s->store);
+    wq_sched_rows_rollback(s->store);
 out:
-    PQclear(r);
+    wq_store_rows_free(r);
     wq_buf_free(&ids);
     for (int i = 0; names != NULL && i < rows; i++)
         free(names[i]);

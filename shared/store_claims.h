@@ -1,5 +1,6 @@
 /*
- * claim.h - all of the worker's SQL: claiming deliveries, recording
+ * store_claims.h - all of the worker's SQL (in the store, beside
+ * store_tasks.c; the worker is its one user): claiming deliveries, recording
  * outcomes, renewing leases and the worker's heartbeat row, each for a
  * whole batch in one statement, following docs/task-states.md.
  *
@@ -14,8 +15,8 @@
  * threads); nothing here keeps state between calls except reusable
  * buffers in a struct wq_claim_bufs.
  */
-#ifndef WQ_WORKER_CLAIM_H
-#define WQ_WORKER_CLAIM_H
+#ifndef WQ_STORE_CLAIMS_H
+#define WQ_STORE_CLAIMS_H
 
 #include <stddef.h>
 #include <stdint.h>

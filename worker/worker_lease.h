@@ -1,12 +1,12 @@
 /*
- * lease.h - the worker's leases: the set of tasks it has claimed and not
+ * worker_lease.h - the worker's leases: the set of tasks it has claimed and not
  * yet recorded, and the thread that keeps their leases alive and the
  * worker's heartbeat row fresh (docs/task-states.md "Leases").
  *
  * The thread has its own PostgreSQL connection, so a slow claim or
  * record on the consumer's connection never delays a renewal.  Every
  * lease/3 it renews all of the set's leases and upserts the workq.workers
- * row in one statement (claim.c, wq_claim_renew); after a failure it
+ * row in one statement (store_claims.c, wq_claim_renew); after a failure it
  * tries again within a second, reconnecting as needed, so a short
  * PostgreSQL outage costs no lease.
  *
@@ -23,53 +23,54 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "claim.h"
+#include "store_claims.h"
 
-typedef struct wq_lease wq_lease;
+typedef struct wq_worker_lease wq_worker_lease;
 
 /*
- * wq_lease_start starts the thread for worker `w` (its strings are copied)
- * with leases of lease_ms, connecting with conninfo and password.  It
+ * wq_worker_lease_start starts the thread for worker `w` (its strings are
+ * copied) with leases of lease_ms, connecting with conninfo and password.  It
  * connects in the background, so PostgreSQL may be down at start.
- * Returns 0 with *out owned by the caller (wq_lease_stop), or WQ_EIO if
+ * Returns 0 with *out owned by the caller (wq_worker_lease_stop), or WQ_EIO if
  * the thread cannot start.
  */
-int wq_lease_start(const struct wq_worker_info *w, const char *conninfo,
-    const char *password, int64_t lease_ms, wq_lease **out, char *err,
+int wq_worker_lease_start(const struct wq_worker_info *w, const char *conninfo,
+    const char *password, int64_t lease_ms, wq_worker_lease **out, char *err,
     size_t errlen);
 
 /*
  * Called by the lease thread when a cancel for a task of the set arrives,
- * with the pointer given to wq_lease_add, while the set's lock is held:
+ * with the pointer given to wq_worker_lease_add, while the set's lock is held:
  * the task cannot leave the set (and be freed by its owner) meanwhile.
  * Must not call back into this module.
  */
-typedef void wq_lease_cancel_fn(void *task, void *user);
+typedef void wq_worker_lease_cancel_fn(void *task, void *user);
 
 /* Sets the cancel function before tasks are added (NULL: ignore). */
-void wq_lease_on_cancel(wq_lease *l, wq_lease_cancel_fn *fn, void *user);
+void wq_worker_lease_on_cancel(wq_worker_lease *l,
+    wq_worker_lease_cancel_fn *fn, void *user);
 
 /* Adds a claimed task (its row id) to the set, with a pointer for the
  * cancel function.  Thread-safe. */
-void wq_lease_add(wq_lease *l, const uint8_t id[16], void *task);
+void wq_worker_lease_add(wq_worker_lease *l, const uint8_t id[16], void *task);
 
 /* Removes a recorded (or abandoned) task from the set.  Thread-safe. */
-void wq_lease_remove(wq_lease *l, const uint8_t id[16]);
+void wq_worker_lease_remove(wq_worker_lease *l, const uint8_t id[16]);
 
 /* 1 if the task is in the set, else 0.  Thread-safe. */
-int wq_lease_holds(wq_lease *l, const uint8_t id[16]);
+int wq_worker_lease_holds(wq_worker_lease *l, const uint8_t id[16]);
 
 /* How many tasks are in the set.  Thread-safe. */
-size_t wq_lease_count(wq_lease *l);
+size_t wq_worker_lease_count(wq_worker_lease *l);
 
 /* Renew now (after a claim of many tasks, or for tests).  Thread-safe. */
-void wq_lease_kick(wq_lease *l);
+void wq_worker_lease_kick(wq_worker_lease *l);
 
 /*
- * wq_lease_stop stops the thread; with `clean` it first marks the worker
+ * wq_worker_lease_stop stops the thread; with `clean` it first marks the worker
  * row stopped (a clean shutdown).  Leases still in the set are left to
  * expire.  Closes the connection and frees everything.  NULL is allowed.
  */
-void wq_lease_stop(wq_lease *l, int clean);
+void wq_worker_lease_stop(wq_worker_lease *l, int clean);
 
 #endif

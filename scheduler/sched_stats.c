@@ -1,13 +1,13 @@
 /*
- * stats.c - the scheduler's metrics and its /healthz and /metrics
- * endpoints (see stats.h).
+ * sched_stats.c - the scheduler's metrics and its /healthz and /metrics
+ * endpoints (see sched_stats.h).
  */
 #include <string.h>
 
 #include "alloc.h"
 #include "clock.h"
 #include "health.h"
-#include "stats.h"
+#include "sched_stats.h"
 
 /* Lag buckets: from a millisecond to an hour behind. */
 static const double lag_bounds[] = {

@@ -12,24 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "cli_ops.h"
 
 #define CMD "workers"
-
-static const char workers_sql[] =
-    "SELECT id, hostname, pid, array_to_string(queues, ','), in_flight,"
-    "  (floor(extract(epoch FROM started_at) * 1000))::int8,"
-    "  (floor(extract(epoch FROM heartbeat_at) * 1000))::int8,"
-    "  floor(extract(epoch FROM now() - heartbeat_at))::int8,"
-    "  CASE WHEN stopped_at IS NOT NULL THEN 'stopped'"
-    "       WHEN heartbeat_at < now() - $2::int8 * interval '1 millisecond'"
-    "       THEN 'stale' ELSE 'live' END,"
-    "  version"
-    "  FROM workq.workers"
-    "  WHERE $1::bool OR stopped_at IS NULL"
-    "  ORDER BY id";
 
 static int
 run(struct cli *cli, int argc, char **argv)
@@ -44,7 +29,7 @@ run(struct cli *cli, int argc, char **argv)
     };
     const char *params[2];
     char lease[24];
-    PGresult *r;
+    struct pg_result *r;
     wq_store *s;
     int ch, rc, all = 0;
 
@@ -64,58 +49,59 @@ run(struct cli *cli, int argc, char **argv)
     snprintf(lease, sizeof lease, "%lld", (long long)cli->cfg.worker.lease_ms);
     params[0] = all ? "true" : "false";
     params[1] = lease;
-    if ((rc = cli_ops_query(s, CMD, workers_sql, 2, params, &r)) != CLI_OK) {
+    if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_WORKERS, params, &r))
+        != CLI_OK) {
         wq_store_close(s);
         return rc;
     }
     if (cli->json) {
-        for (int i = 0; i < PQntuples(r); i++) {
+        for (int i = 0; i < wq_store_nrows(r); i++) {
             json_t *o = json_object(), *qs = json_array();
-            char *list = strdup(PQgetvalue(r, i, 3)), *save = NULL, *q;
+            char *list = strdup(wq_store_value(r, i, 3)), *save = NULL, *q;
 
             for (q = list != NULL ? strtok_r(list, ",", &save) : NULL;
                 q != NULL; q = strtok_r(NULL, ",", &save))
                 json_array_append_new(qs, cli_json_str(q));
             free(list);
-            json_object_set_new(o, "id", cli_json_str(PQgetvalue(r, i, 0)));
-            json_object_set_new(o, "status", json_string(PQgetvalue(r, i,
+            json_object_set_new(o, "id", cli_json_str(wq_store_value(r, i, 0)));
+            json_object_set_new(o, "status", json_string(wq_store_value(r, i,
                 8)));
-            json_object_set_new(o, "hostname", cli_json_str(PQgetvalue(r, i,
+            json_object_set_new(o, "hostname", cli_json_str(wq_store_value(r, i,
                 1)));
-            json_object_set_new(o, "pid", json_integer(atoll(PQgetvalue(r,
+            json_object_set_new(o, "pid", json_integer(atoll(wq_store_value(r,
                 i, 2))));
             json_object_set_new(o, "queues", qs);
             json_object_set_new(o, "in_flight", json_integer(atoll(
-                PQgetvalue(r, i, 4))));
-            json_object_set_new(o, "started_at", cli_json_time(PQgetvalue(r,
+                wq_store_value(r, i, 4))));
+            json_object_set_new(o, "started_at", cli_json_time(wq_store_value(r,
                 i, 5)));
             json_object_set_new(o, "heartbeat_at", cli_json_time(
-                PQgetvalue(r, i, 6)));
+                wq_store_value(r, i, 6)));
             json_object_set_new(o, "heartbeat_age_seconds", json_integer(
-                atoll(PQgetvalue(r, i, 7))));
-            json_object_set_new(o, "version", cli_json_str(PQgetvalue(r, i,
+                atoll(wq_store_value(r, i, 7))));
+            json_object_set_new(o, "version", cli_json_str(wq_store_value(r, i,
                 9)));
             cli_json_print(o);
         }
-    } else if (PQntuples(r) > 0) {
+    } else if (wq_store_nrows(r) > 0) {
         struct cli_table t;
 
         cli_table_init(&t, WQ_ARRAY_LEN(head), head);
-        for (int i = 0; i < PQntuples(r); i++) {
+        for (int i = 0; i < wq_store_nrows(r); i++) {
             char beat[40], started[40];
             const char *row[9];
 
             snprintf(beat, sizeof beat, "%s ago", cli_age(atoll(
-                PQgetvalue(r, i, 7)), started, sizeof started));
-            row[0] = PQgetvalue(r, i, 0);
-            row[1] = PQgetvalue(r, i, 8);
-            row[2] = PQgetvalue(r, i, 1);
-            row[3] = PQgetvalue(r, i, 2);
-            row[4] = PQgetvalue(r, i, 3);
-            row[5] = PQgetvalue(r, i, 4);
+                wq_store_value(r, i, 7)), started, sizeof started));
+            row[0] = wq_store_value(r, i, 0);
+            row[1] = wq_store_value(r, i, 8);
+            row[2] = wq_store_value(r, i, 1);
+            row[3] = wq_store_value(r, i, 2);
+            row[4] = wq_store_value(r, i, 3);
+            row[5] = wq_store_value(r, i, 4);
             row[6] = beat;
-            row[7] = cli_time(PQgetvalue(r, i, 5), started, sizeof started);
-            row[8] = PQgetvalue(r, i, 9);
+            row[7] = cli_time(wq_store_value(r, i, 5), started, sizeof started);
+            row[8] = wq_store_value(r, i, 9);
             cli_table_add(&t, row);
         }
         cli_table_print(&t, stdout);
@@ -124,7 +110,7 @@ run(struct cli *cli, int argc, char **argv)
         fprintf(stderr, "no workers%s\n", all ? "" : " running (--all "
             "shows stopped ones too)");
     }
-    PQclear(r);
+    wq_store_rows_free(r);
     wq_store_close(s);
     return CLI_OK;
 }

@@ -23,8 +23,6 @@
 
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 #include "cli_ops.h"
 #include "textout.h"
 
@@ -45,52 +43,6 @@ struct filter {
     "the copies on workq.QUEUE.dead are not removed from the broker: " \
     "they expire by the queue's dead_ttl and dead_max_length " \
     "(queue_policies)"
-
-/* $1 queue, $2 type, $3 error text, $4 older than ms, $5 newer than ms */
-#define FILTER \
-    " t.state = 'dead'" \
-    "   AND ($1::text IS NULL OR t.queue = $1)" \
-    "   AND ($2::text IS NULL OR t.type = $2)" \
-    "   AND ($3::text IS NULL OR strpos(lower(coalesce(t.last_error, ''))," \
-    "        lower($3)) > 0)" \
-    "   AND ($4::int8 IS NULL" \
-    "        OR t.finished_at < now() - $4::int8 * interval '1 millisecond')" \
-    "   AND ($5::int8 IS NULL" \
-    "        OR t.finished_at >= now() - $5::int8 * interval '1 millisecond')"
-
-static const char list_sql[] =
-    "SELECT t.id::text, t.queue, t.type, t.attempt,"
-    "  (floor(extract(epoch FROM t.finished_at) * 1000))::int8,"
-    "  left(t.last_error, 200), t.dead_published_at IS NOT NULL"
-    "  FROM workq.tasks t WHERE" FILTER
-    "  ORDER BY t.finished_at DESC"
-    "  LIMIT $6::int8";
-
-static const char count_sql[] =
-    "SELECT count(*) FROM (SELECT 1 FROM workq.tasks t WHERE" FILTER
-    "  LIMIT $6::int8) AS m";
-
-/* A new attempt series, as `workq retry` gives one. */
-static const char replay_sql[] =
-    "WITH c AS ("
-    "  SELECT t.id FROM workq.tasks t WHERE" FILTER
-    "  ORDER BY t.finished_at LIMIT $6::int8 FOR UPDATE SKIP LOCKED"
-    ")"
-    "UPDATE workq.tasks x SET state = 'retry_wait', run_at = now(),"
-    "  finished_at = NULL, dead_published_at = NULL,"
-    "  attempt_base = x.attempt,"
-    "  max_attempts = x.attempt + coalesce($7::int4,"
-    "    greatest(x.max_attempts - x.attempt_base, 1)),"
-    "  updated_at = now()"
-    "  FROM c WHERE x.id = c.id AND x.state = 'dead'"
-    "  RETURNING x.id::text";
-
-static const char purge_sql[] =
-    "DELETE FROM workq.tasks x WHERE x.id IN ("
-    "  SELECT t.id FROM workq.tasks t WHERE" FILTER
-    "  ORDER BY t.finished_at LIMIT $6::int8 FOR UPDATE SKIP LOCKED"
-    ") AND x.state = 'dead'"
-    "  RETURNING x.id::text";
 
 static void
 params_of(const struct filter *f, const char **p)
@@ -117,40 +69,40 @@ do_list(struct cli *cli, wq_store *s, const struct filter *f)
     };
     const char *p[6];
     char limit[24];
-    PGresult *r;
+    struct pg_result *r;
     int rc;
 
     params_of(f, p);
     snprintf(limit, sizeof limit, "%ld", f->limit > 0 ? f->limit : 50);
     p[5] = limit;
-    if ((rc = cli_ops_query(s, CMD, list_sql, 6, p, &r)) != CLI_OK)
+    if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_DLQ_LIST, p, &r)) != CLI_OK)
         return rc;
     if (cli->json) {
-        for (int i = 0; i < PQntuples(r); i++)
+        for (int i = 0; i < wq_store_nrows(r); i++)
             cli_json_print(json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:b}",
-                "id", PQgetvalue(r, i, 0), "queue", PQgetvalue(r, i, 1),
-                "type", PQgetvalue(r, i, 2), "attempt",
-                (json_int_t)atoll(PQgetvalue(r, i, 3)), "finished_at",
-                cli_json_time(PQgetvalue(r, i, 4)), "last_error",
-                PQgetisnull(r, i, 5) ? json_null()
-                : cli_json_str(PQgetvalue(r, i, 5)), "copy_published",
-                strcmp(PQgetvalue(r, i, 6), "t") == 0));
-    } else if (PQntuples(r) > 0) {
+                "id", wq_store_value(r, i, 0), "queue", wq_store_value(r, i, 1),
+                "type", wq_store_value(r, i, 2), "attempt",
+                (json_int_t)atoll(wq_store_value(r, i, 3)), "finished_at",
+                cli_json_time(wq_store_value(r, i, 4)), "last_error",
+                wq_store_isnull(r, i, 5) ? json_null()
+                : cli_json_str(wq_store_value(r, i, 5)), "copy_published",
+                strcmp(wq_store_value(r, i, 6), "t") == 0));
+    } else if (wq_store_nrows(r) > 0) {
         struct cli_table t;
 
         cli_table_init(&t, WQ_ARRAY_LEN(head), head);
-        for (int i = 0; i < PQntuples(r); i++) {
+        for (int i = 0; i < wq_store_nrows(r); i++) {
             char died[40], *err;
             const char *row[7];
 
             /* 60 bytes of it, escaped (textout.h), "..." when cut */
-            err = wq_text_escape_str(PQgetvalue(r, i, 5), 60);
-            row[0] = PQgetvalue(r, i, 0);
-            row[1] = PQgetvalue(r, i, 1);
-            row[2] = PQgetvalue(r, i, 2);
-            row[3] = PQgetvalue(r, i, 3);
-            row[4] = cli_time(PQgetvalue(r, i, 4), died, sizeof died);
-            row[5] = strcmp(PQgetvalue(r, i, 6), "t") == 0 ? "yes"
+            err = wq_text_escape_str(wq_store_value(r, i, 5), 60);
+            row[0] = wq_store_value(r, i, 0);
+            row[1] = wq_store_value(r, i, 1);
+            row[2] = wq_store_value(r, i, 2);
+            row[3] = wq_store_value(r, i, 3);
+            row[4] = cli_time(wq_store_value(r, i, 4), died, sizeof died);
+            row[5] = strcmp(wq_store_value(r, i, 6), "t") == 0 ? "yes"
                 : "pending";
             row[6] = err;
             cli_table_add(&t, row);
@@ -161,7 +113,7 @@ do_list(struct cli *cli, wq_store *s, const struct filter *f)
     } else if (!cli->quiet) {
         fprintf(stderr, "no dead tasks match\n");
     }
-    PQclear(r);
+    wq_store_rows_free(r);
     return CLI_OK;
 }
 
@@ -175,7 +127,7 @@ confirm_purge(wq_store *s, const struct filter *f)
 {
     const char *p[6];
     char limit[24], line[64];
-    PGresult *r;
+    struct pg_result *r;
     long n;
     int rc;
 
@@ -183,10 +135,10 @@ confirm_purge(wq_store *s, const struct filter *f)
     snprintf(limit, sizeof limit, "%ld", f->limit > 0 ? f->limit
         : 1000000000L);
     p[5] = limit;
-    if ((rc = cli_ops_query(s, CMD, count_sql, 6, p, &r)) != CLI_OK)
+    if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_DLQ_COUNT, p, &r)) != CLI_OK)
         return rc;
-    n = atol(PQgetvalue(r, 0, 0));
-    PQclear(r);
+    n = atol(wq_store_value(r, 0, 0));
+    wq_store_rows_free(r);
     if (n == 0)
         return CLI_OK;
     fprintf(stderr, "This deletes %ld dead task(s) and their history from "
@@ -212,7 +164,7 @@ do_change(struct cli *cli, wq_store *s, const struct filter *f,
     const char *p[7];
     char limit[24], attempts[24];
     long total = 0;
-    PGresult *r;
+    struct pg_result *r;
     json_t *ids = json_array();
     int rc = CLI_OK;
 
@@ -221,12 +173,13 @@ do_change(struct cli *cli, wq_store *s, const struct filter *f,
         snprintf(limit, sizeof limit, "%ld", f->limit > 0 ? f->limit
             : 1000000000L);
         p[5] = limit;
-        if ((rc = cli_ops_query(s, CMD, count_sql, 6, p, &r)) != CLI_OK) {
+        if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_DLQ_COUNT, p, &r))
+            != CLI_OK) {
             json_decref(ids);
             return rc;
         }
-        total = atol(PQgetvalue(r, 0, 0));
-        PQclear(r);
+        total = atol(wq_store_value(r, 0, 0));
+        wq_store_rows_free(r);
         if (cli->json)
             cli_json_print(json_pack("{s:s, s:b, s:I}", "action",
                 purge ? "purge" : "replay", "dry_run", 1, "matched",
@@ -249,14 +202,15 @@ do_change(struct cli *cli, wq_store *s, const struct filter *f,
             break;
         snprintf(limit, sizeof limit, "%ld", want);
         p[5] = limit;
-        if ((rc = cli_ops_query(s, CMD, purge ? purge_sql : replay_sql,
-            purge ? 6 : 7, p, &r)) != CLI_OK)
+        if ((rc = cli_ops_query(s, CMD, purge ? WQ_ADMIN_SQL_DLQ_PURGE
+            : WQ_ADMIN_SQL_DLQ_REPLAY, p, &r)) != CLI_OK)
             break;
-        got = PQntuples(r);
+        got = wq_store_nrows(r);
         for (int i = 0; i < got; i++)
             if (cli->json && json_array_size(ids) < 10000)
-                json_array_append_new(ids, json_string(PQgetvalue(r, i, 0)));
-        PQclear(r);
+                json_array_append_new(ids,
+                    json_string(wq_store_value(r, i, 0)));
+        wq_store_rows_free(r);
         total += got;
         if (got < want)
             break;

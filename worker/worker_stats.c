@@ -1,6 +1,6 @@
 /*
- * stats.c - the worker's metrics and its /healthz and /metrics endpoints
- * (see stats.h).
+ * worker_stats.c - the worker's metrics and its /healthz and /metrics
+ * endpoints (see worker_stats.h).
  *
  * /healthz answers 200 {"status":"ok"} while the consumer loop turns (it
  * wakes at least every few seconds when a watchdog or a broker heartbeat
@@ -15,7 +15,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "health.h"
-#include "stats.h"
+#include "worker_stats.h"
 
 static const double duration_bounds[] = {
     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60,
@@ -23,7 +23,7 @@ static const double duration_bounds[] = {
 };
 
 void
-wq_stats_init(struct wq_stats *st)
+wq_worker_stats_init(struct wq_worker_stats *st)
 {
     wq_metrics *m;
 
@@ -93,7 +93,7 @@ wq_stats_init(struct wq_stats *st)
 }
 
 int
-wq_stats_loop_register(struct wq_stats *st)
+wq_worker_stats_loop_register(struct wq_worker_stats *st)
 {
     int slot = atomic_load(&st->nloops);
 
@@ -105,14 +105,14 @@ wq_stats_loop_register(struct wq_stats *st)
 }
 
 void
-wq_stats_loop_turn(struct wq_stats *st, int slot)
+wq_worker_stats_loop_turn(struct wq_worker_stats *st, int slot)
 {
     if (slot >= 0 && slot < WQ_STATS_LOOPS)
         atomic_store(&st->loops[slot], wq_clock_mono_ns());
 }
 
 uint64_t
-wq_stats_oldest_turn(struct wq_stats *st)
+wq_worker_stats_oldest_turn(struct wq_worker_stats *st)
 {
     uint64_t oldest = wq_clock_mono_ns();
     int n = atomic_load(&st->nloops);
@@ -129,8 +129,8 @@ wq_stats_oldest_turn(struct wq_stats *st)
 static const char *
 why_unhealthy(void *user)
 {
-    struct wq_stats *st = user;
-    uint64_t age = wq_clock_mono_ns() - wq_stats_oldest_turn(st);
+    struct wq_worker_stats *st = user;
+    uint64_t age = wq_clock_mono_ns() - wq_worker_stats_oldest_turn(st);
 
     if (age > st->stale_ns)
         return "the consume loop is stuck";
@@ -142,7 +142,7 @@ why_unhealthy(void *user)
 }
 
 int
-wq_stats_serve(struct wq_stats *st, const char *listen, int *port,
+wq_worker_stats_serve(struct wq_worker_stats *st, const char *listen, int *port,
     char *err, size_t errlen)
 {
     return wq_health_serve(listen, st->reg, why_unhealthy, st, &st->http,
@@ -150,7 +150,7 @@ wq_stats_serve(struct wq_stats *st, const char *listen, int *port,
 }
 
 void
-wq_stats_free(struct wq_stats *st)
+wq_worker_stats_free(struct wq_worker_stats *st)
 {
     if (st->http != NULL)
         wq_http_stop(st->http);

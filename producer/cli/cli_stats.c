@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "alloc.h"
 #include "cli_ops.h"
 #include "transport.h"
@@ -26,46 +24,6 @@ static const char *const states[] = {
     "scheduled", "queued", "running", "retry_wait", "succeeded", "dead",
     "cancelled",
 };
-
-/*
- * Waiting: queued rows (published, not yet claimed) and scheduled or
- * retry_wait rows already due; their age counts from when they became
- * due.  Tasks submitted straight to the broker have no row until claimed,
- * so the broker's own depth is asked of the broker (broker_backlog).
- */
-static const char stats_sql[] =
-    "WITH q AS ("
-    "  SELECT queue,"
-    "    count(*) FILTER (WHERE state = 'scheduled') AS scheduled,"
-    "    count(*) FILTER (WHERE state = 'queued') AS queued,"
-    "    count(*) FILTER (WHERE state = 'running') AS running,"
-    "    count(*) FILTER (WHERE state = 'retry_wait') AS retry_wait,"
-    "    count(*) FILTER (WHERE state = 'succeeded') AS succeeded,"
-    "    count(*) FILTER (WHERE state = 'dead') AS dead,"
-    "    count(*) FILTER (WHERE state = 'cancelled') AS cancelled,"
-    "    count(*) FILTER (WHERE state = 'succeeded'"
-    "      AND finished_at > now() - interval '1 minute') AS ok_1m,"
-    "    count(*) FILTER (WHERE state = 'dead'"
-    "      AND finished_at > now() - interval '1 minute') AS dead_1m,"
-    "    floor(extract(epoch FROM now() - min(CASE"
-    "      WHEN state = 'queued' THEN coalesce(run_at, updated_at)"
-    "      WHEN state IN ('scheduled', 'retry_wait') AND run_at <= now()"
-    "        THEN run_at END)))::int8 AS oldest_s"
-    "  FROM workq.tasks"
-    "  WHERE $1::text IS NULL OR queue = $1"
-    "  GROUP BY queue"
-    "), o AS ("
-    "  SELECT queue, count(*) AS outbox FROM workq.outbox"
-    "  WHERE $1::text IS NULL OR queue = $1 GROUP BY queue"
-    ")"
-    "SELECT coalesce(q.queue, o.queue), coalesce(q.scheduled, 0),"
-    "  coalesce(q.queued, 0), coalesce(q.running, 0),"
-    "  coalesce(q.retry_wait, 0), coalesce(q.succeeded, 0),"
-    "  coalesce(q.dead, 0), coalesce(q.cancelled, 0),"
-    "  coalesce(q.ok_1m, 0), coalesce(q.dead_1m, 0), q.oldest_s,"
-    "  coalesce(o.outbox, 0)"
-    "  FROM q FULL JOIN o ON o.queue = q.queue"
-    "  ORDER BY 1";
 
 /* One queue of the report: its PostgreSQL row (or none) and its broker
  * backlog. */
@@ -217,7 +175,7 @@ run(struct cli *cli, int argc, char **argv)
     const char *params[1] = { NULL };
     struct qstat *v = NULL;
     size_t n = 0, cap = 0;
-    PGresult *r;
+    struct pg_result *r;
     wq_store *s;
     int ch, rc, no_broker = 0;
 
@@ -237,7 +195,8 @@ run(struct cli *cli, int argc, char **argv)
     }
     if ((rc = cli_store(cli, &s)) != CLI_OK)
         return rc;
-    if ((rc = cli_ops_query(s, CMD, stats_sql, 1, params, &r)) != CLI_OK) {
+    if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_STATS, params, &r))
+        != CLI_OK) {
         wq_store_close(s);
         return rc;
     }
@@ -247,8 +206,8 @@ run(struct cli *cli, int argc, char **argv)
      * queue the configuration names (tasks sent straight to the broker
      * have no row until claimed: their queue may have none at all).
      */
-    for (int i = 0; i < PQntuples(r); i++)
-        qstat_add(&v, &n, &cap, PQgetvalue(r, i, 0), i);
+    for (int i = 0; i < wq_store_nrows(r); i++)
+        qstat_add(&v, &n, &cap, wq_store_value(r, i, 0), i);
     if (params[0] != NULL) {
         qstat_add(&v, &n, &cap, params[0], -1);
     } else {
@@ -284,7 +243,7 @@ run(struct cli *cli, int argc, char **argv)
             json_t *o = json_object(), *counts = json_object();
             int i = v[q].row;
 
-#define PGV(col) (i >= 0 ? atoll(PQgetvalue(r, i, (col))) : 0)
+#define PGV(col) (i >= 0 ? atoll(wq_store_value(r, i, (col))) : 0)
             json_object_set_new(o, "queue", cli_json_str(v[q].queue));
             for (int k = 0; k < 7; k++)
                 json_object_set_new(counts, states[k],
@@ -299,7 +258,7 @@ run(struct cli *cli, int argc, char **argv)
             json_object_set_new(o, "rate_per_second",
                 json_real((double)PGV(8) / 60.0));
             json_object_set_new(o, "oldest_waiting_seconds",
-                i < 0 || PQgetisnull(r, i, 10) ? json_null()
+                i < 0 || wq_store_isnull(r, i, 10) ? json_null()
                 : json_integer(PGV(10)));
 #undef PGV
             if (!no_broker)
@@ -319,11 +278,11 @@ run(struct cli *cli, int argc, char **argv)
 
             row[0] = v[q].queue;
             for (int k = 1; k < 8; k++)
-                row[k] = i >= 0 ? PQgetvalue(r, i, k) : "0";
-            row[8] = i >= 0 ? PQgetvalue(r, i, 11) : "0";
-            row[9] = i >= 0 ? PQgetvalue(r, i, 8) : "0";
-            row[10] = i < 0 || PQgetisnull(r, i, 10) ? "-"
-                : cli_age(atoll(PQgetvalue(r, i, 10)), age, sizeof age);
+                row[k] = i >= 0 ? wq_store_value(r, i, k) : "0";
+            row[8] = i >= 0 ? wq_store_value(r, i, 11) : "0";
+            row[9] = i >= 0 ? wq_store_value(r, i, 8) : "0";
+            row[10] = i < 0 || wq_store_isnull(r, i, 10) ? "-"
+                : cli_age(atoll(wq_store_value(r, i, 10)), age, sizeof age);
             row[11] = cell_count(&v[q], v[q].b.ready, c1, sizeof c1);
             row[12] = cell_count(&v[q], v[q].b.unacked, c2, sizeof c2);
             row[13] = v[q].brc == 0 && v[q].b.oldest_ms >= 0
@@ -350,7 +309,7 @@ run(struct cli *cli, int argc, char **argv)
     for (size_t q = 0; q < n; q++)
         wq_backlog_free(&v[q].b);
     free(v);
-    PQclear(r);
+    wq_store_rows_free(r);
     wq_store_close(s);
     return CLI_OK;
 }

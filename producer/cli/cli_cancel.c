@@ -16,50 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "cli_ops.h"
 #include "textout.h"
 
 #define CMD "cancel"
 
-/* `rec`: a task the broker holds and no worker claimed yet has only its
- * receipt (workq.task_handle); cancelling it writes its row as cancelled,
- * and the worker that receives the message then acks it as a duplicate. */
-static const char cancel_sql[] =
-    "WITH rec AS ("
-    "  INSERT INTO workq.tasks (id, queue, type, idempotency_key, state,"
-    "    attempt, max_attempts, created_at, finished_at, last_error)"
-    "  SELECT h.id, h.queue, h.type, h.idempotency_key, 'cancelled', 0,"
-    "    h.max_attempts, h.created_at, now(),"
-    "    'cancelled before a worker claimed it'"
-    "  FROM workq.task_handle($1::uuid) h WHERE h.receipt"
-    "  ON CONFLICT DO NOTHING"
-    "  RETURNING id"
-    "), old AS ("
-    "  SELECT id, state, lease_owner FROM workq.tasks"
-    "  WHERE id = $1::uuid FOR UPDATE"
-    "), upd AS ("
-    "  UPDATE workq.tasks x SET state = 'cancelled', finished_at = now(),"
-    "    updated_at = now()"
-    "  FROM old WHERE x.id = old.id"
-    "    AND old.state IN ('scheduled', 'queued', 'retry_wait')"
-    "  RETURNING x.id"
-    "), note AS ("
-    "  SELECT pg_notify('workq_cancel', old.id::text) FROM old"
-    "  WHERE old.state = 'running'"
-    ")"
-    "SELECT old.state, old.lease_owner, EXISTS (SELECT 1 FROM upd),"
-    "  (SELECT count(*) FROM note)"
-    "  FROM old"
-    " UNION ALL "
-    "SELECT 'queued', NULL, true, 0 FROM rec";
-
 static int
 run(struct cli *cli, int argc, char **argv)
 {
     const char *params[1];
-    PGresult *r;
+    struct pg_result *r;
     wq_store *s;
     int rc;
 
@@ -78,23 +44,23 @@ run(struct cli *cli, int argc, char **argv)
     if ((rc = cli_store(cli, &s)) != CLI_OK)
         return rc;
     for (int tries = 0;; tries++) {
-        if ((rc = cli_ops_query(s, CMD, cancel_sql, 1, params, &r))
+        if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_CANCEL, params, &r))
             != CLI_OK) {
             wq_store_close(s);
             return rc;
         }
         /* a worker claimed it between the statement's snapshot and its
          * insert: the task row is there now, so once more */
-        if (PQntuples(r) > 0 || tries > 0)
+        if (wq_store_nrows(r) > 0 || tries > 0)
             break;
-        PQclear(r);
+        wq_store_rows_free(r);
     }
-    if (PQntuples(r) == 0) {
+    if (wq_store_nrows(r) == 0) {
         cli_err(CMD, "no task %s", argv[1]);
         rc = CLI_NOINPUT;
     } else {
-        const char *state = PQgetvalue(r, 0, 0);
-        int done = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
+        const char *state = wq_store_value(r, 0, 0);
+        int done = strcmp(wq_store_value(r, 0, 2), "t") == 0;
         int running = strcmp(state, "running") == 0;
 
         if (cli->json)
@@ -106,7 +72,7 @@ run(struct cli *cli, int argc, char **argv)
             printf("task %s cancelled (it was %s)\n", argv[1], state);
         if (running) {
             /* the worker's name is task data: escaped (textout.h) */
-            char *w = wq_text_escape_str(PQgetvalue(r, 0, 1), 0);
+            char *w = wq_text_escape_str(wq_store_value(r, 0, 1), 0);
 
             cli_err(CMD, "task %s is running on %s: asked its worker to "
                 "stop it (NOTIFY workq_cancel); `workq status` shows when "
@@ -117,7 +83,7 @@ run(struct cli *cli, int argc, char **argv)
             cli_err(CMD, "task %s is %s already", argv[1], state);
         rc = done ? CLI_OK : CLI_NO;
     }
-    PQclear(r);
+    wq_store_rows_free(r);
     wq_store_close(s);
     return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * stats.h - what the worker tells the outside: its Prometheus metrics,
+ * worker_stats.h - what the worker tells the outside: its Prometheus metrics,
  * the /healthz and /metrics endpoints (http.h) and the numbers of its
  * sd_notify STATUS line.
  *
@@ -19,7 +19,7 @@
 
 #define WQ_STATS_LOOPS 64       /* consumer loops of a worker at most */
 
-struct wq_stats {
+struct wq_worker_stats {
     wq_metrics *reg;
     /* tasks by the outcome of their attempt */
     wq_metric *succeeded, *failed, *permanent, *timeout, *cancelled;
@@ -47,28 +47,28 @@ struct wq_stats {
 };
 
 /* Registers every metric.  Call before threads start. */
-void wq_stats_init(struct wq_stats *st);
+void wq_worker_stats_init(struct wq_worker_stats *st);
 
 /*
- * wq_stats_serve starts /healthz and /metrics on `listen` ("host:port",
+ * wq_worker_stats_serve starts /healthz and /metrics on `listen` ("host:port",
  * port 0 picks one); "" serves nothing.  Returns 0, or WQ_EIO/WQ_EINVAL
  * with err set.  *port (may be NULL) gets the bound port, 0 if none.
  */
-int wq_stats_serve(struct wq_stats *st, const char *listen, int *port,
-    char *err, size_t errlen);
+int wq_worker_stats_serve(struct wq_worker_stats *st, const char *listen,
+    int *port, char *err, size_t errlen);
 
 /* Takes a slot for a consumer loop's turns: 0.., or -1 if all are taken.
  * Call before threads start. */
-int wq_stats_loop_register(struct wq_stats *st);
+int wq_worker_stats_loop_register(struct wq_worker_stats *st);
 
 /* A consumer loop went round (now).  Thread-safe. */
-void wq_stats_loop_turn(struct wq_stats *st, int slot);
+void wq_worker_stats_loop_turn(struct wq_worker_stats *st, int slot);
 
 /* The monotonic time of the least recent turn among the loops (now if
  * there is none).  Thread-safe. */
-uint64_t wq_stats_oldest_turn(struct wq_stats *st);
+uint64_t wq_worker_stats_oldest_turn(struct wq_worker_stats *st);
 
 /* Stops the server and frees the metrics. */
-void wq_stats_free(struct wq_stats *st);
+void wq_worker_stats_free(struct wq_worker_stats *st);
 
 #endif

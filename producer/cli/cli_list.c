@@ -7,32 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "cli_ops.h"
 #include "textout.h"
 
 #define CMD "list"
 #define CELL 40     /* bytes of error, payload and result in a row */
-
-static const char list_sql[] =
-    "SELECT id::text, queue, type, state, attempt, max_attempts,"
-    "  (floor(extract(epoch FROM updated_at) * 1000))::int8,"
-    "  (floor(extract(epoch FROM run_at) * 1000))::int8,"
-    "  left(last_error, 200),"
-    /* human: the first bytes of the payload and result; --json: all */
-    "  CASE WHEN $5::bool THEN payload ELSE substring(payload FROM 1 FOR 256)"
-    "  END, octet_length(payload),"
-    "  CASE WHEN $5::bool THEN result ELSE substring(result FROM 1 FOR 256)"
-    "  END, octet_length(result)"
-    "  FROM workq.tasks"
-    "  WHERE ($1::text IS NULL OR queue = $1)"
-    "    AND ($2::text IS NULL OR state = $2)"
-    "    AND ($3::text IS NULL OR type = $3)"
-    /* newest first; ids are UUIDv7, but those made in one millisecond
-     * by SQL (workq.uuid_v7) are not ordered among themselves */
-    "  ORDER BY created_at DESC, id DESC"
-    "  LIMIT $4::int8";
 
 static int
 run(struct cli *cli, int argc, char **argv)
@@ -51,7 +30,7 @@ run(struct cli *cli, int argc, char **argv)
     const char *params[5] = { NULL, NULL, NULL, NULL, NULL };
     char limit[24];
     long n = 50;
-    PGresult *r;
+    struct pg_result *r;
     wq_store *s;
     int ch, rc;
 
@@ -87,60 +66,62 @@ run(struct cli *cli, int argc, char **argv)
     params[4] = cli->json ? "true" : "false";
     if ((rc = cli_store(cli, &s)) != CLI_OK)
         return rc;
-    if ((rc = cli_ops_query(s, CMD, list_sql, 5, params, &r)) != CLI_OK) {
+    if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_LIST, params, &r)) != CLI_OK) {
         wq_store_close(s);
         return rc;
     }
     if (cli->json) {
-        for (int i = 0; i < PQntuples(r); i++) {
+        for (int i = 0; i < wq_store_nrows(r); i++) {
             json_t *o = json_object();
 
-            json_object_set_new(o, "id", json_string(PQgetvalue(r, i, 0)));
-            json_object_set_new(o, "queue", cli_json_str(PQgetvalue(r, i,
+            json_object_set_new(o, "id", json_string(wq_store_value(r, i, 0)));
+            json_object_set_new(o, "queue", cli_json_str(wq_store_value(r, i,
                 1)));
-            json_object_set_new(o, "type", cli_json_str(PQgetvalue(r, i, 2)));
-            json_object_set_new(o, "state", cli_json_str(PQgetvalue(r, i,
+            json_object_set_new(o, "type",
+                cli_json_str(wq_store_value(r, i, 2)));
+            json_object_set_new(o, "state", cli_json_str(wq_store_value(r, i,
                 3)));
             json_object_set_new(o, "attempt",
-                json_integer(atoll(PQgetvalue(r, i, 4))));
+                json_integer(atoll(wq_store_value(r, i, 4))));
             json_object_set_new(o, "max_attempts",
-                json_integer(atoll(PQgetvalue(r, i, 5))));
+                json_integer(atoll(wq_store_value(r, i, 5))));
             json_object_set_new(o, "updated_at",
-                cli_json_time(PQgetvalue(r, i, 6)));
-            json_object_set_new(o, "run_at", cli_json_time(PQgetvalue(r, i,
+                cli_json_time(wq_store_value(r, i, 6)));
+            json_object_set_new(o, "run_at", cli_json_time(wq_store_value(r, i,
                 7)));
-            json_object_set_new(o, "last_error", PQgetisnull(r, i, 8)
-                ? json_null() : cli_json_str(PQgetvalue(r, i, 8)));
-            if (cli_json_bytea(o, "payload", PQgetisnull(r, i, 9) ? NULL
-                : PQgetvalue(r, i, 9)) != 0 || cli_json_bytea(o, "result",
-                PQgetisnull(r, i, 11) ? NULL : PQgetvalue(r, i, 11)) != 0)
+            json_object_set_new(o, "last_error", wq_store_isnull(r, i, 8)
+                ? json_null() : cli_json_str(wq_store_value(r, i, 8)));
+            if (cli_json_bytea(o, "payload", wq_store_isnull(r, i, 9) ? NULL
+                : wq_store_value(r, i, 9)) != 0 || cli_json_bytea(o, "result",
+                wq_store_isnull(r, i, 11) ? NULL
+                : wq_store_value(r, i, 11)) != 0)
                 abort();    /* alloc.h */
             cli_json_print(o);
         }
-    } else if (PQntuples(r) > 0) {
+    } else if (wq_store_nrows(r) > 0) {
         struct cli_table t;
 
         cli_table_init(&t, WQ_ARRAY_LEN(head), head);
-        for (int i = 0; i < PQntuples(r); i++) {
+        for (int i = 0; i < wq_store_nrows(r); i++) {
             char att[40], upd[40], runat[40], *err, *pay, *res;
             const char *row[10];
 
-            snprintf(att, sizeof att, "%s/%s", PQgetvalue(r, i, 4),
-                PQgetvalue(r, i, 5));
-            err = wq_text_escape_str(PQgetvalue(r, i, 8), CELL);
-            pay = cli_bytea_preview(PQgetisnull(r, i, 9) ? NULL
-                : PQgetvalue(r, i, 9), (size_t)atoll(PQgetvalue(r, i, 10)),
-                CELL, WQ_TEXT_SHORT);
-            res = cli_bytea_preview(PQgetisnull(r, i, 11) ? NULL
-                : PQgetvalue(r, i, 11), (size_t)atoll(PQgetvalue(r, i, 12)),
-                CELL, WQ_TEXT_SHORT);
-            row[0] = PQgetvalue(r, i, 0);
-            row[1] = PQgetvalue(r, i, 1);
-            row[2] = PQgetvalue(r, i, 2);
-            row[3] = PQgetvalue(r, i, 3);
+            snprintf(att, sizeof att, "%s/%s", wq_store_value(r, i, 4),
+                wq_store_value(r, i, 5));
+            err = wq_text_escape_str(wq_store_value(r, i, 8), CELL);
+            pay = cli_bytea_preview(wq_store_isnull(r, i, 9) ? NULL
+                : wq_store_value(r, i, 9),
+                (size_t)atoll(wq_store_value(r, i, 10)), CELL, WQ_TEXT_SHORT);
+            res = cli_bytea_preview(wq_store_isnull(r, i, 11) ? NULL
+                : wq_store_value(r, i, 11),
+                (size_t)atoll(wq_store_value(r, i, 12)), CELL, WQ_TEXT_SHORT);
+            row[0] = wq_store_value(r, i, 0);
+            row[1] = wq_store_value(r, i, 1);
+            row[2] = wq_store_value(r, i, 2);
+            row[3] = wq_store_value(r, i, 3);
             row[4] = att;
-            row[5] = cli_time(PQgetvalue(r, i, 6), upd, sizeof upd);
-            row[6] = cli_time(PQgetvalue(r, i, 7), runat, sizeof runat);
+            row[5] = cli_time(wq_store_value(r, i, 6), upd, sizeof upd);
+            row[6] = cli_time(wq_store_value(r, i, 7), runat, sizeof runat);
             row[7] = err;
             row[8] = pay;
             row[9] = res;
@@ -156,7 +137,7 @@ run(struct cli *cli, int argc, char **argv)
     } else if (!cli->quiet) {
         fprintf(stderr, "no tasks\n");
     }
-    PQclear(r);
+    wq_store_rows_free(r);
     wq_store_close(s);
     return CLI_OK;
 }

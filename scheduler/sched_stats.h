@@ -1,5 +1,5 @@
 /*
- * stats.h - what the scheduler tells the outside: its Prometheus metrics,
+ * sched_stats.h - what the scheduler tells the outside: its Prometheus metrics,
  * /healthz and /metrics (http.h), and the numbers of its sd_notify STATUS
  * line.
  *

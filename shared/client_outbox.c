@@ -1,5 +1,5 @@
 /*
- * outbox.c - wq_client_enqueue_tx (workq_outbox.h): the C face of
+ * client_outbox.c - wq_client_enqueue_tx (workq_outbox.h): the C face of
  * workq.enqueue(), the SQL function of migration 0002.
  *
  * Everything a task needs travels as parameters of one statement on the

@@ -1,6 +1,7 @@
 /*
- * claim.c - the worker's SQL (see claim.h for the contracts and
- * docs/task-states.md for the rules they implement).
+ * store_claims.c - the worker's SQL, part of the store (see
+ * store_claims.h for the contracts and docs/task-states.md for the rules
+ * they implement).
  *
  * Batches travel as one-dimensional arrays in PostgreSQL's binary array
  * format (array_send: ndim, has-null flag, element type, dimension and
@@ -13,7 +14,8 @@
  * drops prepared statements) needs no bookkeeping.
  *
  * Owns nothing but what struct wq_claim_bufs holds; the connection is the
- * caller's store's.
+ * caller's store's (store_int.h).  Used by the worker only, which aborts
+ * on exhaustion (alloc.h).
  */
 #include <endian.h>
 #include <stdint.h>
@@ -24,8 +26,9 @@
 #include <libpq-fe.h>
 
 #include "alloc.h"
-#include "claim.h"
 #include "pgarray.h"
+#include "store_claims.h"
+#include "store_int.h"
 #include "uuid.h"
 
 
@@ -565,7 +568,7 @@ classify(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     lengths[1] = (int)k->len;
     values[2] = worker;
     lengths[2] = 0;
-    r = PQexecParams(wq_store_conn(s), classify_sql, 3, types, values,
+    r = PQexecParams(s->conn, classify_sql, 3, types, values,
         lengths, formats, 0);
     if ((rc = wq_store_result_check(s, r, "classify deliveries", err,
         errlen)) != 0) {
@@ -614,7 +617,7 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     static const Oid ctypes[10] = { WQ_OID_UUID_A, WQ_OID_TEXT_A, WQ_OID_TEXT_A,
         WQ_OID_TEXT_A, WQ_OID_BYTEA_A, WQ_OID_TEXT_A, WQ_OID_INT4_A, WQ_OID_INT8_A,
         WQ_OID_TEXT, WQ_OID_INT8 };
-    PGconn *c = wq_store_conn(s);
+    PGconn *c = s->conn;
     struct wq_buf *b = bufs->b;
     const char *values[10];
     int lengths[10], formats[10];
@@ -760,7 +763,7 @@ wq_claim_renew(wq_store *s, struct wq_claim_bufs *bufs,
     values[6] = q->data;
     lengths[6] = (int)q->len;
     values[7] = inf;
-    r = PQexecParams(wq_store_conn(s), renew_sql, 8, types, values, lengths,
+    r = PQexecParams(s->conn, renew_sql, 8, types, values, lengths,
         formats, 0);
     if ((rc = wq_store_result_check(s, r, "renew leases", err, errlen))
         == 0 && renewed != NULL)
@@ -777,7 +780,7 @@ wq_claim_stopped(wq_store *s, const char *worker, char *err, size_t errlen)
     PGresult *r;
     int rc;
 
-    r = PQexecParams(wq_store_conn(s), stopped_sql, 1, NULL, values, NULL,
+    r = PQexecParams(s->conn, stopped_sql, 1, NULL, values, NULL,
         NULL, 0);
     rc = wq_store_result_check(s, r, "mark the worker stopped", err, errlen);
     PQclear(r);

@@ -15,36 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "cli_ops.h"
 
 #define CMD "retry"
-
-static const char retry_sql[] =
-    "WITH old AS ("
-    "  SELECT id, state, attempt, max_attempts, attempt_base"
-    "  FROM workq.tasks WHERE id = $1::uuid FOR UPDATE"
-    "), upd AS ("
-    "  UPDATE workq.tasks x SET"
-    "    state = CASE WHEN old.state = 'scheduled' THEN 'scheduled'"
-    "            ELSE 'retry_wait' END,"
-    "    run_at = now(), finished_at = NULL, dead_published_at = NULL,"
-    "    attempt_base = CASE WHEN old.state IN ('dead', 'cancelled')"
-    "      THEN old.attempt ELSE x.attempt_base END,"
-    "    max_attempts = CASE WHEN old.state IN ('dead', 'cancelled')"
-    "      THEN old.attempt + coalesce($2::int4,"
-    "        greatest(old.max_attempts - old.attempt_base, 1))"
-    "      ELSE x.max_attempts END,"
-    "    updated_at = now()"
-    "  FROM old"
-    "  WHERE x.id = old.id"
-    "    AND old.state IN ('dead', 'cancelled', 'retry_wait', 'scheduled')"
-    "  RETURNING x.attempt, x.max_attempts"
-    ")"
-    "SELECT old.state, (SELECT max_attempts FROM upd),"
-    "  (SELECT attempt FROM upd), EXISTS (SELECT 1 FROM upd)"
-    "  FROM old";
 
 static int
 run(struct cli *cli, int argc, char **argv)
@@ -56,7 +29,7 @@ run(struct cli *cli, int argc, char **argv)
     const char *params[2] = { NULL, NULL };
     char attempts[24];
     long n = 0;
-    PGresult *r;
+    struct pg_result *r;
     wq_store *s;
     int ch, rc;
 
@@ -81,15 +54,16 @@ run(struct cli *cli, int argc, char **argv)
     params[0] = argv[optind];
     if ((rc = cli_store(cli, &s)) != CLI_OK)
         return rc;
-    if ((rc = cli_ops_query(s, CMD, retry_sql, 2, params, &r)) != CLI_OK) {
+    if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_RETRY, params, &r))
+        != CLI_OK) {
         wq_store_close(s);
         return rc;
     }
-    if (PQntuples(r) == 0) {
+    if (wq_store_nrows(r) == 0) {
         cli_err(CMD, "no task %s", argv[optind]);
         rc = CLI_NOINPUT;
-    } else if (strcmp(PQgetvalue(r, 0, 3), "t") != 0) {
-        const char *state = PQgetvalue(r, 0, 0);
+    } else if (strcmp(wq_store_value(r, 0, 3), "t") != 0) {
+        const char *state = wq_store_value(r, 0, 0);
 
         if (cli->json)
             cli_json_print(json_pack("{s:s, s:s, s:b}", "id", argv[optind],
@@ -100,7 +74,7 @@ run(struct cli *cli, int argc, char **argv)
             : "it is on its way already (queued or running)");
         rc = CLI_NO;
     } else {
-        const char *old = PQgetvalue(r, 0, 0);
+        const char *old = wq_store_value(r, 0, 0);
         int fresh = strcmp(old, "dead") == 0
             || strcmp(old, "cancelled") == 0;
 
@@ -109,15 +83,15 @@ run(struct cli *cli, int argc, char **argv)
                 "id", argv[optind], "previous_state", old, "state",
                 strcmp(old, "scheduled") == 0 ? "scheduled" : "retry_wait",
                 "retried", 1, "new_series", fresh,
-                "attempt", (json_int_t)atoll(PQgetvalue(r, 0, 2)),
-                "max_attempts", (json_int_t)atoll(PQgetvalue(r, 0, 1))));
+                "attempt", (json_int_t)atoll(wq_store_value(r, 0, 2)),
+                "max_attempts", (json_int_t)atoll(wq_store_value(r, 0, 1))));
         else if (!cli->quiet)
             printf("task %s was %s; due now%s (attempts %s of %s so far)\n",
                 argv[optind], old, fresh ? " with a new attempt series" : "",
-                PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 1));
+                wq_store_value(r, 0, 2), wq_store_value(r, 0, 1));
         rc = CLI_OK;
     }
-    PQclear(r);
+    wq_store_rows_free(r);
     wq_store_close(s);
     return rc;
 }

@@ -17,16 +17,18 @@
 
 #include "cli.h"
 #include "store.h"
+#include "store_admin.h"
 
 struct pg_result;
 
 /*
- * cli_ops_query runs `sql` with text parameters (NULL is SQL NULL) and
- * text results into *out (PQclear it).  On failure it prints "workq CMD:
- * message" and returns the exit code (65 for data the server rejected,
- * 69 otherwise); 0 on success.
+ * cli_ops_query runs the store's statement `q` (store_admin.h) with text
+ * parameters (NULL is SQL NULL) and text results into *out
+ * (wq_store_rows_free it).  On failure it prints "workq CMD: message" and
+ * returns the exit code (65 for data the server rejected, 69 otherwise);
+ * 0 on success.
  */
-int cli_ops_query(wq_store *s, const char *cmd, const char *sql, int n,
+int cli_ops_query(wq_store *s, const char *cmd, enum wq_admin_sql q,
     const char *const *params, struct pg_result **out);
 
 /* A human table: columns padded to their widest cell, one header row. */

@@ -1,0 +1,220 @@
+/*
+ * store_admin.c - the operator's statements (see store_admin.h), moved
+ * here unchanged from the CLI's commands in producer/cli/.  Times come
+ * back as epoch milliseconds, ids as text.
+ */
+#include "store_admin.h"
+#include "store_int.h"
+#include "wq.h"
+
+/* $1 queue, $2 type, $3 error text, $4 older than ms, $5 newer than ms */
+#define FILTER \
+    " t.state = 'dead'" \
+    "   AND ($1::text IS NULL OR t.queue = $1)" \
+    "   AND ($2::text IS NULL OR t.type = $2)" \
+    "   AND ($3::text IS NULL OR strpos(lower(coalesce(t.last_error, ''))," \
+    "        lower($3)) > 0)" \
+    "   AND ($4::int8 IS NULL" \
+    "        OR t.finished_at < now() - $4::int8 * interval '1 millisecond')" \
+    "   AND ($5::int8 IS NULL" \
+    "        OR t.finished_at >= now() - $5::int8 * interval '1 millisecond')"
+
+/* `workq cancel` */
+/* `rec`: a task the broker holds and no worker claimed yet has only its
+ * receipt (workq.task_handle); cancelling it writes its row as cancelled,
+ * and the worker that receives the message then acks it as a duplicate. */
+static const char sql_cancel[] =
+    "WITH rec AS ("
+    "  INSERT INTO workq.tasks (id, queue, type, idempotency_key, state,"
+    "    attempt, max_attempts, created_at, finished_at, last_error)"
+    "  SELECT h.id, h.queue, h.type, h.idempotency_key, 'cancelled', 0,"
+    "    h.max_attempts, h.created_at, now(),"
+    "    'cancelled before a worker claimed it'"
+    "  FROM workq.task_handle($1::uuid) h WHERE h.receipt"
+    "  ON CONFLICT DO NOTHING"
+    "  RETURNING id"
+    "), old AS ("
+    "  SELECT id, state, lease_owner FROM workq.tasks"
+    "  WHERE id = $1::uuid FOR UPDATE"
+    "), upd AS ("
+    "  UPDATE workq.tasks x SET state = 'cancelled', finished_at = now(),"
+    "    updated_at = now()"
+    "  FROM old WHERE x.id = old.id"
+    "    AND old.state IN ('scheduled', 'queued', 'retry_wait')"
+    "  RETURNING x.id"
+    "), note AS ("
+    "  SELECT pg_notify('workq_cancel', old.id::text) FROM old"
+    "  WHERE old.state = 'running'"
+    ")"
+    "SELECT old.state, old.lease_owner, EXISTS (SELECT 1 FROM upd),"
+    "  (SELECT count(*) FROM note)"
+    "  FROM old"
+    " UNION ALL "
+    "SELECT 'queued', NULL, true, 0 FROM rec";
+
+/* `workq dlq` */
+static const char sql_dlq_list[] =
+    "SELECT t.id::text, t.queue, t.type, t.attempt,"
+    "  (floor(extract(epoch FROM t.finished_at) * 1000))::int8,"
+    "  left(t.last_error, 200), t.dead_published_at IS NOT NULL"
+    "  FROM workq.tasks t WHERE" FILTER
+    "  ORDER BY t.finished_at DESC"
+    "  LIMIT $6::int8";
+
+/* `workq dlq` */
+static const char sql_dlq_count[] =
+    "SELECT count(*) FROM (SELECT 1 FROM workq.tasks t WHERE" FILTER
+    "  LIMIT $6::int8) AS m";
+
+/* `workq dlq` */
+/* A new attempt series, as `workq retry` gives one. */
+static const char sql_dlq_replay[] =
+    "WITH c AS ("
+    "  SELECT t.id FROM workq.tasks t WHERE" FILTER
+    "  ORDER BY t.finished_at LIMIT $6::int8 FOR UPDATE SKIP LOCKED"
+    ")"
+    "UPDATE workq.tasks x SET state = 'retry_wait', run_at = now(),"
+    "  finished_at = NULL, dead_published_at = NULL,"
+    "  attempt_base = x.attempt,"
+    "  max_attempts = x.attempt + coalesce($7::int4,"
+    "    greatest(x.max_attempts - x.attempt_base, 1)),"
+    "  updated_at = now()"
+    "  FROM c WHERE x.id = c.id AND x.state = 'dead'"
+    "  RETURNING x.id::text";
+
+/* `workq dlq` */
+static const char sql_dlq_purge[] =
+    "DELETE FROM workq.tasks x WHERE x.id IN ("
+    "  SELECT t.id FROM workq.tasks t WHERE" FILTER
+    "  ORDER BY t.finished_at LIMIT $6::int8 FOR UPDATE SKIP LOCKED"
+    ") AND x.state = 'dead'"
+    "  RETURNING x.id::text";
+
+/* `workq list` */
+static const char sql_list[] =
+    "SELECT id::text, queue, type, state, attempt, max_attempts,"
+    "  (floor(extract(epoch FROM updated_at) * 1000))::int8,"
+    "  (floor(extract(epoch FROM run_at) * 1000))::int8,"
+    "  left(last_error, 200),"
+    /* human: the first bytes of the payload and result; --json: all */
+    "  CASE WHEN $5::bool THEN payload ELSE substring(payload FROM 1 FOR 256)"
+    "  END, octet_length(payload),"
+    "  CASE WHEN $5::bool THEN result ELSE substring(result FROM 1 FOR 256)"
+    "  END, octet_length(result)"
+    "  FROM workq.tasks"
+    "  WHERE ($1::text IS NULL OR queue = $1)"
+    "    AND ($2::text IS NULL OR state = $2)"
+    "    AND ($3::text IS NULL OR type = $3)"
+    /* newest first; ids are UUIDv7, but those made in one millisecond
+     * by SQL (workq.uuid_v7) are not ordered among themselves */
+    "  ORDER BY created_at DESC, id DESC"
+    "  LIMIT $4::int8";
+
+/* `workq retry` */
+static const char sql_retry[] =
+    "WITH old AS ("
+    "  SELECT id, state, attempt, max_attempts, attempt_base"
+    "  FROM workq.tasks WHERE id = $1::uuid FOR UPDATE"
+    "), upd AS ("
+    "  UPDATE workq.tasks x SET"
+    "    state = CASE WHEN old.state = 'scheduled' THEN 'scheduled'"
+    "            ELSE 'retry_wait' END,"
+    "    run_at = now(), finished_at = NULL, dead_published_at = NULL,"
+    "    attempt_base = CASE WHEN old.state IN ('dead', 'cancelled')"
+    "      THEN old.attempt ELSE x.attempt_base END,"
+    "    max_attempts = CASE WHEN old.state IN ('dead', 'cancelled')"
+    "      THEN old.attempt + coalesce($2::int4,"
+    "        greatest(old.max_attempts - old.attempt_base, 1))"
+    "      ELSE x.max_attempts END,"
+    "    updated_at = now()"
+    "  FROM old"
+    "  WHERE x.id = old.id"
+    "    AND old.state IN ('dead', 'cancelled', 'retry_wait', 'scheduled')"
+    "  RETURNING x.attempt, x.max_attempts"
+    ")"
+    "SELECT old.state, (SELECT max_attempts FROM upd),"
+    "  (SELECT attempt FROM upd), EXISTS (SELECT 1 FROM upd)"
+    "  FROM old";
+
+/* `workq stats` */
+/*
+ * Waiting: queued rows (published, not yet claimed) and scheduled or
+ * retry_wait rows already due; their age counts from when they became
+ * due.  Tasks submitted straight to the broker have no row until claimed,
+ * so the broker's own depth is asked of the broker (broker_backlog).
+ */
+static const char sql_stats[] =
+    "WITH q AS ("
+    "  SELECT queue,"
+    "    count(*) FILTER (WHERE state = 'scheduled') AS scheduled,"
+    "    count(*) FILTER (WHERE state = 'queued') AS queued,"
+    "    count(*) FILTER (WHERE state = 'running') AS running,"
+    "    count(*) FILTER (WHERE state = 'retry_wait') AS retry_wait,"
+    "    count(*) FILTER (WHERE state = 'succeeded') AS succeeded,"
+    "    count(*) FILTER (WHERE state = 'dead') AS dead,"
+    "    count(*) FILTER (WHERE state = 'cancelled') AS cancelled,"
+    "    count(*) FILTER (WHERE state = 'succeeded'"
+    "      AND finished_at > now() - interval '1 minute') AS ok_1m,"
+    "    count(*) FILTER (WHERE state = 'dead'"
+    "      AND finished_at > now() - interval '1 minute') AS dead_1m,"
+    "    floor(extract(epoch FROM now() - min(CASE"
+    "      WHEN state = 'queued' THEN coalesce(run_at, updated_at)"
+    "      WHEN state IN ('scheduled', 'retry_wait') AND run_at <= now()"
+    "        THEN run_at END)))::int8 AS oldest_s"
+    "  FROM workq.tasks"
+    "  WHERE $1::text IS NULL OR queue = $1"
+    "  GROUP BY queue"
+    "), o AS ("
+    "  SELECT queue, count(*) AS outbox FROM workq.outbox"
+    "  WHERE $1::text IS NULL OR queue = $1 GROUP BY queue"
+    ")"
+    "SELECT coalesce(q.queue, o.queue), coalesce(q.scheduled, 0),"
+    "  coalesce(q.queued, 0), coalesce(q.running, 0),"
+    "  coalesce(q.retry_wait, 0), coalesce(q.succeeded, 0),"
+    "  coalesce(q.dead, 0), coalesce(q.cancelled, 0),"
+    "  coalesce(q.ok_1m, 0), coalesce(q.dead_1m, 0), q.oldest_s,"
+    "  coalesce(o.outbox, 0)"
+    "  FROM q FULL JOIN o ON o.queue = q.queue"
+    "  ORDER BY 1";
+
+/* `workq workers` */
+static const char sql_workers[] =
+    "SELECT id, hostname, pid, array_to_string(queues, ','), in_flight,"
+    "  (floor(extract(epoch FROM started_at) * 1000))::int8,"
+    "  (floor(extract(epoch FROM heartbeat_at) * 1000))::int8,"
+    "  floor(extract(epoch FROM now() - heartbeat_at))::int8,"
+    "  CASE WHEN stopped_at IS NOT NULL THEN 'stopped'"
+    "       WHEN heartbeat_at < now() - $2::int8 * interval '1 millisecond'"
+    "       THEN 'stale' ELSE 'live' END,"
+    "  version"
+    "  FROM workq.workers"
+    "  WHERE $1::bool OR stopped_at IS NULL"
+    "  ORDER BY id";
+
+static const struct {
+    const char *sql;
+    int nparams;
+} stmts[WQ_ADMIN_SQL_COUNT] = {
+    [WQ_ADMIN_SQL_CANCEL] = { sql_cancel, 1 },
+    [WQ_ADMIN_SQL_DLQ_LIST] = { sql_dlq_list, 6 },
+    [WQ_ADMIN_SQL_DLQ_COUNT] = { sql_dlq_count, 6 },
+    [WQ_ADMIN_SQL_DLQ_REPLAY] = { sql_dlq_replay, 7 },
+    [WQ_ADMIN_SQL_DLQ_PURGE] = { sql_dlq_purge, 6 },
+    [WQ_ADMIN_SQL_LIST] = { sql_list, 5 },
+    [WQ_ADMIN_SQL_RETRY] = { sql_retry, 2 },
+    [WQ_ADMIN_SQL_STATS] = { sql_stats, 1 },
+    [WQ_ADMIN_SQL_WORKERS] = { sql_workers, 2 },
+};
+
+int
+wq_store_admin_query(wq_store *s, enum wq_admin_sql q,
+    const char *const *values, struct pg_result **out, const char *what,
+    char *err, size_t errlen)
+{
+    if ((unsigned)q >= WQ_ADMIN_SQL_COUNT) {
+        *out = NULL;
+        return wq_seterr(err, errlen, WQ_EINVAL, "no statement %d", (int)q);
+    }
+    return wq_store_query(s, stmts[q].sql, stmts[q].nparams, values, 0, out,
+        what, err, errlen);
+}

@@ -1,0 +1,61 @@
+/*
+ * store_int.h - what the store's own files share (store.c, store_*.c,
+ * migrate.c): the body of struct wq_store and the check every operation
+ * starts with.  Nothing outside the store includes it but white-box
+ * tests; callers see only store.h, and libpq stays inside these files.
+ */
+#ifndef WQ_STORE_INT_H
+#define WQ_STORE_INT_H
+
+#include <libpq-fe.h>
+
+#include "store.h"
+
+struct wq_store {
+    PGconn *conn;
+    unsigned prepared;      /* bit (1u << STMT_*) set: prepared on
+                               conn (store_tasks.c) */
+    char sqlstate[6];       /* of the last failure, "" if none */
+};
+
+/*
+ * wq_store_ready is called at the start of every operation: it clears the
+ * SQLSTATE and refuses a connection that broke during an earlier call.
+ * It does not reconnect: a transaction open on it is gone, and the
+ * caller's next statement (say COMMIT) must fail rather than run on a
+ * fresh connection.  Only wq_store_ping reconnects.  0 or WQ_ESTORE.
+ */
+int wq_store_ready(wq_store *s, char *err, size_t errlen);
+
+/*
+ * wq_store_result_check is for the store's files that run libpq
+ * themselves: it returns 0 when `r` (from PQexec* on this store's
+ * connection, not consumed) holds PGRES_COMMAND_OK or PGRES_TUPLES_OK,
+ * and otherwise an error as wq_store_exec reports it, with err "what:
+ * server message (SQLSTATE x)".  `r` NULL means libpq failed (out of
+ * memory, connection lost).  The caller still PQclear()s r.
+ */
+int wq_store_result_check(wq_store *s, const struct pg_result *r,
+    const char *what, char *err, size_t errlen);
+
+/*
+ * wq_store_query (for store_sched.c and store_admin.c) runs `sql` with
+ * text parameters values[0..n) (NULL is SQL NULL), results in binary
+ * format when `binary` (uuid as 16 bytes, bytea as its bytes, int4/int8
+ * big-endian) or else text.  Returns 0 with *out set (release it with
+ * wq_store_rows_free), or an error as wq_store_exec reports it, prefixed
+ * with `what`, and *out NULL.
+ */
+int wq_store_query(wq_store *s, const char *sql, int n,
+    const char *const *values, int binary, struct pg_result **out,
+    const char *what, char *err, size_t errlen);
+
+/* The connection, for white-box tests (tests/) that check or drive it
+ * directly; the store's own files use s->conn. */
+static inline PGconn *
+wq_store_conn(wq_store *s)
+{
+    return s->conn;
+}
+
+#endif

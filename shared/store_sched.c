@@ -1,0 +1,294 @@
+/*
+ * store_sched.c - the scheduler's statements (see store_sched.h), moved
+ * here unchanged from scheduler/: each round selects its rows FOR
+ * UPDATE SKIP LOCKED, so that several schedulers share the work, and
+ * settles them by id array in the same transaction.
+ */
+#include "store_sched.h"
+#include "store_int.h"
+#include "wq.h"
+
+/* The leading columns of every task query that scheduler/rows.c reads
+ * (WQ_SCHED_ROWS_TASK_NCOLS): id, queue, type, key, payload, headers,
+ * attempt, max_attempts, created_at in epoch ms.  Alias the table `t`. */
+#define TASK_COLS \
+    "t.id, t.queue, t.type, t.idempotency_key, t.payload, " \
+    "t.headers::text, t.attempt, t.max_attempts, " \
+    "floor(extract(epoch FROM t.created_at) * 1000)::int8"
+
+/* Retention: finished tasks of one target (an age, a queue or all but
+ * the excluded ones), oldest first. */
+#define TASKS_SQL(states, extra) \
+    "DELETE FROM workq.tasks WHERE id IN (" \
+    "  SELECT t.id FROM workq.tasks t" \
+    "  WHERE t.state IN " states \
+    "    AND t.finished_at < now() - $1::int8 * interval '1 millisecond'" \
+    "    AND ($2::text IS NULL OR t.queue = $2::text)" \
+    "    AND ($2::text IS NOT NULL OR NOT (t.queue = ANY($3::text[])))" \
+    extra \
+    "  ORDER BY t.finished_at" \
+    "  LIMIT $4" \
+    "  FOR UPDATE SKIP LOCKED)"
+
+static const char sql_probe[] =
+    "SELECT"
+    "  (SELECT ceil(extract(epoch FROM min(run_at) - clock_timestamp())"
+    "     * 1000)::int8 FROM workq.tasks"
+    "   WHERE state IN ('scheduled', 'retry_wait')),"
+    "  (SELECT ceil(extract(epoch FROM min(lease_expires_at)"
+    "     - clock_timestamp()) * 1000)::int8 FROM workq.tasks"
+    "   WHERE state = 'running'),"
+    "  EXISTS (SELECT 1 FROM workq.tasks"
+    "   WHERE state = 'dead' AND dead_published_at IS NULL),"
+    "  EXISTS (SELECT 1 FROM workq.outbox),"
+    "  EXISTS (SELECT 1 FROM workq.accepted)"
+    "    OR EXISTS (SELECT 1 FROM workq.accepted_runs)";
+
+static const char sql_due_select[] =
+    "SELECT " TASK_COLS ", t.state,"
+    "  floor(extract(epoch FROM now() - t.run_at) * 1000)::int8"
+    "  FROM workq.tasks t"
+    "  WHERE t.state IN ('scheduled', 'retry_wait') AND t.run_at <= now()"
+    "  ORDER BY t.run_at"
+    "  LIMIT $1"
+    "  FOR UPDATE SKIP LOCKED";
+
+static const char sql_due_queued[] =
+    "UPDATE workq.tasks SET state = 'queued', updated_at = now()"
+    "  WHERE id = ANY($1::uuid[])"
+    "    AND state IN ('scheduled', 'retry_wait')";
+
+/* A row that makes no valid envelope can never run: dead, with why.
+ * There is no copy for workq.Q.dead either (the same envelope). */
+static const char sql_due_unpublishable[] =
+    "UPDATE workq.tasks SET state = 'dead', finished_at = now(),"
+    "  dead_published_at = now(), last_error = $2, updated_at = now()"
+    "  WHERE id = $1::uuid AND state IN ('scheduled', 'retry_wait')";
+
+static const char sql_lease_select[] =
+    "SELECT t.id, t.queue, t.attempt, t.max_attempts"
+    "  FROM workq.tasks t"
+    "  WHERE t.state = 'running' AND t.lease_expires_at < now()"
+    "  ORDER BY t.lease_expires_at"
+    "  LIMIT $1"
+    "  FOR UPDATE SKIP LOCKED";
+
+/*
+ * The attempt that lost its lease gets its outcome (its row exists since
+ * the claim; if not, it is made), and any older attempt left open by
+ * another lost worker too.  `x` carries each task's delay.
+ */
+static const char sql_lease_recover[] =
+    "WITH x AS ("
+    "  SELECT * FROM unnest($1::uuid[], $2::int8[]) AS x(id, delay_ms)"
+    "), u AS ("
+    "  UPDATE workq.tasks t SET"
+    "    state = CASE WHEN t.attempt >= t.max_attempts THEN 'dead'"
+    "            ELSE 'retry_wait' END,"
+    "    run_at = CASE WHEN t.attempt >= t.max_attempts THEN NULL"
+    "             ELSE now() + x.delay_ms * interval '1 millisecond' END,"
+    "    finished_at = CASE WHEN t.attempt >= t.max_attempts THEN now()"
+    "                  END,"
+    "    last_error = 'lease expired: worker '"
+    "      || coalesce(t.lease_owner, '?') || ' stopped renewing it',"
+    "    lease_owner = NULL, lease_expires_at = NULL, updated_at = now()"
+    "  FROM x"
+    "  WHERE t.id = x.id AND t.state = 'running'"
+    "    AND t.lease_expires_at < now()"
+    "  RETURNING t.id, t.attempt, t.state, t.worker, t.started_at,"
+    "    t.last_error"
+    "), h AS ("
+    "  INSERT INTO workq.attempts AS a (task_id, attempt, started_at,"
+    "    worker, outcome, finished_at, error)"
+    "  SELECT u.id, u.attempt, coalesce(u.started_at, now()), u.worker,"
+    "    'lease_expired', now(), u.last_error"
+    "  FROM u WHERE u.attempt >= 1"
+    "  ON CONFLICT (task_id, attempt) DO UPDATE SET"
+    "    outcome = 'lease_expired', finished_at = now(),"
+    "    error = EXCLUDED.error"
+    "  WHERE a.outcome IS NULL"
+    "), older AS ("
+    "  UPDATE workq.attempts a SET outcome = 'lease_expired',"
+    "    finished_at = now(), error = 'lease expired'"
+    "  FROM u WHERE a.task_id = u.id AND a.attempt < u.attempt"
+    "    AND a.outcome IS NULL"
+    ")"
+    "SELECT u.id, u.state FROM u";
+
+static const char sql_dead_select[] =
+    "SELECT " TASK_COLS ", t.last_error,"
+    "  floor(extract(epoch FROM coalesce(t.finished_at, now())) * 1000)::int8"
+    "  FROM workq.tasks t"
+    "  WHERE t.state = 'dead' AND t.dead_published_at IS NULL"
+    "  ORDER BY t.finished_at"
+    "  LIMIT $1"
+    "  FOR UPDATE SKIP LOCKED";
+
+static const char sql_dead_mark[] =
+    "UPDATE workq.tasks SET dead_published_at = now()"
+    "  WHERE id = ANY($1::uuid[]) AND state = 'dead'"
+    "    AND dead_published_at IS NULL";
+
+static const char sql_outbox_select[] =
+    "SELECT o.id, o.kind, o.queue, o.msg_key, o.body"
+    "  FROM workq.outbox o"
+    "  ORDER BY o.id"
+    "  LIMIT $1"
+    "  FOR UPDATE SKIP LOCKED";
+
+static const char sql_outbox_delete[] =
+    "DELETE FROM workq.outbox WHERE id = ANY($1::int8[])";
+
+static const char sql_cron_last[] =
+    "SELECT floor(extract(epoch FROM max(tick_at)))::int8"
+    "  FROM workq.cron_ticks WHERE name = $1";
+
+static const char sql_cron_tick[] =
+    "WITH ins AS ("
+    "  INSERT INTO workq.cron_ticks (name, tick_at, task_id)"
+    "  SELECT $1, timestamptz 'epoch' + x * interval '1 second',"
+    "    workq.uuid_v7()"
+    "  FROM unnest($2::int8[]) AS x"
+    "  ON CONFLICT DO NOTHING"
+    "  RETURNING tick_at, task_id"
+    "), k AS ("
+    "  SELECT tick_at, task_id,"
+    "    to_char(tick_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI\"Z\"')"
+    "      AS iso"
+    "  FROM ins"
+    ")"
+    "INSERT INTO workq.tasks AS t (id, queue, type, idempotency_key,"
+    "  payload, headers, state, attempt, max_attempts, run_at, created_at)"
+    "SELECT k.task_id, $3, $4, 'cron:' || $1 || '@' || k.iso,"
+    "  convert_to($5, 'UTF8'),"
+    "  jsonb_build_object('workq-cron', $1::text, 'workq-tick', k.iso),"
+    "  'scheduled', 0, $6::int4, k.tick_at, now()"
+    "FROM k "
+    "ON CONFLICT (queue, idempotency_key) DO NOTHING "
+    "RETURNING t.id";
+
+/*
+ * Runs of receipts (workq.accepted_runs) that are due for a check: each
+ * is rewritten without the ids that have a task row, or deleted when
+ * none is left.  A run that did not shrink is checked again later and
+ * later (check_ms doubles up to 5 minutes), so a backlog nobody consumes
+ * costs little.
+ */
+static const char sql_receipt_runs[] =
+    "WITH due AS ("
+    "  SELECT r.id, r.ids, r.check_ms FROM workq.accepted_runs r"
+    "  WHERE r.next_check <= now()"
+    "  ORDER BY r.next_check LIMIT $1"
+    "  FOR UPDATE SKIP LOCKED"
+    "), kept AS ("
+    "  SELECT d.id, d.check_ms, octet_length(d.ids) AS before,"
+    "    (SELECT string_agg(x.b, ''::bytea ORDER BY x.i) FROM ("
+    "       SELECT i, substring(d.ids FROM i * 16 + 1 FOR 16) AS b"
+    "       FROM generate_series(0, octet_length(d.ids) / 16 - 1) i) x"
+    "     WHERE NOT EXISTS (SELECT 1 FROM workq.tasks t"
+    "       WHERE t.id = encode(x.b, 'hex')::uuid)) AS ids"
+    "  FROM due d"
+    "), gone AS ("
+    "  DELETE FROM workq.accepted_runs r USING kept k"
+    "  WHERE r.id = k.id AND k.ids IS NULL RETURNING r.id"
+    "), moved AS ("
+    "  UPDATE workq.accepted_runs r SET ids = k.ids,"
+    "    first_id = encode(substring(k.ids FROM 1 FOR 16), 'hex')::uuid,"
+    "    last_id = encode(substring(k.ids FROM octet_length(k.ids) - 15"
+    "      FOR 16), 'hex')::uuid,"
+    "    check_ms = CASE WHEN octet_length(k.ids) = k.before"
+    "      THEN least(k.check_ms * 2, 300000) ELSE 2000 END,"
+    "    next_check = now() + (CASE WHEN octet_length(k.ids) = k.before"
+    "      THEN least(k.check_ms * 2, 300000) ELSE 2000 END)"
+    "      * interval '1 millisecond'"
+    "  FROM kept k WHERE r.id = k.id AND k.ids IS NOT NULL RETURNING r.id"
+    ")"
+    "SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM gone)";
+
+/* The receipts of claimed tasks; LIMIT keeps each statement short. */
+static const char sql_receipts[] =
+    "DELETE FROM workq.accepted WHERE id IN ("
+    "  SELECT a.id FROM workq.accepted a"
+    "  WHERE EXISTS (SELECT 1 FROM workq.tasks t WHERE t.id = a.id)"
+    "  LIMIT $1"
+    "  FOR UPDATE OF a SKIP LOCKED)";
+
+static const char sql_prune_done[] =
+    TASKS_SQL("('succeeded', 'cancelled')", "");
+
+static const char sql_prune_dead[] =
+    TASKS_SQL("('dead')", "    AND t.dead_published_at IS NOT NULL");
+
+static const char sql_prune_ticks[] =
+    "DELETE FROM workq.cron_ticks WHERE (name, tick_at) IN ("
+    "  SELECT c.name, c.tick_at FROM workq.cron_ticks c"
+    "  WHERE c.tick_at < now() - $1::int8 * interval '1 millisecond'"
+    "    AND c.tick_at < (SELECT max(m.tick_at) FROM workq.cron_ticks m"
+    "                     WHERE m.name = c.name)"
+    "  LIMIT $2"
+    "  FOR UPDATE SKIP LOCKED)";
+
+static const char sql_prune_workers[] =
+    "DELETE FROM workq.workers WHERE id IN ("
+    "  SELECT w.id FROM workq.workers w"
+    "  WHERE greatest(w.heartbeat_at, w.stopped_at)"
+    "    < now() - $1::int8 * interval '1 millisecond'"
+    "  LIMIT $2"
+    "  FOR UPDATE SKIP LOCKED)";
+
+static const struct {
+    const char *sql;
+    int nparams;
+    int binary;
+    const char *what;
+} stmts[WQ_SCHED_SQL_COUNT] = {
+    [WQ_SCHED_SQL_PROBE] = {
+        sql_probe, 0, 1, "probe" },
+    [WQ_SCHED_SQL_DUE_SELECT] = {
+        sql_due_select, 1, 1, "select due tasks" },
+    [WQ_SCHED_SQL_DUE_QUEUED] = {
+        sql_due_queued, 1, 1, "mark published tasks queued" },
+    [WQ_SCHED_SQL_DUE_UNPUBLISHABLE] = {
+        sql_due_unpublishable, 2, 1, "make an unpublishable task dead" },
+    [WQ_SCHED_SQL_LEASE_SELECT] = {
+        sql_lease_select, 1, 1, "select expired leases" },
+    [WQ_SCHED_SQL_LEASE_RECOVER] = {
+        sql_lease_recover, 2, 1, "recover expired leases" },
+    [WQ_SCHED_SQL_DEAD_SELECT] = {
+        sql_dead_select, 1, 1, "select dead tasks" },
+    [WQ_SCHED_SQL_DEAD_MARK] = {
+        sql_dead_mark, 1, 1, "mark dead copies published" },
+    [WQ_SCHED_SQL_OUTBOX_SELECT] = {
+        sql_outbox_select, 1, 1, "select outbox rows" },
+    [WQ_SCHED_SQL_OUTBOX_DELETE] = {
+        sql_outbox_delete, 1, 1, "delete relayed outbox rows" },
+    [WQ_SCHED_SQL_CRON_LAST] = {
+        sql_cron_last, 1, 1, "read the last periodic tick" },
+    [WQ_SCHED_SQL_CRON_TICK] = {
+        sql_cron_tick, 6, 1, "enqueue periodic ticks" },
+    [WQ_SCHED_SQL_RECEIPT_RUNS] = {
+        sql_receipt_runs, 1, 0, "sweep receipt runs" },
+    [WQ_SCHED_SQL_RECEIPTS] = {
+        sql_receipts, 1, 0, "sweep receipts" },
+    [WQ_SCHED_SQL_PRUNE_DONE] = {
+        sql_prune_done, 4, 0, "prune finished tasks" },
+    [WQ_SCHED_SQL_PRUNE_DEAD] = {
+        sql_prune_dead, 4, 0, "prune finished tasks" },
+    [WQ_SCHED_SQL_PRUNE_TICKS] = {
+        sql_prune_ticks, 2, 0, "prune periodic ticks" },
+    [WQ_SCHED_SQL_PRUNE_WORKERS] = {
+        sql_prune_workers, 2, 0, "prune worker rows" },
+};
+
+int
+wq_store_sched_query(wq_store *s, enum wq_sched_sql q,
+    const char *const *values, struct pg_result **out, char *err,
+    size_t errlen)
+{
+    if ((unsigned)q >= WQ_SCHED_SQL_COUNT) {
+        *out = NULL;
+        return wq_seterr(err, errlen, WQ_EINVAL, "no statement %d", (int)q);
+    }
+    return wq_store_query(s, stmts[q].sql, stmts[q].nparams, values,
+        stmts[q].binary, out, stmts[q].what, err, errlen);
+}
