@@ -374,14 +374,13 @@ insert_task(wq_store *s, const char *queue, const char *type,
 /* ---- the CLI -------------------------------------------------------------------- */
 
 /*
- * Runs `workq ARGS...` (NULL-ended) against `conninfo`; stdout and
- * stderr in out.  Returns the exit status.
+ * Runs `workq ARGS...` (NULL-ended) against `conninfo` and the private
+ * RabbitMQ; stdout and stderr in out.  Returns the exit status.
  */
 static WQ_UNUSED int
 workq_cli(const char *conninfo, char *out, size_t outlen, ...)
 {
-    const char *argv[32], *env[4];
-    char ci[1200];
+    const char *argv[32], *env[16];
     va_list ap;
     size_t n = 0;
 
@@ -393,9 +392,10 @@ workq_cli(const char *conninfo, char *out, size_t outlen, ...)
         n++;
     va_end(ap);
     argv[n] = NULL;
-    snprintf(ci, sizeof ci, "WORKQ_POSTGRES_CONNINFO=%s", conninfo);
-    env[0] = ci;
-    env[1] = NULL;
+    /* the private broker too: `workq stats` asks it for the backlog, and
+     * the default (127.0.0.1:5672) may be a server of this machine's own,
+     * or none */
+    wq_test_env_for(WQ_TRANSPORT_RABBITMQ, conninfo, env, WQ_ARRAY_LEN(env));
     n = (size_t)wq_test_cmd(argv, env, NULL, out, outlen);
     free((char *)argv[0]);
     return (int)n;
