@@ -37,8 +37,11 @@ TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 VERSION   := $(shell git describe --always --dirty --tags 2>/dev/null || echo 0.1.0)
 
 CFLAGS    ?= -O2 -g
-WQ_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -Wformat=2 -Wshadow \
-             -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers \
+# The warnings every build uses: the main, sanitizer, ThreadSanitizer and
+# fuzz builds alike.
+WQ_WARN   := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
+             -Wmissing-prototypes -Wno-missing-field-initializers
+WQ_CFLAGS := -std=gnu11 $(WQ_WARN) \
              -MMD -MP -D_GNU_SOURCE -DWQ_VERSION='"$(VERSION)"' \
              -DWQ_SYSCONFDIR='"$(SYSCONFDIR)"' -DWQ_SOURCE_DIR='"$(CURDIR)"' \
              -Ishared -I$(BUILD)/gen \
@@ -194,7 +197,7 @@ FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(BUILD)/gen/migrations.c
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -std=gnu11 -D_GNU_SOURCE -DWQ_VERSION='"fuzz"' \
+	clang $(FUZZ_CFLAGS) $(WQ_WARN) -std=gnu11 -D_GNU_SOURCE -DWQ_VERSION='"fuzz"' \
 	    -DWQ_SYSCONFDIR='"/etc"' -DWQ_SOURCE_DIR='"$(CURDIR)"' -Ishared -I$(BUILD)/gen $(PKG_CFLAGS) \
 	    -o $@ $< $(FUZZ_EXTRA) $(LIB_SRCS) $(BUILD)/gen/migrations.c $(LIBS)
 
