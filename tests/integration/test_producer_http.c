@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -998,7 +999,7 @@ struct stream_arg {
     const char *queue;
     int n202, n503, nfail;
     char (*ids)[WQ_UUID_STRLEN];
-    volatile int stop;
+    atomic_int stop;            /* set by the main thread */
 };
 
 static void *
