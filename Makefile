@@ -8,7 +8,8 @@
 #                     servers, run unit + integration tests, then again
 #                     under the sanitizers, then the threaded modules'
 #                     tests under ThreadSanitizer
-#   make unit | integration | tsan | fuzz | demo | deps | install | clean
+#   make unit | integration | tsan | fuzz | demo | deps | style-check
+#   make install | uninstall | clean
 #
 # Debian 12 and 13 differ in package and pkg-config names; the differences
 # are resolved here and in tests/deps.sh, never with #ifdefs on the distro.
@@ -89,7 +90,8 @@ WORKER_UNIT     := $(filter $(BUILD)/tests/unit/test_handler_% \
 PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,\
            $(sort $(wildcard tests/plugins/*.c)))
 
-.PHONY: all clean deps check unit integration tsan fuzz demo install uninstall \
+.PHONY: all clean deps check unit integration tsan fuzz demo style-check \
+        install uninstall \
         services-start services-stop tests bench-e2e bench chaos
 .DEFAULT_GOAL := all
 
@@ -246,6 +248,21 @@ fuzz: $(FUZZ_TARGETS)
 demo: deps
 	$(MAKE) all
 	sh tests/demo.sh
+
+# Layout (.clang-format) of the C lines changed since STYLE_BASE (default:
+# where this branch left main, else the last commit), uncommitted changes
+# included; fails and shows the wanted diff when they do not match.  Only
+# changed lines, as librdkafka's style-check-changed: code older than
+# .clang-format does not match it everywhere.  `git clang-format STYLE_BASE`
+# applies the diff.
+STYLE_BASE ?= $(shell git merge-base HEAD main 2>/dev/null || echo HEAD)
+style-check:
+	@out=$$(git clang-format --diff $(STYLE_BASE) -- '*.c' '*.h'); \
+	if printf '%s\n' "$$out" | grep -q '^diff '; then \
+	    printf '%s\n' "$$out"; \
+	    echo "style-check: changed lines differ from .clang-format (git clang-format $(STYLE_BASE) fixes them)"; \
+	    exit 1; \
+	fi; echo "style-check: changed lines match .clang-format"
 
 # The chaos suite (tests/fault/chaos.sh): steady submits, a mix of
 # handlers, two workers and two schedulers killed, brokers and PostgreSQL

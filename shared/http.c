@@ -247,8 +247,8 @@ count_header(void *cls, enum MHD_ValueKind kind, const char *key,
  * libmicrohttpd's own messages (a malformed request it refused itself, a
  * failed TLS handshake, ...) go to our log, not raw to stderr.
  */
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-    WQ_PRINTFLIKE(2, 0);
+static void
+mhd_log(void *cls, const char *fmt, va_list ap) WQ_PRINTFLIKE(2, 0);
 
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
@@ -626,8 +626,8 @@ bind_cause(const struct sockaddr_in *sa, char *buf, size_t len)
 }
 
 /* libmicrohttpd's own messages: debug lines (our errors say more). */
-static void mhd_logger(void *cls, const char *fmt, va_list ap)
-    WQ_PRINTFLIKE(2, 0);
+static void
+mhd_logger(void *cls, const char *fmt, va_list ap) WQ_PRINTFLIKE(2, 0);
 
 static void
 mhd_logger(void *cls, const char *fmt, va_list ap)

@@ -999,7 +999,7 @@ struct stream_arg {
     const char *queue;
     int n202, n503, nfail;
     char (*ids)[WQ_UUID_STRLEN];
-    atomic_int stop;            /* set by the main thread */
+    atomic_int stop; /* set by the main thread */
 };
 
 static void *
