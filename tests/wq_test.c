@@ -56,6 +56,104 @@ wq_test_unique(const char *prefix)
     return b;
 }
 
+int64_t
+wq_test_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+wq_test_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* The services this test process left stopped or paused, and the verb
+ * that brings each back ("start" or "resume"); undone at exit. */
+#define SERVICES_MAX 4
+static struct {
+    char service[32];
+    const char *undo;
+} down[SERVICES_MAX];
+
+static int
+service_ctl(const char *verb, const char *service)
+{
+    char cmd[1024];
+
+    snprintf(cmd, sizeof cmd, "%s/tests/services/ctl %s %s >>ctl.log 2>&1",
+        WQ_SOURCE_DIR, verb, service);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+services_restore(void)
+{
+    int failed = 0;
+
+    for (int i = 0; i < SERVICES_MAX; i++) {
+        if (down[i].undo == NULL)
+            continue;
+        if (service_ctl(down[i].undo, down[i].service) != 0) {
+            fprintf(stderr, "could not %s %s again (see ctl.log): this "
+                "test fails\n", down[i].undo, down[i].service);
+            failed = 1;
+        }
+        down[i].undo = NULL;
+    }
+    if (failed)
+        _exit(1);
+}
+
+void
+wq_test_service(const char *verb, const char *service)
+{
+    static int registered;
+    const char *undo = NULL;
+    int slot = -1;
+
+    int stays_down = 1;
+
+    /* what brings the service back if the command leaves it down */
+    if (strcmp(verb, "stop") == 0 || strcmp(verb, "kill9") == 0)
+        undo = "start";
+    else if (strcmp(verb, "pause") == 0)
+        undo = "resume";
+    else if (strcmp(verb, "restart") == 0) {
+        undo = "start";         /* if it fails between stop and start */
+        stays_down = 0;
+    }
+    for (int i = 0; i < SERVICES_MAX; i++) {
+        if (down[i].undo != NULL && strcmp(down[i].service, service) == 0)
+            slot = i;
+        else if (slot < 0 && down[i].undo == NULL)
+            slot = i;
+    }
+    assert_true(slot >= 0);
+    if (!registered) {
+        registered = 1;
+        atexit(services_restore);
+    }
+    /* recorded first: a stop that fails half-way is undone too */
+    if (undo != NULL) {
+        snprintf(down[slot].service, sizeof down[slot].service, "%s",
+            service);
+        down[slot].undo = undo;
+    }
+    if (service_ctl(verb, service) != 0)
+        fail_msg("`tests/services/ctl %s %s` failed; see ctl.log", verb,
+            service);
+    if ((undo == NULL || !stays_down)
+        && strcmp(down[slot].service, service) == 0)
+        down[slot].undo = NULL;
+}
+
 #define OUTPUT_FILE "test-output.txt"
 
 /* WQ_TEST_VERBOSE=1 lets each test print straight to the terminal. */

@@ -23,7 +23,17 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
+
+/* Fails the test unless the string `hay` (may be NULL) contains `needle`,
+ * printing both. */
+#define assert_contains(hay, needle) do {                                 \
+    const char *h_ = (hay), *n_ = (needle);                               \
+    if (h_ == NULL || strstr(h_, n_) == NULL)                             \
+        fail_msg("\"%s\"\n    does not contain \"%s\"", h_ ? h_ : "(null)", \
+            n_);                                                          \
+} while (0)
 
 int wq_test_run(const char *suite, const struct CMUnitTest *tests, size_t n,
     int argc, char **argv);
@@ -62,6 +72,41 @@ const char *wq_test_bin(const char *name);
  */
 int wq_test_cmd(const char *const *argv, const char *const *env,
     const char *input, char *out, size_t outlen);
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+int64_t wq_test_now_ms(void);
+
+/*
+ * wq_test_waited(cond, timeout_ms) evaluates `cond` every 20 ms until it
+ * holds (the expression is then 1) or timeout_ms have passed (then 0).
+ * wq_test_wait_until fails the test with the printf-style message when
+ * the time runs out first.  A test that must wait for something waits on
+ * it this way, never with a bare sleep.
+ */
+#define wq_test_waited(cond, timeout_ms) __extension__ ({                \
+    int64_t wq_dl_ = wq_test_now_ms() + (timeout_ms);                     \
+    int wq_ok_;                                                           \
+    while (!(wq_ok_ = !!(cond)) && wq_test_now_ms() < wq_dl_)             \
+        wq_test_sleep_ms(20);                                             \
+    wq_ok_;                                                               \
+})
+#define wq_test_wait_until(cond, timeout_ms, ...) do {                    \
+    if (!wq_test_waited((cond), (timeout_ms)))                            \
+        fail_msg(__VA_ARGS__);                                            \
+} while (0)
+
+void wq_test_sleep_ms(int ms);
+
+/*
+ * wq_test_service runs `tests/services/ctl VERB SERVICE` ("stop",
+ * "start", "restart", "pause", "resume", ...; SERVICE "pg", "rabbitmq",
+ * "kafka"), its output appended to ./ctl.log, and fails the test when
+ * it fails.  A service this test process stopped or paused is started or
+ * resumed again when the process exits, whether the test passed or not;
+ * when that fails, the process exits with status 1, so this test fails,
+ * not the suites that come after it.  Blocks while ctl runs.
+ */
+void wq_test_service(const char *verb, const char *service);
 
 #define WQ_TEST_MAIN(suite, tests)                                        \
     int main(int argc, char **argv)                                       \

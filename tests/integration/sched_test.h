@@ -28,18 +28,12 @@
 
 #include "wq_test.h"
 #include "wq_test_broker.h"
+#include "wq_test_http.h"
 #include "wq_test_pg.h"
 #include "clock.h"
 #include "envelope.h"
 #include "transport.h"
 #include "uuid.h"
-
-#define assert_contains(hay, needle) do {                                 \
-    const char *h_ = (hay), *n_ = (needle);                               \
-    if (h_ == NULL || strstr(h_, n_) == NULL)                             \
-        fail_msg("\"%s\"\n    does not contain \"%s\"", h_ ? h_ : "(null)", \
-            n_);                                                          \
-} while (0)
 
 /* ---- daemons ------------------------------------------------------------- */
 
@@ -251,48 +245,12 @@ proc_port(struct proc *p)
     return p->port;
 }
 
-/* GET path on 127.0.0.1:port; the whole answer (malloc'd). */
-static WQ_UNUSED char *
-http_get(int port, const char *path)
-{
-    struct sockaddr_in sa;
-    char req[256], *buf = calloc(1, 1 << 20);
-    size_t got = 0;
-    ssize_t n;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
-    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-    while ((n = read(fd, buf + got, (1 << 20) - 1 - got)) > 0)
-        got += (size_t)n;
-    close(fd);
-    return buf;
-}
-
 /* The value of the metric line that starts with `line_start` ("name "
- * or "name{labels} "), 0 if absent. */
+ * or "name{labels} ") on p's metrics port, 0 if absent. */
 static WQ_UNUSED double
 metric(struct proc *p, const char *line_start)
 {
-    char *text = http_get(proc_port(p), "/metrics"), *s = text;
-    double v = 0;
-    size_t n = strlen(line_start);
-
-    while ((s = strstr(s, line_start)) != NULL) {
-        if (s == text || s[-1] == '\n') {
-            v = strtod(s + n, NULL);
-            break;
-        }
-        s += n;
-    }
-    free(text);
-    return v;
+    return wq_test_http_metric(proc_port(p), line_start);
 }
 
 /* ---- SQL ------------------------------------------------------------------- */

@@ -722,28 +722,6 @@ test_client_open_config_file(void **state)
 
 /* --- the broker restarts under an open client --------------------------- */
 
-static int rabbit_stopped;
-
-static void
-rabbit_ctl(const char *verb)
-{
-    char cmd[1024];
-
-    snprintf(cmd, sizeof cmd, "%s/tests/services/ctl %s rabbitmq "
-        ">>ctl.log 2>&1", WQ_SOURCE_DIR, verb);
-    rabbit_stopped = strcmp(verb, "stop") == 0;
-    if (system(cmd) != 0)
-        fail_msg("`%s` failed; see ctl.log", cmd);
-}
-
-static void
-rabbit_start_at_exit(void)
-{
-    if (rabbit_stopped && system(WQ_SOURCE_DIR "/tests/services/ctl start "
-        "rabbitmq >>ctl.log 2>&1") != 0)
-        fprintf(stderr, "could not start RabbitMQ again\n");
-}
-
 /*
  * The connection dies under the client (a broker restart, or an idle
  * connection closed for want of heartbeats): the next submit fails while
@@ -761,18 +739,17 @@ test_client_survives_broker_restart(void **state)
     wq_client *c = client_open(WQ_TRANSPORT_RABBITMQ, NULL);
 
     (void)state;
-    atexit(rabbit_start_at_exit);
     if (wq_client_submit(c, &t, id[0], err, sizeof err) != 0)
         fail_msg("before: %s", err);
-    rabbit_ctl("stop");
+    wq_test_service("stop", "rabbitmq");
     assert_int_equal(wq_client_submit(c, &t, NULL, err, sizeof err),
         WQ_EBROKER);
-    rabbit_ctl("start");
+    wq_test_service("start", "rabbitmq");
     if (wq_client_submit(c, &t, id[1], err, sizeof err) != 0)
         fail_msg("after the restart: %s", err);
     /* a restart the client does not see: its connection is dead, and the
      * first submit finds out, reconnects and succeeds */
-    rabbit_ctl("restart");
+    wq_test_service("restart", "rabbitmq");
     if (wq_client_submit(c, &t, id[2], err, sizeof err) != 0)
         fail_msg("after an unseen restart: %s", err);
     wq_client_free(c);

@@ -718,30 +718,6 @@ test_producer_http_store_unreachable(void **state)
 
 /* --- the broker goes away and comes back --------------------------------- */
 
-static int rabbit_stopped;
-
-static void
-rabbit_ctl(const char *verb)
-{
-    char cmd[1024];
-
-    snprintf(cmd, sizeof cmd, "%s/tests/services/ctl %s rabbitmq "
-        ">>ctl.log 2>&1", WQ_SOURCE_DIR, verb);
-    if (system(cmd) != 0)
-        fail_msg("`%s` failed; see ctl.log", cmd);
-}
-
-static void
-rabbit_restart_at_exit(void)
-{
-    if (rabbit_stopped) {
-        rabbit_stopped = 0;
-        if (system(WQ_SOURCE_DIR "/tests/services/ctl start rabbitmq "
-            ">>ctl.log 2>&1") != 0)
-            fprintf(stderr, "could not start RabbitMQ again\n");
-    }
-}
-
 static void
 test_producer_http_broker_restart(void **state)
 {
@@ -760,9 +736,7 @@ test_producer_http_broker_restart(void **state)
         sizeof resp), 202);
     json_str(resp, "id", ids[nids++], sizeof ids[0]);
 
-    atexit(rabbit_restart_at_exit);
-    rabbit_stopped = 1;
-    rabbit_ctl("stop");
+    wq_test_service("stop", "rabbitmq");
     /* 503 soon, never a hang and never a 202 */
     deadline = wq_clock_mono_ns() + 30000000000u;
     for (i = 0; wq_clock_mono_ns() < deadline; i++) {
@@ -781,8 +755,7 @@ test_producer_http_broker_restart(void **state)
         NULL, NULL, 0, resp, sizeof resp), 503);
     assert_non_null(strstr(resp, "\"broker\":\"down\""));
 
-    rabbit_ctl("start");
-    rabbit_stopped = 0;
+    wq_test_service("start", "rabbitmq");
     /* recovery: 202 again without restarting the producer */
     deadline = wq_clock_mono_ns() + 60000000000u;
     while (wq_clock_mono_ns() < deadline) {
