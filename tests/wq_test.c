@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "wq_test.h"
+#include "clock.h"
 
 #define TEST_TIMEOUT_S 300
 
@@ -59,10 +60,7 @@ wq_test_unique(const char *prefix)
 int64_t
 wq_test_now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)(wq_clock_mono_ns() / 1000000);
 }
 
 void
