@@ -75,7 +75,8 @@ BINS := $(BUILD)/workq $(BUILD)/workq-producer $(BUILD)/workq-worker \
 # Tests: tests/unit/test_*.c need no server; tests/integration/test_*.c
 # need the private servers of tests/services.
 TEST_HARNESS   := $(BUILD)/tests/wq_test.o $(BUILD)/tests/wq_test_pg.o \
-                  $(BUILD)/tests/wq_test_broker.o $(BUILD)/tests/wq_test_http.o
+                  $(BUILD)/tests/wq_test_broker.o $(BUILD)/tests/wq_test_http.o \
+                  $(BUILD)/tests/wq_test_producer.o
 UNIT_TESTS     := $(patsubst %.c,$(BUILD)/%,$(sort $(wildcard tests/unit/test_*.c)))
 INTEG_TESTS    := $(patsubst %.c,$(BUILD)/%,$(sort $(wildcard tests/integration/test_*.c)))
 

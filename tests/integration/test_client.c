@@ -44,15 +44,6 @@ client_open(int kind, const char *conninfo)
     return c;
 }
 
-static const char *
-queue_for(int kind, const char *what)
-{
-    const char *q = wq_test_unique(what);
-
-    wq_test_forget_queue(kind, q);
-    return q;
-}
-
 /* Submits a plain task and returns its id (static). */
 static const char *
 submit_plain(wq_client *c, const char *queue, const char *type)
@@ -79,7 +70,7 @@ check_fields(int kind)
         { "tenant", "acme" },
         { "empty", "" },
     };
-    const char *queue = queue_for(kind, "client-fields");
+    const char *queue = wq_test_queue(kind, "client-fields");
     struct wq_client_task t = {
         .queue = queue, .type = "resize", .payload = payload,
         .payload_len = sizeof payload - 1, .idempotency_key = "order-42",
@@ -149,7 +140,7 @@ test_client_fields_rabbitmq(void **state)
 static void
 check_defaults(int kind)
 {
-    const char *queue = queue_for(kind, "client-defaults");
+    const char *queue = wq_test_queue(kind, "client-defaults");
     struct wq_test_consumer *cons;
     struct wq_envelope env;
     char text[WQ_UUID_STRLEN], id[WQ_CLIENT_ID_LEN];
@@ -194,7 +185,7 @@ static void
 check_batch(int kind)
 {
     enum { N = 1000 };
-    const char *queue = queue_for(kind, "client-batch");
+    const char *queue = wq_test_queue(kind, "client-batch");
     struct wq_client_task *t = calloc(N, sizeof *t);
     struct wq_client_result *r = calloc(N, sizeof *r);
     struct wq_envelope *env = calloc(N, sizeof *env);
@@ -290,7 +281,7 @@ count_done(void *user, const struct wq_client_result *r)
 static void
 check_async(int kind)
 {
-    const char *queue = queue_for(kind, "client-async");
+    const char *queue = wq_test_queue(kind, "client-async");
     struct wq_client_task t = { .queue = queue, .type = "noop" };
     struct counts counts = { 0, 0 };
     struct wq_envelope env[300];
@@ -338,7 +329,7 @@ static void
 check_delayed(int kind)
 {
     const char *db = wq_test_pg_create_migrated_db();
-    const char *queue = queue_for(kind, "client-delayed");
+    const char *queue = wq_test_queue(kind, "client-delayed");
     struct wq_client_header h = { "k", "v" };
     struct wq_client_task t = { .queue = queue, .type = "report",
         .payload = "later", .payload_len = 5, .delay_ms = 60000,
@@ -429,7 +420,7 @@ test_client_invalid_tasks_send_nothing(void **state)
 {
     static char big[(1 << 20) + 1];
     struct wq_client_header many[65];
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "client-invalid");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "client-invalid");
     struct wq_client_task bad[] = {
         { .queue = "no/slash", .type = "t" },
         { .queue = "x.dead", .type = "t" },
@@ -496,7 +487,7 @@ test_client_unreachable_broker(void **state)
 static void
 test_client_store_unreachable(void **state)
 {
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "client-nostore");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "client-nostore");
     struct wq_client_task t = { .queue = queue, .type = "t",
         .delay_ms = 5000 };
     char err[WQ_ERRLEN], id[WQ_CLIENT_ID_LEN];
@@ -560,7 +551,7 @@ static void
 check_handles(int kind)
 {
     const char *conninfo = wq_test_pg_create_migrated_db();
-    const char *queue = queue_for(kind, "client-handle");
+    const char *queue = wq_test_queue(kind, "client-handle");
     struct wq_client_task t = { .queue = queue, .type = "noop",
         .payload = "x", .payload_len = 1, .idempotency_key = "order-7" };
     struct wq_client_task plain = { .queue = queue, .type = "noop" };
@@ -689,7 +680,7 @@ test_client_receipt_rules(void **state)
 static void
 test_client_open_config_file(void **state)
 {
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "client-file");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "client-file");
     struct wq_test_consumer *cons;
     struct wq_envelope env;
     char err[WQ_ERRLEN], text[WQ_UUID_STRLEN], id[WQ_CLIENT_ID_LEN];
@@ -731,7 +722,7 @@ test_client_open_config_file(void **state)
 static void
 test_client_survives_broker_restart(void **state)
 {
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "client-restart");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "client-restart");
     struct wq_client_task t = { .queue = queue, .type = "t" };
     struct wq_test_consumer *cons;
     struct wq_envelope env[3];
