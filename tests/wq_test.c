@@ -3,6 +3,7 @@
  * temporary directory and time limit (see wq_test.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -235,6 +236,67 @@ wq_test_cmd(const char *const *argv, const char *const *env,
     if (WIFSIGNALED(status))
         return 128 + WTERMSIG(status);
     return WEXITSTATUS(status);
+}
+
+pid_t
+wq_test_spawn(const char *const *argv, const char *const *env,
+    const char *const *env2, const char *log)
+{
+    pid_t pid;
+    int fd;
+
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if ((fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
+            _exit(126);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+        for (; env != NULL && *env != NULL; env++)
+            putenv((char *)*env);
+        for (; env2 != NULL && *env2 != NULL; env2++)
+            putenv((char *)*env2);
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+int
+wq_test_reap(pid_t *pid, int timeout_ms)
+{
+    int status;
+
+    if (*pid <= 0)
+        return -1;
+    if (!wq_test_waited(waitpid(*pid, &status, WNOHANG) == *pid,
+        timeout_ms))
+        return -1;
+    *pid = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+char *
+wq_test_read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    long n;
+
+    if (f == NULL)
+        return strdup("");
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    buf = calloc(1, (size_t)n + 1);
+    assert_non_null(buf);
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n)
+        (void)0;
+    fclose(f);
+    return buf;
 }
 
 static int

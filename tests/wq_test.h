@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 #include <cmocka.h>
 
 /* Fails the test unless the string `hay` (may be NULL) contains `needle`,
@@ -107,6 +108,27 @@ void wq_test_sleep_ms(int ms);
  * not the suites that come after it.  Blocks while ctl runs.
  */
 void wq_test_service(const char *verb, const char *service);
+
+/*
+ * wq_test_spawn starts argv (argv[0] a path) with stdout and stderr
+ * written to the file `log` (truncated), and the entries of env, then of
+ * env2 ("K=V", each NULL-terminated, either may be NULL) added to its
+ * environment, later ones winning.  Returns its pid; the caller reaps it
+ * (wq_test_reap).  Does not wait.
+ */
+pid_t wq_test_spawn(const char *const *argv, const char *const *env,
+    const char *const *env2, const char *log);
+
+/*
+ * wq_test_reap waits up to timeout_ms for process *pid to exit and
+ * returns its status (128+N for signal N), setting *pid to 0; -1 if it
+ * still runs then.
+ */
+int wq_test_reap(pid_t *pid, int timeout_ms);
+
+/* The whole text of the file at path (malloc'd; "" when it cannot be
+ * read). */
+char *wq_test_read_file(const char *path);
 
 #define WQ_TEST_MAIN(suite, tests)                                        \
     int main(int argc, char **argv)                                       \

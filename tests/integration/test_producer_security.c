@@ -100,27 +100,6 @@ write_file(const char *path, const char *text)
     fclose(f);
 }
 
-/* The whole file as a string (caller frees); "" when missing. */
-static char *
-read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf;
-    long n;
-
-    if (f == NULL)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = calloc(1, (size_t)n + 1);
-    assert_non_null(buf);
-    if (n > 0)
-        assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    return buf;
-}
-
 /* "sha256:HEX SCOPES # name\n" for a token. */
 static void
 add_token_line(char *buf, size_t len, const char *token, const char *scopes)
@@ -1233,7 +1212,7 @@ test_security_tokens_scopes_and_rotation(void **state)
     assert_int_equal(post(p.port, queue, "wq_rotated-new-token", body, resp,
         sizeof resp), 202);
     {
-        char *log = read_file("producer.log");
+        char *log = wq_test_read_file("producer.log");
 
         assert_non_null(strstr(log, "tokens not reloaded"));
         assert_non_null(strstr(log, "tokens:1: sha256: must be followed"));
@@ -1282,7 +1261,7 @@ test_security_no_secrets_in_log_or_metrics(void **state)
     kill(p.pid, SIGHUP);    /* a reload logs about the tokens file */
     sleep_ms(300);
     assert_int_equal(producer_stop(&p), 0);
-    log = read_file("producer.log");
+    log = wq_test_read_file("producer.log");
     assert_non_null(strstr(log, "listening on"));   /* a log was written */
     for (size_t i = 0; i < WQ_ARRAY_LEN(secrets); i++) {
         if (strstr(log, secrets[i]) != NULL)
@@ -1368,7 +1347,7 @@ check_https_e2e(int kind)
     expect_exactly(kind, queue, ids, 1, 1000);
     assert_int_equal(producer_stop(&p), 0);
 
-    log = read_file("producer.log");
+    log = wq_test_read_file("producer.log");
     assert_non_null(strstr(log, "HTTPS"));
     if (strstr(log, KAFKA_SASL_PASS()) != NULL)
         fail_msg("the log holds the SASL password");
@@ -1490,7 +1469,7 @@ test_security_https_config_errors(void **state)
     /* a copy of the key that anyone may write: refused (issue 12) */
     snprintf(wkey, sizeof wkey, "%s/world.key", dir);
     {
-        char *pem = read_file(key);
+        char *pem = wq_test_read_file(key);
 
         write_file(wkey, pem);
         free(pem);

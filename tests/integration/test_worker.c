@@ -101,10 +101,9 @@ worker_start(struct worker *w, int kind, const char *conninfo,
     const char *const *args)
 {
     static int seq;
-    const char *env[8], *argv[24];
+    const char *env[16], *argv[24];
     char conf[256], id[128];
-    size_t n = 0;
-    int fd;
+    size_t n = 0, ne;
 
     memset(w, 0, sizeof *w);
     snprintf(w->log, sizeof w->log, "%s/worker-%d.log",
@@ -120,7 +119,11 @@ worker_start(struct worker *w, int kind, const char *conninfo,
         fputs(config, f);
         fclose(f);
     }
-    wq_test_env_for(kind, conninfo, env, WQ_ARRAY_LEN(env));
+    ne = wq_test_env_for(kind, conninfo, env, WQ_ARRAY_LEN(env) - 2);
+    /* short group timeouts: rebalances in seconds, not half a minute */
+    env[ne++] = "WORKQ_KAFKA_SESSION_TIMEOUT_MS=6000";
+    env[ne++] = "WORKQ_LOG_LEVEL=info";
+    env[ne] = NULL;
     argv[n++] = wq_test_bin("workq-worker");
     argv[n++] = "--queue";
     argv[n++] = queue;
@@ -134,26 +137,7 @@ worker_start(struct worker *w, int kind, const char *conninfo,
         args++)
         argv[n++] = *args;
     argv[n] = NULL;
-    fflush(NULL);
-    w->pid = fork();
-    assert_true(w->pid >= 0);
-    if (w->pid == 0) {
-        if ((fd = open(w->log, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
-            _exit(126);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        close(fd);
-        for (size_t i = 0; env[i] != NULL; i++)
-            putenv((char *)env[i]);
-        /* short group timeouts: rebalances in seconds, not half a minute */
-        putenv("WORKQ_KAFKA_SESSION_TIMEOUT_MS=6000");
-        putenv("WORKQ_LOG_LEVEL=info");
-        for (; extra != NULL && *extra != NULL; extra++)
-            putenv((char *)*extra);
-        execv(argv[0], (char *const *)argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
+    w->pid = wq_test_spawn(argv, env, extra, w->log);
     if (nworkers == 0)
         atexit(kill_workers);
     live_set(0, w->pid);
@@ -165,22 +149,12 @@ worker_start(struct worker *w, int kind, const char *conninfo,
 static int
 worker_wait(struct worker *w, int timeout_ms)
 {
-    uint64_t end = wq_clock_mono_ns() + (uint64_t)timeout_ms * 1000000u;
-    int status;
+    pid_t pid = w->pid;
+    int rc = wq_test_reap(&w->pid, timeout_ms);
 
-    while (wq_clock_mono_ns() < end) {
-        pid_t r = waitpid(w->pid, &status, WNOHANG);
-
-        if (r == w->pid) {
-            live_set(w->pid, 0);
-            w->pid = 0;
-            if (WIFEXITED(status))
-                return WEXITSTATUS(status);
-            return 128 + WTERMSIG(status);
-        }
-        usleep(20000);
-    }
-    return -1;
+    if (rc >= 0)
+        live_set(pid, 0);
+    return rc;
 }
 
 /* SIGTERM, then the clean exit status 0 within timeout_ms. */
@@ -211,20 +185,7 @@ worker_kill9(struct worker *w)
 static char *
 worker_log(const struct worker *w)
 {
-    FILE *f = fopen(w->log, "r");
-    char *buf;
-    long n;
-
-    if (f == NULL)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    rewind(f);
-    buf = calloc(1, (size_t)n + 1);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-        (void)0;
-    fclose(f);
-    return buf;
+    return wq_test_read_file(w->log);
 }
 
 /* The metrics port the worker logged, 0 while it has not yet. */
