@@ -15,6 +15,13 @@
  *
  * A test binary takes optional substrings as arguments and then runs only
  * the tests whose names contain one of them.
+ *
+ * It also holds what every kind of test shares: assert_contains, waits
+ * on a condition with a time limit (tests never sleep to wait), the
+ * private services stopped and started under a test (wq_test_service),
+ * and child processes with their logs (wq_test_cmd, wq_test_spawn).
+ * Servers, HTTP and the producer daemon have headers of their own
+ * (wq_test_pg.h, wq_test_broker.h, wq_test_http.h, wq_test_producer.h).
  */
 #ifndef WQ_TEST_H
 #define WQ_TEST_H

@@ -347,7 +347,6 @@ pg_execf(wq_store *s, const char *fmt, ...)
 static long long WQ_PRINTFLIKE(4, 5)
 wait_num(wq_store *s, long long want, int timeout_ms, const char *fmt, ...)
 {
-    uint64_t end = wq_clock_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     char sql[2048];
     long long v;
     va_list ap;
@@ -355,12 +354,8 @@ wait_num(wq_store *s, long long want, int timeout_ms, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(sql, sizeof sql, fmt, ap);
     va_end(ap);
-    for (;;) {
-        v = wq_test_pg_num(s, sql);
-        if (v >= want || wq_clock_mono_ns() >= end)
-            return v;
-        usleep(50000);
-    }
+    (void)wq_test_waited((v = wq_test_pg_num(s, sql)) >= want, timeout_ms);
+    return v;
 }
 
 static const char *
