@@ -202,9 +202,14 @@ TSAN_RUN := \
 TSAN_OPTS := halt_on_error=1 second_deadlock_stack=1 \
     suppressions=$(CURDIR)/tests/tsan.supp
 
+ifeq ($(TSAN),1)
 tsan: all $(foreach t,$(TSAN_RUN),$(firstword $(subst :, ,$(t)))) $(PLUGINS)
 	TSAN_OPTIONS="$(TSAN_OPTS) $${TSAN_OPTIONS:-}" WORKQ_BUILD=$(BUILD) \
 	    sh tests/run.sh tsan $(TSAN_RUN)
+else
+tsan:
+	$(MAKE) TSAN=1 tsan
+endif
 
 # The one test entry: packages, servers, plain build, sanitizer build,
 # ThreadSanitizer build.
