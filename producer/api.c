@@ -466,7 +466,6 @@ receipt_queue(struct api *a, struct api_msg *m)
     a->confirmed[a->nconfirmed++] = m;
     if ((submit = !a->receipts_queued))
         a->receipts_queued = 1;
-    a->receipts_job.run = receipts_run;
     pthread_mutex_unlock(&a->receipts_lock);
     if (!submit || db_submit(a->db, &a->receipts_job) == 0)
         return;
@@ -1548,6 +1547,8 @@ api_new(const struct api_conf *conf, struct api **out, char *err,
     pthread_rwlock_init(&a->tokens_lock, NULL);
     pthread_mutex_init(&a->bucket_lock, NULL);
     pthread_mutex_init(&a->receipts_lock, NULL);
+    /* set once: the db thread reads it while the job is queued */
+    a->receipts_job.run = receipts_run;
     pthread_mutex_init(&a->auth_lock, NULL);
     a->auth = xcalloc(AUTH_SLOTS, sizeof *a->auth);
     pthread_mutex_init(&a->queues_lock, NULL);

@@ -5,7 +5,8 @@
  * Each row is a key: its dotted path, type, field of struct wq_config,
  * default, range, flags and a one-line doc.  config.c reads only this
  * table to parse the file, apply defaults, environment overrides and
- * secret files, print --help and dump the effective configuration; the
+ * secret files, config_print.c to print --help and dump the effective
+ * configuration (each value through its type's row, config_types.c); the
  * unit tests check that config/workq.conf documents every row and nothing
  * else.  Defaults are written the way the environment gives a value: "4",
  * "30s", "info", a list as "a,b".

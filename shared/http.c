@@ -248,6 +248,9 @@ count_header(void *cls, enum MHD_ValueKind kind, const char *key,
  * failed TLS handshake, ...) go to our log, not raw to stderr.
  */
 static void
+mhd_log(void *cls, const char *fmt, va_list ap) WQ_PRINTFLIKE(2, 0);
+
+static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
@@ -647,6 +650,9 @@ bind_cause(const struct sockaddr_in *sa, char *buf, size_t len)
 }
 
 /* libmicrohttpd's own messages: debug lines (our errors say more). */
+static void
+mhd_logger(void *cls, const char *fmt, va_list ap) WQ_PRINTFLIKE(2, 0);
+
 static void
 mhd_logger(void *cls, const char *fmt, va_list ap)
 {

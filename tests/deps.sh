@@ -10,7 +10,7 @@ pkgs="build-essential pkg-config git ca-certificates
       librdkafka-dev librabbitmq-dev libpq-dev libconfig-dev libssl-dev
       libmicrohttpd-dev libsystemd-dev libjansson-dev libcmocka-dev
       postgresql rabbitmq-server kcat maven
-      clang libclang-rt-dev valgrind curl procps psmisc wrk systemd man-db
+      clang libclang-rt-dev clang-format valgrind curl procps psmisc wrk systemd man-db
       openssl"
 
 # Kafka 4 needs Java 17 or newer; any installed JRE that new will do.

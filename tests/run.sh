@@ -1,12 +1,22 @@
 #!/bin/sh
-# tests/run.sh KIND BINARY... - runs test binaries one after another and
+# tests/run.sh KIND BINARY[:CASE,CASE]... - runs test binaries one after
+# another (only the named cases when given) and
 # prints one closing line for the whole kind: "KIND: N passed, M failed".
 # Exits non-zero if any test failed or if no test ran at all.
 kind=$1; shift
 passed=0; failed=0; broken=""
 [ $# -gt 0 ] || { echo "$kind: no test binaries" >&2; exit 1; }
-for t in "$@"; do
-    out=$("$t" 2>&1); rc=$?
+for arg in "$@"; do
+    t=${arg%%:*}
+    if [ "$t" = "$arg" ]; then
+        out=$("$t" 2>&1); rc=$?
+    else
+        # BINARY:CASE,CASE runs only the cases whose names contain one
+        # of the CASE substrings (make tsan).
+        cases=$(echo "${arg#*:}" | tr ',' ' ')
+        # shellcheck disable=SC2086
+        out=$("$t" $cases 2>&1); rc=$?
+    fi
     printf '%s\n' "$out"
     line=$(printf '%s\n' "$out" | grep -E '^[a-z_0-9-]+: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
     if [ -z "$line" ]; then

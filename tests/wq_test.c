@@ -3,6 +3,7 @@
  * temporary directory and time limit (see wq_test.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "wq_test.h"
+#include "clock.h"
 
 #define TEST_TIMEOUT_S 300
 
@@ -54,6 +56,101 @@ wq_test_unique(const char *prefix)
         (unsigned)time(NULL) % 100000, n);
     n++;
     return b;
+}
+
+int64_t
+wq_test_now_ms(void)
+{
+    return (int64_t)(wq_clock_mono_ns() / 1000000);
+}
+
+void
+wq_test_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* The services this test process left stopped or paused, and the verb
+ * that brings each back ("start" or "resume"); undone at exit. */
+#define SERVICES_MAX 4
+static struct {
+    char service[32];
+    const char *undo;
+} down[SERVICES_MAX];
+
+static int
+service_ctl(const char *verb, const char *service)
+{
+    char cmd[1024];
+
+    snprintf(cmd, sizeof cmd, "%s/tests/services/ctl %s %s >>ctl.log 2>&1",
+        WQ_SOURCE_DIR, verb, service);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+services_restore(void)
+{
+    int failed = 0;
+
+    for (int i = 0; i < SERVICES_MAX; i++) {
+        if (down[i].undo == NULL)
+            continue;
+        if (service_ctl(down[i].undo, down[i].service) != 0) {
+            fprintf(stderr, "could not %s %s again (see ctl.log): this "
+                "test fails\n", down[i].undo, down[i].service);
+            failed = 1;
+        }
+        down[i].undo = NULL;
+    }
+    if (failed)
+        _exit(1);
+}
+
+void
+wq_test_service(const char *verb, const char *service)
+{
+    static int registered;
+    const char *undo = NULL;
+    int slot = -1;
+
+    int stays_down = 1;
+
+    /* what brings the service back if the command leaves it down */
+    if (strcmp(verb, "stop") == 0 || strcmp(verb, "kill9") == 0)
+        undo = "start";
+    else if (strcmp(verb, "pause") == 0)
+        undo = "resume";
+    else if (strcmp(verb, "restart") == 0) {
+        undo = "start";         /* if it fails between stop and start */
+        stays_down = 0;
+    }
+    for (int i = 0; i < SERVICES_MAX; i++) {
+        if (down[i].undo != NULL && strcmp(down[i].service, service) == 0)
+            slot = i;
+        else if (slot < 0 && down[i].undo == NULL)
+            slot = i;
+    }
+    assert_true(slot >= 0);
+    if (!registered) {
+        registered = 1;
+        atexit(services_restore);
+    }
+    /* recorded first: a stop that fails half-way is undone too */
+    if (undo != NULL) {
+        snprintf(down[slot].service, sizeof down[slot].service, "%s",
+            service);
+        down[slot].undo = undo;
+    }
+    if (service_ctl(verb, service) != 0)
+        fail_msg("`tests/services/ctl %s %s` failed; see ctl.log", verb,
+            service);
+    if ((undo == NULL || !stays_down)
+        && strcmp(down[slot].service, service) == 0)
+        down[slot].undo = NULL;
 }
 
 #define OUTPUT_FILE "test-output.txt"
@@ -139,6 +236,67 @@ wq_test_cmd(const char *const *argv, const char *const *env,
     if (WIFSIGNALED(status))
         return 128 + WTERMSIG(status);
     return WEXITSTATUS(status);
+}
+
+pid_t
+wq_test_spawn(const char *const *argv, const char *const *env,
+    const char *const *env2, const char *log)
+{
+    pid_t pid;
+    int fd;
+
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if ((fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
+            _exit(126);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+        for (; env != NULL && *env != NULL; env++)
+            putenv((char *)*env);
+        for (; env2 != NULL && *env2 != NULL; env2++)
+            putenv((char *)*env2);
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+int
+wq_test_reap(pid_t *pid, int timeout_ms)
+{
+    int status;
+
+    if (*pid <= 0)
+        return -1;
+    if (!wq_test_waited(waitpid(*pid, &status, WNOHANG) == *pid,
+        timeout_ms))
+        return -1;
+    *pid = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+char *
+wq_test_read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    long n;
+
+    if (f == NULL)
+        return strdup("");
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    buf = calloc(1, (size_t)n + 1);
+    assert_non_null(buf);
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n)
+        (void)0;
+    fclose(f);
+    return buf;
 }
 
 static int

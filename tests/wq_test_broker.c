@@ -164,6 +164,15 @@ forget_all(void)
     nforget = 0;
 }
 
+const char *
+wq_test_queue(int kind, const char *prefix)
+{
+    const char *q = wq_test_unique(prefix);
+
+    wq_test_forget_queue(kind, q);
+    return q;
+}
+
 void
 wq_test_delete_queue(int kind, const char *queue)
 {

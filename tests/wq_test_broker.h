@@ -41,6 +41,11 @@ size_t wq_test_env_for(int kind, const char *conninfo, const char **env,
  */
 void wq_test_forget_queue(int kind, const char *queue);
 
+/* wq_test_queue returns a queue name unique to this test process
+ * (wq_test_unique(prefix)) that is deleted when the process exits
+ * (wq_test_forget_queue).  Static buffer as wq_test_unique's. */
+const char *wq_test_queue(int kind, const char *prefix);
+
 /* wq_test_delete_queue deletes a queue (RabbitMQ) or topic (Kafka) now,
  * as an operator would; errors are ignored. */
 void wq_test_delete_queue(int kind, const char *queue);

@@ -127,6 +127,43 @@ wq_test_http_roundtrip(int port, const void *req, size_t len,
     return exchange(port, req, len, NULL, 0, res);
 }
 
+char *
+wq_test_http_get(int port, const char *path)
+{
+    struct wq_test_http_response res;
+    char req[512];
+    int fd, n;
+
+    n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n",
+        path);
+    assert_true(n > 0 && (size_t)n < sizeof req);
+    if ((fd = wq_test_http_connect(port)) < 0)
+        fail_msg("GET %s: nothing accepts on 127.0.0.1:%d", path, port);
+    memset(&res, 0, sizeof res);
+    assert_int_equal(send_all(fd, req, (size_t)n), 0);
+    res.text = read_all(fd, &res.len);
+    close(fd);
+    return res.text;
+}
+
+double
+wq_test_http_metric(int port, const char *line_start)
+{
+    char *text = wq_test_http_get(port, "/metrics"), *s = text;
+    size_t n = strlen(line_start);
+    double v = 0;
+
+    while ((s = strstr(s, line_start)) != NULL) {
+        if (s == text || s[-1] == '\n') {
+            v = strtod(s + n, NULL);
+            break;
+        }
+        s += n;
+    }
+    free(text);
+    return v;
+}
+
 void
 wq_test_http_response_free(struct wq_test_http_response *res)
 {

@@ -8,7 +8,8 @@
  * timeout of its own: the server's timeouts and the time limit of the
  * test (wq_test.h) bound a call.  Raw bytes, malformed or oversized,
  * go through wq_test_http_roundtrip; a test that needs a connection to
- * hold (slow clients) takes one from wq_test_http_connect.  HTTPS is not
+ * hold (slow clients) takes one from wq_test_http_connect; a daemon's
+ * Prometheus metrics are read with wq_test_http_metric.  HTTPS is not
  * spoken here: the tests reach it through curl, verifying the CA that
  * wq_test_http_make_certs makes.
  *
@@ -71,6 +72,22 @@ void wq_test_http_response_free(struct wq_test_http_response *res);
 int wq_test_http_request(int port, const char *method, const char *path,
     const char *ctype, const char *token, const char *extra,
     const void *body, size_t blen, char *resp, size_t rlen);
+
+/*
+ * wq_test_http_get sends "GET PATH HTTP/1.0" to 127.0.0.1:port and
+ * returns the whole answer, status line and header fields included
+ * (malloc'd, NUL-terminated; the caller frees it).  Fails the test when
+ * nothing accepts on the port.  Blocks like wq_test_http_roundtrip.
+ */
+char *wq_test_http_get(int port, const char *path);
+
+/*
+ * wq_test_http_metric returns the value of the first line of GET
+ * /metrics on `port` that starts with `line_start` ("name " or
+ * "name{labels} "), 0 when there is none.  Only whole lines count, so
+ * "# HELP name ..." never matches.  Fails the test like wq_test_http_get.
+ */
+double wq_test_http_metric(int port, const char *line_start);
 
 /*
  * wq_test_http_make_certs makes a throwaway CA and a server certificate

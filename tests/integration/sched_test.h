@@ -29,18 +29,12 @@
 #include "store_int.h"
 #include "wq_test.h"
 #include "wq_test_broker.h"
+#include "wq_test_http.h"
 #include "wq_test_pg.h"
 #include "clock.h"
 #include "envelope.h"
 #include "transport.h"
 #include "uuid.h"
-
-#define assert_contains(hay, needle) do {                                 \
-    const char *h_ = (hay), *n_ = (needle);                               \
-    if (h_ == NULL || strstr(h_, n_) == NULL)                             \
-        fail_msg("\"%s\"\n    does not contain \"%s\"", h_ ? h_ : "(null)", \
-            n_);                                                          \
-} while (0)
 
 /* ---- daemons ------------------------------------------------------------- */
 
@@ -102,10 +96,9 @@ proc_start(struct proc *p, const char *bin, int kind, const char *conninfo,
     const char *config, const char *const *extra, const char *const *args)
 {
     static int seq;
-    const char *env[8], *argv[24];
+    const char *env[16], *argv[24];
     char conf[64], binp[512], confp[300];
-    size_t n = 0;
-    int fd;
+    size_t n = 0, ne;
 
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "%s", bin);
@@ -124,27 +117,12 @@ proc_start(struct proc *p, const char *bin, int kind, const char *conninfo,
         args++)
         argv[n++] = *args;
     argv[n] = NULL;
-    wq_test_env_for(kind, conninfo, env, WQ_ARRAY_LEN(env));
-    fflush(NULL);
-    p->pid = fork();
-    assert_true(p->pid >= 0);
-    if (p->pid == 0) {
-        if ((fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
-            _exit(126);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        close(fd);
-        for (size_t i = 0; env[i] != NULL; i++)
-            putenv((char *)env[i]);
-        putenv("WORKQ_KAFKA_SESSION_TIMEOUT_MS=6000");
-        putenv("WORKQ_METRICS_LISTEN=127.0.0.1:0");
-        putenv("WORKQ_LOG_LEVEL=debug");
-        for (; extra != NULL && *extra != NULL; extra++)
-            putenv((char *)*extra);
-        execv(argv[0], (char *const *)argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
+    ne = wq_test_env_for(kind, conninfo, env, WQ_ARRAY_LEN(env) - 3);
+    env[ne++] = "WORKQ_KAFKA_SESSION_TIMEOUT_MS=6000";
+    env[ne++] = "WORKQ_METRICS_LISTEN=127.0.0.1:0";
+    env[ne++] = "WORKQ_LOG_LEVEL=debug";
+    env[ne] = NULL;
+    p->pid = wq_test_spawn(argv, env, extra, p->log);
     if (nprocs_ < (int)WQ_ARRAY_LEN(procs_))
         procs_[nprocs_++] = p;
 }
@@ -154,23 +132,13 @@ proc_start(struct proc *p, const char *bin, int kind, const char *conninfo,
 static WQ_UNUSED int
 proc_wait(struct proc *p, int timeout_ms)
 {
-    uint64_t end = wq_clock_mono_ns() + (uint64_t)timeout_ms * 1000000u;
-    int status;
+    int rc;
 
     if (p->pid <= 0)
         return p->status;
-    do {
-        pid_t r = waitpid(p->pid, &status, WNOHANG);
-
-        if (r == p->pid) {
-            p->pid = 0;
-            p->status = WIFEXITED(status) ? WEXITSTATUS(status)
-                : 128 + WTERMSIG(status);
-            return p->status;
-        }
-        usleep(10000);
-    } while (wq_clock_mono_ns() < end);
-    return -1;
+    if ((rc = wq_test_reap(&p->pid, timeout_ms)) >= 0)
+        p->status = rc;
+    return rc;
 }
 
 /* SIGTERM, then the clean exit status 0 within timeout_ms. */
@@ -201,20 +169,7 @@ proc_kill9(struct proc *p)
 static WQ_UNUSED char *
 proc_log(const struct proc *p)
 {
-    FILE *f = fopen(p->log, "r");
-    char *buf;
-    long n;
-
-    if (f == NULL)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    rewind(f);
-    buf = calloc(1, (size_t)n + 1);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-        (void)0;
-    fclose(f);
-    return buf;
+    return wq_test_read_file(p->log);
 }
 
 /* Waits up to timeout_ms for `text` in the log; 1 if it appeared. */
@@ -252,48 +207,12 @@ proc_port(struct proc *p)
     return p->port;
 }
 
-/* GET path on 127.0.0.1:port; the whole answer (malloc'd). */
-static WQ_UNUSED char *
-http_get(int port, const char *path)
-{
-    struct sockaddr_in sa;
-    char req[256], *buf = calloc(1, 1 << 20);
-    size_t got = 0;
-    ssize_t n;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
-    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-    while ((n = read(fd, buf + got, (1 << 20) - 1 - got)) > 0)
-        got += (size_t)n;
-    close(fd);
-    return buf;
-}
-
 /* The value of the metric line that starts with `line_start` ("name "
- * or "name{labels} "), 0 if absent. */
+ * or "name{labels} ") on p's metrics port, 0 if absent. */
 static WQ_UNUSED double
 metric(struct proc *p, const char *line_start)
 {
-    char *text = http_get(proc_port(p), "/metrics"), *s = text;
-    double v = 0;
-    size_t n = strlen(line_start);
-
-    while ((s = strstr(s, line_start)) != NULL) {
-        if (s == text || s[-1] == '\n') {
-            v = strtod(s + n, NULL);
-            break;
-        }
-        s += n;
-    }
-    free(text);
-    return v;
+    return wq_test_http_metric(proc_port(p), line_start);
 }
 
 /* ---- SQL ------------------------------------------------------------------- */

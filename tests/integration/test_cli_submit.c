@@ -93,15 +93,6 @@ id_line(char id[WQ_UUID_STRLEN])
     fail_msg("no task id line in the output:\n%s", out);
 }
 
-static const char *
-queue_for(int kind, const char *what)
-{
-    const char *q = wq_test_unique(what);
-
-    wq_test_forget_queue(kind, q);
-    return q;
-}
-
 /* Finds the envelope with text id `id` among env[0..n). */
 static const struct wq_envelope *
 find(const struct wq_envelope *env, size_t n, const char *id)
@@ -122,7 +113,7 @@ find(const struct wq_envelope *env, size_t n, const char *id)
 static void
 check_sources(int kind)
 {
-    const char *queue = queue_for(kind, "cli-src");
+    const char *queue = wq_test_queue(kind, "cli-src");
     static const char file_payload[] = "from a file\n\twith\ttabs\n";
     struct wq_envelope env[3];
     struct wq_test_consumer *cons;
@@ -200,8 +191,8 @@ test_cli_submit_sources_rabbitmq(void **state)
 static void
 check_batch(int kind)
 {
-    const char *queue = queue_for(kind, "cli-batch");
-    const char *other = queue_for(kind, "cli-batch-other");
+    const char *queue = wq_test_queue(kind, "cli-batch");
+    const char *other = wq_test_queue(kind, "cli-batch-other");
     char input[2048], line[64], ids[5][WQ_UUID_STRLEN];
     struct wq_envelope env[4];
     struct wq_test_consumer *cons;
@@ -275,7 +266,7 @@ check_batch(int kind)
 static void
 test_cli_submit_batch_error_positions(void **state)
 {
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "cli-batch-pos");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "cli-batch-pos");
     const char input[] =
         "{\"type\":\"a\"}\n"
         "\n"
@@ -316,7 +307,7 @@ static void
 test_cli_submit_batch_file_json(void **state)
 {
     enum { N = 2000 };
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "cli-batch-file");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "cli-batch-file");
     struct wq_envelope *env = calloc(N, sizeof *env);
     struct wq_test_consumer *cons;
     FILE *f = fopen("tasks.jsonl", "w");
@@ -353,7 +344,7 @@ static void
 test_cli_submit_batch_progress(void **state)
 {
     enum { N = 3000 };
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "cli-progress");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "cli-progress");
     const char *argv[5], *env[16];
     char cmd[2048];
     FILE *f = fopen("progress.jsonl", "w");
@@ -568,7 +559,7 @@ static void
 test_cli_submit_delayed(void **state)
 {
     const char *db = wq_test_pg_create_migrated_db();
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "cli-delayed");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "cli-delayed");
     char id[WQ_UUID_STRLEN];
     wq_store *s;
     int rc;
@@ -606,7 +597,7 @@ static void
 test_cli_submit_same_key_same_id(void **state)
 {
     const char *db = wq_test_pg_create_migrated_db();
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "cli-samekey");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "cli-samekey");
     char id[WQ_UUID_STRLEN], id2[WQ_UUID_STRLEN];
     int rc;
 
@@ -668,7 +659,7 @@ static void
 check_wait(const char *state, const char *result, int want)
 {
     const char *db = wq_test_pg_create_migrated_db();
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "cli-wait");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "cli-wait");
     struct wq_test_consumer *cons;
     struct wq_envelope env;
     pid_t pid;
@@ -716,7 +707,7 @@ static void
 test_cli_submit_wait_timeout(void **state)
 {
     const char *db = wq_test_pg_create_migrated_db();
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "cli-wait-to");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "cli-wait-to");
     uint64_t t0 = wq_clock_mono_ns();
     int rc;
 

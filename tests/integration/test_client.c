@@ -44,15 +44,6 @@ client_open(int kind, const char *conninfo)
     return c;
 }
 
-static const char *
-queue_for(int kind, const char *what)
-{
-    const char *q = wq_test_unique(what);
-
-    wq_test_forget_queue(kind, q);
-    return q;
-}
-
 /* Submits a plain task and returns its id (static). */
 static const char *
 submit_plain(wq_client *c, const char *queue, const char *type)
@@ -79,7 +70,7 @@ check_fields(int kind)
         { "tenant", "acme" },
         { "empty", "" },
     };
-    const char *queue = queue_for(kind, "client-fields");
+    const char *queue = wq_test_queue(kind, "client-fields");
     struct wq_client_task t = {
         .queue = queue, .type = "resize", .payload = payload,
         .payload_len = sizeof payload - 1, .idempotency_key = "order-42",
@@ -149,7 +140,7 @@ test_client_fields_rabbitmq(void **state)
 static void
 check_defaults(int kind)
 {
-    const char *queue = queue_for(kind, "client-defaults");
+    const char *queue = wq_test_queue(kind, "client-defaults");
     struct wq_test_consumer *cons;
     struct wq_envelope env;
     char text[WQ_UUID_STRLEN], id[WQ_CLIENT_ID_LEN];
@@ -194,7 +185,7 @@ static void
 check_batch(int kind)
 {
     enum { N = 1000 };
-    const char *queue = queue_for(kind, "client-batch");
+    const char *queue = wq_test_queue(kind, "client-batch");
     struct wq_client_task *t = calloc(N, sizeof *t);
     struct wq_client_result *r = calloc(N, sizeof *r);
     struct wq_envelope *env = calloc(N, sizeof *env);
@@ -290,7 +281,7 @@ count_done(void *user, const struct wq_client_result *r)
 static void
 check_async(int kind)
 {
-    const char *queue = queue_for(kind, "client-async");
+    const char *queue = wq_test_queue(kind, "client-async");
     struct wq_client_task t = { .queue = queue, .type = "noop" };
     struct counts counts = { 0, 0 };
     struct wq_envelope env[300];
@@ -338,7 +329,7 @@ static void
 check_delayed(int kind)
 {
     const char *db = wq_test_pg_create_migrated_db();
-    const char *queue = queue_for(kind, "client-delayed");
+    const char *queue = wq_test_queue(kind, "client-delayed");
     struct wq_client_header h = { "k", "v" };
     struct wq_client_task t = { .queue = queue, .type = "report",
         .payload = "later", .payload_len = 5, .delay_ms = 60000,
@@ -429,7 +420,7 @@ test_client_invalid_tasks_send_nothing(void **state)
 {
     static char big[(1 << 20) + 1];
     struct wq_client_header many[65];
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "client-invalid");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "client-invalid");
     struct wq_client_task bad[] = {
         { .queue = "no/slash", .type = "t" },
         { .queue = "x.dead", .type = "t" },
@@ -496,7 +487,7 @@ test_client_unreachable_broker(void **state)
 static void
 test_client_store_unreachable(void **state)
 {
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "client-nostore");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "client-nostore");
     struct wq_client_task t = { .queue = queue, .type = "t",
         .delay_ms = 5000 };
     char err[WQ_ERRLEN], id[WQ_CLIENT_ID_LEN];
@@ -560,7 +551,7 @@ static void
 check_handles(int kind)
 {
     const char *conninfo = wq_test_pg_create_migrated_db();
-    const char *queue = queue_for(kind, "client-handle");
+    const char *queue = wq_test_queue(kind, "client-handle");
     struct wq_client_task t = { .queue = queue, .type = "noop",
         .payload = "x", .payload_len = 1, .idempotency_key = "order-7" };
     struct wq_client_task plain = { .queue = queue, .type = "noop" };
@@ -689,7 +680,7 @@ test_client_receipt_rules(void **state)
 static void
 test_client_open_config_file(void **state)
 {
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "client-file");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "client-file");
     struct wq_test_consumer *cons;
     struct wq_envelope env;
     char err[WQ_ERRLEN], text[WQ_UUID_STRLEN], id[WQ_CLIENT_ID_LEN];
@@ -722,28 +713,6 @@ test_client_open_config_file(void **state)
 
 /* --- the broker restarts under an open client --------------------------- */
 
-static int rabbit_stopped;
-
-static void
-rabbit_ctl(const char *verb)
-{
-    char cmd[1024];
-
-    snprintf(cmd, sizeof cmd, "%s/tests/services/ctl %s rabbitmq "
-        ">>ctl.log 2>&1", WQ_SOURCE_DIR, verb);
-    rabbit_stopped = strcmp(verb, "stop") == 0;
-    if (system(cmd) != 0)
-        fail_msg("`%s` failed; see ctl.log", cmd);
-}
-
-static void
-rabbit_start_at_exit(void)
-{
-    if (rabbit_stopped && system(WQ_SOURCE_DIR "/tests/services/ctl start "
-        "rabbitmq >>ctl.log 2>&1") != 0)
-        fprintf(stderr, "could not start RabbitMQ again\n");
-}
-
 /*
  * The connection dies under the client (a broker restart, or an idle
  * connection closed for want of heartbeats): the next submit fails while
@@ -753,7 +722,7 @@ rabbit_start_at_exit(void)
 static void
 test_client_survives_broker_restart(void **state)
 {
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "client-restart");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "client-restart");
     struct wq_client_task t = { .queue = queue, .type = "t" };
     struct wq_test_consumer *cons;
     struct wq_envelope env[3];
@@ -761,18 +730,17 @@ test_client_survives_broker_restart(void **state)
     wq_client *c = client_open(WQ_TRANSPORT_RABBITMQ, NULL);
 
     (void)state;
-    atexit(rabbit_start_at_exit);
     if (wq_client_submit(c, &t, id[0], err, sizeof err) != 0)
         fail_msg("before: %s", err);
-    rabbit_ctl("stop");
+    wq_test_service("stop", "rabbitmq");
     assert_int_equal(wq_client_submit(c, &t, NULL, err, sizeof err),
         WQ_EBROKER);
-    rabbit_ctl("start");
+    wq_test_service("start", "rabbitmq");
     if (wq_client_submit(c, &t, id[1], err, sizeof err) != 0)
         fail_msg("after the restart: %s", err);
     /* a restart the client does not see: its connection is dead, and the
      * first submit finds out, reconnects and succeeds */
-    rabbit_ctl("restart");
+    wq_test_service("restart", "rabbitmq");
     if (wq_client_submit(c, &t, id[2], err, sizeof err) != 0)
         fail_msg("after an unseen restart: %s", err);
     wq_client_free(c);

@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 #include "wq_test.h"
 #include "wq_test_broker.h"
 #include "wq_test_http.h"
+#include "wq_test_producer.h"
 #include "wq_test_pg.h"
 
 #define RECV_MS  60000
@@ -64,110 +66,32 @@ static struct producer
 producer_start(int kind, const char *conninfo, const char *const *extra)
 {
     struct producer p = { 0, 0 };
-    char resp[256];
+    static char tokens[1200];
+    const char *env[24];
+    size_t n = wq_test_env_for(kind, conninfo, env, 12);
     FILE *f;
 
     f = fopen("tokens", "w");
     assert_non_null(f);
     fprintf(f, "# tokens of the tests\n\nother-token\n  %s  \n", TOKEN);
     fclose(f);
-    for (int attempt = 0; attempt < 20; attempt++) {
-        const char *env[24];
-        size_t n = wq_test_env_for(kind, conninfo, env, 12);
-        static char listen[64], tokens[1200];
-        char bin[1024];
-        int status, logfd;
-
-        p.port = 18000 + (int)(getpid() % 1000) + 1000 * attempt;
-        if ((logfd = wq_test_http_connect(p.port)) >= 0) {
-            close(logfd);   /* someone else listens there */
-            continue;
-        }
-        snprintf(listen, sizeof listen, "WORKQ_PRODUCER_LISTEN=127.0.0.1:%d",
-            p.port);
-        snprintf(tokens, sizeof tokens, "WORKQ_PRODUCER_TOKENS_FILE=%s/tokens",
-            wq_test_env("WQ_TEST_TMPDIR", "."));
-        env[n++] = listen;
-        env[n++] = tokens;
-        env[n++] = "WORKQ_PRODUCER_QUEUES=*";  /* per-pid queue names */
-        for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 23; i++)
-            env[n++] = extra[i];
-        env[n] = NULL;
-        snprintf(bin, sizeof bin, "%s", wq_test_bin("workq-producer"));
-        fflush(NULL);
-        if ((p.pid = fork()) == 0) {
-            /* never outlive the test, even one that crashed */
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            logfd = open("producer.log", O_WRONLY | O_CREAT | O_APPEND,
-                0644);
-            dup2(logfd, 1);
-            dup2(logfd, 2);
-            for (size_t i = 0; env[i] != NULL; i++)
-                putenv((char *)env[i]);
-            execl(bin, bin, (char *)NULL);
-            _exit(127);
-        }
-        assert_true(p.pid > 0);
-        for (int i = 0; i < 300; i++) {
-            if (waitpid(p.pid, &status, WNOHANG) == p.pid) {
-                p.pid = 0;
-                if (WIFEXITED(status) && WEXITSTATUS(status) == 69)
-                    break;      /* port taken: the next one */
-                fail_msg("workq-producer exited (status %d) at start; see "
-                    "producer.log", status);
-            }
-            if (wq_test_http_request(p.port, "GET", "/healthz", NULL, NULL,
-                NULL, NULL, 0, resp, sizeof resp) == 200)
-                return p;
-            sleep_ms(50);
-        }
-        if (p.pid != 0)
-            fail_msg("workq-producer did not answer on port %d", p.port);
-    }
-    fail_msg("no free port for workq-producer");
+    snprintf(tokens, sizeof tokens, "WORKQ_PRODUCER_TOKENS_FILE=%s/tokens",
+        wq_test_env("WQ_TEST_TMPDIR", "."));
+    env[n++] = tokens;
+    env[n++] = "WORKQ_PRODUCER_QUEUES=*";  /* per-pid queue names */
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 23; i++)
+        env[n++] = extra[i];
+    env[n] = NULL;
+    wq_test_producer_start("127.0.0.1", env, NULL, NULL, NULL, &p.pid,
+        &p.port);
     return p;
-}
-
-/* Copies a log file of the test's directory to stderr. */
-static void
-dump_log(const char *path)
-{
-    char line[1024];
-    FILE *f = fopen(path, "r");
-
-    if (f == NULL)
-        return;
-    fprintf(stderr, "----- %s -----\n", path);
-    while (fgets(line, sizeof line, f) != NULL)
-        fputs(line, stderr);
-    fclose(f);
 }
 
 /* Stops the daemon with SIGTERM; returns its exit status. */
 static int
 producer_stop(struct producer *p)
 {
-    int status = -1;
-
-    if (p->pid <= 0)
-        return -1;
-    kill(p->pid, SIGTERM);
-    for (int i = 0; i < 600; i++) {
-        if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
-            p->pid = 0;
-            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                dump_log("producer.log");   /* the why, before the test
-                                               fails on the status */
-            return WIFEXITED(status) ? WEXITSTATUS(status)
-                : 128 + WTERMSIG(status);
-        }
-        sleep_ms(50);
-    }
-    kill(p->pid, SIGKILL);
-    waitpid(p->pid, &status, 0);
-    p->pid = 0;
-    fail_msg("workq-producer did not stop within 30 s of SIGTERM");
-    return -1;
+    return wq_test_producer_stop(&p->pid);
 }
 
 /* --- requests and answers ------------------------------------------------ */
@@ -196,15 +120,6 @@ json_str(const char *resp, const char *name, char *out, size_t len)
     json_decref(j);
 }
 
-static const char *
-queue_for(int kind, const char *what)
-{
-    const char *q = wq_test_unique(what);
-
-    wq_test_forget_queue(kind, q);
-    return q;
-}
-
 static const struct wq_envelope *
 find(const struct wq_envelope *env, size_t n, const char *id)
 {
@@ -224,7 +139,7 @@ find(const struct wq_envelope *env, size_t n, const char *id)
 static void
 check_accepted(int kind)
 {
-    const char *queue = queue_for(kind, "http-ok");
+    const char *queue = wq_test_queue(kind, "http-ok");
     struct producer p = producer_start(kind, NULL, NULL);
     struct wq_test_consumer *cons;
     struct wq_envelope env[4];
@@ -349,7 +264,7 @@ check_refusals(int kind)
 {
     static char big_body[1200 * 1024], big_payload[(1 << 20) + 64];
     static char many[40 * 1024];
-    const char *queue = queue_for(kind, "http-bad");
+    const char *queue = wq_test_queue(kind, "http-bad");
     char tasks[256], batch[256], resp[4096], err[64], sentinel[64];
     char deadq[300], longq[300];
     struct producer p = producer_start(kind, NULL, (const char *[]){
@@ -519,7 +434,7 @@ static void
 test_producer_http_delayed_and_get(void **state)
 {
     const char *db = wq_test_pg_create_migrated_db();
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "http-delayed");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "http-delayed");
     struct producer p = producer_start(WQ_TRANSPORT_RABBITMQ, db, NULL);
     char resp[65536], id[64], path[256], st_name[32], sentinel[64];
     struct wq_test_consumer *cons;
@@ -626,7 +541,7 @@ static void
 test_producer_http_handles(void **state)
 {
     const char *db = wq_test_pg_create_migrated_db();
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "http-handle");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "http-handle");
     struct producer p = producer_start(WQ_TRANSPORT_RABBITMQ, db, NULL);
     char resp[65536], id[64], id2[64], path[256], st_name[32];
     uint8_t own[16];
@@ -712,7 +627,7 @@ test_producer_http_handles(void **state)
 static void
 test_producer_http_store_unreachable(void **state)
 {
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "http-nopg");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "http-nopg");
     struct producer p = producer_start(WQ_TRANSPORT_RABBITMQ,
         "host=127.0.0.1 port=1 dbname=none connect_timeout=2", NULL);
     char resp[4096];
@@ -732,34 +647,10 @@ test_producer_http_store_unreachable(void **state)
 
 /* --- the broker goes away and comes back --------------------------------- */
 
-static int rabbit_stopped;
-
-static void
-rabbit_ctl(const char *verb)
-{
-    char cmd[1024];
-
-    snprintf(cmd, sizeof cmd, "%s/tests/services/ctl %s rabbitmq "
-        ">>ctl.log 2>&1", WQ_SOURCE_DIR, verb);
-    if (system(cmd) != 0)
-        fail_msg("`%s` failed; see ctl.log", cmd);
-}
-
-static void
-rabbit_restart_at_exit(void)
-{
-    if (rabbit_stopped) {
-        rabbit_stopped = 0;
-        if (system(WQ_SOURCE_DIR "/tests/services/ctl start rabbitmq "
-            ">>ctl.log 2>&1") != 0)
-            fprintf(stderr, "could not start RabbitMQ again\n");
-    }
-}
-
 static void
 test_producer_http_broker_restart(void **state)
 {
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "http-restart");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "http-restart");
     struct producer p = producer_start(WQ_TRANSPORT_RABBITMQ, NULL,
         (const char *[]){ "WORKQ_PRODUCER_REQUEST_TIMEOUT=3s",
         "WORKQ_RABBITMQ_HEARTBEAT=2s", NULL });
@@ -774,9 +665,7 @@ test_producer_http_broker_restart(void **state)
         sizeof resp), 202);
     json_str(resp, "id", ids[nids++], sizeof ids[0]);
 
-    atexit(rabbit_restart_at_exit);
-    rabbit_stopped = 1;
-    rabbit_ctl("stop");
+    wq_test_service("stop", "rabbitmq");
     /* 503 soon, never a hang and never a 202 */
     deadline = wq_clock_mono_ns() + 30000000000u;
     for (i = 0; wq_clock_mono_ns() < deadline; i++) {
@@ -795,8 +684,7 @@ test_producer_http_broker_restart(void **state)
         NULL, NULL, 0, resp, sizeof resp), 503);
     assert_non_null(strstr(resp, "\"broker\":\"down\""));
 
-    rabbit_ctl("start");
-    rabbit_stopped = 0;
+    wq_test_service("start", "rabbitmq");
     /* recovery: 202 again without restarting the producer */
     deadline = wq_clock_mono_ns() + 60000000000u;
     while (wq_clock_mono_ns() < deadline) {
@@ -838,7 +726,7 @@ test_producer_http_broker_restart(void **state)
 static void
 test_producer_http_queue_deleted(void **state)
 {
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "http-deleted");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "http-deleted");
     struct producer p = producer_start(WQ_TRANSPORT_RABBITMQ, NULL, NULL);
     struct wq_test_consumer *cons;
     struct wq_envelope env;
@@ -933,7 +821,7 @@ static void
 check_concurrency(int kind)
 {
     enum { N = CLIENTS * PER_CLIENT };
-    const char *queue = queue_for(kind, "http-load");
+    const char *queue = wq_test_queue(kind, "http-load");
     struct producer p = producer_start(kind, NULL, NULL);
     struct client_arg args[CLIENTS];
     pthread_t th[CLIENTS];
@@ -1013,7 +901,7 @@ struct stream_arg {
     const char *queue;
     int n202, n503, nfail;
     char (*ids)[WQ_UUID_STRLEN];
-    volatile int stop;
+    atomic_int stop; /* set by the main thread */
 };
 
 static void *
@@ -1046,7 +934,7 @@ stream_thread(void *arg)
 static void
 test_producer_http_sigterm_drains(void **state)
 {
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "http-term");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "http-term");
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     char notify[256], msgs[4096] = "", resp[256];
     struct stream_arg a[4];
@@ -1116,7 +1004,7 @@ test_producer_http_sigterm_drains(void **state)
 static void
 test_producer_http_rate_limit(void **state)
 {
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "http-rate");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "http-rate");
     struct producer p = producer_start(WQ_TRANSPORT_RABBITMQ, NULL,
         (const char *[]){ "WORKQ_PRODUCER_RATE_LIMIT=5", NULL });
     char resp[1024];
@@ -1148,7 +1036,7 @@ test_producer_http_rate_limit(void **state)
 static void
 test_producer_http_rate_limit_counts_tasks(void **state)
 {
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "http-rate-tasks");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "http-rate-tasks");
     struct producer p = producer_start(WQ_TRANSPORT_RABBITMQ, NULL,
         (const char *[]){ "WORKQ_PRODUCER_RATE_LIMIT=300", NULL });
     static char body[200 * 16 + 64], resp[65536];

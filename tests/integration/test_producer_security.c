@@ -54,6 +54,7 @@
 #include "wq_test.h"
 #include "wq_test_broker.h"
 #include "wq_test_http.h"
+#include "wq_test_producer.h"
 #include "wq_test_pg.h"
 
 #define JSON     "application/json"
@@ -97,27 +98,6 @@ write_file(const char *path, const char *text)
     assert_non_null(f);
     fputs(text, f);
     fclose(f);
-}
-
-/* The whole file as a string (caller frees); "" when missing. */
-static char *
-read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf;
-    long n;
-
-    if (f == NULL)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = calloc(1, (size_t)n + 1);
-    assert_non_null(buf);
-    if (n > 0)
-        assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    return buf;
 }
 
 /* "sha256:HEX SCOPES # name\n" for a token. */
@@ -266,13 +246,25 @@ healthy(const struct producer *p)
 /* The host producer_start listens on (the tests connect to 127.0.0.1). */
 static const char *listen_host = "127.0.0.1";
 
+/* healthy() for wq_test_producer_start: arg is the struct producer */
+static int
+healthy_port(int port, void *arg)
+{
+    struct producer *p = arg;
+
+    p->port = port;
+    return healthy(p);
+}
+
 static struct producer
 producer_start_conf(int kind, const char *config, const char *tokens,
     const char *const *extra, int tls)
 {
     struct producer p = { 0, 0, tls };
-    static char listen[64], tfile[1200], cert[1200], key[1200], db[1024];
+    static char tfile[1200], cert[1200], key[1200], db[1024];
     const char *dir = wq_test_env("WQ_TEST_TMPDIR", ".");
+    const char *env[40], *args[] = { "--config", config, NULL };
+    size_t n;
 
     if (tokens != NULL)
         write_file("tokens", tokens);
@@ -283,74 +275,31 @@ producer_start_conf(int kind, const char *config, const char *tokens,
      * fresh server has none */
     if (config == NULL)
         snprintf(db, sizeof db, "%s", wq_test_pg_create_migrated_db());
-    for (int attempt = 0; attempt < 20; attempt++) {
-        const char *env[40];
-        size_t n = config == NULL ? wq_test_env_for(kind, db, env, 12) : 0;
-        char bin[1024];
-        int status, fd;
-
-        p.port = 18000 + (int)(getpid() % 1000) + 1000 * attempt;
-        if ((fd = wq_test_http_connect(p.port)) >= 0) {
-            close(fd);
-            continue;
-        }
-        snprintf(listen, sizeof listen, "WORKQ_PRODUCER_LISTEN=%s:%d",
-            listen_host, p.port);
-        env[n++] = listen;
-        /* per-pid queue names: the tests allow any (issue 12 item 4 has
-         * a test of its own) */
-        env[n++] = "WORKQ_PRODUCER_QUEUES=*";
-        if (tokens != NULL) {
-            snprintf(tfile, sizeof tfile, "WORKQ_PRODUCER_TOKENS_FILE=%s/"
-                "tokens", dir);
-            env[n++] = tfile;
-        }
-        if (tls) {
-            snprintf(cert, sizeof cert, "WORKQ_PRODUCER_TLS_CERT=%s/certs/"
-                "server.pem", dir);
-            snprintf(key, sizeof key, "WORKQ_PRODUCER_TLS_KEY=%s/certs/"
-                "server.key", dir);
-            env[n++] = cert;
-            env[n++] = key;
-        }
-        /* a small ASan quarantine, so that RSS means what it says */
-        env[n++] = "ASAN_OPTIONS=quarantine_size_mb=4:"
-            "detect_leaks=1";
-        for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 39; i++)
-            env[n++] = extra[i];
-        env[n] = NULL;
-        snprintf(bin, sizeof bin, "%s", wq_test_bin("workq-producer"));
-        fflush(NULL);
-        if ((p.pid = fork()) == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            fd = open("producer.log", O_WRONLY | O_CREAT | O_APPEND, 0644);
-            dup2(fd, 1);
-            dup2(fd, 2);
-            for (size_t i = 0; env[i] != NULL; i++)
-                putenv((char *)env[i]);
-            if (config != NULL)
-                execl(bin, bin, "--config", config, (char *)NULL);
-            else
-                execl(bin, bin, (char *)NULL);
-            _exit(127);
-        }
-        assert_true(p.pid > 0);
-        for (int i = 0; i < 300; i++) {
-            if (waitpid(p.pid, &status, WNOHANG) == p.pid) {
-                p.pid = 0;
-                if (WIFEXITED(status) && WEXITSTATUS(status) == 69)
-                    break;
-                fail_msg("workq-producer exited (status %d) at start; see "
-                    "producer.log", status);
-            }
-            if (healthy(&p))
-                return p;
-            sleep_ms(50);
-        }
-        if (p.pid != 0)
-            fail_msg("workq-producer did not answer on port %d", p.port);
+    n = config == NULL ? wq_test_env_for(kind, db, env, 12) : 0;
+    /* per-pid queue names: the tests allow any (issue 12 item 4 has
+     * a test of its own) */
+    env[n++] = "WORKQ_PRODUCER_QUEUES=*";
+    if (tokens != NULL) {
+        snprintf(tfile, sizeof tfile, "WORKQ_PRODUCER_TOKENS_FILE=%s/"
+            "tokens", dir);
+        env[n++] = tfile;
     }
-    fail_msg("no free port for workq-producer");
+    if (tls) {
+        snprintf(cert, sizeof cert, "WORKQ_PRODUCER_TLS_CERT=%s/certs/"
+            "server.pem", dir);
+        snprintf(key, sizeof key, "WORKQ_PRODUCER_TLS_KEY=%s/certs/"
+            "server.key", dir);
+        env[n++] = cert;
+        env[n++] = key;
+    }
+    /* a small ASan quarantine, so that RSS means what it says */
+    env[n++] = "ASAN_OPTIONS=quarantine_size_mb=4:"
+        "detect_leaks=1";
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 39; i++)
+        env[n++] = extra[i];
+    env[n] = NULL;
+    wq_test_producer_start(listen_host, env, config != NULL ? args : NULL,
+        healthy_port, &p, &p.pid, &p.port);
     return p;
 }
 
@@ -364,33 +313,7 @@ producer_start(int kind, const char *tokens, const char *const *extra,
 static int
 producer_stop(struct producer *p)
 {
-    int status = -1;
-
-    if (p->pid <= 0)
-        return -1;
-    kill(p->pid, SIGTERM);
-    for (int i = 0; i < 600; i++) {
-        if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
-            p->pid = 0;
-            return WIFEXITED(status) ? WEXITSTATUS(status)
-                : 128 + WTERMSIG(status);
-        }
-        sleep_ms(50);
-    }
-    kill(p->pid, SIGKILL);
-    waitpid(p->pid, &status, 0);
-    p->pid = 0;
-    fail_msg("workq-producer did not stop within 30 s of SIGTERM");
-    return -1;
-}
-
-static const char *
-queue_for(int kind, const char *what)
-{
-    const char *q = wq_test_unique(what);
-
-    wq_test_forget_queue(kind, q);
-    return q;
+    return wq_test_producer_stop(&p->pid);
 }
 
 /*
@@ -485,7 +408,7 @@ static void
 test_security_limits_exact(void **state)
 {
     int kind = WQ_TRANSPORT_RABBITMQ;
-    const char *queue = queue_for(kind, "sec-limits");
+    const char *queue = wq_test_queue(kind, "sec-limits");
     struct producer p;
     struct limit_case c[40];
     char (*ids)[WQ_UUID_STRLEN] = calloc(40, WQ_UUID_STRLEN);
@@ -643,7 +566,7 @@ static void
 test_security_bad_names_and_utf8(void **state)
 {
     int kind = WQ_TRANSPORT_RABBITMQ;
-    const char *queue = queue_for(kind, "sec-utf8");
+    const char *queue = wq_test_queue(kind, "sec-utf8");
     struct producer p = producer_start(kind, tokens_text(), NULL, 0);
     char tasks[256], resp[4096], err[64], ids[1][WQ_UUID_STRLEN];
 
@@ -787,7 +710,7 @@ static void
 test_security_http_header_limits(void **state)
 {
     int kind = WQ_TRANSPORT_RABBITMQ;
-    const char *queue = queue_for(kind, "sec-hdr");
+    const char *queue = wq_test_queue(kind, "sec-hdr");
     struct producer p = producer_start(kind, tokens_text(), NULL, 0);
     char resp[8192], ids[2][WQ_UUID_STRLEN], err[64];
     /* the client sends Host, Content-Type, Authorization, Content-Length
@@ -934,7 +857,7 @@ static void
 check_loris(const char *max_conn, int n, int bound_ms)
 {
     int kind = WQ_TRANSPORT_RABBITMQ;
-    const char *queue = queue_for(kind, "sec-loris");
+    const char *queue = wq_test_queue(kind, "sec-loris");
     struct producer p = producer_start(kind, tokens_text(), (const char *[]){
         "WORKQ_PRODUCER_READ_TIMEOUT=2s", max_conn, NULL }, 0);
     char resp[4096];
@@ -1030,7 +953,7 @@ static void
 test_security_rate_limit_flood(void **state)
 {
     int kind = WQ_TRANSPORT_RABBITMQ;
-    const char *queue = queue_for(kind, "sec-flood");
+    const char *queue = wq_test_queue(kind, "sec-flood");
     struct producer p = producer_start(kind, tokens_text(), (const char *[]){
         "WORKQ_PRODUCER_RATE_LIMIT=100", NULL }, 0);
     char path[256], resp[65536];
@@ -1111,7 +1034,7 @@ static void
 test_security_auth_failures_throttled(void **state)
 {
     int kind = WQ_TRANSPORT_RABBITMQ;
-    const char *queue = queue_for(kind, "sec-authfail");
+    const char *queue = wq_test_queue(kind, "sec-authfail");
     struct producer p = producer_start(kind, tokens_text(), NULL, 0);
     static const char body[] = "{\"type\":\"t\"}";
     char path[256], raw[1024], resp[8192];
@@ -1175,7 +1098,7 @@ static void
 test_security_queue_allow_list(void **state)
 {
     int kind = WQ_TRANSPORT_RABBITMQ;
-    const char *base = queue_for(kind, "sec-allow");
+    const char *base = wq_test_queue(kind, "sec-allow");
     static char allow[256], wq[256];
     char q[4][200], resp[8192];
     struct producer p;
@@ -1219,7 +1142,7 @@ static void
 test_security_tokens_scopes_and_rotation(void **state)
 {
     int kind = WQ_TRANSPORT_RABBITMQ;
-    const char *queue = queue_for(kind, "sec-tokens");
+    const char *queue = wq_test_queue(kind, "sec-tokens");
     struct producer p = producer_start(kind, tokens_text(), NULL, 0);
     char tasks[256], get[256], resp[8192], err[64], id[64], text[2048];
     char entry[WQ_TOKEN_ENTRY_LEN];
@@ -1289,7 +1212,7 @@ test_security_tokens_scopes_and_rotation(void **state)
     assert_int_equal(post(p.port, queue, "wq_rotated-new-token", body, resp,
         sizeof resp), 202);
     {
-        char *log = read_file("producer.log");
+        char *log = wq_test_read_file("producer.log");
 
         assert_non_null(strstr(log, "tokens not reloaded"));
         assert_non_null(strstr(log, "tokens:1: sha256: must be followed"));
@@ -1306,7 +1229,7 @@ static void
 test_security_no_secrets_in_log_or_metrics(void **state)
 {
     int kind = WQ_TRANSPORT_RABBITMQ;
-    const char *queue = queue_for(kind, "sec-secrets");
+    const char *queue = wq_test_queue(kind, "sec-secrets");
     struct producer p = producer_start(kind, tokens_text(), (const char *[]){
         "WORKQ_LOG_LEVEL=debug", "WORKQ_PRODUCER_RATE_LIMIT=1000", NULL }, 0);
     static const char *const secrets[] = { SUBMIT, READ, ADMIN, LEGACY,
@@ -1338,7 +1261,7 @@ test_security_no_secrets_in_log_or_metrics(void **state)
     kill(p.pid, SIGHUP);    /* a reload logs about the tokens file */
     sleep_ms(300);
     assert_int_equal(producer_stop(&p), 0);
-    log = read_file("producer.log");
+    log = wq_test_read_file("producer.log");
     assert_non_null(strstr(log, "listening on"));   /* a log was written */
     for (size_t i = 0; i < WQ_ARRAY_LEN(secrets); i++) {
         if (strstr(log, secrets[i]) != NULL)
@@ -1361,7 +1284,7 @@ test_security_no_secrets_in_log_or_metrics(void **state)
 static void
 check_https_e2e(int kind)
 {
-    const char *queue = queue_for(kind, "sec-https");
+    const char *queue = wq_test_queue(kind, "sec-https");
     const char *db = wq_test_pg_create_migrated_db();
     char conf[4096], conninfo[1024], cfgpath[1100], resp[65536], id[64];
     char path[256], ids[1][WQ_UUID_STRLEN], *log;
@@ -1424,7 +1347,7 @@ check_https_e2e(int kind)
     expect_exactly(kind, queue, ids, 1, 1000);
     assert_int_equal(producer_stop(&p), 0);
 
-    log = read_file("producer.log");
+    log = wq_test_read_file("producer.log");
     assert_non_null(strstr(log, "HTTPS"));
     if (strstr(log, KAFKA_SASL_PASS()) != NULL)
         fail_msg("the log holds the SASL password");
@@ -1546,7 +1469,7 @@ test_security_https_config_errors(void **state)
     /* a copy of the key that anyone may write: refused (issue 12) */
     snprintf(wkey, sizeof wkey, "%s/world.key", dir);
     {
-        char *pem = read_file(key);
+        char *pem = wq_test_read_file(key);
 
         write_file(wkey, pem);
         free(pem);
@@ -1587,7 +1510,7 @@ test_security_auth_none_explicit(void **state)
 {
     const char *argv[] = { NULL, NULL };
     char bin[1024], out[8192], path[300], resp[1024];
-    const char *queue = queue_for(WQ_TRANSPORT_RABBITMQ, "sec-auth");
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "sec-auth");
     struct producer p;
 
     (void)state;

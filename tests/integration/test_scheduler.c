@@ -1098,7 +1098,7 @@ test_scheduler_broker_outage(void **state)
     usleep(1000000);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE state = 'scheduled'"), 1);
-    body = http_get(proc_port(&sch), "/healthz");
+    body = wq_test_http_get(proc_port(&sch), "/healthz");
     assert_contains(body, "503");
     assert_contains(body, "no broker connection");
     free(body);
@@ -1130,11 +1130,11 @@ test_scheduler_health_and_stop(void **state)
 
     (void)state;
     start_scheduler(&sch, R, ci, NULL);
-    body = http_get(proc_port(&sch), "/healthz");
+    body = wq_test_http_get(proc_port(&sch), "/healthz");
     assert_contains(body, "200");
     assert_contains(body, "\"ok\"");
     free(body);
-    body = http_get(proc_port(&sch), "/metrics");
+    body = wq_test_http_get(proc_port(&sch), "/metrics");
     assert_contains(body, "workq_scheduler_published_total{kind=\"retry\"} 0");
     assert_contains(body, "workq_scheduler_lag_seconds_bucket");
     assert_contains(body, "workq_scheduler_store_up 1");
@@ -1197,7 +1197,7 @@ backlog_metrics(int kind)
     check(metric(&sch, "workq_scheduler_backlog_up ") == 1,
         "workq_scheduler_backlog_up is not 1");
     if (kind == K) {
-        char *body = http_get(proc_port(&sch), "/metrics");
+        char *body = wq_test_http_get(proc_port(&sch), "/metrics");
 
         snprintf(line, sizeof line,
             "workq_broker_oldest_waiting_seconds{queue=\"%s\"} ", q);

@@ -114,16 +114,6 @@ out:
     return rc;
 }
 
-static const char *
-queue_for(int kind, const char *what)
-{
-    const char *q = wq_test_unique(what);
-
-    /* removed through the plain listener at exit */
-    wq_test_forget_queue(kind, q);
-    return q;
-}
-
 /* --- RabbitMQ ------------------------------------------------------------ */
 
 static void
@@ -137,7 +127,7 @@ test_secure_amqps_roundtrip(void **state)
         "rabbitmq = { url = \"%s\"; tls_ca = \"%s\"; };\n", AMQPS_URL(),
         TLS_CA());
     load(text, &cfg);
-    if (roundtrip(&cfg, queue_for(WQ_TRANSPORT_RABBITMQ, "amqps"), err,
+    if (roundtrip(&cfg, wq_test_queue(WQ_TRANSPORT_RABBITMQ, "amqps"), err,
         sizeof err) != 0)
         fail_msg("amqps round trip: %s", err);
     wq_config_free(&cfg);
@@ -156,7 +146,7 @@ test_secure_amqps_refuses_wrong_ca_and_host(void **state)
         "rabbitmq = { url = \"%s\"; tls_ca = \"%s\"; };\n", AMQPS_URL(),
         TLS_OTHER_CA());
     load(text, &cfg);
-    rc = roundtrip(&cfg, queue_for(WQ_TRANSPORT_RABBITMQ, "amqps-ca"), err,
+    rc = roundtrip(&cfg, wq_test_queue(WQ_TRANSPORT_RABBITMQ, "amqps-ca"), err,
         sizeof err);
     printf("another CA: %d %s\n", rc, err);
     assert_int_equal(rc, WQ_EBROKER);
@@ -176,7 +166,7 @@ test_secure_amqps_refuses_wrong_ca_and_host(void **state)
     snprintf(text, sizeof text, "transport = \"rabbitmq\";\n"
         "rabbitmq = { url = \"%s\"; tls_ca = \"%s\"; };\n", url, TLS_CA());
     load(text, &cfg);
-    rc = roundtrip(&cfg, queue_for(WQ_TRANSPORT_RABBITMQ, "amqps-host"), err,
+    rc = roundtrip(&cfg, wq_test_queue(WQ_TRANSPORT_RABBITMQ, "amqps-host"), err,
         sizeof err);
     printf("wrong host: %d %s\n", rc, err);
     assert_int_not_equal(rc, 0);
@@ -238,7 +228,7 @@ check_kafka(const char *brokers, const char *proto, const char *mech,
     /* the secret came from its file, and is hidden in a dump */
     if (sasl)
         assert_string_equal(cfg.kafka.sasl_password, SASL_PASS());
-    if (roundtrip(&cfg, queue_for(WQ_TRANSPORT_KAFKA, proto), err,
+    if (roundtrip(&cfg, wq_test_queue(WQ_TRANSPORT_KAFKA, proto), err,
         sizeof err) != 0)
         fail_msg("kafka %s %s round trip: %s", proto, sasl ? mech : "",
             err);

@@ -28,18 +28,12 @@
 
 #include "wq_test.h"
 #include "wq_test_broker.h"
+#include "wq_test_http.h"
 #include "wq_test_pg.h"
 #include "clock.h"
 #include "envelope.h"
 #include "transport.h"
 #include "uuid.h"
-
-#define assert_contains(hay, needle) do {                                 \
-    const char *h_ = (hay), *n_ = (needle);                               \
-    if (h_ == NULL || strstr(h_, n_) == NULL)                             \
-        fail_msg("\"%s\"\n    does not contain \"%s\"", h_ ? h_ : "(null)", \
-            n_);                                                          \
-} while (0)
 
 /* ---- a worker process --------------------------------------------------- */
 
@@ -107,10 +101,9 @@ worker_start(struct worker *w, int kind, const char *conninfo,
     const char *const *args)
 {
     static int seq;
-    const char *env[8], *argv[24];
+    const char *env[16], *argv[24];
     char conf[256], id[128];
-    size_t n = 0;
-    int fd;
+    size_t n = 0, ne;
 
     memset(w, 0, sizeof *w);
     snprintf(w->log, sizeof w->log, "%s/worker-%d.log",
@@ -126,7 +119,11 @@ worker_start(struct worker *w, int kind, const char *conninfo,
         fputs(config, f);
         fclose(f);
     }
-    wq_test_env_for(kind, conninfo, env, WQ_ARRAY_LEN(env));
+    ne = wq_test_env_for(kind, conninfo, env, WQ_ARRAY_LEN(env) - 2);
+    /* short group timeouts: rebalances in seconds, not half a minute */
+    env[ne++] = "WORKQ_KAFKA_SESSION_TIMEOUT_MS=6000";
+    env[ne++] = "WORKQ_LOG_LEVEL=info";
+    env[ne] = NULL;
     argv[n++] = wq_test_bin("workq-worker");
     argv[n++] = "--queue";
     argv[n++] = queue;
@@ -140,26 +137,7 @@ worker_start(struct worker *w, int kind, const char *conninfo,
         args++)
         argv[n++] = *args;
     argv[n] = NULL;
-    fflush(NULL);
-    w->pid = fork();
-    assert_true(w->pid >= 0);
-    if (w->pid == 0) {
-        if ((fd = open(w->log, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
-            _exit(126);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        close(fd);
-        for (size_t i = 0; env[i] != NULL; i++)
-            putenv((char *)env[i]);
-        /* short group timeouts: rebalances in seconds, not half a minute */
-        putenv("WORKQ_KAFKA_SESSION_TIMEOUT_MS=6000");
-        putenv("WORKQ_LOG_LEVEL=info");
-        for (; extra != NULL && *extra != NULL; extra++)
-            putenv((char *)*extra);
-        execv(argv[0], (char *const *)argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
+    w->pid = wq_test_spawn(argv, env, extra, w->log);
     if (nworkers == 0)
         atexit(kill_workers);
     live_set(0, w->pid);
@@ -171,22 +149,12 @@ worker_start(struct worker *w, int kind, const char *conninfo,
 static int
 worker_wait(struct worker *w, int timeout_ms)
 {
-    uint64_t end = wq_clock_mono_ns() + (uint64_t)timeout_ms * 1000000u;
-    int status;
+    pid_t pid = w->pid;
+    int rc = wq_test_reap(&w->pid, timeout_ms);
 
-    while (wq_clock_mono_ns() < end) {
-        pid_t r = waitpid(w->pid, &status, WNOHANG);
-
-        if (r == w->pid) {
-            live_set(w->pid, 0);
-            w->pid = 0;
-            if (WIFEXITED(status))
-                return WEXITSTATUS(status);
-            return 128 + WTERMSIG(status);
-        }
-        usleep(20000);
-    }
-    return -1;
+    if (rc >= 0)
+        live_set(pid, 0);
+    return rc;
 }
 
 /* SIGTERM, then the clean exit status 0 within timeout_ms. */
@@ -217,74 +185,41 @@ worker_kill9(struct worker *w)
 static char *
 worker_log(const struct worker *w)
 {
-    FILE *f = fopen(w->log, "r");
-    char *buf;
-    long n;
+    return wq_test_read_file(w->log);
+}
 
-    if (f == NULL)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    rewind(f);
-    buf = calloc(1, (size_t)n + 1);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-        (void)0;
-    fclose(f);
-    return buf;
+/* The metrics port the worker logged, 0 while it has not yet. */
+static int
+logged_port(struct worker *w)
+{
+    char *log = worker_log(w), *p = strstr(log, "/metrics on port ");
+    int port = p != NULL ? atoi(p + strlen("/metrics on port ")) : 0;
+
+    free(log);
+    return port;
 }
 
 /* The metrics port from the log ("serving ... on port N"). */
 static int
 worker_port(struct worker *w)
 {
-    for (int i = 0; i < 200 && w->port == 0; i++) {
-        char *log = worker_log(w), *p = strstr(log, "/metrics on port ");
-
-        if (p != NULL)
-            w->port = atoi(p + strlen("/metrics on port "));
-        free(log);
-        if (w->port == 0)
-            usleep(50000);
-    }
-    check(w->port > 0, "no metrics port in %s", w->log);
+    if (w->port == 0)
+        check(wq_test_waited((w->port = logged_port(w)) > 0, 10000),
+            "no metrics port in %s", w->log);
     return w->port;
 }
 
-/* GET path on 127.0.0.1:port; the whole answer (headers and body). */
+/* The /healthz answer when its status is 200 (the caller frees it), else
+ * NULL. */
 static char *
-http_get(int port, const char *path)
+healthz_200(struct worker *w)
 {
-    struct sockaddr_in sa;
-    char req[256], *buf = calloc(1, 1 << 20);
-    size_t got = 0;
-    ssize_t n;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    char *page = wq_test_http_get(worker_port(w), "/healthz");
 
-    assert_true(fd >= 0);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
-    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-    while ((n = read(fd, buf + got, (1 << 20) - 1 - got)) > 0)
-        got += (size_t)n;
-    close(fd);
-    return buf;
-}
-
-/* The value of a metric line "name{labels} value" (0 if absent). */
-static double
-metric(int port, const char *line_start)
-{
-    char *text = http_get(port, "/metrics"), *p = strstr(text, line_start);
-    double v = 0;
-
-    if (p != NULL)
-        v = strtod(p + strlen(line_start), NULL);
-    free(text);
-    return v;
+    if (strstr(page, " 200 ") != NULL)
+        return page;
+    free(page);
+    return NULL;
 }
 
 /* 1 if the process is gone: no such pid, or a zombie that its new parent
@@ -412,7 +347,6 @@ pg_execf(wq_store *s, const char *fmt, ...)
 static long long WQ_PRINTFLIKE(4, 5)
 wait_num(wq_store *s, long long want, int timeout_ms, const char *fmt, ...)
 {
-    uint64_t end = wq_clock_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     char sql[2048];
     long long v;
     va_list ap;
@@ -420,12 +354,8 @@ wait_num(wq_store *s, long long want, int timeout_ms, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(sql, sizeof sql, fmt, ap);
     va_end(ap);
-    for (;;) {
-        v = wq_test_pg_num(s, sql);
-        if (v >= want || wq_clock_mono_ns() >= end)
-            return v;
-        usleep(50000);
-    }
+    (void)wq_test_waited((v = wq_test_pg_num(s, sql)) >= want, timeout_ms);
+    return v;
 }
 
 static const char *
@@ -539,9 +469,9 @@ multi_queue(int kind)
     for (int i = 0; i < 2; i++) {
         struct worker *w = i == 0 ? &w1 : &w2;
 
-        dups += metric(worker_port(w),
+        dups += wq_test_http_metric(worker_port(w),
             "workq_worker_duplicates_total{reason=\"final\"} ")
-            + metric(w->port,
+            + wq_test_http_metric(w->port,
                 "workq_worker_duplicates_total{reason=\"running\"} ");
     }
     check(dups == 0, "%g deliveries were duplicates", dups);
@@ -586,15 +516,11 @@ duplicates(int kind)
     worker_port(&w);
     check(wait_num(s, 2, 60000, "SELECT count(*) FROM workq.tasks WHERE "
         "state = 'succeeded'") == 2, "the two tasks did not succeed");
-    for (int i = 0; i < 100; i++) {
-        dups = metric(w.port,
+    (void)wq_test_waited((dups = wq_test_http_metric(w.port,
                 "workq_worker_duplicates_total{reason=\"final\"} ")
-            + metric(w.port,
-                "workq_worker_duplicates_total{reason=\"running\"} ");
-        if (dups >= 2)
-            break;
-        usleep(100000);
-    }
+            + wq_test_http_metric(w.port,
+                "workq_worker_duplicates_total{reason=\"running\"} ")) >= 2,
+        10000);
     check(dups == 2, "%g duplicates counted, not 2", dups);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks"), 2);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
@@ -605,7 +531,7 @@ duplicates(int kind)
         "'second') AND attempt = 1"), 1);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE idempotency_key = 'twice' AND result = 'bytes'"), 1);
-    assert_int_equal((long long)metric(w.port,
+    assert_int_equal((long long)wq_test_http_metric(w.port,
         "workq_worker_tasks_total{outcome=\"succeeded\"} "), 2);
     worker_stop(&w, 30000);
     wq_envelope_free(&a1);
@@ -701,9 +627,7 @@ exec_handlers(int kind)
     assert_non_null(f);
     assert_int_equal(fscanf(f, "%ld", &gc), 1);
     fclose(f);
-    for (int i = 0; i < 100 && !process_gone((pid_t)gc); i++)
-        usleep(20000);
-    check(process_gone((pid_t)gc),
+    check(wq_test_waited(process_gone((pid_t)gc), 2000),
         "the timed-out task's grandchild %ld is still alive", gc);
     /* output over max_output: cut, and the history says so */
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
@@ -955,7 +879,10 @@ kill9_under_load(int kind)
         "state = 'running'");
     check(running > 0, "no task was running at the kill: the test did not "
         "test lease takeover");
-    usleep(2500000);        /* past the lease */
+    /* the dead worker's leases run out */
+    check(wq_test_waited(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.tasks WHERE state = 'running' AND lease_expires_at > now()")
+        == 0, 10000), "the killed worker's leases did not expire");
     worker_start(&b, kind, ci, q, NULL, extra, args);
     n = wait_num(s, 2000, 180000, "SELECT count(*) FROM workq.tasks WHERE "
         "state = 'succeeded'");
@@ -1295,18 +1222,11 @@ watchdog(int kind)
     check(ready && dogs >= 3, "READY=%d, %d WATCHDOG=1 in:\n%s", ready, dogs,
         seen);
     /* healthy once it consumes */
-    for (int i = 0; i < 100; i++) {
-        page = http_get(worker_port(&w), "/healthz");
-        if (strstr(page, " 200 ") != NULL)
-            break;
-        free(page);
-        page = NULL;
-        usleep(100000);
-    }
-    check(page != NULL, "/healthz never answered 200");
+    check(wq_test_waited((page = healthz_200(&w)) != NULL, 10000),
+        "/healthz never answered 200");
     assert_contains(page, "\"status\":\"ok\"");
     free(page);
-    page = http_get(w.port, "/metrics");
+    page = wq_test_http_get(w.port, "/metrics");
     assert_contains(page, "workq_worker_handler_duration_seconds_bucket");
     assert_contains(page, "workq_worker_in_flight ");
     free(page);

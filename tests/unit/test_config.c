@@ -26,13 +26,6 @@
 #define WQ_SOURCE_DIR "."
 #endif
 
-#define assert_contains(hay, needle) do {                                 \
-    const char *h_ = (hay), *n_ = (needle);                               \
-    if (h_ == NULL || strstr(h_, n_) == NULL)                             \
-        fail_msg("\"%s\"\n    does not contain \"%s\"", h_ ? h_ : "(null)", \
-            n_);                                                          \
-} while (0)
-
 #define assert_not_contains(hay, needle) do {                             \
     const char *h_ = (hay), *n_ = (needle);                               \
     if (strstr(h_, n_) != NULL)                                           \

@@ -13,12 +13,6 @@
 #include "wq_test.h"
 #include "cron.h"
 
-#define assert_contains(hay, needle) do {                                 \
-    const char *h_ = (hay), *n_ = (needle);                               \
-    if (strstr(h_, n_) == NULL)                                           \
-        fail_msg("\"%s\"\n    does not contain \"%s\"", h_, n_);          \
-} while (0)
-
 static struct wq_cron
 parse_ok(const char *expr)
 {

@@ -30,13 +30,6 @@
 #include "handler.h"
 #include "log.h"
 
-#define assert_contains(hay, needle) do {                                 \
-    const char *h_ = (hay), *n_ = (needle);                               \
-    if (h_ == NULL || strstr(h_, n_) == NULL)                             \
-        fail_msg("\"%s\"\n    does not contain \"%s\"", h_ ? h_ : "(null)", \
-            n_);                                                          \
-} while (0)
-
 static const int permanent_default[] = { 65 };
 
 /* A task and an exec configuration to run it with. */

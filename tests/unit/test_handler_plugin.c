@@ -14,13 +14,6 @@
 #include "handler.h"
 #include "workq_plugin.h"
 
-#define assert_contains(hay, needle) do {                                 \
-    const char *h_ = (hay), *n_ = (needle);                               \
-    if (h_ == NULL || strstr(h_, n_) == NULL)                             \
-        fail_msg("\"%s\"\n    does not contain \"%s\"", h_ ? h_ : "(null)", \
-            n_);                                                          \
-} while (0)
-
 static char *
 plugin_path(const char *name)
 {

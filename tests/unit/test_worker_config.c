@@ -24,13 +24,6 @@
 #define WQ_SOURCE_DIR "."
 #endif
 
-#define assert_contains(hay, needle) do {                                 \
-    const char *h_ = (hay), *n_ = (needle);                               \
-    if (h_ == NULL || strstr(h_, n_) == NULL)                             \
-        fail_msg("\"%s\"\n    does not contain \"%s\"", h_ ? h_ : "(null)", \
-            n_);                                                          \
-} while (0)
-
 static void
 write_file(const char *path, const char *text)
 {
