@@ -183,7 +183,7 @@ kafka_pid() {
 # Java processes running our server.properties (e.g. a lost pid file).
 kafka_stray_pids() {
     local p
-    for p in $(pgrep -x java 2>/dev/null); do
+    for p in $(wq_pgrep -x java 2>/dev/null); do
         wq_pid_cmdline_has "$p" "kafka.Kafka $KAFKA_PROPS" && echo "$p"
     done
     return 0

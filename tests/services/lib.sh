@@ -101,6 +101,12 @@ wq_kill_wait() {
         wq_log "WARNING: could not kill ${pids[*]}"
 }
 
+# pgrep limited to this shell's process namespace: a Debian root that
+# tests/fresh/check.sh runs in a namespace of its own starts servers with
+# the same command lines, which this machine's namespace sees (and must
+# never take for its own).
+wq_pgrep() { pgrep --ns $$ --nslist pid "$@"; }
+
 # PID and all its descendants, parents first.
 wq_tree() {
     local c

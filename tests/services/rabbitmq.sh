@@ -112,7 +112,7 @@ rmq_pid() {
 # system node.
 rmq_stray_pids() {
     local p
-    for p in $(pgrep -x beam.smp 2>/dev/null; pgrep -x erl 2>/dev/null); do
+    for p in $(wq_pgrep -x beam.smp 2>/dev/null; wq_pgrep -x erl 2>/dev/null); do
         wq_pid_cmdline_has "$p" "$(rmq_vm_marker)" && echo "$p"
     done
     return 0
@@ -122,7 +122,7 @@ rmq_stray_pids() {
 # `epmd -daemon` with ERL_EPMD_PORT in its environment.
 rmq_epmd_pids() {
     local p
-    for p in $(pgrep -x epmd 2>/dev/null); do
+    for p in $(wq_pgrep -x epmd 2>/dev/null); do
         if wq_pid_cmdline_has "$p" "-port $RMQ_EPMD_PORT" ||
             tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" |
                 grep -qx "ERL_EPMD_PORT=$RMQ_EPMD_PORT"; then
