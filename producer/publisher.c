@@ -18,17 +18,12 @@
  *
  * At rest the thread sleeps in pthread_cond_timedwait, once a second.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,7 +39,6 @@
 #define IDLE_WAKE_MS     1000   /* chores when idle */
 #define BACKOFF_FIRST_MS 100    /* reopen: first wait ... */
 #define BACKOFF_MAX_MS   5000   /* ... doubling up to this */
-#define PROBE_TIMEOUT_MS 1000   /* Kafka: TCP connect to a broker */
 #define CLOSE_MS         1000   /* closing a handle that failed */
 
 struct publisher {
@@ -61,8 +55,6 @@ struct publisher {
     /* Owned by the thread. */
     struct wq_config *cfg;
     struct wq_transport_conf tconf;
-    const char **props;
-    char *timeout_prop;
     int timeout_ms;
     wq_transport *t;
     char **declared;
@@ -207,55 +199,6 @@ drop(struct publisher *p, int status, const char *why)
         + (uint64_t)p->backoff_ms * 1000000u;
 }
 
-/* 1 if some bootstrap broker of the Kafka list accepts a TCP connection. */
-static int
-kafka_probe(const char *brokers)
-{
-    char *list = xstrdup(brokers), *save = NULL, *tok;
-    int ok = 0;
-
-    for (tok = strtok_r(list, ",", &save); tok != NULL && !ok;
-        tok = strtok_r(NULL, ",", &save)) {
-        struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai, *a;
-        char *colon, *host = tok;
-
-        while (*host == ' ')
-            host++;
-        if ((colon = strrchr(host, ':')) == NULL)
-            continue;
-        *colon = '\0';
-        if (host[0] == '[') {   /* [v6]:port */
-            host++;
-            host[strcspn(host, "]")] = '\0';
-        }
-        if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
-            continue;
-        for (a = ai; a != NULL && !ok; a = a->ai_next) {
-            int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK
-                | SOCK_CLOEXEC, 0), soerr = 0;
-            socklen_t sl = sizeof soerr;
-            struct pollfd pfd;
-
-            if (fd < 0)
-                continue;
-            if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
-                ok = 1;
-            else if (errno == EINPROGRESS) {
-                pfd.fd = fd;
-                pfd.events = POLLOUT;
-                if (poll(&pfd, 1, PROBE_TIMEOUT_MS) == 1
-                    && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0
-                    && soerr == 0)
-                    ok = 1;
-            }
-            close(fd);
-        }
-        freeaddrinfo(ai);
-    }
-    free(list);
-    return ok;
-}
-
 /* Opens the transport when it is closed and the backoff has passed. */
 static void
 try_open(struct publisher *p, int force)
@@ -265,14 +208,9 @@ try_open(struct publisher *p, int force)
 
     if (p->t != NULL || (!force && wq_clock_mono_ns() < p->next_open_ns))
         return;
-    if (p->tconf.kind == WQ_TRANSPORT_KAFKA
-        && !kafka_probe(p->tconf.kafka_brokers)) {
-        rc = WQ_EBROKER;
-        snprintf(err, sizeof err, "kafka: no broker of '%s' accepts "
-            "connections", p->tconf.kafka_brokers);
-    } else {
-        rc = wq_transport_open(&p->tconf, &p->t, err, sizeof err);
-    }
+    /* open() waits for the broker (broker.connect_timeout), as its
+     * library reads the address: that is the probe */
+    rc = wq_transport_open(&p->tconf, &p->t, err, sizeof err);
     if (rc == 0) {
         p->backoff_ms = BACKOFF_FIRST_MS;
         set_up(p, 1);
@@ -432,7 +370,6 @@ pub_start(struct wq_config *cfg, int timeout_ms, wq_metrics *metrics,
     struct publisher **out, char *err, size_t errlen)
 {
     struct publisher *p = xcalloc(1, sizeof *p);
-    size_t n;
     int rc;
 
     p->cfg = cfg;
@@ -444,17 +381,8 @@ pub_start(struct wq_config *cfg, int timeout_ms, wq_metrics *metrics,
     }
     if (p->tconf.client_id == NULL)
         p->tconf.client_id = "workq-producer";
-    if (p->tconf.kind == WQ_TRANSPORT_KAFKA) {
-        /* librdkafka gives up when we do; operator properties still win */
-        n = p->tconf.kafka_nprops;
-        p->timeout_prop = xasprintf("message.timeout.ms=%d", p->timeout_ms);
-        p->props = xcalloc(n + 1, sizeof *p->props);
-        p->props[0] = p->timeout_prop;
-        for (size_t i = 0; i < n; i++)
-            p->props[i + 1] = p->tconf.kafka_props[i];
-        p->tconf.kafka_props = p->props;
-        p->tconf.kafka_nprops = n + 1;
-    }
+    /* the broker's library gives up when we do */
+    p->tconf.publish_timeout_ms = p->timeout_ms;
     p->tconf.on_confirm = on_confirm;
     p->tconf.on_confirm_user = p;
     if (metrics != NULL) {
@@ -485,16 +413,8 @@ pub_start(struct wq_config *cfg, int timeout_ms, wq_metrics *metrics,
     if (rc == WQ_ECONFIG) {
         pthread_cond_destroy(&p->cond);
         pthread_mutex_destroy(&p->lock);
-        free(p->props);
-        free(p->timeout_prop);
         free(p);
         return rc;
-    }
-    if (rc == 0 && p->tconf.kind == WQ_TRANSPORT_KAFKA
-        && !kafka_probe(p->tconf.kafka_brokers)) {
-        wq_transport_close(p->t, 0);
-        p->t = NULL;
-        rc = WQ_EBROKER;
     }
     if (rc != 0)
         try_open(p, 1);     /* logs, arms the backoff */
@@ -504,8 +424,6 @@ pub_start(struct wq_config *cfg, int timeout_ms, wq_metrics *metrics,
         wq_transport_close(p->t, 0);
         pthread_cond_destroy(&p->cond);
         pthread_mutex_destroy(&p->lock);
-        free(p->props);
-        free(p->timeout_prop);
         free(p);
         return wq_seterr(err, errlen, WQ_EIO, "pthread_create: %s",
             strerror(rc));
@@ -595,7 +513,5 @@ pub_free(struct publisher *p)
     free(p->declared);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
-    free(p->props);
-    free(p->timeout_prop);
     free(p);
 }

@@ -290,10 +290,10 @@ broken:
 int64_t
 wq_broker_keepalive_ms(const wq_broker *b)
 {
-    if (b->cfg->transport == WQ_TRANSPORT_RABBITMQ
-        && b->cfg->rabbitmq.heartbeat_ms > 0)
-        return b->cfg->rabbitmq.heartbeat_ms / 3;
-    return 0;
+    const struct wq_transport_backend *be =
+        wq_transport_backend(b->cfg->transport);
+
+    return be->keepalive_ms != NULL ? be->keepalive_ms(b->cfg) : 0;
 }
 
 void

@@ -654,7 +654,7 @@ main(int argc, char **argv)
     l->s.retention = wq_retention_new(&cfg);
     wq_log_info(COMPONENT, "scheduler %s %s on %s: batch %d, poll "
         "interval %lld ms, %zu periodic entr%s", id, WQ_VERSION,
-        cfg.transport == WQ_TRANSPORT_KAFKA ? "kafka" : "rabbitmq",
+        wq_transport_kind_name(cfg.transport),
         l->s.batch, (long long)cfg.scheduler.poll_interval_ms,
         cfg.periodic.n, cfg.periodic.n == 1 ? "y" : "ies");
     l->store_backoff_ms = BACKOFF_MIN_MS;

@@ -23,8 +23,8 @@
  * a connection the broker closed meanwhile (a restart, missed heartbeats:
  * nobody serves them in an idle client) is replaced before it is used,
  * and a publish that finds its connection broken is tried once more on a
- * new one.  Kafka gets message.timeout.ms = the client's timeout, so
- * librdkafka gives up at the same deadline as the client.
+ * new one.  The transport gets the client's timeout as its publish
+ * timeout, so the broker's library gives up at the same deadline.
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -73,8 +73,6 @@ struct wq_client {
     struct wq_config *cfg;          /* &own or the caller's */
     int owns_cfg;
     struct wq_transport_conf tconf;
-    const char **props;             /* kafka_props plus our timeout */
-    char *timeout_prop;
     int timeout_ms;
 
     wq_transport *t;                /* NULL: open on next use */
@@ -392,7 +390,6 @@ queue_declare(wq_client *c, const char *queue, char *err, size_t errlen)
 static int
 client_start(wq_client *c, int timeout_ms, char *err, size_t errlen)
 {
-    size_t n;
     int rc;
 
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
@@ -400,21 +397,7 @@ client_start(wq_client *c, int timeout_ms, char *err, size_t errlen)
         return rc;
     if (c->tconf.client_id == NULL)
         c->tconf.client_id = "workq-client";
-    if (c->tconf.kind == WQ_TRANSPORT_KAFKA) {
-        /* Our settings first, so the operator's properties still win. */
-        n = c->tconf.kafka_nprops;
-        c->props = calloc(n + 1, sizeof *c->props);
-        if (asprintf(&c->timeout_prop, "message.timeout.ms=%d",
-            c->timeout_ms) < 0)
-            c->timeout_prop = NULL;
-        if (c->props == NULL || c->timeout_prop == NULL)
-            return wq_seterr(err, errlen, WQ_ENOMEM, "out of memory");
-        c->props[0] = c->timeout_prop;
-        for (size_t i = 0; i < n; i++)
-            c->props[i + 1] = c->tconf.kafka_props[i];
-        c->tconf.kafka_props = c->props;
-        c->tconf.kafka_nprops = n + 1;
-    }
+    c->tconf.publish_timeout_ms = c->timeout_ms;
     c->tconf.on_confirm = on_confirm;
     c->tconf.on_confirm_user = c;
     return transport_get(c, err, errlen);
@@ -886,8 +869,6 @@ wq_client_free(wq_client *c)
         free(s);
     }
     wq_buf_free(&c->buf);
-    free(c->props);
-    free(c->timeout_prop);
     if (c->owns_cfg)
         wq_config_free(&c->own);
     free(c);

@@ -80,7 +80,9 @@
 #endif
 #endif
 
+#include "alloc.h"
 #include "clock.h"
+#include "config.h"
 #include "log.h"
 #include "transport.h"
 
@@ -1850,6 +1852,118 @@ amqp_close(wq_transport *t, int timeout_ms)
     free(t);
 }
 
+/* --- settings ------------------------------------------------------------ */
+
+/* A new copy of s, percent-encoded for the userinfo of a URL. */
+static char *
+pct_encode(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = xmalloc(strlen(s) * 3 + 1), *o = out;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+            (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL) {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Frees a string that may hold a secret. */
+static void
+wipe_free(char *s)
+{
+    if (s != NULL) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+/*
+ * The AMQP URL with its password replaced: amqp[s]://[user[:pass]@]rest,
+ * kept by cfg.  Without userinfo the user is RabbitMQ's default, "guest".
+ */
+static int
+url_with_password(struct wq_config *cfg, const char *url,
+    const char *password, const char **out, char *err, size_t errlen)
+{
+    const char *auth = strstr(url, "://"), *end, *at, *colon;
+    char *user, *pass, *full;
+
+    if (password[0] == '\0') {
+        *out = wq_config_keep(cfg, url, strlen(url) + 1);
+        return 0;
+    }
+    if (auth == NULL)
+        return wq_seterr(err, errlen, WQ_ECONFIG,
+            "rabbitmq.url: \"%s\" is not a URL", url);
+    auth += 3;
+    end = auth + strcspn(auth, "/?#");
+    at = NULL;
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (at != NULL) {
+        colon = memchr(auth, ':', (size_t)(at - auth));
+        user = xstrndup(auth, (size_t)((colon ? colon : at) - auth));
+    } else {
+        user = xstrdup("guest");
+    }
+    pass = pct_encode(password);
+    full = xasprintf("%.*s%s:%s@%s", (int)(auth - url), url, user, pass,
+        at != NULL ? at + 1 : auth);
+    *out = wq_config_keep(cfg, full, strlen(full) + 1);
+    free(user);
+    wipe_free(pass);
+    wipe_free(full);
+    return 0;
+}
+
+/* Fills the amqp_* fields from the rabbitmq.* rows. */
+static int
+amqp_settings(struct wq_config *cfg, struct wq_transport_conf *out,
+    char *err, size_t errlen)
+{
+    int rc;
+
+    rc = url_with_password(cfg, cfg->rabbitmq.url, cfg->rabbitmq.password,
+        &out->amqp_url, err, errlen);
+    if (rc != 0)
+        return rc;
+    out->amqp_quorum = cfg->rabbitmq.queue_type == WQ_RABBITMQ_QUORUM;
+    out->amqp_prefetch = cfg->rabbitmq.prefetch;
+    /* whole seconds, rounded up so that 500ms does not mean "off" */
+    out->amqp_heartbeat_s = (int)((cfg->rabbitmq.heartbeat_ms + 999) / 1000);
+    out->amqp_cacert = cfg->rabbitmq.tls_ca[0] != '\0'
+        ? cfg->rabbitmq.tls_ca : NULL;
+    return 0;
+}
+
+/* The consumer holds at most `prefetch` unacked deliveries. */
+static void
+amqp_check_worker(const struct wq_config *cfg)
+{
+    if (cfg->rabbitmq.prefetch < cfg->worker.concurrency)
+        wq_log_warn("main", "rabbitmq.prefetch %d is below "
+            "worker.concurrency %d: at most %d tasks can run at once",
+            cfg->rabbitmq.prefetch, cfg->worker.concurrency,
+            cfg->rabbitmq.prefetch);
+}
+
+/* An idle handle must be served three times per heartbeat interval. */
+static int64_t
+amqp_keepalive_ms(const struct wq_config *cfg)
+{
+    return cfg->rabbitmq.heartbeat_ms > 0 ? cfg->rabbitmq.heartbeat_ms / 3
+        : 0;
+}
+
 const struct wq_transport_ops wq_transport_amqp_ops = {
     .name = "rabbitmq",
     .open = amqp_open,
@@ -1863,4 +1977,11 @@ const struct wq_transport_ops wq_transport_amqp_ops = {
     .close = amqp_close,
     .wakeup = amqp_wakeup,
     .backlog = amqp_backlog,
+};
+
+const struct wq_transport_backend wq_transport_amqp = {
+    .ops = &wq_transport_amqp_ops,
+    .settings = amqp_settings,
+    .check_worker = amqp_check_worker,
+    .keepalive_ms = amqp_keepalive_ms,
 };
