@@ -32,6 +32,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "publisher.h"
+#include "reconnect.h"
 #include "transport.h"
 
 #define COMPONENT        "publisher"
@@ -61,8 +62,7 @@ struct publisher {
     size_t ndeclared, declared_cap;
     struct pub_msg *fhead, *ftail;  /* in flight, oldest first */
     size_t nflight;
-    uint64_t next_open_ns;
-    int backoff_ms;
+    struct wq_reconnect retry;      /* reopening the transport */
     uint64_t last_chore_ns;
     int need_drop;                  /* a verdict said the broker is gone */
     char need_why[384];
@@ -195,8 +195,7 @@ drop(struct publisher *p, int status, const char *why)
     }
     declared_clear(p);
     set_up(p, 0);
-    p->next_open_ns = wq_clock_mono_ns()
-        + (uint64_t)p->backoff_ms * 1000000u;
+    wq_reconnect_hold(&p->retry, p->retry.step_ms);
 }
 
 /* Opens the transport when it is closed and the backoff has passed. */
@@ -206,22 +205,18 @@ try_open(struct publisher *p, int force)
     char err[WQ_ERRLEN];
     int rc;
 
-    if (p->t != NULL || (!force && wq_clock_mono_ns() < p->next_open_ns))
+    if (p->t != NULL || (!force && !wq_reconnect_due(&p->retry)))
         return;
     /* open() waits for the broker (broker.connect_timeout), as its
      * library reads the address: that is the probe */
     rc = wq_transport_open(&p->tconf, &p->t, err, sizeof err);
     if (rc == 0) {
-        p->backoff_ms = BACKOFF_FIRST_MS;
+        wq_reconnect_ok(&p->retry);
         set_up(p, 1);
         return;
     }
-    wq_log_warn(COMPONENT, "broker unavailable, retry in %d ms: %s",
-        p->backoff_ms, err);
-    p->next_open_ns = wq_clock_mono_ns()
-        + (uint64_t)p->backoff_ms * 1000000u;
-    p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-        : p->backoff_ms * 2;
+    wq_log_warn(COMPONENT, "broker unavailable, retry in %lld ms: %s",
+        (long long)wq_reconnect_failed(&p->retry), err);
     set_up(p, 0);
 }
 
@@ -374,7 +369,8 @@ pub_start(struct wq_config *cfg, int timeout_ms, wq_metrics *metrics,
 
     p->cfg = cfg;
     p->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
-    p->backoff_ms = BACKOFF_FIRST_MS;
+    wq_reconnect_init(&p->retry, BACKOFF_FIRST_MS, BACKOFF_MAX_MS,
+        WQ_JITTER_NONE);
     if ((rc = wq_config_transport_conf(cfg, &p->tconf, err, errlen)) != 0) {
         free(p);
         return rc;

@@ -18,10 +18,9 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "backoff.h"
 #include "broker.h"
-#include "clock.h"
 #include "log.h"
+#include "reconnect.h"
 #include "transport.h"
 
 #define COMPONENT "broker"
@@ -35,8 +34,7 @@ struct wq_broker {
     struct wq_config *cfg;
     char *client_id;
     wq_transport *t;
-    uint64_t retry_at_ns;           /* next connect attempt (when down) */
-    int64_t backoff_ms;
+    struct wq_reconnect retry;
     /* the batch being confirmed */
     uint64_t gen;
     struct wq_broker_msg *msgs;
@@ -138,9 +136,8 @@ go_down(wq_broker *b, const char *why)
     b->gen++;       /* verdicts from the close belong to no batch */
     wq_transport_close(b->t, CLOSE_MS);
     b->t = NULL;
-    b->backoff_ms = BACKOFF_MIN_MS;
-    b->retry_at_ns = wq_clock_mono_ns()
-        + (uint64_t)b->backoff_ms * 1000000u;
+    wq_reconnect_ok(&b->retry);
+    wq_reconnect_hold(&b->retry, b->retry.min_ms);
 }
 
 wq_broker *
@@ -150,7 +147,8 @@ wq_broker_new(struct wq_config *cfg, const char *client_id)
 
     b->cfg = cfg;
     b->client_id = xstrdup(client_id);
-    b->backoff_ms = BACKOFF_MIN_MS;
+    wq_reconnect_init(&b->retry, BACKOFF_MIN_MS, BACKOFF_MAX_MS,
+        WQ_JITTER_EQUAL);
     return b;
 }
 
@@ -165,7 +163,7 @@ wq_broker_retry_ms(const wq_broker *b)
 {
     if (b->t != NULL)
         return 0;
-    return wq_clock_ms_until(b->retry_at_ns);
+    return wq_reconnect_wait_ms(&b->retry);
 }
 
 int
@@ -176,7 +174,7 @@ wq_broker_ready(wq_broker *b, char *err, size_t errlen)
 
     if (b->t != NULL)
         return 0;
-    if (wq_clock_mono_ns() < b->retry_at_ns)
+    if (!wq_reconnect_due(&b->retry))
         return wq_seterr(err, errlen, WQ_EAGAIN, "waiting %lld ms before "
             "the next connection attempt",
             (long long)wq_broker_retry_ms(b));
@@ -187,15 +185,11 @@ wq_broker_ready(wq_broker *b, char *err, size_t errlen)
     tc.on_confirm_user = b;
     if ((rc = wq_transport_open(&tc, &b->t, err, errlen)) != 0) {
         b->t = NULL;
-        b->retry_at_ns = wq_clock_mono_ns()
-            + (uint64_t)(b->backoff_ms / 2 + (int64_t)(wq_backoff_rand01()
-                * (double)(b->backoff_ms / 2))) * 1000000u;
-        b->backoff_ms = b->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-            : b->backoff_ms * 2;
+        wq_reconnect_failed(&b->retry);
         return rc == WQ_ECONFIG ? rc : WQ_EBROKER;
     }
     wq_log_info(COMPONENT, "connected to %s", wq_transport_name(b->t));
-    b->backoff_ms = BACKOFF_MIN_MS;
+    wq_reconnect_ok(&b->retry);
     return 0;
 }
 
