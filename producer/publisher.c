@@ -1,7 +1,8 @@
 /*
  * publisher.c - the producer's publishing thread (see publisher.h).
  *
- * The thread owns the transport handle, the set of queues declared on it,
+ * The thread owns the publishing connection (pubconn.h: the transport
+ * handle, the queues declared on it, the reconnect backoff),
  * and two lists of struct pub_msg: `queued` (filled by pub_submit under
  * the lock) and `flight` (published, in publish order, awaiting the
  * broker's verdict; only the thread touches it).  Its loop:
@@ -32,7 +33,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "publisher.h"
-#include "reconnect.h"
+#include "pubconn.h"
 #include "transport.h"
 
 #define COMPONENT        "publisher"
@@ -55,14 +56,10 @@ struct publisher {
 
     /* Owned by the thread. */
     struct wq_config *cfg;
-    struct wq_transport_conf tconf;
     int timeout_ms;
-    wq_transport *t;
-    char **declared;
-    size_t ndeclared, declared_cap;
+    struct wq_pubconn pc;           /* the transport handle */
     struct pub_msg *fhead, *ftail;  /* in flight, oldest first */
     size_t nflight;
-    struct wq_reconnect retry;      /* reopening the transport */
     uint64_t last_chore_ns;
     int need_drop;                  /* a verdict said the broker is gone */
     char need_why[384];
@@ -128,14 +125,6 @@ set_up(struct publisher *p, int up)
     wq_metric_set(p->up_gauge, up);
 }
 
-static void
-declared_clear(struct publisher *p)
-{
-    for (size_t i = 0; i < p->ndeclared; i++)
-        free(p->declared[i]);
-    p->ndeclared = 0;
-}
-
 /* The transport's verdict on one message (publish, flush or close). */
 static void
 on_confirm(void *opaque, int status, const char *reason, void *user)
@@ -149,13 +138,9 @@ on_confirm(void *opaque, int status, const char *reason, void *user)
         status = p->drop_status;
         reason = p->drop_why;
     }
-    if (status != 0) {
+    if (status != 0)
         snprintf(why, sizeof why, "%s", reason != NULL ? reason
             : wq_strerror(status));
-        /* the queue may be gone (deleted by an operator): declare the
-         * queues again on their next use; it is idempotent and rare */
-        declared_clear(p);
-    }
     finish(p, m, status, status != 0 ? why : NULL);
     /* A message that timed out or could not be sent means the broker is
      * gone (Kafka reports it this way): refuse new ones quickly, and
@@ -179,64 +164,48 @@ drop(struct publisher *p, int status, const char *why)
     struct pub_msg *m;
 
     p->need_drop = 0;
-    if (p->t != NULL) {
+    if (p->pc.t != NULL) {
         wq_log_warn(COMPONENT, "closing the broker connection: %s", why);
         p->dropping = 1;
         p->drop_status = status;
         snprintf(p->drop_why, sizeof p->drop_why, "%s", why);
-        wq_transport_close(p->t, 0);
+        /* forgets the declared queues, holds the next open */
+        wq_pubconn_drop(&p->pc, 0);
         p->dropping = 0;
-        p->t = NULL;
     }
     /* the transport reported them all; this is only a safety net */
     while ((m = p->fhead) != NULL) {
         flight_del(p, m);
         finish(p, m, status, why);
     }
-    declared_clear(p);
     set_up(p, 0);
-    wq_reconnect_hold(&p->retry, p->retry.step_ms);
 }
 
-/* Opens the transport when it is closed and the backoff has passed. */
+/* After an attempt to open: the broker is up, or the log says when the
+ * next attempt comes. */
 static void
-try_open(struct publisher *p, int force)
+opened(struct publisher *p, int rc, const char *err)
 {
-    char err[WQ_ERRLEN];
-    int rc;
-
-    if (p->t != NULL || (!force && !wq_reconnect_due(&p->retry)))
-        return;
-    /* open() waits for the broker (broker.connect_timeout), as its
-     * library reads the address: that is the probe */
-    rc = wq_transport_open(&p->tconf, &p->t, err, sizeof err);
     if (rc == 0) {
-        wq_reconnect_ok(&p->retry);
         set_up(p, 1);
         return;
     }
     wq_log_warn(COMPONENT, "broker unavailable, retry in %lld ms: %s",
-        (long long)wq_reconnect_failed(&p->retry), err);
+        (long long)wq_reconnect_wait_ms(&p->pc.retry), err);
     set_up(p, 0);
 }
 
-static int
-declare(struct publisher *p, const char *queue, char *err, size_t errlen)
+/* Opens the transport when it is closed and the backoff has passed. */
+static void
+try_open(struct publisher *p)
 {
-    int rc;
+    char err[WQ_ERRLEN];
 
-    for (size_t i = p->ndeclared; i-- > 0;)
-        if (strcmp(p->declared[i], queue) == 0)
-            return 0;
-    if ((rc = wq_transport_declare(p->t, queue, err, errlen)) != 0)
-        return rc;
-    if (p->ndeclared == p->declared_cap) {
-        p->declared_cap = p->declared_cap ? p->declared_cap * 2 : 16;
-        p->declared = xreallocarray(p->declared, p->declared_cap,
-            sizeof *p->declared);
-    }
-    p->declared[p->ndeclared++] = xstrdup(queue);
-    return 0;
+    if (p->pc.t != NULL || !wq_reconnect_due(&p->pc.retry))
+        return;
+    /* open() waits for the broker (broker.connect_timeout), as its
+     * library reads the address: that is the probe */
+    opened(p, wq_pubconn_open(&p->pc, err, sizeof err), err);
 }
 
 /* Publishes one message, or gives it its verdict at once. */
@@ -246,14 +215,14 @@ publish(struct publisher *p, struct pub_msg *m)
     char err[WQ_ERRLEN];
     int rc;
 
-    if (p->t == NULL) {
+    if (p->pc.t == NULL) {
         finish(p, m, WQ_EBROKER, "the broker is unavailable");
         return;
     }
-    if ((rc = declare(p, m->queue, err, sizeof err)) == 0) {
+    if ((rc = wq_pubconn_declare(&p->pc, m->queue, err, sizeof err)) == 0) {
         /* in the list first: the verdict may come inside publish() */
         flight_add(p, m);
-        rc = wq_transport_publish(p->t, m->queue, m->key, m->keylen,
+        rc = wq_pubconn_publish(&p->pc, m->queue, m->key, m->keylen,
             m->body, m->len, m, err, sizeof err);
         if (rc != 0)
             flight_del(p, m);
@@ -261,7 +230,7 @@ publish(struct publisher *p, struct pub_msg *m)
     if (rc == 0)
         return;
     finish(p, m, rc, err);
-    if (rc == WQ_EBROKER || rc == WQ_ETIMEOUT || rc == WQ_ECLOSED)
+    if (wq_pubconn_broken(rc))
         drop(p, WQ_EBROKER, err);
 }
 
@@ -289,11 +258,11 @@ chores(struct publisher *p)
     if (now - p->last_chore_ns < (uint64_t)IDLE_WAKE_MS * 1000000u)
         return;
     p->last_chore_ns = now;
-    if (p->t == NULL) {
-        try_open(p, 0);
+    if (p->pc.t == NULL) {
+        try_open(p);
     } else if (p->nflight == 0) {
         /* reads the socket: heartbeats, and a broker that went away */
-        rc = wq_transport_flush(p->t, 0, err, sizeof err);
+        rc = wq_pubconn_flush(&p->pc, 0, err, sizeof err);
         if (rc == WQ_EBROKER)
             drop(p, WQ_EBROKER, err);
     }
@@ -323,15 +292,15 @@ run(void *arg)
         deadline = p->stop_deadline_ns;
         pthread_mutex_unlock(&p->lock);
 
-        if (batch != NULL && p->t == NULL)
-            try_open(p, 0);
+        if (batch != NULL && p->pc.t == NULL)
+            try_open(p);
         while ((m = batch) != NULL) {
             batch = m->next;
             m->next = NULL;
             publish(p, m);
         }
-        if (p->t != NULL && p->nflight > 0) {
-            rc = wq_transport_flush(p->t, FLUSH_SLICE_MS, err, sizeof err);
+        if (p->pc.t != NULL && p->nflight > 0) {
+            rc = wq_pubconn_flush(&p->pc, FLUSH_SLICE_MS, err, sizeof err);
             if (rc == WQ_EBROKER)
                 drop(p, WQ_EBROKER, err);
         }
@@ -349,10 +318,7 @@ run(void *arg)
             }
         }
     }
-    if (p->t != NULL) {
-        wq_transport_close(p->t, CLOSE_MS);
-        p->t = NULL;
-    }
+    wq_pubconn_drop(&p->pc, CLOSE_MS);
     set_up(p, 0);
     atomic_store(&p->finished, 1);
     return NULL;
@@ -365,22 +331,23 @@ pub_start(struct wq_config *cfg, int timeout_ms, wq_metrics *metrics,
     struct publisher **out, char *err, size_t errlen)
 {
     struct publisher *p = xcalloc(1, sizeof *p);
+    struct wq_transport_conf tc;
     int rc;
 
     p->cfg = cfg;
     p->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
-    wq_reconnect_init(&p->retry, BACKOFF_FIRST_MS, BACKOFF_MAX_MS,
-        WQ_JITTER_NONE);
-    if ((rc = wq_config_transport_conf(cfg, &p->tconf, err, errlen)) != 0) {
+    if ((rc = wq_config_transport_conf(cfg, &tc, err, errlen)) != 0) {
         free(p);
         return rc;
     }
-    if (p->tconf.client_id == NULL)
-        p->tconf.client_id = "workq-producer";
+    if (tc.client_id == NULL)
+        tc.client_id = "workq-producer";
     /* the broker's library gives up when we do */
-    p->tconf.publish_timeout_ms = p->timeout_ms;
-    p->tconf.on_confirm = on_confirm;
-    p->tconf.on_confirm_user = p;
+    tc.publish_timeout_ms = p->timeout_ms;
+    tc.on_confirm = on_confirm;
+    tc.on_confirm_user = p;
+    wq_pubconn_init(&p->pc, &tc, BACKOFF_FIRST_MS, BACKOFF_MAX_MS,
+        WQ_JITTER_NONE);
     if (metrics != NULL) {
         p->latency = wq_metrics_histogram(metrics,
             "workq_producer_publish_seconds", "Time from a task's "
@@ -405,19 +372,17 @@ pub_start(struct wq_config *cfg, int timeout_ms, wq_metrics *metrics,
      * A configuration the library refuses is fatal (Kafka checks it
      * here, without connecting); an absent broker is not.
      */
-    rc = wq_transport_open(&p->tconf, &p->t, err, errlen);
+    rc = wq_pubconn_open(&p->pc, err, errlen);
     if (rc == WQ_ECONFIG) {
         pthread_cond_destroy(&p->cond);
         pthread_mutex_destroy(&p->lock);
+        wq_pubconn_free(&p->pc, 0);
         free(p);
         return rc;
     }
-    if (rc != 0)
-        try_open(p, 1);     /* logs, arms the backoff */
-    else
-        set_up(p, 1);
+    opened(p, rc, err);     /* a failure armed the backoff */
     if ((rc = pthread_create(&p->thread, NULL, run, p)) != 0) {
-        wq_transport_close(p->t, 0);
+        wq_pubconn_free(&p->pc, 0);
         pthread_cond_destroy(&p->cond);
         pthread_mutex_destroy(&p->lock);
         free(p);
@@ -504,9 +469,7 @@ pub_free(struct publisher *p)
         return;
     pub_stop_begin(p, 0);
     pthread_join(p->thread, NULL);
-    for (size_t i = 0; i < p->ndeclared; i++)
-        free(p->declared[i]);
-    free(p->declared);
+    wq_pubconn_free(&p->pc, 0);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
     free(p);
