@@ -34,8 +34,8 @@
  * reuses a cached topic handle; deliveries come from a free pool and the
  * in-flight arrays grow by doubling.  Entries behind a nacked offset stay
  * (16 bytes each) until the next rebalance or close.  Allocation failure
- * aborts (alloc.h): only a new queue, a new partition or a larger
- * in-flight window allocates.
+ * aborts (alloc.h), in both backends and in librdkafka itself: only a new
+ * queue, a new partition or a larger in-flight window allocates.
  *
  * Left to others: the envelope (bytes in, bytes out), retries of failed
  * tasks (a nack here only holds the offset back; see kafka_nack), and topic
