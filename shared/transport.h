@@ -78,7 +78,7 @@ struct wq_transport_conf {
      * configuration rows. */
 
     /* Kafka (librdkafka). */
-    const char *kafka_brokers;    /* "host:port,host:port" */
+    const char *kafka_brokers;    /* bootstrap.servers, read by librdkafka */
     const char *kafka_group_id;   /* consumer group; default "workq.<queue>" */
     int kafka_partitions;         /* for declare(): new topics */
     int kafka_replication;        /* for declare(): new topics */
