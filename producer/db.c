@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "log.h"
+#include "reconnect.h"
 
 #define COMPONENT "db"
 #define RETRY_MS  1000          /* between two connection attempts */
@@ -28,7 +29,7 @@ struct dbq {
 
     const struct wq_config *cfg;
     wq_store *store;
-    uint64_t next_try_ns;
+    struct wq_reconnect retry;      /* at most one attempt per RETRY_MS */
     char why[WQ_ERRLEN];
 };
 
@@ -52,9 +53,9 @@ connection(struct dbq *d)
 
     if (atomic_load(&d->up) && d->store != NULL)
         return d->store;
-    if (wq_clock_mono_ns() < d->next_try_ns)
+    if (!wq_reconnect_due(&d->retry))
         return NULL;
-    d->next_try_ns = wq_clock_mono_ns() + (uint64_t)RETRY_MS * 1000000u;
+    wq_reconnect_hold(&d->retry, RETRY_MS);
     if (d->store == NULL)
         rc = wq_store_open(d->cfg->postgres.conninfo, pw[0] ? pw : NULL,
             &d->store, d->why, sizeof d->why);
@@ -87,7 +88,7 @@ run(void *arg)
         s = connection(d);
         if (job->run(job, s, d->why) == WQ_ESTORE && s != NULL) {
             /* check now: reconnect, or mark it down for the next jobs */
-            d->next_try_ns = 0;
+            wq_reconnect_hold(&d->retry, 0);
             atomic_store(&d->up, 0);
             (void)connection(d);
         }
@@ -104,6 +105,7 @@ db_start(const struct wq_config *cfg, struct dbq **out, char *err,
     int rc;
 
     d->cfg = cfg;
+    wq_reconnect_init(&d->retry, RETRY_MS, RETRY_MS, WQ_JITTER_NONE);
     snprintf(d->why, sizeof d->why, "not connected yet");
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->cond, NULL);

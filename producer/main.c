@@ -405,7 +405,7 @@ main(int argc, char **argv)
     wq_log_info(COMPONENT, "listening on %s (port %d, %s), transport %s, "
         "broker %s", cfg.producer.listen, wq_http_port(http),
         cfg.producer.tls_cert[0] != '\0' ? "HTTPS" : "plain HTTP",
-        cfg.transport == WQ_TRANSPORT_KAFKA ? "kafka" : "rabbitmq",
+        wq_transport_kind_name(cfg.transport),
         pub_broker_up(pub) ? "up" : "down");
     wq_daemon_notify_ready("accepting tasks");
 

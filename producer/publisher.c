@@ -1,7 +1,8 @@
 /*
  * publisher.c - the producer's publishing thread (see publisher.h).
  *
- * The thread owns the transport handle, the set of queues declared on it,
+ * The thread owns the publishing connection (pubconn.h: the transport
+ * handle, the queues declared on it, the reconnect backoff),
  * and two lists of struct pub_msg: `queued` (filled by pub_submit under
  * the lock) and `flight` (published, in publish order, awaiting the
  * broker's verdict; only the thread touches it).  Its loop:
@@ -18,17 +19,12 @@
  *
  * At rest the thread sleeps in pthread_cond_timedwait, once a second.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +33,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "publisher.h"
+#include "pubconn.h"
 #include "transport.h"
 
 #define COMPONENT        "publisher"
@@ -44,7 +41,6 @@
 #define IDLE_WAKE_MS     1000   /* chores when idle */
 #define BACKOFF_FIRST_MS 100    /* reopen: first wait ... */
 #define BACKOFF_MAX_MS   5000   /* ... doubling up to this */
-#define PROBE_TIMEOUT_MS 1000   /* Kafka: TCP connect to a broker */
 #define CLOSE_MS         1000   /* closing a handle that failed */
 
 struct publisher {
@@ -60,17 +56,10 @@ struct publisher {
 
     /* Owned by the thread. */
     struct wq_config *cfg;
-    struct wq_transport_conf tconf;
-    const char **props;
-    char *timeout_prop;
     int timeout_ms;
-    wq_transport *t;
-    char **declared;
-    size_t ndeclared, declared_cap;
+    struct wq_pubconn pc;           /* the transport handle */
     struct pub_msg *fhead, *ftail;  /* in flight, oldest first */
     size_t nflight;
-    uint64_t next_open_ns;
-    int backoff_ms;
     uint64_t last_chore_ns;
     int need_drop;                  /* a verdict said the broker is gone */
     char need_why[384];
@@ -136,14 +125,6 @@ set_up(struct publisher *p, int up)
     wq_metric_set(p->up_gauge, up);
 }
 
-static void
-declared_clear(struct publisher *p)
-{
-    for (size_t i = 0; i < p->ndeclared; i++)
-        free(p->declared[i]);
-    p->ndeclared = 0;
-}
-
 /* The transport's verdict on one message (publish, flush or close). */
 static void
 on_confirm(void *opaque, int status, const char *reason, void *user)
@@ -157,13 +138,9 @@ on_confirm(void *opaque, int status, const char *reason, void *user)
         status = p->drop_status;
         reason = p->drop_why;
     }
-    if (status != 0) {
+    if (status != 0)
         snprintf(why, sizeof why, "%s", reason != NULL ? reason
             : wq_strerror(status));
-        /* the queue may be gone (deleted by an operator): declare the
-         * queues again on their next use; it is idempotent and rare */
-        declared_clear(p);
-    }
     finish(p, m, status, status != 0 ? why : NULL);
     /* A message that timed out or could not be sent means the broker is
      * gone (Kafka reports it this way): refuse new ones quickly, and
@@ -187,123 +164,48 @@ drop(struct publisher *p, int status, const char *why)
     struct pub_msg *m;
 
     p->need_drop = 0;
-    if (p->t != NULL) {
+    if (p->pc.t != NULL) {
         wq_log_warn(COMPONENT, "closing the broker connection: %s", why);
         p->dropping = 1;
         p->drop_status = status;
         snprintf(p->drop_why, sizeof p->drop_why, "%s", why);
-        wq_transport_close(p->t, 0);
+        /* forgets the declared queues, holds the next open */
+        wq_pubconn_drop(&p->pc, 0);
         p->dropping = 0;
-        p->t = NULL;
     }
     /* the transport reported them all; this is only a safety net */
     while ((m = p->fhead) != NULL) {
         flight_del(p, m);
         finish(p, m, status, why);
     }
-    declared_clear(p);
     set_up(p, 0);
-    p->next_open_ns = wq_clock_mono_ns()
-        + (uint64_t)p->backoff_ms * 1000000u;
 }
 
-/* 1 if some bootstrap broker of the Kafka list accepts a TCP connection. */
-static int
-kafka_probe(const char *brokers)
+/* After an attempt to open: the broker is up, or the log says when the
+ * next attempt comes. */
+static void
+opened(struct publisher *p, int rc, const char *err)
 {
-    char *list = xstrdup(brokers), *save = NULL, *tok;
-    int ok = 0;
-
-    for (tok = strtok_r(list, ",", &save); tok != NULL && !ok;
-        tok = strtok_r(NULL, ",", &save)) {
-        struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai, *a;
-        char *colon, *host = tok;
-
-        while (*host == ' ')
-            host++;
-        if ((colon = strrchr(host, ':')) == NULL)
-            continue;
-        *colon = '\0';
-        if (host[0] == '[') {   /* [v6]:port */
-            host++;
-            host[strcspn(host, "]")] = '\0';
-        }
-        if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
-            continue;
-        for (a = ai; a != NULL && !ok; a = a->ai_next) {
-            int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK
-                | SOCK_CLOEXEC, 0), soerr = 0;
-            socklen_t sl = sizeof soerr;
-            struct pollfd pfd;
-
-            if (fd < 0)
-                continue;
-            if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
-                ok = 1;
-            else if (errno == EINPROGRESS) {
-                pfd.fd = fd;
-                pfd.events = POLLOUT;
-                if (poll(&pfd, 1, PROBE_TIMEOUT_MS) == 1
-                    && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0
-                    && soerr == 0)
-                    ok = 1;
-            }
-            close(fd);
-        }
-        freeaddrinfo(ai);
+    if (rc == 0) {
+        set_up(p, 1);
+        return;
     }
-    free(list);
-    return ok;
+    wq_log_warn(COMPONENT, "broker unavailable, retry in %lld ms: %s",
+        (long long)wq_reconnect_wait_ms(&p->pc.retry), err);
+    set_up(p, 0);
 }
 
 /* Opens the transport when it is closed and the backoff has passed. */
 static void
-try_open(struct publisher *p, int force)
+try_open(struct publisher *p)
 {
     char err[WQ_ERRLEN];
-    int rc;
 
-    if (p->t != NULL || (!force && wq_clock_mono_ns() < p->next_open_ns))
+    if (p->pc.t != NULL || !wq_reconnect_due(&p->pc.retry))
         return;
-    if (p->tconf.kind == WQ_TRANSPORT_KAFKA
-        && !kafka_probe(p->tconf.kafka_brokers)) {
-        rc = WQ_EBROKER;
-        snprintf(err, sizeof err, "kafka: no broker of '%s' accepts "
-            "connections", p->tconf.kafka_brokers);
-    } else {
-        rc = wq_transport_open(&p->tconf, &p->t, err, sizeof err);
-    }
-    if (rc == 0) {
-        p->backoff_ms = BACKOFF_FIRST_MS;
-        set_up(p, 1);
-        return;
-    }
-    wq_log_warn(COMPONENT, "broker unavailable, retry in %d ms: %s",
-        p->backoff_ms, err);
-    p->next_open_ns = wq_clock_mono_ns()
-        + (uint64_t)p->backoff_ms * 1000000u;
-    p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-        : p->backoff_ms * 2;
-    set_up(p, 0);
-}
-
-static int
-declare(struct publisher *p, const char *queue, char *err, size_t errlen)
-{
-    int rc;
-
-    for (size_t i = p->ndeclared; i-- > 0;)
-        if (strcmp(p->declared[i], queue) == 0)
-            return 0;
-    if ((rc = wq_transport_declare(p->t, queue, err, errlen)) != 0)
-        return rc;
-    if (p->ndeclared == p->declared_cap) {
-        p->declared_cap = p->declared_cap ? p->declared_cap * 2 : 16;
-        p->declared = xreallocarray(p->declared, p->declared_cap,
-            sizeof *p->declared);
-    }
-    p->declared[p->ndeclared++] = xstrdup(queue);
-    return 0;
+    /* open() waits for the broker (broker.connect_timeout), as its
+     * library reads the address: that is the probe */
+    opened(p, wq_pubconn_open(&p->pc, err, sizeof err), err);
 }
 
 /* Publishes one message, or gives it its verdict at once. */
@@ -313,14 +215,14 @@ publish(struct publisher *p, struct pub_msg *m)
     char err[WQ_ERRLEN];
     int rc;
 
-    if (p->t == NULL) {
+    if (p->pc.t == NULL) {
         finish(p, m, WQ_EBROKER, "the broker is unavailable");
         return;
     }
-    if ((rc = declare(p, m->queue, err, sizeof err)) == 0) {
+    if ((rc = wq_pubconn_declare(&p->pc, m->queue, err, sizeof err)) == 0) {
         /* in the list first: the verdict may come inside publish() */
         flight_add(p, m);
-        rc = wq_transport_publish(p->t, m->queue, m->key, m->keylen,
+        rc = wq_pubconn_publish(&p->pc, m->queue, m->key, m->keylen,
             m->body, m->len, m, err, sizeof err);
         if (rc != 0)
             flight_del(p, m);
@@ -328,7 +230,7 @@ publish(struct publisher *p, struct pub_msg *m)
     if (rc == 0)
         return;
     finish(p, m, rc, err);
-    if (rc == WQ_EBROKER || rc == WQ_ETIMEOUT || rc == WQ_ECLOSED)
+    if (wq_pubconn_broken(rc))
         drop(p, WQ_EBROKER, err);
 }
 
@@ -356,11 +258,11 @@ chores(struct publisher *p)
     if (now - p->last_chore_ns < (uint64_t)IDLE_WAKE_MS * 1000000u)
         return;
     p->last_chore_ns = now;
-    if (p->t == NULL) {
-        try_open(p, 0);
+    if (p->pc.t == NULL) {
+        try_open(p);
     } else if (p->nflight == 0) {
         /* reads the socket: heartbeats, and a broker that went away */
-        rc = wq_transport_flush(p->t, 0, err, sizeof err);
+        rc = wq_pubconn_flush(&p->pc, 0, err, sizeof err);
         if (rc == WQ_EBROKER)
             drop(p, WQ_EBROKER, err);
     }
@@ -390,15 +292,15 @@ run(void *arg)
         deadline = p->stop_deadline_ns;
         pthread_mutex_unlock(&p->lock);
 
-        if (batch != NULL && p->t == NULL)
-            try_open(p, 0);
+        if (batch != NULL && p->pc.t == NULL)
+            try_open(p);
         while ((m = batch) != NULL) {
             batch = m->next;
             m->next = NULL;
             publish(p, m);
         }
-        if (p->t != NULL && p->nflight > 0) {
-            rc = wq_transport_flush(p->t, FLUSH_SLICE_MS, err, sizeof err);
+        if (p->pc.t != NULL && p->nflight > 0) {
+            rc = wq_pubconn_flush(&p->pc, FLUSH_SLICE_MS, err, sizeof err);
             if (rc == WQ_EBROKER)
                 drop(p, WQ_EBROKER, err);
         }
@@ -416,10 +318,7 @@ run(void *arg)
             }
         }
     }
-    if (p->t != NULL) {
-        wq_transport_close(p->t, CLOSE_MS);
-        p->t = NULL;
-    }
+    wq_pubconn_drop(&p->pc, CLOSE_MS);
     set_up(p, 0);
     atomic_store(&p->finished, 1);
     return NULL;
@@ -432,31 +331,23 @@ pub_start(struct wq_config *cfg, int timeout_ms, wq_metrics *metrics,
     struct publisher **out, char *err, size_t errlen)
 {
     struct publisher *p = xcalloc(1, sizeof *p);
-    size_t n;
+    struct wq_transport_conf tc;
     int rc;
 
     p->cfg = cfg;
     p->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
-    p->backoff_ms = BACKOFF_FIRST_MS;
-    if ((rc = wq_config_transport_conf(cfg, &p->tconf, err, errlen)) != 0) {
+    if ((rc = wq_config_transport_conf(cfg, &tc, err, errlen)) != 0) {
         free(p);
         return rc;
     }
-    if (p->tconf.client_id == NULL)
-        p->tconf.client_id = "workq-producer";
-    if (p->tconf.kind == WQ_TRANSPORT_KAFKA) {
-        /* librdkafka gives up when we do; operator properties still win */
-        n = p->tconf.kafka_nprops;
-        p->timeout_prop = xasprintf("message.timeout.ms=%d", p->timeout_ms);
-        p->props = xcalloc(n + 1, sizeof *p->props);
-        p->props[0] = p->timeout_prop;
-        for (size_t i = 0; i < n; i++)
-            p->props[i + 1] = p->tconf.kafka_props[i];
-        p->tconf.kafka_props = p->props;
-        p->tconf.kafka_nprops = n + 1;
-    }
-    p->tconf.on_confirm = on_confirm;
-    p->tconf.on_confirm_user = p;
+    if (tc.client_id == NULL)
+        tc.client_id = "workq-producer";
+    /* the broker's library gives up when we do */
+    tc.publish_timeout_ms = p->timeout_ms;
+    tc.on_confirm = on_confirm;
+    tc.on_confirm_user = p;
+    wq_pubconn_init(&p->pc, &tc, BACKOFF_FIRST_MS, BACKOFF_MAX_MS,
+        WQ_JITTER_NONE);
     if (metrics != NULL) {
         p->latency = wq_metrics_histogram(metrics,
             "workq_producer_publish_seconds", "Time from a task's "
@@ -481,31 +372,19 @@ pub_start(struct wq_config *cfg, int timeout_ms, wq_metrics *metrics,
      * A configuration the library refuses is fatal (Kafka checks it
      * here, without connecting); an absent broker is not.
      */
-    rc = wq_transport_open(&p->tconf, &p->t, err, errlen);
+    rc = wq_pubconn_open(&p->pc, err, errlen);
     if (rc == WQ_ECONFIG) {
         pthread_cond_destroy(&p->cond);
         pthread_mutex_destroy(&p->lock);
-        free(p->props);
-        free(p->timeout_prop);
+        wq_pubconn_free(&p->pc, 0);
         free(p);
         return rc;
     }
-    if (rc == 0 && p->tconf.kind == WQ_TRANSPORT_KAFKA
-        && !kafka_probe(p->tconf.kafka_brokers)) {
-        wq_transport_close(p->t, 0);
-        p->t = NULL;
-        rc = WQ_EBROKER;
-    }
-    if (rc != 0)
-        try_open(p, 1);     /* logs, arms the backoff */
-    else
-        set_up(p, 1);
+    opened(p, rc, err);     /* a failure armed the backoff */
     if ((rc = pthread_create(&p->thread, NULL, run, p)) != 0) {
-        wq_transport_close(p->t, 0);
+        wq_pubconn_free(&p->pc, 0);
         pthread_cond_destroy(&p->cond);
         pthread_mutex_destroy(&p->lock);
-        free(p->props);
-        free(p->timeout_prop);
         free(p);
         return wq_seterr(err, errlen, WQ_EIO, "pthread_create: %s",
             strerror(rc));
@@ -590,12 +469,8 @@ pub_free(struct publisher *p)
         return;
     pub_stop_begin(p, 0);
     pthread_join(p->thread, NULL);
-    for (size_t i = 0; i < p->ndeclared; i++)
-        free(p->declared[i]);
-    free(p->declared);
+    wq_pubconn_free(&p->pc, 0);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
-    free(p->props);
-    free(p->timeout_prop);
     free(p);
 }

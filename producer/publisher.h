@@ -14,8 +14,9 @@
  * the request timeout, closes the handle (which gives every message in
  * flight its verdict) and marks the broker down; pub_submit() then
  * refuses at once (503 without waiting) while the thread reopens the
- * transport with exponential backoff (Kafka: once the bootstrap broker
- * accepts TCP connections again).
+ * transport with exponential backoff (open() waits up to
+ * broker.connect_timeout for the broker, its address read by the
+ * broker's own library).
  */
 #ifndef WQ_PRODUCER_PUBLISHER_H
 #define WQ_PRODUCER_PUBLISHER_H

@@ -124,7 +124,8 @@ wq_sched_backlog_new(struct wq_config *cfg, wq_metrics *reg)
     struct wq_sched_backlog *b;
     pthread_condattr_t ca;
     char err[WQ_ERRLEN], labels[WQ_QUEUE_MAX + 16];
-    int kafka = cfg->transport == WQ_TRANSPORT_KAFKA;
+    int partitioned = wq_transport_backend(cfg->transport)
+        ->backlog_partitions;
 
     if (cfg->scheduler.backlog_interval_ms <= 0)
         return NULL;
@@ -152,7 +153,7 @@ wq_sched_backlog_new(struct wq_config *cfg, wq_metrics *reg)
             "workq_broker_waiting_messages", "Messages the broker holds "
             "for the queue: RabbitMQ ready count, Kafka consumer-group lag.",
             labels);
-        if (kafka)
+        if (partitioned)
             b->q[i].oldest = wq_metrics_gauge(reg,
                 "workq_broker_oldest_waiting_seconds", "Age of the message "
                 "at the first uncommitted offset (Kafka); 0 when none "

@@ -1,6 +1,7 @@
 /*
- * broker.c - the scheduler's transport handle: batches with confirms,
- * queue declarations, reconnects (see broker.h).
+ * broker.c - the scheduler's batches on a publishing connection (see
+ * broker.h; the connection, its declared queues and its reconnect backoff
+ * are pubconn.c's).
  *
  * Confirmations arrive through the transport's on_confirm callback with
  * the opaque given at publish.  The opaque carries the batch's generation
@@ -9,19 +10,18 @@
  * that purges it) finds a different generation and is ignored, so it can
  * never write into a batch that no longer exists.
  *
- * The declared queues are remembered in a small open-addressing set of
- * names.  A message the broker returns or refuses clears the set, so a
- * queue deleted behind our back is declared again by the next batch.
+ * A message the broker returns or refuses makes the connection forget
+ * its declared queues, so a queue deleted behind our back is declared
+ * again by the next batch.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
-#include "backoff.h"
 #include "broker.h"
-#include "clock.h"
 #include "log.h"
+#include "pubconn.h"
 #include "transport.h"
 
 #define COMPONENT "broker"
@@ -34,81 +34,12 @@
 struct wq_broker {
     struct wq_config *cfg;
     char *client_id;
-    wq_transport *t;
-    uint64_t retry_at_ns;           /* next connect attempt (when down) */
-    int64_t backoff_ms;
+    struct wq_pubconn pc;
     /* the batch being confirmed */
     uint64_t gen;
     struct wq_broker_msg *msgs;
     size_t n;
-    /* declared queues */
-    char **names;
-    size_t cap, used;
 };
-
-/* ---- declared queues ---------------------------------------------------- */
-
-static uint64_t
-hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;     /* FNV-1a */
-
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
-static int
-declared(const wq_broker *b, const char *q)
-{
-    if (b->cap == 0)
-        return 0;
-    for (size_t i = hash(q) & (b->cap - 1);; i = (i + 1) & (b->cap - 1)) {
-        if (b->names[i] == NULL)
-            return 0;
-        if (strcmp(b->names[i], q) == 0)
-            return 1;
-    }
-}
-
-static void
-remember(wq_broker *b, const char *q)
-{
-    if ((b->used + 1) * 2 > b->cap) {
-        char **old = b->names;
-        size_t ocap = b->cap;
-
-        b->cap = ocap == 0 ? 64 : ocap * 2;
-        b->names = xcalloc(b->cap, sizeof *b->names);
-        b->used = 0;
-        for (size_t i = 0; i < ocap; i++)
-            if (old[i] != NULL) {
-                size_t j = hash(old[i]) & (b->cap - 1);
-
-                while (b->names[j] != NULL)
-                    j = (j + 1) & (b->cap - 1);
-                b->names[j] = old[i];
-                b->used++;
-            }
-        free(old);
-    }
-    for (size_t i = hash(q) & (b->cap - 1);; i = (i + 1) & (b->cap - 1))
-        if (b->names[i] == NULL) {
-            b->names[i] = xstrdup(q);
-            b->used++;
-            return;
-        }
-}
-
-static void
-forget_all(wq_broker *b)
-{
-    for (size_t i = 0; i < b->cap; i++) {
-        free(b->names[i]);
-        b->names[i] = NULL;
-    }
-    b->used = 0;
-}
 
 /* ---- the connection ------------------------------------------------------ */
 
@@ -132,15 +63,11 @@ on_confirm(void *opaque, int status, const char *reason, void *user)
 static void
 go_down(wq_broker *b, const char *why)
 {
-    if (b->t == NULL)
+    if (b->pc.t == NULL)
         return;
     wq_log_warn(COMPONENT, "closing the broker connection: %s", why);
     b->gen++;       /* verdicts from the close belong to no batch */
-    wq_transport_close(b->t, CLOSE_MS);
-    b->t = NULL;
-    b->backoff_ms = BACKOFF_MIN_MS;
-    b->retry_at_ns = wq_clock_mono_ns()
-        + (uint64_t)b->backoff_ms * 1000000u;
+    wq_pubconn_drop(&b->pc, CLOSE_MS);
 }
 
 wq_broker *
@@ -150,22 +77,21 @@ wq_broker_new(struct wq_config *cfg, const char *client_id)
 
     b->cfg = cfg;
     b->client_id = xstrdup(client_id);
-    b->backoff_ms = BACKOFF_MIN_MS;
     return b;
 }
 
 int
 wq_broker_is_up(const wq_broker *b)
 {
-    return b->t != NULL;
+    return b->pc.t != NULL;
 }
 
 int64_t
 wq_broker_retry_ms(const wq_broker *b)
 {
-    if (b->t != NULL)
+    if (b->pc.t != NULL)
         return 0;
-    return wq_clock_ms_until(b->retry_at_ns);
+    return wq_reconnect_wait_ms(&b->pc.retry);
 }
 
 int
@@ -174,28 +100,26 @@ wq_broker_ready(wq_broker *b, char *err, size_t errlen)
     struct wq_transport_conf tc;
     int rc;
 
-    if (b->t != NULL)
+    if (b->pc.t != NULL)
         return 0;
-    if (wq_clock_mono_ns() < b->retry_at_ns)
+    if (!wq_reconnect_due(&b->pc.retry))
         return wq_seterr(err, errlen, WQ_EAGAIN, "waiting %lld ms before "
             "the next connection attempt",
             (long long)wq_broker_retry_ms(b));
-    if ((rc = wq_config_transport_conf(b->cfg, &tc, err, errlen)) != 0)
-        return rc;
-    tc.client_id = b->client_id;
-    tc.on_confirm = on_confirm;
-    tc.on_confirm_user = b;
-    if ((rc = wq_transport_open(&tc, &b->t, err, errlen)) != 0) {
-        b->t = NULL;
-        b->retry_at_ns = wq_clock_mono_ns()
-            + (uint64_t)(b->backoff_ms / 2 + (int64_t)(wq_backoff_rand01()
-                * (double)(b->backoff_ms / 2))) * 1000000u;
-        b->backoff_ms = b->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-            : b->backoff_ms * 2;
-        return rc == WQ_ECONFIG ? rc : WQ_EBROKER;
+    /* set up at the first attempt: a configuration the transport
+     * refuses is then reported here, at each attempt */
+    if (b->pc.tc.on_confirm == NULL) {
+        if ((rc = wq_config_transport_conf(b->cfg, &tc, err, errlen)) != 0)
+            return rc;
+        tc.client_id = b->client_id;
+        tc.on_confirm = on_confirm;
+        tc.on_confirm_user = b;
+        wq_pubconn_init(&b->pc, &tc, BACKOFF_MIN_MS, BACKOFF_MAX_MS,
+            WQ_JITTER_EQUAL);
     }
-    wq_log_info(COMPONENT, "connected to %s", wq_transport_name(b->t));
-    b->backoff_ms = BACKOFF_MIN_MS;
+    if ((rc = wq_pubconn_open(&b->pc, err, errlen)) != 0)
+        return rc == WQ_ECONFIG ? rc : WQ_EBROKER;
+    wq_log_info(COMPONENT, "connected to %s", wq_transport_name(b->pc.t));
     return 0;
 }
 
@@ -211,7 +135,7 @@ wq_broker_publish(wq_broker *b, struct wq_broker_msg *msgs, size_t n,
         *nok = 0;
     for (size_t i = 0; i < n; i++)
         msgs[i].status = WQ_ETIMEOUT;   /* until the broker says */
-    if (b->t == NULL)
+    if (b->pc.t == NULL)
         return wq_seterr(err, errlen, WQ_EBROKER, "not connected to the "
             "broker");
     if (n >= (1u << IDX_BITS))
@@ -223,26 +147,21 @@ wq_broker_publish(wq_broker *b, struct wq_broker_msg *msgs, size_t n,
     for (size_t i = 0; i < n; i++) {
         uintptr_t opaque = ((uintptr_t)b->gen << IDX_BITS) | i;
 
-        if (!declared(b, msgs[i].queue)) {
-            rc = wq_transport_declare(b->t, msgs[i].queue, perr,
-                sizeof perr);
-            if (rc == WQ_EBROKER || rc == WQ_ETIMEOUT) {
-                wq_seterr(err, errlen, rc, "declare '%s': %s",
-                    msgs[i].queue, perr);
-                goto broken;
-            }
-            if (rc != 0) {
-                /* this queue cannot be had (name, type mismatch): its
-                 * messages fail, the others go on */
-                wq_log_warn(COMPONENT, "declare '%s': %s", msgs[i].queue,
-                    perr);
-                msgs[i].status = rc;
-                refused = 1;
-                continue;
-            }
-            remember(b, msgs[i].queue);
+        rc = wq_pubconn_declare(&b->pc, msgs[i].queue, perr, sizeof perr);
+        if (rc == WQ_EBROKER || rc == WQ_ETIMEOUT) {
+            wq_seterr(err, errlen, rc, "declare '%s': %s", msgs[i].queue,
+                perr);
+            goto broken;
         }
-        rc = wq_transport_publish(b->t, msgs[i].queue, msgs[i].key,
+        if (rc != 0) {
+            /* this queue cannot be had (name, type mismatch): its
+             * messages fail, the others go on */
+            wq_log_warn(COMPONENT, "declare '%s': %s", msgs[i].queue, perr);
+            msgs[i].status = rc;
+            refused = 1;
+            continue;
+        }
+        rc = wq_pubconn_publish(&b->pc, msgs[i].queue, msgs[i].key,
             msgs[i].keylen, msgs[i].body, msgs[i].len, (void *)opaque, perr,
             sizeof perr);
         if (rc == WQ_EBROKER || rc == WQ_ETIMEOUT) {
@@ -257,7 +176,7 @@ wq_broker_publish(wq_broker *b, struct wq_broker_msg *msgs, size_t n,
             refused = 1;
         }
     }
-    rc = wq_transport_flush(b->t, timeout_ms, perr, sizeof perr);
+    rc = wq_pubconn_flush(&b->pc, timeout_ms, perr, sizeof perr);
     if (rc == WQ_EBROKER || rc == WQ_ETIMEOUT) {
         wq_seterr(err, errlen, rc, "waiting for confirms: %s", perr);
         goto broken;
@@ -267,7 +186,7 @@ wq_broker_publish(wq_broker *b, struct wq_broker_msg *msgs, size_t n,
     for (size_t i = 0; i < n; i++)
         ok += msgs[i].status == 0;
     if (refused)
-        forget_all(b);
+        wq_pubconn_forget(&b->pc);
     b->msgs = NULL;
     b->n = 0;
     if (nok != NULL)
@@ -280,7 +199,6 @@ broken:
         ok += msgs[i].status == 0;
     b->msgs = NULL;
     b->n = 0;
-    forget_all(b);
     go_down(b, err);
     if (nok != NULL)
         *nok = ok;
@@ -290,10 +208,10 @@ broken:
 int64_t
 wq_broker_keepalive_ms(const wq_broker *b)
 {
-    if (b->cfg->transport == WQ_TRANSPORT_RABBITMQ
-        && b->cfg->rabbitmq.heartbeat_ms > 0)
-        return b->cfg->rabbitmq.heartbeat_ms / 3;
-    return 0;
+    const struct wq_transport_backend *be =
+        wq_transport_backend(b->cfg->transport);
+
+    return be->keepalive_ms != NULL ? be->keepalive_ms(b->cfg) : 0;
 }
 
 void
@@ -302,9 +220,9 @@ wq_broker_keepalive(wq_broker *b)
     char err[WQ_ERRLEN];
     int rc;
 
-    if (b->t == NULL)
+    if (b->pc.t == NULL)
         return;
-    rc = wq_transport_flush(b->t, 0, err, sizeof err);
+    rc = wq_pubconn_flush(&b->pc, 0, err, sizeof err);
     if (rc == WQ_EBROKER)
         go_down(b, err);
 }
@@ -314,12 +232,8 @@ wq_broker_free(wq_broker *b, int timeout_ms)
 {
     if (b == NULL)
         return;
-    if (b->t != NULL) {
-        b->gen++;
-        wq_transport_close(b->t, timeout_ms);
-    }
-    forget_all(b);
-    free(b->names);
+    b->gen++;       /* verdicts from the close belong to no batch */
+    wq_pubconn_free(&b->pc, timeout_ms);
     free(b->client_id);
     free(b);
 }

@@ -50,6 +50,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "migrate.h"
+#include "reconnect.h"
 #include "sched.h"
 
 #define COMPONENT "scheduler"
@@ -190,8 +191,7 @@ struct probe {
 struct loop {
     struct wq_sched s;
     int store_up;
-    uint64_t store_retry_ns;
-    int64_t store_backoff_ms;
+    struct wq_reconnect store_retry;
     int schema_ok;
     struct round_state rs[R_COUNT];
     struct probe pr;
@@ -207,9 +207,8 @@ store_down(struct loop *l, const char *why)
     if (l->store_up)
         wq_log_warn(COMPONENT, "PostgreSQL: %s; reconnecting", why);
     l->store_up = 0;
-    l->store_backoff_ms = BACKOFF_MIN_MS;
-    l->store_retry_ns = wq_clock_mono_ns()
-        + (uint64_t)l->store_backoff_ms * 1000000u;
+    wq_reconnect_ok(&l->store_retry);
+    wq_reconnect_hold(&l->store_retry, BACKOFF_MIN_MS);
     wq_metric_set(l->s.st->store_up, 0);
 }
 
@@ -220,7 +219,7 @@ store_up(struct loop *l)
     char err[WQ_ERRLEN];
     int rc;
 
-    if (wq_clock_mono_ns() < l->store_retry_ns)
+    if (!wq_reconnect_due(&l->store_retry))
         return;
     if (l->s.store == NULL)
         rc = wq_store_open(l->s.cfg->postgres.conninfo,
@@ -231,32 +230,27 @@ store_up(struct loop *l)
         rc = wq_store_ping(l->s.store, err, sizeof err);
     if (rc == 0 && (rc = wq_migrate_check(l->s.store, err, sizeof err))
         != 0) {
-        if (l->schema_ok || l->store_backoff_ms <= BACKOFF_MIN_MS)
+        if (l->schema_ok || l->store_retry.step_ms <= BACKOFF_MIN_MS)
             wq_log_error(COMPONENT, "%s (checking again every %d s)", err,
                 SCHEMA_RETRY_MS / 1000);
         l->schema_ok = 0;
-        l->store_backoff_ms = SCHEMA_RETRY_MS;
-        l->store_retry_ns = wq_clock_mono_ns()
-            + (uint64_t)SCHEMA_RETRY_MS * 1000000u;
+        l->store_retry.step_ms = SCHEMA_RETRY_MS;
+        wq_reconnect_hold(&l->store_retry, SCHEMA_RETRY_MS);
         return;
     }
     if (rc == 0)
         rc = wq_store_exec(l->s.store, "LISTEN workq_scheduler", err,
             sizeof err);
     if (rc != 0) {
-        if (l->store_backoff_ms <= BACKOFF_MIN_MS || l->store_backoff_ms
-            >= BACKOFF_MAX_MS)
+        if (l->store_retry.step_ms <= BACKOFF_MIN_MS
+            || l->store_retry.step_ms >= BACKOFF_MAX_MS)
             wq_log_warn(COMPONENT, "PostgreSQL: %s", err);
-        l->store_retry_ns = wq_clock_mono_ns() + (uint64_t)(
-            l->store_backoff_ms / 2 + (int64_t)(wq_backoff_rand01()
-            * (double)(l->store_backoff_ms / 2))) * 1000000u;
-        l->store_backoff_ms = l->store_backoff_ms * 2 > BACKOFF_MAX_MS
-            ? BACKOFF_MAX_MS : l->store_backoff_ms * 2;
+        wq_reconnect_failed(&l->store_retry);
         return;
     }
     l->schema_ok = 1;
     l->store_up = 1;
-    l->store_backoff_ms = BACKOFF_MIN_MS;
+    wq_reconnect_ok(&l->store_retry);
     wq_metric_set(l->s.st->store_up, 1);
     wq_log_info(COMPONENT, "connected to PostgreSQL, listening on "
         "workq_scheduler");
@@ -433,7 +427,7 @@ sleep_ms(const struct loop *l)
     else if (wq_broker_keepalive_ms(s->broker) > 0)
         ms = min_ms(ms, wq_broker_keepalive_ms(s->broker));
     if (!l->store_up)
-        ms = min_ms(ms, wq_clock_ms_until(l->store_retry_ns));
+        ms = min_ms(ms, wq_reconnect_wait_ms(&l->store_retry));
     else {
         if (l->pr.due_ms > 0)
             ms = min_ms(ms, l->pr.due_ms);
@@ -637,10 +631,11 @@ main(int argc, char **argv)
     l->s.retention = wq_sched_retention_new(&cfg);
     wq_log_info(COMPONENT, "scheduler %s %s on %s: batch %d, poll "
         "interval %lld ms, %zu periodic entr%s", id, WQ_VERSION,
-        cfg.transport == WQ_TRANSPORT_KAFKA ? "kafka" : "rabbitmq",
+        wq_transport_kind_name(cfg.transport),
         l->s.batch, (long long)cfg.scheduler.poll_interval_ms,
         cfg.periodic.n, cfg.periodic.n == 1 ? "y" : "ies");
-    l->store_backoff_ms = BACKOFF_MIN_MS;
+    wq_reconnect_init(&l->store_retry, BACKOFF_MIN_MS, BACKOFF_MAX_MS,
+        WQ_JITTER_EQUAL);
     {
         char berr[WQ_ERRLEN];
 

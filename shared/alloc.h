@@ -3,8 +3,10 @@
  *
  * Every function aborts the process with a message on exhaustion or on a
  * size overflow, so callers never check for NULL; systemd restarts a daemon
- * that dies this way.  The public client API (workq.h) must not use these:
- * it returns WQ_ENOMEM instead.
+ * that dies this way.  The public client API (workq.h) must not use these
+ * for its own state: it returns WQ_ENOMEM instead.  The modules below it
+ * (config, both transport backends) do use them, as librdkafka aborts on
+ * exhaustion itself: one policy for the brokers' code.
  */
 #ifndef WQ_ALLOC_H
 #define WQ_ALLOC_H

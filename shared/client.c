@@ -5,11 +5,11 @@
  * through the store as `scheduled` rows.
  *
  * A client owns: its configuration (or borrows the caller's), one
- * transport handle (opened at open, reopened after it failed), one store
- * handle (opened on the first delayed task), the set of queues already
- * declared, one reusable encode buffer and a pool of `struct slot`, one
- * per message in flight, which is the opaque the transport hands back to
- * on_confirm.  It leaves the wire format to envelope.c, the broker
+ * publishing connection (pubconn.h: the transport handle, opened at open
+ * and reopened after it failed, and the queues declared on it), one store
+ * handle (opened on the first delayed task), one reusable encode buffer
+ * and a pool of `struct slot`, one per message in flight, which is the
+ * opaque the transport hands back to on_confirm.  It leaves the wire format to envelope.c, the broker
  * protocols to the transports and the SQL to store.c.
  *
  * The hot path allocates nothing once warm: the envelope borrows the
@@ -23,8 +23,8 @@
  * a connection the broker closed meanwhile (a restart, missed heartbeats:
  * nobody serves them in an idle client) is replaced before it is used,
  * and a publish that finds its connection broken is tried once more on a
- * new one.  Kafka gets message.timeout.ms = the client's timeout, so
- * librdkafka gives up at the same deadline as the client.
+ * new one.  The transport gets the client's timeout as its publish
+ * timeout, so the broker's library gives up at the same deadline.
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -37,6 +37,7 @@
 #include "clock.h"
 #include "config.h"
 #include "envelope.h"
+#include "pubconn.h"
 #include "store.h"
 #include "taskspec.h"
 #include "transport.h"
@@ -72,12 +73,9 @@ struct wq_client {
     struct wq_config own;           /* when the client loaded it */
     struct wq_config *cfg;          /* &own or the caller's */
     int owns_cfg;
-    struct wq_transport_conf tconf;
-    const char **props;             /* kafka_props plus our timeout */
-    char *timeout_prop;
     int timeout_ms;
 
-    wq_transport *t;                /* NULL: open on next use */
+    struct wq_pubconn pc;           /* closed: opened on next use */
     wq_store *store;                /* NULL: open on first use */
     uint64_t store_retry_ns;        /* after a failure: not before this */
     char store_why[256];
@@ -89,12 +87,9 @@ struct wq_client {
     size_t accepts_cap;
     char **names;                   /* queue and type names, interned */
     size_t nnames, names_cap, last_name;
-    char **declared;                /* queues declared on this handle */
-    size_t ndeclared, declared_cap;
 
     struct wq_buf buf;              /* the encoded envelope */
     struct slot *free_slots;
-    size_t inflight;                /* published, no verdict yet */
     unsigned since_serve;
     int timing_out;                 /* closing after a flush timeout */
     uint64_t last_use_ns;           /* last publish */
@@ -149,8 +144,6 @@ note_failure(wq_client *c, int status, const char *why)
 }
 
 /* --- confirmations ------------------------------------------------------- */
-
-static void declared_clear(wq_client *c);
 
 /*
  * The client's copy of a queue or type name, made once: slots point to
@@ -301,8 +294,6 @@ on_confirm(void *opaque, int status, const char *reason, void *user)
     struct slot *s = opaque;
     struct wq_client_result r;
 
-    if (c->inflight > 0)
-        c->inflight--;
     if (status == 0 && s->queue != NULL && s->type != NULL
         && confirmed_push(c, s) == 0)
         return;     /* answered by settle(), after its receipt */
@@ -316,9 +307,6 @@ on_confirm(void *opaque, int status, const char *reason, void *user)
             ? "not confirmed by the broker in time" : wq_strerror(status),
             reason != NULL ? ": " : "", reason != NULL ? reason : "");
         note_failure(c, status, r.error);
-        /* the queue may be gone (deleted by an operator): declare the
-         * queues again on their next use; it is idempotent and rare */
-        declared_clear(c);
     } else {
         r.untracked = 1;        /* no room to remember it: no receipt */
         copy_str(r.state, sizeof r.state, "queued");
@@ -331,93 +319,27 @@ on_confirm(void *opaque, int status, const char *reason, void *user)
     c->free_slots = s;
 }
 
-/* --- the transport ------------------------------------------------------- */
-
-static void
-declared_clear(wq_client *c)
-{
-    for (size_t i = 0; i < c->ndeclared; i++)
-        free(c->declared[i]);
-    c->ndeclared = 0;
-}
-
-/* Closes the transport; every message in flight gets its verdict. */
-static void
-transport_drop(wq_client *c, int timeout_ms)
-{
-    if (c->t == NULL)
-        return;
-    wq_transport_close(c->t, timeout_ms);
-    c->t = NULL;
-    declared_clear(c);
-    c->inflight = 0;
-}
-
-static int
-transport_get(wq_client *c, char *err, size_t errlen)
-{
-    if (c->t != NULL)
-        return 0;
-    return wq_transport_open(&c->tconf, &c->t, err, errlen);
-}
-
-/* Declares `queue` unless this handle did already. */
-static int
-queue_declare(wq_client *c, const char *queue, char *err, size_t errlen)
-{
-    char **grown, *copy;
-    int rc;
-
-    for (size_t i = c->ndeclared; i-- > 0;)
-        if (strcmp(c->declared[i], queue) == 0)
-            return 0;
-    if ((rc = wq_transport_declare(c->t, queue, err, errlen)) != 0)
-        return rc;
-    if (c->ndeclared == c->declared_cap) {
-        size_t cap = c->declared_cap ? c->declared_cap * 2 : 8;
-
-        if ((grown = realloc(c->declared, cap * sizeof *grown)) == NULL)
-            return 0;   /* declared; just not remembered */
-        c->declared = grown;
-        c->declared_cap = cap;
-    }
-    if ((copy = strdup(queue)) != NULL)
-        c->declared[c->ndeclared++] = copy;
-    return 0;
-}
-
 /* --- opening ------------------------------------------------------------- */
 
 /* Everything after the configuration is in place. */
 static int
 client_start(wq_client *c, int timeout_ms, char *err, size_t errlen)
 {
-    size_t n;
+    struct wq_transport_conf tc;
     int rc;
 
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
-    if ((rc = wq_config_transport_conf(c->cfg, &c->tconf, err, errlen)) != 0)
+    if ((rc = wq_config_transport_conf(c->cfg, &tc, err, errlen)) != 0)
         return rc;
-    if (c->tconf.client_id == NULL)
-        c->tconf.client_id = "workq-client";
-    if (c->tconf.kind == WQ_TRANSPORT_KAFKA) {
-        /* Our settings first, so the operator's properties still win. */
-        n = c->tconf.kafka_nprops;
-        c->props = calloc(n + 1, sizeof *c->props);
-        if (asprintf(&c->timeout_prop, "message.timeout.ms=%d",
-            c->timeout_ms) < 0)
-            c->timeout_prop = NULL;
-        if (c->props == NULL || c->timeout_prop == NULL)
-            return wq_seterr(err, errlen, WQ_ENOMEM, "out of memory");
-        c->props[0] = c->timeout_prop;
-        for (size_t i = 0; i < n; i++)
-            c->props[i + 1] = c->tconf.kafka_props[i];
-        c->tconf.kafka_props = c->props;
-        c->tconf.kafka_nprops = n + 1;
-    }
-    c->tconf.on_confirm = on_confirm;
-    c->tconf.on_confirm_user = c;
-    return transport_get(c, err, errlen);
+    if (tc.client_id == NULL)
+        tc.client_id = "workq-client";
+    tc.publish_timeout_ms = c->timeout_ms;
+    tc.on_confirm = on_confirm;
+    tc.on_confirm_user = c;
+    /* no backoff: a failed open is the caller's answer, the next submit
+     * tries again */
+    wq_pubconn_init(&c->pc, &tc, 0, 0, WQ_JITTER_NONE);
+    return wq_pubconn_open(&c->pc, err, errlen);
 }
 
 static wq_client *
@@ -637,13 +559,6 @@ slot_get(wq_client *c)
     return s;
 }
 
-/* A failure after which the handle is no good any more. */
-static int
-is_broken(int rc)
-{
-    return rc == WQ_EBROKER || rc == WQ_ETIMEOUT || rc == WQ_ECLOSED;
-}
-
 /*
  * Publishes one envelope with `s` as its opaque.  On failure `s` is back
  * in the pool and no callback will come for it.
@@ -664,26 +579,24 @@ publish(wq_client *c, const struct wq_envelope *env, struct slot *s,
     if ((rc = wq_envelope_encode(env, &c->buf, err, errlen)) != 0)
         goto fail;
 again:
-    if (c->t != NULL && c->inflight == 0
+    if (c->pc.t != NULL && c->pc.inflight == 0
         && wq_clock_mono_ns() - c->last_use_ns > IDLE_CHECK_NS
-        && wq_transport_flush(c->t, 0, NULL, 0) == WQ_EBROKER)
+        && wq_pubconn_flush(&c->pc, 0, NULL, 0) == WQ_EBROKER)
         /* it died while idle (the close is read here): a new one */
-        transport_drop(c, CLOSE_TIMEOUT_MS);
+        wq_pubconn_drop(&c->pc, CLOSE_TIMEOUT_MS);
     c->last_use_ns = wq_clock_mono_ns();
-    if ((rc = transport_get(c, err, errlen)) != 0
-        || (rc = queue_declare(c, env->queue, err, errlen)) != 0)
+    if ((rc = wq_pubconn_open(&c->pc, err, errlen)) != 0
+        || (rc = wq_pubconn_declare(&c->pc, env->queue, err, errlen)) != 0)
         goto broken;
-    c->inflight++;
-    rc = wq_transport_publish(c->t, env->queue, env->key, strlen(env->key),
+    rc = wq_pubconn_publish(&c->pc, env->queue, env->key, strlen(env->key),
         c->buf.data, c->buf.len, s, err, errlen);
     if (rc == 0)
         return 0;
-    c->inflight--;
 
 broken:
-    if (is_broken(rc) && c->t != NULL) {
+    if (wq_pubconn_broken(rc) && c->pc.t != NULL) {
         /* the handle is no good any more: verdicts for the rest now */
-        transport_drop(c, CLOSE_TIMEOUT_MS);
+        wq_pubconn_drop(&c->pc, CLOSE_TIMEOUT_MS);
         if (rc != WQ_ETIMEOUT && tries++ == 0)
             goto again;
     }
@@ -760,10 +673,10 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
     }
     /* Serve the verdicts now and then, so callbacks come while the
      * stream goes on and slots are reused instead of piling up. */
-    if (++c->since_serve >= SERVE_EVERY && c->t != NULL) {
+    if (++c->since_serve >= SERVE_EVERY && c->pc.t != NULL) {
         c->since_serve = 0;
-        if (wq_transport_flush(c->t, 0, NULL, 0) == WQ_EBROKER)
-            transport_drop(c, CLOSE_TIMEOUT_MS);
+        if (wq_pubconn_flush(&c->pc, 0, NULL, 0) == WQ_EBROKER)
+            wq_pubconn_drop(&c->pc, CLOSE_TIMEOUT_MS);
         /* receipts in large batches: one statement for many tasks */
         if (c->nconfirmed >= SETTLE_EVERY)
             settle(c);
@@ -781,11 +694,11 @@ wq_client_flush(wq_client *c, int timeout_ms, char *err, size_t errlen)
         return wq_seterr(err, errlen, WQ_EINVAL, "client is NULL");
     if (timeout_ms < 0)
         timeout_ms = c->timeout_ms;
-    if (c->t != NULL && c->inflight > 0) {
-        rc = wq_transport_flush(c->t, timeout_ms, ferr, sizeof ferr);
-        if (rc == WQ_ETIMEOUT || rc == WQ_EBROKER || rc == WQ_ECLOSED) {
+    if (c->pc.t != NULL && c->pc.inflight > 0) {
+        rc = wq_pubconn_flush(&c->pc, timeout_ms, ferr, sizeof ferr);
+        if (wq_pubconn_broken(rc)) {
             c->timing_out = rc == WQ_ETIMEOUT;
-            transport_drop(c, 0);
+            wq_pubconn_drop(&c->pc, 0);
             c->timing_out = 0;
             note_failure(c, rc, ferr);
         }
@@ -868,10 +781,9 @@ wq_client_free(wq_client *c)
 
     if (c == NULL)
         return;
-    if (c->t != NULL) {
+    if (c->pc.t != NULL)
         (void)wq_client_flush(c, -1, NULL, 0);
-        transport_drop(c, CLOSE_TIMEOUT_MS);
-    }
+    wq_pubconn_free(&c->pc, CLOSE_TIMEOUT_MS);
     settle(c);
     wq_store_close(c->store);
     free(c->confirmed);
@@ -879,15 +791,11 @@ wq_client_free(wq_client *c)
     for (size_t i = 0; i < c->nnames; i++)
         free(c->names[i]);
     free(c->names);
-    declared_clear(c);
-    free(c->declared);
     while ((s = c->free_slots) != NULL) {
         c->free_slots = s->next;
         free(s);
     }
     wq_buf_free(&c->buf);
-    free(c->props);
-    free(c->timeout_prop);
     if (c->owns_cfg)
         wq_config_free(&c->own);
     free(c);

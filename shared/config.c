@@ -14,9 +14,10 @@
  *
  * Converting, checking, writing and freeing a value is its type's
  * business (config_types.c, one row per type); --help text and dumps are
- * written by config_print.c.  This file also builds the transport
- * configuration; the strings the latter needs are kept in blocks that the
- * config owns (struct wq_config_derived) until wq_config_free.
+ * written by config_print.c.  This file also starts the transport
+ * configuration (wq_config_transport_conf), whose broker-specific part
+ * each backend builds from its own rows (transport.h); the strings they
+ * build are kept by the config (wq_config_keep) until wq_config_free.
  *
  * Allocation uses alloc.h (abort on exhaustion): a process that cannot
  * allocate its configuration cannot run anyway.
@@ -41,7 +42,6 @@
 #define ENV_PREFIX     "WORKQ_"
 #define SECRET_MAX     65536    /* bytes in a secret file */
 #define MSG_MAX        512      /* bytes in one message before its prefix */
-#define KAFKA_PROPS    5        /* security, mechanism, user, pass, CA */
 
 /* ---- collected errors ---------------------------------------------------- */
 
@@ -809,13 +809,14 @@ wq_config_load_string(const char *text, const char *name,
         out, err, errlen);
 }
 
-/* ---- derived storage (transport) ----------------------------------------- */
+/* ---- kept storage (the transports' settings) --------------------------- */
 
+/* One value kept for wq_config_keep, in a list that lives as long as
+ * the configuration. */
 struct wq_config_derived {
     struct wq_config_derived *next;
-    char *amqp_url;
-    char *props[KAFKA_PROPS];
-    size_t nprops;
+    size_t len;
+    void *data;
 };
 
 static void
@@ -824,24 +825,48 @@ derived_free(struct wq_config_derived *d)
     while (d != NULL) {
         struct wq_config_derived *next = d->next;
 
-        wipe_free(d->amqp_url);
-        for (size_t i = 0; i < d->nprops; i++)
-            wipe_free(d->props[i]);
+        /* they may hold secrets (a password in a URL or a property) */
+        explicit_bzero(d->data, d->len);
+        free(d->data);
         free(d);
         d = next;
     }
 }
 
-static int
-derived_equal(const struct wq_config_derived *a,
-    const struct wq_config_derived *b)
+const void *
+wq_config_keep(struct wq_config *cfg, const void *p, size_t len)
 {
-    if (strcmp(a->amqp_url, b->amqp_url) != 0 || a->nprops != b->nprops)
-        return 0;
-    for (size_t i = 0; i < a->nprops; i++)
-        if (strcmp(a->props[i], b->props[i]) != 0)
-            return 0;
-    return 1;
+    struct wq_config_derived *d;
+
+    for (d = cfg->derived_; d != NULL; d = d->next)
+        if (d->len == len && memcmp(d->data, p, len) == 0)
+            return d->data;
+    d = xmalloc(sizeof *d);
+    d->len = len;
+    d->data = xmemdup(p, len);
+    d->next = cfg->derived_;
+    cfg->derived_ = d;
+    return d->data;
+}
+
+const char *
+wq_config_keepf(struct wq_config *cfg, const char *fmt, ...)
+{
+    const char *kept;
+    va_list ap;
+    char *s;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    s = xmalloc(n > 0 ? (size_t)n + 1 : 1);
+    va_start(ap, fmt);
+    vsnprintf(s, n > 0 ? (size_t)n + 1 : 1, fmt, ap);
+    va_end(ap);
+    kept = wq_config_keep(cfg, s, strlen(s) + 1);
+    wipe_free(s);
+    return kept;
 }
 
 void
@@ -855,71 +880,15 @@ wq_config_free(struct wq_config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
-/* A new copy of s, percent-encoded for the userinfo of a URL. */
-static char *
-pct_encode(const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    char *out = xmalloc(strlen(s) * 3 + 1), *o = out;
-
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-            (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL) {
-            *o++ = (char)*p;
-        } else {
-            *o++ = '%';
-            *o++ = hex[*p >> 4];
-            *o++ = hex[*p & 15];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
-/*
- * The AMQP URL with its password replaced: amqp[s]://[user[:pass]@]rest.
- * Without userinfo the user is RabbitMQ's default, "guest".
- */
-static int
-amqp_url_with_password(const char *url, const char *password, char **out,
-    char *err, size_t errlen)
-{
-    const char *auth = strstr(url, "://"), *end, *at, *colon;
-    char *user, *pass;
-
-    if (password[0] == '\0') {
-        *out = xstrdup(url);
-        return 0;
-    }
-    if (auth == NULL)
-        return wq_seterr(err, errlen, WQ_ECONFIG,
-            "rabbitmq.url: \"%s\" is not a URL", url);
-    auth += 3;
-    end = auth + strcspn(auth, "/?#");
-    at = NULL;
-    for (const char *p = auth; p < end; p++)
-        if (*p == '@')
-            at = p;
-    if (at != NULL) {
-        colon = memchr(auth, ':', (size_t)(at - auth));
-        user = xstrndup(auth, (size_t)((colon ? colon : at) - auth));
-    } else {
-        user = xstrdup("guest");
-    }
-    pass = pct_encode(password);
-    *out = xasprintf("%.*s%s:%s@%s", (int)(auth - url), url, user, pass,
-        at != NULL ? at + 1 : auth);
-    free(user);
-    wipe_free(pass);
-    return 0;
-}
-
-static const char *
-enum_value(const struct wq_config *cfg, const char *key)
+const char *
+wq_config_enum_name(const struct wq_config *cfg, const char *key)
 {
     const struct wq_config_key *k = find_key(key);
-    int v = *(const int *)cfield(cfg, k);
+    int v;
 
+    if (k == NULL || k->type != WQ_CONFIG_ENUM)
+        return "";
+    v = *(const int *)cfield(cfg, k);
     for (int i = 0; k->values[i] != NULL; i++)
         if (i == v)
             return k->values[i];
@@ -930,65 +899,15 @@ int
 wq_config_transport_conf(struct wq_config *cfg,
     struct wq_transport_conf *out, char *err, size_t errlen)
 {
-    struct wq_config_derived *d = xcalloc(1, sizeof *d);
-    const char *mech = enum_value(cfg, "kafka.sasl_mechanism");
-    int rc;
-
-    rc = amqp_url_with_password(cfg->rabbitmq.url, cfg->rabbitmq.password,
-        &d->amqp_url, err, errlen);
-    if (rc != 0) {
-        free(d);
-        return rc;
-    }
-    d->props[d->nprops++] = xasprintf("security.protocol=%s",
-        enum_value(cfg, "kafka.security_protocol"));
-    if (mech[0] != '\0')
-        d->props[d->nprops++] = xasprintf("sasl.mechanism=%s", mech);
-    if (cfg->kafka.sasl_username[0] != '\0')
-        d->props[d->nprops++] = xasprintf("sasl.username=%s",
-            cfg->kafka.sasl_username);
-    if (cfg->kafka.sasl_password[0] != '\0')
-        d->props[d->nprops++] = xasprintf("sasl.password=%s",
-            cfg->kafka.sasl_password);
-    if (cfg->kafka.ssl_ca_location[0] != '\0')
-        d->props[d->nprops++] = xasprintf("ssl.ca.location=%s",
-            cfg->kafka.ssl_ca_location);
-
-    /* same content as last time: keep the old strings, callers may
-     * still hold them; otherwise keep both until wq_config_free */
-    if (cfg->derived_ != NULL && derived_equal(cfg->derived_, d)) {
-        d->next = NULL;
-        derived_free(d);
-    } else {
-        d->next = cfg->derived_;
-        cfg->derived_ = d;
-    }
-    d = cfg->derived_;
-
     memset(out, 0, sizeof *out);
-    out->kind = cfg->transport == WQ_TRANSPORT_KAFKA ? WQ_TRANSPORT_KAFKA
-        : WQ_TRANSPORT_RABBITMQ;
+    out->kind = cfg->transport;
     out->client_id = cfg->worker.id[0] != '\0' ? cfg->worker.id : NULL;
     out->connect_timeout_ms = cfg->broker.connect_timeout_ms > INT32_MAX
         ? INT32_MAX : (int)cfg->broker.connect_timeout_ms;
-    out->kafka_brokers = cfg->kafka.brokers;
-    out->kafka_group_id = NULL;
-    out->kafka_partitions = cfg->kafka.partitions;
-    out->kafka_replication = cfg->kafka.replication_factor;
-    out->kafka_linger_ms = cfg->kafka.linger_ms;
-    out->kafka_session_timeout_ms = cfg->kafka.session_timeout_ms;
-    out->kafka_props = (const char *const *)d->props;
-    out->kafka_nprops = d->nprops;
-    out->amqp_url = d->amqp_url;
-    out->amqp_quorum = cfg->rabbitmq.queue_type == WQ_RABBITMQ_QUORUM;
-    out->amqp_prefetch = cfg->rabbitmq.prefetch;
-    /* whole seconds, rounded up so that 500ms does not mean "off" */
-    out->amqp_heartbeat_s = (int)((cfg->rabbitmq.heartbeat_ms + 999) / 1000);
-    out->amqp_cacert = cfg->rabbitmq.tls_ca[0] != '\0'
-        ? cfg->rabbitmq.tls_ca : NULL;
     out->dead_bounds = wq_config_dead_bounds;
     out->dead_bounds_user = cfg;
-    return 0;
+    /* each backend reads its own rows (kafka.*, rabbitmq.*) */
+    return wq_transport_settings(cfg, out, err, errlen);
 }
 
 void

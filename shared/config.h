@@ -417,22 +417,39 @@ void wq_config_dump(const struct wq_config *cfg, FILE *fp);
 
 /*
  * wq_config_transport_conf fills *out for wq_transport_open() from cfg:
- * kind, Kafka brokers and tuning, librdkafka property pairs
- * ("security.protocol=...", "sasl.mechanism=...", "sasl.username=...",
- * "sasl.password=...", "ssl.ca.location=...", the optional ones only when
- * set) and the AMQP URL with rabbitmq.password put in its userinfo
- * (percent-encoded) when set.  client_id is worker.id or NULL;
- * kafka_group_id, on_confirm and on_confirm_user are NULL for the caller
- * to set.
+ * kind, client_id (worker.id or NULL), the connect timeout and
+ * dead_bounds (wq_config_dead_bounds with cfg); then every backend fills
+ * its own fields from its rows (wq_transport_settings: Kafka brokers,
+ * tuning and librdkafka property pairs; the AMQP URL with
+ * rabbitmq.password in its userinfo, ...).  kafka_group_id,
+ * publish_timeout_ms, on_confirm and on_confirm_user are left 0/NULL for
+ * the caller to set.
  *
  * Every string *out points to is owned by cfg and stays valid until
  * wq_config_free(cfg), also across later calls (which reuse it while the
  * fields it came from stay unchanged).  Returns 0, or WQ_ECONFIG with err
- * set if the AMQP URL is malformed.  dead_bounds is set to
- * wq_config_dead_bounds with cfg.
+ * set if a backend refuses its rows (a malformed AMQP URL).
  */
 int wq_config_transport_conf(struct wq_config *cfg,
     struct wq_transport_conf *out, char *err, size_t errlen);
+
+/*
+ * wq_config_keep keeps a copy of the `len` bytes at p until
+ * wq_config_free(cfg) and returns it; an identical copy kept earlier is
+ * returned instead, so that the same content keeps the same address.
+ * Copies are wiped when freed (they may hold secrets).  For the
+ * transports' settings.  Not thread-safe.
+ */
+const void *wq_config_keep(struct wq_config *cfg, const void *p, size_t len);
+
+/* wq_config_keepf keeps a formatted string, like wq_config_keep. */
+const char *wq_config_keepf(struct wq_config *cfg, const char *fmt, ...)
+    WQ_PRINTFLIKE(2, 3);
+
+/* wq_config_enum_name is the name of the value of ENUM key `key` in cfg
+ * ("sasl_ssl" for "kafka.security_protocol"); "" for an unknown key. */
+const char *wq_config_enum_name(const struct wq_config *cfg,
+    const char *key);
 
 /*
  * wq_config_dead_bounds gives the bounds of workq.<queue>.dead: the

@@ -178,7 +178,7 @@ const struct wq_config_key wq_config_keys[] = {
         "append log lines to this file (reopened on SIGHUP); empty: stderr"),
 
     /* the broker */
-    ENUM("transport", transport, "rabbitmq", NAMES("rabbitmq", "kafka"),
+    ENUM("transport", transport, "rabbitmq", wq_transport_names,
         "the broker that carries tasks"),
     DURATION("broker.connect_timeout", broker.connect_timeout_ms, "5s",
         100, 10 * MINUTE,

@@ -347,7 +347,7 @@ check_string(void *cfg, const struct wq_config_key *k, const char *s,
         /* not a URL at all: wq_config_transport_conf says so */
         if (a == NULL)
             goto ok;
-        /* the authority, as amqp_url_with_password reads it: the host
+        /* the authority, as transport_amqp.c reads it: the host
          * after its last '@' */
         a += 3;
         end = a + strcspn(a, "/?#");

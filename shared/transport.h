@@ -34,9 +34,22 @@
 
 #define WQ_QUEUE_PREFIX "workq."
 
+/*
+ * The registry: one line per backend, X(KIND, "name", descriptor).  KIND
+ * makes the constant WQ_TRANSPORT_KIND, "name" is the value of the
+ * `transport` key (and ops->name), the descriptor is the backend's
+ * struct wq_transport_backend.  The order is the kind's number (the
+ * first is the configuration's default).
+ */
+#define WQ_TRANSPORT_BACKENDS(X) \
+    X(RABBITMQ, "rabbitmq", wq_transport_amqp) \
+    X(KAFKA,    "kafka",    wq_transport_kafka)
+
 enum wq_transport_kind {
-    WQ_TRANSPORT_RABBITMQ,
-    WQ_TRANSPORT_KAFKA,
+#define WQ_TRANSPORT_KIND_(k, name, desc) WQ_TRANSPORT_##k,
+    WQ_TRANSPORT_BACKENDS(WQ_TRANSPORT_KIND_)
+#undef WQ_TRANSPORT_KIND_
+    WQ_TRANSPORT_NKINDS
 };
 
 /*
@@ -55,9 +68,17 @@ struct wq_transport_conf {
      * request); 0: each backend's default (RabbitMQ 10 s; Kafka: open
      * does not wait, librdkafka connects in the background). */
     int connect_timeout_ms;
+    /* A published message the broker has not confirmed within this long
+     * is refused (Kafka: message.timeout.ms, so the library gives up
+     * when the caller does); 0: the backend's default (Kafka 30 s;
+     * RabbitMQ has no such limit, the caller keeps its own). */
+    int publish_timeout_ms;
+
+    /* The backends' own settings, each filled by its settings() from its
+     * configuration rows. */
 
     /* Kafka (librdkafka). */
-    const char *kafka_brokers;    /* "host:port,host:port" */
+    const char *kafka_brokers;    /* bootstrap.servers, read by librdkafka */
     const char *kafka_group_id;   /* consumer group; default "workq.<queue>" */
     int kafka_partitions;         /* for declare(): new topics */
     int kafka_replication;        /* for declare(): new topics */
@@ -190,8 +211,61 @@ struct wq_transport_ops {
         char *err, size_t errlen);
 };
 
+struct wq_config;       /* config.h */
+
+/*
+ * One backend as the rest of workq sees it.  Everything that differs
+ * between brokers outside the backend's own file is here, as data or a
+ * function, so that callers never test the kind.
+ */
+struct wq_transport_backend {
+    const struct wq_transport_ops *ops;
+    /*
+     * Fills this backend's fields of *out (kafka_* or amqp_*) from its
+     * rows of cfg; the strings it builds are kept by cfg
+     * (wq_config_keep).  0, or WQ_ECONFIG with err set.
+     */
+    int (*settings)(struct wq_config *cfg, struct wq_transport_conf *out,
+        char *err, size_t errlen);
+    /* Logs a warning for settings of cfg that work against the worker
+     * (RabbitMQ: a prefetch below the concurrency).  May be NULL. */
+    void (*check_worker)(const struct wq_config *cfg);
+    /* How often an idle handle must be called (flush(t, 0) or poll()) to
+     * keep its connection (RabbitMQ heartbeats); 0: never.  May be NULL. */
+    int64_t (*keepalive_ms)(const struct wq_config *cfg);
+    /* A worker runs one consumer per queue (Kafka: a consumer group per
+     * queue) rather than one for all its queues. */
+    unsigned consumer_per_queue : 1;
+    /* backlog() reports partitions, the group, the lag and the age of
+     * the oldest waiting message (struct wq_backlog). */
+    unsigned backlog_partitions : 1;
+};
+
+#define WQ_TRANSPORT_DECLARE_(k, name, desc) \
+    extern const struct wq_transport_backend desc;
+WQ_TRANSPORT_BACKENDS(WQ_TRANSPORT_DECLARE_)
+#undef WQ_TRANSPORT_DECLARE_
+
+/* The two backends' ops, which their own tests open directly. */
 extern const struct wq_transport_ops wq_transport_kafka_ops;
 extern const struct wq_transport_ops wq_transport_amqp_ops;
+
+/* The values of the `transport` key, by kind, NULL-terminated. */
+extern const char *const wq_transport_names[];
+
+/* The backend of `kind` (enum wq_transport_kind); NULL if none. */
+const struct wq_transport_backend *wq_transport_backend(int kind);
+
+/* The name of `kind` ("kafka"), "?" if none. */
+const char *wq_transport_kind_name(int kind);
+
+/*
+ * wq_transport_settings lets every backend fill its fields of *out from
+ * cfg (see struct wq_transport_backend.settings), so that *out can open
+ * any of them.  0, or the first backend's WQ_ECONFIG with err set.
+ */
+int wq_transport_settings(struct wq_config *cfg,
+    struct wq_transport_conf *out, char *err, size_t errlen);
 
 /*
  * Every backend's handle starts with this header, so the generic
@@ -286,7 +360,8 @@ wq_transport_name(const wq_transport *t)
     return WQ_TRANSPORT_OPS(t)->name;
 }
 
-/* Kind from "kafka" or "rabbitmq" (also "amqp"); -1 if unknown. */
+/* Kind from its name ("kafka", "rabbitmq"; also "amqp"); -1 if
+ * unknown. */
 int wq_transport_kind_parse(const char *s);
 
 #endif

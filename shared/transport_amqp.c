@@ -44,6 +44,12 @@
  * on_confirm runs inside publish(), flush(), poll() or close() and must
  * not call back into the same handle.
  *
+ * Memory: as in the Kafka backend, our own allocations abort on
+ * exhaustion (alloc.h), as librdkafka's do; once warm only a returned
+ * message, a new consumer or a larger ack batch allocates (deliveries
+ * are pooled).  rabbitmq-c's own allocation failures
+ * (a connection, a socket) come back as WQ_ENOMEM from open().
+ *
  * A failed connection is never repaired here: every later call returns
  * WQ_EBROKER with the reason, deliveries can still be acked or nacked
  * (which only frees them), and close() frees everything.  Reconnecting is
@@ -80,7 +86,9 @@
 #endif
 #endif
 
+#include "alloc.h"
 #include "clock.h"
+#include "config.h"
 #include "log.h"
 #include "transport.h"
 
@@ -724,8 +732,8 @@ on_return(struct wq_transport *t, const amqp_basic_return_t *m)
     }
     if (header_i64(&msg.properties, SEQ_HEADER, &seq) && seq > 0
         && (uint64_t)seq >= t->lo && (uint64_t)seq < t->next_seq
-        && t->ring[(uint64_t)seq & (CONFIRM_RING - 1)].state == E_WAIT
-        && (ret = calloc(1, sizeof *ret)) != NULL) {
+        && t->ring[(uint64_t)seq & (CONFIRM_RING - 1)].state == E_WAIT) {
+        ret = xcalloc(1, sizeof *ret);
         ret->seq = (uint64_t)seq;
         snprintf(ret->why, sizeof ret->why, "%s", why);
         ret->next = t->returns;
@@ -916,7 +924,7 @@ static void amqp_close(wq_transport *t, int timeout_ms);
  * in within as long again and opens the confirm-mode
  * channel.  Blocks.  Returns 0 with *out owning the handle, WQ_ECONFIG for
  * a bad URL or setting, WQ_EBROKER when the broker cannot be reached or
- * refuses the login (err says which), WQ_ENOMEM/WQ_EIO.
+ * refuses the login (err says which), WQ_EIO.
  */
 static int
 amqp_open(const struct wq_transport_conf *conf, wq_transport **out,
@@ -936,8 +944,7 @@ amqp_open(const struct wq_transport_conf *conf, wq_transport **out,
             "amqp: heartbeat %d is not in 0..65535 s",
             conf->amqp_heartbeat_s);
 
-    if ((t = calloc(1, sizeof *t)) == NULL)
-        return wq_seterr(err, errlen, WQ_ENOMEM, "amqp: out of memory");
+    t = xcalloc(1, sizeof *t);
     t->base.ops = &wq_transport_amqp_ops;
     t->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (t->wake_fd < 0) {
@@ -955,18 +962,12 @@ amqp_open(const struct wq_transport_conf *conf, wq_transport **out,
     t->dead_bounds = conf->dead_bounds;
     t->dead_bounds_user = conf->dead_bounds_user;
     t->lo = t->next_seq = 1;
-    t->urlbuf = strdup(conf->amqp_url);
-    t->client_id = strdup(conf->client_id != NULL && conf->client_id[0]
+    t->urlbuf = xstrdup(conf->amqp_url);
+    t->client_id = xstrdup(conf->client_id != NULL && conf->client_id[0]
         != '\0' ? conf->client_id : "workq");
     t->cacert = conf->amqp_cacert != NULL && conf->amqp_cacert[0] != '\0'
-        ? strdup(conf->amqp_cacert) : NULL;
-    t->ring = calloc(CONFIRM_RING, sizeof *t->ring);
-    if (t->urlbuf == NULL || t->client_id == NULL || t->ring == NULL
-        || (conf->amqp_cacert != NULL && conf->amqp_cacert[0] != '\0'
-        && t->cacert == NULL)) {
-        rc = wq_seterr(err, errlen, WQ_ENOMEM, "amqp: out of memory");
-        goto fail;
-    }
+        ? xstrdup(conf->amqp_cacert) : NULL;
+    t->ring = xcalloc(CONFIRM_RING, sizeof *t->ring);
 
     amqp_default_connection_info(&t->ci);
     if (amqp_parse_url(t->urlbuf, &t->ci) != AMQP_STATUS_OK) {
@@ -1309,17 +1310,14 @@ amqp_subscribe(wq_transport *t, const char *const *queues, size_t n,
     if (!t->con.up || !t->con_ch_open)
         return down_err(&t->con, err, errlen);
 
-    cs = realloc(t->consumers, (t->nconsumers + n) * sizeof *cs);
-    if (cs == NULL)
-        return wq_seterr(err, errlen, WQ_ENOMEM, "amqp: out of memory");
+    cs = xreallocarray(t->consumers, t->nconsumers + n, sizeof *cs);
     t->consumers = cs;
     for (size_t i = 0; i < n; i++) {
         struct consumer *c = &t->consumers[t->nconsumers];
 
         snprintf(name, sizeof name, "%s%s", WQ_QUEUE_PREFIX, queues[i]);
         memset(c, 0, sizeof *c);
-        if ((c->queue = strdup(queues[i])) == NULL)
-            return wq_seterr(err, errlen, WQ_ENOMEM, "amqp: out of memory");
+        c->queue = xstrdup(queues[i]);
         snprintf(c->tag, sizeof c->tag, "workq-%zu", t->nconsumers);
         if (amqp_basic_consume(t->con.c, CH_CONSUME,
             amqp_cstring_bytes(name), amqp_cstring_bytes(c->tag), 0, 0, 0,
@@ -1546,8 +1544,8 @@ delivery_new(struct wq_transport *t, const amqp_envelope_t *env)
         t->free_list = x->next;
         t->nfree--;
         memset(x, 0, sizeof *x);
-    } else if ((x = calloc(1, sizeof *x)) == NULL) {
-        return NULL;
+    } else {
+        x = xcalloc(1, sizeof *x);
     }
     x->owner = t;
     x->live = 1;
@@ -1669,14 +1667,7 @@ amqp_poll(wq_transport *t, wq_delivery **out, int timeout_ms, char *err,
         }
 
         if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-            if ((x = delivery_new(t, &env)) == NULL) {
-                /* Give it back rather than lose track of it. */
-                (void)amqp_basic_nack(t->con.c, CH_CONSUME,
-                    env.delivery_tag, 0, 1);
-                amqp_destroy_envelope(&env);
-                return wq_seterr(err, errlen, WQ_ENOMEM,
-                    "amqp: out of memory");
-            }
+            x = delivery_new(t, &env);
             *out = &x->d;
             return 0;
         }
@@ -1744,11 +1735,7 @@ amqp_ack(wq_transport *t, wq_delivery *d, char *err, size_t errlen)
         return down_err(&t->con, err, errlen);
     if (t->npend == t->pendcap) {
         size_t cap = t->pendcap ? t->pendcap * 2 : 128;
-        uint64_t *p = realloc(t->pend, cap * sizeof *p);
-
-        if (p == NULL)     /* no room to batch it: ack it alone, now */
-            return settle(t, tag, 0, 1, err, errlen);
-        t->pend = p;
+        t->pend = xreallocarray(t->pend, cap, sizeof *t->pend);
         t->pendcap = cap;
     }
     if (t->npend == 0)
@@ -1850,6 +1837,108 @@ amqp_close(wq_transport *t, int timeout_ms)
     free(t);
 }
 
+/* --- settings ------------------------------------------------------------ */
+
+/* A new copy of s, percent-encoded for the userinfo of a URL. */
+static char *
+pct_encode(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = xmalloc(strlen(s) * 3 + 1), *o = out;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+            (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL) {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/*
+ * The AMQP URL with its password replaced: amqp[s]://[user[:pass]@]rest,
+ * kept by cfg.  Without userinfo the user is RabbitMQ's default, "guest".
+ */
+static int
+url_with_password(struct wq_config *cfg, const char *url,
+    const char *password, const char **out, char *err, size_t errlen)
+{
+    const char *auth = strstr(url, "://"), *end, *at, *colon;
+    char *user, *pass, *full;
+
+    if (password[0] == '\0') {
+        *out = wq_config_keep(cfg, url, strlen(url) + 1);
+        return 0;
+    }
+    if (auth == NULL)
+        return wq_seterr(err, errlen, WQ_ECONFIG,
+            "rabbitmq.url: \"%s\" is not a URL", url);
+    auth += 3;
+    end = auth + strcspn(auth, "/?#");
+    at = NULL;
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (at != NULL) {
+        colon = memchr(auth, ':', (size_t)(at - auth));
+        user = xstrndup(auth, (size_t)((colon ? colon : at) - auth));
+    } else {
+        user = xstrdup("guest");
+    }
+    pass = pct_encode(password);
+    full = xasprintf("%.*s%s:%s@%s", (int)(auth - url), url, user, pass,
+        at != NULL ? at + 1 : auth);
+    *out = wq_config_keep(cfg, full, strlen(full) + 1);
+    free(user);
+    wq_wipe_free(pass);
+    wq_wipe_free(full);
+    return 0;
+}
+
+/* Fills the amqp_* fields from the rabbitmq.* rows. */
+static int
+amqp_settings(struct wq_config *cfg, struct wq_transport_conf *out,
+    char *err, size_t errlen)
+{
+    int rc;
+
+    rc = url_with_password(cfg, cfg->rabbitmq.url, cfg->rabbitmq.password,
+        &out->amqp_url, err, errlen);
+    if (rc != 0)
+        return rc;
+    out->amqp_quorum = cfg->rabbitmq.queue_type == WQ_RABBITMQ_QUORUM;
+    out->amqp_prefetch = cfg->rabbitmq.prefetch;
+    /* whole seconds, rounded up so that 500ms does not mean "off" */
+    out->amqp_heartbeat_s = (int)((cfg->rabbitmq.heartbeat_ms + 999) / 1000);
+    out->amqp_cacert = cfg->rabbitmq.tls_ca[0] != '\0'
+        ? cfg->rabbitmq.tls_ca : NULL;
+    return 0;
+}
+
+/* The consumer holds at most `prefetch` unacked deliveries. */
+static void
+amqp_check_worker(const struct wq_config *cfg)
+{
+    if (cfg->rabbitmq.prefetch < cfg->worker.concurrency)
+        wq_log_warn("main", "rabbitmq.prefetch %d is below "
+            "worker.concurrency %d: at most %d tasks can run at once",
+            cfg->rabbitmq.prefetch, cfg->worker.concurrency,
+            cfg->rabbitmq.prefetch);
+}
+
+/* An idle handle must be served three times per heartbeat interval. */
+static int64_t
+amqp_keepalive_ms(const struct wq_config *cfg)
+{
+    return cfg->rabbitmq.heartbeat_ms > 0 ? cfg->rabbitmq.heartbeat_ms / 3
+        : 0;
+}
+
 const struct wq_transport_ops wq_transport_amqp_ops = {
     .name = "rabbitmq",
     .open = amqp_open,
@@ -1863,4 +1952,11 @@ const struct wq_transport_ops wq_transport_amqp_ops = {
     .close = amqp_close,
     .wakeup = amqp_wakeup,
     .backlog = amqp_backlog,
+};
+
+const struct wq_transport_backend wq_transport_amqp = {
+    .ops = &wq_transport_amqp_ops,
+    .settings = amqp_settings,
+    .check_worker = amqp_check_worker,
+    .keepalive_ms = amqp_keepalive_ms,
 };

@@ -92,3 +92,12 @@ wq_utf8_sanitize(const char *s)
     out[n] = '\0';
     return out;
 }
+
+void
+wq_wipe_free(char *s)
+{
+    if (s != NULL) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}

@@ -73,4 +73,8 @@ int wq_seterr(char *err, size_t errlen, int code, const char *fmt, ...)
  */
 char *wq_utf8_sanitize(const char *s);
 
+/* wq_wipe_free zeroes a string that may hold a secret, then frees it.
+ * NULL is allowed. */
+void wq_wipe_free(char *s);
+
 #endif

@@ -51,6 +51,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "pool.h"
+#include "reconnect.h"
 #include "uuid.h"
 
 /*
@@ -117,14 +118,12 @@ struct wq_consumer {
     uint64_t tgen;
     int t_broken;               /* an ack or nack failed: reconnect */
     char t_why[WQ_ERRLEN];
-    uint64_t t_retry_ns;
-    int64_t t_backoff_ms;
+    struct wq_reconnect t_retry;
     int t_logged;
     uint64_t last_poll_ns;
     wq_store *s;
     int s_up;
-    uint64_t s_retry_ns;
-    int64_t s_backoff_ms;
+    struct wq_reconnect s_retry;
     int s_logged;
     struct tlist incoming, bad, torecord;
     size_t running;             /* claimed by this consumer, not done */
@@ -387,20 +386,6 @@ nack(struct wq_consumer *c, struct task *tk)
     tk->d = NULL;
 }
 
-static void
-backoff_next(int64_t *ms, int64_t min, int64_t max)
-{
-    *ms = *ms < min ? min : *ms * 2 > max ? max : *ms * 2;
-}
-
-/* Jittered: reconnects of many workers do not arrive in step. */
-static uint64_t
-retry_at(int64_t ms)
-{
-    return wq_clock_mono_ns() + (uint64_t)((double)ms
-        * (0.5 + wq_backoff_rand01() / 2) * 1e6);
-}
-
 /* Drops the broker connection; deliveries not claimed are forgotten (the
  * broker redelivers them), claimed tasks go on unacked. */
 static void
@@ -419,8 +404,7 @@ transport_down(struct wq_consumer *c, const char *why)
     c->t_broken = 0;
     c->tgen++;
     wq_metric_set(c->conf.stats->broker_up, 0);
-    backoff_next(&c->t_backoff_ms, BROKER_BACKOFF_MIN, BROKER_BACKOFF_MAX);
-    c->t_retry_ns = retry_at(c->t_backoff_ms);
+    wq_reconnect_failed(&c->t_retry);
     c->t_logged = 0;
 }
 
@@ -442,7 +426,7 @@ transport_up(struct wq_consumer *c)
         goto fail;
     c->t = t;
     c->tgen++;
-    c->t_backoff_ms = 0;
+    wq_reconnect_ok(&c->t_retry);
     c->last_poll_ns = wq_clock_mono_ns();
     wq_metric_set(c->conf.stats->broker_up, 1);
     wq_log_info(COMPONENT, "consuming %zu queue(s) from %s", c->conf.nqueues,
@@ -456,8 +440,7 @@ fail:
     else
         wq_log_debug(COMPONENT, "broker: %s (retrying)", err);
     c->t_logged = 1;
-    backoff_next(&c->t_backoff_ms, BROKER_BACKOFF_MIN, BROKER_BACKOFF_MAX);
-    c->t_retry_ns = retry_at(c->t_backoff_ms);
+    wq_reconnect_failed(&c->t_retry);
     return rc;
 }
 
@@ -546,8 +529,7 @@ store_down(struct wq_consumer *c, const char *why)
     c->s_logged = 1;
     c->s_up = 0;
     wq_metric_set(c->conf.stats->store_up, 0);
-    backoff_next(&c->s_backoff_ms, STORE_BACKOFF_MIN, STORE_BACKOFF_MAX);
-    c->s_retry_ns = retry_at(c->s_backoff_ms);
+    wq_reconnect_failed(&c->s_retry);
 }
 
 static void
@@ -576,7 +558,7 @@ store_up(struct wq_consumer *c)
         wq_log_info(COMPONENT, "PostgreSQL is back");
     c->s_logged = 0;
     c->s_up = 1;
-    c->s_backoff_ms = 0;
+    wq_reconnect_ok(&c->s_retry);
     wq_metric_set(c->conf.stats->store_up, 1);
 }
 
@@ -1001,9 +983,9 @@ sleep_ms(const struct wq_consumer *c)
     if (c->conf.watchdog_usec > 0)
         w = min_wait(w, (int)(c->conf.watchdog_usec / 3000));
     if (c->t == NULL && !c->draining)
-        w = min_wait(w, until(c->t_retry_ns));
+        w = min_wait(w, wq_reconnect_wait_ms(&c->t_retry));
     if (!c->s_up)
-        w = min_wait(w, until(c->s_retry_ns));
+        w = min_wait(w, wq_reconnect_wait_ms(&c->s_retry));
     if (c->draining)
         w = min_wait(w, until(c->drain_deadline));
     return w;
@@ -1051,8 +1033,8 @@ finish(struct wq_consumer *c, int abandon)
     end = wq_clock_mono_ns() + (uint64_t)FINAL_RECORD_MS * 1000000u;
     while (c->torecord.n > 0 && wq_clock_mono_ns() < end) {
         if (!c->s_up) {
-            if (wq_clock_mono_ns() < c->s_retry_ns)
-                cond_wait_ms(c, until(c->s_retry_ns) + 1);
+            if (!wq_reconnect_due(&c->s_retry))
+                cond_wait_ms(c, wq_reconnect_wait_ms(&c->s_retry) + 1);
             store_up(c);
             continue;
         }
@@ -1107,9 +1089,9 @@ wq_consumer_run(wq_consumer *c, void (*on_ready)(void *), void *arg)
         }
         if (c->t_broken)
             transport_down(c, c->t_why);
-        if (c->t == NULL && !c->draining && now >= c->t_retry_ns)
+        if (c->t == NULL && !c->draining && wq_reconnect_due(&c->t_retry))
             transport_up(c);
-        if (!c->s_up && now >= c->s_retry_ns)
+        if (!c->s_up && wq_reconnect_due(&c->s_retry))
             store_up(c);
 
         held = c->incoming.n + c->bad.n;
@@ -1143,6 +1125,11 @@ wq_consumer_new(const struct wq_consumer_conf *conf)
     pthread_condattr_t ca;
 
     c->conf = *conf;
+    /* jittered: reconnects of many workers do not arrive in step */
+    wq_reconnect_init(&c->t_retry, BROKER_BACKOFF_MIN, BROKER_BACKOFF_MAX,
+        WQ_JITTER_EQUAL);
+    wq_reconnect_init(&c->s_retry, STORE_BACKOFF_MIN, STORE_BACKOFF_MAX,
+        WQ_JITTER_EQUAL);
     pthread_mutex_init(&c->lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -338,7 +338,7 @@ main(int argc, char **argv)
     wq_worker_lease *lease = NULL;
     char err[WQ_ERRLEN], host[HOST_NAME_MAX + 1], *id = NULL;
     const char *const *queues;
-    const char **kprops = NULL;
+    const struct wq_transport_backend *backend;
     size_t nqueues;
     int rc, port, status = EXIT_CONFIG;
 
@@ -399,27 +399,6 @@ main(int argc, char **argv)
         goto out_stats;
     }
     cc.tconf.client_id = id;
-    /*
-     * The Kafka consumer's prefetch, sized for a small process:
-     * queued.max.messages.kbytes bounds librdkafka's queue of fetched
-     * messages (default 64 MiB; "higher priority than
-     * queued.min.messages", CONFIGURATION.md), and fetch.message.max.bytes
-     * the bytes asked per partition and fetch (default 1 MiB; a fetch
-     * buffer lives as long as any of its messages, and the worker holds
-     * up to concurrency + batch_max of them).  1 MiB and 64 KiB keep the
-     * worker fed (about 12,000 noop envelopes queued; larger messages
-     * make librdkafka grow the fetch size by itself) and took a loaded
-     * worker from 39 MB to 28 MB.  The operator's kafka properties come
-     * after ours and win.  The transport sets these consumer
-     * properties on its consumer only.
-     */
-    kprops = xcalloc(cc.tconf.kafka_nprops + 2, sizeof *kprops);
-    kprops[0] = "queued.max.messages.kbytes=1024";
-    kprops[1] = "fetch.message.max.bytes=65536";
-    for (size_t i = 0; i < cc.tconf.kafka_nprops; i++)
-        kprops[i + 2] = cc.tconf.kafka_props[i];
-    cc.tconf.kafka_props = kprops;
-    cc.tconf.kafka_nprops += 2;
     if (gethostname(host, sizeof host) != 0)
         snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';
@@ -450,27 +429,25 @@ main(int argc, char **argv)
     cc.lease = lease;
     cc.stats = &stats;
     cc.watchdog_usec = wq_daemon_watchdog_usec();
-    if (cfg.transport == WQ_TRANSPORT_RABBITMQ
-        && cfg.rabbitmq.prefetch < cfg.worker.concurrency)
-        wq_log_warn("main", "rabbitmq.prefetch %d is below "
-            "worker.concurrency %d: at most %d tasks can run at once",
-            cfg.rabbitmq.prefetch, cfg.worker.concurrency,
-            cfg.rabbitmq.prefetch);
+    backend = wq_transport_backend(cfg.transport);
+    if (backend->check_worker != NULL)
+        backend->check_worker(&cfg);
     wq_log_info("main", "worker %s %s: %zu queue(s) on %s, concurrency %d, "
         "lease %lld ms", id, WQ_VERSION, nqueues,
-        cfg.transport == WQ_TRANSPORT_KAFKA ? "kafka" : "rabbitmq",
-        cfg.worker.concurrency, (long long)cfg.worker.lease_ms);
+        wq_transport_kind_name(cfg.transport), cfg.worker.concurrency,
+        (long long)cfg.worker.lease_ms);
 
-    /* Kafka: a consumer (and group "workq.<queue>") per queue; RabbitMQ:
-     * one consumer, one basic.consume per queue.  The slots are shared. */
+    /* A consumer per queue where the backend says so (Kafka: a group
+     * "workq.<queue>" each), else one consumer, one subscription per
+     * queue (RabbitMQ: a basic.consume each).  The slots are shared. */
     pool = wq_pool_new((size_t)cfg.worker.concurrency, 0,
         wq_consumer_run_task, NULL);
     cc.pool = pool;
     cc.busy = &busy;
-    nr = cfg.transport == WQ_TRANSPORT_KAFKA ? nqueues : 1;
+    nr = backend->consumer_per_queue ? nqueues : 1;
     if (nr > WQ_STATS_LOOPS) {
-        wq_log_error("main", "at most %d queues per Kafka worker, not %zu",
-            WQ_STATS_LOOPS, nr);
+        wq_log_error("main", "at most %d queues per %s worker, not %zu",
+            WQ_STATS_LOOPS, wq_transport_kind_name(cfg.transport), nr);
         nr = 0;
         goto out_runners;
     }
@@ -544,7 +521,6 @@ out_handlers:
 out_stats:
     wq_worker_stats_free(&stats);
 out_cfg:
-    free(kprops);
     free(id);
     wq_config_free(&cfg);
 out_args:

@@ -108,7 +108,7 @@ broker_json(struct cli *cli, const struct qstat *q)
     json_t *o = json_object();
 
     json_object_set_new(o, "transport", json_string(
-        cli->cfg.transport == WQ_TRANSPORT_KAFKA ? "kafka" : "rabbitmq"));
+        wq_transport_kind_name(cli->cfg.transport)));
     if (q->brc == WQ_ENOENT) {
         json_object_set_new(o, "exists", json_false());
         json_object_set_new(o, "waiting", json_integer(0));
@@ -124,7 +124,7 @@ broker_json(struct cli *cli, const struct qstat *q)
     json_object_set_new(o, "consumers", json_count(q->b.consumers));
     json_object_set_new(o, "oldest_waiting_seconds", q->b.oldest_ms >= 0
         ? json_integer(q->b.oldest_ms / 1000) : json_null());
-    if (cli->cfg.transport == WQ_TRANSPORT_KAFKA) {
+    if (wq_transport_backend(cli->cfg.transport)->backlog_partitions) {
         json_t *parts = json_array();
 
         json_object_set_new(o, "group", json_string(q->b.group));

@@ -251,6 +251,41 @@ test_producer_http_accepted_rabbitmq(void **state)
     check_accepted(WQ_TRANSPORT_RABBITMQ);
 }
 
+/*
+ * kafka.brokers as librdkafka reads it: a protocol prefix
+ * ("PLAINTEXT://host:port", also "SASL_SSL://h:9093") is a valid
+ * bootstrap list, and the worker runs on it.  The producer must accept
+ * tasks on the same list rather than refuse them (503) for ever.
+ */
+static void
+test_producer_http_kafka_brokers_url(void **state)
+{
+    const char *queue = wq_test_queue(WQ_TRANSPORT_KAFKA, "http-brokers");
+    static char brokers[1200];
+    const char *extra[] = { brokers, NULL };
+    struct wq_test_consumer *cons;
+    struct wq_envelope env[2];
+    struct producer p;
+    char resp[4096], id[64];
+    int st;
+
+    (void)state;
+    snprintf(brokers, sizeof brokers, "WORKQ_KAFKA_BROKERS=PLAINTEXT://%s",
+        WQ_TEST_KAFKA_BROKERS());
+    p = producer_start(WQ_TRANSPORT_KAFKA, NULL, extra);
+    st = post(p.port, queue, "{\"type\":\"noop\"}", resp, sizeof resp);
+    if (st != 202)
+        fail_msg("status %d: %s\n----- producer.log -----\n%s", st, resp,
+            wq_test_read_file("producer.log"));
+    json_str(resp, "id", id, sizeof id);
+    cons = wq_test_consumer_open(WQ_TRANSPORT_KAFKA, queue);
+    assert_int_equal(wq_test_consumer_recv(cons, env, 1, RECV_MS), 1);
+    find(env, 1, id);
+    wq_envelope_free(&env[0]);
+    wq_test_consumer_close(cons);
+    assert_int_equal(producer_stop(&p), 0);
+}
+
 /* --- refusals publish nothing -------------------------------------------- */
 
 struct bad {
@@ -1125,6 +1160,7 @@ test_producer_http_flags(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_producer_http_accepted_kafka),
     cmocka_unit_test(test_producer_http_accepted_rabbitmq),
+    cmocka_unit_test(test_producer_http_kafka_brokers_url),
     cmocka_unit_test(test_producer_http_refusals_kafka),
     cmocka_unit_test(test_producer_http_refusals_rabbitmq),
     cmocka_unit_test(test_producer_http_delayed_and_get),
