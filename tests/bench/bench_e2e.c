@@ -277,29 +277,54 @@ proc_kb(pid_t pid, const char *field)
     return v;
 }
 
+/* The fields of /proc/PID/stat after the command's name (state, ppid,
+ * ...), in buf; NULL if there is no such process. */
+static const char *
+proc_stat(const char *pid, char *buf, size_t size)
+{
+    char path[300], *p;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "/proc/%s/stat", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return NULL;
+    n = fread(buf, 1, size - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return (p = strrchr(buf, ')')) != NULL && p[1] == ' ' ? p + 2 : NULL;
+}
+
 /* utime + stime of a process, in clock ticks. */
 static long
 proc_ticks(pid_t pid)
 {
-    char path[64], buf[1024], *p;
+    char id[24], buf[1024];
+    const char *p;
     unsigned long ut, st;
-    FILE *f;
-    size_t n;
 
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return -1;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    if ((p = strrchr(buf, ')')) == NULL)
-        return -1;
+    snprintf(id, sizeof id, "%ld", (long)pid);
     /* fields after the name: state ppid pgrp session tty tpgid flags
      * minflt cminflt majflt cmajflt utime stime */
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-        &ut, &st) != 2)
+    if ((p = proc_stat(id, buf, sizeof buf)) == NULL || sscanf(p, "%*c %*d "
+        "%*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return -1;
     return (long)(ut + st);
+}
+
+/* The parent of pid (the postmaster of a backend); 0 if unknown. */
+static long
+proc_ppid(pid_t pid)
+{
+    char id[24], buf[1024];
+    const char *p;
+    int ppid = 0;
+
+    snprintf(id, sizeof id, "%ld", (long)pid);
+    if ((p = proc_stat(id, buf, sizeof buf)) == NULL
+        || sscanf(p, "%*c %d", &ppid) != 1)
+        return 0;
+    return ppid;
 }
 
 /*
@@ -323,22 +348,16 @@ tree_ticks(pid_t root)
     if (d == NULL)
         return -1;
     while ((de = readdir(d)) != NULL && n < MAXP) {
-        char path[300], buf[1024], *p;
+        char buf[1024];
+        const char *p;
         unsigned long ut, st;
         long cut, cst;
         int ppid;
-        size_t len;
-        FILE *f;
 
         if (de->d_name[0] < '0' || de->d_name[0] > '9')
             continue;
-        snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
-        if ((f = fopen(path, "r")) == NULL)
-            continue;
-        len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[len] = '\0';
-        if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 2, "%*c %d %*d "
+        if ((p = proc_stat(de->d_name, buf, sizeof buf)) == NULL
+            || sscanf(p, "%*c %d %*d "
             "%*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld", &ppid, &ut,
             &st, &cut, &cst) != 5)
             continue;
@@ -425,27 +444,6 @@ listener_pid(int port)
     return found;
 }
 
-/* The parent of pid (the postmaster of a backend); 0 if unknown. */
-static long
-proc_ppid(pid_t pid)
-{
-    char path[64], buf[1024], *p;
-    int ppid = 0;
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return 0;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 2, "%*c %d", &ppid)
-        != 1)
-        return 0;
-    return ppid;
-}
-
 /* ---- PostgreSQL --------------------------------------------------------- */
 
 static PGconn *db;
@@ -461,6 +459,19 @@ qnum(const char *sql)
     v = PQgetisnull(r, 0, 0) ? -1 : strtod(PQgetvalue(r, 0, 0), NULL);
     PQclear(r);
     return v;
+}
+
+/* Runs sql, which answers one row, into v[0..n). */
+static void
+qrow(const char *sql, double *v, int n)
+{
+    PGresult *r = PQexec(db, sql);
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        die("%s: %s", sql, PQerrorMessage(db));
+    for (int i = 0; i < n; i++)
+        v[i] = PQgetisnull(r, 0, i) ? 0 : strtod(PQgetvalue(r, 0, i), NULL);
+    PQclear(r);
 }
 
 static void
@@ -484,6 +495,8 @@ wait_done(const char *where, long want, int timeout_s)
 /* ---- the cost model ----------------------------------------------------- */
 
 enum { C_PG, C_BROKER, C_WORKERS, C_CLIENT, C_NCLASS };
+enum { R_INS, R_UPD, R_HOT, R_DEL, R_IDX };
+enum { I_SCAN, I_READ, I_BYTES };
 
 static const char *const class_names[C_NCLASS] = {
     "PostgreSQL", "broker", "workers", "bench client"
@@ -494,10 +507,12 @@ struct costs {
     long ticks[C_NCLASS];
     char lsn[64];
     double wal_sync, wal_write;     /* pg_stat_wal; -1: not there */
-    double ins, upd, hot, del;      /* pg_stat_user_tables, workq.* */
-    double idx_entries;             /* (ins + non-HOT upd) x indexes */
-    double idx_scan, idx_tup_read;  /* pg_stat_user_indexes, workq.* */
-    double idx_bytes;               /* size of workq's indexes */
+    /* pg_stat_user_tables over workq.*: rows inserted, updated, HOT
+     * updated, deleted, and index entries written (inserts and non-HOT
+     * updates times the table's indexes) */
+    double rows[5];
+    /* pg_stat_user_indexes over workq.*: scans, entries read, bytes */
+    double idx[3];
 };
 
 static pid_t pg_postmaster, broker_pid, scheduler_pid;
@@ -529,28 +544,13 @@ costs_read(struct costs *c)
         c->wal_write = strtod(PQgetvalue(r, 0, 1), NULL);
     }
     PQclear(r);
-    r = PQexec(db, "SELECT sum(n_tup_ins), sum(n_tup_upd), "
-        "sum(n_tup_hot_upd), sum(n_tup_del), sum((n_tup_ins + n_tup_upd "
-        "- n_tup_hot_upd) * (SELECT count(*) FROM pg_index i "
-        "WHERE i.indrelid = t.relid)) FROM pg_stat_user_tables t "
-        "WHERE schemaname = 'workq'");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        die("pg_stat_user_tables: %s", PQerrorMessage(db));
-    c->ins = strtod(PQgetvalue(r, 0, 0), NULL);
-    c->upd = strtod(PQgetvalue(r, 0, 1), NULL);
-    c->hot = strtod(PQgetvalue(r, 0, 2), NULL);
-    c->del = strtod(PQgetvalue(r, 0, 3), NULL);
-    c->idx_entries = strtod(PQgetvalue(r, 0, 4), NULL);
-    PQclear(r);
-    r = PQexec(db, "SELECT sum(idx_scan), sum(idx_tup_read), "
+    qrow("SELECT sum(n_tup_ins), sum(n_tup_upd), sum(n_tup_hot_upd), "
+        "sum(n_tup_del), sum((n_tup_ins + n_tup_upd - n_tup_hot_upd) "
+        "* (SELECT count(*) FROM pg_index i WHERE i.indrelid = t.relid)) "
+        "FROM pg_stat_user_tables t WHERE schemaname = 'workq'", c->rows, 5);
+    qrow("SELECT sum(idx_scan), sum(idx_tup_read), "
         "sum(pg_relation_size(indexrelid)) FROM pg_stat_user_indexes "
-        "WHERE schemaname = 'workq'");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        die("pg_stat_user_indexes: %s", PQerrorMessage(db));
-    c->idx_scan = strtod(PQgetvalue(r, 0, 0), NULL);
-    c->idx_tup_read = strtod(PQgetvalue(r, 0, 1), NULL);
-    c->idx_bytes = strtod(PQgetvalue(r, 0, 2), NULL);
-    PQclear(r);
+        "WHERE schemaname = 'workq'", c->idx, 3);
 }
 
 /* Prints the cost model of n tasks: the deltas from a to b per task. */
@@ -584,18 +584,16 @@ costs_print(const struct costs *a, const struct costs *b, long n)
             - a->wal_sync) / (double)n, (b->wal_write - a->wal_write)
             / (double)n);
     printf("\n");
+#define PER(f, i) ((b->f[i] - a->f[i]) / (double)n)
     printf("    rows (workq.*): %.2f inserted, %.2f updated (%.2f HOT, "
-        "%.2f not), %.2f deleted\n", (b->ins - a->ins) / (double)n,
-        (b->upd - a->upd) / (double)n, (b->hot - a->hot) / (double)n,
-        ((b->upd - b->hot) - (a->upd - a->hot)) / (double)n,
-        (b->del - a->del) / (double)n);
+        "%.2f not), %.2f deleted\n", PER(rows, R_INS), PER(rows, R_UPD),
+        PER(rows, R_HOT), PER(rows, R_UPD) - PER(rows, R_HOT),
+        PER(rows, R_DEL));
     printf("    index entries written: %.2f (inserts and non-HOT updates x "
         "indexes; partial indexes counted as full), index bytes %+.0f; "
-        "index scans %.2f reading %.2f entries\n",
-        (b->idx_entries - a->idx_entries) / (double)n,
-        (b->idx_bytes - a->idx_bytes) / (double)n,
-        (b->idx_scan - a->idx_scan) / (double)n,
-        (b->idx_tup_read - a->idx_tup_read) / (double)n);
+        "index scans %.2f reading %.2f entries\n", PER(rows, R_IDX),
+        PER(idx, I_BYTES), PER(idx, I_SCAN), PER(idx, I_READ));
+#undef PER
 }
 
 /* ---- 2 and 3. workq ----------------------------------------------------- */
