@@ -513,6 +513,9 @@ struct costs {
     double rows[5];
     /* pg_stat_user_indexes over workq.*: scans, entries read, bytes */
     double idx[3];
+    /* sequential scans of workq.attempts, and the rows they read (the
+     * benchmark's own queries read workq.tasks, never this table) */
+    double seq[2];
 };
 
 static pid_t pg_postmaster, broker_pid, scheduler_pid;
@@ -551,6 +554,8 @@ costs_read(struct costs *c)
     qrow("SELECT sum(idx_scan), sum(idx_tup_read), "
         "sum(pg_relation_size(indexrelid)) FROM pg_stat_user_indexes "
         "WHERE schemaname = 'workq'", c->idx, 3);
+    qrow("SELECT seq_scan, seq_tup_read FROM pg_stat_user_tables "
+        "WHERE relid = 'workq.attempts'::regclass", c->seq, 2);
 }
 
 /* Prints the cost model of n tasks: the deltas from a to b per task. */
@@ -594,6 +599,9 @@ costs_print(const struct costs *a, const struct costs *b, long n)
         "index scans %.2f reading %.2f entries\n", PER(rows, R_IDX),
         PER(idx, I_BYTES), PER(idx, I_SCAN), PER(idx, I_READ));
 #undef PER
+    printf("    sequential scans of workq.attempts: %.0f reading %.0f rows "
+        "(in all, not per task)\n", b->seq[0] - a->seq[0],
+        b->seq[1] - a->seq[1]);
 }
 
 /* ---- 2 and 3. workq ----------------------------------------------------- */
