@@ -520,15 +520,27 @@ struct costs {
 
 static pid_t pg_postmaster, broker_pid, scheduler_pid;
 
+/*
+ * The counters of pg_stat_* come from each backend, which publishes its
+ * own at most once a second while busy and, on PostgreSQL 15, up to 10 s
+ * after it went idle: they are read 11 s after the run has ended (after)
+ * and 11 s after the warm-up (before), while CPU time and the WAL
+ * position are read at the run's edges.
+ */
+#define STATS_LAG_US 11000000
+
+static void costs_read_stats(struct costs *c);
+
 static void
-costs_read(struct costs *c)
+costs_read(struct costs *c, int after)
 {
     PGresult *r;
 
     memset(c, 0, sizeof *c);
-    /* the backends publish their counters at most once a second */
-    usleep(1100000);
-    PQclear(PQexec(db, "SELECT pg_stat_clear_snapshot()"));
+    if (!after) {
+        usleep(STATS_LAG_US);
+        costs_read_stats(c);
+    }
     c->ticks[C_PG] = pg_postmaster > 0 ? tree_ticks(pg_postmaster) : -1;
     c->ticks[C_BROKER] = broker_pid > 0 ? tree_ticks(broker_pid) : -1;
     for (int i = 0; i < nworkers; i++)
@@ -540,6 +552,19 @@ costs_read(struct costs *c)
     if (PQresultStatus(r) == PGRES_TUPLES_OK)
         snprintf(c->lsn, sizeof c->lsn, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
+    if (after) {
+        usleep(STATS_LAG_US);
+        costs_read_stats(c);
+    }
+}
+
+/* The pg_stat_* part of costs_read. */
+static void
+costs_read_stats(struct costs *c)
+{
+    PGresult *r;
+
+    PQclear(PQexec(db, "SELECT pg_stat_clear_snapshot()"));
     r = PQexec(db, "SELECT wal_sync, wal_write FROM pg_stat_wal");
     c->wal_sync = c->wal_write = -1;
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
@@ -845,10 +870,10 @@ main(int argc, char **argv)
     sleep(kind == WQ_TRANSPORT_KAFKA ? 3 : 1);
     pg_postmaster = (pid_t)proc_ppid((pid_t)qnum("SELECT pg_backend_pid()"));
     broker_pid = listener_pid(kind == WQ_TRANSPORT_KAFKA ? 59092 : 55672);
-    costs_read(&cost0);
+    costs_read(&cost0, 0);
     submit_rate = publish_many(t, queue, "t", n_tasks, 0);
     wait_done("idempotency_key LIKE 't%'", n_tasks, 900);
-    costs_read(&cost1);
+    costs_read(&cost1, 1);
     span = n_tasks > 0 ? qnum("SELECT extract(epoch FROM max(finished_at) - "
         "min(created_at)) FROM workq.tasks WHERE idempotency_key LIKE 't%'")
         : 1;
