@@ -109,7 +109,7 @@ struct wq_config_groups {
 
 /* handlers[].kind */
 enum wq_handler_kind {
-    WQ_HANDLER_BUILTIN,         /* noop, echo, sleep, fail (worker) */
+    WQ_HANDLER_BUILTIN,         /* noop, echo, ack, sleep, fail (worker) */
     WQ_HANDLER_EXEC,            /* a program: argv, stdin, stdout */
     WQ_HANDLER_PLUGIN,          /* a shared object (workq_plugin.h) */
 };

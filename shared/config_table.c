@@ -76,7 +76,7 @@ static const struct wq_config_key handler_keys[] = {
     E_ENUM(H, "kind", kind, "builtin", NAMES("builtin", "exec", "plugin"),
         "builtin (in the worker), exec (a program), plugin (a .so)"),
     E_STRING(H, "builtin", builtin, "", 0,
-        "kind builtin: noop, echo, sleep or fail; empty: the type's name"),
+        "kind builtin: noop, echo, ack, sleep or fail; empty: the type's name"),
     E_LIST(H, "argv", argv, "", 0,
         "kind exec: the program (absolute path) and its arguments"),
     E_LIST(H, "env", env, "", 0,
@@ -250,7 +250,7 @@ const struct wq_config_key wq_config_keys[] = {
     INT("worker.batch_max", worker.batch_max, "500", 1, 10000,
         "most tasks claimed or recorded in one PostgreSQL statement"),
     BOOL("worker.builtin_handlers", worker.builtin_handlers, "true",
-        "run types noop, echo, sleep, fail with the built-in handlers"),
+        "run types noop, echo, ack, sleep, fail with the built-in handlers"),
 
     /* handlers and queue policies: lists of groups */
     GROUPS("handlers", handlers, "", struct wq_config_handler, handler_keys,

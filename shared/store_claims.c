@@ -97,6 +97,12 @@ static const char record_sql[] =
  * "attempts exhausted".  `lost` closes attempts that a dead holder left
  * without an outcome; `hist` opens the new attempts.  Both read the
  * statement's snapshot, so `lost` never sees the rows `hist` inserts.
+ *
+ * `lost` finds its rows by task_id = ANY (ARRAY(...)), an index condition
+ * on the primary key of workq.attempts, and not by the join alone: the
+ * planner, which counts almost no attempt with outcome NULL, then read
+ * the whole table with that filter for each claim of a few hundred
+ * deliveries (issue 14; test_store's attempts_not_scanned).
  */
 #define EXHAUSTED "t.attempt >= t.max_attempts"
 static const char claim_sql[] =
@@ -137,7 +143,8 @@ static const char claim_sql[] =
     "  UPDATE workq.attempts a SET outcome = 'lease_expired',"
     "    finished_at = now(), error = 'lease expired: worker '"
     "      || coalesce(a.worker, '?') || ' stopped renewing it'"
-    "  FROM c WHERE (c.attempt > 1 OR c.state = 'dead')"
+    "  FROM c WHERE a.task_id = ANY (ARRAY(SELECT id FROM c"
+    "      WHERE c.attempt > 1 OR c.state = 'dead'))"
     "    AND a.task_id = c.id AND a.attempt <= c.attempt"
     "    AND a.outcome IS NULL"
     "), hist AS ("

@@ -76,7 +76,10 @@ static const char sql_lease_select[] =
 /*
  * The attempt that lost its lease gets its outcome (its row exists since
  * the claim; if not, it is made), and any older attempt left open by
- * another lost worker too.  `x` carries each task's delay.
+ * another lost worker too.  `x` carries each task's delay.  `older`
+ * finds its rows by an index condition (task_id = ANY), as the claim's
+ * `lost` does (store_claims.c): a join on outcome IS NULL alone may be
+ * planned as a scan of the whole table.
  */
 static const char sql_lease_recover[] =
     "WITH x AS ("
@@ -110,7 +113,8 @@ static const char sql_lease_recover[] =
     "), older AS ("
     "  UPDATE workq.attempts a SET outcome = 'lease_expired',"
     "    finished_at = now(), error = 'lease expired'"
-    "  FROM u WHERE a.task_id = u.id AND a.attempt < u.attempt"
+    "  FROM u WHERE a.task_id = ANY (ARRAY(SELECT id FROM u))"
+    "    AND a.task_id = u.id AND a.attempt < u.attempt"
     "    AND a.outcome IS NULL"
     ")"
     "SELECT u.id, u.state FROM u";

@@ -199,7 +199,7 @@ typedef struct wq_handlers wq_handlers;
 
 /*
  * wq_handlers_new builds the registry from cfg->handlers, plus the
- * built-ins noop, echo, sleep and fail when cfg->worker.builtin_handlers
+ * built-ins noop, echo, ack, sleep and fail when cfg->worker.builtin_handlers
  * is set.  Checks each group (exec needs an absolute argv[0] that is an
  * executable file, plugin needs a loadable .so, builtin a known name)
  * and loads the plugins.  Returns 0 with *out owned by the caller, or

@@ -1,6 +1,8 @@
 /*
  * handler_builtin.c - the handlers built into the worker, for tests,
- * demos and benchmarks: noop, echo, sleep and fail (see handler.h).
+ * demos and benchmarks: noop, echo, ack, sleep and fail (see handler.h).
+ * ack answers a small JSON result whatever the payload (the benchmark's
+ * handler: a task that takes data in and gives a little back).
  *
  * Each is configured by an options string of "key=value" words, and sleep
  * and fail also read their settings from the task's payload, so that one
@@ -11,6 +13,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,7 +23,7 @@
 #include "clock.h"
 #include "handler.h"
 
-enum builtin_kind { B_NOOP, B_ECHO, B_SLEEP, B_FAIL };
+enum builtin_kind { B_NOOP, B_ECHO, B_SLEEP, B_FAIL, B_ACK };
 
 struct wq_builtin {
     enum builtin_kind kind;
@@ -121,7 +124,8 @@ int
 wq_handler_builtin_new(const char *name, const char *options,
     size_t max_output, struct wq_builtin **out, char *err, size_t errlen)
 {
-    static const char *const names[] = { "noop", "echo", "sleep", "fail" };
+    static const char *const names[] = { "noop", "echo", "sleep", "fail",
+        "ack" };
     struct settings st;
     struct wq_builtin *b;
     char bad[64];
@@ -133,7 +137,7 @@ wq_handler_builtin_new(const char *name, const char *options,
             kind = (int)i;
     if (kind < 0)
         return wq_seterr(err, errlen, WQ_ECONFIG, "unknown builtin \"%s\" "
-            "(noop, echo, sleep, fail)", name);
+            "(noop, echo, ack, sleep, fail)", name);
     if (parse_settings(options, strlen(options), &st, bad, sizeof bad) != 0)
         return wq_seterr(err, errlen, WQ_ECONFIG, "builtin %s: bad option "
             "\"%s\" (ms=N, until=N, p=0..1, permanent)", name, bad);
@@ -297,6 +301,18 @@ wq_handler_builtin_run(const struct wq_builtin *b,
             abort();    /* out of memory: as xmalloc would */
         res->outcome = WQ_OUTCOME_SUCCEEDED;
         break;
+    case B_ACK: {
+        /* {"status":"ok","payload_bytes":N}: about 30 bytes */
+        char ack[64];
+        int len = snprintf(ack, sizeof ack, "{\"status\":\"ok\","
+            "\"payload_bytes\":%zu}", ctx->env->payload_len);
+
+        n = (size_t)len < b->max_output ? (size_t)len : b->max_output;
+        if (wq_buf_append(&res->result, ack, n) != 0)
+            abort();    /* out of memory: as xmalloc would */
+        res->outcome = WQ_OUTCOME_SUCCEEDED;
+        break;
+    }
     case B_SLEEP:
         run_sleep(b, ctx, res);
         break;

@@ -22,7 +22,8 @@
 
 #define COMPONENT "handlers"
 
-static const char *const builtin_names[] = { "noop", "echo", "sleep", "fail" };
+static const char *const builtin_names[] = { "noop", "echo", "sleep", "fail",
+    "ack" };
 #define NBUILTIN WQ_ARRAY_LEN(builtin_names)
 
 struct wq_handlers {

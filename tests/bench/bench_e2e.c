@@ -14,6 +14,9 @@
  *     -r R        tasks/s of the latency run (default 2000)
  *     -s S        seconds of the latency run (default 10)
  *     -i S        seconds of the idle CPU sample (default 10)
+ *     -z          the old workload: noop tasks without payload or result
+ *                 (default: type ack, a payload of about 70 bytes of JSON
+ *                 and a result of about 30, see task_payload())
  *     -C          submit runs 2 and 3 through the C client (workq.h), as
  *                 a user's program does: with receipts (producer.receipts)
  *                 in PostgreSQL, and a workq-scheduler that sweeps them;
@@ -23,10 +26,14 @@
  *    envelope with broker confirms while another consumes them with acks
  *    (the transport API: the same librdkafka/rabbitmq-c code and batching
  *    workq uses; no PostgreSQL, no handler).
- * 2. Throughput: W workers wait on a fresh queue; N noop tasks are
- *    published as fast as the broker confirms them; the time from the
- *    first task's creation to the last commit of an outcome (PostgreSQL's
- *    own timestamps) gives tasks/s.
+ * 2. Throughput: W workers wait on a fresh queue; N tasks are published
+ *    as fast as the broker confirms them (the submit side's rate is
+ *    printed too); the time from the first task's creation to the last
+ *    commit of an outcome (PostgreSQL's own timestamps) gives tasks/s.
+ *    The cost model follows: per task, the CPU time of each class of
+ *    process (PostgreSQL's backends, the broker, the workers, this
+ *    client; /proc), PostgreSQL's WAL bytes, WAL syncs and row and index
+ *    writes in workq.* (pg_stat_*), all as deltas over the run.
  * 3. Latency below saturation: R tasks/s for S seconds, paced; p50 and
  *    p99 of finished_at - created_at.  finished_at is now() of the
  *    recording transaction, which commits a little later (the worker's
@@ -46,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,6 +76,7 @@ static int kind;
 static const char *conninfo;
 static long n_tasks = 100000, rate = 2000, lat_s = 10, idle_s = 10;
 static int nworkers = 2, concurrency = 256;
+static int bare;                /* -z: noop, no payload, no result */
 
 static pid_t workers[MAX_WORKERS];
 
@@ -268,29 +277,171 @@ proc_kb(pid_t pid, const char *field)
     return v;
 }
 
+/* The fields of /proc/PID/stat after the command's name (state, ppid,
+ * ...), in buf; NULL if there is no such process. */
+static const char *
+proc_stat(const char *pid, char *buf, size_t size)
+{
+    char path[300], *p;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "/proc/%s/stat", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return NULL;
+    n = fread(buf, 1, size - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return (p = strrchr(buf, ')')) != NULL && p[1] == ' ' ? p + 2 : NULL;
+}
+
 /* utime + stime of a process, in clock ticks. */
 static long
 proc_ticks(pid_t pid)
 {
-    char path[64], buf[1024], *p;
+    char id[24], buf[1024];
+    const char *p;
     unsigned long ut, st;
-    FILE *f;
-    size_t n;
 
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return -1;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    if ((p = strrchr(buf, ')')) == NULL)
-        return -1;
+    snprintf(id, sizeof id, "%ld", (long)pid);
     /* fields after the name: state ppid pgrp session tty tpgid flags
      * minflt cminflt majflt cmajflt utime stime */
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-        &ut, &st) != 2)
+    if ((p = proc_stat(id, buf, sizeof buf)) == NULL || sscanf(p, "%*c %*d "
+        "%*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return -1;
     return (long)(ut + st);
+}
+
+/* The parent of pid (the postmaster of a backend); 0 if unknown. */
+static long
+proc_ppid(pid_t pid)
+{
+    char id[24], buf[1024];
+    const char *p;
+    int ppid = 0;
+
+    snprintf(id, sizeof id, "%ld", (long)pid);
+    if ((p = proc_stat(id, buf, sizeof buf)) == NULL
+        || sscanf(p, "%*c %d", &ppid) != 1)
+        return 0;
+    return ppid;
+}
+
+/*
+ * CPU ticks (utime + stime + cutime + cstime) of pid and of every live
+ * process below it: what the tree has used, children that ended
+ * included.  One pass over /proc; -1 if pid is gone.
+ */
+static long
+tree_ticks(pid_t root)
+{
+    enum { MAXP = 32768 };
+    static pid_t pids[MAXP], ppids[MAXP];
+    static long ticks[MAXP];
+    static char in_tree[MAXP];
+    size_t n = 0;
+    long sum = -1;
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    int grew = 1;
+
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL && n < MAXP) {
+        char buf[1024];
+        const char *p;
+        unsigned long ut, st;
+        long cut, cst;
+        int ppid;
+
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        if ((p = proc_stat(de->d_name, buf, sizeof buf)) == NULL
+            || sscanf(p, "%*c %d %*d "
+            "%*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld", &ppid, &ut,
+            &st, &cut, &cst) != 5)
+            continue;
+        pids[n] = (pid_t)atol(de->d_name);
+        ppids[n] = (pid_t)ppid;
+        ticks[n] = (long)(ut + st) + cut + cst;
+        in_tree[n] = pids[n] == root;
+        n++;
+    }
+    closedir(d);
+    while (grew) {              /* descendants, by parents in the tree */
+        grew = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!in_tree[i])
+                for (size_t j = 0; j < n; j++)
+                    if (in_tree[j] && ppids[i] == pids[j]) {
+                        in_tree[i] = grew = 1;
+                        break;
+                    }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (in_tree[i])
+            sum = (sum < 0 ? 0 : sum) + ticks[i];
+    return sum;
+}
+
+/* The process listening on 127.0.0.1 or any address at TCP `port` (the
+ * broker), from /proc/net/tcp{,6} and the processes' descriptors; 0 if
+ * none is found (e.g. another user's process). */
+static pid_t
+listener_pid(int port)
+{
+    static const char *const tables[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+    char line[512], want[32], link[64], path[600];
+    unsigned long inode = 0;
+    pid_t found = 0;
+    DIR *d;
+    struct dirent *de;
+
+    for (size_t t = 0; t < 2 && inode == 0; t++) {
+        FILE *f = fopen(tables[t], "r");
+        unsigned lport, state;
+        unsigned long ino;
+
+        if (f == NULL)
+            continue;
+        while (fgets(line, sizeof line, f) != NULL)
+            if (sscanf(line, " %*d: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x "
+                "%*s %*s %*s %*s %*s %lu", &lport, &state, &ino) == 3
+                && (int)lport == port && state == 0x0A) {
+                inode = ino;
+                break;
+            }
+        fclose(f);
+    }
+    if (inode == 0 || (d = opendir("/proc")) == NULL)
+        return 0;
+    snprintf(want, sizeof want, "socket:[%lu]", inode);
+    while (found == 0 && (de = readdir(d)) != NULL) {
+        DIR *fds;
+        struct dirent *fe;
+
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/fd", de->d_name);
+        if ((fds = opendir(path)) == NULL)
+            continue;
+        while ((fe = readdir(fds)) != NULL) {
+            ssize_t m;
+
+            snprintf(path, sizeof path, "/proc/%s/fd/%s", de->d_name,
+                fe->d_name);
+            if ((m = readlink(path, link, sizeof link - 1)) <= 0)
+                continue;
+            link[m] = '\0';
+            if (strcmp(link, want) == 0) {
+                found = (pid_t)atol(de->d_name);
+                break;
+            }
+        }
+        closedir(fds);
+    }
+    closedir(d);
+    return found;
 }
 
 /* ---- PostgreSQL --------------------------------------------------------- */
@@ -308,6 +459,19 @@ qnum(const char *sql)
     v = PQgetisnull(r, 0, 0) ? -1 : strtod(PQgetvalue(r, 0, 0), NULL);
     PQclear(r);
     return v;
+}
+
+/* Runs sql, which answers one row, into v[0..n). */
+static void
+qrow(const char *sql, double *v, int n)
+{
+    PGresult *r = PQexec(db, sql);
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        die("%s: %s", sql, PQerrorMessage(db));
+    for (int i = 0; i < n; i++)
+        v[i] = PQgetisnull(r, 0, i) ? 0 : strtod(PQgetvalue(r, 0, i), NULL);
+    PQclear(r);
 }
 
 static void
@@ -328,11 +492,147 @@ wait_done(const char *where, long want, int timeout_s)
     die("only %.0f of %ld tasks recorded after %d s", n, want, timeout_s);
 }
 
+/* ---- the cost model ----------------------------------------------------- */
+
+enum { C_PG, C_BROKER, C_WORKERS, C_CLIENT, C_NCLASS };
+enum { R_INS, R_UPD, R_HOT, R_DEL, R_IDX };
+enum { I_SCAN, I_READ, I_BYTES };
+
+static const char *const class_names[C_NCLASS] = {
+    "PostgreSQL", "broker", "workers", "bench client"
+};
+
+/* What a run cost, read before and after it; the model is the deltas. */
+struct costs {
+    long ticks[C_NCLASS];
+    char lsn[64];
+    double wal_sync, wal_write;     /* pg_stat_wal; -1: not there */
+    /* pg_stat_user_tables over workq.*: rows inserted, updated, HOT
+     * updated, deleted, and index entries written (inserts and non-HOT
+     * updates times the table's indexes) */
+    double rows[5];
+    /* pg_stat_user_indexes over workq.*: scans, entries read, bytes */
+    double idx[3];
+    /* sequential scans of workq.attempts, and the rows they read (the
+     * benchmark's own queries read workq.tasks, never this table) */
+    double seq[2];
+};
+
+static pid_t pg_postmaster, broker_pid, scheduler_pid;
+
+/*
+ * The counters of pg_stat_* come from each backend, which publishes its
+ * own at most once a second while busy and, on PostgreSQL 15, up to 10 s
+ * after it went idle: they are read 11 s after the run has ended (after)
+ * and 11 s after the warm-up (before), while CPU time and the WAL
+ * position are read at the run's edges.
+ */
+#define STATS_LAG_US 11000000
+
+static void costs_read_stats(struct costs *c);
+
+static void
+costs_read(struct costs *c, int after)
+{
+    PGresult *r;
+
+    memset(c, 0, sizeof *c);
+    if (!after) {
+        usleep(STATS_LAG_US);
+        costs_read_stats(c);
+    }
+    c->ticks[C_PG] = pg_postmaster > 0 ? tree_ticks(pg_postmaster) : -1;
+    c->ticks[C_BROKER] = broker_pid > 0 ? tree_ticks(broker_pid) : -1;
+    for (int i = 0; i < nworkers; i++)
+        c->ticks[C_WORKERS] += tree_ticks(workers[i]);
+    if (scheduler_pid > 0)
+        c->ticks[C_WORKERS] += tree_ticks(scheduler_pid);
+    c->ticks[C_CLIENT] = proc_ticks(getpid());
+    r = PQexec(db, "SELECT pg_current_wal_lsn()::text");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        snprintf(c->lsn, sizeof c->lsn, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (after) {
+        usleep(STATS_LAG_US);
+        costs_read_stats(c);
+    }
+}
+
+/* The pg_stat_* part of costs_read. */
+static void
+costs_read_stats(struct costs *c)
+{
+    PGresult *r;
+
+    PQclear(PQexec(db, "SELECT pg_stat_clear_snapshot()"));
+    r = PQexec(db, "SELECT wal_sync, wal_write FROM pg_stat_wal");
+    c->wal_sync = c->wal_write = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        c->wal_sync = strtod(PQgetvalue(r, 0, 0), NULL);
+        c->wal_write = strtod(PQgetvalue(r, 0, 1), NULL);
+    }
+    PQclear(r);
+    qrow("SELECT sum(n_tup_ins), sum(n_tup_upd), sum(n_tup_hot_upd), "
+        "sum(n_tup_del), sum((n_tup_ins + n_tup_upd - n_tup_hot_upd) "
+        "* (SELECT count(*) FROM pg_index i WHERE i.indrelid = t.relid)) "
+        "FROM pg_stat_user_tables t WHERE schemaname = 'workq'", c->rows, 5);
+    qrow("SELECT sum(idx_scan), sum(idx_tup_read), "
+        "sum(pg_relation_size(indexrelid)) FROM pg_stat_user_indexes "
+        "WHERE schemaname = 'workq'", c->idx, 3);
+    qrow("SELECT seq_scan, seq_tup_read FROM pg_stat_user_tables "
+        "WHERE relid = 'workq.attempts'::regclass", c->seq, 2);
+}
+
+/* Prints the cost model of n tasks: the deltas from a to b per task. */
+static void
+costs_print(const struct costs *a, const struct costs *b, long n)
+{
+    double us_per_tick = 1e6 / (double)sysconf(_SC_CLK_TCK), total = 0;
+    char sql[256];
+
+    if (n <= 0)
+        return;
+    printf("  cost per task (throughput run, deltas over %ld tasks):\n", n);
+    printf("    CPU us:");
+    for (int k = 0; k < C_NCLASS; k++) {
+        double us;
+
+        if (a->ticks[k] < 0 || b->ticks[k] < 0) {
+            printf(" %s n/a,", class_names[k]);
+            continue;
+        }
+        us = (double)(b->ticks[k] - a->ticks[k]) * us_per_tick / (double)n;
+        total += us;
+        printf(" %s %.1f,", class_names[k], us);
+    }
+    printf(" total %.1f\n", total);
+    snprintf(sql, sizeof sql, "SELECT pg_wal_lsn_diff('%s', '%s')", b->lsn,
+        a->lsn);
+    printf("    WAL: %.0f bytes", qnum(sql) / (double)n);
+    if (a->wal_sync >= 0 && b->wal_sync >= 0)
+        printf(", %.3f syncs (fsyncs), %.3f writes", (b->wal_sync
+            - a->wal_sync) / (double)n, (b->wal_write - a->wal_write)
+            / (double)n);
+    printf("\n");
+#define PER(f, i) ((b->f[i] - a->f[i]) / (double)n)
+    printf("    rows (workq.*): %.2f inserted, %.2f updated (%.2f HOT, "
+        "%.2f not), %.2f deleted\n", PER(rows, R_INS), PER(rows, R_UPD),
+        PER(rows, R_HOT), PER(rows, R_UPD) - PER(rows, R_HOT),
+        PER(rows, R_DEL));
+    printf("    index entries written: %.2f (inserts and non-HOT updates x "
+        "indexes; partial indexes counted as full), index bytes %+.0f; "
+        "index scans %.2f reading %.2f entries\n", PER(rows, R_IDX),
+        PER(idx, I_BYTES), PER(idx, I_SCAN), PER(idx, I_READ));
+#undef PER
+    printf("    sequential scans of workq.attempts: %.0f reading %.0f rows "
+        "(in all, not per task)\n", b->seq[0] - a->seq[0],
+        b->seq[1] - a->seq[1]);
+}
+
 /* ---- 2 and 3. workq ----------------------------------------------------- */
 
 static int use_client;          /* -C */
 static wq_client *client;
-static pid_t scheduler_pid;
 
 /* -C: the C client, and a scheduler that sweeps the receipts. */
 static void
@@ -382,14 +682,35 @@ client_stop(void)
     }
 }
 
+/*
+ * The task's type and payload: by default the ack handler (a result of
+ * about 30 bytes) and about 70 bytes of JSON such as
+ * {"id":1,"user":"u1","amount":42,"note":"hello world"}; with -z noop
+ * and nothing.  Returns the payload's length (0 with -z).
+ */
+static size_t
+task_payload(long i, char *buf, size_t size, const char **type)
+{
+    int n;
+
+    *type = bare ? "noop" : "ack";
+    if (bare)
+        return 0;
+    n = snprintf(buf, size, "{\"id\":%ld,\"user\":\"u%ld\",\"amount\":%ld,"
+        "\"note\":\"hello world\"}", i, i % 1000, 42 + i % 100);
+    return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
 static void
-publish_task(wq_transport *t, const char *queue, const char *key,
+publish_task(wq_transport *t, const char *queue, const char *key, long i,
     struct wq_buf *buf)
 {
     struct wq_envelope e;
-    char err[WQ_ERRLEN];
+    char err[WQ_ERRLEN], payload[128];
+    const char *type;
+    size_t len = task_payload(i, payload, sizeof payload, &type);
 
-    if (wq_envelope_init(&e, queue, "noop", key, NULL, 0, err, sizeof err)
+    if (wq_envelope_init(&e, queue, type, key, payload, len, err, sizeof err)
         != 0)
         die("%s", err);
     wq_buf_reset(buf);
@@ -401,8 +722,9 @@ publish_task(wq_transport *t, const char *queue, const char *key,
     wq_envelope_free(&e);
 }
 
-/* Publishes "<prefix><i>" for i < n at `per_s` tasks/s (0: at once). */
-static void
+/* Publishes "<prefix><i>" for i < n at `per_s` tasks/s (0: at once).
+ * Returns the submit side's rate: tasks/s until the last confirm. */
+static double
 publish_many(wq_transport *t, const char *queue, const char *prefix, long n,
     long per_s)
 {
@@ -412,8 +734,13 @@ publish_many(wq_transport *t, const char *queue, const char *prefix, long n,
 
     if (use_client) {
         for (long i = 0; i < n; i++) {
-            struct wq_client_task task = { .queue = queue, .type = "noop",
+            char payload[128];
+            struct wq_client_task task = { .queue = queue,
                 .idempotency_key = key };
+
+            task.payload = payload;
+            task.payload_len = task_payload(i, payload, sizeof payload,
+                &task.type);
 
             if (per_s > 0) {
                 double wait = start + (double)i / (double)per_s - now_s();
@@ -428,7 +755,7 @@ publish_many(wq_transport *t, const char *queue, const char *prefix, long n,
         }
         if (wq_client_flush(client, 300000, err, sizeof err) != 0)
             die("flush: %s", err);
-        return;
+        return (double)n / (now_s() - start);
     }
     for (long i = 0; i < n; i++) {
         if (per_s > 0) {
@@ -441,11 +768,12 @@ publish_many(wq_transport *t, const char *queue, const char *prefix, long n,
                 (void)wq_transport_flush(t, 0, err, sizeof err);
         }
         snprintf(key, sizeof key, "%s%ld", prefix, i);
-        publish_task(t, queue, key, &buf);
+        publish_task(t, queue, key, i, &buf);
     }
     if (wq_transport_flush(t, 300000, err, sizeof err) != 0)
         die("flush: %s", err);
     wq_buf_free(&buf);
+    return (double)n / (now_s() - start);
 }
 
 static size_t
@@ -453,10 +781,11 @@ envelope_size(void)
 {
     struct wq_buf buf = WQ_BUF_INIT;
     struct wq_envelope e;
-    char err[WQ_ERRLEN];
-    size_t n;
+    char err[WQ_ERRLEN], payload[128];
+    const char *type;
+    size_t n = task_payload(12345, payload, sizeof payload, &type);
 
-    wq_envelope_init(&e, "bench-e2e-12345", "noop", "t12345", NULL, 0, err,
+    wq_envelope_init(&e, "bench-e2e-12345", type, "t12345", payload, n, err,
         sizeof err);
     if (wq_envelope_encode(&e, &buf, err, sizeof err) != 0)
         die("%s", err);
@@ -470,7 +799,8 @@ int
 main(int argc, char **argv)
 {
     char queue[64], err[WQ_ERRLEN], sql[1024];
-    double ceil_rate, tput, p50, p99, p50l, span;
+    double ceil_rate, tput, p50, p99, p50l, span, submit_rate;
+    struct costs cost0, cost1;
     long rss_kb = 0, ticks0[MAX_WORKERS], idle_ticks = 0;
     wq_transport *t;
     wq_store *s;
@@ -478,12 +808,12 @@ main(int argc, char **argv)
 
     if (argc < 3)
         die("usage: bench_e2e kafka|rabbitmq CONNINFO [-n N] [-w W] [-c C] "
-            "[-r R] [-s S] [-i S]");
+            "[-r R] [-s S] [-i S] [-C] [-z]");
     kind = strcmp(argv[1], "kafka") == 0 ? WQ_TRANSPORT_KAFKA
         : WQ_TRANSPORT_RABBITMQ;
     conninfo = argv[2];
     optind = 3;
-    while ((opt = getopt(argc, argv, "n:w:c:r:s:i:C")) != -1) {
+    while ((opt = getopt(argc, argv, "n:w:c:r:s:i:Cz")) != -1) {
         switch (opt) {
         case 'n': n_tasks = atol(optarg); break;
         case 'w': nworkers = atoi(optarg); break;
@@ -492,6 +822,7 @@ main(int argc, char **argv)
         case 's': lat_s = atol(optarg); break;
         case 'i': idle_s = atol(optarg); break;
         case 'C': use_client = 1; break;
+        case 'z': bare = 1; break;
         default: die("bad option");
         }
     }
@@ -537,8 +868,12 @@ main(int argc, char **argv)
     publish_many(t, queue, "warm", 100, 0);
     wait_done("idempotency_key LIKE 'warm%'", 100, 60);
     sleep(kind == WQ_TRANSPORT_KAFKA ? 3 : 1);
-    publish_many(t, queue, "t", n_tasks, 0);
+    pg_postmaster = (pid_t)proc_ppid((pid_t)qnum("SELECT pg_backend_pid()"));
+    broker_pid = listener_pid(kind == WQ_TRANSPORT_KAFKA ? 59092 : 55672);
+    costs_read(&cost0, 0);
+    submit_rate = publish_many(t, queue, "t", n_tasks, 0);
     wait_done("idempotency_key LIKE 't%'", n_tasks, 900);
+    costs_read(&cost1, 1);
     span = n_tasks > 0 ? qnum("SELECT extract(epoch FROM max(finished_at) - "
         "min(created_at)) FROM workq.tasks WHERE idempotency_key LIKE 't%'")
         : 1;
@@ -549,6 +884,8 @@ main(int argc, char **argv)
         if (kb > rss_kb)
             rss_kb = kb;
     }
+    printf("  submit: %ld tasks published in %.0f tasks/s (until the last "
+        "confirm)\n", n_tasks, submit_rate);
     printf("  workq: %ld tasks in %.2f s: %.0f tasks/s = %.0f%% of the "
         "ceiling\n", n_tasks, span, tput, 100.0 * tput / ceil_rate);
     if (n_tasks > 0)
@@ -557,6 +894,8 @@ main(int argc, char **argv)
             "idempotency_key LIKE 't%'"), (double)n_tasks / qnum("SELECT "
             "count(DISTINCT finished_at) FROM workq.tasks WHERE "
             "idempotency_key LIKE 't%'"));
+
+    costs_print(&cost0, &cost1, n_tasks);
 
     /* 3 */
     publish_many(t, queue, "l", rate * lat_s, rate);
@@ -591,9 +930,9 @@ main(int argc, char **argv)
         * (double)idle_ticks / (double)sysconf(_SC_CLK_TCK) / (double)idle_s
         / nworkers, idle_s);
     printf("RESULT %s submit=%s ceiling=%.0f workq=%.0f ratio=%.2f "
-        "p50_ms=%.2f p99_ms=%.2f rss_mb=%.1f\n", kind_name(), use_client
-        ? "client" : "transport", ceil_rate, tput,
-        tput / ceil_rate, p50, p99, (double)rss_kb / 1024);
+        "p50_ms=%.2f p99_ms=%.2f rss_mb=%.1f submit_per_s=%.0f\n", kind_name(),
+        use_client ? "client" : "transport", ceil_rate, tput,
+        tput / ceil_rate, p50, p99, (double)rss_kb / 1024, submit_rate);
 
     stop_workers();
     if (use_client) {

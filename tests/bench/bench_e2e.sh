@@ -10,6 +10,12 @@
 #   make bench-e2e                      both transports, default sizes
 #   WORKQ_BENCH_ARGS="-n 200000 -w 1"   passed to bench_e2e
 #   WORKQ_BENCH_KINDS="kafka"           one transport only
+#   WORKQ_BENCH_ARGS="-z"               the old workload: noop tasks
+#                                       without payload or result
+#
+# Each transport's figures end with the cost model of its throughput run
+# (CPU us per task of PostgreSQL, broker, workers and client, WAL bytes
+# and syncs, rows and index entries written; see bench_e2e.c).
 set -eu
 
 bench=$1; shift

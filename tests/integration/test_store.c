@@ -24,6 +24,8 @@
 
 #include "migrate.h"
 #include "store.h"
+#include "store_claims.h"
+#include "store_sched.h"
 #include "store_int.h"
 #include "wq_test.h"
 #include "wq_test_pg.h"
@@ -776,6 +778,151 @@ test_store_reconnects(void **state)
     wq_store_close(s);
 }
 
+/* --- plans ---------------------------------------------------------- */
+
+/*
+ * seq_scan of workq.attempts as the server's statistics have it, after
+ * making s's backend publish its own counters (PostgreSQL 15 keeps a
+ * backend's counts to itself for up to a second otherwise).
+ */
+static long long
+attempts_seq_scans(wq_store *s)
+{
+    exec_ok(s, "SELECT pg_stat_force_next_flush()");
+    return query_num(s, "SELECT seq_scan FROM pg_stat_user_tables "
+        "WHERE relid = 'workq.attempts'::regclass");
+}
+
+/* Claims n new tasks of queue "plan" in one round, then records them as
+ * succeeded (with a small result) in the next. */
+static void
+claim_and_record(wq_store *s, struct wq_claim_bufs *bufs, size_t n)
+{
+    static unsigned serial;
+    struct wq_envelope *envs = calloc(n, sizeof *envs);
+    struct wq_claim *claims = calloc(n, sizeof *claims);
+    struct wq_record *recs = calloc(n, sizeof *recs);
+    static const char payload[] = "{\"id\":1,\"user\":\"u1\",\"amount\":42,"
+        "\"note\":\"hello world\"}";
+    char err[WQ_ERRLEN], key[64];
+
+    assert_non_null(envs);
+    assert_non_null(claims);
+    assert_non_null(recs);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "plan-%u", serial++);
+        assert_int_equal(wq_envelope_init(&envs[i], "plan", "noop", key,
+            payload, sizeof payload - 1, err, sizeof err), 0);
+        claims[i].env = &envs[i];
+    }
+    if (wq_claim_round(s, bufs, "w-plan", 60000, NULL, 0, claims, n, err,
+        sizeof err) != 0)
+        fail_msg("claim: %s", err);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(claims[i].status, WQ_CLAIM_RUN);
+        memcpy(recs[i].task_id, claims[i].task_id, 16);
+        recs[i].attempt = claims[i].attempt;
+        recs[i].outcome = "succeeded";
+        recs[i].state = "succeeded";
+        recs[i].result = "{\"ok\":true}";
+        recs[i].result_len = 11;
+    }
+    if (wq_claim_round(s, bufs, "w-plan", 60000, recs, n, NULL, 0, err,
+        sizeof err) != 0)
+        fail_msg("record: %s", err);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(recs[i].recorded);
+        wq_envelope_free(&envs[i]);
+    }
+    free(envs);
+    free(claims);
+    free(recs);
+}
+
+/*
+ * No statement of a worker's or the scheduler's rounds reads the whole
+ * of workq.attempts once it is big (issue 14: hundreds of sequential
+ * scans of it after a benchmark, although (task_id, attempt) is its
+ * primary key).  The table gets 20,000 finished attempts and fresh
+ * statistics, then rounds of every size the worker makes run against
+ * it, and the scheduler's lease and retention rounds.
+ */
+static void
+test_store_attempts_not_scanned(void **state)
+{
+    struct wq_claim_bufs bufs = { 0 };
+    static const size_t sizes[] = { 1, 3, 40, 300, 1000 };
+    const char *v[2], *v4[4];
+    char err[WQ_ERRLEN];
+    struct pg_result *r;
+    wq_store *s = open_migrated();
+    long long before, after;
+
+    (void)state;
+    exec_ok(s, "INSERT INTO workq.tasks (id, attempt, max_attempts, state,"
+        " queue, type, idempotency_key, headers, created_at, finished_at)"
+        " SELECT gen_random_uuid(), 1, 3, 'succeeded', 'old', 'noop',"
+        "   'old-' || g, '{}', now() - interval '30 days',"
+        "   now() - interval '30 days'"
+        " FROM generate_series(1, 20000) g");
+    exec_ok(s, "INSERT INTO workq.attempts (task_id, attempt, started_at,"
+        " finished_at, outcome, worker)"
+        " SELECT id, 1, created_at, finished_at, 'succeeded', 'w-old'"
+        " FROM workq.tasks");
+    exec_ok(s, "ANALYZE workq.tasks, workq.attempts");
+    before = attempts_seq_scans(s);
+    for (size_t i = 0; i < WQ_ARRAY_LEN(sizes); i++)
+        claim_and_record(s, &bufs, sizes[i]);
+    after = attempts_seq_scans(s);
+    assert_int_equal(after, before);
+
+    /* five workers' leases lost, then the scheduler's rounds */
+    exec_ok(s, "UPDATE workq.tasks SET state = 'running', lease_owner ="
+        " 'w-gone', lease_expires_at = now() - interval '1 second',"
+        " finished_at = NULL WHERE id IN (SELECT id FROM workq.tasks"
+        " WHERE queue = 'plan' ORDER BY id LIMIT 5)");
+    exec_ok(s, "UPDATE workq.attempts SET outcome = NULL, finished_at = NULL"
+        " WHERE task_id IN (SELECT id FROM workq.tasks WHERE state ="
+        " 'running')");
+    before = attempts_seq_scans(s);
+    v[0] = "100";
+    assert_int_equal(wq_store_sched_query(s, WQ_SCHED_SQL_LEASE_SELECT, v,
+        &r, err, sizeof err), 0);
+    assert_int_equal(wq_store_nrows(r), 5);
+    wq_store_rows_free(r);
+    {
+        PGresult *q = PQexec(wq_store_conn(s), "SELECT array_agg(id)::text"
+            " FROM workq.tasks WHERE state = 'running'"
+            " AND lease_expires_at < now()");
+        char ids[8192];
+
+        assert_int_equal(PQresultStatus(q), PGRES_TUPLES_OK);
+        snprintf(ids, sizeof ids, "%s", PQgetvalue(q, 0, 0));
+        PQclear(q);
+        v[0] = ids;
+        v[1] = "{1000,1000,1000,1000,1000}";
+        assert_int_equal(wq_store_sched_query(s, WQ_SCHED_SQL_LEASE_RECOVER,
+            v, &r, err, sizeof err), 0);
+        assert_int_equal(wq_store_nrows(r), 5);
+        wq_store_rows_free(r);
+    }
+    v4[0] = "604800000";        /* a week */
+    v4[1] = NULL;
+    v4[2] = "{}";
+    v4[3] = "1000";
+    assert_int_equal(wq_store_sched_query(s, WQ_SCHED_SQL_PRUNE_DONE, v4, &r,
+        err, sizeof err), 0);
+    wq_store_rows_free(r);
+    after = attempts_seq_scans(s);
+    assert_int_equal(after, before);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.attempts"
+        " WHERE outcome = 'lease_expired'"), 5);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.tasks"
+        " WHERE queue = 'old'"), 19000);
+    wq_claim_bufs_free(&bufs);
+    wq_store_close(s);
+}
+
 #define DB_TEST(f) cmocka_unit_test_setup(f, db_setup)
 
 static const struct CMUnitTest tests[] = {
@@ -791,6 +938,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_store_open_errors),
     DB_TEST(test_store_open_settings),
     DB_TEST(test_store_reconnects),
+    DB_TEST(test_store_attempts_not_scanned),
 };
 
 WQ_TEST_MAIN("store", tests)

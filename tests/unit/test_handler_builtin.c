@@ -1,5 +1,5 @@
 /*
- * test_handler_builtin.c - the built-in handlers noop, echo, sleep and
+ * test_handler_builtin.c - the built-in handlers noop, echo, ack, sleep and
  * fail: their options, the payload overrides, cancellation and the
  * deadline, and the rejection of unknown names and options.
  */
@@ -82,6 +82,14 @@ test_handler_builtin_noop_echo(void **state)
     assert_int_equal(f.res.result.len, 4);
     assert_non_null(f.res.note);
     wq_handler_builtin_free(small);
+    teardown(&f);
+
+    /* ack: a small result whatever the payload */
+    setup(&f, "ack", "", "{\"id\":1,\"user\":\"u1\"}", 1);
+    assert_int_equal(run(&f), WQ_OUTCOME_SUCCEEDED);
+    assert_int_equal(f.res.result.len, 34);
+    assert_memory_equal(f.res.result.data,
+        "{\"status\":\"ok\",\"payload_bytes\":20}", 34);
     teardown(&f);
 }
 
