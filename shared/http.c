@@ -288,6 +288,9 @@ client_text(struct MHD_Connection *conn, char *buf, size_t len)
  * why in a message and closes the connection.  mhd_logger keeps the first
  * such message of the connection here (it runs on the connection's own
  * thread), and on_connection logs it once, with the client, at the close.
+ * A thread that serves several connections at once may close another one
+ * first: the refusal is then logged at that close, with that client (late
+ * or misattributed, never lost).
  */
 static _Thread_local char refused[160];
 
@@ -302,8 +305,6 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
             MHD_CONNECTION_INFO_CONNECTION_FD);
-
-        refused[0] = '\0';
 
         t = xcalloc(1, sizeof *t);
         t->fd = ci != NULL ? ci->connect_fd : -1;
