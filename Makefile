@@ -94,7 +94,7 @@ PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,\
 
 .PHONY: all clean deps check unit integration tsan fuzz demo style-check \
         install uninstall fresh-check \
-        services-start services-stop tests bench-e2e bench chaos
+        services-start services-stop tests bench-e2e bench-submit bench chaos
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BINS)
@@ -156,9 +156,17 @@ bench-e2e: all $(BUILD)/tests/bench/bench_e2e
 $(BUILD)/tests/bench/bench_submit: $(BUILD)/tests/bench/bench_submit.o $(LIB)
 	$(CC) $(WQ_LDFLAGS) -o $@ $< $(LIB) $(LIBS)
 
-bench: all $(BUILD)/tests/bench/bench_submit
+bench-submit: all $(BUILD)/tests/bench/bench_submit
 	tests/services/ctl start all
 	WORKQ_BUILD=$(BUILD) sh tests/bench/run.sh
+
+# The report: end to end on both transports (median of three runs, 1, 2
+# and 4 workers), the submit benchmarks, a table and gnuplot charts in
+# $(BUILD)/bench/ (tests/bench/report.sh; 10-20 minutes, idle machine).
+bench: deps
+	$(MAKE) all $(BUILD)/tests/bench/bench_e2e $(BUILD)/tests/bench/bench_submit
+	tests/services/ctl start all
+	WORKQ_BUILD=$(BUILD) sh tests/bench/report.sh
 $(BUILD)/tests/integration/test_%: $(BUILD)/tests/integration/test_%.o $(TEST_HARNESS) $(LIB)
 	$(CC) $(WQ_LDFLAGS) -o $@ $< $(TEST_HARNESS) $(LIB) $(LIBS) $(TEST_LIBS)
 

@@ -11,7 +11,7 @@ pkgs="build-essential pkg-config git ca-certificates
       libmicrohttpd-dev libsystemd-dev libjansson-dev libcmocka-dev
       postgresql rabbitmq-server kcat maven
       clang libclang-rt-dev clang-format valgrind curl procps psmisc wrk systemd man-db
-      openssl"
+      openssl gnuplot-nox"
 
 # Kafka 4 needs Java 17 or newer; any installed JRE that new will do.
 java_major=$(java -version 2>&1 | sed -nE '1s/.*version "([0-9]+).*/\1/p')

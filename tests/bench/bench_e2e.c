@@ -17,6 +17,12 @@
  *     -z          the old workload: noop tasks without payload or result
  *                 (default: type ack, a payload of about 70 bytes of JSON
  *                 and a result of about 30, see task_payload())
+ *     -q          RabbitMQ quorum queues (workq's default); without -q
+ *                 classic durable queues, as the peers' benchmarks use
+ *     -o PREFIX   also write the run's data for tests/bench/report.sh:
+ *                 PREFIX.tput.csv (second of the throughput run, tasks
+ *                 finished in it), PREFIX.lat.csv (latency run:
+ *                 percentile, ms) and PREFIX.result (the RESULT line)
  *     -C          submit runs 2 and 3 through the C client (workq.h), as
  *                 a user's program does: with receipts (producer.receipts)
  *                 in PostgreSQL, and a workq-scheduler that sweeps them;
@@ -41,8 +47,8 @@
  * 4. Memory: the workers' peak RSS (VmHWM) after the runs.  Idle CPU: the
  *    workers' CPU time over I seconds with nothing to do.
  *
- * The broker settings are durable ones: RabbitMQ classic durable queues
- * with persistent messages and publisher confirms; Kafka acks=all with
+ * The broker settings are durable ones: RabbitMQ durable queues (classic,
+ * or quorum with -q) with persistent messages and publisher confirms; Kafka acks=all with
  * the idempotent producer.  PostgreSQL is whatever CONNINFO points to
  * (the script's has fsync, synchronous_commit and full_page_writes on).
  */
@@ -77,6 +83,8 @@ static const char *conninfo;
 static long n_tasks = 100000, rate = 2000, lat_s = 10, idle_s = 10;
 static int nworkers = 2, concurrency = 256;
 static int bare;                /* -z: noop, no payload, no result */
+static int quorum;              /* -q: RabbitMQ quorum queues */
+static const char *out_prefix;  /* -o */
 
 static pid_t workers[MAX_WORKERS];
 
@@ -121,7 +129,7 @@ tconf(struct wq_transport_conf *tc)
     tc->kafka_linger_ms = 1;
     tc->kafka_session_timeout_ms = 6000;
     tc->amqp_url = AMQP_URL;
-    tc->amqp_quorum = 0;            /* classic durable queues */
+    tc->amqp_quorum = quorum;
     tc->amqp_prefetch = 2000;
     tc->amqp_heartbeat_s = 0;
 }
@@ -231,7 +239,8 @@ start_workers(const char *queue)
                 : "WORKQ_TRANSPORT=rabbitmq");
             putenv("WORKQ_KAFKA_BROKERS=" KAFKA_BROKERS);
             putenv("WORKQ_RABBITMQ_URL=" AMQP_URL);
-            putenv("WORKQ_RABBITMQ_QUEUE_TYPE=classic");
+            putenv(quorum ? "WORKQ_RABBITMQ_QUEUE_TYPE=quorum"
+                : "WORKQ_RABBITMQ_QUEUE_TYPE=classic");
             putenv("WORKQ_RABBITMQ_PREFETCH=2000");
             putenv("WORKQ_WORKER_BATCH_MAX=1000");
             putenv("WORKQ_LOG_LEVEL=warn");
@@ -583,6 +592,10 @@ costs_read_stats(struct costs *c)
         "WHERE relid = 'workq.attempts'::regclass", c->seq, 2);
 }
 
+/* The model's headline figures, for the RESULT line (-1: not measured). */
+static double cost_us[C_NCLASS] = { -1, -1, -1, -1 };
+static double cost_wal = -1, cost_rows = -1, cost_index = -1;
+
 /* Prints the cost model of n tasks: the deltas from a to b per task. */
 static void
 costs_print(const struct costs *a, const struct costs *b, long n)
@@ -602,19 +615,23 @@ costs_print(const struct costs *a, const struct costs *b, long n)
             continue;
         }
         us = (double)(b->ticks[k] - a->ticks[k]) * us_per_tick / (double)n;
+        cost_us[k] = us;
         total += us;
         printf(" %s %.1f,", class_names[k], us);
     }
     printf(" total %.1f\n", total);
     snprintf(sql, sizeof sql, "SELECT pg_wal_lsn_diff('%s', '%s')", b->lsn,
         a->lsn);
-    printf("    WAL: %.0f bytes", qnum(sql) / (double)n);
+    cost_wal = qnum(sql) / (double)n;
+    printf("    WAL: %.0f bytes", cost_wal);
     if (a->wal_sync >= 0 && b->wal_sync >= 0)
         printf(", %.3f syncs (fsyncs), %.3f writes", (b->wal_sync
             - a->wal_sync) / (double)n, (b->wal_write - a->wal_write)
             / (double)n);
     printf("\n");
 #define PER(f, i) ((b->f[i] - a->f[i]) / (double)n)
+    cost_rows = PER(rows, R_INS) + PER(rows, R_UPD);
+    cost_index = PER(rows, R_IDX);
     printf("    rows (workq.*): %.2f inserted, %.2f updated (%.2f HOT, "
         "%.2f not), %.2f deleted\n", PER(rows, R_INS), PER(rows, R_UPD),
         PER(rows, R_HOT), PER(rows, R_UPD) - PER(rows, R_HOT),
@@ -662,7 +679,8 @@ client_start(void)
             : "WORKQ_TRANSPORT=rabbitmq");
         putenv("WORKQ_KAFKA_BROKERS=" KAFKA_BROKERS);
         putenv("WORKQ_RABBITMQ_URL=" AMQP_URL);
-        putenv("WORKQ_RABBITMQ_QUEUE_TYPE=classic");
+        putenv(quorum ? "WORKQ_RABBITMQ_QUEUE_TYPE=quorum"
+            : "WORKQ_RABBITMQ_QUEUE_TYPE=classic");
         putenv("WORKQ_LOG_LEVEL=warn");
         putenv(env_ci);
         execl(bin, bin, (char *)NULL);
@@ -795,11 +813,59 @@ envelope_size(void)
     return n;
 }
 
+/*
+ * -o: the run's data for the report (tests/bench/report.sh): tasks
+ * finished per second of the throughput run, the latency run's
+ * percentiles, and the RESULT line.
+ */
+static void
+write_file(const char *prefix, const char *suffix, const char *sql,
+    const char *header)
+{
+    char path[1024];
+    PGresult *r;
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s%s", prefix, suffix);
+    if ((f = fopen(path, "w")) == NULL)
+        die("%s: cannot write", path);
+    fprintf(f, "%s\n", header);
+    if (sql != NULL) {
+        r = PQexec(db, sql);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            die("%s", PQerrorMessage(db));
+        for (int i = 0; i < PQntuples(r); i++)
+            fprintf(f, "%s,%s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+        PQclear(r);
+    }
+    if (fclose(f) != 0)
+        die("%s: write failed", path);
+}
+
+static void
+write_data(const char *prefix, const char *result)
+{
+    write_file(prefix, ".tput.csv",
+        "WITH t AS (SELECT finished_at, min(created_at) OVER () AS t0"
+        "  FROM workq.tasks WHERE idempotency_key LIKE 't%')"
+        "SELECT floor(extract(epoch FROM finished_at - t0))::int8, count(*)"
+        "  FROM t GROUP BY 1 ORDER BY 1", "second,finished");
+    write_file(prefix, ".lat.csv",
+        "WITH p AS (SELECT array_agg(x / 1000.0 ORDER BY x) AS ps"
+        "  FROM generate_series(0, 1000, 5) x)"
+        "SELECT unnest(p.ps) * 100, unnest(percentile_cont(p.ps) WITHIN"
+        "  GROUP (ORDER BY 1000 * extract(epoch FROM finished_at"
+        "  - created_at)))"
+        "  FROM workq.tasks, p WHERE idempotency_key LIKE 'l%' GROUP BY p.ps",
+        "percentile,ms");
+    write_file(prefix, ".result", NULL, result);
+}
+
 int
 main(int argc, char **argv)
 {
-    char queue[64], err[WQ_ERRLEN], sql[1024];
-    double ceil_rate, tput, p50, p99, p50l, span, submit_rate;
+    char queue[64], err[WQ_ERRLEN], sql[1024], result[1024];
+    double ceil_rate, tput, p50, p95, p99, p50l, span, submit_rate;
     struct costs cost0, cost1;
     long rss_kb = 0, ticks0[MAX_WORKERS], idle_ticks = 0;
     wq_transport *t;
@@ -808,12 +874,12 @@ main(int argc, char **argv)
 
     if (argc < 3)
         die("usage: bench_e2e kafka|rabbitmq CONNINFO [-n N] [-w W] [-c C] "
-            "[-r R] [-s S] [-i S] [-C] [-z]");
+            "[-r R] [-s S] [-i S] [-C] [-z] [-q] [-o PREFIX]");
     kind = strcmp(argv[1], "kafka") == 0 ? WQ_TRANSPORT_KAFKA
         : WQ_TRANSPORT_RABBITMQ;
     conninfo = argv[2];
     optind = 3;
-    while ((opt = getopt(argc, argv, "n:w:c:r:s:i:Cz")) != -1) {
+    while ((opt = getopt(argc, argv, "n:w:c:r:s:i:Czqo:")) != -1) {
         switch (opt) {
         case 'n': n_tasks = atol(optarg); break;
         case 'w': nworkers = atoi(optarg); break;
@@ -823,6 +889,8 @@ main(int argc, char **argv)
         case 'i': idle_s = atol(optarg); break;
         case 'C': use_client = 1; break;
         case 'z': bare = 1; break;
+        case 'q': quorum = 1; break;
+        case 'o': out_prefix = optarg; break;
         default: die("bad option");
         }
     }
@@ -903,6 +971,9 @@ main(int argc, char **argv)
     p50 = qnum("SELECT 1000 * extract(epoch FROM percentile_cont(0.5) WITHIN "
         "GROUP (ORDER BY finished_at - created_at)) FROM workq.tasks WHERE "
         "idempotency_key LIKE 'l%'");
+    p95 = qnum("SELECT 1000 * extract(epoch FROM percentile_cont(0.95) "
+        "WITHIN GROUP (ORDER BY finished_at - created_at)) FROM workq.tasks "
+        "WHERE idempotency_key LIKE 'l%'");
     p99 = qnum("SELECT 1000 * extract(epoch FROM percentile_cont(0.99) "
         "WITHIN GROUP (ORDER BY finished_at - created_at)) FROM workq.tasks "
         "WHERE idempotency_key LIKE 'l%'");
@@ -929,10 +1000,19 @@ main(int argc, char **argv)
     printf("  idle CPU: %.3f%% per worker over %ld s\n", 100.0
         * (double)idle_ticks / (double)sysconf(_SC_CLK_TCK) / (double)idle_s
         / nworkers, idle_s);
-    printf("RESULT %s submit=%s ceiling=%.0f workq=%.0f ratio=%.2f "
-        "p50_ms=%.2f p99_ms=%.2f rss_mb=%.1f submit_per_s=%.0f\n", kind_name(),
-        use_client ? "client" : "transport", ceil_rate, tput,
-        tput / ceil_rate, p50, p99, (double)rss_kb / 1024, submit_rate);
+    snprintf(result, sizeof result, "RESULT %s submit=%s queues=%s "
+        "workers=%d ceiling=%.0f workq=%.0f ratio=%.2f p50_ms=%.2f "
+        "p95_ms=%.2f p99_ms=%.2f rss_mb=%.1f submit_per_s=%.0f pg_us=%.1f "
+        "broker_us=%.1f workers_us=%.1f client_us=%.1f wal_bytes=%.0f "
+        "rows=%.2f index_entries=%.2f", kind_name(),
+        use_client ? "client" : "transport", kind == WQ_TRANSPORT_KAFKA
+        ? "kafka" : quorum ? "quorum" : "classic", nworkers, ceil_rate, tput,
+        tput / ceil_rate, p50, p95, p99, (double)rss_kb / 1024, submit_rate,
+        cost_us[C_PG], cost_us[C_BROKER], cost_us[C_WORKERS],
+        cost_us[C_CLIENT], cost_wal, cost_rows, cost_index);
+    printf("%s\n", result);
+    if (out_prefix != NULL)
+        write_data(out_prefix, result);
 
     stop_workers();
     if (use_client) {

@@ -1,5 +1,6 @@
 #!/bin/sh
-# tests/bench/run.sh - the submit benchmarks of `make bench`, against the
+# tests/bench/run.sh - the submit benchmarks (`make bench-submit`, and the
+# last part of `make bench`'s report), against the
 # private servers of tests/services (started by the Makefile), printing
 # one table at the end.  A benchmark, never a test: nothing here passes
 # or fails on a number.
