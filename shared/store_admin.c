@@ -294,3 +294,9 @@ wq_store_admin_query(wq_store *s, enum wq_admin_sql q,
     return wq_store_query(s, stmts[q].sql, stmts[q].nparams, values, 0, out,
         what, err, errlen);
 }
+
+const char *
+wq_store_admin_sql(enum wq_admin_sql q)
+{
+    return (unsigned)q < WQ_ADMIN_SQL_COUNT ? stmts[q].sql : NULL;
+}
