@@ -255,9 +255,11 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(BUILD)/gen/migrations.c
 
 # The producer's request handling, with its publisher and database thread
 # stubbed in the target and the HTTP completion wrapped by the linker.
-$(FUZZ_BUILD)/fuzz_http_api: FUZZ_EXTRA = producer/api.c -Iproducer \
+$(FUZZ_BUILD)/fuzz_http_api: FUZZ_EXTRA = producer/api.c producer/api_ops.c \
+    $(BUILD)/gen/openapi.c -Iproducer \
     -Wl,--wrap=wq_http_complete -Wl,--wrap=wq_http_retry_after
-$(FUZZ_BUILD)/fuzz_http_api: producer/api.c producer/api.h
+$(FUZZ_BUILD)/fuzz_http_api: producer/api.c producer/api.h producer/api_ops.c \
+    producer/api_ops.h $(BUILD)/gen/openapi.c
 
 fuzz: $(FUZZ_TARGETS)
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
