@@ -125,7 +125,7 @@ cached_of(struct api_ops *o, const char *queue)
     o->cache = xreallocarray(o->cache, o->ncache + 1, sizeof *o->cache);
     memset(&o->cache[o->ncache], 0, sizeof *o->cache);
     o->cache[o->ncache].queue = xstrdup(queue);
-    o->cache[o->ncache].at_ms = INT64_MIN;
+    o->cache[o->ncache].at_ms = 0;     /* never asked */
     return &o->cache[o->ncache++];
 }
 
@@ -167,7 +167,7 @@ stats_backlog(void *user, const char *const *queues, size_t n,
                 wq_log_warn(COMPONENT, "broker backlog unknown: %s", err);
                 wq_transport_close(o->t, 1000);
                 o->t = NULL;
-                c->at_ms = INT64_MIN;   /* ask again next time */
+                c->at_ms = 0;   /* ask again next time */
                 down = 1;
             }
         } else if (down) {
