@@ -36,7 +36,14 @@ const seg = (s) => encodeURIComponent(s.replace(/~/g, "~0").replace(/\//g, "~1")
 let checked = 0;
 for (const ex of examples) {
   const op = doc.paths?.[ex.path]?.[ex.method.toLowerCase()];
-  const resp = op?.responses?.[String(ex.status)];
+  let resp = op?.responses?.[String(ex.status)];
+  let ptr = "#/paths/" + seg(ex.path) + "/" + ex.method.toLowerCase() +
+    "/responses/" + ex.status;
+  if (resp?.$ref !== undefined) {       // "#/components/responses/NAME"
+    ptr = "#" + resp.$ref.slice(1).split("/").map((x) => x === "" ? x
+      : seg(x)).join("/");
+    resp = resp.$ref.slice(2).split("/").reduce((o, k) => o?.[k], doc);
+  }
   const schema = resp?.content?.["application/json"]?.schema;
   const what = `${ex.method} ${ex.path} ${ex.status}`;
   if (schema === undefined) {
@@ -44,9 +51,8 @@ for (const ex of examples) {
     problems++;
     continue;
   }
-  const ref = "https://workq.invalid/openapi.json#/paths/" + seg(ex.path) +
-    "/" + ex.method.toLowerCase() + "/responses/" + ex.status +
-    "/content/" + seg("application/json") + "/schema";
+  const ref = "https://workq.invalid/openapi.json" + ptr + "/content/" +
+    seg("application/json") + "/schema";
   const validate = ajv.getSchema(ref);
   if (validate === undefined) {
     console.log(`${what}: cannot compile ${ref}`);
