@@ -11,7 +11,7 @@ pkgs="build-essential pkg-config git ca-certificates
       libmicrohttpd-dev libsystemd-dev libjansson-dev libcmocka-dev
       postgresql rabbitmq-server kcat maven
       clang libclang-rt-dev clang-format valgrind curl procps psmisc wrk systemd man-db
-      openssl gnuplot-nox"
+      openssl gnuplot-nox nodejs"
 
 # Kafka 4 needs Java 17 or newer; any installed JRE that new will do.
 java_major=$(java -version 2>&1 | sed -nE '1s/.*version "([0-9]+).*/\1/p')
@@ -26,6 +26,10 @@ if apt-cache show libmsgpack-c-dev >/dev/null 2>&1; then
 fi
 pkgs="$pkgs $msgpack"
 
+# npm: Debian's own package, unless the nodejs installed brings it (the
+# NodeSource build does, and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
+
 missing=""
 for p in $pkgs; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -35,12 +39,20 @@ done
 
 if [ -z "$missing" ]; then
     echo "deps: all packages present"
-    exit 0
+else
+    echo "deps: installing:$missing"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+        --no-install-recommends $missing
 fi
 
-echo "deps: installing:$missing"
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo=sudo
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-    --no-install-recommends $missing
+# The OpenAPI test's validators (tests/openapi/package.json), at the
+# versions package-lock.json pins; skipped when they are installed already.
+here=$(dirname "$0")/openapi
+if ! cmp -s "$here/package-lock.json" "$here/node_modules/.package-lock.json.installed" 2>/dev/null; then
+    echo "deps: npm ci in $here"
+    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error) &&
+        cp "$here/package-lock.json" "$here/node_modules/.package-lock.json.installed"
+fi
