@@ -109,6 +109,29 @@ struct wq_http_req {
 
 enum { READING, WAITING, ANSWERED };
 
+/* The query arguments of a request, gathered for the handler. */
+struct args {
+    struct wq_http_arg v[WQ_HTTP_ARGS_MAX];
+    size_t n;
+    int over;
+};
+
+static enum MHD_Result
+on_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+    struct args *a = cls;
+
+    (void)kind;
+    if (a->n == WQ_HTTP_ARGS_MAX) {
+        a->over = 1;
+        return MHD_NO;
+    }
+    a->v[a->n].name = key;
+    a->v[a->n++].value = value;
+    return MHD_YES;
+}
+
 int
 wq_http_token_equal(const char *presented, const char *known)
 {
@@ -400,6 +423,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
     wq_http *h = cls;
     wq_http_req *rq = *con_cls;
     struct wq_http_request req;
+    struct args args;
     const char *ctype = NULL;
     char *body = NULL;
     size_t len = 0;
@@ -485,8 +509,22 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
         rq->body = xcalloc(1, 1);
     rq->body[rq->len] = '\0';
 
+    args.n = 0;
+    args.over = 0;
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_arg, &args);
+    if (args.over) {
+        char detail[64];
+
+        rq->state = ANSWERED;
+        snprintf(detail, sizeof detail, "at most %d query arguments",
+            WQ_HTTP_ARGS_MAX);
+        body = wq_http_json_error("too_many_arguments", detail, &len);
+        return queue(conn, 400, "application/json", body, len);
+    }
     req.method = method;
     req.path = url;
+    req.args = args.v;
+    req.nargs = args.n;
     req.body = rq->body;
     req.body_len = rq->len;
     req.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,

@@ -42,9 +42,23 @@
 typedef struct wq_http wq_http;
 typedef struct wq_http_req wq_http_req;
 
+/* The most query arguments a request may carry; more answer 400 before
+ * the handler runs. */
+#define WQ_HTTP_ARGS_MAX 32
+
+/* One query argument, percent-decoded (value NULL for "?name"). */
+struct wq_http_arg {
+    const char *name;
+    const char *value;
+};
+
 struct wq_http_request {
     const char *method;         /* "GET", "POST", ... */
     const char *path;           /* without the query string */
+    /* the query string's arguments, in order, valid during the handler
+     * call only (copy what is kept) */
+    const struct wq_http_arg *args;
+    size_t nargs;
     const char *body;           /* NUL-terminated copy; may hold NULs */
     size_t body_len;
     const char *content_type;   /* header value or NULL */

@@ -1,13 +1,14 @@
 /*
- * store_admin.c - the operator's statements (see store_admin.h), moved
- * here unchanged from the CLI's commands in producer/cli/.  Times come
- * back as epoch milliseconds, ids as text.
+ * store_admin.c - the operator's statements (see store_admin.h), those
+ * of the CLI's commands and of the HTTP API's operator routes; ops.c
+ * runs them.  Times come back as epoch milliseconds, ids as text.
  */
 #include "store_admin.h"
 #include "store_int.h"
 #include "wq.h"
 
-/* $1 queue, $2 type, $3 error text, $4 older than ms, $5 newer than ms */
+/* $1 queue, $2 type, $3 error text, $4 older than ms, $5 newer than ms,
+ * $6 ids (a uuid[] literal; NULL: any) */
 #define FILTER \
     " t.state = 'dead'" \
     "   AND ($1::text IS NULL OR t.queue = $1)" \
@@ -17,7 +18,35 @@
     "   AND ($4::int8 IS NULL" \
     "        OR t.finished_at < now() - $4::int8 * interval '1 millisecond')" \
     "   AND ($5::int8 IS NULL" \
-    "        OR t.finished_at >= now() - $5::int8 * interval '1 millisecond')"
+    "        OR t.finished_at >= now() - $5::int8 * interval '1 millisecond')" \
+    "   AND ($6::uuid[] IS NULL OR t.id = ANY ($6::uuid[]))"
+
+/* Epoch milliseconds of a timestamptz column, NULL for NULL. */
+#define MS(col) "(floor(extract(epoch FROM " col ") * 1000))::int8"
+/* Epoch microseconds: exact (extract gives numeric), for keyset cursors. */
+#define US(col) "(extract(epoch FROM " col ") * 1000000)::int8"
+/* A cursor's microseconds as a timestamptz. */
+#define AT_US(p) "('epoch'::timestamptz + " p "::int8 * interval '1 microsecond')"
+
+/*
+ * The columns of a task summary (ops.h), in this order:
+ * 0 id, 1 queue, 2 type, 3 state, 4 attempt, 5 max_attempts,
+ * 6 updated_at, 7 run_at (ms), 8 last_error (200 characters), 9 payload
+ * (all, its first 256 bytes or NULL, by BODIES), 10 payload bytes,
+ * 11 result (as payload), 12 result bytes, 13 idempotency_key,
+ * 14 created_at, 15 finished_at (ms), 16 dead_published_at IS NOT NULL.
+ */
+#define SUMMARY(BODIES) \
+    "t.id::text, t.queue, t.type, t.state, t.attempt, t.max_attempts," \
+    MS("t.updated_at") ", " MS("t.run_at") ", left(t.last_error, 200)," \
+    "  CASE " BODIES " WHEN 'all' THEN t.payload" \
+    "    WHEN 'preview' THEN substring(t.payload FROM 1 FOR 256) END," \
+    "  octet_length(t.payload)," \
+    "  CASE " BODIES " WHEN 'all' THEN t.result" \
+    "    WHEN 'preview' THEN substring(t.result FROM 1 FOR 256) END," \
+    "  octet_length(t.result), t.idempotency_key," \
+    MS("t.created_at") ", " MS("t.finished_at") "," \
+    "  t.dead_published_at IS NOT NULL"
 
 /* `workq cancel` */
 /* `rec`: a task the broker holds and no worker claimed yet has only its
@@ -52,31 +81,32 @@ static const char sql_cancel[] =
     " UNION ALL "
     "SELECT 'queued', NULL, true, 0 FROM rec";
 
-/* `workq dlq` */
+/* `workq dlq list`, GET /v1/dead: newest finished first, keyset
+ * pagination after ($8 us, $9 id); column 17 is the cursor's us */
 static const char sql_dlq_list[] =
-    "SELECT t.id::text, t.queue, t.type, t.attempt,"
-    "  (floor(extract(epoch FROM t.finished_at) * 1000))::int8,"
-    "  left(t.last_error, 200), t.dead_published_at IS NOT NULL"
+    "SELECT " SUMMARY("'none'") ", " US("t.finished_at")
     "  FROM workq.tasks t WHERE" FILTER
-    "  ORDER BY t.finished_at DESC"
-    "  LIMIT $6::int8";
+    "   AND ($8::int8 IS NULL OR (t.finished_at, t.id)"
+    "        < (" AT_US("$8") ", $9::uuid))"
+    "  ORDER BY t.finished_at DESC, t.id DESC"
+    "  LIMIT $7::int8";
 
 /* `workq dlq` */
 static const char sql_dlq_count[] =
     "SELECT count(*) FROM (SELECT 1 FROM workq.tasks t WHERE" FILTER
-    "  LIMIT $6::int8) AS m";
+    "  LIMIT $7::int8) AS m";
 
 /* `workq dlq` */
 /* A new attempt series, as `workq retry` gives one. */
 static const char sql_dlq_replay[] =
     "WITH c AS ("
     "  SELECT t.id FROM workq.tasks t WHERE" FILTER
-    "  ORDER BY t.finished_at LIMIT $6::int8 FOR UPDATE SKIP LOCKED"
+    "  ORDER BY t.finished_at LIMIT $7::int8 FOR UPDATE SKIP LOCKED"
     ")"
     "UPDATE workq.tasks x SET state = 'retry_wait', run_at = now(),"
     "  finished_at = NULL, dead_published_at = NULL,"
     "  attempt_base = x.attempt,"
-    "  max_attempts = x.attempt + coalesce($7::int4,"
+    "  max_attempts = x.attempt + coalesce($8::int4,"
     "    greatest(x.max_attempts - x.attempt_base, 1)),"
     "  updated_at = now()"
     "  FROM c WHERE x.id = c.id AND x.state = 'dead'"
@@ -86,28 +116,35 @@ static const char sql_dlq_replay[] =
 static const char sql_dlq_purge[] =
     "DELETE FROM workq.tasks x WHERE x.id IN ("
     "  SELECT t.id FROM workq.tasks t WHERE" FILTER
-    "  ORDER BY t.finished_at LIMIT $6::int8 FOR UPDATE SKIP LOCKED"
+    "  ORDER BY t.finished_at LIMIT $7::int8 FOR UPDATE SKIP LOCKED"
     ") AND x.state = 'dead'"
     "  RETURNING x.id::text";
 
-/* `workq list` */
+/*
+ * `workq list`, GET /v1/tasks: $1 queue, $2 state, $3 type, $4 limit,
+ * $5 bodies ('all', 'preview', 'none'), $6 key prefix, $7 created at or
+ * after (ms), $8 created before (ms), then the keyset cursor: after
+ * ($9 us, $10 id).  Column 17 is the cursor's us.
+ */
 static const char sql_list[] =
-    "SELECT id::text, queue, type, state, attempt, max_attempts,"
-    "  (floor(extract(epoch FROM updated_at) * 1000))::int8,"
-    "  (floor(extract(epoch FROM run_at) * 1000))::int8,"
-    "  left(last_error, 200),"
-    /* human: the first bytes of the payload and result; --json: all */
-    "  CASE WHEN $5::bool THEN payload ELSE substring(payload FROM 1 FOR 256)"
-    "  END, octet_length(payload),"
-    "  CASE WHEN $5::bool THEN result ELSE substring(result FROM 1 FOR 256)"
-    "  END, octet_length(result)"
-    "  FROM workq.tasks"
-    "  WHERE ($1::text IS NULL OR queue = $1)"
-    "    AND ($2::text IS NULL OR state = $2)"
-    "    AND ($3::text IS NULL OR type = $3)"
+    "SELECT " SUMMARY("$5::text") ", " US("t.created_at")
+    "  FROM workq.tasks t"
+    "  WHERE ($1::text IS NULL OR t.queue = $1)"
+    "    AND ($2::text IS NULL OR t.state = $2)"
+    "    AND ($3::text IS NULL OR t.type = $3)"
+    "    AND ($6::text IS NULL OR starts_with(t.idempotency_key, $6))"
+    "    AND ($7::int8 IS NULL"
+    "         OR t.created_at >= 'epoch'::timestamptz"
+    "            + $7::int8 * interval '1 millisecond')"
+    "    AND ($8::int8 IS NULL"
+    "         OR t.created_at < 'epoch'::timestamptz"
+    "            + $8::int8 * interval '1 millisecond')"
+    "    AND ($9::int8 IS NULL OR (t.created_at, t.id)"
+    "         < (" AT_US("$9") ", $10::uuid))"
     /* newest first; ids are UUIDv7, but those made in one millisecond
-     * by SQL (workq.uuid_v7) are not ordered among themselves */
-    "  ORDER BY created_at DESC, id DESC"
+     * by SQL (workq.uuid_v7) are not ordered among themselves, hence
+     * created_at first and the id to make the order total */
+    "  ORDER BY t.created_at DESC, t.id DESC"
     "  LIMIT $4::int8";
 
 /* `workq retry` */
@@ -189,20 +226,59 @@ static const char sql_workers[] =
     "  version"
     "  FROM workq.workers"
     "  WHERE $1::bool OR stopped_at IS NULL"
-    "  ORDER BY id";
+    /* rows of workers gone for a day are pruned (scheduler): small */
+    "  ORDER BY id LIMIT 10000";
+
+/*
+ * GET /v1/stats/history: per queue and minute (epoch minutes, from $2),
+ * the tasks that succeeded ('s') or died ('d') and the attempts that
+ * failed ('f', any failure outcome) - each an index range scan on when
+ * they ended (0004).  $1 queue or NULL.
+ */
+static const char sql_history[] =
+    "WITH t AS ("
+    "  SELECT queue, state,"
+    "    floor(extract(epoch FROM finished_at) / 60)::int8 AS m"
+    "  FROM workq.tasks"
+    "  WHERE state IN ('succeeded', 'dead')"
+    "    AND finished_at >= to_timestamp($2::int8 * 60)"
+    "    AND ($1::text IS NULL OR queue = $1)"
+    "), f AS ("
+    "  SELECT t.queue, floor(extract(epoch FROM a.finished_at) / 60)::int8"
+    "    AS m"
+    "  FROM workq.attempts a JOIN workq.tasks t ON t.id = a.task_id"
+    "  WHERE a.finished_at >= to_timestamp($2::int8 * 60)"
+    "    AND a.outcome IN ('failed', 'permanent_failure', 'timeout',"
+    "      'lease_expired')"
+    "    AND ($1::text IS NULL OR t.queue = $1)"
+    ")"
+    "SELECT queue, m, CASE state WHEN 'succeeded' THEN 's' ELSE 'd' END,"
+    "  count(*) FROM t GROUP BY 1, 2, 3"
+    " UNION ALL "
+    "SELECT queue, m, 'f', count(*) FROM f GROUP BY 1, 2"
+    "  ORDER BY 1, 2";
+
+/* GET /v1/periodic: the last tick of each name of $1 (a text[] literal),
+ * one backward step of cron_ticks' primary key each. */
+static const char sql_ticks[] =
+    "SELECT n, (SELECT " MS("max(c.tick_at)") " FROM workq.cron_ticks c"
+    "  WHERE c.name = n)"
+    "  FROM unnest($1::text[]) AS n";
 
 static const struct {
     const char *sql;
     int nparams;
 } stmts[WQ_ADMIN_SQL_COUNT] = {
     [WQ_ADMIN_SQL_CANCEL] = { sql_cancel, 1 },
-    [WQ_ADMIN_SQL_DLQ_LIST] = { sql_dlq_list, 6 },
-    [WQ_ADMIN_SQL_DLQ_COUNT] = { sql_dlq_count, 6 },
-    [WQ_ADMIN_SQL_DLQ_REPLAY] = { sql_dlq_replay, 7 },
-    [WQ_ADMIN_SQL_DLQ_PURGE] = { sql_dlq_purge, 6 },
-    [WQ_ADMIN_SQL_LIST] = { sql_list, 5 },
+    [WQ_ADMIN_SQL_DLQ_LIST] = { sql_dlq_list, 9 },
+    [WQ_ADMIN_SQL_DLQ_COUNT] = { sql_dlq_count, 7 },
+    [WQ_ADMIN_SQL_DLQ_REPLAY] = { sql_dlq_replay, 8 },
+    [WQ_ADMIN_SQL_DLQ_PURGE] = { sql_dlq_purge, 7 },
+    [WQ_ADMIN_SQL_HISTORY] = { sql_history, 2 },
+    [WQ_ADMIN_SQL_LIST] = { sql_list, 10 },
     [WQ_ADMIN_SQL_RETRY] = { sql_retry, 2 },
     [WQ_ADMIN_SQL_STATS] = { sql_stats, 1 },
+    [WQ_ADMIN_SQL_TICKS] = { sql_ticks, 1 },
     [WQ_ADMIN_SQL_WORKERS] = { sql_workers, 2 },
 };
 

@@ -1,13 +1,14 @@
 /*
  * store_admin.h - the operator's SQL, in the store: the statements of
  * the `workq` CLI's status-changing and reporting commands (list, retry,
- * cancel, dlq list|replay|purge, stats, workers).  `workq status` reads
- * through store.h (wq_store_task_get and friends) instead.
+ * cancel, dlq list|replay|purge, stats, workers) and of the HTTP API's
+ * operator routes (history, periodic).  `workq status` reads through
+ * store.h (wq_store_task_get and friends) instead.
  *
- * The CLI names a statement and gives its text parameters; it reads the
- * text rows with store.h's row functions in the column order of
- * the statement's SELECT or RETURNING list in store_admin.c.  Threads
- * and errors as store.h.
+ * ops.c names a statement and gives its text parameters; it reads the
+ * text rows with store.h's row functions in the column order of the
+ * statement's SELECT or RETURNING list in store_admin.c.  Threads and
+ * errors as store.h.
  */
 #ifndef WQ_STORE_ADMIN_H
 #define WQ_STORE_ADMIN_H
@@ -22,9 +23,11 @@ enum wq_admin_sql {
     WQ_ADMIN_SQL_DLQ_COUNT,
     WQ_ADMIN_SQL_DLQ_REPLAY,
     WQ_ADMIN_SQL_DLQ_PURGE,
+    WQ_ADMIN_SQL_HISTORY,
     WQ_ADMIN_SQL_LIST,
     WQ_ADMIN_SQL_RETRY,
     WQ_ADMIN_SQL_STATS,
+    WQ_ADMIN_SQL_TICKS,
     WQ_ADMIN_SQL_WORKERS,
     WQ_ADMIN_SQL_COUNT
 };

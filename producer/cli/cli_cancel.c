@@ -24,10 +24,11 @@
 static int
 run(struct cli *cli, int argc, char **argv)
 {
-    const char *params[1];
-    struct pg_result *r;
+    char err[WQ_ERRLEN];
+    const char *state;
+    json_t *o;
     wq_store *s;
-    int rc;
+    int rc, done;
 
     if (argc != 2 || argv[1][0] == '-') {
         if (argc == 2)
@@ -40,52 +41,34 @@ run(struct cli *cli, int argc, char **argv)
     }
     if ((rc = cli_check_id(CMD, argv[1])) != CLI_OK)
         return rc;
-    params[0] = argv[1];
     if ((rc = cli_store(cli, &s)) != CLI_OK)
         return rc;
-    for (int tries = 0;; tries++) {
-        if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_CANCEL, params, &r))
-            != CLI_OK) {
-            wq_store_close(s);
-            return rc;
-        }
-        /* a worker claimed it between the statement's snapshot and its
-         * insert: the task row is there now, so once more */
-        if (wq_store_nrows(r) > 0 || tries > 0)
-            break;
-        wq_store_rows_free(r);
-    }
-    if (wq_store_nrows(r) == 0) {
-        cli_err(CMD, "no task %s", argv[1]);
-        rc = CLI_NOINPUT;
-    } else {
-        const char *state = wq_store_value(r, 0, 0);
-        int done = strcmp(wq_store_value(r, 0, 2), "t") == 0;
-        int running = strcmp(state, "running") == 0;
-
-        if (cli->json)
-            cli_json_print(json_pack("{s:s, s:s, s:s, s:b, s:b}", "id",
-                argv[1], "previous_state", state, "state",
-                done ? "cancelled" : state, "cancelled", done,
-                "stop_requested", running));
-        else if (done && !cli->quiet)
-            printf("task %s cancelled (it was %s)\n", argv[1], state);
-        if (running) {
-            /* the worker's name is task data: escaped (textout.h) */
-            char *w = wq_text_escape_str(wq_store_value(r, 0, 1), 0);
-
-            cli_err(CMD, "task %s is running on %s: asked its worker to "
-                "stop it (NOTIFY workq_cancel); `workq status` shows when "
-                "it ended", argv[1], w != NULL ? w : "?");
-            free(w);
-        }
-        else if (!done)
-            cli_err(CMD, "task %s is %s already", argv[1], state);
-        rc = done ? CLI_OK : CLI_NO;
-    }
-    wq_store_rows_free(r);
+    /* the answer of POST /v1/tasks/ID:cancel */
+    rc = wq_ops_cancel(s, argv[1], &o, err, sizeof err);
     wq_store_close(s);
-    return rc;
+    if (rc != 0)
+        return cli_ops_failed(CMD, rc, err);
+    state = json_string_value(json_object_get(o, "previous_state"));
+    done = json_is_true(json_object_get(o, "cancelled"));
+    if (done && !cli->json && !cli->quiet)
+        printf("task %s cancelled (it was %s)\n", argv[1], state);
+    if (json_is_true(json_object_get(o, "stop_requested"))) {
+        /* the worker's name is task data: escaped (textout.h) */
+        char *w = wq_text_escape_str(json_string_value(json_object_get(o,
+            "worker")), 0);
+
+        cli_err(CMD, "task %s is running on %s: asked its worker to "
+            "stop it (NOTIFY workq_cancel); `workq status` shows when "
+            "it ended", argv[1], w != NULL ? w : "?");
+        free(w);
+    } else if (!done) {
+        cli_err(CMD, "task %s is %s already", argv[1], state);
+    }
+    if (cli->json)
+        cli_json_print(o);
+    else
+        json_decref(o);
+    return done ? CLI_OK : CLI_NO;
 }
 
 const struct cli_command cli_cmd_cancel = {

@@ -27,7 +27,6 @@
 #include "textout.h"
 
 #define CMD "dlq"
-#define BATCH 1000
 
 struct filter {
     const char *queue, *type, *error;
@@ -44,14 +43,18 @@ struct filter {
     "they expire by the queue's dead_ttl and dead_max_length " \
     "(queue_policies)"
 
-static void
-params_of(const struct filter *f, const char **p)
+/* The filter as ops.h takes it. */
+static struct wq_ops_dead_filter
+filter_of(const struct filter *f)
 {
-    p[0] = f->queue;
-    p[1] = f->type;
-    p[2] = f->error;
-    p[3] = f->older[0] != '\0' ? f->older : NULL;
-    p[4] = f->newer[0] != '\0' ? f->newer : NULL;
+    struct wq_ops_dead_filter o = {
+        f->queue, f->type, f->error,
+        f->older[0] != '\0' ? strtoll(f->older, NULL, 10) : WQ_OPS_NONE,
+        f->newer[0] != '\0' ? strtoll(f->newer, NULL, 10) : WQ_OPS_NONE,
+        NULL, 0,
+    };
+
+    return o;
 }
 
 static int
@@ -67,53 +70,51 @@ do_list(struct cli *cli, wq_store *s, const struct filter *f)
     static const char *const head[] = {
         "ID", "QUEUE", "TYPE", "ATTEMPTS", "DIED", "COPY", "LAST ERROR",
     };
-    const char *p[6];
-    char limit[24];
-    struct pg_result *r;
+    struct wq_ops_dead_filter of = filter_of(f);
+    char err[WQ_ERRLEN];
+    json_t *page, *v;
     int rc;
 
-    params_of(f, p);
-    snprintf(limit, sizeof limit, "%ld", f->limit > 0 ? f->limit : 50);
-    p[5] = limit;
-    if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_DLQ_LIST, p, &r)) != CLI_OK)
-        return rc;
+    /* the page of GET /v1/dead */
+    if ((rc = wq_ops_dead_page(s, &of, f->limit > 0 ? f->limit : 50, NULL,
+        &page, err, sizeof err)) != 0)
+        return cli_ops_failed(CMD, rc, err);
+    v = json_object_get(page, "tasks");
     if (cli->json) {
-        for (int i = 0; i < wq_store_nrows(r); i++)
-            cli_json_print(json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:b}",
-                "id", wq_store_value(r, i, 0), "queue", wq_store_value(r, i, 1),
-                "type", wq_store_value(r, i, 2), "attempt",
-                (json_int_t)atoll(wq_store_value(r, i, 3)), "finished_at",
-                cli_json_time(wq_store_value(r, i, 4)), "last_error",
-                wq_store_isnull(r, i, 5) ? json_null()
-                : cli_json_str(wq_store_value(r, i, 5)), "copy_published",
-                strcmp(wq_store_value(r, i, 6), "t") == 0));
-    } else if (wq_store_nrows(r) > 0) {
+        cli_json_lines(page, "tasks");
+        return CLI_OK;
+    }
+    if (json_array_size(v) > 0) {
         struct cli_table t;
 
         cli_table_init(&t, WQ_ARRAY_LEN(head), head);
-        for (int i = 0; i < wq_store_nrows(r); i++) {
-            char died[40], *err;
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *o = json_array_get(v, i);
+            char att[24], *err1;
             const char *row[7];
 
             /* 60 bytes of it, escaped (textout.h), "..." when cut */
-            err = wq_text_escape_str(wq_store_value(r, i, 5), 60);
-            row[0] = wq_store_value(r, i, 0);
-            row[1] = wq_store_value(r, i, 1);
-            row[2] = wq_store_value(r, i, 2);
-            row[3] = wq_store_value(r, i, 3);
-            row[4] = cli_time(wq_store_value(r, i, 4), died, sizeof died);
-            row[5] = strcmp(wq_store_value(r, i, 6), "t") == 0 ? "yes"
-                : "pending";
-            row[6] = err;
+            err1 = wq_text_escape_str(json_string_value(json_object_get(o,
+                "last_error")), 60);
+            snprintf(att, sizeof att, "%lld", (long long)json_integer_value(
+                json_object_get(o, "attempt")));
+            row[0] = json_string_value(json_object_get(o, "id"));
+            row[1] = json_string_value(json_object_get(o, "queue"));
+            row[2] = json_string_value(json_object_get(o, "type"));
+            row[3] = att;
+            row[4] = json_string_value(json_object_get(o, "finished_at"));
+            row[5] = json_is_true(json_object_get(o, "copy_published"))
+                ? "yes" : "pending";
+            row[6] = err1;
             cli_table_add(&t, row);
-            free(err);
+            free(err1);
         }
         cli_table_print(&t, stdout);
         cli_table_free(&t);
     } else if (!cli->quiet) {
         fprintf(stderr, "no dead tasks match\n");
     }
-    wq_store_rows_free(r);
+    json_decref(page);
     return CLI_OK;
 }
 
@@ -125,20 +126,14 @@ do_list(struct cli *cli, wq_store *s, const struct filter *f)
 static int
 confirm_purge(wq_store *s, const struct filter *f)
 {
-    const char *p[6];
-    char limit[24], line[64];
-    struct pg_result *r;
+    struct wq_ops_dead_filter of = filter_of(f);
+    char line[64], err[WQ_ERRLEN];
     long n;
     int rc;
 
-    params_of(f, p);
-    snprintf(limit, sizeof limit, "%ld", f->limit > 0 ? f->limit
-        : 1000000000L);
-    p[5] = limit;
-    if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_DLQ_COUNT, p, &r)) != CLI_OK)
-        return rc;
-    n = atol(wq_store_value(r, 0, 0));
-    wq_store_rows_free(r);
+    if ((rc = wq_ops_dead_count(s, &of, f->limit, &n, err, sizeof err))
+        != 0)
+        return cli_ops_failed(CMD, rc, err);
     if (n == 0)
         return CLI_OK;
     fprintf(stderr, "This deletes %ld dead task(s) and their history from "
@@ -161,25 +156,16 @@ static int
 do_change(struct cli *cli, wq_store *s, const struct filter *f,
     int purge)
 {
-    const char *p[7];
-    char limit[24], attempts[24];
-    long total = 0;
-    struct pg_result *r;
-    json_t *ids = json_array();
-    int rc = CLI_OK;
+    struct wq_ops_dead_filter of = filter_of(f);
+    char err[WQ_ERRLEN];
+    long total;
+    json_t *o;
+    int rc;
 
-    params_of(f, p);
     if (f->dry_run) {
-        snprintf(limit, sizeof limit, "%ld", f->limit > 0 ? f->limit
-            : 1000000000L);
-        p[5] = limit;
-        if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_DLQ_COUNT, p, &r))
-            != CLI_OK) {
-            json_decref(ids);
-            return rc;
-        }
-        total = atol(wq_store_value(r, 0, 0));
-        wq_store_rows_free(r);
+        if ((rc = wq_ops_dead_count(s, &of, f->limit, &total, err,
+            sizeof err)) != 0)
+            return cli_ops_failed(CMD, rc, err);
         if (cli->json)
             cli_json_print(json_pack("{s:s, s:b, s:I}", "action",
                 purge ? "purge" : "replay", "dry_run", 1, "matched",
@@ -187,52 +173,29 @@ do_change(struct cli *cli, wq_store *s, const struct filter *f,
         else
             printf("%ld dead task(s) would be %s\n", total,
                 purge ? "purged" : "replayed");
-        json_decref(ids);
         return CLI_OK;
     }
-    snprintf(attempts, sizeof attempts, "%ld", f->attempts);
-    p[6] = f->attempts > 0 ? attempts : NULL;
-    for (;;) {
-        long want = BATCH;
-        int got;
-
-        if (f->limit > 0 && f->limit - total < want)
-            want = f->limit - total;
-        if (want <= 0)
-            break;
-        snprintf(limit, sizeof limit, "%ld", want);
-        p[5] = limit;
-        if ((rc = cli_ops_query(s, CMD, purge ? WQ_ADMIN_SQL_DLQ_PURGE
-            : WQ_ADMIN_SQL_DLQ_REPLAY, p, &r)) != CLI_OK)
-            break;
-        got = wq_store_nrows(r);
-        for (int i = 0; i < got; i++)
-            if (cli->json && json_array_size(ids) < 10000)
-                json_array_append_new(ids,
-                    json_string(wq_store_value(r, i, 0)));
-        wq_store_rows_free(r);
-        total += got;
-        if (got < want)
-            break;
-    }
+    /* the answer of POST /v1/dead:replay and :purge */
+    rc = wq_ops_dead_change(s, &of, f->limit, f->attempts, purge, &o, err,
+        sizeof err);
+    if (rc != 0)
+        cli_err(CMD, "%s", err);
+    if (o == NULL)
+        return rc == WQ_EINVAL ? CLI_DATAERR : CLI_UNAVAILABLE;
+    total = (long)json_integer_value(json_object_get(o, purge ? "purged"
+        : "replayed"));
     if (cli->json) {
-        json_t *o = json_pack("{s:s, s:b, s:I, s:o}", "action",
-            purge ? "purge" : "replay", "dry_run", 0, purge ? "purged"
-            : "replayed", (json_int_t)total, "ids", ids);
-
-        if (purge)
-            json_object_set_new(o, "broker_copies", json_string(
-                BROKER_COPIES));
         cli_json_print(o);
     } else {
-        json_decref(ids);
+        json_decref(o);
         if (!cli->quiet)
             printf("%s %ld dead task(s)%s\n", purge ? "purged" : "replayed",
-                total, rc != CLI_OK ? " before the error" : "");
+                total, rc != 0 ? " before the error" : "");
         if (!cli->quiet && purge)
             printf("%s\n", BROKER_COPIES);
     }
-    return rc;
+    return rc == 0 ? CLI_OK : rc == WQ_EINVAL ? CLI_DATAERR
+        : CLI_UNAVAILABLE;
 }
 
 static int

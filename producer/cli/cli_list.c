@@ -27,7 +27,7 @@ run(struct cli *cli, int argc, char **argv)
         "ID", "QUEUE", "TYPE", "STATE", "ATTEMPT", "UPDATED", "RUN AT",
         "LAST ERROR", "PAYLOAD", "RESULT",
     };
-    const char *params[5] = { NULL, NULL, NULL, NULL, NULL };
+    const char *params[10] = { NULL };
     char limit[24];
     long n = 50;
     struct pg_result *r;
@@ -63,42 +63,30 @@ run(struct cli *cli, int argc, char **argv)
     }
     snprintf(limit, sizeof limit, "%ld", n);
     params[3] = limit;
-    params[4] = cli->json ? "true" : "false";
+    params[4] = "preview";
     if ((rc = cli_store(cli, &s)) != CLI_OK)
         return rc;
+    if (cli->json) {
+        /* the objects of GET /v1/tasks, with the whole payload and result */
+        struct wq_ops_tasks_query q = {
+            params[0], params[1], params[2], NULL, WQ_OPS_NONE, WQ_OPS_NONE,
+            n, NULL, WQ_OPS_BODIES_ALL,
+        };
+        char err[WQ_ERRLEN];
+        json_t *page;
+
+        rc = wq_ops_tasks_page(s, &q, &page, err, sizeof err);
+        wq_store_close(s);
+        if (rc != 0)
+            return cli_ops_failed(CMD, rc, err);
+        cli_json_lines(page, "tasks");
+        return CLI_OK;
+    }
     if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_LIST, params, &r)) != CLI_OK) {
         wq_store_close(s);
         return rc;
     }
-    if (cli->json) {
-        for (int i = 0; i < wq_store_nrows(r); i++) {
-            json_t *o = json_object();
-
-            json_object_set_new(o, "id", json_string(wq_store_value(r, i, 0)));
-            json_object_set_new(o, "queue", cli_json_str(wq_store_value(r, i,
-                1)));
-            json_object_set_new(o, "type",
-                cli_json_str(wq_store_value(r, i, 2)));
-            json_object_set_new(o, "state", cli_json_str(wq_store_value(r, i,
-                3)));
-            json_object_set_new(o, "attempt",
-                json_integer(atoll(wq_store_value(r, i, 4))));
-            json_object_set_new(o, "max_attempts",
-                json_integer(atoll(wq_store_value(r, i, 5))));
-            json_object_set_new(o, "updated_at",
-                cli_json_time(wq_store_value(r, i, 6)));
-            json_object_set_new(o, "run_at", cli_json_time(wq_store_value(r, i,
-                7)));
-            json_object_set_new(o, "last_error", wq_store_isnull(r, i, 8)
-                ? json_null() : cli_json_str(wq_store_value(r, i, 8)));
-            if (cli_json_bytea(o, "payload", wq_store_isnull(r, i, 9) ? NULL
-                : wq_store_value(r, i, 9)) != 0 || cli_json_bytea(o, "result",
-                wq_store_isnull(r, i, 11) ? NULL
-                : wq_store_value(r, i, 11)) != 0)
-                abort();    /* alloc.h */
-            cli_json_print(o);
-        }
-    } else if (wq_store_nrows(r) > 0) {
+    if (wq_store_nrows(r) > 0) {
         struct cli_table t;
 
         cli_table_init(&t, WQ_ARRAY_LEN(head), head);
@@ -169,11 +157,13 @@ const struct cli_command cli_cmd_list = {
     "    -n, --limit N       at most N tasks (default 50)\n"
     "\n"
     "OUTPUT\n"
-    "    A table; with --json one object per line (id, queue, type, state,\n"
-    "    attempt, max_attempts, updated_at, run_at, last_error, and the\n"
-    "    whole payload and result: \"payload\" and \"result\" are strings\n"
-    "    when the bytes are UTF-8, else \"payload_base64\" and\n"
-    "    \"result_base64\" hold them in base64; a missing result is null).\n"
+    "    A table; with --json one object per line, those of the HTTP API's\n"
+    "    GET /v1/tasks (id, queue, type, idempotency_key, state, attempt,\n"
+    "    max_attempts, created_at, updated_at, run_at, finished_at,\n"
+    "    last_error, payload_bytes) and the whole payload and result:\n"
+    "    \"payload\" and \"result\" are strings when the bytes are UTF-8,\n"
+    "    else \"payload_base64\" and \"result_base64\" hold them in\n"
+    "    base64; a missing result is null).\n"
     "\n"
     "EXIT STATUS\n"
     "    0 listed (also when nothing matched); 64 usage error; 69\n"

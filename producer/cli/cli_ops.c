@@ -29,6 +29,14 @@ cli_ops_query(wq_store *s, const char *cmd, enum wq_admin_sql q,
     return CLI_OK;
 }
 
+int
+cli_ops_failed(const char *cmd, int rc, const char *err)
+{
+    cli_err(cmd, "%s", err);
+    return rc == WQ_EINVAL ? CLI_DATAERR : rc == WQ_ENOENT ? CLI_NOINPUT
+        : CLI_UNAVAILABLE;
+}
+
 /* ---- tables ------------------------------------------------------------------ */
 
 void
@@ -168,6 +176,16 @@ cli_json_print(json_t *o)
         fputc('\n', stdout);
         free(s);
     }
+    json_decref(o);
+}
+
+void
+cli_json_lines(json_t *o, const char *name)
+{
+    json_t *v = json_object_get(o, name);
+
+    for (size_t i = 0; i < json_array_size(v); i++)
+        cli_json_print(json_incref(json_array_get(v, i)));
     json_decref(o);
 }
 

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "ops.h"
 #include "store.h"
 #include "store_admin.h"
 
@@ -30,6 +31,19 @@ struct pg_result;
  */
 int cli_ops_query(wq_store *s, const char *cmd, enum wq_admin_sql q,
     const char *const *params, struct pg_result **out);
+
+/*
+ * cli_ops_failed prints the error of an ops.h function as "workq CMD:
+ * err" and returns the exit code: 65 for bad input, 66 for no such task,
+ * 69 otherwise.
+ */
+int cli_ops_failed(const char *cmd, int rc, const char *err);
+
+/*
+ * cli_json_lines prints each element of the array `name` of o on a line
+ * of its own (the CLI's form of a page of ops.h) and releases o.
+ */
+void cli_json_lines(json_t *o, const char *name);
 
 /* A human table: columns padded to their widest cell, one header row. */
 struct cli_table {

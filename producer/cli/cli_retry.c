@@ -26,10 +26,10 @@ run(struct cli *cli, int argc, char **argv)
         { "attempts", required_argument, NULL, 'a' },
         { NULL, 0, NULL, 0 },
     };
-    const char *params[2] = { NULL, NULL };
-    char attempts[24];
+    char err[WQ_ERRLEN];
+    const char *old;
     long n = 0;
-    struct pg_result *r;
+    json_t *o;
     wq_store *s;
     int ch, rc;
 
@@ -41,8 +41,6 @@ run(struct cli *cli, int argc, char **argv)
         if ((rc = cli_parse_int(CMD, "--attempts", optarg, 1, 1000000, &n))
             != CLI_OK)
             return rc;
-        snprintf(attempts, sizeof attempts, "%ld", n);
-        params[1] = attempts;
     }
     if (optind + 1 != argc) {
         cli_err(CMD, optind >= argc ? "which task? give its id"
@@ -51,48 +49,30 @@ run(struct cli *cli, int argc, char **argv)
     }
     if ((rc = cli_check_id(CMD, argv[optind])) != CLI_OK)
         return rc;
-    params[0] = argv[optind];
     if ((rc = cli_store(cli, &s)) != CLI_OK)
         return rc;
-    if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_RETRY, params, &r))
-        != CLI_OK) {
-        wq_store_close(s);
-        return rc;
-    }
-    if (wq_store_nrows(r) == 0) {
-        cli_err(CMD, "no task %s", argv[optind]);
-        rc = CLI_NOINPUT;
-    } else if (strcmp(wq_store_value(r, 0, 3), "t") != 0) {
-        const char *state = wq_store_value(r, 0, 0);
-
-        if (cli->json)
-            cli_json_print(json_pack("{s:s, s:s, s:b}", "id", argv[optind],
-                "state", state, "retried", 0));
-        cli_err(CMD, "task %s is %s: %s", argv[optind], state,
-            strcmp(state, "succeeded") == 0 ? "it succeeded; submit it "
-            "again under a new key to run it once more"
-            : "it is on its way already (queued or running)");
-        rc = CLI_NO;
-    } else {
-        const char *old = wq_store_value(r, 0, 0);
-        int fresh = strcmp(old, "dead") == 0
-            || strcmp(old, "cancelled") == 0;
-
-        if (cli->json)
-            cli_json_print(json_pack("{s:s, s:s, s:s, s:b, s:b, s:I, s:I}",
-                "id", argv[optind], "previous_state", old, "state",
-                strcmp(old, "scheduled") == 0 ? "scheduled" : "retry_wait",
-                "retried", 1, "new_series", fresh,
-                "attempt", (json_int_t)atoll(wq_store_value(r, 0, 2)),
-                "max_attempts", (json_int_t)atoll(wq_store_value(r, 0, 1))));
-        else if (!cli->quiet)
-            printf("task %s was %s; due now%s (attempts %s of %s so far)\n",
-                argv[optind], old, fresh ? " with a new attempt series" : "",
-                wq_store_value(r, 0, 2), wq_store_value(r, 0, 1));
-        rc = CLI_OK;
-    }
-    wq_store_rows_free(r);
+    /* the answer of POST /v1/tasks/ID:retry */
+    rc = wq_ops_retry(s, argv[optind], n, &o, err, sizeof err);
     wq_store_close(s);
+    if (rc != 0)
+        return cli_ops_failed(CMD, rc, err);
+    old = json_string_value(json_object_get(o, "previous_state"));
+    if (!json_is_true(json_object_get(o, "retried"))) {
+        cli_err(CMD, "task %s is %s: %s", argv[optind], old,
+            json_string_value(json_object_get(o, "reason")));
+        rc = CLI_NO;
+    } else if (!cli->json && !cli->quiet) {
+        printf("task %s was %s; due now%s (attempts %lld of %lld so far)\n",
+            argv[optind], old, json_is_true(json_object_get(o, "new_series"))
+            ? " with a new attempt series" : "",
+            (long long)json_integer_value(json_object_get(o, "attempt")),
+            (long long)json_integer_value(json_object_get(o,
+            "max_attempts")));
+    }
+    if (cli->json)
+        cli_json_print(o);
+    else
+        json_decref(o);
     return rc;
 }
 

@@ -20,11 +20,6 @@
 
 #define CMD "stats"
 
-static const char *const states[] = {
-    "scheduled", "queued", "running", "retry_wait", "succeeded", "dead",
-    "cancelled",
-};
-
 /* One queue of the report: its PostgreSQL row (or none) and its broker
  * backlog. */
 struct qstat {
@@ -95,54 +90,55 @@ broker_backlog(struct cli *cli, struct qstat *v, size_t n)
     wq_transport_close(t, 1000);
 }
 
-static json_t *
-json_count(int64_t v)
+/* wq_ops_backlog_fn: one broker connection, asked for each queue in
+ * turn; the first unreachable answer stops the asking. */
+static void
+ops_backlog(void *user, const char *const *queues, size_t n,
+    struct wq_backlog *b, int *brc, char (*berr)[WQ_ERRLEN])
 {
-    return v >= 0 ? json_integer(v) : json_null();
+    struct cli *cli = user;
+    struct wq_transport_conf tc;
+    wq_transport *t = NULL;
+    char err[WQ_ERRLEN];
+    int rc;
+
+    if ((rc = wq_config_transport_conf(&cli->cfg, &tc, err, sizeof err))
+        == 0)
+        rc = wq_transport_open(&tc, &t, err, sizeof err);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0) {
+            brc[i] = wq_transport_backlog(t, queues[i], &b[i], berr[i],
+                sizeof berr[i]);
+            if (brc[i] != 0 && brc[i] != WQ_ENOENT && brc[i] != WQ_EINVAL) {
+                rc = brc[i];
+                snprintf(err, sizeof err, "%s", berr[i]);
+            }
+            continue;
+        }
+        brc[i] = rc;
+        snprintf(berr[i], sizeof berr[i], "%s", err);
+    }
+    wq_transport_close(t, 1000);
 }
 
-/* The "broker" object of one queue in --json. */
-static json_t *
-broker_json(struct cli *cli, const struct qstat *q)
+/* --json: the answer of GET /v1/stats; its "queues" printed. */
+static int
+print_json(struct cli *cli, wq_store *s, const char *queue, int no_broker)
 {
-    json_t *o = json_object();
+    char err[WQ_ERRLEN];
+    json_t *o, *be;
+    int rc;
 
-    json_object_set_new(o, "transport", json_string(
-        wq_transport_kind_name(cli->cfg.transport)));
-    if (q->brc == WQ_ENOENT) {
-        json_object_set_new(o, "exists", json_false());
-        json_object_set_new(o, "waiting", json_integer(0));
-        return o;
-    }
-    if (q->brc != 0) {
-        json_object_set_new(o, "error", json_string(q->berr));
-        return o;
-    }
-    json_object_set_new(o, "exists", json_true());
-    json_object_set_new(o, "waiting", json_count(q->b.ready));
-    json_object_set_new(o, "unacked", json_count(q->b.unacked));
-    json_object_set_new(o, "consumers", json_count(q->b.consumers));
-    json_object_set_new(o, "oldest_waiting_seconds", q->b.oldest_ms >= 0
-        ? json_integer(q->b.oldest_ms / 1000) : json_null());
-    if (wq_transport_backend(cli->cfg.transport)->backlog_partitions) {
-        json_t *parts = json_array();
-
-        json_object_set_new(o, "group", json_string(q->b.group));
-        json_object_set_new(o, "lag", json_integer(q->b.ready));
-        for (size_t k = 0; k < q->b.nparts; k++) {
-            const struct wq_backlog_partition *p = &q->b.parts[k];
-            json_t *po = json_object();
-
-            json_object_set_new(po, "partition", json_integer(p->partition));
-            json_object_set_new(po, "low", json_integer(p->low));
-            json_object_set_new(po, "high", json_integer(p->high));
-            json_object_set_new(po, "committed", json_count(p->committed));
-            json_object_set_new(po, "lag", json_integer(p->lag));
-            json_array_append_new(parts, po);
-        }
-        json_object_set_new(o, "partitions", parts);
-    }
-    return o;
+    rc = wq_ops_stats(s, &cli->cfg, queue, no_broker ? NULL : ops_backlog,
+        cli, &o, err, sizeof err);
+    if (rc != 0)
+        return cli_ops_failed(CMD, rc, err);
+    if ((be = json_object_get(o, "broker_error")) != NULL
+        && json_is_string(be))
+        cli_err(CMD, "broker backlog unknown: %s", json_string_value(be));
+    cli_json_print(json_incref(json_object_get(o, "queues")));
+    json_decref(o);
+    return CLI_OK;
 }
 
 /* A table cell: the count, "-" when unknown, "?" on an error. */
@@ -195,6 +191,11 @@ run(struct cli *cli, int argc, char **argv)
     }
     if ((rc = cli_store(cli, &s)) != CLI_OK)
         return rc;
+    if (cli->json) {
+        rc = print_json(cli, s, params[0], no_broker);
+        wq_store_close(s);
+        return rc;
+    }
     if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_STATS, params, &r))
         != CLI_OK) {
         wq_store_close(s);
@@ -236,37 +237,7 @@ run(struct cli *cli, int argc, char **argv)
     if (n > 0)
         qsort(v, n, sizeof *v, qstat_cmp);
 
-    if (cli->json) {
-        json_t *all = json_array();
-
-        for (size_t q = 0; q < n; q++) {
-            json_t *o = json_object(), *counts = json_object();
-            int i = v[q].row;
-
-#define PGV(col) (i >= 0 ? atoll(wq_store_value(r, i, (col))) : 0)
-            json_object_set_new(o, "queue", cli_json_str(v[q].queue));
-            for (int k = 0; k < 7; k++)
-                json_object_set_new(counts, states[k],
-                    json_integer(PGV(1 + k)));
-            json_object_set_new(o, "counts", counts);
-            json_object_set_new(o, "dead", json_integer(PGV(6)));
-            json_object_set_new(o, "outbox", json_integer(PGV(11)));
-            json_object_set_new(o, "succeeded_last_minute",
-                json_integer(PGV(8)));
-            json_object_set_new(o, "dead_last_minute",
-                json_integer(PGV(9)));
-            json_object_set_new(o, "rate_per_second",
-                json_real((double)PGV(8) / 60.0));
-            json_object_set_new(o, "oldest_waiting_seconds",
-                i < 0 || wq_store_isnull(r, i, 10) ? json_null()
-                : json_integer(PGV(10)));
-#undef PGV
-            if (!no_broker)
-                json_object_set_new(o, "broker", broker_json(cli, &v[q]));
-            json_array_append_new(all, o);
-        }
-        cli_json_print(all);
-    } else if (n > 0) {
+    if (n > 0) {
         struct cli_table t;
 
         cli_table_init(&t, no_broker ? WQ_ARRAY_LEN(head) - 3
@@ -362,14 +333,17 @@ const struct cli_command cli_cmd_stats = {
     "    --no-broker         do not ask the broker (PostgreSQL only)\n"
     "\n"
     "OUTPUT\n"
-    "    A table; with --json an array of {queue, counts{state: n}, dead,\n"
-    "    outbox, succeeded_last_minute, dead_last_minute, rate_per_second,\n"
-    "    oldest_waiting_seconds, broker}.  broker is {transport, exists,\n"
-    "    waiting, unacked, consumers, oldest_waiting_seconds} (null where\n"
-    "    the broker cannot tell), with Kafka also {group, lag,\n"
-    "    partitions: [{partition, low, high, committed, lag}]}; {transport,\n"
-    "    error} when the broker could not be asked; {transport, exists:\n"
-    "    false, waiting: 0} for a queue it does not have.\n"
+    "    A table; with --json the \"queues\" array of the HTTP API's\n"
+    "    GET /v1/stats: per queue {queue, one count per state, succeeded_1m,\n"
+    "    dead_1m, oldest_waiting_s, outbox, broker}, and under the names\n"
+    "    of before {counts{state: n}, succeeded_last_minute,\n"
+    "    dead_last_minute, rate_per_second, oldest_waiting_seconds}.\n"
+    "    broker is {transport, exists, ready (also as waiting), unacked,\n"
+    "    consumers, lag, oldest_age_s (also as oldest_waiting_seconds)}\n"
+    "    (null where the broker cannot tell), with Kafka also {group,\n"
+    "    partitions: [{partition, low, high, committed, lag}]}; null when\n"
+    "    the broker could not be asked (the reason goes to stderr);\n"
+    "    {transport, exists: false, ready: 0} for a queue it does not have.\n"
     "\n"
     "EXIT STATUS\n"
     "    0 shown (also when only the broker could not be asked); 64\n"

@@ -49,41 +49,25 @@ run(struct cli *cli, int argc, char **argv)
     snprintf(lease, sizeof lease, "%lld", (long long)cli->cfg.worker.lease_ms);
     params[0] = all ? "true" : "false";
     params[1] = lease;
+    if (cli->json) {
+        /* the objects of GET /v1/workers */
+        char err[WQ_ERRLEN];
+        json_t *o;
+
+        rc = wq_ops_workers(s, all, cli->cfg.worker.lease_ms, &o, err,
+            sizeof err);
+        wq_store_close(s);
+        if (rc != 0)
+            return cli_ops_failed(CMD, rc, err);
+        cli_json_lines(o, "workers");
+        return CLI_OK;
+    }
     if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_WORKERS, params, &r))
         != CLI_OK) {
         wq_store_close(s);
         return rc;
     }
-    if (cli->json) {
-        for (int i = 0; i < wq_store_nrows(r); i++) {
-            json_t *o = json_object(), *qs = json_array();
-            char *list = strdup(wq_store_value(r, i, 3)), *save = NULL, *q;
-
-            for (q = list != NULL ? strtok_r(list, ",", &save) : NULL;
-                q != NULL; q = strtok_r(NULL, ",", &save))
-                json_array_append_new(qs, cli_json_str(q));
-            free(list);
-            json_object_set_new(o, "id", cli_json_str(wq_store_value(r, i, 0)));
-            json_object_set_new(o, "status", json_string(wq_store_value(r, i,
-                8)));
-            json_object_set_new(o, "hostname", cli_json_str(wq_store_value(r, i,
-                1)));
-            json_object_set_new(o, "pid", json_integer(atoll(wq_store_value(r,
-                i, 2))));
-            json_object_set_new(o, "queues", qs);
-            json_object_set_new(o, "in_flight", json_integer(atoll(
-                wq_store_value(r, i, 4))));
-            json_object_set_new(o, "started_at", cli_json_time(wq_store_value(r,
-                i, 5)));
-            json_object_set_new(o, "heartbeat_at", cli_json_time(
-                wq_store_value(r, i, 6)));
-            json_object_set_new(o, "heartbeat_age_seconds", json_integer(
-                atoll(wq_store_value(r, i, 7))));
-            json_object_set_new(o, "version", cli_json_str(wq_store_value(r, i,
-                9)));
-            cli_json_print(o);
-        }
-    } else if (wq_store_nrows(r) > 0) {
+    if (wq_store_nrows(r) > 0) {
         struct cli_table t;
 
         cli_table_init(&t, WQ_ARRAY_LEN(head), head);
@@ -138,9 +122,10 @@ const struct cli_command cli_cmd_workers = {
     "    -a, --all   also workers that stopped\n"
     "\n"
     "OUTPUT\n"
-    "    A table; with --json one object per line (id, status, hostname,\n"
-    "    pid, queues, in_flight, started_at, heartbeat_at,\n"
-    "    heartbeat_age_seconds, version).\n"
+    "    A table; with --json one object per line, those of the HTTP\n"
+    "    API's GET /v1/workers (id, status, hostname, pid, queues,\n"
+    "    in_flight, started_at, heartbeat_at, heartbeat_age_s (also as\n"
+    "    heartbeat_age_seconds), version).\n"
     "\n"
     "EXIT STATUS\n"
     "    0 listed (also when there are none); 64 usage error; 69\n"
