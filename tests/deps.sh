@@ -1,6 +1,9 @@
 #!/bin/sh
 # tests/deps.sh - installs the Debian packages that workq's build, tests
-# and demo need, and only those that are missing (make deps).
+# and demo need, and only those that are missing (make deps); then the
+# browser tests' npm package (playwright-core, pinned by
+# tests/browser/package-lock.json) with npm ci, when it is not installed
+# at the locked version.
 #
 # Debian 12 and 13 name a few packages differently; each such choice is
 # made here by asking apt what exists.
@@ -11,7 +14,14 @@ pkgs="build-essential pkg-config git ca-certificates
       libmicrohttpd-dev libsystemd-dev libjansson-dev libcmocka-dev
       postgresql rabbitmq-server kcat maven
       clang libclang-rt-dev clang-format valgrind curl procps psmisc wrk systemd man-db
-      openssl"
+      openssl chromium"
+
+# The dashboard's browser tests: Debian's Chromium (above), driven by
+# playwright-core on Node.js.  A node that is already there (Debian's,
+# or NodeSource's, which bundles npm and conflicts with Debian's npm
+# package) is used as it is.
+command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 
 # Kafka 4 needs Java 17 or newer; any installed JRE that new will do.
 java_major=$(java -version 2>&1 | sed -nE '1s/.*version "([0-9]+).*/\1/p')
@@ -35,12 +45,23 @@ done
 
 if [ -z "$missing" ]; then
     echo "deps: all packages present"
-    exit 0
+else
+    echo "deps: installing:$missing"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+        --no-install-recommends $missing
 fi
 
-echo "deps: installing:$missing"
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo=sudo
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-    --no-install-recommends $missing
+# npm ci installs exactly the lock file's versions (and verifies their
+# integrity hashes); npm writes node_modules/.package-lock.json, newer
+# than the lock file, once it has.
+browser=$(dirname "$0")/browser
+if [ ! -f "$browser/node_modules/.package-lock.json" ] \
+    || [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
+    echo "deps: npm ci in $browser"
+    (cd "$browser" && npm ci --no-audit --no-fund)
+else
+    echo "deps: $browser/node_modules is up to date"
+fi
