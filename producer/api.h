@@ -7,6 +7,8 @@
  *                                                           state}
  *   POST /v1/queues/{queue}/tasks:batch  {"tasks":[..]} -> 202 {"tasks":[..]}
  *   GET  /v1/tasks/{id}                  the task's row in PostgreSQL
+ *   GET  /v1/whoami                      {"scopes": [...]} of the token
+ *   GET  /ui/...                         the dashboard's files (ui.h)
  *   GET  /healthz                        the process is alive
  *   GET  /readyz                         broker and PostgreSQL reachable
  *   GET  /metrics                        Prometheus text
