@@ -45,7 +45,8 @@ try {
   process.exit(2);
 }
 
-/* Waits until fn() (run in the test) is true, up to ms. */
+/* Waits until fn() (run in the test) is true, up to ms; what else it
+ * returned last is in the failure. */
 async function until(fn, ms, what) {
   const end = Date.now() + ms;
   let last;
@@ -117,7 +118,10 @@ async function login(browser, token, troubles) {
 /* The overview row of queue q shows `want` in column k. */
 async function overviewShows(page, q, k, want) {
   const sel = `#stats tr[data-queue="${q}"] td[data-k="${k}"]`;
-  await until(async () => (await cellText(page, sel)) === String(want), 30000,
+  await until(async () => {
+    const t = await cellText(page, sel);
+    return t === String(want) || 'the cell holds ' + JSON.stringify(t);
+  }, 30000,
     `overview: ${q} ${k} = ${want}`);
   ok(`overview shows ${k} = ${want} for queue ${q}`);
 }
@@ -178,7 +182,10 @@ async function main() {
       'the replay is reported');
     ok('the replay of 1 dead task is reported');
     await page.goto(base + '/ui/#/task/' + spec.replay_id);
-    await until(async () => (await cellText(page, '#task-fields tr[data-k="state"] td')) === 'succeeded',
+    await until(async () => {
+      const t = await cellText(page, '#task-fields tr[data-k="state"] td');
+      return t === 'succeeded' || 'state ' + t;
+    },
       90000, 'the replayed task succeeds (seen by live refresh)');
     ok('the replayed task is shown succeeded, by the live refresh');
     await until(async () => await page.locator('#attempts tr[data-attempt]').count() === 2, 10000,
