@@ -3,7 +3,9 @@
  * markup.  Every text that comes from the API (payloads, keys, errors,
  * queue names) reaches the page through textContent or an attribute set
  * with setAttribute, so that "<script>" in a payload is shown as those
- * eight characters and never parsed; nothing here touches innerHTML.
+ * eight characters and never parsed; no script here parses markup
+ * (tests/integration/test_dashboard.c checks the scripts for the calls
+ * that would).
  * Charts are SVG drawn with createElementNS, which keeps the
  * Content-Security-Policy strict (no inline style, no library).
  */
