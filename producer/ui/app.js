@@ -180,8 +180,10 @@
       if (f.options) {
         input = el('select', { name: f.name, id: 'f-' + f.name });
         f.options.forEach(function (o) {
-          var opt = el('option', { value: o }, o || 'any');
-          if ((values[f.name] || '') === o) opt.selected = true;
+          /* a value, or [value, label] */
+          var v = Array.isArray(o) ? o[0] : o, label = Array.isArray(o) ? o[1] : o;
+          var opt = el('option', { value: v }, label || 'any');
+          if ((values[f.name] || '') === v) opt.selected = true;
           input.appendChild(opt);
         });
       } else {
@@ -465,12 +467,20 @@
     var filters = filterForm([
       { name: 'queue', label: 'Queue' },
       { name: 'type', label: 'Type' },
-      { name: 'error', label: 'Error contains' }
+      { name: 'error', label: 'Error contains' },
+      { name: 'age', label: 'Died', options: [['', 'any time'],
+        ['newer:3600000', 'in the last hour'], ['newer:86400000', 'in the last day'],
+        ['older:3600000', 'over an hour ago'], ['older:86400000', 'over a day ago']] }
     ], r.query, function (v) { WQ.go(hashOf('dead', undefined, v)); });
+    /* "older:MS" or "newer:MS" of the age filter */
+    var age = /^(older|newer):(\d+)$/.exec(r.query.age || '');
+    var older = age && age[1] === 'older' ? Number(age[2]) : undefined;
+    var newer = age && age[1] === 'newer' ? Number(age[2]) : undefined;
     var pg = pager(function () { refresh(false); });
     var filterBody = function () {
       return { queue: r.query.queue || undefined, type: r.query.type || undefined,
-        error: r.query.error || undefined, limit: 10000 };
+        error: r.query.error || undefined, older_than_ms: older, newer_than_ms: newer,
+        limit: 10000 };
     };
     var bulk = function (verb) {
       var ids = Object.keys(picked);
@@ -504,7 +514,8 @@
       pg.node);
     return { frame: frame, refresh: function () {
       return WQ.get('/v1/dead', { queue: r.query.queue, type: r.query.type,
-        error: r.query.error, limit: PAGE, cursor: pg.cursor() }).then(function (a) {
+        error: r.query.error, older_than_ms: older, newer_than_ms: newer,
+        limit: PAGE, cursor: pg.cursor() }).then(function (a) {
         var tasks = a.tasks || [];
         fill(body, tasks.map(function (t) {
           var row = taskRow(t, true);
