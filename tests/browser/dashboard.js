@@ -47,7 +47,7 @@ try {
 
 /* Waits until fn() (run in the test) is true, up to ms; what else it
  * returned last is in the failure. */
-async function until(fn, ms, what) {
+async function until(fn, ms, what, soft) {
   const end = Date.now() + ms;
   let last;
   for (;;) {
@@ -58,8 +58,11 @@ async function until(fn, ms, what) {
     } catch (e) {
       last = e.message;
     }
-    if (Date.now() > end)
+    if (Date.now() > end) {
+      if (soft)
+        return 'within ' + ms + ' ms; last: ' + JSON.stringify(last);
       fail(what + ' (within ' + ms + ' ms; last: ' + JSON.stringify(last) + ')');
+    }
     await new Promise(r => setTimeout(r, 250));
   }
 }
@@ -118,11 +121,22 @@ async function login(browser, token, troubles) {
 /* The overview row of queue q shows `want` in column k. */
 async function overviewShows(page, q, k, want) {
   const sel = `#stats tr[data-queue="${q}"] td[data-k="${k}"]`;
-  await until(async () => {
+  const why = await until(async () => {
     const t = await cellText(page, sel);
     return t === String(want) || 'the cell holds ' + JSON.stringify(t);
-  }, 30000,
-    `overview: ${q} ${k} = ${want}`);
+  }, 30000, null, true);
+  if (why !== undefined) {
+    /* what the page was given, for the failure */
+    const stats = await page.evaluate(() => fetch('/v1/stats', { headers:
+      { Authorization: 'Bearer ' + sessionStorage.getItem('workq.token') } }).then(r => r.text()));
+    let brief = stats;
+    try {
+      const j = JSON.parse(stats);
+      brief = JSON.stringify({ broker_error: j.broker_error, queues: j.queues.map(x =>
+        ({ queue: x.queue, queued: x.queued, scheduled: x.scheduled, broker: x.broker })) });
+    } catch (e) { /* as it came */ }
+    fail(`overview: ${q} ${k} = ${want} (${why}); GET /v1/stats: ${brief}`);
+  }
   ok(`overview shows ${k} = ${want} for queue ${q}`);
 }
 

@@ -184,7 +184,8 @@ dashboard(int kind)
 
     /* 3 that succeed, 1 dead that a replay makes succeed (attempt 2 of
      * "until=2"), 1 dead with markup everywhere, 1 waiting an hour, and
-     * 2 waiting on a queue no worker takes */
+     * on a queue no worker takes 2 waiting on the broker and 1 for an
+     * hour */
     for (int i = 0; i < 3; i++)
         submit(port, q, json_pack("{s:s, s:s}", "type", "noop", "payload",
             "fine"), id, sizeof id);
@@ -200,10 +201,13 @@ dashboard(int kind)
     for (int i = 0; i < 2; i++)
         submit(port, idle, json_pack("{s:s}", "type", "noop"), id,
             sizeof id);
+    submit(port, idle, json_pack("{s:s, s:s}", "type", "noop", "delay",
+        "1h"), id, sizeof id);
 
     wait_count(s, q, "succeeded", 3);
     wait_count(s, q, "dead", 2);
     wait_count(s, q, "scheduled", 1);
+    wait_count(s, idle, "scheduled", 1);
     /* an error with markup, as a handler could write it */
     sqlf(s, "UPDATE workq.tasks SET last_error = '%s' WHERE id = '%s'",
         XSS_ERROR, xss_id);
@@ -222,9 +226,9 @@ dashboard(int kind)
         "xss_error", XSS_ERROR, "periodic", "nightly-report",
         "dead_ids", dead_ids, "succeeded", 3, "idle", idle);
     json_object_set_new(spec, "overview", json_pack(
-        "{s:{s:s, s:s, s:s}, s:{s:s}}",
+        "{s:{s:s, s:s, s:s}, s:{s:s, s:s}}",
         q, "succeeded", "3", "dead", "2", "scheduled", "1",
-        idle, "waiting", "2"));
+        idle, "waiting", "2", "scheduled", "1"));
     snprintf(specpath, sizeof specpath, "%s/spec.json",
         getenv("WQ_TEST_TMPDIR"));
     assert_non_null(f = fopen(specpath, "w"));
