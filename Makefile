@@ -68,7 +68,7 @@ LIB       := $(BUILD)/libworkq.a
 # `workq`, lives in producer/cli/, beside the HTTP daemon in producer/.
 WORKQ_OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard producer/cli/*.c)))
 PRODUCER_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard producer/*.c))) \
-                  $(BUILD)/gen/ui_assets.o
+                  $(BUILD)/gen/openapi.o $(BUILD)/gen/ui_assets.o
 WORKER_OBJS    := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard worker/*.c)))
 SCHEDULER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard scheduler/*.c)))
 BINS := $(BUILD)/workq $(BUILD)/workq-producer $(BUILD)/workq-worker \
@@ -114,6 +114,15 @@ $(BUILD)/gen/migrations.c: $(MIGRATIONS) shared/migrations/embed.sh
 	sh shared/migrations/embed.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
+	$(CC) $(CFLAGS) $(WQ_CFLAGS) -c $< -o $@
+
+# The OpenAPI document is compiled into workq-producer, which serves it at
+# GET /v1/openapi.json.
+$(BUILD)/gen/openapi.c: docs/openapi.json producer/embed.sh
+	@mkdir -p $(@D)
+	sh producer/embed.sh wq_openapi_json docs/openapi.json > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
 	$(CC) $(CFLAGS) $(WQ_CFLAGS) -c $< -o $@
 
 # The dashboard's files (producer/ui/) are compiled into workq-producer
@@ -257,11 +266,12 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(BUILD)/gen/migrations.c
 
 # The producer's request handling, with its publisher and database thread
 # stubbed in the target and the HTTP completion wrapped by the linker.
-$(FUZZ_BUILD)/fuzz_http_api: FUZZ_EXTRA = producer/api.c producer/ui.c \
-    $(BUILD)/gen/ui_assets.c -Iproducer \
+$(FUZZ_BUILD)/fuzz_http_api: FUZZ_EXTRA = producer/api.c producer/api_ops.c \
+    producer/ui.c $(BUILD)/gen/openapi.c $(BUILD)/gen/ui_assets.c -Iproducer \
     -Wl,--wrap=wq_http_complete -Wl,--wrap=wq_http_retry_after \
     -Wl,--wrap=wq_http_set_fields
-$(FUZZ_BUILD)/fuzz_http_api: producer/api.c producer/api.h producer/ui.c \
+$(FUZZ_BUILD)/fuzz_http_api: producer/api.c producer/api.h producer/api_ops.c \
+    producer/api_ops.h producer/ui.c $(BUILD)/gen/openapi.c \
     $(BUILD)/gen/ui_assets.c
 
 fuzz: $(FUZZ_TARGETS)
@@ -332,7 +342,8 @@ UNITS     := workq-producer.service workq-scheduler.service \
              workq-worker@.service workq.target
 MAN_PAGES := $(BUILD)/man/workq.1 $(BUILD)/man/workq-producer.8 \
              $(BUILD)/man/workq-worker.8 $(BUILD)/man/workq-scheduler.8
-DOCS      := README.md docs/production.md docs/task-states.md
+DOCS      := README.md docs/production.md docs/task-states.md \
+             docs/operator-api.md docs/openapi.json
 SUBST     := sed -e 's|@BINDIR@|$(BINDIR)|g' \
              -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
 MAN_DATE  := $(shell git log -1 --format=%cd --date=short 2>/dev/null)

@@ -30,6 +30,7 @@
 
 #include "alloc.h"
 #include "api.h"
+#include "api_ops.h"
 #include "buf.h"
 #include "clock.h"
 #include "envelope.h"
@@ -50,14 +51,14 @@ enum reason {
     R_INVALID_JSON, R_INVALID_TASK, R_INVALID_QUEUE, R_INVALID_ID,
     R_TOO_LARGE, R_UNAUTHORIZED, R_UNSUPPORTED_MEDIA_TYPE, R_RATE_LIMITED,
     R_NOT_FOUND, R_METHOD_NOT_ALLOWED, R_UNAVAILABLE, R_FORBIDDEN,
-    R_AUTH_THROTTLED, R_COUNT,
+    R_AUTH_THROTTLED, R_INVALID_ARGUMENT, R_COUNT,
 };
 
 static const char *const reason_name[R_COUNT] = {
     "invalid_json", "invalid_task", "invalid_queue", "invalid_id",
     "too_large", "unauthorized", "unsupported_media_type", "rate_limited",
     "not_found", "method_not_allowed", "unavailable", "forbidden",
-    "auth_throttled",
+    "auth_throttled", "invalid_argument",
 };
 
 /*
@@ -107,6 +108,8 @@ struct api {
 
     wq_metric *rejected[R_COUNT];
     wq_metric *accepted_queued, *accepted_scheduled;
+
+    struct api_ops *ops;        /* the operator routes (api_ops.c) */
 
     /* Confirmed messages waiting for their receipts (receipts_run). */
     pthread_mutex_t receipts_lock;
@@ -810,6 +813,39 @@ lacks_scope(struct api *a, unsigned scopes, unsigned need, int *status,
     return 1;
 }
 
+/* --- for api_ops.c ------------------------------------------------------ */
+
+static enum reason
+reason_of(const char *name)
+{
+    for (int r = 0; r < R_COUNT; r++)
+        if (strcmp(reason_name[r], name) == 0)
+            return (enum reason)r;
+    abort();                    /* a bug: a reason api.c does not count */
+}
+
+int
+api_refuse(struct api *a, const char *reason, int code, const char *detail,
+    int *status, const char **ctype, char **body, size_t *len)
+{
+    return refuse(a, reason_of(reason), code, detail, status, ctype, body,
+        len);
+}
+
+void
+api_complete_error(struct api *a, wq_http_req *req, const char *reason,
+    int code, const char *detail)
+{
+    complete_error(a, req, reason_of(reason), code, detail);
+}
+
+int
+api_lacks_scope(struct api *a, unsigned scopes, unsigned need, int *status,
+    const char **ctype, char **body, size_t *len)
+{
+    return lacks_scope(a, scopes, need, status, ctype, body, len);
+}
+
 /*
  * Token bucket of producer.rate_limit tasks a second, one second's worth
  * deep; a batch costs its number of tasks.  A request passes when the
@@ -1394,6 +1430,7 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
     char queue[WQ_QUEUE_MAX + 2];
     unsigned scopes, wait_s;
     size_t qlen;
+    int rc;
 
     if (strcmp(p, "/healthz") == 0) {
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
@@ -1430,6 +1467,12 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
     }
     if (strncmp(p, "/ui", 3) == 0 && (p[3] == '\0' || p[3] == '/'))
         return get_ui(a, req, status, ctype, body, len);
+    if (strcmp(p, "/v1/openapi.json") == 0) {
+        /* the document is public: it holds no data, and tools fetch it */
+        if (!method_is(req, "GET"))
+            return wrong_method(a, "GET", status, ctype, body, len);
+        return api_ops_openapi(req, status, ctype, body, len);
+    }
     if (strncmp(p, "/v1/", 4) != 0)
         return refuse(a, R_NOT_FOUND, 404, "no such route", status, ctype,
             body, len);
@@ -1451,6 +1494,9 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
             return wrong_method(a, "GET", status, ctype, body, len);
         return get_whoami(scopes, status, ctype, body, len);
     }
+    if ((rc = api_ops_handle(a->ops, a, a->db, req, scopes, status, ctype,
+        body, len)) != WQ_ENOENT)
+        return rc;
     if (strncmp(p, "/v1/tasks/", 10) == 0 && strchr(p + 10, '/') == NULL) {
         if (!method_is(req, "GET"))
             return wrong_method(a, "GET", status, ctype, body, len);
@@ -1612,6 +1658,7 @@ api_new(const struct api_conf *conf, struct api **out, char *err,
     a->rate = a->cfg->producer.rate_limit;
     a->tokens_left = a->rate;
     a->bucket_ns = wq_clock_mono_ns();
+    a->ops = api_ops_new(a->cfg);
     if ((rc = api_reload_tokens(a, err, errlen)) != 0) {
         api_free(a);
         return rc;
@@ -1655,6 +1702,7 @@ api_free(struct api *a)
 {
     if (a == NULL)
         return;
+    api_ops_free(a->ops);
     wq_tokens_free(a->tokens);
     pthread_rwlock_destroy(&a->tokens_lock);
     pthread_mutex_destroy(&a->bucket_lock);

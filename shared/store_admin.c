@@ -97,9 +97,15 @@ static const char sql_dlq_count[] =
     "  LIMIT $7::int8) AS m";
 
 /* `workq dlq` */
-/* A new attempt series, as `workq retry` gives one. */
+/*
+ * A new attempt series, as `workq retry` gives one.  The batch is a
+ * MATERIALIZED CTE, chosen once: as an IN (subquery) the planner may
+ * rescan it per row, and each rescan's FOR UPDATE skips the rows this
+ * statement changed already and yields the next ones, so that a LIMIT
+ * of 1 purged two tasks (found by the HTTP API's test).
+ */
 static const char sql_dlq_replay[] =
-    "WITH c AS ("
+    "WITH c AS MATERIALIZED ("
     "  SELECT t.id FROM workq.tasks t WHERE" FILTER
     "  ORDER BY t.finished_at LIMIT $7::int8 FOR UPDATE SKIP LOCKED"
     ")"
@@ -114,10 +120,12 @@ static const char sql_dlq_replay[] =
 
 /* `workq dlq` */
 static const char sql_dlq_purge[] =
-    "DELETE FROM workq.tasks x WHERE x.id IN ("
+    "WITH c AS MATERIALIZED ("
     "  SELECT t.id FROM workq.tasks t WHERE" FILTER
     "  ORDER BY t.finished_at LIMIT $7::int8 FOR UPDATE SKIP LOCKED"
-    ") AND x.state = 'dead'"
+    ")"
+    "DELETE FROM workq.tasks x USING c WHERE x.id = c.id"
+    "  AND x.state = 'dead'"
     "  RETURNING x.id::text";
 
 /*
@@ -237,25 +245,35 @@ static const char sql_workers[] =
  */
 static const char sql_history[] =
     "WITH t AS ("
-    "  SELECT queue, state,"
+    /* each state alone, so that each reads its partial index on
+     * finished_at (tasks_retention_idx, tasks_dead_page_idx) */
+    "  SELECT queue, 's' AS k,"
     "    floor(extract(epoch FROM finished_at) / 60)::int8 AS m"
     "  FROM workq.tasks"
-    "  WHERE state IN ('succeeded', 'dead')"
+    "  WHERE state = 'succeeded'"
+    "    AND finished_at >= to_timestamp($2::int8 * 60)"
+    "    AND ($1::text IS NULL OR queue = $1)"
+    "  UNION ALL"
+    "  SELECT queue, 'd', floor(extract(epoch FROM finished_at) / 60)::int8"
+    "  FROM workq.tasks"
+    "  WHERE state = 'dead'"
     "    AND finished_at >= to_timestamp($2::int8 * 60)"
     "    AND ($1::text IS NULL OR queue = $1)"
     "), f AS ("
-    "  SELECT t.queue, floor(extract(epoch FROM a.finished_at) / 60)::int8"
-    "    AS m"
-    "  FROM workq.attempts a JOIN workq.tasks t ON t.id = a.task_id"
+    /* the queue of each failed attempt by its task's key, one lookup
+     * each: a join may hash the whole tasks table */
+    "  SELECT (SELECT x.queue FROM workq.tasks x WHERE x.id = a.task_id)"
+    "    AS queue, floor(extract(epoch FROM a.finished_at) / 60)::int8 AS m"
+    "  FROM workq.attempts a"
     "  WHERE a.finished_at >= to_timestamp($2::int8 * 60)"
     "    AND a.outcome IN ('failed', 'permanent_failure', 'timeout',"
     "      'lease_expired')"
-    "    AND ($1::text IS NULL OR t.queue = $1)"
     ")"
-    "SELECT queue, m, CASE state WHEN 'succeeded' THEN 's' ELSE 'd' END,"
-    "  count(*) FROM t GROUP BY 1, 2, 3"
+    "SELECT queue, m, k, count(*) FROM t GROUP BY 1, 2, 3"
     " UNION ALL "
-    "SELECT queue, m, 'f', count(*) FROM f GROUP BY 1, 2"
+    "SELECT queue, m, 'f', count(*) FROM f"
+    "  WHERE queue IS NOT NULL AND ($1::text IS NULL OR queue = $1)"
+    "  GROUP BY 1, 2"
     "  ORDER BY 1, 2";
 
 /* GET /v1/periodic: the last tick of each name of $1 (a text[] literal),
@@ -293,4 +311,10 @@ wq_store_admin_query(wq_store *s, enum wq_admin_sql q,
     }
     return wq_store_query(s, stmts[q].sql, stmts[q].nparams, values, 0, out,
         what, err, errlen);
+}
+
+const char *
+wq_store_admin_sql(enum wq_admin_sql q)
+{
+    return (unsigned)q < WQ_ADMIN_SQL_COUNT ? stmts[q].sql : NULL;
 }

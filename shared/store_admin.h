@@ -42,4 +42,8 @@ int wq_store_admin_query(wq_store *s, enum wq_admin_sql q,
     const char *const *values, struct pg_result **out, const char *what,
     char *err, size_t errlen);
 
+/* wq_store_admin_sql returns the text of statement q, for the tests
+ * that read its query plan (EXPLAIN); NULL for no such statement. */
+const char *wq_store_admin_sql(enum wq_admin_sql q);
+
 #endif

@@ -1,9 +1,8 @@
 #!/bin/sh
 # tests/deps.sh - installs the Debian packages that workq's build, tests
 # and demo need, and only those that are missing (make deps); then the
-# browser tests' npm package (playwright-core, pinned by
-# tests/browser/package-lock.json) with npm ci, when it is not installed
-# at the locked version.
+# tests' npm packages (tests/openapi, tests/browser) with npm ci, when
+# they are not installed at their lock files' versions.
 #
 # Debian 12 and 13 name a few packages differently; each such choice is
 # made here by asking apt what exists.
@@ -14,14 +13,7 @@ pkgs="build-essential pkg-config git ca-certificates
       libmicrohttpd-dev libsystemd-dev libjansson-dev libcmocka-dev
       postgresql rabbitmq-server kcat maven
       clang libclang-rt-dev clang-format valgrind curl procps psmisc wrk systemd man-db
-      openssl chromium"
-
-# The dashboard's browser tests: Debian's Chromium (above), driven by
-# playwright-core on Node.js.  A node that is already there (Debian's,
-# or NodeSource's, which bundles npm and conflicts with Debian's npm
-# package) is used as it is.
-command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
-command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
+      openssl nodejs chromium"
 
 # Kafka 4 needs Java 17 or newer; any installed JRE that new will do.
 java_major=$(java -version 2>&1 | sed -nE '1s/.*version "([0-9]+).*/\1/p')
@@ -35,6 +27,10 @@ if apt-cache show libmsgpack-c-dev >/dev/null 2>&1; then
     msgpack=libmsgpack-c-dev
 fi
 pkgs="$pkgs $msgpack"
+
+# npm: Debian's own package, unless the nodejs installed brings it (the
+# NodeSource build does, and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 
 missing=""
 for p in $pkgs; do
@@ -54,14 +50,14 @@ else
         --no-install-recommends $missing
 fi
 
-# npm ci installs exactly the lock file's versions (and verifies their
-# integrity hashes); npm writes node_modules/.package-lock.json, newer
-# than the lock file, once it has.
-browser=$(dirname "$0")/browser
-if [ ! -f "$browser/node_modules/.package-lock.json" ] \
-    || [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
-    echo "deps: npm ci in $browser"
-    (cd "$browser" && npm ci --no-audit --no-fund)
-else
-    echo "deps: $browser/node_modules is up to date"
-fi
+# The npm packages of the tests, at the versions each package-lock.json
+# pins: the OpenAPI test's validators (tests/openapi) and the dashboard's
+# browser driver, playwright-core (tests/browser; Chromium is Debian's,
+# above); skipped when they are installed already.
+for here in "$(dirname "$0")/openapi" "$(dirname "$0")/browser"; do
+    if ! cmp -s "$here/package-lock.json" "$here/node_modules/.package-lock.json.installed" 2>/dev/null; then
+        echo "deps: npm ci in $here"
+        (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+        cp "$here/package-lock.json" "$here/node_modules/.package-lock.json.installed"
+    fi
+done

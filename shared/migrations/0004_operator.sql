@@ -11,8 +11,15 @@
 -- Tasks newest first (GET /v1/tasks, `workq list`): keyset pagination on
 -- (created_at, id), scanned backwards.
 CREATE INDEX tasks_created_idx ON workq.tasks (created_at, id);
--- The same within one queue (?queue=, `workq list --queue`).
+-- The same within one queue, one state, or both (?queue=, ?state=): a
+-- filtered page must not sort every row of a large queue or state.  The
+-- third takes over from 0001's tasks_queue_state_idx (queue, state),
+-- whose counts (`workq stats`) it serves as well.
 CREATE INDEX tasks_queue_created_idx ON workq.tasks (queue, created_at, id);
+CREATE INDEX tasks_state_created_idx ON workq.tasks (state, created_at, id);
+CREATE INDEX tasks_queue_state_created_idx
+    ON workq.tasks (queue, state, created_at, id);
+DROP INDEX workq.tasks_queue_state_idx;
 
 -- Dead tasks newest finished first (GET /v1/dead, `workq dlq list`), and
 -- the dead per minute of GET /v1/stats/history; per queue with the
