@@ -245,8 +245,11 @@ dashboard(int kind)
             "node_modules", WQ_SOURCE_DIR);
         rc = wq_test_cmd(argv, nenv, NULL, out, sizeof out);
     }
-    check(rc == 0, "the browser test failed (exit %d):\n%s", rc, out);
     printf("%s", out);
+    check(rc == 0, "the browser test failed (exit %d), above; the tasks "
+        "by queue and state: %s", rc, textf(s, "SELECT string_agg(queue "
+        "|| ' ' || state || ' ' || n, ', ') FROM (SELECT queue, state, "
+        "count(*) AS n FROM workq.tasks GROUP BY 1, 2) x"));
     assert_contains(out, "assertions passed");
 
     /* what the clicks did, in PostgreSQL */
