@@ -68,7 +68,7 @@ LIB       := $(BUILD)/libworkq.a
 # `workq`, lives in producer/cli/, beside the HTTP daemon in producer/.
 WORKQ_OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard producer/cli/*.c)))
 PRODUCER_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard producer/*.c))) \
-                  $(BUILD)/gen/openapi.o
+                  $(BUILD)/gen/openapi.o $(BUILD)/gen/ui_assets.o
 WORKER_OBJS    := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard worker/*.c)))
 SCHEDULER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard scheduler/*.c)))
 BINS := $(BUILD)/workq $(BUILD)/workq-producer $(BUILD)/workq-worker \
@@ -124,6 +124,17 @@ $(BUILD)/gen/openapi.c: docs/openapi.json producer/embed.sh
 
 $(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
 	$(CC) $(CFLAGS) $(WQ_CFLAGS) -c $< -o $@
+
+# The dashboard's files (producer/ui/) are compiled into workq-producer
+# the same way: no build step of their own, nothing to install beside it.
+UI_ASSETS := $(sort $(wildcard producer/ui/*.html producer/ui/*.css producer/ui/*.js))
+
+$(BUILD)/gen/ui_assets.c: $(UI_ASSETS) producer/ui/embed.sh
+	@mkdir -p $(@D)
+	sh producer/ui/embed.sh $(UI_ASSETS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/ui_assets.o: $(BUILD)/gen/ui_assets.c
+	$(CC) $(CFLAGS) $(WQ_CFLAGS) -Iproducer -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
@@ -264,10 +275,12 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(BUILD)/gen/migrations.c
 # The producer's request handling, with its publisher and database thread
 # stubbed in the target and the HTTP completion wrapped by the linker.
 $(FUZZ_BUILD)/fuzz_http_api: FUZZ_EXTRA = producer/api.c producer/api_ops.c \
-    $(BUILD)/gen/openapi.c -Iproducer \
-    -Wl,--wrap=wq_http_complete -Wl,--wrap=wq_http_retry_after
+    producer/ui.c $(BUILD)/gen/openapi.c $(BUILD)/gen/ui_assets.c -Iproducer \
+    -Wl,--wrap=wq_http_complete -Wl,--wrap=wq_http_retry_after \
+    -Wl,--wrap=wq_http_set_fields
 $(FUZZ_BUILD)/fuzz_http_api: producer/api.c producer/api.h producer/api_ops.c \
-    producer/api_ops.h $(BUILD)/gen/openapi.c
+    producer/api_ops.h producer/ui.c $(BUILD)/gen/openapi.c \
+    $(BUILD)/gen/ui_assets.c
 
 fuzz: $(FUZZ_TARGETS)
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

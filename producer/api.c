@@ -40,6 +40,7 @@
 #include "taskspec.h"
 #include "textout.h"
 #include "token.h"
+#include "ui.h"
 #include "uuid.h"
 
 #define COMPONENT "api"
@@ -1372,6 +1373,54 @@ wrong_method(struct api *a, const char *allowed, int *status,
         len);
 }
 
+/*
+ * GET /ui/...: a file of the dashboard, public (it holds no data; its
+ * scripts fetch /v1/ with the operator's token), with the header fields
+ * of ui.h on every answer, a 404 included.
+ */
+static int
+get_ui(struct api *a, const struct wq_http_request *req, int *status,
+    const char **ctype, char **body, size_t *len)
+{
+    const struct ui_asset *f;
+
+    wq_http_set_fields(req->handle, ui_fields);
+    if (!method_is(req, "GET") && !method_is(req, "HEAD"))
+        return wrong_method(a, "GET", status, ctype, body, len);
+    if ((f = ui_find(req->path)) == NULL)
+        return refuse(a, R_NOT_FOUND, 404, "no such file of the dashboard",
+            status, ctype, body, len);
+    *status = 200;
+    *ctype = f->ctype;
+    *body = xmalloc(f->len + 1);
+    memcpy(*body, f->data, f->len);
+    *len = f->len;
+    return 0;
+}
+
+/*
+ * GET /v1/whoami: the scopes of the request's token, so that the
+ * dashboard shows acting buttons only to a token that may act (the
+ * routes check the scope whatever a page shows).  Any valid token.
+ */
+static int
+get_whoami(unsigned scopes, int *status, const char **ctype, char **body,
+    size_t *len)
+{
+    json_t *arr = json_array();
+
+    if (scopes & WQ_TOKEN_SCOPE_SUBMIT)
+        json_array_append_new(arr, json_string("submit"));
+    if (scopes & WQ_TOKEN_SCOPE_READ)
+        json_array_append_new(arr, json_string("read"));
+    if (scopes & WQ_TOKEN_SCOPE_ADMIN)
+        json_array_append_new(arr, json_string("admin"));
+    *status = 200;
+    *ctype = JSON_TYPE;
+    *body = dump(json_pack("{s:o}", "scopes", arr), len);
+    return 0;
+}
+
 int
 api_handle(void *user, const struct wq_http_request *req, int *status,
     const char **ctype, char **body, size_t *len)
@@ -1416,6 +1465,8 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
         *body = wq_metrics_render(a->metrics, len);
         return 0;
     }
+    if (strncmp(p, "/ui", 3) == 0 && (p[3] == '\0' || p[3] == '/'))
+        return get_ui(a, req, status, ctype, body, len);
     if (strcmp(p, "/v1/openapi.json") == 0) {
         /* the document is public: it holds no data, and tools fetch it */
         if (!method_is(req, "GET"))
@@ -1438,6 +1489,11 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
             len);
     }
 
+    if (strcmp(p, "/v1/whoami") == 0) {
+        if (!method_is(req, "GET"))
+            return wrong_method(a, "GET", status, ctype, body, len);
+        return get_whoami(scopes, status, ctype, body, len);
+    }
     if ((rc = api_ops_handle(a->ops, a, a->db, req, scopes, status, ctype,
         body, len)) != WQ_ENOENT)
         return rc;

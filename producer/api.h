@@ -7,16 +7,20 @@
  *                                                           state}
  *   POST /v1/queues/{queue}/tasks:batch  {"tasks":[..]} -> 202 {"tasks":[..]}
  *   GET  /v1/tasks/{id}                  the task's row in PostgreSQL
+ *   GET  /v1/whoami                      {"scopes": [...]} of the token
  *   GET  /healthz                        the process is alive
  *   GET  /readyz                         broker and PostgreSQL reachable
  *   GET  /metrics                        Prometheus text
  *
- * and the operator routes of api_ops.h (GET /v1/tasks, /v1/dead, ...).
+ * and the operator routes of api_ops.h (GET /v1/tasks, /v1/dead, ...),
+ * and the dashboard's files under /ui (GET, no token: ui.h; not an API
+ * route, so not in docs/openapi.json).
  *
  * /v1/ routes need "Authorization: Bearer TOKEN" when producer.tokens_file
  * is set, with the scope the route needs (token.h): POST of tasks needs
  * submit, GETs need read, the operator POSTs admin (which has every
- * scope); /healthz, /readyz, /metrics and /v1/openapi.json are open.  Errors are {"error": CODE, "detail": TEXT} with 400
+ * scope); /healthz, /readyz, /metrics, /v1/openapi.json and /ui are
+ * open.  Errors are {"error": CODE, "detail": TEXT} with 400
  * (invalid JSON, task, queue or id), 401 (no or unknown token), 403 (the
  * token lacks the scope), 404, 405, 413 (body, payload or batch too
  * large), 415 (not application/json), 429 (producer.rate_limit) and 503

@@ -93,6 +93,7 @@ struct wq_http_req {
     int reject;                 /* 431: headers over the limits; 400 */
     const char *malformed;      /* why 400 */
     unsigned retry_after;       /* seconds, for a Retry-After field */
+    const char *const *fields;  /* name, value, ..., NULL; static */
     char client[INET6_ADDRSTRLEN];
     struct track *track;        /* the connection's, or NULL */
     int state;                  /* READING, WAITING, ANSWERED */
@@ -163,8 +164,8 @@ wq_http_json_error(const char *error, const char *detail, size_t *len)
 }
 
 static enum MHD_Result
-queue_retry(struct MHD_Connection *conn, int status, const char *ctype,
-    char *body, size_t len, unsigned retry_after)
+queue_fields(struct MHD_Connection *conn, int status, const char *ctype,
+    char *body, size_t len, unsigned retry_after, const char *const *fields)
 {
     struct MHD_Response *r;
     enum MHD_Result ret;
@@ -178,6 +179,9 @@ queue_retry(struct MHD_Connection *conn, int status, const char *ctype,
         snprintf(secs, sizeof secs, "%u", retry_after);
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, secs);
     }
+    for (; fields != NULL && fields[0] != NULL && fields[1] != NULL;
+        fields += 2)
+        MHD_add_response_header(r, fields[0], fields[1]);
     ret = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
@@ -187,7 +191,7 @@ static enum MHD_Result
 queue(struct MHD_Connection *conn, int status, const char *ctype,
     char *body, size_t len)
 {
-    return queue_retry(conn, status, ctype, body, len, 0);
+    return queue_fields(conn, status, ctype, body, len, 0, NULL);
 }
 
 /* A JSON answer after which the connection is closed: what follows a
@@ -456,8 +460,8 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
         rq->state = ANSWERED;
         body = rq->answer;
         rq->answer = NULL;
-        return queue_retry(conn, rq->status, rq->ctype, body,
-            rq->answer_len, rq->retry_after);
+        return queue_fields(conn, rq->status, rq->ctype, body,
+            rq->answer_len, rq->retry_after, rq->fields);
     }
     if (*upload_size > 0) {
         if (rq->reject) {
@@ -566,6 +570,12 @@ void
 wq_http_retry_after(wq_http_req *rq, unsigned seconds)
 {
     rq->retry_after = seconds;
+}
+
+void
+wq_http_set_fields(wq_http_req *rq, const char *const *fields)
+{
+    rq->fields = fields;
 }
 
 void

@@ -129,6 +129,14 @@ void wq_http_complete(wq_http_req *req, int status, const char *content_type,
 void wq_http_retry_after(wq_http_req *req, unsigned seconds);
 
 /*
+ * wq_http_set_fields adds header fields to the answer of req, as with
+ * wq_http_retry_after: `fields` is "Name", "value", ..., NULL, and must
+ * outlive the answer (a static table: the dashboard's security headers).
+ * The fields are not checked; never put client text in them.
+ */
+void wq_http_set_fields(wq_http_req *req, const char *const *fields);
+
+/*
  * wq_http_stop stops accepting, waits for the server threads and frees
  * the server.  Requests still waiting for wq_http_complete are answered
  * 503 first; a request whose handler is still running is left to it, and

@@ -1,6 +1,8 @@
 #!/bin/sh
 # tests/deps.sh - installs the Debian packages that workq's build, tests
-# and demo need, and only those that are missing (make deps).
+# and demo need, and only those that are missing (make deps); then the
+# tests' npm packages (tests/openapi, tests/browser) with npm ci, when
+# they are not installed at their lock files' versions.
 #
 # Debian 12 and 13 name a few packages differently; each such choice is
 # made here by asking apt what exists.
@@ -11,7 +13,7 @@ pkgs="build-essential pkg-config git ca-certificates
       libmicrohttpd-dev libsystemd-dev libjansson-dev libcmocka-dev
       postgresql rabbitmq-server kcat maven
       clang libclang-rt-dev clang-format valgrind curl procps psmisc wrk systemd man-db
-      openssl gnuplot-nox nodejs"
+      openssl gnuplot-nox nodejs chromium"
 
 # Kafka 4 needs Java 17 or newer; any installed JRE that new will do.
 java_major=$(java -version 2>&1 | sed -nE '1s/.*version "([0-9]+).*/\1/p')
@@ -48,11 +50,14 @@ else
         --no-install-recommends $missing
 fi
 
-# The OpenAPI test's validators (tests/openapi/package.json), at the
-# versions package-lock.json pins; skipped when they are installed already.
-here=$(dirname "$0")/openapi
-if ! cmp -s "$here/package-lock.json" "$here/node_modules/.package-lock.json.installed" 2>/dev/null; then
-    echo "deps: npm ci in $here"
-    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error) &&
+# The npm packages of the tests, at the versions each package-lock.json
+# pins: the OpenAPI test's validators (tests/openapi) and the dashboard's
+# browser driver, playwright-core (tests/browser; Chromium is Debian's,
+# above); skipped when they are installed already.
+for here in "$(dirname "$0")/openapi" "$(dirname "$0")/browser"; do
+    if ! cmp -s "$here/package-lock.json" "$here/node_modules/.package-lock.json.installed" 2>/dev/null; then
+        echo "deps: npm ci in $here"
+        (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
         cp "$here/package-lock.json" "$here/node_modules/.package-lock.json.installed"
-fi
+    fi
+done

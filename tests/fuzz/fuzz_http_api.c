@@ -129,6 +129,16 @@ __wrap_wq_http_retry_after(wq_http_req *req, unsigned seconds)
     (void)seconds;
 }
 
+void __wrap_wq_http_set_fields(wq_http_req *req, const char *const *fields);
+
+/* The same for the /ui answers' header fields. */
+void
+__wrap_wq_http_set_fields(wq_http_req *req, const char *const *fields)
+{
+    CHECK(req == HANDLE, "header fields for a request that is not this one");
+    (void)fields;
+}
+
 void
 __wrap_wq_http_complete(wq_http_req *req, int status,
     const char *content_type, char *body, size_t body_len)
