@@ -409,6 +409,7 @@ clean:
 # The README's two commands on a Debian root made from nothing, in a
 # network namespace of its own (tests/fresh/check.sh; needs root):
 #   make fresh-check [DIST=bookworm|trixie] [FRESH_STEPS="demo check"]
+# (FRESH_STEPS="deb": make deb, then the package installed on a clean root)
 DIST        ?= bookworm
 FRESH_STEPS ?= demo check
 fresh-check:
