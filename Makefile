@@ -449,6 +449,12 @@ $(SOLIB): $(LIB_OBJS) packaging/libworkq.map
 	ln -sf $(notdir $@) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libworkq.so
 
+# The SDK's test installs it from this build and builds the README's
+# example with the same sanitizer flags as the library (test_sdk.c).
+$(BUILD)/tests/integration/test_sdk.o: WQ_CFLAGS += \
+    -DWQ_TEST_MAKEVARS='"SAN=$(SAN) TSAN=$(TSAN)"' \
+    -DWQ_TEST_SANFLAGS='"$(SANFLAGS)"'
+
 install: install-sdk
 uninstall: uninstall-sdk
 

@@ -72,8 +72,9 @@ mkdir -p "$dev/$lib" "$dev/usr"
 mv "$main/usr/include" "$dev/usr/"
 mv "$main/$lib/libworkq.a" "$main/$lib/libworkq.so" "$main/$lib/pkgconfig" \
     "$dev/$lib/"
-# dpkg keeps /etc/workq/workq.conf as a conffile; no second copy in /etc
-rm -f "$main/etc/workq/workq.conf.example"
+# dpkg keeps /etc/workq/workq.conf as a conffile; the documented
+# reference, replaced on each upgrade, goes beside the docs
+mv "$main/etc/workq/workq.conf.example" "$main/usr/share/doc/workq/"
 
 # what dh_strip and dh_compress would do
 strip --remove-section=.comment --remove-section=.note \
