@@ -13,7 +13,8 @@
 # The objects are built apart, in build-deb/build, with dpkg-buildflags'
 # hardening flags; Depends come from dpkg-shlibdeps (the shared libraries
 # the binaries and libworkq.so link) plus systemd, whose systemd-sysusers
-# and systemd-tmpfiles the maintainer scripts run.  The maintainer scripts
+# and systemd-tmpfiles the maintainer scripts run, and procps, whose
+# /bin/kill the units' ExecReload= runs (a minimal Debian lacks it).  The maintainer scripts
 # start nothing: the operator configures /etc/workq/workq.conf first and
 # enables the units (docs/production.md).  The version is
 # packaging/version.sh's, with "-" turned into "~" (a native package's
@@ -138,7 +139,7 @@ Version: $debver
 Architecture: $arch
 Maintainer: $maint
 Installed-Size: $(size "$main")
-Depends: $deps, systemd
+Depends: $deps, systemd, procps
 Section: admin
 Priority: optional
 Description: background jobs on Kafka or RabbitMQ, recorded in PostgreSQL
