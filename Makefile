@@ -487,8 +487,16 @@ uninstall-sdk:
 # (packaging/deb.sh).  Like check and demo, it installs packages first and
 # compiles in a new make.
 deb: deps
-	MAKE='$(MAKE)' sh packaging/deb.sh
+	sh packaging/deb.sh
 
 clean: clean-deb
 clean-deb:
 	rm -rf build-deb
+
+# The units under a real systemd as PID 1: make deb's package in a Debian
+# 12 root booted by systemd-nspawn, against the private servers
+# (tests/systemd/boot.sh; needs root and a cached fresh-check root).
+.PHONY: systemd-check
+systemd-check: deb
+	tests/services/ctl start all
+	sh tests/systemd/boot.sh

@@ -20,7 +20,7 @@
 # packaging/version.sh's, with "-" turned into "~" (a native package's
 # version has no revision).
 #
-# Environment: MAKE, DEB_MAINTAINER (default: the last commit's author).
+# Environment: MAKE (default make), DEB_MAINTAINER (default: the last commit's author).
 set -eu
 cd "$(dirname "$0")/.."
 make=${MAKE:-make}
