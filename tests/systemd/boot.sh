@@ -103,9 +103,9 @@ boot_container() {
     nspawn_pid=$!
     i=0
     while [ -z "$leader" ]; do
-        for p in $(pgrep -x systemd); do
-            [ "$(readlink "/proc/$p/root")" = "$run" ] && leader=$p
-        done
+        # the container's PID 1 is nspawn's child (its /proc/PID/root
+        # reads "/": nspawn pivots into the root)
+        leader=$(pgrep -P "$nspawn_pid" -x systemd || true)
         i=$((i + 1))
         [ "$i" -lt 100 ] || { tail -n 20 "$top/boot-console.log" >&2; return 1; }
         [ -n "$leader" ] || sleep 0.2
@@ -171,7 +171,7 @@ submit() {      # submit COUNT TYPE PAYLOAD
         i=$((i + 1))
     done
     c workq --config /etc/workq/workq.conf submit --queue "$q" \
-        --batch /root/batch.jsonl
+        --batch /root/batch.jsonl | tail -n 1
 }
 
 check_kill() {
@@ -209,10 +209,13 @@ check_drain() {
     ids=$(n "SELECT id FROM workq.tasks WHERE state = 'running'" | tr '\n' ' ')
     t0=$(date +%s)
     c systemctl stop workq.target
+    # systemctl waits for the target's own stop job only: its members
+    # (PartOf=) may still be draining when it returns
     echo "systemctl stop workq.target returned after $(( $(date +%s) - t0 )) s"
     for u in $units; do
-        [ "$(prop "$u" ActiveState)" = inactive ] || fail "$u: $(prop "$u" ActiveState) after stop"
+        wait_for 60 "$u inactive" '[ "$(prop "$u" ActiveState)" = inactive ]'
     done
+    echo "all units inactive after $(( $(date +%s) - t0 )) s"
     for id in $ids; do
         st=$(n "SELECT state FROM workq.tasks WHERE id = '$id'")
         [ "$st" = succeeded ] || fail "task $id, running at the stop, is $st"
