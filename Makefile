@@ -9,7 +9,8 @@
 #                     under the sanitizers, then the threaded modules'
 #                     tests under ThreadSanitizer
 #   make unit | integration | tsan | fuzz | demo | deps | style-check
-#   make install | uninstall | clean
+#   make install | uninstall | clean    (install: the C SDK too)
+#   make deb          workq and workq-dev .deb packages into build-deb/
 #
 # Debian 12 and 13 differ in package and pkg-config names; the differences
 # are resolved here and in tests/deps.sh, never with #ifdefs on the distro.
@@ -43,7 +44,8 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
-VERSION   := $(shell git describe --always --dirty --tags 2>/dev/null || echo 0.1.0)
+# X.Y.Z from a tag vX.Y.Z, else VERSION plus the commit (packaging/version.sh)
+VERSION   := $(shell sh packaging/version.sh 2>/dev/null || cat VERSION)
 
 CFLAGS    ?= -O2 -g
 # The warnings every build uses: the main, sanitizer, ThreadSanitizer and
@@ -433,7 +435,94 @@ clean:
 # The README's two commands on a Debian root made from nothing, in a
 # network namespace of its own (tests/fresh/check.sh; needs root):
 #   make fresh-check [DIST=bookworm|trixie] [FRESH_STEPS="demo check"]
+# (FRESH_STEPS="deb": make deb, then the package installed on a clean root)
 DIST        ?= bookworm
 FRESH_STEPS ?= demo check
 fresh-check:
 	sh tests/fresh/check.sh $(DIST) $(FRESH_STEPS)
+
+# --- C SDK: libworkq.so, headers, workq.pc -----------------------------------
+#
+# libworkq.so.X.Y.Z with the soname libworkq.so.X (X, Y, Z from VERSION),
+# exporting only the public C API: the version script
+# packaging/libworkq.map keeps every other symbol local
+# (tests/unit/test_abi.c checks it).  Its objects are those of libworkq.a,
+# built position-independent for it.  The binaries link libworkq.a: they
+# use the internal modules the shared library hides (README, "Building and
+# testing").
+#   make install-sdk [PREFIX=/usr/local] [LIBDIR=$(PREFIX)/lib] [DESTDIR=]
+# installs the headers, both libraries, the soname links and workq.pc
+# (part of make install); uninstall-sdk removes them.
+SOVERSION    := $(shell echo '$(VERSION)' | sed -E 's/^([0-9]+[.][0-9]+[.][0-9]+).*/\1/')
+SOMAJOR      := $(firstword $(subst ., ,$(SOVERSION)))
+SONAME       := libworkq.so.$(SOMAJOR)
+SOLIB        := $(BUILD)/libworkq.so.$(SOVERSION)
+SDK_HEADERS  := shared/workq.h shared/workq_outbox.h shared/workq_plugin.h
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+LDCONFIG     ?= ldconfig
+
+.PHONY: install-sdk uninstall-sdk deb clean-deb
+
+all: $(SOLIB)
+$(LIB_OBJS): WQ_CFLAGS += -fPIC
+
+$(SOLIB): $(LIB_OBJS) packaging/libworkq.map
+	$(CC) $(WQ_LDFLAGS) -shared -Wl,-soname,$(SONAME) \
+	    -Wl,--version-script=packaging/libworkq.map -Wl,--no-undefined \
+	    -o $@ $(LIB_OBJS) $(LIBS)
+	ln -sf $(notdir $@) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/libworkq.so
+
+# The SDK's test installs it from this build and builds the README's
+# example with the same sanitizer flags as the library (test_sdk.c).
+$(BUILD)/tests/integration/test_sdk.o: WQ_CFLAGS += \
+    -DWQ_TEST_MAKEVARS='"SAN=$(SAN) TSAN=$(TSAN)"' \
+    -DWQ_TEST_SANFLAGS='"$(SANFLAGS)"'
+
+install: install-sdk
+uninstall: uninstall-sdk
+
+install-sdk: $(LIB) $(SOLIB)
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) \
+	    $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 0644 $(SDK_HEADERS) $(DESTDIR)$(INCLUDEDIR)/
+	install -m 0644 $(LIB) $(SOLIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(SOLIB)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libworkq.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@REQUIRES@|$(PKGS)|' packaging/workq.pc.in \
+	    > $(DESTDIR)$(PKGCONFIGDIR)/workq.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/workq.pc
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then $(LDCONFIG); fi
+
+uninstall-sdk:
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(notdir $(SDK_HEADERS)))
+	rm -f $(DESTDIR)$(LIBDIR)/libworkq.a $(DESTDIR)$(LIBDIR)/libworkq.so \
+	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libworkq.so.$(SOMAJOR).*
+	rm -f $(DESTDIR)$(PKGCONFIGDIR)/workq.pc
+
+# --- Debian packages ---------------------------------------------------------
+#
+# make deb: workq_VERSION_ARCH.deb (daemons, CLI, units, configuration,
+# the shared library) and workq-dev_VERSION_ARCH.deb (headers, static
+# library, libworkq.so link, workq.pc) into build-deb/, built with
+# dpkg-buildflags, dpkg-shlibdeps and dpkg-deb, then checked by lintian
+# (packaging/deb.sh).  Like check and demo, it installs packages first and
+# compiles in a new make.
+deb: deps
+	sh packaging/deb.sh
+
+clean: clean-deb
+clean-deb:
+	rm -rf build-deb
+
+# The units under a real systemd as PID 1: make deb's package in a Debian
+# 12 root booted by systemd-nspawn, against the private servers
+# (tests/systemd/boot.sh; needs root and a cached fresh-check root).
+.PHONY: systemd-check
+systemd-check: deb
+	tests/services/ctl start all
+	sh tests/systemd/boot.sh

@@ -15,7 +15,10 @@
 #      only way out is slirp4netns (user-mode NAT, host loopback disabled),
 #      so its private servers never meet the machine's: each of
 #      FRESH_STEPS as `make STEP` in the clone (default: demo, then check,
-#      the README's first command then its test command).
+#      the README's first command then its test command). The step
+#      `deb` (make deb) goes on: the workq package is installed by apt in
+#      a second copy of the cached root, one without the build packages,
+#      and checked there (tests/fresh/deb.sh).
 # Each step prints its time; any failure exits non-zero. Needs root
 # (debootstrap, chroot, ip netns); installs debootstrap, slirp4netns and
 # iproute2 on this machine if they are missing.
@@ -170,7 +173,19 @@ in_root() {
         exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
             HOME=/root LANG=C.UTF-8 CI=true DEBIAN_FRONTEND=noninteractive \
             chroot "$r" sh -c "cd /root/workq && $*" </dev/null
-    ' in_root "$run" "$@"
+    ' in_root "${root:-$run}" "$@"
+}
+
+# step deb: `make deb` in the clone, then the workq package installed by
+# apt in a second copy of the cached root, one without the build packages
+# (tests/fresh/deb.sh)
+deb_root() {
+    rm -rf "$top/deb"
+    cp -a "$base" "$top/deb"
+    mkdir -p "$top/deb/root/workq"
+    cp "$run"/root/workq/build-deb/workq_*.deb \
+        "$run/root/workq/tests/fresh/deb.sh" \
+        "$top/deb/root/workq/"
 }
 
 step "host tools" host_tools
@@ -179,5 +194,12 @@ step "copy root, clone HEAD" copy_root
 step "network namespace" start_netns
 for s in $steps; do
     step "make $s" in_root "make $s"
+    if [ "$s" = deb ]; then
+        step "copy root for the package" deb_root
+        root=$top/deb
+        step "apt install ./workq_*.deb, verify, remove, purge" \
+            in_root "sh deb.sh"
+        root=""
+    fi
 done
 echo "== fresh $dist: all green in $(( $(date +%s) - t_all )) s"

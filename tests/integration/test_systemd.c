@@ -453,6 +453,15 @@ static const struct { const char *path; int mode; } layout[] = {
     { "/usr/share/doc/workq/openapi.json", 0644 },
     { "/etc/workq/workq.conf", 0640 },
     { "/etc/workq/workq.conf.example", 0644 },
+    /* the C SDK (make install-sdk); the symlinks' targets' modes, and
+     * libworkq.so.X.Y.Z, named by the version, checked apart */
+    { "/usr/include/workq.h", 0644 },
+    { "/usr/include/workq_outbox.h", 0644 },
+    { "/usr/include/workq_plugin.h", 0644 },
+    { "/usr/lib/libworkq.a", 0644 },
+    { "/usr/lib/libworkq.so", 0644 },
+    { "/usr/lib/libworkq.so.0", 0644 },
+    { "/usr/lib/pkgconfig/workq.pc", 0644 },
 };
 
 static const char *walk_root;
@@ -524,9 +533,14 @@ test_systemd_install_layout(void **state)
         if (strstr(list, line) == NULL)
             fail_msg("%s missing from the walk", layout[i].path);
     }
-    if (count_lines(list) != (int)WQ_ARRAY_LEN(layout))
+    /* "0.9.0+g1234abc" -> /usr/lib/libworkq.so.0.9.0 */
+    snprintf(line, sizeof line, "/usr/lib/libworkq.so.%.*s\n",
+        (int)strspn(WQ_VERSION, "0123456789."), WQ_VERSION);
+    if (strstr(list, line) == NULL)
+        fail_msg("no %sinstalled:\n%s", line, list);
+    if (count_lines(list) != (int)WQ_ARRAY_LEN(layout) + 1)
         fail_msg("install put %d files, expected %zu:\n%s", count_lines(list),
-            WQ_ARRAY_LEN(layout), list);
+            WQ_ARRAY_LEN(layout) + 1, list);
     snprintf(path, sizeof path, "%s/etc/workq", dest);
     assert_int_equal(stat(path, &st), 0);
     if ((st.st_mode & 07777) != 0750)
