@@ -44,8 +44,8 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
-# X.Y.Z from a tag vX.Y.Z, else VERSION plus the commit (packaging/version.sh)
-VERSION   := $(shell sh packaging/version.sh 2>/dev/null || cat VERSION)
+# X.Y.Z from a tag vX.Y.Z, else VERSION plus the commit (shared/version.sh)
+VERSION   := $(shell sh shared/version.sh 2>/dev/null || cat VERSION)
 
 CFLAGS    ?= -O2 -g
 # The warnings every build uses: the main, sanitizer, ThreadSanitizer and
@@ -445,7 +445,7 @@ fresh-check:
 #
 # libworkq.so.X.Y.Z with the soname libworkq.so.X (X, Y, Z from VERSION),
 # exporting only the public C API: the version script
-# packaging/libworkq.map keeps every other symbol local
+# shared/libworkq.map keeps every other symbol local
 # (tests/unit/test_abi.c checks it).  Its objects are those of libworkq.a,
 # built position-independent for it.  The binaries link libworkq.a: they
 # use the internal modules the shared library hides (README, "Building and
@@ -468,9 +468,9 @@ LDCONFIG     ?= ldconfig
 all: $(SOLIB)
 $(LIB_OBJS): WQ_CFLAGS += -fPIC
 
-$(SOLIB): $(LIB_OBJS) packaging/libworkq.map
+$(SOLIB): $(LIB_OBJS) shared/libworkq.map
 	$(CC) $(WQ_LDFLAGS) -shared -Wl,-soname,$(SONAME) \
-	    -Wl,--version-script=packaging/libworkq.map -Wl,--no-undefined \
+	    -Wl,--version-script=shared/libworkq.map -Wl,--no-undefined \
 	    -o $@ $(LIB_OBJS) $(LIBS)
 	ln -sf $(notdir $@) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libworkq.so
@@ -493,7 +493,7 @@ install-sdk: $(LIB) $(SOLIB)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libworkq.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-	    -e 's|@REQUIRES@|$(PKGS)|' packaging/workq.pc.in \
+	    -e 's|@REQUIRES@|$(PKGS)|' shared/workq.pc.in \
 	    > $(DESTDIR)$(PKGCONFIGDIR)/workq.pc
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/workq.pc
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then $(LDCONFIG); fi
@@ -510,10 +510,10 @@ uninstall-sdk:
 # the shared library) and workq-dev_VERSION_ARCH.deb (headers, static
 # library, libworkq.so link, workq.pc) into build-deb/, built with
 # dpkg-buildflags, dpkg-shlibdeps and dpkg-deb, then checked by lintian
-# (packaging/deb.sh).  Like check and demo, it installs packages first and
+# (systemd/debian/build.sh).  Like check and demo, it installs packages first and
 # compiles in a new make.
 deb: deps
-	sh packaging/deb.sh
+	sh systemd/debian/build.sh
 
 clean: clean-deb
 clean-deb:

@@ -2,7 +2,7 @@
  * test_abi.c - libworkq.so exports the public C API and nothing else: the
  * functions declared in the public headers (shared/workq.h,
  * shared/workq_outbox.h, shared/workq_plugin.h), the global names of the
- * version script packaging/libworkq.map and the defined dynamic symbols
+ * version script shared/libworkq.map and the defined dynamic symbols
  * of the built library (`nm -D --defined-only`) are the same three sets,
  * every export carries the version node WORKQ_0, and the soname's major
  * is that of the version the binaries print.
@@ -128,7 +128,7 @@ test_abi_exports_public_api_only(void **state)
     /* the reader finds declarations: the header's first and its outbox */
     assert_true(has(&hdr, "wq_strerror"));
     assert_true(has(&hdr, "wq_client_enqueue_tx"));
-    map_globals(WQ_SOURCE_DIR "/packaging/libworkq.map", &map);
+    map_globals(WQ_SOURCE_DIR "/shared/libworkq.map", &map);
 
     snprintf(so, sizeof so, "%s", wq_test_bin("libworkq.so"));
     argv[3] = so;
@@ -150,8 +150,8 @@ test_abi_exports_public_api_only(void **state)
     }
     subset(&dyn, "libworkq.so's exports", &hdr, "the public headers");
     subset(&hdr, "the public headers", &dyn, "libworkq.so's exports");
-    subset(&map, "packaging/libworkq.map", &hdr, "the public headers");
-    subset(&hdr, "the public headers", &map, "packaging/libworkq.map");
+    subset(&map, "shared/libworkq.map", &hdr, "the public headers");
+    subset(&hdr, "the public headers", &map, "shared/libworkq.map");
 }
 
 static void

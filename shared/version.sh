@@ -1,5 +1,5 @@
 #!/bin/sh
-# packaging/version.sh - prints workq's version (semantic versioning), the
+# shared/version.sh - prints workq's version (semantic versioning), the
 # one every binary's --version, the shared library's file name and
 # soname, workq.pc and the .deb carry:
 #   at a tag vX.Y.Z            X.Y.Z

@@ -1,5 +1,5 @@
 #!/bin/sh
-# packaging/deb.sh - make deb: builds the Debian packages of this checkout
+# systemd/debian/build.sh - make deb: builds the Debian packages of this checkout
 # with Debian's own tools, into build-deb/:
 #   workq_VERSION_ARCH.deb      the daemons and the CLI, the systemd units,
 #                               sysusers.d and tmpfiles.d entries, the
@@ -17,7 +17,7 @@
 # /bin/kill the units' ExecReload= runs (a minimal Debian lacks it).  The maintainer scripts
 # start nothing: the operator configures /etc/workq/workq.conf first and
 # enables the units (docs/production.md).  The version is
-# packaging/version.sh's, with "-" turned into "~" (a native package's
+# shared/version.sh's, with "-" turned into "~" (a native package's
 # version has no revision).
 #
 # Environment: MAKE (default make), DEB_MAINTAINER (default: the last commit's author).
@@ -41,7 +41,7 @@ if [ -n "$missing" ]; then
         --no-install-recommends $missing
 fi
 
-version=$(sh packaging/version.sh)
+version=$(sh shared/version.sh)
 debver=$(echo "$version" | tr - '~')
 arch=$(dpkg --print-architecture)
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
@@ -91,7 +91,7 @@ date=$(git log -1 --format=%aD 2>/dev/null || date -R)
 for p in workq workq-dev; do
     d=$out/stage/$p/usr/share/doc/$p
     mkdir -p "$d"
-    cp packaging/deb/copyright "$d/copyright"
+    cp systemd/debian/copyright "$d/copyright"
     printf '%s (%s) unstable; urgency=medium\n\n  * %s\n\n -- %s  %s\n' \
         workq "$debver" "Built from this version; changes in CHANGELOG.md." \
         "$maint" "$date" | gzip -9n > "$d/changelog.gz"
@@ -101,7 +101,7 @@ cp CHANGELOG.md "$main/usr/share/doc/workq/"
 # control files
 mkdir -p "$main/DEBIAN" "$dev/DEBIAN"
 for f in postinst prerm postrm; do
-    install -m 0755 "packaging/deb/$f" "$main/DEBIAN/$f"
+    install -m 0755 "systemd/debian/$f" "$main/DEBIAN/$f"
 done
 echo /etc/workq/workq.conf > "$main/DEBIAN/conffiles"
 echo "activate-noawait ldconfig" > "$main/DEBIAN/triggers"
