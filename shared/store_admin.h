@@ -1,7 +1,8 @@
 /*
  * store_admin.h - the operator's SQL, in the store: the statements of
  * the `workq` CLI's status-changing and reporting commands (list, retry,
- * cancel, dlq list|replay|purge, stats, workers).  `workq status` reads
+ * cancel, dlq list|replay|purge, stats, workers), and of `workq dlq`'s
+ * view of workq.dead_letters (messages no envelope could be read from).  `workq status` reads
  * through store.h (wq_store_task_get and friends) instead.
  *
  * The CLI names a statement and gives its text parameters; it reads the
@@ -26,6 +27,8 @@ enum wq_admin_sql {
     WQ_ADMIN_SQL_RETRY,
     WQ_ADMIN_SQL_STATS,
     WQ_ADMIN_SQL_WORKERS,
+    WQ_ADMIN_SQL_UNDECODABLE_LIST,
+    WQ_ADMIN_SQL_UNDECODABLE_GET,
     WQ_ADMIN_SQL_COUNT
 };
 
