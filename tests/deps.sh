@@ -9,6 +9,7 @@ set -eu
 pkgs="build-essential pkg-config git ca-certificates
       librdkafka-dev librabbitmq-dev libpq-dev libconfig-dev libssl-dev
       libmicrohttpd-dev libsystemd-dev libjansson-dev libcmocka-dev
+      libcurl4-openssl-dev
       postgresql rabbitmq-server kcat maven
       clang libclang-rt-dev clang-format valgrind curl procps psmisc wrk systemd man-db
       openssl gnuplot-nox
