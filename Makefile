@@ -39,7 +39,7 @@ endif
 # msgpack-c is "msgpack" on Debian 12 and "msgpack-c" from Debian 13 on.
 MSGPACK_PC := $(shell pkg-config --exists msgpack-c 2>/dev/null && echo msgpack-c || echo msgpack)
 PKGS      := rdkafka librabbitmq libpq $(MSGPACK_PC) libconfig libmicrohttpd \
-             libsystemd jansson libcrypto
+             libsystemd jansson libcrypto libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)

@@ -112,6 +112,7 @@ enum wq_handler_kind {
     WQ_HANDLER_BUILTIN,         /* noop, echo, ack, sleep, fail (worker) */
     WQ_HANDLER_EXEC,            /* a program: argv, stdin, stdout */
     WQ_HANDLER_PLUGIN,          /* a shared object (workq_plugin.h) */
+    WQ_HANDLER_HTTP,            /* an HTTPS POST to a URL */
 };
 
 /*
@@ -144,6 +145,10 @@ struct wq_config_handler {
     int64_t limit_file_size;    /* RLIMIT_FSIZE, bytes */
     int core_dumps;             /* 0: RLIMIT_CORE 0 */
     int umask;                  /* exec: the program's umask */
+    char *url;                  /* http: where tasks are POSTed */
+    char *secret;               /* http: HMAC-SHA256 key; "": unsigned */
+    char *tls_ca;               /* http: CA file; "": the system's */
+    int follow_redirects;       /* http: 0: a 3xx is a permanent failure */
 };
 
 /*

@@ -73,7 +73,7 @@ static const struct wq_config_key handler_keys[] = {
         "task type this handler runs; \"*\": every type without one"),
     E_STRING(H, "queue", queue, "", 0,
         "only for tasks of this queue; empty: every queue"),
-    E_ENUM(H, "kind", kind, "builtin", NAMES("builtin", "exec", "plugin"),
+    E_ENUM(H, "kind", kind, "builtin", NAMES("builtin", "exec", "plugin", "http"),
         "builtin (in the worker), exec (a program), plugin (a .so)"),
     E_STRING(H, "builtin", builtin, "", 0,
         "kind builtin: noop, echo, ack, sleep or fail; empty: the type's name"),
@@ -116,6 +116,18 @@ static const struct wq_config_key handler_keys[] = {
         "exec: let the program dump core (false: RLIMIT_CORE 0)"),
     E_OCTAL(H, "umask", umask, "0077", 0, 0777,
         "exec: the program's umask, an octal string"),
+    E_STRING(H, "url", url, "", 0,
+        "kind http: the URL tasks are POSTed to (https://, or http:// to "
+        "a loopback address)"),
+    E_STRING(H, "secret", secret, "", WQ_CONFIG_SECRET,
+        "kind http: key of the X-Workq-Signature HMAC-SHA256; empty: "
+        "unsigned"),
+    E_STRING(H, "tls_ca", tls_ca, "", 0,
+        "kind http: CA certificates (PEM file) the receiver is verified "
+        "with; empty: the system's"),
+    E_BOOL(H, "follow_redirects", follow_redirects, "false",
+        "kind http: follow 3xx answers (at most 3); false: a 3xx fails for "
+        "good"),
 };
 #undef H
 

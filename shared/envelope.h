@@ -1,12 +1,17 @@
 /*
  * envelope.h - the task envelope: what travels through the broker for
- * every task, as a versioned msgpack map (DESIGN.md, "A task's life",
- * step 2).  This module owns the wire format, its strict and bounded
+ * every task, as a versioned msgpack map.  This module owns the wire format, its strict and bounded
  * decoder and the rules for valid field values; it leaves transport,
  * storage and the meaning of payload and headers to others.
  *
- * Wire format, version 1 (this comment is the spec)
- * -------------------------------------------------
+ * Wire format, version 1
+ * ----------------------
+ * docs/wire-format.md is the contract for programs that publish
+ * envelopes themselves, in any language: this table, the broker
+ * topology, the version rules and test vectors that
+ * tests/unit/test_envelope.c checks against this encoder.  A change
+ * here is a change there, and a new version.
+ *
  * An envelope is exactly one msgpack map (fixmap, map 16 or map 32) and
  * nothing after it, at most WQ_ENVELOPE_MAX bytes in all.  Keys are
  * msgpack str; each may appear once, in any order:

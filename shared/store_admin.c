@@ -283,6 +283,32 @@ static const char sql_ticks[] =
     "  WHERE c.name = n)"
     "  FROM unnest($1::text[]) AS n";
 
+/*
+ * `workq dlq list|show` of undecodable messages (workq.dead_letters).
+ * List: $1 queue, $2 error text, $3 older than ms, $4 newer than ms (by
+ * received_at), $5 limit; newest first.
+ */
+static const char sql_undecodable_list[] =
+    "SELECT id, queue, transport,"
+    "  (floor(extract(epoch FROM received_at) * 1000))::int8,"
+    "  length(raw), left(error, 200)"
+    "  FROM workq.dead_letters"
+    "  WHERE ($1::text IS NULL OR queue = $1)"
+    "    AND ($2::text IS NULL OR strpos(lower(error), lower($2)) > 0)"
+    "    AND ($3::int8 IS NULL"
+    "         OR received_at < now() - $3::int8 * interval '1 millisecond')"
+    "    AND ($4::int8 IS NULL"
+    "         OR received_at >= now() - $4::int8 * interval '1 millisecond')"
+    "  ORDER BY id DESC LIMIT $5::int8";
+
+/* One undecodable message, whole: $1 its id. */
+static const char sql_undecodable_get[] =
+    "SELECT id, queue, transport,"
+    "  (floor(extract(epoch FROM received_at) * 1000))::int8,"
+    "  length(raw), error, worker, src_partition, src_offset, redelivered,"
+    "  msg_key, raw"
+    "  FROM workq.dead_letters WHERE id = $1::int8";
+
 static const struct {
     const char *sql;
     int nparams;
@@ -298,6 +324,8 @@ static const struct {
     [WQ_ADMIN_SQL_STATS] = { sql_stats, 1 },
     [WQ_ADMIN_SQL_TICKS] = { sql_ticks, 1 },
     [WQ_ADMIN_SQL_WORKERS] = { sql_workers, 2 },
+    [WQ_ADMIN_SQL_UNDECODABLE_LIST] = { sql_undecodable_list, 5 },
+    [WQ_ADMIN_SQL_UNDECODABLE_GET] = { sql_undecodable_get, 1 },
 };
 
 int

@@ -1,9 +1,11 @@
 /*
  * store_admin.h - the operator's SQL, in the store: the statements of
  * the `workq` CLI's status-changing and reporting commands (list, retry,
- * cancel, dlq list|replay|purge, stats, workers) and of the HTTP API's
- * operator routes (history, periodic).  `workq status` reads through
- * store.h (wq_store_task_get and friends) instead.
+ * cancel, dlq list|replay|purge, stats, workers), of the HTTP API's
+ * operator routes (history, periodic), and of `workq dlq`'s view of
+ * workq.dead_letters (messages no envelope could be read from).
+ * `workq status` reads through store.h (wq_store_task_get and friends)
+ * instead.
  *
  * ops.c names a statement and gives its text parameters; it reads the
  * text rows with store.h's row functions in the column order of the
@@ -29,6 +31,8 @@ enum wq_admin_sql {
     WQ_ADMIN_SQL_STATS,
     WQ_ADMIN_SQL_TICKS,
     WQ_ADMIN_SQL_WORKERS,
+    WQ_ADMIN_SQL_UNDECODABLE_LIST,
+    WQ_ADMIN_SQL_UNDECODABLE_GET,
     WQ_ADMIN_SQL_COUNT
 };
 

@@ -11,9 +11,14 @@ set -eu
 pkgs="build-essential pkg-config git ca-certificates
       librdkafka-dev librabbitmq-dev libpq-dev libconfig-dev libssl-dev
       libmicrohttpd-dev libsystemd-dev libjansson-dev libcmocka-dev
+      libcurl4-openssl-dev
       postgresql rabbitmq-server kcat maven
       clang libclang-rt-dev clang-format valgrind curl procps psmisc wrk systemd man-db
-      openssl gnuplot-nox nodejs chromium"
+      openssl gnuplot-nox nodejs chromium
+      python3-msgpack python3-pika python3-confluent-kafka"
+
+# python3-*: tests/conformance/publish.py, a producer in another language
+# (docs/wire-format.md); the same names on Debian 12 and 13.
 
 # Kafka 4 needs Java 17 or newer; any installed JRE that new will do.
 java_major=$(java -version 2>&1 | sed -nE '1s/.*version "([0-9]+).*/\1/p')

@@ -651,6 +651,9 @@ fill_record(struct wq_consumer *c, struct task *tk, struct wq_record *r)
             b = policy_of(c, tk->env.queue);
             r->delay_ms = wq_backoff_delay_ms(&b, tk->claim.attempt,
                 wq_backoff_rand01());
+            /* an HTTP receiver's Retry-After: not sooner than it asked */
+            if (res->retry_after_ms > r->delay_ms)
+                r->delay_ms = res->retry_after_ms;
         } else {
             r->state = "dead";
         }

@@ -1,6 +1,6 @@
 /*
  * handler.h - what runs a task: the interface every handler kind offers
- * (built-in, exec, plugin) and the registry that maps a task's queue and
+ * (built-in, exec, plugin, http) and the registry that maps a task's queue and
  * type to one of them, built from the `handlers` configuration.
  *
  * A handler runs one task on the calling thread (a handler slot of
@@ -8,8 +8,8 @@
  * broker or PostgreSQL.  Deciding what an outcome means for the task's
  * state (retry or dead, backoff) is consumer.c's business, not theirs.
  *
- * The kinds live in handler_builtin.c, handler_exec.c and
- * handler_plugin.c; handlers.c holds the registry.
+ * The kinds live in handler_builtin.c, handler_exec.c, handler_plugin.c
+ * and handler_http.c; handlers.c holds the registry.
  */
 #ifndef WQ_WORKER_HANDLER_H
 #define WQ_WORKER_HANDLER_H
@@ -63,6 +63,8 @@ struct wq_handler_result {
     char *error;                /* failure text; NULL on success */
     char *note;                 /* on success: what the history should
                                    know ("stdout cut at ..."); or NULL */
+    int64_t retry_after_ms;     /* FAILED: retry no sooner than this (an
+                                   HTTP Retry-After); 0: the policy's */
 };
 
 /* Frees what the result owns and zeroes it. */
@@ -181,6 +183,41 @@ void wq_handler_plugin_run(struct wq_plugin *p,
 /* Calls fini and dlcloses.  No run may be in progress.  NULL is allowed. */
 void wq_handler_plugin_unload(struct wq_plugin *p);
 
+/* What an http handler POSTs to: from one `handlers` group. */
+struct wq_httph_conf {
+    const char *url;
+    const char *secret;         /* "": requests are not signed */
+    const char *tls_ca;         /* "": the system's CAs */
+    int follow_redirects;
+    size_t max_output;          /* answer bytes kept as the result */
+};
+
+/*
+ * wq_handler_http_global_init initializes libcurl once, before any
+ * thread runs an http handler (curl_global_init is not thread-safe on
+ * every build).  Returns 0 or WQ_ECONFIG with err set.
+ */
+int wq_handler_http_global_init(char *err, size_t errlen);
+
+/*
+ * wq_handler_http_run POSTs the task to c->url and waits for the answer
+ * on the calling thread (handler_http.c says what is sent and how the
+ * answer becomes the outcome), at most until ctx's deadline (60 s when
+ * it has none); a readable ctx->cancel_fd stops it (ABANDONED), an
+ * operator's cancel too (CANCELLED).  Thread-safe: each thread keeps its
+ * own connections.
+ */
+void wq_handler_http_run(const struct wq_httph_conf *c,
+    const struct wq_handler_ctx *ctx, struct wq_handler_result *res);
+
+/*
+ * wq_handler_http_sign writes the X-Workq-Signature value's hex digest,
+ * HMAC-SHA256(secret, timestamp "." body), into out (64 digits and a
+ * NUL).  Pure; for the handler and for tests that verify it.
+ */
+void wq_handler_http_sign(const char *secret, const char *timestamp,
+    const void *body, size_t len, char out[65]);
+
 /* ---- the registry (handlers.c) --------------------------------------- */
 
 /* One configured handler. */
@@ -192,6 +229,7 @@ struct wq_handler {
     struct wq_builtin *builtin;
     struct wq_exec_conf exec;
     struct wq_plugin *plugin;
+    struct wq_httph_conf http;
     const struct wq_config_handler *conf;
 };
 

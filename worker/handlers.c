@@ -216,6 +216,25 @@ warn_above_hard(const struct wq_config_handler *c, size_t idx,
             (unsigned long long)rl.rlim_max);
 }
 
+/*
+ * 1 if url may be an http handler's: https, or plain http to a loopback
+ * address only (a task and its signature in clear text stay on the
+ * machine).
+ */
+static int
+url_ok(const char *url)
+{
+    static const char *const local[] = { "http://127.", "http://[::1]",
+        "http://localhost:", "http://localhost/" };
+
+    if (strncmp(url, "https://", 8) == 0 && url[8] != '\0')
+        return 1;
+    for (size_t i = 0; i < WQ_ARRAY_LEN(local); i++)
+        if (strncmp(url, local[i], strlen(local[i])) == 0)
+            return 1;
+    return 0;
+}
+
 /* Sets up one configured handler; problems go to e. */
 static void
 handler_init(struct wq_handler *h, const struct wq_config_handler *c,
@@ -235,7 +254,8 @@ handler_init(struct wq_handler *h, const struct wq_config_handler *c,
     if (h->kind != WQ_HANDLER_EXEC && has_limits(c))
         err_add(e, "%s: handlers[%zu]: limit_* and core_dumps apply to kind "
             "exec only (a %s runs inside the worker)", c->where, idx,
-            h->kind == WQ_HANDLER_PLUGIN ? "plugin" : "builtin");
+            h->kind == WQ_HANDLER_PLUGIN ? "plugin" : h->kind
+            == WQ_HANDLER_HTTP ? "http handler" : "builtin");
     switch (h->kind) {
     case WQ_HANDLER_BUILTIN:
         name = c->builtin[0] != '\0' ? c->builtin : c->type;
@@ -311,7 +331,30 @@ handler_init(struct wq_handler *h, const struct wq_config_handler *c,
             (size_t)c->max_output, &h->plugin, err, sizeof err) != 0)
             err_add(e, "%s: handlers[%zu].plugin: %s", c->where, idx, err);
         break;
+    case WQ_HANDLER_HTTP:
+        if (c->argv.n > 0 || c->env.n > 0 || c->builtin[0] != '\0'
+            || c->plugin[0] != '\0' || c->options[0] != '\0')
+            err_add(e, "%s: handlers[%zu]: argv, env, builtin, plugin and "
+                "options do not apply to kind http", c->where, idx);
+        if (!url_ok(c->url))
+            err_add(e, "%s: handlers[%zu].url: kind http needs an https:// "
+                "URL (http:// only to 127.0.0.1, [::1] or localhost), not "
+                "\"%s\"", c->where, idx, c->url);
+        if (c->tls_ca[0] != '\0' && access(c->tls_ca, R_OK) != 0)
+            err_add(e, "%s: handlers[%zu].tls_ca: cannot read %s",
+                c->where, idx, c->tls_ca);
+        h->http.url = c->url;
+        h->http.secret = c->secret;
+        h->http.tls_ca = c->tls_ca;
+        h->http.follow_redirects = c->follow_redirects;
+        h->http.max_output = (size_t)c->max_output;
+        break;
     }
+    if (h->kind != WQ_HANDLER_HTTP && (c->url[0] != '\0'
+        || c->secret[0] != '\0' || c->tls_ca[0] != '\0'
+        || c->follow_redirects))
+        err_add(e, "%s: handlers[%zu]: url, secret, tls_ca and "
+            "follow_redirects apply to kind http only", c->where, idx);
 }
 
 int
@@ -324,6 +367,14 @@ wq_handlers_new(const struct wq_config *cfg, wq_handlers **out, char *err,
     char msg[WQ_ERRLEN];
 
     *out = NULL;
+    for (size_t i = 0; i < cfg->handlers.n; i++)
+        if (c[i].kind == WQ_HANDLER_HTTP) {
+            if (wq_handler_http_global_init(msg, sizeof msg) != 0) {
+                free(h);
+                return wq_seterr(err, errlen, WQ_ECONFIG, "%s", msg);
+            }
+            break;
+        }
     h->n = cfg->handlers.n;
     h->v = h->n > 0 ? xcalloc(h->n, sizeof *h->v) : NULL;
     for (size_t i = 0; i < h->n; i++) {
@@ -404,6 +455,9 @@ wq_handlers_run(const struct wq_handler *h, const struct wq_handler_ctx *ctx,
     case WQ_HANDLER_PLUGIN:
         wq_handler_plugin_run(h->plugin, ctx, res);
         break;
+    case WQ_HANDLER_HTTP:
+        wq_handler_http_run(&h->http, ctx, res);
+        return;     /* libcurl stops at the deadline */
     }
     /* A built-in or plugin cannot be stopped; one that returns after its
      * timeout has still overrun it. */

@@ -15,6 +15,10 @@
  * touches the copies on workq.Q.dead (the broker has no delete by task):
  * they expire by the dead queue's bounds (queue_policies dead_ttl and
  * dead_max_length), and purge says so.
+ *
+ * list and show also cover undecodable messages (workq.dead_letters:
+ * broker messages that were no envelope), numbered rather than task ids;
+ * `show --raw N` writes one's bytes whole.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -27,6 +31,8 @@
 #include "textout.h"
 
 #define CMD "dlq"
+#define BATCH 1000
+#define EX_IOERR 74             /* sysexits(3) */
 
 struct filter {
     const char *queue, *type, *error;
@@ -198,6 +204,179 @@ do_change(struct cli *cli, wq_store *s, const struct filter *f,
         : CLI_UNAVAILABLE;
 }
 
+/* ---- undecodable messages (workq.dead_letters) -------------------------- */
+
+/*
+ * Messages a worker could not read an envelope from (docs/wire-format.md,
+ * "What the worker does"): kept whole in workq.dead_letters, numbered by
+ * that table's id.  They have no task, type or attempts, so only the
+ * queue, error and age filters apply (--type selects none of them);
+ * replay and purge leave them alone.
+ */
+
+/* 1 if s is a dead-letter number (digits only), not a task id. */
+static int
+is_number(const char *s)
+{
+    if (*s == '\0' || strlen(s) > 18)
+        return 0;
+    for (; *s != '\0'; s++)
+        if (*s < '0' || *s > '9')
+            return 0;
+    return 1;
+}
+
+static int
+list_undecodable(struct cli *cli, wq_store *s, const struct filter *f,
+    int after_tasks)
+{
+    static const char *const head[] = {
+        "UNDECODABLE", "QUEUE", "TRANSPORT", "RECEIVED", "BYTES", "ERROR",
+    };
+    const char *p[5];
+    char limit[24];
+    struct pg_result *r;
+    int rc;
+
+    if (f->type != NULL)
+        return CLI_OK;
+    p[0] = f->queue;
+    p[1] = f->error;
+    p[2] = f->older[0] != '\0' ? f->older : NULL;
+    p[3] = f->newer[0] != '\0' ? f->newer : NULL;
+    snprintf(limit, sizeof limit, "%ld", f->limit > 0 ? f->limit : 50);
+    p[4] = limit;
+    if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_UNDECODABLE_LIST, p, &r))
+        != CLI_OK)
+        return rc;
+    if (cli->json) {
+        for (int i = 0; i < wq_store_nrows(r); i++)
+            cli_json_print(json_pack("{s:I, s:s, s:s, s:o, s:I, s:o}",
+                "undecodable", (json_int_t)atoll(wq_store_value(r, i, 0)),
+                "queue", wq_store_value(r, i, 1), "transport",
+                wq_store_value(r, i, 2), "received_at",
+                cli_json_time(wq_store_value(r, i, 3)), "bytes",
+                (json_int_t)atoll(wq_store_value(r, i, 4)), "error",
+                cli_json_str(wq_store_value(r, i, 5))));
+    } else if (wq_store_nrows(r) > 0) {
+        struct cli_table t;
+
+        if (after_tasks)
+            putchar('\n');
+        cli_table_init(&t, WQ_ARRAY_LEN(head), head);
+        for (int i = 0; i < wq_store_nrows(r); i++) {
+            char when[40], *err = wq_text_escape_str(wq_store_value(r, i, 5),
+                60);
+            const char *row[6];
+
+            row[0] = wq_store_value(r, i, 0);
+            row[1] = wq_store_value(r, i, 1);
+            row[2] = wq_store_value(r, i, 2);
+            row[3] = cli_time(wq_store_value(r, i, 3), when, sizeof when);
+            row[4] = wq_store_value(r, i, 4);
+            row[5] = err;
+            cli_table_add(&t, row);
+            free(err);
+        }
+        cli_table_print(&t, stdout);
+        cli_table_free(&t);
+        fflush(stdout);     /* the note after the table, on a terminal */
+        if (!cli->quiet)
+            fprintf(stderr, "undecodable messages are kept whole: `workq "
+                "dlq show N` shows one, `workq dlq show --raw N > FILE` "
+                "writes its bytes\n");
+    }
+    wq_store_rows_free(r);
+    return CLI_OK;
+}
+
+/*
+ * `dlq show N`: one undecodable message, with a preview of its bytes;
+ * with `raw`, its bytes alone on stdout, which must not be a terminal.
+ */
+static int
+show_undecodable(struct cli *cli, wq_store *s, const char *id, int raw)
+{
+    const char *p[1] = { id };
+    unsigned char *bytes;
+    struct pg_result *r;
+    size_t n;
+    int rc;
+
+    if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_UNDECODABLE_GET, p, &r))
+        != CLI_OK)
+        return rc;
+    if (wq_store_nrows(r) == 0) {
+        wq_store_rows_free(r);
+        cli_err(CMD, "no undecodable message %s (see `workq dlq list`)", id);
+        return CLI_NOINPUT;
+    }
+    if ((bytes = wq_store_bytea_decode(wq_store_value(r, 0, 11), &n))
+        == NULL)
+        abort();    /* alloc.h */
+    if (raw) {
+        if (fwrite(bytes, 1, n, stdout) != n || fflush(stdout) != 0) {
+            cli_err(CMD, "cannot write the message's %zu bytes", n);
+            rc = EX_IOERR;
+        }
+    } else if (cli->json) {
+        json_t *o = json_pack("{s:I, s:s, s:s, s:o, s:I, s:s, s:o, s:b}",
+            "undecodable", (json_int_t)atoll(wq_store_value(r, 0, 0)),
+            "queue", wq_store_value(r, 0, 1), "transport",
+            wq_store_value(r, 0, 2), "received_at",
+            cli_json_time(wq_store_value(r, 0, 3)), "bytes",
+            (json_int_t)n, "error", wq_store_value(r, 0, 5), "worker",
+            cli_json_str(wq_store_isnull(r, 0, 6) ? NULL
+            : wq_store_value(r, 0, 6)), "redelivered",
+            strcmp(wq_store_value(r, 0, 9), "t") == 0);
+
+        if (!wq_store_isnull(r, 0, 7)) {
+            json_object_set_new(o, "kafka_partition",
+                json_integer(atoll(wq_store_value(r, 0, 7))));
+            json_object_set_new(o, "kafka_offset",
+                json_integer(atoll(wq_store_value(r, 0, 8))));
+        }
+        if (!wq_store_isnull(r, 0, 10))
+            cli_json_bytea(o, "kafka_key", wq_store_value(r, 0, 10));
+        /* "raw" (UTF-8) or "raw_base64", as payloads are */
+        wq_text_json_set_bytes(o, "raw", bytes, n);
+        cli_json_print(o);
+    } else {
+        char when[40];
+
+        printf("undecodable message %s\n", wq_store_value(r, 0, 0));
+        printf("queue:       ");
+        cli_print_escaped(stdout, wq_store_value(r, 0, 1));
+        printf("\ntransport:   %s\n", wq_store_value(r, 0, 2));
+        printf("received:    %s%s\n", cli_time(wq_store_value(r, 0, 3),
+            when, sizeof when), strcmp(wq_store_value(r, 0, 9), "t") == 0
+            ? " (redelivered)" : "");
+        printf("worker:      ");
+        cli_print_escaped(stdout, wq_store_isnull(r, 0, 6) ? NULL
+            : wq_store_value(r, 0, 6));
+        if (!wq_store_isnull(r, 0, 7))
+            printf("\nkafka:       partition %s, offset %s",
+                wq_store_value(r, 0, 7), wq_store_value(r, 0, 8));
+        if (!wq_store_isnull(r, 0, 10)) {
+            char *key = cli_bytea_preview(wq_store_value(r, 0, 10), 0, 200,
+                0);
+
+            printf("\nkafka key:   %s", key);
+            free(key);
+        }
+        printf("\nerror:       ");
+        cli_print_escaped(stdout, wq_store_value(r, 0, 5));
+        printf("\nbytes:       %zu (`workq dlq show --raw %s > FILE` writes "
+            "them)\n", n, wq_store_value(r, 0, 0));
+        printf("raw:         ");
+        cli_print_bytes(stdout, bytes, n, 512);
+        putchar('\n');
+    }
+    free(bytes);
+    wq_store_rows_free(r);
+    return rc;
+}
+
 static int
 run(struct cli *cli, int argc, char **argv)
 {
@@ -212,13 +391,14 @@ run(struct cli *cli, int argc, char **argv)
         { "dry-run", no_argument, NULL, 'd' },
         { "all", no_argument, NULL, 'A' },
         { "yes", no_argument, NULL, 'y' },
+        { "raw", no_argument, NULL, 'R' },
         { NULL, 0, NULL, 0 },
     };
     struct filter f;
     const char *action;
     int64_t ms;
     wq_store *s;
-    int ch, rc;
+    int ch, rc, raw = 0;
 
     if (argc < 2 || argv[1][0] == '-') {
         cli_err(CMD, "which action? list, show, replay or purge");
@@ -265,6 +445,7 @@ run(struct cli *cli, int argc, char **argv)
         case 'd': f.dry_run = 1; break;
         case 'A': f.all = 1; break;
         case 'y': f.yes = 1; break;
+        case 'R': raw = 1; break;
         default:
             return cli_bad_option(cli_cmd_dlq.name, "q:t:e:o:N:n:a:dA", argv);
         }
@@ -274,8 +455,23 @@ run(struct cli *cli, int argc, char **argv)
             cli_err(CMD, "show wants one task id");
             return CLI_USAGE;
         }
-        if ((rc = cli_check_id(CMD, argv[optind])) != CLI_OK)
+        if (is_number(argv[optind])) {
+            if (raw && isatty(STDOUT_FILENO)) {
+                cli_err(CMD, "--raw writes the message's bytes as they "
+                    "are: redirect them to a file (> FILE)");
+                return CLI_USAGE;
+            }
+        } else if (raw) {
+            cli_err(CMD, "--raw is for undecodable messages (a number "
+                "from `workq dlq list`); a task's payload is in `workq "
+                "--json dlq show ID`");
+            return CLI_USAGE;
+        } else if ((rc = cli_check_id(CMD, argv[optind])) != CLI_OK) {
             return rc;
+        }
+    } else if (raw) {
+        cli_err(CMD, "--raw is an option of show");
+        return CLI_USAGE;
     } else if (optind < argc) {
         cli_err(CMD, "unexpected argument '%s'", argv[optind]);
         return CLI_USAGE;
@@ -300,12 +496,17 @@ run(struct cli *cli, int argc, char **argv)
         wq_store_close(s);
         return rc;
     }
-    if (strcmp(action, "list") == 0)
+    if (strcmp(action, "list") == 0) {
         rc = do_list(cli, s, &f);
-    else if (strcmp(action, "show") == 0)
+        if (rc == CLI_OK)
+            rc = list_undecodable(cli, s, &f, 1);
+    } else if (strcmp(action, "show") == 0 && is_number(argv[optind])) {
+        rc = show_undecodable(cli, s, argv[optind], raw);
+    } else if (strcmp(action, "show") == 0) {
         rc = cli_show_task(cli, s, CMD, argv[optind], NULL, NULL);
-    else
+    } else {
         rc = do_change(cli, s, &f, strcmp(action, "purge") == 0);
+    }
     wq_store_close(s);
     return rc;
 }
@@ -318,7 +519,8 @@ const struct cli_command cli_cmd_dlq = {
     "\n"
     "SYNOPSIS\n"
     "    workq [--json] dlq list [FILTERS] [--limit N]\n"
-    "    workq [--json] dlq show ID\n"
+    "    workq [--json] dlq show ID | N\n"
+    "    workq dlq show --raw N > FILE\n"
     "    workq [--json] dlq replay (FILTERS | --all) [--limit N]\n"
     "                              [--attempts N] [--dry-run]\n"
     "    workq [--json] dlq purge (FILTERS | --all) [--limit N] [--dry-run]\n"
@@ -338,7 +540,7 @@ const struct cli_command cli_cmd_dlq = {
     "             50): id, queue, type, attempts, when it died, whether\n"
     "             its copy is on workq.QUEUE.dead, the last error.\n"
     "    show     one task with its attempts, payload and result, as\n"
-    "             `workq status`.\n"
+    "             `workq status`; or undecodable message N.\n"
     "    replay   gives every match a new series of attempts, due now;\n"
     "             the scheduler publishes them again.  History is kept.\n"
     "    purge    deletes every match with its history.  It cannot be\n"
@@ -348,6 +550,17 @@ const struct cli_command cli_cmd_dlq = {
     "             are not removed (a broker cannot delete a message by\n"
     "             task): they expire by the bounds above, and purge says\n"
     "             so.\n"
+    "\n"
+    "    Undecodable messages: a message on a queue that was no valid\n"
+    "    envelope (docs/wire-format.md: a wrong version, a field of a newer\n"
+    "    one, not msgpack, another queue's task) has no task; the worker\n"
+    "    keeps its bytes whole in workq.dead_letters with the reason, acks\n"
+    "    it and goes on.  list shows them after the dead tasks (number N,\n"
+    "    queue, transport, when received, size, reason; --queue, --error\n"
+    "    and the ages filter them, --type leaves them out), show N shows\n"
+    "    one with a preview of its bytes, and show --raw N writes its\n"
+    "    bytes, exactly, to stdout (not to a terminal).  replay and purge\n"
+    "    do not touch them.\n"
     "\n"
     "    replay and purge work in batches of 1000, each its own short\n"
     "    transaction, so they can run on a busy system; they want a\n"
@@ -367,12 +580,16 @@ const struct cli_command cli_cmd_dlq = {
     "    -d, --dry-run          replay, purge: only count the matches\n"
     "    -A, --all              replay, purge: every dead task\n"
     "    -y, --yes              purge: do not ask for confirmation\n"
+    "        --raw              show N: the message's bytes only\n"
     "\n"
     "OUTPUT\n"
     "    Task data (type, error, payload, result) is escaped on a\n"
     "    terminal as `workq status` describes.\n"
-    "    list: a table, or one JSON object per line.  show: as `workq\n"
-    "    status`.  replay and purge:\n"
+    "    list: a table, or one JSON object per line (an undecodable\n"
+    "    message: {\"undecodable\": N, \"queue\", \"transport\",\n"
+    "    \"received_at\", \"bytes\", \"error\"}).  show: as `workq\n"
+    "    status`; show N with --json adds \"raw\" (UTF-8) or \"raw_base64\".\n"
+    "    replay and purge:\n"
     "    the count; with --json {\"action\", \"dry_run\", \"replayed\" or\n"
     "    \"purged\", \"ids\"} (purge also \"broker_copies\", what happens\n"
     "    to them) or, for --dry-run, {\"matched\"}.\n"
@@ -380,7 +597,8 @@ const struct cli_command cli_cmd_dlq = {
     "EXIT STATUS\n"
     "    0 done (also when nothing matched); 1 purge declined at the\n"
     "    prompt; 64 usage error (also purge without a terminal and\n"
-    "    without --yes); 66 (show) no such task; 69 PostgreSQL\n"
+    "    without --yes, and show --raw to a terminal); 66 (show) no such\n"
+    "    task or message; 69 PostgreSQL\n"
     "    unavailable; 78 configuration error.\n",
     run,
 };

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <msgpack.h>
 
 #include "wq_test.h"
@@ -1516,6 +1517,199 @@ test_envelope_decode_args(void **state)
     wq_buf_free(&b);
 }
 
+/* --- the test vectors of docs/wire-format.md ------------------------------ */
+
+/*
+ * The document's vectors are read from the document itself, so that it
+ * cannot drift from the code: each "<!-- vector NAME -->" marker is
+ * followed by a ```json block (the fields, or {"reject": "reason"}) and
+ * a ```hex block (the bytes).  For an accepted vector, the fields must
+ * encode to exactly those bytes and the bytes decode back to the fields;
+ * a rejected one must fail to decode with the reason given.
+ */
+#define WIRE_DOC WQ_SOURCE_DIR "/docs/wire-format.md"
+
+/* The text of the fenced block of `lang` after `from` (malloc'd), or NULL. */
+static char *
+fenced_after(const char *from, const char *lang)
+{
+    char open[32];
+    const char *p, *end;
+    char *out;
+
+    snprintf(open, sizeof open, "```%s\n", lang);
+    if ((p = strstr(from, open)) == NULL)
+        return NULL;
+    p += strlen(open);
+    if ((end = strstr(p, "```")) == NULL)
+        return NULL;
+    out = malloc((size_t)(end - p) + 1);
+    assert_non_null(out);
+    memcpy(out, p, (size_t)(end - p));
+    out[end - p] = '\0';
+    return out;
+}
+
+/* Hex digits (whitespace between them allowed) into bytes; the count. */
+static size_t
+unhex(const char *s, uint8_t *out, size_t max)
+{
+    size_t n = 0;
+    int hi = -1;
+
+    for (; *s != '\0'; s++) {
+        int v = 0;
+
+        if (*s == ' ' || *s == '\n' || *s == '\t')
+            continue;
+        if (*s >= '0' && *s <= '9')
+            v = *s - '0';
+        else if (*s >= 'a' && *s <= 'f')
+            v = *s - 'a' + 10;
+        else
+            fail_msg("not a hex digit: '%c'", *s);
+        if (hi < 0) {
+            hi = v;
+            continue;
+        }
+        assert_true(n < max);
+        out[n++] = (uint8_t)(hi << 4 | v);
+        hi = -1;
+    }
+    assert_int_equal(hi, -1);
+    return n;
+}
+
+struct vector {
+    char *json, *hex;
+};
+
+/* Finds vector `name` in the document or fails the test. */
+static struct vector
+vector_get(const char *doc, const char *name)
+{
+    char marker[80];
+    const char *at;
+    struct vector v = { NULL, NULL };
+
+    snprintf(marker, sizeof marker, "<!-- vector %s -->", name);
+    if ((at = strstr(doc, marker)) == NULL)
+        fail_msg("%s has no %s", WIRE_DOC, marker);
+    v.json = fenced_after(at, "json");
+    v.hex = fenced_after(at, "hex");
+    if (v.json == NULL || v.hex == NULL)
+        fail_msg("%s: vector %s lacks its json or hex block", WIRE_DOC, name);
+    return v;
+}
+
+/* Fills `e` (borrowing from `j`, and payload/headers from the arrays). */
+static void
+vector_envelope(json_t *j, struct wq_envelope *e, uint8_t *payload,
+    size_t pmax, struct wq_header *h, size_t hmax)
+{
+    json_t *hj = json_object_get(j, "h"), *pair;
+    size_t i;
+
+    memset(e, 0, sizeof *e);
+    e->version = (uint32_t)json_integer_value(json_object_get(j, "v"));
+    assert_int_equal(wq_uuid_parse(json_string_value(json_object_get(j,
+        "id")), e->id), 0);
+    e->queue = (char *)json_string_value(json_object_get(j, "q"));
+    e->type = (char *)json_string_value(json_object_get(j, "t"));
+    e->key = (char *)json_string_value(json_object_get(j, "k"));
+    assert_non_null(e->queue);
+    assert_non_null(e->type);
+    assert_non_null(e->key);
+    e->payload = payload;
+    e->payload_len = unhex(json_string_value(json_object_get(j, "p_hex")),
+        payload, pmax);
+    e->attempt = (uint32_t)json_integer_value(json_object_get(j, "a"));
+    e->max_attempts = (uint32_t)json_integer_value(json_object_get(j, "m"));
+    e->created_at_ms = json_integer_value(json_object_get(j, "c"));
+    e->run_at_ms = json_integer_value(json_object_get(j, "r"));
+    json_array_foreach(hj, i, pair) {
+        assert_true(i < hmax);
+        h[i].name = (char *)json_string_value(json_array_get(pair, 0));
+        h[i].value = (char *)json_string_value(json_array_get(pair, 1));
+        e->nheaders = i + 1;
+    }
+    e->headers = e->nheaders > 0 ? h : NULL;
+}
+
+static void
+check_vector(const char *doc, const char *name)
+{
+    struct vector v = vector_get(doc, name);
+    uint8_t bytes[4096], payload[1024];
+    struct wq_header h[16];
+    struct wq_envelope e, d;
+    struct wq_buf buf = WQ_BUF_INIT;
+    char err[WQ_ERRLEN], *got;
+    json_error_t jerr;
+    json_t *j = json_loads(v.json, 0, &jerr);
+    size_t n = unhex(v.hex, bytes, sizeof bytes);
+
+    if (j == NULL)
+        fail_msg("vector %s: bad json: %s", name, jerr.text);
+    if (json_object_get(j, "reject") != NULL) {
+        assert_int_equal(wq_envelope_decode(bytes, n, &d, err, sizeof err),
+            WQ_EDECODE);
+        assert_contains(err, json_string_value(json_object_get(j,
+            "reject")));
+    } else {
+        vector_envelope(j, &e, payload, sizeof payload, h, WQ_ARRAY_LEN(h));
+        if (wq_envelope_encode(&e, &buf, err, sizeof err) != 0)
+            fail_msg("vector %s: %s", name, err);
+        got = malloc(2 * buf.len + 1);
+        assert_non_null(got);
+        for (size_t i = 0; i < buf.len; i++)
+            snprintf(got + 2 * i, 3, "%02x", ((uint8_t *)buf.data)[i]);
+        /* the encoder's bytes are the document's, byte for byte */
+        if (buf.len != n || memcmp(buf.data, bytes, n) != 0)
+            fail_msg("vector %s: the encoder writes\n%s\nthe document "
+                "says\n%s", name, got, v.hex);
+        free(got);
+        if (wq_envelope_decode(bytes, n, &d, err, sizeof err) != 0)
+            fail_msg("vector %s: %s", name, err);
+        assert_true(wq_envelope_equal(&d, &e));
+        wq_envelope_free(&d);
+        wq_buf_free(&buf);
+    }
+    json_decref(j);
+    free(v.json);
+    free(v.hex);
+}
+
+static void
+test_envelope_wire_format_vectors(void **state)
+{
+    char *doc = wq_test_read_file(WIRE_DOC);
+    struct vector v = { NULL, NULL };
+    json_t *j;
+    uint8_t id[16], own[16];
+
+    (void)state;
+    if (doc[0] == '\0')
+        fail_msg("cannot read %s", WIRE_DOC);
+    check_vector(doc, "minimal");
+    check_vector(doc, "full");
+    check_vector(doc, "version-2");
+    check_vector(doc, "unknown-field");
+    /* the minimal vector's id is its key's UUIDv5, as the text says */
+    v = vector_get(doc, "minimal");
+    j = json_loads(v.json, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(wq_uuid_parse(json_string_value(json_object_get(j,
+        "id")), id), 0);
+    assert_int_equal(wq_uuid_for_key(json_string_value(json_object_get(j,
+        "q")), json_string_value(json_object_get(j, "k")), own), 0);
+    assert_memory_equal(id, own, 16);
+    json_decref(j);
+    free(v.json);
+    free(v.hex);
+    free(doc);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_envelope_key_id_decodes),
     cmocka_unit_test(test_envelope_roundtrip_basic),
@@ -1559,6 +1753,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_envelope_huge_declared_lengths),
     cmocka_unit_test(test_envelope_nested_too_deep),
     cmocka_unit_test(test_envelope_decode_args),
+    cmocka_unit_test(test_envelope_wire_format_vectors),
 };
 
 WQ_TEST_MAIN("envelope", tests)
