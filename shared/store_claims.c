@@ -46,8 +46,16 @@ _Static_assert(B_COUNT <= WQ_ARRAY_LEN(((struct wq_claim_bufs *)0)->b),
 
 /*
  * Record: one statement for the batch.  The guard of docs/task-states.md
- * ("Record") is the WHERE of the tasks update; the attempts rows are
- * updated only for the tasks that passed it.  RETURNING says which.
+ * ("Record") is the WHERE of the tasks update; the history is written
+ * only for the tasks that passed it.  RETURNING says which.
+ *
+ * History (migration 0004): an attempt that succeeded stays in the task
+ * row (started_at, worker, finished_at, duration_ms), so a success writes
+ * no attempts row; any other outcome, and a success with a note (error:
+ * "stdout cut at ..."), which the task row has no column for, inserts
+ * its row (`hist`).  `open`
+ * closes a row opened at claim by a binary of an earlier release (rows
+ * with outcome NULL): it finds nothing otherwise, by the primary key.
  *
  * RUNNING is `(SELECT 'running')`, not the literal: with the literal the
  * planner may answer "state = 'running'" from the partial index
@@ -75,18 +83,33 @@ static const char record_sql[] =
     "             THEN now() + o.delay_ms * interval '1 millisecond' END,"
     "    finished_at = CASE WHEN o.state IN ('succeeded', 'dead',"
     "                  'cancelled') THEN now() END,"
+    "    duration_ms = o.duration_ms,"
     "    lease_owner = NULL, lease_expires_at = NULL,"
     "    worker = $9, updated_at = now()"
     "  FROM o"
     "  WHERE t.id = o.id AND t.state = " RUNNING " AND t.lease_owner = $9"
     "    AND t.attempt = o.attempt"
-    "  RETURNING t.id"
+    "  RETURNING t.id, t.started_at"
     "), hist AS ("
-    "  UPDATE workq.attempts a SET outcome = o.outcome, finished_at = now(),"
-    "    duration_ms = o.duration_ms, error = nullif(o.error, ''),"
-    "    worker = $9"
+    "  INSERT INTO workq.attempts AS a (task_id, attempt, started_at,"
+    "    finished_at, duration_ms, worker, outcome, error)"
+    "  SELECT o.id, o.attempt, coalesce(done.started_at, now()), now(),"
+    "    o.duration_ms, $9, o.outcome, nullif(o.error, '')"
     "  FROM o JOIN done ON done.id = o.id"
-    "  WHERE a.task_id = o.id AND a.attempt = o.attempt"
+    "  WHERE o.outcome <> 'succeeded' OR o.error <> ''"
+    "  ON CONFLICT (task_id, attempt) DO UPDATE SET"
+    "    outcome = EXCLUDED.outcome, finished_at = EXCLUDED.finished_at,"
+    "    duration_ms = EXCLUDED.duration_ms, error = EXCLUDED.error,"
+    "    worker = EXCLUDED.worker"
+    "  WHERE a.outcome IS NULL"
+    "), open AS ("
+    "  UPDATE workq.attempts a SET outcome = o.outcome, finished_at = now(),"
+    "    duration_ms = o.duration_ms, worker = $9"
+    "  FROM o"
+    "  WHERE a.task_id = ANY (ARRAY(SELECT id FROM done))"
+    "    AND a.task_id = o.id AND a.attempt = o.attempt"
+    "    AND o.outcome = 'succeeded' AND o.error = ''"
+    "    AND a.outcome IS NULL"
     ")"
     "SELECT id::text FROM done";
 
@@ -94,15 +117,19 @@ static const char record_sql[] =
  * Claim: one statement for the batch (docs/task-states.md, "Row
  * creation", "Claimable", "Attempts").  The upsert takes a claimable row
  * or inserts a new one; CASE splits "claimable" into a new attempt and
- * "attempts exhausted".  `lost` closes attempts that a dead holder left
- * without an outcome; `hist` opens the new attempts.  Both read the
- * statement's snapshot, so `lost` never sees the rows `hist` inserts.
+ * "attempts exhausted".  The new attempt lives in the task row (migration
+ * 0004): no attempts row is written for it.
  *
- * `lost` finds its rows by task_id = ANY (ARRAY(...)), an index condition
- * on the primary key of workq.attempts, and not by the join alone: the
- * planner, which counts almost no attempt with outcome NULL, then read
- * the whole table with that filter for each claim of a few hundred
- * deliveries (issue 14; test_store's attempts_not_scanned).
+ * `lost` writes the attempt that a dead holder left running (its lease
+ * expired) as lease_expired.  It reads that attempt from workq.tasks as
+ * the statement's snapshot has it, which is the row before the upsert
+ * changed it (started_at, worker, lease_owner of the lost attempt); an
+ * attempt that already has its row (it failed and was recorded, or a
+ * binary of an earlier release opened it) is closed if still open and
+ * otherwise left alone.  It finds its rows by p.id = ANY (ARRAY(...)),
+ * only for the claims that took a row from another attempt, so that a
+ * claim of new tasks reads nothing (issue 14; test_store's
+ * attempts_not_scanned).
  */
 #define EXHAUSTED "t.attempt >= t.max_attempts"
 static const char claim_sql[] =
@@ -140,17 +167,19 @@ static const char claim_sql[] =
     "  RETURNING t.id, t.queue, t.idempotency_key, t.state, t.attempt,"
     "    t.max_attempts"
     "), lost AS ("
-    "  UPDATE workq.attempts a SET outcome = 'lease_expired',"
-    "    finished_at = now(), error = 'lease expired: worker '"
-    "      || coalesce(a.worker, '?') || ' stopped renewing it'"
-    "  FROM c WHERE a.task_id = ANY (ARRAY(SELECT id FROM c"
+    "  INSERT INTO workq.attempts AS a (task_id, attempt, started_at,"
+    "    worker, outcome, finished_at, error)"
+    "  SELECT p.id, p.attempt, coalesce(p.started_at, now()), p.worker,"
+    "    'lease_expired', now(), 'lease expired: worker '"
+    "      || coalesce(p.lease_owner, '?') || ' stopped renewing it'"
+    "  FROM workq.tasks p"
+    "  WHERE p.id = ANY (ARRAY(SELECT id FROM c"
     "      WHERE c.attempt > 1 OR c.state = 'dead'))"
-    "    AND a.task_id = c.id AND a.attempt <= c.attempt"
-    "    AND a.outcome IS NULL"
-    "), hist AS ("
-    "  INSERT INTO workq.attempts (task_id, attempt, started_at, worker)"
-    "  SELECT id, attempt, now(), $9 FROM c WHERE state = 'running'"
-    "  ON CONFLICT DO NOTHING"
+    "    AND p.state = 'running' AND p.attempt >= 1"
+    "  ON CONFLICT (task_id, attempt) DO UPDATE SET"
+    "    outcome = 'lease_expired', finished_at = now(),"
+    "    error = EXCLUDED.error"
+    "  WHERE a.outcome IS NULL"
     ")"
     "SELECT id::text, queue, idempotency_key, state, attempt, max_attempts"
     "  FROM c";

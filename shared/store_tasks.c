@@ -121,7 +121,7 @@ static const struct stmt {
         (int)WQ_ARRAY_LEN(task_get_types), task_get_types,
         "SELECT attempt, " MS("started_at") ", " MS("finished_at") ", "
         "duration_ms, worker, outcome, error "
-        "FROM workq.attempts WHERE task_id = $1 ORDER BY attempt",
+        "FROM workq.attempt_history WHERE task_id = $1 ORDER BY attempt",
     },
     [STMT_OUTBOX_GET] = {
         "wq_outbox_get", "get outbox entry", 0,
