@@ -129,7 +129,9 @@ static const char record_sql[] =
  * otherwise left alone.  It finds its rows by p.id = ANY (ARRAY(...)),
  * only for the claims that took a row from another attempt, so that a
  * claim of new tasks reads nothing (issue 14; test_store's
- * attempts_not_scanned).
+ * attempts_not_scanned).  RUNNING, as in the record: with the literal,
+ * the planner read all of tasks_lease_idx (every task passes through
+ * it) and filtered it by id.
  */
 #define EXHAUSTED "t.attempt >= t.max_attempts"
 static const char claim_sql[] =
@@ -175,7 +177,7 @@ static const char claim_sql[] =
     "  FROM workq.tasks p"
     "  WHERE p.id = ANY (ARRAY(SELECT id FROM c"
     "      WHERE c.attempt > 1 OR c.state = 'dead'))"
-    "    AND p.state = 'running' AND p.attempt >= 1"
+    "    AND p.state = " RUNNING " AND p.attempt >= 1"
     "  ON CONFLICT (task_id, attempt) DO UPDATE SET"
     "    outcome = 'lease_expired', finished_at = now(),"
     "    error = EXCLUDED.error"
