@@ -24,6 +24,13 @@
 -- where a row exists it is the attempt, and the binaries of this release
 -- close such rows when they record or recover them.
 --
+-- While binaries of both releases run (a rolling upgrade), every task
+-- still ends exactly once; what can be missing is history: an old worker
+-- that takes over a task whose lease a new worker lost finds no open row
+-- to close, so that lost attempt has no row, and an old `workq status`
+-- reads workq.attempts alone and does not show attempts kept in the task
+-- row.
+--
 -- duration_ms: the handler's run time of the last recorded attempt
 -- (workq.attempts.duration_ms of the attempt whose row the task keeps).
 ALTER TABLE workq.tasks ADD COLUMN duration_ms bigint;
