@@ -9,9 +9,10 @@
  * form): uuid as its 16 bytes, text and bytea as their bytes, int4/int8
  * big-endian.  Nothing is escaped, so payloads and keys of any bytes
  * travel as they are, and the statements unnest() the arrays into rows.
- * The statements are not prepared: a round runs two statements for up
- * to batch_max tasks, so parsing them is noise, and a reconnect (which
- * drops prepared statements) needs no bookkeeping.
+ * The round's statements are prepared once per connection (store_int.h's
+ * WQ_PREP_* bits, cleared by a reconnect): planning the claim and the
+ * record cost PostgreSQL more than executing them for a round of a few
+ * tasks, which is what a worker makes below its top speed (issue 14).
  *
  * Owns nothing but what struct wq_claim_bufs holds; the connection is the
  * caller's store's (store_int.h).  Used by the worker only, which aborts
@@ -496,11 +497,30 @@ claim_params(struct wq_claim_bufs *bufs, struct wq_claim *claims,
     return m;
 }
 
+/* Prepares statement `name` on s's connection unless it is already
+ * (bit in s->prepared).  Outside pipeline mode: one round trip, once. */
 static int
-send_query(PGconn *c, const char *sql, int n, const Oid *types,
-    const char *const *values, const int *lengths, const int *formats)
+prepare_once(wq_store *s, unsigned bit, const char *name, const char *sql,
+    int n, const Oid *types, const char *what, char *err, size_t errlen)
 {
-    return PQsendQueryParams(c, sql, n, types, values, lengths, formats, 0);
+    PGresult *r;
+    int rc;
+
+    if (s->prepared & bit)
+        return 0;
+    r = PQprepare(s->conn, name, sql, n, types);
+    rc = wq_store_result_check(s, r, what, err, errlen);
+    PQclear(r);
+    if (rc == 0)
+        s->prepared |= bit;
+    return rc;
+}
+
+static int
+send_query(PGconn *c, const char *name, int n, const char *const *values,
+    const int *lengths, const int *formats)
+{
+    return PQsendQueryPrepared(c, name, n, values, lengths, formats, 0);
 }
 
 /* Reads the record statement's rows: which tasks were recorded. */
@@ -606,8 +626,13 @@ classify(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     lengths[1] = (int)k->len;
     values[2] = worker;
     lengths[2] = 0;
-    r = PQexecParams(s->conn, classify_sql, 3, types, values,
-        lengths, formats, 0);
+    if ((rc = prepare_once(s, WQ_PREP_CLASSIFY, "wq_claim_classify",
+        classify_sql, 3, types, "classify deliveries", err, errlen)) != 0) {
+        free(pos);
+        return rc;
+    }
+    r = PQexecPrepared(s->conn, "wq_claim_classify", 3, values, lengths,
+        formats, 0);
     if ((rc = wq_store_result_check(s, r, "classify deliveries", err,
         errlen)) != 0) {
         PQclear(r);
@@ -675,6 +700,11 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     }
     if (nrec == 0 && nclaim == 0)
         return 0;
+    if ((nrec > 0 && (rc = prepare_once(s, WQ_PREP_RECORD, "wq_record",
+        record_sql, 9, rtypes, "record outcomes", err, errlen)) != 0)
+        || (nclaim > 0 && (rc = prepare_once(s, WQ_PREP_CLAIM, "wq_claim",
+        claim_sql, 10, ctypes, "claim tasks", err, errlen)) != 0))
+        return rc;
 
     if (PQenterPipelineMode(c) != 1)
         return wq_seterr(err, errlen, WQ_ESTORE, "cannot enter pipeline "
@@ -694,8 +724,7 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
         values[8] = worker;
         lengths[8] = 0;
         formats[8] = 0;
-        if (send_query(c, record_sql, 9, rtypes, values, lengths, formats)
-            != 1) {
+        if (send_query(c, "wq_record", 9, values, lengths, formats) != 1) {
             rc = wq_seterr(err, errlen, WQ_ESTORE, "record outcomes: %s",
                 PQerrorMessage(c));
             goto out;
@@ -721,8 +750,7 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
         values[9] = lease;
         lengths[8] = lengths[9] = 0;
         formats[8] = formats[9] = 0;
-        if (send_query(c, claim_sql, 10, ctypes, values, lengths, formats)
-            != 1) {
+        if (send_query(c, "wq_claim", 10, values, lengths, formats) != 1) {
             rc = wq_seterr(err, errlen, WQ_ESTORE, "claim tasks: %s",
                 PQerrorMessage(c));
             goto out;

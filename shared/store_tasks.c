@@ -39,6 +39,8 @@ enum {
     STMT_COUNT
 };
 
+_Static_assert(STMT_COUNT <= 16, "store_int.h's WQ_PREP_* bits start at 16");
+
 /* The columns a task row is read with, in this order (see task_decode). */
 #define MS(col) "(extract(epoch FROM " col ") * 1000)::int8"
 #define TASK_COLS                                                         \
