@@ -109,8 +109,8 @@ gap_ms(wq_store *s, const char *id, int n)
 {
     return wq_test_pg_numf(s, "SELECT (extract(epoch FROM b.started_at - "
         "a.finished_at) * 1000)::int8 FROM workq.attempt_history a JOIN "
-        "workq.attempts b ON b.task_id = a.task_id AND b.attempt = a.attempt "
-        "+ 1 WHERE a.task_id = '%s' AND a.attempt = %d", id, n);
+        "workq.attempt_history b ON b.task_id = a.task_id AND b.attempt = "
+        "a.attempt + 1 WHERE a.task_id = '%s' AND a.attempt = %d", id, n);
 }
 
 /* ---- fails twice, then succeeds ------------------------------------------------ */
@@ -338,7 +338,7 @@ delayed(int kind)
     late = wq_test_pg_num(s, "SELECT max((extract(epoch FROM a.started_at - "
         "t.created_at) * 1000)::int8 - (1000 + 700 * "
         "substr(t.idempotency_key, 2)::int)) FROM workq.tasks t JOIN "
-        "workq.attempts a ON a.task_id = t.id");
+        "workq.attempt_history a ON a.task_id = t.id");
     check(late >= 0 && late < 1000, "a delayed task started %lld ms after "
         "its time", late);
     proc_stop(&w, 30000);
@@ -379,7 +379,7 @@ two_schedulers(int kind)
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE attempt <> 1"), 0);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
-        "workq.attempts"), 200);
+        "workq.attempt_history"), 200);
     pa = metric(&a, "workq_scheduler_published_total{kind=\"delayed\"} ");
     pb = metric(&b, "workq_scheduler_published_total{kind=\"delayed\"} ");
     check(pa + pb == 200, "published %g + %g, want 200 in all", pa, pb);
