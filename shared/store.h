@@ -242,7 +242,9 @@ int wq_store_task_get_by_key(wq_store *s, const char *queue,
     size_t errlen);
 
 /*
- * One attempt of a task's history (workq.attempts), as read back.  The
+ * One attempt of a task's history (the view workq.attempt_history: the
+ * rows of workq.attempts and the running or succeeded attempt kept in the
+ * task row), as read back.  The
  * strings are owned by the array and NULL when the column is SQL NULL;
  * times are epoch milliseconds, 0 when NULL; duration_ms is -1 when the
  * attempt has not finished.

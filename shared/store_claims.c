@@ -9,9 +9,10 @@
  * form): uuid as its 16 bytes, text and bytea as their bytes, int4/int8
  * big-endian.  Nothing is escaped, so payloads and keys of any bytes
  * travel as they are, and the statements unnest() the arrays into rows.
- * The statements are not prepared: a round runs two statements for up
- * to batch_max tasks, so parsing them is noise, and a reconnect (which
- * drops prepared statements) needs no bookkeeping.
+ * The round's statements are prepared once per connection (store_int.h's
+ * WQ_PREP_* bits, cleared by a reconnect): planning the claim and the
+ * record cost PostgreSQL more than executing them for a round of a few
+ * tasks, which is what a worker makes below its top speed (issue 14).
  *
  * Owns nothing but what struct wq_claim_bufs holds; the connection is the
  * caller's store's (store_int.h).  Used by the worker only, which aborts
@@ -46,8 +47,16 @@ _Static_assert(B_COUNT <= WQ_ARRAY_LEN(((struct wq_claim_bufs *)0)->b),
 
 /*
  * Record: one statement for the batch.  The guard of docs/task-states.md
- * ("Record") is the WHERE of the tasks update; the attempts rows are
- * updated only for the tasks that passed it.  RETURNING says which.
+ * ("Record") is the WHERE of the tasks update; the history is written
+ * only for the tasks that passed it.  RETURNING says which.
+ *
+ * History (migration 0004): an attempt that succeeded stays in the task
+ * row (started_at, worker, finished_at, duration_ms), so a success writes
+ * no attempts row; any other outcome, and a success with a note (error:
+ * "stdout cut at ..."), which the task row has no column for, inserts
+ * its row (`hist`).  `open`
+ * closes a row opened at claim by a binary of an earlier release (rows
+ * with outcome NULL): it finds nothing otherwise, by the primary key.
  *
  * RUNNING is `(SELECT 'running')`, not the literal: with the literal the
  * planner may answer "state = 'running'" from the partial index
@@ -75,18 +84,33 @@ static const char record_sql[] =
     "             THEN now() + o.delay_ms * interval '1 millisecond' END,"
     "    finished_at = CASE WHEN o.state IN ('succeeded', 'dead',"
     "                  'cancelled') THEN now() END,"
+    "    duration_ms = o.duration_ms,"
     "    lease_owner = NULL, lease_expires_at = NULL,"
     "    worker = $9, updated_at = now()"
     "  FROM o"
     "  WHERE t.id = o.id AND t.state = " RUNNING " AND t.lease_owner = $9"
     "    AND t.attempt = o.attempt"
-    "  RETURNING t.id"
+    "  RETURNING t.id, t.started_at"
     "), hist AS ("
-    "  UPDATE workq.attempts a SET outcome = o.outcome, finished_at = now(),"
-    "    duration_ms = o.duration_ms, error = nullif(o.error, ''),"
-    "    worker = $9"
+    "  INSERT INTO workq.attempts AS a (task_id, attempt, started_at,"
+    "    finished_at, duration_ms, worker, outcome, error)"
+    "  SELECT o.id, o.attempt, coalesce(done.started_at, now()), now(),"
+    "    o.duration_ms, $9, o.outcome, nullif(o.error, '')"
     "  FROM o JOIN done ON done.id = o.id"
-    "  WHERE a.task_id = o.id AND a.attempt = o.attempt"
+    "  WHERE o.outcome <> 'succeeded' OR o.error <> ''"
+    "  ON CONFLICT (task_id, attempt) DO UPDATE SET"
+    "    outcome = EXCLUDED.outcome, finished_at = EXCLUDED.finished_at,"
+    "    duration_ms = EXCLUDED.duration_ms, error = EXCLUDED.error,"
+    "    worker = EXCLUDED.worker"
+    "  WHERE a.outcome IS NULL"
+    "), open AS ("
+    "  UPDATE workq.attempts a SET outcome = o.outcome, finished_at = now(),"
+    "    duration_ms = o.duration_ms, worker = $9"
+    "  FROM o"
+    "  WHERE a.task_id = ANY (ARRAY(SELECT id FROM done))"
+    "    AND a.task_id = o.id AND a.attempt = o.attempt"
+    "    AND o.outcome = 'succeeded' AND o.error = ''"
+    "    AND a.outcome IS NULL"
     ")"
     "SELECT id::text FROM done";
 
@@ -94,15 +118,21 @@ static const char record_sql[] =
  * Claim: one statement for the batch (docs/task-states.md, "Row
  * creation", "Claimable", "Attempts").  The upsert takes a claimable row
  * or inserts a new one; CASE splits "claimable" into a new attempt and
- * "attempts exhausted".  `lost` closes attempts that a dead holder left
- * without an outcome; `hist` opens the new attempts.  Both read the
- * statement's snapshot, so `lost` never sees the rows `hist` inserts.
+ * "attempts exhausted".  The new attempt lives in the task row (migration
+ * 0004): no attempts row is written for it.
  *
- * `lost` finds its rows by task_id = ANY (ARRAY(...)), an index condition
- * on the primary key of workq.attempts, and not by the join alone: the
- * planner, which counts almost no attempt with outcome NULL, then read
- * the whole table with that filter for each claim of a few hundred
- * deliveries (issue 14; test_store's attempts_not_scanned).
+ * `lost` writes the attempt that a dead holder left running (its lease
+ * expired) as lease_expired.  It reads that attempt from workq.tasks as
+ * the statement's snapshot has it, which is the row before the upsert
+ * changed it (started_at, worker, lease_owner of the lost attempt); an
+ * attempt that already has its row (it failed and was recorded, or a
+ * binary of an earlier release opened it) is closed if still open and
+ * otherwise left alone.  It finds its rows by p.id = ANY (ARRAY(...)),
+ * only for the claims that took a row from another attempt, so that a
+ * claim of new tasks reads nothing (issue 14; test_store's
+ * attempts_not_scanned).  RUNNING, as in the record: with the literal,
+ * the planner read all of tasks_lease_idx (every task passes through
+ * it) and filtered it by id.
  */
 #define EXHAUSTED "t.attempt >= t.max_attempts"
 static const char claim_sql[] =
@@ -140,17 +170,19 @@ static const char claim_sql[] =
     "  RETURNING t.id, t.queue, t.idempotency_key, t.state, t.attempt,"
     "    t.max_attempts"
     "), lost AS ("
-    "  UPDATE workq.attempts a SET outcome = 'lease_expired',"
-    "    finished_at = now(), error = 'lease expired: worker '"
-    "      || coalesce(a.worker, '?') || ' stopped renewing it'"
-    "  FROM c WHERE a.task_id = ANY (ARRAY(SELECT id FROM c"
+    "  INSERT INTO workq.attempts AS a (task_id, attempt, started_at,"
+    "    worker, outcome, finished_at, error)"
+    "  SELECT p.id, p.attempt, coalesce(p.started_at, now()), p.worker,"
+    "    'lease_expired', now(), 'lease expired: worker '"
+    "      || coalesce(p.lease_owner, '?') || ' stopped renewing it'"
+    "  FROM workq.tasks p"
+    "  WHERE p.id = ANY (ARRAY(SELECT id FROM c"
     "      WHERE c.attempt > 1 OR c.state = 'dead'))"
-    "    AND a.task_id = c.id AND a.attempt <= c.attempt"
-    "    AND a.outcome IS NULL"
-    "), hist AS ("
-    "  INSERT INTO workq.attempts (task_id, attempt, started_at, worker)"
-    "  SELECT id, attempt, now(), $9 FROM c WHERE state = 'running'"
-    "  ON CONFLICT DO NOTHING"
+    "    AND p.state = " RUNNING " AND p.attempt >= 1"
+    "  ON CONFLICT (task_id, attempt) DO UPDATE SET"
+    "    outcome = 'lease_expired', finished_at = now(),"
+    "    error = EXCLUDED.error"
+    "  WHERE a.outcome IS NULL"
     ")"
     "SELECT id::text, queue, idempotency_key, state, attempt, max_attempts"
     "  FROM c";
@@ -465,11 +497,30 @@ claim_params(struct wq_claim_bufs *bufs, struct wq_claim *claims,
     return m;
 }
 
+/* Prepares statement `name` on s's connection unless it is already
+ * (bit in s->prepared).  Outside pipeline mode: one round trip, once. */
 static int
-send_query(PGconn *c, const char *sql, int n, const Oid *types,
-    const char *const *values, const int *lengths, const int *formats)
+prepare_once(wq_store *s, unsigned bit, const char *name, const char *sql,
+    int n, const Oid *types, const char *what, char *err, size_t errlen)
 {
-    return PQsendQueryParams(c, sql, n, types, values, lengths, formats, 0);
+    PGresult *r;
+    int rc;
+
+    if (s->prepared & bit)
+        return 0;
+    r = PQprepare(s->conn, name, sql, n, types);
+    rc = wq_store_result_check(s, r, what, err, errlen);
+    PQclear(r);
+    if (rc == 0)
+        s->prepared |= bit;
+    return rc;
+}
+
+static int
+send_query(PGconn *c, const char *name, int n, const char *const *values,
+    const int *lengths, const int *formats)
+{
+    return PQsendQueryPrepared(c, name, n, values, lengths, formats, 0);
 }
 
 /* Reads the record statement's rows: which tasks were recorded. */
@@ -575,8 +626,13 @@ classify(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     lengths[1] = (int)k->len;
     values[2] = worker;
     lengths[2] = 0;
-    r = PQexecParams(s->conn, classify_sql, 3, types, values,
-        lengths, formats, 0);
+    if ((rc = prepare_once(s, WQ_PREP_CLASSIFY, "wq_claim_classify",
+        classify_sql, 3, types, "classify deliveries", err, errlen)) != 0) {
+        free(pos);
+        return rc;
+    }
+    r = PQexecPrepared(s->conn, "wq_claim_classify", 3, values, lengths,
+        formats, 0);
     if ((rc = wq_store_result_check(s, r, "classify deliveries", err,
         errlen)) != 0) {
         PQclear(r);
@@ -644,6 +700,11 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     }
     if (nrec == 0 && nclaim == 0)
         return 0;
+    if ((nrec > 0 && (rc = prepare_once(s, WQ_PREP_RECORD, "wq_record",
+        record_sql, 9, rtypes, "record outcomes", err, errlen)) != 0)
+        || (nclaim > 0 && (rc = prepare_once(s, WQ_PREP_CLAIM, "wq_claim",
+        claim_sql, 10, ctypes, "claim tasks", err, errlen)) != 0))
+        return rc;
 
     if (PQenterPipelineMode(c) != 1)
         return wq_seterr(err, errlen, WQ_ESTORE, "cannot enter pipeline "
@@ -663,8 +724,7 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
         values[8] = worker;
         lengths[8] = 0;
         formats[8] = 0;
-        if (send_query(c, record_sql, 9, rtypes, values, lengths, formats)
-            != 1) {
+        if (send_query(c, "wq_record", 9, values, lengths, formats) != 1) {
             rc = wq_seterr(err, errlen, WQ_ESTORE, "record outcomes: %s",
                 PQerrorMessage(c));
             goto out;
@@ -690,8 +750,7 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
         values[9] = lease;
         lengths[8] = lengths[9] = 0;
         formats[8] = formats[9] = 0;
-        if (send_query(c, claim_sql, 10, ctypes, values, lengths, formats)
-            != 1) {
+        if (send_query(c, "wq_claim", 10, values, lengths, formats) != 1) {
             rc = wq_seterr(err, errlen, WQ_ESTORE, "claim tasks: %s",
                 PQerrorMessage(c));
             goto out;

@@ -85,10 +85,13 @@ void wq_claim_bufs_free(struct wq_claim_bufs *bufs);
  * 1, lease set, run_at cleared), and an attempt left without an outcome
  * by a dead holder is recorded as lease_expired; a claimable row whose
  * attempts are spent becomes dead ("attempts exhausted") without a new
- * attempt.  Every attempt started gets its workq.attempts row.  Deliveries
- * with the same (queue, key) as an earlier one of the batch stay PENDING.
+ * attempt.  The attempt started lives in the task row; it gets a
+ * workq.attempts row only when it ends other than succeeded (migration
+ * 0004; readers use the view workq.attempt_history).  Deliveries with the
+ * same (queue, key) as an earlier one of the batch stay PENDING.
  *
- * Record: each outcome updates its task and its attempts row only while
+ * Record: each outcome updates its task (and inserts its attempts row,
+ * unless it succeeded) only while
  * state = running, lease_owner = worker and attempt = the claimed attempt;
  * rec->recorded tells whether it did.
  *

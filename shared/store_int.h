@@ -14,9 +14,16 @@
 struct wq_store {
     PGconn *conn;
     unsigned prepared;      /* bit (1u << STMT_*) set: prepared on
-                               conn (store_tasks.c) */
+                               conn (store_tasks.c); WQ_PREP_* for
+                               store_claims.c's statements */
     char sqlstate[6];       /* of the last failure, "" if none */
 };
+
+/* Bits of wq_store.prepared for store_claims.c (store_tasks.c's STMT_*
+ * stay below them); cleared with the others on a reconnect. */
+#define WQ_PREP_RECORD   (1u << 16)
+#define WQ_PREP_CLAIM    (1u << 17)
+#define WQ_PREP_CLASSIFY (1u << 18)
 
 /*
  * wq_store_ready is called at the start of every operation: it clears the

@@ -39,6 +39,8 @@ enum {
     STMT_COUNT
 };
 
+_Static_assert(STMT_COUNT <= 16, "store_int.h's WQ_PREP_* bits start at 16");
+
 /* The columns a task row is read with, in this order (see task_decode). */
 #define MS(col) "(extract(epoch FROM " col ") * 1000)::int8"
 #define TASK_COLS                                                         \
@@ -121,7 +123,7 @@ static const struct stmt {
         (int)WQ_ARRAY_LEN(task_get_types), task_get_types,
         "SELECT attempt, " MS("started_at") ", " MS("finished_at") ", "
         "duration_ms, worker, outcome, error "
-        "FROM workq.attempts WHERE task_id = $1 ORDER BY attempt",
+        "FROM workq.attempt_history WHERE task_id = $1 ORDER BY attempt",
     },
     [STMT_OUTBOX_GET] = {
         "wq_outbox_get", "get outbox entry", 0,

@@ -358,7 +358,7 @@ fi
 sql -c "\\copy chaos_effects FROM '$DIR/effects'"
 sql >"$DIR/counts" <<SQL
 WITH t AS (SELECT * FROM workq.tasks WHERE queue = '$QUEUE'),
-a AS (SELECT a.* FROM workq.attempts a JOIN t ON t.id = a.task_id),
+a AS (SELECT a.* FROM workq.attempt_history a JOIN t ON t.id = a.task_id),
 per AS (
     SELECT t.id, t.idempotency_key AS key, t.type, t.state, t.attempt,
            t.max_attempts,

@@ -209,8 +209,8 @@ test_cli_retry(void **state)
         "FROM workq.tasks WHERE id = '%s'", d1),
         "retry_wait 2 2 4 true true true");
     /* history kept */
-    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM workq.attempts "
-        "WHERE task_id = '%s'", d1), 2);
+    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM "
+        "workq.attempt_history WHERE task_id = '%s'", d1), 2);
     assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "retry",
         "--attempts", "5", d2, NULL), 0);
     j = json_of(out);

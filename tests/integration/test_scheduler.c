@@ -232,15 +232,16 @@ leases(int kind)
         "workq.attempts WHERE task_id = '%s' AND attempt = 1", a),
         "lease_expired:lease expired: worker w-dead stopped renewing it");
     assert_string_equal(textf(s, "SELECT (extract(epoch FROM t.run_at - "
-        "a.finished_at) * 1000)::int FROM workq.tasks t JOIN workq.attempts "
-        "a ON a.task_id = t.id WHERE t.id = '%s'", a), "400");
+        "a.finished_at) * 1000)::int FROM workq.tasks t JOIN "
+        "workq.attempt_history a ON a.task_id = t.id WHERE t.id = '%s'", a),
+        "400");
     assert_string_equal(textf(s, "SELECT state FROM workq.tasks WHERE id = "
         "'%s'", a), "queued");
     assert_string_equal(textf(s, "SELECT state || ' ' || (finished_at IS "
         "NOT NULL) || ' ' || (dead_published_at IS NOT NULL) FROM "
         "workq.tasks WHERE id = '%s'", b), "dead true true");
     assert_string_equal(textf(s, "SELECT string_agg(outcome, ',' ORDER BY "
-        "attempt) FROM workq.attempts WHERE task_id = '%s'", b),
+        "attempt) FROM workq.attempt_history WHERE task_id = '%s'", b),
         "failed,failed,lease_expired");
     assert_string_equal(textf(s, "SELECT state || ' ' || lease_owner FROM "
         "workq.tasks WHERE id = '%s'", live), "running w-alive");

@@ -108,9 +108,9 @@ static long long
 gap_ms(wq_store *s, const char *id, int n)
 {
     return wq_test_pg_numf(s, "SELECT (extract(epoch FROM b.started_at - "
-        "a.finished_at) * 1000)::int8 FROM workq.attempts a JOIN "
-        "workq.attempts b ON b.task_id = a.task_id AND b.attempt = a.attempt "
-        "+ 1 WHERE a.task_id = '%s' AND a.attempt = %d", id, n);
+        "a.finished_at) * 1000)::int8 FROM workq.attempt_history a JOIN "
+        "workq.attempt_history b ON b.task_id = a.task_id AND b.attempt = "
+        "a.attempt + 1 WHERE a.task_id = '%s' AND a.attempt = %d", id, n);
 }
 
 /* ---- fails twice, then succeeds ------------------------------------------------ */
@@ -134,7 +134,7 @@ fail_twice(int kind)
         "succeed: %s", id, textf(s, "SELECT state || ' ' || attempt FROM "
         "workq.tasks WHERE id = '%s'", id));
     assert_string_equal(textf(s, "SELECT string_agg(outcome, ',' ORDER BY "
-        "attempt) FROM workq.attempts WHERE task_id = '%s'", id),
+        "attempt) FROM workq.attempt_history WHERE task_id = '%s'", id),
         "failed,failed,succeeded");
     assert_int_equal(wq_test_pg_numf(s, "SELECT attempt FROM workq.tasks "
         "WHERE id = '%s'", id), 3);
@@ -184,7 +184,7 @@ dead_and_replay(int kind)
         id, textf(s, "SELECT state || ' ' || attempt FROM workq.tasks WHERE "
         "id = '%s'", id));
     assert_string_equal(textf(s, "SELECT string_agg(outcome, ',' ORDER BY "
-        "attempt) FROM workq.attempts WHERE task_id = '%s'", id),
+        "attempt) FROM workq.attempt_history WHERE task_id = '%s'", id),
         "failed,failed,failed");
 
     /* the copy on workq.Q.dead */
@@ -213,7 +213,7 @@ dead_and_replay(int kind)
         "not succeed: %s", id, textf(s, "SELECT state || ' ' || attempt FROM "
         "workq.tasks WHERE id = '%s'", id));
     assert_string_equal(textf(s, "SELECT string_agg(outcome, ',' ORDER BY "
-        "attempt) FROM workq.attempts WHERE task_id = '%s'", id),
+        "attempt) FROM workq.attempt_history WHERE task_id = '%s'", id),
         "failed,failed,failed,failed,succeeded");
     assert_string_equal(textf(s, "SELECT attempt_base || '/' || max_attempts "
         "FROM workq.tasks WHERE id = '%s'", id), "3/6");
@@ -259,10 +259,11 @@ killed_worker(int kind)
     check(wait_state(s, id, "succeeded", 90000) == 1, "task %s did not "
         "succeed after its worker died: %s", id, textf(s, "SELECT state || "
         "' ' || attempt FROM workq.tasks WHERE id = '%s'", id));
-    assert_string_equal(textf(s, "SELECT outcome FROM workq.attempts WHERE "
-        "task_id = '%s' AND attempt = 1", id), "lease_expired");
-    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM workq.attempts "
-        "WHERE task_id = '%s' AND outcome = 'succeeded'", id), 1);
+    assert_string_equal(textf(s, "SELECT outcome FROM workq.attempt_history "
+        "WHERE task_id = '%s' AND attempt = 1", id), "lease_expired");
+    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM "
+        "workq.attempt_history WHERE task_id = '%s' AND outcome = "
+        "'succeeded'", id), 1);
     assert_true(wq_test_pg_numf(s, "SELECT attempt FROM workq.tasks WHERE "
         "id = '%s'", id) >= 2);
     proc_stop(&w2, 30000);
@@ -331,13 +332,13 @@ delayed(int kind)
     /* run_at is cleared by the claim; the delay is measured from the
      * submit (created_at) */
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
-        "JOIN workq.attempts a ON a.task_id = t.id WHERE a.started_at < "
-        "t.created_at + (1000 + 700 * substr(t.idempotency_key, 2)::int) * "
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE a.started_at "
+        "< t.created_at + (1000 + 700 * substr(t.idempotency_key, 2)::int) * "
         "interval '1 millisecond'"), 0);
     late = wq_test_pg_num(s, "SELECT max((extract(epoch FROM a.started_at - "
         "t.created_at) * 1000)::int8 - (1000 + 700 * "
         "substr(t.idempotency_key, 2)::int)) FROM workq.tasks t JOIN "
-        "workq.attempts a ON a.task_id = t.id");
+        "workq.attempt_history a ON a.task_id = t.id");
     check(late >= 0 && late < 1000, "a delayed task started %lld ms after "
         "its time", late);
     proc_stop(&w, 30000);
@@ -378,7 +379,7 @@ two_schedulers(int kind)
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE attempt <> 1"), 0);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
-        "workq.attempts"), 200);
+        "workq.attempt_history"), 200);
     pa = metric(&a, "workq_scheduler_published_total{kind=\"delayed\"} ");
     pb = metric(&b, "workq_scheduler_published_total{kind=\"delayed\"} ");
     check(pa + pb == 200, "published %g + %g, want 200 in all", pa, pb);
@@ -423,8 +424,8 @@ cancel_running(int kind)
     check(wait_state(s, id, "cancelled", 15000) == 1, "task %s was not "
         "cancelled: %s", id, textf(s, "SELECT state FROM workq.tasks WHERE "
         "id = '%s'", id));
-    assert_string_equal(textf(s, "SELECT outcome FROM workq.attempts WHERE "
-        "task_id = '%s'", id), "cancelled");
+    assert_string_equal(textf(s, "SELECT outcome FROM workq.attempt_history "
+        "WHERE task_id = '%s'", id), "cancelled");
     assert_int_equal(workq_cli(ci, out, sizeof out, "cancel", id, NULL), 1);
     assert_contains(out, "is cancelled already");
     proc_stop(&w, 30000);
@@ -472,7 +473,7 @@ unknown_type(int kind)
     assert_int_equal(wq_test_pg_numf(s, "SELECT attempt FROM workq.tasks "
         "WHERE id = '%s'", id), 3);
     assert_string_equal(textf(s, "SELECT string_agg(outcome, ',' ORDER BY "
-        "attempt) FROM workq.attempts WHERE task_id = '%s'", id),
+        "attempt) FROM workq.attempt_history WHERE task_id = '%s'", id),
         "failed,failed,failed");
     snprintf(want, sizeof want, "no handler for type \"no-such-type\" on "
         "queue \"%s\" (configure one in handlers: { type = "

@@ -27,6 +27,7 @@
 #include "store_claims.h"
 #include "store_sched.h"
 #include "store_int.h"
+#include "uuid.h"
 #include "wq_test.h"
 #include "wq_test_pg.h"
 
@@ -923,11 +924,292 @@ test_store_attempts_not_scanned(void **state)
     wq_store_close(s);
 }
 
+/* --- migration 0004: lean tasks ----------------------------------------- */
+
+/* The tasks of lean_fixture, by key: id suffix, state, and the history
+ * a binary of release 0003 left (an attempts row opened at claim, closed
+ * at record). */
+static const struct lean_task {
+    const char *key;
+    const char *state;
+} lean_tasks[] = {
+    { "sched", "scheduled" }, { "queued", "queued" },
+    { "run-live", "running" }, { "run-lost", "running" },
+    { "retry", "retry_wait" }, { "ok", "succeeded" },
+    { "ok-retried", "succeeded" }, { "dead", "dead" },
+    { "cancel", "cancelled" },
+};
+
+/* Tasks in every state, written as release 0003's binaries wrote them. */
+static void
+lean_fixture(wq_store *s)
+{
+    exec_ok(s, "INSERT INTO workq.tasks (id, queue, type, idempotency_key,"
+        " state, attempt, max_attempts, run_at, started_at, finished_at,"
+        " lease_owner, lease_expires_at, worker, last_error, result)"
+        " VALUES"
+        " ('00000000-0000-7000-8000-000000000001', 'lean', 'noop', 'sched',"
+        "  'scheduled', 0, 3, now() + interval '1 hour', NULL, NULL, NULL,"
+        "  NULL, NULL, NULL, NULL),"
+        " ('00000000-0000-7000-8000-000000000002', 'lean', 'noop', 'queued',"
+        "  'queued', 0, 3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),"
+        " ('00000000-0000-7000-8000-000000000003', 'lean', 'noop',"
+        "  'run-live', 'running', 2, 3, NULL, now() - interval '1 s', NULL,"
+        "  'w-old', now() + interval '1 hour', 'w-old', 'boom', NULL),"
+        " ('00000000-0000-7000-8000-000000000004', 'lean', 'noop',"
+        "  'run-lost', 'running', 1, 3, NULL, now() - interval '2 min',"
+        "  NULL, 'w-gone', now() - interval '1 min', 'w-gone', NULL, NULL),"
+        " ('00000000-0000-7000-8000-000000000005', 'lean', 'noop', 'retry',"
+        "  'retry_wait', 1, 3, now() - interval '1 s', now() - interval"
+        "  '1 min', NULL, NULL, NULL, 'w-old', 'boom', NULL),"
+        " ('00000000-0000-7000-8000-000000000006', 'lean', 'noop', 'ok',"
+        "  'succeeded', 1, 3, NULL, now() - interval '1 min', now(), NULL,"
+        "  NULL, 'w-old', NULL, '\\x6f6b'),"
+        " ('00000000-0000-7000-8000-000000000007', 'lean', 'noop',"
+        "  'ok-retried', 'succeeded', 2, 3, NULL, now() - interval '1 min',"
+        "  now(), NULL, NULL, 'w-old', 'boom', '\\x6f6b'),"
+        " ('00000000-0000-7000-8000-000000000008', 'lean', 'noop', 'dead',"
+        "  'dead', 2, 2, NULL, now() - interval '1 min', now(), NULL, NULL,"
+        "  'w-old', 'bad data', NULL),"
+        " ('00000000-0000-7000-8000-000000000009', 'lean', 'noop', 'cancel',"
+        "  'cancelled', 1, 3, NULL, now() - interval '1 min', now(), NULL,"
+        "  NULL, 'w-old', NULL, NULL)");
+    exec_ok(s, "INSERT INTO workq.attempts (task_id, attempt, started_at,"
+        " finished_at, duration_ms, worker, outcome, error)"
+        " SELECT ('00000000-0000-7000-8000-00000000000' || n)::uuid, a,"
+        "   timestamptz '2026-01-01' + n * interval '1 min' + a * interval"
+        "   '1 s', CASE WHEN o IS NOT NULL THEN timestamptz '2026-01-02' END,"
+        "   CASE WHEN o IS NOT NULL THEN 10 * n + a END, 'w-old', o, e"
+        " FROM (VALUES (3, 1, 'failed', 'boom'), (3, 2, NULL, NULL),"
+        "   (4, 1, NULL, NULL), (5, 1, 'failed', 'boom'),"
+        "   (6, 1, 'succeeded', NULL), (7, 1, 'timeout', 'slow'),"
+        "   (7, 2, 'succeeded', 'stdout cut at 5 of 9 bytes'),"
+        "   (8, 1, 'failed', 'boom'), (8, 2, 'permanent_failure', 'bad data'),"
+        "   (9, 1, 'cancelled', 'cancelled by workq cancel'))"
+        "   AS v(n, a, o, e)");
+}
+
+/* The history of task n of lean_fixture as 0003 stored it. */
+static void
+lean_history_sql(wq_store *s, int n, char *out, size_t len)
+{
+    char sql[1024];
+    PGresult *r;
+
+    snprintf(sql, sizeof sql, "SELECT coalesce(string_agg(format("
+        "'%%s:%%s:%%s:%%s:%%s:%%s:%%s', attempt, coalesce(outcome, '-'),"
+        " worker, floor(extract(epoch FROM started_at) * 1000)::int8,"
+        " coalesce(floor(extract(epoch FROM finished_at) * 1000)::int8, 0),"
+        " coalesce(duration_ms, -1), coalesce(error, '-')), ','"
+        " ORDER BY attempt), '') FROM workq.attempts WHERE task_id ="
+        " '00000000-0000-7000-8000-00000000000%d'", n);
+    r = PQexec(wq_store_conn(s), sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+}
+
+/* The history of a task as its readers see it (wq_store_task_attempts),
+ * in lean_history_sql's form. */
+static void
+lean_history(wq_store *s, const uint8_t id[16], char *out, size_t len)
+{
+    struct wq_task_attempt *v;
+    size_t n, at = 0;
+    char err[WQ_ERRLEN];
+
+    if (wq_store_task_attempts(s, id, &v, &n, err, sizeof err) != 0)
+        fail_msg("attempts: %s", err);
+    out[0] = '\0';
+    for (size_t i = 0; i < n && at < len; i++)
+        at += (size_t)snprintf(out + at, len - at, "%s%d:%s:%s:%lld:%lld:"
+            "%lld:%s", i > 0 ? "," : "", v[i].attempt,
+            v[i].outcome != NULL ? v[i].outcome : "-",
+            v[i].worker != NULL ? v[i].worker : "",
+            (long long)v[i].started_at_ms, (long long)v[i].finished_at_ms,
+            (long long)v[i].duration_ms,
+            v[i].error != NULL ? v[i].error : "-");
+    wq_task_attempts_free(v, n);
+}
+
+/* Claims the lean task with key `key` as worker w; returns its status. */
+static enum wq_claim_status
+lean_claim(wq_store *s, struct wq_claim_bufs *bufs, const char *w,
+    const char *key, struct wq_claim *c)
+{
+    struct wq_envelope env;
+    char err[WQ_ERRLEN];
+
+    assert_int_equal(wq_envelope_init(&env, "lean", "noop", key, NULL, 0,
+        err, sizeof err), 0);
+    env.max_attempts = 3;
+    memset(c, 0, sizeof *c);
+    c->env = &env;
+    if (wq_claim_round(s, bufs, w, 60000, NULL, 0, c, 1, err, sizeof err)
+        != 0)
+        fail_msg("claim %s: %s", key, err);
+    c->env = NULL;
+    wq_envelope_free(&env);
+    return c->status;
+}
+
+/* Records attempt `attempt` of task id as worker w; 1 if it was. */
+static int
+lean_record(wq_store *s, struct wq_claim_bufs *bufs, const char *w,
+    const uint8_t id[16], uint32_t attempt, const char *outcome,
+    const char *state, const char *error)
+{
+    struct wq_record r = { .attempt = attempt, .outcome = outcome,
+        .state = state, .error = error, .delay_ms = 60000,
+        .duration_ms = 7 };
+    char err[WQ_ERRLEN];
+
+    memcpy(r.task_id, id, 16);
+    if (wq_claim_round(s, bufs, w, 60000, &r, 1, NULL, 0, err, sizeof err)
+        != 0)
+        fail_msg("record: %s", err);
+    return r.recorded;
+}
+
+/*
+ * Migration 0004 on a populated database: tasks in every state, with the
+ * history release 0003's binaries wrote (rows opened at claim, one still
+ * open for a live lease and one for a lost one), read the same after the
+ * migration, and the worker's claim and record go on from there: the
+ * open rows are closed, new attempts live in the task row.
+ */
+static void
+test_store_migrate_lean_tasks(void **state)
+{
+    struct wq_claim_bufs bufs = { 0 };
+    char err[WQ_ERRLEN], before[9][512], after[512];
+    int st_before[9], at_before[9], from = -1, to = -1;
+    struct wq_task_row row;
+    struct wq_claim c;
+    uint8_t ids[9][16];
+    wq_store *s = open_or_fail(db.conninfo);
+
+    (void)state;
+    if (wq_migrate_to(s, 3, NULL, NULL, err, sizeof err) != 0)
+        fail_msg("migrate to 3: %s", err);
+    lean_fixture(s);
+    for (int i = 0; i < 9; i++) {
+        char text[40];
+
+        snprintf(text, sizeof text, "00000000-0000-7000-8000-00000000000%d",
+            i + 1);
+        assert_int_equal(wq_uuid_parse(text, ids[i]), 0);
+        lean_history_sql(s, i + 1, before[i], sizeof before[i]);
+        if (wq_store_task_get(s, ids[i], &row, err, sizeof err) != 0)
+            fail_msg("get %s: %s", lean_tasks[i].key, err);
+        st_before[i] = (int)row.state;
+        at_before[i] = row.attempt;
+        wq_task_row_free(&row);
+    }
+
+    if (wq_migrate_run(s, &from, &to, err, sizeof err) != 0)
+        fail_msg("migrate: %s", err);
+    assert_int_equal(from, 3);
+    assert_int_equal(to, wq_migrate_latest());
+    for (int i = 0; i < 9; i++) {
+        if (wq_store_task_get(s, ids[i], &row, err, sizeof err) != 0)
+            fail_msg("get %s: %s", lean_tasks[i].key, err);
+        assert_int_equal((int)row.state, st_before[i]);
+        assert_int_equal(row.attempt, at_before[i]);
+        wq_task_row_free(&row);
+        lean_history(s, ids[i], after, sizeof after);
+        if (strcmp(after, before[i]) != 0)
+            fail_msg("%s: history %s after the migration, %s before",
+                lean_tasks[i].key, after, before[i]);
+    }
+    /* the queue's CHECK says what it said */
+    assert_int_equal(wq_store_exec(s, "UPDATE workq.tasks SET queue ="
+        " 'lean.dead' WHERE idempotency_key = 'queued'", err, sizeof err),
+        WQ_EINVAL);
+    assert_non_null(strstr(err, "tasks_queue_check"));
+    assert_int_equal(wq_store_exec(s, "UPDATE workq.tasks SET queue ="
+        " 'le an' WHERE idempotency_key = 'queued'", err, sizeof err),
+        WQ_EINVAL);
+    assert_non_null(strstr(err, "tasks_queue_check"));
+
+    /* not claimable: final, busy, not due */
+    assert_int_equal(lean_claim(s, &bufs, "w-new", "ok", &c), WQ_CLAIM_FINAL);
+    assert_int_equal(lean_claim(s, &bufs, "w-new", "dead", &c),
+        WQ_CLAIM_FINAL);
+    assert_int_equal(lean_claim(s, &bufs, "w-new", "cancel", &c),
+        WQ_CLAIM_FINAL);
+    assert_int_equal(lean_claim(s, &bufs, "w-new", "run-live", &c),
+        WQ_CLAIM_BUSY);
+    assert_int_equal(lean_claim(s, &bufs, "w-new", "sched", &c),
+        WQ_CLAIM_NOT_DUE);
+
+    /* the old worker records the attempt it holds: its open row closes */
+    assert_true(lean_record(s, &bufs, "w-old", ids[2], 2, "succeeded",
+        "succeeded", NULL));
+    lean_history(s, ids[2], after, sizeof after);
+    if (strncmp(after, before[2], strlen("1:failed")) != 0
+        || strstr(after, ",2:succeeded:w-old:") == NULL
+        || strstr(after, ":7:-") == NULL)
+        fail_msg("run-live after record: %s", after);
+
+    /* a lost lease with an open row: closed as lease_expired */
+    assert_int_equal(lean_claim(s, &bufs, "w-new", "run-lost", &c),
+        WQ_CLAIM_RUN);
+    assert_int_equal(c.attempt, 2);
+    lean_history(s, ids[3], after, sizeof after);
+    if (strncmp(after, "1:lease_expired:w-old:", 22) != 0
+        || strstr(after, ",2:-:w-new:") == NULL)
+        fail_msg("run-lost after claim: %s", after);
+    assert_true(lean_record(s, &bufs, "w-new", ids[3], 2, "failed",
+        "retry_wait", "boom"));
+    lean_history(s, ids[3], after, sizeof after);
+    if (strstr(after, ",2:failed:w-new:") == NULL)
+        fail_msg("run-lost after record: %s", after);
+
+    /* due and queued: claimed, the new attempt in the task row only */
+    assert_int_equal(lean_claim(s, &bufs, "w-new", "retry", &c),
+        WQ_CLAIM_RUN);
+    assert_int_equal(c.attempt, 2);
+    assert_true(lean_record(s, &bufs, "w-new", ids[4], 2, "succeeded",
+        "succeeded", NULL));
+    assert_int_equal(lean_claim(s, &bufs, "w-new", "queued", &c),
+        WQ_CLAIM_RUN);
+    assert_int_equal(c.attempt, 1);
+    lean_history(s, ids[1], after, sizeof after);
+    if (strncmp(after, "1:-:w-new:", 10) != 0
+        || strstr(after, ":0:-1:-") == NULL)
+        fail_msg("queued after claim: %s", after);
+    /* a record that lost its lease writes nothing */
+    assert_false(lean_record(s, &bufs, "w-other", ids[1], 1, "succeeded",
+        "succeeded", NULL));
+    assert_true(lean_record(s, &bufs, "w-new", ids[1], 1, "succeeded",
+        "succeeded", NULL));
+    lean_history(s, ids[4], after, sizeof after);
+    if (strncmp(after, before[4], strlen(before[4])) != 0
+        || strstr(after, ",2:succeeded:w-new:") == NULL)
+        fail_msg("retry after record: %s", after);
+    lean_history(s, ids[1], after, sizeof after);
+    if (strncmp(after, "1:succeeded:w-new:", 18) != 0
+        || strstr(after, ":7:-") == NULL || strchr(after, ',') != NULL)
+        fail_msg("queued after record: %s", after);
+    /* the successes of this release wrote no attempts row */
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.attempts"
+        " WHERE task_id IN ('00000000-0000-7000-8000-000000000002',"
+        " '00000000-0000-7000-8000-000000000005') AND attempt = 2"), 0);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.attempts"
+        " WHERE task_id = '00000000-0000-7000-8000-000000000002'"), 0);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.attempts"
+        " WHERE outcome IS NULL"), 0);
+    wq_claim_bufs_free(&bufs);
+    wq_store_close(s);
+}
+
 #define DB_TEST(f) cmocka_unit_test_setup(f, db_setup)
 
 static const struct CMUnitTest tests[] = {
     DB_TEST(test_store_migrate_empty_db),
     DB_TEST(test_store_migrate_twice_is_noop),
+    DB_TEST(test_store_migrate_lean_tasks),
     DB_TEST(test_store_migrate_concurrent),
     DB_TEST(test_store_migrate_future_refused),
     DB_TEST(test_store_migrate_refuses_open_transaction),

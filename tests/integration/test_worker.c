@@ -408,10 +408,12 @@ noop_many(int kind)
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE attempt <> 1 OR finished_at IS NULL OR lease_owner IS NOT "
         "NULL OR result IS NULL"), 0);
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts "
-        "WHERE outcome = 'succeeded' AND attempt = 1 AND duration_ms >= 0"),
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history WHERE outcome = 'succeeded' AND attempt = 1 "
+        "AND duration_ms >= 0"),
         500);
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history"),
         500);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(DISTINCT "
         "idempotency_key) FROM workq.tasks"), 500);
@@ -477,7 +479,8 @@ multi_queue(int kind)
     check(dups == 0, "%g deliveries were duplicates", dups);
     assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM workq.tasks "
         "WHERE queue = '%s'", qa), 200);
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history"),
         600);
     /* worker 2 took part in b */
     assert_true(wq_test_pg_numf(s, "SELECT count(*) FROM workq.tasks WHERE "
@@ -523,7 +526,8 @@ duplicates(int kind)
         10000);
     check(dups == 2, "%g duplicates counted, not 2", dups);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks"), 2);
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history"),
         2);
     /* the first to claim the key ran; the other was absorbed */
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
@@ -610,19 +614,19 @@ exec_handlers(int kind)
         "WHERE idempotency_key = 'temp' AND state = 'retry_wait' AND "
         "run_at - updated_at BETWEEN interval '5 s' AND interval '10 s' "
         "AND last_error LIKE '%exit status 75: not now%'"), 1);
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts a "
-        "JOIN workq.tasks t ON t.id = a.task_id WHERE t.idempotency_key = "
-        "'temp' AND a.outcome = 'failed'"), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history a JOIN workq.tasks t ON t.id = a.task_id WHERE "
+        "t.idempotency_key = 'temp' AND a.outcome = 'failed'"), 1);
     /* exit 65: dead, permanent */
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
-        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
-        "'perm' AND state = 'dead' AND a.outcome = 'permanent_failure' AND "
-        "t.last_error LIKE '%bad data%'"), 1);
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE "
+        "idempotency_key = 'perm' AND state = 'dead' AND a.outcome = "
+        "'permanent_failure' AND t.last_error LIKE '%bad data%'"), 1);
     /* timeout: attempts spent (max 1): dead with outcome timeout */
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
-        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
-        "'slow' AND state = 'dead' AND a.outcome = 'timeout' AND "
-        "a.duration_ms BETWEEN 1000 AND 10000"), 1);
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE "
+        "idempotency_key = 'slow' AND state = 'dead' AND a.outcome = "
+        "'timeout' AND a.duration_ms BETWEEN 1000 AND 10000"), 1);
     f = fopen(gcfile, "r");
     assert_non_null(f);
     assert_int_equal(fscanf(f, "%ld", &gc), 1);
@@ -631,18 +635,19 @@ exec_handlers(int kind)
         "the timed-out task's grandchild %ld is still alive", gc);
     /* output over max_output: cut, and the history says so */
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
-        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
-        "'big' AND state = 'succeeded' AND octet_length(result) = 1048576 "
-        "AND a.error LIKE 'stdout cut at 1048576 of 3000000 bytes%'"), 1);
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE "
+        "idempotency_key = 'big' AND state = 'succeeded' AND "
+        "octet_length(result) = 1048576 AND a.error LIKE 'stdout cut at "
+        "1048576 of 3000000 bytes%'"), 1);
     /* not UTF-8: stored byte for byte */
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE idempotency_key = 'bin' AND result = "
         "'\\xfffe00616263c328'::bytea"), 1);
     /* limit_file_size: SIGXFSZ at 64 KiB fails the task */
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
-        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
-        "'fsize' AND state = 'dead' AND a.outcome = 'failed' AND "
-        "t.last_error LIKE '%SIGXFSZ%'"), 1);
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE "
+        "idempotency_key = 'fsize' AND state = 'dead' AND a.outcome = "
+        "'failed' AND t.last_error LIKE '%SIGXFSZ%'"), 1);
     /* the default umask, no_new_privs and a configured limit */
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE idempotency_key = 'status' AND state = 'succeeded' AND "
@@ -767,10 +772,11 @@ poison(int kind)
         "'dead' AND last_error = 'attempts exhausted' AND lease_owner IS "
         "NULL"), 2);
     /* nothing ran: no new attempt; the lost one is closed */
-    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM workq.attempts "
-        "WHERE task_id = '%s'", id), 1);
-    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM workq.attempts "
-        "WHERE task_id = '%s' AND attempt = 3 AND outcome = 'lease_expired'",
+    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM "
+        "workq.attempt_history WHERE task_id = '%s'", id), 1);
+    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM "
+        "workq.attempt_history WHERE task_id = '%s' AND attempt = 3 AND "
+        "outcome = 'lease_expired'",
         id), 1);
     assert_int_equal(wq_test_pg_num(s, "SELECT attempt FROM workq.tasks "
         "WHERE idempotency_key = 'spent-key'"), 2);
@@ -803,17 +809,17 @@ check_exactly_once(wq_store *s, int n)
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE state = 'succeeded'"), n);
     /* one success per task, every other attempt closed as lost */
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts "
-        "WHERE outcome = 'succeeded'"), n);
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts "
-        "WHERE outcome IS NULL OR outcome NOT IN ('succeeded', "
-        "'lease_expired')"), 0);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history WHERE outcome = 'succeeded'"), n);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history WHERE outcome IS NULL OR outcome NOT IN "
+        "('succeeded', 'lease_expired')"), 0);
     /* attempts numbered 1..tasks.attempt, the last one the success */
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
-        "WHERE t.attempt <> (SELECT count(*) FROM workq.attempts a WHERE "
-        "a.task_id = t.id) OR NOT EXISTS (SELECT 1 FROM workq.attempts a "
-        "WHERE a.task_id = t.id AND a.attempt = t.attempt AND a.outcome = "
-        "'succeeded')"), 0);
+        "WHERE t.attempt <> (SELECT count(*) FROM workq.attempt_history a "
+        "WHERE a.task_id = t.id) OR NOT EXISTS (SELECT 1 FROM "
+        "workq.attempt_history a WHERE a.task_id = t.id AND a.attempt = "
+        "t.attempt AND a.outcome = 'succeeded')"), 0);
 }
 
 /* SIGTERM under load: running tasks finish and are recorded; nothing is
@@ -848,7 +854,8 @@ sigterm_under_load(int kind)
     check(n == 2000, "%lld of 2000 succeeded after the restart", n);
     worker_stop(&w, 30000);
     check_exactly_once(s, 2000);
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history"),
         2000);
     wq_store_close(s);
 }
@@ -891,8 +898,8 @@ kill9_under_load(int kind)
     worker_stop(&b, 30000);
     check_exactly_once(s, 2000);
     /* the attempts the killed worker held were closed as lease_expired */
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts "
-        "WHERE outcome = 'lease_expired'"), running);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history WHERE outcome = 'lease_expired'"), running);
     wq_store_close(s);
 }
 BOTH(kill9_under_load)
@@ -1063,7 +1070,7 @@ cancel_running(int kind)
         "the task not cancelled did not succeed");
     worker_stop(&w, 30000);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
-        "JOIN workq.attempts a ON a.task_id = t.id WHERE t.state = "
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE t.state = "
         "'cancelled' AND t.finished_at IS NOT NULL AND t.lease_owner IS NULL "
         "AND a.outcome = 'cancelled' AND a.duration_ms < 10000"), 2);
     wq_store_close(s);
@@ -1098,7 +1105,8 @@ lease_renewed(int kind)
         "state = 'succeeded' AND attempt = 1") == 1, "the task did not end "
         "on its first attempt");
     worker_stop(&w, 30000);
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history"),
         1);
     wq_store_close(s);
 }
@@ -1144,14 +1152,15 @@ drain_deadline(int kind)
     /* unrecorded: left to lease expiry */
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE state = 'running'"), 3);
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts "
-        "WHERE outcome IS NULL"), 3);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history WHERE outcome IS NULL"), 3);
 
     /* a second SIGTERM: now, whatever the drain time */
     pg_execf(s, "UPDATE workq.tasks SET lease_expires_at = now() - "
         "interval '1 s'");
     worker_start(&w, kind, ci, q, conf, NULL, args);
-    check(wait_num(s, 6, 60000, "SELECT count(*) FROM workq.attempts") == 6,
+    check(wait_num(s, 6, 60000, "SELECT count(*) FROM "
+        "workq.attempt_history") == 6,
         "the tasks were not claimed again");
     usleep(200000);
     t0 = wq_clock_mono_ns();
@@ -1161,8 +1170,8 @@ drain_deadline(int kind)
     check(worker_wait(&w, 10000) == 0, "no clean exit after two SIGTERMs");
     check(wq_clock_mono_ns() - t0 < 6000000000ull, "a second SIGTERM did "
         "not stop at once");
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts "
-        "WHERE outcome = 'lease_expired'"), 3);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history WHERE outcome = 'lease_expired'"), 3);
     wq_store_close(s);
 }
 BOTH(drain_deadline)
