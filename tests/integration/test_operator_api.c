@@ -716,8 +716,14 @@ test_api_query_plans(void **state)
             fail_msg("GET /v1/%s reads a whole table:\n%s", cases[i].what,
                 buf);
         assert_non_null(strstr(buf, "Index"));
-        /* a page reads its rows in order: no sort of every match */
-        if (cases[i].q != WQ_ADMIN_SQL_HISTORY && strstr(buf, "Sort") != NULL)
+        /* A page reads its rows in order: no sort of every match.  The
+         * one exception is a state with a partial index of its own (dead
+         * here): the planner may sort that state's rows of one queue
+         * when it counts few of them, and reads the queue's index in
+         * order when it counts many, so the cost stays bounded by the
+         * cheaper of the two.  No index per state (migration 0004). */
+        if (cases[i].q != WQ_ADMIN_SQL_HISTORY && strstr(buf, "Sort") != NULL
+            && strstr(buf, "Index Scan on tasks_dead_queue_page_idx") == NULL)
             fail_msg("GET /v1/%s sorts its matches:\n%s", cases[i].what,
                 buf);
     }

@@ -1,4 +1,4 @@
--- 0004_lean_tasks.sql - fewer row versions and index entries per task
+-- 0005_lean_tasks.sql - fewer row versions and index entries per task
 -- (issue 14, "Cost per task").  A task that succeeds on its first
 -- attempt used to write four row versions (insert and update of
 -- workq.tasks and of workq.attempts) and eight index entries per tasks
@@ -85,4 +85,6 @@ ALTER TABLE workq.tasks ADD CONSTRAINT tasks_queue_check
 -- = $1`, which no index condition matches) and reads run_at and
 -- updated_at from the rows anyway; every other lookup of workq.tasks goes
 -- by id, by (queue, idempotency_key), or by one of the partial indexes.
-DROP INDEX workq.tasks_queue_state_idx;
+-- 0004_operator drops it first (written at the same time, it found the
+-- same); IF EXISTS makes this a no-op after it.
+DROP INDEX IF EXISTS workq.tasks_queue_state_idx;
