@@ -16,6 +16,11 @@ struct wq_store {
     unsigned prepared;      /* bit (1u << STMT_*) set: prepared on
                                conn (store_tasks.c) */
     char sqlstate[6];       /* of the last failure, "" if none */
+    /* Receipts sent and not read yet (wq_store_accept_send/_recv): the
+     * pipeline's sync points still to come, and its first failure. */
+    int accept_syncs;
+    int accept_rc;
+    char accept_err[WQ_ERRLEN];
 };
 
 /*
