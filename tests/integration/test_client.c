@@ -703,7 +703,7 @@ slow_done(void *user, const struct wq_client_result *r)
 static void
 check_slow_stream(int kind)
 {
-    enum { N = 60, GAP_MS = 10, BOUND_MS = 300 };
+    enum { N = 100, GAP_MS = 10, BOUND_MS = 500 };
     const char *conninfo = wq_test_pg_create_migrated_db();
     const char *queue = wq_test_queue(kind, "client-slow");
     struct wq_client_task t = { .queue = queue, .type = "noop" };
