@@ -49,6 +49,14 @@
 #define CLOSE_TIMEOUT_MS   1000     /* close after a failure: no waiting */
 #define SERVE_EVERY        1024     /* async publishes between report serves */
 #define SETTLE_EVERY       8192     /* confirmed tasks per receipts statement */
+/* A confirmed task waits at most about this long for its receipt to be
+ * sent, in a stream that is never flushed (see wq_client_submit_async). */
+#define SETTLE_AGE_NS      (50ull * 1000000u)
+/* Confirmed tasks that may pile up behind a receipts statement still
+ * under way before the stream waits for it. */
+#define SETTLE_BACKLOG     (4 * SETTLE_EVERY)
+/* While tasks wait, a stream serves at least this often. */
+#define SERVE_AGE_NS       (10ull * 1000000u)
 /* After this long without a publish, check the connection first. */
 #define IDLE_CHECK_NS      (1000ull * 1000000u)
 /* After PostgreSQL failed, receipts wait this long before a new try. */
@@ -80,17 +88,25 @@ struct wq_client {
     uint64_t store_retry_ns;        /* after a failure: not before this */
     char store_why[256];
 
-    /* Confirmed by the broker, waiting for their receipts (settle()). */
+    /* Confirmed by the broker, waiting for their receipts to be sent
+     * (settle_send()); confirmed_ns: when the first of them was. */
     struct slot **confirmed;
     size_t nconfirmed, confirmed_cap;
-    struct wq_accept *accepts;      /* settle()'s statement, reused */
+    uint64_t confirmed_ns;
+    /* Receipts sent, their answer not read yet (settle_recv()): sent[i]
+     * is the slot of accepts[i]. */
+    struct slot **sent;
+    size_t nsent, sent_cap;
+    struct wq_accept *accepts;      /* the statement under way, reused */
     size_t accepts_cap;
+    int answering;                  /* inside answer(): callbacks run */
     char **names;                   /* queue and type names, interned */
     size_t nnames, names_cap, last_name;
 
     struct wq_buf buf;              /* the encoded envelope */
     struct slot *free_slots;
     unsigned since_serve;
+    uint64_t served_ns;             /* last serve of the broker's verdicts */
     int timing_out;                 /* closing after a flush timeout */
     uint64_t last_use_ns;           /* last publish */
 
@@ -190,6 +206,8 @@ confirmed_push(wq_client *c, struct slot *s)
         c->confirmed = grown;
         c->confirmed_cap = cap;
     }
+    if (c->nconfirmed == 0)
+        c->confirmed_ns = wq_clock_mono_ns();
     c->confirmed[c->nconfirmed++] = s;
     return 0;
 }
@@ -213,56 +231,29 @@ store_get(wq_client *c)
     return c->store;
 }
 
+/* After PostgreSQL failed: no receipts for a while (store_get). */
+static void
+store_fail(wq_client *c)
+{
+    wq_store_close(c->store);
+    c->store = NULL;
+    c->store_retry_ns = wq_clock_mono_ns() + STORE_RETRY_NS;
+}
+
 /*
- * Records the receipts of every confirmed task (one statement), then
- * gives each its verdict: accepted, a duplicate of an earlier submit of
- * its key, or accepted but untracked when PostgreSQL could not record
- * it (the task is on the broker and runs all the same).
+ * Gives each of slots[0..n) its verdict: accepted (rc 0: c->accepts[i]
+ * says whether a duplicate, and its state), or accepted but untracked
+ * when PostgreSQL could not record its receipt (the task is on the
+ * broker and runs all the same); then returns the slots to the pool.
  */
 static void
-settle(wq_client *c)
+answer(wq_client *c, struct slot **slots, size_t n, int rc)
 {
     struct wq_client_result r;
-    struct wq_accept *grown;
-    size_t n = c->nconfirmed;
-    char err[256];
-    wq_store *st;
-    int rc = WQ_ESTORE;
 
-    if (n == 0)
-        return;
-    if (n > c->accepts_cap) {
-        if ((grown = realloc(c->accepts, n * sizeof *grown)) != NULL) {
-            c->accepts = grown;
-            c->accepts_cap = n;
-        }
-    }
-    if (n <= c->accepts_cap && c->cfg->producer.receipts
-        && (st = store_get(c)) != NULL) {
-        for (size_t i = 0; i < n; i++) {
-            struct slot *s = c->confirmed[i];
-            struct wq_accept *a = &c->accepts[i];
-
-            memcpy(a->id, s->uuid, sizeof a->id);
-            a->queue = s->queue;
-            a->type = s->type;
-            a->key = s->key;
-            a->max_attempts = s->max_attempts;
-            a->created_at_ms = s->created_at_ms;
-        }
-        rc = wq_store_accept(st, c->accepts, n, err, sizeof err);
-        if (rc == WQ_ESTORE && wq_store_ping(st, NULL, 0) == 0)
-            /* a connection lost and made again: receipts are idempotent */
-            rc = wq_store_accept(st, c->accepts, n, err, sizeof err);
-        if (rc != 0) {
-            wq_store_close(c->store);
-            c->store = NULL;
-            c->store_retry_ns = wq_clock_mono_ns() + STORE_RETRY_NS;
-        }
-    }
-    c->nconfirmed = 0;
+    c->answering = 1;
     for (size_t i = 0; i < n; i++) {
-        struct slot *s = c->confirmed[i];
+        struct slot *s = slots[i];
 
         memset(&r, 0, sizeof r);
         memcpy(r.id, s->id, sizeof r.id);
@@ -281,6 +272,106 @@ settle(wq_client *c)
         s->next = c->free_slots;
         c->free_slots = s;
     }
+    c->answering = 0;
+}
+
+/*
+ * Sends the receipts of every confirmed task to PostgreSQL (one
+ * statement per kind, wq_store_accept_send) without waiting for the
+ * answer, unless a statement is under way already.  The tasks get their
+ * verdicts from settle_recv(); at once when receipts are off or
+ * PostgreSQL is out of reach.
+ */
+static void
+settle_send(wq_client *c)
+{
+    struct wq_accept *grown;
+    struct slot **swap;
+    size_t n = c->nconfirmed, cap;
+    char err[256];
+    wq_store *st = NULL;
+
+    /* a callback that submits or flushes: its tasks wait for the next
+     * call, so that sent[] and accepts[] stay as answer() reads them */
+    if (n == 0 || c->nsent > 0 || c->answering)
+        return;
+    /* confirmed[] becomes sent[], and the old sent[] the next confirmed[]
+     * (pushes during the callbacks below go there) */
+    swap = c->sent;
+    cap = c->sent_cap;
+    c->sent = c->confirmed;
+    c->sent_cap = c->confirmed_cap;
+    c->confirmed = swap;
+    c->confirmed_cap = cap;
+    c->nconfirmed = 0;
+    if (n > c->accepts_cap) {
+        if ((grown = realloc(c->accepts, n * sizeof *grown)) != NULL) {
+            c->accepts = grown;
+            c->accepts_cap = n;
+        }
+    }
+    if (n > c->accepts_cap || !c->cfg->producer.receipts
+        || (st = store_get(c)) == NULL) {
+        answer(c, c->sent, n, WQ_ESTORE);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct slot *s = c->sent[i];
+        struct wq_accept *a = &c->accepts[i];
+
+        memcpy(a->id, s->uuid, sizeof a->id);
+        a->queue = s->queue;
+        a->type = s->type;
+        a->key = s->key;
+        a->max_attempts = s->max_attempts;
+        a->created_at_ms = s->created_at_ms;
+    }
+    if (wq_store_accept_send(st, c->accepts, n, err, sizeof err) != 0) {
+        store_fail(c);
+        answer(c, c->sent, n, WQ_ESTORE);
+        return;
+    }
+    c->nsent = n;
+}
+
+/*
+ * Reads the answer to the receipts statement under way, if any, and
+ * gives its tasks their verdicts.  Without `wait`, returns at once when
+ * the answer is not in yet.  A statement that failed on a connection
+ * lost and made again is run once more (receipts are idempotent).
+ */
+static void
+settle_recv(wq_client *c, int wait)
+{
+    size_t n = c->nsent;
+    char err[256];
+    int rc;
+
+    if (n == 0 || c->answering)
+        return;
+    rc = wq_store_accept_recv(c->store, c->accepts, n, wait, err,
+        sizeof err);
+    if (rc == WQ_EAGAIN)
+        return;
+    if (rc == WQ_ESTORE && wq_store_ping(c->store, NULL, 0) == 0)
+        rc = wq_store_accept(c->store, c->accepts, n, err, sizeof err);
+    if (rc != 0)
+        store_fail(c);
+    c->nsent = 0;
+    answer(c, c->sent, n, rc);
+}
+
+/*
+ * Records the receipts of every confirmed task, then gives each its
+ * verdict: accepted, a duplicate of an earlier submit of its key, or
+ * accepted but untracked.  Blocks on PostgreSQL.
+ */
+static void
+settle(wq_client *c)
+{
+    settle_recv(c, 1);
+    settle_send(c);
+    settle_recv(c, 1);
 }
 
 /*
@@ -473,6 +564,8 @@ store_insert(wq_client *c, const struct wq_task_new *t, int *inserted,
 {
     int rc;
 
+    /* the store serves one thing at a time: receipts under way first */
+    settle_recv(c, 1);
     if (c->store == NULL && (rc = wq_store_open(c->cfg->postgres.conninfo,
         c->cfg->postgres.password[0] != '\0' ? c->cfg->postgres.password
         : NULL, &c->store, err, errlen)) != 0) {
@@ -608,6 +701,37 @@ fail:
     return rc;
 }
 
+/*
+ * In a stream of async submits: serves the broker's verdicts now and
+ * then (every SERVE_EVERY publishes, or SERVE_AGE_NS after the last
+ * serve when tasks are waiting), so callbacks come while the stream goes
+ * on and slots are reused instead of piling up.  Receipts go to
+ * PostgreSQL in large batches (SETTLE_EVERY tasks a statement), or once
+ * the first confirmed task has waited SETTLE_AGE_NS, so that a slow
+ * stream that is never flushed still hears of its tasks; the answer is
+ * read at a later serve, while the stream goes on.
+ */
+static void
+serve(wq_client *c)
+{
+    uint64_t now = c->last_use_ns;      /* publish() just read the clock */
+
+    if (++c->since_serve < SERVE_EVERY && (now - c->served_ns
+        < SERVE_AGE_NS || (c->pc.inflight == 0 && c->nconfirmed == 0
+        && c->nsent == 0)))
+        return;
+    c->since_serve = 0;
+    c->served_ns = now;
+    if (c->pc.t != NULL && c->pc.inflight > 0
+        && wq_pubconn_flush(&c->pc, 0, NULL, 0) == WQ_EBROKER)
+        wq_pubconn_drop(&c->pc, CLOSE_TIMEOUT_MS);
+    /* PostgreSQL slower than the broker: wait for it rather than pile up */
+    settle_recv(c, c->nconfirmed >= SETTLE_BACKLOG);
+    if (c->nconfirmed >= SETTLE_EVERY || (c->nconfirmed > 0
+        && wq_clock_mono_ns() - c->confirmed_ns >= SETTLE_AGE_NS))
+        settle_send(c);
+}
+
 int
 wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
     wq_client_done_fn *done, void *user, char id[WQ_CLIENT_ID_LEN],
@@ -671,16 +795,7 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
             id[0] = '\0';
         return rc;
     }
-    /* Serve the verdicts now and then, so callbacks come while the
-     * stream goes on and slots are reused instead of piling up. */
-    if (++c->since_serve >= SERVE_EVERY && c->pc.t != NULL) {
-        c->since_serve = 0;
-        if (wq_pubconn_flush(&c->pc, 0, NULL, 0) == WQ_EBROKER)
-            wq_pubconn_drop(&c->pc, CLOSE_TIMEOUT_MS);
-        /* receipts in large batches: one statement for many tasks */
-        if (c->nconfirmed >= SETTLE_EVERY)
-            settle(c);
-    }
+    serve(c);
     return 0;
 }
 
@@ -694,6 +809,10 @@ wq_client_flush(wq_client *c, int timeout_ms, char *err, size_t errlen)
         return wq_seterr(err, errlen, WQ_EINVAL, "client is NULL");
     if (timeout_ms < 0)
         timeout_ms = c->timeout_ms;
+    /* The receipts of what the broker confirmed so far go to PostgreSQL
+     * now, so that its round trip overlaps the wait for the rest. */
+    settle_recv(c, 0);
+    settle_send(c);
     if (c->pc.t != NULL && c->pc.inflight > 0) {
         rc = wq_pubconn_flush(&c->pc, timeout_ms, ferr, sizeof ferr);
         if (wq_pubconn_broken(rc)) {
@@ -787,6 +906,7 @@ wq_client_free(wq_client *c)
     settle(c);
     wq_store_close(c->store);
     free(c->confirmed);
+    free(c->sent);
     free(c->accepts);
     for (size_t i = 0; i < c->nnames; i++)
         free(c->names[i]);

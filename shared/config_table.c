@@ -316,8 +316,9 @@ const struct wq_config_key wq_config_keys[] = {
     STRING("producer.tls_key", producer.tls_key, "", 0,
         "PEM private key of producer.tls_cert (unencrypted)"),
     BOOL("producer.receipts", producer.receipts, "true",
-        "record each confirmed task in PostgreSQL (workq.accepted) so "
-        "that its id resolves before a worker claims it"),
+        "record each confirmed task in PostgreSQL (workq.accepted, "
+        "workq.accepted_runs) so that its id resolves before a worker "
+        "claims it"),
 
     /* scheduler */
     DURATION("scheduler.poll_interval", scheduler.poll_interval_ms, "1s",

@@ -334,6 +334,9 @@ int
 wq_store_ready(wq_store *s, char *err, size_t errlen)
 {
     s->sqlstate[0] = '\0';
+    if (s->accept_syncs > 0)
+        return wq_seterr(err, errlen, WQ_ESTORE, "receipts are under way "
+            "on this connection (wq_store_accept_recv first)");
     if (PQstatus(s->conn) == CONNECTION_OK)
         return 0;
     return wq_seterr(err, errlen, WQ_ESTORE, "the connection to PostgreSQL "

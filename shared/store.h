@@ -309,6 +309,27 @@ struct wq_accept {
 int wq_store_accept(wq_store *s, struct wq_accept *v, size_t n, char *err,
     size_t errlen);
 
+/*
+ * wq_store_accept_send and wq_store_accept_recv are wq_store_accept in
+ * two halves, for a submitter that has something else to wait for
+ * meanwhile (the broker's next confirmations): send writes the
+ * statements to PostgreSQL (libpq's pipeline mode) and returns without
+ * waiting for them; recv reads their answers into v, which must be the
+ * same v[0..n), unchanged in between.  Until recv has returned something
+ * other than WQ_EAGAIN, the store serves nothing else (other calls fail
+ * with WQ_ESTORE).
+ *
+ * send returns 0, or WQ_ESTORE/WQ_EINVAL (nothing under way then; no
+ * recv).  recv returns 0, WQ_ESTORE as wq_store_accept does, or, when
+ * `wait` is 0 and the answers are not all in yet, WQ_EAGAIN (call it
+ * again later).  send blocks only while writing; recv blocks only with
+ * `wait`.
+ */
+int wq_store_accept_send(wq_store *s, struct wq_accept *v, size_t n,
+    char *err, size_t errlen);
+int wq_store_accept_recv(wq_store *s, struct wq_accept *v, size_t n,
+    int wait, char *err, size_t errlen);
+
 /* wq_task_row_free frees what the row owns and zeroes it; the struct
  * itself stays the caller's.  Safe on a zeroed row and twice. */
 void wq_task_row_free(struct wq_task_row *row);

@@ -17,6 +17,11 @@ struct wq_store {
                                conn (store_tasks.c); WQ_PREP_* for
                                store_claims.c's statements */
     char sqlstate[6];       /* of the last failure, "" if none */
+    /* Receipts sent and not read yet (wq_store_accept_send/_recv): the
+     * pipeline's sync points still to come, and its first failure. */
+    int accept_syncs;
+    int accept_rc;
+    char accept_err[WQ_ERRLEN];
 };
 
 /* Bits of wq_store.prepared for store_claims.c (store_tasks.c's STMT_*

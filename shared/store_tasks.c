@@ -36,6 +36,10 @@ enum {
     STMT_DEAD_LETTER,
     STMT_TASK_ATTEMPTS,
     STMT_OUTBOX_GET,
+    /* Receipts: sent in pipelines by accept_send(), not by stmt_run();
+     * only their bits of s->prepared are used. */
+    STMT_ACCEPT,
+    STMT_ACCEPT_RUNS,
     STMT_COUNT
 };
 
@@ -631,7 +635,42 @@ same_run(const struct wq_accept *a, const struct wq_accept *b)
         && a->max_attempts == b->max_attempts;
 }
 
-/* The receipts of the fresh entries of v[0..n) (those key_is_id). */
+/*
+ * Queues statement `id` (accept_sql or accept_runs_sql) on the pipeline,
+ * preparing it first on a connection that has not seen it, then a sync
+ * point, so each is its own transaction as before.  0 or WQ_ESTORE.
+ */
+static int
+accept_queue(wq_store *s, int id, const char *sql, int nparams,
+    const Oid *types, struct wq_buf *b, char *err, size_t errlen)
+{
+    static const char *const names[STMT_COUNT] = {
+        [STMT_ACCEPT] = "wq_accept", [STMT_ACCEPT_RUNS] = "wq_accept_runs" };
+    const char *values[7];
+    int lengths[7], formats[7] = { 1, 1, 1, 1, 1, 1, 1 };
+
+    for (int i = 0; i < nparams; i++) {
+        values[i] = (const char *)b[i].data;
+        lengths[i] = (int)b[i].len;
+    }
+    if ((s->prepared & (1u << id)) == 0) {
+        if (!PQsendPrepare(s->conn, names[id], sql, nparams, types))
+            goto fail;
+        s->prepared |= 1u << id;
+    }
+    if (!PQsendQueryPrepared(s->conn, names[id], nparams, values, lengths,
+        formats, 0) || !PQpipelineSync(s->conn))
+        goto fail;
+    s->accept_syncs++;
+    return 0;
+fail:
+    /* nothing of it counts: the caller leaves the pipeline or closes */
+    s->prepared &= ~(1u << id);
+    return wq_store_result_check(s, NULL, "record accepted tasks", err,
+        errlen);
+}
+
+/* Queues the receipts of the fresh entries of v[0..n) (those key_is_id). */
 static int
 accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
     char *err, size_t errlen)
@@ -643,10 +682,7 @@ accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
         WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT };
     const struct wq_accept **f = xcalloc(nfresh, sizeof *f);
     struct wq_buf ids = WQ_BUF_INIT;
-    const char *values[7];
-    int lengths[7], formats[7] = { 1, 1, 1, 1, 1, 1, 1 };
     size_t k = 0, nruns = 0;
-    PGresult *r;
     int rc, sorted = 1;
 
     for (size_t i = 0; i < n; i++)
@@ -685,14 +721,8 @@ accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
         wq_pgarray_str(&b[5], f[i]->type);
         wq_pgarray_bytes(&b[6], ids.data, ids.len);
     }
-    for (int i = 0; i < 7; i++) {
-        values[i] = (const char *)b[i].data;
-        lengths[i] = (int)b[i].len;
-    }
-    r = PQexecParams(s->conn, accept_runs_sql, 7, types, values, lengths,
-        formats, 0);
-    rc = wq_store_result_check(s, r, "record accepted tasks", err, errlen);
-    PQclear(r);
+    rc = accept_queue(s, STMT_ACCEPT_RUNS, accept_runs_sql, 7, types, b,
+        err, errlen);
     for (int i = 0; i < 7; i++)
         wq_buf_free(&b[i]);
     wq_buf_free(&ids);
@@ -700,18 +730,105 @@ accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
     return rc;
 }
 
-int
-wq_store_accept(wq_store *s, struct wq_accept *v, size_t n, char *err,
-    size_t errlen)
+/* Queues the receipts of the entries of v[0..n) with a client key. */
+static int
+accept_keyed(wq_store *s, const struct wq_accept *v, size_t n, size_t nkeyed,
+    char *err, size_t errlen)
 {
     static const Oid types[6] = { WQ_OID_UUID_A, WQ_OID_TEXT_A,
         WQ_OID_TEXT_A, WQ_OID_TEXT_A, WQ_OID_INT4_A, WQ_OID_INT8_A };
     struct wq_buf b[6] = { WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT,
         WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT };
-    const char *values[6];
-    int lengths[6], formats[6] = { 1, 1, 1, 1, 1, 1 };
-    PGresult *r = NULL;
-    size_t nfresh = 0, *idx = NULL;
+    int rc;
+
+    wq_pgarray_begin(&b[0], WQ_OID_UUID, nkeyed);
+    wq_pgarray_begin(&b[1], WQ_OID_TEXT, nkeyed);
+    wq_pgarray_begin(&b[2], WQ_OID_TEXT, nkeyed);
+    wq_pgarray_begin(&b[3], WQ_OID_TEXT, nkeyed);
+    wq_pgarray_begin(&b[4], WQ_OID_INT4, nkeyed);
+    wq_pgarray_begin(&b[5], WQ_OID_INT8, nkeyed);
+    for (size_t i = 0; i < n; i++) {
+        if (key_is_id(&v[i]))
+            continue;
+        wq_pgarray_bytes(&b[0], v[i].id, 16);
+        wq_pgarray_str(&b[1], v[i].queue);
+        wq_pgarray_str(&b[2], v[i].type);
+        wq_pgarray_str(&b[3], v[i].key);
+        wq_pgarray_i32(&b[4], v[i].max_attempts);
+        wq_pgarray_i64(&b[5], v[i].created_at_ms);
+    }
+    rc = accept_queue(s, STMT_ACCEPT, accept_sql, 6, types, b, err, errlen);
+    for (int i = 0; i < 6; i++)
+        wq_buf_free(&b[i]);
+    return rc;
+}
+
+/* The duplicates accept_sql returned: marks them in v[0..n). */
+static void
+accept_duplicates(const PGresult *r, struct wq_accept *v, size_t n)
+{
+    size_t nkeyed = 0, *idx;
+
+    for (size_t i = 0; i < n; i++)
+        nkeyed += !key_is_id(&v[i]);
+    if (PQntuples(r) == 0 || nkeyed == 0)
+        return;
+    idx = xcalloc(nkeyed, sizeof *idx);
+    for (size_t i = 0, k = 0; i < n; i++)
+        if (!key_is_id(&v[i]))
+            idx[k++] = i;
+    for (int row = 0; row < PQntuples(r); row++) {
+        long long ord = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+        int state = wq_task_state_parse(PQgetvalue(r, row, 1));
+
+        if (ord < 1 || (size_t)ord > nkeyed)
+            continue;
+        v[idx[ord - 1]].duplicate = 1;
+        if (state >= 0)
+            v[idx[ord - 1]].state = (enum wq_task_state)state;
+    }
+    free(idx);
+}
+
+/*
+ * Leaves the pipeline after a failure, reading and dropping what is still
+ * to come, so that the connection serves the next statement (or, lost,
+ * is made again by wq_store_ping, which also ends the pipeline).
+ */
+static int
+accept_abandon(wq_store *s, int rc)
+{
+    PGresult *r;
+
+    /* a command queued without its sync point: one more ends it */
+    if (PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF
+        && !PQexitPipelineMode(s->conn) && PQstatus(s->conn) == CONNECTION_OK
+        && PQpipelineSync(s->conn))
+        s->accept_syncs++;
+    while (s->accept_syncs > 0 && PQstatus(s->conn) == CONNECTION_OK) {
+        if ((r = PQgetResult(s->conn)) == NULL)
+            continue;
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC)
+            s->accept_syncs--;
+        PQclear(r);
+    }
+    s->accept_syncs = 0;
+    s->accept_rc = 0;
+    (void)PQexitPipelineMode(s->conn);
+    return rc;
+}
+
+/*
+ * The statements go in one pipeline (libpq's pipeline mode), a sync
+ * point after each: receipts of fresh tasks, then those with a key.
+ * Sending writes the whole pipeline (blocking while the socket is full,
+ * which PostgreSQL empties as it parses) and reads nothing.
+ */
+int
+wq_store_accept_send(wq_store *s, struct wq_accept *v, size_t n, char *err,
+    size_t errlen)
+{
+    size_t nfresh = 0;
     int rc;
 
     for (size_t i = 0; i < n; i++) {
@@ -724,55 +841,93 @@ wq_store_accept(wq_store *s, struct wq_accept *v, size_t n, char *err,
         return wq_seterr(err, errlen, WQ_EINVAL, "accept: batch too large");
     if ((rc = wq_store_ready(s, err, errlen)) != 0)
         return rc;
+    if (!PQenterPipelineMode(s->conn))
+        return wq_store_result_check(s, NULL, "record accepted tasks", err,
+            errlen);
+    s->accept_rc = 0;
+    s->accept_err[0] = '\0';
     for (size_t i = 0; i < n; i++)
         nfresh += key_is_id(&v[i]);
     if (nfresh > 0 && (rc = accept_fresh(s, v, n, nfresh, err, errlen)) != 0)
-        return rc;
-    if (nfresh == n)
-        return 0;
-    wq_pgarray_begin(&b[0], WQ_OID_UUID, n - nfresh);
-    wq_pgarray_begin(&b[1], WQ_OID_TEXT, n - nfresh);
-    wq_pgarray_begin(&b[2], WQ_OID_TEXT, n - nfresh);
-    wq_pgarray_begin(&b[3], WQ_OID_TEXT, n - nfresh);
-    wq_pgarray_begin(&b[4], WQ_OID_INT4, n - nfresh);
-    wq_pgarray_begin(&b[5], WQ_OID_INT8, n - nfresh);
-    idx = xcalloc(n - nfresh, sizeof *idx);
-    for (size_t i = 0, k = 0; i < n; i++) {
-        if (nfresh > 0 && key_is_id(&v[i]))
-            continue;
-        idx[k++] = i;
-        wq_pgarray_bytes(&b[0], v[i].id, 16);
-        wq_pgarray_str(&b[1], v[i].queue);
-        wq_pgarray_str(&b[2], v[i].type);
-        wq_pgarray_str(&b[3], v[i].key);
-        wq_pgarray_i32(&b[4], v[i].max_attempts);
-        wq_pgarray_i64(&b[5], v[i].created_at_ms);
-    }
-    for (int i = 0; i < 6; i++) {
-        values[i] = (const char *)b[i].data;
-        lengths[i] = (int)b[i].len;
-    }
-    r = PQexecParams(s->conn, accept_sql, 6, types, values, lengths,
-        formats, 0);
-    if ((rc = wq_store_result_check(s, r, "record accepted tasks", err,
-        errlen)) != 0)
-        goto out;
-    for (int row = 0; row < PQntuples(r); row++) {
-        long long ord = strtoll(PQgetvalue(r, row, 0), NULL, 10);
-        int state = wq_task_state_parse(PQgetvalue(r, row, 1));
+        return accept_abandon(s, rc);
+    if (nfresh < n
+        && (rc = accept_keyed(s, v, n, n - nfresh, err, errlen)) != 0)
+        return accept_abandon(s, rc);
+    return 0;
+}
 
-        if (ord < 1 || (size_t)ord > n - nfresh)
+int
+wq_store_accept_recv(wq_store *s, struct wq_accept *v, size_t n, int wait,
+    char *err, size_t errlen)
+{
+    PGresult *r;
+    int rc;
+
+    while (s->accept_syncs > 0) {
+        if (!wait && (!PQconsumeInput(s->conn) || PQisBusy(s->conn))) {
+            if (PQstatus(s->conn) == CONNECTION_OK)
+                return WQ_EAGAIN;
+            /* lost: PQgetResult says so below */
+        }
+        if ((r = PQgetResult(s->conn)) == NULL) {
+            /* the end of one statement's results; or a lost connection,
+             * which answers nothing more */
+            if (PQstatus(s->conn) != CONNECTION_OK)
+                return accept_abandon(s, wq_store_result_check(s, NULL,
+                    "record accepted tasks", err, errlen));
             continue;
-        v[idx[ord - 1]].duplicate = 1;
-        if (state >= 0)
-            v[idx[ord - 1]].state = (enum wq_task_state)state;
+        }
+        switch (PQresultStatus(r)) {
+        case PGRES_PIPELINE_SYNC:
+            s->accept_syncs--;
+            break;
+        case PGRES_TUPLES_OK:           /* accept_sql: the duplicates */
+            accept_duplicates(r, v, n);
+            break;
+        case PGRES_COMMAND_OK:          /* a prepare, accept_runs_sql */
+            break;
+        default:
+            if (s->accept_rc == 0) {
+                s->accept_rc = wq_store_result_check(s, r,
+                    "record accepted tasks", s->accept_err,
+                    sizeof s->accept_err);
+                if (s->accept_rc == 0)
+                    s->accept_rc = wq_seterr(s->accept_err,
+                        sizeof s->accept_err, WQ_ESTORE,
+                        "record accepted tasks: %s",
+                        PQresStatus(PQresultStatus(r)));
+                /* a failed prepare is prepared again next time */
+                s->prepared &= ~((1u << STMT_ACCEPT)
+                    | (1u << STMT_ACCEPT_RUNS));
+            }
+            break;
+        }
+        PQclear(r);
     }
-out:
-    PQclear(r);
-    free(idx);
-    for (int i = 0; i < 6; i++)
-        wq_buf_free(&b[i]);
+    rc = s->accept_rc;
+    if (rc != 0)
+        wq_seterr(err, errlen, rc, "%s", s->accept_err);
+    s->accept_rc = 0;
+    if (!PQexitPipelineMode(s->conn) && rc == 0)
+        rc = accept_abandon(s, wq_store_result_check(s, NULL,
+            "record accepted tasks", err, errlen));
+    if (rc != 0)
+        for (size_t i = 0; i < n; i++) {
+            v[i].duplicate = 0;
+            v[i].state = WQ_TASK_QUEUED;
+        }
     return rc;
+}
+
+int
+wq_store_accept(wq_store *s, struct wq_accept *v, size_t n, char *err,
+    size_t errlen)
+{
+    int rc;
+
+    if ((rc = wq_store_accept_send(s, v, n, err, errlen)) != 0)
+        return rc;
+    return wq_store_accept_recv(s, v, n, 1, err, errlen);
 }
 
 /* --- dead letters ---------------------------------------------------- */

@@ -198,7 +198,9 @@ typedef void wq_client_done_fn(void *user, const struct wq_client_result *r);
 /*
  * wq_client_submit_async queues one task and returns before the broker
  * answers; `done` (may be NULL) is called with its outcome later, from
- * inside a later submit, flush or free call on this client.  A delayed
+ * inside a later submit, flush or free call on this client (in a stream
+ * that goes on without a flush, about 50 ms after the broker confirmed
+ * the task, once its receipt is recorded).  A delayed
  * task is stored at once and reported before this call returns.  Writes
  * the id into `id` (may be NULL).  Returns 0 when the task was queued (or
  * stored), and then `done` will be called exactly once; or a WQ_E* code

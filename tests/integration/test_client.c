@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "envelope.h"
@@ -676,6 +677,95 @@ test_client_receipt_rules(void **state)
     wq_store_close(s);
 }
 
+/*
+ * A slow stream of async submits that is never flushed still hears of
+ * its tasks: each callback comes from inside a later submit, within a
+ * bound of its own submit (the receipts are sent once the first task
+ * confirmed has waited 50 ms), with the task recorded, so its id
+ * resolves.  Before, the callbacks waited for 1024 publishes or a flush.
+ */
+struct slow_task {
+    uint64_t submitted_ns, done_ns;
+    int status, untracked;
+    char id[WQ_CLIENT_ID_LEN];
+};
+
+static void
+slow_done(void *user, const struct wq_client_result *r)
+{
+    struct slow_task *t = user;
+
+    t->done_ns = wq_clock_mono_ns();
+    t->status = r->status;
+    t->untracked = r->untracked;
+}
+
+static void
+check_slow_stream(int kind)
+{
+    enum { N = 100, GAP_MS = 10, BOUND_MS = 500 };
+    const char *conninfo = wq_test_pg_create_migrated_db();
+    const char *queue = wq_test_queue(kind, "client-slow");
+    struct wq_client_task t = { .queue = queue, .type = "noop" };
+    struct slow_task *v = calloc(N, sizeof *v);
+    struct wq_envelope env[N + 1];
+    struct wq_test_consumer *cons;
+    char err[WQ_ERRLEN];
+    uint64_t end_ns;
+    int checked = 0;
+    wq_client *c = client_open(kind, conninfo);
+    wq_store *s = wq_test_pg_open(conninfo);
+
+    /* the first submit declares the queue: not part of the stream */
+    submit_plain(c, queue, "noop");
+    for (int i = 0; i < N; i++) {
+        v[i].submitted_ns = wq_clock_mono_ns();
+        if (wq_client_submit_async(c, &t, slow_done, &v[i], v[i].id, err,
+            sizeof err) != 0)
+            fail_msg("async %d: %s", i, err);
+        usleep(GAP_MS * 1000);
+    }
+    end_ns = wq_clock_mono_ns();
+    /* no flush yet: every task submitted BOUND_MS before the end has
+     * been answered, in time, and its receipt is in */
+    for (int i = 0; i < N; i++) {
+        if (v[i].submitted_ns + BOUND_MS * 1000000ull > end_ns)
+            break;
+        if (v[i].done_ns == 0)
+            fail_msg("task %d: no callback %llu ms after its submit", i,
+                (unsigned long long)((end_ns - v[i].submitted_ns)
+                / 1000000));
+        if (v[i].done_ns - v[i].submitted_ns > BOUND_MS * 1000000ull)
+            fail_msg("task %d: callback after %llu ms (bound %d)", i,
+                (unsigned long long)((v[i].done_ns - v[i].submitted_ns)
+                / 1000000), BOUND_MS);
+        assert_int_equal(v[i].status, 0);
+        assert_int_equal(v[i].untracked, 0);
+        assert_string_equal(state_of(s, v[i].id, NULL), "queued");
+        checked++;
+    }
+    assert_true(checked >= N / 2);
+    if (wq_client_flush(c, -1, err, sizeof err) != 0)
+        fail_msg("flush: %s", err);
+    for (int i = 0; i < N; i++)
+        assert_true(v[i].done_ns != 0);
+    wq_client_free(c);
+    cons = wq_test_consumer_open(kind, queue);
+    /* the stream and the first submit */
+    assert_int_equal(wq_test_consumer_recv(cons, env, N + 1, RECV_MS),
+        N + 1);
+    for (int i = 0; i < N + 1; i++)
+        wq_envelope_free(&env[i]);
+    wq_test_consumer_close(cons);
+    wq_store_close(s);
+    free(v);
+}
+
+static void test_client_slow_stream_kafka(void **state)
+{ (void)state; check_slow_stream(WQ_TRANSPORT_KAFKA); }
+static void test_client_slow_stream_rabbitmq(void **state)
+{ (void)state; check_slow_stream(WQ_TRANSPORT_RABBITMQ); }
+
 /* wq_client_open reads a configuration file like the daemons. */
 static void
 test_client_open_config_file(void **state)
@@ -768,6 +858,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_client_handles_kafka),
     cmocka_unit_test(test_client_handles_rabbitmq),
     cmocka_unit_test(test_client_receipt_rules),
+    cmocka_unit_test(test_client_slow_stream_kafka),
+    cmocka_unit_test(test_client_slow_stream_rabbitmq),
     cmocka_unit_test(test_client_open_config_file),
     cmocka_unit_test(test_client_survives_broker_restart),
 };
