@@ -1,4 +1,4 @@
--- 0004_receipts_storage.sql - receipt runs stored as they come, without
+-- 0006_receipts_storage.sql - receipt runs stored as they come, without
 -- trying to compress them (issue 11, the cost of "A task handle that
 -- always resolves").
 --
