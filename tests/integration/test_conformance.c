@@ -184,7 +184,7 @@ conformance(int kind)
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks"),
         COUNT + 1);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
-        "workq.attempts"), COUNT + 1);
+        "workq.attempt_history"), COUNT + 1);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE attempt = 1 AND result = payload AND type = 'echo'"),
         COUNT + 1);

@@ -256,7 +256,7 @@ dashboard(int kind)
     assert_string_equal(textf(s, "SELECT state FROM workq.tasks WHERE id = "
         "'%s'", replay_id), "succeeded");
     assert_string_equal(textf(s, "SELECT string_agg(outcome, ',' ORDER BY "
-        "attempt) FROM workq.attempts WHERE task_id = '%s'", replay_id),
+        "attempt) FROM workq.attempt_history WHERE task_id = '%s'", replay_id),
         "failed,succeeded");
     assert_string_equal(textf(s, "SELECT state FROM workq.tasks WHERE id = "
         "'%s'", cancel_id), "cancelled");
