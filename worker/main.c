@@ -385,6 +385,15 @@ main(int argc, char **argv)
     }
 
     wq_worker_stats_init(&stats);
+    /* the process handlers' programs start now, so that a crash loop
+     * shows on /healthz before any task comes */
+    if (wq_handlers_start(handlers, stats.reg, id, err, sizeof err) != 0) {
+        wq_log_error("main", "handlers: %s", err);
+        status = EXIT_SOFTWARE;
+        goto out_handlers;
+    }
+    stats.extra_why = wq_handlers_unhealthy;
+    stats.extra_user = handlers;
     if (wq_worker_stats_serve(&stats, cfg.metrics.listen, &port, err,
         sizeof err) != 0) {
         wq_log_error("main", "metrics.listen: %s", err);
@@ -517,6 +526,10 @@ out_runners:
         wq_pool_free(pool);
     wq_worker_lease_stop(lease, 0);
 out_handlers:
+    /* /healthz asks the handlers: the server stops first */
+    if (stats.http != NULL)
+        wq_http_stop(stats.http);
+    stats.http = NULL;
     wq_handlers_free(handlers);
 out_stats:
     wq_worker_stats_free(&stats);
