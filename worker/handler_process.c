@@ -51,6 +51,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "daemon.h"
 #include "handler.h"
 #include "handler_proto.h"
 #include "log.h"
@@ -63,6 +64,7 @@
 #define RESTART_MAX_MS   30000
 #define CRASHLOOP_FAILS  5
 #define NOPIDFD_MS       50     /* without a pidfd: check exits this often */
+#define PIPE_GONE_MS     1000   /* a pipe closed: the exit should follow */
 
 enum req_state { REQ_PENDING, REQ_SENT, REQ_DONE };
 
@@ -92,6 +94,7 @@ struct proc {
     struct req **slot;          /* max_in_flight; NULL free */
     size_t busy;
     uint64_t started_ns, hello_by_ns, restart_at_ns, close_by_ns;
+    uint64_t gone_by_ns;        /* a pipe closed: exit by then; 0 none */
     unsigned fails;             /* quick failures in a row */
     int answered;               /* a task answered since the start */
     int exited;                 /* a zombie now (waitid WNOWAIT) */
@@ -218,6 +221,7 @@ proc_start(struct wq_proc_pool *p, struct proc *pr)
         return;
     }
     pr->state = P_HELLO;
+    pr->gone_by_ns = 0;
     pr->hello_by_ns = now + (uint64_t)HELLO_MS * 1000000u;
     wq_buf_reset(&pr->rbuf);
     wq_buf_reset(&pr->wbuf);
@@ -328,9 +332,18 @@ exit_reason(const struct proc *pr, char *buf, size_t len)
             ? sigabbrev_np(pr->si.si_status) : "?");
 }
 
+/* A pipe of the program closed: it must exit soon, or be killed. */
+static void
+pipe_gone(struct proc *pr)
+{
+    if (pr->gone_by_ns == 0)
+        pr->gone_by_ns = wq_clock_mono_ns()
+            + (uint64_t)PIPE_GONE_MS * 1000000u;
+}
+
 /* Writes what the program's stdin takes now. */
 static void
-proc_flush(struct wq_proc_pool *p, struct proc *pr)
+proc_flush(struct proc *pr)
 {
     while (pr->sp.in >= 0 && pr->woff < pr->wbuf.len) {
         ssize_t n = write(pr->sp.in, pr->wbuf.data + pr->woff,
@@ -344,9 +357,10 @@ proc_flush(struct wq_proc_pool *p, struct proc *pr)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
-        /* EPIPE: it closed its input; it will exit, or be killed */
+        /* EPIPE: it closed its input, most likely exiting: the exit
+         * status says more than the pipe, so wait for it a while */
         close_fd(&pr->sp.in);
-        proc_down(p, pr, "closed its stdin", NULL);
+        pipe_gone(pr);
         return;
     }
     if (pr->woff == pr->wbuf.len) {
@@ -459,10 +473,9 @@ proc_read(struct wq_proc_pool *p, struct proc *pr)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
         if (n <= 0) {
-            /* EOF: it closed stdout, or is exiting; the pidfd says */
+            /* EOF: it closed stdout, most likely exiting; the pidfd says */
             close_fd(&pr->sp.out);
-            if (pr->state != P_CLOSING)
-                proc_down(p, pr, "closed its stdout", NULL);
+            pipe_gone(pr);
             return;
         }
         pr->rbuf.len += (size_t)n;
@@ -617,6 +630,14 @@ timers(struct wq_proc_pool *p, uint64_t now)
                 continue;
             }
         }
+        if (pr->gone_by_ns != 0 && pr->state != P_CLOSING) {
+            if (now >= pr->gone_by_ns) {
+                proc_down(p, pr, pr->sp.out < 0 ? "closed its stdout"
+                    : "closed its stdin", NULL);
+                continue;
+            }
+            DUE(pr->gone_by_ns);
+        }
         if (pr->state == P_HELLO) {
             if (now >= pr->hello_by_ns) {
                 proc_down(p, pr, "sent no hello within 10 s", NULL);
@@ -688,6 +709,7 @@ supervise(void *arg)
     struct pollfd *pfd = xcalloc(1 + 4 * p->nproc, sizeof *pfd);
     int *who = xcalloc(1 + 4 * p->nproc, sizeof *who);  /* proc, or -1 */
 
+    wq_daemon_block_signals();      /* signals are the main thread's */
     pthread_mutex_lock(&p->lock);
     for (;;) {
         uint64_t now = wq_clock_mono_ns(), due;
@@ -705,8 +727,10 @@ supervise(void *arg)
             if (closing(p, now) == 0)
                 break;
         }
-        due = timers(p, now);
+        /* sent first, so that the deadlines of what was just sent count
+         * in this turn's wait */
         dispatch(p);
+        due = timers(p, now);
         if (p->pend_head != NULL && up_count(p) == 0
             && atomic_load(&p->crashloop)) {
             struct req *r;
@@ -728,7 +752,7 @@ supervise(void *arg)
 
             if (pr->state == P_DOWN)
                 continue;
-            proc_flush(p, pr);
+            proc_flush(pr);
             if (pr->state == P_DOWN)
                 continue;
             if (pr->sp.out >= 0) {
@@ -776,7 +800,7 @@ supervise(void *arg)
             else if (pfd[k].fd == pr->sp.err)
                 proc_read_err(p, pr);
             else if (pfd[k].fd == pr->sp.in)
-                proc_flush(p, pr);
+                proc_flush(pr);
         }
         /* exits last: what the program wrote before is handled first */
         for (size_t i = 0; i < p->nproc; i++) {

@@ -165,7 +165,7 @@ wq_proto_parse(const char *line, size_t len, struct wq_proto_msg *m,
     int rc = WQ_EINVAL;
 
     memset(m, 0, sizeof *m);
-    o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    o = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (o == NULL) {
         wq_seterr(err, errlen, WQ_EINVAL, "not JSON: %s (column %d)",
             je.text, je.column);

@@ -1273,6 +1273,20 @@ write_script(const char *name, const char *text)
     return p;
 }
 
+/* 1 if the page at path holds a, b and c (each may be NULL). */
+static int
+page_has(struct worker *w, const char *path, const char *a, const char *b,
+    const char *c)
+{
+    char *page = wq_test_http_get(worker_port(w), path);
+    int ok = (a == NULL || strstr(page, a) != NULL)
+        && (b == NULL || strstr(page, b) != NULL)
+        && (c == NULL || strstr(page, c) != NULL);
+
+    free(page);
+    return ok;
+}
+
 /* Publishes a task with a traceparent header. */
 static void
 pub_traced(struct pub *p, const char *queue, const char *type,
@@ -1395,7 +1409,7 @@ process_supervision(int kind)
     const char *extra[] = { "WORKQ_METRICS_LISTEN=127.0.0.1:0", NULL };
     wq_store *s = wq_test_pg_open(ci);
     const char *hang, *garbage, *v2;
-    char conf[4096], *page, *log;
+    char conf[4096], *log;
     struct worker w;
     struct pub p;
     long long n;
@@ -1438,16 +1452,14 @@ process_supervision(int kind)
     worker_start(&w, kind, ci, q, conf, extra, args);
     /* the broken program crash-loops: unhealthy within its backoffs
      * (0.1 + 0.2 + 0.4 + 0.8 s), and says so */
-    worker_port(&w);
-    check(wq_test_waited((page = wq_test_http_get(worker_port(&w),
-        "/healthz")) != NULL && strstr(page, " 503 ") != NULL
-        && strstr(page, "crash-looping") != NULL, 15000),
+    check(wq_test_waited(page_has(&w, "/healthz", " 503 ",
+        "a handler process is crash-looping", NULL), 15000),
         "no 503 for the crash loop");
-    free(page);
-    page = wq_test_http_get(worker_port(&w), "/metrics");
-    assert_contains(page, "workq_worker_process_crashloop{type=\"broken\"} 1");
-    assert_contains(page, "workq_worker_process_up{type=\"upper\"} 1");
-    free(page);
+    check(wq_test_waited(page_has(&w, "/metrics",
+        "workq_worker_process_crashloop{type=\"broken\"} 1",
+        "workq_worker_process_up{type=\"upper\"} 1",
+        "workq_worker_process_restarts_total{type=\"broken\"}"), 15000),
+        "no crash loop or process up in /metrics");
 
     pub_open(&p, kind, q);
     /* the crash takes the tasks in flight with it; max 1: dead */

@@ -7,6 +7,7 @@
  * is reported; a task given up at the drain deadline returns at once.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -109,6 +110,7 @@ test_handler_process_python(void **state)
     uint64_t t0;
 
     (void)state;
+    signal(SIGPIPE, SIG_IGN);       /* as the worker: a dead program's pipe */
     for (int i = 0; i < 16; i++) {
         call_init(&c[i], p, i == 3 ? "fail" : "abc", 0);
         assert_int_equal(pthread_create(&c[i].th, NULL, call_main, &c[i]), 0);
@@ -174,6 +176,7 @@ test_handler_process_supervision(void **state)
     int fd;
 
     (void)state;
+    signal(SIGPIPE, SIG_IGN);
     p = pool_new(hang_argv, 1, 2);
     t0 = wq_clock_mono_ns();
     run1(&c, p, "x", 300);

@@ -93,6 +93,7 @@ test_handler_proto_task(void **state)
     wq_buf_reset(&b);
     assert_int_equal(wq_proto_hello(&b, 8, "w1", "send"), 0);
     assert_int_equal(wq_proto_cancel(&b, 43), 0);
+    assert_int_equal(wq_buf_append(&b, "", 1), 0);
     assert_string_equal(strchr(b.data, '\n') + 1,
         "{\"t\":\"cancel\",\"id\":43}\n");
     *strchr(b.data, '\n') = '\0';
