@@ -109,22 +109,24 @@ static const struct wq_config_key handler_keys[] = {
     E_INT(H, "max_output", max_output, "1048576", 0, 1 << 30,
         "bytes of result kept (exec: stdout); more is cut and reported"),
     E_INT(H, "max_stderr", max_stderr, "65536", 0, 1 << 30,
-        "exec, process: bytes of stderr written to the log (process: per line)"),
+        "exec, process: bytes of stderr written to the log (process: of "
+        "each line)"),
     E_SIZE(H, "limit_memory", limit_memory, "1G", 0, 1024 * TiB,
-        "exec, process: address space of the program (RLIMIT_AS), \"512M\"; 0: the "
-        "worker's"),
+        "exec, process: address space of the program (RLIMIT_AS), "
+        "\"512M\"; 0: the worker's"),
     E_DURATION(H, "limit_cpu", limit_cpu_ms, "5m", 0, 365 * 24 * HOUR,
-        "exec, process: CPU time of the program (RLIMIT_CPU, whole seconds), then "
-        "SIGXCPU; 0: the worker's"),
+        "exec, process: CPU time of the program (RLIMIT_CPU, whole "
+        "seconds), then SIGXCPU; 0: the worker's; process: only if set to "
+        "other than the default"),
     E_INT(H, "limit_files", limit_files, "1024", 0, 1 << 20,
-        "exec, process: open descriptors of the program (RLIMIT_NOFILE); 0: the "
-        "worker's"),
+        "exec, process: open descriptors of the program (RLIMIT_NOFILE); "
+        "0: the worker's"),
     E_INT(H, "limit_processes", limit_processes, "1024", 0, 1 << 22,
         "exec, process: processes of the worker's user, all of them counted "
         "(RLIMIT_NPROC); 0: the worker's"),
     E_SIZE(H, "limit_file_size", limit_file_size, "0", 0, 1024 * TiB,
-        "exec, process: largest file the program may write (RLIMIT_FSIZE), then "
-        "SIGXFSZ; 0: the worker's"),
+        "exec, process: largest file the program may write "
+        "(RLIMIT_FSIZE), then SIGXFSZ; 0: the worker's"),
     E_BOOL(H, "core_dumps", core_dumps, "false",
         "exec, process: let the program dump core (false: RLIMIT_CORE 0)"),
     E_OCTAL(H, "umask", umask, "0077", 0, 0777,

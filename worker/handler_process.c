@@ -119,6 +119,7 @@ struct wq_proc_pool {
     struct req *pend_head, *pend_tail;
     uint64_t next_id;
     int stopping;
+    int sleeping;               /* in poll: a request must wake it */
     atomic_int crashloop;
     char last_err[600];
     wq_metric *m_restarts, *m_crashloop, *m_up;
@@ -140,6 +141,18 @@ wake(int fd)
 
     if (write(fd, &one, sizeof one) < 0)
         (void)0;        /* EAGAIN: a wakeup is pending anyway */
+}
+
+/* Wakes the supervisor if it sleeps in poll (the lock is held); while it
+ * is awake it sees every change before it sleeps again, so one write per
+ * sleep is enough (a write and a read saved per task under load). */
+static void
+wake_supervisor(struct wq_proc_pool *p)
+{
+    if (p->sleeping) {
+        p->sleeping = 0;
+        wake(p->wake);
+    }
 }
 
 /* Finishes r (the lock is held): its result is set; wakes its thread. */
@@ -460,6 +473,7 @@ static void
 proc_read(struct wq_proc_pool *p, struct proc *pr)
 {
     size_t max = WQ_PROTO_LINE_MAX(p->max_output);
+    int more;
 
     for (;;) {
         ssize_t n;
@@ -479,6 +493,7 @@ proc_read(struct wq_proc_pool *p, struct proc *pr)
             return;
         }
         pr->rbuf.len += (size_t)n;
+        more = (size_t)n == READ_CHUNK;
         for (;;) {
             char *nl = memchr(pr->rbuf.data + pr->scanned, '\n',
                 pr->rbuf.len - pr->scanned);
@@ -504,6 +519,8 @@ proc_read(struct wq_proc_pool *p, struct proc *pr)
                 "frame limit", NULL);
             return;
         }
+        if (!more)
+            return;     /* drained, most likely: poll says if not */
     }
 }
 
@@ -778,12 +795,14 @@ supervise(void *arg)
             wait = wq_clock_ms_until(due) + 1;
         if (nopidfd && (wait < 0 || wait > NOPIDFD_MS))
             wait = NOPIDFD_MS;
+        p->sleeping = 1;
         pthread_mutex_unlock(&p->lock);
         if (poll(pfd, (nfds_t)n, wait) < 0 && errno != EINTR) {
             wq_log_error(COMPONENT, "poll: %s", strerror(errno));
             usleep(100000);
         }
         pthread_mutex_lock(&p->lock);
+        p->sleeping = 0;
         if (pfd[0].revents != 0) {
             uint64_t v;
 
@@ -802,12 +821,21 @@ supervise(void *arg)
             else if (pfd[k].fd == pr->sp.in)
                 proc_flush(pr);
         }
-        /* exits last: what the program wrote before is handled first */
+        /* exits last: what the program wrote before is handled first;
+         * waitid only when its pidfd says so (or there is none) */
+        for (int k = 1; k < n; k++) {
+            struct proc *pr = &p->procs[who[k]];
+
+            if (pfd[k].revents != 0 && pfd[k].fd == pr->sp.pidfd
+                && pr->state != P_DOWN)
+                check_exit(pr);
+        }
         for (size_t i = 0; i < p->nproc; i++) {
             struct proc *pr = &p->procs[i];
             char why[80];
 
-            if (pr->state == P_DOWN || !check_exit(pr))
+            if (pr->state == P_DOWN || (pr->sp.pidfd >= 0 ? !pr->exited
+                : !check_exit(pr)))
                 continue;
             if (pr->sp.out >= 0)
                 proc_read(p, pr);
@@ -935,8 +963,8 @@ wq_handler_process_run(struct wq_proc_pool *p,
     else
         p->pend_head = &r;
     p->pend_tail = &r;
+    wake_supervisor(p);
     pthread_mutex_unlock(&p->lock);
-    wake(p->wake);
 
     for (;;) {
         struct pollfd pfd[2];
@@ -950,16 +978,18 @@ wq_handler_process_run(struct wq_proc_pool *p,
         }
         if (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR)
             usleep(1000);
+        pthread_mutex_lock(&p->lock);
+        if (r.state == REQ_DONE) {
+            /* the eventfd is left readable: consumer.c drains its
+             * thread's before the next task (a read saved) */
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
         if (pfd[0].revents != 0) {
             uint64_t v;
 
             if (read(r.fd, &v, sizeof v) < 0)
                 (void)0;
-        }
-        pthread_mutex_lock(&p->lock);
-        if (r.state == REQ_DONE) {
-            pthread_mutex_unlock(&p->lock);
-            break;
         }
         if (icancel >= 0 && pfd[icancel].revents != 0)
             give_up = WQ_OUTCOME_ABANDONED;
@@ -992,8 +1022,8 @@ wq_handler_process_run(struct wq_proc_pool *p,
                 abort();
         }
         r.state = REQ_DONE;
+        wake_supervisor(p);
         pthread_mutex_unlock(&p->lock);
-        wake(p->wake);
         if (give_up == WQ_OUTCOME_ABANDONED)
             wq_handler_result_fail(res, give_up, "%s: given up, the worker "
                 "is stopping", p->type);
