@@ -1,15 +1,16 @@
 /*
  * handler.h - what runs a task: the interface every handler kind offers
- * (built-in, exec, plugin) and the registry that maps a task's queue and
- * type to one of them, built from the `handlers` configuration.
+ * (built-in, exec, plugin, process) and the registry that maps a task's
+ * queue and type to one of them, built from the `handlers` configuration.
  *
  * A handler runs one task on the calling thread (a handler slot of
  * pool.c) and fills a struct wq_handler_result; it never touches the
  * broker or PostgreSQL.  Deciding what an outcome means for the task's
  * state (retry or dead, backoff) is consumer.c's business, not theirs.
  *
- * The kinds live in handler_builtin.c, handler_exec.c and
- * handler_plugin.c; handlers.c holds the registry.
+ * The kinds live in handler_builtin.c, handler_exec.c, handler_plugin.c
+ * and handler_process.c (its frames in handler_proto.c); handlers.c holds
+ * the registry.
  */
 #ifndef WQ_WORKER_HANDLER_H
 #define WQ_WORKER_HANDLER_H

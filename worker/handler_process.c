@@ -727,6 +727,7 @@ supervise(void *arg)
     int *who = xcalloc(1 + 4 * p->nproc, sizeof *who);  /* proc, or -1 */
 
     wq_daemon_block_signals();      /* signals are the main thread's */
+    pthread_setname_np(pthread_self(), "wq-process");  /* for top -H */
     pthread_mutex_lock(&p->lock);
     for (;;) {
         uint64_t now = wq_clock_mono_ns(), due;

@@ -4,9 +4,10 @@
  * kinds share: outcome names, results, and making program output safe
  * for a PostgreSQL text column (see handler.h).
  *
- * The registry owns the built-in settings and the loaded plugins; the
- * strings it points to stay the configuration's.  It is built once at
- * start-up and read-only afterwards, so lookups need no lock.
+ * The registry owns the built-in settings, the loaded plugins and the
+ * process handlers' pools (started by wq_handlers_start); the strings it
+ * points to stay the configuration's.  It is built once at start-up and
+ * read-only afterwards, so lookups need no lock.
  */
 #include <stdarg.h>
 #include <stdio.h>

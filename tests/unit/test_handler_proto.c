@@ -173,9 +173,12 @@ test_handler_proto_refuses(void **state)
         "{\"t\":\"result\",\"id\":1}",
         "{\"t\":\"result\",\"id\":1,\"status\":\"OK\"}",
         "{\"t\":\"result\",\"id\":1,\"status\":\"ok\",\"result\":5}",
-        "{\"t\":\"result\",\"id\":1,\"status\":\"ok\",\"result_base64\":\"abc\"}",
-        "{\"t\":\"result\",\"id\":1,\"status\":\"ok\",\"result_base64\":\"a=bc\"}",
-        "{\"t\":\"result\",\"id\":1,\"status\":\"ok\",\"result_base64\":\"ab!c\"}",
+        "{\"t\":\"result\",\"id\":1,\"status\":\"ok\","
+            "\"result_base64\":\"abc\"}",
+        "{\"t\":\"result\",\"id\":1,\"status\":\"ok\","
+            "\"result_base64\":\"a=bc\"}",
+        "{\"t\":\"result\",\"id\":1,\"status\":\"ok\","
+            "\"result_base64\":\"ab!c\"}",
         "{\"t\":\"result\",\"id\":1,\"status\":\"ok\",\"result\":\"a\","
             "\"result_base64\":\"YQ==\"}",
         "{\"t\":\"result\",\"id\":1,\"status\":\"fail\",\"error\":{}}",
