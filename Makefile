@@ -97,7 +97,8 @@ PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,\
 
 .PHONY: all clean deps check unit integration tsan fuzz demo style-check \
         install uninstall fresh-check \
-        services-start services-stop tests bench-e2e bench-submit bench chaos
+        services-start services-stop tests bench-e2e bench-submit bench chaos \
+        bench-process
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BINS)
@@ -173,6 +174,15 @@ $(BUILD)/tests/bench/bench_e2e: $(BUILD)/tests/bench/bench_e2e.o $(TEST_HARNESS)
 
 bench-e2e: all $(BUILD)/tests/bench/bench_e2e
 	WORKQ_BUILD=$(BUILD) sh tests/bench/bench_e2e.sh $(BUILD)/tests/bench/bench_e2e
+
+# The process handler against exec with a trivial Python handler, and
+# the worker's CPU per task through the protocol (no servers needed).
+$(BUILD)/tests/bench/bench_process.o: WQ_CFLAGS += -Iworker
+$(BUILD)/tests/bench/bench_process: $(BUILD)/tests/bench/bench_process.o $(WORKER_LIB_OBJS) $(LIB)
+	$(CC) $(WQ_LDFLAGS) -o $@ $< $(WORKER_LIB_OBJS) $(LIB) $(LIBS)
+
+bench-process: all $(BUILD)/tests/bench/bench_process
+	$(BUILD)/tests/bench/bench_process $(WORKQ_BENCH_ARGS)
 
 # Submit benchmarks (C client, `workq submit --batch`, HTTP under wrk),
 # per transport; a benchmark prints figures and never fails on them.

@@ -113,6 +113,8 @@ enum wq_handler_kind {
     WQ_HANDLER_EXEC,            /* a program: argv, stdin, stdout */
     WQ_HANDLER_PLUGIN,          /* a shared object (workq_plugin.h) */
     WQ_HANDLER_HTTP,            /* an HTTPS POST to a URL */
+    WQ_HANDLER_PROCESS,         /* long-lived programs, framed protocol
+                                   (docs/handler-protocol.md) */
 };
 
 /*
@@ -127,12 +129,17 @@ struct wq_config_handler {
     int kind;                   /* enum wq_handler_kind */
     char *builtin;              /* kind builtin: noop|echo|sleep|fail;
                                    "": the type's name */
-    struct wq_config_list argv; /* kind exec: program and arguments */
-    struct wq_config_list env;  /* kind exec: extra "NAME=value" */
+    struct wq_config_list argv; /* exec, process: program and arguments */
+    struct wq_config_list env;  /* exec, process: extra "NAME=value" */
+    char *workdir;              /* exec, process: working directory;
+                                   "": the worker's */
+    int processes;              /* process: programs kept running */
+    int max_in_flight;          /* process: tasks sent to one at once */
     char *plugin;               /* kind plugin: path of the .so */
     char *options;              /* builtin and plugin options */
     int64_t timeout_ms;         /* 0: none */
-    int64_t kill_grace_ms;      /* exec: SIGTERM to SIGKILL */
+    int64_t kill_grace_ms;      /* exec: SIGTERM to SIGKILL; process:
+                                   stdin closed to SIGKILL at a stop */
     struct wq_config_ints permanent_exit_codes;
     int max_output;             /* bytes of result kept (exec stdout) */
     int max_stderr;             /* bytes of exec stderr logged */

@@ -73,14 +73,27 @@ static const struct wq_config_key handler_keys[] = {
         "task type this handler runs; \"*\": every type without one"),
     E_STRING(H, "queue", queue, "", 0,
         "only for tasks of this queue; empty: every queue"),
-    E_ENUM(H, "kind", kind, "builtin", NAMES("builtin", "exec", "plugin", "http"),
-        "builtin (in the worker), exec (a program), plugin (a .so)"),
+    E_ENUM(H, "kind", kind, "builtin", NAMES("builtin", "exec", "plugin",
+        "http", "process"),
+        "builtin (in the worker), exec (a program per task), plugin (a .so), "
+        "http (a POST to a URL), process (long-lived programs, "
+        "docs/handler-protocol.md)"),
     E_STRING(H, "builtin", builtin, "", 0,
         "kind builtin: noop, echo, ack, sleep or fail; empty: the type's name"),
     E_LIST(H, "argv", argv, "", 0,
-        "kind exec: the program (absolute path) and its arguments"),
+        "kind exec or process: the program (absolute path) and its "
+        "arguments"),
     E_LIST(H, "env", env, "", 0,
-        "kind exec: extra NAME=value for the program's environment"),
+        "kind exec or process: extra NAME=value for the program's "
+        "environment"),
+    E_STRING(H, "workdir", workdir, "", 0,
+        "kind exec or process: the program's working directory (absolute); "
+        "empty: the worker's"),
+    E_INT(H, "processes", processes, "2", 1, 256,
+        "kind process: programs of this handler kept running"),
+    E_INT(H, "max_in_flight", max_in_flight, "8", 1, 4096,
+        "kind process: tasks sent to one program at once (async runtimes "
+        "run them concurrently)"),
     E_STRING(H, "plugin", plugin, "", 0,
         "kind plugin: path of the shared object"),
     E_STRING(H, "options", options, "", 0,
@@ -90,32 +103,35 @@ static const struct wq_config_key handler_keys[] = {
         "a task running longer fails (exec: its process group is killed); "
         "0: no limit"),
     E_DURATION(H, "kill_grace", kill_grace_ms, "5s", 0, 1 * HOUR,
-        "exec: time between SIGTERM and SIGKILL at a timeout"),
+        "exec: time between SIGTERM and SIGKILL at a timeout; process: "
+        "time between closing stdin and SIGKILL at a stop"),
     E_INT_LIST(H, "permanent_exit_codes", permanent_exit_codes, "65", 1, 255,
         "exec: exit codes that fail the task for good (no retry)"),
     E_INT(H, "max_output", max_output, "1048576", 0, 1 << 30,
         "bytes of result kept (exec: stdout); more is cut and reported"),
     E_INT(H, "max_stderr", max_stderr, "65536", 0, 1 << 30,
-        "exec: bytes of stderr written to the log"),
+        "exec, process: bytes of stderr written to the log (process: of "
+        "each line)"),
     E_SIZE(H, "limit_memory", limit_memory, "1G", 0, 1024 * TiB,
-        "exec: address space of the program (RLIMIT_AS), \"512M\"; 0: the "
-        "worker's"),
+        "exec, process: address space of the program (RLIMIT_AS), "
+        "\"512M\"; 0: the worker's"),
     E_DURATION(H, "limit_cpu", limit_cpu_ms, "5m", 0, 365 * 24 * HOUR,
-        "exec: CPU time of the program (RLIMIT_CPU, whole seconds), then "
-        "SIGXCPU; 0: the worker's"),
+        "exec, process: CPU time of the program (RLIMIT_CPU, whole "
+        "seconds), then SIGXCPU; 0: the worker's; process: only if set to "
+        "other than the default"),
     E_INT(H, "limit_files", limit_files, "1024", 0, 1 << 20,
-        "exec: open descriptors of the program (RLIMIT_NOFILE); 0: the "
-        "worker's"),
+        "exec, process: open descriptors of the program (RLIMIT_NOFILE); "
+        "0: the worker's"),
     E_INT(H, "limit_processes", limit_processes, "1024", 0, 1 << 22,
-        "exec: processes of the worker's user, all of them counted "
+        "exec, process: processes of the worker's user, all of them counted "
         "(RLIMIT_NPROC); 0: the worker's"),
     E_SIZE(H, "limit_file_size", limit_file_size, "0", 0, 1024 * TiB,
-        "exec: largest file the program may write (RLIMIT_FSIZE), then "
-        "SIGXFSZ; 0: the worker's"),
+        "exec, process: largest file the program may write "
+        "(RLIMIT_FSIZE), then SIGXFSZ; 0: the worker's"),
     E_BOOL(H, "core_dumps", core_dumps, "false",
-        "exec: let the program dump core (false: RLIMIT_CORE 0)"),
+        "exec, process: let the program dump core (false: RLIMIT_CORE 0)"),
     E_OCTAL(H, "umask", umask, "0077", 0, 0777,
-        "exec: the program's umask, an octal string"),
+        "exec, process: the program's umask, an octal string"),
     E_STRING(H, "url", url, "", 0,
         "kind http: the URL tasks are POSTed to (https://, or http:// to "
         "a loopback address)"),

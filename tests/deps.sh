@@ -26,6 +26,13 @@ if [ -z "$java_major" ] || [ "$java_major" -lt 17 ]; then
     pkgs="$pkgs default-jre-headless"
 fi
 
+# The process handler's tests run the reference libraries under the
+# interpreters at /usr/bin (the worker does no PATH search): Debian's
+# python3 and nodejs (the same names on 12 and 13), unless one is there
+# already, from a package or not.
+[ -x /usr/bin/python3 ] || pkgs="$pkgs python3"
+[ -x /usr/bin/node ] || pkgs="$pkgs nodejs"
+
 # msgpack-c: Debian 13 made libmsgpack-dev an empty transitional package.
 msgpack=libmsgpack-dev
 if apt-cache show libmsgpack-c-dev >/dev/null 2>&1; then

@@ -1,7 +1,8 @@
 /*
  * handler.h - what runs a task: the interface every handler kind offers
- * (built-in, exec, plugin, http) and the registry that maps a task's queue and
- * type to one of them, built from the `handlers` configuration.
+ * (built-in, exec, plugin, http, process) and the registry that maps a
+ * task's queue and type to one of them, built from the `handlers`
+ * configuration.
  *
  * A handler runs one task on the calling thread (a handler slot of
  * pool.c) and fills a struct wq_handler_result; it never touches the
@@ -9,7 +10,8 @@
  * state (retry or dead, backoff) is consumer.c's business, not theirs.
  *
  * The kinds live in handler_builtin.c, handler_exec.c, handler_plugin.c
- * and handler_http.c; handlers.c holds the registry.
+ * handler_http.c and handler_process.c (its frames in handler_proto.c);
+ * handlers.c holds the registry.
  */
 #ifndef WQ_WORKER_HANDLER_H
 #define WQ_WORKER_HANDLER_H
@@ -17,10 +19,12 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "buf.h"
 #include "config.h"
 #include "envelope.h"
+#include "metrics.h"
 #include "wq.h"
 
 /* How an attempt ended; workq.attempts.outcome holds the names. */
@@ -137,7 +141,30 @@ struct wq_exec_conf {
     int core_dumps;             /* 0: RLIMIT_CORE 0; 1: inherited */
     unsigned umask;             /* the program's umask; the config's
                                    default is 0077, a zeroed conf's 0 */
+    const char *workdir;        /* chdir before execve; NULL or "": the
+                                   worker's */
 };
+
+/* A program started by wq_exec_spawn: its pid and our pipe ends. */
+struct wq_spawned {
+    pid_t pid;
+    int in, out, err;           /* non-blocking, O_CLOEXEC */
+    int pidfd;                  /* -1 if the kernel has none */
+};
+
+/*
+ * wq_exec_spawn starts c->argv with environment envp exactly as
+ * wq_handler_exec_run does (below: its own process group, PDEATHSIG
+ * SIGKILL tied to the calling thread, signals reset, pipes on 0, 1 and
+ * 2, other descriptors closed, c's limits, no_new_privs, c->workdir,
+ * c->umask), without waiting for it.  Returns 0 with *out filled (the
+ * caller reaps the child and closes the descriptors), or an errno value
+ * with the step that failed in why ("" when execve itself failed).  The
+ * calling thread must outlive the child (PR_SET_PDEATHSIG follows the
+ * thread).
+ */
+int wq_exec_spawn(const struct wq_exec_conf *c, char *const *envp,
+    struct wq_spawned *out, char *why, size_t whylen);
 
 /*
  * wq_handler_exec_run runs the program of `c` for one task and waits for
@@ -217,6 +244,58 @@ void wq_handler_http_run(const struct wq_httph_conf *c,
  */
 void wq_handler_http_sign(const char *secret, const char *timestamp,
     const void *body, size_t len, char out[65]);
+/* What a process handler runs: from one `handlers` group. */
+struct wq_proc_conf {
+    const char *type;           /* for logs and frames */
+    struct wq_exec_conf exec;   /* argv, env, limits, workdir, umask,
+                                   max_output, max_stderr (per line),
+                                   kill_grace (stdin closed to SIGKILL) */
+    size_t processes;           /* programs kept running, >= 1 */
+    size_t max_in_flight;       /* tasks sent to one at once, >= 1 */
+    const char *worker_id;      /* sent in the hello */
+    wq_metric *m_restarts;      /* may be NULL */
+    wq_metric *m_crashloop;
+    wq_metric *m_up;
+};
+
+struct wq_proc_pool;
+
+/*
+ * wq_proc_pool_new starts the pool's supervisor thread, which starts
+ * c->processes programs at once and keeps them running
+ * (handler_process.c; docs/handler-protocol.md).  Strings of c must
+ * outlive the pool.  Returns 0 with *out owned by the caller
+ * (wq_proc_pool_free), or WQ_EIO with err set.
+ */
+int wq_proc_pool_new(const struct wq_proc_conf *c, struct wq_proc_pool **out,
+    char *err, size_t errlen);
+
+/*
+ * wq_handler_process_run sends the task to a program of the pool with
+ * room (it waits in line while none has) and waits for its answer, on
+ * the calling thread: "ok" succeeds with the result (cut at max_output,
+ * with a note), "retry" is FAILED, "fail" PERMANENT, each with the
+ * program's error text.  A program that exits, breaks the protocol or
+ * holds a task past ctx's deadline is killed with its process group and
+ * restarted; the tasks it held fail (the late one as TIMEOUT).  When
+ * ctx->cancel_fd becomes readable the task is given up (ABANDONED); an
+ * operator's cancel makes it CANCELLED; in both cases the program gets a
+ * cancel frame and its late answer is ignored.  Thread-safe.
+ */
+void wq_handler_process_run(struct wq_proc_pool *p,
+    const struct wq_handler_ctx *ctx, struct wq_handler_result *res);
+
+/* A constant sentence while the pool is crash-looping, else NULL.
+ * Thread-safe. */
+const char *wq_proc_pool_unhealthy(struct wq_proc_pool *p);
+
+/*
+ * wq_proc_pool_free stops the pool: pending tasks are ABANDONED, each
+ * program's stdin is closed once it holds no task, and what has not
+ * exited kill_grace later gets SIGKILL (its process group); then the
+ * thread is joined.  No run may be in progress.  NULL is allowed.
+ */
+void wq_proc_pool_free(struct wq_proc_pool *p);
 
 /* ---- the registry (handlers.c) --------------------------------------- */
 
@@ -230,6 +309,8 @@ struct wq_handler {
     struct wq_exec_conf exec;
     struct wq_plugin *plugin;
     struct wq_httph_conf http;
+    struct wq_proc_pool *proc;  /* kind process, once started */
+    size_t processes, max_in_flight;
     const struct wq_config_handler *conf;
 };
 
@@ -264,7 +345,23 @@ const struct wq_handler *wq_handlers_find(const wq_handlers *h,
 void wq_handlers_run(const struct wq_handler *h,
     const struct wq_handler_ctx *ctx, struct wq_handler_result *res);
 
-/* Unloads plugins and frees the registry.  NULL is allowed. */
+/*
+ * wq_handlers_start starts the programs of every process handler (a
+ * supervisor thread each), registering their metrics in reg (may be
+ * NULL): workq_worker_process_restarts_total, workq_worker_process_up
+ * and workq_worker_process_crashloop, labelled by type.  Call once,
+ * before tasks run and before reg is served.  Returns 0, or WQ_EIO with
+ * err set.
+ */
+int wq_handlers_start(wq_handlers *h, wq_metrics *reg, const char *worker_id,
+    char *err, size_t errlen);
+
+/* Why the handlers make the worker unhealthy (a crash-looping process
+ * handler), or NULL.  Thread-safe. */
+const char *wq_handlers_unhealthy(void *h);
+
+/* Stops the process handlers (wq_proc_pool_free), unloads plugins and
+ * frees the registry.  NULL is allowed. */
 void wq_handlers_free(wq_handlers *h);
 
 #endif

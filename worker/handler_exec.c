@@ -34,7 +34,9 @@
  * limit, soft and hard, and RLIMIT_CORE 0 unless core dumps are allowed
  * (getrlimit(2), proc(5) /proc/PID/limits); prctl(2) PR_SET_NO_NEW_PRIVS,
  * so no setuid program or file capability gains anything (the kernel's
- * no_new_privs.rst); umask(2); an empty signal mask; execve(2).  The
+ * no_new_privs.rst); chdir(2) to the configured workdir; umask(2); an
+ * empty signal mask; execve(2).  The start is exported as wq_exec_spawn
+ * for the process kind (handler_process.c), which keeps its programs.  The
  * parent's ends of the pipes are O_CLOEXEC, so a program started at the
  * same time on another thread never inherits them.
  *
@@ -255,6 +257,7 @@ enum step {
     STEP_SETRLIMIT,
     STEP_NO_NEW_PRIVS,
     STEP_PDEATHSIG,
+    STEP_CHDIR,
     STEP_EXECVE,
 };
 
@@ -274,6 +277,7 @@ struct spawn_args {
     const char *path;
     char *const *argv;
     char *const *envp;
+    const char *workdir;        /* NULL: the worker's */
     int fd[3];                  /* become 0, 1 and 2 */
     mode_t umask;
     pid_t parent;               /* the worker */
@@ -355,6 +359,8 @@ child_main(void *arg)
         }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail(a, STEP_NO_NEW_PRIVS, errno);
+    if (a->workdir != NULL && chdir(a->workdir) < 0)
+        child_fail(a, STEP_CHDIR, errno);
     (void)umask(a->umask);
     /* as glibc's posix_spawn: unblock last, right before execve; the
      * mask survives execve, so it must be empty for the program */
@@ -430,6 +436,9 @@ describe_step(const struct spawn_args *a, char *buf, size_t len)
     case STEP_PDEATHSIG:
         snprintf(buf, len, "prctl(PR_SET_PDEATHSIG)");
         break;
+    case STEP_CHDIR:
+        snprintf(buf, len, "chdir(%s)", a->workdir);
+        break;
     case STEP_NONE:
     case STEP_EXECVE:
         buf[0] = '\0';
@@ -437,15 +446,11 @@ describe_step(const struct spawn_args *a, char *buf, size_t len)
     }
 }
 
-/*
- * Starts the program; returns 0, or an errno value with the step that
- * failed written into why ("" when execve itself failed).
- */
-static int
-spawn(const struct wq_exec_conf *c, char **envp, struct child *ch,
-    char *why, size_t whylen)
+int
+wq_exec_spawn(const struct wq_exec_conf *c, char *const *envp,
+    struct wq_spawned *out, char *why, size_t whylen)
 {
-    int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
+    int in[2] = { -1, -1 }, o[2] = { -1, -1 }, err[2] = { -1, -1 };
     struct spawn_args a;
     sigset_t all, old;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -454,7 +459,9 @@ spawn(const struct wq_exec_conf *c, char **envp, struct child *ch,
     int rc;
 
     why[0] = '\0';
-    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0
+    out->pid = -1;
+    out->in = out->out = out->err = out->pidfd = -1;
+    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(o, O_CLOEXEC) < 0
         || pipe2(err, O_CLOEXEC) < 0) {
         rc = errno;
         goto close_pipes;
@@ -463,8 +470,10 @@ spawn(const struct wq_exec_conf *c, char **envp, struct child *ch,
     a.path = c->argv[0];
     a.argv = c->argv;
     a.envp = envp;
+    a.workdir = c->workdir != NULL && c->workdir[0] != '\0' ? c->workdir
+        : NULL;
     a.fd[0] = in[0];
-    a.fd[1] = out[1];
+    a.fd[1] = o[1];
     a.fd[2] = err[1];
     a.umask = (mode_t)(c->umask & 0777);
     a.parent = getpid();
@@ -497,26 +506,44 @@ spawn(const struct wq_exec_conf *c, char **envp, struct child *ch,
             ;
         goto close_pipes;
     }
-    ch->pid = pid;
+    out->pid = pid;
     close(in[0]);
-    close(out[1]);
+    close(o[1]);
     close(err[1]);
-    ch->in = in[1];
-    ch->out = out[0];
-    ch->err = err[0];
-    fcntl(ch->in, F_SETFL, O_NONBLOCK);
-    fcntl(ch->out, F_SETFL, O_NONBLOCK);
-    fcntl(ch->err, F_SETFL, O_NONBLOCK);
-    ch->pidfd = pidfd_open_pid(ch->pid);
+    out->in = in[1];
+    out->out = o[0];
+    out->err = err[0];
+    fcntl(out->in, F_SETFL, O_NONBLOCK);
+    fcntl(out->out, F_SETFL, O_NONBLOCK);
+    fcntl(out->err, F_SETFL, O_NONBLOCK);
+    out->pidfd = pidfd_open_pid(pid);
     return 0;
 
 close_pipes:
     for (int i = 0; i < 2; i++) {
         close_fd(&in[i]);
-        close_fd(&out[i]);
+        close_fd(&o[i]);
         close_fd(&err[i]);
     }
     return rc;
+}
+
+/* Starts the program for one task; as wq_exec_spawn. */
+static int
+spawn(const struct wq_exec_conf *c, char **envp, struct child *ch,
+    char *why, size_t whylen)
+{
+    struct wq_spawned sp;
+    int rc = wq_exec_spawn(c, envp, &sp, why, whylen);
+
+    if (rc != 0)
+        return rc;
+    ch->pid = sp.pid;
+    ch->in = sp.in;
+    ch->out = sp.out;
+    ch->err = sp.err;
+    ch->pidfd = sp.pidfd;
+    return 0;
 }
 
 /* The last non-empty line of stderr, sanitized, or NULL. */

@@ -4,9 +4,10 @@
  * kinds share: outcome names, results, and making program output safe
  * for a PostgreSQL text column (see handler.h).
  *
- * The registry owns the built-in settings and the loaded plugins; the
- * strings it points to stay the configuration's.  It is built once at
- * start-up and read-only afterwards, so lookups need no lock.
+ * The registry owns the built-in settings, the loaded plugins and the
+ * process handlers' pools (started by wq_handlers_start); the strings it
+ * points to stay the configuration's.  It is built once at start-up and
+ * read-only afterwards, so lookups need no lock.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -251,11 +252,19 @@ handler_init(struct wq_handler *h, const struct wq_config_handler *c,
     if (c->queue[0] != '\0' && wq_queue_name_valid(c->queue, err,
         sizeof err) != 0)
         err_add(e, "%s: handlers[%zu].queue: %s", c->where, idx, err);
-    if (h->kind != WQ_HANDLER_EXEC && has_limits(c))
-        err_add(e, "%s: handlers[%zu]: limit_* and core_dumps apply to kind "
-            "exec only (a %s runs inside the worker)", c->where, idx,
-            h->kind == WQ_HANDLER_PLUGIN ? "plugin" : h->kind
+    if (h->kind != WQ_HANDLER_EXEC && h->kind != WQ_HANDLER_PROCESS
+        && has_limits(c))
+        err_add(e, "%s: handlers[%zu]: limit_* and core_dumps apply to kinds "
+            "exec and process only (a %s runs inside the worker)", c->where,
+            idx, h->kind == WQ_HANDLER_PLUGIN ? "plugin" : h->kind
             == WQ_HANDLER_HTTP ? "http handler" : "builtin");
+    if (h->kind != WQ_HANDLER_EXEC && h->kind != WQ_HANDLER_PROCESS
+        && c->workdir[0] != '\0')
+        err_add(e, "%s: handlers[%zu].workdir: applies to kinds exec and "
+            "process only", c->where, idx);
+    if (c->workdir[0] != '\0' && c->workdir[0] != '/')
+        err_add(e, "%s: handlers[%zu].workdir: \"%s\" is not an absolute "
+            "path", c->where, idx, c->workdir);
     switch (h->kind) {
     case WQ_HANDLER_BUILTIN:
         name = c->builtin[0] != '\0' ? c->builtin : c->type;
@@ -269,9 +278,11 @@ handler_init(struct wq_handler *h, const struct wq_config_handler *c,
                 "\"...\")" : "");
         break;
     case WQ_HANDLER_EXEC:
+    case WQ_HANDLER_PROCESS:
         if (c->argv.n == 0) {
-            err_add(e, "%s: handlers[%zu].argv: kind exec needs a program",
-                c->where, idx);
+            err_add(e, "%s: handlers[%zu].argv: kind %s needs a program",
+                c->where, idx, h->kind == WQ_HANDLER_EXEC ? "exec"
+                : "process");
             break;
         }
         if (c->argv.v[0][0] != '/')
@@ -291,7 +302,11 @@ handler_init(struct wq_handler *h, const struct wq_config_handler *c,
         if (c->plugin[0] != '\0' || c->options[0] != '\0'
             || c->builtin[0] != '\0')
             err_add(e, "%s: handlers[%zu]: plugin, options and builtin do "
-                "not apply to kind exec", c->where, idx);
+                "not apply to kind %s", c->where, idx, h->kind
+                == WQ_HANDLER_EXEC ? "exec" : "process");
+        if (h->kind == WQ_HANDLER_PROCESS && c->permanent_exit_codes.n != 1)
+            err_add(e, "%s: handlers[%zu].permanent_exit_codes: kind process "
+                "answers with frames, not exit codes", c->where, idx);
         h->exec.argv = c->argv.v;
         h->exec.env = c->env.n > 0 ? c->env.v : NULL;
         h->exec.timeout_ms = c->timeout_ms;
@@ -307,6 +322,14 @@ handler_init(struct wq_handler *h, const struct wq_config_handler *c,
         h->exec.limit_fsize = (uint64_t)c->limit_file_size;
         h->exec.core_dumps = c->core_dumps;
         h->exec.umask = (unsigned)c->umask;
+        h->exec.workdir = c->workdir;
+        /* a long-lived program's CPU time is its whole life: the exec
+         * default (per task) would kill it every 5 minutes of work */
+        if (h->kind == WQ_HANDLER_PROCESS
+            && c->limit_cpu_ms == WQ_EXEC_LIMIT_CPU_MS)
+            h->exec.limit_cpu_s = 0;
+        h->processes = (size_t)c->processes;
+        h->max_in_flight = (size_t)c->max_in_flight;
         warn_above_hard(c, idx, "limit_memory", RLIMIT_AS,
             h->exec.limit_as);
         warn_above_hard(c, idx, "limit_cpu", RLIMIT_CPU,
@@ -458,6 +481,13 @@ wq_handlers_run(const struct wq_handler *h, const struct wq_handler_ctx *ctx,
     case WQ_HANDLER_HTTP:
         wq_handler_http_run(&h->http, ctx, res);
         return;     /* libcurl stops at the deadline */
+    case WQ_HANDLER_PROCESS:
+        if (h->proc == NULL)
+            wq_handler_result_fail(res, WQ_OUTCOME_FAILED, "%s: the handler "
+                "processes were not started", h->type);
+        else
+            wq_handler_process_run(h->proc, ctx, res);
+        return;     /* it kills at the deadline itself */
     }
     /* A built-in or plugin cannot be stopped; one that returns after its
      * timeout has still overrun it. */
@@ -469,11 +499,73 @@ wq_handlers_run(const struct wq_handler *h, const struct wq_handler_ctx *ctx,
             "than its timeout of %lld ms", h->type, (long long)h->timeout_ms);
 }
 
+/* A label value for type t: as it is, unless it needs escaping. */
+static const char *
+label_type(const char *t, size_t idx, char *buf, size_t len)
+{
+    if (strpbrk(t, "\"\\\n") == NULL)
+        return t;
+    snprintf(buf, len, "handlers[%zu]", idx);
+    return buf;
+}
+
+int
+wq_handlers_start(wq_handlers *h, wq_metrics *reg, const char *worker_id,
+    char *err, size_t errlen)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        struct wq_handler *x = &h->v[i];
+        struct wq_proc_conf pc;
+        char lb[64], *labels;
+        int rc;
+
+        if (x->kind != WQ_HANDLER_PROCESS || x->proc != NULL)
+            continue;
+        memset(&pc, 0, sizeof pc);
+        pc.type = x->type;
+        pc.exec = x->exec;
+        pc.processes = x->processes > 0 ? x->processes : 1;
+        pc.max_in_flight = x->max_in_flight > 0 ? x->max_in_flight : 1;
+        pc.worker_id = worker_id;
+        if (reg != NULL) {
+            labels = xasprintf("type=\"%s\"", label_type(x->type, i + 1, lb,
+                sizeof lb));
+            pc.m_restarts = wq_metrics_counter(reg,
+                "workq_worker_process_restarts_total",
+                "Handler processes restarted (exit, protocol error, missed "
+                "deadline).", labels);
+            pc.m_up = wq_metrics_gauge(reg, "workq_worker_process_up",
+                "Handler processes running and past their hello.", labels);
+            pc.m_crashloop = wq_metrics_gauge(reg,
+                "workq_worker_process_crashloop",
+                "1 while a process handler is crash-looping.", labels);
+            free(labels);
+        }
+        if ((rc = wq_proc_pool_new(&pc, &x->proc, err, errlen)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+const char *
+wq_handlers_unhealthy(void *arg)
+{
+    wq_handlers *h = arg;
+    const char *why;
+
+    for (size_t i = 0; h != NULL && i < h->n; i++)
+        if ((why = wq_proc_pool_unhealthy(h->v[i].proc)) != NULL)
+            return why;
+    return NULL;
+}
+
 void
 wq_handlers_free(wq_handlers *h)
 {
     if (h == NULL)
         return;
+    for (size_t i = 0; i < h->n; i++)
+        wq_proc_pool_free(h->v[i].proc);
     for (size_t i = 0; i < h->n; i++) {
         wq_handler_builtin_free(h->v[i].builtin);
         wq_handler_plugin_unload(h->v[i].plugin);

@@ -56,11 +56,11 @@ static const char help_text[] =
     "    Takes tasks of one or more queues off Kafka or RabbitMQ (config\n"
     "    `transport`), claims them in PostgreSQL under a lease so that\n"
     "    each idempotency key runs to one committed outcome, runs them\n"
-    "    with the handler configured for their type (built-in, a program,\n"
-    "    a plugin, or an HTTPS POST to a service), records the outcome\n"
-    "    (success with its result, or failure with the next attempt's\n"
-    "    time from the queue's backoff, or dead) and only then acks the\n"
-    "    message.  Claims and records travel\n"
+    "    with the handler configured for their type (built-in, a program\n"
+    "    per task, a pool of long-lived programs, a plugin, or an HTTPS\n"
+    "    POST to a service), records the outcome (success with its result,\n"
+    "    or failure with the next attempt's time from the queue's backoff,\n"
+    "    or dead) and only then acks the message.  Claims and records travel\n"
     "    in batches, one round trip each.  Many workers may share a queue.\n"
     "\n"
     "OPTIONS\n"
@@ -80,13 +80,16 @@ static const char help_text[] =
     "    The keys that matter here: transport, kafka.*, rabbitmq.*,\n"
     "    postgres.*, worker.* (queues, concurrency, lease, drain_timeout,\n"
     "    id, batch_max, builtin_handlers), handlers (type -> builtin, exec,\n"
-    "    plugin or http), queue_policies (backoff per queue), metrics.listen\n"
-    "    (/healthz and /metrics; empty: off), log.*.  Every key is\n"
-    "    documented in the example workq.conf; `workq config` prints them.\n"
+    "    process, plugin or http), queue_policies (backoff per queue),\n"
+    "    metrics.listen (/healthz and /metrics; empty: off), log.*.  Every\n"
+    "    key is documented in the example workq.conf; `workq config`\n"
+    "    prints them.\n"
     "\n"
     "SIGNALS\n"
     "    SIGTERM, SIGINT  stop taking tasks, let running ones finish within\n"
-    "                     worker.drain_timeout, record and ack them, exit 0;\n"
+    "                     worker.drain_timeout, record and ack them, close\n"
+    "                     the stdin of process handlers' programs (SIGKILL\n"
+    "                     kill_grace later), exit 0;\n"
     "                     tasks still running then are stopped and left to\n"
     "                     lease expiry.  A second one: stop now.  A stop\n"
     "                     never takes longer than drain_timeout + 10 s (10 s\n"
@@ -100,6 +103,17 @@ static const char help_text[] =
     "    Type=notify: READY=1 when the loop starts, STATUS= with in-flight,\n"
     "    done and failed counts, WATCHDOG=1 while the loop turns (set\n"
     "    WatchdogSec=), STOPPING=1 when a stop begins.\n"
+    "\n"
+    "PROCESS HANDLERS\n"
+    "    A handler of kind process starts `processes` programs with the\n"
+    "    worker and feeds each up to `max_in_flight` tasks at once as JSON\n"
+    "    lines on stdin, answers on stdout (docs/handler-protocol.md;\n"
+    "    libraries for Python and Node.js in worker/handlers/).  A program\n"
+    "    that exits, breaks the protocol or overruns a task's timeout is\n"
+    "    killed with its process group and restarted with backoff; its\n"
+    "    tasks fail as attempts with the reason.  Five quick failures in a\n"
+    "    row: crash-looping, /healthz 503, metric\n"
+    "    workq_worker_process_crashloop.\n"
     "\n"
     "EXIT STATUS\n"
     "    0 stopped cleanly (also after abandoning tasks at the deadline);\n"
@@ -386,6 +400,15 @@ main(int argc, char **argv)
     }
 
     wq_worker_stats_init(&stats);
+    /* the process handlers' programs start now, so that a crash loop
+     * shows on /healthz before any task comes */
+    if (wq_handlers_start(handlers, stats.reg, id, err, sizeof err) != 0) {
+        wq_log_error("main", "handlers: %s", err);
+        status = EXIT_SOFTWARE;
+        goto out_handlers;
+    }
+    stats.extra_why = wq_handlers_unhealthy;
+    stats.extra_user = handlers;
     if (wq_worker_stats_serve(&stats, cfg.metrics.listen, &port, err,
         sizeof err) != 0) {
         wq_log_error("main", "metrics.listen: %s", err);
@@ -518,6 +541,10 @@ out_runners:
         wq_pool_free(pool);
     wq_worker_lease_stop(lease, 0);
 out_handlers:
+    /* /healthz asks the handlers: the server stops first */
+    if (stats.http != NULL)
+        wq_http_stop(stats.http);
+    stats.http = NULL;
     wq_handlers_free(handlers);
 out_stats:
     wq_worker_stats_free(&stats);

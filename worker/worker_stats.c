@@ -138,6 +138,8 @@ why_unhealthy(void *user)
         return "no broker connection";
     if (wq_metric_value(st->store_up) == 0)
         return "no PostgreSQL connection";
+    if (st->extra_why != NULL)
+        return st->extra_why(st->extra_user);
     return NULL;
 }
 

@@ -43,6 +43,11 @@ struct wq_worker_stats {
     atomic_uint_fast64_t loops[WQ_STATS_LOOPS];
     atomic_int nloops;
     uint64_t stale_ns;              /* healthz fails after this */
+    /* Another reason to be unhealthy (the handlers': a crash-looping
+     * process handler), asked after the loop's own; may be NULL.  Set
+     * before serving. */
+    const char *(*extra_why)(void *user);
+    void *extra_user;
     wq_http *http;
 };
 

@@ -10,11 +10,15 @@
 # the steady-rate submitter (chaos-tool submit, the public C client) with
 # a mix of handlers: noop (ok), fail twice then succeed (flaky), always
 # fail (doomed), sleep 1.5 s (slow), an exec handler appending the key to
-# a file (effect), one crashing with SIGSEGV on its first attempt (crash)
-# and one crashing every time (crash_always); one task in ten is delayed.
-# Meanwhile it injects:
+# a file (effect), one crashing with SIGSEGV on its first attempt (crash),
+# one crashing every time (crash_always) and a long-lived Python program
+# of kind process taking 50-250 ms a task, 8 at once (proc); one task in
+# ten is delayed.  Meanwhile it injects:
 #   - kill -9 of a worker every 3-5 s, and of a scheduler every 11 s; each
 #     is started again at once, as systemd's Restart= would;
+#   - kill -9 of one of the process handler's programs every 2-3 s, with
+#     tasks in flight (the worker restarts it; the tasks it held fail as
+#     attempts and are retried);
 #   - a worker frozen with SIGSTOP for 8 s every 17 s (a stalled process:
 #     its leases expire, its tasks run elsewhere, then it wakes up and
 #     tries to record what it finished);
@@ -113,7 +117,10 @@ handlers = (
       env = [ "CHAOS_EFFECTS=$DIR/effects" ]; },
     { type = "crash_always"; kind = "exec"; timeout = "20s";
       argv = [ "/bin/sh", "$ROOT/tests/fault/effect.sh", "always" ];
-      env = [ "CHAOS_EFFECTS=$DIR/effects" ]; }
+      env = [ "CHAOS_EFFECTS=$DIR/effects" ]; },
+    { type = "proc"; kind = "process"; processes = 2; max_in_flight = 8;
+      timeout = "20s";
+      argv = [ "/usr/bin/python3", "$ROOT/tests/fault/proc_handler.py" ]; }
 );
 queue_policies = (
     { name = "*"; max_attempts = 12; backoff_base = "200ms";
@@ -131,7 +138,8 @@ psql -X -q "$PG dbname=postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" \
 declare -A PID=() KILLED=()
 declare -A COUNT=([worker_kills]=0 [scheduler_kills]=0 [broker_restarts]=0
     [broker_kill9s]=0 [pg_restarts]=0 [pg_kill9s]=0 [broker_freezes]=0
-    [pg_freezes]=0 [daemon_exits]=0 [daemon_crashes]=0 [restarts]=0 [fault_errors]=0 [worker_freezes]=0)
+    [pg_freezes]=0 [daemon_exits]=0 [daemon_crashes]=0 [restarts]=0 [fault_errors]=0 [worker_freezes]=0
+    [proc_kills]=0)
 SLOTS=(w1 w2 s1 s2)
 
 start_daemon() {
@@ -168,6 +176,18 @@ tend_daemons() {
         fi
         start_daemon "$slot"
         COUNT[restarts]=$((COUNT[restarts] + 1))
+    done
+}
+
+# kill -9 of one process handler program of a worker (its children
+# running proc_handler.py), if it has one running now.
+kill9_handler() {
+    local pid="${PID[$1]}" c
+    for c in $(ps -o pid= --ppid "$pid" 2>/dev/null); do
+        if tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null | grep -q proc_handler.py; then
+            kill -KILL "$c" 2>/dev/null && COUNT[proc_kills]=$((COUNT[proc_kills] + 1))
+            return 0
+        fi
     done
 }
 
@@ -253,6 +273,7 @@ START=$SECONDS
 next_wkill=$((START + 3)); next_skill=$((START + 11)); next_fault=$((START + PERIOD))
 nfault=0; wturn=1; sturn=1; fturn=2
 next_wfreeze=$((START + 7)); frozen_slot=""; frozen_pid=""; thaw_at=0
+next_pkill=$((START + 2)); pturn=1
 # longer than the lease (5 s) and shorter than RabbitMQ's heartbeat
 # timeout (2 x 5 s): it wakes up with its connections and its finished
 # work, and its leases gone
@@ -269,6 +290,11 @@ while alive "$SUBMIT_PID"; do
             COUNT[worker_kills]=$((COUNT[worker_kills] + 1))
             wturn=$((3 - wturn))
             next_wkill=$((now + 3 + RANDOM % 3))
+        fi
+        if [ "$now" -ge "$next_pkill" ]; then
+            [ "w$pturn" = "$frozen_slot" ] || kill9_handler "w$pturn"
+            pturn=$((3 - pturn))
+            next_pkill=$((now + 2 + RANDOM % 2))
         fi
         if [ "$now" -ge "$next_wfreeze" ] && [ -z "$frozen_slot" ]; then
             frozen_slot="w$fturn"; frozen_pid="${PID[$frozen_slot]}"
@@ -434,7 +460,7 @@ done
     echo "== chaos report: $TRANSPORT, ${DURATION}s at $RATE tasks/s, queue $QUEUE"
     echo "submitter:   $(cat "$DIR/submit.out")"
     echo "injected:    worker kill -9 ${COUNT[worker_kills]}, worker frozen ${COUNT[worker_freezes]} x ${WFREEZE}s," \
-        "scheduler kill -9 ${COUNT[scheduler_kills]},"
+        "scheduler kill -9 ${COUNT[scheduler_kills]}, process handler kill -9 ${COUNT[proc_kills]},"
     echo "             broker restart ${COUNT[broker_restarts]}, broker kill -9 ${COUNT[broker_kill9s]}," \
         "broker frozen ${COUNT[broker_freezes]} x ${HANG}s,"
     echo "             PostgreSQL restart ${COUNT[pg_restarts]}, PostgreSQL kill -9 ${COUNT[pg_kill9s]}," \

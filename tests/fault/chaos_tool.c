@@ -50,7 +50,7 @@ struct kind {
 
 static const struct kind mix[20] = {
     { "ok", 0 }, { "ok", 0 }, { "ok", 0 }, { "ok", 0 }, { "ok", 0 },
-    { "ok", 0 }, { "ok", 0 },                             /* 35 % noop */
+    { "proc", 0 }, { "proc", 0 },           /* 25 % noop, 10 % process */
     { "flaky", 0 }, { "flaky", 0 }, { "flaky", 0 },        /* fail twice */
     { "doomed", 4 }, { "doomed", 4 },                     /* always fail */
     { "slow", 0 },                                        /* sleep */

@@ -1260,6 +1260,325 @@ watchdog(int kind)
 }
 BOTH(watchdog)
 
+/* ---- process handlers (kind "process", docs/handler-protocol.md) -------- */
+
+#define PY_LIB  WQ_SOURCE_DIR "/worker/handlers/python"
+#define JS_LIB  WQ_SOURCE_DIR "/worker/handlers/node"
+
+/* Writes a handler program into the test's directory; its path. */
+static const char *
+write_script(const char *name, const char *text)
+{
+    static char path[8][256];
+    static int n;
+    char *p = path[n++ % 8];
+    FILE *f;
+
+    snprintf(p, 256, "%s/%s", getenv("WQ_TEST_TMPDIR"), name);
+    f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+/* 1 if the page at path holds a, b and c (each may be NULL). */
+static int
+page_has(struct worker *w, const char *path, const char *a, const char *b,
+    const char *c)
+{
+    char *page = wq_test_http_get(worker_port(w), path);
+    int ok = (a == NULL || strstr(page, a) != NULL)
+        && (b == NULL || strstr(page, b) != NULL)
+        && (c == NULL || strstr(page, c) != NULL);
+
+    free(page);
+    return ok;
+}
+
+/* Publishes a task with a traceparent header. */
+static void
+pub_traced(struct pub *p, const char *queue, const char *type,
+    const char *key, const char *payload)
+{
+    struct wq_envelope e;
+    struct wq_header h = { "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" };
+
+    make_task(&e, queue, type, key, payload, strlen(payload), 0);
+    e.headers = &h;
+    e.nheaders = 1;
+    pub_env(p, &e);
+    wq_envelope_free(&e);
+}
+
+/*
+ * The reference library of one language (the sync and the async example
+ * of worker/handlers/) runs tasks: results, Retry, Fail, binary results,
+ * headers, and 8 naps of 1.5 s in one process at once.
+ */
+static void
+process_lang(int kind, int node)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, node ? "pjs" : "ppy");
+    const char *args[] = { "--concurrency", "16", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    char conf[2048], key[64];
+    struct worker w;
+    struct pub p;
+    long long n;
+    char *log;
+
+    if (node)
+        snprintf(conf, sizeof conf,
+            "handlers = (\n"
+            "  { type = \"upper\"; kind = \"process\"; processes = 2;\n"
+            "    argv = [ \"/usr/bin/node\", \"%s/example_sync.js\" ]; },\n"
+            "  { type = \"nap\"; kind = \"process\"; processes = 1;\n"
+            "    max_in_flight = 8; workdir = \"/\";\n"
+            "    argv = [ \"/usr/bin/node\", \"%s/example_async.js\" ]; }\n"
+            ");\n", JS_LIB, JS_LIB);
+    else
+        snprintf(conf, sizeof conf,
+            "handlers = (\n"
+            "  { type = \"upper\"; kind = \"process\"; processes = 2;\n"
+            "    argv = [ \"/usr/bin/python3\", \"%s/example_sync.py\" ]; },\n"
+            "  { type = \"nap\"; kind = \"process\"; processes = 1;\n"
+            "    max_in_flight = 8; workdir = \"/\";\n"
+            "    argv = [ \"/usr/bin/python3\", \"%s/example_async.py\" ]; }\n"
+            ");\n", PY_LIB, PY_LIB);
+    pub_open(&p, kind, q);
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "u%d", i);
+        pub_task(&p, q, "upper", key, "hello", 0);
+    }
+    pub_task(&p, q, "upper", "fail", "fail", 0);
+    pub_task(&p, q, "upper", "retry", "retry", 0);
+    for (int i = 0; i < 8; i++) {
+        snprintf(key, sizeof key, "n%d", i);
+        pub_traced(&p, q, "nap", key, "1500");
+    }
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, conf, NULL, args);
+    n = wait_num(s, 110, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "finished_at IS NOT NULL OR state = 'retry_wait'");
+    check(n == 110, "%lld of 110 tasks recorded", n);
+    worker_stop(&w, 30000);
+    log = worker_log(&w);
+    assert_contains(log, node ? "(protocol 1, workq_handler.js/1.0)"
+        : "(protocol 1, workq_handler.py/1.0)");
+    /* a print() / console.log of the handler goes to the log */
+    assert_contains(log, "stderr: upper: task ");
+    free(log);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE type = 'upper' AND idempotency_key LIKE 'u%' AND state = "
+        "'succeeded' AND result = 'HELLO' AND attempt = 1"), 100);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
+        "'fail' AND state = 'dead' AND a.outcome = 'permanent_failure' AND "
+        "t.last_error LIKE '%told to fail%'"), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
+        "'retry' AND state = 'retry_wait' AND a.outcome = 'failed' AND "
+        "t.last_error LIKE '%try again, attempt 1%'"), 1);
+    /* the naps overlapped: each started before any ended */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE type = 'nap' AND state = 'succeeded' AND "
+        "convert_from(result, 'UTF8')::json->>'traceparent' = "
+        "'00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'"), 8);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE type = 'nap' AND (convert_from(result, 'UTF8')::json->>"
+        "'start')::float8 < (SELECT min((convert_from(result, 'UTF8')::json"
+        "->>'end')::float8) FROM workq.tasks WHERE type = 'nap')"), 8);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+        110);
+    wq_store_close(s);
+}
+
+static void process_python(int kind) { process_lang(kind, 0); }
+static void process_node(int kind) { process_lang(kind, 1); }
+BOTH(process_python)
+BOTH(process_node)
+
+/*
+ * What supervision does: a program that dies mid-task (its tasks fail
+ * with the reason, once each; retried or dead as configured), one that
+ * hangs past the deadline (killed with its group, restarted, the next
+ * task runs), one that writes garbage, one that speaks another protocol
+ * version and one that cannot start (crash loop: /healthz 503, the
+ * gauge, no busy restarting).
+ */
+static void
+process_supervision(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "psup");
+    const char *args[] = { "--concurrency", "8", NULL };
+    const char *extra[] = { "WORKQ_METRICS_LISTEN=127.0.0.1:0", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    const char *hang, *garbage, *v2;
+    char conf[4096], *log;
+    struct worker w;
+    struct pub p;
+    long long n;
+
+    hang = write_script("hang.py",
+        "import os, sys, time\n"
+        "sys.path.insert(0, '" PY_LIB "')\n"
+        "import workq_handler\n"
+        "def h(task):\n"
+        "    if task.payload == b'hang':\n"
+        "        open(os.environ['PIDFILE'], 'w').write(str(os.getpid()))\n"
+        "        time.sleep(1000)\n"
+        "    return 'pid %d' % os.getpid()\n"
+        "workq_handler.run(h)\n");
+    garbage = write_script("garbage.sh",
+        "echo '{\"t\":\"hello\",\"protocol\":1}'\n"
+        "read hello; read task\n"
+        "echo 'this is not a frame'\n"
+        "sleep 100\n");
+    v2 = write_script("v2.sh",
+        "echo '{\"t\":\"hello\",\"protocol\":2,\"library\":\"future/9\"}'\n"
+        "sleep 100\n");
+    snprintf(conf, sizeof conf,
+        "handlers = (\n"
+        "  { type = \"upper\"; kind = \"process\"; processes = 1;\n"
+        "    max_in_flight = 4;\n"
+        "    argv = [ \"/usr/bin/python3\", \"" PY_LIB "/example_sync.py\" ];"
+        " },\n"
+        "  { type = \"hang\"; kind = \"process\"; processes = 1;\n"
+        "    timeout = \"1500ms\"; env = [ \"PIDFILE=%s/hang.pid\" ];\n"
+        "    argv = [ \"/usr/bin/python3\", \"%s\" ]; },\n"
+        "  { type = \"garbage\"; kind = \"process\"; processes = 1;\n"
+        "    argv = [ \"/bin/sh\", \"%s\" ]; },\n"
+        "  { type = \"v2\"; kind = \"process\"; processes = 1;\n"
+        "    argv = [ \"/bin/sh\", \"%s\" ]; },\n"
+        "  { type = \"broken\"; kind = \"process\"; processes = 1;\n"
+        "    argv = [ \"/bin/false\" ]; }\n"
+        ");\n", getenv("WQ_TEST_TMPDIR"), hang, garbage, v2);
+
+    worker_start(&w, kind, ci, q, conf, extra, args);
+    /* the broken program crash-loops: unhealthy within its backoffs
+     * (0.1 + 0.2 + 0.4 + 0.8 s), and says so */
+    check(wq_test_waited(page_has(&w, "/healthz", " 503 ",
+        "a handler process is crash-looping", NULL), 15000),
+        "no 503 for the crash loop");
+    check(wq_test_waited(page_has(&w, "/metrics",
+        "workq_worker_process_crashloop{type=\"broken\"} 1",
+        "workq_worker_process_up{type=\"upper\"} 1",
+        "workq_worker_process_restarts_total{type=\"broken\"}"), 15000),
+        "no crash loop or process up in /metrics");
+
+    pub_open(&p, kind, q);
+    /* the crash takes the tasks in flight with it; max 1: dead */
+    pub_task(&p, q, "upper", "crash", "crash", 1);
+    pub_task(&p, q, "upper", "crash3", "crash", 3);
+    pub_task(&p, q, "hang", "hang", "hang", 1);
+    pub_task(&p, q, "garbage", "garbage", "x", 1);
+    pub_task(&p, q, "v2", "v2", "x", 1);
+    pub_task(&p, q, "broken", "broken", "x", 1);
+    pub_close(&p);
+    n = wait_num(s, 6, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "finished_at IS NOT NULL OR state = 'retry_wait'");
+    check(n == 6, "%lld of 6 tasks recorded", n);
+    /* after the hang was killed, its type runs again */
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "hang", "after-hang", "ok", 1);
+    pub_task(&p, q, "upper", "after-crash", "ok", 1);
+    pub_close(&p);
+    n = wait_num(s, 2, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key LIKE 'after-%%' AND state = 'succeeded'");
+    check(n == 2, "%lld of 2 tasks ran after the kills", n);
+    worker_stop(&w, 30000);
+    log = worker_log(&w);
+    assert_contains(log, "crash-looping");
+    free(log);
+
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
+        "'crash' AND state = 'dead' AND a.outcome = 'failed' AND "
+        "t.last_error LIKE '%handler process%exited with status 3%'"), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
+        "'crash3' AND state = 'retry_wait' AND a.outcome = 'failed' AND "
+        "t.last_error LIKE '%exited with status 3%'"), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
+        "'hang' AND state = 'dead' AND a.outcome = 'timeout' AND "
+        "a.duration_ms BETWEEN 1400 AND 10000 AND "
+        "t.last_error LIKE '%past its deadline; process group killed%'"), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "WHERE idempotency_key = 'garbage' AND state = 'dead' AND "
+        "t.last_error LIKE '%broke the protocol: not JSON%'"), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "WHERE idempotency_key IN ('v2', 'broken') AND state = 'dead' AND "
+        "t.last_error LIKE '%crash loop%'"), 2);
+    /* every task counted once: one attempt row per attempt */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+        8);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts "
+        "WHERE outcome IS NULL"), 0);
+    {
+        char pidfile[256];
+        long pid = 0;
+        FILE *f;
+
+        snprintf(pidfile, sizeof pidfile, "%s/hang.pid",
+            getenv("WQ_TEST_TMPDIR"));
+        f = fopen(pidfile, "r");
+        assert_non_null(f);
+        assert_int_equal(fscanf(f, "%ld", &pid), 1);
+        fclose(f);
+        check(process_gone((pid_t)pid), "the hung program %ld lives", pid);
+    }
+    wq_store_close(s);
+}
+BOTH(process_supervision)
+
+/*
+ * SIGTERM drains: tasks in flight in a program finish and are recorded,
+ * then its stdin closes and it exits by itself (status 0).
+ */
+static void
+process_drain(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "pdrain");
+    const char *args[] = { "--concurrency", "8", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    const char *conf =
+        "handlers = ( { type = \"nap\"; kind = \"process\"; processes = 1;\n"
+        "  max_in_flight = 4;\n"
+        "  argv = [ \"/usr/bin/python3\", \"" PY_LIB "/example_async.py\" ];"
+        " } );\n";
+    struct worker w;
+    struct pub p;
+    char *log;
+
+    pub_open(&p, kind, q);
+    for (int i = 0; i < 4; i++) {
+        char key[16];
+
+        snprintf(key, sizeof key, "d%d", i);
+        pub_task(&p, q, "nap", key, "2000", 0);
+    }
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, conf, NULL, args);
+    check(wait_num(s, 4, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'running'") == 4, "the four naps did not start");
+    worker_stop(&w, 30000);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'succeeded'"), 4);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+        4);
+    log = worker_log(&w);
+    assert_contains(log, "exited with status 0");
+    free(log);
+    wq_store_close(s);
+}
+BOTH(process_drain)
+
 static const struct CMUnitTest tests[] = {
     TESTS(noop_many),
     TESTS(multi_queue),
@@ -1276,6 +1595,10 @@ static const struct CMUnitTest tests[] = {
     TESTS(cancel_running),
     TESTS(drain_deadline),
     TESTS(watchdog),
+    TESTS(process_python),
+    TESTS(process_node),
+    TESTS(process_supervision),
+    TESTS(process_drain),
 };
 
 WQ_TEST_MAIN("worker", tests)

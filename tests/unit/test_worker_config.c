@@ -598,9 +598,10 @@ test_worker_config_exec_limits_registry(void **state)
     assert_int_equal(wq_handlers_new(&c, &h, err, sizeof err), WQ_ECONFIG);
     assert_null(h);
     assert_contains(err, "k.conf:2: handlers[1]: limit_* and core_dumps "
-        "apply to kind exec only (a builtin runs inside the worker)");
+        "apply to kinds exec and process only (a builtin runs inside the "
+        "worker)");
     assert_contains(err, "k.conf:3: handlers[2]: limit_* and core_dumps "
-        "apply to kind exec only");
+        "apply to kinds exec and process only");
     wq_config_free(&c);
 }
 
@@ -644,6 +645,72 @@ test_worker_config_registry_errors(void **state)
     assert_contains(err, "handlers[7]: plugin, options and builtin do not "
         "apply to kind exec");
     assert_contains(err, "handlers[8].queue:");
+    wq_config_free(&c);
+}
+
+/* Kind process: its keys, defaults and checks (nothing is started). */
+static void
+test_worker_config_process(void **state)
+{
+    struct wq_config c;
+    wq_handlers *h = NULL;
+    const struct wq_handler *x;
+    char err[WQ_CONFIG_ERRLEN];
+
+    (void)state;
+    clean_env();
+    write_file("p.conf",
+        "handlers = (\n"
+        "  { type = \"a\"; kind = \"process\"; argv = [ \"/bin/cat\" ]; },\n"
+        "  { type = \"b\"; kind = \"process\"; argv = [ \"/bin/cat\" ];\n"
+        "    processes = 4; max_in_flight = 32; workdir = \"/tmp\";\n"
+        "    limit_cpu = \"1h\"; timeout = \"3s\"; }\n"
+        ");\n");
+    assert_int_equal(wq_config_load("p.conf", &c, err, sizeof err), 0);
+    if (wq_handlers_new(&c, &h, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    x = wq_handlers_find(h, "q", "a");
+    assert_int_equal(x->kind, WQ_HANDLER_PROCESS);
+    assert_int_equal(x->processes, 2);
+    assert_int_equal(x->max_in_flight, 8);
+    /* the exec default of limit_cpu is per task: not for a whole life */
+    assert_int_equal(x->exec.limit_cpu_s, 0);
+    assert_int_equal(x->exec.limit_as, 1 << 30);
+    assert_string_equal(x->exec.workdir, "");
+    assert_null(x->proc);   /* started by wq_handlers_start only */
+    x = wq_handlers_find(h, "q", "b");
+    assert_int_equal(x->processes, 4);
+    assert_int_equal(x->max_in_flight, 32);
+    assert_int_equal(x->exec.limit_cpu_s, 3600);
+    assert_int_equal(x->timeout_ms, 3000);
+    assert_string_equal(x->exec.workdir, "/tmp");
+    assert_null(wq_handlers_unhealthy(h));
+    wq_handlers_free(h);
+    wq_config_free(&c);
+
+    write_file("pe.conf",
+        "handlers = (\n"
+        "  { type = \"a\"; kind = \"process\"; },\n"
+        "  { type = \"b\"; kind = \"process\"; argv = [ \"/bin/cat\" ];\n"
+        "    workdir = \"srv\"; permanent_exit_codes = [ 3, 4 ]; },\n"
+        "  { type = \"c\"; builtin = \"noop\"; workdir = \"/tmp\"; }\n"
+        ");\n");
+    assert_int_equal(wq_config_load("pe.conf", &c, err, sizeof err), 0);
+    assert_int_equal(wq_handlers_new(&c, &h, err, sizeof err), WQ_ECONFIG);
+    assert_contains(err, "pe.conf:2: handlers[1].argv: kind process needs a "
+        "program");
+    assert_contains(err, "handlers[2].workdir: \"srv\" is not an absolute "
+        "path");
+    assert_contains(err, "handlers[2].permanent_exit_codes: kind process "
+        "answers with frames");
+    assert_contains(err, "handlers[3].workdir: applies to kinds exec and "
+        "process only");
+    wq_config_free(&c);
+    write_file("pr.conf", "handlers = ( { type = \"a\"; kind = \"process\";\n"
+        "  argv = [ \"/bin/cat\" ]; processes = 0; } );\n");
+    assert_int_equal(wq_config_load("pr.conf", &c, err, sizeof err),
+        WQ_ECONFIG);
+    assert_contains(err, "processes");
     wq_config_free(&c);
 }
 
@@ -698,6 +765,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_worker_config_exec_limits),
     cmocka_unit_test(test_worker_config_exec_limits_registry),
     cmocka_unit_test(test_worker_config_registry_errors),
+    cmocka_unit_test(test_worker_config_process),
     cmocka_unit_test(test_worker_config_text_sanitize),
     cmocka_unit_test(test_worker_config_headers_json),
 };

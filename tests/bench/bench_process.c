@@ -1,0 +1,258 @@
+/*
+ * bench_process.c - the process handler against the exec handler, with
+ * the same trivial Python handler, driven through the worker's handler
+ * code (handler.h) from T threads as the worker's handler slots would,
+ * without broker or PostgreSQL: what the handler kind itself costs.
+ *
+ *   bench_process [-n TASKS] [-t THREADS] [-p PROCESSES] [-m IN_FLIGHT]
+ *
+ * Prints tasks/s of each kind, and for the process kind the CPU time of
+ * this process (the worker's side: handler threads, supervisor thread,
+ * framing, pipes) per task, user and system, from getrusage(2)
+ * RUSAGE_SELF, split into the supervisor thread (/proc/self/task) and
+ * the calling threads; the programs' own CPU (RUSAGE_CHILDREN once
+ * reaped) is printed apart.  A benchmark: it prints figures and never fails on
+ * them.  make bench-process builds and runs it.
+ */
+#include <dirent.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "handler.h"
+
+#define PY_LIB WQ_SOURCE_DIR "/worker/handlers/python"
+
+static const char exec_py[] =
+    "import sys\n"
+    "sys.stdout.buffer.write(sys.stdin.buffer.read().upper())\n";
+static const char proc_py[] =
+    "import sys\n"
+    "sys.path.insert(0, '" PY_LIB "')\n"
+    "import workq_handler\n"
+    "workq_handler.run(lambda task: task.payload.upper())\n";
+
+struct job {
+    int kind;                   /* 0 exec, 1 process */
+    const struct wq_exec_conf *exec;
+    struct wq_proc_pool *pool;
+    long n;                     /* tasks for this thread */
+    long failed;
+};
+
+static void *
+run_thread(void *arg)
+{
+    struct job *j = arg;
+    struct wq_envelope env;
+    char err[WQ_ERRLEN];
+
+    if (wq_envelope_init(&env, "bench", "upper", NULL, "hello", 5, err,
+        sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+    for (long i = 0; i < j->n; i++) {
+        struct wq_handler_ctx ctx;
+        struct wq_handler_result res;
+
+        memset(&ctx, 0, sizeof ctx);
+        memset(&res, 0, sizeof res);
+        ctx.env = &env;
+        ctx.task_id = "bench";
+        ctx.attempt = 1;
+        ctx.max_attempts = 1;
+        ctx.cancel_fd = -1;
+        ctx.task_cancel_fd = -1;
+        if (j->kind == 0)
+            wq_handler_exec_run(j->exec, &ctx, &res);
+        else
+            wq_handler_process_run(j->pool, &ctx, &res);
+        if (res.outcome != WQ_OUTCOME_SUCCEEDED || res.result.len != 5) {
+            if (j->failed++ == 0)
+                fprintf(stderr, "failed: %s\n", res.error != NULL
+                    ? res.error : "wrong result");
+        }
+        wq_handler_result_free(&res);
+    }
+    wq_envelope_free(&env);
+    return NULL;
+}
+
+/* CPU seconds of the supervisor threads (named "wq-process") so far,
+ * from /proc/self/task/TID/stat (utime + stime, clock ticks). */
+static double
+supervisor_cpu_s(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    double s = 0;
+
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        char path[300], buf[1024], *p;
+        unsigned long ut, st;
+        FILE *f;
+        size_t n;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        if (strstr(buf, "(wq-process)") == NULL
+            || (p = strrchr(buf, ')')) == NULL)
+            continue;
+        /* after ")": state ppid pgrp session tty tpgid flags minflt
+         * cminflt majflt cmajflt utime stime */
+        if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu "
+            "%lu", &ut, &st) == 2)
+            s += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    }
+    if (d != NULL)
+        closedir(d);
+    return s;
+}
+
+static double
+tv_s(struct timeval tv)
+{
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* Runs n tasks over t threads; prints the figures. */
+static void
+measure(const char *name, int kind, const struct wq_exec_conf *ec,
+    struct wq_proc_pool *pool, long n, int t)
+{
+    struct job *j = calloc((size_t)t, sizeof *j);
+    pthread_t *th = calloc((size_t)t, sizeof *th);
+    struct rusage r0, r1;
+    uint64_t t0, t1;
+    long failed = 0;
+    double wall, user, sys, sup0 = supervisor_cpu_s(), sup;
+
+    getrusage(RUSAGE_SELF, &r0);
+    t0 = wq_clock_mono_ns();
+    for (int i = 0; i < t; i++) {
+        j[i].kind = kind;
+        j[i].exec = ec;
+        j[i].pool = pool;
+        j[i].n = n / t + (i < n % t);
+        pthread_create(&th[i], NULL, run_thread, &j[i]);
+    }
+    for (int i = 0; i < t; i++) {
+        pthread_join(th[i], NULL);
+        failed += j[i].failed;
+    }
+    t1 = wq_clock_mono_ns();
+    getrusage(RUSAGE_SELF, &r1);
+    sup = supervisor_cpu_s() - sup0;
+    wall = (double)(t1 - t0) / 1e9;
+    user = tv_s(r1.ru_utime) - tv_s(r0.ru_utime);
+    sys = tv_s(r1.ru_stime) - tv_s(r0.ru_stime);
+    printf("%-8s %7ld tasks %3d threads  %8.2f s  %9.0f tasks/s  "
+        "worker CPU %6.1f us/task (user %.1f, sys %.1f)  failed %ld\n",
+        name, n, t, wall, (double)n / wall, (user + sys) * 1e6 / (double)n,
+        user * 1e6 / (double)n, sys * 1e6 / (double)n, failed);
+    if (kind == 1)
+        printf("         of which the supervisor thread (framing, pipes, "
+            "wakeups) %.1f us/task, the calling threads (queueing, waiting) "
+            "%.1f\n", sup * 1e6 / (double)n,
+            (user + sys - sup) * 1e6 / (double)n);
+    fflush(stdout);
+    free(j);
+    free(th);
+}
+
+int
+main(int argc, char **argv)
+{
+    long n = 20000, nexec = 0;
+    int t = 8, procs = 2, inflight = 8, opt;
+    char dir[] = "/tmp/bench_process.XXXXXX", execf[256], procf[256];
+    char *exec_argv[3], *proc_argv[3];
+    struct wq_exec_conf ec;
+    struct wq_proc_conf pc;
+    struct wq_proc_pool *pool;
+    struct rusage rc;
+    char err[WQ_ERRLEN];
+    FILE *f;
+
+    signal(SIGPIPE, SIG_IGN);       /* as the worker */
+    while ((opt = getopt(argc, argv, "n:e:t:p:m:")) != -1)
+        switch (opt) {
+        case 'n': n = atol(optarg); break;
+        case 'e': nexec = atol(optarg); break;
+        case 't': t = atoi(optarg); break;
+        case 'p': procs = atoi(optarg); break;
+        case 'm': inflight = atoi(optarg); break;
+        default:
+            fprintf(stderr, "usage: bench_process [-n TASKS] [-e EXEC_TASKS] "
+                "[-t THREADS] [-p PROCESSES] [-m IN_FLIGHT]\n");
+            return 64;
+        }
+    if (nexec == 0)
+        nexec = n / 20 > 200 ? n / 20 : 200;
+    if (mkdtemp(dir) == NULL)
+        return 1;
+    snprintf(execf, sizeof execf, "%s/exec.py", dir);
+    snprintf(procf, sizeof procf, "%s/proc.py", dir);
+    if ((f = fopen(execf, "w")) == NULL)
+        return 1;
+    fputs(exec_py, f);
+    fclose(f);
+    if ((f = fopen(procf, "w")) == NULL)
+        return 1;
+    fputs(proc_py, f);
+    fclose(f);
+    exec_argv[0] = proc_argv[0] = "/usr/bin/python3";
+    exec_argv[1] = execf;
+    proc_argv[1] = procf;
+    exec_argv[2] = proc_argv[2] = NULL;
+
+    memset(&ec, 0, sizeof ec);
+    ec.max_output = 1 << 20;
+    ec.max_stderr = 4096;
+    ec.kill_grace_ms = 1000;
+    ec.umask = 077;
+    ec.argv = exec_argv;
+    printf("trivial Python handler (upper-case a 5-byte payload); %ld cores "
+        "online, load %s", sysconf(_SC_NPROCESSORS_ONLN), "");
+    fflush(stdout);
+    if (system("cat /proc/loadavg") != 0)
+        printf("\n");
+    measure("exec", 0, &ec, NULL, nexec, t);
+
+    memset(&pc, 0, sizeof pc);
+    pc.type = "upper";
+    pc.exec = ec;
+    pc.exec.argv = proc_argv;
+    pc.processes = (size_t)procs;
+    pc.max_in_flight = (size_t)inflight;
+    pc.worker_id = "bench";
+    if (wq_proc_pool_new(&pc, &pool, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    measure("warm-up", 1, NULL, pool, 200, t);
+    measure("process", 1, NULL, pool, n, t);
+    wq_proc_pool_free(pool);
+    getrusage(RUSAGE_CHILDREN, &rc);
+    printf("programs' CPU, both kinds, all runs: %.2f s (user %.2f, sys "
+        "%.2f)\n", tv_s(rc.ru_utime) + tv_s(rc.ru_stime), tv_s(rc.ru_utime),
+        tv_s(rc.ru_stime));
+    unlink(execf);
+    unlink(procf);
+    rmdir(dir);
+    return 0;
+}

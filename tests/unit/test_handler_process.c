@@ -1,0 +1,227 @@
+/*
+ * test_handler_process.c - the process handler's pool (handler_process.c)
+ * driven directly, without a broker: the Python reference library runs
+ * tasks from several threads, several at once in one program; a program
+ * that crashes, hangs past a deadline, writes garbage or cannot start is
+ * killed and restarted, its tasks failing with the reason; a crash loop
+ * is reported; a task given up at the drain deadline returns at once.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "wq_test.h"
+#include "clock.h"
+#include "handler.h"
+
+#define PY_LIB WQ_SOURCE_DIR "/worker/handlers/python"
+
+static struct wq_proc_pool *
+pool_new(char *const *argv, size_t nproc, size_t in_flight)
+{
+    struct wq_proc_conf c;
+    struct wq_proc_pool *p;
+    char err[WQ_ERRLEN];
+
+    memset(&c, 0, sizeof c);
+    c.type = "t";
+    c.exec.argv = argv;
+    c.exec.max_output = 1 << 20;
+    c.exec.max_stderr = 4096;
+    c.exec.kill_grace_ms = 1000;
+    c.exec.umask = 077;
+    c.processes = nproc;
+    c.max_in_flight = in_flight;
+    c.worker_id = "w";
+    if (wq_proc_pool_new(&c, &p, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    return p;
+}
+
+struct call {
+    struct wq_proc_pool *p;
+    struct wq_envelope env;
+    struct wq_handler_ctx ctx;
+    struct wq_handler_result res;
+    pthread_t th;
+};
+
+static void
+call_init(struct call *c, struct wq_proc_pool *p, const char *payload,
+    int64_t timeout_ms)
+{
+    char err[WQ_ERRLEN];
+
+    memset(c, 0, sizeof *c);
+    c->p = p;
+    if (wq_envelope_init(&c->env, "q", "t", NULL, payload, strlen(payload),
+        err, sizeof err) != 0)
+        fail_msg("%s", err);
+    c->ctx.env = &c->env;
+    c->ctx.task_id = "task";
+    c->ctx.attempt = 1;
+    c->ctx.max_attempts = 3;
+    c->ctx.cancel_fd = -1;
+    c->ctx.task_cancel_fd = -1;
+    if (timeout_ms > 0) {
+        c->ctx.deadline_ns = wq_clock_mono_ns()
+            + (uint64_t)timeout_ms * 1000000u;
+        c->ctx.deadline_ms = wq_clock_wall_ms() + timeout_ms;
+    }
+}
+
+static void
+call_done(struct call *c)
+{
+    wq_handler_result_free(&c->res);
+    wq_envelope_free(&c->env);
+}
+
+static void *
+call_main(void *arg)
+{
+    struct call *c = arg;
+
+    wq_handler_process_run(c->p, &c->ctx, &c->res);
+    return NULL;
+}
+
+/* Runs one task on this thread; the result stays in c. */
+static void
+run1(struct call *c, struct wq_proc_pool *p, const char *payload,
+    int64_t timeout_ms)
+{
+    call_init(c, p, payload, timeout_ms);
+    wq_handler_process_run(p, &c->ctx, &c->res);
+}
+
+static void
+test_handler_process_python(void **state)
+{
+    char *const sync_argv[] = { "/usr/bin/python3", PY_LIB
+        "/example_sync.py", NULL };
+    char *const async_argv[] = { "/usr/bin/python3", PY_LIB
+        "/example_async.py", NULL };
+    struct wq_proc_pool *p = pool_new(sync_argv, 2, 4);
+    struct call c[16];
+    uint64_t t0;
+
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);       /* as the worker: a dead program's pipe */
+    for (int i = 0; i < 16; i++) {
+        call_init(&c[i], p, i == 3 ? "fail" : "abc", 0);
+        assert_int_equal(pthread_create(&c[i].th, NULL, call_main, &c[i]), 0);
+    }
+    for (int i = 0; i < 16; i++) {
+        pthread_join(c[i].th, NULL);
+        if (i == 3) {
+            assert_int_equal(c[i].res.outcome, WQ_OUTCOME_PERMANENT);
+            assert_contains(c[i].res.error, "told to fail");
+        } else {
+            if (c[i].res.outcome != WQ_OUTCOME_SUCCEEDED)
+                fail_msg("task %d: %s", i, c[i].res.error);
+            assert_int_equal(c[i].res.result.len, 3);
+            assert_memory_equal(c[i].res.result.data, "ABC", 3);
+        }
+        call_done(&c[i]);
+    }
+    /* dies mid-task: FAILED with the reason; the next one runs */
+    run1(&c[0], p, "crash", 0);
+    assert_int_equal(c[0].res.outcome, WQ_OUTCOME_FAILED);
+    assert_contains(c[0].res.error, "exited with status 3");
+    call_done(&c[0]);
+    run1(&c[0], p, "xyz", 0);
+    assert_int_equal(c[0].res.outcome, WQ_OUTCOME_SUCCEEDED);
+    call_done(&c[0]);
+    assert_null(wq_proc_pool_unhealthy(p));
+    wq_proc_pool_free(p);
+
+    /* 6 naps of 600 ms in one program at once: about 600 ms in all */
+    p = pool_new(async_argv, 1, 8);
+    run1(&c[0], p, "0", 0);         /* started and past its hello */
+    call_done(&c[0]);
+    t0 = wq_clock_mono_ns();
+    for (int i = 0; i < 6; i++) {
+        call_init(&c[i], p, "600", 0);
+        assert_int_equal(pthread_create(&c[i].th, NULL, call_main, &c[i]), 0);
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(c[i].th, NULL);
+        assert_int_equal(c[i].res.outcome, WQ_OUTCOME_SUCCEEDED);
+        call_done(&c[i]);
+    }
+    if (wq_clock_mono_ns() - t0 > 2000000000ull)
+        fail_msg("6 naps of 600 ms took %llu ms: not concurrent",
+            (unsigned long long)((wq_clock_mono_ns() - t0) / 1000000u));
+    wq_proc_pool_free(p);
+}
+
+static void
+test_handler_process_supervision(void **state)
+{
+    char *const hang_argv[] = { "/bin/sh", "-c",
+        "echo '{\"t\":\"hello\",\"protocol\":1}'; exec sleep 100", NULL };
+    char *const garbage_argv[] = { "/bin/sh", "-c",
+        "echo '{\"t\":\"hello\",\"protocol\":1}'; read h; read t; "
+        "echo garbage; exec sleep 100", NULL };
+    char *const false_argv[] = { "/bin/false", NULL };
+    char *const v2_argv[] = { "/bin/sh", "-c",
+        "echo '{\"t\":\"hello\",\"protocol\":2}'; exec sleep 100", NULL };
+    struct wq_proc_pool *p;
+    struct call c;
+    uint64_t t0;
+    int fd;
+
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    p = pool_new(hang_argv, 1, 2);
+    t0 = wq_clock_mono_ns();
+    run1(&c, p, "x", 300);
+    assert_int_equal(c.res.outcome, WQ_OUTCOME_TIMEOUT);
+    assert_contains(c.res.error, "past its deadline; process group killed");
+    assert_true(wq_clock_mono_ns() - t0 < 3000000000ull);
+    call_done(&c);
+    /* given up at the drain deadline: at once, ABANDONED */
+    call_init(&c, p, "x", 0);
+    fd = eventfd(1, EFD_CLOEXEC);
+    c.ctx.cancel_fd = fd;
+    wq_handler_process_run(p, &c.ctx, &c.res);
+    assert_int_equal(c.res.outcome, WQ_OUTCOME_ABANDONED);
+    call_done(&c);
+    close(fd);
+    wq_proc_pool_free(p);
+
+    p = pool_new(garbage_argv, 1, 1);
+    run1(&c, p, "x", 0);
+    assert_int_equal(c.res.outcome, WQ_OUTCOME_FAILED);
+    assert_contains(c.res.error, "broke the protocol: not JSON");
+    call_done(&c);
+    wq_proc_pool_free(p);
+
+    /* never starts, or speaks another version: a crash loop, reported */
+    p = pool_new(false_argv, 1, 1);
+    if (!wq_test_waited(wq_proc_pool_unhealthy(p) != NULL, 10000))
+        fail_msg("no crash loop reported for /bin/false");
+    run1(&c, p, "x", 0);
+    assert_int_equal(c.res.outcome, WQ_OUTCOME_FAILED);
+    assert_contains(c.res.error, "crash loop");
+    call_done(&c);
+    wq_proc_pool_free(p);
+    p = pool_new(v2_argv, 1, 1);
+    if (!wq_test_waited(wq_proc_pool_unhealthy(p) != NULL, 10000))
+        fail_msg("no crash loop reported for protocol 2");
+    run1(&c, p, "x", 0);
+    assert_contains(c.res.error, "speaks protocol version 2");
+    call_done(&c);
+    wq_proc_pool_free(p);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_handler_process_python),
+    cmocka_unit_test(test_handler_process_supervision),
+};
+
+WQ_TEST_MAIN("handler_process", tests)
