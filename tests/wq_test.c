@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -299,6 +301,60 @@ wq_test_read_file(const char *path)
     return buf;
 }
 
+/*
+ * The runner is a child subreaper (wq_test_run), so the workq daemons a
+ * test started and did not stop (it failed before its cleanup) become
+ * its children when the test's process ends.  They are killed here and
+ * named: left running, they held the servers' queues and the callers'
+ * locks (an inherited descriptor of a flock) for minutes.  Only workq's
+ * own binaries: a test that restarted a private server (tests/services)
+ * leaves it running on purpose.
+ */
+static int
+kill_leftovers(const char *test)
+{
+    char path[64], exe[4096], *base;
+    struct dirent *de;
+    int n = 0, status;
+    DIR *d;
+
+    if ((d = opendir("/proc")) == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        long pid = strtol(de->d_name, NULL, 10), ppid = -1;
+        char stat[512], *p;
+        FILE *f;
+        ssize_t len;
+
+        if (pid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        if (fgets(stat, sizeof stat, f) != NULL
+            && (p = strrchr(stat, ')')) != NULL)
+            sscanf(p + 1, " %*c %ld", &ppid);
+        fclose(f);
+        if (ppid != (long)getpid())
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/exe", pid);
+        if ((len = readlink(path, exe, sizeof exe - 1)) <= 0)
+            continue;
+        exe[len] = '\0';
+        base = strrchr(exe, '/') != NULL ? strrchr(exe, '/') + 1 : exe;
+        if (strncmp(base, "workq-", 6) != 0)
+            continue;
+        fprintf(stderr, "[ LEFTOVER ] %s left %s (pid %ld) running: "
+            "killed\n", test, exe, pid);
+        kill((pid_t)pid, SIGKILL);
+        while (waitpid((pid_t)pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
 static int
 run_one(const struct CMUnitTest *t)
 {
@@ -331,6 +387,7 @@ run_one(const struct CMUnitTest *t)
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     failed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+    kill_leftovers(t->name);
     if (failed && !verbose)
         show_output(dir);
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -351,6 +408,8 @@ wq_test_run(const char *suite, const struct CMUnitTest *tests, size_t n,
 
     verbose = getenv("WQ_TEST_VERBOSE") != NULL;
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* orphans of a test come here, not to init (kill_leftovers) */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
 
     for (size_t i = 0; i < n; i++) {
         if (!selected(tests[i].name, argc, argv))

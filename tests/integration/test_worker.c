@@ -1375,11 +1375,11 @@ process_lang(int kind, int node)
         "WHERE type = 'upper' AND idempotency_key LIKE 'u%' AND state = "
         "'succeeded' AND result = 'HELLO' AND attempt = 1"), 100);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
-        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE idempotency_key = "
         "'fail' AND state = 'dead' AND a.outcome = 'permanent_failure' AND "
         "t.last_error LIKE '%told to fail%'"), 1);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
-        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE idempotency_key = "
         "'retry' AND state = 'retry_wait' AND a.outcome = 'failed' AND "
         "t.last_error LIKE '%try again, attempt 1%'"), 1);
     /* the naps overlapped: each started before any ended */
@@ -1391,7 +1391,7 @@ process_lang(int kind, int node)
         "WHERE type = 'nap' AND (convert_from(result, 'UTF8')::json->>"
         "'start')::float8 < (SELECT min((convert_from(result, 'UTF8')::json"
         "->>'end')::float8) FROM workq.tasks WHERE type = 'nap')"), 8);
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempt_history"),
         110);
     wq_store_close(s);
 }
@@ -1496,15 +1496,15 @@ process_supervision(int kind)
     free(log);
 
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
-        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE idempotency_key = "
         "'crash' AND state = 'dead' AND a.outcome = 'failed' AND "
         "t.last_error LIKE '%handler process%exited with status 3%'"), 1);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
-        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE idempotency_key = "
         "'crash3' AND state = 'retry_wait' AND a.outcome = 'failed' AND "
         "t.last_error LIKE '%exited with status 3%'"), 1);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
-        "JOIN workq.attempts a ON a.task_id = t.id WHERE idempotency_key = "
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE idempotency_key = "
         "'hang' AND state = 'dead' AND a.outcome = 'timeout' AND "
         "a.duration_ms BETWEEN 1400 AND 10000 AND "
         "t.last_error LIKE '%past its deadline; process group killed%'"), 1);
@@ -1515,9 +1515,9 @@ process_supervision(int kind)
         "WHERE idempotency_key IN ('v2', 'broken') AND state = 'dead' AND "
         "t.last_error LIKE '%crash loop%'"), 2);
     /* every task counted once: one attempt row per attempt */
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempt_history"),
         8);
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts "
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempt_history "
         "WHERE outcome IS NULL"), 0);
     {
         char pidfile[256];
@@ -1570,7 +1570,7 @@ process_drain(int kind)
     worker_stop(&w, 30000);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE state = 'succeeded'"), 4);
-    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempts"),
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.attempt_history"),
         4);
     log = worker_log(&w);
     assert_contains(log, "exited with status 0");

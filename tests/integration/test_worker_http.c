@@ -211,7 +211,7 @@ test_http_handler(void **state)
 
     /* every task has had its first attempt */
     check(wq_test_waited(wq_test_pg_num(s, "SELECT count(*) FROM "
-        "workq.attempts WHERE outcome IS NOT NULL") >= NOK + 11, 60000),
+        "workq.attempt_history WHERE outcome IS NOT NULL") >= NOK + 11, 60000),
         "not every task had an attempt");
     kill(pids[1], SIGTERM);
     check(wq_test_reap(&pids[1], 30000) == 0, "the worker did not stop");
@@ -246,11 +246,11 @@ test_http_handler(void **state)
         "idempotency_key = '%s' AND run_at < now() + interval '16 s'",
         "e500"), 1);
     /* a receiver that hangs: the attempt times out, to be retried */
-    assert_int_equal(num(s, "SELECT count(*) FROM workq.attempts a JOIN "
+    assert_int_equal(num(s, "SELECT count(*) FROM workq.attempt_history a JOIN "
         "workq.tasks t ON t.id = a.task_id WHERE t.idempotency_key = '%s' "
         "AND a.outcome = 'timeout' AND t.state = 'retry_wait'", "hang"), 1);
     /* one that closes mid-body: failed, retried */
-    assert_int_equal(num(s, "SELECT count(*) FROM workq.attempts a JOIN "
+    assert_int_equal(num(s, "SELECT count(*) FROM workq.attempt_history a JOIN "
         "workq.tasks t ON t.id = a.task_id WHERE t.idempotency_key = '%s' "
         "AND a.outcome = 'failed' AND t.state = 'retry_wait' AND "
         "t.last_error LIKE '%%POST https://%%'", "cut"), 1);
