@@ -22,7 +22,7 @@
 #
 # Environment: MAKE (default make), DEB_MAINTAINER (default: the last commit's author).
 set -eu
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 make=${MAKE:-make}
 out=build-deb
 src=$(pwd)
