@@ -320,7 +320,10 @@ delayed(int kind)
         t.queue = q;
         t.type = "noop";
         t.idempotency_key = key;
-        t.delay_ms = 1000 + 700 * i;
+        /* from 3 s: on a loaded machine the three submits and the
+         * client's close once took over a second, and the first task
+         * had left 'scheduled' before the count below */
+        t.delay_ms = 3000 + 700 * i;
         if (wq_client_submit(client, &t, id, err, sizeof err) != 0)
             fail_msg("submit: %s", err);
     }
@@ -333,10 +336,10 @@ delayed(int kind)
      * submit (created_at) */
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
         "JOIN workq.attempt_history a ON a.task_id = t.id WHERE a.started_at "
-        "< t.created_at + (1000 + 700 * substr(t.idempotency_key, 2)::int) * "
+        "< t.created_at + (3000 + 700 * substr(t.idempotency_key, 2)::int) * "
         "interval '1 millisecond'"), 0);
     late = wq_test_pg_num(s, "SELECT max((extract(epoch FROM a.started_at - "
-        "t.created_at) * 1000)::int8 - (1000 + 700 * "
+        "t.created_at) * 1000)::int8 - (3000 + 700 * "
         "substr(t.idempotency_key, 2)::int)) FROM workq.tasks t JOIN "
         "workq.attempt_history a ON a.task_id = t.id");
     check(late >= 0 && late < 1000, "a delayed task started %lld ms after "
