@@ -98,7 +98,7 @@ PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,\
 .PHONY: all clean deps check unit integration tsan fuzz demo style-check \
         install uninstall fresh-check \
         services-start services-stop tests bench-e2e bench-submit bench chaos \
-        bench-process
+        bench-process bench-http
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BINS)
@@ -183,6 +183,15 @@ $(BUILD)/tests/bench/bench_process: $(BUILD)/tests/bench/bench_process.o $(WORKE
 
 bench-process: all $(BUILD)/tests/bench/bench_process
 	$(BUILD)/tests/bench/bench_process $(WORKQ_BENCH_ARGS)
+
+# The http handler against a local C receiver that answers at once:
+# tasks/s and the worker's CPU per task (no servers needed).
+$(BUILD)/tests/bench/bench_http.o: WQ_CFLAGS += -Iworker
+$(BUILD)/tests/bench/bench_http: $(BUILD)/tests/bench/bench_http.o $(WORKER_LIB_OBJS) $(LIB)
+	$(CC) $(WQ_LDFLAGS) -o $@ $< $(WORKER_LIB_OBJS) $(LIB) $(LIBS)
+
+bench-http: all $(BUILD)/tests/bench/bench_http
+	$(BUILD)/tests/bench/bench_http $(WORKQ_BENCH_ARGS)
 
 # Submit benchmarks (C client, `workq submit --batch`, HTTP under wrk),
 # per transport; a benchmark prints figures and never fails on them.

@@ -57,7 +57,7 @@ struct api_ops {
 
 enum route {
     TASKS, RETRY, CANCEL, DEAD, DEAD_ONE, REPLAY, PURGE, STATS, HISTORY,
-    WORKERS, PERIODIC,
+    WORKERS, PERIODIC, UNDECODABLE, UNDECODABLE_RAW,
 };
 
 struct ops_job {
@@ -66,7 +66,8 @@ struct ops_job {
     struct api *api;
     wq_http_req *req;
     enum route route;
-    char id[WQ_UUID_STRLEN + 1];
+    char id[WQ_UUID_STRLEN + 1];    /* a task's, or an undecodable
+                                       message's number */
     long n;                     /* limit, minutes, attempts */
     long attempts;
     int flag;                   /* workers: all */
@@ -237,6 +238,23 @@ run(struct db_job *job, wq_store *s, const char *why)
         rc = wq_ops_periodic(s, j->ops->cfg, wq_clock_wall_ms(), &out, err,
             sizeof err);
         break;
+    case UNDECODABLE:
+        rc = wq_ops_undecodable_page(s, &j->df, j->n, &out, err, sizeof err);
+        break;
+    case UNDECODABLE_RAW: {
+        unsigned char *bytes;
+        size_t n;
+
+        /* the bytes as they came off the broker, not JSON */
+        if ((rc = wq_ops_undecodable_raw(s, j->id, &bytes, &n, err,
+            sizeof err)) == 0) {
+            wq_http_complete(j->req, 200, "application/octet-stream",
+                (char *)bytes, n);
+            job_free(j);
+            return 0;
+        }
+        break;
+    }
     default:
         abort();
     }
@@ -631,6 +649,19 @@ route_of(const char *p, char *id, size_t idlen)
         return WORKERS;
     if (strcmp(p, "/v1/periodic") == 0)
         return PERIODIC;
+    if (strcmp(p, "/v1/undecodable") == 0)
+        return UNDECODABLE;
+    if (strncmp(p, "/v1/undecodable/", 16) == 0
+        && (colon = strchr(p + 16, '/')) != NULL
+        && strcmp(colon, "/raw") == 0) {
+        size_t n = (size_t)(colon - (p + 16));
+
+        if (n == 0 || n > 18 || strspn(p + 16, "0123456789") != n)
+            return UNDECODABLE_RAW + 100;
+        memcpy(id, p + 16, n);
+        id[n] = '\0';
+        return UNDECODABLE_RAW;
+    }
     if (strncmp(p, "/v1/dead/", 9) == 0 && strchr(p + 9, '/') == NULL) {
         snprintf(id, idlen, "%.*s", (int)(idlen - 1), p + 9);
         return strlen(p + 9) < idlen ? DEAD_ONE : DEAD_ONE + 100;
@@ -676,6 +707,10 @@ api_ops_handle(struct api_ops *o, struct api *a, struct dbq *db,
         return api_refuse(a, "invalid_id", 400, "the task id must be a UUID "
             "(0190a5f8-7c1e-7a3b-9c4d-5e6f708192a3)", status, ctype, body,
             len);
+    if (r == UNDECODABLE_RAW + 100)
+        return api_refuse(a, "invalid_id", 400, "an undecodable message's "
+            "id is a number (as GET /v1/undecodable lists them)", status,
+            ctype, body, len);
 
     j = xcalloc(1, sizeof *j);
     j->job.run = run;
@@ -717,7 +752,21 @@ api_ops_handle(struct api_ops *o, struct api *a, struct dbq *db,
         if (dead_query(j, req, &b) != 0)
             goto bad;
         break;
+    case UNDECODABLE: {
+        static const char *const known[] = {
+            "queue", "error", "older_than_ms", "newer_than_ms", "limit", NULL,
+        };
+
+        if (check_args(req, known, &b) != 0 || get_limit(req, &j->n, &b) != 0
+            || get_text(j, req, "queue", &j->df.queue, &b) != 0
+            || get_text(j, req, "error", &j->df.error, &b) != 0
+            || get_ms(req, "older_than_ms", &j->df.older_than_ms, &b) != 0
+            || get_ms(req, "newer_than_ms", &j->df.newer_than_ms, &b) != 0)
+            goto bad;
+        break;
+    }
     case DEAD_ONE:
+    case UNDECODABLE_RAW:
     case WORKERS:
     case PERIODIC:
     case STATS:

@@ -9,6 +9,9 @@
  *   GET  /v1/dead/{id}             one dead task with its attempts
  *   POST /v1/dead:replay           a new attempt series for dead tasks
  *   POST /v1/dead:purge            delete dead tasks
+ *   GET  /v1/undecodable           broker messages no envelope was read
+ *                                  from (workq.dead_letters), newest first
+ *   GET  /v1/undecodable/{id}/raw  one's bytes, application/octet-stream
  *   GET  /v1/stats                 per queue: states, rates, broker backlog
  *   GET  /v1/stats/history         per minute: succeeded, dead, failed
  *   GET  /v1/workers               worker processes and heartbeats

@@ -335,6 +335,86 @@ wq_ops_dead_count(wq_store *s, const struct wq_ops_dead_filter *f,
 }
 
 int
+wq_ops_undecodable_page(wq_store *s, const struct wq_ops_dead_filter *f,
+    long limit, json_t **out, char *err, size_t errlen)
+{
+    char older[24], newer[24], lim[24];
+    const char *p[5];
+    struct pg_result *r;
+    json_t *a;
+    int rc;
+
+    *out = NULL;
+    a = must(json_array());
+    if (f->type != NULL || f->ids != NULL) {
+        *out = must(json_pack("{s:o}", "undecodable", a));
+        return 0;
+    }
+    p[0] = f->queue;
+    p[1] = f->error;
+    p[2] = p[3] = NULL;
+    if (f->older_than_ms != WQ_OPS_NONE) {
+        snprintf(older, sizeof older, "%" PRId64, f->older_than_ms);
+        p[2] = older;
+    }
+    if (f->newer_than_ms != WQ_OPS_NONE) {
+        snprintf(newer, sizeof newer, "%" PRId64, f->newer_than_ms);
+        p[3] = newer;
+    }
+    snprintf(lim, sizeof lim, "%ld", limit);
+    p[4] = lim;
+    if ((rc = query(s, WQ_ADMIN_SQL_UNDECODABLE_LIST, p, &r, err, errlen))
+        != 0) {
+        json_decref(a);
+        return rc;
+    }
+    for (int i = 0; i < wq_store_nrows(r); i++) {
+        json_t *o = must(json_object());
+
+        set(o, "id", int_of(r, i, 0));
+        set(o, "queue", text_of(r, i, 1));
+        set(o, "transport", text_of(r, i, 2));
+        set(o, "received_at", time_of(r, i, 3));
+        set(o, "bytes", int_of(r, i, 4));
+        set(o, "error", text_of(r, i, 5));
+        if (json_array_append_new(a, o) != 0)
+            abort();
+    }
+    wq_store_rows_free(r);
+    *out = must(json_pack("{s:o}", "undecodable", a));
+    return 0;
+}
+
+int
+wq_ops_undecodable_raw(wq_store *s, const char *id, unsigned char **bytes,
+    size_t *n, char *err, size_t errlen)
+{
+    const char *p[1] = { id };
+    struct pg_result *r;
+    int rc;
+
+    *bytes = NULL;
+    *n = 0;
+    if (id[0] == '\0' || strlen(id) > 18 || strspn(id, "0123456789")
+        != strlen(id))
+        return wq_seterr(err, errlen, WQ_EINVAL, "an undecodable message's "
+            "id is a number");
+    if ((rc = query(s, WQ_ADMIN_SQL_UNDECODABLE_GET, p, &r, err, errlen))
+        != 0)
+        return rc;
+    if (wq_store_nrows(r) == 0) {
+        wq_store_rows_free(r);
+        return wq_seterr(err, errlen, WQ_ENOENT, "no undecodable message "
+            "%s", id);
+    }
+    if ((*bytes = wq_store_bytea_decode(wq_store_value(r, 0, 11), n))
+        == NULL)
+        abort();    /* alloc.h */
+    wq_store_rows_free(r);
+    return 0;
+}
+
+int
 wq_ops_dead_change(wq_store *s, const struct wq_ops_dead_filter *f,
     long limit, long attempts, int purge, json_t **out, char *err,
     size_t errlen)

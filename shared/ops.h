@@ -1,6 +1,7 @@
 /*
  * ops.h - the operator's actions and reports as JSON: list tasks, retry,
- * cancel, dead letters (list, show, replay, purge), stats and their
+ * cancel, dead letters (list, show, replay, purge; undecodable
+ * messages: list, raw bytes), stats and their
  * history, workers, periodic tasks.
  *
  * One function per action runs its statements (store_admin.h) on a store
@@ -97,6 +98,25 @@ int wq_ops_dead_count(wq_store *s, const struct wq_ops_dead_filter *f,
 int wq_ops_dead_change(wq_store *s, const struct wq_ops_dead_filter *f,
     long limit, long attempts, int purge, json_t **out, char *err,
     size_t errlen);
+
+/*
+ * wq_ops_undecodable_page returns {"undecodable": [{id (a number),
+ * queue, transport, received_at, bytes (the raw length), error (its
+ * first 200 characters)}]}: the broker messages a worker could not
+ * decode (workq.dead_letters; docs/wire-format.md), newest first, at most
+ * `limit`, selected by f's queue, error and ages (f->type and f->ids
+ * select none: such a message has no type and no task).
+ */
+int wq_ops_undecodable_page(wq_store *s, const struct wq_ops_dead_filter *f,
+    long limit, json_t **out, char *err, size_t errlen);
+
+/*
+ * wq_ops_undecodable_raw sets *bytes (malloc'd, the caller frees it) and
+ * *n to the raw bytes of undecodable message `id` (decimal text).
+ * WQ_ENOENT when there is none; WQ_EINVAL when id is not a number.
+ */
+int wq_ops_undecodable_raw(wq_store *s, const char *id,
+    unsigned char **bytes, size_t *n, char *err, size_t errlen);
 
 /*
  * wq_ops_task returns the task `id` (UUID text) as wq_task_json gives it,

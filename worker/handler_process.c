@@ -10,13 +10,23 @@
  * PR_SET_PDEATHSIG follows the thread that started a child, the
  * supervisor, which lives as long as the pool, is the one to start
  * them), writes the frames, reads the answers, and kills and restarts.
- * A handler thread (pool.c) calling wq_handler_process_run queues its
- * request, wakes the supervisor and waits on an eventfd (its thread's
- * cancel descriptor from consumer.c when it has one, so that the same
- * poll sees an operator's cancel) until the answer is written into its
- * result.  A request lives on the handler thread's stack: the
- * supervisor touches it only under the pool's lock, and the handler
- * thread unlinks it, under that lock, before it returns.
+ * A handler thread (pool.c) calling wq_handler_process_run sends its
+ * task itself when a program has room and no task waits before it (the
+ * frame written to the program's stdin under the pool's lock, without
+ * a handoff; the supervisor is woken only for what it alone does: the
+ * rest of a frame the pipe did not take, a closed pipe, a deadline
+ * sooner than its poll's), else queues it and wakes the supervisor;
+ * then it waits on an eventfd (its thread's cancel descriptor from
+ * consumer.c when it has one, so that the same poll sees an operator's
+ * cancel) until the answer is written into its result.  The supervisor
+ * finishes requests under the lock and wakes their threads after it
+ * let go of it (a thread woken under the lock would only sleep again
+ * on it); a thread takes its answer without the lock, from the
+ * request's atomic `finished`.  A request lives on the handler thread's
+ * stack: the supervisor touches it only under the pool's lock, or
+ * between FIN_DONE and FIN_WOKEN, which the thread waits out before it
+ * returns; the handler thread unlinks it, under that lock, when it
+ * gives it up.
  *
  * Supervision.  A program that exits, writes something that is not a
  * frame, answers before its hello or with another protocol version, or
@@ -40,6 +50,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -68,6 +79,11 @@
 
 enum req_state { REQ_PENDING, REQ_SENT, REQ_DONE };
 
+/* A request the supervisor finished: its thread reads this without the
+ * lock, and returns once it is FIN_WOKEN (the supervisor's last touch of
+ * the request; it is set a few instructions after FIN_DONE). */
+enum { FIN_NOT, FIN_DONE, FIN_WOKEN };
+
 /* One task on its way through the pool; on the handler thread's stack. */
 struct req {
     const struct wq_handler_ctx *ctx;
@@ -76,12 +92,19 @@ struct req {
     uint64_t deadline_ns;       /* 0: none */
     int64_t deadline_ms;
     int fd;                     /* eventfd written when done */
+    atomic_int finished;        /* FIN_*: set by the supervisor */
     enum req_state state;
     struct proc *proc;          /* while SENT */
     struct req *next;           /* pending list */
 };
 
 enum proc_state { P_DOWN, P_HELLO, P_UP, P_CLOSING };
+
+/* Requests whose threads are to be woken. */
+struct wakeq {
+    struct req **v;
+    size_t n, cap;
+};
 
 struct proc {
     enum proc_state state;
@@ -120,6 +143,10 @@ struct wq_proc_pool {
     uint64_t next_id;
     int stopping;
     int sleeping;               /* in poll: a request must wake it */
+    uint64_t sleep_until_ns;    /* while sleeping: when poll returns at
+                                   the latest; 0 never */
+    struct wakeq wakes, sending;    /* requests done, their threads not
+                                       yet woken (see req_done) */
     atomic_int crashloop;
     char last_err[600];
     wq_metric *m_restarts, *m_crashloop, *m_up;
@@ -155,21 +182,61 @@ wake_supervisor(struct wq_proc_pool *p)
     }
 }
 
-/* Finishes r (the lock is held): its result is set; wakes its thread. */
+/*
+ * Finishes r (the lock is held): its result is set.  Its thread is woken
+ * later, by wakes_send once the supervisor has let go of the lock: a
+ * thread woken under the lock would only sleep again on it.  Until then
+ * r->finished is FIN_DONE, which holds r on its thread's stack.
+ */
 static void
-req_done(struct req *r)
+req_done(struct wq_proc_pool *p, struct req *r)
 {
+    struct wakeq *q = &p->wakes;
+
     r->state = REQ_DONE;
     r->proc = NULL;
-    wake(r->fd);
+    atomic_store_explicit(&r->finished, FIN_DONE, memory_order_relaxed);
+    if (q->n == q->cap) {
+        q->cap = q->cap > 0 ? 2 * q->cap : 64;
+        q->v = xreallocarray(q->v, q->cap, sizeof *q->v);
+    }
+    q->v[q->n++] = r;
+}
+
+/* Takes the wakeups owed (the lock is held) for wakes_send. */
+static struct wakeq *
+wakes_take(struct wq_proc_pool *p)
+{
+    struct wakeq t = p->sending;
+
+    p->sending = p->wakes;
+    p->wakes = t;
+    p->wakes.n = 0;
+    return &p->sending;
+}
+
+/* Wakes the threads of q's requests; the lock is not held (q is the
+ * supervisor's own until it takes the next). */
+static void
+wakes_send(struct wakeq *q)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        struct req *r = q->v[i];
+
+        wake(r->fd);
+        /* the last touch of r: its thread may return from now on */
+        atomic_store_explicit(&r->finished, FIN_WOKEN,
+            memory_order_release);
+    }
+    q->n = 0;
 }
 
 static void
-req_fail(const struct wq_proc_pool *p, struct req *r, enum wq_outcome o,
+req_fail(struct wq_proc_pool *p, struct req *r, enum wq_outcome o,
     const char *text)
 {
     wq_handler_result_fail(r->res, o, "%s: %s", p->type, text);
-    req_done(r);
+    req_done(p, r);
 }
 
 /* ---- the programs -------------------------------------------------------- */
@@ -464,7 +531,7 @@ proc_line(struct wq_proc_pool *p, struct proc *pr, const char *line,
         m.error = NULL;
     }
     wq_proto_msg_free(&m);
-    req_done(r);
+    req_done(p, r);
     return 0;
 }
 
@@ -596,6 +663,26 @@ pick(struct wq_proc_pool *p)
     return best;
 }
 
+#define UNFRAMED "the task cannot be framed (a field is not UTF-8)"
+
+/* Frames r for program pr, which has room (the lock is held); the frame
+ * waits in pr->wbuf.  0, or -1 when r cannot be framed. */
+static int
+send_task(struct proc *pr, struct req *r)
+{
+    size_t i;
+
+    if (wq_proto_task(&pr->wbuf, r->id, r->ctx, r->deadline_ms) != 0)
+        return -1;
+    for (i = 0; pr->slot[i] != NULL; i++)
+        ;
+    pr->slot[i] = r;
+    pr->busy++;
+    r->proc = pr;
+    r->state = REQ_SENT;
+    return 0;
+}
+
 /* Sends pending requests to programs with room. */
 static void
 dispatch(struct wq_proc_pool *p)
@@ -604,25 +691,13 @@ dispatch(struct wq_proc_pool *p)
 
     while (p->pend_head != NULL && (pr = pick(p)) != NULL) {
         struct req *r = p->pend_head;
-        size_t i;
-        int rc;
 
         p->pend_head = r->next;
         if (p->pend_head == NULL)
             p->pend_tail = NULL;
         r->next = NULL;
-        rc = wq_proto_task(&pr->wbuf, r->id, r->ctx, r->deadline_ms);
-        if (rc != 0) {
-            req_fail(p, r, WQ_OUTCOME_PERMANENT, "the task cannot be framed "
-                "(a field is not UTF-8)");
-            continue;
-        }
-        for (i = 0; pr->slot[i] != NULL; i++)
-            ;
-        pr->slot[i] = r;
-        pr->busy++;
-        r->proc = pr;
-        r->state = REQ_SENT;
+        if (send_task(pr, r) != 0)
+            req_fail(p, r, WQ_OUTCOME_PERMANENT, UNFRAMED);
     }
 }
 
@@ -732,6 +807,7 @@ supervise(void *arg)
     for (;;) {
         uint64_t now = wq_clock_mono_ns(), due;
         int n = 0, wait = -1, nopidfd = 0;
+        struct wakeq *wakes;
 
         if (p->stopping) {
             struct req *r;
@@ -797,7 +873,10 @@ supervise(void *arg)
         if (nopidfd && (wait < 0 || wait > NOPIDFD_MS))
             wait = NOPIDFD_MS;
         p->sleeping = 1;
+        p->sleep_until_ns = wait < 0 ? 0 : now + (uint64_t)wait * 1000000u;
+        wakes = wakes_take(p);
         pthread_mutex_unlock(&p->lock);
+        wakes_send(wakes);
         if (poll(pfd, (nfds_t)n, wait) < 0 && errno != EINTR) {
             wq_log_error(COMPONENT, "poll: %s", strerror(errno));
             usleep(100000);
@@ -848,6 +927,7 @@ supervise(void *arg)
             proc_down(p, pr, why, NULL);
         }
     }
+    wakes_send(wakes_take(p));  /* the requests failed at the stop */
     pthread_mutex_unlock(&p->lock);
     free(pfd);
     free(who);
@@ -875,6 +955,18 @@ env_build(const char *const *extra, const char *type, const char *worker)
     return envp;
 }
 
+/* Waits until the supervisor is done with r, if it finished it: the
+ * wakeup write is on its way (a microsecond or two), so spin a little
+ * before yielding. */
+static void
+wait_woken(struct req *r)
+{
+    for (unsigned i = 0; atomic_load_explicit(&r->finished,
+        memory_order_acquire) == FIN_DONE; i++)
+        if (i >= 200)
+            sched_yield();
+}
+
 int
 wq_proc_pool_new(const struct wq_proc_conf *c, struct wq_proc_pool **out,
     char *err, size_t errlen)
@@ -883,7 +975,15 @@ wq_proc_pool_new(const struct wq_proc_conf *c, struct wq_proc_pool **out,
     int rc;
 
     *out = NULL;
-    pthread_mutex_init(&p->lock, NULL);
+    {
+        /* held briefly by many threads: spin a little before sleeping */
+        pthread_mutexattr_t a;
+
+        pthread_mutexattr_init(&a);
+        pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+        pthread_mutex_init(&p->lock, &a);
+        pthread_mutexattr_destroy(&a);
+    }
     p->wake = -1;
     p->type = c->type;
     p->exec = c->exec;
@@ -932,6 +1032,7 @@ wq_handler_process_run(struct wq_proc_pool *p,
     const struct wq_handler_ctx *ctx, struct wq_handler_result *res)
 {
     struct req r;
+    struct proc *pr;
     uint64_t now = wq_clock_mono_ns();
     int own = ctx->task_cancel_fd < 0;
 
@@ -959,12 +1060,34 @@ wq_handler_process_run(struct wq_proc_pool *p,
     }
     r.id = p->next_id++;
     r.state = REQ_PENDING;
-    if (p->pend_tail != NULL)
-        p->pend_tail->next = &r;
-    else
-        p->pend_head = &r;
-    p->pend_tail = &r;
-    wake_supervisor(p);
+    if (p->pend_head == NULL && (pr = pick(p)) != NULL) {
+        /* a program has room and no task waits before this one: send it
+         * from this thread, without a handoff to the supervisor */
+        size_t queued = pr->wbuf.len - pr->woff;
+
+        if (send_task(pr, &r) != 0) {
+            pthread_mutex_unlock(&p->lock);
+            wq_handler_result_fail(res, WQ_OUTCOME_PERMANENT, "%s: %s",
+                p->type, UNFRAMED);
+            goto out;
+        }
+        if (queued == 0)
+            proc_flush(pr);
+        /* the supervisor must wake for what it alone can do: write what
+         * the pipe did not take, see a closed pipe, or keep a deadline
+         * sooner than its poll's */
+        if (pr->woff < pr->wbuf.len || pr->sp.in < 0
+            || (r.deadline_ns != 0 && (p->sleep_until_ns == 0
+            || r.deadline_ns < p->sleep_until_ns)))
+            wake_supervisor(p);
+    } else {
+        if (p->pend_tail != NULL)
+            p->pend_tail->next = &r;
+        else
+            p->pend_head = &r;
+        p->pend_tail = &r;
+        wake_supervisor(p);
+    }
     pthread_mutex_unlock(&p->lock);
 
     for (;;) {
@@ -979,6 +1102,11 @@ wq_handler_process_run(struct wq_proc_pool *p,
         }
         if (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR)
             usleep(1000);
+        /* the answer, most often: taken without the lock (the result was
+         * written before `finished` was set, release and acquire) */
+        if (atomic_load_explicit(&r.finished, memory_order_acquire)
+            != FIN_NOT)
+            break;
         pthread_mutex_lock(&p->lock);
         if (r.state == REQ_DONE) {
             /* the eventfd is left readable: consumer.c drains its
@@ -1012,8 +1140,7 @@ wq_handler_process_run(struct wq_proc_pool *p,
             if (p->pend_tail == &r)
                 p->pend_tail = prev;
         } else {
-            struct proc *pr = r.proc;
-
+            pr = r.proc;
             for (size_t i = 0; i < p->max_in_flight; i++)
                 if (pr->slot[i] == &r) {
                     pr->slot[i] = NULL;
@@ -1035,6 +1162,9 @@ wq_handler_process_run(struct wq_proc_pool *p,
         break;
     }
 out:
+    /* woken by something else than the supervisor's wakeup, which is
+     * still to come: r must outlive it (a few instructions away) */
+    wait_woken(&r);
     if (own)
         close(r.fd);
 }
@@ -1065,6 +1195,8 @@ wq_proc_pool_free(struct wq_proc_pool *p)
         free(p->procs[i].slot);
     }
     free(p->procs);
+    free(p->wakes.v);
+    free(p->sending.v);
     for (size_t i = 0; p->envp != NULL && p->envp[i] != NULL; i++)
         free(p->envp[i]);
     free(p->envp);

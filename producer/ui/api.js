@@ -62,6 +62,27 @@
     });
   }
 
+  /* GET of a route that answers bytes (an undecodable message's raw
+   * bytes): resolves to a Blob, rejects with an ApiError. */
+  function getBytes(path) {
+    return fetch(path, { method: 'GET', credentials: 'omit', cache: 'no-store',
+      redirect: 'error', headers: { 'Authorization': 'Bearer ' + (token() || '') }
+    }).then(function (r) {
+      if (r.ok)
+        return r.blob();
+      return r.text().then(function (t) {
+        var j = null;
+        try { j = t ? JSON.parse(t) : null; } catch (e) { j = null; }
+        if (r.status === 401) {
+          logout();
+          WQ.go('#/login');
+        }
+        throw new ApiError(r.status, j);
+      });
+    });
+  }
+
+  WQ.getBytes = getBytes;
   WQ.token = token;
   WQ.setToken = setToken;
   WQ.logout = logout;

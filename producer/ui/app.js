@@ -5,7 +5,9 @@
  *   #/overview               per queue: counts, charts of the last hour
  *   #/queue/Q?state=&type=&key_prefix=    the queue's tasks, newest first
  *   #/task/ID                one task: fields, payload, result, attempts
- *   #/dead?queue=&type=&error=            dead letters: replay, purge
+ *   #/dead?queue=&type=&error=            dead letters: replay, purge;
+ *                            and the undecodable messages, raw bytes
+ *                            downloadable
  *   #/workers, #/periodic
  *
  * A page draws its frame once and its data on every refresh (POLL_MS),
@@ -463,7 +465,7 @@
   };
 
   PAGES.dead = function (r) {
-    var body = el('tbody'), picked = {};
+    var body = el('tbody'), picked = {}, undecodable = el('tbody');
     var filters = filterForm([
       { name: 'queue', label: 'Queue' },
       { name: 'type', label: 'Type' },
@@ -511,8 +513,43 @@
         el('th', null, 'type'), el('th', null, 'key'), el('th', null, 'state'),
         el('th', null, 'attempt'), el('th', null, 'created'), el('th', null, 'finished'),
         el('th', null, 'last error'), el('th', null, ''))), body),
-      pg.node);
+      pg.node,
+      el('h2', null, 'Undecodable messages'),
+      el('p', { class: 'muted' }, 'Broker messages no task could be read from, kept whole; ' +
+        'they have no type and no attempts, and replay and purge leave them alone.'),
+      el('table', { id: 'undecodable' }, el('thead', null, el('tr', null,
+        el('th', null, 'number'), el('th', null, 'queue'), el('th', null, 'transport'),
+        el('th', null, 'received'), el('th', null, 'bytes'), el('th', null, 'error'),
+        el('th', null, ''))), undecodable));
+    var download = function (m) {
+      WQ.getBytes('/v1/undecodable/' + encodeURIComponent(m.id) + '/raw').then(function (b) {
+        WQ.saveBlob(b, 'workq-undecodable-' + m.id + '.bin');
+      }, function (e) {
+        notice('download refused (' + e.status + '): ' + e.message, true);
+      });
+    };
+    var refreshUndecodable = function () {
+      return WQ.get('/v1/undecodable', { queue: r.query.queue, error: r.query.error,
+        older_than_ms: older, newer_than_ms: newer, limit: PAGE }).then(function (a) {
+        var ms = r.query.type ? [] : a.undecodable || [];
+        fill(undecodable, ms.map(function (m) {
+          return el('tr', { 'data-id': m.id },
+            td('id', text(m.id), 'num'), td('queue', text(m.queue)),
+            td('transport', text(m.transport)), td('received_at', WQ.when(m.received_at)),
+            td('bytes', text(m.bytes), 'num'),
+            td('error', el('span', { class: 'error' }, text(m.error))),
+            td('raw', el('button', { type: 'button', class: 'download',
+              onclick: function () { download(m); } }, 'Download')));
+        }));
+        if (!ms.length)
+          undecodable.appendChild(el('tr', null, el('td', { colspan: 7 },
+            r.query.type ? 'Undecodable messages have no type.' : 'None.')));
+      });
+    };
     return { frame: frame, refresh: function () {
+      refreshUndecodable().catch(function (e) {
+        notice('undecodable messages: ' + e.message, true);
+      });
       return WQ.get('/v1/dead', { queue: r.query.queue, type: r.query.type,
         error: r.query.error, older_than_ms: older, newer_than_ms: newer,
         limit: PAGE, cursor: pg.cursor() }).then(function (a) {

@@ -177,6 +177,21 @@ window.WQ = WQ;
     return root;
   }
 
+  /* Saves `blob` as a file named `name` (the browser's download): the
+   * one link not in the page, to a blob: URL made here from bytes the API
+   * answered, never from a text of the data. */
+  function saveBlob(blob, name) {
+    var url = URL.createObjectURL(blob);
+    var a = document.createElement('a');
+    a.href = url;
+    a.download = name;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+  }
+
+  WQ.saveBlob = saveBlob;
   WQ.el = el;
   WQ.svg = svg;
   WQ.fill = fill;

@@ -6,6 +6,10 @@
  *
  *   bench_process [-n TASKS] [-t THREADS] [-p PROCESSES] [-m IN_FLIGHT]
  *
+ * Each calling thread hands the handler what consumer.c gives a handler
+ * slot: the worker's drain descriptor and the thread's own eventfd for
+ * an operator's cancel, drained before each task.
+ *
  * Prints tasks/s of each kind, and for the process kind the CPU time of
  * this process (the worker's side: handler threads, supervisor thread,
  * framing, pipes) per task, user and system, from getrusage(2)
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -53,7 +58,17 @@ run_thread(void *arg)
     struct job *j = arg;
     struct wq_envelope env;
     char err[WQ_ERRLEN];
+    /* as consumer.c gives a handler slot: the worker's drain descriptor
+     * and the thread's own eventfd for an operator's cancel, drained
+     * before each task */
+    int drain_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int thread_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    atomic_int cancelled = 0;
 
+    if (drain_fd < 0 || thread_fd < 0) {
+        perror("eventfd");
+        exit(1);
+    }
     if (wq_envelope_init(&env, "bench", "upper", NULL, "hello", 5, err,
         sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
@@ -62,6 +77,7 @@ run_thread(void *arg)
     for (long i = 0; i < j->n; i++) {
         struct wq_handler_ctx ctx;
         struct wq_handler_result res;
+        uint64_t stale;
 
         memset(&ctx, 0, sizeof ctx);
         memset(&res, 0, sizeof res);
@@ -69,8 +85,11 @@ run_thread(void *arg)
         ctx.task_id = "bench";
         ctx.attempt = 1;
         ctx.max_attempts = 1;
-        ctx.cancel_fd = -1;
-        ctx.task_cancel_fd = -1;
+        if (read(thread_fd, &stale, sizeof stale) < 0)
+            (void)0;    /* EAGAIN: nothing stale */
+        ctx.cancel_fd = drain_fd;
+        ctx.task_cancel_fd = thread_fd;
+        ctx.cancelled = &cancelled;
         if (j->kind == 0)
             wq_handler_exec_run(j->exec, &ctx, &res);
         else
@@ -83,6 +102,8 @@ run_thread(void *arg)
         wq_handler_result_free(&res);
     }
     wq_envelope_free(&env);
+    close(drain_fd);
+    close(thread_fd);
     return NULL;
 }
 

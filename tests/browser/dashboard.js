@@ -184,6 +184,27 @@ async function main() {
       'the dead list shows the key with markup as text');
     await shot(page, 'dead');
 
+    /* the undecodable message beside them, its bytes downloadable */
+    const u = spec.undecodable;
+    await until(async () => await page.locator(`#undecodable tr[data-id="${u.id}"]`).count() === 1,
+      20000, 'the dead letters page lists the undecodable message');
+    ok('the dead letters page lists the undecodable message ' + u.id);
+    check((await page.textContent(`#undecodable tr[data-id="${u.id}"] td[data-k="bytes"]`)) === String(u.bytes),
+      'its size is shown');
+    check((await page.textContent(`#undecodable tr[data-id="${u.id}"] td[data-k="transport"]`)) === spec.kind,
+      'its transport is shown');
+    check((await page.textContent(`#undecodable tr[data-id="${u.id}"] td[data-k="error"]`)).length > 0,
+      'its decoding error is shown');
+    const [dl] = await Promise.all([
+      page.waitForEvent('download', { timeout: 20000 }),
+      page.click(`#undecodable tr[data-id="${u.id}"] button.download`)
+    ]);
+    const saved = await dl.path();
+    check(require('fs').readFileSync(saved).toString('hex') === u.hex,
+      'the download holds the message\'s bytes, byte for byte');
+    check(dl.suggestedFilename() === 'workq-undecodable-' + u.id + '.bin',
+      'the download is named after the message');
+
     /* replay one dead task: it runs again and succeeds */
     await page.check(`#dead tr[data-id="${spec.replay_id}"] input.pick`);
     await page.click('#dead-replay');

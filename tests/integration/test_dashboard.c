@@ -11,6 +11,9 @@
  * one "ok - " line per assertion and exits non-zero at the first that
  * fails.  Afterwards the test checks in PostgreSQL what the clicks did:
  * the replayed dead task succeeded, the cancelled task is cancelled.
+ * The dead-letter page also lists an undecodable message (bytes that are
+ * no envelope, published straight to the broker), and its download
+ * button saves them byte for byte.
  * Screenshots of every page go to $WORKQ_BUILD/test-artifacts/ui/.
  *
  * Needs node and npm ci in tests/browser (make deps); it fails, loudly,
@@ -70,6 +73,27 @@ declare(int kind, const char *queue)
     wq_transport_close(t, 5000);
     wq_test_forget_queue(kind, queue);
     wq_test_forget_queue(kind, dead);
+}
+
+/* Bytes that are no envelope, published as a careless producer would:
+ * the worker keeps them in workq.dead_letters. */
+static const unsigned char junk[] = "\x00\xffnot an envelope "
+    "<script>window.__pwned=6</script>\r\n\x93";
+
+static void
+publish_junk(int kind, const char *queue)
+{
+    struct wq_transport_conf tc;
+    char err[WQ_ERRLEN];
+    wq_transport *t;
+
+    wq_test_transport_conf(kind, &tc);
+    if (wq_transport_open(&tc, &t, err, sizeof err) != 0
+        || wq_transport_publish(t, queue, "junk", 4, junk, sizeof junk - 1,
+            NULL, err, sizeof err) != 0
+        || wq_transport_flush(t, 30000, err, sizeof err) != 0)
+        fail_msg("publish junk on %s: %s", queue, err);
+    wq_transport_close(t, 5000);
 }
 
 /* "sha256:HEX SCOPES" lines for the two tokens. */
@@ -143,6 +167,8 @@ dashboard(int kind)
     char conf[1024], confpath[300], tokpath[300], tokenv[400];
     char replay_id[40], cancel_id[40], xss_id[40], id[40];
     char artifacts[600], specpath[400], script[600], mods[600], out[1 << 16];
+    char junk_hex[2 * sizeof junk + 1];
+    long long junk_id;
     const char *env[24], *pargs[] = { "--config", confpath, NULL };
     const char *wargs[] = { "--queue", q, NULL };
     struct proc w, sch;
@@ -204,6 +230,8 @@ dashboard(int kind)
     submit(port, idle, json_pack("{s:s, s:s}", "type", "noop", "delay",
         "1h"), id, sizeof id);
 
+    publish_junk(kind, q);
+
     wait_count(s, q, "succeeded", 3);
     wait_count(s, q, "dead", 2);
     wait_count(s, q, "scheduled", 1);
@@ -216,6 +244,13 @@ dashboard(int kind)
 
     snprintf(artifacts, sizeof artifacts, "%s/%s/test-artifacts/ui",
         WQ_SOURCE_DIR, build);
+    /* the undecodable message, as the worker kept it */
+    check(wq_test_waited(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.dead_letters") == 1, 30000), "the junk was not kept in "
+        "workq.dead_letters");
+    junk_id = wq_test_pg_num(s, "SELECT id FROM workq.dead_letters");
+    for (size_t i = 0; i + 1 < sizeof junk; i++)
+        snprintf(junk_hex + 2 * i, 3, "%02x", junk[i]);
     dead_ids = json_pack("[s, s]", replay_id, xss_id);
     spec = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
         " s:s, s:s, s:s, s:o, s:i, s:s}",
@@ -225,6 +260,9 @@ dashboard(int kind)
         "xss_payload", XSS_PAYLOAD, "xss_key", XSS_KEY,
         "xss_error", XSS_ERROR, "periodic", "nightly-report",
         "dead_ids", dead_ids, "succeeded", 3, "idle", idle);
+    json_object_set_new(spec, "undecodable", json_pack("{s:I, s:s, s:I}",
+        "id", (json_int_t)junk_id, "hex", junk_hex, "bytes",
+        (json_int_t)(sizeof junk - 1)));
     json_object_set_new(spec, "overview", json_pack(
         "{s:{s:s, s:s, s:s}, s:{s:s, s:s}}",
         q, "succeeded", "3", "dead", "2", "scheduled", "1",
@@ -260,6 +298,9 @@ dashboard(int kind)
         "failed,succeeded");
     assert_string_equal(textf(s, "SELECT state FROM workq.tasks WHERE id = "
         "'%s'", cancel_id), "cancelled");
+    /* the page showed the undecodable message and did not touch it */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.dead_letters WHERE replayed_at IS NULL"), 1);
     /* the read token's attempts changed nothing */
     assert_string_equal(textf(s, "SELECT state FROM workq.tasks WHERE id = "
         "'%s'", xss_id), "dead");

@@ -4,7 +4,8 @@
  * fresh database per test and the private RabbitMQ: filters, keyset
  * pages (two pages, no overlap, no gap), scopes (no token 401, a read
  * token 403 on every POST), the effects of retry, cancel, replay and
- * purge in PostgreSQL and their repeats, stats with the broker's
+ * purge in PostgreSQL and their repeats, undecodable messages and their
+ * raw bytes, stats with the broker's
  * backlog, history, workers and periodic tasks; that the CLI's --json
  * and the API answer the same objects; the query plans of the lists on
  * 50,000 rows; and the OpenAPI document: every route in it, every
@@ -730,6 +731,117 @@ test_api_query_plans(void **state)
     wq_store_close(s);
 }
 
+/* ---- undecodable messages ----------------------------------------------- */
+
+/* A row of workq.dead_letters, received `ago`; returns its id. */
+static long long
+undecodable(wq_store *s, const char *transport, const char *queue,
+    const char *error, const char *hex, const char *ago)
+{
+    char sql[1024];
+
+    snprintf(sql, sizeof sql, "INSERT INTO workq.dead_letters (received_at, "
+        "transport, queue, worker, error, raw) VALUES (now() - interval "
+        "'%s', '%s', '%s', 'w1', '%s', '\\x%s') RETURNING id", ago,
+        transport, queue, error, hex);
+    return wq_test_pg_num(s, sql);
+}
+
+static void
+test_api_undecodable(void **state)
+{
+    struct api a = api_start();
+    /* bytes with a NUL, a high byte and a CR LF in them */
+    static const unsigned char raw[] = { 0x00, 0xff, 'j', 'u', 'n', 'k',
+        '\r', '\n', 0x00, 0x93 };
+    struct wq_test_http_response r;
+    long long id[3];
+    char rq[512];
+    json_t *j, *v;
+    int n;
+
+    (void)state;
+    id[0] = undecodable(a.s, "rabbitmq", "a", "no envelope: not msgpack",
+        "00ff6a756e6b0d0a0093", "2 hours");
+    id[1] = undecodable(a.s, "kafka", "b", "truncated envelope",
+        "6a756e6b", "1 minute");
+    id[2] = undecodable(a.s, "rabbitmq", "a", "no envelope: not msgpack",
+        "", "1 second");
+
+    /* the list: newest first, the fields, the filters */
+    j = get(&a, "/v1/undecodable");
+    v = json_object_get(j, "undecodable");
+    assert_int_equal(json_array_size(v), 3);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(v,
+        0), "id")), id[2]);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(v,
+        2), "id")), id[0]);
+    assert_string_equal(jstr(json_array_get(v, 2), "queue"), "a");
+    assert_string_equal(jstr(json_array_get(v, 2), "transport"), "rabbitmq");
+    assert_string_equal(jstr(json_array_get(v, 1), "transport"), "kafka");
+    assert_string_equal(jstr(json_array_get(v, 2), "error"),
+        "no envelope: not msgpack");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(v,
+        2), "bytes")), sizeof raw);
+    assert_non_null(strstr(jstr(json_array_get(v, 2), "received_at"), "T"));
+    json_decref(j);
+    j = get(&a, "/v1/undecodable?queue=a");
+    assert_int_equal(json_array_size(json_object_get(j, "undecodable")), 2);
+    json_decref(j);
+    j = get(&a, "/v1/undecodable?error=TRUNCATED");
+    assert_int_equal(json_array_size(json_object_get(j, "undecodable")), 1);
+    json_decref(j);
+    j = get(&a, "/v1/undecodable?newer_than_ms=3600000&limit=1");
+    v = json_object_get(j, "undecodable");
+    assert_int_equal(json_array_size(v), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(v,
+        0), "id")), id[2]);
+    json_decref(j);
+    j = get(&a, "/v1/undecodable?older_than_ms=3600000");
+    assert_int_equal(json_array_size(json_object_get(j, "undecodable")), 1);
+    json_decref(j);
+    /* a dead task is no undecodable message, and the reverse */
+    dead_task(a.s, "a", "t", "boom", "1 minute");
+    j = get(&a, "/v1/dead");
+    assert_int_equal(json_array_size(json_object_get(j, "tasks")), 1);
+    json_decref(j);
+
+    /* the raw bytes, byte for byte, with the read token */
+    n = snprintf(rq, sizeof rq, "GET /v1/undecodable/%lld/raw HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\nAuthorization: Bearer %s\r\nConnection: "
+        "close\r\n\r\n", id[0], READER);
+    assert_int_equal(wq_test_http_roundtrip(a.port, rq, (size_t)n, &r), 200);
+    assert_non_null(strcasestr(r.text, "content-type: application/"
+        "octet-stream"));
+    assert_int_equal(r.body_len, sizeof raw);
+    assert_memory_equal(r.body, raw, sizeof raw);
+    wq_test_http_response_free(&r);
+    /* an empty message is 0 bytes */
+    n = snprintf(rq, sizeof rq, "GET /v1/undecodable/%lld/raw HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\nAuthorization: Bearer %s\r\nConnection: "
+        "close\r\n\r\n", id[2], READER);
+    assert_int_equal(wq_test_http_roundtrip(a.port, rq, (size_t)n, &r), 200);
+    assert_int_equal(r.body_len, 0);
+    wq_test_http_response_free(&r);
+
+    /* refusals */
+    assert_int_equal(req(&a, "GET", NULL, NULL, "/v1/undecodable"), 401);
+    assert_int_equal(req(&a, "GET", NULL, NULL, "/v1/undecodable/%lld/raw",
+        id[0]), 401);
+    assert_int_equal(req(&a, "GET", READER, NULL, "/v1/undecodable/%lld/raw",
+        id[0] + 1000), 404);
+    assert_int_equal(req(&a, "GET", READER, NULL, "/v1/undecodable/x1/raw"),
+        400);
+    assert_non_null(strstr(resp, "invalid_id"));
+    assert_int_equal(req(&a, "GET", READER, NULL, "/v1/undecodable?type=t"),
+        400);
+    assert_non_null(strstr(resp, "unknown query argument"));
+    assert_int_equal(req(&a, "GET", READER, NULL, "/v1/undecodable?limit=0"),
+        400);
+    assert_int_equal(req(&a, "POST", ADMIN, "{}", "/v1/undecodable"), 405);
+    api_stop(&a);
+}
+
 /* ---- the OpenAPI document ----------------------------------------------- */
 
 /* "METHOD /path" lines of the route tables in producer/api.h and
@@ -766,7 +878,7 @@ static void
 test_api_openapi(void **state)
 {
     struct api a = api_start();
-    char path[512], id[40], dead[4][40], body[256], out[1 << 16];
+    char path[512], id[40], dead[4][40], body[256], out[1 << 16], num[24];
     json_t *doc, *routes, *paths, *examples = json_array();
     const char *k;
     json_t *item;
@@ -779,6 +891,9 @@ test_api_openapi(void **state)
             "boom", "1 minute"));
     snprintf(id, sizeof id, "%s", insert_task(a.s, "a", "t", NULL, "queued",
         0, 3, NULL, "", ""));
+    /* and an undecodable message for its raw bytes */
+    snprintf(num, sizeof num, "%lld", undecodable(a.s, "kafka", "a",
+        "no envelope", "6a756e6b", "1 minute"));
 
     /* served without a token, and the same bytes as docs/openapi.json */
     assert_int_equal(req(&a, "GET", NULL, NULL, "/v1/openapi.json"), 200);
@@ -838,7 +953,8 @@ test_api_openapi(void **state)
                 snprintf(rest, sizeof rest, "%s", q + 4);
                 snprintf(q, sizeof p - (size_t)(q - p), "%s%s",
                     strstr(k, "/dead/") != NULL ? dead[0]
-                    : strstr(k, ":retry") != NULL ? dead[1] : id, rest);
+                    : strstr(k, ":retry") != NULL ? dead[1]
+                    : strstr(k, "/undecodable/") != NULL ? num : id, rest);
             }
             if ((q = strstr(p, "{queue}")) != NULL) {
                 char rest[256];
@@ -866,6 +982,12 @@ test_api_openapi(void **state)
                     "route", m, k);
             if (st != 200 && st != 202)
                 fail_msg("%s %s: %d %s", m, p, st, resp);
+            /* the two answers that are not JSON: the metrics' text and
+             * an undecodable message's bytes */
+            if (strstr(k, "/raw") != NULL) {
+                assert_string_equal(resp, "junk");
+                continue;
+            }
             ans = strcmp(k, "/metrics") == 0 ? NULL : json_loads(resp, 0,
                 NULL);
             if (strcmp(k, "/metrics") != 0 && ans == NULL)
@@ -927,6 +1049,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_api_tasks_list),
     cmocka_unit_test(test_api_retry_cancel),
     cmocka_unit_test(test_api_dead),
+    cmocka_unit_test(test_api_undecodable),
     cmocka_unit_test(test_api_stats_and_more),
     cmocka_unit_test(test_api_query_plans),
     cmocka_unit_test(test_api_openapi),

@@ -4,8 +4,8 @@
  * with a certificate of the test's own CA (tests/services/mkcerts.sh)
  * that checks each request's signature as a service should, answers as
  * each task's payload says, and logs what it got.  Tasks are published
- * with the transport API (RabbitMQ); outcomes are read from a fresh
- * PostgreSQL database.  No scheduler runs, so a retryable failure stays
+ * with the transport API, on each transport (one case each); outcomes
+ * are read from a fresh PostgreSQL database.  No scheduler runs, so a retryable failure stays
  * in retry_wait after its first attempt, where its run_at shows the
  * Retry-After.
  */
@@ -24,7 +24,6 @@
 #include "transport.h"
 
 #define PYTHON "/usr/bin/python3"
-#define KIND   WQ_TRANSPORT_RABBITMQ
 #define NOK    20
 
 static pid_t pids[2];           /* the receiver, the worker */
@@ -110,12 +109,13 @@ num(wq_store *s, const char *fmt, ...)
 }
 
 static void
-test_http_handler(void **state)
+http_handler(int kind)
 {
+    static int atexit_done;
     const char *ci = wq_test_pg_create_migrated_db();
-    const char *dir = getenv("WQ_TEST_TMPDIR");
-    const char *q = wq_test_queue(KIND, "http");
-    char tls[300], cert[320], key[320], ca[320], other[320], rlog[300];
+    const char *tmp = getenv("WQ_TEST_TMPDIR");
+    const char *q = wq_test_queue(kind, "http");
+    char dir[200], tls[300], cert[320], key[320], ca[320], other[320], rlog[300];
     char conf[2048], confpath[300], cmd[600], err[WQ_ERRLEN], k[64], p[64];
     const char *env[16], *argv[10];
     struct wq_transport_conf tc;
@@ -126,8 +126,12 @@ test_http_handler(void **state)
     size_t ne;
     int port;
 
-    (void)state;
-    atexit(kill_all);
+    if (!atexit_done++)
+        atexit(kill_all);
+    /* a folder per case: the receiver's log and certificates */
+    snprintf(dir, sizeof dir, "%s/%s", tmp, wq_test_kind_name(kind));
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    assert_int_equal(system(cmd), 0);
     snprintf(tls, sizeof tls, "%s/tls", dir);
     snprintf(cmd, sizeof cmd, "sh %s/tests/services/mkcerts.sh %s",
         WQ_SOURCE_DIR, tls);
@@ -152,7 +156,7 @@ test_http_handler(void **state)
         "the receiver did not start");
 
     /* everything on the queue before the worker starts */
-    wq_test_transport_conf(KIND, &tc);
+    wq_test_transport_conf(kind, &tc);
     if (wq_transport_open(&tc, &t, err, sizeof err) != 0
         || wq_transport_declare(t, q, err, sizeof err) != 0)
         fail_msg("broker: %s", err);
@@ -197,7 +201,9 @@ test_http_handler(void **state)
         fputs(conf, f);
         fclose(f);
     }
-    ne = wq_test_env_for(KIND, ci, env, WQ_ARRAY_LEN(env) - 1);
+    ne = wq_test_env_for(kind, ci, env, WQ_ARRAY_LEN(env) - 2);
+    /* short group timeouts: a Kafka group joins in seconds */
+    env[ne++] = "WORKQ_KAFKA_SESSION_TIMEOUT_MS=6000";
     env[ne] = NULL;
     argv[0] = wq_test_bin("workq-worker");
     argv[1] = "--queue";
@@ -298,10 +304,26 @@ test_http_handler(void **state)
     }
     free(text);
     wq_store_close(s);
+    kill_all();
+}
+
+static void
+test_http_handler_kafka(void **state)
+{
+    (void)state;
+    http_handler(WQ_TRANSPORT_KAFKA);
+}
+
+static void
+test_http_handler_rabbitmq(void **state)
+{
+    (void)state;
+    http_handler(WQ_TRANSPORT_RABBITMQ);
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_http_handler),
+    cmocka_unit_test(test_http_handler_kafka),
+    cmocka_unit_test(test_http_handler_rabbitmq),
 };
 
 WQ_TEST_MAIN("worker_http", tests)
