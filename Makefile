@@ -180,7 +180,8 @@ $(WORKER_UNIT): $(WORKER_LIB_OBJS) $(PLUGINS)
 $(filter $(BUILD)/tests/integration/test_worker%,$(INTEG_TESTS)): $(PLUGINS)
 
 # -std=c99 and nothing but workq_plugin.h: what a plugin author has.
-$(BUILD)/tests/plugins/%.so: tests/plugins/%.c shared/workq_plugin.h $(FLAGS_STAMP)
+$(BUILD)/tests/plugins/%.so: tests/plugins/%.c shared/workq_plugin.h \
+    $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SANFLAGS) -std=c99 -Wall -Wextra -Werror -fPIC \
 	    -shared -Ishared -o $@ $<
