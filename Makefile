@@ -65,6 +65,8 @@ LIBS      := $(PKG_LIBS) -lpthread -lm
 LIB_SRCS  := $(sort $(wildcard shared/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 LIB       := $(BUILD)/libworkq.a
+# Its objects are also libworkq.so's (the C SDK, below).
+LIB_CFLAGS := -fPIC
 
 # The binaries, each a thin main plus what is only its own; the CLI,
 # `workq`, lives in producer/cli/, beside the HTTP daemon in producer/.
@@ -103,10 +105,26 @@ PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,\
 
 all: $(LIB) $(BINS)
 
+# Every object of $(BUILD) depends on $(BUILD)/.flags, the flags it is
+# compiled and linked with, which make rewrites as it reads this file
+# when they differ from what it holds: a build dir made with other flags
+# (another CFLAGS, or from before libworkq.so's -fPIC) is rebuilt
+# instead of linked stale, and make -n shows it.  Flags a rule adds for
+# some objects only go in a variable named here (LIB_CFLAGS); include
+# paths need not.  The version (-DWQ_VERSION) is left out: it changes
+# with every commit and would rebuild everything.
+FLAGS_STAMP   := $(BUILD)/.flags
+STAMPED_FLAGS := $(CC) $(CFLAGS) $(filter-out -DWQ_VERSION=%,$(WQ_CFLAGS)) \
+                 $(LIB_CFLAGS) $(WQ_LDFLAGS)
+ifneq ($(file <$(FLAGS_STAMP)),$(STAMPED_FLAGS))
+$(shell mkdir -p $(BUILD))
+$(file >$(FLAGS_STAMP),$(STAMPED_FLAGS))
+endif
+
 # Test sources also see the harness header, tests/wq_test.h.
 $(BUILD)/tests/%.o: WQ_CFLAGS += -Itests
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WQ_CFLAGS) -c $< -o $@
 
@@ -116,7 +134,7 @@ $(BUILD)/gen/migrations.c: $(MIGRATIONS) shared/migrations/embed.sh
 	@mkdir -p $(@D)
 	sh shared/migrations/embed.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
+$(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c $(FLAGS_STAMP)
 	$(CC) $(CFLAGS) $(WQ_CFLAGS) -c $< -o $@
 
 # The OpenAPI document is compiled into workq-producer, which serves it at
@@ -125,7 +143,7 @@ $(BUILD)/gen/openapi.c: docs/openapi.json producer/embed.sh
 	@mkdir -p $(@D)
 	sh producer/embed.sh wq_openapi_json docs/openapi.json > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
+$(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c $(FLAGS_STAMP)
 	$(CC) $(CFLAGS) $(WQ_CFLAGS) -c $< -o $@
 
 # The dashboard's files (producer/ui/) are compiled into workq-producer
@@ -136,7 +154,7 @@ $(BUILD)/gen/ui_assets.c: $(UI_ASSETS) producer/ui/embed.sh
 	@mkdir -p $(@D)
 	sh producer/ui/embed.sh $(UI_ASSETS) > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/gen/ui_assets.o: $(BUILD)/gen/ui_assets.c
+$(BUILD)/gen/ui_assets.o: $(BUILD)/gen/ui_assets.c $(FLAGS_STAMP)
 	$(CC) $(CFLAGS) $(WQ_CFLAGS) -Iproducer -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
@@ -162,7 +180,8 @@ $(WORKER_UNIT): $(WORKER_LIB_OBJS) $(PLUGINS)
 $(filter $(BUILD)/tests/integration/test_worker%,$(INTEG_TESTS)): $(PLUGINS)
 
 # -std=c99 and nothing but workq_plugin.h: what a plugin author has.
-$(BUILD)/tests/plugins/%.so: tests/plugins/%.c shared/workq_plugin.h
+$(BUILD)/tests/plugins/%.so: tests/plugins/%.c shared/workq_plugin.h \
+    $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SANFLAGS) -std=c99 -Wall -Wextra -Werror -fPIC \
 	    -shared -Ishared -o $@ $<
@@ -486,7 +505,7 @@ LDCONFIG     ?= ldconfig
 .PHONY: install-sdk uninstall-sdk deb clean-deb
 
 all: $(SOLIB)
-$(LIB_OBJS): WQ_CFLAGS += -fPIC
+$(LIB_OBJS): WQ_CFLAGS += $(LIB_CFLAGS)
 
 $(SOLIB): $(LIB_OBJS) shared/libworkq.map
 	$(CC) $(WQ_LDFLAGS) -shared -Wl,-soname,$(SONAME) \

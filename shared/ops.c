@@ -281,29 +281,47 @@ dead_params(const struct wq_ops_dead_filter *f, const char **p, char *older,
     return 0;
 }
 
+/*
+ * Runs `sql` over the dead tasks f selects: the filter's six parameters,
+ * then lim, us and id (the cursor's; NULL where there is none, and left
+ * out by a statement that takes fewer).
+ */
+static int
+dead_query(wq_store *s, enum wq_admin_sql sql,
+    const struct wq_ops_dead_filter *f, const char *lim, const char *us,
+    const char *id, struct pg_result **r, char *err, size_t errlen)
+{
+    char older[24], newer[24];
+    const char *p[9];
+    char *ids;
+    int rc;
+
+    if ((rc = dead_params(f, p, older, newer, &ids, err, errlen)) != 0)
+        return rc;
+    p[6] = lim;
+    p[7] = us;
+    p[8] = id;
+    rc = query(s, sql, p, r, err, errlen);
+    free(ids);
+    return rc;
+}
+
 int
 wq_ops_dead_page(wq_store *s, const struct wq_ops_dead_filter *f,
     long limit, const char *cursor, json_t **out, char *err, size_t errlen)
 {
-    char older[24], newer[24], lim[24], us[24], id[WQ_UUID_STRLEN];
-    const char *p[9];
+    char lim[24], us[24], id[WQ_UUID_STRLEN];
     struct pg_result *r;
-    char *ids;
     int rc;
 
     *out = NULL;
     if (cursor != NULL && (rc = cursor_parse(cursor, us, id, err, errlen))
         != 0)
         return rc;
-    if ((rc = dead_params(f, p, older, newer, &ids, err, errlen)) != 0)
-        return rc;
     snprintf(lim, sizeof lim, "%ld", limit);
-    p[6] = lim;
-    p[7] = cursor != NULL ? us : NULL;
-    p[8] = cursor != NULL ? id : NULL;
-    rc = query(s, WQ_ADMIN_SQL_DLQ_LIST, p, &r, err, errlen);
-    free(ids);
-    if (rc != 0)
+    if ((rc = dead_query(s, WQ_ADMIN_SQL_DLQ_LIST, f, lim,
+        cursor != NULL ? us : NULL, cursor != NULL ? id : NULL, &r, err,
+        errlen)) != 0)
         return rc;
     *out = page(r, limit, WQ_OPS_BODIES_NONE, 1);
     wq_store_rows_free(r);
@@ -314,20 +332,14 @@ int
 wq_ops_dead_count(wq_store *s, const struct wq_ops_dead_filter *f,
     long limit, long *n, char *err, size_t errlen)
 {
-    char older[24], newer[24], lim[24];
-    const char *p[7];
+    char lim[24];
     struct pg_result *r;
-    char *ids;
     int rc;
 
     *n = 0;
-    if ((rc = dead_params(f, p, older, newer, &ids, err, errlen)) != 0)
-        return rc;
     snprintf(lim, sizeof lim, "%ld", limit > 0 ? limit : 1000000000L);
-    p[6] = lim;
-    rc = query(s, WQ_ADMIN_SQL_DLQ_COUNT, p, &r, err, errlen);
-    free(ids);
-    if (rc != 0)
+    if ((rc = dead_query(s, WQ_ADMIN_SQL_DLQ_COUNT, f, lim, NULL, NULL, &r,
+        err, errlen)) != 0)
         return rc;
     *n = atol(wq_store_value(r, 0, 0));
     wq_store_rows_free(r);

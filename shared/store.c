@@ -159,6 +159,7 @@ wq_store_result_check(wq_store *s, const PGresult *r, const char *what,
     char *err, size_t errlen)
 {
     const char *state = NULL, *msg = NULL;
+    const char *sep = *what != '\0' ? ": " : "";     /* "": no prefix */
     char buf[WQ_ERRLEN];
     ExecStatusType st;
 
@@ -172,7 +173,7 @@ wq_store_result_check(wq_store *s, const PGresult *r, const char *what,
         if (msg == NULL && st != PGRES_FATAL_ERROR &&
             st != PGRES_NONFATAL_ERROR) {
             return wq_seterr(err, errlen, WQ_ESTORE,
-                "%s: unexpected result %s", what, PQresStatus(st));
+                "%s%sunexpected result %s", what, sep, PQresStatus(st));
         }
     }
     if (msg == NULL)
@@ -184,16 +185,16 @@ wq_store_result_check(wq_store *s, const PGresult *r, const char *what,
         /* undefined table or schema of ours: not migrated (far enough) */
         if ((strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0)
             && strstr(buf, "\"workq") != NULL)
-            return wq_seterr(err, errlen, WQ_ESTORE, "%s: the database has "
+            return wq_seterr(err, errlen, WQ_ESTORE, "%s%sthe database has "
                 "no workq schema, or an older one (%s): " WQ_MIGRATE_HINT,
-                what, buf);
+                what, sep, buf);
         /* 22: data exception, 23: integrity constraint violation */
         return wq_seterr(err, errlen,
             strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0
-            ? WQ_EINVAL : WQ_ESTORE, "%s: %s (SQLSTATE %s)", what, buf,
+            ? WQ_EINVAL : WQ_ESTORE, "%s%s%s (SQLSTATE %s)", what, sep, buf,
             state);
     }
-    return wq_seterr(err, errlen, WQ_ESTORE, "%s: %s", what, buf);
+    return wq_seterr(err, errlen, WQ_ESTORE, "%s%s%s", what, sep, buf);
 }
 
 const char *

@@ -44,8 +44,9 @@ int wq_store_ready(wq_store *s, char *err, size_t errlen);
  * themselves: it returns 0 when `r` (from PQexec* on this store's
  * connection, not consumed) holds PGRES_COMMAND_OK or PGRES_TUPLES_OK,
  * and otherwise an error as wq_store_exec reports it, with err "what:
- * server message (SQLSTATE x)".  `r` NULL means libpq failed (out of
- * memory, connection lost).  The caller still PQclear()s r.
+ * server message (SQLSTATE x)" (no "what: " when what is "").  `r`
+ * NULL means libpq failed (out of memory, connection lost).  The caller
+ * still PQclear()s r.
  */
 int wq_store_result_check(wq_store *s, const struct pg_result *r,
     const char *what, char *err, size_t errlen);

@@ -4,91 +4,20 @@
  * what waits in the outbox, and what the broker holds (the transport's
  * backlog op: RabbitMQ ready count, Kafka consumer-group lag).
  *
- * One aggregate over workq.tasks (GROUP BY queue) and one over
- * workq.outbox.  On a large table this reads every row; retention keeps
- * the table to what is recent.  Then one backlog() per queue on one
- * broker connection.
+ * Both forms come from wq_ops_stats (shared/ops.c), the answer of GET
+ * /v1/stats: --json prints its "queues", the table is made from them,
+ * so the three cannot disagree.  It runs one aggregate over workq.tasks
+ * (GROUP BY queue) and one over workq.outbox (on a large table this
+ * reads every row; retention keeps the table to what is recent), then
+ * ops_backlog asks for every queue's backlog on one broker connection.
  */
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "alloc.h"
 #include "cli_ops.h"
 #include "transport.h"
 
 #define CMD "stats"
-
-/* One queue of the report: its PostgreSQL row (or none) and its broker
- * backlog. */
-struct qstat {
-    const char *queue;
-    int row;                    /* index in the result, -1: no row */
-    int brc;                    /* backlog(): 0, WQ_ENOENT, other WQ_E* */
-    char berr[WQ_ERRLEN];
-    struct wq_backlog b;
-};
-
-static int
-qstat_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct qstat *)a)->queue,
-        ((const struct qstat *)b)->queue);
-}
-
-/* Adds `queue` to the report unless it is there already. */
-static void
-qstat_add(struct qstat **v, size_t *n, size_t *cap, const char *queue,
-    int row)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp((*v)[i].queue, queue) == 0)
-            return;
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 16;
-        *v = xreallocarray(*v, *cap, sizeof **v);
-    }
-    memset(&(*v)[*n], 0, sizeof **v);
-    (*v)[*n].queue = queue;
-    (*v)[(*n)++].row = row;
-}
-
-/*
- * Asks the broker for the backlog of every queue of the report.  A
- * broker that cannot be reached marks every queue with its error (the
- * PostgreSQL part is still shown); each queue is asked once, in order,
- * and the first unreachable answer stops the asking.
- */
-static void
-broker_backlog(struct cli *cli, struct qstat *v, size_t n)
-{
-    struct wq_transport_conf tc;
-    wq_transport *t = NULL;
-    char err[WQ_ERRLEN];
-    int rc;
-
-    if ((rc = wq_config_transport_conf(&cli->cfg, &tc, err, sizeof err))
-        == 0)
-        rc = wq_transport_open(&tc, &t, err, sizeof err);
-    for (size_t i = 0; i < n; i++) {
-        if (rc == 0) {
-            v[i].brc = wq_transport_backlog(t, v[i].queue, &v[i].b,
-                v[i].berr, sizeof v[i].berr);
-            if (v[i].brc != 0 && v[i].brc != WQ_ENOENT
-                && v[i].brc != WQ_EINVAL) {
-                rc = v[i].brc;
-                snprintf(err, sizeof err, "%s", v[i].berr);
-            }
-            continue;
-        }
-        v[i].brc = rc;
-        snprintf(v[i].berr, sizeof v[i].berr, "%s", err);
-    }
-    if (rc != 0)
-        cli_err(CMD, "broker backlog unknown: %s", err);
-    wq_transport_close(t, 1000);
-}
 
 /* wq_ops_backlog_fn: one broker connection, asked for each queue in
  * turn; the first unreachable answer stops the asking. */
@@ -121,38 +50,115 @@ ops_backlog(void *user, const char *const *queues, size_t n,
     wq_transport_close(t, 1000);
 }
 
-/* --json: the answer of GET /v1/stats; its "queues" printed. */
-static int
-print_json(struct cli *cli, wq_store *s, const char *queue, int no_broker)
+/* An integer member of o as table text: "-" when it is null or absent. */
+static const char *
+cell_int(const json_t *o, const char *name, char *buf, size_t len)
 {
-    char err[WQ_ERRLEN];
-    json_t *o, *be;
-    int rc;
+    const json_t *v = json_object_get(o, name);
 
-    rc = wq_ops_stats(s, &cli->cfg, queue, no_broker ? NULL : ops_backlog,
-        cli, &o, err, sizeof err);
-    if (rc != 0)
-        return cli_ops_failed(CMD, rc, err);
-    if ((be = json_object_get(o, "broker_error")) != NULL
-        && json_is_string(be))
-        cli_err(CMD, "broker backlog unknown: %s", json_string_value(be));
-    cli_json_print(json_incref(json_object_get(o, "queues")));
-    json_decref(o);
-    return CLI_OK;
+    if (!json_is_integer(v))
+        return "-";
+    snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+    return buf;
 }
 
-/* A table cell: the count, "-" when unknown, "?" on an error. */
+/* A seconds member of o as an age ("-" when null or absent). */
 static const char *
-cell_count(const struct qstat *q, int64_t v, char *buf, size_t len)
+cell_age(const json_t *o, const char *name, char *buf, size_t len)
 {
-    if (q->brc == WQ_ENOENT)
-        return "0";
-    if (q->brc != 0)
-        return "?";
-    if (v < 0)
-        return "-";
-    snprintf(buf, len, "%lld", (long long)v);
-    return buf;
+    const json_t *v = json_object_get(o, name);
+
+    return json_is_integer(v) ? cli_age(json_integer_value(v), buf, len)
+        : "-";
+}
+
+/*
+ * The broker's three cells of one queue from its "broker" object: "?"
+ * for all when the broker could not be asked (null), 0 waiting and
+ * unacked for a queue it does not have, "-" where it cannot tell.
+ */
+static void
+broker_cells(const json_t *b, const char **row, char (*buf)[32])
+{
+    if (!json_is_object(b)) {
+        row[0] = row[1] = row[2] = "?";
+        return;
+    }
+    if (json_is_false(json_object_get(b, "exists"))) {
+        row[0] = row[1] = "0";
+        row[2] = "-";
+        return;
+    }
+    row[0] = cell_int(b, "ready", buf[0], sizeof buf[0]);
+    row[1] = cell_int(b, "unacked", buf[1], sizeof buf[1]);
+    row[2] = cell_age(b, "oldest_age_s", buf[2], sizeof buf[2]);
+}
+
+/* Kafka: the lag of each partition, for the queues that lag. */
+static void
+print_lags(const json_t *queues)
+{
+    const json_t *q;
+    size_t i;
+
+    json_array_foreach(queues, i, q) {
+        const json_t *b = json_object_get(q, "broker");
+        const json_t *parts = json_object_get(b, "partitions");
+        const json_t *p;
+        size_t k;
+
+        if (json_array_size(parts) == 0
+            || json_integer_value(json_object_get(b, "ready")) <= 0)
+            continue;
+        printf("%s: lag of group %s by partition:",
+            json_string_value(json_object_get(q, "queue")),
+            json_string_value(json_object_get(b, "group")));
+        json_array_foreach(parts, k, p)
+            printf(" %d=%lld",
+                (int)json_integer_value(json_object_get(p, "partition")),
+                (long long)json_integer_value(json_object_get(p, "lag")));
+        printf("\n");
+    }
+}
+
+/*
+ * The human form of wq_ops_stats's "queues": a table (without the
+ * broker's columns when it was not asked), then the Kafka lags.
+ */
+static void
+print_table(const json_t *queues, int no_broker)
+{
+    static const char *const head[] = {
+        "QUEUE", "SCHEDULED", "QUEUED", "RUNNING", "RETRY_WAIT",
+        "SUCCEEDED", "DEAD", "CANCELLED", "OUTBOX", "OK/MIN", "OLDEST WAIT",
+        "BROKER WAITING", "UNACKED", "BROKER OLDEST",
+    };
+    static const char *const pg[] = {
+        "scheduled", "queued", "running", "retry_wait", "succeeded", "dead",
+        "cancelled", "outbox", "succeeded_1m",
+    };
+    struct cli_table t;
+    const json_t *q;
+    size_t i;
+
+    cli_table_init(&t, no_broker ? WQ_ARRAY_LEN(head) - 3
+        : WQ_ARRAY_LEN(head), head);
+    json_array_foreach(queues, i, q) {
+        char buf[WQ_ARRAY_LEN(head)][32];
+        const char *row[WQ_ARRAY_LEN(head)];
+
+        row[0] = json_string_value(json_object_get(q, "queue"));
+        for (size_t k = 0; k < WQ_ARRAY_LEN(pg); k++)
+            row[1 + k] = cell_int(q, pg[k], buf[1 + k], sizeof buf[1 + k]);
+        row[10] = cell_age(q, "oldest_waiting_s", buf[10], sizeof buf[10]);
+        if (!no_broker)
+            broker_cells(json_object_get(q, "broker"), &row[11], &buf[11]);
+        cli_table_add(&t, row);
+    }
+    cli_table_print(&t, stdout);
+    cli_table_free(&t);
+    if (!no_broker)
+        print_lags(queues);
 }
 
 static int
@@ -163,22 +169,16 @@ run(struct cli *cli, int argc, char **argv)
         { "no-broker", no_argument, NULL, 'B' },
         { NULL, 0, NULL, 0 },
     };
-    static const char *const head[] = {
-        "QUEUE", "SCHEDULED", "QUEUED", "RUNNING", "RETRY_WAIT",
-        "SUCCEEDED", "DEAD", "CANCELLED", "OUTBOX", "OK/MIN", "OLDEST WAIT",
-        "BROKER WAITING", "UNACKED", "BROKER OLDEST",
-    };
-    const char *params[1] = { NULL };
-    struct qstat *v = NULL;
-    size_t n = 0, cap = 0;
-    struct pg_result *r;
+    const char *queue = NULL;
+    char err[WQ_ERRLEN];
+    json_t *o, *be, *queues;
     wq_store *s;
     int ch, rc, no_broker = 0;
 
     optind = 1;
     while ((ch = getopt_long(argc, argv, "q:", opts, NULL)) != -1) {
         if (ch == 'q') {
-            params[0] = optarg;
+            queue = optarg;
         } else if (ch == 'B') {
             no_broker = 1;
         } else {
@@ -191,97 +191,22 @@ run(struct cli *cli, int argc, char **argv)
     }
     if ((rc = cli_store(cli, &s)) != CLI_OK)
         return rc;
-    if (cli->json) {
-        rc = print_json(cli, s, params[0], no_broker);
-        wq_store_close(s);
-        return rc;
-    }
-    if ((rc = cli_ops_query(s, CMD, WQ_ADMIN_SQL_STATS, params, &r))
-        != CLI_OK) {
-        wq_store_close(s);
-        return rc;
-    }
-
-    /*
-     * The queues: those with rows, and the one asked for or else every
-     * queue the configuration names (tasks sent straight to the broker
-     * have no row until claimed: their queue may have none at all).
-     */
-    for (int i = 0; i < wq_store_nrows(r); i++)
-        qstat_add(&v, &n, &cap, wq_store_value(r, i, 0), i);
-    if (params[0] != NULL) {
-        qstat_add(&v, &n, &cap, params[0], -1);
-    } else {
-        const struct wq_config_queue_policy *qp = cli->cfg.queue_policies.v;
-        const struct wq_config_periodic *pe = cli->cfg.periodic.v;
-
-        for (size_t i = 0; i < cli->cfg.worker.queues.n; i++)
-            qstat_add(&v, &n, &cap, cli->cfg.worker.queues.v[i], -1);
-        for (size_t i = 0; i < cli->cfg.queue_policies.n; i++)
-            if (strcmp(qp[i].name, "*") != 0)
-                qstat_add(&v, &n, &cap, qp[i].name, -1);
-        for (size_t i = 0; i < cli->cfg.periodic.n; i++)
-            qstat_add(&v, &n, &cap, pe[i].queue, -1);
-    }
-    if (!no_broker)
-        broker_backlog(cli, v, n);
-    /* a configured queue without rows is shown when the broker holds
-     * something for it (or it was asked for) */
-    for (size_t i = 0; i < n; i++) {
-        if (v[i].row >= 0 || params[0] != NULL
-            || (v[i].brc == 0 && (v[i].b.ready > 0 || v[i].b.unacked > 0)))
-            continue;
-        wq_backlog_free(&v[i].b);
-        v[i--] = v[--n];
-    }
-    if (n > 0)
-        qsort(v, n, sizeof *v, qstat_cmp);
-
-    if (n > 0) {
-        struct cli_table t;
-
-        cli_table_init(&t, no_broker ? WQ_ARRAY_LEN(head) - 3
-            : WQ_ARRAY_LEN(head), head);
-        for (size_t q = 0; q < n; q++) {
-            char age[32], bage[32], c1[32], c2[32];
-            const char *row[14];
-            int i = v[q].row;
-
-            row[0] = v[q].queue;
-            for (int k = 1; k < 8; k++)
-                row[k] = i >= 0 ? wq_store_value(r, i, k) : "0";
-            row[8] = i >= 0 ? wq_store_value(r, i, 11) : "0";
-            row[9] = i >= 0 ? wq_store_value(r, i, 8) : "0";
-            row[10] = i < 0 || wq_store_isnull(r, i, 10) ? "-"
-                : cli_age(atoll(wq_store_value(r, i, 10)), age, sizeof age);
-            row[11] = cell_count(&v[q], v[q].b.ready, c1, sizeof c1);
-            row[12] = cell_count(&v[q], v[q].b.unacked, c2, sizeof c2);
-            row[13] = v[q].brc == 0 && v[q].b.oldest_ms >= 0
-                ? cli_age(v[q].b.oldest_ms / 1000, bage, sizeof bage)
-                : v[q].brc != 0 && v[q].brc != WQ_ENOENT ? "?" : "-";
-            cli_table_add(&t, row);
-        }
-        cli_table_print(&t, stdout);
-        cli_table_free(&t);
-        /* Kafka: the lag of each partition, for the queues that lag */
-        for (size_t q = 0; q < n && !no_broker; q++) {
-            if (v[q].brc != 0 || v[q].b.nparts == 0 || v[q].b.ready <= 0)
-                continue;
-            printf("%s: lag of group %s by partition:", v[q].queue,
-                v[q].b.group);
-            for (size_t k = 0; k < v[q].b.nparts; k++)
-                printf(" %d=%lld", (int)v[q].b.parts[k].partition,
-                    (long long)v[q].b.parts[k].lag);
-            printf("\n");
-        }
-    } else if (!cli->quiet) {
-        fprintf(stderr, "no tasks\n");
-    }
-    for (size_t q = 0; q < n; q++)
-        wq_backlog_free(&v[q].b);
-    free(v);
-    wq_store_rows_free(r);
+    rc = wq_ops_stats(s, &cli->cfg, queue, no_broker ? NULL : ops_backlog,
+        cli, &o, err, sizeof err);
     wq_store_close(s);
+    if (rc != 0)
+        return cli_ops_failed(CMD, rc, err);
+    if ((be = json_object_get(o, "broker_error")) != NULL
+        && json_is_string(be))
+        cli_err(CMD, "broker backlog unknown: %s", json_string_value(be));
+    queues = json_object_get(o, "queues");
+    if (cli->json)
+        cli_json_print(json_incref(queues));
+    else if (json_array_size(queues) > 0)
+        print_table(queues, no_broker);
+    else if (!cli->quiet)
+        fprintf(stderr, "no tasks\n");
+    json_decref(o);
     return CLI_OK;
 }
 

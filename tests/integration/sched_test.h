@@ -1,9 +1,11 @@
 /*
- * sched_test.h - helpers shared by the scheduler's integration tests
- * (test_scheduler.c, test_scheduler_flow.c, test_cli_ops.c): workq
- * daemons as child processes with their logs in the test's directory,
- * their /metrics, SQL with printf-style text, waiting for conditions,
- * and running the `workq` CLI.
+ * sched_test.h - helpers shared by the integration tests that run the
+ * daemons (test_scheduler.c, test_scheduler_flow.c, test_dashboard.c,
+ * test_worker_http.c, test_cli_ops.c and others): queues declared on
+ * the test broker, workq daemons and other programs as child processes
+ * with their logs in the test's directory, their /metrics, SQL with
+ * printf-style text, waiting for conditions, and running the `workq`
+ * CLI.
  *
  * Header-only (static functions), because each integration test is one
  * source file linked with the harness only.  Include after wq_test.h.
@@ -35,6 +37,29 @@
 #include "envelope.h"
 #include "transport.h"
 #include "uuid.h"
+
+/* ---- queues -------------------------------------------------------------- */
+
+/* Creates queue (and its dead-letter queue) and forgets them at exit. */
+static WQ_UNUSED void
+declare_queue(int kind, const char *queue)
+{
+    struct wq_transport_conf tc;
+    char err[WQ_ERRLEN], dead[WQ_QUEUE_MAX + 8];
+    wq_transport *t;
+
+    wq_test_transport_conf(kind, &tc);
+    if (wq_transport_open(&tc, &t, err, sizeof err) != 0)
+        fail_msg("cannot reach the %s test broker: %s (tests/services/ctl "
+            "start)", wq_test_kind_name(kind), err);
+    snprintf(dead, sizeof dead, "%s.dead", queue);
+    if (wq_transport_declare(t, queue, err, sizeof err) != 0
+        || wq_transport_declare(t, dead, err, sizeof err) != 0)
+        fail_msg("declare %s: %s", queue, err);
+    wq_transport_close(t, 5000);
+    wq_test_forget_queue(kind, queue);
+    wq_test_forget_queue(kind, dead);
+}
 
 /* ---- daemons ------------------------------------------------------------- */
 
@@ -86,6 +111,27 @@ write_file(const char *name, const char *text)
 }
 
 /*
+ * Starts argv (NULL-ended, argv[0] a path) as the test's process `name`,
+ * with the entries of env, then of extra, added to its environment (both
+ * NULL-ended, may be NULL) and its output in a log of the test directory
+ * that show_logs prints when a check fails.
+ */
+static WQ_UNUSED void
+proc_spawn(struct proc *p, const char *name, const char *const *argv,
+    const char *const *env, const char *const *extra)
+{
+    static int seq;
+
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    snprintf(p->log, sizeof p->log, "%s/%s-%d.log", getenv("WQ_TEST_TMPDIR"),
+        name, seq++);
+    p->pid = wq_test_spawn(argv, env, extra, p->log);
+    if (nprocs_ < (int)WQ_ARRAY_LEN(procs_))
+        procs_[nprocs_++] = p;
+}
+
+/*
  * Starts `bin` ("workq-scheduler", "workq-worker") against `kind` and the
  * database `conninfo`, with `config` (may be NULL) as its --config file,
  * `extra` environment entries and `args` (both NULL-ended, may be NULL).
@@ -100,12 +146,7 @@ proc_start(struct proc *p, const char *bin, int kind, const char *conninfo,
     char conf[64], binp[512], confp[300];
     size_t n = 0, ne;
 
-    memset(p, 0, sizeof *p);
-    snprintf(p->name, sizeof p->name, "%s", bin);
-    snprintf(p->log, sizeof p->log, "%s/%s-%d.log", getenv("WQ_TEST_TMPDIR"),
-        bin, seq);
-    snprintf(conf, sizeof conf, "%s-%d.conf", bin, seq);
-    seq++;
+    snprintf(conf, sizeof conf, "%s-%d.conf", bin, seq++);
     snprintf(binp, sizeof binp, "%s", wq_test_bin(bin));
     argv[n++] = binp;
     if (config != NULL) {
@@ -122,9 +163,21 @@ proc_start(struct proc *p, const char *bin, int kind, const char *conninfo,
     env[ne++] = "WORKQ_METRICS_LISTEN=127.0.0.1:0";
     env[ne++] = "WORKQ_LOG_LEVEL=debug";
     env[ne] = NULL;
-    p->pid = wq_test_spawn(argv, env, extra, p->log);
-    if (nprocs_ < (int)WQ_ARRAY_LEN(procs_))
-        procs_[nprocs_++] = p;
+    proc_spawn(p, bin, argv, env, extra);
+}
+
+/* SIGKILL to every process still running, and reaps it: at exit, so
+ * that none outlives its test (atexit(proc_kill_all), with every struct
+ * proc static). */
+static WQ_UNUSED void
+proc_kill_all(void)
+{
+    for (int i = 0; i < nprocs_; i++)
+        if (procs_[i]->pid > 0) {
+            kill(procs_[i]->pid, SIGKILL);
+            waitpid(procs_[i]->pid, NULL, 0);
+            procs_[i]->pid = 0;
+        }
 }
 
 /* Waits up to timeout_ms for the process to exit; its status (128+N for

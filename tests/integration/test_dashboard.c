@@ -55,26 +55,6 @@ static const char conf_fmt[] =
     "periodic = ( { name = \"nightly-report\"; schedule = \"0 3 * * *\";\n"
     "    queue = \"%s\"; type = \"noop\"; } );\n";
 
-static void
-declare(int kind, const char *queue)
-{
-    struct wq_transport_conf tc;
-    char err[WQ_ERRLEN], dead[WQ_QUEUE_MAX + 8];
-    wq_transport *t;
-
-    wq_test_transport_conf(kind, &tc);
-    if (wq_transport_open(&tc, &t, err, sizeof err) != 0)
-        fail_msg("cannot reach the %s test broker: %s (tests/services/ctl "
-            "start)", wq_test_kind_name(kind), err);
-    snprintf(dead, sizeof dead, "%s.dead", queue);
-    if (wq_transport_declare(t, queue, err, sizeof err) != 0
-        || wq_transport_declare(t, dead, err, sizeof err) != 0)
-        fail_msg("declare %s: %s", queue, err);
-    wq_transport_close(t, 5000);
-    wq_test_forget_queue(kind, queue);
-    wq_test_forget_queue(kind, dead);
-}
-
 /* Bytes that are no envelope, published as a careless producer would:
  * the worker keeps them in workq.dead_letters. */
 static const unsigned char junk[] = "\x00\xffnot an envelope "
@@ -190,8 +170,8 @@ dashboard(int kind)
     check(access("/usr/bin/chromium", X_OK) == 0, "no /usr/bin/chromium: "
         "the browser tests need Debian's chromium (make deps)");
 
-    declare(kind, q);
-    declare(kind, idle);
+    declare_queue(kind, q);
+    declare_queue(kind, idle);
     snprintf(conf, sizeof conf, conf_fmt, idle, q);
     snprintf(confpath, sizeof confpath, "%s", write_file("workq.conf",
         conf));

@@ -29,27 +29,6 @@ static const char conf_quick[] =
     "queue_policies = ( { name = \"*\"; backoff_base = \"400ms\";\n"
     "    backoff_factor = 1; backoff_jitter = \"none\"; } );\n";
 
-/* Creates queue (and its dead-letter queue) and forgets them at exit. */
-static void
-declare(int kind, const char *queue)
-{
-    struct wq_transport_conf tc;
-    char err[WQ_ERRLEN], dead[WQ_QUEUE_MAX + 8];
-    wq_transport *t;
-
-    wq_test_transport_conf(kind, &tc);
-    if (wq_transport_open(&tc, &t, err, sizeof err) != 0)
-        fail_msg("cannot reach the %s test broker: %s (tests/services/ctl "
-            "start)", wq_test_kind_name(kind), err);
-    snprintf(dead, sizeof dead, "%s.dead", queue);
-    if (wq_transport_declare(t, queue, err, sizeof err) != 0
-        || wq_transport_declare(t, dead, err, sizeof err) != 0)
-        fail_msg("declare %s: %s", queue, err);
-    wq_transport_close(t, 5000);
-    wq_test_forget_queue(kind, queue);
-    wq_test_forget_queue(kind, dead);
-}
-
 static void
 start_scheduler(struct proc *p, int kind, const char *ci, const char *conf)
 {
@@ -116,7 +95,7 @@ delayed(int kind)
     struct proc sch;
     size_t n;
 
-    declare(kind, q);
+    declare_queue(kind, q);
     c = wq_test_consumer_open(kind, q);
     start_scheduler(&sch, kind, ci, conf_quick);
     snprintf(a, sizeof a, "%s", insert_task(s, q, "noop", "k-a",
@@ -188,7 +167,7 @@ leases(int kind)
     struct proc sch;
     size_t n;
 
-    declare(kind, q);
+    declare_queue(kind, q);
     snprintf(dq, sizeof dq, "%s.dead", q);
     c = wq_test_consumer_open(kind, q);
     cd = wq_test_consumer_open(kind, dq);
@@ -275,7 +254,7 @@ dead_once(int kind)
     struct proc sch;
     size_t n;
 
-    declare(kind, q);
+    declare_queue(kind, q);
     snprintf(dq, sizeof dq, "%s.dead", q);
     c = wq_test_consumer_open(kind, dq);
     snprintf(d, sizeof d, "%s", insert_task(s, q, "fail", "k-d", "dead", 2,
@@ -322,7 +301,7 @@ test_scheduler_unpublishable(void **state)
     char id[40];
 
     (void)state;
-    declare(R, q);
+    declare_queue(R, q);
     snprintf(id, sizeof id, "%s", insert_task(s, q, "noop", NULL,
         "scheduled", 0, 3, "now()", ", headers", ", '{\"n\": 5}'"));
     start_scheduler(&sch, R, ci, conf_quick);
@@ -350,7 +329,7 @@ two_schedulers(int kind)
     double pa, pb;
     size_t n;
 
-    declare(kind, q);
+    declare_queue(kind, q);
     c = wq_test_consumer_open(kind, q);
     start_scheduler(&a, kind, ci, conf_quick);
     start_scheduler(&b, kind, ci, conf_quick);
@@ -408,7 +387,7 @@ cron_restart(int kind)
     long long nticks, ntasks;
     size_t n;
 
-    declare(kind, q);
+    declare_queue(kind, q);
     c = wq_test_consumer_open(kind, q);
     snprintf(conf, sizeof conf,
         "scheduler = { cron_catchup = \"1h\"; };\n"
@@ -487,7 +466,7 @@ test_scheduler_cron_catchup_window(void **state)
     long long n;
 
     (void)state;
-    declare(R, q);
+    declare_queue(R, q);
     snprintf(conf, sizeof conf,
         "scheduler = { cron_catchup = \"10m\"; };\n"
         "periodic = (\n"
@@ -563,7 +542,7 @@ outbox(int kind)
     struct proc sch;
     size_t n;
 
-    declare(kind, q);
+    declare_queue(kind, q);
     c = wq_test_consumer_open(kind, q);
     start_scheduler(&sch, kind, ci, conf_quick);
     wq_test_pg_exec(app, "CREATE TABLE orders (n int)");
@@ -918,7 +897,7 @@ test_scheduler_idle_and_notify(void **state)
     double w0, w1;
 
     (void)state;
-    declare(R, q);
+    declare_queue(R, q);
     start_scheduler(&sch, R, ci, "scheduler = { poll_interval = \"1h\"; };\n"
         "rabbitmq = { heartbeat = \"0s\"; };\n");
     usleep(1000000);
@@ -949,7 +928,7 @@ test_scheduler_pg_reconnect(void **state)
     struct proc sch;
 
     (void)state;
-    declare(R, q);
+    declare_queue(R, q);
     start_scheduler(&sch, R, ci, "scheduler = { poll_interval = \"1h\"; };\n");
     assert_true(wq_test_pg_num(s, "SELECT count(pg_terminate_backend(pid)) "
         "FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
@@ -1078,7 +1057,7 @@ test_scheduler_broker_outage(void **state)
     size_t n;
 
     (void)state;
-    declare(R, q);
+    declare_queue(R, q);
     c = wq_test_consumer_open(R, q);
     snprintf(url, sizeof url, "amqp://guest:guest@127.0.0.1:%d", port);
     snprintf(env_url, sizeof env_url, "WORKQ_RABBITMQ_URL=%s", url);

@@ -33,26 +33,6 @@ static const char conf[] =
  * a publish with confirms and a delivery to the worker. */
 #define SLACK_MS 2000
 
-static void
-declare(int kind, const char *queue)
-{
-    struct wq_transport_conf tc;
-    char err[WQ_ERRLEN], dead[WQ_QUEUE_MAX + 8];
-    wq_transport *t;
-
-    wq_test_transport_conf(kind, &tc);
-    if (wq_transport_open(&tc, &t, err, sizeof err) != 0)
-        fail_msg("cannot reach the %s test broker: %s (tests/services/ctl "
-            "start)", wq_test_kind_name(kind), err);
-    snprintf(dead, sizeof dead, "%s.dead", queue);
-    if (wq_transport_declare(t, queue, err, sizeof err) != 0
-        || wq_transport_declare(t, dead, err, sizeof err) != 0)
-        fail_msg("declare %s: %s", queue, err);
-    wq_transport_close(t, 5000);
-    wq_test_forget_queue(kind, queue);
-    wq_test_forget_queue(kind, dead);
-}
-
 /* Publishes one task as a producer does; returns its id (static). */
 static const char *
 submit(int kind, const char *queue, const char *type, const char *key,
@@ -125,7 +105,7 @@ fail_twice(int kind)
     char id[40];
     long long g1, g2;
 
-    declare(kind, q);
+    declare_queue(kind, q);
     start(&sch, "workq-scheduler", kind, ci, q);
     start(&w, "workq-worker", kind, ci, q);
     snprintf(id, sizeof id, "%s", submit(kind, q, "fail", "ft", "until=3",
@@ -172,7 +152,7 @@ dead_and_replay(int kind)
     struct proc w, sch;
     size_t n;
 
-    declare(kind, q);
+    declare_queue(kind, q);
     snprintf(dq, sizeof dq, "%s.dead", q);
     dead = wq_test_consumer_open(kind, dq);
     start(&sch, "workq-scheduler", kind, ci, q);
@@ -248,7 +228,7 @@ killed_worker(int kind)
     struct proc w1, w2, sch;
     char id[40];
 
-    declare(kind, q);
+    declare_queue(kind, q);
     start(&sch, "workq-scheduler", kind, ci, q);
     start(&w1, "workq-worker", kind, ci, q);
     snprintf(id, sizeof id, "%s", submit(kind, q, "sleep", "napper", "3000",
@@ -298,7 +278,7 @@ delayed(int kind)
     char err[WQ_ERRLEN], id[WQ_CLIENT_ID_LEN], key[40];
     long long late;
 
-    declare(kind, q);
+    declare_queue(kind, q);
     start(&sch, "workq-scheduler", kind, ci, q);
     start(&w, "workq-worker", kind, ci, q);
     /* a first task, so that the worker consumes (a Kafka group has
@@ -363,7 +343,7 @@ two_schedulers(int kind)
     struct proc w, a, b;
     double pa, pb;
 
-    declare(kind, q);
+    declare_queue(kind, q);
     start(&a, "workq-scheduler", kind, ci, q);
     start(&b, "workq-scheduler", kind, ci, q);
     start(&w, "workq-worker", kind, ci, q);
@@ -415,7 +395,7 @@ cancel_running(int kind)
     struct proc w, sch;
     char id[40], out[4096];
 
-    declare(kind, q);
+    declare_queue(kind, q);
     start(&sch, "workq-scheduler", kind, ci, q);
     start(&w, "workq-worker", kind, ci, q);
     snprintf(id, sizeof id, "%s", submit(kind, q, "sleep", "long", "60000",
@@ -465,7 +445,7 @@ unknown_type(int kind)
     struct proc w, sch;
     char id[40], want[256];
 
-    declare(kind, q);
+    declare_queue(kind, q);
     start(&sch, "workq-scheduler", kind, ci, q);
     start(&w, "workq-worker", kind, ci, q);
     snprintf(id, sizeof id, "%s", submit(kind, q, "no-such-type", "ut", "",

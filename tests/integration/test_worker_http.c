@@ -14,56 +14,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "wq_test.h"
-#include "wq_test_broker.h"
-#include "wq_test_pg.h"
-#include "envelope.h"
-#include "transport.h"
+#include "sched_test.h"
 
 #define PYTHON "/usr/bin/python3"
 #define NOK    20
 
-static pid_t pids[2];           /* the receiver, the worker */
-static char logs[2][256];
-
-static void
-show_logs(void)
-{
-    for (int i = 0; i < 2; i++) {
-        char cmd[400];
-
-        snprintf(cmd, sizeof cmd, "tail -n 30 %s >&2", logs[i]);
-        if (system(cmd) != 0)
-            (void)0;
-    }
-}
-
-#define check(cond, ...) do {                                             \
-    if (!(cond)) {                                                        \
-        show_logs();                                                      \
-        fail_msg(__VA_ARGS__);                                            \
-    }                                                                     \
-} while (0)
-
-static void
-kill_all(void)
-{
-    for (int i = 0; i < 2; i++)
-        if (pids[i] > 0) {
-            kill(pids[i], SIGKILL);
-            waitpid(pids[i], NULL, 0);
-            pids[i] = 0;
-        }
-}
+/* Static: proc_kill_all reaches them at exit. */
+static struct proc receiver, worker;
 
 /* The receiver's port from its first line, 0 while it has none. */
 static int
 receiver_port(void)
 {
-    char *out = wq_test_read_file(logs[0]), *p = strstr(out, "PORT ");
+    char *out = proc_log(&receiver), *p = strstr(out, "PORT ");
     int port = p != NULL ? atoi(p + 5) : 0;
 
     free(out);
@@ -116,18 +81,18 @@ http_handler(int kind)
     const char *tmp = getenv("WQ_TEST_TMPDIR");
     const char *q = wq_test_queue(kind, "http");
     char dir[200], tls[300], cert[320], key[320], ca[320], other[320], rlog[300];
-    char conf[2048], confpath[300], cmd[600], err[WQ_ERRLEN], k[64], p[64];
-    const char *env[16], *argv[10];
+    char conf[2048], cmd[600], err[WQ_ERRLEN], k[64], p[64];
+    const char *argv[7];
+    const char *wargs[] = { "--queue", q, "--concurrency", "2", NULL };
     struct wq_transport_conf tc;
     struct wq_buf buf = WQ_BUF_INIT;
     wq_store *s = wq_test_pg_open(ci);
     wq_transport *t;
     char *text;
-    size_t ne;
     int port;
 
     if (!atexit_done++)
-        atexit(kill_all);
+        atexit(proc_kill_all);
     /* a folder per case: the receiver's log and certificates */
     snprintf(dir, sizeof dir, "%s/%s", tmp, wq_test_kind_name(kind));
     snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
@@ -141,9 +106,6 @@ http_handler(int kind)
     snprintf(ca, sizeof ca, "%s/ca.pem", tls);
     snprintf(other, sizeof other, "%s/other-ca.pem", tls);
     snprintf(rlog, sizeof rlog, "%s/requests.jsonl", dir);
-    snprintf(logs[0], sizeof logs[0], "%s/receiver.log", dir);
-    snprintf(logs[1], sizeof logs[1], "%s/worker.log", dir);
-
     argv[0] = PYTHON;
     argv[1] = WQ_SOURCE_DIR "/tests/http_receiver.py";
     argv[2] = cert;
@@ -151,7 +113,7 @@ http_handler(int kind)
     argv[4] = "s3cret";
     argv[5] = rlog;
     argv[6] = NULL;
-    pids[0] = wq_test_spawn(argv, NULL, NULL, logs[0]);
+    proc_spawn(&receiver, "receiver", argv, NULL, NULL);
     check(wq_test_waited((port = receiver_port()) > 0, 10000),
         "the receiver did not start");
 
@@ -193,34 +155,13 @@ http_handler(int kind)
         "\"https://localhost:%d/task\"; tls_ca = \"%s\"; timeout = "
         "\"2s\"; }\n"
         ");\n", port, ca, port, other, port, ca);
-    snprintf(confpath, sizeof confpath, "%s/worker.conf", dir);
-    {
-        FILE *f = fopen(confpath, "w");
-
-        assert_non_null(f);
-        fputs(conf, f);
-        fclose(f);
-    }
-    ne = wq_test_env_for(kind, ci, env, WQ_ARRAY_LEN(env) - 2);
-    /* short group timeouts: a Kafka group joins in seconds */
-    env[ne++] = "WORKQ_KAFKA_SESSION_TIMEOUT_MS=6000";
-    env[ne] = NULL;
-    argv[0] = wq_test_bin("workq-worker");
-    argv[1] = "--queue";
-    argv[2] = q;
-    argv[3] = "--concurrency";
-    argv[4] = "2";
-    argv[5] = "--config";
-    argv[6] = confpath;
-    argv[7] = NULL;
-    pids[1] = wq_test_spawn(argv, env, NULL, logs[1]);
+    proc_start(&worker, "workq-worker", kind, ci, conf, NULL, wargs);
 
     /* every task has had its first attempt */
     check(wq_test_waited(wq_test_pg_num(s, "SELECT count(*) FROM "
         "workq.attempt_history WHERE outcome IS NOT NULL") >= NOK + 11, 60000),
         "not every task had an attempt");
-    kill(pids[1], SIGTERM);
-    check(wq_test_reap(&pids[1], 30000) == 0, "the worker did not stop");
+    proc_stop(&worker, 30000);
 
     /* 2xx: succeeded, the answer's body is the result */
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
@@ -304,7 +245,7 @@ http_handler(int kind)
     }
     free(text);
     wq_store_close(s);
-    kill_all();
+    proc_kill_all();             /* the receiver: the next case starts its own */
 }
 
 static void
