@@ -59,6 +59,9 @@
 #define SERVE_AGE_NS       (10ull * 1000000u)
 /* After this long without a publish, check the connection first. */
 #define IDLE_CHECK_NS      (1000ull * 1000000u)
+/* A flush waits for the broker in slices of this long, and sends the
+ * receipts of what it confirmed so far between them (broker_wait). */
+#define RECEIPT_SLICE_MS   3
 /* After PostgreSQL failed, receipts wait this long before a new try. */
 #define STORE_RETRY_NS     (5000ull * 1000000u)
 
@@ -508,6 +511,8 @@ wq_client_open_conf(const struct wq_client_conf *conf, wq_client **out,
                 "kafka_linger_ms or timeout_ms out of range");
             goto fail;
         }
+        if (conf->receipts < 0)
+            cfg->producer.receipts = 0;
         if (conf->kafka_partitions > 0)
             cfg->kafka.partitions = conf->kafka_partitions;
         if (conf->kafka_linger_ms != 0)
@@ -799,6 +804,42 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
     return 0;
 }
 
+/*
+ * Waits up to timeout_ms for the broker's verdicts on every message in
+ * flight, as wq_pubconn_flush does.  With receipts on, the wait goes in
+ * slices of RECEIPT_SLICE_MS, and between two slices the receipts of
+ * what the broker confirmed so far go to PostgreSQL (and the answer to
+ * the statement before is read), so that PostgreSQL records while the
+ * broker confirms: once the last confirmation is in, only the receipts
+ * of the last slice are left to record, not the whole batch's.  A slice
+ * that ends with messages still unconfirmed is no failure: both
+ * transports keep their state and count on, and only the deadline's
+ * slice speaks for the flush.
+ */
+static int
+broker_wait(wq_client *c, int timeout_ms, char *err, size_t errlen)
+{
+    uint64_t deadline = wq_clock_mono_ns()
+        + (uint64_t)timeout_ms * 1000000u;
+    int rc;
+
+    if (!c->cfg->producer.receipts)
+        return wq_pubconn_flush(&c->pc, timeout_ms, err, errlen);
+    for (;;) {
+        uint64_t now = wq_clock_mono_ns();
+        uint64_t left = now < deadline ? (deadline - now + 999999)
+            / 1000000u : 0;
+        int slice = left < RECEIPT_SLICE_MS ? (int)left : RECEIPT_SLICE_MS;
+
+        rc = wq_pubconn_flush(&c->pc, slice, err, errlen);
+        if (rc != WQ_ETIMEOUT || (uint64_t)slice == left
+            || c->pc.inflight == 0)
+            return rc;
+        settle_recv(c, 0);
+        settle_send(c);
+    }
+}
+
 int
 wq_client_flush(wq_client *c, int timeout_ms, char *err, size_t errlen)
 {
@@ -814,7 +855,7 @@ wq_client_flush(wq_client *c, int timeout_ms, char *err, size_t errlen)
     settle_recv(c, 0);
     settle_send(c);
     if (c->pc.t != NULL && c->pc.inflight > 0) {
-        rc = wq_pubconn_flush(&c->pc, timeout_ms, ferr, sizeof ferr);
+        rc = broker_wait(c, timeout_ms, ferr, sizeof ferr);
         if (wq_pubconn_broken(rc)) {
             c->timing_out = rc == WQ_ETIMEOUT;
             wq_pubconn_drop(&c->pc, 0);

@@ -47,6 +47,12 @@ wq_pgarray_bytes(struct wq_buf *b, const void *p, size_t n)
 }
 
 void
+wq_pgarray_elem(struct wq_buf *b, size_t n)
+{
+    put32(b, (uint32_t)n);
+}
+
+void
 wq_pgarray_str(struct wq_buf *b, const char *s)
 {
     wq_pgarray_bytes(b, s, strlen(s));

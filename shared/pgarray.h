@@ -39,6 +39,10 @@ void wq_pgarray_begin(struct wq_buf *b, uint32_t elem, size_t n);
 /* Appends one element: n bytes at p (uuid, bytea, text). */
 void wq_pgarray_bytes(struct wq_buf *b, const void *p, size_t n);
 
+/* Appends the length of an element of n bytes, which the caller then
+ * appends itself (a large element built in place, not copied twice). */
+void wq_pgarray_elem(struct wq_buf *b, size_t n);
+
 /* Appends one text element, s without its NUL. */
 void wq_pgarray_str(struct wq_buf *b, const char *s);
 

@@ -296,6 +296,10 @@ wq_store_close(wq_store *s)
     if (s == NULL)
         return;
     PQfinish(s->conn);
+    for (size_t i = 0; i < sizeof s->accept_params
+        / sizeof s->accept_params[0]; i++)
+        wq_buf_free(&s->accept_params[i]);
+    free(s->accept_order);
     free(s);
 }
 

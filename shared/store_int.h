@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include "buf.h"
 #include "store.h"
 
 struct wq_store {
@@ -22,6 +23,12 @@ struct wq_store {
     int accept_syncs;
     int accept_rc;
     char accept_err[WQ_ERRLEN];
+    /* The receipts' parameters, kept from one statement to the next: a
+     * batch's ids are 160 kB, which malloc would map and unmap (and the
+     * kernel zero) every time (store_tasks.c, accept_fresh). */
+    struct wq_buf accept_params[7];
+    const struct wq_accept **accept_order;
+    size_t accept_order_cap;
 };
 
 /* Bits of wq_store.prepared for store_claims.c (store_tasks.c's STMT_*

@@ -670,7 +670,11 @@ fail:
         errlen);
 }
 
-/* Queues the receipts of the fresh entries of v[0..n) (those key_is_id). */
+/*
+ * Queues the receipts of the fresh entries of v[0..n) (those key_is_id).
+ * The parameters are built in the store's kept buffers (libpq copies
+ * them on sending), and a run's ids straight into its bytea element.
+ */
 static int
 accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
     char *err, size_t errlen)
@@ -678,17 +682,21 @@ accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
     static const Oid types[7] = { WQ_OID_UUID_A, WQ_OID_UUID_A,
         WQ_OID_INT8_A, WQ_OID_INT4_A, WQ_OID_TEXT_A, WQ_OID_TEXT_A,
         WQ_OID_BYTEA_A };
-    struct wq_buf b[7] = { WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT,
-        WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT };
-    const struct wq_accept **f = xcalloc(nfresh, sizeof *f);
-    struct wq_buf ids = WQ_BUF_INIT;
+    struct wq_buf *b = s->accept_params;
+    const struct wq_accept **f;
     size_t k = 0, nruns = 0;
-    int rc, sorted = 1;
+    int sorted = 1;
 
+    if (nfresh > s->accept_order_cap) {
+        free(s->accept_order);
+        s->accept_order = xcalloc(nfresh, sizeof *s->accept_order);
+        s->accept_order_cap = nfresh;
+    }
+    f = s->accept_order;
     for (size_t i = 0; i < n; i++)
         if (key_is_id(&v[i])) {
             f[k] = &v[i];
-            if (k > 0 && cmp_fresh(&f[k - 1], &f[k]) > 0)
+            if (k > 0 && sorted && cmp_fresh(&f[k - 1], &f[k]) > 0)
                 sorted = 0;
             k++;
         }
@@ -706,28 +714,25 @@ accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
     for (size_t i = 0, j; i < nfresh; i = j) {
         int64_t created = f[i]->created_at_ms;
 
-        wq_buf_reset(&ids);
-        for (j = i; j < nfresh && same_run(f[i], f[j]); j++) {
-            if (wq_buf_append(&ids, f[j]->id, 16) != 0)
-                abort();    /* out of memory: as xmalloc */
+        for (j = i + 1; j < nfresh && same_run(f[i], f[j]); j++)
             if (f[j]->created_at_ms < created)
                 created = f[j]->created_at_ms;
-        }
         wq_pgarray_bytes(&b[0], f[i]->id, 16);
         wq_pgarray_bytes(&b[1], f[j - 1]->id, 16);
         wq_pgarray_i64(&b[2], created);
         wq_pgarray_i32(&b[3], f[i]->max_attempts);
         wq_pgarray_str(&b[4], f[i]->queue);
         wq_pgarray_str(&b[5], f[i]->type);
-        wq_pgarray_bytes(&b[6], ids.data, ids.len);
+        wq_pgarray_elem(&b[6], (j - i) * 16);
+        if (wq_buf_reserve(&b[6], (j - i) * 16) != 0)
+            abort();        /* out of memory: as xmalloc */
+        for (size_t m = i; m < j; m++) {
+            memcpy(b[6].data + b[6].len, f[m]->id, 16);
+            b[6].len += 16;
+        }
     }
-    rc = accept_queue(s, STMT_ACCEPT_RUNS, accept_runs_sql, 7, types, b,
+    return accept_queue(s, STMT_ACCEPT_RUNS, accept_runs_sql, 7, types, b,
         err, errlen);
-    for (int i = 0; i < 7; i++)
-        wq_buf_free(&b[i]);
-    wq_buf_free(&ids);
-    free(f);
-    return rc;
 }
 
 /* Queues the receipts of the entries of v[0..n) with a client key. */
@@ -737,9 +742,7 @@ accept_keyed(wq_store *s, const struct wq_accept *v, size_t n, size_t nkeyed,
 {
     static const Oid types[6] = { WQ_OID_UUID_A, WQ_OID_TEXT_A,
         WQ_OID_TEXT_A, WQ_OID_TEXT_A, WQ_OID_INT4_A, WQ_OID_INT8_A };
-    struct wq_buf b[6] = { WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT,
-        WQ_BUF_INIT, WQ_BUF_INIT, WQ_BUF_INIT };
-    int rc;
+    struct wq_buf *b = s->accept_params;
 
     wq_pgarray_begin(&b[0], WQ_OID_UUID, nkeyed);
     wq_pgarray_begin(&b[1], WQ_OID_TEXT, nkeyed);
@@ -757,10 +760,8 @@ accept_keyed(wq_store *s, const struct wq_accept *v, size_t n, size_t nkeyed,
         wq_pgarray_i32(&b[4], v[i].max_attempts);
         wq_pgarray_i64(&b[5], v[i].created_at_ms);
     }
-    rc = accept_queue(s, STMT_ACCEPT, accept_sql, 6, types, b, err, errlen);
-    for (int i = 0; i < 6; i++)
-        wq_buf_free(&b[i]);
-    return rc;
+    return accept_queue(s, STMT_ACCEPT, accept_sql, 6, types, b, err,
+        errlen);
 }
 
 /* The duplicates accept_sql returned: marks them in v[0..n). */

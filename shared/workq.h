@@ -89,12 +89,16 @@ struct wq_client_conf {
     const char *kafka_brokers;      /* "host:port,host:port" */
     const char *rabbitmq_url;       /* amqp[s]://user:pass@host:port/vhost */
     const char *rabbitmq_queue_type;/* "quorum" or "classic" */
-    const char *postgres_conninfo;  /* for delayed tasks */
+    const char *postgres_conninfo;  /* receipts and delayed tasks */
     const char *postgres_password;
     const char *client_id;          /* names this client to the broker */
     int kafka_partitions;           /* of topics this client creates */
     int kafka_linger_ms;            /* batching delay; -1: 0 ms */
     int timeout_ms;                 /* broker confirm deadline (30000) */
+    int receipts;                   /* producer.receipts: 0 or 1 on (the
+                                       default), -1 off (no PostgreSQL
+                                       for immediate tasks; their ids
+                                       resolve once claimed) */
 };
 
 /* One header of a task: trace context or user metadata. */
@@ -146,8 +150,9 @@ struct wq_client_result {
  * wq_client_open loads the configuration file at `config_path` exactly as
  * the workq daemons do (NULL: /etc/workq/workq.conf if it exists; the
  * WORKQ_* environment overrides either) and connects to the broker of its
- * `transport` key.  PostgreSQL is connected only when a delayed task is
- * first submitted.  Returns 0 with *out set (release with wq_client_free),
+ * `transport` key.  PostgreSQL is connected on the first submit that
+ * needs it: the receipts of confirmed tasks (producer.receipts, on by
+ * default), a delayed task.  Returns 0 with *out set (release with wq_client_free),
  * or WQ_ECONFIG (err lists the problems), WQ_EBROKER (unreachable),
  * WQ_ENOMEM.  Blocks while connecting.
  */

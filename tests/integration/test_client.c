@@ -766,6 +766,142 @@ static void test_client_slow_stream_kafka(void **state)
 static void test_client_slow_stream_rabbitmq(void **state)
 { (void)state; check_slow_stream(WQ_TRANSPORT_RABBITMQ); }
 
+/*
+ * A flush that waits for many confirmations records receipts between
+ * slices of its wait (broker_wait in client.c): whichever slice a task
+ * was confirmed in, once the flush has returned every task's callback
+ * said accepted and tracked, and every id resolves from its receipt.
+ * 30,000 tasks in one flush: several slices on both brokers.
+ */
+struct big_flush {
+    int ok, untracked, failed;
+};
+
+static void
+big_flush_done(void *user, const struct wq_client_result *r)
+{
+    struct big_flush *b = user;
+
+    if (r->status != 0)
+        b->failed++;
+    else if (r->untracked)
+        b->untracked++;
+    else
+        b->ok++;
+}
+
+static void
+check_big_flush(int kind)
+{
+    enum { N = 30000 };
+    const char *conninfo = wq_test_pg_create_migrated_db();
+    const char *queue = wq_test_queue(kind, "client-bigflush");
+    struct wq_client_task t = { .queue = queue, .type = "noop",
+        .payload = "x", .payload_len = 1 };
+    struct big_flush b = { 0, 0, 0 };
+    char err[WQ_ERRLEN], (*ids)[WQ_CLIENT_ID_LEN] = calloc(N, sizeof *ids);
+    char sql[256];
+    struct wq_test_consumer *cons;
+    struct wq_envelope *env = calloc(N, sizeof *env);
+    size_t got;
+    wq_client *c = client_open(kind, conninfo);
+    wq_store *s = wq_test_pg_open(conninfo);
+
+    /* the first submit declares the queue and opens the store */
+    submit_plain(c, queue, "noop");
+    b.ok = 0;
+    for (int i = 0; i < N; i++)
+        if (wq_client_submit_async(c, &t, big_flush_done, &b, ids[i], err,
+            sizeof err) != 0)
+            fail_msg("async %d: %s", i, err);
+    if (wq_client_flush(c, -1, err, sizeof err) != 0)
+        fail_msg("flush: %s", err);
+    assert_int_equal(b.failed, 0);
+    assert_int_equal(b.untracked, 0);
+    assert_int_equal(b.ok, N);
+    /* every id of the stream (and the first submit's) has its receipt */
+    assert_int_equal(wq_test_pg_num(s, "SELECT coalesce(sum(octet_length("
+        "ids) / 16), 0) FROM workq.accepted_runs"), N + 1);
+    for (int i = 0; i < N; i += N / 10 - 1)
+        assert_string_equal(state_of(s, ids[i], NULL), "queued");
+    assert_string_equal(state_of(s, ids[N - 1], NULL), "queued");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM workq.accepted_runs r,"
+        " LATERAL (SELECT 1 FROM generate_series(0, octet_length(r.ids)"
+        " / 16 - 1) g WHERE substring(r.ids FROM g * 16 + 1 FOR 16) ="
+        " decode(replace('%s', '-', ''), 'hex')) x", ids[N / 2]);
+    assert_int_equal(wq_test_pg_num(s, sql), 1);
+    wq_client_free(c);
+    cons = wq_test_consumer_open(kind, queue);
+    got = wq_test_consumer_recv(cons, env, N, RECV_MS);
+    for (size_t i = 0; i < got; i++)
+        wq_envelope_free(&env[i]);
+    wq_test_consumer_close(cons);
+    if (got != N)
+        fail_msg("%zu of %d tasks arrived", got, N);
+    wq_store_close(s);
+    free(env);
+    free(ids);
+}
+
+static void test_client_big_flush_kafka(void **state)
+{ (void)state; check_big_flush(WQ_TRANSPORT_KAFKA); }
+static void test_client_big_flush_rabbitmq(void **state)
+{ (void)state; check_big_flush(WQ_TRANSPORT_RABBITMQ); }
+
+/*
+ * Receipts off (wq_client_conf.receipts = -1): immediate tasks need no
+ * PostgreSQL at all, even an unreachable one, and are answered as
+ * accepted, not as untracked (nothing was supposed to be recorded);
+ * their ids resolve only once a worker claims them.
+ */
+static void
+check_receipts_off(int kind)
+{
+    const char *queue = wq_test_queue(kind, "client-noreceipts");
+    struct wq_client_conf conf = {
+        .transport = wq_test_kind_name(kind),
+        .kafka_brokers = WQ_TEST_KAFKA_BROKERS(),
+        .rabbitmq_url = WQ_TEST_AMQP_URL(),
+        .postgres_conninfo = "host=127.0.0.1 port=1 dbname=none "
+            "connect_timeout=2",
+        .client_id = "test-client",
+        .kafka_linger_ms = 1,
+        .receipts = -1,
+    };
+    struct wq_client_task t = { .queue = queue, .type = "noop" };
+    struct wq_client_result r[3];
+    struct wq_client_task batch[3] = { t, t, t };
+    struct wq_test_consumer *cons;
+    struct wq_envelope env[3];
+    char err[WQ_ERRLEN];
+    wq_client *c = NULL;
+
+    if (wq_client_open_conf(&conf, &c, err, sizeof err) != 0)
+        fail_msg("wq_client_open_conf(%s): %s", conf.transport, err);
+    if (wq_client_submit_batch(c, batch, 3, r, err, sizeof err) != 0)
+        fail_msg("batch: %s", err);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(r[i].status, 0);
+        assert_int_equal(r[i].untracked, 0);
+        assert_string_equal(r[i].state, "queued");
+    }
+    /* a delayed task still needs PostgreSQL, and says so */
+    t.delay_ms = 5000;
+    assert_int_equal(wq_client_submit(c, &t, NULL, err, sizeof err),
+        WQ_ESTORE);
+    wq_client_free(c);
+    cons = wq_test_consumer_open(kind, queue);
+    assert_int_equal(wq_test_consumer_recv(cons, env, 3, RECV_MS), 3);
+    for (int i = 0; i < 3; i++)
+        wq_envelope_free(&env[i]);
+    wq_test_consumer_close(cons);
+}
+
+static void test_client_receipts_off_kafka(void **state)
+{ (void)state; check_receipts_off(WQ_TRANSPORT_KAFKA); }
+static void test_client_receipts_off_rabbitmq(void **state)
+{ (void)state; check_receipts_off(WQ_TRANSPORT_RABBITMQ); }
+
 /* wq_client_open reads a configuration file like the daemons. */
 static void
 test_client_open_config_file(void **state)
@@ -860,6 +996,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_client_receipt_rules),
     cmocka_unit_test(test_client_slow_stream_kafka),
     cmocka_unit_test(test_client_slow_stream_rabbitmq),
+    cmocka_unit_test(test_client_big_flush_kafka),
+    cmocka_unit_test(test_client_big_flush_rabbitmq),
+    cmocka_unit_test(test_client_receipts_off_kafka),
+    cmocka_unit_test(test_client_receipts_off_rabbitmq),
     cmocka_unit_test(test_client_open_config_file),
     cmocka_unit_test(test_client_survives_broker_restart),
 };
