@@ -100,6 +100,7 @@ struct tlist {
 struct policy {
     const char *name;
     struct wq_backoff b;
+    const char *hook_url;       /* NULL: the queue has no completion hook */
 };
 
 struct wq_consumer {
@@ -136,6 +137,7 @@ struct wq_consumer {
     struct wq_record *recs;
     struct policy *policies;
     size_t npolicies;
+    int any_hook;               /* some policy names a hook_url */
     int loop_slot;              /* wq_worker_stats_loop_register */
     uint64_t status_last_ns;
     uint64_t status_sig;
@@ -210,7 +212,30 @@ policies_init(struct wq_consumer *c)
         c->policies[i].b.factor = p[i].backoff_factor;
         c->policies[i].b.jitter = (enum wq_jitter)p[i].backoff_jitter;
         c->policies[i].b.max_attempts = (uint32_t)p[i].max_attempts;
+        if (p[i].hook_url != NULL && p[i].hook_url[0] != '\0') {
+            c->policies[i].hook_url = p[i].hook_url;
+            c->any_hook = 1;
+        }
     }
+}
+
+/* The completion hook of a queue (its policy's, else "*"'s); NULL if
+ * none.  Claims pass it to the store, which adds it to the task's
+ * headers unless the task names its own (migration 0009). */
+static const char *
+hook_of(const struct wq_consumer *c, const char *queue)
+{
+    const char *star = NULL;
+
+    if (!c->any_hook)
+        return NULL;
+    for (size_t i = 0; i < c->npolicies; i++) {
+        if (strcmp(c->policies[i].name, queue) == 0)
+            return c->policies[i].hook_url;
+        if (strcmp(c->policies[i].name, "*") == 0)
+            star = c->policies[i].hook_url;
+    }
+    return star;
 }
 
 /* The backoff of a queue: its own policy, else "*", else the default. */
@@ -809,6 +834,7 @@ store_round(struct wq_consumer *c)
         for (tk = c->incoming.head; tk != NULL && ncl < limit
             && ncl < slots; tk = tk->next) {
             memset(&c->claims[ncl], 0, sizeof c->claims[ncl]);
+            c->claims[ncl].hook_url = hook_of(c, tk->env.queue);
             c->claims[ncl++].env = &tk->env;
         }
     if (nrec == 0 && ncl == 0)

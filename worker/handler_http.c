@@ -39,13 +39,12 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "alloc.h"
 #include "clock.h"
 #include "handler.h"
 #include "log.h"
+#include "sign.h"
 
 #define COMPONENT          "http"
 #define CACHE_CONNECTIONS  4
@@ -169,22 +168,7 @@ void
 wq_handler_http_sign(const char *secret, const char *timestamp,
     const void *body, size_t len, char out[65])
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    size_t tn = strlen(timestamp);
-    unsigned char *msg = xmalloc(tn + 1 + len + 1);
-
-    /* the signed message: TIMESTAMP "." BODY */
-    memcpy(msg, timestamp, tn);
-    msg[tn] = '.';
-    if (len > 0)
-        memcpy(msg + tn + 1, body, len);
-    if (HMAC(EVP_sha256(), secret, (int)strlen(secret), msg, tn + 1 + len,
-        mac, &maclen) == NULL || maclen != 32)
-        abort();
-    free(msg);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", mac[i]);
+    wq_sign_hmac_sha256(secret, timestamp, body, len, out);
 }
 
 /* Drains an eventfd-like descriptor (a stale wakeup). */
