@@ -518,7 +518,8 @@ claim_params(struct wq_claim_bufs *bufs, struct wq_claim *claims,
         at = h->len;
         if (wq_buf_append(h, "\0\0\0\0", 4) != 0)
             abort();    /* out of memory: as xmalloc */
-        if (wq_claim_headers_json_hook(e, claims[idx[k]].hook_url, h) != 0)
+        if (wq_claim_headers_json_hook(e, claims[idx[k]].hook_url, h)
+            != 0)
             abort();
         len = htobe32((uint32_t)(h->len - at - 4));
         memcpy(h->data + at, &len, 4);

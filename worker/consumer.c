@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@
 #include "migrate.h"
 #include "pool.h"
 #include "reconnect.h"
+#include "trace.h"
 #include "uuid.h"
 
 /*
@@ -300,6 +302,26 @@ thread_fd(void)
 }
 
 /*
+ * Logs a line about a task from a thread that is not running it (the
+ * loop, the lease thread), with the task's id and traceparent as the
+ * handler thread's lines have them (log.h wq_log_task_begin).
+ */
+static void WQ_PRINTFLIKE(4, 5)
+task_log(const char *id, const struct wq_envelope *env,
+    enum wq_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!wq_log_enabled(level))
+        return;
+    wq_log_task_begin(id, wq_trace_parent(env));
+    va_start(ap, fmt);
+    wq_logv(level, COMPONENT, fmt, ap);
+    va_end(ap);
+    wq_log_task_end();
+}
+
+/*
  * An operator's cancel (NOTIFY workq_cancel), from the lease thread with
  * the lease set locked, so the task is still ours and alive.
  */
@@ -315,7 +337,8 @@ on_cancel(void *p, void *user)
     if ((fd = atomic_load(&tk->wake_fd)) >= 0
         && write(fd, &one, sizeof one) < 0)
         (void)0;    /* EAGAIN: a wakeup is pending anyway */
-    wq_log_info(COMPONENT, "task %s: cancel requested", tk->id);
+    task_log(tk->id, &tk->env, WQ_LOG_INFO, "task %s: cancel requested",
+        tk->id);
 }
 
 /* Wakes the loop; the lock is held.  One transport wakeup per sleep. */
@@ -337,6 +360,7 @@ wq_consumer_run_task(void *item, void *user)
     struct wq_handler_ctx ctx;
 
     (void)user;
+    wq_log_task_begin(tk->id, wq_trace_parent(&tk->env));
     memset(&ctx, 0, sizeof ctx);
     ctx.env = &tk->env;
     ctx.task_id = tk->id;
@@ -371,6 +395,7 @@ wq_consumer_run_task(void *item, void *user)
     wq_metric_observe(c->conf.stats->handler_seconds,
         (double)(tk->end_ns - tk->start_ns) / 1e9);
     wq_metric_add(c->conf.stats->running, -1);
+    wq_log_task_end();      /* tk belongs to the loop from here on */
 
     pthread_mutex_lock(&c->lock);
     tl_push(&c->done, tk);
@@ -707,9 +732,10 @@ count_outcome(struct wq_consumer *c, const struct task *tk,
     if (age >= 0)
         wq_metric_observe(st->latency_seconds, (double)age / 1e3);
     if (tk->res.outcome != WQ_OUTCOME_SUCCEEDED)
-        wq_log_info(COMPONENT, "task %s (%s) attempt %u/%u %s -> %s: %s",
-            tk->id, tk->env.type, tk->claim.attempt, tk->claim.max_attempts,
-            r->outcome, r->state, r->error != NULL ? r->error : "");
+        task_log(tk->id, &tk->env, WQ_LOG_INFO,
+            "task %s (%s) attempt %u/%u %s -> %s: %s", tk->id, tk->env.type,
+            tk->claim.attempt, tk->claim.max_attempts, r->outcome, r->state,
+            r->error != NULL ? r->error : "");
 }
 
 static void
@@ -761,9 +787,9 @@ settle_claim(struct wq_consumer *c, struct task *tk, struct tlist *pending)
         wq_metric_inc(st->dead, 1);
         wq_metric_inc(st->dead_at_claim, 1);
         wq_uuid_format(tk->claim.task_id, id);
-        wq_log_warn(COMPONENT, "task %s (%s): attempts spent (%u of %u), "
-            "dead without running", id, tk->env.type, tk->claim.attempt,
-            tk->claim.max_attempts);
+        task_log(id, &tk->env, WQ_LOG_WARN, "task %s (%s): attempts spent "
+            "(%u of %u), dead without running", id, tk->env.type,
+            tk->claim.attempt, tk->claim.max_attempts);
         break;
     case WQ_CLAIM_PENDING:
         tl_push(pending, tk);
@@ -787,8 +813,9 @@ reject_one(struct wq_consumer *c, int record, const char *why)
     if (record) {
         tk = c->torecord.head;
         if (!tk->rejected) {
-            wq_log_error(COMPONENT, "task %s: the store rejected its "
-                "outcome (%s); recording a failure instead", tk->id, why);
+            task_log(tk->id, &tk->env, WQ_LOG_ERROR, "task %s: the store "
+                "rejected its outcome (%s); recording a failure instead",
+                tk->id, why);
             tk->rejected = 1;
             wq_handler_result_free(&tk->res);
             wq_handler_result_fail(&tk->res, WQ_OUTCOME_FAILED, "the store "
@@ -796,8 +823,9 @@ reject_one(struct wq_consumer *c, int record, const char *why)
             return;
         }
         tl_pop(&c->torecord);
-        wq_log_error(COMPONENT, "task %s: the store rejected even a failure "
-            "(%s); its delivery is given back", tk->id, why);
+        task_log(tk->id, &tk->env, WQ_LOG_ERROR, "task %s: the store "
+            "rejected even a failure (%s); its delivery is given back",
+            tk->id, why);
         wq_worker_lease_remove(c->conf.lease, tk->claim.task_id);
         nack(c, tk);
         task_free(tk);
@@ -876,9 +904,9 @@ store_round(struct wq_consumer *c)
             count_outcome(c, tk, &c->recs[i]);
         } else {
             wq_metric_inc(st->lost_leases, 1);
-            wq_log_warn(COMPONENT, "task %s attempt %u: the lease was lost "
-                "before the outcome (%s) was recorded; dropped", tk->id,
-                tk->claim.attempt, c->recs[i].outcome);
+            task_log(tk->id, &tk->env, WQ_LOG_WARN, "task %s attempt %u: "
+                "the lease was lost before the outcome (%s) was recorded; "
+                "dropped", tk->id, tk->claim.attempt, c->recs[i].outcome);
         }
         wq_worker_lease_remove(c->conf.lease, tk->claim.task_id);
         ack(c, tk);
@@ -912,9 +940,9 @@ collect(struct wq_consumer *c)
         if (tk->res.outcome == WQ_OUTCOME_ABANDONED) {
             /* not recorded, not acked: left to lease expiry */
             wq_metric_inc(c->conf.stats->abandoned, 1);
-            wq_log_warn(COMPONENT, "task %s attempt %u abandoned: %s", tk->id,
-                tk->claim.attempt, tk->res.error != NULL ? tk->res.error
-                : "");
+            task_log(tk->id, &tk->env, WQ_LOG_WARN,
+                "task %s attempt %u abandoned: %s", tk->id, tk->claim.attempt,
+                tk->res.error != NULL ? tk->res.error : "");
             wq_worker_lease_remove(c->conf.lease, tk->claim.task_id);
             task_free(tk);
             continue;

@@ -75,6 +75,7 @@
 #include "clock.h"
 #include "handler.h"
 #include "log.h"
+#include "trace.h"
 
 #define COMPONENT      "exec"
 #define READ_CHUNK     16384
@@ -224,17 +225,20 @@ static char **
 env_build(const struct wq_exec_conf *c, const struct wq_handler_ctx *ctx)
 {
     size_t n = 0, extra = 0;
+    const char *trace;
     char **envp;
 
     while (c->env != NULL && c->env[extra] != NULL)
         extra++;
-    envp = xcalloc(7 + extra, sizeof *envp);
+    envp = xcalloc(8 + extra, sizeof *envp);
     envp[n++] = xstrdup("PATH=/usr/bin:/bin");
     envp[n++] = xasprintf("WORKQ_TASK_ID=%s", ctx->task_id);
     envp[n++] = xasprintf("WORKQ_KEY=%s", ctx->env->key);
     envp[n++] = xasprintf("WORKQ_ATTEMPT=%u", ctx->attempt);
     envp[n++] = xasprintf("WORKQ_QUEUE=%s", ctx->env->queue);
     envp[n++] = xasprintf("WORKQ_TYPE=%s", ctx->env->type);
+    if ((trace = wq_trace_parent(ctx->env)) != NULL)
+        envp[n++] = xasprintf("TRACEPARENT=%s", trace);
     for (size_t i = 0; i < extra; i++)
         envp[n++] = xstrdup(c->env[i]);
     envp[n] = NULL;

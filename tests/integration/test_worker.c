@@ -1579,11 +1579,79 @@ process_drain(int kind)
 }
 BOTH(process_drain)
 
+/*
+ * Trace context: a task's traceparent reaches its exec handler as
+ * TRACEPARENT, and every worker log line that names the task carries it
+ * (the handler's stderr, logged by its thread; the outcome, logged by
+ * the loop).
+ */
+static void
+trace_in_logs(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "trace");
+    const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    wq_store *s = wq_test_pg_open(ci);
+    char conf[1024], ids[2][64];
+    struct worker w;
+    struct pub p;
+    char *log, *line, *nl;
+    int named = 0;
+
+    snprintf(conf, sizeof conf,
+        "handlers = (\n"
+        "  { type = \"trok\"; kind = \"exec\"; argv = [ \"/bin/sh\", \"-c\",\n"
+        "    \"printf %%s \\\"$TRACEPARENT\\\"; echo handler-says-hi >&2\" ]; },\n"
+        "  { type = \"trfail\"; kind = \"exec\"; argv = [ \"/bin/sh\", \"-c\",\n"
+        "    \"echo going-down >&2; exit 65\" ]; }\n"
+        ");\n");
+    pub_open(&p, kind, q);
+    pub_traced(&p, q, "trok", "trok", "x");
+    pub_traced(&p, q, "trfail", "trfail", "x");
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, conf, NULL, NULL);
+    check(wait_num(s, 2, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "finished_at IS NOT NULL") == 2, "the traced tasks did not end");
+    worker_stop(&w, 30000);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'trok' AND state = 'succeeded' AND "
+        "convert_from(result, 'UTF8') = "
+        "'00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'"), 1);
+    for (int i = 0; i < 2; i++) {
+        uint8_t id[16];
+
+        assert_int_equal(wq_uuid_for_key(q, i == 0 ? "trok" : "trfail", id),
+            0);
+        wq_uuid_format(id, ids[i]);
+        assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM "
+            "workq.tasks WHERE id = '%s'", ids[i]), 1);
+    }
+    log = worker_log(&w);
+    assert_contains(log, "handler-says-hi");
+    assert_contains(log, "going-down");
+    for (line = log; *line != '\0'; line = nl + 1) {
+        if ((nl = strchr(line, '\n')) == NULL)
+            break;
+        *nl = '\0';
+        if (strstr(line, ids[0]) == NULL && strstr(line, ids[1]) == NULL)
+            continue;
+        named++;
+        check(strstr(line, tp) != NULL, "a line about a traced task "
+            "without its traceparent: %s", line);
+    }
+    /* at least: two stderr lines, the dead task's outcome */
+    check(named >= 3, "only %d log lines name the traced tasks", named);
+    free(log);
+    wq_store_close(s);
+}
+BOTH(trace_in_logs)
+
 static const struct CMUnitTest tests[] = {
     TESTS(noop_many),
     TESTS(multi_queue),
     TESTS(duplicates),
     TESTS(exec_handlers),
+    TESTS(trace_in_logs),
     TESTS(plugin_handler),
     TESTS(malformed),
     TESTS(poison),
