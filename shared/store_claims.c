@@ -885,3 +885,30 @@ wq_claim_stopped(wq_store *s, const char *worker, char *err, size_t errlen)
     PQclear(r);
     return rc;
 }
+
+/*
+ * Progress (worker/progress.c, migration 0009): the latest report of each
+ * task, written only while the attempt that made it holds the lease.
+ */
+static const char progress_sql[] =
+    "UPDATE workq.tasks t SET progress = x.percent,"
+    "    progress_message = nullif(x.message, ''), progress_at = now()"
+    "  FROM unnest($1::uuid[], $2::int4[], $3::int2[], $4::text[])"
+    "    AS x(id, attempt, percent, message)"
+    "  WHERE t.id = x.id AND t.state = 'running' AND t.attempt = x.attempt"
+    "    AND t.lease_owner = $5";
+
+int
+wq_claim_progress(wq_store *s, const char *ids, const char *attempts,
+    const char *percents, const char *messages, const char *worker,
+    char *err, size_t errlen)
+{
+    const char *values[5] = { ids, attempts, percents, messages, worker };
+    PGresult *r;
+    int rc;
+
+    r = PQexecParams(s->conn, progress_sql, 5, NULL, values, NULL, NULL, 0);
+    rc = wq_store_result_check(s, r, "write progress", err, errlen);
+    PQclear(r);
+    return rc;
+}

@@ -156,4 +156,14 @@ int wq_claim_headers_json(const struct wq_envelope *env, struct wq_buf *b);
 int wq_claim_headers_json_hook(const struct wq_envelope *env,
     const char *hook_url, struct wq_buf *b);
 
+/*
+ * wq_claim_progress writes the progress of running tasks (migration
+ * 0009): parallel PostgreSQL array literals in text form of task ids,
+ * attempts, percentages (0..100) and messages; a row changes only while
+ * that attempt runs under `worker`'s lease.  Returns 0 or WQ_ESTORE.
+ */
+int wq_claim_progress(wq_store *s, const char *ids, const char *attempts,
+    const char *percents, const char *messages, const char *worker,
+    char *err, size_t errlen);
+
 #endif

@@ -52,6 +52,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "pool.h"
+#include "progress.h"
 #include "reconnect.h"
 #include "trace.h"
 #include "uuid.h"
@@ -352,6 +353,17 @@ wake_locked(struct wq_consumer *c)
     pthread_cond_signal(&c->cond);
 }
 
+/* A handler's progress report (handler.h), into the lease thread's
+ * table (progress.h). */
+static void
+report_progress(void *user, int percent, const char *message)
+{
+    struct task *tk = user;
+
+    wq_progress_report(wq_worker_lease_progress(tk->owner->conf.lease),
+        tk->id, tk->claim.attempt, percent, message);
+}
+
 void
 wq_consumer_run_task(void *item, void *user)
 {
@@ -370,6 +382,10 @@ wq_consumer_run_task(void *item, void *user)
     ctx.cancel_fd = c->cancel_fd;
     ctx.task_cancel_fd = thread_fd();
     ctx.cancelled = &tk->cancel;
+    if (c->conf.lease != NULL) {
+        ctx.progress = report_progress;
+        ctx.progress_user = tk;
+    }
     atomic_store(&tk->wake_fd, ctx.task_cancel_fd);
     tk->start_ns = wq_clock_mono_ns();
     if (tk->h != NULL && tk->h->timeout_ms > 0) {

@@ -38,6 +38,7 @@
 #include "worker_lease.h"
 #include "log.h"
 #include "worker_stats.h"
+#include "progress.h"
 
 /* sysexits.h codes, as the CLI uses them */
 #define EXIT_USAGE    64
@@ -440,6 +441,9 @@ main(int argc, char **argv)
         status = EXIT_SOFTWARE;
         goto out_stats;
     }
+
+    wq_progress_set_metrics(wq_worker_lease_progress(lease),
+        stats.progress_reports, stats.progress_writes);
 
     cc.cfg = &cfg;
     cc.worker_id = id;

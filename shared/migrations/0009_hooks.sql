@@ -1,5 +1,6 @@
--- 0009_hooks.sql - completion hooks (issue 18): an HTTPS URL that gets a
--- signed POST when a task ends, delivered at least once.
+-- 0009_hooks.sql - completion hooks and progress (issue 18): an HTTPS
+-- URL that gets a signed POST when a task ends, delivered at least once;
+-- and the progress a running task's handler reports.
 --
 -- A task names its hook with the header "workq-hook" (its URL); a queue
 -- names one with queue_policies' hook_url, which the worker's claim adds
@@ -97,3 +98,19 @@ CREATE TRIGGER tasks_hook_update AFTER UPDATE OF state ON workq.tasks
         AND OLD.state IS DISTINCT FROM NEW.state
         AND NEW.headers ? 'workq-hook')
     EXECUTE FUNCTION workq.hook_enqueue();
+
+-- ---- progress of a running task -----------------------------------------
+--
+-- A handler reports progress (a percentage and a short message: exec
+-- handlers on descriptor 3, plugins through the host); the worker's lease
+-- thread writes the latest report of each task at most once a second
+-- (worker/progress.c), only while the attempt that reported it still
+-- holds the lease.  The columns keep the last report, by whichever
+-- attempt made it (progress_at tells when).  Nullable columns without a
+-- default: adding them rewrites nothing, and a task that reports nothing
+-- stores nothing.
+ALTER TABLE workq.tasks ADD COLUMN progress smallint,
+    ADD COLUMN progress_message text,
+    ADD COLUMN progress_at timestamptz,
+    ADD CONSTRAINT tasks_progress_check
+        CHECK (progress IS NULL OR progress BETWEEN 0 AND 100) NOT VALID;

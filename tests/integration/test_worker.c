@@ -1646,6 +1646,95 @@ trace_in_logs(int kind)
 }
 BOTH(trace_in_logs)
 
+/*
+ * Progress and cancel of running tasks: an exec handler reports on
+ * descriptor 3 and a plugin through host->progress; the latest report is
+ * in the task row while it runs (status and the HTTP API read it there),
+ * written at most once a second per task however often the handler
+ * reports.  A cancel stops an exec program that ignores SIGTERM (SIGKILL
+ * after kill_grace) and a plugin that polls host->cancelled(); each is
+ * recorded cancelled once.
+ */
+static void
+progress_cancel(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "prog");
+    const char *extra[] = { "WORKQ_METRICS_LISTEN=127.0.0.1:0", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    char conf[2048];
+    struct worker w;
+    struct pub p;
+    double reports, writes;
+
+    snprintf(conf, sizeof conf,
+        "handlers = (\n"
+        "  { type = \"prog\"; kind = \"exec\"; argv = [ \"/bin/sh\", \"-c\",\n"
+        "    \"echo '5 starting' >&3; sleep 0.3; i=6; while [ $i -le 60 ]; "
+        "do echo \\\"$i step $i\\\" >&3; i=$((i+1)); done; sleep 4\" ]; },\n"
+        "  { type = \"stubborn\"; kind = \"exec\"; kill_grace = \"1s\";\n"
+        "    argv = [ \"/bin/sh\", \"-c\", \"trap '' TERM; echo 20 >&3; "
+        "sleep 60\" ]; },\n"
+        "  { type = \"plug\"; kind = \"plugin\"; plugin = \"%s\"; }\n"
+        ");\n", wq_test_bin("tests/plugins/sample.so"));
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "prog", "prog", NULL, 0);
+    pub_task(&p, q, "stubborn", "stubborn", NULL, 0);
+    pub_task(&p, q, "plug", "plug", "long", 0);
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, conf, extra, NULL);
+    /* the exec handler's last report, while it still runs */
+    check(wait_num(s, 1, 30000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'prog' AND state = 'running' AND progress = 60 "
+        "AND progress_message = 'step 60' AND progress_at IS NOT NULL") == 1,
+        "the exec handler's progress did not arrive");
+    check(wait_num(s, 1, 30000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'stubborn' AND progress = 20 AND "
+        "progress_message IS NULL") == 1, "no progress from 'stubborn'");
+    /* the plugin's, moving */
+    check(wait_num(s, 1, 30000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'plug' AND state = 'running' AND progress >= 1 "
+        "AND progress_message LIKE 'step %%'") == 1,
+        "the plugin's progress did not arrive");
+    /* 56 reports of 'prog' in about 0.3 s: at most one write a second */
+    reports = wq_test_http_metric(worker_port(&w),
+        "workq_worker_progress_reports_total ");
+    writes = wq_test_http_metric(worker_port(&w),
+        "workq_worker_progress_writes_total ");
+    check(reports >= 58 && writes < reports / 4, "%.0f progress reports, "
+        "%.0f writes", reports, writes);
+
+    /* cancel both long ones */
+    usleep(300000);     /* LISTEN is in place once the worker renewed */
+    wq_test_pg_exec(s, "SELECT pg_notify('workq_cancel', id::text) FROM "
+        "workq.tasks WHERE idempotency_key IN ('stubborn', 'plug')");
+    check(wait_num(s, 2, 30000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'cancelled'") == 2, "the tasks were not cancelled");
+    check(wait_num(s, 1, 30000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'prog' AND state = 'succeeded'") == 1,
+        "'prog' did not succeed");
+    worker_stop(&w, 30000);
+    /* recorded once each; the stubborn one needed SIGKILL after 1 s */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE t.state = "
+        "'cancelled' AND a.outcome = 'cancelled'"), 2);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history"), 3);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE "
+        "t.idempotency_key = 'stubborn' AND a.error LIKE '%cancelled%' AND "
+        "a.duration_ms BETWEEN 1000 AND 10000"), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE "
+        "t.idempotency_key = 'plug' AND a.error LIKE 'cancelled by an "
+        "operator: sample: stopped at a cancel%'"), 1);
+    /* no write after the end: the last one stays as it was */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'prog' AND progress = 60"), 1);
+    wq_store_close(s);
+}
+BOTH(progress_cancel)
+
 static const struct CMUnitTest tests[] = {
     TESTS(noop_many),
     TESTS(multi_queue),
@@ -1661,6 +1750,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(broker_outage_rabbitmq),
     TESTS(lease_renewed),
     TESTS(cancel_running),
+    TESTS(progress_cancel),
     TESTS(drain_deadline),
     TESTS(watchdog),
     TESTS(process_python),
