@@ -1387,6 +1387,10 @@ process_lang(int kind, int node)
         "WHERE type = 'nap' AND state = 'succeeded' AND "
         "convert_from(result, 'UTF8')::json->>'traceparent' = "
         "'00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'"), 8);
+    /* each nap reported its progress with a progress frame */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE type = 'nap' AND progress = 50 AND progress_message = "
+        "'napping'"), 8);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE type = 'nap' AND (convert_from(result, 'UTF8')::json->>"
         "'start')::float8 < (SELECT min((convert_from(result, 'UTF8')::json"
