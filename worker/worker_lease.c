@@ -339,7 +339,9 @@ lease_main(void *arg)
             int64_t pms = wq_progress_next_ms(l->progress);
             uint64_t pnext = wq_clock_mono_ns() + (uint64_t)pms * 1000000u;
 
-            if (pms >= 0 && !failing && pnext < next)
+            /* only while connected: a report waits for the connection
+             * (the renewal's retry timer) instead of spinning */
+            if (pms >= 0 && s != NULL && !failing && pnext < next)
                 next_poll = pnext;
             else
                 next_poll = next;
