@@ -402,6 +402,33 @@ test_hooks_migration(void **state)
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
         "workq.hook_deliveries WHERE body::jsonb->>'state' = 'dead' AND "
         "body::jsonb->>'error' = 'boom'"), 1);
+
+    /* progress, as the worker writes it, read by `workq status` */
+    sqlf(s, "UPDATE workq.tasks SET progress = 40, progress_message = "
+        "'resized 4 of 10', progress_at = now() WHERE idempotency_key = "
+        "'without'");
+    {
+        char id[40], out[8192];
+
+        snprintf(id, sizeof id, "%s", textf(s, "SELECT id::text FROM "
+            "workq.tasks WHERE idempotency_key = 'without'"));
+        assert_int_equal(workq_cli(ci, out, sizeof out, "status", id,
+            (const char *)NULL), 0);
+        assert_contains(out, "progress    40% resized 4 of 10 (reported ");
+        assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "status",
+            id, (const char *)NULL), 0);
+        assert_contains(out, "\"progress\":{");
+        assert_contains(out, "\"percent\":40");
+        assert_contains(out, "\"message\":\"resized 4 of 10\"");
+        snprintf(id, sizeof id, "%s", textf(s, "SELECT id::text FROM "
+            "workq.tasks WHERE idempotency_key = 'with'"));
+        assert_int_equal(workq_cli(ci, out, sizeof out, "--json", "status",
+            id, (const char *)NULL), 0);
+        assert_contains(out, "\"progress\":null");
+    }
+    /* the CHECK holds for new values */
+    assert_int_equal(wq_store_exec(s, "UPDATE workq.tasks SET progress = "
+        "101 WHERE idempotency_key = 'with'", err, sizeof err), WQ_EINVAL);
     wq_store_close(s);
 }
 
