@@ -1004,6 +1004,14 @@ wq_store_task_progress(wq_store *s, struct wq_task_row *row, char *err,
     wq_uuid_format(row->id, id);
     r = PQexecParams(s->conn, progress_get_sql, 1, NULL, values, NULL, NULL,
         0);
+    if (PQresultStatus(r) == PGRES_FATAL_ERROR
+        && PQresultErrorField(r, PG_DIAG_SQLSTATE) != NULL
+        && strcmp(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42703") == 0) {
+        /* a schema before migration 0009 (a producer upgraded first):
+         * no progress to show, the rest of the task still is */
+        PQclear(r);
+        return 0;
+    }
     if ((rc = wq_store_result_check(s, r, "read progress", err, errlen))
         == 0 && PQntuples(r) == 1) {
         row->has_progress = 1;
