@@ -712,6 +712,8 @@ get_run(struct db_job *job, wq_store *s, const char *why)
     rc = wq_store_task_get(s, j->id, &row, err, sizeof err);
     if (rc == 0)
         rc = wq_store_task_attempts(s, row.id, &att, &natt, err, sizeof err);
+    if (rc == 0)
+        rc = wq_store_task_progress(s, &row, err, sizeof err);
     if (rc == 0) {
         /* dump aborts on a NULL (out of memory), as xmalloc does */
         char *body = dump(wq_task_json(&row, att, natt), &len);

@@ -70,7 +70,7 @@ static const char help_text[] =
     "NAME\n"
     "    workq-scheduler - publish due retries and delayed tasks, recover\n"
     "    lost leases, dead-letter, run periodic tasks, relay the outbox,\n"
-    "    prune old tasks\n"
+    "    prune old tasks, deliver completion hooks\n"
     "\n"
     "SYNOPSIS\n"
     "    workq-scheduler [-c PATH]\n"
@@ -90,6 +90,14 @@ static const char help_text[] =
     "    finished tasks after their retention.  Copies on\n"
     "    workq.QUEUE.dead are bounded by the queue's policy (dead_ttl,\n"
     "    dead_max_length), set when the queue or topic is created.\n"
+    "\n"
+    "    It also delivers completion hooks: when a task that names one\n"
+    "    (header workq-hook, or its queue policy's hook_url) ends, the\n"
+    "    transaction that records the outcome writes a delivery row; the\n"
+    "    scheduler POSTs its JSON to the https URL, signed with\n"
+    "    hooks.secret (X-Workq-Timestamp, X-Workq-Signature), retries\n"
+    "    with backoff until a 2xx, and deletes it.  At least once: a\n"
+    "    crash sends it again with the same X-Workq-Delivery id.\n"
     "\n"
     "    Every scheduler.backlog_interval a thread of its own asks the\n"
     "    broker what it holds for each queue the configuration names\n"
@@ -117,7 +125,8 @@ static const char help_text[] =
     "    publish_timeout, cron_catchup, retention, dead_retention,\n"
     "    retention_interval, backlog_interval), queue_policies (backoff\n"
     "    after a lost lease, retention and dead-letter bounds per queue),\n"
-    "    periodic (cron entries), metrics.listen\n"
+    "    periodic (cron entries), hooks.* (secret, tls_ca, timeout,\n"
+    "    concurrency, backoff_base, backoff_cap), metrics.listen\n"
     "    (/healthz and /metrics; empty: off), log.*.  Every key is\n"
     "    documented in the example workq.conf; `workq config` prints them.\n"
     "\n"
@@ -141,6 +150,7 @@ static const char help_text[] =
     "    workq_scheduler_cron_ticks_total, workq_scheduler_pruned_total,\n"
     "    workq_scheduler_lag_seconds (due to confirmed),\n"
     "    workq_scheduler_oldest_due_seconds, workq_scheduler_wakeups_total,\n"
+    "    workq_scheduler_hooks_total{result=delivered|failed|rejected},\n"
     "    workq_scheduler_store_up, workq_scheduler_broker_up.\n"
     "\n"
     "EXIT STATUS\n"
@@ -155,7 +165,7 @@ static const char help_text[] =
 
 /* The rounds, in the order one turn of the loop runs them. */
 enum { R_LEASES, R_PERIODIC, R_PUBLISH, R_DEAD, R_OUTBOX, R_RETENTION,
-    R_RECEIPTS, R_COUNT };
+    R_RECEIPTS, R_HOOKS, R_COUNT };
 
 typedef int round_fn(struct wq_sched *, int *, int *, char *, size_t);
 
@@ -171,6 +181,7 @@ static const struct {
     [R_OUTBOX] = { "outbox relay", wq_sched_outbox_relay, 1 },
     [R_RETENTION] = { "retention", wq_sched_retention_prune, 0 },
     [R_RECEIPTS] = { "receipts sweep", wq_sched_receipts_sweep, 0 },
+    [R_HOOKS] = { "completion hooks", wq_sched_hooks_deliver, 0 },
 };
 
 struct round_state {
@@ -186,6 +197,7 @@ struct probe {
     int dead;                   /* dead tasks owe a copy */
     int outbox;                 /* outbox rows wait */
     int receipts;               /* receipts exist (some may be swept) */
+    int64_t hooks_ms;           /* until the earliest hook is due */
 };
 
 struct loop {
@@ -288,6 +300,10 @@ probe(struct loop *l, char *err, size_t errlen)
     l->pr.dead = *wq_store_value(r, 0, 2) != 0;
     l->pr.outbox = *wq_store_value(r, 0, 3) != 0;
     l->pr.receipts = *wq_store_value(r, 0, 4) != 0;
+    l->pr.hooks_ms = wq_store_isnull(r, 0, 5) ? -1
+        : wq_sched_rows_i64(r, 0, 5);
+    if (!wq_store_isnull(r, 0, 5) && l->pr.hooks_ms < 0)
+        l->pr.hooks_ms = 0;
     wq_metric_set(l->s.st->oldest_due_seconds, wq_store_isnull(r, 0, 0) ? 0
         : wq_sched_rows_i64(r, 0, 0) < 0
         ? -wq_sched_rows_i64(r, 0, 0) / 1000 : 0);
@@ -341,6 +357,7 @@ wanted(const struct loop *l, int i)
     case R_RETENTION: return wq_sched_retention_next_ms(l->s.retention) == 0;
     case R_RECEIPTS:  return l->pr.receipts
                           && wq_sched_receipts_next_ms(l->s.retention) == 0;
+    case R_HOOKS:     return l->pr.hooks_ms == 0;
     }
     return 0;
 }
@@ -433,6 +450,8 @@ sleep_ms(const struct loop *l)
             ms = min_ms(ms, l->pr.due_ms);
         if (l->pr.lease_ms > 0)
             ms = min_ms(ms, l->pr.lease_ms);
+        if (l->pr.hooks_ms > 0)
+            ms = min_ms(ms, l->pr.hooks_ms);
         if (hold >= 0)
             ms = min_ms(ms, hold > 0 ? hold : 1);
         ms = min_ms(ms, wq_sched_periodic_next_ms(s->periodic));
@@ -622,6 +641,11 @@ main(int argc, char **argv)
     if (port > 0)
         wq_log_info(COMPONENT, "serving /healthz and /metrics on port %d",
             port);
+    if (wq_sched_hooks_new(&l->s.hooks, err, sizeof err) != 0) {
+        wq_log_error(COMPONENT, "completion hooks: %s", err);
+        status = EXIT_SOFTWARE;
+        goto out_stats;
+    }
 
     if (gethostname(host, sizeof host) != 0)
         snprintf(host, sizeof host, "localhost");
@@ -651,11 +675,14 @@ main(int argc, char **argv)
     wq_broker_free(l->s.broker, l->s.publish_timeout_ms);
     wq_store_close(l->s.store);
     wq_sched_retention_free(l->s.retention);
+    wq_sched_hooks_free(l->s.hooks);
     wq_buf_free(&l->s.buf);
     wq_log_info(COMPONENT, "stopped");
     status = 0;
 out_stats:
     wq_sched_backlog_free(backlog);
+    if (status != 0)
+        wq_sched_hooks_free(l->s.hooks);
     wq_sched_stats_free(&stats);
 out_periodic:
     wq_sched_periodic_free(l->s.periodic);

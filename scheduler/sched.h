@@ -19,6 +19,7 @@
  *   outbox_relay.c   workq.outbox rows -> broker, in id order -> deleted
  *   periodic.c       cron ticks -> scheduled tasks, once per tick
  *   retention.c      old finished tasks -> deleted, in small batches
+ *   hooks.c          completion hooks owed -> POSTed -> deleted
  *   rows.c           what the rounds share: transactions, rows to envelopes
  *
  * Their statements live in the store (shared/store_sched.c), named by
@@ -49,6 +50,7 @@ struct pg_result;
 
 struct wq_sched_periodic;     /* periodic.c */
 struct wq_sched_retention;    /* retention.c */
+struct wq_sched_hooks;        /* hooks.c */
 
 struct wq_sched {
     struct wq_config *cfg;
@@ -60,6 +62,7 @@ struct wq_sched {
     struct wq_buf buf;          /* envelopes of the current batch */
     struct wq_sched_periodic *periodic;
     struct wq_sched_retention *retention;
+    struct wq_sched_hooks *hooks;
 };
 
 /* ---- publish.c ----------------------------------------------------------- */
@@ -157,6 +160,27 @@ int64_t wq_sched_retention_next_ms(const struct wq_sched_retention *r);
 int wq_sched_receipts_sweep(struct wq_sched *s, int *more, int *done, char *err,
     size_t errlen);
 int64_t wq_sched_receipts_next_ms(const struct wq_sched_retention *r);
+
+/* ---- hooks.c ------------------------------------------------------------ */
+
+/*
+ * wq_sched_hooks_new prepares the completion hooks' HTTP client (libcurl,
+ * kept for the scheduler's life so that connections are reused).  Call
+ * before threads start.  Returns 0, or WQ_EIO with err filled.
+ */
+int wq_sched_hooks_new(struct wq_sched_hooks **out, char *err,
+    size_t errlen);
+void wq_sched_hooks_free(struct wq_sched_hooks *h);
+
+/*
+ * wq_sched_hooks_deliver POSTs up to hooks.concurrency due completion
+ * hooks (workq.hook_deliveries, migration 0009) at once, deletes those
+ * answered 2xx and postpones the others by the hook backoff, in one
+ * transaction.  Blocks for at most hooks.timeout.  *done gets the number
+ * of rows settled.  Needs no broker.
+ */
+int wq_sched_hooks_deliver(struct wq_sched *s, int *more, int *done,
+    char *err, size_t errlen);
 
 /* ---- rows.c -------------------------------------------------------------- */
 

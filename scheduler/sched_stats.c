@@ -52,6 +52,15 @@ wq_sched_stats_init(struct wq_sched_stats *st)
         "workq_scheduler_publish_failures_total",
         "Messages the broker did not confirm (published again later).",
         NULL);
+    st->hooks_delivered = wq_metrics_counter(m,
+        "workq_scheduler_hooks_total",
+        "Completion hook POSTs, by result.", "result=\"delivered\"");
+    st->hooks_failed = wq_metrics_counter(m,
+        "workq_scheduler_hooks_total",
+        "Completion hook POSTs, by result.", "result=\"failed\"");
+    st->hooks_rejected = wq_metrics_counter(m,
+        "workq_scheduler_hooks_total",
+        "Completion hook POSTs, by result.", "result=\"rejected\"");
     st->lag_seconds = wq_metrics_histogram(m, "workq_scheduler_lag_seconds",
         "From a task's due time to the broker's confirmation.", NULL,
         lag_bounds, WQ_ARRAY_LEN(lag_bounds));

@@ -29,6 +29,9 @@ struct wq_sched_stats {
     wq_metric *pruned;              /* rows deleted by retention */
     wq_metric *unpublishable;       /* tasks made dead: no envelope */
     wq_metric *publish_failures;    /* messages not confirmed */
+    wq_metric *hooks_delivered;     /* completion hooks answered 2xx */
+    wq_metric *hooks_failed;        /* POSTs that failed (retried) */
+    wq_metric *hooks_rejected;      /* not https: dropped, logged */
     wq_metric *lag_seconds;         /* histogram: due -> confirmed */
     wq_metric *oldest_due_seconds;  /* gauge: age of the oldest due task */
     wq_metric *wakeups;             /* turns of the loop */

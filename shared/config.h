@@ -175,6 +175,7 @@ struct wq_config_queue_policy {
     int64_t dead_retention_ms;  /* dead kept; 0: the scheduler's */
     int64_t dead_ttl_ms;        /* copies on workq.Q.dead; 0: forever */
     int dead_max_length;        /* RabbitMQ: copies kept; 0: no limit */
+    char *hook_url;             /* completion hook; "": none */
 };
 
 /* The bounds of workq.Q.dead of a queue without a policy (config_table.c
@@ -299,6 +300,15 @@ struct wq_config {
         int64_t retention_interval_ms;
         int64_t backlog_interval_ms;    /* broker backlog metrics; 0: off */
     } scheduler;
+
+    struct {                    /* completion hooks (scheduler/hooks.c) */
+        char *secret;           /* secret; "" = unsigned */
+        char *tls_ca;           /* "" = the system's CAs */
+        int64_t timeout_ms;
+        int concurrency;        /* POSTs in flight in one round */
+        int64_t backoff_base_ms;
+        int64_t backoff_cap_ms;
+    } hooks;
 
     struct {
         char *listen;           /* "" = no metrics endpoint */

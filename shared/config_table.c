@@ -175,6 +175,10 @@ static const struct wq_config_key queue_policy_keys[] = {
     E_INT(P, "dead_max_length", dead_max_length, "100000", 0, 1000000000,
         "RabbitMQ: workq.Q.dead keeps at most this many copies, the "
         "oldest dropped (x-max-length); 0: no limit"),
+    E_STRING(P, "hook_url", hook_url, "", WQ_CONFIG_URL,
+        "https URL the scheduler POSTs to when a task of this queue ends "
+        "(succeeded, dead, cancelled), unless the task names its own "
+        "(header workq-hook); empty: none"),
 };
 #undef P
 
@@ -363,6 +367,24 @@ const struct wq_config_key wq_config_keys[] = {
         "30s", 0, 1 * HOUR,
         "how often the scheduler asks the broker for each configured "
         "queue's backlog (metrics); 0: never"),
+
+    /* completion hooks (scheduler/hooks.c) */
+    STRING("hooks.secret", hooks.secret, "", WQ_CONFIG_SECRET,
+        "HMAC-SHA256 key of the X-Workq-Signature on completion hooks; "
+        "empty: unsigned"),
+    STRING("hooks.tls_ca", hooks.tls_ca, "", 0,
+        "CA file that verifies hook receivers; empty: the system's"),
+    DURATION("hooks.timeout", hooks.timeout_ms, "10s", 100, 30 * SECOND,
+        "longest wait for a hook receiver's answer (the scheduler's loop "
+        "waits meanwhile)"),
+    INT("hooks.concurrency", hooks.concurrency, "16", 1, 1000,
+        "hooks POSTed at once (one scheduler round)"),
+    DURATION("hooks.backoff_base", hooks.backoff_base_ms, "1s", 10,
+        1 * HOUR,
+        "delay after a hook's first failed delivery, doubled each time"),
+    DURATION("hooks.backoff_cap", hooks.backoff_cap_ms, "10m", 10,
+        24 * HOUR,
+        "no delay between a hook's deliveries is longer"),
 
     /* metrics */
     STRING("metrics.listen", metrics.listen, "", WQ_CONFIG_LISTEN,

@@ -95,6 +95,23 @@ wq_log_reopen(void)
     return 0;
 }
 
+/* The task this thread works on (wq_log_task_begin); borrowed. */
+static __thread const char *task_id_tl, *task_trace_tl;
+
+void
+wq_log_task_begin(const char *task_id, const char *traceparent)
+{
+    task_id_tl = task_id;
+    task_trace_tl = traceparent;
+}
+
+void
+wq_log_task_end(void)
+{
+    task_id_tl = NULL;
+    task_trace_tl = NULL;
+}
+
 int
 wq_log_enabled(enum wq_log_level level)
 {
@@ -170,6 +187,14 @@ wq_logv(enum wq_log_level level, const char *component, const char *fmt,
         append_escaped(line, sizeof line, &off, component);
         append_raw(line, sizeof line, &off, "\",\"msg\":\"");
         append_escaped(line, sizeof line, &off, msg);
+        if (task_id_tl != NULL) {
+            append_raw(line, sizeof line, &off, "\",\"task\":\"");
+            append_escaped(line, sizeof line, &off, task_id_tl);
+        }
+        if (task_trace_tl != NULL) {
+            append_raw(line, sizeof line, &off, "\",\"traceparent\":\"");
+            append_escaped(line, sizeof line, &off, task_trace_tl);
+        }
         /* leave room for the closing characters */
         if (off > sizeof line - 4)
             off = sizeof line - 4;
@@ -184,6 +209,14 @@ wq_logv(enum wq_log_level level, const char *component, const char *fmt,
         append_escaped(line, sizeof line, &off, component);
         append_raw(line, sizeof line, &off, ": ");
         append_escaped(line, sizeof line, &off, msg);
+        if (task_id_tl != NULL) {
+            append_raw(line, sizeof line, &off, " task=");
+            append_escaped(line, sizeof line, &off, task_id_tl);
+        }
+        if (task_trace_tl != NULL) {
+            append_raw(line, sizeof line, &off, " traceparent=");
+            append_escaped(line, sizeof line, &off, task_trace_tl);
+        }
         if (off > sizeof line - 2)
             off = sizeof line - 2;
         append_raw(line, sizeof line, &off, "\n");

@@ -47,6 +47,18 @@ int wq_log_level_parse(const char *s);
 /* Parses "text", "json"; returns -1 if unknown. */
 int wq_log_format_parse(const char *s);
 
+/*
+ * wq_log_task_begin names the task the calling thread is working on (its
+ * id; its W3C traceparent, trace.h, or NULL): until wq_log_task_end,
+ * every line this thread writes carries them, after the message in text
+ * (" task=ID traceparent=TP") and as fields "task" and "traceparent" in
+ * JSON, so that a task's lines can be found by either.  The strings are
+ * borrowed until wq_log_task_end.  Thread-local, no allocation: the
+ * worker sets it around each task at no measurable cost.
+ */
+void wq_log_task_begin(const char *task_id, const char *traceparent);
+void wq_log_task_end(void);
+
 /* True if a message at `level` would be written. */
 int wq_log_enabled(enum wq_log_level level);
 

@@ -501,6 +501,8 @@ wq_ops_task(wq_store *s, const char *id, int dead_only, json_t **out,
     if (rc == 0)
         rc = wq_store_task_attempts(s, row.id, &att, &natt, err, errlen);
     if (rc == 0)
+        rc = wq_store_task_progress(s, &row, err, errlen);
+    if (rc == 0)
         *out = must(wq_task_json(&row, att, natt));
     wq_task_attempts_free(att, natt);
     wq_task_row_free(&row);

@@ -221,6 +221,11 @@ struct wq_task_row {
     int64_t dead_published_at_ms; /* when the dead copy went out */
     int receipt;                  /* 1: accepted, not claimed yet; only
                                      the receipt is known (no payload) */
+    /* Progress (migration 0009), filled by wq_store_task_progress only */
+    int has_progress;             /* 1: a handler reported progress */
+    int progress;                 /* 0..100 */
+    char *progress_message;       /* may be NULL */
+    int64_t progress_at_ms;
 };
 
 /*
@@ -233,6 +238,15 @@ struct wq_task_row {
  */
 int wq_store_task_get(wq_store *s, const uint8_t id[16],
     struct wq_task_row *out, char *err, size_t errlen);
+
+/*
+ * wq_store_task_progress fills row's progress fields (has_progress,
+ * progress, progress_message, progress_at_ms) from the task's last
+ * report, if any: one read by primary key, for the readers of one task
+ * (workq status, GET /v1/tasks/ID).  Returns 0 or WQ_ESTORE.
+ */
+int wq_store_task_progress(wq_store *s, struct wq_task_row *row, char *err,
+    size_t errlen);
 
 /* wq_store_task_get_by_key is wq_store_task_get by (queue, idempotency
  * key), the identity a claim uses (a receipt is found by the key's id,

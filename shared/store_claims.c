@@ -163,7 +163,14 @@ static const char claim_sql[] =
     "    finished_at = CASE WHEN " EXHAUSTED " THEN now() END,"
     "    last_error = CASE WHEN " EXHAUSTED " THEN 'attempts exhausted'"
     "                 ELSE t.last_error END,"
-    "    run_at = NULL, updated_at = now()"
+    "    run_at = NULL, updated_at = now(),"
+    /* a queue's completion hook reaches a row written before the claim
+     * (a delayed task, a retry) too; see migration 0009 */
+    "    headers = CASE WHEN EXCLUDED.headers ? '" WQ_HOOK_HEADER "'"
+    "      AND NOT t.headers ? '" WQ_HOOK_HEADER "' THEN t.headers"
+    "      || jsonb_build_object('" WQ_HOOK_HEADER "',"
+    "         EXCLUDED.headers->'" WQ_HOOK_HEADER "')"
+    "      ELSE t.headers END"
     "  WHERE t.state = 'queued'"
     "     OR (t.state IN ('retry_wait', 'scheduled') AND t.run_at <= now())"
     "     OR (t.state = 'running' AND t.lease_expires_at < now())"
@@ -242,41 +249,66 @@ wq_claim_bufs_free(struct wq_claim_bufs *bufs)
         wq_buf_free(&bufs->b[i]);
 }
 
-int
-wq_claim_headers_json(const struct wq_envelope *env, struct wq_buf *b)
+/* Appends s as the inside of a JSON string (the quotes are the caller's). */
+static int
+json_chars(struct wq_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     int rc = 0;
 
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        char esc[6] = { '\\', 'u', '0', '0', 0, 0 };
+
+        if (*p == '"' || *p == '\\') {
+            esc[1] = (char)*p;
+            rc |= wq_buf_append(b, esc, 2);
+        } else if (*p < 0x20) {
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            rc |= wq_buf_append(b, esc, 6);
+        } else {
+            rc |= wq_buf_append(b, p, 1);
+        }
+    }
+    return rc;
+}
+
+int
+wq_claim_headers_json_hook(const struct wq_envelope *env,
+    const char *hook_url, struct wq_buf *b)
+{
+    int rc = 0;
+    size_t n = 0;
+
     rc |= wq_buf_append(b, "{", 1);
     for (size_t i = 0; i < env->nheaders; i++) {
-        const char *strs[2] = { env->headers[i].name,
-            env->headers[i].value };
-
-        if (i > 0)
+        if (hook_url != NULL && strcmp(env->headers[i].name,
+            WQ_HOOK_HEADER) == 0)
+            hook_url = NULL;    /* the task's own hook wins */
+        if (n++ > 0)
             rc |= wq_buf_append(b, ",", 1);
-        for (int k = 0; k < 2; k++) {
-            rc |= wq_buf_append(b, "\"", 1);
-            for (const unsigned char *p = (const unsigned char *)strs[k];
-                *p != '\0'; p++) {
-                char esc[6] = { '\\', 'u', '0', '0', 0, 0 };
-
-                if (*p == '"' || *p == '\\') {
-                    esc[1] = (char)*p;
-                    rc |= wq_buf_append(b, esc, 2);
-                } else if (*p < 0x20) {
-                    esc[4] = hex[*p >> 4];
-                    esc[5] = hex[*p & 15];
-                    rc |= wq_buf_append(b, esc, 6);
-                } else {
-                    rc |= wq_buf_append(b, p, 1);
-                }
-            }
-            rc |= wq_buf_append(b, k == 0 ? "\":" : "\"", k == 0 ? 2 : 1);
-        }
+        rc |= wq_buf_append(b, "\"", 1);
+        rc |= json_chars(b, env->headers[i].name);
+        rc |= wq_buf_append(b, "\":\"", 3);
+        rc |= json_chars(b, env->headers[i].value);
+        rc |= wq_buf_append(b, "\"", 1);
+    }
+    if (hook_url != NULL) {
+        if (n > 0)
+            rc |= wq_buf_append(b, ",", 1);
+        rc |= wq_buf_append(b, "\"" WQ_HOOK_HEADER "\":\"",
+            strlen(WQ_HOOK_HEADER) + 4);
+        rc |= json_chars(b, hook_url);
+        rc |= wq_buf_append(b, "\"", 1);
     }
     rc |= wq_buf_append(b, "}", 1);
     return rc != 0 ? WQ_ENOMEM : 0;
+}
+
+int
+wq_claim_headers_json(const struct wq_envelope *env, struct wq_buf *b)
+{
+    return wq_claim_headers_json_hook(env, NULL, b);
 }
 
 /* ---- sorting ------------------------------------------------------------ */
@@ -486,7 +518,8 @@ claim_params(struct wq_claim_bufs *bufs, struct wq_claim *claims,
         at = h->len;
         if (wq_buf_append(h, "\0\0\0\0", 4) != 0)
             abort();    /* out of memory: as xmalloc */
-        if (wq_claim_headers_json(e, h) != 0)
+        if (wq_claim_headers_json_hook(e, claims[idx[k]].hook_url, h)
+            != 0)
             abort();
         len = htobe32((uint32_t)(h->len - at - 4));
         memcpy(h->data + at, &len, 4);
@@ -849,6 +882,33 @@ wq_claim_stopped(wq_store *s, const char *worker, char *err, size_t errlen)
     r = PQexecParams(s->conn, stopped_sql, 1, NULL, values, NULL,
         NULL, 0);
     rc = wq_store_result_check(s, r, "mark the worker stopped", err, errlen);
+    PQclear(r);
+    return rc;
+}
+
+/*
+ * Progress (worker/progress.c, migration 0009): the latest report of each
+ * task, written only while the attempt that made it holds the lease.
+ */
+static const char progress_sql[] =
+    "UPDATE workq.tasks t SET progress = x.percent,"
+    "    progress_message = nullif(x.message, ''), progress_at = now()"
+    "  FROM unnest($1::uuid[], $2::int4[], $3::int2[], $4::text[])"
+    "    AS x(id, attempt, percent, message)"
+    "  WHERE t.id = x.id AND t.state = 'running' AND t.attempt = x.attempt"
+    "    AND t.lease_owner = $5";
+
+int
+wq_claim_progress(wq_store *s, const char *ids, const char *attempts,
+    const char *percents, const char *messages, const char *worker,
+    char *err, size_t errlen)
+{
+    const char *values[5] = { ids, attempts, percents, messages, worker };
+    PGresult *r;
+    int rc;
+
+    r = PQexecParams(s->conn, progress_sql, 5, NULL, values, NULL, NULL, 0);
+    rc = wq_store_result_check(s, r, "write progress", err, errlen);
     PQclear(r);
     return rc;
 }

@@ -39,6 +39,9 @@ enum wq_claim_status {
 /* One delivery to claim. */
 struct wq_claim {
     const struct wq_envelope *env;  /* in: borrowed for the call */
+    const char *hook_url;           /* in: the queue's completion hook,
+                                       stored as header "workq-hook" when
+                                       the task names none; NULL: none */
     enum wq_claim_status status;    /* out */
     uint8_t task_id[16];            /* out: the row's id (RUN, BUSY, ...);
                                        not always env->id: a second
@@ -144,5 +147,23 @@ int wq_claim_stopped(wq_store *s, const char *worker, char *err,
  * escaping.  Returns 0 or WQ_ENOMEM.
  */
 int wq_claim_headers_json(const struct wq_envelope *env, struct wq_buf *b);
+
+/*
+ * wq_claim_headers_json_hook is wq_claim_headers_json with the header
+ * "workq-hook": hook_url added when hook_url is not NULL and the envelope
+ * has no header of that name (a queue's completion hook, migration 0009).
+ */
+int wq_claim_headers_json_hook(const struct wq_envelope *env,
+    const char *hook_url, struct wq_buf *b);
+
+/*
+ * wq_claim_progress writes the progress of running tasks (migration
+ * 0009): parallel PostgreSQL array literals in text form of task ids,
+ * attempts, percentages (0..100) and messages; a row changes only while
+ * that attempt runs under `worker`'s lease.  Returns 0 or WQ_ESTORE.
+ */
+int wq_claim_progress(wq_store *s, const char *ids, const char *attempts,
+    const char *percents, const char *messages, const char *worker,
+    char *err, size_t errlen);
 
 #endif

@@ -42,7 +42,9 @@ static const char sql_probe[] =
     "   WHERE state = 'dead' AND dead_published_at IS NULL),"
     "  EXISTS (SELECT 1 FROM workq.outbox),"
     "  EXISTS (SELECT 1 FROM workq.accepted)"
-    "    OR EXISTS (SELECT 1 FROM workq.accepted_runs)";
+    "    OR EXISTS (SELECT 1 FROM workq.accepted_runs),"
+    "  (SELECT ceil(extract(epoch FROM min(next_at) - clock_timestamp())"
+    "     * 1000)::int8 FROM workq.hook_deliveries)";
 
 static const char sql_due_select[] =
     "SELECT " TASK_COLS ", t.state,"
@@ -240,6 +242,27 @@ static const char sql_prune_workers[] =
     "  LIMIT $2"
     "  FOR UPDATE SKIP LOCKED)";
 
+/* Completion hooks (scheduler/hooks.c, migration 0009): the due
+ * deliveries, those delivered (deleted), those to try again later. */
+static const char sql_hooks_select[] =
+    "SELECT d.id::text, d.url, d.body, d.attempts"
+    "  FROM workq.hook_deliveries d"
+    "  WHERE d.next_at <= now()"
+    "  ORDER BY d.next_at"
+    "  LIMIT $1"
+    "  FOR UPDATE SKIP LOCKED";
+
+static const char sql_hooks_delivered[] =
+    "DELETE FROM workq.hook_deliveries WHERE id = ANY($1::uuid[])";
+
+static const char sql_hooks_retry[] =
+    "UPDATE workq.hook_deliveries d SET attempts = d.attempts + 1,"
+    "    next_at = now() + x.delay_ms * interval '1 millisecond',"
+    "    last_error = x.error"
+    "  FROM unnest($1::uuid[], $2::int8[], $3::text[])"
+    "    AS x(id, delay_ms, error)"
+    "  WHERE d.id = x.id";
+
 static const struct {
     const char *sql;
     int nparams;
@@ -282,6 +305,12 @@ static const struct {
         sql_prune_ticks, 2, 0, "prune periodic ticks" },
     [WQ_SCHED_SQL_PRUNE_WORKERS] = {
         sql_prune_workers, 2, 0, "prune worker rows" },
+    [WQ_SCHED_SQL_HOOKS_SELECT] = {
+        sql_hooks_select, 1, 0, "select due completion hooks" },
+    [WQ_SCHED_SQL_HOOKS_DELIVERED] = {
+        sql_hooks_delivered, 1, 0, "delete delivered completion hooks" },
+    [WQ_SCHED_SQL_HOOKS_RETRY] = {
+        sql_hooks_retry, 3, 0, "postpone completion hooks" },
 };
 
 int

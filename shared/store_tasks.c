@@ -259,6 +259,7 @@ wq_task_row_free(struct wq_task_row *row)
     free(row->lease_owner);
     free(row->worker);
     free(row->last_error);
+    free(row->progress_message);
     free(row->result);
     memset(row, 0, sizeof *row);
 }
@@ -982,4 +983,45 @@ wq_store_dead_letter_insert(wq_store *s, const struct wq_dead_letter *dl,
         *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return 0;
+}
+
+/* The last progress report of a task (migration 0009). */
+static const char progress_get_sql[] =
+    "SELECT progress, coalesce(progress_message, ''),"
+    "  (extract(epoch FROM progress_at) * 1000)::int8"
+    "  FROM workq.tasks WHERE id = $1::uuid AND progress IS NOT NULL";
+
+int
+wq_store_task_progress(wq_store *s, struct wq_task_row *row, char *err,
+    size_t errlen)
+{
+    char id[WQ_UUID_STRLEN];
+    const char *values[1] = { id };
+    PGresult *r;
+    int rc;
+
+    if (row->receipt)
+        return 0;       /* not claimed: no progress yet */
+    wq_uuid_format(row->id, id);
+    r = PQexecParams(s->conn, progress_get_sql, 1, NULL, values, NULL, NULL,
+        0);
+    if (PQresultStatus(r) == PGRES_FATAL_ERROR
+        && PQresultErrorField(r, PG_DIAG_SQLSTATE) != NULL
+        && strcmp(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42703") == 0) {
+        /* a schema before migration 0009 (a producer upgraded first):
+         * no progress to show, the rest of the task still is */
+        PQclear(r);
+        return 0;
+    }
+    if ((rc = wq_store_result_check(s, r, "read progress", err, errlen))
+        == 0 && PQntuples(r) == 1) {
+        row->has_progress = 1;
+        row->progress = atoi(PQgetvalue(r, 0, 0));
+        free(row->progress_message);
+        row->progress_message = PQgetvalue(r, 0, 1)[0] != '\0'
+            ? xstrdup(PQgetvalue(r, 0, 1)) : NULL;
+        row->progress_at_ms = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+    }
+    PQclear(r);
+    return rc;
 }

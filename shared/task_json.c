@@ -104,6 +104,12 @@ wq_task_json(const struct wq_task_row *row, const struct wq_task_attempt *v,
     fail |= json_object_set_new(o, "lease_owner", str(row->lease_owner));
     fail |= json_object_set_new(o, "worker", str(row->worker));
     fail |= json_object_set_new(o, "last_error", str(row->last_error));
+    if (row->has_progress)
+        fail |= json_object_set_new(o, "progress", json_pack("{s:i,s:o,s:o}",
+            "percent", row->progress, "message",
+            str(row->progress_message), "at", when(row->progress_at_ms)));
+    else
+        fail |= json_object_set_new(o, "progress", json_null());
     fail |= json_object_set_new(o, "payload_bytes", row->payload != NULL
         ? json_integer((json_int_t)row->payload_len) : json_null());
     fail |= bytes(o, "result", row->result, row->result_len);

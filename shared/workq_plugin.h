@@ -38,7 +38,8 @@
  *
  * A run that takes too long cannot be stopped from outside (it shares the
  * worker's address space): honour task->deadline_ms, and return
- * WORKQ_PLUGIN_RETRY when it is past.  A plugin that crashes takes the
+ * WORKQ_PLUGIN_RETRY when it is past; poll host->cancelled() for an
+ * operator's cancel.  A plugin that crashes takes the
  * worker with it; its task is retried when its lease expires, and after
  * max_attempts it is dead-lettered without running again.
  */
@@ -87,6 +88,9 @@ struct workq_plugin_task {
     size_t nheaders;
     int64_t deadline_ms;        /* epoch ms at which it times out; 0: none */
     const char *worker_id;
+    /* Since workq 0.10 (check struct_size): the task's W3C traceparent
+     * (also among the headers) when it has a well-formed one, else NULL. */
+    const char *traceparent;
 };
 
 /* The worker's side of one run(); opaque to the plugin. */
@@ -103,6 +107,25 @@ struct workq_plugin_host {
     /* Writes msg to the worker's log; level 0 debug, 1 info, 2 warn,
      * 3 error. */
     void (*log)(int level, const char *msg);
+    /*
+     * Since workq 0.10 (check struct_size >= offsetof(struct
+     * workq_plugin_host, cancelled) + sizeof(void *)):
+     *
+     * progress() reports how far the run is: percent 0..100 and a short
+     * message (may be NULL; copied, cut at 200 bytes).  Cheap and never
+     * blocking: call it as often as you like; `workq status`, the HTTP
+     * API and the dashboard show the latest (written at most once a
+     * second).
+     *
+     * cancelled() returns 1 once an operator cancelled the task (`workq
+     * cancel`) or the worker gives up on its running tasks (a stop past
+     * worker.drain_timeout), else 0.  Poll it in long loops and return
+     * soon after it says 1 (any status: a run that was cancelled and
+     * does not return WORKQ_PLUGIN_OK is recorded as cancelled).
+     */
+    void (*progress)(struct workq_plugin_output *out, int percent,
+        const char *message);
+    int (*cancelled)(struct workq_plugin_output *out);
 };
 
 struct workq_plugin {

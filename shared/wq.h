@@ -37,6 +37,10 @@
 #define WQ_KEY_MAX     512          /* bytes in an idempotency key */
 #define WQ_PAYLOAD_MAX (1u << 20)   /* bytes in a payload (1 MiB) */
 
+/* The header naming a task's completion hook (an https URL), migration
+ * 0009 and scheduler/hooks.c. */
+#define WQ_HOOK_HEADER "workq-hook"
+
 #if defined(__GNUC__)
 #define WQ_PRINTFLIKE(f, a) __attribute__((format(printf, f, a)))
 #define WQ_NORETURN __attribute__((noreturn))

@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """http_receiver.py - an HTTPS receiver for the http handler's tests.
 
-Usage: http_receiver.py CERT KEY SECRET LOG
+Usage: http_receiver.py CERT KEY SECRET LOG [PORT]
 
-Listens on 127.0.0.1 (a free port, printed as "PORT N" on stdout once
-it listens), HTTP/1.1 with keep-alive, TLS with CERT and KEY.  Every
+Listens on 127.0.0.1 (PORT, else a free port; printed as "PORT N" on
+stdout once it listens), HTTP/1.1 with keep-alive, TLS with CERT and KEY.  Every
 request is checked the way a service should: X-Workq-Signature must be
 "v1=" + hex HMAC-SHA256(SECRET, X-Workq-Timestamp "." body), compared in
 constant time, with a timestamp within 5 minutes; a request that fails
@@ -19,6 +19,11 @@ The payload says how to answer:
   slow               200 after 0.5 s
   hang               no answer for 30 s
   cut                headers saying 1000 bytes, 10 of them, then close
+
+Completion hooks (test_hooks.c) are told apart by their path: /slow...
+logs the request at once (status 0), then answers 200 after 3 s (and
+logs again); any other path is answered by the payload rules above,
+which for a hook's JSON body means 200.
 """
 import hashlib
 import hmac
@@ -30,6 +35,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CERT, KEY, SECRET, LOG = sys.argv[1:5]
+PORT = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 log_lock = threading.Lock()
 
 
@@ -63,14 +69,21 @@ class Handler(BaseHTTPRequestHandler):
         sig_ok = fresh and hmac.compare_digest(sig, want)
         entry = {h: self.headers.get(h) for h in (
             "X-Workq-Id", "X-Workq-Key", "X-Workq-Queue", "X-Workq-Type",
-            "X-Workq-Attempt", "X-Workq-Max-Attempts", "traceparent")}
+            "X-Workq-Attempt", "X-Workq-Max-Attempts", "traceparent",
+            "X-Workq-Delivery", "X-Workq-Event")}
         entry.update(sig_ok=sig_ok, port=self.client_address[1],
-                     body=body.decode("utf-8", "replace"))
+                     body=body.decode("utf-8", "replace"), path=self.path)
         cmd = body.decode("utf-8", "replace")
         if not sig_ok:
             entry["status"] = 401
             log(entry)
             return self.answer(401, b"bad signature")
+        if self.path.startswith("/slow"):
+            log(dict(entry, status=0))
+            time.sleep(3)
+            entry["status"] = 200
+            log(entry)
+            return self.answer(200, b"ok")
         if cmd.startswith("status:"):
             parts = cmd.split(":")
             status = int(parts[1])
@@ -106,7 +119,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ThreadingHTTPServer.allow_reuse_address = True
+    srv = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
     srv.daemon_threads = True
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(CERT, KEY)

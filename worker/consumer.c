@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,9 @@
 #include "log.h"
 #include "migrate.h"
 #include "pool.h"
+#include "progress.h"
 #include "reconnect.h"
+#include "trace.h"
 #include "uuid.h"
 
 /*
@@ -100,6 +103,7 @@ struct tlist {
 struct policy {
     const char *name;
     struct wq_backoff b;
+    const char *hook_url;       /* NULL: the queue has no completion hook */
 };
 
 struct wq_consumer {
@@ -136,6 +140,7 @@ struct wq_consumer {
     struct wq_record *recs;
     struct policy *policies;
     size_t npolicies;
+    int any_hook;               /* some policy names a hook_url */
     int loop_slot;              /* wq_worker_stats_loop_register */
     uint64_t status_last_ns;
     uint64_t status_sig;
@@ -210,7 +215,30 @@ policies_init(struct wq_consumer *c)
         c->policies[i].b.factor = p[i].backoff_factor;
         c->policies[i].b.jitter = (enum wq_jitter)p[i].backoff_jitter;
         c->policies[i].b.max_attempts = (uint32_t)p[i].max_attempts;
+        if (p[i].hook_url != NULL && p[i].hook_url[0] != '\0') {
+            c->policies[i].hook_url = p[i].hook_url;
+            c->any_hook = 1;
+        }
     }
+}
+
+/* The completion hook of a queue (its policy's, else "*"'s); NULL if
+ * none.  Claims pass it to the store, which adds it to the task's
+ * headers unless the task names its own (migration 0009). */
+static const char *
+hook_of(const struct wq_consumer *c, const char *queue)
+{
+    const char *star = NULL;
+
+    if (!c->any_hook)
+        return NULL;
+    for (size_t i = 0; i < c->npolicies; i++) {
+        if (strcmp(c->policies[i].name, queue) == 0)
+            return c->policies[i].hook_url;
+        if (strcmp(c->policies[i].name, "*") == 0)
+            star = c->policies[i].hook_url;
+    }
+    return star;
 }
 
 /* The backoff of a queue: its own policy, else "*", else the default. */
@@ -275,6 +303,26 @@ thread_fd(void)
 }
 
 /*
+ * Logs a line about a task from a thread that is not running it (the
+ * loop, the lease thread), with the task's id and traceparent as the
+ * handler thread's lines have them (log.h wq_log_task_begin).
+ */
+static void WQ_PRINTFLIKE(4, 5)
+task_log(const char *id, const struct wq_envelope *env,
+    enum wq_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!wq_log_enabled(level))
+        return;
+    wq_log_task_begin(id, wq_trace_parent(env));
+    va_start(ap, fmt);
+    wq_logv(level, COMPONENT, fmt, ap);
+    va_end(ap);
+    wq_log_task_end();
+}
+
+/*
  * An operator's cancel (NOTIFY workq_cancel), from the lease thread with
  * the lease set locked, so the task is still ours and alive.
  */
@@ -290,7 +338,8 @@ on_cancel(void *p, void *user)
     if ((fd = atomic_load(&tk->wake_fd)) >= 0
         && write(fd, &one, sizeof one) < 0)
         (void)0;    /* EAGAIN: a wakeup is pending anyway */
-    wq_log_info(COMPONENT, "task %s: cancel requested", tk->id);
+    task_log(tk->id, &tk->env, WQ_LOG_INFO, "task %s: cancel requested",
+        tk->id);
 }
 
 /* Wakes the loop; the lock is held.  One transport wakeup per sleep. */
@@ -304,6 +353,17 @@ wake_locked(struct wq_consumer *c)
     pthread_cond_signal(&c->cond);
 }
 
+/* A handler's progress report (handler.h), into the lease thread's
+ * table (progress.h). */
+static void
+report_progress(void *user, int percent, const char *message)
+{
+    struct task *tk = user;
+
+    wq_progress_report(wq_worker_lease_progress(tk->owner->conf.lease),
+        tk->id, tk->claim.attempt, percent, message);
+}
+
 void
 wq_consumer_run_task(void *item, void *user)
 {
@@ -312,6 +372,7 @@ wq_consumer_run_task(void *item, void *user)
     struct wq_handler_ctx ctx;
 
     (void)user;
+    wq_log_task_begin(tk->id, wq_trace_parent(&tk->env));
     memset(&ctx, 0, sizeof ctx);
     ctx.env = &tk->env;
     ctx.task_id = tk->id;
@@ -321,6 +382,10 @@ wq_consumer_run_task(void *item, void *user)
     ctx.cancel_fd = c->cancel_fd;
     ctx.task_cancel_fd = thread_fd();
     ctx.cancelled = &tk->cancel;
+    if (c->conf.lease != NULL) {
+        ctx.progress = report_progress;
+        ctx.progress_user = tk;
+    }
     atomic_store(&tk->wake_fd, ctx.task_cancel_fd);
     tk->start_ns = wq_clock_mono_ns();
     if (tk->h != NULL && tk->h->timeout_ms > 0) {
@@ -346,6 +411,7 @@ wq_consumer_run_task(void *item, void *user)
     wq_metric_observe(c->conf.stats->handler_seconds,
         (double)(tk->end_ns - tk->start_ns) / 1e9);
     wq_metric_add(c->conf.stats->running, -1);
+    wq_log_task_end();      /* tk belongs to the loop from here on */
 
     pthread_mutex_lock(&c->lock);
     tl_push(&c->done, tk);
@@ -682,9 +748,10 @@ count_outcome(struct wq_consumer *c, const struct task *tk,
     if (age >= 0)
         wq_metric_observe(st->latency_seconds, (double)age / 1e3);
     if (tk->res.outcome != WQ_OUTCOME_SUCCEEDED)
-        wq_log_info(COMPONENT, "task %s (%s) attempt %u/%u %s -> %s: %s",
-            tk->id, tk->env.type, tk->claim.attempt, tk->claim.max_attempts,
-            r->outcome, r->state, r->error != NULL ? r->error : "");
+        task_log(tk->id, &tk->env, WQ_LOG_INFO,
+            "task %s (%s) attempt %u/%u %s -> %s: %s", tk->id, tk->env.type,
+            tk->claim.attempt, tk->claim.max_attempts, r->outcome, r->state,
+            r->error != NULL ? r->error : "");
 }
 
 static void
@@ -736,9 +803,9 @@ settle_claim(struct wq_consumer *c, struct task *tk, struct tlist *pending)
         wq_metric_inc(st->dead, 1);
         wq_metric_inc(st->dead_at_claim, 1);
         wq_uuid_format(tk->claim.task_id, id);
-        wq_log_warn(COMPONENT, "task %s (%s): attempts spent (%u of %u), "
-            "dead without running", id, tk->env.type, tk->claim.attempt,
-            tk->claim.max_attempts);
+        task_log(id, &tk->env, WQ_LOG_WARN, "task %s (%s): attempts spent "
+            "(%u of %u), dead without running", id, tk->env.type,
+            tk->claim.attempt, tk->claim.max_attempts);
         break;
     case WQ_CLAIM_PENDING:
         tl_push(pending, tk);
@@ -762,8 +829,9 @@ reject_one(struct wq_consumer *c, int record, const char *why)
     if (record) {
         tk = c->torecord.head;
         if (!tk->rejected) {
-            wq_log_error(COMPONENT, "task %s: the store rejected its "
-                "outcome (%s); recording a failure instead", tk->id, why);
+            task_log(tk->id, &tk->env, WQ_LOG_ERROR, "task %s: the store "
+                "rejected its outcome (%s); recording a failure instead",
+                tk->id, why);
             tk->rejected = 1;
             wq_handler_result_free(&tk->res);
             wq_handler_result_fail(&tk->res, WQ_OUTCOME_FAILED, "the store "
@@ -771,8 +839,9 @@ reject_one(struct wq_consumer *c, int record, const char *why)
             return;
         }
         tl_pop(&c->torecord);
-        wq_log_error(COMPONENT, "task %s: the store rejected even a failure "
-            "(%s); its delivery is given back", tk->id, why);
+        task_log(tk->id, &tk->env, WQ_LOG_ERROR, "task %s: the store "
+            "rejected even a failure (%s); its delivery is given back",
+            tk->id, why);
         wq_worker_lease_remove(c->conf.lease, tk->claim.task_id);
         nack(c, tk);
         task_free(tk);
@@ -809,6 +878,7 @@ store_round(struct wq_consumer *c)
         for (tk = c->incoming.head; tk != NULL && ncl < limit
             && ncl < slots; tk = tk->next) {
             memset(&c->claims[ncl], 0, sizeof c->claims[ncl]);
+            c->claims[ncl].hook_url = hook_of(c, tk->env.queue);
             c->claims[ncl++].env = &tk->env;
         }
     if (nrec == 0 && ncl == 0)
@@ -850,9 +920,9 @@ store_round(struct wq_consumer *c)
             count_outcome(c, tk, &c->recs[i]);
         } else {
             wq_metric_inc(st->lost_leases, 1);
-            wq_log_warn(COMPONENT, "task %s attempt %u: the lease was lost "
-                "before the outcome (%s) was recorded; dropped", tk->id,
-                tk->claim.attempt, c->recs[i].outcome);
+            task_log(tk->id, &tk->env, WQ_LOG_WARN, "task %s attempt %u: "
+                "the lease was lost before the outcome (%s) was recorded; "
+                "dropped", tk->id, tk->claim.attempt, c->recs[i].outcome);
         }
         wq_worker_lease_remove(c->conf.lease, tk->claim.task_id);
         ack(c, tk);
@@ -886,9 +956,9 @@ collect(struct wq_consumer *c)
         if (tk->res.outcome == WQ_OUTCOME_ABANDONED) {
             /* not recorded, not acked: left to lease expiry */
             wq_metric_inc(c->conf.stats->abandoned, 1);
-            wq_log_warn(COMPONENT, "task %s attempt %u abandoned: %s", tk->id,
-                tk->claim.attempt, tk->res.error != NULL ? tk->res.error
-                : "");
+            task_log(tk->id, &tk->env, WQ_LOG_WARN,
+                "task %s attempt %u abandoned: %s", tk->id, tk->claim.attempt,
+                tk->res.error != NULL ? tk->res.error : "");
             wq_worker_lease_remove(c->conf.lease, tk->claim.task_id);
             task_free(tk);
             continue;

@@ -57,6 +57,11 @@ struct wq_handler_ctx {
      * when the caller offers none. */
     int task_cancel_fd;
     const atomic_int *cancelled;
+    /* Progress of the task (progress.h): a percentage 0..100 and a short
+     * message (may be NULL); cheap, never blocks.  NULL when the caller
+     * takes none. */
+    void (*progress)(void *user, int percent, const char *message);
+    void *progress_user;
 };
 
 /* What a handler hands back.  Zero it before the run; the caller frees

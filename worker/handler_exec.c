@@ -75,6 +75,7 @@
 #include "clock.h"
 #include "handler.h"
 #include "log.h"
+#include "trace.h"
 
 #define COMPONENT      "exec"
 #define READ_CHUNK     16384
@@ -84,6 +85,7 @@
 #define CHILD_STACK    (128 * 1024) /* the child's stack until execve,
                                        its lowest page a guard */
 #define NLIMITS        6        /* AS, CPU, NOFILE, NPROC, FSIZE, CORE */
+#define PROGRESS_LINE_MAX 1024  /* bytes of a progress line */
 
 /*
  * Code that runs in the child before execve, in the worker's memory:
@@ -102,6 +104,8 @@
 struct child {
     pid_t pid;
     int in, out, err;           /* our ends; -1 once closed */
+    int prog;                   /* the progress pipe's read end, or -1 */
+    struct wq_buf progbuf;      /* a progress line not yet whole */
     int pidfd;                  /* -1 if the kernel has none */
     const uint8_t *payload;
     size_t payload_len, written;
@@ -224,17 +228,22 @@ static char **
 env_build(const struct wq_exec_conf *c, const struct wq_handler_ctx *ctx)
 {
     size_t n = 0, extra = 0;
+    const char *trace;
     char **envp;
 
     while (c->env != NULL && c->env[extra] != NULL)
         extra++;
-    envp = xcalloc(7 + extra, sizeof *envp);
+    envp = xcalloc(9 + extra, sizeof *envp);
     envp[n++] = xstrdup("PATH=/usr/bin:/bin");
     envp[n++] = xasprintf("WORKQ_TASK_ID=%s", ctx->task_id);
     envp[n++] = xasprintf("WORKQ_KEY=%s", ctx->env->key);
     envp[n++] = xasprintf("WORKQ_ATTEMPT=%u", ctx->attempt);
     envp[n++] = xasprintf("WORKQ_QUEUE=%s", ctx->env->queue);
     envp[n++] = xasprintf("WORKQ_TYPE=%s", ctx->env->type);
+    if ((trace = wq_trace_parent(ctx->env)) != NULL)
+        envp[n++] = xasprintf("TRACEPARENT=%s", trace);
+    if (ctx->progress != NULL)
+        envp[n++] = xstrdup("WORKQ_PROGRESS_FD=3");
     for (size_t i = 0; i < extra; i++)
         envp[n++] = xstrdup(c->env[i]);
     envp[n] = NULL;
@@ -278,7 +287,8 @@ struct spawn_args {
     char *const *argv;
     char *const *envp;
     const char *workdir;        /* NULL: the worker's */
-    int fd[3];                  /* become 0, 1 and 2 */
+    int fd[4];                  /* become 0, 1, 2 and, unless -1, 3 (the
+                                   progress pipe) */
     mode_t umask;
     pid_t parent;               /* the worker */
     struct limit lim[NLIMITS];
@@ -309,7 +319,7 @@ static CHILD_CODE int
 child_main(void *arg)
 {
     struct spawn_args *a = arg;
-    int fd[3];
+    int fd[4], nfd = a->fd[3] >= 0 ? 4 : 3;
 
     if (setpgid(0, 0) < 0)
         child_fail(a, STEP_SETPGID, errno);
@@ -333,23 +343,23 @@ child_main(void *arg)
     /* a pipe end that is itself 0, 1 or 2 (the worker started with one
      * closed) moves up first, so that no dup2 overwrites another's
      * source and each dup2 clears O_CLOEXEC on its target */
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < nfd; i++) {
         fd[i] = a->fd[i];
-        if (fd[i] < 3 && (fd[i] = fcntl(fd[i], F_DUPFD, 3)) < 0)
+        if (fd[i] < nfd && (fd[i] = fcntl(fd[i], F_DUPFD, nfd)) < 0)
             child_fail(a, STEP_DUP, errno);
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < nfd; i++)
         if (dup2(fd[i], i) < 0)
             child_fail(a, STEP_DUP, errno);
     /* ENOSYS before Linux 5.9; EPERM from a seccomp filter that does not
      * know it (SystemCallErrorNumber=EPERM) */
-    if (close_range(3, ~0U, 0) < 0) {
+    if (close_range((unsigned)nfd, ~0U, 0) < 0) {
         struct rlimit rl;
         unsigned max = 1u << 20;
 
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < max)
             max = (unsigned)rl.rlim_cur;
-        for (unsigned f = 3; f < max; f++)
+        for (unsigned f = (unsigned)nfd; f < max; f++)
             (void)close((int)f);
     }
     for (size_t i = 0; i < a->nlim; i++)
@@ -446,8 +456,10 @@ describe_step(const struct spawn_args *a, char *buf, size_t len)
     }
 }
 
-int
-wq_exec_spawn(const struct wq_exec_conf *c, char *const *envp,
+/* wq_exec_spawn, with progress_w (unless -1) as the program's
+ * descriptor 3. */
+static int
+exec_spawn(const struct wq_exec_conf *c, char *const *envp, int progress_w,
     struct wq_spawned *out, char *why, size_t whylen)
 {
     int in[2] = { -1, -1 }, o[2] = { -1, -1 }, err[2] = { -1, -1 };
@@ -475,6 +487,7 @@ wq_exec_spawn(const struct wq_exec_conf *c, char *const *envp,
     a.fd[0] = in[0];
     a.fd[1] = o[1];
     a.fd[2] = err[1];
+    a.fd[3] = progress_w;
     a.umask = (mode_t)(c->umask & 0777);
     a.parent = getpid();
     sigemptyset(&a.none);
@@ -528,16 +541,80 @@ close_pipes:
     return rc;
 }
 
-/* Starts the program for one task; as wq_exec_spawn. */
+int
+wq_exec_spawn(const struct wq_exec_conf *c, char *const *envp,
+    struct wq_spawned *out, char *why, size_t whylen)
+{
+    return exec_spawn(c, envp, -1, out, why, whylen);
+}
+
+/*
+ * Reads the progress pipe: lines "PERCENT" or "PERCENT MESSAGE" (PERCENT
+ * a decimal integer, clamped to 0..100; MESSAGE the rest of the line),
+ * each handed to ctx->progress.  Other lines are ignored; a line longer
+ * than PROGRESS_LINE_MAX is dropped.  The pipe is closed at EOF.
+ */
+static void
+read_progress(struct child *ch, const struct wq_handler_ctx *ctx)
+{
+    char buf[1024];
+
+    for (;;) {
+        ssize_t n = read(ch->prog, buf, sizeof buf);
+        size_t start = 0;
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+                close_fd(&ch->prog);
+            return;
+        }
+        if (wq_buf_append(&ch->progbuf, buf, (size_t)n) != 0)
+            abort();
+        for (size_t i = 0; i < ch->progbuf.len; i++) {
+            char *line = ch->progbuf.data + start, *end;
+            long pct;
+
+            if (ch->progbuf.data[i] != '\n')
+                continue;
+            ch->progbuf.data[i] = '\0';
+            if (i > 0 && ch->progbuf.data[i - 1] == '\r')
+                ch->progbuf.data[i - 1] = '\0';
+            pct = strtol(line, &end, 10);
+            if (end != line && (*end == '\0' || *end == ' '))
+                ctx->progress(ctx->progress_user, pct < 0 ? 0 : pct > 100
+                    ? 100 : (int)pct, *end == ' ' ? end + 1 : NULL);
+            start = i + 1;
+        }
+        memmove(ch->progbuf.data, ch->progbuf.data + start,
+            ch->progbuf.len - start);
+        ch->progbuf.len -= start;
+        if (ch->progbuf.len > PROGRESS_LINE_MAX)
+            ch->progbuf.len = 0;    /* no line end in sight: dropped */
+    }
+}
+
+/* Starts the program for one task; as wq_exec_spawn.  With a progress
+ * pipe when the caller takes progress: its read end in ch->prog. */
 static int
-spawn(const struct wq_exec_conf *c, char **envp, struct child *ch,
-    char *why, size_t whylen)
+spawn(const struct wq_exec_conf *c, char **envp, int want_progress,
+    struct child *ch, char *why, size_t whylen)
 {
     struct wq_spawned sp;
-    int rc = wq_exec_spawn(c, envp, &sp, why, whylen);
+    int prog[2] = { -1, -1 }, rc;
 
-    if (rc != 0)
+    if (want_progress && pipe2(prog, O_CLOEXEC) < 0)
+        return errno;
+    rc = exec_spawn(c, envp, prog[1], &sp, why, whylen);
+    close_fd(&prog[1]);
+    if (rc != 0) {
+        close_fd(&prog[0]);
         return rc;
+    }
+    ch->prog = prog[0];
+    if (ch->prog >= 0)
+        fcntl(ch->prog, F_SETFL, O_NONBLOCK);
     ch->pid = sp.pid;
     ch->in = sp.in;
     ch->out = sp.out;
@@ -650,11 +727,11 @@ wq_handler_exec_run(const struct wq_exec_conf *c,
     char why[128];
 
     memset(&ch, 0, sizeof ch);
-    ch.in = ch.out = ch.err = ch.pidfd = -1;
+    ch.in = ch.out = ch.err = ch.pidfd = ch.prog = -1;
     ch.payload = ctx->env->payload;
     ch.payload_len = ctx->env->payload_len;
     envp = env_build(c, ctx);
-    rc = spawn(c, envp, &ch, why, sizeof why);
+    rc = spawn(c, envp, ctx->progress != NULL, &ch, why, sizeof why);
     env_free(envp);
     if (rc != 0) {
         wq_handler_result_fail(res, WQ_OUTCOME_FAILED, "cannot start %s: "
@@ -670,9 +747,9 @@ wq_handler_exec_run(const struct wq_exec_conf *c,
     feed_stdin(&ch);
 
     for (;;) {
-        struct pollfd pfd[6];
+        struct pollfd pfd[7];
         int n = 0, wait = -1, ipid = -1, icancel = -1, iin = -1, iout = -1,
-            ierr = -1, itask = -1;
+            ierr = -1, itask = -1, iprog = -1;
         uint64_t now;
 
         if (ch.out >= 0) {
@@ -682,6 +759,10 @@ wq_handler_exec_run(const struct wq_exec_conf *c,
         if (ch.err >= 0) {
             ierr = n;
             pfd[n++] = (struct pollfd){ ch.err, POLLIN, 0 };
+        }
+        if (ch.prog >= 0 && !ch.exited) {
+            iprog = n;
+            pfd[n++] = (struct pollfd){ ch.prog, POLLIN, 0 };
         }
         if (ch.in >= 0 && !ch.exited) {
             iin = n;
@@ -741,6 +822,8 @@ wq_handler_exec_run(const struct wq_exec_conf *c,
             drain_pipe(&ch.err, &ch.errbuf, c->max_stderr, &ch.err_total);
         if (iin >= 0 && pfd[iin].revents != 0)
             feed_stdin(&ch);
+        if (iprog >= 0 && pfd[iprog].revents != 0)
+            read_progress(&ch, ctx);
         if (itask >= 0 && pfd[itask].revents != 0) {
             uint64_t v;
 
@@ -772,10 +855,14 @@ wq_handler_exec_run(const struct wq_exec_conf *c,
         drain_pipe(&ch.out, &res->result, c->max_output, &ch.out_total);
     if (ch.err >= 0)
         drain_pipe(&ch.err, &ch.errbuf, c->max_stderr, &ch.err_total);
+    if (ch.prog >= 0)
+        read_progress(&ch, ctx);
     close_fd(&ch.in);
     close_fd(&ch.out);
     close_fd(&ch.err);
     close_fd(&ch.pidfd);
+    close_fd(&ch.prog);
+    wq_buf_free(&ch.progbuf);
     log_stderr(&ch, ctx);
     conclude(c, ctx, &ch, timed_out, cancelled, op_cancel, res);
     wq_buf_free(&ch.errbuf);

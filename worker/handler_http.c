@@ -39,13 +39,13 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "alloc.h"
 #include "clock.h"
 #include "handler.h"
 #include "log.h"
+#include "sign.h"
+#include "trace.h"
 
 #define COMPONENT          "http"
 #define CACHE_CONNECTIONS  4
@@ -132,21 +132,6 @@ escaped(CURL *e, const char *s)
     return out;
 }
 
-/* 1 if s is a W3C traceparent's characters: hex digits and dashes. */
-static int
-trace_ok(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n < 16 || n > 128)
-        return 0;
-    for (; *s != '\0'; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')
-            || *s == '-'))
-            return 0;
-    return 1;
-}
-
 static struct curl_slist *
 add_header(struct curl_slist *l, const char *fmt, ...) WQ_PRINTFLIKE(2, 3);
 
@@ -169,22 +154,7 @@ void
 wq_handler_http_sign(const char *secret, const char *timestamp,
     const void *body, size_t len, char out[65])
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    size_t tn = strlen(timestamp);
-    unsigned char *msg = xmalloc(tn + 1 + len + 1);
-
-    /* the signed message: TIMESTAMP "." BODY */
-    memcpy(msg, timestamp, tn);
-    msg[tn] = '.';
-    if (len > 0)
-        memcpy(msg + tn + 1, body, len);
-    if (HMAC(EVP_sha256(), secret, (int)strlen(secret), msg, tn + 1 + len,
-        mac, &maclen) == NULL || maclen != 32)
-        abort();
-    free(msg);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", mac[i]);
+    wq_sign_hmac_sha256(secret, timestamp, body, len, out);
 }
 
 /* Drains an eventfd-like descriptor (a stale wakeup). */
@@ -235,11 +205,7 @@ wq_handler_http_run(const struct wq_httph_conf *c,
     hdr = add_header(hdr, "X-Workq-Attempt: %" PRIu32, ctx->attempt);
     hdr = add_header(hdr, "X-Workq-Max-Attempts: %" PRIu32,
         ctx->max_attempts);
-    for (size_t i = 0; i < env->nheaders; i++)
-        if (strcmp(env->headers[i].name, "traceparent") == 0
-            && trace_ok(env->headers[i].value))
-            trace = env->headers[i].value;
-    if (trace != NULL)
+    if ((trace = wq_trace_parent(env)) != NULL)
         hdr = add_header(hdr, "traceparent: %s", trace);
     if (c->secret != NULL && c->secret[0] != '\0') {
         snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));

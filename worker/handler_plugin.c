@@ -17,6 +17,7 @@
  * the rarer problem.
  */
 #include <dlfcn.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "alloc.h"
 #include "handler.h"
 #include "log.h"
+#include "trace.h"
 #include "workq_plugin.h"
 
 #define COMPONENT "plugin"
@@ -41,6 +43,7 @@ struct wq_plugin {
 
 /* The output of one run, behind the plugin's opaque pointer. */
 struct workq_plugin_output {
+    const struct wq_handler_ctx *ctx;
     struct wq_handler_result *res;
     size_t max_output;
     size_t total;
@@ -83,8 +86,31 @@ host_log(int level, const char *msg)
         wq_log(lv[level], COMPONENT, "%s", msg != NULL ? msg : "");
 }
 
+/* Progress of the run's task (progress.h through the handler context). */
+static void
+host_progress(struct workq_plugin_output *out, int percent,
+    const char *message)
+{
+    if (out->ctx->progress != NULL)
+        out->ctx->progress(out->ctx->progress_user, percent, message);
+}
+
+/* 1 once an operator cancelled the task or the worker gives up on its
+ * running tasks (the drain deadline); cheap enough to poll in a loop. */
+static int
+host_cancelled(struct workq_plugin_output *out)
+{
+    const struct wq_handler_ctx *ctx = out->ctx;
+    struct pollfd pfd = { ctx->cancel_fd, POLLIN, 0 };
+
+    if (ctx->cancelled != NULL && atomic_load(ctx->cancelled))
+        return 1;
+    return ctx->cancel_fd >= 0 && poll(&pfd, 1, 0) == 1;
+}
+
 static const struct workq_plugin_host host = {
     sizeof(struct workq_plugin_host), host_write, host_error, host_log,
+    host_progress, host_cancelled,
 };
 
 int
@@ -188,8 +214,10 @@ wq_handler_plugin_run(struct wq_plugin *p, const struct wq_handler_ctx *ctx,
     task.nheaders = ctx->env->nheaders;
     task.deadline_ms = ctx->deadline_ms;
     task.worker_id = ctx->worker_id;
+    task.traceparent = wq_trace_parent(ctx->env);
 
     memset(&out, 0, sizeof out);
+    out.ctx = ctx;
     out.res = res;
     out.max_output = p->max_output;
     if (p->serial)
@@ -199,6 +227,15 @@ wq_handler_plugin_run(struct wq_plugin *p, const struct wq_handler_ctx *ctx,
         pthread_mutex_unlock(&p->lock);
     free(hdrs);
 
+    /* a run that gave up because it saw the cancel (host->cancelled) */
+    if (status != WORKQ_PLUGIN_OK && ctx->cancelled != NULL
+        && atomic_load(ctx->cancelled)) {
+        wq_handler_result_fail(res, WQ_OUTCOME_CANCELLED, "cancelled by an "
+            "operator%s%s", out.error != NULL ? ": " : "",
+            out.error != NULL ? out.error : "");
+        free(out.error);
+        return;
+    }
     switch (status) {
     case WORKQ_PLUGIN_OK:
         res->outcome = WQ_OUTCOME_SUCCEEDED;

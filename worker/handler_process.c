@@ -495,6 +495,14 @@ proc_line(struct wq_proc_pool *p, struct proc *pr, const char *line,
             r = pr->slot[i];
             break;
         }
+    if (m.kind == WQ_PROTO_PROGRESS) {
+        /* the task's handler thread waits for its result meanwhile, so its
+         * context is alive; a report for a task that ended is dropped */
+        if (r != NULL && r->ctx->progress != NULL)
+            r->ctx->progress(r->ctx->progress_user, m.percent, m.error);
+        wq_proto_msg_free(&m);
+        return 0;
+    }
     if (r == NULL) {
         uint64_t id = m.id;
 

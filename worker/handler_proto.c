@@ -45,9 +45,12 @@ int
 wq_proto_hello(struct wq_buf *b, unsigned max_in_flight,
     const char *worker_id, const char *type)
 {
-    return put_line(b, json_pack("{s:s, s:i, s:I, s:s?, s:s?}", "t", "hello",
-        "protocol", WQ_PROTO_VERSION, "max_in_flight",
-        (json_int_t)max_in_flight, "worker", worker_id, "type", type));
+    /* "features": frames beyond protocol 1's that this worker reads, so
+     * that a library sends them only to a worker that knows them */
+    return put_line(b, json_pack("{s:s, s:i, s:I, s:s?, s:s?, s:[s]}", "t",
+        "hello", "protocol", WQ_PROTO_VERSION, "max_in_flight",
+        (json_int_t)max_in_flight, "worker", worker_id, "type", type,
+        "features", "progress"));
 }
 
 int
@@ -197,6 +200,30 @@ wq_proto_parse(const char *line, size_t len, struct wq_proto_msg *m,
         }
         if (s != NULL)
             m->library = xstrdup(json_string_value(s));
+        rc = 0;
+        goto out;
+    }
+    if (strcmp(what, "progress") == 0) {
+        m->kind = WQ_PROTO_PROGRESS;
+        v = json_object_get(o, "id");
+        s = json_object_get(o, "percent");
+        if (!json_is_integer(v) || json_integer_value(v) < 0
+            || !json_is_number(s)) {
+            wq_seterr(err, errlen, WQ_EINVAL, "progress: no integer \"id\" "
+                "and number \"percent\"");
+            goto out;
+        }
+        m->id = (uint64_t)json_integer_value(v);
+        m->percent = json_number_value(s) < 0 ? 0 : json_number_value(s) > 100
+            ? 100 : (int)json_number_value(s);
+        if (opt_string(o, "message", &s) != 0) {
+            wq_seterr(err, errlen, WQ_EINVAL, "progress: \"message\" is not "
+                "a string");
+            goto out;
+        }
+        if (s != NULL)
+            m->error = wq_handler_text_sanitize(json_string_value(s),
+                json_string_length(s), 200);
         rc = 0;
         goto out;
     }

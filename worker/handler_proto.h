@@ -53,11 +53,13 @@ int wq_proto_cancel(struct wq_buf *b, uint64_t id);
 enum wq_proto_kind {
     WQ_PROTO_HELLO,
     WQ_PROTO_RESULT,
+    WQ_PROTO_PROGRESS,          /* id, percent, message (error field) */
 };
 
 struct wq_proto_msg {
     enum wq_proto_kind kind;
     long protocol;              /* hello: the program's version */
+    int percent;                /* progress: 0..100 */
     char *library;              /* hello: its "library" text, or NULL */
     uint64_t id;                /* result: the frame it answers */
     enum wq_outcome outcome;    /* result: SUCCEEDED, FAILED ("retry") or

@@ -38,6 +38,7 @@
 #include "worker_lease.h"
 #include "log.h"
 #include "worker_stats.h"
+#include "progress.h"
 
 /* sysexits.h codes, as the CLI uses them */
 #define EXIT_USAGE    64
@@ -62,6 +63,14 @@ static const char help_text[] =
     "    or failure with the next attempt's time from the queue's backoff,\n"
     "    or dead) and only then acks the message.  Claims and records travel\n"
     "    in batches, one round trip each.  Many workers may share a queue.\n"
+    "\n"
+    "    A running task can report progress: an exec program writes lines\n"
+    "    \"PERCENT [MESSAGE]\" on descriptor 3 (WORKQ_PROGRESS_FD), a\n"
+    "    process handler calls task.progress(), a plugin host->progress().\n"
+    "    The latest report is written to the task's row at most once a\n"
+    "    second; `workq status` and GET /v1/tasks/ID show it.  Every log\n"
+    "    line about a task carries task=ID and, when the task has one, its\n"
+    "    W3C traceparent, which exec programs also get as TRACEPARENT.\n"
     "\n"
     "OPTIONS\n"
     "    -c, --config PATH     configuration file (default "
@@ -95,8 +104,11 @@ static const char help_text[] =
     "                     never takes longer than drain_timeout + 10 s (10 s\n"
     "                     after a second signal), whatever blocks.\n"
     "    NOTIFY workq_cancel, '<task id>' (PostgreSQL; `workq cancel`)\n"
-    "                     stops that task if this worker runs it and\n"
-    "                     records it cancelled.\n"
+    "                     stops that task if this worker runs it (exec:\n"
+    "                     SIGTERM to its process group, SIGKILL after\n"
+    "                     kill_grace; process: a cancel frame; plugin:\n"
+    "                     host->cancelled() turns 1) and records it\n"
+    "                     cancelled, once.\n"
     "    SIGHUP           reopen log.file (after rotation).\n"
     "\n"
     "SYSTEMD\n"
@@ -440,6 +452,9 @@ main(int argc, char **argv)
         status = EXIT_SOFTWARE;
         goto out_stats;
     }
+
+    wq_progress_set_metrics(wq_worker_lease_progress(lease),
+        stats.progress_reports, stats.progress_writes);
 
     cc.cfg = &cfg;
     cc.worker_id = id;

@@ -30,6 +30,7 @@
 #include "daemon.h"
 #include "worker_lease.h"
 #include "log.h"
+#include "progress.h"
 #include "uuid.h"
 
 #define COMPONENT     "lease"
@@ -59,6 +60,7 @@ struct wq_worker_lease {
     char **queues;
     char *conninfo, *password;
     int64_t lease_ms;
+    wq_progress *progress;      /* reports of running tasks, flushed here */
 };
 
 static const uint8_t zero_id[16];
@@ -261,6 +263,7 @@ lease_main(void *arg)
     char err[WQ_ERRLEN];
     int64_t interval = l->lease_ms / 3;
     uint64_t next = 0;      /* the next renewal, monotonic; 0: now */
+    uint64_t next_poll;     /* the next renewal or progress write */
     uint8_t *ids = NULL;
     size_t nids = 0, cap = 0, renewed = 0;
     int failing = 0, listening = 0, rc;
@@ -321,6 +324,29 @@ lease_main(void *arg)
             }
         }
 
+        /* progress reports that are due: one statement, on this
+         * connection (progress.c) */
+        if (s != NULL && !failing
+            && wq_progress_next_ms(l->progress) == 0
+            && wq_progress_flush(l->progress, s, l->w.id, err, sizeof err)
+            != 0) {
+            wq_log_warn(COMPONENT, "cannot write progress: %s", err);
+            failing = 1;
+            listening = 0;
+            next = 0;
+        }
+        {
+            int64_t pms = wq_progress_next_ms(l->progress);
+            uint64_t pnext = wq_clock_mono_ns() + (uint64_t)pms * 1000000u;
+
+            /* only while connected: a report waits for the connection
+             * (the renewal's retry timer) instead of spinning */
+            if (pms >= 0 && s != NULL && !failing && pnext < next)
+                next_poll = pnext;
+            else
+                next_poll = next;
+        }
+
         pfd[0].fd = l->wake_fd;
         pfd[0].events = POLLIN;
         if (s != NULL && listening && !failing
@@ -329,7 +355,7 @@ lease_main(void *arg)
             pfd[1].events = POLLIN;
             np = 2;
         }
-        if (poll(pfd, (nfds_t)np, wq_clock_ms_until(next) + 1) < 0
+        if (poll(pfd, (nfds_t)np, wq_clock_ms_until(next_poll) + 1) < 0
             && errno != EINTR)
             wq_log_warn(COMPONENT, "poll: %s", strerror(errno));
         if (pfd[0].revents & POLLIN) {
@@ -387,6 +413,7 @@ wq_worker_lease_start(const struct wq_worker_info *w, const char *conninfo,
     l->password = xstrdup(password != NULL ? password : "");
     l->lease_ms = lease_ms;
     grow(l);
+    l->progress = wq_progress_new(l->wake_fd);
     if (l->wake_fd < 0) {
         wq_seterr(err, errlen, WQ_EIO, "eventfd: %s", strerror(errno));
         wq_worker_lease_stop(l, 0);
@@ -401,6 +428,12 @@ wq_worker_lease_start(const struct wq_worker_info *w, const char *conninfo,
     l->started = 1;
     *out = l;
     return 0;
+}
+
+wq_progress *
+wq_worker_lease_progress(wq_worker_lease *l)
+{
+    return l->progress;
 }
 
 void
@@ -425,6 +458,7 @@ wq_worker_lease_stop(wq_worker_lease *l, int clean)
     free(l->password);
     free(l->conninfo);
     free(l->slots);
+    wq_progress_free(l->progress);
     if (l->wake_fd >= 0)
         close(l->wake_fd);
     pthread_mutex_destroy(&l->lock);

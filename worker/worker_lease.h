@@ -66,6 +66,11 @@ size_t wq_worker_lease_count(wq_worker_lease *l);
 /* Renew now (after a claim of many tasks, or for tests).  Thread-safe. */
 void wq_worker_lease_kick(wq_worker_lease *l);
 
+/* The progress table whose reports the lease thread writes (progress.h);
+ * lives until wq_worker_lease_stop.  Thread-safe. */
+struct wq_progress;
+struct wq_progress *wq_worker_lease_progress(wq_worker_lease *l);
+
 /*
  * wq_worker_lease_stop stops the thread; with `clean` it first marks the worker
  * row stopped (a clean shutdown).  Leases still in the set are left to

@@ -55,6 +55,13 @@ wq_worker_stats_init(struct wq_worker_stats *st)
         "reason=\"running\"");
     st->dup_not_due = wq_metrics_counter(m, DUPS, DUPS_HELP,
         "reason=\"not_due\"");
+    st->progress_reports = wq_metrics_counter(m,
+        "workq_worker_progress_reports_total",
+        "Progress reports of running tasks' handlers.", NULL);
+    st->progress_writes = wq_metrics_counter(m,
+        "workq_worker_progress_writes_total",
+        "Progress reports written to PostgreSQL (at most one per task per "
+        "second; the others are replaced by a later one).", NULL);
     st->lost_leases = wq_metrics_counter(m, "workq_worker_lost_leases_total",
         "Outcomes not recorded because the lease had been lost.", NULL);
     st->dead_letters = wq_metrics_counter(m,

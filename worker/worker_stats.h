@@ -27,6 +27,8 @@ struct wq_worker_stats {
     wq_metric *dead_at_claim;   /* of which: attempts spent at claim */
     wq_metric *dup_final, *dup_running, *dup_not_due;
     wq_metric *lost_leases;     /* outcomes whose lease was gone */
+    wq_metric *progress_reports;    /* progress reports of handlers */
+    wq_metric *progress_writes;     /* of which written to PostgreSQL */
     wq_metric *dead_letters;    /* undecodable messages kept */
     wq_metric *abandoned;       /* stopped at shutdown, not recorded */
     wq_metric *in_flight;       /* held: claimed, running or unrecorded */

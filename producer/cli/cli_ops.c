@@ -372,6 +372,11 @@ print_task(const struct wq_task_row *row, const char *idtext,
     if (row->receipt)
         printf("            accepted by the broker, not claimed by a "
             "worker yet; the payload is on the broker\n");
+    if (row->has_progress)
+        printf("progress    %d%%%s%s (reported %s)\n", row->progress,
+            row->progress_message != NULL ? " " : "",
+            row->progress_message != NULL ? row->progress_message : "",
+            tm(row->progress_at_ms, buf, sizeof buf));
     printf("attempts    %d of %d", row->attempt, row->max_attempts);
     if (row->attempt_base > 0)
         printf(" (retried by hand after attempt %d)", row->attempt_base);
@@ -451,6 +456,8 @@ cli_show_task(struct cli *cli, wq_store *s, const char *cmd,
     }
     if (rc == 0)
         rc = wq_store_task_attempts(s, row.id, &att, &natt, err, sizeof err);
+    if (rc == 0)
+        rc = wq_store_task_progress(s, &row, err, sizeof err);
     if (rc == WQ_ENOMEM)
         abort();    /* alloc.h */
     if (rc != 0) {

@@ -71,6 +71,8 @@ const struct cli_command cli_cmd_status = {
     "    yet shows as queued from its receipt (producer.receipts), with a\n"
     "    line that says so (--json: \"claimed\": false); its payload is on\n"
     "    the broker.  An id that was never accepted is not found (66).\n"
+    "    A running task whose handler reports progress shows its last\n"
+    "    report (percent, message, when; --json: \"progress\").\n"
     "\n"
     "OPTIONS\n"
     "    -q, --queue QUEUE   with --key: find the task by its queue and\n"

@@ -432,6 +432,12 @@
           ['finished_at', WQ.when(t.finished_at)],
           ['lease_expires_at', WQ.when(t.lease_expires_at)],
           ['worker', text(t.worker)], ['payload_bytes', text(t.payload_bytes)],
+          ['progress', t.progress
+            ? el('span', { id: 'progress' }, el('progress', { max: '100',
+                value: String(t.progress.percent) }), ' ' + t.progress.percent + '%'
+                + (t.progress.message ? ' ' + t.progress.message : '') + ', ',
+                WQ.when(t.progress.at))
+            : el('span', { id: 'progress' }, '\u2014')],
           ['last_error', el('span', { class: 'error', id: 'last-error' }, text(t.last_error))]];
         if (t.claimed === false)
           rows.push(['claimed', 'not yet (on the broker)']);

@@ -1387,6 +1387,10 @@ process_lang(int kind, int node)
         "WHERE type = 'nap' AND state = 'succeeded' AND "
         "convert_from(result, 'UTF8')::json->>'traceparent' = "
         "'00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'"), 8);
+    /* each nap reported its progress with a progress frame */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE type = 'nap' AND progress = 50 AND progress_message = "
+        "'napping'"), 8);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE type = 'nap' AND (convert_from(result, 'UTF8')::json->>"
         "'start')::float8 < (SELECT min((convert_from(result, 'UTF8')::json"
@@ -1579,11 +1583,168 @@ process_drain(int kind)
 }
 BOTH(process_drain)
 
+/*
+ * Trace context: a task's traceparent reaches its exec handler as
+ * TRACEPARENT, and every worker log line that names the task carries it
+ * (the handler's stderr, logged by its thread; the outcome, logged by
+ * the loop).
+ */
+static void
+trace_in_logs(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "trace");
+    const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    wq_store *s = wq_test_pg_open(ci);
+    char conf[1024], ids[2][64];
+    struct worker w;
+    struct pub p;
+    char *log, *line, *nl;
+    int named = 0;
+
+    snprintf(conf, sizeof conf,
+        "handlers = (\n"
+        "  { type = \"trok\"; kind = \"exec\"; argv = [ \"/bin/sh\", \"-c\",\n"
+        "    \"printf %%s \\\"$TRACEPARENT\\\"; echo handler-says-hi >&2\" ]; },\n"
+        "  { type = \"trfail\"; kind = \"exec\"; argv = [ \"/bin/sh\", \"-c\",\n"
+        "    \"echo going-down >&2; exit 65\" ]; }\n"
+        ");\n");
+    pub_open(&p, kind, q);
+    pub_traced(&p, q, "trok", "trok", "x");
+    pub_traced(&p, q, "trfail", "trfail", "x");
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, conf, NULL, NULL);
+    check(wait_num(s, 2, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "finished_at IS NOT NULL") == 2, "the traced tasks did not end");
+    worker_stop(&w, 30000);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'trok' AND state = 'succeeded' AND "
+        "convert_from(result, 'UTF8') = "
+        "'00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'"), 1);
+    for (int i = 0; i < 2; i++) {
+        uint8_t id[16];
+
+        assert_int_equal(wq_uuid_for_key(q, i == 0 ? "trok" : "trfail", id),
+            0);
+        wq_uuid_format(id, ids[i]);
+        assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM "
+            "workq.tasks WHERE id = '%s'", ids[i]), 1);
+    }
+    log = worker_log(&w);
+    assert_contains(log, "handler-says-hi");
+    assert_contains(log, "going-down");
+    for (line = log; *line != '\0'; line = nl + 1) {
+        if ((nl = strchr(line, '\n')) == NULL)
+            break;
+        *nl = '\0';
+        if (strstr(line, ids[0]) == NULL && strstr(line, ids[1]) == NULL)
+            continue;
+        named++;
+        check(strstr(line, tp) != NULL, "a line about a traced task "
+            "without its traceparent: %s", line);
+    }
+    /* at least: two stderr lines, the dead task's outcome */
+    check(named >= 3, "only %d log lines name the traced tasks", named);
+    free(log);
+    wq_store_close(s);
+}
+BOTH(trace_in_logs)
+
+/*
+ * Progress and cancel of running tasks: an exec handler reports on
+ * descriptor 3 and a plugin through host->progress; the latest report is
+ * in the task row while it runs (status and the HTTP API read it there),
+ * written at most once a second per task however often the handler
+ * reports.  A cancel stops an exec program that ignores SIGTERM (SIGKILL
+ * after kill_grace) and a plugin that polls host->cancelled(); each is
+ * recorded cancelled once.
+ */
+static void
+progress_cancel(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "prog");
+    const char *extra[] = { "WORKQ_METRICS_LISTEN=127.0.0.1:0", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    char conf[2048];
+    struct worker w;
+    struct pub p;
+    double reports, writes;
+
+    snprintf(conf, sizeof conf,
+        "handlers = (\n"
+        "  { type = \"prog\"; kind = \"exec\"; argv = [ \"/bin/sh\", \"-c\",\n"
+        "    \"echo '5 starting' >&3; sleep 0.3; i=6; while [ $i -le 60 ]; "
+        "do echo \\\"$i step $i\\\" >&3; i=$((i+1)); done; sleep 4\" ]; },\n"
+        "  { type = \"stubborn\"; kind = \"exec\"; kill_grace = \"1s\";\n"
+        "    argv = [ \"/bin/sh\", \"-c\", \"trap '' TERM; echo 20 >&3; "
+        "sleep 60\" ]; },\n"
+        "  { type = \"plug\"; kind = \"plugin\"; plugin = \"%s\"; }\n"
+        ");\n", wq_test_bin("tests/plugins/sample.so"));
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "prog", "prog", NULL, 0);
+    pub_task(&p, q, "stubborn", "stubborn", NULL, 0);
+    pub_task(&p, q, "plug", "plug", "long", 0);
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, conf, extra, NULL);
+    /* the exec handler's last report, while it still runs */
+    check(wait_num(s, 1, 30000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'prog' AND state = 'running' AND progress = 60 "
+        "AND progress_message = 'step 60' AND progress_at IS NOT NULL") == 1,
+        "the exec handler's progress did not arrive");
+    check(wait_num(s, 1, 30000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'stubborn' AND progress = 20 AND "
+        "progress_message IS NULL") == 1, "no progress from 'stubborn'");
+    /* the plugin's, moving */
+    check(wait_num(s, 1, 30000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'plug' AND state = 'running' AND progress >= 1 "
+        "AND progress_message LIKE 'step %%'") == 1,
+        "the plugin's progress did not arrive");
+    /* 56 reports of 'prog' in about 0.3 s: at most one write a second */
+    reports = wq_test_http_metric(worker_port(&w),
+        "workq_worker_progress_reports_total ");
+    writes = wq_test_http_metric(worker_port(&w),
+        "workq_worker_progress_writes_total ");
+    check(reports >= 58 && writes < reports / 4, "%.0f progress reports, "
+        "%.0f writes", reports, writes);
+
+    /* cancel both long ones */
+    usleep(300000);     /* LISTEN is in place once the worker renewed */
+    wq_test_pg_exec(s, "SELECT pg_notify('workq_cancel', id::text) FROM "
+        "workq.tasks WHERE idempotency_key IN ('stubborn', 'plug')");
+    check(wait_num(s, 2, 30000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'cancelled'") == 2, "the tasks were not cancelled");
+    check(wait_num(s, 1, 30000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'prog' AND state = 'succeeded'") == 1,
+        "'prog' did not succeed");
+    worker_stop(&w, 30000);
+    /* recorded once each; the stubborn one needed SIGKILL after 1 s */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE t.state = "
+        "'cancelled' AND a.outcome = 'cancelled'"), 2);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history"), 3);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE "
+        "t.idempotency_key = 'stubborn' AND a.error LIKE '%cancelled%' AND "
+        "a.duration_ms BETWEEN 1000 AND 10000"), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks t "
+        "JOIN workq.attempt_history a ON a.task_id = t.id WHERE "
+        "t.idempotency_key = 'plug' AND a.error LIKE 'cancelled by an "
+        "operator: sample: stopped at a cancel%'"), 1);
+    /* no write after the end: the last one stays as it was */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'prog' AND progress = 60"), 1);
+    wq_store_close(s);
+}
+BOTH(progress_cancel)
+
 static const struct CMUnitTest tests[] = {
     TESTS(noop_many),
     TESTS(multi_queue),
     TESTS(duplicates),
     TESTS(exec_handlers),
+    TESTS(trace_in_logs),
     TESTS(plugin_handler),
     TESTS(malformed),
     TESTS(poison),
@@ -1593,6 +1754,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(broker_outage_rabbitmq),
     TESTS(lease_renewed),
     TESTS(cancel_running),
+    TESTS(progress_cancel),
     TESTS(drain_deadline),
     TESTS(watchdog),
     TESTS(process_python),

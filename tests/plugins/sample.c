@@ -4,10 +4,14 @@
  *
  * init keeps its options string; run answers by payload: "fail" fails
  * (retryable), "permanent" fails for good, "sleep" sleeps 50 ms, "big"
- * writes 3 MiB (to test the result bound); anything else succeeds with
- * the result "sample(<options>) <queue>/<type> attempt <n>: <payload>".
+ * writes 3 MiB (to test the result bound), "trace" answers the task's
+ * traceparent, "long" reports progress every 50 ms and polls for a
+ * cancel for up to 60 s (the host functions of workq 0.10); anything else
+ * succeeds with the result "sample(<options>) <queue>/<type> attempt
+ * <n>: <payload>".
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +76,30 @@ sample_run(void *state, const struct workq_plugin_task *t,
         struct timespec ts = { 0, 50 * 1000000L };
 
         nanosleep(&ts, NULL);
+    }
+    if (is(t, "trace")) {
+        const char *tp = t->traceparent != NULL ? t->traceparent : "none";
+
+        s->host->write(out, tp, strlen(tp));
+        return WORKQ_PLUGIN_OK;
+    }
+    if (is(t, "long")) {
+        struct timespec ts = { 0, 50 * 1000000L };
+        char msg[64];
+
+        if (s->host->struct_size < offsetof(struct workq_plugin_host,
+            cancelled) + sizeof s->host->cancelled)
+            return WORKQ_PLUGIN_PERMANENT;
+        for (int i = 0; i < 1200; i++) {
+            if (s->host->cancelled(out)) {
+                s->host->error(out, "sample: stopped at a cancel");
+                return WORKQ_PLUGIN_RETRY;
+            }
+            snprintf(msg, sizeof msg, "step %d of 1200", i);
+            s->host->progress(out, i / 12, msg);
+            nanosleep(&ts, NULL);
+        }
+        return WORKQ_PLUGIN_OK;
     }
     if (is(t, "big")) {
         static char block[65536];

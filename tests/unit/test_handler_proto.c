@@ -98,7 +98,8 @@ test_handler_proto_task(void **state)
         "{\"t\":\"cancel\",\"id\":43}\n");
     *strchr(b.data, '\n') = '\0';
     assert_string_equal(b.data, "{\"t\":\"hello\",\"protocol\":1,"
-        "\"max_in_flight\":8,\"worker\":\"w1\",\"type\":\"send\"}");
+        "\"max_in_flight\":8,\"worker\":\"w1\",\"type\":\"send\","
+        "\"features\":[\"progress\"]}");
     wq_buf_free(&b);
     e.payload = NULL;
     e.headers = NULL;
@@ -128,6 +129,20 @@ test_handler_proto_answers(void **state)
     parse_ok("{\"t\":\"hello\",\"protocol\":7}", &m);
     assert_int_equal(m.protocol, 7);
     assert_null(m.library);
+    wq_proto_msg_free(&m);
+
+    /* progress: clamped, the message sanitized */
+    parse_ok("{\"t\":\"progress\",\"id\":4,\"percent\":140,"
+        "\"message\":\"half\\nway\"}", &m);
+    assert_int_equal(m.kind, WQ_PROTO_PROGRESS);
+    assert_int_equal(m.id, 4);
+    assert_int_equal(m.percent, 100);
+    assert_non_null(m.error);
+    assert_non_null(strstr(m.error, "half"));
+    wq_proto_msg_free(&m);
+    parse_ok("{\"t\":\"progress\",\"id\":5,\"percent\":7}", &m);
+    assert_int_equal(m.percent, 7);
+    assert_null(m.error);
     wq_proto_msg_free(&m);
 
     parse_ok("{\"t\":\"result\",\"id\":9,\"status\":\"ok\",\"result\":"

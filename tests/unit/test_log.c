@@ -3,6 +3,7 @@
  * untrusted text, library bridges and reopen after rotation.  Each test
  * logs into a file in its own temporary directory and reads it back.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,54 @@ test_log_setup_bad_path_reports(void **state)
     assert_non_null(strstr(err, "/nonexistent-dir/x.log"));
 }
 
+#define TP "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+static void *
+other_thread(void *arg)
+{
+    (void)arg;
+    wq_log_info("t", "from-another-thread");
+    return NULL;
+}
+
+/* A thread's task context marks its lines, in text and JSON, until it
+ * ends, and only that thread's. */
+static void
+test_log_task_context(void **state)
+{
+    pthread_t th;
+    char *s;
+
+    (void)state;
+    setup(WQ_LOG_DEBUG, WQ_LOG_TEXT);
+    wq_log_task_begin("0190a5f8-7c1e-7a3b-8000-000000000001", TP);
+    wq_log_info("t", "inside");
+    assert_int_equal(pthread_create(&th, NULL, other_thread, NULL), 0);
+    pthread_join(th, NULL);
+    wq_log_task_end();
+    wq_log_info("t", "outside");
+    wq_log_task_begin("0190a5f8-7c1e-7a3b-8000-000000000002", NULL);
+    wq_log_warn("t", "no-trace");
+    wq_log_task_end();
+    s = slurp("out.log");
+    assert_non_null(strstr(s, "t: inside task=0190a5f8-7c1e-7a3b-8000-"
+        "000000000001 traceparent=" TP "\n"));
+    assert_non_null(strstr(s, "t: from-another-thread\n"));
+    assert_non_null(strstr(s, "t: outside\n"));
+    assert_non_null(strstr(s, "t: no-trace (tests/unit/test_log.c:"));
+    assert_non_null(strstr(s, " task=0190a5f8-7c1e-7a3b-8000-000000000002\n"));
+    assert_null(strstr(strstr(s, "no-trace"), "traceparent"));
+
+    assert_int_equal(unlink("out.log"), 0);
+    setup(WQ_LOG_DEBUG, WQ_LOG_JSON);
+    wq_log_task_begin("0190a5f8-7c1e-7a3b-8000-000000000003", TP);
+    wq_log_info("t", "json");
+    wq_log_task_end();
+    s = slurp("out.log");
+    assert_non_null(strstr(s, "\"msg\":\"json\",\"task\":\"0190a5f8-7c1e-"
+        "7a3b-8000-000000000003\",\"traceparent\":\"" TP "\"}\n"));
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_log_level_filters),
     cmocka_unit_test(test_log_text_escapes_newlines),
@@ -153,6 +202,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_log_reopen_after_rotation),
     cmocka_unit_test(test_log_parse_names),
     cmocka_unit_test(test_log_setup_bad_path_reports),
+    cmocka_unit_test(test_log_task_context),
 };
 
 WQ_TEST_MAIN("log", tests)

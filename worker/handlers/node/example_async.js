@@ -9,6 +9,7 @@ const workq = require('./workq_handler');
 workq.run(async (task) => {
   const ms = parseInt(task.text || '0', 10);
   const start = Date.now();
+  task.progress(50, 'napping'); // `workq status` shows it
   await new Promise((resolve) => setTimeout(resolve, ms));
   return { slept_ms: ms, start, end: Date.now(), traceparent: task.headers.traceparent || null };
 });

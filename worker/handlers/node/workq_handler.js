@@ -27,6 +27,9 @@ const LIBRARY = 'workq_handler.js/1.0';
 class Retry extends Error {}
 class Fail extends Error {}
 
+// frames beyond protocol 1's that the worker said it reads (its hello)
+let workerFeatures = [];
+
 class Task {
   constructor(f) {
     this.id = f.id;
@@ -45,6 +48,16 @@ class Task {
     this._abort = typeof AbortController === 'function'
       ? new AbortController() : null;
     this.signal = this._abort ? this._abort.signal : null;
+  }
+
+  // Reports how far the task is: percent 0..100 and a short message.
+  // Cheap: call it as often as you like (the worker writes the latest at
+  // most once a second); a no-op with a worker that does not take it.
+  progress(percent, message) {
+    if (!workerFeatures.includes('progress')) return;
+    const f = { t: 'progress', id: this.id, percent: Math.round(percent) };
+    if (message !== undefined && message !== null) f.message = String(message);
+    send(f);
   }
 
   get text() { return this.payload.toString('utf8'); }
@@ -107,6 +120,7 @@ function run(handler) {
         process.exit(2);
       }
       hello = true;
+      workerFeatures = Array.isArray(f.features) ? f.features : [];
       return;
     }
     if (f.t === 'task') {

@@ -17,6 +17,7 @@ import workq_handler  # noqa: E402
 async def nap(task):
     ms = int(task.text or "0")
     start = time.monotonic()
+    task.progress(50, "napping")    # `workq status` shows it
     await asyncio.sleep(ms / 1000)
     return {"slept_ms": ms, "start": start, "end": time.monotonic(),
             "traceparent": task.headers.get("traceparent")}

@@ -62,9 +62,10 @@ class Task:
 
     __slots__ = ("id", "task_id", "queue", "type", "key", "attempt",
                  "max_attempts", "deadline_ms", "headers", "payload",
-                 "cancelled")
+                 "cancelled", "_channel")
 
-    def __init__(self, frame):
+    def __init__(self, frame, channel=None):
+        self._channel = channel
         self.id = frame["id"]
         self.task_id = frame.get("task_id", "")
         self.queue = frame.get("queue", "")
@@ -79,6 +80,17 @@ class Task:
         else:
             self.payload = frame.get("payload", "").encode("utf-8")
         self.cancelled = threading.Event()
+
+    def progress(self, percent, message=None):
+        """Reports how far the task is: percent 0..100 and a short message.
+        Cheap: call it as often as you like (the worker writes the latest
+        at most once a second); a no-op with a worker that does not take
+        progress."""
+        if self._channel is not None and self._channel.progress_ok:
+            frame = {"t": "progress", "id": self.id, "percent": int(percent)}
+            if message is not None:
+                frame["message"] = str(message)
+            self._channel.send(frame)
 
     @property
     def text(self):
@@ -102,6 +114,7 @@ class _Channel:
         self._in = sys.stdin.buffer
         self._lock = threading.Lock()
         self.max_in_flight = 1
+        self.progress_ok = False
         self.send({"t": "hello", "protocol": PROTOCOL, "library": LIBRARY})
         hello = self.read()
         if hello is None:
@@ -112,6 +125,7 @@ class _Channel:
                                                    PROTOCOL))
             sys.exit(2)
         self.max_in_flight = int(hello.get("max_in_flight", 1))
+        self.progress_ok = "progress" in (hello.get("features") or [])
 
     def read(self):
         """The next frame, or None at end of input (the worker stops)."""
@@ -188,7 +202,7 @@ def run(handler):
                 break
             t = frame.get("t")
             if t == "task":
-                task = Task(frame)
+                task = Task(frame, ch)
                 with lock:
                     running[task.id] = task
                 pool.submit(one, task)
@@ -227,7 +241,7 @@ def run_async(handler):
             return
         t = frame.get("t")
         if t == "task":
-            task = Task(frame)
+            task = Task(frame, ch)
             running[task.id] = (task, loop.create_task(one(task)))
         elif t == "cancel" and frame.get("id") in running:
             task, fut = running[frame["id"]]

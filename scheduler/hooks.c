@@ -1,0 +1,340 @@
+/*
+ * hooks.c - completion hooks: a signed POST to an https URL when a task
+ * ends (issue 18; migration 0009, docs/task-states.md "Completion
+ * hooks").
+ *
+ * PostgreSQL owns the durability: the transaction that records a task's
+ * final state also writes its row in workq.hook_deliveries (a trigger),
+ * with the JSON body and a delivery id fixed once.  This module sends
+ * them.  One round locks up to hooks.concurrency due rows (FOR UPDATE
+ * SKIP LOCKED, so several schedulers share them), POSTs them all at once
+ * on libcurl's multi interface, each with at most hooks.timeout, then in
+ * the same transaction deletes the rows answered 2xx and moves the
+ * others' next_at back by the hook backoff (exponential, equal jitter,
+ * capped).  A crash before the commit leaves every row as it was: it is
+ * POSTed again with the same body and delivery id, so delivery is at
+ * least once and a receiver dedupes on X-Workq-Delivery.  Nothing here
+ * writes to workq.tasks: a hook's failures never change its task.
+ *
+ * The request: body = the row's JSON; headers Content-Type
+ * application/json, X-Workq-Delivery (the delivery id), X-Workq-Event
+ * (task.ended), X-Workq-Attempt (1 for the first POST of the delivery)
+ * and, with hooks.secret, X-Workq-Timestamp and X-Workq-Signature as the
+ * http handler signs (shared/sign.h).  https only, TLS verified, no
+ * redirects.  A URL that is not https is dropped with a warning (its
+ * author must fix it; retrying would not help).
+ *
+ * The multi handle lives as long as the scheduler, so connections to a
+ * receiver are kept between rounds.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "alloc.h"
+#include "daemon.h"
+#include "log.h"
+#include "sched.h"
+#include "sign.h"
+
+#define COMPONENT          "hooks"
+#define CONNECT_TIMEOUT_MS 5000
+#define ERROR_BODY_MAX     200      /* bytes of a refusal kept as error */
+
+struct wq_sched_hooks {
+    CURLM *multi;
+};
+
+/* Columns of WQ_SCHED_SQL_HOOKS_SELECT. */
+enum { C_ID, C_URL, C_BODY, C_ATTEMPTS };
+
+struct post {
+    CURL *easy;
+    struct curl_slist *hdr;
+    int row;
+    int started;
+    long status;
+    CURLcode code;
+    char answer[ERROR_BODY_MAX + 1];
+    size_t nanswer;
+    char curl_err[CURL_ERROR_SIZE];
+};
+
+int
+wq_sched_hooks_new(struct wq_sched_hooks **out, char *err, size_t errlen)
+{
+    struct wq_sched_hooks *h;
+
+    *out = NULL;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return wq_seterr(err, errlen, WQ_EIO, "libcurl: global init failed");
+    h = xcalloc(1, sizeof *h);
+    if ((h->multi = curl_multi_init()) == NULL) {
+        free(h);
+        return wq_seterr(err, errlen, WQ_EIO, "libcurl: no multi handle");
+    }
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
+    *out = h;
+    return 0;
+}
+
+void
+wq_sched_hooks_free(struct wq_sched_hooks *h)
+{
+    if (h == NULL)
+        return;
+    curl_multi_cleanup(h->multi);
+    free(h);
+    curl_global_cleanup();
+}
+
+/* Keeps the start of the receiver's answer (for the error text). */
+static size_t
+on_body(char *data, size_t size, size_t n, void *user)
+{
+    struct post *p = user;
+    size_t len = size * n, room = ERROR_BODY_MAX - p->nanswer;
+
+    if (room > len)
+        room = len;
+    memcpy(p->answer + p->nanswer, data, room);
+    p->nanswer += room;
+    p->answer[p->nanswer] = '\0';
+    return len;
+}
+
+static struct curl_slist *
+add_header(struct curl_slist *l, const char *fmt, ...) WQ_PRINTFLIKE(2, 3);
+
+static struct curl_slist *
+add_header(struct curl_slist *l, const char *fmt, ...)
+{
+    char buf[512];
+    struct curl_slist *n;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if ((n = curl_slist_append(l, buf)) == NULL)
+        abort();
+    return n;
+}
+
+/* Prepares the POST of row i; 0, or -1 if its URL is not https. */
+static int
+post_prepare(const struct wq_sched *s, const struct pg_result *r, int i,
+    struct post *p)
+{
+    const struct wq_config *cfg = s->cfg;
+    const char *url = wq_store_value(r, i, C_URL);
+    const char *body = wq_store_value(r, i, C_BODY);
+    size_t len = strlen(body);
+    char ts[24], sig[65];
+
+    p->row = i;
+    if (strncasecmp(url, "https://", 8) != 0)
+        return -1;
+    if ((p->easy = curl_easy_init()) == NULL)
+        abort();
+    p->hdr = add_header(NULL, "Content-Type: application/json");
+    p->hdr = add_header(p->hdr, "X-Workq-Delivery: %s",
+        wq_store_value(r, i, C_ID));
+    p->hdr = add_header(p->hdr, "X-Workq-Event: task.ended");
+    p->hdr = add_header(p->hdr, "X-Workq-Attempt: %d",
+        atoi(wq_store_value(r, i, C_ATTEMPTS)) + 1);
+    if (cfg->hooks.secret != NULL && cfg->hooks.secret[0] != '\0') {
+        snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
+        wq_sign_hmac_sha256(cfg->hooks.secret, ts, body, len, sig);
+        p->hdr = add_header(p->hdr, "X-Workq-Timestamp: %s", ts);
+        p->hdr = add_header(p->hdr, "X-Workq-Signature: v1=%s", sig);
+    }
+    p->hdr = add_header(p->hdr, "Expect:");
+    curl_easy_setopt(p->easy, CURLOPT_URL, url);
+    curl_easy_setopt(p->easy, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(p->easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->hdr);
+    curl_easy_setopt(p->easy, CURLOPT_USERAGENT, "workq-scheduler");
+    curl_easy_setopt(p->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(p->easy, CURLOPT_TIMEOUT_MS, (long)cfg->hooks.timeout_ms);
+    curl_easy_setopt(p->easy, CURLOPT_CONNECTTIMEOUT_MS,
+        (long)(cfg->hooks.timeout_ms < CONNECT_TIMEOUT_MS
+        ? cfg->hooks.timeout_ms : CONNECT_TIMEOUT_MS));
+    curl_easy_setopt(p->easy, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(p->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (cfg->hooks.tls_ca != NULL && cfg->hooks.tls_ca[0] != '\0')
+        curl_easy_setopt(p->easy, CURLOPT_CAINFO, cfg->hooks.tls_ca);
+    curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
+    curl_easy_setopt(p->easy, CURLOPT_ERRORBUFFER, p->curl_err);
+    curl_easy_setopt(p->easy, CURLOPT_PRIVATE, p);
+    return 0;
+}
+
+/* Runs the prepared transfers to their end (each bounded by its timeout;
+ * a second stop signal cuts them short: the rows are then retried). */
+static void
+post_all(struct wq_sched_hooks *h, struct post *p, int n)
+{
+    int running = 0, left;
+    CURLMsg *m;
+
+    for (int i = 0; i < n; i++)
+        if (p[i].easy != NULL && curl_multi_add_handle(h->multi, p[i].easy)
+            == CURLM_OK)
+            p[i].started = 1;
+    do {
+        if (curl_multi_perform(h->multi, &running) != CURLM_OK)
+            break;
+        while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
+            struct post *q = NULL;
+
+            if (m->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&q);
+            q->code = m->data.result;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE,
+                &q->status);
+        }
+        if (running > 0 && wq_daemon_stop_requested() > 1)
+            break;
+        if (running > 0)
+            curl_multi_poll(h->multi, NULL, 0, 500, NULL);
+    } while (running > 0);
+    for (int i = 0; i < n; i++)
+        if (p[i].started)
+            curl_multi_remove_handle(h->multi, p[i].easy);
+}
+
+static void
+post_free(struct post *p)
+{
+    if (p->easy != NULL)
+        curl_easy_cleanup(p->easy);
+    curl_slist_free_all(p->hdr);
+}
+
+/* Why a POST did not deliver, into buf. */
+static const char *
+post_error(const struct post *p, char *buf, size_t len)
+{
+    if (!p->started)
+        snprintf(buf, len, "not sent (libcurl refused the transfer)");
+    else if (p->code != CURLE_OK)
+        snprintf(buf, len, "%s", p->curl_err[0] != '\0' ? p->curl_err
+            : curl_easy_strerror(p->code));
+    else if (p->status == 0)
+        snprintf(buf, len, "no answer (stopped)");
+    else
+        snprintf(buf, len, "HTTP %ld: %s", p->status, p->answer);
+    return buf;
+}
+
+int
+wq_sched_hooks_deliver(struct wq_sched *s, int *more, int *done, char *err,
+    size_t errlen)
+{
+    const struct wq_config *cfg = s->cfg;
+    struct wq_buf ok = WQ_BUF_INIT, ids = WQ_BUF_INIT, delays = WQ_BUF_INIT,
+        errors = WQ_BUF_INIT;
+    struct post *p = NULL;
+    struct pg_result *r, *u = NULL;
+    size_t nok = 0, nretry = 0;
+    int rc, rows;
+
+    *more = 0;
+    *done = 0;
+    if ((rc = wq_sched_rows_round_begin(s->store, WQ_SCHED_SQL_HOOKS_SELECT,
+        cfg->hooks.concurrency, &r, err, errlen)) != 0 || r == NULL)
+        return rc;
+    rows = wq_store_nrows(r);
+    *more = rows == cfg->hooks.concurrency;
+    p = xcalloc((size_t)rows, sizeof *p);
+    wq_sched_rows_array_begin(&ok);
+    wq_sched_rows_array_begin(&ids);
+    wq_sched_rows_array_begin(&delays);
+    wq_sched_rows_array_begin(&errors);
+    for (int i = 0; i < rows; i++)
+        if (post_prepare(s, r, i, &p[i]) != 0) {
+            wq_log_warn(COMPONENT, "delivery %s: hook URL '%s' is not "
+                "https; dropped", wq_store_value(r, i, C_ID),
+                wq_store_value(r, i, C_URL));
+            wq_sched_rows_array_add(&ok, wq_store_value(r, i, C_ID));
+            wq_metric_inc(s->st->hooks_rejected, 1);
+            nok++;
+        }
+    post_all(s->hooks, p, rows);
+    for (int i = 0; i < rows; i++) {
+        const char *id = wq_store_value(r, i, C_ID);
+        struct wq_backoff b = {
+            .base_ms = cfg->hooks.backoff_base_ms,
+            .cap_ms = cfg->hooks.backoff_cap_ms,
+            .factor = 2, .jitter = WQ_JITTER_EQUAL, .max_attempts = 0,
+        };
+        int attempts = atoi(wq_store_value(r, i, C_ATTEMPTS)) + 1;
+        char why[WQ_ERRLEN], delay[24];
+        int64_t ms;
+
+        if (p[i].easy == NULL)
+            continue;
+        if (p[i].started && p[i].code == CURLE_OK && p[i].status >= 200
+            && p[i].status < 300) {
+            wq_sched_rows_array_add(&ok, id);
+            wq_metric_inc(s->st->hooks_delivered, 1);
+            nok++;
+            continue;
+        }
+        ms = wq_backoff_delay_ms(&b, (uint32_t)attempts,
+            wq_backoff_rand01());
+        snprintf(delay, sizeof delay, "%lld", (long long)ms);
+        post_error(&p[i], why, sizeof why);
+        wq_log_warn(COMPONENT, "delivery %s to %s failed (attempt %d): %s; "
+            "next in %lld ms", id, wq_store_value(r, i, C_URL), attempts,
+            why, (long long)ms);
+        wq_sched_rows_array_add(&ids, id);
+        wq_sched_rows_array_add(&delays, delay);
+        wq_sched_rows_array_add(&errors, why);
+        wq_metric_inc(s->st->hooks_failed, 1);
+        nretry++;
+    }
+    wq_sched_rows_array_end(&ok);
+    wq_sched_rows_array_end(&ids);
+    wq_sched_rows_array_end(&delays);
+    wq_sched_rows_array_end(&errors);
+    if (nretry > 0) {
+        const char *v[3] = { ids.data, delays.data, errors.data };
+
+        rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_HOOKS_RETRY, v, &u,
+            err, errlen);
+        wq_store_rows_free(u);
+        if (rc != 0) {
+            wq_sched_rows_rollback(s->store);
+            goto out;
+        }
+        *more = 0;      /* the failed ones are not due again at once */
+    }
+    if ((rc = wq_sched_rows_round_settle(s->store,
+        WQ_SCHED_SQL_HOOKS_DELIVERED, &ok, nok, err, errlen)) != 0) {
+        wq_sched_rows_rollback(s->store);
+        goto out;
+    }
+    *done = (int)(nok + nretry);
+    if (nok > 0)
+        wq_log_debug(COMPONENT, "delivered %zu completion hook(s)", nok);
+out:
+    for (int i = 0; i < rows; i++)
+        post_free(&p[i]);
+    free(p);
+    wq_store_rows_free(r);
+    wq_buf_free(&ok);
+    wq_buf_free(&ids);
+    wq_buf_free(&delays);
+    wq_buf_free(&errors);
+    return rc;
+}
