@@ -8,25 +8,24 @@
  * them (wq_exec_spawn, the exec handler's start, so the environment
  * allow-list, workdir, limits and no_new_privs are the same; and since
  * PR_SET_PDEATHSIG follows the thread that started a child, the
- * supervisor, which lives as long as the pool, is the one to start
- * them), writes the frames, reads the answers, and kills and restarts.
- * A handler thread (pool.c) calling wq_handler_process_run sends its
- * task itself when a program has room and no task waits before it (the
- * frame written to the program's stdin under the pool's lock, without
- * a handoff; the supervisor is woken only for what it alone does: the
- * rest of a frame the pipe did not take, a closed pipe, a deadline
- * sooner than its poll's), else queues it and wakes the supervisor;
- * then it waits on an eventfd (its thread's cancel descriptor from
- * consumer.c when it has one, so that the same poll sees an operator's
- * cancel) until the answer is written into its result.  The supervisor
- * finishes requests under the lock and wakes their threads after it
- * let go of it (a thread woken under the lock would only sleep again
- * on it); a thread takes its answer without the lock, from the
+ * supervisor, which lives as long as the pool, is the one to start them),
+ * writes the frames, reads the answers, and kills and restarts.  A handler
+ * thread (pool.c) calling wq_handler_process_run sends its task itself
+ * when a program has room and no task waits before it (the frame, encoded
+ * before the lock is taken, written to the program's stdin under the
+ * pool's lock, without a handoff; the supervisor is woken only for what it
+ * alone does: the rest of a frame the pipe did not take, a closed pipe, a
+ * deadline sooner than its poll's), else queues it and wakes the
+ * supervisor; then it waits on an eventfd (its thread's cancel descriptor
+ * from consumer.c when it has one, so that the same poll sees an
+ * operator's cancel) until the answer is written into its result.  The
+ * supervisor finishes requests under the lock and wakes their threads
+ * after it let go of it (a thread woken under the lock would only sleep
+ * again on it); a thread takes its answer without the lock, from the
  * request's atomic `finished`.  A request lives on the handler thread's
- * stack: the supervisor touches it only under the pool's lock, or
- * between FIN_DONE and FIN_WOKEN, which the thread waits out before it
- * returns; the handler thread unlinks it, under that lock, when it
- * gives it up.
+ * stack: the supervisor touches it only under the pool's lock, or between
+ * FIN_DONE and FIN_WOKEN, which the thread waits out before it returns;
+ * the handler thread unlinks it, under that lock, when it gives it up.
  *
  * Supervision.  A program that exits, writes something that is not a
  * frame, answers before its hello or with another protocol version, or
@@ -92,6 +91,8 @@ struct req {
     uint64_t deadline_ns;       /* 0: none */
     int64_t deadline_ms;
     int fd;                     /* eventfd written when done */
+    struct wq_buf frame;        /* its task frame, encoded before the
+                                   lock is taken */
     atomic_int finished;        /* FIN_*: set by the supervisor */
     enum req_state state;
     struct proc *proc;          /* while SENT */
@@ -140,7 +141,7 @@ struct wq_proc_pool {
     char *worker_id;
     struct proc *procs;
     struct req *pend_head, *pend_tail;
-    uint64_t next_id;
+    atomic_uint_fast64_t next_id;   /* taken without the lock */
     int stopping;
     int sleeping;               /* in poll: a request must wake it */
     uint64_t sleep_until_ns;    /* while sleeping: when poll returns at
@@ -507,7 +508,8 @@ proc_line(struct wq_proc_pool *p, struct proc *pr, const char *line,
         uint64_t id = m.id;
 
         wq_proto_msg_free(&m);
-        if (id >= p->next_id) {
+        if (id >= atomic_load_explicit(&p->next_id,
+            memory_order_relaxed)) {
             proc_down(p, pr, "broke the protocol: a result for a task never "
                 "sent", NULL);
             return -1;
@@ -673,22 +675,21 @@ pick(struct wq_proc_pool *p)
 
 #define UNFRAMED "the task cannot be framed (a field is not UTF-8)"
 
-/* Frames r for program pr, which has room (the lock is held); the frame
- * waits in pr->wbuf.  0, or -1 when r cannot be framed. */
-static int
+/* Gives r to program pr, which has room (the lock is held): its frame,
+ * encoded before, waits in pr->wbuf. */
+static void
 send_task(struct proc *pr, struct req *r)
 {
     size_t i;
 
-    if (wq_proto_task(&pr->wbuf, r->id, r->ctx, r->deadline_ms) != 0)
-        return -1;
+    if (wq_buf_append(&pr->wbuf, r->frame.data, r->frame.len) != 0)
+        abort();
     for (i = 0; pr->slot[i] != NULL; i++)
         ;
     pr->slot[i] = r;
     pr->busy++;
     r->proc = pr;
     r->state = REQ_SENT;
-    return 0;
 }
 
 /* Sends pending requests to programs with room. */
@@ -704,8 +705,7 @@ dispatch(struct wq_proc_pool *p)
         if (p->pend_head == NULL)
             p->pend_tail = NULL;
         r->next = NULL;
-        if (send_task(pr, r) != 0)
-            req_fail(p, r, WQ_OUTCOME_PERMANENT, UNFRAMED);
+        send_task(pr, r);
     }
 }
 
@@ -1003,7 +1003,7 @@ wq_proc_pool_new(const struct wq_proc_conf *c, struct wq_proc_pool **out,
     p->worker_id = xstrdup(c->worker_id != NULL ? c->worker_id : "");
     p->envp = env_build((const char *const *)c->exec.env, c->type,
         p->worker_id);
-    p->next_id = 1;
+    atomic_init(&p->next_id, 1);
     atomic_init(&p->crashloop, 0);
     p->procs = xcalloc(p->nproc, sizeof *p->procs);
     for (size_t i = 0; i < p->nproc; i++) {
@@ -1059,6 +1059,14 @@ wq_handler_process_run(struct wq_proc_pool *p,
         r.deadline_ms = wq_clock_wall_ms() + (int64_t)((r.deadline_ns
             > now ? r.deadline_ns - now : 0) / 1000000u);
 
+    /* framed before the lock is taken: the pool's threads wait less on
+     * it (a frame id unique in the pool needs no lock) */
+    r.id = atomic_fetch_add_explicit(&p->next_id, 1, memory_order_relaxed);
+    if (wq_proto_task(&r.frame, r.id, ctx, r.deadline_ms) != 0) {
+        wq_handler_result_fail(res, WQ_OUTCOME_PERMANENT, "%s: %s", p->type,
+            UNFRAMED);
+        goto out;
+    }
     pthread_mutex_lock(&p->lock);
     if (p->stopping) {
         pthread_mutex_unlock(&p->lock);
@@ -1066,19 +1074,13 @@ wq_handler_process_run(struct wq_proc_pool *p,
             "is stopping", p->type);
         goto out;
     }
-    r.id = p->next_id++;
     r.state = REQ_PENDING;
     if (p->pend_head == NULL && (pr = pick(p)) != NULL) {
         /* a program has room and no task waits before this one: send it
          * from this thread, without a handoff to the supervisor */
         size_t queued = pr->wbuf.len - pr->woff;
 
-        if (send_task(pr, &r) != 0) {
-            pthread_mutex_unlock(&p->lock);
-            wq_handler_result_fail(res, WQ_OUTCOME_PERMANENT, "%s: %s",
-                p->type, UNFRAMED);
-            goto out;
-        }
+        send_task(pr, &r);
         if (queued == 0)
             proc_flush(pr);
         /* the supervisor must wake for what it alone can do: write what
@@ -1173,6 +1175,7 @@ out:
     /* woken by something else than the supervisor's wakeup, which is
      * still to come: r must outlive it (a few instructions away) */
     wait_woken(&r);
+    wq_buf_free(&r.frame);
     if (own)
         close(r.fd);
 }

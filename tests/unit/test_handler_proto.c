@@ -106,6 +106,73 @@ test_handler_proto_task(void **state)
     wq_envelope_free(&e);
 }
 
+/* The task frame, written by hand, is byte for byte what jansson's
+ * compact dump of the same object gives (escapes, member order, a header
+ * given twice), and refuses what jansson refuses. */
+static void
+test_handler_proto_task_as_jansson(void **state)
+{
+    static const char payload[] = "a\x01\x1f\x7f\"\\/\b\f\n\r\t\xc3\xa9\xf0\x9f"
+        "\x98\x80";
+    struct wq_envelope e;
+    struct wq_header h[3] = { { "k", "first" }, { "tab\t", "\x02" },
+        { "k", "last \"one\"" } };
+    struct wq_handler_ctx ctx;
+    struct wq_buf b = WQ_BUF_INIT;
+    char err[WQ_ERRLEN], *want;
+    json_t *o, *hs;
+
+    (void)state;
+    if (wq_envelope_init(&e, "q1", "type", "key", payload,
+        sizeof payload - 1, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    /* texts a decoded envelope would not hold, to see them escaped
+     * (wq_envelope_free frees e.mem only) */
+    e.queue = "q\n1";
+    e.type = "ty\\pe";
+    e.key = "k\"ey/";
+    e.headers = h;
+    e.nheaders = 3;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.env = &e;
+    ctx.task_id = "t\x1b" "1";
+    ctx.attempt = 3;
+    ctx.max_attempts = 9;
+    assert_int_equal(wq_proto_task(&b, 18446744073709ull, &ctx,
+        1700000000123LL), 0);
+    o = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "t",
+        "task", "id", (json_int_t)18446744073709ll, "task_id", ctx.task_id,
+        "queue", e.queue, "type", e.type, "key", e.key, "attempt",
+        (json_int_t)3, "max_attempts", (json_int_t)9, "deadline_ms",
+        (json_int_t)1700000000123LL);
+    assert_non_null(o);
+    hs = json_object();
+    for (size_t i = 0; i < 3; i++)
+        json_object_set_new(hs, h[i].name, json_string(h[i].value));
+    json_object_set_new(o, "headers", hs);
+    json_object_set_new(o, "payload", json_stringn(payload,
+        sizeof payload - 1));
+    want = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    assert_int_equal(b.len, strlen(want) + 1);
+    assert_memory_equal(b.data, want, b.len - 1);
+    assert_int_equal(b.data[b.len - 1], '\n');
+    free(want);
+
+    /* not UTF-8, even in a header a later one replaces: refused, b as
+     * it was */
+    wq_buf_reset(&b);
+    h[0].value = "\xff";
+    assert_int_equal(wq_proto_task(&b, 1, &ctx, 0), WQ_EINVAL);
+    h[0].value = "first";
+    ctx.task_id = "\xed\xa0\x80";        /* a surrogate */
+    assert_int_equal(wq_proto_task(&b, 1, &ctx, 0), WQ_EINVAL);
+    assert_int_equal(b.len, 0);
+    wq_buf_free(&b);
+    e.headers = NULL;
+    wq_envelope_free(&e);
+}
+
 static void
 parse_ok(const char *line, struct wq_proto_msg *m)
 {
@@ -220,6 +287,7 @@ test_handler_proto_refuses(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_handler_proto_task),
+    cmocka_unit_test(test_handler_proto_task_as_jansson),
     cmocka_unit_test(test_handler_proto_answers),
     cmocka_unit_test(test_handler_proto_refuses),
 };
