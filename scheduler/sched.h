@@ -162,8 +162,9 @@ int64_t wq_sched_receipts_next_ms(const struct wq_sched_retention *r);
 
 /* The leading columns of every task query the rows helpers read, in
  * order: id, queue, type, key, payload, headers, attempt, max_attempts,
- * created_at in epoch ms (TASK_COLS in shared/store_sched.c). */
-#define WQ_SCHED_ROWS_TASK_NCOLS 9
+ * created_at in epoch ms, concurrency key (NULL: none) and limit (flow
+ * control) (TASK_COLS in shared/store_sched.c). */
+#define WQ_SCHED_ROWS_TASK_NCOLS 11
 
 /* BEGIN, COMMIT; ROLLBACK ignores errors (the connection may be gone). */
 int wq_sched_rows_begin(wq_store *s, char *err, size_t errlen);

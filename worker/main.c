@@ -33,6 +33,7 @@
 #include "config.h"
 #include "consumer.h"
 #include "daemon.h"
+#include "flow_control.h"
 #include "envelope.h"
 #include "handler.h"
 #include "worker_lease.h"
@@ -396,6 +397,11 @@ main(int argc, char **argv)
     }
     if (wq_handlers_new(&cfg, &handlers, cerr, sizeof cerr) != 0) {
         fprintf(stderr, "workq-worker: handlers rejected:\n%s\n", cerr);
+        goto out_cfg;
+    }
+    if (wq_flow_check_config(&cfg, cerr, sizeof cerr) != 0) {
+        fprintf(stderr, "workq-worker: %s\n", cerr);
+        wq_handlers_free(handlers);
         goto out_cfg;
     }
 
