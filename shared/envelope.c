@@ -559,7 +559,7 @@ pack_write(void *data, const char *p, size_t n)
 static int
 pack_key(msgpack_packer *pk, int f)
 {
-    size_t n = strlen(field_key[f]);
+    size_t n = field_key[f][1] == '\0' ? 1 : 2;   /* keys are 1 or 2 */
 
     return msgpack_pack_str(pk, n) | msgpack_pack_str_body(pk,
         field_key[f], n);

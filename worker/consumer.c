@@ -150,6 +150,7 @@ struct wq_consumer {
     /* flow control: the admission's arrays (batch_max each), and the
      * deliveries waiting to ask again (FLOW_ASK, flow_wait_ns later) */
     wq_flow *flow;
+    int flow_seen;              /* a delivery ever asked: else no walk */
     const struct wq_envelope **fenv;
     struct task **ftask;
     unsigned char *fadmitted;
@@ -487,6 +488,7 @@ accept_delivery(struct wq_consumer *c, wq_delivery *d)
         wq_envelope_free(&tk->env);
     } else if (wq_flow_needed(c->flow, &tk->env)) {
         tk->flow = FLOW_ASK;
+        c->flow_seen = 1;
     }
     if (tk->bad != NULL) {
         wq_log_warn(COMPONENT, "undecodable message on %s (%zu bytes): %s",
@@ -877,6 +879,8 @@ flow_round(struct wq_consumer *c, size_t max)
     struct task *tk;
     int rc;
 
+    if (!c->flow_seen)
+        return 0;       /* no flow control so far: nothing to walk */
     for (tk = c->incoming.head; tk != NULL && seen < max; tk = tk->next) {
         if (tk->flow != FLOW_ASK) {
             seen++;
