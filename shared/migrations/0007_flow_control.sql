@@ -61,7 +61,8 @@ COMMENT ON TABLE workq.flow_holds IS
 -- only, so the scheduler's statements find it by primary key (and
 -- nothing for every other task).  Written when a worker admits such a
 -- task and when a delayed one is submitted; deleted when a worker
--- releases the hold of a task that has ended for good.
+-- releases the hold of a task that succeeded (a dead or cancelled task
+-- may be retried by an operator, and keeps it).
 CREATE TABLE workq.flow_tasks (
     queue             text    NOT NULL,
     idempotency_key   text    NOT NULL,
@@ -103,7 +104,7 @@ COMMENT ON TABLE workq.unique_windows IS
 -- concurrency key 200 ms).  First it releases the holds of
 -- p_release_queue/key that this worker recorded (unless their task runs
 -- under a live lease again), and forgets the concurrency key of those
--- that have ended for good (workq.flow_tasks).
+-- that succeeded (workq.flow_tasks).
 --
 -- Locks, always in this order so that workers cannot deadlock: the
 -- concurrency keys' advisory transaction locks, sorted, then the bucket
@@ -145,7 +146,7 @@ BEGIN
                workq.tasks t
          WHERE f.queue = x.queue AND f.idempotency_key = x.key
            AND t.queue = f.queue AND t.idempotency_key = f.idempotency_key
-           AND t.state IN ('succeeded', 'dead', 'cancelled');
+           AND t.state = 'succeeded';
     END IF;
     IF n = 0 THEN
         RETURN;
