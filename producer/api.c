@@ -36,6 +36,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "store.h"
+#include "store_flow.h"
 #include "task_json.h"
 #include "taskspec.h"
 #include "textout.h"
@@ -168,6 +169,16 @@ struct api_insert {
     size_t n;
     size_t *index;              /* batch index of each envelope */
     struct wq_envelope *env;    /* owned copies */
+};
+
+/* A task with a unique window, on its way to PostgreSQL for the window
+ * (flow control), then on to the broker or, delayed, the store. */
+struct api_unique {
+    struct db_job job;          /* first */
+    struct api *api;
+    wq_http_req *req;
+    struct wq_envelope env;     /* owned copy, with the client's key */
+    int64_t window_ms;
 };
 
 struct api_get {
@@ -585,7 +596,13 @@ insert_one(wq_store *s, const struct wq_envelope *env,
     t.max_attempts = (int)env->max_attempts;
     t.run_at_ms = env->run_at_ms;
     t.created_at_ms = env->created_at_ms;
-    rc = wq_store_task_insert(s, &t, &inserted, err, errlen);
+    /* flow control: the scheduler publishes it with its concurrency key */
+    rc = 0;
+    if (env->concurrency_key != NULL)
+        rc = wq_store_flow_remember(s, env->queue, env->key,
+            env->concurrency_key, (int)env->concurrency_limit, err, errlen);
+    if (rc == 0)
+        rc = wq_store_task_insert(s, &t, &inserted, err, errlen);
     free(hjson);
     if (rc != 0)
         return rc;
@@ -686,6 +703,82 @@ insert_run(struct db_job *job, wq_store *s, const char *why)
     }
     free(res);
     insert_free(j);
+    return rc;
+}
+
+/* --- unique windows: the database job ------------------------------------ */
+
+/*
+ * On the database thread: the window of the task's key (workq.
+ * unique_windows), then the task under the window's key, as post_task
+ * would have sent it: to the broker, or stored when delayed.
+ */
+static int
+unique_run(struct db_job *job, wq_store *s, const char *why)
+{
+    struct api_unique *j = (struct api_unique *)(void *)job;
+    char err[WQ_ERRLEN] = "", ukey[WQ_KEY_MAX + 1], idtext[WQ_UUID_STRLEN];
+    struct wq_envelope e;
+    struct api_insert *ins;
+    struct api_msg *m;
+    int64_t start = 0;
+    enum reason r;
+    int rc;
+
+    if (s == NULL) {
+        rc = WQ_ESTORE;
+        snprintf(err, sizeof err, "PostgreSQL unavailable: %s", why);
+    } else {
+        rc = wq_store_unique_window(s, j->env.queue, j->env.key,
+            j->window_ms, &start, err, sizeof err);
+        if (rc == WQ_ESTORE && wq_store_ping(s, NULL, 0) == 0)
+            rc = wq_store_unique_window(s, j->env.queue, j->env.key,
+                j->window_ms, &start, err, sizeof err);
+    }
+    if (rc == 0)
+        rc = wq_taskspec_unique_key(j->env.key, start, ukey, sizeof ukey,
+            err, sizeof err);
+    if (rc == 0) {
+        e = j->env;             /* borrows j->env's memory */
+        e.mem = NULL;
+        e.key = ukey;
+        (void)wq_uuid_for_key(e.queue, ukey, e.id);
+        wq_uuid_format(e.id, idtext);
+        if (e.run_at_ms > 0) {
+            ins = xcalloc(1, sizeof *ins);
+            ins->job.run = insert_run;
+            ins->api = j->api;
+            ins->req = j->req;
+            ins->n = 1;
+            ins->env = xcalloc(1, sizeof *ins->env);
+            if ((rc = wq_envelope_copy(&ins->env[0], &e, err,
+                sizeof err)) != 0) {
+                insert_free(ins);
+            } else {
+                wq_envelope_free(&j->env);
+                free(j);
+                return insert_run(&ins->job, s, why);
+            }
+        } else if ((m = msg_new(j->api, &e, err, sizeof err, &rc)) != NULL) {
+            m->req = j->req;
+            m->ok_body = dump(accepted_json(idtext, e.queue, e.key, 0, 0, 0,
+                NULL, 0), &m->ok_len);
+            if ((rc = pub_submit(j->api->pub, &m->m, 1)) != 0) {
+                msg_free(m);
+                snprintf(err, sizeof err, "%s", rc == WQ_ECLOSED
+                    ? "the producer is stopping"
+                    : "the broker is unavailable");
+                rc = WQ_ESTORE;     /* answered 503, as post_task does */
+            }
+        }
+    }
+    if (rc != 0) {
+        int code = failure_code(rc, &r);
+
+        complete_error(j->api, j->req, r, code, err);
+    }
+    wq_envelope_free(&j->env);
+    free(j);
     return rc;
 }
 
@@ -1111,6 +1204,8 @@ task_prepare(struct api *a, struct wq_taskspec *spec, const char *hdr_key,
     struct wq_envelope *env, struct wq_header *hdrs,
     char idtext[WQ_UUID_STRLEN], int64_t *run_at, char *err, size_t errlen)
 {
+    int rc;
+
     if (hdr_key != NULL) {
         if (spec->task.idempotency_key == NULL)
             spec->task.idempotency_key = hdr_key;
@@ -1121,8 +1216,14 @@ task_prepare(struct api *a, struct wq_taskspec *spec, const char *hdr_key,
     if (spec->task.max_attempts == 0)
         spec->task.max_attempts = wq_taskspec_max_attempts(a->cfg,
             spec->task.queue);
-    return wq_taskspec_envelope(&spec->task, env, hdrs, idtext, run_at, err,
+    if (spec->flow.unique_for_ms > 0 && spec->task.idempotency_key == NULL)
+        return wq_seterr(err, errlen, WQ_EINVAL, "field 'unique_for': a "
+            "unique window needs an idempotency key");
+    rc = wq_taskspec_envelope(&spec->task, env, hdrs, idtext, run_at, err,
         errlen);
+    if (rc == 0)
+        rc = wq_taskspec_flow_apply(&spec->flow, env, err, errlen);
+    return rc;
 }
 
 static int
@@ -1153,6 +1254,24 @@ post_task(struct api *a, const struct wq_http_request *req,
         wq_taskspec_free(&spec);
         code = invalid_code(rc, &r);
         return refuse(a, r, code, err, status, ctype, body, len);
+    }
+
+    if (spec.flow.unique_for_ms > 0) {
+        struct api_unique *u = xcalloc(1, sizeof *u);
+
+        u->job.run = unique_run;
+        u->api = a;
+        u->req = req->handle;
+        u->window_ms = spec.flow.unique_for_ms;
+        rc = wq_envelope_copy(&u->env, &env, err, sizeof err);
+        wq_taskspec_free(&spec);
+        if (rc != 0 || db_submit(a->db, &u->job) != 0) {
+            wq_envelope_free(&u->env);
+            free(u);
+            return refuse(a, R_UNAVAILABLE, 503, rc != 0 ? err
+                : "the producer is stopping", status, ctype, body, len);
+        }
+        return WQ_EAGAIN;
     }
 
     if (run_at > 0) {
@@ -1263,11 +1382,16 @@ post_batch(struct api *a, const struct wq_http_request *req,
     for (size_t i = 0; i < n; i++) {
         rc = wq_taskspec_from_json(json_array_get(tasks, i), &def, &spec,
             err, sizeof err);
-        if (rc == 0 && (rc = task_prepare(a, &spec, NULL, &env, hdrs,
+        if (rc == 0 && spec.flow.unique_for_ms > 0)
+            rc = wq_seterr(err, sizeof err, WQ_EINVAL, "field 'unique_for': "
+                "not in a batch; POST a task with a unique window alone");
+        else if (rc == 0 && (rc = task_prepare(a, &spec, NULL, &env, hdrs,
             idtext, &run_at, err, sizeof err)) != 0)
             wq_taskspec_free(&spec);
-        if (rc != 0)
+        if (rc != 0) {
+            wq_taskspec_free(&spec);
             goto invalid;
+        }
         memcpy(b->r[i].id, idtext, sizeof idtext);
         b->r[i].key = xstrdup(env.key);
         if (run_at > 0) {

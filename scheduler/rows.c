@@ -187,6 +187,12 @@ wq_sched_rows_envelope(const struct pg_result *r, int row, uint32_t attempt,
     env.created_at_ms = wq_sched_rows_i64(r, row, 8);
     if (env.created_at_ms < 0)
         env.created_at_ms = 0;
+    /* flow control (envelope version 2): the concurrency key travels on */
+    env.concurrency_key = (char *)wq_sched_rows_text(r, row, 9);
+    if (env.concurrency_key != NULL) {
+        env.version = 0;        /* as the fields need */
+        env.concurrency_limit = (uint32_t)wq_sched_rows_i32(r, row, 10);
+    }
 
     hjson = wq_sched_rows_text(r, row, 5);
     if (hjson != NULL && strcmp(hjson, "{}") != 0) {

@@ -186,8 +186,9 @@ int wq_sched_hooks_deliver(struct wq_sched *s, int *more, int *done,
 
 /* The leading columns of every task query the rows helpers read, in
  * order: id, queue, type, key, payload, headers, attempt, max_attempts,
- * created_at in epoch ms (TASK_COLS in shared/store_sched.c). */
-#define WQ_SCHED_ROWS_TASK_NCOLS 9
+ * created_at in epoch ms, concurrency key (NULL: none) and limit (flow
+ * control) (TASK_COLS in shared/store_sched.c). */
+#define WQ_SCHED_ROWS_TASK_NCOLS 11
 
 /* BEGIN, COMMIT; ROLLBACK ignores errors (the connection may be gone). */
 int wq_sched_rows_begin(wq_store *s, char *err, size_t errlen);

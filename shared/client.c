@@ -39,6 +39,7 @@
 #include "envelope.h"
 #include "pubconn.h"
 #include "store.h"
+#include "store_flow.h"
 #include "taskspec.h"
 #include "transport.h"
 #include "uuid.h"
@@ -111,6 +112,9 @@ struct wq_client {
     unsigned since_serve;
     uint64_t served_ns;             /* last serve of the broker's verdicts */
     int timing_out;                 /* closing after a flush timeout */
+    /* flow control of the next submits (wq_client_set_flow); the key
+     * is the client's copy */
+    struct wq_client_flow flow;
     uint64_t last_use_ns;           /* last publish */
 
     int flush_rc;                   /* first failure since the last flush */
@@ -577,12 +581,67 @@ store_insert(wq_client *c, const struct wq_task_new *t, int *inserted,
         c->store = NULL;
         return rc;
     }
+    if (t == NULL)
+        return 0;               /* only the connection, for the caller */
     rc = wq_store_task_insert(c->store, t, inserted, err, errlen);
     if (rc == WQ_ESTORE && wq_store_ping(c->store, NULL, 0) == 0)
         /* a lost connection, back now: the insert is idempotent (the
          * same id under the same key), so doing it again is safe */
         rc = wq_store_task_insert(c->store, t, inserted, err, errlen);
     return rc;
+}
+
+/*
+ * The key a task with a unique window runs under (wq_taskspec_unique_key)
+ * into `out`: the window comes from PostgreSQL, as for store_insert.
+ */
+static int
+unique_key(wq_client *c, const char *queue, const char *key,
+    int64_t window_ms, char *out, size_t outlen, char *err, size_t errlen)
+{
+    int64_t start = 0;
+    int rc;
+
+    settle_recv(c, 1);
+    if (c->store == NULL && (rc = wq_store_open(c->cfg->postgres.conninfo,
+        c->cfg->postgres.password[0] != '\0' ? c->cfg->postgres.password
+        : NULL, &c->store, err, errlen)) != 0) {
+        c->store = NULL;
+        return rc;
+    }
+    rc = wq_store_unique_window(c->store, queue, key, window_ms, &start,
+        err, errlen);
+    if (rc == WQ_ESTORE && wq_store_ping(c->store, NULL, 0) == 0)
+        rc = wq_store_unique_window(c->store, queue, key, window_ms, &start,
+            err, errlen);
+    if (rc != 0)
+        return rc;
+    return wq_taskspec_unique_key(key, start, out, outlen, err, errlen);
+}
+
+int
+wq_client_set_flow(wq_client *c, const struct wq_client_flow *flow,
+    char *err, size_t errlen)
+{
+    char *ckey = NULL;
+    int rc;
+
+    if (c == NULL)
+        return wq_seterr(err, errlen, WQ_EINVAL, "client is NULL");
+    /* the key is checked per task (a window needs one), the rest here */
+    if (flow != NULL && (rc = wq_taskspec_flow_check(flow, "", err,
+        errlen)) != 0)
+        return rc;
+    if (flow != NULL && flow->concurrency_key != NULL
+        && (ckey = strdup(flow->concurrency_key)) == NULL)
+        return wq_seterr(err, errlen, WQ_ENOMEM, "out of memory");
+    free((char *)(uintptr_t)c->flow.concurrency_key);
+    memset(&c->flow, 0, sizeof c->flow);
+    if (flow != NULL) {
+        c->flow = *flow;
+        c->flow.concurrency_key = ckey;
+    }
+    return 0;
 }
 
 /*
@@ -613,7 +672,15 @@ submit_scheduled(wq_client *c, const struct wq_envelope *env,
     t.max_attempts = (int)env->max_attempts;
     t.run_at_ms = env->run_at_ms;
     t.created_at_ms = env->created_at_ms;
-    rc = store_insert(c, &t, &inserted, err, errlen);
+    /* flow control: the scheduler publishes it with its concurrency key
+     * (workq.flow_tasks), which is there before the task row is */
+    rc = 0;
+    if (env->concurrency_key != NULL && (rc = store_insert(c, NULL, NULL,
+        err, errlen)) == 0)
+        rc = wq_store_flow_remember(c->store, env->queue, env->key,
+            env->concurrency_key, (int)env->concurrency_limit, err, errlen);
+    if (rc == 0)
+        rc = store_insert(c, &t, &inserted, err, errlen);
     free(hjson);
     if (rc != 0)
         return rc;
@@ -746,7 +813,7 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
     struct wq_client_task own;
     struct wq_client_result r;
     struct wq_envelope env;
-    char idtext[WQ_CLIENT_ID_LEN];
+    char idtext[WQ_CLIENT_ID_LEN], ukey[WQ_KEY_MAX + 1];
     struct slot *s;
     int64_t run_at;
     int rc;
@@ -761,8 +828,28 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
         own.max_attempts = wq_taskspec_max_attempts(c->cfg, task->queue);
         task = &own;
     }
+    /* flow control (wq_client_set_flow): a unique window names the key */
+    if (c->flow.unique_for_ms > 0 && task != NULL) {
+        if ((rc = wq_taskspec_flow_check(&c->flow, task->idempotency_key,
+            err, errlen)) != 0)
+            return rc;
+        if (task->queue == NULL
+            || (rc = wq_queue_name_valid(task->queue, err, errlen)) != 0)
+            return task->queue == NULL ? wq_seterr(err, errlen, WQ_EINVAL,
+                "task queue is NULL") : rc;
+        if ((rc = unique_key(c, task->queue, task->idempotency_key,
+            c->flow.unique_for_ms, ukey, sizeof ukey, err, errlen)) != 0)
+            return rc;
+        if (task != &own) {
+            own = *task;
+            task = &own;
+        }
+        own.idempotency_key = ukey;
+    }
     if ((rc = wq_taskspec_envelope(task, &env, hdrs, idtext, &run_at,
         err, errlen)) != 0)
+        return rc;
+    if ((rc = wq_taskspec_flow_apply(&c->flow, &env, err, errlen)) != 0)
         return rc;
 
     if (run_at > 0) {
@@ -957,6 +1044,7 @@ wq_client_free(wq_client *c)
         free(s);
     }
     wq_buf_free(&c->buf);
+    free((char *)(uintptr_t)c->flow.concurrency_key);
     if (c->owns_cfg)
         wq_config_free(&c->own);
     free(c);

@@ -178,6 +178,19 @@ struct wq_config_queue_policy {
     char *hook_url;             /* completion hook; "": none */
 };
 
+/*
+ * One element of `rate_limits` (flow control; worker/flow_control.c): at
+ * most `rate` tasks a second start, across every worker, of the queue
+ * (type "") or of one type in it, after a burst of up to `burst`.
+ */
+struct wq_config_rate_limit {
+    char *where;
+    char *queue;
+    char *type;                 /* "": every type of the queue together */
+    int rate;                   /* tasks per second */
+    int burst;                  /* 0: rate */
+};
+
 /* The bounds of workq.Q.dead of a queue without a policy (config_table.c
  * has the same defaults): 14 days, 100000 copies. */
 #define WQ_DEAD_TTL_DEFAULT_MS      (336LL * 3600 * 1000)
@@ -269,6 +282,7 @@ struct wq_config {
     struct wq_config_groups handlers;       /* struct wq_config_handler */
     struct wq_config_groups queue_policies; /* wq_config_queue_policy */
     struct wq_config_groups periodic;       /* wq_config_periodic */
+    struct wq_config_groups rate_limits;    /* wq_config_rate_limit */
 
     struct {
         char *listen;

@@ -182,6 +182,19 @@ static const struct wq_config_key queue_policy_keys[] = {
 };
 #undef P
 
+#define L struct wq_config_rate_limit
+static const struct wq_config_key rate_limit_keys[] = {
+    E_STRING(L, "queue", queue, "", WQ_CONFIG_REQUIRED,
+        "the queue whose tasks are limited"),
+    E_STRING(L, "type", type, "", 0,
+        "only tasks of this type; empty: every type of the queue together"),
+    E_INT(L, "rate", rate, "1", 1, 1000000,
+        "tasks started per second, across every worker"),
+    E_INT(L, "burst", burst, "0", 0, 1000000,
+        "tasks that may start at once after a quiet time; 0: rate"),
+};
+#undef L
+
 #define C struct wq_config_periodic
 static const struct wq_config_key periodic_keys[] = {
     E_STRING(C, "name", name, "", WQ_CONFIG_REQUIRED,
@@ -292,6 +305,9 @@ const struct wq_config_key wq_config_keys[] = {
         "retries and backoff per queue (worker, scheduler, producer)"),
     GROUPS("periodic", periodic, "", struct wq_config_periodic,
         periodic_keys, "tasks the scheduler enqueues on a cron schedule"),
+    GROUPS("rate_limits", rate_limits, "", struct wq_config_rate_limit,
+        rate_limit_keys, "tasks started per second of a queue or a type, "
+        "across every worker (worker)"),
 
     /* producer */
     STRING("producer.listen", producer.listen, "127.0.0.1:8080",

@@ -26,12 +26,17 @@
 #include "envelope.h"
 #include "uuid.h"
 
-/* The fields of version 1, in wire order; F_R and F_H are optional. */
+/* The fields in wire order; F_R, F_H and those of version 2 are
+ * optional. */
 enum {
-    F_V, F_ID, F_Q, F_T, F_K, F_P, F_A, F_M, F_C, F_R, F_H, F_COUNT
+    F_V, F_ID, F_Q, F_T, F_K, F_P, F_A, F_M, F_C, F_R, F_H,
+    /* version 2, flow control: concurrency key and limit */
+    F_FC, F_FN,
+    F_COUNT
 };
 static const char *const field_key[F_COUNT] = {
     "v", "id", "q", "t", "k", "p", "a", "m", "c", "r", "h",
+    "fc", "fn",
 };
 #define REQUIRED_FIELDS ((1u << F_R) - 1)
 
@@ -54,6 +59,9 @@ struct view {
     struct span q, t, k, p;
     uint64_t attempt, max_attempts;
     int64_t created_at_ms, run_at_ms;
+    /* version 2, flow control */
+    struct span fc;             /* concurrency key; p NULL: none */
+    uint64_t fn;                /* concurrency limit; 0: absent (1) */
     size_t nh;
     struct span hname[WQ_HEADERS_MAX], hvalue[WQ_HEADERS_MAX];
 };
@@ -201,17 +209,46 @@ check_headers(const struct view *v, char *err, size_t errlen)
     return 0;
 }
 
+/* Flow control (version 2): "fc" a concurrency key, "fn" its limit,
+ * only with "fc". */
+static int
+check_flow(const struct view *v, char *err, size_t errlen)
+{
+    int rc;
+
+    if (v->fc.p == NULL) {
+        if (v->fn != 0)
+            return wq_seterr(err, errlen, WQ_EINVAL, "field 'fn': a "
+                "concurrency limit without a concurrency key ('fc')");
+        return 0;
+    }
+    if (v->version < 2)
+        return wq_seterr(err, errlen, WQ_EINVAL, "field 'fc': needs "
+            "envelope version 2, the envelope says %" PRIu64, v->version);
+    if ((rc = check_text('f', "concurrency key", -1, v->fc, 1,
+        WQ_CONCURRENCY_KEY_MAX, err, errlen)) != 0)
+        return rc;
+    if (v->fn > WQ_CONCURRENCY_LIMIT_MAX)
+        return wq_seterr(err, errlen, WQ_EINVAL, "field 'fn': concurrency "
+            "limit is %" PRIu64 ", want 1..%d", v->fn,
+            WQ_CONCURRENCY_LIMIT_MAX);
+    return 0;
+}
+
 /* All rules of the wire format on one view.  WQ_EINVAL or WQ_ETOOBIG. */
 static int
 check_view(const struct view *v, char *err, size_t errlen)
 {
     int rc;
 
-    if (v->version != WQ_ENVELOPE_VERSION)
+    if (v->version < WQ_ENVELOPE_VERSION
+        || v->version > WQ_ENVELOPE_VERSION_MAX)
         return wq_seterr(err, errlen, WQ_EINVAL,
             "field 'v': unsupported envelope version %" PRIu64
-            " (this build reads version %d)", v->version,
-            WQ_ENVELOPE_VERSION);
+            " (this build reads versions %d to %d)", v->version,
+            WQ_ENVELOPE_VERSION, WQ_ENVELOPE_VERSION_MAX);
+    if ((rc = check_flow(v, err, errlen)) != 0)
+        return rc;
     if ((rc = check_queue("field 'q': ", v->q, err, errlen)) != 0)
         return rc;
     if ((rc = check_text('t', "type", -1, v->t, 1, WQ_TYPE_MAX, err,
@@ -280,8 +317,13 @@ view_of(const struct wq_envelope *e, struct view *v, char *err,
     if (e->headers == NULL && e->nheaders > 0)
         return wq_seterr(err, errlen, WQ_EINVAL,
             "field 'h': headers is NULL with %zu entries", e->nheaders);
-    v->version = e->version == 0 ? WQ_ENVELOPE_VERSION : e->version;
+    v->version = e->version <= WQ_ENVELOPE_VERSION
+        ? (uint64_t)wq_envelope_version_needed(e) : e->version;
     v->id = e->id;
+    v->fc.p = (const uint8_t *)e->concurrency_key;
+    v->fc.n = e->concurrency_key != NULL ? strlen(e->concurrency_key) : 0;
+    v->fn = e->concurrency_key != NULL && e->concurrency_limit > 1
+        ? e->concurrency_limit : 0;
     v->q = cspan(e->queue);
     v->t = cspan(e->type);
     v->k = cspan(e->key);
@@ -315,6 +357,7 @@ own(struct wq_envelope *out, const struct view *v)
     char *mem, *s;
 
     size += v->q.n + 1 + v->t.n + 1 + v->k.n + 1 + v->p.n + 1;
+    size += v->fc.p != NULL ? v->fc.n + 1 : 0;
     for (size_t i = 0; i < v->nh; i++)
         size += v->hname[i].n + 1 + v->hvalue[i].n + 1;
     if ((mem = malloc(size)) == NULL)
@@ -344,6 +387,11 @@ own(struct wq_envelope *out, const struct view *v)
         PLACE(out->headers[i].name, v->hname[i]);
         PLACE(out->headers[i].value, v->hvalue[i]);
     }
+    out->concurrency_key = NULL;
+    if (v->fc.p != NULL)
+        PLACE(out->concurrency_key, v->fc);
+    out->concurrency_limit = v->fc.p == NULL ? 0 : v->fn > 0
+        ? (uint32_t)v->fn : 1;
 #undef PLACE
     return 0;
 }
@@ -441,7 +489,7 @@ wq_envelope_copy(struct wq_envelope *dst, const struct wq_envelope *src,
         memset(dst, 0, sizeof *dst);
         return wq_seterr(err, errlen, WQ_ENOMEM, "out of memory");
     }
-    dst->version = WQ_ENVELOPE_VERSION;
+    dst->version = (uint32_t)v.version;
     memcpy(dst->id, src->id, sizeof dst->id);
     dst->attempt = src->attempt;
     dst->max_attempts = src->max_attempts;
@@ -475,7 +523,10 @@ wq_envelope_equal(const struct wq_envelope *a, const struct wq_envelope *b)
         !str_equal(a->key, b->key) || a->payload_len != b->payload_len ||
         a->attempt != b->attempt || a->max_attempts != b->max_attempts ||
         a->created_at_ms != b->created_at_ms ||
-        a->run_at_ms != b->run_at_ms || a->nheaders != b->nheaders)
+        a->run_at_ms != b->run_at_ms || a->nheaders != b->nheaders ||
+        !str_equal(a->concurrency_key, b->concurrency_key) ||
+        (a->concurrency_key != NULL
+         && a->concurrency_limit != b->concurrency_limit))
         return 0;
     if (a->payload_len > 0 &&
         memcmp(a->payload, b->payload, a->payload_len) != 0)
@@ -508,7 +559,7 @@ pack_write(void *data, const char *p, size_t n)
 static int
 pack_key(msgpack_packer *pk, int f)
 {
-    size_t n = f == F_ID ? 2 : 1;
+    size_t n = field_key[f][1] == '\0' ? 1 : 2;   /* keys are 1 or 2 */
 
     return msgpack_pack_str(pk, n) | msgpack_pack_str_body(pk,
         field_key[f], n);
@@ -518,6 +569,15 @@ static int
 pack_str(msgpack_packer *pk, struct span s)
 {
     return msgpack_pack_str(pk, s.n) | msgpack_pack_str_body(pk, s.p, s.n);
+}
+
+int
+wq_envelope_version_needed(const struct wq_envelope *env)
+{
+    /* version 2, flow control */
+    if (env->concurrency_key != NULL)
+        return 2;
+    return WQ_ENVELOPE_VERSION;
 }
 
 int
@@ -537,7 +597,7 @@ wq_envelope_encode(const struct wq_envelope *env, struct wq_buf *buf,
 
     /* Worst case: 1 map byte, 3 per key, 9 per int, 5 per length. */
     bound = 1 + F_COUNT * 3 + 5 * 9 + (5 + 16) + (5 + v.q.n) + (5 + v.t.n) +
-        (5 + v.k.n) + (5 + v.p.n) + 5;
+        (5 + v.k.n) + (5 + v.p.n) + 5 + (5 + v.fc.n);
     for (size_t i = 0; i < v.nh; i++)
         bound += 10 + v.hname[i].n + v.hvalue[i].n;
     if (wq_buf_reserve(buf, bound) != 0)
@@ -546,8 +606,10 @@ wq_envelope_encode(const struct wq_envelope *env, struct wq_buf *buf,
     start = buf->len;
 
     msgpack_packer_init(&pk, buf, pack_write);
-    bad |= msgpack_pack_map(&pk, F_R + (v.run_at_ms != 0) + (v.nh > 0));
-    bad |= pack_key(&pk, F_V) | msgpack_pack_uint32(&pk, WQ_ENVELOPE_VERSION);
+    bad |= msgpack_pack_map(&pk, F_R + (v.run_at_ms != 0) + (v.nh > 0)
+        + (v.fc.p != NULL) + (v.fn != 0));
+    bad |= pack_key(&pk, F_V) | msgpack_pack_uint32(&pk,
+        (uint32_t)v.version);
     bad |= pack_key(&pk, F_ID) | msgpack_pack_bin(&pk, 16) |
         msgpack_pack_bin_body(&pk, v.id, 16);
     bad |= pack_key(&pk, F_Q) | pack_str(&pk, v.q);
@@ -567,6 +629,12 @@ wq_envelope_encode(const struct wq_envelope *env, struct wq_buf *buf,
         for (size_t i = 0; i < v.nh; i++)
             bad |= pack_str(&pk, v.hname[i]) | pack_str(&pk, v.hvalue[i]);
     }
+    /* version 2, flow control */
+    if (v.fc.p != NULL)
+        bad |= pack_key(&pk, F_FC) | pack_str(&pk, v.fc);
+    if (v.fn != 0)
+        bad |= pack_key(&pk, F_FN) | msgpack_pack_uint32(&pk,
+            (uint32_t)v.fn);
     if (bad != 0) {
         buf->len = start;
         return wq_seterr(err, errlen, WQ_ENOMEM,
@@ -797,6 +865,11 @@ lookup(struct span k)
 {
     if (k.n == 2 && k.p[0] == 'i' && k.p[1] == 'd')
         return F_ID;
+    /* version 2, flow control */
+    if (k.n == 2 && k.p[0] == 'f' && k.p[1] == 'c')
+        return F_FC;
+    if (k.n == 2 && k.p[0] == 'f' && k.p[1] == 'n')
+        return F_FN;
     if (k.n != 1)
         return -1;
     switch (k.p[0]) {
@@ -861,7 +934,7 @@ rd_envelope(struct rd *r, struct view *v)
     count = m.n;
     if (count > F_COUNT)
         return fail(r, "envelope map has %zu entries, version %d "
-            "has %d fields", count, WQ_ENVELOPE_VERSION, F_COUNT);
+            "has %d fields", count, WQ_ENVELOPE_VERSION_MAX, F_COUNT);
 
     for (size_t i = 0; i < count; i++) {
         size_t kat = at(r);
@@ -874,8 +947,9 @@ rd_envelope(struct rd *r, struct view *v)
             return rc;
         if ((f = lookup(key)) < 0)
             return fail(r, "unknown field '%s' at byte %zu (version %d "
-                "has v id q t k p a m c r h)",
-                quote(q, sizeof q, key.p, key.n), kat, WQ_ENVELOPE_VERSION);
+                "has v id q t k p a m c r h fc fn)",
+                quote(q, sizeof q, key.p, key.n), kat,
+                WQ_ENVELOPE_VERSION_MAX);
         if (seen & (1u << f))
             return fail(r, "field '%s' appears twice (again at byte %zu)",
                 field_key[f], kat);
@@ -887,10 +961,11 @@ rd_envelope(struct rd *r, struct view *v)
             if ((rc = rd_uint(r, UINT32_MAX, &v->version)) != 0)
                 return rc;
             /* before any other field: a newer writer's envelope says so */
-            if (v->version != WQ_ENVELOPE_VERSION)
+            if (v->version < WQ_ENVELOPE_VERSION
+                || v->version > WQ_ENVELOPE_VERSION_MAX)
                 return fail(r, "unsupported envelope version %" PRIu64
-                    " (this build reads version %d)", v->version,
-                    WQ_ENVELOPE_VERSION);
+                    " (this build reads versions %d to %d)", v->version,
+                    WQ_ENVELOPE_VERSION, WQ_ENVELOPE_VERSION_MAX);
             break;
         case F_ID: {
             struct span id;
@@ -931,6 +1006,16 @@ rd_envelope(struct rd *r, struct view *v)
             break;
         case F_H:
             rc = rd_headers(r, v);
+            break;
+        /* version 2, flow control */
+        case F_FC:
+            rc = rd_span(r, K_STR, &v->fc);
+            break;
+        case F_FN:
+            rc = rd_uint(r, UINT32_MAX, &v->fn);
+            if (rc == 0 && v->fn == 0)
+                return fail(r, "concurrency limit is 0, want 1..%d",
+                    WQ_CONCURRENCY_LIMIT_MAX);
             break;
         }
         if (rc != 0)

@@ -30,6 +30,15 @@
  *   "r"  run_at_ms       int, optional    0..2^63-1; absent or 0 = now
  *   "h"  headers         map, optional    str -> str, see below
  *
+ * Version 2 adds optional fields; "v" is 2 when one of them is present
+ * (and may be 2 without any).  Flow control (README "Flow control"):
+ *
+ *   "fc" concurrency_key str, optional    1..WQ_CONCURRENCY_KEY_MAX bytes:
+ *                                         at most "fn" tasks of the key
+ *                                         run at once, fleet-wide
+ *   "fn" concurrency_lim int, optional    1..WQ_CONCURRENCY_LIMIT_MAX,
+ *                                         only with "fc"; absent = 1
+ *
  * Fields v, id, q, t, k, p, a, m and c are required.  Strings (t, k,
  * header names and values) are valid UTF-8 (RFC 3629: no overlong forms,
  * no surrogates) without NUL bytes, so that they are C strings and
@@ -72,7 +81,11 @@
 #include "buf.h"
 #include "wq.h"
 
-#define WQ_ENVELOPE_VERSION     1
+#define WQ_ENVELOPE_VERSION     1   /* written when no v2 field is set */
+#define WQ_ENVELOPE_VERSION_MAX 2   /* the newest version this build reads */
+/* version 2, flow control */
+#define WQ_CONCURRENCY_KEY_MAX   256
+#define WQ_CONCURRENCY_LIMIT_MAX 100000
 #define WQ_HEADERS_MAX          64
 #define WQ_HEADER_NAME_MAX      256
 #define WQ_HEADER_VALUE_MAX     4096
@@ -87,7 +100,7 @@ struct wq_header {
 };
 
 struct wq_envelope {
-    uint32_t version;           /* WQ_ENVELOPE_VERSION */
+    uint32_t version;           /* 1 or 2; 0 or 1: as needed (encode) */
     uint8_t id[16];             /* UUIDv7 */
     char *queue;                /* NUL-terminated */
     char *type;
@@ -100,6 +113,10 @@ struct wq_envelope {
     int64_t run_at_ms;          /* 0 = now; for delayed tasks */
     struct wq_header *headers;
     size_t nheaders;
+    /* version 2, flow control (flow_control.h in the worker) */
+    char *concurrency_key;      /* NULL: none */
+    uint32_t concurrency_limit; /* with concurrency_key: 1.. (0 taken as
+                                   1); ignored without it */
     /*
      * The one allocation holding the strings, payload and headers above
      * when decode, init or copy filled the envelope; wq_envelope_free()
@@ -144,6 +161,13 @@ int wq_envelope_copy(struct wq_envelope *dst, const struct wq_envelope *src,
  */
 int wq_envelope_validate(const struct wq_envelope *env, char *err,
     size_t errlen);
+
+/*
+ * wq_envelope_version_needed returns the version `env` is written as: 2
+ * when a field of version 2 is set, else 1, so that an envelope without
+ * them stays byte for byte what version 1 wrote.  Pure.
+ */
+int wq_envelope_version_needed(const struct wq_envelope *env);
 
 /*
  * wq_envelope_encode validates `env` and appends its msgpack encoding to

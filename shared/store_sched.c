@@ -10,11 +10,19 @@
 
 /* The leading columns of every task query that scheduler/rows.c reads
  * (WQ_SCHED_ROWS_TASK_NCOLS): id, queue, type, key, payload, headers,
- * attempt, max_attempts, created_at in epoch ms.  Alias the table `t`. */
+ * attempt, max_attempts, created_at in epoch ms, and flow control's
+ * concurrency key and limit (migration 0007; NULL, 0: none), read by
+ * primary key from a table that holds only tasks with a key.  Alias the
+ * table `t`. */
 #define TASK_COLS \
     "t.id, t.queue, t.type, t.idempotency_key, t.payload, " \
     "t.headers::text, t.attempt, t.max_attempts, " \
-    "floor(extract(epoch FROM t.created_at) * 1000)::int8"
+    "floor(extract(epoch FROM t.created_at) * 1000)::int8, " \
+    "f.concurrency_key, coalesce(f.concurrency_limit, 0)"
+/* The join TASK_COLS needs, after "FROM workq.tasks t". */
+#define TASK_FLOW_JOIN \
+    " LEFT JOIN workq.flow_tasks f ON f.queue = t.queue" \
+    "   AND f.idempotency_key = t.idempotency_key"
 
 /* Retention: finished tasks of one target (an age, a queue or all but
  * the excluded ones), oldest first. */
@@ -49,11 +57,11 @@ static const char sql_probe[] =
 static const char sql_due_select[] =
     "SELECT " TASK_COLS ", t.state,"
     "  floor(extract(epoch FROM now() - t.run_at) * 1000)::int8"
-    "  FROM workq.tasks t"
+    "  FROM workq.tasks t" TASK_FLOW_JOIN
     "  WHERE t.state IN ('scheduled', 'retry_wait') AND t.run_at <= now()"
     "  ORDER BY t.run_at"
     "  LIMIT $1"
-    "  FOR UPDATE SKIP LOCKED";
+    "  FOR UPDATE OF t SKIP LOCKED";
 
 static const char sql_due_queued[] =
     "UPDATE workq.tasks SET state = 'queued', updated_at = now()"
@@ -124,11 +132,11 @@ static const char sql_lease_recover[] =
 static const char sql_dead_select[] =
     "SELECT " TASK_COLS ", t.last_error,"
     "  floor(extract(epoch FROM coalesce(t.finished_at, now())) * 1000)::int8"
-    "  FROM workq.tasks t"
+    "  FROM workq.tasks t" TASK_FLOW_JOIN
     "  WHERE t.state = 'dead' AND t.dead_published_at IS NULL"
     "  ORDER BY t.finished_at"
     "  LIMIT $1"
-    "  FOR UPDATE SKIP LOCKED";
+    "  FOR UPDATE OF t SKIP LOCKED";
 
 static const char sql_dead_mark[] =
     "UPDATE workq.tasks SET dead_published_at = now()"

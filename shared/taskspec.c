@@ -361,6 +361,25 @@ wq_taskspec_from_json(json_t *obj, const struct wq_taskspec_defaults *def,
                 out->task.run_at_ms = ms, rc = 0;
         } else if (strcmp(k, "headers") == 0) {
             rc = field_headers(out, v, err, errlen);
+        } else if (strcmp(k, "concurrency_key") == 0) {
+            rc = cstring(v, k, &out->flow.concurrency_key, err, errlen);
+        } else if (strcmp(k, "concurrency_limit") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1
+                || json_integer_value(v) > WQ_CONCURRENCY_LIMIT_MAX)
+                rc = wq_seterr(err, errlen, WQ_EINVAL, "field "
+                    "'concurrency_limit': must be an integer from 1 to %d",
+                    WQ_CONCURRENCY_LIMIT_MAX);
+            else
+                out->flow.concurrency_limit = (int)json_integer_value(v),
+                    rc = 0;
+        } else if (strcmp(k, "unique_for") == 0) {
+            rc = field_delay(v, &out->flow.unique_for_ms, err, errlen);
+            if (rc == 0 && out->flow.unique_for_ms <= 0)
+                rc = wq_seterr(err, errlen, WQ_EINVAL,
+                    "field 'unique_for': must be longer than 0");
+            if (rc != 0)
+                snprintf(err, errlen, "field 'unique_for': must be a "
+                    "duration (\"1h\", \"30m\") or seconds, above 0");
         } else {
             rc = wq_seterr(err, errlen, WQ_EINVAL, "unknown field '%.64s'",
                 k);
@@ -392,6 +411,9 @@ wq_taskspec_from_json(json_t *obj, const struct wq_taskspec_defaults *def,
         rc = wq_seterr(err, errlen, WQ_EINVAL, "field 'queue': missing");
         goto fail;
     }
+    if ((rc = wq_taskspec_flow_check(&out->flow, out->task.idempotency_key,
+        err, errlen)) != 0)
+        goto fail;
     if ((rc = merge_headers(out, def, err, errlen)) != 0)
         goto fail;
     out->task.headers = out->task.nheaders > 0 ? out->headers : NULL;
@@ -513,6 +535,60 @@ wq_taskspec_envelope(const struct wq_client_task *task, struct wq_envelope *env,
         *run_at = now + task->delay_ms;
     env->run_at_ms = *run_at;
     return wq_envelope_validate(env, err, errlen);
+}
+
+int
+wq_taskspec_flow_check(const struct wq_client_flow *flow, const char *key,
+    char *err, size_t errlen)
+{
+    if (flow == NULL)
+        return 0;
+    if (flow->concurrency_key == NULL && flow->concurrency_limit != 0)
+        return wq_seterr(err, errlen, WQ_EINVAL, "field 'concurrency_limit': "
+            "given without a concurrency_key");
+    if (flow->concurrency_limit < 0
+        || flow->concurrency_limit > WQ_CONCURRENCY_LIMIT_MAX)
+        return wq_seterr(err, errlen, WQ_EINVAL, "field 'concurrency_limit': "
+            "%d is not in 1..%d", flow->concurrency_limit,
+            WQ_CONCURRENCY_LIMIT_MAX);
+    if (flow->concurrency_key != NULL && (flow->concurrency_key[0] == '\0'
+        || strlen(flow->concurrency_key) > WQ_CONCURRENCY_KEY_MAX))
+        return wq_seterr(err, errlen, WQ_EINVAL, "field 'concurrency_key': "
+            "must be 1..%d bytes", WQ_CONCURRENCY_KEY_MAX);
+    if (flow->unique_for_ms < 0 || flow->unique_for_ms > DELAY_MAX_MS)
+        return wq_seterr(err, errlen, WQ_EINVAL, "field 'unique_for': out "
+            "of range");
+    if (flow->unique_for_ms > 0 && key == NULL)
+        return wq_seterr(err, errlen, WQ_EINVAL, "field 'unique_for': a "
+            "unique window needs an idempotency_key (the key it keeps "
+            "unique)");
+    return 0;
+}
+
+int
+wq_taskspec_flow_apply(const struct wq_client_flow *flow,
+    struct wq_envelope *env, char *err, size_t errlen)
+{
+    if (flow == NULL || flow->concurrency_key == NULL)
+        return 0;
+    env->concurrency_key = (char *)(uintptr_t)flow->concurrency_key;
+    env->concurrency_limit = flow->concurrency_limit > 0
+        ? (uint32_t)flow->concurrency_limit : 1;
+    env->version = 0;           /* as the fields need (envelope.h) */
+    return wq_envelope_validate(env, err, errlen);
+}
+
+int
+wq_taskspec_unique_key(const char *key, int64_t start_ms, char *out,
+    size_t outlen, char *err, size_t errlen)
+{
+    int n = snprintf(out, outlen, "%s@w%lld", key, (long long)start_ms);
+
+    if (n < 0 || (size_t)n >= outlen || n > WQ_KEY_MAX)
+        return wq_seterr(err, errlen, WQ_ETOOBIG, "idempotency key: with "
+            "its unique window (\"@w%lld\") it is over %d bytes",
+            (long long)start_ms, WQ_KEY_MAX);
+    return 0;
 }
 
 int

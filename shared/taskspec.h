@@ -25,6 +25,11 @@
  *                    string ("500ms", "30s", "5m", "1h30m")
  *   run_at           RFC 3339 date-time string; excludes delay
  *   headers          object of string values
+ *   concurrency_key  string: at most concurrency_limit tasks with this key
+ *                    run at once, across every worker (flow control)
+ *   concurrency_limit integer 1..100000, with concurrency_key; default 1
+ *   unique_for       a unique window, as delay: submits of the same
+ *                    idempotency key within it are one task; needs a key
  * Unknown fields are rejected, so that a misspelt "max_attempt" never
  * passes silently.
  *
@@ -56,6 +61,7 @@ struct wq_taskspec_defaults {
 struct wq_taskspec {
     struct wq_client_task task; /* points into this spec and its JSON */
     struct wq_client_header headers[WQ_HEADERS_MAX];
+    struct wq_client_flow flow; /* points into the JSON; zero: none */
     /* private */
     struct json_t *root;        /* a reference held on the parsed JSON */
     char *owned_payload;
@@ -104,6 +110,31 @@ int wq_taskspec_envelope(const struct wq_client_task *task,
     struct wq_envelope *env, struct wq_header *hdrs,
     char idtext[WQ_CLIENT_ID_LEN], int64_t *run_at, char *err,
     size_t errlen);
+
+/*
+ * wq_taskspec_flow_check checks the values of `flow` (NULL: none) for a
+ * task whose idempotency key is `key` (NULL: none).  Returns 0 or
+ * WQ_EINVAL with err naming the field.  Pure.
+ */
+int wq_taskspec_flow_check(const struct wq_client_flow *flow,
+    const char *key, char *err, size_t errlen);
+
+/*
+ * wq_taskspec_flow_apply puts the concurrency key and limit of `flow`
+ * (NULL: none; borrowed) into `env` and validates it again.  Returns 0,
+ * or as wq_envelope_validate().
+ */
+int wq_taskspec_flow_apply(const struct wq_client_flow *flow,
+    struct wq_envelope *env, char *err, size_t errlen);
+
+/*
+ * wq_taskspec_unique_key writes into out (outlen bytes) the key a task
+ * of `key` runs under in the unique window that started at start_ms:
+ * "KEY@wSTART".  Returns 0, or WQ_ETOOBIG when it would exceed the key's
+ * limit (WQ_KEY_MAX).
+ */
+int wq_taskspec_unique_key(const char *key, int64_t start_ms, char *out,
+    size_t outlen, char *err, size_t errlen);
 
 /*
  * wq_taskspec_max_attempts returns the max_attempts a task of `queue`

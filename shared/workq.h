@@ -128,6 +128,24 @@ struct wq_client_task {
     size_t nheaders;
 };
 
+/*
+ * Flow control of a task (README "Flow control"), set on the client with
+ * wq_client_set_flow for the tasks it submits next.  Rate limits are the
+ * workers' configuration, not the task's.
+ */
+struct wq_client_flow {
+    const char *concurrency_key;    /* NULL: none.  At most
+                                       concurrency_limit tasks with this
+                                       key run at once, across every
+                                       worker; 1..256 bytes of UTF-8 */
+    int concurrency_limit;          /* 1..100000; 0: 1 */
+    int64_t unique_for_ms;          /* > 0: a unique window.  Every submit
+                                       of the task's (queue, key) within
+                                       this long of the first is the same
+                                       task; the first after it is a new
+                                       one.  Needs an idempotency key */
+};
+
 /* The outcome of one submitted task. */
 struct wq_client_result {
     int status;                     /* 0 or a WQ_E* code */
@@ -224,6 +242,20 @@ int wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
  * reported as WQ_ETIMEOUT and the connection is reopened on next use).
  */
 int wq_client_flush(wq_client *c, int timeout_ms, char *err, size_t errlen);
+
+/*
+ * wq_client_set_flow makes `flow` (copied; NULL: none) the flow control
+ * of every task this client submits from now on, by any of the submit
+ * calls, until the next call.  A task with a concurrency key travels as
+ * an envelope of version 2 (docs/wire-format.md), which workers of
+ * release 0.9 and later read.  A unique window costs each submit one
+ * PostgreSQL round trip (workq.unique_windows) and turns the task's key
+ * KEY into "KEY@w<window start, epoch ms>"; submits without a key are
+ * refused with WQ_EINVAL.  Returns 0, or WQ_EINVAL for a bad value (err
+ * says which), WQ_ENOMEM.
+ */
+int wq_client_set_flow(wq_client *c, const struct wq_client_flow *flow,
+    char *err, size_t errlen);
 
 /*
  * wq_client_free flushes what is queued (within the configured timeout),

@@ -49,6 +49,7 @@
 #include "clock.h"
 #include "consumer.h"
 #include "daemon.h"
+#include "flow_control.h"
 #include "log.h"
 #include "migrate.h"
 #include "pool.h"
@@ -87,6 +88,8 @@ struct task {
     uint64_t tgen;              /* transport generation of d */
     struct wq_envelope env;
     char *bad;                  /* undecodable: why; then env is empty */
+    int flow;                   /* enum flow_state (flow_control.h) */
+    uint64_t flow_wait_ns;      /* FLOW_ASK: not before this */
     int rejected;               /* the store rejected its outcome once */
     struct wq_claim claim;      /* task_id, attempt, max_attempts */
     char id[WQ_UUID_STRLEN];
@@ -98,6 +101,13 @@ struct task {
 struct tlist {
     struct task *head, *tail;
     size_t n;
+};
+
+/* Where a delivery stands with flow control (flow_control.h). */
+enum flow_state {
+    FLOW_NONE,                  /* not governed: claim it */
+    FLOW_ASK,                   /* to be admitted before its claim */
+    FLOW_ADMITTED,              /* admitted: claim it */
 };
 
 struct policy {
@@ -142,6 +152,16 @@ struct wq_consumer {
     size_t npolicies;
     int any_hook;               /* some policy names a hook_url */
     int loop_slot;              /* wq_worker_stats_loop_register */
+    /* flow control: the admission's arrays (batch_max each), and the
+     * deliveries waiting to ask again (FLOW_ASK, flow_wait_ns later) */
+    wq_flow *flow;
+    int flow_seen;              /* a delivery ever asked: else no walk */
+    const struct wq_envelope **fenv;
+    struct task **ftask;
+    unsigned char *fadmitted;
+    int *fwait;
+    size_t nwaiting;
+    uint64_t wait_next_ns;
     uint64_t status_last_ns;
     uint64_t status_sig;
 };
@@ -465,6 +485,7 @@ transport_down(struct wq_consumer *c, const char *why)
         task_free(tk);
     while ((tk = tl_pop(&c->bad)) != NULL)
         task_free(tk);
+    c->nwaiting = 0;
     wq_transport_close(c->t, 0);
     c->t = NULL;
     c->t_broken = 0;
@@ -531,6 +552,9 @@ accept_delivery(struct wq_consumer *c, wq_delivery *d)
         tk->bad = xasprintf("an envelope of queue \"%s\" arrived on queue "
             "\"%s\"", tk->env.queue, d->queue);
         wq_envelope_free(&tk->env);
+    } else if (wq_flow_needed(c->flow, &tk->env)) {
+        tk->flow = FLOW_ASK;
+        c->flow_seen = 1;
     }
     if (tk->bad != NULL) {
         wq_log_warn(COMPONENT, "undecodable message on %s (%zu bytes): %s",
@@ -779,6 +803,10 @@ settle_claim(struct wq_consumer *c, struct task *tk, struct tlist *pending)
     char id[WQ_UUID_STRLEN];
 
     tk->claim.env = NULL;
+    if (tk->flow == FLOW_ADMITTED && tk->claim.status != WQ_CLAIM_RUN
+        && tk->claim.status != WQ_CLAIM_PENDING
+        && !(tk->claim.status == WQ_CLAIM_BUSY && tk->claim.own_lease))
+        wq_flow_release_add(c->flow, &tk->env, 1);
     switch (tk->claim.status) {
     case WQ_CLAIM_RUN:
         dispatch(c, tk);
@@ -848,9 +876,110 @@ reject_one(struct wq_consumer *c, int record, const char *why)
         return;
     }
     tk = tl_pop(&c->incoming);
+    if (tk->flow == FLOW_ASK) {
+        /* the claim was the first delivery flow control did not keep
+         * back: take that one, leave the others in order */
+        struct tlist kept = { NULL, NULL, 0 };
+
+        do {
+            tl_push(&kept, tk);
+            tk = tl_pop(&c->incoming);
+        } while (tk->flow == FLOW_ASK);
+        tl_prepend(&c->incoming, &kept);
+    }
     tk->bad = xasprintf("the store rejected the task: %s", why);
     wq_envelope_free(&tk->env);
     tl_push(&c->bad, tk);
+}
+
+/*
+ * Takes the `ncl` claimed tasks out of `incoming` and settles them.  They
+ * are its first tasks, but for those flow control kept back (FLOW_ASK),
+ * which stay where they are, in order.
+ */
+static void
+settle_claims(struct wq_consumer *c, size_t ncl, struct tlist *pending)
+{
+    struct tlist kept = { NULL, NULL, 0 };
+    struct task *tk;
+
+    for (size_t i = 0; i < ncl; ) {
+        tk = tl_pop(&c->incoming);
+        if (tk->flow == FLOW_ASK) {
+            tl_push(&kept, tk);
+            continue;
+        }
+        tk->claim = c->claims[i++];
+        settle_claim(c, tk, pending);
+    }
+    tl_prepend(&c->incoming, &kept);
+}
+
+/* Recounts the deliveries waiting to ask flow control again. */
+static void
+flow_recount(struct wq_consumer *c, uint64_t now)
+{
+    c->nwaiting = 0;
+    c->wait_next_ns = UINT64_MAX;
+    for (struct task *tk = c->incoming.head; tk != NULL; tk = tk->next)
+        if (tk->flow == FLOW_ASK && tk->flow_wait_ns > now) {
+            c->nwaiting++;
+            if (tk->flow_wait_ns < c->wait_next_ns)
+                c->wait_next_ns = tk->flow_wait_ns;
+        }
+}
+
+/*
+ * Flow control's admission (flow_control.h), before a claim: the
+ * deliveries among the first `max` claimable ones that must ask, and may
+ * now, ask in one round trip; those admitted are claimed by this round,
+ * the others wait in `incoming` for the time the admission gave.  Only
+ * deliveries with a concurrency key or a rate limit come here; without
+ * any, this is a walk that finds nothing (and is skipped outright when
+ * the worker has no limits and no delivery asks).  Returns 0, or -1 if
+ * PostgreSQL failed (the store is down; nothing changed).
+ */
+static int
+flow_round(struct wq_consumer *c, size_t max)
+{
+    char err[WQ_ERRLEN];
+    uint64_t now = wq_clock_mono_ns();
+    size_t n = 0, seen = 0;
+    struct task *tk;
+    int rc;
+
+    if (!c->flow_seen)
+        return 0;       /* no flow control so far: nothing to walk */
+    for (tk = c->incoming.head; tk != NULL && seen < max; tk = tk->next) {
+        if (tk->flow != FLOW_ASK) {
+            seen++;
+            continue;
+        }
+        if (tk->flow_wait_ns > now)
+            continue;
+        c->fenv[n] = &tk->env;
+        c->ftask[n++] = tk;
+        seen++;
+    }
+    if (n == 0 && !wq_flow_release_due(c->flow))
+        return 0;
+    rc = wq_flow_admit(c->flow, c->s, c->conf.worker_id, c->conf.lease_ms,
+        c->fenv, n, c->fadmitted, c->fwait, err, sizeof err);
+    if (rc != 0) {
+        store_down(c, err);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (c->fadmitted[i]) {
+            c->ftask[i]->flow = FLOW_ADMITTED;
+        } else {
+            c->ftask[i]->flow_wait_ns = now
+                + (uint64_t)(c->fwait[i] > 0 ? c->fwait[i] : 1) * 1000000u;
+            wq_metric_inc(c->conf.stats->flow_waits, 1);
+        }
+    }
+    flow_recount(c, now);
+    return 0;
 }
 
 /* One round trip: record what finished, claim what fits in free slots. */
@@ -874,13 +1003,18 @@ store_round(struct wq_consumer *c)
     for (tk = c->torecord.head; tk != NULL && nrec < limit; tk = tk->next)
         fill_record(c, tk, &c->recs[nrec++]);
     slots = free_slots(c);
-    if (!c->draining && !(c->isolate > 0 && nrec > 0))
+    if (!c->draining && !(c->isolate > 0 && nrec > 0)) {
+        if (flow_round(c, slots < limit ? slots : limit) != 0)
+            return;
         for (tk = c->incoming.head; tk != NULL && ncl < limit
             && ncl < slots; tk = tk->next) {
+            if (tk->flow == FLOW_ASK)
+                continue;       /* not admitted (yet): stays unclaimed */
             memset(&c->claims[ncl], 0, sizeof c->claims[ncl]);
             c->claims[ncl].hook_url = hook_of(c, tk->env.queue);
             c->claims[ncl++].env = &tk->env;
         }
+    }
     if (nrec == 0 && ncl == 0)
         return;
 
@@ -925,14 +1059,13 @@ store_round(struct wq_consumer *c)
                 "dropped", tk->id, tk->claim.attempt, c->recs[i].outcome);
         }
         wq_worker_lease_remove(c->conf.lease, tk->claim.task_id);
+        if (tk->flow == FLOW_ADMITTED)
+            wq_flow_release_add(c->flow, &tk->env, 0);
         ack(c, tk);
         task_free(tk);
     }
-    for (size_t i = 0; i < ncl; i++) {
-        tk = tl_pop(&c->incoming);
-        tk->claim = c->claims[i];
-        settle_claim(c, tk, &pending);
-    }
+    if (ncl > 0)
+        settle_claims(c, ncl, &pending);
     tl_prepend(&c->incoming, &pending);
     wq_metric_set(st->in_flight, (int64_t)wq_worker_lease_count(c->conf.lease));
 }
@@ -974,7 +1107,8 @@ static int
 has_work(const struct wq_consumer *c)
 {
     return c->bad.n > 0 || c->torecord.n > 0
-        || (!c->draining && c->incoming.n > 0 && free_slots(c) > 0);
+        || (!c->draining && c->incoming.n > c->nwaiting
+            && free_slots(c) > 0);
 }
 
 static void
@@ -995,6 +1129,7 @@ begin_drain(struct wq_consumer *c)
         nack(c, tk);
         task_free(tk);
     }
+    c->nwaiting = 0;
     wq_log_info(COMPONENT, "stopping: %zu task(s) running get up to %lld ms "
         "to finish; %zu unclaimed deliveries given back", c->running,
         (long long)c->conf.drain_timeout_ms, n);
@@ -1061,6 +1196,8 @@ sleep_ms(const struct wq_consumer *c)
         w = min_wait(w, wq_reconnect_wait_ms(&c->s_retry));
     if (c->draining)
         w = min_wait(w, until(c->drain_deadline));
+    if (c->nwaiting > 0)
+        w = min_wait(w, until(c->wait_next_ns) + 1);
     return w;
 }
 
@@ -1167,6 +1304,8 @@ wq_consumer_run(wq_consumer *c, void (*on_ready)(void *), void *arg)
         if (!c->s_up && wq_reconnect_due(&c->s_retry))
             store_up(c);
 
+        if (c->nwaiting > 0 && now >= c->wait_next_ns)
+            flow_recount(c, now);
         held = c->incoming.n + c->bad.n;
         if (c->t != NULL && !c->draining) {
             if (held < cap)
@@ -1215,6 +1354,11 @@ wq_consumer_new(const struct wq_consumer_conf *conf)
     }
     c->claims = xcalloc((size_t)conf->batch_max, sizeof *c->claims);
     c->recs = xcalloc((size_t)conf->batch_max, sizeof *c->recs);
+    c->flow = wq_flow_new(conf->cfg);
+    c->fenv = xcalloc((size_t)conf->batch_max, sizeof *c->fenv);
+    c->ftask = xcalloc((size_t)conf->batch_max, sizeof *c->ftask);
+    c->fadmitted = xcalloc((size_t)conf->batch_max, sizeof *c->fadmitted);
+    c->fwait = xcalloc((size_t)conf->batch_max, sizeof *c->fwait);
     policies_init(c);
     wq_worker_lease_on_cancel(conf->lease, on_cancel, c);
     c->loop_slot = wq_worker_stats_loop_register(conf->stats);
@@ -1242,6 +1386,11 @@ wq_consumer_free(wq_consumer *c)
     wq_claim_bufs_free(&c->bufs);
     free(c->claims);
     free(c->recs);
+    wq_flow_free(c->flow);
+    free(c->fenv);
+    free(c->ftask);
+    free(c->fadmitted);
+    free(c->fwait);
     free(c->policies);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);

@@ -33,6 +33,7 @@
 #include "config.h"
 #include "consumer.h"
 #include "daemon.h"
+#include "flow_control.h"
 #include "envelope.h"
 #include "handler.h"
 #include "worker_lease.h"
@@ -90,9 +91,17 @@ static const char help_text[] =
     "    postgres.*, worker.* (queues, concurrency, lease, drain_timeout,\n"
     "    id, batch_max, builtin_handlers), handlers (type -> builtin, exec,\n"
     "    process, plugin or http), queue_policies (backoff per queue),\n"
-    "    metrics.listen (/healthz and /metrics; empty: off), log.*.  Every\n"
-    "    key is documented in the example workq.conf; `workq config`\n"
-    "    prints them.\n"
+    "    rate_limits (tasks a second of a queue or type, across all\n"
+    "    workers), metrics.listen (/healthz and /metrics; empty: off),\n"
+    "    log.*.  Every key is documented in the example workq.conf;\n"
+    "    `workq config` prints them.\n"
+    "\n"
+    "FLOW CONTROL\n"
+    "    A task of a queue or type with a rate limit, or with a\n"
+    "    concurrency key (workq submit --concurrency-key), is admitted in\n"
+    "    PostgreSQL before its claim; one that may not start yet stays\n"
+    "    unclaimed in the worker, unacked, and asks again later: not\n"
+    "    lost, no attempt counted (workq_worker_flow_waits_total).\n"
     "\n"
     "SIGNALS\n"
     "    SIGTERM, SIGINT  stop taking tasks, let running ones finish within\n"
@@ -408,6 +417,11 @@ main(int argc, char **argv)
     }
     if (wq_handlers_new(&cfg, &handlers, cerr, sizeof cerr) != 0) {
         fprintf(stderr, "workq-worker: handlers rejected:\n%s\n", cerr);
+        goto out_cfg;
+    }
+    if (wq_flow_check_config(&cfg, cerr, sizeof cerr) != 0) {
+        fprintf(stderr, "workq-worker: %s\n", cerr);
+        wq_handlers_free(handlers);
         goto out_cfg;
     }
 

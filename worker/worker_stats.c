@@ -69,6 +69,9 @@ wq_worker_stats_init(struct wq_worker_stats *st)
         "Undecodable messages kept in workq.dead_letters.", NULL);
     st->abandoned = wq_metrics_counter(m, "workq_worker_abandoned_total",
         "Tasks stopped at a shutdown deadline, left to lease expiry.", NULL);
+    st->flow_waits = wq_metrics_counter(m, "workq_worker_flow_waits_total",
+        "Times a delivery was held back by a rate limit or a concurrency "
+        "key (flow control), unclaimed, to ask again later.", NULL);
     st->in_flight = wq_metrics_gauge(m, "workq_worker_in_flight",
         "Tasks claimed and not yet recorded.", NULL);
     st->running = wq_metrics_gauge(m, "workq_worker_running",

@@ -31,6 +31,7 @@ struct wq_worker_stats {
     wq_metric *progress_writes;     /* of which written to PostgreSQL */
     wq_metric *dead_letters;    /* undecodable messages kept */
     wq_metric *abandoned;       /* stopped at shutdown, not recorded */
+    wq_metric *flow_waits;      /* admissions refused (flow control) */
     wq_metric *in_flight;       /* held: claimed, running or unrecorded */
     wq_metric *running;         /* in a handler now */
     wq_metric *handler_seconds; /* histogram */

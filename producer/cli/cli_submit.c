@@ -48,7 +48,11 @@ struct opts {
     int json, quiet;
     struct wq_client_header headers[WQ_HEADERS_MAX];
     size_t nheaders;
+    struct wq_client_flow flow; /* --concurrency-key, --unique-for, ... */
 };
+
+/* Long options without a short form. */
+enum { OPT_CKEY = 1000, OPT_CLIMIT, OPT_UNIQUE_FOR };
 
 /* --- reading input ------------------------------------------------------- */
 
@@ -337,6 +341,12 @@ submit_one(struct cli *cli, const struct opts *o)
         free(payload);
         return rc;
     }
+    if ((rc = wq_client_set_flow(c, &o->flow, err, sizeof err)) != 0) {
+        wq_client_free(c);
+        free(payload);
+        cli_err(CMD, "%s", err);
+        return cli_exit_code(rc);
+    }
     rc = wq_client_submit_batch(c, &t, 1, &r, err, sizeof err);
     wq_client_free(c);
     free(payload);
@@ -506,8 +516,17 @@ submit_batch(struct cli *cli, const struct opts *o)
                 spec.task.delay_ms = o->delay_ms;
                 spec.task.run_at_ms = o->run_at_ms;
             }
-            rc = wq_client_submit_async(c, &spec.task, line_done,
-                (void *)(uintptr_t)lineno, NULL, err, sizeof err);
+            /* flow control: the line's own, else the options' */
+            if (spec.flow.concurrency_key == NULL) {
+                spec.flow.concurrency_key = o->flow.concurrency_key;
+                spec.flow.concurrency_limit = o->flow.concurrency_limit;
+            }
+            if (spec.flow.unique_for_ms == 0)
+                spec.flow.unique_for_ms = o->flow.unique_for_ms;
+            rc = wq_client_set_flow(c, &spec.flow, err, sizeof err);
+            if (rc == 0)
+                rc = wq_client_submit_async(c, &spec.task, line_done,
+                    (void *)(uintptr_t)lineno, NULL, err, sizeof err);
             wq_taskspec_free(&spec);
             if (rc == WQ_EBROKER || rc == WQ_ESTORE || rc == WQ_ETIMEOUT
                 || rc == WQ_ENACK || rc == WQ_ECLOSED || rc == WQ_EIO) {
@@ -581,6 +600,9 @@ parse_opts(struct cli *cli, int argc, char **argv, struct opts *o)
         { "wait", no_argument, NULL, 'w' },
         { "timeout", required_argument, NULL, 'T' },
         { "batch", required_argument, NULL, 'b' },
+        { "concurrency-key", required_argument, NULL, OPT_CKEY },
+        { "concurrency-limit", required_argument, NULL, OPT_CLIMIT },
+        { "unique-for", required_argument, NULL, OPT_UNIQUE_FOR },
         { NULL, 0, NULL, 0 },
     };
     char *end, *eq;
@@ -639,6 +661,29 @@ parse_opts(struct cli *cli, int argc, char **argv, struct opts *o)
             o->headers[o->nheaders].name = optarg;
             o->headers[o->nheaders++].value = eq + 1;
             break;
+        case OPT_CKEY:
+            if (optarg[0] == '\0'
+                || strlen(optarg) > WQ_CONCURRENCY_KEY_MAX)
+                return usage_error("--concurrency-key: want 1 to %d bytes",
+                    WQ_CONCURRENCY_KEY_MAX);
+            o->flow.concurrency_key = optarg;
+            break;
+        case OPT_CLIMIT:
+            errno = 0;
+            v = strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || end == optarg || v < 1
+                || v > WQ_CONCURRENCY_LIMIT_MAX)
+                return usage_error("--concurrency-limit '%s': want an "
+                    "integer from 1 to %d", optarg,
+                    WQ_CONCURRENCY_LIMIT_MAX);
+            o->flow.concurrency_limit = (int)v;
+            break;
+        case OPT_UNIQUE_FOR:
+            if (wq_taskspec_parse_delay(optarg, &o->flow.unique_for_ms) != 0
+                || o->flow.unique_for_ms <= 0)
+                return usage_error("--unique-for '%s': want a duration such "
+                    "as 1h or 30m", optarg);
+            break;
         case ':':
             return usage_error("option '%s' needs a value",
                 argv[optind - 1]);
@@ -652,6 +697,12 @@ parse_opts(struct cli *cli, int argc, char **argv, struct opts *o)
         return usage_error("unexpected argument '%s'", argv[optind]);
     if (o->delay_ms > 0 && o->run_at_ms > 0)
         return usage_error("%s", "give --delay or --at, not both");
+    if (o->flow.concurrency_limit > 0 && o->flow.concurrency_key == NULL)
+        return usage_error("%s", "--concurrency-limit goes with "
+            "--concurrency-key");
+    if (o->flow.unique_for_ms > 0 && o->key == NULL && o->batch == NULL)
+        return usage_error("%s", "--unique-for needs --key (the key it "
+            "keeps unique)");
     if (o->timeout_ms > 0 && !o->wait)
         return usage_error("%s", "--timeout goes with --wait");
     if (o->batch != NULL) {
@@ -716,10 +767,13 @@ const struct cli_command cli_cmd_submit = {
     "    optional \"queue\":\n"
     "        {\"queue\":\"mail\",\"type\":\"send\",\"payload\":{\"to\":\"a@b\"},\n"
     "         \"idempotency_key\":\"k1\",\"max_attempts\":5,\"delay\":\"30s\",\n"
-    "         \"run_at\":\"2026-11-28T07:43:06Z\",\"headers\":{\"k\":\"v\"}}\n"
+    "         \"run_at\":\"2026-11-28T07:43:06Z\",\"headers\":{\"k\":\"v\"},\n"
+    "         \"concurrency_key\":\"c7\",\"concurrency_limit\":2,\n"
+    "         \"unique_for\":\"1h\"}\n"
     "    (\"payload\": a string is taken as its bytes, any other JSON value\n"
     "    as its JSON text; \"payload_base64\" for binary.)  --queue, --type,\n"
-    "    --max-attempts, --header, --delay and --at give defaults for the\n"
+    "    --max-attempts, --header, --delay, --at, --concurrency-key,\n"
+    "    --concurrency-limit and --unique-for give defaults for the\n"
     "    lines.  All lines are sent at full speed with many messages in\n"
     "    flight.  Each accepted line prints \"LINE ID\"; a line that is not a\n"
     "    valid task is reported on stderr with its number and skipped, and\n"
@@ -758,6 +812,21 @@ const struct cli_command cli_cmd_submit = {
     "                           (default: wait for ever)\n"
     "    -b, --batch FILE|-     submit one task per JSON line\n"
     "\n"
+    "  Flow control (README \"Flow control\"; rate limits are the\n"
+    "  workers' configuration, rate_limits in workq.conf):\n"
+    "    --concurrency-key KEY  at most --concurrency-limit tasks with this\n"
+    "                           key run at once, across every worker (one\n"
+    "                           per customer, say); waiting tasks stay\n"
+    "                           queued and make no attempt\n"
+    "    --concurrency-limit N  with --concurrency-key: 1..100000\n"
+    "                           (default 1)\n"
+    "    --unique-for DURATION  with --key: every submit of the key within\n"
+    "                           DURATION of the first is that same task\n"
+    "                           (one id, runs once); the first submit after\n"
+    "                           it is a new task.  The task's key becomes\n"
+    "                           KEY@wSTART (START: the window's start, epoch\n"
+    "                           ms)\n"
+    "\n"
     "OUTPUT\n"
     "    The task id, one line.  With --wait, then \"STATE after N\n"
     "    attempts\" and the result (succeeded) or \"error: ...\", one line\n"
@@ -775,6 +844,8 @@ const struct cli_command cli_cmd_submit = {
     "    tar c dir | workq submit -q backup -t store -\n"
     "    workq submit -q mail -t send --wait --timeout 30s '{}'\n"
     "    workq submit --batch tasks.jsonl --queue mail\n"
+    "    workq submit -q partner -t sync --concurrency-key customer-7 '{}'\n"
+    "    workq submit -q reports -t daily --key acme --unique-for 1h '{}'\n"
     "\n"
     "EXIT STATUS\n"
     "    0 accepted (with --wait: succeeded); 1 --wait: the task is dead\n"

@@ -16,7 +16,7 @@ encoder cannot follow fails here.  Then it publishes, to queue QUEUE:
     str), a traceparent header;
   - the key PREFIX-0 a second time (a duplicate: must not run again);
   - one task with a UUIDv7 id and key PREFIX-v7;
-  - one malformed envelope: version 2, key PREFIX-bad (must become a
+  - one malformed envelope: version 3, key PREFIX-bad (must become a
     dead letter, never run).
 
 Usage: publish.py rabbitmq AMQP_URL QUEUE PREFIX COUNT
@@ -117,7 +117,7 @@ def messages(queue, prefix, count):
     kv7 = f"{prefix}-v7"
     out.append((kv7, envelope(queue, "echo", kv7, b"v7", id_=uuid7())))
     kbad = f"{prefix}-bad"
-    out.append((kbad, envelope(queue, "echo", kbad, b"bad", version=2)))
+    out.append((kbad, envelope(queue, "echo", kbad, b"bad", version=3)))
     return out
 
 

@@ -214,14 +214,14 @@ conformance(int kind)
     /* the malformed envelope, whole, with the reason */
     snprintf(sql, sizeof sql, "SELECT count(*) FROM workq.dead_letters "
         "WHERE queue = '%s' AND error LIKE '%%unsupported envelope version "
-        "2%%' AND position('py-bad'::bytea IN raw) > 0", queue);
+        "3%%' AND position('py-bad'::bytea IN raw) > 0", queue);
     assert_int_equal(wq_test_pg_num(s, sql), 1);
 
     /* the operator sees it with `workq dlq list`, and gets its bytes */
     rc = workq_sh(kind, ci, "dlq list", out, sizeof out);
     check(rc == 0, "workq dlq list: status %d: %s", rc, out);
     assert_contains(out, "UNDECODABLE");
-    assert_contains(out, "unsupported envelope version 2");
+    assert_contains(out, "unsupported envelope version 3");
     assert_contains(out, queue);
     n = wq_test_pg_num(s, "SELECT id FROM workq.dead_letters");
     snprintf(path, sizeof path, "%s/raw.bin", getenv("WQ_TEST_TMPDIR"));

@@ -251,6 +251,112 @@ test_producer_http_accepted_rabbitmq(void **state)
     check_accepted(WQ_TRANSPORT_RABBITMQ);
 }
 
+/* --- flow control in the task body (README "Flow control") -------------- */
+
+/*
+ * concurrency_key and concurrency_limit reach the envelope (version 2),
+ * also of a delayed task (workq.flow_tasks, for the scheduler); a unique
+ * window turns the key into KEY@wSTART, the same task inside the window;
+ * unique_for without a key, in a batch, and a limit without a key are
+ * refused.
+ */
+static void
+check_flow(int kind)
+{
+    const char *db = wq_test_pg_create_migrated_db();
+    const char *queue = wq_test_queue(kind, "http-flow");
+    struct producer p = producer_start(kind, db, NULL);
+    struct wq_test_consumer *cons;
+    struct wq_envelope env[3];
+    const struct wq_envelope *e;
+    char resp[65536], id[64], uid[64], uid2[64], key[600], path[512];
+    wq_store *s;
+    size_t got;
+    int st;
+
+    st = post(p.port, queue, "{\"type\":\"t\",\"concurrency_key\":\"c7\","
+        "\"concurrency_limit\":2}", resp, sizeof resp);
+    if (st != 202)
+        fail_msg("status %d: %s", st, resp);
+    json_str(resp, "id", id, sizeof id);
+    st = post(p.port, queue, "{\"type\":\"u\",\"idempotency_key\":\"w1\","
+        "\"unique_for\":\"1h\"}", resp, sizeof resp);
+    if (st != 202)
+        fail_msg("unique: status %d: %s", st, resp);
+    json_str(resp, "id", uid, sizeof uid);
+    json_str(resp, "idempotency_key", key, sizeof key);
+    assert_true(strncmp(key, "w1@w", 4) == 0);
+    st = post(p.port, queue, "{\"type\":\"u\",\"idempotency_key\":\"w1\","
+        "\"unique_for\":3600}", resp, sizeof resp);
+    if (st != 202 && st != 200)
+        fail_msg("unique again: status %d: %s", st, resp);
+    json_str(resp, "id", uid2, sizeof uid2);
+    assert_string_equal(uid, uid2);
+    /* refusals */
+    assert_int_equal(post(p.port, queue, "{\"type\":\"u\","
+        "\"unique_for\":\"1h\"}", resp, sizeof resp), 400);
+    assert_non_null(strstr(resp, "idempotency"));
+    assert_int_equal(post(p.port, queue, "{\"type\":\"u\","
+        "\"concurrency_limit\":2}", resp, sizeof resp), 400);
+    assert_int_equal(post(p.port, queue, "{\"type\":\"u\","
+        "\"concurrency_key\":\"\"}", resp, sizeof resp), 400);
+    snprintf(path, sizeof path, "/v1/queues/%s/tasks:batch", queue);
+    {
+        static const char b[] = "{\"tasks\":[{\"type\":\"a\","
+            "\"idempotency_key\":\"x\",\"unique_for\":\"1h\"}]}";
+
+        st = wq_test_http_request(p.port, "POST", path, JSON, TOKEN, NULL, b,
+            strlen(b), resp, sizeof resp);
+    }
+    assert_int_equal(st, 400);
+    assert_non_null(strstr(resp, "not in a batch"));
+    /* a delayed task keeps its key for the scheduler */
+    st = post(p.port, queue, "{\"type\":\"t\",\"idempotency_key\":\"d1\","
+        "\"delay\":\"1h\",\"concurrency_key\":\"c8\"}", resp, sizeof resp);
+    if (st != 202)
+        fail_msg("delayed: status %d: %s", st, resp);
+    s = wq_test_pg_open(db);
+    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM "
+        "workq.flow_tasks WHERE queue = '%s' AND idempotency_key = 'd1' AND "
+        "concurrency_key = 'c8' AND concurrency_limit = 1", queue), 1);
+    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM "
+        "workq.unique_windows WHERE queue = '%s' AND idempotency_key = "
+        "'w1'", queue), 1);
+    wq_store_close(s);
+
+    /* two or three messages: the unique task may be published twice
+     * (the claim absorbs that) */
+    cons = wq_test_consumer_open(kind, queue);
+    got = wq_test_consumer_recv(cons, env, 3, 10000);
+    assert_true(got >= 2);
+    e = find(env, got, id);
+    assert_int_equal(e->version, 2);
+    assert_string_equal(e->concurrency_key, "c7");
+    assert_int_equal(e->concurrency_limit, 2);
+    e = find(env, got, uid);
+    assert_int_equal(e->version, 1);
+    assert_null(e->concurrency_key);
+    assert_string_equal(e->key, key);
+    for (size_t i = 0; i < got; i++)
+        wq_envelope_free(&env[i]);
+    wq_test_consumer_close(cons);
+    assert_int_equal(producer_stop(&p), 0);
+}
+
+static void
+test_producer_http_flow_kafka(void **state)
+{
+    (void)state;
+    check_flow(WQ_TRANSPORT_KAFKA);
+}
+
+static void
+test_producer_http_flow_rabbitmq(void **state)
+{
+    (void)state;
+    check_flow(WQ_TRANSPORT_RABBITMQ);
+}
+
 /*
  * kafka.brokers as librdkafka reads it: a protocol prefix
  * ("PLAINTEXT://host:port", also "SASL_SSL://h:9093") is a valid
@@ -1160,6 +1266,8 @@ test_producer_http_flags(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_producer_http_accepted_kafka),
     cmocka_unit_test(test_producer_http_accepted_rabbitmq),
+    cmocka_unit_test(test_producer_http_flow_kafka),
+    cmocka_unit_test(test_producer_http_flow_rabbitmq),
     cmocka_unit_test(test_producer_http_kafka_brokers_url),
     cmocka_unit_test(test_producer_http_refusals_kafka),
     cmocka_unit_test(test_producer_http_refusals_rabbitmq),

@@ -25,6 +25,7 @@
 #include "migrate.h"
 #include "store.h"
 #include "store_claims.h"
+#include "store_flow.h"
 #include "store_sched.h"
 #include "store_int.h"
 #include "uuid.h"
@@ -1204,12 +1205,91 @@ test_store_migrate_lean_tasks(void **state)
     wq_store_close(s);
 }
 
+/*
+ * Migration 0007 (flow control) on a populated database of release 6:
+ * the tasks stay as they were, and the new admission works at once: a
+ * concurrency key of limit 1 admits one of two tasks and the other after
+ * the first is recorded; a rate bucket of burst 2 admits two of three;
+ * a unique window gives one start to every submit inside it.
+ */
+static void
+test_store_migrate_flow_control(void **state)
+{
+    struct wq_flow_bufs fb = { 0 };
+    struct wq_flow_candidate c[3];
+    char err[WQ_ERRLEN];
+    int from = -1, to = -1;
+    int64_t w1 = 0, w2 = 0;
+    wq_store *s = open_or_fail(db.conninfo);
+
+    (void)state;
+    if (wq_migrate_to(s, 6, NULL, NULL, err, sizeof err) != 0)
+        fail_msg("migrate to 6: %s", err);
+    lean_fixture(s);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.tasks"), 9);
+    if (wq_migrate_run(s, &from, &to, err, sizeof err) != 0)
+        fail_msg("migrate: %s", err);
+    assert_int_equal(from, 6);
+    assert_int_equal(to, wq_migrate_latest());
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.tasks"), 9);
+
+    memset(c, 0, sizeof c);
+    for (int i = 0; i < 2; i++) {
+        c[i].queue = "lean";
+        c[i].key = i == 0 ? "queued" : "new-one";
+        c[i].ckey = "cust";
+        c[i].climit = 1;
+    }
+    if (wq_store_flow_admit(s, &fb, "w1", 30000, c, 2, NULL, 0, err,
+        sizeof err) != 0)
+        fail_msg("admit: %s", err);
+    assert_int_equal(c[0].admitted, 1);
+    assert_int_equal(c[1].admitted, 0);
+    assert_true(c[1].wait_ms > 0);
+    /* the first one's attempt ends (its row changes after the hold) */
+    exec_ok(s, "UPDATE workq.tasks SET state = 'retry_wait', run_at ="
+        " now() + interval '1 hour', updated_at = clock_timestamp()"
+        " WHERE idempotency_key = 'queued'");
+    if (wq_store_flow_admit(s, &fb, "w1", 30000, &c[1], 1, NULL, 0, err,
+        sizeof err) != 0)
+        fail_msg("admit: %s", err);
+    assert_int_equal(c[1].admitted, 1);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.flow_tasks"),
+        2);
+
+    memset(c, 0, sizeof c);
+    for (int i = 0; i < 3; i++) {
+        c[i].queue = "lean";
+        c[i].key = "r";
+        c[i].ckey = "";
+        c[i].bucket[0] = "q:lean";
+        c[i].rate[0] = 1;
+        c[i].burst[0] = 2;
+    }
+    if (wq_store_flow_admit(s, &fb, "w1", 30000, c, 3, NULL, 0, err,
+        sizeof err) != 0)
+        fail_msg("admit: %s", err);
+    assert_int_equal(c[0].admitted + c[1].admitted + c[2].admitted, 2);
+    assert_int_equal(c[2].admitted, 0);
+    assert_true(c[2].wait_ms > 0 && c[2].wait_ms <= 1000);
+
+    if (wq_store_unique_window(s, "lean", "u", 60000, &w1, err, sizeof err)
+        != 0 || wq_store_unique_window(s, "lean", "u", 60000, &w2, err,
+        sizeof err) != 0)
+        fail_msg("window: %s", err);
+    assert_true(w1 > 0);
+    assert_true(w1 == w2);
+    wq_flow_bufs_free(&fb);
+    wq_store_close(s);
+}
+
 #define DB_TEST(f) cmocka_unit_test_setup(f, db_setup)
 
 static const struct CMUnitTest tests[] = {
     DB_TEST(test_store_migrate_empty_db),
     DB_TEST(test_store_migrate_twice_is_noop),
     DB_TEST(test_store_migrate_lean_tasks),
+    DB_TEST(test_store_migrate_flow_control),
     DB_TEST(test_store_migrate_concurrent),
     DB_TEST(test_store_migrate_future_refused),
     DB_TEST(test_store_migrate_refuses_open_transaction),

@@ -138,6 +138,7 @@ struct mod {
 
 static const char *const keys[] = {
     "v", "id", "q", "t", "k", "p", "a", "m", "c", "r", "h",
+    "fc", "fn",     /* version 2, flow control */
 };
 #define NKEYS ((int)WQ_ARRAY_LEN(keys))
 
@@ -156,6 +157,11 @@ included(const struct wq_envelope *e, const struct mod *m, const char *k)
         return e->run_at_ms != 0 || is(m->twice, k) || is(m->bad, k);
     if (is(k, "h"))
         return e->nheaders > 0 || is(m->twice, k) || is(m->bad, k);
+    if (is(k, "fc"))
+        return e->concurrency_key != NULL || is(m->twice, k)
+            || is(m->bad, k);
+    if (is(k, "fn"))
+        return e->concurrency_limit > 1 || is(m->twice, k) || is(m->bad, k);
     return 1;
 }
 
@@ -193,6 +199,11 @@ pack_value(msgpack_packer *pk, const struct wq_envelope *e,
             raw_head(pk, 0xd3, (uint64_t)e->run_at_ms, 8);
         else
             assert_int_equal(msgpack_pack_int64(pk, e->run_at_ms), 0);
+    } else if (is(k, "fc")) {
+        pk_cstr(pk, e->concurrency_key != NULL ? e->concurrency_key : "ck",
+            w);
+    } else if (is(k, "fn")) {
+        pk_uint(pk, e->concurrency_limit > 1 ? e->concurrency_limit : 2, w);
     } else if (is(k, "h")) {
         if (w)
             raw_head(pk, 0xdf, e->nheaders, 4);
@@ -499,7 +510,7 @@ pk_int64_c(msgpack_packer *pk)
 static void
 pk_uint16_two(msgpack_packer *pk)
 {
-    raw(pk, "\xcd\x00\x02", 3);
+    raw(pk, "\xcd\x00\x03", 3);     /* 3: no version this build reads */
 }
 
 /* Signed msgpack ints with values in range are ints like any other. */
@@ -530,7 +541,7 @@ test_envelope_signed_int_forms(void **state)
     m.badfn = pk_uint16_two;
     wq_buf_reset(&b);
     raw_pack(&b, &e, &m);
-    expect_reject(&b, "field 'v': unsupported envelope version 2");
+    expect_reject(&b, "field 'v': unsupported envelope version 3");
     wq_buf_free(&b);
 }
 
@@ -707,9 +718,9 @@ test_envelope_encode_validates(void **state)
 
     (void)state;
     std_env(&e);
-    e.version = 2;
+    e.version = 3;
     assert_int_equal(wq_envelope_encode(&e, &b, err, sizeof err), WQ_EINVAL);
-    assert_reason(err, "field 'v': unsupported envelope version 2");
+    assert_reason(err, "field 'v': unsupported envelope version 3");
     std_env(&e);
     e.id[6] = 0x40;
     assert_int_equal(wq_envelope_encode(&e, &b, err, sizeof err), WQ_EINVAL);
@@ -892,7 +903,7 @@ test_envelope_wrong_type(void **state)
     /* the msgpack type each field wants */
     static const char *const want[] = {
         "int", "bin", "str", "str", "str", "bin", "int", "int", "int", "int",
-        "map",
+        "map", "str", "int",
     };
     struct wq_envelope e;
     char sub[128];
@@ -996,17 +1007,17 @@ test_envelope_bad_version(void **state)
 
     (void)state;
     std_env(&e);
-    e.version = 2;
-    reject_env(&e, "field 'v': unsupported envelope version 2 "
-        "(this build reads version 1)");
+    e.version = 3;
+    reject_env(&e, "field 'v': unsupported envelope version 3 "
+        "(this build reads versions 1 to 2)");
     e.version = 0;
     reject_env(&e, "field 'v': unsupported envelope version 0");
     e.version = UINT32_MAX;
     reject_env(&e, "unsupported envelope version 4294967295");
-    /* a version-2 envelope with a field new in version 2: "v" comes
+    /* a version-3 envelope with a field new in version 3: "v" comes
      * first, so the reason is the version, not the unknown field */
-    e.version = 2;
-    reject_mod(&e, &first, "unsupported envelope version 2");
+    e.version = 3;
+    reject_mod(&e, &first, "unsupported envelope version 3");
 }
 
 static void
@@ -1415,8 +1426,11 @@ test_envelope_too_many_entries(void **state)
     (void)state;
     std_env(&e);
     e.run_at_ms = 1;
-    /* 11 fields + 1 */
-    reject_mod(&e, &m, "envelope map has 12 entries, version 1 has 11 fields");
+    e.version = 2;
+    e.concurrency_key = "customer-7";   /* version 2: "fc" and "fn" */
+    e.concurrency_limit = 2;
+    /* 13 fields + 1 */
+    reject_mod(&e, &m, "envelope map has 14 entries, version 2 has 13 fields");
     expect_reject_len("\xdf\xff\xff\xff\xff", 5, WQ_EDECODE,
         "envelope map has 4294967295 entries");
 }
@@ -1627,6 +1641,10 @@ vector_envelope(json_t *j, struct wq_envelope *e, uint8_t *payload,
     e->max_attempts = (uint32_t)json_integer_value(json_object_get(j, "m"));
     e->created_at_ms = json_integer_value(json_object_get(j, "c"));
     e->run_at_ms = json_integer_value(json_object_get(j, "r"));
+    /* version 2, flow control */
+    e->concurrency_key = (char *)json_string_value(json_object_get(j, "fc"));
+    e->concurrency_limit = (uint32_t)json_integer_value(json_object_get(j,
+        "fn"));
     json_array_foreach(hj, i, pair) {
         assert_true(i < hmax);
         h[i].name = (char *)json_string_value(json_array_get(pair, 0));
@@ -1693,7 +1711,10 @@ test_envelope_wire_format_vectors(void **state)
         fail_msg("cannot read %s", WIRE_DOC);
     check_vector(doc, "minimal");
     check_vector(doc, "full");
-    check_vector(doc, "version-2");
+    check_vector(doc, "version-3");
+    check_vector(doc, "flow-control");
+    check_vector(doc, "flow-control-limit-1");
+    check_vector(doc, "version-1-with-fc");
     check_vector(doc, "unknown-field");
     /* the minimal vector's id is its key's UUIDv5, as the text says */
     v = vector_get(doc, "minimal");
