@@ -42,6 +42,7 @@ job_free(struct wf_job *j)
     free(j);
 }
 
+/* Answers the request; takes ownership of text. */
 static void
 answer(struct wf_job *j, int code, char *text)
 {
@@ -93,7 +94,8 @@ run(struct db_job *job, wq_store *s, const char *why)
         abort();
     }
     if (rc == 0) {
-        answer(j, j->route == WF_SUBMIT ? 201 : 200, out);
+        answer(j, j->route == WF_SUBMIT ? 202 : 200, out);
+        out = NULL;
     } else if (rc == WQ_ENOENT) {
         api_complete_error(j->api, j->req, "not_found", 404, err);
     } else if (rc == WQ_EINVAL) {
