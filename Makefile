@@ -392,7 +392,7 @@ MAN_PAGES := $(BUILD)/man/workq.1 $(BUILD)/man/workq-producer.8 \
              $(BUILD)/man/workq-worker.8 $(BUILD)/man/workq-scheduler.8
 DOCS      := README.md docs/production.md docs/task-states.md \
              docs/operator-api.md docs/openapi.json docs/dashboard.md \
-             docs/dashboard.png
+             docs/dashboard.png docs/workflows.md
 SUBST     := sed -e 's|@BINDIR@|$(BINDIR)|g' \
              -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
 MAN_DATE  := $(shell git log -1 --format=%cd --date=short 2>/dev/null)

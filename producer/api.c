@@ -31,6 +31,7 @@
 #include "alloc.h"
 #include "api.h"
 #include "api_ops.h"
+#include "api_workflow.h"
 #include "buf.h"
 #include "clock.h"
 #include "envelope.h"
@@ -52,14 +53,14 @@ enum reason {
     R_INVALID_JSON, R_INVALID_TASK, R_INVALID_QUEUE, R_INVALID_ID,
     R_TOO_LARGE, R_UNAUTHORIZED, R_UNSUPPORTED_MEDIA_TYPE, R_RATE_LIMITED,
     R_NOT_FOUND, R_METHOD_NOT_ALLOWED, R_UNAVAILABLE, R_FORBIDDEN,
-    R_AUTH_THROTTLED, R_INVALID_ARGUMENT, R_COUNT,
+    R_AUTH_THROTTLED, R_INVALID_ARGUMENT, R_CONFLICT, R_COUNT,
 };
 
 static const char *const reason_name[R_COUNT] = {
     "invalid_json", "invalid_task", "invalid_queue", "invalid_id",
     "too_large", "unauthorized", "unsupported_media_type", "rate_limited",
     "not_found", "method_not_allowed", "unavailable", "forbidden",
-    "auth_throttled", "invalid_argument",
+    "auth_throttled", "invalid_argument", "conflict",
 };
 
 /*
@@ -1622,6 +1623,9 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
     }
     if ((rc = api_ops_handle(a->ops, a, a->db, req, scopes, status, ctype,
         body, len)) != WQ_ENOENT)
+        return rc;
+    if ((rc = api_workflow_handle(a, a->db, req, scopes, status, ctype, body,
+        len)) != WQ_ENOENT)
         return rc;
     if (strncmp(p, "/v1/tasks/", 10) == 0 && strchr(p + 10, '/') == NULL) {
         if (!method_is(req, "GET"))

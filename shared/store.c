@@ -366,6 +366,12 @@ store_reset(wq_store *s, char *err, size_t errlen)
     return 0;
 }
 
+struct pg_conn *
+wq_store_libpq(wq_store *s)
+{
+    return s->conn;
+}
+
 int
 wq_store_ping(wq_store *s, char *err, size_t errlen)
 {

@@ -142,6 +142,14 @@ unsigned char *wq_store_bytea_decode(const char *text, size_t *n);
 int wq_store_ping(wq_store *s, char *err, size_t errlen);
 
 /*
+ * wq_store_libpq returns the store's libpq connection (a PGconn), still
+ * owned by the store, for the public client functions that take one
+ * (workq_outbox.h: workflows).  Statements run on it outside the store's
+ * own calls; leave no transaction open on it.
+ */
+struct pg_conn *wq_store_libpq(wq_store *s);
+
+/*
  * wq_store_exec runs `sql`, one or several simple statements without
  * parameters (BEGIN, COMMIT, SET, DDL, test fixtures), and discards any
  * rows.  Returns 0, WQ_EINVAL when the server rejected data (SQLSTATE

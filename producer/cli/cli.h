@@ -91,5 +91,15 @@ extern const struct cli_command cli_cmd_dlq;
 extern const struct cli_command cli_cmd_stats;
 extern const struct cli_command cli_cmd_workers;
 extern const struct cli_command cli_cmd_token;
+extern const struct cli_command cli_cmd_workflow;
+
+/* cli_workflow.c: submits the workflow document at path ("-": stdin)
+ * and prints its id; returns an exit code. */
+int cli_workflow_submit(struct cli *cli, const char *path);
+
+/* cli_workflow.c: prints the graph of the workflow with id `id` (or of
+ * the workflow a task with that id is a node of); CLI_NOINPUT, silently,
+ * when there is none. */
+int cli_workflow_show(struct cli *cli, wq_store *s, const char *id);
 
 #endif

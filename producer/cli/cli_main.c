@@ -24,6 +24,7 @@ static const struct cli_command *const commands[] = {
     &cli_cmd_stats,
     &cli_cmd_workers,
     &cli_cmd_token,
+    &cli_cmd_workflow,
 };
 
 static const char usage_text[] =

@@ -327,6 +327,9 @@ show_outbox(struct cli *cli, wq_store *s, const char *cmd, const char *id)
     (void)wq_uuid_parse(id, bin);
     rc = wq_store_outbox_get(s, bin, &queue, &created, err, sizeof err);
     if (rc == WQ_ENOENT) {
+        /* a workflow's id, or a workflow task not started yet */
+        if ((rc = cli_workflow_show(cli, s, id)) != CLI_NOINPUT)
+            return rc;
         cli_err(cmd, "no task %s", id);
         return CLI_NOINPUT;
     }

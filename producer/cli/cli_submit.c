@@ -39,7 +39,7 @@
 #define WAIT_MAX_MS   1000      /* ... growing by half up to this */
 
 struct opts {
-    const char *queue, *type, *file, *key, *batch;
+    const char *queue, *type, *file, *key, *batch, *workflow;
     const char *payload_arg;
     int max_attempts;
     int64_t delay_ms, run_at_ms;
@@ -603,6 +603,7 @@ parse_opts(struct cli *cli, int argc, char **argv, struct opts *o)
         { "concurrency-key", required_argument, NULL, OPT_CKEY },
         { "concurrency-limit", required_argument, NULL, OPT_CLIMIT },
         { "unique-for", required_argument, NULL, OPT_UNIQUE_FOR },
+        { "workflow", required_argument, NULL, 'W' },
         { NULL, 0, NULL, 0 },
     };
     char *end, *eq;
@@ -614,7 +615,7 @@ parse_opts(struct cli *cli, int argc, char **argv, struct opts *o)
     o->quiet = cli->quiet;
     optind = 1;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":q:t:f:k:d:a:m:H:jwT:b:", lopts,
+    while ((ch = getopt_long(argc, argv, ":q:t:f:k:d:a:m:H:jwT:b:W:", lopts,
         NULL)) != -1) {
         switch (ch) {
         case 'q': o->queue = optarg; break;
@@ -622,6 +623,7 @@ parse_opts(struct cli *cli, int argc, char **argv, struct opts *o)
         case 'f': o->file = optarg; break;
         case 'k': o->key = optarg; break;
         case 'b': o->batch = optarg; break;
+        case 'W': o->workflow = optarg; break;
         case 'j': o->json = 1; break;
         case 'w': o->wait = 1; break;
         case 'd':
@@ -705,6 +707,12 @@ parse_opts(struct cli *cli, int argc, char **argv, struct opts *o)
             "keeps unique)");
     if (o->timeout_ms > 0 && !o->wait)
         return usage_error("%s", "--timeout goes with --wait");
+    if (o->workflow != NULL) {
+        if (argc != 3 && !(argc == 4 && o->json))
+            return usage_error("%s", "--workflow takes its tasks from the "
+                "document: no other option or argument");
+        return CLI_OK;
+    }
     if (o->batch != NULL) {
         if (o->payload_arg != NULL || o->file != NULL || o->key != NULL
             || o->wait)
@@ -728,6 +736,10 @@ run(struct cli *cli, int argc, char **argv)
 
     if ((rc = parse_opts(cli, argc, argv, &o)) != CLI_OK)
         return rc;
+    if (o.workflow != NULL) {
+        cli->json = o.json;
+        return cli_workflow_submit(cli, o.workflow);
+    }
     return o.batch != NULL ? submit_batch(cli, &o) : submit_one(cli, &o);
 }
 
@@ -742,6 +754,7 @@ const struct cli_command cli_cmd_submit = {
     "                                  [PAYLOAD | - | --file PATH]\n"
     "    workq [GLOBAL OPTIONS] submit --batch FILE|- [--queue Q] [--type T]\n"
     "                                  [OPTIONS]\n"
+    "    workq [GLOBAL OPTIONS] submit --workflow FILE|-\n"
     "\n"
     "DESCRIPTION\n"
     "    Puts a task on queue Q for the handler named T and prints its id\n"
@@ -786,6 +799,11 @@ const struct cli_command cli_cmd_submit = {
     "    Lines count from 1, blank ones too; invalid JSON is placed by its\n"
     "    column within the line (\"line 4: invalid JSON at column 12\").\n"
     "\n"
+    "    With --workflow, FILE (\"-\": standard input) is one JSON document\n"
+    "    describing a chain, a group with a callback or a batch; it is\n"
+    "    stored in PostgreSQL and its id printed, as `workq workflow\n"
+    "    submit` does (see `workq help workflow`, docs/workflows.md).\n"
+    "\n"
     "    A broker that cannot be reached, or does not answer within\n"
     "    broker.connect_timeout (default 5s; when every Kafka broker\n"
     "    refuses the connection, at once), fails the command with one line\n"
@@ -811,6 +829,7 @@ const struct cli_command cli_cmd_submit = {
     "    -T, --timeout DURATION with --wait: give up after this long\n"
     "                           (default: wait for ever)\n"
     "    -b, --batch FILE|-     submit one task per JSON line\n"
+    "    -W, --workflow FILE|-  submit a workflow (chain, group, batch)\n"
     "\n"
     "  Flow control (README \"Flow control\"; rate limits are the\n"
     "  workers' configuration, rate_limits in workq.conf):\n"
@@ -846,6 +865,7 @@ const struct cli_command cli_cmd_submit = {
     "    workq submit --batch tasks.jsonl --queue mail\n"
     "    workq submit -q partner -t sync --concurrency-key customer-7 '{}'\n"
     "    workq submit -q reports -t daily --key acme --unique-for 1h '{}'\n"
+    "    workq submit --workflow thumbnails.json\n"
     "\n"
     "EXIT STATUS\n"
     "    0 accepted (with --wait: succeeded); 1 --wait: the task is dead\n"

@@ -850,10 +850,10 @@ static json_t *
 server_routes(void)
 {
     static const char *const files[] = { "producer/api.h",
-        "producer/api_ops.h" };
+        "producer/api_ops.h", "producer/api_workflow.h" };
     json_t *v = json_array();
 
-    for (size_t f = 0; f < 2; f++) {
+    for (size_t f = 0; f < 3; f++) {
         char path[512], *text, *line, *save = NULL;
 
         snprintf(path, sizeof path, "%s/%s", WQ_SOURCE_DIR, files[f]);
@@ -879,6 +879,7 @@ test_api_openapi(void **state)
 {
     struct api a = api_start();
     char path[512], id[40], dead[4][40], body[256], out[1 << 16], num[24];
+    char wf[40];
     json_t *doc, *routes, *paths, *examples = json_array();
     const char *k;
     json_t *item;
@@ -894,6 +895,12 @@ test_api_openapi(void **state)
     /* and an undecodable message for its raw bytes */
     snprintf(num, sizeof num, "%lld", undecodable(a.s, "kafka", "a",
         "no envelope", "6a756e6b", "1 minute"));
+    /* an open batch whose task does not end here: it takes tasks even
+     * after it is closed */
+    snprintf(wf, sizeof wf, "%s", textf(a.s, "SELECT workq.workflow_submit("
+        "'{\"batch\": \"b\", \"queue\": \"a\", \"open\": true, "
+        "\"tasks\": [{\"type\": \"t\"}], \"on_complete\": {\"type\": "
+        "\"t\"}}')"));
 
     /* served without a token, and the same bytes as docs/openapi.json */
     assert_int_equal(req(&a, "GET", NULL, NULL, "/v1/openapi.json"), 200);
@@ -954,7 +961,8 @@ test_api_openapi(void **state)
                 snprintf(q, sizeof p - (size_t)(q - p), "%s%s",
                     strstr(k, "/dead/") != NULL ? dead[0]
                     : strstr(k, ":retry") != NULL ? dead[1]
-                    : strstr(k, "/undecodable/") != NULL ? num : id, rest);
+                    : strstr(k, "/undecodable/") != NULL ? num
+                    : strstr(k, "/workflows/") != NULL ? wf : id, rest);
             }
             if ((q = strstr(p, "{queue}")) != NULL) {
                 char rest[256];
@@ -963,7 +971,14 @@ test_api_openapi(void **state)
                 snprintf(q, sizeof p - (size_t)(q - p), "a%s", rest);
             }
             if (strcmp(m, "post") == 0) {
-                if (strstr(k, "tasks:batch") != NULL)
+                if (strcmp(k, "/v1/workflows") == 0)
+                    b = "{\"queue\": \"a\", \"chain\": [{\"type\": \"t\", "
+                        "\"payload\": \"x\"}, {\"type\": \"t\"}]}";
+                else if (strstr(k, "/workflows/") != NULL
+                    && strstr(k, "/tasks") != NULL)
+                    b = "{\"tasks\": [{\"type\": \"t\", \"queue\": "
+                        "\"a\"}]}";
+                else if (strstr(k, "tasks:batch") != NULL)
                     b = "{\"tasks\": [{\"type\": \"t\", \"payload\": \"x\", "
                         "\"run_at\": \"2099-01-01T00:00:00Z\"}]}";
                 else if (strstr(k, "/tasks") != NULL && strstr(k, "/queues/")

@@ -1280,6 +1280,85 @@ test_store_migrate_flow_control(void **state)
     assert_true(w1 > 0);
     assert_true(w1 == w2);
     wq_flow_bufs_free(&fb);
+/* The one value of `sql` as text into out ("" for NULL). */
+static void
+query_text(wq_store *s, const char *sql, char *out, size_t outlen)
+{
+    PGresult *r = PQexec(wq_store_conn(s), sql);
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    snprintf(out, outlen, "%s", PQgetisnull(r, 0, 0) ? ""
+        : PQgetvalue(r, 0, 0));
+    PQclear(r);
+}
+
+/*
+ * Migration 0008 (workflows) on a populated database: the tasks of every
+ * state keep their state and get no workflow; a task outside a workflow
+ * is claimed and recorded as before and writes nothing in the workflow
+ * tables; a chain submitted afterwards steps on the worker's own record:
+ * the record of node 0's success starts node 1 (its task row queued, its
+ * message in the outbox) in the same transaction.
+ */
+static void
+test_store_migrate_workflows(void **state)
+{
+    struct wq_claim_bufs bufs = { 0 };
+    char err[WQ_ERRLEN], states[512], key[40], wf[40];
+    struct wq_claim c;
+    wq_store *s = open_or_fail(db.conninfo);
+
+    (void)state;
+    if (wq_migrate_to(s, 3, NULL, NULL, err, sizeof err) != 0)
+        fail_msg("migrate to 3: %s", err);
+    lean_fixture(s);
+    if (wq_migrate_to(s, 7, NULL, NULL, err, sizeof err) != 0)
+        fail_msg("migrate to 7: %s", err);
+    query_text(s, "SELECT string_agg(idempotency_key || ':' || state, ','"
+        " ORDER BY idempotency_key) FROM workq.tasks", states,
+        sizeof states);
+    if (wq_migrate_run(s, NULL, NULL, err, sizeof err) != 0)
+        fail_msg("migrate: %s", err);
+    {
+        char after[512];
+
+        query_text(s, "SELECT string_agg(idempotency_key || ':' || state,"
+            " ',' ORDER BY idempotency_key) FROM workq.tasks", after,
+            sizeof after);
+        assert_string_equal(after, states);
+    }
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.tasks"
+        " WHERE workflow_id IS NOT NULL"), 0);
+
+    /* a task outside any workflow: as before, nothing in the new tables */
+    assert_int_equal(lean_claim(s, &bufs, "w-new", "queued", &c),
+        WQ_CLAIM_RUN);
+    assert_true(lean_record(s, &bufs, "w-new", c.task_id, c.attempt,
+        "succeeded", "succeeded", NULL));
+    assert_int_equal(query_num(s, "SELECT count(*) FROM"
+        " workq.workflow_nodes"), 0);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.outbox"), 0);
+
+    /* a chain: node 0 goes out through the outbox at once */
+    query_text(s, "SELECT workq.workflow_submit('{\"queue\": \"lean\","
+        " \"chain\": [{\"type\": \"noop\", \"payload\": \"p\"},"
+        " {\"type\": \"noop\"}]}')", wf, sizeof wf);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.outbox"), 1);
+    query_text(s, "SELECT task_id FROM workq.workflow_nodes WHERE node = 0",
+        key, sizeof key);
+    assert_int_equal(lean_claim(s, &bufs, "w-new", key, &c), WQ_CLAIM_RUN);
+    assert_true(lean_record(s, &bufs, "w-new", c.task_id, c.attempt,
+        "succeeded", "succeeded", NULL));
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.outbox"), 2);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.tasks t JOIN"
+        " workq.workflow_nodes n ON n.task_id = t.id WHERE n.node = 1"
+        " AND t.state = 'queued' AND n.state = 'started'"), 1);
+    /* the same record again (a duplicate) changes nothing */
+    assert_false(lean_record(s, &bufs, "w-new", c.task_id, c.attempt,
+        "succeeded", "succeeded", NULL));
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.outbox"), 2);
+    wq_claim_bufs_free(&bufs);
     wq_store_close(s);
 }
 
@@ -1290,6 +1369,7 @@ static const struct CMUnitTest tests[] = {
     DB_TEST(test_store_migrate_twice_is_noop),
     DB_TEST(test_store_migrate_lean_tasks),
     DB_TEST(test_store_migrate_flow_control),
+    DB_TEST(test_store_migrate_workflows),
     DB_TEST(test_store_migrate_concurrent),
     DB_TEST(test_store_migrate_future_refused),
     DB_TEST(test_store_migrate_refuses_open_transaction),

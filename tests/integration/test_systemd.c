@@ -453,6 +453,7 @@ static const struct { const char *path; int mode; } layout[] = {
     { "/usr/share/doc/workq/openapi.json", 0644 },
     { "/usr/share/doc/workq/dashboard.md", 0644 },
     { "/usr/share/doc/workq/dashboard.png", 0644 },
+    { "/usr/share/doc/workq/workflows.md", 0644 },
     { "/etc/workq/workq.conf", 0640 },
     { "/etc/workq/workq.conf.example", 0644 },
     /* the C SDK (make install-sdk); the symlinks' targets' modes, and
