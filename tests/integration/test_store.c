@@ -1280,6 +1280,9 @@ test_store_migrate_flow_control(void **state)
     assert_true(w1 > 0);
     assert_true(w1 == w2);
     wq_flow_bufs_free(&fb);
+    wq_store_close(s);
+}
+
 /* The one value of `sql` as text into out ("" for NULL). */
 static void
 query_text(wq_store *s, const char *sql, char *out, size_t outlen)
