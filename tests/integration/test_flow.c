@@ -39,26 +39,6 @@ queue_for(int kind, const char *what)
     return wq_test_queue(kind, p);
 }
 
-/* Declares `queue` (and its .dead) so that consumers can start first. */
-static void
-declare(int kind, const char *queue)
-{
-    struct wq_transport_conf tc;
-    char err[WQ_ERRLEN], dead[WQ_QUEUE_MAX + 8];
-    wq_transport *t;
-
-    wq_test_transport_conf(kind, &tc);
-    if (wq_transport_open(&tc, &t, err, sizeof err) != 0)
-        fail_msg("cannot reach the %s test broker: %s (tests/services/ctl "
-            "start)", wq_test_kind_name(kind), err);
-    snprintf(dead, sizeof dead, "%s.dead", queue);
-    if (wq_transport_declare(t, queue, err, sizeof err) != 0
-        || wq_transport_declare(t, dead, err, sizeof err) != 0)
-        fail_msg("declare %s: %s", queue, err);
-    wq_transport_close(t, 5000);
-    wq_test_forget_queue(kind, dead);
-}
-
 /* `workq ARGS...` (NULL-ended) on `kind`, with `input` on stdin; the
  * exit status, output in out. */
 static int
@@ -126,8 +106,8 @@ concurrency_keys(int kind)
 
     snprintf(q[0], sizeof q[0], "%s", queue_for(kind, "ck1"));
     snprintf(q[1], sizeof q[1], "%s", queue_for(kind, "ck2"));
-    declare(kind, q[0]);
-    declare(kind, q[1]);
+    declare_queue(kind, q[0]);
+    declare_queue(kind, q[1]);
     for (int i = 0; i < 10; i++)
         off += (size_t)snprintf(lines + off, sizeof lines - off,
             "{\"queue\":\"%s\",\"type\":\"sleep\",\"payload\":\"ms=150\","
@@ -188,7 +168,7 @@ rate_limit(int kind)
 
     snprintf(conf, sizeof conf, "rate_limits = ( { queue = \"%s\"; "
         "type = \"noop\"; rate = 20; burst = 1; } );\n", q);
-    declare(kind, q);
+    declare_queue(kind, q);
     for (int i = 0; i < 40; i++)
         off += (size_t)snprintf(lines + off, sizeof lines - off,
             "{\"type\":\"noop\",\"idempotency_key\":\"n%d\"}\n", i);
@@ -262,7 +242,7 @@ retry_keeps_key(int kind)
     size_t want = kind == WQ_TRANSPORT_KAFKA ? 2 : 1, got;
     int rc;
 
-    declare(kind, q);
+    declare_queue(kind, q);
     start_worker(&w, kind, ci, q, retry_conf, "2");
     rc = cli(kind, ci, NULL, out, sizeof out, "submit", "-q", q, "-t",
         "fail", "-k", "r1", "--concurrency-key", "solo",
@@ -345,7 +325,7 @@ unique_window(int kind)
     wq_client *c;
     struct proc w;
 
-    declare(kind, q);
+    declare_queue(kind, q);
     c = client_open(kind, ci);
     assert_int_equal(wq_client_set_flow(c, &flow, err, sizeof err), 0);
     submit_key(c, q, "u1", id1);

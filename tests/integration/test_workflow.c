@@ -31,26 +31,6 @@ static const char conf[] =
     "    backoff_cap = \"5s\"; backoff_jitter = \"none\"; } );\n";
 
 static void
-declare(int kind, const char *queue)
-{
-    struct wq_transport_conf tc;
-    char err[WQ_ERRLEN], dead[WQ_QUEUE_MAX + 8];
-    wq_transport *t;
-
-    wq_test_transport_conf(kind, &tc);
-    if (wq_transport_open(&tc, &t, err, sizeof err) != 0)
-        fail_msg("cannot reach the %s test broker: %s (tests/services/ctl "
-            "start)", wq_test_kind_name(kind), err);
-    snprintf(dead, sizeof dead, "%s.dead", queue);
-    if (wq_transport_declare(t, queue, err, sizeof err) != 0
-        || wq_transport_declare(t, dead, err, sizeof err) != 0)
-        fail_msg("declare %s: %s", queue, err);
-    wq_transport_close(t, 5000);
-    wq_test_forget_queue(kind, queue);
-    wq_test_forget_queue(kind, dead);
-}
-
-static void
 start(struct proc *p, const char *bin, int kind, const char *ci,
     const char *queue, const char *config)
 {
@@ -116,7 +96,7 @@ chain(int kind)
     char wf[64], wf2[64], out[16384];
     json_t *doc;
 
-    declare(kind, q);
+    declare_queue(kind, q);
     start(&sch, "workq-scheduler", kind, ci, q, NULL);
     start(&w, "workq-worker", kind, ci, q, NULL);
 
@@ -191,7 +171,7 @@ group(int kind)
     json_t *cb, *outcomes;
     const char *text;
 
-    declare(kind, q);
+    declare_queue(kind, q);
     start(&sch, "workq-scheduler", kind, ci, q, NULL);
     start(&w, "workq-worker", kind, ci, q, NULL);
 
@@ -254,7 +234,7 @@ batch(int kind)
     json_t *doc, *prog;
     int closed = -1;
 
-    declare(kind, q);
+    declare_queue(kind, q);
     start(&sch, "workq-scheduler", kind, ci, q, NULL);
     start(&w, "workq-worker", kind, ci, q, NULL);
 
@@ -402,7 +382,7 @@ crash(int kind)
         "\"exec\"; argv = [ \"/bin/sh\", \"-c\", \"sleep 0.05; echo "
         "\\\"$WORKQ_TASK_ID $WORKQ_ATTEMPT\\\" >> %s\" ]; } );\n", conf,
         runs);
-    declare(kind, q);
+    declare_queue(kind, q);
     start(&sch, "workq-scheduler", kind, ci, q, config);
     start(&w[0], "workq-worker", kind, ci, q, config);
     start(&w[1], "workq-worker", kind, ci, q, config);
