@@ -935,6 +935,24 @@ api_complete_error(struct api *a, wq_http_req *req, const char *reason,
     complete_error(a, req, reason_of(reason), code, detail);
 }
 
+void
+api_complete_store_error(struct api *a, wq_http_req *req, int rc,
+    const char *err)
+{
+    char detail[WQ_ERRLEN + 16];
+
+    if (rc == WQ_ENOENT) {
+        complete_error(a, req, reason_of("not_found"), 404, err);
+    } else if (rc == WQ_EINVAL) {
+        complete_error(a, req, reason_of("invalid_argument"), 400, err);
+    } else if (rc == WQ_ECLOSED) {
+        complete_error(a, req, reason_of("conflict"), 409, err);
+    } else {
+        snprintf(detail, sizeof detail, "PostgreSQL: %s", err);
+        complete_error(a, req, reason_of("unavailable"), 503, detail);
+    }
+}
+
 int
 api_lacks_scope(struct api *a, unsigned scopes, unsigned need, int *status,
     const char **ctype, char **body, size_t *len)

@@ -264,13 +264,8 @@ run(struct db_job *job, wq_store *s, const char *why)
         if (text == NULL)
             abort();            /* out of memory: as xmalloc */
         wq_http_complete(j->req, 200, JSON_TYPE, text, strlen(text));
-    } else if (rc == WQ_ENOENT) {
-        api_complete_error(j->api, j->req, "not_found", 404, err);
-    } else if (rc == WQ_EINVAL) {
-        api_complete_error(j->api, j->req, "invalid_argument", 400, err);
     } else {
-        snprintf(detail, sizeof detail, "PostgreSQL: %s", err);
-        api_complete_error(j->api, j->req, "unavailable", 503, detail);
+        api_complete_store_error(j->api, j->req, rc, err);
     }
     json_decref(out);
     job_free(j);

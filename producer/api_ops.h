@@ -72,6 +72,12 @@ int api_refuse(struct api *a, const char *reason, int code,
 void api_complete_error(struct api *a, wq_http_req *req, const char *reason,
     int code, const char *detail);
 
+/* The answer to an operator action's failure `rc`: WQ_ENOENT 404,
+ * WQ_EINVAL 400, WQ_ECLOSED 409 (conflict), anything else 503 with
+ * PostgreSQL's `err`. */
+void api_complete_store_error(struct api *a, wq_http_req *req, int rc,
+    const char *err);
+
 /* 403 unless `scopes` hold `need`; 1 if it answered. */
 int api_lacks_scope(struct api *a, unsigned scopes, unsigned need,
     int *status, const char **ctype, char **body, size_t *len);

@@ -96,15 +96,8 @@ run(struct db_job *job, wq_store *s, const char *why)
     if (rc == 0) {
         answer(j, j->route == WF_SUBMIT ? 202 : 200, out);
         out = NULL;
-    } else if (rc == WQ_ENOENT) {
-        api_complete_error(j->api, j->req, "not_found", 404, err);
-    } else if (rc == WQ_EINVAL) {
-        api_complete_error(j->api, j->req, "invalid_argument", 400, err);
-    } else if (rc == WQ_ECLOSED) {
-        api_complete_error(j->api, j->req, "conflict", 409, err);
     } else {
-        snprintf(detail, sizeof detail, "PostgreSQL: %s", err);
-        api_complete_error(j->api, j->req, "unavailable", 503, detail);
+        api_complete_store_error(j->api, j->req, rc, err);
     }
     free(out);
     job_free(j);
