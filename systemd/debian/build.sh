@@ -32,6 +32,11 @@ missing=""
 for t in dpkg-shlibdeps:dpkg-dev lintian:lintian; do
     command -v "${t%%:*}" >/dev/null || missing="$missing ${t#*:}"
 done
+# systemd.pc, which names the units' directory: part of systemd on
+# Debian 12, of systemd-dev from Debian 13 on, where the units belong in
+# /usr/lib/systemd/system (lintian's aliased-location error for /lib)
+pkg-config --exists systemd 2>/dev/null ||
+    ! apt-cache show systemd-dev >/dev/null 2>&1 || missing="$missing systemd-dev"
 if [ -n "$missing" ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo
