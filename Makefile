@@ -315,11 +315,11 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(BUILD)/gen/migrations.c
 # The producer's request handling, with its publisher and database thread
 # stubbed in the target and the HTTP completion wrapped by the linker.
 $(FUZZ_BUILD)/fuzz_http_api: FUZZ_EXTRA = producer/api.c producer/api_ops.c \
-    producer/ui.c $(BUILD)/gen/openapi.c $(BUILD)/gen/ui_assets.c -Iproducer \
+    producer/api_workflow.c producer/ui.c $(BUILD)/gen/openapi.c $(BUILD)/gen/ui_assets.c -Iproducer \
     -Wl,--wrap=wq_http_complete -Wl,--wrap=wq_http_retry_after \
     -Wl,--wrap=wq_http_set_fields
 $(FUZZ_BUILD)/fuzz_http_api: producer/api.c producer/api.h producer/api_ops.c \
-    producer/api_ops.h producer/ui.c $(BUILD)/gen/openapi.c \
+    producer/api_ops.h producer/api_workflow.c producer/api_workflow.h producer/ui.c $(BUILD)/gen/openapi.c \
     $(BUILD)/gen/ui_assets.c
 
 fuzz: $(FUZZ_TARGETS)
