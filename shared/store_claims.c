@@ -321,12 +321,17 @@ cmp_claim(const struct wq_claim *a, const struct wq_claim *b)
     return c != 0 ? c : strcmp(a->env->key, b->env->key);
 }
 
+/* Equal keys keep the batch's order, so that the first delivery of a key
+ * (the topic's or queue's order) is the one claimed: qsort_r promises no
+ * stability (glibc 2.37 replaced its merge sort with introsort). */
 static int
 cmp_claim_idx(const void *a, const void *b, void *base)
 {
     const struct wq_claim *c = base;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int d = cmp_claim(&c[i], &c[j]);
 
-    return cmp_claim(&c[*(const size_t *)a], &c[*(const size_t *)b]);
+    return d != 0 ? d : (i > j) - (i < j);
 }
 
 static int

@@ -925,6 +925,56 @@ test_store_attempts_not_scanned(void **state)
     wq_store_close(s);
 }
 
+/*
+ * Deliveries of one key in one batch: the first one is claimed and the
+ * rest stay pending, whatever the sort does with equal keys (qsort_r
+ * promises no stability).  Twelve copies of a key among 52 others.
+ */
+static void
+test_store_claim_first_delivery_wins(void **state)
+{
+    enum { N = 64 };
+    struct wq_claim_bufs bufs = { 0 };
+    struct wq_envelope envs[N];
+    struct wq_claim claims[N];
+    char err[WQ_ERRLEN], key[32], payload[32];
+    wq_store *s = open_migrated();
+    int first = -1;
+
+    (void)state;
+    memset(claims, 0, sizeof claims);
+    for (int i = 0; i < N; i++) {
+        int dup = i % 5 == 3 && i < 60;
+
+        snprintf(key, sizeof key, dup ? "dup" : "one-%d", i);
+        snprintf(payload, sizeof payload, "copy-%d", i);
+        if (dup && first < 0)
+            first = i;
+        assert_int_equal(wq_envelope_init(&envs[i], "order", "noop", key,
+            payload, strlen(payload), err, sizeof err), 0);
+        claims[i].env = &envs[i];
+    }
+    if (wq_claim_round(s, &bufs, "w-order", 60000, NULL, 0, claims, N, err,
+        sizeof err) != 0)
+        fail_msg("claim: %s", err);
+    for (int i = 0; i < N; i++) {
+        int dup = strcmp(envs[i].key, "dup") == 0;
+
+        if (!dup || i == first)
+            assert_int_equal(claims[i].status, WQ_CLAIM_RUN);
+        else
+            assert_int_equal(claims[i].status, WQ_CLAIM_PENDING);
+    }
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.tasks"
+        " WHERE idempotency_key = 'dup' AND payload = 'copy-3'"), 1);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.tasks"),
+        N - 11);
+    for (int i = 0; i < N; i++)
+        wq_envelope_free(&envs[i]);
+    wq_claim_bufs_free(&bufs);
+    wq_store_close(s);
+}
+
 /* --- migration 0004: lean tasks ----------------------------------------- */
 
 /* The tasks of lean_fixture, by key: id suffix, state, and the history
@@ -1384,6 +1434,7 @@ static const struct CMUnitTest tests[] = {
     DB_TEST(test_store_open_settings),
     DB_TEST(test_store_reconnects),
     DB_TEST(test_store_attempts_not_scanned),
+    DB_TEST(test_store_claim_first_delivery_wins),
 };
 
 WQ_TEST_MAIN("store", tests)
