@@ -797,8 +797,7 @@ get_run(struct db_job *job, wq_store *s, const char *why)
     int rc;
 
     if (s == NULL) {
-        snprintf(detail, sizeof detail, "PostgreSQL unavailable: %s", why);
-        complete_error(j->api, j->req, R_UNAVAILABLE, 503, detail);
+        api_complete_unavailable(j->api, j->req, why);
         free(j);
         return 0;
     }
@@ -951,6 +950,15 @@ api_complete_store_error(struct api *a, wq_http_req *req, int rc,
         snprintf(detail, sizeof detail, "PostgreSQL: %s", err);
         complete_error(a, req, reason_of("unavailable"), 503, detail);
     }
+}
+
+void
+api_complete_unavailable(struct api *a, wq_http_req *req, const char *why)
+{
+    char detail[WQ_ERRLEN + 64];
+
+    snprintf(detail, sizeof detail, "PostgreSQL unavailable: %s", why);
+    complete_error(a, req, R_UNAVAILABLE, 503, detail);
 }
 
 int

@@ -189,13 +189,12 @@ static int
 run(struct db_job *job, wq_store *s, const char *why)
 {
     struct ops_job *j = (struct ops_job *)(void *)job;
-    char err[WQ_ERRLEN], detail[WQ_ERRLEN + 64];
+    char err[WQ_ERRLEN];
     json_t *out = NULL;
     int rc;
 
     if (s == NULL) {
-        snprintf(detail, sizeof detail, "PostgreSQL unavailable: %s", why);
-        api_complete_error(j->api, j->req, "unavailable", 503, detail);
+        api_complete_unavailable(j->api, j->req, why);
         job_free(j);
         return 0;
     }

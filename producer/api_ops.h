@@ -78,6 +78,11 @@ void api_complete_error(struct api *a, wq_http_req *req, const char *reason,
 void api_complete_store_error(struct api *a, wq_http_req *req, int rc,
     const char *err);
 
+/* The answer of a job that found no database connection (the database
+ * thread's `why`): 503 "PostgreSQL unavailable: why". */
+void api_complete_unavailable(struct api *a, wq_http_req *req,
+    const char *why);
+
 /* 403 unless `scopes` hold `need`; 1 if it answered. */
 int api_lacks_scope(struct api *a, unsigned scopes, unsigned need,
     int *status, const char **ctype, char **body, size_t *len);

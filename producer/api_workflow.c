@@ -53,13 +53,12 @@ static int
 run(struct db_job *job, wq_store *s, const char *why)
 {
     struct wf_job *j = (struct wf_job *)(void *)job;
-    char err[WQ_ERRLEN], detail[WQ_ERRLEN + 64], id[WQ_CLIENT_ID_LEN];
+    char err[WQ_ERRLEN], id[WQ_CLIENT_ID_LEN];
     char *out = NULL;
     int rc, closed = 0;
 
     if (s == NULL) {
-        snprintf(detail, sizeof detail, "PostgreSQL unavailable: %s", why);
-        api_complete_error(j->api, j->req, "unavailable", 503, detail);
+        api_complete_unavailable(j->api, j->req, why);
         job_free(j);
         return 0;
     }

@@ -780,6 +780,22 @@ test_producer_http_store_unreachable(void **state)
     assert_int_equal(wq_test_http_request(p.port, "GET", "/readyz", NULL, NULL,
         NULL, NULL, 0, resp, sizeof resp), 503);
     assert_non_null(strstr(resp, "\"postgres\":\"down\""));
+    /* reads of a task, the operator's lists and workflows answer 503
+     * with the reason, not a hang or a 404 */
+    {
+        static const char *const paths[] = {
+            "/v1/tasks/0190a2b4-0000-7000-8000-000000000001",
+            "/v1/tasks", "/v1/workflows/0190a2b4-0000-7000-8000-000000000002",
+        };
+
+        for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+            int st = wq_test_http_request(p.port, "GET", paths[i], NULL,
+                TOKEN, NULL, NULL, 0, resp, sizeof resp);
+
+            if (st != 503 || strstr(resp, "PostgreSQL unavailable") == NULL)
+                fail_msg("GET %s: %d %s", paths[i], st, resp);
+        }
+    }
     /* immediate tasks do not need the database */
     assert_int_equal(post(p.port, queue, "{\"type\":\"t\"}", resp,
         sizeof resp), 202);
