@@ -197,8 +197,8 @@ bench-e2e: all $(BUILD)/tests/bench/bench_e2e
 # The process handler against exec with a trivial Python handler, and
 # the worker's CPU per task through the protocol (no servers needed).
 $(BUILD)/tests/bench/bench_process.o: WQ_CFLAGS += -Iworker
-$(BUILD)/tests/bench/bench_process: $(BUILD)/tests/bench/bench_process.o $(WORKER_LIB_OBJS) $(LIB)
-	$(CC) $(WQ_LDFLAGS) -o $@ $< $(WORKER_LIB_OBJS) $(LIB) $(LIBS)
+$(BUILD)/tests/bench/bench_process: $(BUILD)/tests/bench/bench_process.o $(BUILD)/tests/bench/bench_threads.o $(WORKER_LIB_OBJS) $(LIB)
+	$(CC) $(WQ_LDFLAGS) -o $@ $^ $(LIBS)
 
 bench-process: all $(BUILD)/tests/bench/bench_process
 	$(BUILD)/tests/bench/bench_process $(WORKQ_BENCH_ARGS)
@@ -206,8 +206,8 @@ bench-process: all $(BUILD)/tests/bench/bench_process
 # The http handler against a local C receiver that answers at once:
 # tasks/s and the worker's CPU per task (no servers needed).
 $(BUILD)/tests/bench/bench_http.o: WQ_CFLAGS += -Iworker
-$(BUILD)/tests/bench/bench_http: $(BUILD)/tests/bench/bench_http.o $(WORKER_LIB_OBJS) $(LIB)
-	$(CC) $(WQ_LDFLAGS) -o $@ $< $(WORKER_LIB_OBJS) $(LIB) $(LIBS)
+$(BUILD)/tests/bench/bench_http: $(BUILD)/tests/bench/bench_http.o $(BUILD)/tests/bench/bench_threads.o $(WORKER_LIB_OBJS) $(LIB)
+	$(CC) $(WQ_LDFLAGS) -o $@ $^ $(LIBS)
 
 bench-http: all $(BUILD)/tests/bench/bench_http
 	$(BUILD)/tests/bench/bench_http $(WORKQ_BENCH_ARGS)

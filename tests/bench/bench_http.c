@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_threads.h"
 #include "clock.h"
 #include "handler.h"
 
@@ -138,25 +139,21 @@ receive(int lfd)
     exit(0);
 }
 
-struct job {
-    const struct wq_httph_conf *conf;
-    long n;
-    long failed;
-};
-
-static void *
-run_thread(void *arg)
+/* Runs n tasks through the http kind (arg: its configuration). */
+static long
+run_tasks(const void *arg, long n)
 {
-    struct job *j = arg;
+    const struct wq_httph_conf *conf = arg;
     struct wq_envelope env;
     char err[WQ_ERRLEN];
+    long failed = 0;
 
     if (wq_envelope_init(&env, "bench", "post", "bench-key", "hello", 5, err,
         sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         exit(1);
     }
-    for (long i = 0; i < j->n; i++) {
+    for (long i = 0; i < n; i++) {
         struct wq_handler_ctx ctx;
         struct wq_handler_result res;
 
@@ -168,58 +165,27 @@ run_thread(void *arg)
         ctx.max_attempts = 1;
         ctx.cancel_fd = -1;
         ctx.task_cancel_fd = -1;
-        wq_handler_http_run(j->conf, &ctx, &res);
+        wq_handler_http_run(conf, &ctx, &res);
         if (res.outcome != WQ_OUTCOME_SUCCEEDED || res.result.len != 2) {
-            if (j->failed++ == 0)
+            if (failed++ == 0)
                 fprintf(stderr, "failed: %s\n", res.error != NULL
                     ? res.error : "wrong result");
         }
         wq_handler_result_free(&res);
     }
     wq_envelope_free(&env);
-    return NULL;
-}
-
-static double
-tv_s(struct timeval tv)
-{
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+    return failed;
 }
 
 /* Runs n tasks over t threads; prints the figures. */
 static void
 measure(const char *name, const struct wq_httph_conf *conf, long n, int t)
 {
-    struct job *j = calloc((size_t)t, sizeof *j);
-    pthread_t *th = calloc((size_t)t, sizeof *th);
-    struct rusage r0, r1;
-    uint64_t t0, t1;
-    long failed = 0;
-    double wall, user, sys;
+    struct bench_figures f;
 
-    getrusage(RUSAGE_SELF, &r0);
-    t0 = wq_clock_mono_ns();
-    for (int i = 0; i < t; i++) {
-        j[i].conf = conf;
-        j[i].n = n / t + (i < n % t);
-        pthread_create(&th[i], NULL, run_thread, &j[i]);
-    }
-    for (int i = 0; i < t; i++) {
-        pthread_join(th[i], NULL);
-        failed += j[i].failed;
-    }
-    t1 = wq_clock_mono_ns();
-    getrusage(RUSAGE_SELF, &r1);
-    wall = (double)(t1 - t0) / 1e9;
-    user = tv_s(r1.ru_utime) - tv_s(r0.ru_utime);
-    sys = tv_s(r1.ru_stime) - tv_s(r0.ru_stime);
-    printf("%-8s %7ld tasks %3d threads  %6.2f s  %8.0f tasks/s  "
-        "worker CPU %6.1f us/task (user %.1f, sys %.1f)  failed %ld\n",
-        name, n, t, wall, (double)n / wall, (user + sys) * 1e6 / (double)n,
-        user * 1e6 / (double)n, sys * 1e6 / (double)n, failed);
+    bench_threads(run_tasks, conf, n, t, &f);
+    bench_print(name, n, t, &f);
     fflush(stdout);
-    free(j);
-    free(th);
 }
 
 int
@@ -287,8 +253,8 @@ main(int argc, char **argv)
     waitpid(pid, &status, 0);
     getrusage(RUSAGE_CHILDREN, &rc);
     printf("receiver's CPU, all runs: %.2f s (user %.2f, sys %.2f), "
-        "%.1f us/task\n", tv_s(rc.ru_utime) + tv_s(rc.ru_stime),
-        tv_s(rc.ru_utime), tv_s(rc.ru_stime),
-        (tv_s(rc.ru_utime) + tv_s(rc.ru_stime)) * 1e6 / (double)(n + 1000));
+        "%.1f us/task\n", bench_tv_s(rc.ru_utime) + bench_tv_s(rc.ru_stime),
+        bench_tv_s(rc.ru_utime), bench_tv_s(rc.ru_stime),
+        (bench_tv_s(rc.ru_utime) + bench_tv_s(rc.ru_stime)) * 1e6 / (double)(n + 1000));
     return 0;
 }

@@ -30,6 +30,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "bench_threads.h"
 #include "clock.h"
 #include "handler.h"
 
@@ -44,18 +45,17 @@ static const char proc_py[] =
     "import workq_handler\n"
     "workq_handler.run(lambda task: task.payload.upper())\n";
 
-struct job {
-    int kind;                   /* 0 exec, 1 process */
-    const struct wq_exec_conf *exec;
+/* What the calling threads run: the exec kind or the process kind. */
+struct kind {
+    const struct wq_exec_conf *exec;    /* exec; NULL for process */
     struct wq_proc_pool *pool;
-    long n;                     /* tasks for this thread */
-    long failed;
 };
 
-static void *
-run_thread(void *arg)
+/* Runs n tasks through one kind (arg: struct kind). */
+static long
+run_tasks(const void *arg, long n)
 {
-    struct job *j = arg;
+    const struct kind *k = arg;
     struct wq_envelope env;
     char err[WQ_ERRLEN];
     /* as consumer.c gives a handler slot: the worker's drain descriptor
@@ -64,6 +64,7 @@ run_thread(void *arg)
     int drain_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     int thread_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     atomic_int cancelled = 0;
+    long failed = 0;
 
     if (drain_fd < 0 || thread_fd < 0) {
         perror("eventfd");
@@ -74,7 +75,7 @@ run_thread(void *arg)
         fprintf(stderr, "%s\n", err);
         exit(1);
     }
-    for (long i = 0; i < j->n; i++) {
+    for (long i = 0; i < n; i++) {
         struct wq_handler_ctx ctx;
         struct wq_handler_result res;
         uint64_t stale;
@@ -90,12 +91,12 @@ run_thread(void *arg)
         ctx.cancel_fd = drain_fd;
         ctx.task_cancel_fd = thread_fd;
         ctx.cancelled = &cancelled;
-        if (j->kind == 0)
-            wq_handler_exec_run(j->exec, &ctx, &res);
+        if (k->exec != NULL)
+            wq_handler_exec_run(k->exec, &ctx, &res);
         else
-            wq_handler_process_run(j->pool, &ctx, &res);
+            wq_handler_process_run(k->pool, &ctx, &res);
         if (res.outcome != WQ_OUTCOME_SUCCEEDED || res.result.len != 5) {
-            if (j->failed++ == 0)
+            if (failed++ == 0)
                 fprintf(stderr, "failed: %s\n", res.error != NULL
                     ? res.error : "wrong result");
         }
@@ -104,7 +105,7 @@ run_thread(void *arg)
     wq_envelope_free(&env);
     close(drain_fd);
     close(thread_fd);
-    return NULL;
+    return failed;
 }
 
 /* CPU seconds of the supervisor threads (named "wq-process") so far,
@@ -144,55 +145,24 @@ supervisor_cpu_s(void)
     return s;
 }
 
-static double
-tv_s(struct timeval tv)
-{
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
 /* Runs n tasks over t threads; prints the figures. */
 static void
-measure(const char *name, int kind, const struct wq_exec_conf *ec,
+measure(const char *name, const struct wq_exec_conf *ec,
     struct wq_proc_pool *pool, long n, int t)
 {
-    struct job *j = calloc((size_t)t, sizeof *j);
-    pthread_t *th = calloc((size_t)t, sizeof *th);
-    struct rusage r0, r1;
-    uint64_t t0, t1;
-    long failed = 0;
-    double wall, user, sys, sup0 = supervisor_cpu_s(), sup;
+    struct kind k = { ec, pool };
+    struct bench_figures f;
+    double sup0 = supervisor_cpu_s(), sup;
 
-    getrusage(RUSAGE_SELF, &r0);
-    t0 = wq_clock_mono_ns();
-    for (int i = 0; i < t; i++) {
-        j[i].kind = kind;
-        j[i].exec = ec;
-        j[i].pool = pool;
-        j[i].n = n / t + (i < n % t);
-        pthread_create(&th[i], NULL, run_thread, &j[i]);
-    }
-    for (int i = 0; i < t; i++) {
-        pthread_join(th[i], NULL);
-        failed += j[i].failed;
-    }
-    t1 = wq_clock_mono_ns();
-    getrusage(RUSAGE_SELF, &r1);
+    bench_threads(run_tasks, &k, n, t, &f);
     sup = supervisor_cpu_s() - sup0;
-    wall = (double)(t1 - t0) / 1e9;
-    user = tv_s(r1.ru_utime) - tv_s(r0.ru_utime);
-    sys = tv_s(r1.ru_stime) - tv_s(r0.ru_stime);
-    printf("%-8s %7ld tasks %3d threads  %8.2f s  %9.0f tasks/s  "
-        "worker CPU %6.1f us/task (user %.1f, sys %.1f)  failed %ld\n",
-        name, n, t, wall, (double)n / wall, (user + sys) * 1e6 / (double)n,
-        user * 1e6 / (double)n, sys * 1e6 / (double)n, failed);
-    if (kind == 1)
+    bench_print(name, n, t, &f);
+    if (pool != NULL)
         printf("         of which the supervisor thread (framing, pipes, "
             "wakeups) %.1f us/task, the calling threads (queueing, waiting) "
             "%.1f\n", sup * 1e6 / (double)n,
-            (user + sys - sup) * 1e6 / (double)n);
+            (f.user_s + f.sys_s - sup) * 1e6 / (double)n);
     fflush(stdout);
-    free(j);
-    free(th);
 }
 
 int
@@ -252,7 +222,7 @@ main(int argc, char **argv)
     fflush(stdout);
     if (system("cat /proc/loadavg") != 0)
         printf("\n");
-    measure("exec", 0, &ec, NULL, nexec, t);
+    measure("exec", &ec, NULL, nexec, t);
 
     memset(&pc, 0, sizeof pc);
     pc.type = "upper";
@@ -265,13 +235,13 @@ main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    measure("warm-up", 1, NULL, pool, 200, t);
-    measure("process", 1, NULL, pool, n, t);
+    measure("warm-up", NULL, pool, 200, t);
+    measure("process", NULL, pool, n, t);
     wq_proc_pool_free(pool);
     getrusage(RUSAGE_CHILDREN, &rc);
     printf("programs' CPU, both kinds, all runs: %.2f s (user %.2f, sys "
-        "%.2f)\n", tv_s(rc.ru_utime) + tv_s(rc.ru_stime), tv_s(rc.ru_utime),
-        tv_s(rc.ru_stime));
+        "%.2f)\n", bench_tv_s(rc.ru_utime) + bench_tv_s(rc.ru_stime), bench_tv_s(rc.ru_utime),
+        bench_tv_s(rc.ru_stime));
     unlink(execf);
     unlink(procf);
     rmdir(dir);
