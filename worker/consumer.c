@@ -78,6 +78,8 @@
 #define STORE_BACKOFF_MIN  50
 #define STORE_BACKOFF_MAX  5000
 #define STATUS_EVERY_MS    1000
+#define CANCELLED          "cancelled by an operator; the handler process " \
+                           "was sent a cancel frame"
 
 struct task {
     struct task *next;
@@ -96,6 +98,13 @@ struct task {
     const struct wq_handler *h;
     uint64_t start_ns, end_ns;
     struct wq_handler_result res;
+    /* A process handler's task runs without a handler thread
+     * (wq_handler_process_start): its context lives here, its request
+     * while it runs (for a cancel from the lease thread), and it is on
+     * the consumer's list of such runs (for the drain deadline). */
+    struct wq_handler_ctx ctx;
+    _Atomic(struct wq_proc_req *) preq;
+    struct task *aprev, *anext;
 };
 
 struct tlist {
@@ -141,6 +150,7 @@ struct wq_consumer {
     int s_logged;
     struct tlist incoming, bad, torecord;
     size_t running;             /* claimed by this consumer, not done */
+    struct task *async;         /* running without a thread (task.anext) */
     size_t isolate;             /* items still to try one at a time */
     int cancel_fd;
     int draining;
@@ -212,6 +222,7 @@ tl_prepend(struct tlist *l, struct tlist *front)
 static void
 task_free(struct task *t)
 {
+    wq_proc_req_free(atomic_load(&t->preq));
     wq_envelope_free(&t->env);
     wq_handler_result_free(&t->res);
     free(t->bad);
@@ -353,11 +364,15 @@ on_cancel(void *p, void *user)
     uint64_t one = 1;
     int fd;
 
+    struct wq_proc_req *r;
+
     (void)user;
     atomic_store(&tk->cancel, 1);
     if ((fd = atomic_load(&tk->wake_fd)) >= 0
         && write(fd, &one, sizeof one) < 0)
         (void)0;    /* EAGAIN: a wakeup is pending anyway */
+    if ((r = atomic_load(&tk->preq)) != NULL)
+        wq_proc_req_cancel(tk->h->proc, r, WQ_OUTCOME_CANCELLED, CANCELLED);
     task_log(tk->id, &tk->env, WQ_LOG_INFO, "task %s: cancel requested",
         tk->id);
 }
@@ -384,6 +399,50 @@ report_progress(void *user, int percent, const char *message)
         tk->id, tk->claim.attempt, percent, message);
 }
 
+/* The context of tk's run: the handler thread's `thread_fd` for an
+ * operator's cancel (-1: none, the run is asynchronous). */
+static void
+task_ctx(struct wq_consumer *c, struct task *tk, struct wq_handler_ctx *ctx,
+    int thread_cancel_fd)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->env = &tk->env;
+    ctx->task_id = tk->id;
+    ctx->attempt = tk->claim.attempt;
+    ctx->max_attempts = tk->claim.max_attempts;
+    ctx->worker_id = c->conf.worker_id;
+    ctx->cancel_fd = thread_cancel_fd >= 0 ? c->cancel_fd : -1;
+    ctx->task_cancel_fd = thread_cancel_fd;
+    ctx->cancelled = &tk->cancel;
+    if (c->conf.lease != NULL) {
+        ctx->progress = report_progress;
+        ctx->progress_user = tk;
+    }
+    tk->start_ns = wq_clock_mono_ns();
+    if (tk->h != NULL && tk->h->timeout_ms > 0) {
+        ctx->deadline_ns = tk->start_ns
+            + (uint64_t)tk->h->timeout_ms * 1000000u;
+        ctx->deadline_ms = wq_clock_wall_ms() + tk->h->timeout_ms;
+    }
+}
+
+/* tk's handler is done (its result set): back to the loop, from any
+ * thread. */
+static void
+task_ended(struct task *tk)
+{
+    struct wq_consumer *c = tk->owner;
+
+    tk->end_ns = wq_clock_mono_ns();
+    wq_metric_observe(c->conf.stats->handler_seconds,
+        (double)(tk->end_ns - tk->start_ns) / 1e9);
+    wq_metric_add(c->conf.stats->running, -1);
+    pthread_mutex_lock(&c->lock);
+    tl_push(&c->done, tk);
+    wake_locked(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
 void
 wq_consumer_run_task(void *item, void *user)
 {
@@ -393,26 +452,8 @@ wq_consumer_run_task(void *item, void *user)
 
     (void)user;
     wq_log_task_begin(tk->id, wq_trace_parent(&tk->env));
-    memset(&ctx, 0, sizeof ctx);
-    ctx.env = &tk->env;
-    ctx.task_id = tk->id;
-    ctx.attempt = tk->claim.attempt;
-    ctx.max_attempts = tk->claim.max_attempts;
-    ctx.worker_id = c->conf.worker_id;
-    ctx.cancel_fd = c->cancel_fd;
-    ctx.task_cancel_fd = thread_fd();
-    ctx.cancelled = &tk->cancel;
-    if (c->conf.lease != NULL) {
-        ctx.progress = report_progress;
-        ctx.progress_user = tk;
-    }
+    task_ctx(c, tk, &ctx, thread_fd());
     atomic_store(&tk->wake_fd, ctx.task_cancel_fd);
-    tk->start_ns = wq_clock_mono_ns();
-    if (tk->h != NULL && tk->h->timeout_ms > 0) {
-        ctx.deadline_ns = tk->start_ns
-            + (uint64_t)tk->h->timeout_ms * 1000000u;
-        ctx.deadline_ms = wq_clock_wall_ms() + tk->h->timeout_ms;
-    }
     if (atomic_load(&tk->cancel))
         wq_handler_result_fail(&tk->res, WQ_OUTCOME_CANCELLED, "cancelled "
             "before it started");
@@ -427,16 +468,66 @@ wq_consumer_run_task(void *item, void *user)
     else
         wq_handlers_run(tk->h, &ctx, &tk->res);
     atomic_store(&tk->wake_fd, -1);
-    tk->end_ns = wq_clock_mono_ns();
-    wq_metric_observe(c->conf.stats->handler_seconds,
-        (double)(tk->end_ns - tk->start_ns) / 1e9);
-    wq_metric_add(c->conf.stats->running, -1);
     wq_log_task_end();      /* tk belongs to the loop from here on */
+    task_ended(tk);
+}
 
-    pthread_mutex_lock(&c->lock);
-    tl_push(&c->done, tk);
-    wake_locked(c);
-    pthread_mutex_unlock(&c->lock);
+static void
+async_done(void *arg)
+{
+    task_ended(arg);
+}
+
+/*
+ * A process handler's task, on the loop's thread: its frame goes to a
+ * program (or waits in the pool's line) and the answer comes back
+ * through async_done, with no handler thread to wake and put to sleep
+ * for each task (issue 16: that was two thirds of the worker's CPU per
+ * task through the protocol).  A cancel that came before the request was
+ * published is seen by the check after it.
+ */
+static void
+start_async(struct wq_consumer *c, struct task *tk)
+{
+    struct wq_proc_req *r;
+
+    task_ctx(c, tk, &tk->ctx, -1);
+    if (atomic_load(&tk->cancel)) {
+        wq_handler_result_fail(&tk->res, WQ_OUTCOME_CANCELLED, "cancelled "
+            "before it started");
+        task_ended(tk);
+        return;
+    }
+    r = wq_handler_process_start(tk->h->proc, &tk->ctx, &tk->res,
+        async_done, tk);
+    if (r == NULL) {
+        task_ended(tk);
+        return;
+    }
+    /* collect() unlinks it, on this thread, after async_done */
+    tk->aprev = NULL;
+    tk->anext = c->async;
+    if (c->async != NULL)
+        c->async->aprev = tk;
+    c->async = tk;
+    atomic_store(&tk->preq, r);
+    if (atomic_load(&tk->cancel))
+        wq_proc_req_cancel(tk->h->proc, r, WQ_OUTCOME_CANCELLED, CANCELLED);
+}
+
+/* Takes tk off the list of asynchronous runs, if it is on it. */
+static void
+async_unlink(struct wq_consumer *c, struct task *tk)
+{
+    if (atomic_load(&tk->preq) == NULL)
+        return;
+    if (tk->aprev != NULL)
+        tk->aprev->anext = tk->anext;
+    else
+        c->async = tk->anext;
+    if (tk->anext != NULL)
+        tk->anext->aprev = tk->aprev;
+    tk->aprev = tk->anext = NULL;
 }
 
 /* ---- the broker --------------------------------------------------------- */
@@ -787,6 +878,11 @@ dispatch(struct wq_consumer *c, struct task *tk)
     c->running++;
     atomic_fetch_add(c->conf.busy, 1);
     wq_metric_add(c->conf.stats->running, 1);
+    if (tk->h != NULL && tk->h->kind == WQ_HANDLER_PROCESS
+        && tk->h->proc != NULL) {
+        start_async(c, tk);
+        return;
+    }
     if (wq_pool_submit(c->conf.pool, tk) != 0) {
         /* only after stop, which the loop never reaches with work left */
         wq_handler_result_fail(&tk->res, WQ_OUTCOME_ABANDONED, "stopping");
@@ -1064,8 +1160,12 @@ store_round(struct wq_consumer *c)
         ack(c, tk);
         task_free(tk);
     }
-    if (ncl > 0)
+    if (ncl > 0) {
+        /* the round's process tasks go to each program in one write */
+        wq_handlers_cork(c->conf.handlers, 1);
         settle_claims(c, ncl, &pending);
+        wq_handlers_cork(c->conf.handlers, 0);
+    }
     tl_prepend(&c->incoming, &pending);
     wq_metric_set(st->in_flight, (int64_t)wq_worker_lease_count(c->conf.lease));
 }
@@ -1084,6 +1184,7 @@ collect(struct wq_consumer *c)
     stop = c->stop_req;
     pthread_mutex_unlock(&c->lock);
     while ((tk = tl_pop(&got)) != NULL) {
+        async_unlink(c, tk);
         c->running--;
         atomic_fetch_sub(c->conf.busy, 1);
         if (tk->res.outcome == WQ_OUTCOME_ABANDONED) {
@@ -1233,6 +1334,9 @@ finish(struct wq_consumer *c, int abandon)
             "task(s); they are left to lease expiry", c->running);
         if (write(c->cancel_fd, &one, sizeof one) < 0)
             (void)0;    /* cannot fail on an eventfd below its max */
+        for (tk = c->async; tk != NULL; tk = tk->anext)
+            wq_proc_req_cancel(tk->h->proc, atomic_load(&tk->preq),
+                WQ_OUTCOME_ABANDONED, "given up, the worker is stopping");
         end = wq_clock_mono_ns() + (uint64_t)CANCEL_GRACE_MS * 1000000u;
         while (c->running > 0 && wq_clock_mono_ns() < end) {
             cond_wait_ms(c, until(end) + 1);

@@ -290,6 +290,51 @@ int wq_proc_pool_new(const struct wq_proc_conf *c, struct wq_proc_pool **out,
 void wq_handler_process_run(struct wq_proc_pool *p,
     const struct wq_handler_ctx *ctx, struct wq_handler_result *res);
 
+/*
+ * The same without a thread per task (the worker's way: a handler slot
+ * that waits on events, not a sleeping thread).  wq_handler_process_start
+ * sends or queues the task as wq_handler_process_run does and returns at
+ * once; when the answer is in (or the program died, or the deadline
+ * passed), res is set and done(arg) is called, once, from the pool's
+ * supervisor thread or from the thread that cancels, without the pool's
+ * lock held: done must be quick (push and wake).  ctx and res must live
+ * until done.  Returns the request, which the caller frees with
+ * wq_proc_req_free once done was called; or NULL when the task finished
+ * at once (res set, done not called: a stopping pool, a task that cannot
+ * be framed).  ctx->cancel_fd and task_cancel_fd are not used: give up
+ * with wq_proc_req_cancel.  Thread-safe.
+ */
+struct wq_proc_req;
+typedef void wq_proc_done_fn(void *arg);
+struct wq_proc_req *wq_handler_process_start(struct wq_proc_pool *p,
+    const struct wq_handler_ctx *ctx, struct wq_handler_result *res,
+    wq_proc_done_fn *done, void *arg);
+
+/*
+ * wq_proc_req_cancel gives r up unless it is done already: the result is
+ * `why` (ABANDONED: the worker stops; CANCELLED: an operator's cancel)
+ * with `text`, a program holding it gets a cancel frame and its late
+ * answer is ignored, and done(arg) is called from here.  Harmless when r
+ * is done (it changes nothing then).  Thread-safe; r must not be freed
+ * yet.
+ */
+void wq_proc_req_cancel(struct wq_proc_pool *p, struct wq_proc_req *r,
+    enum wq_outcome why, const char *text);
+
+/*
+ * Between wq_proc_pool_cork and wq_proc_pool_uncork (which nest), tasks
+ * started go to their programs' buffers and the uncork writes each
+ * program's in one write: a burst of n starts costs one system call per
+ * program instead of n, and the program reads them in one.  Keep a cork
+ * short (one round of the caller's loop): the frames wait meanwhile.
+ * Thread-safe.
+ */
+void wq_proc_pool_cork(struct wq_proc_pool *p);
+void wq_proc_pool_uncork(struct wq_proc_pool *p);
+
+/* Frees a request whose done was called.  NULL is allowed. */
+void wq_proc_req_free(struct wq_proc_req *r);
+
 /* A constant sentence while the pool is crash-looping, else NULL.
  * Thread-safe. */
 const char *wq_proc_pool_unhealthy(struct wq_proc_pool *p);
@@ -360,6 +405,10 @@ void wq_handlers_run(const struct wq_handler *h,
  */
 int wq_handlers_start(wq_handlers *h, wq_metrics *reg, const char *worker_id,
     char *err, size_t errlen);
+
+/* Corks (on = 1) or uncorks (0) every process handler's pool
+ * (wq_proc_pool_cork): around a round of starts.  NULL is allowed. */
+void wq_handlers_cork(const wq_handlers *h, int on);
 
 /* Why the handlers make the worker unhealthy (a crash-looping process
  * handler), or NULL.  Thread-safe. */

@@ -27,6 +27,15 @@
  * FIN_DONE and FIN_WOKEN, which the thread waits out before it returns;
  * the handler thread unlinks it, under that lock, when it gives it up.
  *
+ * The worker itself does not spend a thread per task here: its loop
+ * starts a task with wq_handler_process_start (the same send or queue,
+ * from the loop's thread, corked so that a round's frames go to each
+ * program in one write), and the supervisor hands the answer back by
+ * calling the request's done function after it let go of the lock, where
+ * a handler thread would be woken.  A cancel (an operator's, or the drain
+ * deadline's) unlinks the request under the lock and calls done itself;
+ * whichever of the two marks the request done first calls done, once.
+ *
  * Supervision.  A program that exits, writes something that is not a
  * frame, answers before its hello or with another protocol version, or
  * holds a task past its deadline, has its process group killed
@@ -97,6 +106,14 @@ struct req {
     enum req_state state;
     struct proc *proc;          /* while SENT */
     struct req *next;           /* pending list */
+    wq_proc_done_fn *done;      /* async (wq_handler_process_start): called
+                                   instead of writing fd */
+    void *done_arg;
+};
+
+/* An asynchronous request: on the heap, the caller's until it frees it. */
+struct wq_proc_req {
+    struct req r;
 };
 
 enum proc_state { P_DOWN, P_HELLO, P_UP, P_CLOSING };
@@ -143,6 +160,7 @@ struct wq_proc_pool {
     struct req *pend_head, *pend_tail;
     atomic_uint_fast64_t next_id;   /* taken without the lock */
     int stopping;
+    int corked;                 /* wq_proc_pool_cork: frames wait in wbuf */
     int sleeping;               /* in poll: a request must wake it */
     uint64_t sleep_until_ns;    /* while sleeping: when poll returns at
                                    the latest; 0 never */
@@ -223,7 +241,16 @@ wakes_send(struct wakeq *q)
 {
     for (size_t i = 0; i < q->n; i++) {
         struct req *r = q->v[i];
+        wq_proc_done_fn *done = r->done;
 
+        if (done != NULL) {
+            void *arg = r->done_arg;
+
+            atomic_store_explicit(&r->finished, FIN_WOKEN,
+                memory_order_release);
+            done(arg);      /* the last touch of r: its owner frees it */
+            continue;
+        }
         wake(r->fd);
         /* the last touch of r: its thread may return from now on */
         atomic_store_explicit(&r->finished, FIN_WOKEN,
@@ -1035,13 +1062,107 @@ fail:
     return rc;
 }
 
+/*
+ * Frames r's task and sends it to a program with room, or queues it
+ * (r->ctx, res, fd or done set by the caller).  Returns 0, or -1 when r
+ * finished at once (its result set: the pool stops, the task cannot be
+ * framed).
+ */
+static int
+req_submit(struct wq_proc_pool *p, struct req *r)
+{
+    const struct wq_handler_ctx *ctx = r->ctx;
+    uint64_t now = wq_clock_mono_ns();
+    struct proc *pr;
+
+    r->deadline_ns = ctx->deadline_ns;
+    r->deadline_ms = ctx->deadline_ms;
+    if (r->deadline_ns != 0 && r->deadline_ms == 0)
+        r->deadline_ms = wq_clock_wall_ms() + (int64_t)((r->deadline_ns
+            > now ? r->deadline_ns - now : 0) / 1000000u);
+
+    /* framed before the lock is taken: the pool's threads wait less on
+     * it (a frame id unique in the pool needs no lock) */
+    r->id = atomic_fetch_add_explicit(&p->next_id, 1, memory_order_relaxed);
+    if (wq_proto_task(&r->frame, r->id, ctx, r->deadline_ms) != 0) {
+        wq_handler_result_fail(r->res, WQ_OUTCOME_PERMANENT, "%s: %s",
+            p->type, UNFRAMED);
+        return -1;
+    }
+    pthread_mutex_lock(&p->lock);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->lock);
+        wq_handler_result_fail(r->res, WQ_OUTCOME_ABANDONED, "%s: the "
+            "worker is stopping", p->type);
+        return -1;
+    }
+    r->state = REQ_PENDING;
+    if (p->pend_head == NULL && (pr = pick(p)) != NULL) {
+        /* a program has room and no task waits before this one: send it
+         * from this thread, without a handoff to the supervisor */
+        size_t queued = pr->wbuf.len - pr->woff;
+
+        send_task(pr, r);
+        if (queued == 0 && !p->corked)
+            proc_flush(pr);
+        /* the supervisor must wake for what it alone can do: write what
+         * the pipe did not take, see a closed pipe, or keep a deadline
+         * sooner than its poll's (corked: the uncork writes) */
+        if ((pr->woff < pr->wbuf.len && !p->corked) || pr->sp.in < 0
+            || (r->deadline_ns != 0 && (p->sleep_until_ns == 0
+            || r->deadline_ns < p->sleep_until_ns)))
+            wake_supervisor(p);
+    } else {
+        if (p->pend_tail != NULL)
+            p->pend_tail->next = r;
+        else
+            p->pend_head = r;
+        p->pend_tail = r;
+        wake_supervisor(p);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+/*
+ * Gives r up (the lock is held, r not done): out of the pending list, or
+ * out of its program's slots with a cancel frame for the program.
+ */
+static void
+req_unlink(struct wq_proc_pool *p, struct req *r)
+{
+    struct proc *pr;
+
+    if (r->state == REQ_PENDING) {
+        struct req **pp = &p->pend_head, *prev = NULL;
+
+        while (*pp != r) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        *pp = r->next;
+        if (p->pend_tail == r)
+            p->pend_tail = prev;
+    } else {
+        pr = r->proc;
+        for (size_t i = 0; i < p->max_in_flight; i++)
+            if (pr->slot[i] == r) {
+                pr->slot[i] = NULL;
+                pr->busy--;
+            }
+        if (pr->sp.in >= 0 && wq_proto_cancel(&pr->wbuf, r->id) != 0)
+            abort();
+    }
+    r->state = REQ_DONE;
+    r->proc = NULL;
+    wake_supervisor(p);
+}
+
 void
 wq_handler_process_run(struct wq_proc_pool *p,
     const struct wq_handler_ctx *ctx, struct wq_handler_result *res)
 {
     struct req r;
-    struct proc *pr;
-    uint64_t now = wq_clock_mono_ns();
     int own = ctx->task_cancel_fd < 0;
 
     memset(&r, 0, sizeof r);
@@ -1053,52 +1174,8 @@ wq_handler_process_run(struct wq_proc_pool *p,
             p->type, strerror(errno));
         return;
     }
-    r.deadline_ns = ctx->deadline_ns;
-    r.deadline_ms = ctx->deadline_ms;
-    if (r.deadline_ns != 0 && r.deadline_ms == 0)
-        r.deadline_ms = wq_clock_wall_ms() + (int64_t)((r.deadline_ns
-            > now ? r.deadline_ns - now : 0) / 1000000u);
-
-    /* framed before the lock is taken: the pool's threads wait less on
-     * it (a frame id unique in the pool needs no lock) */
-    r.id = atomic_fetch_add_explicit(&p->next_id, 1, memory_order_relaxed);
-    if (wq_proto_task(&r.frame, r.id, ctx, r.deadline_ms) != 0) {
-        wq_handler_result_fail(res, WQ_OUTCOME_PERMANENT, "%s: %s", p->type,
-            UNFRAMED);
+    if (req_submit(p, &r) != 0)
         goto out;
-    }
-    pthread_mutex_lock(&p->lock);
-    if (p->stopping) {
-        pthread_mutex_unlock(&p->lock);
-        wq_handler_result_fail(res, WQ_OUTCOME_ABANDONED, "%s: the worker "
-            "is stopping", p->type);
-        goto out;
-    }
-    r.state = REQ_PENDING;
-    if (p->pend_head == NULL && (pr = pick(p)) != NULL) {
-        /* a program has room and no task waits before this one: send it
-         * from this thread, without a handoff to the supervisor */
-        size_t queued = pr->wbuf.len - pr->woff;
-
-        send_task(pr, &r);
-        if (queued == 0)
-            proc_flush(pr);
-        /* the supervisor must wake for what it alone can do: write what
-         * the pipe did not take, see a closed pipe, or keep a deadline
-         * sooner than its poll's */
-        if (pr->woff < pr->wbuf.len || pr->sp.in < 0
-            || (r.deadline_ns != 0 && (p->sleep_until_ns == 0
-            || r.deadline_ns < p->sleep_until_ns)))
-            wake_supervisor(p);
-    } else {
-        if (p->pend_tail != NULL)
-            p->pend_tail->next = &r;
-        else
-            p->pend_head = &r;
-        p->pend_tail = &r;
-        wake_supervisor(p);
-    }
-    pthread_mutex_unlock(&p->lock);
 
     for (;;) {
         struct pollfd pfd[2];
@@ -1139,28 +1216,7 @@ wq_handler_process_run(struct wq_proc_pool *p,
             continue;
         }
         /* unlink it; a program holding it is told, its answer ignored */
-        if (r.state == REQ_PENDING) {
-            struct req **pp = &p->pend_head, *prev = NULL;
-
-            while (*pp != &r) {
-                prev = *pp;
-                pp = &(*pp)->next;
-            }
-            *pp = r.next;
-            if (p->pend_tail == &r)
-                p->pend_tail = prev;
-        } else {
-            pr = r.proc;
-            for (size_t i = 0; i < p->max_in_flight; i++)
-                if (pr->slot[i] == &r) {
-                    pr->slot[i] = NULL;
-                    pr->busy--;
-                }
-            if (pr->sp.in >= 0 && wq_proto_cancel(&pr->wbuf, r.id) != 0)
-                abort();
-        }
-        r.state = REQ_DONE;
-        wake_supervisor(p);
+        req_unlink(p, &r);
         pthread_mutex_unlock(&p->lock);
         if (give_up == WQ_OUTCOME_ABANDONED)
             wq_handler_result_fail(res, give_up, "%s: given up, the worker "
@@ -1178,6 +1234,83 @@ out:
     wq_buf_free(&r.frame);
     if (own)
         close(r.fd);
+}
+
+struct wq_proc_req *
+wq_handler_process_start(struct wq_proc_pool *p,
+    const struct wq_handler_ctx *ctx, struct wq_handler_result *res,
+    wq_proc_done_fn *done, void *arg)
+{
+    struct wq_proc_req *a = xcalloc(1, sizeof *a);
+
+    a->r.ctx = ctx;
+    a->r.res = res;
+    a->r.fd = -1;
+    a->r.done = done;
+    a->r.done_arg = arg;
+    if (req_submit(p, &a->r) != 0) {
+        wq_buf_free(&a->r.frame);
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void
+wq_proc_req_cancel(struct wq_proc_pool *p, struct wq_proc_req *a,
+    enum wq_outcome why, const char *text)
+{
+    struct req *r = &a->r;
+
+    pthread_mutex_lock(&p->lock);
+    if (r->state == REQ_DONE) {
+        /* answered, or its done call is on its way */
+        pthread_mutex_unlock(&p->lock);
+        return;
+    }
+    req_unlink(p, r);
+    pthread_mutex_unlock(&p->lock);
+    wq_handler_result_fail(r->res, why, "%s: %s", p->type, text);
+    atomic_store_explicit(&r->finished, FIN_WOKEN, memory_order_release);
+    r->done(r->done_arg);
+}
+
+void
+wq_proc_pool_cork(struct wq_proc_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->corked++;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void
+wq_proc_pool_uncork(struct wq_proc_pool *p)
+{
+    int left = 0;
+
+    pthread_mutex_lock(&p->lock);
+    if (--p->corked == 0) {
+        for (size_t i = 0; i < p->nproc; i++) {
+            struct proc *pr = &p->procs[i];
+
+            if (pr->woff < pr->wbuf.len) {
+                proc_flush(pr);
+                left |= pr->woff < pr->wbuf.len;
+            }
+        }
+        if (left)
+            wake_supervisor(p);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+void
+wq_proc_req_free(struct wq_proc_req *a)
+{
+    if (a == NULL)
+        return;
+    wq_buf_free(&a->r.frame);
+    free(a);
 }
 
 const char *

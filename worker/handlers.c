@@ -560,6 +560,18 @@ wq_handlers_unhealthy(void *arg)
 }
 
 void
+wq_handlers_cork(const wq_handlers *h, int on)
+{
+    for (size_t i = 0; h != NULL && i < h->n; i++)
+        if (h->v[i].proc != NULL) {
+            if (on)
+                wq_proc_pool_cork(h->v[i].proc);
+            else
+                wq_proc_pool_uncork(h->v[i].proc);
+        }
+}
+
+void
 wq_handlers_free(wq_handlers *h)
 {
     if (h == NULL)

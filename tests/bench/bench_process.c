@@ -165,6 +165,141 @@ measure(const char *name, const struct wq_exec_conf *ec,
     fflush(stdout);
 }
 
+/*
+ * The worker's way since issue 16 (consumer.c start_async): one thread
+ * keeps `m` tasks in flight through wq_handler_process_start, and the
+ * answers come back through a done callback that pushes them on a list
+ * and writes an eventfd only when the thread sleeps, as consumer.c wakes
+ * its loop.
+ */
+struct slot {
+    struct wq_handler_ctx ctx;
+    struct wq_handler_result res;
+    struct wq_proc_req *req;
+    struct slot *next;
+    struct events *ev;
+};
+
+struct events {
+    pthread_mutex_t lock;
+    struct slot *done;
+    int sleeping;
+    int fd;
+};
+
+static void
+event_done(void *arg)
+{
+    struct slot *sl = arg;
+    struct events *ev = sl->ev;
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&ev->lock);
+    sl->next = ev->done;
+    ev->done = sl;
+    if (ev->sleeping) {
+        ev->sleeping = 0;
+        if (write(ev->fd, &one, sizeof one) < 0)
+            (void)0;
+    }
+    pthread_mutex_unlock(&ev->lock);
+}
+
+static void
+measure_events(struct wq_proc_pool *pool, long n, int m, int cork)
+{
+    struct events ev = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, -1 };
+    struct slot *slots = calloc((size_t)m, sizeof *slots), *free_list = NULL;
+    struct bench_figures f;
+    struct rusage r0, r1;
+    struct wq_envelope env;
+    char err[WQ_ERRLEN];
+    long started = 0, ended = 0;
+    uint64_t t0;
+    double sup0 = supervisor_cpu_s(), sup;
+
+    ev.fd = eventfd(0, EFD_CLOEXEC);
+    if (slots == NULL || ev.fd < 0 || wq_envelope_init(&env, "bench",
+        "upper", NULL, "hello", 5, err, sizeof err) != 0) {
+        fprintf(stderr, "measure_events: setup failed\n");
+        exit(1);
+    }
+    for (int i = 0; i < m; i++) {
+        slots[i].ev = &ev;
+        slots[i].next = free_list;
+        free_list = &slots[i];
+    }
+    f.failed = 0;
+    getrusage(RUSAGE_SELF, &r0);
+    t0 = wq_clock_mono_ns();
+    while (ended < n) {
+        struct slot *got;
+        uint64_t v;
+
+        if (cork)
+            wq_proc_pool_cork(pool);
+        while (free_list != NULL && started < n) {
+            struct slot *sl = free_list;
+
+            free_list = sl->next;
+            memset(&sl->ctx, 0, sizeof sl->ctx);
+            memset(&sl->res, 0, sizeof sl->res);
+            sl->ctx.env = &env;
+            sl->ctx.task_id = "bench";
+            sl->ctx.attempt = 1;
+            sl->ctx.max_attempts = 1;
+            sl->ctx.cancel_fd = sl->ctx.task_cancel_fd = -1;
+            started++;
+            sl->req = wq_handler_process_start(pool, &sl->ctx, &sl->res,
+                event_done, sl);
+            if (sl->req == NULL)
+                event_done(sl);
+        }
+        if (cork)
+            wq_proc_pool_uncork(pool);
+        pthread_mutex_lock(&ev.lock);
+        if (ev.done == NULL) {
+            ev.sleeping = 1;
+            pthread_mutex_unlock(&ev.lock);
+            if (read(ev.fd, &v, sizeof v) < 0)
+                (void)0;
+            pthread_mutex_lock(&ev.lock);
+        }
+        got = ev.done;
+        ev.done = NULL;
+        pthread_mutex_unlock(&ev.lock);
+        while (got != NULL) {
+            struct slot *sl = got;
+
+            got = sl->next;
+            if (sl->res.outcome != WQ_OUTCOME_SUCCEEDED
+                || sl->res.result.len != 5) {
+                if (f.failed++ == 0)
+                    fprintf(stderr, "failed: %s\n", sl->res.error != NULL
+                        ? sl->res.error : "wrong result");
+            }
+            wq_handler_result_free(&sl->res);
+            wq_proc_req_free(sl->req);
+            sl->next = free_list;
+            free_list = sl;
+            ended++;
+        }
+    }
+    f.wall_s = (double)(wq_clock_mono_ns() - t0) / 1e9;
+    getrusage(RUSAGE_SELF, &r1);
+    f.user_s = bench_tv_s(r1.ru_utime) - bench_tv_s(r0.ru_utime);
+    f.sys_s = bench_tv_s(r1.ru_stime) - bench_tv_s(r0.ru_stime);
+    sup = supervisor_cpu_s() - sup0;
+    bench_print(cork ? "corked" : "events", n, m, &f);
+    printf("         (one thread, %d in flight) of which the supervisor "
+        "thread %.1f us/task, the submitting thread %.1f\n", m,
+        sup * 1e6 / (double)n, (f.user_s + f.sys_s - sup) * 1e6 / (double)n);
+    fflush(stdout);
+    wq_envelope_free(&env);
+    close(ev.fd);
+    free(slots);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -237,6 +372,8 @@ main(int argc, char **argv)
     }
     measure("warm-up", NULL, pool, 200, t);
     measure("process", NULL, pool, n, t);
+    measure_events(pool, n, t, 0);
+    measure_events(pool, n, t, 1);
     wq_proc_pool_free(pool);
     getrusage(RUSAGE_CHILDREN, &rc);
     printf("programs' CPU, both kinds, all runs: %.2f s (user %.2f, sys "

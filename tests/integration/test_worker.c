@@ -1584,6 +1584,71 @@ process_drain(int kind)
 BOTH(process_drain)
 
 /*
+ * A process handler's tasks run without a handler thread each (the loop
+ * sends the frame, the pool's supervisor hands the answer back): an
+ * operator's cancel of one that runs is recorded cancelled at once, once,
+ * while the program's other task goes on and succeeds; at the drain
+ * deadline the tasks still held are given up and left to lease expiry,
+ * unrecorded, and the worker exits within the deadline.
+ */
+static void
+process_cancel(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "pcancel");
+    const char *args[] = { "--concurrency", "8", NULL };
+    const char *short_drain[] = { "WORKQ_WORKER_DRAIN_TIMEOUT=1s", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    const char *conf =
+        "handlers = ( { type = \"nap\"; kind = \"process\"; processes = 1;\n"
+        "  max_in_flight = 4;\n"
+        "  argv = [ \"/usr/bin/python3\", \"" PY_LIB "/example_async.py\" ];"
+        " } );\n";
+    struct worker w;
+    struct pub p;
+    uint64_t t0;
+    char *log;
+
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "nap", "long", "60000", 0);
+    pub_task(&p, q, "nap", "short", "3000", 0);
+    pub_task(&p, q, "nap", "held", "60000", 0);
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, conf, short_drain, args);
+    check(wait_num(s, 3, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'running'") == 3, "the three naps did not start");
+    t0 = wq_clock_mono_ns();
+    wq_test_pg_exec(s, "SELECT pg_notify('workq_cancel', id::text) FROM "
+        "workq.tasks WHERE idempotency_key = 'long'");
+    check(wait_num(s, 1, 20000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'long' AND state = 'cancelled'") == 1,
+        "the running process task was not cancelled");
+    check(wq_clock_mono_ns() - t0 < 10000000000ull, "the cancel was slow");
+    check(wait_num(s, 1, 30000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'short' AND state = 'succeeded'") == 1,
+        "the program's other task did not succeed");
+    /* the drain deadline: 'held' is given up, left to lease expiry */
+    t0 = wq_clock_mono_ns();
+    worker_stop(&w, 10000);
+    check(wq_clock_mono_ns() - t0 < 6000000000ull, "the drain deadline was "
+        "not kept");
+    log = worker_log(&w);
+    assert_contains(log, "drain deadline: stopping 1 running task(s)");
+    free(log);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'held' AND state = 'running'"), 1);
+    /* one attempt each; the cancelled one's history says so, once */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history"), 3);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history WHERE outcome = 'cancelled'"), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history WHERE outcome IS NULL"), 1);
+    wq_store_close(s);
+}
+BOTH(process_cancel)
+
+/*
  * Trace context: a task's traceparent reaches its exec handler as
  * TRACEPARENT, and every worker log line that names the task carries it
  * (the handler's stderr, logged by its thread; the outcome, logged by
@@ -1761,6 +1826,7 @@ static const struct CMUnitTest tests[] = {
     TESTS(process_node),
     TESTS(process_supervision),
     TESTS(process_drain),
+    TESTS(process_cancel),
 };
 
 WQ_TEST_MAIN("worker", tests)

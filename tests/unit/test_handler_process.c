@@ -219,9 +219,138 @@ test_handler_process_supervision(void **state)
     wq_proc_pool_free(p);
 }
 
+/* Event-driven starts (wq_handler_process_start): done calls counted. */
+struct evq {
+    pthread_mutex_t lock;
+    int done[32];               /* done calls per call index */
+    int ndone;
+};
+
+struct evcall {
+    struct call c;
+    struct evq *q;
+    int idx;
+    struct wq_proc_req *r;
+};
+
+static void
+ev_done(void *arg)
+{
+    struct evcall *e = arg;
+
+    pthread_mutex_lock(&e->q->lock);
+    e->q->done[e->idx]++;
+    e->q->ndone++;
+    pthread_mutex_unlock(&e->q->lock);
+}
+
+static int
+ev_count(struct evq *q)
+{
+    int n;
+
+    pthread_mutex_lock(&q->lock);
+    n = q->ndone;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+/*
+ * The worker's way: twelve tasks started from one thread under a cork
+ * (each program gets its frames in one write) finish through done, once
+ * each, with their results; a cancel of a running nap ends it at once as
+ * CANCELLED (done called by the cancel, once) and a late cancel changes
+ * nothing; a pending task given up is ABANDONED; the program then runs
+ * the next task.
+ */
+static void
+test_handler_process_events(void **state)
+{
+    char *const sync_argv[] = { "/usr/bin/python3", PY_LIB
+        "/example_sync.py", NULL };
+    char *const async_argv[] = { "/usr/bin/python3", PY_LIB
+        "/example_async.py", NULL };
+    static struct evq q = { PTHREAD_MUTEX_INITIALIZER, { 0 }, 0 };
+    static struct evcall e[16];
+    struct wq_proc_pool *p = pool_new(sync_argv, 2, 4);
+    uint64_t t0;
+
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    wq_proc_pool_cork(p);
+    for (int i = 0; i < 12; i++) {
+        e[i].q = &q;
+        e[i].idx = i;
+        call_init(&e[i].c, p, i == 5 ? "fail" : "abc", 0);
+        e[i].r = wq_handler_process_start(p, &e[i].c.ctx, &e[i].c.res,
+            ev_done, &e[i]);
+        assert_non_null(e[i].r);
+    }
+    wq_proc_pool_uncork(p);
+    if (!wq_test_waited(ev_count(&q) == 12, 20000))
+        fail_msg("%d of 12 started tasks ended", ev_count(&q));
+    for (int i = 0; i < 12; i++) {
+        assert_int_equal(q.done[i], 1);
+        if (i == 5) {
+            assert_int_equal(e[i].c.res.outcome, WQ_OUTCOME_PERMANENT);
+        } else {
+            if (e[i].c.res.outcome != WQ_OUTCOME_SUCCEEDED)
+                fail_msg("task %d: %s", i, e[i].c.res.error);
+            assert_memory_equal(e[i].c.res.result.data, "ABC", 3);
+        }
+        /* a cancel after the answer changes nothing */
+        wq_proc_req_cancel(p, e[i].r, WQ_OUTCOME_CANCELLED, "late");
+        assert_int_equal(q.done[i], 1);
+        wq_proc_req_free(e[i].r);
+        call_done(&e[i].c);
+    }
+    wq_proc_pool_free(p);
+
+    /* one program, one slot: a nap runs, a second waits in line */
+    memset(q.done, 0, sizeof q.done);
+    q.ndone = 0;
+    p = pool_new(async_argv, 1, 1);
+    for (int i = 0; i < 2; i++) {
+        e[i].q = &q;
+        e[i].idx = i;
+        call_init(&e[i].c, p, "30000", 0);
+        e[i].r = wq_handler_process_start(p, &e[i].c.ctx, &e[i].c.res,
+            ev_done, &e[i]);
+        assert_non_null(e[i].r);
+    }
+    usleep(300000);
+    t0 = wq_clock_mono_ns();
+    wq_proc_req_cancel(p, e[0].r, WQ_OUTCOME_CANCELLED, "cancelled by an "
+        "operator");
+    wq_proc_req_cancel(p, e[1].r, WQ_OUTCOME_ABANDONED, "given up");
+    assert_true(wq_clock_mono_ns() - t0 < 1000000000ull);
+    assert_int_equal(q.done[0], 1);
+    assert_int_equal(q.done[1], 1);
+    assert_int_equal(e[0].c.res.outcome, WQ_OUTCOME_CANCELLED);
+    assert_contains(e[0].c.res.error, "cancelled by an operator");
+    assert_int_equal(e[1].c.res.outcome, WQ_OUTCOME_ABANDONED);
+    wq_proc_req_cancel(p, e[0].r, WQ_OUTCOME_CANCELLED, "twice");
+    assert_int_equal(q.done[0], 1);
+    /* the program is still good for the next task */
+    call_done(&e[0].c);
+    wq_proc_req_free(e[0].r);
+    call_init(&e[0].c, p, "0", 0);
+    e[0].r = wq_handler_process_start(p, &e[0].c.ctx, &e[0].c.res, ev_done,
+        &e[0]);
+    if (!wq_test_waited(ev_count(&q) == 3, 20000))
+        fail_msg("the task after the cancel did not end");
+    assert_int_equal(e[0].c.res.outcome, WQ_OUTCOME_SUCCEEDED);
+    for (int i = 0; i < 2; i++) {
+        wq_proc_req_free(e[i].r);
+        call_done(&e[i].c);
+    }
+    wq_proc_pool_free(p);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_handler_process_python),
     cmocka_unit_test(test_handler_process_supervision),
+    cmocka_unit_test(test_handler_process_events),
 };
 
 WQ_TEST_MAIN("handler_process", tests)
