@@ -315,6 +315,50 @@ opt_string(json_t *o, const char *name, json_t **out)
     return 0;
 }
 
+/*
+ * The answer most programs write most of the time, exactly as the
+ * reference libraries write it: {"t":"result","id":N,"status":"ok",
+ * "result":"TEXT"} with no whitespace and TEXT free of escapes and
+ * control characters.  Read by hand, that costs the worker's supervisor
+ * a scan instead of jansson's tree (a third of its CPU per task in
+ * bench_process).  Returns 1 with *m set, or 0 for anything else, which
+ * the full parser then reads (and judges).
+ */
+static int
+parse_plain_result(const char *line, size_t len, struct wq_proto_msg *m)
+{
+    static const char head[] = "{\"t\":\"result\",\"id\":";
+    static const char mid[] = ",\"status\":\"ok\",\"result\":\"";
+    const char *p = line + sizeof head - 1, *end = line + len, *text;
+    uint64_t id = 0;
+    int digits = 0;
+
+    if (len < sizeof head - 1 + sizeof mid - 1 + 3
+        || memcmp(line, head, sizeof head - 1) != 0)
+        return 0;
+    while (p < end && *p >= '0' && *p <= '9' && digits < 18) {
+        id = id * 10 + (uint64_t)(*p++ - '0');
+        digits++;
+    }
+    if (digits == 0 || (digits > 1 && line[sizeof head - 1] == '0')
+        || (size_t)(end - p) < sizeof mid - 1 + 2
+        || memcmp(p, mid, sizeof mid - 1) != 0)
+        return 0;
+    text = p += sizeof mid - 1;
+    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+        p++;
+    /* the closing quote and brace end the line; the text is UTF-8 */
+    if (end - p != 2 || p[0] != '"' || p[1] != '}'
+        || !wq_text_is_utf8(text, (size_t)(p - text)))
+        return 0;
+    m->kind = WQ_PROTO_RESULT;
+    m->id = id;
+    m->outcome = WQ_OUTCOME_SUCCEEDED;
+    if (wq_buf_append(&m->result, text, (size_t)(p - text)) != 0)
+        abort();
+    return 1;
+}
+
 int
 wq_proto_parse(const char *line, size_t len, struct wq_proto_msg *m,
     char *err, size_t errlen)
@@ -325,6 +369,8 @@ wq_proto_parse(const char *line, size_t len, struct wq_proto_msg *m,
     int rc = WQ_EINVAL;
 
     memset(m, 0, sizeof *m);
+    if (parse_plain_result(line, len, m))
+        return 0;
     o = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (o == NULL) {
         wq_seterr(err, errlen, WQ_EINVAL, "not JSON: %s (column %d)",

@@ -285,11 +285,90 @@ test_handler_proto_refuses(void **state)
     assert_contains(err, "not JSON");
 }
 
+/* Parses line as the full parser does: through jansson, with the result
+ * frame's fields read from the tree.  The reference for the hand-read
+ * plain answer. */
+static int
+parse_by_jansson(const char *line, uint64_t *id, char **result)
+{
+    json_t *o = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
+    json_t *r;
+    int ok;
+
+    ok = o != NULL && json_is_object(o)
+        && json_is_integer(json_object_get(o, "id"))
+        && json_is_string(r = json_object_get(o, "result"));
+    if (ok) {
+        *id = (uint64_t)json_integer_value(json_object_get(o, "id"));
+        *result = strdup(json_string_value(r));
+    }
+    json_decref(o);
+    return ok;
+}
+
+/*
+ * The plain answer {"t":"result","id":N,"status":"ok","result":"TEXT"},
+ * read by hand (parse_plain_result), gives what jansson gives; and what
+ * is not exactly that plain shape still goes through jansson, which
+ * refuses what is not JSON or not UTF-8.
+ */
+static void
+test_handler_proto_plain_result(void **state)
+{
+    static const char *const same[] = {
+        "{\"t\":\"result\",\"id\":0,\"status\":\"ok\",\"result\":\"\"}",
+        "{\"t\":\"result\",\"id\":7,\"status\":\"ok\",\"result\":\"HELLO\"}",
+        "{\"t\":\"result\",\"id\":123456789012345678,\"status\":\"ok\","
+            "\"result\":\"x\"}",
+        "{\"t\":\"result\",\"id\":1234567890123456789,\"status\":\"ok\","
+            "\"result\":\"19 digits: jansson's\"}",
+        "{\"t\":\"result\",\"id\":42,\"status\":\"ok\",\"result\":"
+            "\"d\u00e9j\u00e0 \\\"q\\\" \\\\ \\n\"}",
+        "{\"t\":\"result\",\"id\":3,\"status\":\"ok\",\"result\":"
+            "\"{\\\"slept_ms\\\": 5}\"}",
+        "{\"t\":\"result\",\"id\":5,\"status\":\"ok\",\"result\":\"\xc3\xa9t\xc3\xa9\"}",
+        "{ \"t\":\"result\",\"id\":6,\"status\":\"ok\",\"result\":\"sp\"}",
+        "{\"id\":8,\"t\":\"result\",\"status\":\"ok\",\"result\":\"order\"}",
+    };
+    static const char *const refused[] = {
+        /* not UTF-8, a raw control character, a leading zero, cut short,
+         * trailing bytes */
+        "{\"t\":\"result\",\"id\":1,\"status\":\"ok\",\"result\":\"\xff\"}",
+        "{\"t\":\"result\",\"id\":1,\"status\":\"ok\",\"result\":\"a\tb\"}",
+        "{\"t\":\"result\",\"id\":01,\"status\":\"ok\",\"result\":\"a\"}",
+        "{\"t\":\"result\",\"id\":1,\"status\":\"ok\",\"result\":\"a\"",
+        "{\"t\":\"result\",\"id\":1,\"status\":\"ok\",\"result\":\"a\"}x",
+    };
+    struct wq_proto_msg m;
+    char err[WQ_ERRLEN], *want = NULL;
+    uint64_t id = 0;
+
+    (void)state;
+    for (size_t i = 0; i < WQ_ARRAY_LEN(same); i++) {
+        if (!parse_by_jansson(same[i], &id, &want))
+            fail_msg("jansson refuses %s", same[i]);
+        parse_ok(same[i], &m);
+        assert_int_equal(m.kind, WQ_PROTO_RESULT);
+        assert_int_equal(m.outcome, WQ_OUTCOME_SUCCEEDED);
+        assert_true(m.id == id);
+        assert_int_equal(m.result.len, strlen(want));
+        assert_memory_equal(m.result.data, want, strlen(want));
+        assert_null(m.error);
+        wq_proto_msg_free(&m);
+        free(want);
+    }
+    for (size_t i = 0; i < WQ_ARRAY_LEN(refused); i++)
+        if (wq_proto_parse(refused[i], strlen(refused[i]), &m, err,
+            sizeof err) != WQ_EINVAL)
+            fail_msg("accepted: %s", refused[i]);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_handler_proto_task),
     cmocka_unit_test(test_handler_proto_task_as_jansson),
     cmocka_unit_test(test_handler_proto_answers),
     cmocka_unit_test(test_handler_proto_refuses),
+    cmocka_unit_test(test_handler_proto_plain_result),
 };
 
 WQ_TEST_MAIN("handler_proto", tests)
