@@ -50,9 +50,7 @@ static const char sql_probe[] =
     "   WHERE state = 'dead' AND dead_published_at IS NULL),"
     "  EXISTS (SELECT 1 FROM workq.outbox),"
     "  EXISTS (SELECT 1 FROM workq.accepted)"
-    "    OR EXISTS (SELECT 1 FROM workq.accepted_runs),"
-    "  (SELECT ceil(extract(epoch FROM min(next_at) - clock_timestamp())"
-    "     * 1000)::int8 FROM workq.hook_deliveries)";
+    "    OR EXISTS (SELECT 1 FROM workq.accepted_runs)";
 
 static const char sql_due_select[] =
     "SELECT " TASK_COLS ", t.state,"
@@ -342,6 +340,11 @@ static const char sql_hooks_select[] =
     "  LIMIT $1"
     "  FOR UPDATE SKIP LOCKED";
 
+/* Milliseconds until the earliest delivery is due (NULL: none). */
+static const char sql_hooks_next[] =
+    "SELECT ceil(extract(epoch FROM min(next_at) - clock_timestamp())"
+    "  * 1000)::int8 FROM workq.hook_deliveries";
+
 static const char sql_hooks_delivered[] =
     "DELETE FROM workq.hook_deliveries WHERE id = ANY($1::uuid[])";
 
@@ -405,6 +408,8 @@ static const struct {
         sql_prune_workflows, 2, 0, "prune finished workflows" },
     [WQ_SCHED_SQL_HOOKS_SELECT] = {
         sql_hooks_select, 1, 0, "select due completion hooks" },
+    [WQ_SCHED_SQL_HOOKS_NEXT] = {
+        sql_hooks_next, 0, 0, "read when the next completion hook is due" },
     [WQ_SCHED_SQL_HOOKS_DELIVERED] = {
         sql_hooks_delivered, 1, 0, "delete delivered completion hooks" },
     [WQ_SCHED_SQL_HOOKS_RETRY] = {
