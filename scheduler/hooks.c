@@ -501,16 +501,21 @@ thread_main(void *arg)
                 if (h->hold_ms > h->cfg->scheduler.poll_interval_ms)
                     h->hold_ms = h->cfg->scheduler.poll_interval_ms;
                 ms = h->hold_ms;
+            } else if (due == 0 && done == 0) {
+                /* due rows held by another scheduler's round: wait, a
+                 * little longer each time */
+                h->hold_ms = h->hold_ms == 0 ? HOLD_MIN_MS : h->hold_ms * 2;
+                if (h->hold_ms > h->cfg->scheduler.poll_interval_ms)
+                    h->hold_ms = h->cfg->scheduler.poll_interval_ms;
+                ms = h->hold_ms;
             } else {
                 h->hold_ms = 0;
                 if (more)
                     continue;   /* a full batch: on at once */
                 if (due > 0 && due < ms)
                     ms = due;
-                else if (due == 0 && done == 0)
-                    ms = HOLD_MIN_MS;   /* held by another scheduler */
                 else if (due == 0)
-                    ms = 0;             /* look again (failed ones moved) */
+                    ms = 0;     /* look again (the failed ones moved) */
             }
         }
         if (!h->store_up) {

@@ -255,14 +255,15 @@ static const char sql_prune_workers[] =
  * previous pass recorded (txid_current()) and only rows written before it
  * go, i.e. rows older than one retention interval (a delayed submit
  * writes its key a moment before its task row, an admission with its
- * hold).  $1 NULL (the first pass) deletes nothing and records.  Returns
+ * hold).  $1 NULL (the first pass), or not below the current id (a
+ * restored database), deletes nothing and records.  Returns
  * the count deleted and the id for the next pass.
  */
 static const char sql_prune_flow_tasks[] =
     "WITH d AS ("
     "  DELETE FROM workq.flow_tasks WHERE (queue, idempotency_key) IN ("
     "    SELECT f.queue, f.idempotency_key FROM workq.flow_tasks f"
-    "    WHERE $1::int8 IS NOT NULL"
+    "    WHERE $1::int8 IS NOT NULL AND txid_current() > $1::int8"
     "      AND age(f.xmin) > txid_current() - $1::int8"
     "      AND NOT EXISTS (SELECT 1 FROM workq.tasks t"
     "        WHERE t.queue = f.queue AND t.idempotency_key = f.idempotency_key)"
