@@ -16,7 +16,8 @@
  *   - the scheduler killed (-9) while the receiver holds a POST: the next
  *     scheduler sends it again, same delivery id, and it is delivered;
  *   - a receiver that hangs holds only the hooks' thread: a delayed task
- *     due meanwhile runs on time, the hook is delivered on its next try.
+ *     due meanwhile runs on time, the hook is delivered on its next try;
+ *     the thread's own connection lost, it reconnects and delivers on.
  *
  * test_hooks_migration runs migration 0009 on a populated database of
  * version 6 and checks the trigger: one row per ending of a task with a
@@ -394,6 +395,20 @@ hooks_hang(int kind)
         >= 1, "the timed-out POST was not counted failed");
     check(metric(&sch, "workq_scheduler_hooks_total{result=\"delivered\"} ")
         >= 1, "no delivery counted");
+
+    /* the hooks' own connection lost: it reconnects and delivers on */
+    assert_true(wq_test_pg_num(s, "SELECT count(pg_terminate_backend(pid)) "
+        "FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+        "pg_backend_pid()") >= 2);
+    check(proc_log_wait(&sch, "hooks: PostgreSQL", 10000), "the hooks "
+        "thread did not notice its lost connection");
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/after", rcv.port);
+    submit(kind, q, "noop", "after", url, 1);
+    check(wait_lines(&rcv, 1, 60000, "\"path\": \"/after\"",
+        "\"status\": 200", "task.ended") == 1,
+        "no hook delivered after the connections were lost");
+    check(wait_num(s, 0, 10000, "SELECT count(*) FROM "
+        "workq.hook_deliveries") == 0, "the hook after left its row");
 
     proc_stop(&w, 30000);
     proc_stop(&sch, 30000);
