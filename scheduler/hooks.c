@@ -75,7 +75,9 @@ struct wq_sched_hooks {
     struct wq_reconnect retry;
     pthread_t thread;
     int started;
-    atomic_int stop;
+    atomic_int stop;            /* finish the round, then exit */
+    atomic_int cut;             /* a second stop signal: cut POSTs short */
+    atomic_int ended;           /* the thread is about to return */
     int wake[2];                /* a byte here wakes the thread */
     int notified;               /* a "hooks" notification came */
     int64_t hold_ms;
@@ -136,6 +138,17 @@ wq_sched_hooks_free(struct wq_sched_hooks *h)
         atomic_store(&h->stop, 1);
         if (write(h->wake[1], "x", 1) < 0)
             (void)0;    /* full: it is awake already */
+        /* its round finishes (at most hooks.timeout) unless a second
+         * stop signal comes meanwhile: signals are this thread's, so it
+         * watches for one and tells the hooks thread */
+        while (!atomic_load(&h->ended)) {
+            struct pollfd pfd = { wq_daemon_wakeup_fd(), POLLIN, 0 };
+
+            if (wq_daemon_stop_requested() > 1)
+                atomic_store(&h->cut, 1);
+            if (poll(&pfd, pfd.fd >= 0 ? 1 : 0, 100) > 0)
+                wq_daemon_drain_wakeup();
+        }
         pthread_join(h->thread, NULL);
     }
     wq_store_close(h->store);
@@ -255,7 +268,7 @@ post_all(struct wq_sched_hooks *h, struct post *p, int n)
             curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE,
                 &q->status);
         }
-        if (running > 0 && wq_daemon_stop_requested() > 1)
+        if (running > 0 && atomic_load(&h->cut))
             break;
         if (running > 0)
             curl_multi_poll(h->multi, NULL, 0, 500, NULL);
@@ -474,6 +487,7 @@ thread_main(void *arg)
     struct wq_sched_hooks *h = arg;
     char err[WQ_ERRLEN], drain[64];
 
+    wq_daemon_block_signals();      /* signals are the main thread's */
     while (!atomic_load(&h->stop)) {
         int64_t ms = h->cfg->scheduler.poll_interval_ms, due;
         struct pollfd pfd[2];
@@ -571,6 +585,7 @@ thread_main(void *arg)
             }
         }
     }
+    atomic_store(&h->ended, 1);
     return NULL;
 }
 

@@ -17,7 +17,9 @@
  *     scheduler sends it again, same delivery id, and it is delivered;
  *   - a receiver that hangs holds only the hooks' thread: a delayed task
  *     due meanwhile runs on time, the hook is delivered on its next try;
- *     the thread's own connection lost, it reconnects and delivers on.
+ *     the thread's own connection lost, it reconnects and delivers on; a
+ *     stop waits for a hanging POST, a second SIGTERM cuts it short and
+ *     the next scheduler delivers it.
  *
  * test_hooks_migration runs migration 0009 on a populated database of
  * version 6 and checks the trigger: one row per ending of a task with a
@@ -409,6 +411,33 @@ hooks_hang(int kind)
         "no hook delivered after the connections were lost");
     check(wait_num(s, 0, 10000, "SELECT count(*) FROM "
         "workq.hook_deliveries") == 0, "the hook after left its row");
+
+    /* a stop while a POST hangs: the first SIGTERM waits for it (up to
+     * hooks.timeout), a second cuts it short; the row stays, and the
+     * next scheduler delivers it */
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/hangonce-stop",
+        rcv.port);
+    submit(kind, q, "noop", "stop", url, 1);
+    check(wait_lines(&rcv, 1, 60000, "\"path\": \"/hangonce-stop\"",
+        "\"status\": 0", "task.ended") == 1, "the last hook was not sent");
+    kill(sch.pid, SIGTERM);
+    check(proc_wait(&sch, 1500) == -1, "the stop did not wait for the "
+        "POST under way");
+    t0 = wq_clock_mono_ns();
+    kill(sch.pid, SIGTERM);
+    check(proc_wait(&sch, 5000) == 0, "a second SIGTERM did not stop the "
+        "scheduler cleanly: %d", sch.status);
+    ms = (wq_clock_mono_ns() - t0) / 1000000u;
+    check(ms < 3000, "the second SIGTERM took %llu ms",
+        (unsigned long long)ms);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.hook_deliveries"), 1);
+    proc_start(&sch, "workq-scheduler", kind, ci, conf, NULL, NULL);
+    check(wait_lines(&rcv, 1, 30000, "\"path\": \"/hangonce-stop\"",
+        "\"status\": 200", "task.ended") == 1,
+        "the hook cut short by the stop was not delivered later");
+    check(wait_num(s, 0, 10000, "SELECT count(*) FROM "
+        "workq.hook_deliveries") == 0, "the last hook left its row");
 
     proc_stop(&w, 30000);
     proc_stop(&sch, 30000);
