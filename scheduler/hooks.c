@@ -24,6 +24,14 @@
  * redirects.  A URL that is not https is dropped with a warning (its
  * author must fix it; retrying would not help).
  *
+ * A thread of its own, with its own PostgreSQL connection, sends them:
+ * a receiver that is slow or hangs holds that thread (each POST for at
+ * most hooks.timeout), never the scheduler's loop, whose retries, lease
+ * recovery and periodic ticks go on.  The thread LISTENs on
+ * workq_scheduler for the trigger's "hooks" notification and otherwise
+ * sleeps until the earliest next_at (scheduler.poll_interval at most);
+ * a lost connection is reopened with backoff (100 ms doubling to 30 s).
+ *
  * The multi handle lives as long as the scheduler, so connections to a
  * receiver are kept between rounds.
  */
@@ -33,20 +41,46 @@
 #include <strings.h>
 #include <time.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
 #include <curl/curl.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "daemon.h"
 #include "log.h"
+#include "migrate.h"
+#include "reconnect.h"
 #include "sched.h"
 #include "sign.h"
 
 #define COMPONENT          "hooks"
 #define CONNECT_TIMEOUT_MS 5000
 #define ERROR_BODY_MAX     200      /* bytes of a refusal kept as error */
+#define BACKOFF_MIN_MS     100
+#define BACKOFF_MAX_MS     30000
+#define HOLD_MIN_MS        50       /* a round that failed: wait */
 
 struct wq_sched_hooks {
+    const struct wq_config *cfg;
+    struct wq_sched_stats *st;
     CURLM *multi;
+    wq_store *store;            /* the thread's own connection */
+    int store_up;
+    struct wq_reconnect retry;
+    pthread_t thread;
+    int started;
+    atomic_int stop;            /* finish the round, then exit */
+    atomic_int cut;             /* a second stop signal: cut POSTs short */
+    atomic_int ended;           /* the thread is about to return */
+    int wake[2];                /* a byte here wakes the thread */
+    int notified;               /* a "hooks" notification came */
+    int64_t hold_ms;
 };
 
 /* Columns of WQ_SCHED_SQL_HOOKS_SELECT. */
@@ -65,7 +99,8 @@ struct post {
 };
 
 int
-wq_sched_hooks_new(struct wq_sched_hooks **out, char *err, size_t errlen)
+wq_sched_hooks_new(const struct wq_config *cfg, struct wq_sched_stats *st,
+    struct wq_sched_hooks **out, char *err, size_t errlen)
 {
     struct wq_sched_hooks *h;
 
@@ -73,11 +108,23 @@ wq_sched_hooks_new(struct wq_sched_hooks **out, char *err, size_t errlen)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return wq_seterr(err, errlen, WQ_EIO, "libcurl: global init failed");
     h = xcalloc(1, sizeof *h);
+    h->cfg = cfg;
+    h->st = st;
+    h->wake[0] = h->wake[1] = -1;
     if ((h->multi = curl_multi_init()) == NULL) {
         free(h);
+        curl_global_cleanup();
         return wq_seterr(err, errlen, WQ_EIO, "libcurl: no multi handle");
     }
+    if (pipe2(h->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+        curl_multi_cleanup(h->multi);
+        free(h);
+        curl_global_cleanup();
+        return wq_seterr(err, errlen, WQ_EIO, "pipe: %s", strerror(errno));
+    }
     curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
+    wq_reconnect_init(&h->retry, BACKOFF_MIN_MS, BACKOFF_MAX_MS,
+        WQ_JITTER_EQUAL);
     *out = h;
     return 0;
 }
@@ -87,7 +134,27 @@ wq_sched_hooks_free(struct wq_sched_hooks *h)
 {
     if (h == NULL)
         return;
+    if (h->started) {
+        atomic_store(&h->stop, 1);
+        if (write(h->wake[1], "x", 1) < 0)
+            (void)0;    /* full: it is awake already */
+        /* its round finishes (at most hooks.timeout) unless a second
+         * stop signal comes meanwhile: signals are this thread's, so it
+         * watches for one and tells the hooks thread */
+        while (!atomic_load(&h->ended)) {
+            struct pollfd pfd = { wq_daemon_wakeup_fd(), POLLIN, 0 };
+
+            if (wq_daemon_stop_requested() > 1)
+                atomic_store(&h->cut, 1);
+            if (poll(&pfd, pfd.fd >= 0 ? 1 : 0, 100) > 0)
+                wq_daemon_drain_wakeup();
+        }
+        pthread_join(h->thread, NULL);
+    }
+    wq_store_close(h->store);
     curl_multi_cleanup(h->multi);
+    close(h->wake[0]);
+    close(h->wake[1]);
     free(h);
     curl_global_cleanup();
 }
@@ -127,10 +194,9 @@ add_header(struct curl_slist *l, const char *fmt, ...)
 
 /* Prepares the POST of row i; 0, or -1 if its URL is not https. */
 static int
-post_prepare(const struct wq_sched *s, const struct pg_result *r, int i,
+post_prepare(const struct wq_config *cfg, const struct pg_result *r, int i,
     struct post *p)
 {
-    const struct wq_config *cfg = s->cfg;
     const char *url = wq_store_value(r, i, C_URL);
     const char *body = wq_store_value(r, i, C_BODY);
     size_t len = strlen(body);
@@ -202,7 +268,7 @@ post_all(struct wq_sched_hooks *h, struct post *p, int n)
             curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE,
                 &q->status);
         }
-        if (running > 0 && wq_daemon_stop_requested() > 1)
+        if (running > 0 && atomic_load(&h->cut))
             break;
         if (running > 0)
             curl_multi_poll(h->multi, NULL, 0, 500, NULL);
@@ -236,11 +302,17 @@ post_error(const struct post *p, char *buf, size_t len)
     return buf;
 }
 
-int
-wq_sched_hooks_deliver(struct wq_sched *s, int *more, int *done, char *err,
+/*
+ * One round: POSTs up to hooks.concurrency due completion hooks at once,
+ * deletes those answered 2xx and postpones the others by the hook
+ * backoff, in one transaction.  Blocks for at most hooks.timeout.  *more:
+ * the batch was full; *done: rows settled.
+ */
+static int
+deliver(struct wq_sched_hooks *h, int *more, int *done, char *err,
     size_t errlen)
 {
-    const struct wq_config *cfg = s->cfg;
+    const struct wq_config *cfg = h->cfg;
     struct wq_buf ok = WQ_BUF_INIT, ids = WQ_BUF_INIT, delays = WQ_BUF_INIT,
         errors = WQ_BUF_INIT;
     struct post *p = NULL;
@@ -250,7 +322,7 @@ wq_sched_hooks_deliver(struct wq_sched *s, int *more, int *done, char *err,
 
     *more = 0;
     *done = 0;
-    if ((rc = wq_sched_rows_round_begin(s->store, WQ_SCHED_SQL_HOOKS_SELECT,
+    if ((rc = wq_sched_rows_round_begin(h->store, WQ_SCHED_SQL_HOOKS_SELECT,
         cfg->hooks.concurrency, &r, err, errlen)) != 0 || r == NULL)
         return rc;
     rows = wq_store_nrows(r);
@@ -261,15 +333,15 @@ wq_sched_hooks_deliver(struct wq_sched *s, int *more, int *done, char *err,
     wq_sched_rows_array_begin(&delays);
     wq_sched_rows_array_begin(&errors);
     for (int i = 0; i < rows; i++)
-        if (post_prepare(s, r, i, &p[i]) != 0) {
+        if (post_prepare(cfg, r, i, &p[i]) != 0) {
             wq_log_warn(COMPONENT, "delivery %s: hook URL '%s' is not "
                 "https; dropped", wq_store_value(r, i, C_ID),
                 wq_store_value(r, i, C_URL));
             wq_sched_rows_array_add(&ok, wq_store_value(r, i, C_ID));
-            wq_metric_inc(s->st->hooks_rejected, 1);
+            wq_metric_inc(h->st->hooks_rejected, 1);
             nok++;
         }
-    post_all(s->hooks, p, rows);
+    post_all(h, p, rows);
     for (int i = 0; i < rows; i++) {
         const char *id = wq_store_value(r, i, C_ID);
         struct wq_backoff b = {
@@ -286,7 +358,7 @@ wq_sched_hooks_deliver(struct wq_sched *s, int *more, int *done, char *err,
         if (p[i].started && p[i].code == CURLE_OK && p[i].status >= 200
             && p[i].status < 300) {
             wq_sched_rows_array_add(&ok, id);
-            wq_metric_inc(s->st->hooks_delivered, 1);
+            wq_metric_inc(h->st->hooks_delivered, 1);
             nok++;
             continue;
         }
@@ -300,7 +372,7 @@ wq_sched_hooks_deliver(struct wq_sched *s, int *more, int *done, char *err,
         wq_sched_rows_array_add(&ids, id);
         wq_sched_rows_array_add(&delays, delay);
         wq_sched_rows_array_add(&errors, why);
-        wq_metric_inc(s->st->hooks_failed, 1);
+        wq_metric_inc(h->st->hooks_failed, 1);
         nretry++;
     }
     wq_sched_rows_array_end(&ok);
@@ -310,18 +382,18 @@ wq_sched_hooks_deliver(struct wq_sched *s, int *more, int *done, char *err,
     if (nretry > 0) {
         const char *v[3] = { ids.data, delays.data, errors.data };
 
-        rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_HOOKS_RETRY, v, &u,
+        rc = wq_store_sched_query(h->store, WQ_SCHED_SQL_HOOKS_RETRY, v, &u,
             err, errlen);
         wq_store_rows_free(u);
         if (rc != 0) {
-            wq_sched_rows_rollback(s->store);
+            wq_sched_rows_rollback(h->store);
             goto out;
         }
         *more = 0;      /* the failed ones are not due again at once */
     }
-    if ((rc = wq_sched_rows_round_settle(s->store,
+    if ((rc = wq_sched_rows_round_settle(h->store,
         WQ_SCHED_SQL_HOOKS_DELIVERED, &ok, nok, err, errlen)) != 0) {
-        wq_sched_rows_rollback(s->store);
+        wq_sched_rows_rollback(h->store);
         goto out;
     }
     *done = (int)(nok + nretry);
@@ -337,4 +409,194 @@ out:
     wq_buf_free(&delays);
     wq_buf_free(&errors);
     return rc;
+}
+
+/* ---- the thread ------------------------------------------------------------ */
+
+static void
+on_notify(const char *channel, const char *payload, void *user)
+{
+    struct wq_sched_hooks *h = user;
+
+    (void)channel;
+    if (payload != NULL && strcmp(payload, "hooks") == 0)
+        h->notified = 1;
+}
+
+static void
+store_down(struct wq_sched_hooks *h, const char *why)
+{
+    if (h->store_up)
+        wq_log_warn(COMPONENT, "PostgreSQL: %s; reconnecting", why);
+    h->store_up = 0;
+    wq_reconnect_ok(&h->retry);
+    wq_reconnect_hold(&h->retry, BACKOFF_MIN_MS);
+}
+
+/* Opens or checks the connection, its schema, and LISTENs. */
+static void
+store_up(struct wq_sched_hooks *h)
+{
+    char err[WQ_ERRLEN];
+    int rc;
+
+    if (!wq_reconnect_due(&h->retry))
+        return;
+    if (h->store == NULL)
+        rc = wq_store_open(h->cfg->postgres.conninfo,
+            h->cfg->postgres.password[0] != '\0'
+            ? h->cfg->postgres.password : NULL, &h->store, err, sizeof err);
+    else
+        rc = wq_store_ping(h->store, err, sizeof err);
+    if (rc == 0)        /* the loop logs a schema that needs migrating */
+        rc = wq_migrate_check(h->store, err, sizeof err);
+    if (rc == 0)
+        rc = wq_store_exec(h->store, "LISTEN workq_scheduler", err,
+            sizeof err);
+    if (rc != 0) {
+        if (h->retry.step_ms >= BACKOFF_MAX_MS)
+            wq_log_debug(COMPONENT, "PostgreSQL: %s", err);
+        wq_reconnect_failed(&h->retry);
+        return;
+    }
+    h->store_up = 1;
+    h->notified = 1;        /* look at once */
+    wq_reconnect_ok(&h->retry);
+}
+
+/* Milliseconds until the earliest delivery is due (0: now), -1: none. */
+static int64_t
+next_ms(struct wq_sched_hooks *h, char *err, size_t errlen)
+{
+    struct pg_result *r;
+    int64_t ms;
+    int rc;
+
+    if ((rc = wq_store_sched_query(h->store, WQ_SCHED_SQL_HOOKS_NEXT, NULL,
+        &r, err, errlen)) != 0)
+        return rc == WQ_ESTORE ? -2 : -3;
+    ms = wq_store_isnull(r, 0, 0) ? -1
+        : strtoll(wq_store_value(r, 0, 0), NULL, 10);
+    wq_store_rows_free(r);
+    return ms < -1 ? 0 : ms;
+}
+
+static void *
+thread_main(void *arg)
+{
+    struct wq_sched_hooks *h = arg;
+    char err[WQ_ERRLEN], drain[64];
+
+    wq_daemon_block_signals();      /* signals are the main thread's */
+    while (!atomic_load(&h->stop)) {
+        int64_t ms = h->cfg->scheduler.poll_interval_ms, due;
+        struct pollfd pfd[2];
+        int nfd = 1;
+
+        if (!h->store_up)
+            store_up(h);
+        if (h->store_up) {
+            int more = 0, done = 0, rc = 0;
+
+            wq_store_notifies(h->store, on_notify, h);
+            h->notified = 0;
+            if ((due = next_ms(h, err, sizeof err)) == -2)
+                store_down(h, err);
+            else if (due == -3)
+                rc = -1;
+            else if (due == 0)
+                rc = deliver(h, &more, &done, err, sizeof err);
+            if (rc == WQ_ESTORE)
+                store_down(h, err);
+            else if (rc != 0) {
+                if (due != -3)
+                    wq_log_warn(COMPONENT, "completion hooks: %s", err);
+                h->hold_ms = h->hold_ms == 0 ? HOLD_MIN_MS : h->hold_ms * 2;
+                if (h->hold_ms > h->cfg->scheduler.poll_interval_ms)
+                    h->hold_ms = h->cfg->scheduler.poll_interval_ms;
+                ms = h->hold_ms;
+            } else if (due == 0 && done == 0) {
+                /* due rows held by another scheduler's round: wait, a
+                 * little longer each time */
+                h->hold_ms = h->hold_ms == 0 ? HOLD_MIN_MS : h->hold_ms * 2;
+                if (h->hold_ms > h->cfg->scheduler.poll_interval_ms)
+                    h->hold_ms = h->cfg->scheduler.poll_interval_ms;
+                ms = h->hold_ms;
+            } else {
+                h->hold_ms = 0;
+                if (more)
+                    continue;   /* a full batch: on at once */
+                if (due > 0 && due < ms)
+                    ms = due;
+                else if (due == 0)
+                    ms = 0;     /* look again (the failed ones moved) */
+            }
+        }
+        if (!h->store_up) {
+            int64_t w = wq_reconnect_wait_ms(&h->retry);
+
+            ms = w < ms ? w : ms;
+        }
+        if (atomic_load(&h->stop))
+            break;
+        if (h->store_up && ms > 0) {
+            /* what arrived while the round ran (libpq read it) */
+            wq_store_notifies(h->store, on_notify, h);
+            if (h->notified)
+                continue;
+        }
+        pfd[0].fd = h->wake[0];
+        pfd[0].events = POLLIN;
+        pfd[0].revents = 0;
+        if (h->store_up && wq_store_socket(h->store) >= 0) {
+            pfd[1].fd = wq_store_socket(h->store);
+            pfd[1].events = POLLIN;
+            pfd[1].revents = 0;
+            nfd = 2;
+        }
+        /* sleeps until due, or a "hooks" notification (others, which
+         * the loop's channel carries too, only drain) */
+        {
+            uint64_t until = wq_clock_mono_ns() + (uint64_t)ms * 1000000u;
+
+            for (;;) {
+                int64_t left = wq_clock_ms_until(until);
+
+                if (left < 0)
+                    left = 0;
+                if (poll(pfd, (nfds_t)nfd, (int)left) < 0 && errno != EINTR)
+                    break;
+                if (pfd[0].revents != 0) {
+                    while (read(h->wake[0], drain, sizeof drain) > 0)
+                        ;
+                    break;
+                }
+                if (nfd == 2 && pfd[1].revents != 0) {
+                    if (wq_store_consume(h->store, err, sizeof err) != 0) {
+                        store_down(h, err);
+                        break;
+                    }
+                    wq_store_notifies(h->store, on_notify, h);
+                    if (h->notified)
+                        break;
+                }
+                if (left == 0)
+                    break;
+            }
+        }
+    }
+    atomic_store(&h->ended, 1);
+    return NULL;
+}
+
+int
+wq_sched_hooks_start(struct wq_sched_hooks *h, char *err, size_t errlen)
+{
+    int rc;
+
+    if ((rc = pthread_create(&h->thread, NULL, thread_main, h)) != 0)
+        return wq_seterr(err, errlen, WQ_EIO, "completion hooks: cannot "
+            "start a thread: %s", strerror(rc));
+    h->started = 1;
+    return 0;
 }

@@ -2,7 +2,9 @@
  * scheduler/main.c - workq-scheduler: flags, configuration, signals and
  * the loop that owns time (DESIGN.md step 7).
  *
- * One thread, one PostgreSQL connection, one broker connection.  The loop
+ * One loop thread, one PostgreSQL connection, one broker connection
+ * (completion hooks and the broker backlog gauges have threads and
+ * connections of their own: hooks.c, backlog.c).  The loop
  * sleeps in poll(2) on the connection's socket (LISTEN workq_scheduler:
  * migration 0002's triggers notify it of new scheduled, retry_wait and
  * dead tasks and of outbox rows) and on the signal self-pipe, with a
@@ -11,7 +13,8 @@
  * reconnect, a heartbeat; scheduler.poll_interval at most.  When it
  * wakes it asks PostgreSQL what is due (one "probe" query on the partial
  * indexes) and runs the rounds that have work (sched.h): expired leases,
- * periodic ticks, due tasks, dead-letter copies, the outbox, retention.
+ * periodic ticks, due tasks, dead-letter copies, the outbox, retention,
+ * receipts.
  * A round that filled its batch runs again at once; a round that found
  * nothing although the probe said there was work (rows held by another
  * scheduler, messages the broker refuses) backs off, so nothing spins.
@@ -87,7 +90,10 @@ static const char help_text[] =
     "    each tick once, missed ticks caught up within\n"
     "    scheduler.cron_catchup); relays workq.outbox rows written by\n"
     "    workq.enqueue() inside applications' transactions; and prunes\n"
-    "    finished tasks after their retention.  Copies on\n"
+    "    finished tasks after their retention, finished workflows with\n"
+    "    them, and what flow control leaves behind (ended unique\n"
+    "    windows, dead holds, the concurrency keys of tasks gone); a\n"
+    "    completion hook still owed is never pruned.  Copies on\n"
     "    workq.QUEUE.dead are bounded by the queue's policy (dead_ttl,\n"
     "    dead_max_length), set when the queue or topic is created.\n"
     "\n"
@@ -97,7 +103,10 @@ static const char help_text[] =
     "    scheduler POSTs its JSON to the https URL, signed with\n"
     "    hooks.secret (X-Workq-Timestamp, X-Workq-Signature), retries\n"
     "    with backoff until a 2xx, and deletes it.  At least once: a\n"
-    "    crash sends it again with the same X-Workq-Delivery id.\n"
+    "    crash sends it again with the same X-Workq-Delivery id.  The\n"
+    "    POSTs go out from a thread of their own with its own PostgreSQL\n"
+    "    connection, so a slow or hanging receiver never delays retries,\n"
+    "    lease recovery or periodic tasks.\n"
     "\n"
     "    Every scheduler.backlog_interval a thread of its own asks the\n"
     "    broker what it holds for each queue the configuration names\n"
@@ -165,7 +174,7 @@ static const char help_text[] =
 
 /* The rounds, in the order one turn of the loop runs them. */
 enum { R_LEASES, R_PERIODIC, R_PUBLISH, R_DEAD, R_OUTBOX, R_RETENTION,
-    R_RECEIPTS, R_HOOKS, R_COUNT };
+    R_RECEIPTS, R_COUNT };
 
 typedef int round_fn(struct wq_sched *, int *, int *, char *, size_t);
 
@@ -181,7 +190,6 @@ static const struct {
     [R_OUTBOX] = { "outbox relay", wq_sched_outbox_relay, 1 },
     [R_RETENTION] = { "retention", wq_sched_retention_prune, 0 },
     [R_RECEIPTS] = { "receipts sweep", wq_sched_receipts_sweep, 0 },
-    [R_HOOKS] = { "completion hooks", wq_sched_hooks_deliver, 0 },
 };
 
 struct round_state {
@@ -197,7 +205,6 @@ struct probe {
     int dead;                   /* dead tasks owe a copy */
     int outbox;                 /* outbox rows wait */
     int receipts;               /* receipts exist (some may be swept) */
-    int64_t hooks_ms;           /* until the earliest hook is due */
 };
 
 struct loop {
@@ -300,10 +307,6 @@ probe(struct loop *l, char *err, size_t errlen)
     l->pr.dead = *wq_store_value(r, 0, 2) != 0;
     l->pr.outbox = *wq_store_value(r, 0, 3) != 0;
     l->pr.receipts = *wq_store_value(r, 0, 4) != 0;
-    l->pr.hooks_ms = wq_store_isnull(r, 0, 5) ? -1
-        : wq_sched_rows_i64(r, 0, 5);
-    if (!wq_store_isnull(r, 0, 5) && l->pr.hooks_ms < 0)
-        l->pr.hooks_ms = 0;
     wq_metric_set(l->s.st->oldest_due_seconds, wq_store_isnull(r, 0, 0) ? 0
         : wq_sched_rows_i64(r, 0, 0) < 0
         ? -wq_sched_rows_i64(r, 0, 0) / 1000 : 0);
@@ -357,7 +360,6 @@ wanted(const struct loop *l, int i)
     case R_RETENTION: return wq_sched_retention_next_ms(l->s.retention) == 0;
     case R_RECEIPTS:  return l->pr.receipts
                           && wq_sched_receipts_next_ms(l->s.retention) == 0;
-    case R_HOOKS:     return l->pr.hooks_ms == 0;
     }
     return 0;
 }
@@ -450,8 +452,6 @@ sleep_ms(const struct loop *l)
             ms = min_ms(ms, l->pr.due_ms);
         if (l->pr.lease_ms > 0)
             ms = min_ms(ms, l->pr.lease_ms);
-        if (l->pr.hooks_ms > 0)
-            ms = min_ms(ms, l->pr.hooks_ms);
         if (hold >= 0)
             ms = min_ms(ms, hold > 0 ? hold : 1);
         ms = min_ms(ms, wq_sched_periodic_next_ms(s->periodic));
@@ -600,7 +600,7 @@ main(int argc, char **argv)
     struct loop *l = NULL;
     const char *config = NULL;
     char err[WQ_ERRLEN], host[HOST_NAME_MAX + 1], *id = NULL;
-    int rc, port, status = EXIT_CONFIG;
+    int rc, port, status = EXIT_CONFIG, hooks_failed = 0;
 
     memset(&cfg, 0, sizeof cfg);
     memset(&stats, 0, sizeof stats);
@@ -641,7 +641,7 @@ main(int argc, char **argv)
     if (port > 0)
         wq_log_info(COMPONENT, "serving /healthz and /metrics on port %d",
             port);
-    if (wq_sched_hooks_new(&l->s.hooks, err, sizeof err) != 0) {
+    if (wq_sched_hooks_new(&cfg, &stats, &l->s.hooks, err, sizeof err) != 0) {
         wq_log_error(COMPONENT, "completion hooks: %s", err);
         status = EXIT_SOFTWARE;
         goto out_stats;
@@ -668,17 +668,25 @@ main(int argc, char **argv)
         wq_metric_set(stats.broker_up, wq_broker_is_up(l->s.broker));
     }
 
+    if (wq_sched_hooks_start(l->s.hooks, err, sizeof err) != 0) {
+        wq_log_error(COMPONENT, "%s", err);
+        wq_daemon_request_stop();
+        hooks_failed = 1;
+    }
+
     run(l);
 
     wq_log_info(COMPONENT, "stopping");
     wq_daemon_notify_stopping();
+    /* the hooks' thread finishes its round (at most hooks.timeout) */
+    wq_sched_hooks_free(l->s.hooks);
+    l->s.hooks = NULL;
     wq_broker_free(l->s.broker, l->s.publish_timeout_ms);
     wq_store_close(l->s.store);
     wq_sched_retention_free(l->s.retention);
-    wq_sched_hooks_free(l->s.hooks);
     wq_buf_free(&l->s.buf);
     wq_log_info(COMPONENT, "stopped");
-    status = 0;
+    status = hooks_failed ? EXIT_SOFTWARE : 0;
 out_stats:
     wq_sched_backlog_free(backlog);
     if (status != 0)

@@ -21,8 +21,24 @@
  *     their task, ON DELETE CASCADE)
  *   - periodic ticks older than max(scheduler.cron_catchup, 24 h), except
  *     each entry's latest, which later ticks are counted from;
- *   - rows of workers not heard of for 24 hours.
+ *   - rows of workers not heard of for 24 hours;
+ *   - flow control's rows (migration 0007): the concurrency key of a
+ *     task (workq.flow_tasks) whose task row is gone (pruned above, or
+ *     never written) and that holds no admission, once it is older than
+ *     a retention interval (the row has no timestamp: the previous pass
+ *     records a transaction id, see store_sched.c); holds (flow_holds)
+ *     taken over 24 hours ago whose task does not run under a live
+ *     lease; unique windows that have ended (an open one is never
+ *     touched).  Token buckets hold only state and are kept;
+ *   - finished workflows (migration 0008): closed, every node ended
+ *     longer ago than the "*" policy's retention (else
+ *     scheduler.retention; 0 keeps them), with their nodes and edges;
+ *     a statement takes at most batch_size workflows and, past the
+ *     first, batch_size nodes.
  * Undecodable messages (workq.dead_letters) are left to the operator.
+ * Completion hooks (workq.hook_deliveries, migration 0009) need no step:
+ * hooks.c deletes a row once its hook is delivered (or dropped), and a
+ * row still owed is never pruned, whatever the age of its task.
  *
  * Receipts (workq.accepted and workq.accepted_runs, migration 0003) have
  * a sweep of their own, every RECEIPTS_INTERVAL_MS: a receipt whose task
@@ -44,6 +60,19 @@
 #define RECEIPTS_INTERVAL_MS 5000
 #define RECEIPTS_BATCHES     10     /* a sweep statement: batch_size x this */
 
+/* The steps after the tasks' targets, in order. */
+enum { X_TICKS, X_WORKERS, X_FLOW_TASKS, X_FLOW_HOLDS, X_WINDOWS,
+    X_WORKFLOWS, X_COUNT };
+
+static const enum wq_sched_sql extra_sql[X_COUNT] = {
+    [X_TICKS] = WQ_SCHED_SQL_PRUNE_TICKS,
+    [X_WORKERS] = WQ_SCHED_SQL_PRUNE_WORKERS,
+    [X_FLOW_TASKS] = WQ_SCHED_SQL_PRUNE_FLOW_TASKS,
+    [X_FLOW_HOLDS] = WQ_SCHED_SQL_PRUNE_FLOW_HOLDS,
+    [X_WINDOWS] = WQ_SCHED_SQL_PRUNE_WINDOWS,
+    [X_WORKFLOWS] = WQ_SCHED_SQL_PRUNE_WORKFLOWS,
+};
+
 struct target {
     const char *queue;          /* NULL: every queue without a policy */
     int dead;
@@ -54,10 +83,14 @@ struct wq_sched_retention {
     struct target *t;
     size_t n;
     struct wq_buf excluded;     /* text[] of the queues with a policy */
-    int64_t ticks_ms, workers_ms;
+    int64_t extra_ms[X_COUNT];  /* the age of each step after them;
+                                 * < 0 skips it */
+    char flow_xid[24];          /* flow_tasks: the previous pass's
+                                 * transaction id ("": none yet) */
+    char flow_xid_next[24];     /* ... and this pass's */
     int64_t interval_ms;
     uint64_t next_ns;           /* next pass */
-    size_t step;                /* in the pass: targets, ticks, workers */
+    size_t step;                /* in the pass: targets, then X_* */
     int active;
     int64_t pass_rows;
     uint64_t receipts_next_ns;  /* next receipts sweep */
@@ -102,9 +135,16 @@ wq_sched_retention_new(const struct wq_config *cfg)
     r->t[n++] = (struct target){ NULL, 1, pick(0, star_dead,
         cfg->scheduler.dead_retention_ms) };
     r->n = n;
-    r->ticks_ms = cfg->scheduler.cron_catchup_ms > DAY_MS
+    r->extra_ms[X_TICKS] = cfg->scheduler.cron_catchup_ms > DAY_MS
         ? cfg->scheduler.cron_catchup_ms : DAY_MS;
-    r->workers_ms = DAY_MS;
+    r->extra_ms[X_WORKERS] = DAY_MS;
+    r->extra_ms[X_FLOW_TASKS] = 0;
+    r->extra_ms[X_FLOW_HOLDS] = DAY_MS;
+    r->extra_ms[X_WINDOWS] = 0;
+    r->extra_ms[X_WORKFLOWS] = pick(0, star_done,
+        cfg->scheduler.retention_ms);
+    if (r->extra_ms[X_WORKFLOWS] <= 0)
+        r->extra_ms[X_WORKFLOWS] = -1;  /* kept forever, like the tasks */
     r->interval_ms = cfg->scheduler.retention_interval_ms;
     r->next_ns = wq_clock_mono_ns();     /* a first pass at start */
     r->receipts_next_ns = r->next_ns;
@@ -138,7 +178,7 @@ wq_sched_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
     char age[32], limit[16];
     struct pg_result *res;
     enum wq_sched_sql q;
-    int rc;
+    int rc, x = -1, full;
 
     *more = 0;
     *done = 0;
@@ -149,8 +189,11 @@ wq_sched_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
         r->step = 0;
         r->pass_rows = 0;
     }
-    /* skip targets whose age keeps everything */
+    /* skip targets and steps whose age keeps everything */
     while (r->step < r->n && r->t[r->step].age_ms <= 0)
+        r->step++;
+    while (r->step >= r->n && r->step < r->n + X_COUNT
+        && r->extra_ms[r->step - r->n] < 0)
         r->step++;
     snprintf(limit, sizeof limit, "%d", s->batch);
     if (r->step < r->n) {
@@ -162,13 +205,13 @@ wq_sched_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
         params[2] = r->excluded.data;
         params[3] = limit;
         q = t->dead ? WQ_SCHED_SQL_PRUNE_DEAD : WQ_SCHED_SQL_PRUNE_DONE;
-    } else if (r->step == r->n || r->step == r->n + 1) {
-        snprintf(age, sizeof age, "%lld", (long long)(r->step == r->n
-            ? r->ticks_ms : r->workers_ms));
-        params[0] = age;
+    } else if (r->step < r->n + X_COUNT) {
+        x = (int)(r->step - r->n);
+        snprintf(age, sizeof age, "%lld", (long long)r->extra_ms[x]);
+        params[0] = x == X_FLOW_TASKS
+            ? (r->flow_xid[0] != '\0' ? r->flow_xid : NULL) : age;
         params[1] = limit;
-        q = r->step == r->n ? WQ_SCHED_SQL_PRUNE_TICKS
-            : WQ_SCHED_SQL_PRUNE_WORKERS;
+        q = extra_sql[x];
     } else {
         if (r->pass_rows > 0)
             wq_log_info(COMPONENT, "pruned %lld row(s)",
@@ -181,11 +224,32 @@ wq_sched_retention_prune(struct wq_sched *s, int *more, int *done, char *err,
     if ((rc = wq_store_sched_query(s->store, q, params, &res, err,
         errlen)) != 0)
         return rc;
-    *done = (int)wq_store_changed(res);
+    full = 0;
+    if (x == X_FLOW_TASKS) {
+        *done = atoi(wq_store_value(res, 0, 0));
+        full = *done >= s->batch;
+        if (r->flow_xid_next[0] == '\0')
+            snprintf(r->flow_xid_next, sizeof r->flow_xid_next, "%s",
+                wq_store_value(res, 0, 1));
+        if (!full) {
+            /* the step is over: the next pass deletes what is older */
+            memcpy(r->flow_xid, r->flow_xid_next, sizeof r->flow_xid);
+            r->flow_xid_next[0] = '\0';
+        }
+    } else if (x == X_WORKFLOWS) {
+        int picked = atoi(wq_store_value(res, 0, 2)),
+            workflows = atoi(wq_store_value(res, 0, 0));
+
+        *done = workflows + atoi(wq_store_value(res, 0, 1));
+        full = picked >= s->batch || workflows < picked;
+    } else {
+        *done = (int)wq_store_changed(res);
+        full = *done >= s->batch;
+    }
     wq_store_rows_free(res);
     r->pass_rows += *done;
     wq_metric_inc(s->st->pruned, (uint64_t)*done);
-    if (*done < s->batch)
+    if (!full)
         r->step++;
     *more = 1;      /* the pass goes on (or ends) at the next call */
     return 0;

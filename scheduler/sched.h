@@ -19,7 +19,8 @@
  *   outbox_relay.c   workq.outbox rows -> broker, in id order -> deleted
  *   periodic.c       cron ticks -> scheduled tasks, once per tick
  *   retention.c      old finished tasks -> deleted, in small batches
- *   hooks.c          completion hooks owed -> POSTed -> deleted
+ *   hooks.c          completion hooks owed -> POSTed -> deleted (a
+ *                    thread of its own, with its own connection)
  *   rows.c           what the rounds share: transactions, rows to envelopes
  *
  * Their statements live in the store (shared/store_sched.c), named by
@@ -164,23 +165,25 @@ int64_t wq_sched_receipts_next_ms(const struct wq_sched_retention *r);
 /* ---- hooks.c ------------------------------------------------------------ */
 
 /*
- * wq_sched_hooks_new prepares the completion hooks' HTTP client (libcurl,
- * kept for the scheduler's life so that connections are reused).  Call
- * before threads start.  Returns 0, or WQ_EIO with err filled.
+ * wq_sched_hooks_new prepares the completion hooks' sender: its HTTP
+ * client (libcurl, kept for the scheduler's life so that connections are
+ * reused) and its state; cfg and st must outlive it.  Call before
+ * threads start.  Returns 0, or WQ_EIO with err filled.
+ *
+ * wq_sched_hooks_start starts its thread, which has its own PostgreSQL
+ * connection: it POSTs due completion hooks (workq.hook_deliveries,
+ * migration 0009), hooks.concurrency at once, deletes those answered
+ * 2xx and postpones the others by the hook backoff, in one transaction
+ * a round, so that a slow receiver never holds the scheduler's loop.
+ *
+ * wq_sched_hooks_free stops the thread (a round under way finishes: at
+ * most hooks.timeout; a second stop signal cuts it short, the rows are
+ * then sent again later), closes its connection and frees it.
  */
-int wq_sched_hooks_new(struct wq_sched_hooks **out, char *err,
-    size_t errlen);
+int wq_sched_hooks_new(const struct wq_config *cfg, struct wq_sched_stats *st,
+    struct wq_sched_hooks **out, char *err, size_t errlen);
+int wq_sched_hooks_start(struct wq_sched_hooks *h, char *err, size_t errlen);
 void wq_sched_hooks_free(struct wq_sched_hooks *h);
-
-/*
- * wq_sched_hooks_deliver POSTs up to hooks.concurrency due completion
- * hooks (workq.hook_deliveries, migration 0009) at once, deletes those
- * answered 2xx and postpones the others by the hook backoff, in one
- * transaction.  Blocks for at most hooks.timeout.  *done gets the number
- * of rows settled.  Needs no broker.
- */
-int wq_sched_hooks_deliver(struct wq_sched *s, int *more, int *done,
-    char *err, size_t errlen);
 
 /* ---- rows.c -------------------------------------------------------------- */
 

@@ -391,10 +391,10 @@ const struct wq_config_key wq_config_keys[] = {
     STRING("hooks.tls_ca", hooks.tls_ca, "", 0,
         "CA file that verifies hook receivers; empty: the system's"),
     DURATION("hooks.timeout", hooks.timeout_ms, "10s", 100, 30 * SECOND,
-        "longest wait for a hook receiver's answer (the scheduler's loop "
-        "waits meanwhile)"),
+        "longest wait for a hook receiver's answer (the scheduler's hooks "
+        "thread waits meanwhile, not its loop)"),
     INT("hooks.concurrency", hooks.concurrency, "16", 1, 1000,
-        "hooks POSTed at once (one scheduler round)"),
+        "hooks POSTed at once (one round of the hooks thread)"),
     DURATION("hooks.backoff_base", hooks.backoff_base_ms, "1s", 10,
         1 * HOUR,
         "delay after a hook's first failed delivery, doubled each time"),

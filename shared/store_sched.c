@@ -50,9 +50,7 @@ static const char sql_probe[] =
     "   WHERE state = 'dead' AND dead_published_at IS NULL),"
     "  EXISTS (SELECT 1 FROM workq.outbox),"
     "  EXISTS (SELECT 1 FROM workq.accepted)"
-    "    OR EXISTS (SELECT 1 FROM workq.accepted_runs),"
-    "  (SELECT ceil(extract(epoch FROM min(next_at) - clock_timestamp())"
-    "     * 1000)::int8 FROM workq.hook_deliveries)";
+    "    OR EXISTS (SELECT 1 FROM workq.accepted_runs)";
 
 static const char sql_due_select[] =
     "SELECT " TASK_COLS ", t.state,"
@@ -250,6 +248,89 @@ static const char sql_prune_workers[] =
     "  LIMIT $2"
     "  FOR UPDATE SKIP LOCKED)";
 
+/*
+ * Retention of flow control's rows (migration 0007).  The concurrency key
+ * of a task (workq.flow_tasks) whose task row is gone and that holds no
+ * admission: the row has no timestamp, so $1 is a transaction id the
+ * previous pass recorded (txid_current()) and only rows written before it
+ * go, i.e. rows older than one retention interval (a delayed submit
+ * writes its key a moment before its task row, an admission with its
+ * hold).  $1 NULL (the first pass), or not below the current id (a
+ * restored database), deletes nothing and records.  Returns
+ * the count deleted and the id for the next pass.
+ */
+static const char sql_prune_flow_tasks[] =
+    "WITH d AS ("
+    "  DELETE FROM workq.flow_tasks WHERE (queue, idempotency_key) IN ("
+    "    SELECT f.queue, f.idempotency_key FROM workq.flow_tasks f"
+    "    WHERE $1::int8 IS NOT NULL AND txid_current() > $1::int8"
+    "      AND age(f.xmin) > txid_current() - $1::int8"
+    "      AND NOT EXISTS (SELECT 1 FROM workq.tasks t"
+    "        WHERE t.queue = f.queue AND t.idempotency_key = f.idempotency_key)"
+    "      AND NOT EXISTS (SELECT 1 FROM workq.flow_holds h"
+    "        WHERE h.queue = f.queue AND h.idempotency_key = f.idempotency_key)"
+    "    LIMIT $2"
+    "    FOR UPDATE SKIP LOCKED)"
+    "  RETURNING 1)"
+    "SELECT count(*), txid_current() FROM d";
+
+/* Holds taken longer ago than $1 whose task does not run under a live
+ * lease: dead (a hold is live only while that holds, or for a lease's
+ * grace after it was taken); the key's next admission would delete
+ * them, a key that is never used again keeps them otherwise. */
+static const char sql_prune_flow_holds[] =
+    "DELETE FROM workq.flow_holds WHERE (queue, idempotency_key) IN ("
+    "  SELECT h.queue, h.idempotency_key FROM workq.flow_holds h"
+    "  WHERE h.taken_at < now() - $1::int8 * interval '1 millisecond'"
+    "    AND NOT EXISTS (SELECT 1 FROM workq.tasks t"
+    "      WHERE t.queue = h.queue AND t.idempotency_key = h.idempotency_key"
+    "        AND t.state = 'running' AND t.lease_expires_at >= now())"
+    "  LIMIT $2"
+    "  FOR UPDATE SKIP LOCKED)";
+
+/* Unique windows that ended longer ago than $1: the next submit of
+ * their (queue, key) would replace them with a new window anyway; an
+ * open window is never touched. */
+static const char sql_prune_windows[] =
+    "DELETE FROM workq.unique_windows WHERE (queue, idempotency_key) IN ("
+    "  SELECT u.queue, u.idempotency_key FROM workq.unique_windows u"
+    "  WHERE u.window_end < now() - $1::int8 * interval '1 millisecond'"
+    "  LIMIT $2"
+    "  FOR UPDATE SKIP LOCKED)";
+
+/*
+ * Finished workflows (migration 0008): closed, every node ended, the
+ * last longer ago than $1; oldest first, with their nodes and edges (ON
+ * DELETE CASCADE).  At most $2 workflows and, past the first, $2 nodes
+ * in all, so one statement stays short whatever their size.  Returns
+ * the workflows deleted, their nodes, and how many were picked (more
+ * than deleted, or $2: the step runs again).
+ */
+static const char sql_prune_workflows[] =
+    "WITH pick AS ("
+    "  SELECT w.id, w.created_at FROM workq.workflows w"
+    "  WHERE NOT w.open"
+    "    AND w.created_at < now() - $1::int8 * interval '1 millisecond'"
+    "    AND NOT EXISTS (SELECT 1 FROM workq.workflow_nodes n"
+    "      WHERE n.workflow_id = w.id AND (n.state IN ('pending', 'started')"
+    "        OR n.ended_at IS NULL"
+    "        OR n.ended_at >= now() - $1::int8 * interval '1 millisecond'))"
+    "  ORDER BY w.created_at"
+    "  LIMIT $2"
+    "  FOR UPDATE SKIP LOCKED"
+    "), sized AS ("
+    "  SELECT p.id, row_number() OVER o AS rn,"
+    "    sum((SELECT count(*) FROM workq.workflow_nodes n"
+    "         WHERE n.workflow_id = p.id)) OVER o AS upto"
+    "  FROM pick p WINDOW o AS (ORDER BY p.created_at, p.id)"
+    "), d AS ("
+    "  DELETE FROM workq.workflows w USING sized s"
+    "  WHERE w.id = s.id AND (s.rn = 1 OR s.upto <= $2)"
+    "  RETURNING s.upto"
+    ")"
+    "SELECT (SELECT count(*) FROM d), (SELECT coalesce(max(upto), 0) FROM d),"
+    "  (SELECT count(*) FROM pick)";
+
 /* Completion hooks (scheduler/hooks.c, migration 0009): the due
  * deliveries, those delivered (deleted), those to try again later. */
 static const char sql_hooks_select[] =
@@ -259,6 +340,11 @@ static const char sql_hooks_select[] =
     "  ORDER BY d.next_at"
     "  LIMIT $1"
     "  FOR UPDATE SKIP LOCKED";
+
+/* Milliseconds until the earliest delivery is due (NULL: none). */
+static const char sql_hooks_next[] =
+    "SELECT ceil(extract(epoch FROM min(next_at) - clock_timestamp())"
+    "  * 1000)::int8 FROM workq.hook_deliveries";
 
 static const char sql_hooks_delivered[] =
     "DELETE FROM workq.hook_deliveries WHERE id = ANY($1::uuid[])";
@@ -313,8 +399,18 @@ static const struct {
         sql_prune_ticks, 2, 0, "prune periodic ticks" },
     [WQ_SCHED_SQL_PRUNE_WORKERS] = {
         sql_prune_workers, 2, 0, "prune worker rows" },
+    [WQ_SCHED_SQL_PRUNE_FLOW_TASKS] = {
+        sql_prune_flow_tasks, 2, 0, "prune concurrency keys of gone tasks" },
+    [WQ_SCHED_SQL_PRUNE_FLOW_HOLDS] = {
+        sql_prune_flow_holds, 2, 0, "prune dead concurrency holds" },
+    [WQ_SCHED_SQL_PRUNE_WINDOWS] = {
+        sql_prune_windows, 2, 0, "prune ended unique windows" },
+    [WQ_SCHED_SQL_PRUNE_WORKFLOWS] = {
+        sql_prune_workflows, 2, 0, "prune finished workflows" },
     [WQ_SCHED_SQL_HOOKS_SELECT] = {
         sql_hooks_select, 1, 0, "select due completion hooks" },
+    [WQ_SCHED_SQL_HOOKS_NEXT] = {
+        sql_hooks_next, 0, 0, "read when the next completion hook is due" },
     [WQ_SCHED_SQL_HOOKS_DELIVERED] = {
         sql_hooks_delivered, 1, 0, "delete delivered completion hooks" },
     [WQ_SCHED_SQL_HOOKS_RETRY] = {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -17,6 +18,7 @@
 #include "config.h"
 #include "uuid.h"
 #include "taskspec.h"
+#include "wq.h"
 
 /* 100 years: far enough for any delay, far from int64 overflow. */
 #define DELAY_MAX_MS (100LL * 366 * 24 * 3600 * 1000)
@@ -305,12 +307,59 @@ merge_headers(struct wq_taskspec *out, const struct wq_taskspec_defaults *def,
 }
 
 int
+wq_taskspec_check_hook(const char *url, char *err, size_t errlen)
+{
+    size_t len = strlen(url);
+
+    if (strncasecmp(url, "https://", 8) != 0)
+        return wq_seterr(err, errlen, WQ_EINVAL, "hook URL '%.64s': want "
+            "https:// (completion hooks are sent over TLS only)", url);
+    if (len == 8 || url[8] == '/' || url[8] == '?' || url[8] == '#')
+        return wq_seterr(err, errlen, WQ_EINVAL, "hook URL '%.64s': no "
+            "host", url);
+    if (len > WQ_HOOK_URL_MAX)
+        return wq_seterr(err, errlen, WQ_EINVAL, "hook URL: %zu bytes, "
+            "the limit is %d", len, WQ_HOOK_URL_MAX);
+    for (const unsigned char *c = (const unsigned char *)url; *c; c++)
+        if (*c <= ' ' || *c == 0x7f)
+            return wq_seterr(err, errlen, WQ_EINVAL, "hook URL '%.64s': "
+                "spaces and control characters are not allowed (encode "
+                "them)", url);
+    return 0;
+}
+
+/* The hook field: checked, added as the header workq-hook. */
+static int
+field_hook(struct wq_taskspec *out, const char *url, char *err,
+    size_t errlen)
+{
+    int rc;
+
+    if ((rc = wq_taskspec_check_hook(url, err, errlen)) != 0) {
+        char why[WQ_ERRLEN];
+
+        snprintf(why, sizeof why, "%s", err);
+        return wq_seterr(err, errlen, rc, "field 'hook': %s", why);
+    }
+    for (size_t i = 0; i < out->task.nheaders; i++)
+        if (strcmp(out->headers[i].name, WQ_HOOK_HEADER) == 0)
+            return wq_seterr(err, errlen, WQ_EINVAL, "give either 'hook' "
+                "or the header '" WQ_HOOK_HEADER "', not both");
+    if (out->task.nheaders == WQ_HEADERS_MAX)
+        return wq_seterr(err, errlen, WQ_ETOOBIG, "field 'hook': more than "
+            "%d headers with it", WQ_HEADERS_MAX);
+    out->headers[out->task.nheaders].name = WQ_HOOK_HEADER;
+    out->headers[out->task.nheaders++].value = url;
+    return 0;
+}
+
+int
 wq_taskspec_from_json(json_t *obj, const struct wq_taskspec_defaults *def,
     struct wq_taskspec *out, char *err, size_t errlen)
 {
     static const struct wq_taskspec_defaults none;
     json_t *v, *payload = NULL, *payload64 = NULL;
-    const char *k;
+    const char *k, *hook = NULL;
     int64_t ms;
     int rc;
 
@@ -372,6 +421,8 @@ wq_taskspec_from_json(json_t *obj, const struct wq_taskspec_defaults *def,
             else
                 out->flow.concurrency_limit = (int)json_integer_value(v),
                     rc = 0;
+        } else if (strcmp(k, "hook") == 0) {
+            rc = cstring(v, k, &hook, err, errlen);
         } else if (strcmp(k, "unique_for") == 0) {
             rc = field_delay(v, &out->flow.unique_for_ms, err, errlen);
             if (rc == 0 && out->flow.unique_for_ms <= 0)
@@ -413,6 +464,8 @@ wq_taskspec_from_json(json_t *obj, const struct wq_taskspec_defaults *def,
     }
     if ((rc = wq_taskspec_flow_check(&out->flow, out->task.idempotency_key,
         err, errlen)) != 0)
+        goto fail;
+    if (hook != NULL && (rc = field_hook(out, hook, err, errlen)) != 0)
         goto fail;
     if ((rc = merge_headers(out, def, err, errlen)) != 0)
         goto fail;

@@ -30,6 +30,9 @@
  *   concurrency_limit integer 1..100000, with concurrency_key; default 1
  *   unique_for       a unique window, as delay: submits of the same
  *                    idempotency key within it are one task; needs a key
+ *   hook             string: the task's completion hook, an https:// URL
+ *                    (wq_taskspec_check_hook) POSTed when it ends; sets
+ *                    the header workq-hook, which it excludes
  * Unknown fields are rejected, so that a misspelt "max_attempt" never
  * passes silently.
  *
@@ -110,6 +113,15 @@ int wq_taskspec_envelope(const struct wq_client_task *task,
     struct wq_envelope *env, struct wq_header *hdrs,
     char idtext[WQ_CLIENT_ID_LEN], int64_t *run_at, char *err,
     size_t errlen);
+
+/*
+ * wq_taskspec_check_hook checks a completion hook's URL as the scheduler
+ * will send it (scheduler/hooks.c): "https://" (any case) and a host,
+ * at most WQ_HOOK_URL_MAX bytes, no spaces or control characters.
+ * Returns 0 or WQ_EINVAL with err saying why.  Pure.
+ */
+#define WQ_HOOK_URL_MAX 2048
+int wq_taskspec_check_hook(const char *url, char *err, size_t errlen);
 
 /*
  * wq_taskspec_flow_check checks the values of `flow` (NULL: none) for a

@@ -22,7 +22,9 @@ The payload says how to answer:
 
 Completion hooks (test_hooks.c) are told apart by their path: /slow...
 logs the request at once (status 0), then answers 200 after 3 s (and
-logs again); any other path is answered by the payload rules above,
+logs again); /hangonce... is held without an answer for 30 s the
+first time (logged with status 0), answered 200 every later time; any
+other path is answered by the payload rules above,
 which for a hook's JSON body means 200.
 """
 import hashlib
@@ -37,6 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 CERT, KEY, SECRET, LOG = sys.argv[1:5]
 PORT = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 log_lock = threading.Lock()
+hung = set()    # the /hangonce... paths answered once already
 
 
 def log(entry):
@@ -78,6 +81,18 @@ class Handler(BaseHTTPRequestHandler):
             entry["status"] = 401
             log(entry)
             return self.answer(401, b"bad signature")
+        if self.path.startswith("/hangonce"):
+            with log_lock:
+                first = self.path not in hung
+                hung.add(self.path)
+            if first:
+                log(dict(entry, status=0))
+                time.sleep(30)
+                self.close_connection = True
+                return None
+            entry["status"] = 200
+            log(entry)
+            return self.answer(200, b"ok")
         if self.path.startswith("/slow"):
             log(dict(entry, status=0))
             time.sleep(3)

@@ -52,7 +52,7 @@ struct opts {
 };
 
 /* Long options without a short form. */
-enum { OPT_CKEY = 1000, OPT_CLIMIT, OPT_UNIQUE_FOR };
+enum { OPT_CKEY = 1000, OPT_CLIMIT, OPT_UNIQUE_FOR, OPT_HOOK };
 
 /* --- reading input ------------------------------------------------------- */
 
@@ -603,10 +603,12 @@ parse_opts(struct cli *cli, int argc, char **argv, struct opts *o)
         { "concurrency-key", required_argument, NULL, OPT_CKEY },
         { "concurrency-limit", required_argument, NULL, OPT_CLIMIT },
         { "unique-for", required_argument, NULL, OPT_UNIQUE_FOR },
+        { "hook", required_argument, NULL, OPT_HOOK },
         { "workflow", required_argument, NULL, 'W' },
         { NULL, 0, NULL, 0 },
     };
-    char *end, *eq;
+    char *end, *eq, why[WQ_ERRLEN];
+    const char *hook = NULL;
     long v;
     int ch;
 
@@ -686,12 +688,28 @@ parse_opts(struct cli *cli, int argc, char **argv, struct opts *o)
                 return usage_error("--unique-for '%s': want a duration such "
                     "as 1h or 30m", optarg);
             break;
+        case OPT_HOOK:
+            if (wq_taskspec_check_hook(optarg, why, sizeof why) != 0)
+                return usage_error("--hook: %s", why);
+            hook = optarg;
+            break;
         case ':':
             return usage_error("option '%s' needs a value",
                 argv[optind - 1]);
         default:
             return usage_error("unknown option '%s'", argv[optind - 1]);
         }
+    }
+    if (hook != NULL) {
+        /* the task's completion hook is its header workq-hook */
+        for (size_t i = 0; i < o->nheaders; i++)
+            if (strcmp(o->headers[i].name, WQ_HOOK_HEADER) == 0)
+                return usage_error("%s", "give --hook or --header "
+                    WQ_HOOK_HEADER "=URL, not both");
+        if (o->nheaders == WQ_HEADERS_MAX)
+            return usage_error("%s", "--hook: too many headers");
+        o->headers[o->nheaders].name = WQ_HOOK_HEADER;
+        o->headers[o->nheaders++].value = hook;
     }
     if (optind < argc)
         o->payload_arg = argv[optind++];
@@ -782,12 +800,12 @@ const struct cli_command cli_cmd_submit = {
     "         \"idempotency_key\":\"k1\",\"max_attempts\":5,\"delay\":\"30s\",\n"
     "         \"run_at\":\"2026-11-28T07:43:06Z\",\"headers\":{\"k\":\"v\"},\n"
     "         \"concurrency_key\":\"c7\",\"concurrency_limit\":2,\n"
-    "         \"unique_for\":\"1h\"}\n"
+    "         \"unique_for\":\"1h\",\"hook\":\"https://app/done\"}\n"
     "    (\"payload\": a string is taken as its bytes, any other JSON value\n"
     "    as its JSON text; \"payload_base64\" for binary.)  --queue, --type,\n"
     "    --max-attempts, --header, --delay, --at, --concurrency-key,\n"
-    "    --concurrency-limit and --unique-for give defaults for the\n"
-    "    lines.  All lines are sent at full speed with many messages in\n"
+    "    --concurrency-limit, --unique-for and --hook give defaults for\n"
+    "    the lines.  All lines are sent at full speed with many messages in\n"
     "    flight.  Each accepted line prints \"LINE ID\"; a line that is not a\n"
     "    valid task is reported on stderr with its number and skipped, and\n"
     "    the other lines are still submitted.  Blank lines are ignored.\n"
@@ -830,6 +848,13 @@ const struct cli_command cli_cmd_submit = {
     "                           (default: wait for ever)\n"
     "    -b, --batch FILE|-     submit one task per JSON line\n"
     "    -W, --workflow FILE|-  submit a workflow (chain, group, batch)\n"
+    "    --hook URL             completion hook: the scheduler POSTs the\n"
+    "                           outcome, signed, to this https:// URL once\n"
+    "                           the task succeeded, died or was cancelled\n"
+    "                           (at least once; README \"Completion hooks\").\n"
+    "                           Sets the header workq-hook (a queue\n"
+    "                           policy's hook_url is used without it);\n"
+    "                           https only, up to 2048 bytes\n"
     "\n"
     "  Flow control (README \"Flow control\"; rate limits are the\n"
     "  workers' configuration, rate_limits in workq.conf):\n"
@@ -866,6 +891,7 @@ const struct cli_command cli_cmd_submit = {
     "    workq submit -q partner -t sync --concurrency-key customer-7 '{}'\n"
     "    workq submit -q reports -t daily --key acme --unique-for 1h '{}'\n"
     "    workq submit --workflow thumbnails.json\n"
+    "    workq submit -q invoices -t render --hook https://app/done '{}'\n"
     "\n"
     "EXIT STATUS\n"
     "    0 accepted (with --wait: succeeded); 1 --wait: the task is dead\n"

@@ -257,6 +257,98 @@ check_batch(int kind)
     wq_test_consumer_close(cons);
 }
 
+/* --- --hook ---------------------------------------------------------------- */
+
+/* The value of header `name` of e, or NULL. */
+static const char *
+env_header(const struct wq_envelope *e, const char *name)
+{
+    for (size_t i = 0; i < e->nheaders; i++)
+        if (strcmp(e->headers[i].name, name) == 0)
+            return e->headers[i].value;
+    return NULL;
+}
+
+/*
+ * --hook URL sets the task's header workq-hook: on a single submit, as
+ * the default of --batch lines (a line's own "hook" wins; a line with a
+ * bad one is rejected), and on a delayed task's row.
+ */
+static void
+check_hook(int kind)
+{
+    const char *db = wq_test_pg_create_migrated_db();
+    const char *queue = wq_test_queue(kind, "cli-hook");
+    char one[WQ_UUID_STRLEN], ids[2][WQ_UUID_STRLEN];
+    struct wq_envelope env[3];
+    struct wq_test_consumer *cons;
+    wq_store *s;
+    int rc;
+
+    rc = workq(kind, db, NULL, NULL, (const char *[]){ "submit", "-q",
+        queue, "-t", "echo", "--hook", "https://hooks.example/one", "-H",
+        "a=1", "x", NULL });
+    if (rc != 0)
+        fail_msg("exit %d:\n%s", rc, out);
+    id_line(one);
+    rc = workq(kind, db, NULL,
+        "{\"type\":\"a\"}\n"
+        "{\"type\":\"b\",\"hook\":\"HTTPS://own.example/b\"}\n"
+        "{\"type\":\"c\",\"hook\":\"http://plain.example/c\"}\n",
+        (const char *[]){ "submit", "--batch", "-", "--queue", queue,
+        "--hook", "https://hooks.example/default", NULL });
+    if (rc != 65)
+        fail_msg("exit %d, want 65:\n%s", rc, out);
+    assert_non_null(strstr(out, "line 3: field 'hook': hook URL "
+        "'http://plain.example/c': want https://"));
+    assert_non_null(strstr(out, "2 tasks accepted, 1 line rejected"));
+    if (strncmp(out, "1 ", 2) == 0)
+        id_after("1 ", ids[0]);
+    else
+        id_after("\n1 ", ids[0]);
+    id_after("\n2 ", ids[1]);
+
+    cons = wq_test_consumer_open(kind, queue);
+    assert_int_equal(wq_test_consumer_recv(cons, env, 3, RECV_MS), 3);
+    assert_string_equal(env_header(find(env, 3, one), "workq-hook"),
+        "https://hooks.example/one");
+    assert_string_equal(env_header(find(env, 3, one), "a"), "1");
+    assert_string_equal(env_header(find(env, 3, ids[0]), "workq-hook"),
+        "https://hooks.example/default");
+    assert_string_equal(env_header(find(env, 3, ids[1]), "workq-hook"),
+        "HTTPS://own.example/b");
+    assert_int_equal(find(env, 3, ids[1])->nheaders, 1);
+    for (int i = 0; i < 3; i++)
+        wq_envelope_free(&env[i]);
+    wq_test_consumer_close(cons);
+
+    /* a delayed task keeps it in its row, for the completion trigger */
+    rc = workq(kind, db, NULL, NULL, (const char *[]){ "--json", "submit",
+        "-q", queue, "-t", "echo", "--delay", "1h", "--key", "later",
+        "--hook", "https://hooks.example/later", NULL });
+    if (rc != 0)
+        fail_msg("exit %d:\n%s", rc, out);
+    s = wq_test_pg_open(db);
+    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'later' AND state = 'scheduled' AND "
+        "headers->>'workq-hook' = 'https://hooks.example/later'"), 1);
+    wq_store_close(s);
+}
+
+static void
+test_cli_submit_hook_kafka(void **state)
+{
+    (void)state;
+    check_hook(WQ_TRANSPORT_KAFKA);
+}
+
+static void
+test_cli_submit_hook_rabbitmq(void **state)
+{
+    (void)state;
+    check_hook(WQ_TRANSPORT_RABBITMQ);
+}
+
 /*
  * Where a batch line is wrong: its line number from 1 (blank lines
  * counted), and within the line a column, never jansson's own line count
@@ -440,6 +532,22 @@ test_cli_submit_usage_errors(void **state)
     expect(workq(WQ_TRANSPORT_RABBITMQ, NULL, NULL, NULL, (const char *[]){
         "submit", "-q", "q", "-t", "x", "--key", NULL }), 64,
         "--key without a value");
+    expect(workq(WQ_TRANSPORT_RABBITMQ, NULL, NULL, NULL, (const char *[]){
+        "submit", "-q", "q", "-t", "x", "--hook", "http://app/done", NULL }),
+        64, "--hook over http");
+    assert_non_null(strstr(out, "--hook: hook URL 'http://app/done': want "
+        "https://"));
+    expect(workq(WQ_TRANSPORT_RABBITMQ, NULL, NULL, NULL, (const char *[]){
+        "submit", "-q", "q", "-t", "x", "--hook", "https:///path", NULL }),
+        64, "--hook without a host");
+    assert_non_null(strstr(out, "no host"));
+    expect(workq(WQ_TRANSPORT_RABBITMQ, NULL, NULL, NULL, (const char *[]){
+        "submit", "-q", "q", "-t", "x", "--hook", "https://a b/", NULL }),
+        64, "--hook with a space");
+    expect(workq(WQ_TRANSPORT_RABBITMQ, NULL, NULL, NULL, (const char *[]){
+        "submit", "-q", "q", "-t", "x", "--hook", "https://a/", "-H",
+        "workq-hook=https://b/", NULL }), 64, "--hook and the header");
+    assert_non_null(strstr(out, "give --hook or --header workq-hook=URL"));
 
     /* rejected input: 65; a missing file: 66 */
     expect(workq(WQ_TRANSPORT_RABBITMQ, NULL, NULL, NULL, (const char *[]){
@@ -464,6 +572,7 @@ test_cli_submit_usage_errors(void **state)
         "submit", "--help", NULL }), 0, "--help");
     assert_non_null(strstr(out, "EXIT STATUS"));
     assert_non_null(strstr(out, "--batch"));
+    assert_non_null(strstr(out, "--hook URL"));
 }
 
 static void
@@ -734,6 +843,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_submit_unreachable_fast_kafka),
     cmocka_unit_test(test_cli_submit_unreachable_fast_rabbitmq),
     cmocka_unit_test(test_cli_submit_delayed),
+    cmocka_unit_test(test_cli_submit_hook_kafka),
+    cmocka_unit_test(test_cli_submit_hook_rabbitmq),
     cmocka_unit_test(test_cli_submit_wait_succeeded),
     cmocka_unit_test(test_cli_submit_wait_dead),
     cmocka_unit_test(test_cli_submit_wait_timeout),

@@ -14,7 +14,12 @@
  *     receiver comes back on the same port, a new scheduler delivers it
  *     with the same delivery id;
  *   - the scheduler killed (-9) while the receiver holds a POST: the next
- *     scheduler sends it again, same delivery id, and it is delivered.
+ *     scheduler sends it again, same delivery id, and it is delivered;
+ *   - a receiver that hangs holds only the hooks' thread: a delayed task
+ *     due meanwhile runs on time, the hook is delivered on its next try;
+ *     the thread's own connection lost, it reconnects and delivers on; a
+ *     stop waits for a hanging POST, a second SIGTERM cuts it short and
+ *     the next scheduler delivers it.
  *
  * test_hooks_migration runs migration 0009 on a populated database of
  * version 6 and checks the trigger: one row per ending of a task with a
@@ -26,6 +31,7 @@
 #include <string.h>
 
 #include "sched_test.h"
+#include "clock.h"
 #include "migrate.h"
 
 #define K WQ_TRANSPORT_KAFKA
@@ -327,6 +333,132 @@ hooks_flow(int kind)
     wq_store_close(s);
 }
 
+/* ---- a hanging receiver ------------------------------------------------------ */
+
+/*
+ * A receiver that holds the POST without answering (for less than
+ * hooks.timeout) holds the hooks' thread only: a delayed task that
+ * becomes due meanwhile is published and run on time, and the hook is
+ * delivered once the receiver answers again (its next try).
+ */
+static void
+hooks_hang(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    char q[64], conf[2048], url[128];
+    struct receiver rcv;
+    struct proc w, sch;
+    wq_store *s = wq_test_pg_open(ci);
+    uint64_t t0, ms;
+
+    snprintf(q, sizeof q, "%s", wq_test_unique("hookhang"));
+    declare(kind, q);
+    receiver_init(&rcv);
+    receiver_start(&rcv);
+    snprintf(conf, sizeof conf,
+        "worker = { lease = \"5s\"; queues = [\"%s\"]; };\n"
+        "scheduler = { poll_interval = \"1s\"; };\n"
+        "hooks = { secret = \"s3cret\"; tls_ca = \"%s\"; timeout = \"12s\";\n"
+        "    backoff_base = \"200ms\"; backoff_cap = \"500ms\"; };\n"
+        "queue_policies = ( { name = \"*\"; max_attempts = 1; } );\n",
+        q, rcv.ca);
+    proc_start(&sch, "workq-scheduler", kind, ci, conf, NULL, NULL);
+    proc_start(&w, "workq-worker", kind, ci, conf, NULL, NULL);
+
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/hangonce", rcv.port);
+    submit(kind, q, "noop", "hung", url, 1);
+    check(wait_lines(&rcv, 1, 60000, "\"path\": \"/hangonce\"",
+        "\"status\": 0", "task.ended") == 1, "the hook was not sent");
+
+    /* the receiver holds it; a delayed task due in 1 s runs on time */
+    t0 = wq_clock_mono_ns();
+    insert_task(s, q, "noop", "later", "scheduled", 0, 1,
+        "now() + interval '1 second'", "", "");
+    check(wait_num(s, 1, 6000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'later' AND state = 'succeeded'") == 1,
+        "the delayed task did not run within 6 s while the hook hung");
+    ms = (wq_clock_mono_ns() - t0) / 1000000u;
+    print_message("delayed task due in 1 s ran after %llu ms, the hook "
+        "held\n", (unsigned long long)ms);
+    /* ... while the POST was still held */
+    assert_int_equal(lines_with(&rcv, "\"path\": \"/hangonce\"",
+        "\"status\": 200", (const char *)NULL), 0);
+
+    /* the receiver answers the next try: delivered, the row gone */
+    check(wait_lines(&rcv, 1, 40000, "\"path\": \"/hangonce\"",
+        "\"status\": 200", "task.ended") == 1,
+        "the hook was not delivered after the receiver recovered");
+    check(wait_num(s, 0, 10000, "SELECT count(*) FROM "
+        "workq.hook_deliveries") == 0, "the delivered hook left its row");
+    assert_int_equal(lines_with(&rcv, "\"path\": \"/hangonce\"",
+        "\"X-Workq-Attempt\": \"2\"", "\"status\": 200",
+        (const char *)NULL), 1);
+    check(metric(&sch, "workq_scheduler_hooks_total{result=\"failed\"} ")
+        >= 1, "the timed-out POST was not counted failed");
+    check(metric(&sch, "workq_scheduler_hooks_total{result=\"delivered\"} ")
+        >= 1, "no delivery counted");
+
+    /* the hooks' own connection lost: it reconnects and delivers on */
+    assert_true(wq_test_pg_num(s, "SELECT count(pg_terminate_backend(pid)) "
+        "FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+        "pg_backend_pid()") >= 2);
+    check(proc_log_wait(&sch, "hooks: PostgreSQL", 10000), "the hooks "
+        "thread did not notice its lost connection");
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/after", rcv.port);
+    submit(kind, q, "noop", "after", url, 1);
+    check(wait_lines(&rcv, 1, 60000, "\"path\": \"/after\"",
+        "\"status\": 200", "task.ended") == 1,
+        "no hook delivered after the connections were lost");
+    check(wait_num(s, 0, 10000, "SELECT count(*) FROM "
+        "workq.hook_deliveries") == 0, "the hook after left its row");
+
+    /* a stop while a POST hangs: the first SIGTERM waits for it (up to
+     * hooks.timeout), a second cuts it short; the row stays, and the
+     * next scheduler delivers it */
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/hangonce-stop",
+        rcv.port);
+    submit(kind, q, "noop", "stop", url, 1);
+    check(wait_lines(&rcv, 1, 60000, "\"path\": \"/hangonce-stop\"",
+        "\"status\": 0", "task.ended") == 1, "the last hook was not sent");
+    kill(sch.pid, SIGTERM);
+    check(proc_wait(&sch, 1500) == -1, "the stop did not wait for the "
+        "POST under way");
+    t0 = wq_clock_mono_ns();
+    kill(sch.pid, SIGTERM);
+    check(proc_wait(&sch, 5000) == 0, "a second SIGTERM did not stop the "
+        "scheduler cleanly: %d", sch.status);
+    ms = (wq_clock_mono_ns() - t0) / 1000000u;
+    check(ms < 3000, "the second SIGTERM took %llu ms",
+        (unsigned long long)ms);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.hook_deliveries"), 1);
+    proc_start(&sch, "workq-scheduler", kind, ci, conf, NULL, NULL);
+    check(wait_lines(&rcv, 1, 30000, "\"path\": \"/hangonce-stop\"",
+        "\"status\": 200", "task.ended") == 1,
+        "the hook cut short by the stop was not delivered later");
+    check(wait_num(s, 0, 10000, "SELECT count(*) FROM "
+        "workq.hook_deliveries") == 0, "the last hook left its row");
+
+    proc_stop(&w, 30000);
+    proc_stop(&sch, 30000);
+    receiver_kill(&rcv);
+    wq_store_close(s);
+}
+
+static void
+test_hooks_hang_kafka(void **state)
+{
+    (void)state;
+    hooks_hang(K);
+}
+
+static void
+test_hooks_hang_rabbitmq(void **state)
+{
+    (void)state;
+    hooks_hang(R);
+}
+
 static void
 test_hooks_kafka(void **state)
 {
@@ -436,6 +568,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_hooks_migration),
     cmocka_unit_test(test_hooks_kafka),
     cmocka_unit_test(test_hooks_rabbitmq),
+    cmocka_unit_test(test_hooks_hang_kafka),
+    cmocka_unit_test(test_hooks_hang_rabbitmq),
 };
 
 WQ_TEST_MAIN("hooks", tests)

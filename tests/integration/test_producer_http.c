@@ -358,6 +358,87 @@ test_producer_http_flow_rabbitmq(void **state)
 }
 
 /*
+ * "hook": the task's completion hook, as the header workq-hook: on a
+ * single task and in a batch; an http:// URL, or a hook given twice
+ * (with headers.workq-hook), is refused.
+ */
+static void
+check_hook(int kind)
+{
+    const char *queue = wq_test_queue(kind, "http-hook");
+    struct producer p = producer_start(kind, NULL, NULL);
+    struct wq_test_consumer *cons;
+    struct wq_envelope env[2];
+    const struct wq_envelope *e;
+    char resp[65536], id[64], bid[64], path[512];
+    int st;
+
+    st = post(p.port, queue, "{\"type\":\"t\",\"hook\":"
+        "\"https://app.example/done\",\"headers\":{\"a\":\"1\"}}", resp,
+        sizeof resp);
+    if (st != 202)
+        fail_msg("status %d: %s", st, resp);
+    json_str(resp, "id", id, sizeof id);
+    snprintf(path, sizeof path, "/v1/queues/%s/tasks:batch", queue);
+    {
+        static const char b[] = "{\"tasks\":[{\"type\":\"b\","
+            "\"hook\":\"https://app.example/b\"}]}";
+
+        st = wq_test_http_request(p.port, "POST", path, JSON, TOKEN, NULL, b,
+            strlen(b), resp, sizeof resp);
+    }
+    if (st != 202 && st != 200)
+        fail_msg("batch: status %d: %s", st, resp);
+    {
+        const char *q = strstr(resp, "\"id\":\"");
+
+        assert_non_null(q);
+        snprintf(bid, sizeof bid, "%.36s", q + 6);
+    }
+    /* refusals */
+    assert_int_equal(post(p.port, queue, "{\"type\":\"u\",\"hook\":"
+        "\"http://app.example/done\"}", resp, sizeof resp), 400);
+    assert_non_null(strstr(resp, "want https://"));
+    assert_int_equal(post(p.port, queue, "{\"type\":\"u\",\"hook\":"
+        "\"https://a.example/\",\"headers\":{\"workq-hook\":"
+        "\"https://b.example/\"}}", resp, sizeof resp), 400);
+    assert_non_null(strstr(resp, "not both"));
+    assert_int_equal(post(p.port, queue, "{\"type\":\"u\",\"hook\":7}",
+        resp, sizeof resp), 400);
+
+    cons = wq_test_consumer_open(kind, queue);
+    assert_int_equal(wq_test_consumer_recv(cons, env, 2, RECV_MS), 2);
+    e = find(env, 2, id);
+    assert_int_equal(e->nheaders, 2);
+    for (size_t i = 0; i < e->nheaders; i++)
+        if (strcmp(e->headers[i].name, "workq-hook") == 0)
+            assert_string_equal(e->headers[i].value,
+                "https://app.example/done");
+    e = find(env, 2, bid);
+    assert_int_equal(e->nheaders, 1);
+    assert_string_equal(e->headers[0].name, "workq-hook");
+    assert_string_equal(e->headers[0].value, "https://app.example/b");
+    for (size_t i = 0; i < 2; i++)
+        wq_envelope_free(&env[i]);
+    wq_test_consumer_close(cons);
+    assert_int_equal(producer_stop(&p), 0);
+}
+
+static void
+test_producer_http_hook_kafka(void **state)
+{
+    (void)state;
+    check_hook(WQ_TRANSPORT_KAFKA);
+}
+
+static void
+test_producer_http_hook_rabbitmq(void **state)
+{
+    (void)state;
+    check_hook(WQ_TRANSPORT_RABBITMQ);
+}
+
+/*
  * kafka.brokers as librdkafka reads it: a protocol prefix
  * ("PLAINTEXT://host:port", also "SASL_SSL://h:9093") is a valid
  * bootstrap list, and the worker runs on it.  The producer must accept
@@ -1284,6 +1365,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_producer_http_accepted_rabbitmq),
     cmocka_unit_test(test_producer_http_flow_kafka),
     cmocka_unit_test(test_producer_http_flow_rabbitmq),
+    cmocka_unit_test(test_producer_http_hook_kafka),
+    cmocka_unit_test(test_producer_http_hook_rabbitmq),
     cmocka_unit_test(test_producer_http_kafka_brokers_url),
     cmocka_unit_test(test_producer_http_refusals_kafka),
     cmocka_unit_test(test_producer_http_refusals_rabbitmq),

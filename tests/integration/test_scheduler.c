@@ -773,6 +773,105 @@ test_scheduler_enqueue_rules(void **state)
 
 /* ---- retention ------------------------------------------------------------------ */
 
+/*
+ * The rows of flow control, workflows and completion hooks
+ * (migrations 0007-0009), for the retention test: each kind with rows
+ * that must go and rows that must stay.  In queue q, the task keys
+ * "sched-key" (scheduled, kept) and "run-key" (running under a live
+ * lease) exist; "gone-key" has no task.
+ */
+static void
+insert_feature_rows(wq_store *s, const char *q)
+{
+    insert_task(s, q, "noop", "run-key", "running", 1, 3, NULL,
+        ", lease_owner, lease_expires_at, worker",
+        ", 'w', now() + interval '1 day', 'w'");
+    /* flow_tasks: the key of a gone task goes; of a task, and of an
+     * admission (a hold, the claim to come), they stay */
+    sqlf(s, "INSERT INTO workq.flow_tasks VALUES ('%s', 'gone-key', 'c', 1),"
+        " ('%s', 'sched-key', 'c', 1), ('%s', 'held-key', 'c', 1)", q, q, q);
+    /* holds: an old dead one goes; a fresh one and an old one whose task
+     * runs under a live lease stay */
+    sqlf(s, "INSERT INTO workq.flow_holds VALUES "
+        "('%s', 'old-key', 'c', 'w', now() - interval '2 days'),"
+        "('%s', 'held-key', 'c', 'w', now()),"
+        "('%s', 'run-key', 'c', 'w', now() - interval '2 days')", q, q, q);
+    /* unique windows: an ended one goes, an open one stays */
+    sqlf(s, "INSERT INTO workq.unique_windows VALUES "
+        "('%s', 'ended', now() - interval '2 hours', now() - interval "
+        "'1 hour'), ('%s', 'open', now() - interval '2 hours', now() + "
+        "interval '1 hour')", q, q);
+    /* workflows: one finished 2 h ago goes (with its 2 nodes, 1 edge);
+     * one finished 10 min ago, one with a node still started and an
+     * open batch stay */
+    sqlf(s, "INSERT INTO workq.workflows (id, kind, name, open, created_at)"
+        " VALUES ('00000000-0000-7000-8000-000000000001', 'chain', 'old', "
+        "false, now() - interval '3 hours'), "
+        "('00000000-0000-7000-8000-000000000002', 'chain', 'recent', false, "
+        "now() - interval '3 hours'), "
+        "('00000000-0000-7000-8000-000000000003', 'chain', 'running', false,"
+        " now() - interval '3 hours'), "
+        "('00000000-0000-7000-8000-000000000004', 'batch', 'open', true, "
+        "now() - interval '3 hours')");
+    sqlf(s, "INSERT INTO workq.workflow_nodes (workflow_id, node, task_id, "
+        "role, queue, type, max_attempts, input, run_when, waiting, state, "
+        "ended_at) SELECT w, n, workq.uuid_v7(), 'task', '%s', 'noop', 1, "
+        "'payload', 'success', 0, st, ended FROM (VALUES "
+        "('00000000-0000-7000-8000-000000000001'::uuid, 0, 'succeeded', "
+        "  now() - interval '2 hours 10 minutes'),"
+        "('00000000-0000-7000-8000-000000000001', 1, 'dead', "
+        "  now() - interval '2 hours'),"
+        "('00000000-0000-7000-8000-000000000002', 0, 'succeeded', "
+        "  now() - interval '2 hours'),"
+        "('00000000-0000-7000-8000-000000000002', 1, 'succeeded', "
+        "  now() - interval '10 minutes'),"
+        "('00000000-0000-7000-8000-000000000003', 0, 'succeeded', "
+        "  now() - interval '2 hours'),"
+        "('00000000-0000-7000-8000-000000000003', 1, 'started', NULL),"
+        "('00000000-0000-7000-8000-000000000004', 0, 'succeeded', "
+        "  now() - interval '2 hours')) AS v(w, n, st, ended)", q);
+    sqlf(s, "INSERT INTO workq.workflow_edges SELECT id, 0, 1 FROM "
+        "workq.workflows WHERE kind = 'chain'");
+    /* a hook still owed, its task long gone: never pruned */
+    sqlf(s, "INSERT INTO workq.hook_deliveries (id, task_id, created_at, "
+        "next_at, url, body) VALUES (workq.uuid_v7(), workq.uuid_v7(), "
+        "now() - interval '3 days', now() + interval '1 day', "
+        "'https://127.0.0.1:9/x', '{}')");
+}
+
+static void
+check_feature_rows(wq_store *s, const char *q)
+{
+    check(wait_num(s, 2, 10000, "SELECT count(*) FROM workq.flow_tasks")
+        == 2, "retention left %lld concurrency keys, want 2",
+        wq_test_pg_num(s, "SELECT count(*) FROM workq.flow_tasks"));
+    assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM "
+        "workq.flow_tasks WHERE queue = '%s' AND idempotency_key IN "
+        "('sched-key', 'held-key')", q), 2);
+    check(wait_num(s, 2, 10000, "SELECT count(*) FROM workq.flow_holds")
+        == 2, "retention left %lld holds, want 2",
+        wq_test_pg_num(s, "SELECT count(*) FROM workq.flow_holds"));
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.flow_holds WHERE idempotency_key IN ('held-key', "
+        "'run-key')"), 2);
+    check(wait_num(s, 1, 10000, "SELECT count(*) FROM workq.unique_windows")
+        == 1, "retention left %lld unique windows, want 1",
+        wq_test_pg_num(s, "SELECT count(*) FROM workq.unique_windows"));
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.unique_windows WHERE idempotency_key = 'open'"), 1);
+    check(wait_num(s, 3, 10000, "SELECT count(*) FROM workq.workflows")
+        == 3, "retention left %lld workflows, want 3",
+        wq_test_pg_num(s, "SELECT count(*) FROM workq.workflows"));
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.workflows WHERE name = 'old'"), 0);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.workflow_nodes"), 5);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.workflow_edges"), 2);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.hook_deliveries"), 1);
+}
+
 static void
 test_scheduler_retention(void **state)
 {
@@ -805,7 +904,7 @@ test_scheduler_retention(void **state)
     insert_task(s, qa, "noop", NULL, "dead", 3, 3, NULL,     /* kept */
         ", finished_at, dead_published_at",
         ", now() - interval '1 hour', now()");
-    insert_task(s, qa, "noop", NULL, "scheduled", 0, 3,      /* kept */
+    insert_task(s, qa, "noop", "sched-key", "scheduled", 0, 3, /* kept */
         "now() + interval '1 day'", "", "");
     sqlf(s, "INSERT INTO workq.cron_ticks (name, tick_at) VALUES "
         "('x', now() - interval '3 days'), ('x', now() - interval '2 days')");
@@ -814,16 +913,18 @@ test_scheduler_retention(void **state)
         "interval '2 days', now() - interval '2 days'), ('here', 2, 'h', "
         "'v', now(), NULL)");
 
+    insert_feature_rows(s, qa);
+
     proc_start(&sch, "workq-scheduler", R, ci, conf, NULL, NULL);
-    check(wait_num(s, 4, 20000, "SELECT count(*) FROM workq.tasks") == 4,
-        "retention left %lld tasks, want 4",
+    check(wait_num(s, 5, 20000, "SELECT count(*) FROM workq.tasks") == 5,
+        "retention left %lld tasks, want 5",
         wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks"));
     assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM workq.tasks "
         "WHERE queue = '%s' AND state = 'succeeded'", qa), 1);
     assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM workq.tasks "
         "WHERE queue = '%s'", qb), 1);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
-        "WHERE state IN ('dead', 'scheduled')"), 2);
+        "WHERE state IN ('dead', 'scheduled', 'running')"), 3);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
         "workq.attempts"), 0);
     assert_int_equal(wait_num(s, 1, 5000, "SELECT count(*) FROM "
@@ -832,7 +933,10 @@ test_scheduler_retention(void **state)
         " WHERE tick_at > now() - interval '49 hours'"), 1);
     assert_int_equal(wait_num(s, 1, 5000, "SELECT count(*) FROM "
         "workq.workers"), 1);
-    assert_true(metric(&sch, "workq_scheduler_pruned_total ") >= 7);
+    check_feature_rows(s, qa);
+    /* 6 tasks (their attempt goes by cascade), a tick, a worker, a
+     * concurrency key, a hold, a window, a workflow and its 2 nodes */
+    assert_true(metric(&sch, "workq_scheduler_pruned_total ") >= 14);
     proc_stop(&sch, 10000);
     wq_store_close(s);
 #undef DONE

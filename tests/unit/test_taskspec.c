@@ -341,6 +341,52 @@ test_taskspec_envelope(void **state)
         err, sizeof err), WQ_EINVAL);
 }
 
+/* "hook": checked, the header workq-hook; a default hook yields to it. */
+static void
+test_taskspec_hook(void **state)
+{
+    struct wq_client_header dh[] = { { "workq-hook", "https://dflt/" } };
+    struct wq_taskspec_defaults def = { .queue = "q", .type = "t",
+        .headers = dh, .nheaders = 1 };
+    struct wq_taskspec spec;
+    char err[WQ_ERRLEN], big[WQ_HOOK_URL_MAX + 2];
+
+    (void)state;
+    assert_int_equal(parse("{\"hook\":\"HTTPS://app/done\","
+        "\"headers\":{\"a\":\"1\"}}", &def, &spec, err, sizeof err), 0);
+    assert_int_equal(spec.task.nheaders, 2);
+    assert_string_equal(spec.task.headers[1].name, "workq-hook");
+    assert_string_equal(spec.task.headers[1].value, "HTTPS://app/done");
+    wq_taskspec_free(&spec);
+    /* without its own, the default */
+    assert_int_equal(parse("{}", &def, &spec, err, sizeof err), 0);
+    assert_int_equal(spec.task.nheaders, 1);
+    assert_string_equal(spec.task.headers[0].value, "https://dflt/");
+    wq_taskspec_free(&spec);
+
+    expect_error("{\"type\":\"t\",\"hook\":\"http://app/\"}", WQ_EINVAL,
+        "field 'hook': hook URL 'http://app/': want https://");
+    expect_error("{\"type\":\"t\",\"hook\":\"https://\"}", WQ_EINVAL,
+        "no host");
+    expect_error("{\"type\":\"t\",\"hook\":\"https://a\\tb/\"}",
+        WQ_EINVAL, "control characters");
+    expect_error("{\"type\":\"t\",\"hook\":5}", WQ_EINVAL,
+        "field 'hook': must be a string");
+    expect_error("{\"type\":\"t\",\"hook\":\"https://a/\",\"headers\":"
+        "{\"workq-hook\":\"https://b/\"}}", WQ_EINVAL, "not both");
+
+    assert_int_equal(wq_taskspec_check_hook("https://h/p", err, sizeof err),
+        0);
+    memset(big, 'a', sizeof big - 1);
+    memcpy(big, "https://", 8);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(wq_taskspec_check_hook(big, err, sizeof err),
+        WQ_EINVAL);
+    assert_non_null(strstr(err, "the limit is 2048"));
+    big[WQ_HOOK_URL_MAX] = '\0';
+    assert_int_equal(wq_taskspec_check_hook(big, err, sizeof err), 0);
+}
+
 static void
 test_taskspec_max_attempts_policy(void **state)
 {
@@ -377,6 +423,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_taskspec_delay),
     cmocka_unit_test(test_taskspec_envelope),
     cmocka_unit_test(test_taskspec_max_attempts_policy),
+    cmocka_unit_test(test_taskspec_hook),
 };
 
 WQ_TEST_MAIN("taskspec", tests)
