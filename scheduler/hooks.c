@@ -174,24 +174,6 @@ on_body(char *data, size_t size, size_t n, void *user)
     return len;
 }
 
-static struct curl_slist *
-add_header(struct curl_slist *l, const char *fmt, ...) WQ_PRINTFLIKE(2, 3);
-
-static struct curl_slist *
-add_header(struct curl_slist *l, const char *fmt, ...)
-{
-    char buf[512];
-    struct curl_slist *n;
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if ((n = curl_slist_append(l, buf)) == NULL)
-        abort();
-    return n;
-}
-
 /* Prepares the POST of row i; 0, or -1 if its URL is not https. */
 static int
 post_prepare(const struct wq_config *cfg, const struct pg_result *r, int i,
@@ -200,26 +182,20 @@ post_prepare(const struct wq_config *cfg, const struct pg_result *r, int i,
     const char *url = wq_store_value(r, i, C_URL);
     const char *body = wq_store_value(r, i, C_BODY);
     size_t len = strlen(body);
-    char ts[24], sig[65];
 
     p->row = i;
     if (strncasecmp(url, "https://", 8) != 0)
         return -1;
     if ((p->easy = curl_easy_init()) == NULL)
         abort();
-    p->hdr = add_header(NULL, "Content-Type: application/json");
-    p->hdr = add_header(p->hdr, "X-Workq-Delivery: %s",
+    p->hdr = wq_header_add(NULL, "Content-Type: application/json");
+    p->hdr = wq_header_add(p->hdr, "X-Workq-Delivery: %s",
         wq_store_value(r, i, C_ID));
-    p->hdr = add_header(p->hdr, "X-Workq-Event: task.ended");
-    p->hdr = add_header(p->hdr, "X-Workq-Attempt: %d",
+    p->hdr = wq_header_add(p->hdr, "X-Workq-Event: task.ended");
+    p->hdr = wq_header_add(p->hdr, "X-Workq-Attempt: %d",
         atoi(wq_store_value(r, i, C_ATTEMPTS)) + 1);
-    if (cfg->hooks.secret != NULL && cfg->hooks.secret[0] != '\0') {
-        snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
-        wq_sign_hmac_sha256(cfg->hooks.secret, ts, body, len, sig);
-        p->hdr = add_header(p->hdr, "X-Workq-Timestamp: %s", ts);
-        p->hdr = add_header(p->hdr, "X-Workq-Signature: v1=%s", sig);
-    }
-    p->hdr = add_header(p->hdr, "Expect:");
+    p->hdr = wq_sign_headers(p->hdr, cfg->hooks.secret, body, len);
+    p->hdr = wq_header_add(p->hdr, "Expect:");
     curl_easy_setopt(p->easy, CURLOPT_URL, url);
     curl_easy_setopt(p->easy, CURLOPT_PROTOCOLS_STR, "https");
     curl_easy_setopt(p->easy, CURLOPT_POST, 1L);

@@ -30,7 +30,6 @@
  * start of the body.
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,24 +131,6 @@ escaped(CURL *e, const char *s)
     return out;
 }
 
-static struct curl_slist *
-add_header(struct curl_slist *l, const char *fmt, ...) WQ_PRINTFLIKE(2, 3);
-
-static struct curl_slist *
-add_header(struct curl_slist *l, const char *fmt, ...)
-{
-    char buf[2048];
-    struct curl_slist *n;
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if ((n = curl_slist_append(l, buf)) == NULL)
-        abort();
-    return n;
-}
-
 void
 wq_handler_http_sign(const char *secret, const char *timestamp,
     const void *body, size_t len, char out[65])
@@ -177,7 +158,7 @@ wq_handler_http_run(const struct wq_httph_conf *c,
     struct curl_slist *hdr = NULL;
     struct curl_waitfd wfd[2];
     struct answer ans;
-    char *key, *type, ts[32], sig[65], errbuf[CURL_ERROR_SIZE] = "";
+    char *key, *type, errbuf[CURL_ERROR_SIZE] = "";
     const char *trace = NULL;
     int64_t left_ms, timeout_ms;
     unsigned nwfd = 0;
@@ -196,24 +177,18 @@ wq_handler_http_run(const struct wq_httph_conf *c,
 
     key = escaped(e, env->key);
     type = escaped(e, env->type);
-    hdr = add_header(hdr, "Content-Type: application/octet-stream");
-    hdr = add_header(hdr, "Expect:");   /* no 100-continue round trip */
-    hdr = add_header(hdr, "X-Workq-Id: %s", ctx->task_id);
-    hdr = add_header(hdr, "X-Workq-Key: %s", key);
-    hdr = add_header(hdr, "X-Workq-Queue: %s", env->queue);
-    hdr = add_header(hdr, "X-Workq-Type: %s", type);
-    hdr = add_header(hdr, "X-Workq-Attempt: %" PRIu32, ctx->attempt);
-    hdr = add_header(hdr, "X-Workq-Max-Attempts: %" PRIu32,
+    hdr = wq_header_add(hdr, "Content-Type: application/octet-stream");
+    hdr = wq_header_add(hdr, "Expect:");   /* no 100-continue round trip */
+    hdr = wq_header_add(hdr, "X-Workq-Id: %s", ctx->task_id);
+    hdr = wq_header_add(hdr, "X-Workq-Key: %s", key);
+    hdr = wq_header_add(hdr, "X-Workq-Queue: %s", env->queue);
+    hdr = wq_header_add(hdr, "X-Workq-Type: %s", type);
+    hdr = wq_header_add(hdr, "X-Workq-Attempt: %" PRIu32, ctx->attempt);
+    hdr = wq_header_add(hdr, "X-Workq-Max-Attempts: %" PRIu32,
         ctx->max_attempts);
     if ((trace = wq_trace_parent(env)) != NULL)
-        hdr = add_header(hdr, "traceparent: %s", trace);
-    if (c->secret != NULL && c->secret[0] != '\0') {
-        snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
-        wq_handler_http_sign(c->secret, ts, env->payload, env->payload_len,
-            sig);
-        hdr = add_header(hdr, "X-Workq-Timestamp: %s", ts);
-        hdr = add_header(hdr, "X-Workq-Signature: v1=%s", sig);
-    }
+        hdr = wq_header_add(hdr, "traceparent: %s", trace);
+    hdr = wq_sign_headers(hdr, c->secret, env->payload, env->payload_len);
     free(key);
     free(type);
 
