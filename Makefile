@@ -100,7 +100,8 @@ PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,\
 .PHONY: all clean deps check unit integration tsan fuzz demo style-check \
         install uninstall fresh-check \
         services-start services-stop tests bench-e2e bench-submit bench chaos \
-        bench-process bench-http
+        bench-process bench-http cluster-up cluster-down cluster-status \
+        cluster-smoke
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BINS)
@@ -364,6 +365,23 @@ chaos: deps
 	    WORKQ_BUILD=$(BUILD) bash tests/fault/chaos.sh --transport $$t \
 	        --duration $(DURATION) --rate $(RATE); \
 	done
+
+# --- the cluster test bed (issue 19; not part of check or CI) ---------------
+#
+#   make cluster-up | cluster-down | cluster-status | cluster-smoke
+#
+# Three RabbitMQ nodes, three Kafka brokers, a PostgreSQL primary with a
+# synchronous standby, each on a host of its own (a network namespace;
+# needs root): tests/cluster/ctl --help.
+
+cluster-up:
+	tests/cluster/ctl up
+
+cluster-down:
+	tests/cluster/ctl down
+
+cluster-status:
+	tests/cluster/ctl status
 
 # --- install -----------------------------------------------------------------
 #
