@@ -383,6 +383,15 @@ cluster-down:
 cluster-status:
 	tests/cluster/ctl status
 
+# The smoke run (tests/cluster/smoke.sh; takes the tests' lock itself):
+#   make cluster-smoke [SMOKE_DURATION=40] [SMOKE_RATE=40]
+SMOKE_DURATION ?= 40
+SMOKE_RATE     ?= 40
+cluster-smoke:
+	$(MAKE) all $(BUILD)/tests/fault/chaos-tool
+	WORKQ_BUILD=$(BUILD) tests/cluster/ctl smoke --duration $(SMOKE_DURATION) \
+	    --rate $(SMOKE_RATE)
+
 # --- install -----------------------------------------------------------------
 #
 #   make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc] ...

@@ -251,6 +251,7 @@ struct wq_config {
 
     struct {
         char *url;
+        char *hosts;            /* more nodes, "host:port,..."; "": none */
         char *password;         /* secret; replaces the URL's password */
         int queue_type;         /* enum wq_rabbitmq_queue_type */
         int prefetch;

@@ -258,6 +258,9 @@ const struct wq_config_key wq_config_keys[] = {
     /* rabbitmq */
     STRING("rabbitmq.url", rabbitmq.url, "amqp://guest:guest@127.0.0.1:5672",
         WQ_CONFIG_URL, "AMQP URL, amqp[s]://user:password@host:port/vhost"),
+    STRING("rabbitmq.hosts", rabbitmq.hosts, "", 0,
+        "more nodes of the URL's cluster, \"host:port,host:port\": tried "
+        "in turn when one does not answer"),
     STRING("rabbitmq.password", rabbitmq.password, "", WQ_CONFIG_SECRET,
         "password that replaces the one in rabbitmq.url; empty: the URL's"),
     ENUM("rabbitmq.queue_type", rabbitmq.queue_type, "quorum",

@@ -90,6 +90,7 @@ struct wq_transport_conf {
 
     /* RabbitMQ (rabbitmq-c). */
     const char *amqp_url;         /* amqp[s]://user:pass@host:port/vhost */
+    const char *amqp_hosts;       /* more nodes "host:port,..."; NULL: none */
     int amqp_quorum;              /* 1: quorum queues, 0: classic */
     int amqp_prefetch;            /* basic.qos prefetch count */
     int amqp_heartbeat_s;         /* AMQP heartbeat, 0 = off */
