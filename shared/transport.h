@@ -82,6 +82,7 @@ struct wq_transport_conf {
     const char *kafka_group_id;   /* consumer group; default "workq.<queue>" */
     int kafka_partitions;         /* for declare(): new topics */
     int kafka_replication;        /* for declare(): new topics */
+    int kafka_min_insync;         /* min.insync.replicas of those; 0: broker's */
     int kafka_linger_ms;          /* producer batching (linger.ms) */
     int kafka_session_timeout_ms; /* consumer group session */
     /* Extra librdkafka properties, "name=value" pairs (TLS, SASL, ...). */

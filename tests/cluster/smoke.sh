@@ -23,6 +23,9 @@
 # unless an attempt was lost.  It also checks the replication the queue
 # got: quorum queue members (3), or the topic's replicas (3) and its
 # min.insync.replicas (2).  Prints a table; exit 0 only if all hold.
+# Column "stall s k/r/f": the longest time no task was newly accepted
+# (sampled every 0.2 s) after the broker kill, after its return and after
+# the PostgreSQL failover: how long producers were held up.
 # Holds /var/tmp/workq-tests.lock throughout (other test runs wait).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -110,7 +113,7 @@ log = { level = "info"; };
 rabbitmq = { url = "amqp://guest:guest@10.77.0.11:5672/%2f";
              hosts = "10.77.0.12:5672,10.77.0.13:5672"; heartbeat = "5s"; };
 kafka = { brokers = "$KAFKA_BROKERS"; partitions = 4; replication_factor = 3;
-          session_timeout_ms = 6000; };
+          min_insync_replicas = 2; session_timeout_ms = 6000; };
 postgres = { conninfo = "$PGHOSTS dbname=$db"; };
 worker = { queues = [ "$q" ]; concurrency = 16; lease = "10s"; drain_timeout = "5s"; };
 scheduler = { poll_interval = "500ms"; publish_timeout = "5s"; };
@@ -144,30 +147,50 @@ CONF
         >"$DIR/$T/submit.out" 2>"$DIR/$T/submit.log" 8>&- &
     SUBMIT_PID=$!
     first=$([ "$T" = rabbitmq ] && echo rmq1 || echo kafka1)
-    local start_t=$SECONDS step=0 killed_at=0 back_at=0 failover_at=0
-    local acc_kill acc_back acc_fo
+    # Faults run in the background (a start takes seconds) while the loop
+    # samples the accepted count every 0.2 s: the longest time without a
+    # newly accepted task after each fault is how long producers stalled.
+    local start_t=$SECONDS step=0 fault_pid="" fault_rc=0 now n last_n=0 last_ms gap
+    local -a stall=(0 0 0 0)
+    last_ms=$(( ${EPOCHREALTIME/./} / 1000 ))
     while kill -0 "$SUBMIT_PID" 2>/dev/null; do
         d=$((SECONDS - start_t))
-        if [ "$step" = 0 ] && [ "$d" -ge $((DURATION / 4)) ]; then
-            acc_kill="$(wc -l <"$DIR/$T/accepted")"
-            log "inject: kill -9 host $first (accepted so far $acc_kill)"
-            "$CTL" kill "$first" >>"$DIR/faults.log" 2>&1
-            killed_at=$SECONDS; step=1
-        elif [ "$step" = 1 ] && [ "$d" -ge $((DURATION / 2)) ]; then
-            acc_back="$(wc -l <"$DIR/$T/accepted")"
-            log "host $first starts again (accepted so far $acc_back)"
-            "$CTL" start "$first" >>"$DIR/faults.log" 2>&1
-            back_at=$SECONDS; step=2
-            log "host $first back ($((back_at - killed_at)) s after the kill)"
-        elif [ "$step" = 2 ] && [ "$d" -ge $((3 * DURATION / 4)) ]; then
-            acc_fo="$(wc -l <"$DIR/$T/accepted")"
-            log "inject: PostgreSQL failover (primary $("$CTL" pg-primary)) (accepted so far $acc_fo)"
-            "$CTL" pg-failover >>"$DIR/faults.log" 2>&1
-            failover_at=$SECONDS; step=3
-            log "PostgreSQL primary now $("$CTL" pg-primary)"
+        now=$(( ${EPOCHREALTIME/./} / 1000 ))
+        n="$(wc -l <"$DIR/$T/accepted")"
+        if [ "$n" -gt "$last_n" ]; then
+            last_n=$n; last_ms=$now
+        elif [ "$d" -lt "$DURATION" ]; then
+            gap=$((now - last_ms))
+            [ "$gap" -gt "${stall[$step]}" ] && stall[$step]=$gap
         fi
-        sleep 0.5
+        if [ -n "$fault_pid" ] && ! kill -0 "$fault_pid" 2>/dev/null; then
+            wait "$fault_pid" || { fault_rc=1; log "a fault command failed (see $DIR/faults.log)"; }
+            fault_pid=""
+            log "fault $step done"
+        fi
+        if [ -z "$fault_pid" ]; then
+            if [ "$step" = 0 ] && [ "$d" -ge $((DURATION / 4)) ]; then
+                log "inject: kill -9 host $first (accepted so far $n)"
+                "$CTL" kill "$first" >>"$DIR/faults.log" 2>&1 8>&- &
+                fault_pid=$!; step=1
+            elif [ "$step" = 1 ] && [ "$d" -ge $((DURATION / 2)) ]; then
+                log "host $first starts again (accepted so far $n)"
+                "$CTL" start "$first" >>"$DIR/faults.log" 2>&1 8>&- &
+                fault_pid=$!; step=2
+            elif [ "$step" = 2 ] && [ "$d" -ge $((3 * DURATION / 4)) ]; then
+                log "inject: PostgreSQL failover (primary $("$CTL" pg-primary)) (accepted so far $n)"
+                "$CTL" pg-failover >>"$DIR/faults.log" 2>&1 8>&- &
+                fault_pid=$!; step=3
+            fi
+        fi
+        sleep 0.2
     done
+    [ -z "$fault_pid" ] || wait "$fault_pid" || fault_rc=1
+    log "PostgreSQL primary now $("$CTL" pg-primary)"
+    local stalls
+    stalls="$(printf '%d.%d/%d.%d/%d.%d' $((stall[1] / 1000)) $((stall[1] % 1000 / 100)) \
+        $((stall[2] / 1000)) $((stall[2] % 1000 / 100)) $((stall[3] / 1000)) $((stall[3] % 1000 / 100)))"
+    log "longest producer stall (s) after kill / return / failover: $stalls (before the faults $((stall[0] / 1000)).$((stall[0] % 1000 / 100)))"
     local submit_rc=0
     wait "$SUBMIT_PID" || submit_rc=$?
     SUBMIT_PID=""
@@ -247,15 +270,16 @@ SQL
     [ "$quiet" = 1 ] || fail+=("no quiescence")
     [ "$submit_rc" = 0 ] || fail+=("submitter exit $submit_rc")
     [ "$step" = 3 ] || fail+=("faults injected: $step of 3")
+    [ "$fault_rc" = 0 ] || fail+=("a fault command failed")
     case "$repl" in
         quorum,\ members\ 3|replicas\ 3,\ min.insync\ 2) ;;
         *) fail+=("replication: $repl") ;;
     esac
     local verdict=PASS
     [ "${#fail[@]}" -eq 0 ] || verdict="FAIL: ${fail[*]}"
-    RESULTS+=("$(printf '%-9s %8s %9s %4s %7s %6s %7s %6s %-28s %s' "$T" "${N[accepted]:-?}" \
+    RESULTS+=("$(printf '%-9s %8s %9s %4s %7s %6s %7s %6s %-28s %-14s %s' "$T" "${N[accepted]:-?}" \
         "${N[succeeded]:-?}" "${N[dead]:-?}" "${N[missing]:-?}" "${N[double_success]:-?}" \
-        "${N[effect_once]:-?}" "${N[attempts_lost]:-?}" "$repl" "$verdict")")
+        "${N[effect_once]:-?}" "${N[attempts_lost]:-?}" "$repl" "$stalls" "$verdict")")
     log "$T: $verdict"
 }
 
@@ -266,9 +290,10 @@ done
 {
     echo "== cluster smoke: ${DURATION}s at $RATE tasks/s per transport; faults: kill -9 of the first"
     echo "   broker node's host and its return, PostgreSQL primary killed and the standby promoted"
-    printf '%-9s %8s %9s %4s %7s %6s %7s %6s %-28s %s\n' transport accepted succeeded dead missing \
-        double effect1 lost replication result
+    printf '%-9s %8s %9s %4s %7s %6s %7s %6s %-28s %-14s %s\n' transport accepted succeeded dead missing \
+        double effect1 lost replication "stall s k/r/f" result
     printf '%s\n' "${RESULTS[@]}"
+    echo "stall: longest time without a newly accepted task after the kill / the return / the failover"
     echo "(logs in $DIR; total $((SECONDS - T0)) s)"
 } | tee "$DIR/report.txt"
 ! grep -q FAIL "$DIR/report.txt"
