@@ -14,6 +14,8 @@
 #   +DURATION/4   kill -9 of the host of the first broker node (rmq1 or
 #                 kafka1: the node every client knows first)
 #   +DURATION/2   that host started again
+#   +5*DURATION/8 kill -9 of every process on worker host w2 (its worker
+#                 with tasks in flight); its worker starts again 5 s later
 #   +3*DURATION/4 PostgreSQL failover: kill -9 of the primary's host, the
 #                 standby promoted (ctl pg-failover); afterwards the old
 #                 primary comes back as a synchronous standby (pg-rejoin)
@@ -151,6 +153,7 @@ CONF
     # samples the accepted count every 0.2 s: the longest time without a
     # newly accepted task after each fault is how long producers stalled.
     local start_t=$SECONDS step=0 fault_pid="" fault_rc=0 now n last_n=0 last_ms gap
+    local wkill=0 wkill_at=0
     local -a stall=(0 0 0 0)
     last_ms=$(( ${EPOCHREALTIME/./} / 1000 ))
     while kill -0 "$SUBMIT_PID" 2>/dev/null; do
@@ -167,6 +170,18 @@ CONF
             wait "$fault_pid" || { fault_rc=1; log "a fault command failed (see $DIR/faults.log)"; }
             fault_pid=""
             log "fault $step done"
+        fi
+        # The worker host w2 killed whole (its worker with its tasks in
+        # flight) and its worker started again 5 s later, as a rebooted
+        # host would; its leases expire and its tasks run on w1.
+        if [ "$wkill" = 0 ] && [ "$d" -ge $((5 * DURATION / 8)) ]; then
+            log "inject: kill -9 host w2 (its worker, tasks in flight)"
+            "$CTL" kill w2 >>"$DIR/faults.log" 2>&1 8>&-
+            wkill=1; wkill_at=$SECONDS
+        elif [ "$wkill" = 1 ] && [ "$SECONDS" -ge $((wkill_at + 5)) ]; then
+            log "worker on w2 starts again"
+            start w2 w2 workq-worker
+            wkill=2
         fi
         if [ -z "$fault_pid" ]; then
             if [ "$step" = 0 ] && [ "$d" -ge $((DURATION / 4)) ]; then
@@ -270,6 +285,7 @@ SQL
     [ "$quiet" = 1 ] || fail+=("no quiescence")
     [ "$submit_rc" = 0 ] || fail+=("submitter exit $submit_rc")
     [ "$step" = 3 ] || fail+=("faults injected: $step of 3")
+    [ "$wkill" = 2 ] || fail+=("worker host kill: $wkill of 2 steps")
     [ "$fault_rc" = 0 ] || fail+=("a fault command failed")
     case "$repl" in
         quorum,\ members\ 3|replicas\ 3,\ min.insync\ 2) ;;
@@ -289,7 +305,8 @@ done
 
 {
     echo "== cluster smoke: ${DURATION}s at $RATE tasks/s per transport; faults: kill -9 of the first"
-    echo "   broker node's host and its return, PostgreSQL primary killed and the standby promoted"
+    echo "   broker node's host and its return, worker host w2 killed whole (worker back 5 s later),"
+    echo "   PostgreSQL primary killed and the standby promoted"
     printf '%-9s %8s %9s %4s %7s %6s %7s %6s %-28s %-14s %s\n' transport accepted succeeded dead missing \
         double effect1 lost replication "stall s k/r/f" result
     printf '%s\n' "${RESULTS[@]}"
