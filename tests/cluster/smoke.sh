@@ -5,6 +5,7 @@
 #
 #   bash tests/cluster/smoke.sh [--transport rabbitmq|kafka|both]
 #                               [--rate N] [--duration S] [--dir DIR]
+#                               [--broker-fault kill|cut]
 #
 # Per transport, on a fresh database: two workers on hosts w1 and w2, two
 # schedulers on host app and the steady-rate submitter there (chaos-tool
@@ -12,8 +13,10 @@
 # of its mix is a noop here, but for "effect", an exec handler that
 # appends the task's key to a file.  Faults, in that order:
 #   +DURATION/4   kill -9 of the host of the first broker node (rmq1 or
-#                 kafka1: the node every client knows first)
-#   +DURATION/2   that host started again
+#                 kafka1: the node every client knows first); with
+#                 --broker-fault cut, its link cut instead (a partition:
+#                 the node lives on, silent, and its peers cannot see it)
+#   +DURATION/2   that host started again (its link back)
 #   +5*DURATION/8 kill -9 of every process on worker host w2 (its worker
 #                 with tasks in flight); its worker starts again 5 s later
 #   +3*DURATION/4 PostgreSQL failover: kill -9 of the primary's host, the
@@ -37,17 +40,20 @@ TRANSPORTS="rabbitmq kafka"
 RATE=40
 DURATION=40
 DIR=""
+BROKER_FAULT=kill
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --transport) TRANSPORTS="$2"; [ "$2" = both ] && TRANSPORTS="rabbitmq kafka"; shift 2 ;;
         --rate) RATE="$2"; shift 2 ;;
         --duration) DURATION="$2"; shift 2 ;;
         --dir) DIR="$2"; shift 2 ;;
+        --broker-fault) BROKER_FAULT="$2"; shift 2 ;;
         -h|--help) sed -n '2,27s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "smoke: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 [ "$DURATION" -ge 20 ] && [ "$DURATION" -le 600 ] || { echo "smoke: --duration 20..600" >&2; exit 2; }
+case "$BROKER_FAULT" in kill|cut) ;; *) echo "smoke: --broker-fault kill or cut" >&2; exit 2 ;; esac
 [ "$RATE" -ge 1 ] && [ "$RATE" -le 500 ] || { echo "smoke: --rate 1..500" >&2; exit 2; }
 
 BUILD="${WORKQ_BUILD:-build}"
@@ -185,12 +191,13 @@ CONF
         fi
         if [ -z "$fault_pid" ]; then
             if [ "$step" = 0 ] && [ "$d" -ge $((DURATION / 4)) ]; then
-                log "inject: kill -9 host $first (accepted so far $n)"
-                "$CTL" kill "$first" >>"$DIR/faults.log" 2>&1 8>&- &
+                log "inject: $BROKER_FAULT host $first (accepted so far $n)"
+                "$CTL" "$BROKER_FAULT" "$first" >>"$DIR/faults.log" 2>&1 8>&- &
                 fault_pid=$!; step=1
             elif [ "$step" = 1 ] && [ "$d" -ge $((DURATION / 2)) ]; then
-                log "host $first starts again (accepted so far $n)"
-                "$CTL" start "$first" >>"$DIR/faults.log" 2>&1 8>&- &
+                log "host $first $([ "$BROKER_FAULT" = kill ] && echo starts again || echo "link back") (accepted so far $n)"
+                "$CTL" "$([ "$BROKER_FAULT" = kill ] && echo start || echo heal)" "$first" \
+                    >>"$DIR/faults.log" 2>&1 8>&- &
                 fault_pid=$!; step=2
             elif [ "$step" = 2 ] && [ "$d" -ge $((3 * DURATION / 4)) ]; then
                 log "inject: PostgreSQL failover (primary $("$CTL" pg-primary)) (accepted so far $n)"
@@ -304,7 +311,7 @@ for T in $TRANSPORTS; do
 done
 
 {
-    echo "== cluster smoke: ${DURATION}s at $RATE tasks/s per transport; faults: kill -9 of the first"
+    echo "== cluster smoke: ${DURATION}s at $RATE tasks/s per transport; faults: $([ "$BROKER_FAULT" = kill ] && echo "kill -9 of" || echo "link cut of") the first"
     echo "   broker node's host and its return, worker host w2 killed whole (worker back 5 s later),"
     echo "   PostgreSQL primary killed and the standby promoted"
     printf '%-9s %8s %9s %4s %7s %6s %7s %6s %-28s %-14s %s\n' transport accepted succeeded dead missing \
