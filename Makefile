@@ -100,7 +100,8 @@ PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,\
 .PHONY: all clean deps check unit integration tsan fuzz demo style-check \
         install uninstall fresh-check \
         services-start services-stop tests bench-e2e bench-submit bench chaos \
-        bench-process bench-http
+        bench-process bench-http cluster-up cluster-down cluster-status \
+        cluster-smoke
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BINS)
@@ -365,6 +366,32 @@ chaos: deps
 	    WORKQ_BUILD=$(BUILD) bash tests/fault/chaos.sh --transport $$t \
 	        --duration $(DURATION) --rate $(RATE); \
 	done
+
+# --- the cluster test bed (issue 19; not part of check or CI) ---------------
+#
+#   make cluster-up | cluster-down | cluster-status | cluster-smoke
+#
+# Three RabbitMQ nodes, three Kafka brokers, a PostgreSQL primary with a
+# synchronous standby, each on a host of its own (a network namespace;
+# needs root): tests/cluster/ctl --help.
+
+cluster-up:
+	tests/cluster/ctl up
+
+cluster-down:
+	tests/cluster/ctl down
+
+cluster-status:
+	tests/cluster/ctl status
+
+# The smoke run (tests/cluster/smoke.sh; takes the tests' lock itself):
+#   make cluster-smoke [SMOKE_DURATION=40] [SMOKE_RATE=40]
+SMOKE_DURATION ?= 40
+SMOKE_RATE     ?= 40
+cluster-smoke:
+	$(MAKE) all $(BUILD)/tests/fault/chaos-tool
+	WORKQ_BUILD=$(BUILD) tests/cluster/ctl smoke --duration $(SMOKE_DURATION) \
+	    --rate $(SMOKE_RATE)
 
 # --- install -----------------------------------------------------------------
 #

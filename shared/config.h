@@ -240,6 +240,7 @@ struct wq_config {
         char *brokers;
         int partitions;
         int replication_factor;
+        int min_insync_replicas;    /* 0: the broker's default */
         int linger_ms;
         int session_timeout_ms;
         int security_protocol;  /* enum wq_kafka_security */
@@ -251,6 +252,7 @@ struct wq_config {
 
     struct {
         char *url;
+        char *hosts;            /* more nodes, "host:port,..."; "": none */
         char *password;         /* secret; replaces the URL's password */
         int queue_type;         /* enum wq_rabbitmq_queue_type */
         int prefetch;

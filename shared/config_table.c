@@ -237,6 +237,9 @@ const struct wq_config_key wq_config_keys[] = {
         "partitions of a topic workq creates"),
     INT("kafka.replication_factor", kafka.replication_factor, "1", 1, 16,
         "replication factor of a topic workq creates"),
+    INT("kafka.min_insync_replicas", kafka.min_insync_replicas, "0", 0, 16,
+        "min.insync.replicas of a topic workq creates; 0: the broker's "
+        "default"),
     INT("kafka.linger_ms", kafka.linger_ms, "5", 0, 10000,
         "producer batching delay in milliseconds (linger.ms)"),
     INT("kafka.session_timeout_ms", kafka.session_timeout_ms, "10000",
@@ -258,6 +261,9 @@ const struct wq_config_key wq_config_keys[] = {
     /* rabbitmq */
     STRING("rabbitmq.url", rabbitmq.url, "amqp://guest:guest@127.0.0.1:5672",
         WQ_CONFIG_URL, "AMQP URL, amqp[s]://user:password@host:port/vhost"),
+    STRING("rabbitmq.hosts", rabbitmq.hosts, "", 0,
+        "more nodes of the URL's cluster, \"host:port,host:port\": tried "
+        "in turn when one does not answer"),
     STRING("rabbitmq.password", rabbitmq.password, "", WQ_CONFIG_SECRET,
         "password that replaces the one in rabbitmq.url; empty: the URL's"),
     ENUM("rabbitmq.queue_type", rabbitmq.queue_type, "quorum",

@@ -82,6 +82,7 @@ struct wq_transport_conf {
     const char *kafka_group_id;   /* consumer group; default "workq.<queue>" */
     int kafka_partitions;         /* for declare(): new topics */
     int kafka_replication;        /* for declare(): new topics */
+    int kafka_min_insync;         /* min.insync.replicas of those; 0: broker's */
     int kafka_linger_ms;          /* producer batching (linger.ms) */
     int kafka_session_timeout_ms; /* consumer group session */
     /* Extra librdkafka properties, "name=value" pairs (TLS, SASL, ...). */
@@ -90,6 +91,7 @@ struct wq_transport_conf {
 
     /* RabbitMQ (rabbitmq-c). */
     const char *amqp_url;         /* amqp[s]://user:pass@host:port/vhost */
+    const char *amqp_hosts;       /* more nodes "host:port,..."; NULL: none */
     int amqp_quorum;              /* 1: quorum queues, 0: classic */
     int amqp_prefetch;            /* basic.qos prefetch count */
     int amqp_heartbeat_s;         /* AMQP heartbeat, 0 = off */

@@ -161,7 +161,13 @@ struct wq_transport {
 
     /* From the configuration. */
     char *urlbuf;               /* amqp_parse_url points into it */
-    struct amqp_connection_info ci;
+    struct amqp_connection_info ci; /* host, port: the node tried last */
+    /* The nodes: the URL's first, then rabbitmq.hosts; a connection
+     * tries them in turn from the one that answered last. */
+    char *hostsbuf;             /* node_host points into it */
+    char **node_host;
+    int *node_port;
+    int nnodes, node_cur;
     char *cacert;
     char *client_id;
     int quorum;
@@ -401,12 +407,12 @@ keepalive(struct wq_transport *t, struct conn *c)
 /* --- connections --------------------------------------------------------- */
 
 /*
- * conn_open connects, logs in and tunes one connection of t, or returns
- * WQ_EBROKER (WQ_ECONFIG for TLS setup, WQ_ENOMEM) with err filled; on
- * failure c->c is destroyed again.
+ * conn_open_node connects, logs in and tunes one connection of t to the
+ * node t->ci names, or returns WQ_EBROKER (WQ_ECONFIG for TLS setup,
+ * WQ_ENOMEM) with err filled; on failure c->c is destroyed again.
  */
 static int
-conn_open(struct wq_transport *t, struct conn *c, const char *role,
+conn_open_node(struct wq_transport *t, struct conn *c, const char *role,
     char *err, size_t errlen)
 {
     amqp_table_entry_t caps[5], props[2];
@@ -520,6 +526,88 @@ fail:
     amqp_destroy_connection(c->c);
     c->c = NULL;
     return rc;
+}
+
+/*
+ * conn_open: conn_open_node on each node in turn (the URL's, then
+ * rabbitmq.hosts), from the one that answered last, until one answers.
+ * The error is the last node's, with the count of nodes tried.
+ */
+static int
+conn_open(struct wq_transport *t, struct conn *c, const char *role,
+    char *err, size_t errlen)
+{
+    char msg[WQ_ERRLEN];
+    int rc = WQ_EBROKER, i, n;
+
+    if (t->nnodes <= 1)
+        return conn_open_node(t, c, role, err, errlen);
+    for (n = 0; n < t->nnodes; n++) {
+        i = (t->node_cur + n) % t->nnodes;
+        t->ci.host = t->node_host[i];
+        t->ci.port = t->node_port[i];
+        rc = conn_open_node(t, c, role, msg, sizeof msg);
+        if (rc == 0) {
+            if (i != t->node_cur)
+                wq_log_warn("amqp", "%s connection to node %s:%d (the "
+                    "node before it did not answer)", role, t->ci.host,
+                    t->ci.port);
+            t->node_cur = i;
+            return 0;
+        }
+        if (rc != WQ_EBROKER)
+            break;
+    }
+    return wq_seterr(err, errlen, rc, "%s%s", msg, rc == WQ_EBROKER
+        ? " (and every other node of rabbitmq.hosts)" : "");
+}
+
+/*
+ * parse_nodes fills t->node_*: the URL's host, then conf_hosts
+ * ("host:port,host:port", the port defaulting to the URL's).
+ */
+static int
+parse_nodes(struct wq_transport *t, const char *conf_hosts, char *err,
+    size_t errlen)
+{
+    char *p, *tok, *save = NULL, *colon, *end;
+    size_t max = 1;
+    long port;
+
+    if (conf_hosts != NULL)
+        for (const char *q = conf_hosts; *q; q++)
+            max += *q == ',';
+    if (conf_hosts != NULL && conf_hosts[0] != '\0')
+        max++;
+    t->node_host = xcalloc(max, sizeof *t->node_host);
+    t->node_port = xcalloc(max, sizeof *t->node_port);
+    t->node_host[0] = t->ci.host;
+    t->node_port[0] = t->ci.port;
+    t->nnodes = 1;
+    if (conf_hosts == NULL || conf_hosts[0] == '\0')
+        return 0;
+    t->hostsbuf = xstrdup(conf_hosts);
+    for (p = t->hostsbuf; (tok = strtok_r(p, ", ", &save)) != NULL;
+        p = NULL) {
+        port = t->ci.port;
+        if ((colon = strrchr(tok, ':')) != NULL) {
+            *colon = '\0';
+            errno = 0;
+            port = strtol(colon + 1, &end, 10);
+            if (errno != 0 || end == colon + 1 || *end != '\0' || port < 1
+                || port > 65535)
+                return wq_seterr(err, errlen, WQ_ECONFIG, "rabbitmq.hosts: "
+                    "bad port in \"%s:%s\" (want host:port,host:port)",
+                    tok, colon + 1);
+        }
+        if (tok[0] == '\0')
+            return wq_seterr(err, errlen, WQ_ECONFIG, "rabbitmq.hosts: "
+                "a node without a host (want host:port,host:port)");
+        t->node_host[t->nnodes] = tok;
+        t->node_port[t->nnodes] = (int)port;
+        t->nnodes++;
+    }
+    return 0;
 }
 
 /* channel_open opens channel ch of c; 0 or an error in err. */
@@ -979,6 +1067,8 @@ amqp_open(const struct wq_transport_conf *conf, wq_transport **out,
      * as the default vhost, as "amqp://host" is. */
     if (t->ci.vhost == NULL || t->ci.vhost[0] == '\0')
         t->ci.vhost = (char *)"/";
+    if ((rc = parse_nodes(t, conf->amqp_hosts, err, errlen)) != 0)
+        goto fail;
     if ((rc = conn_open(t, &t->pub, "publishing", err, errlen)) != 0)
         goto fail;
     if ((rc = pub_channel(t, err, errlen)) != 0)
@@ -1830,6 +1920,9 @@ amqp_close(wq_transport *t, int timeout_ms)
     free(t->pend);
     free(t->ring);
     free(t->urlbuf);
+    free(t->hostsbuf);
+    free(t->node_host);
+    free(t->node_port);
     free(t->cacert);
     free(t->client_id);
     if (t->wake_fd >= 0)
@@ -1911,6 +2004,9 @@ amqp_settings(struct wq_config *cfg, struct wq_transport_conf *out,
         &out->amqp_url, err, errlen);
     if (rc != 0)
         return rc;
+    out->amqp_hosts = cfg->rabbitmq.hosts != NULL && cfg->rabbitmq.hosts[0] != '\0'
+        ? cfg->rabbitmq.hosts
+        : NULL;
     out->amqp_quorum = cfg->rabbitmq.queue_type == WQ_RABBITMQ_QUORUM;
     out->amqp_prefetch = cfg->rabbitmq.prefetch;
     /* whole seconds, rounded up so that 500ms does not mean "off" */

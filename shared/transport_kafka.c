@@ -122,6 +122,7 @@ struct kafka_transport {
     wq_confirm_fn *on_confirm;
     void *on_confirm_user;
     int partitions, replication;    /* for declare() */
+    int min_insync;                 /* min.insync.replicas; 0: broker's */
 
     rd_kafka_t *producer;
     /* While open() waits for a broker: librdkafka's lines are debug
@@ -744,6 +745,7 @@ kafka_open(const struct wq_transport_conf *conf, wq_transport **out,
     t->on_confirm_user = conf->on_confirm_user;
     t->partitions = conf->kafka_partitions;
     t->replication = conf->kafka_replication;
+    t->min_insync = conf->kafka_min_insync;
 
     /* Both confs now, so a bad property fails here, not at subscribe. */
     if ((pconf = producer_conf_new(t, conf, err, errlen)) == NULL)
@@ -824,6 +826,18 @@ create_topic(struct kafka_transport *t, const char *name, int partitions,
             != RD_KAFKA_RESP_ERR_NO_ERROR) {
             rv = wq_seterr(err, errlen, WQ_EINVAL,
                 "kafka: topic %s: retention.ms: %s", name,
+                rd_kafka_err2str(e));
+            goto out;
+        }
+    }
+    if (t->min_insync > 0) {
+        char v[16];
+
+        snprintf(v, sizeof v, "%d", t->min_insync);
+        if ((e = rd_kafka_NewTopic_set_config(nt, "min.insync.replicas", v))
+            != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rv = wq_seterr(err, errlen, WQ_EINVAL,
+                "kafka: topic %s: min.insync.replicas: %s", name,
                 rd_kafka_err2str(e));
             goto out;
         }
@@ -910,7 +924,8 @@ topic_ready(const struct rd_kafka_metadata *md, char *why, size_t whylen)
 
 /*
  * Creates topic "workq.<queue>" with conf->kafka_partitions and
- * kafka_replication (<= 0: the broker's defaults) unless it exists, then
+ * kafka_replication (<= 0: the broker's defaults) and, when
+ * kafka_min_insync > 0, that min.insync.replicas, unless it exists, then
  * waits until every partition has a leader.  Blocks up to
  * DECLARE_TIMEOUT_MS; WQ_ETIMEOUT or WQ_EBROKER with err set on failure.
  * An existing topic keeps its partition count.  A new dead-letter topic
@@ -1933,6 +1948,7 @@ kafka_settings(struct wq_config *cfg, struct wq_transport_conf *out,
     out->kafka_group_id = NULL;
     out->kafka_partitions = cfg->kafka.partitions;
     out->kafka_replication = cfg->kafka.replication_factor;
+    out->kafka_min_insync = cfg->kafka.min_insync_replicas;
     out->kafka_linger_ms = cfg->kafka.linger_ms;
     out->kafka_session_timeout_ms = cfg->kafka.session_timeout_ms;
     out->kafka_props = wq_config_keep(cfg, props, n * sizeof *props);

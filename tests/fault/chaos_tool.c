@@ -5,6 +5,7 @@
  *   chaos-tool submit --config FILE --queue Q --rate N --duration S
  *                     --accepted FILE [--drain S] [--prefix P]
  *   chaos-tool kafka-lag --brokers HOST:PORT --queue Q
+ *   chaos-tool kafka-config --brokers HOST:PORT --topic T --name NAME
  *
  * submit: every 100 ms a batch of new tasks (N a second in all, by the
  * clock: what an outage held back is made afterwards) through
@@ -25,6 +26,10 @@
  * kafka-lag: prints the consumer group's lag on the queue's topic (the
  * sum over partitions of high watermark minus committed offset; a
  * partition with no committed offset counts whole), or -1 on error.
+ *
+ * kafka-config: prints the value a topic's configuration NAME has (its
+ * own or the broker's default), e.g. min.insync.replicas; used by the
+ * cluster smoke run (tests/cluster/smoke.sh).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -324,6 +329,90 @@ out:
     return rv;
 }
 
+static int
+config_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "brokers", required_argument, NULL, 'b' },
+        { "topic", required_argument, NULL, 't' },
+        { "name", required_argument, NULL, 'n' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *brokers = NULL, *topic = NULL, *name = NULL;
+    char errstr[512];
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk;
+    rd_kafka_ConfigResource_t *res;
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+    const rd_kafka_DescribeConfigs_result_t *dr;
+    const rd_kafka_ConfigResource_t **rs;
+    const rd_kafka_ConfigEntry_t **ents;
+    size_t nrs = 0, nents = 0;
+    int o, rv = 1;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'b': brokers = optarg; break;
+        case 't': topic = optarg; break;
+        case 'n': name = optarg; break;
+        default: return 2;
+        }
+    }
+    if (brokers == NULL || topic == NULL || name == NULL) {
+        fprintf(stderr, "chaos-tool kafka-config: --brokers, --topic and "
+            "--name\n");
+        return 2;
+    }
+    conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr,
+            sizeof errstr) != RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "kafka-config: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr))
+        == NULL) {
+        fprintf(stderr, "kafka-config: %s\n", errstr);
+        return 1;
+    }
+    res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_DescribeConfigs(rk, &res, 1, NULL, q);
+    ev = rd_kafka_queue_poll(q, 15000);
+    if (ev == NULL || rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "kafka-config: %s\n", ev != NULL
+            ? rd_kafka_event_error_string(ev) : "no answer in 15 s");
+        goto out;
+    }
+    dr = rd_kafka_event_DescribeConfigs_result(ev);
+    rs = rd_kafka_DescribeConfigs_result_resources(dr, &nrs);
+    if (nrs != 1 || rd_kafka_ConfigResource_error(rs[0])
+        != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "kafka-config: topic %s: %s\n", topic, nrs == 1
+            ? rd_kafka_ConfigResource_error_string(rs[0]) : "no result");
+        goto out;
+    }
+    ents = rd_kafka_ConfigResource_configs(rs[0], &nents);
+    for (size_t i = 0; i < nents; i++) {
+        if (strcmp(rd_kafka_ConfigEntry_name(ents[i]), name) == 0) {
+            const char *v = rd_kafka_ConfigEntry_value(ents[i]);
+
+            printf("%s\n", v != NULL ? v : "");
+            rv = 0;
+        }
+    }
+    if (rv != 0)
+        fprintf(stderr, "kafka-config: topic %s has no %s\n", topic, name);
+out:
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_ConfigResource_destroy(res);
+    rd_kafka_destroy(rk);
+    return rv;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -331,7 +420,9 @@ main(int argc, char **argv)
         return submit_main(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "kafka-lag") == 0)
         return lag_main(argc - 1, argv + 1);
-    fprintf(stderr, "usage: chaos-tool submit|kafka-lag ... "
+    if (argc >= 2 && strcmp(argv[1], "kafka-config") == 0)
+        return config_main(argc - 1, argv + 1);
+    fprintf(stderr, "usage: chaos-tool submit|kafka-lag|kafka-config ... "
         "(see tests/fault/chaos_tool.c)\n");
     return 2;
 }

@@ -818,6 +818,68 @@ test_transport_amqp_unreachable(void **state)
     assert_int_equal(rc, WQ_ECONFIG);
 }
 
+/* rabbitmq.hosts: the URL's node does not answer, the next one listed
+ * does (a cluster whose first node is down); a list of nodes none of which
+ * answers fails naming the last one; a bad list is a configuration error. */
+static void
+test_transport_amqp_other_nodes(void **state)
+{
+    struct wq_transport_conf conf;
+    struct sockaddr_in sa;
+    socklen_t salen = sizeof sa;
+    wq_transport *t = NULL;
+    char url[256], hosts[256], dead[64], err[WQ_ERRLEN], user[64], pass[64];
+    char host[64];
+    const char *q = queue_for_test("nodes");
+    int fd, rc, port = 0, free_port;
+
+    (void)state;
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &salen), 0);
+    close(fd);
+    free_port = ntohs(sa.sin_port);
+    /* the test broker's URL, amqp://user:pass@host:port/... */
+    if (sscanf(WQ_TEST_AMQP_URL(), "amqp://%63[^:]:%63[^@]@%63[^:]:%d",
+            user, pass, host, &port) != 4)
+        skip();
+    snprintf(url, sizeof url, "amqp://%s:%s@127.0.0.1:%d/%%2f", user, pass,
+        free_port);
+    snprintf(dead, sizeof dead, "127.0.0.1:%d", free_port);
+    snprintf(hosts, sizeof hosts, "%s, %s:%d", dead, host, port);
+
+    memset(&conf, 0, sizeof conf);
+    conf.kind = WQ_TRANSPORT_RABBITMQ;
+    conf.client_id = "test_transport_amqp";
+    conf.amqp_url = url;
+    conf.amqp_hosts = hosts;
+    conf.amqp_quorum = 1;
+    conf.amqp_prefetch = 10;
+    rc = wq_transport_amqp_ops.open(&conf, &t, err, sizeof err);
+    if (rc != 0)
+        fail_msg("the second node of rabbitmq.hosts was not tried: %s", err);
+    declare(t, q);
+    wq_transport_close(t, 1000);
+    t = NULL;
+
+    conf.amqp_hosts = dead;
+    rc = wq_transport_amqp_ops.open(&conf, &t, err, sizeof err);
+    assert_int_equal(rc, WQ_EBROKER);
+    assert_null(t);
+    if (strstr(err, dead) == NULL || strstr(err, "every other node") == NULL)
+        fail_msg("unclear error when no node answers: %s", err);
+
+    conf.amqp_hosts = "127.0.0.1:notaport";
+    rc = wq_transport_amqp_ops.open(&conf, &t, err, sizeof err);
+    assert_int_equal(rc, WQ_ECONFIG);
+    if (strstr(err, "rabbitmq.hosts") == NULL)
+        fail_msg("unclear error for a bad rabbitmq.hosts: %s", err);
+}
+
 /* Declaring a queue with the other type is a clear error; the handle
  * declares and publishes on afterwards. */
 static void
@@ -1372,6 +1434,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_transport_amqp_message_properties),
     cmocka_unit_test(test_transport_amqp_wrong_password),
     cmocka_unit_test(test_transport_amqp_unreachable),
+    cmocka_unit_test(test_transport_amqp_other_nodes),
     cmocka_unit_test(test_transport_amqp_queue_type_mismatch),
     cmocka_unit_test(test_transport_amqp_queue_deleted),
     cmocka_unit_test(test_transport_amqp_heartbeats),

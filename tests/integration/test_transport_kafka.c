@@ -283,6 +283,89 @@ test_transport_kafka_declare_twice(void **state)
     wq_transport_close(t, 5000);
 }
 
+/* The value of a topic's configuration NAME, and whether it is the
+ * topic's own (set at creation) rather than a default. */
+static void
+topic_config_src(const char *topic, const char *name, char *value,
+    size_t cap, int *own)
+{
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_ConfigResource_t *res;
+    const rd_kafka_ConfigResource_t **rs;
+    const rd_kafka_ConfigEntry_t **ents;
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+    rd_kafka_t *rk;
+    char errstr[512];
+    size_t nrs = 0, nents = 0;
+
+    value[0] = '\0';
+    *own = -1;
+    rd_kafka_conf_set(c, "bootstrap.servers", WQ_TEST_KAFKA_BROKERS(),
+        errstr, sizeof errstr);
+    if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, errstr, sizeof errstr))
+        == NULL)
+        fail_msg("describe configs: %s", errstr);
+    res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_DescribeConfigs(rk, &res, 1, NULL, q);
+    ev = rd_kafka_queue_poll(q, 15000);
+    if (ev == NULL || rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        fail_msg("describe configs of %s: %s", topic, ev != NULL
+            ? rd_kafka_event_error_string(ev) : "no answer");
+    rs = rd_kafka_DescribeConfigs_result_resources(
+        rd_kafka_event_DescribeConfigs_result(ev), &nrs);
+    assert_int_equal(nrs, 1);
+    ents = rd_kafka_ConfigResource_configs(rs[0], &nents);
+    for (size_t i = 0; i < nents; i++)
+        if (strcmp(rd_kafka_ConfigEntry_name(ents[i]), name) == 0) {
+            snprintf(value, cap, "%s", rd_kafka_ConfigEntry_value(ents[i])
+                != NULL ? rd_kafka_ConfigEntry_value(ents[i]) : "");
+            *own = rd_kafka_ConfigEntry_source(ents[i])
+                == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG;
+        }
+    rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_ConfigResource_destroy(res);
+    rd_kafka_destroy(rk);
+    if (*own < 0)
+        fail_msg("topic %s has no %s", topic, name);
+}
+
+/* kafka.min_insync_replicas is set on the topics workq creates; 0 leaves
+ * the broker's default. */
+static void
+test_transport_kafka_min_insync(void **state)
+{
+    const char *queue = wq_test_unique("tk-insync");
+    const char *other = wq_test_unique("tk-insync0");
+    struct confirms c = { 0 };
+    struct wq_transport_conf conf;
+    wq_transport *t;
+    char topic[256], v[32];
+    int own;
+
+    (void)state;
+    require_broker();
+    conf = conf_for(WQ_TEST_KAFKA_BROKERS(), &c, 1, NULL, 0);
+    conf.kafka_min_insync = 1;
+    t = open_transport(&conf);
+    declare(t, queue);
+    wq_transport_close(t, 5000);
+    snprintf(topic, sizeof topic, "workq.%s", queue);
+    topic_config_src(topic, "min.insync.replicas", v, sizeof v, &own);
+    assert_string_equal(v, "1");
+    assert_int_equal(own, 1);
+
+    conf.kafka_min_insync = 0;
+    t = open_transport(&conf);
+    declare(t, other);
+    wq_transport_close(t, 5000);
+    snprintf(topic, sizeof topic, "workq.%s", other);
+    topic_config_src(topic, "min.insync.replicas", v, sizeof v, &own);
+    assert_int_equal(own, 0);
+}
+
 /* N messages, one flush: N confirmations, every one with status 0. */
 static void
 test_transport_kafka_publish_confirms(void **state)
@@ -689,6 +772,7 @@ test_transport_kafka_dead_retention(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_transport_kafka_dead_retention),
     cmocka_unit_test(test_transport_kafka_declare_twice),
+    cmocka_unit_test(test_transport_kafka_min_insync),
     cmocka_unit_test(test_transport_kafka_publish_confirms),
     cmocka_unit_test(test_transport_kafka_consume_ack_all),
     cmocka_unit_test(test_transport_kafka_redelivers_unacked),

@@ -1,0 +1,323 @@
+#!/usr/bin/env bash
+# tests/cluster/smoke.sh - the cluster smoke run (tests/cluster/ctl smoke,
+# make cluster-smoke): real workq binaries on the cluster of
+# tests/cluster/ctl (which must be up), on each transport in turn.
+#
+#   bash tests/cluster/smoke.sh [--transport rabbitmq|kafka|both]
+#                               [--rate N] [--duration S] [--dir DIR]
+#                               [--broker-fault kill|cut]
+#
+# Per transport, on a fresh database: two workers on hosts w1 and w2, two
+# schedulers on host app and the steady-rate submitter there (chaos-tool
+# submit, the public C client) for DURATION s at RATE tasks/s; every type
+# of its mix is a noop here, but for "effect", an exec handler that
+# appends the task's key to a file.  Faults, in that order:
+#   +DURATION/4   kill -9 of the host of the first broker node (rmq1 or
+#                 kafka1: the node every client knows first); with
+#                 --broker-fault cut, its link cut instead (a partition:
+#                 the node lives on, silent, and its peers cannot see it)
+#   +DURATION/2   that host started again (its link back)
+#   +5*DURATION/8 kill -9 of every process on worker host w2 (its worker
+#                 with tasks in flight); its worker starts again 5 s later
+#   +3*DURATION/4 PostgreSQL failover: kill -9 of the primary's host, the
+#                 standby promoted (ctl pg-failover); afterwards the old
+#                 primary comes back as a synchronous standby (pg-rejoin)
+# Then it waits (at most 180 s) until every accepted task has succeeded
+# and counts in PostgreSQL: every accepted task succeeded exactly once
+# (one success record), none missing, none dead, no effect written twice
+# unless an attempt was lost.  It also checks the replication the queue
+# got: quorum queue members (3), or the topic's replicas (3) and its
+# min.insync.replicas (2).  Prints a table; exit 0 only if all hold.
+# Column "stall s k/r/f": the longest time no task was newly accepted
+# (sampled every 0.2 s) after the broker kill, after its return and after
+# the PostgreSQL failover: how long producers were held up.
+# Holds /var/tmp/workq-tests.lock throughout (other test runs wait).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT="$PWD"
+
+TRANSPORTS="rabbitmq kafka"
+RATE=40
+DURATION=40
+DIR=""
+BROKER_FAULT=kill
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        --transport) TRANSPORTS="$2"; [ "$2" = both ] && TRANSPORTS="rabbitmq kafka"; shift 2 ;;
+        --rate) RATE="$2"; shift 2 ;;
+        --duration) DURATION="$2"; shift 2 ;;
+        --dir) DIR="$2"; shift 2 ;;
+        --broker-fault) BROKER_FAULT="$2"; shift 2 ;;
+        -h|--help) sed -n '2,27s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        *) echo "smoke: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+[ "$DURATION" -ge 20 ] && [ "$DURATION" -le 600 ] || { echo "smoke: --duration 20..600" >&2; exit 2; }
+case "$BROKER_FAULT" in kill|cut) ;; *) echo "smoke: --broker-fault kill or cut" >&2; exit 2 ;; esac
+[ "$RATE" -ge 1 ] && [ "$RATE" -le 500 ] || { echo "smoke: --rate 1..500" >&2; exit 2; }
+
+BUILD="${WORKQ_BUILD:-build}"
+BIN="$ROOT/$BUILD"
+CTL="$ROOT/tests/cluster/ctl"
+TOOL="$BIN/tests/fault/chaos-tool"
+[ -x "$TOOL" ] && [ -x "$BIN/workq-worker" ] ||
+    { echo "smoke: build first (make all $BUILD/tests/fault/chaos-tool)" >&2; exit 2; }
+DIR="${DIR:-$(mktemp -d /tmp/workq-cluster-smoke.XXXXXX)}"
+mkdir -p "$DIR"
+chmod 755 "$DIR"
+
+exec 8>/var/tmp/workq-tests.lock
+flock -w 1800 8 || { echo "smoke: could not take /var/tmp/workq-tests.lock" >&2; exit 1; }
+
+"$CTL" status >"$DIR/status.before" 2>&1 ||
+    { cat "$DIR/status.before"; echo "smoke: the cluster is not (all) up: make cluster-up" >&2; exit 1; }
+
+PGHOSTS="host=10.77.0.31,10.77.0.32 port=5432,5432 user=postgres target_session_attrs=read-write connect_timeout=3"
+sqlp() { PGCONNECT_TIMEOUT=5 psql -X -q -At -v ON_ERROR_STOP=1 "$PGHOSTS dbname=postgres" "$@"; }
+KAFKA_BROKERS=10.77.0.21:9092,10.77.0.22:9092,10.77.0.23:9092
+
+T0=$SECONDS
+log() { printf '[smoke %s +%3ds] %s\n' "$T" "$((SECONDS - T0))" "$*" | tee -a "$DIR/events.log" >&2; }
+
+declare -A PID=()
+stop_daemons() {
+    local s
+    for s in "${!PID[@]}"; do kill -TERM "${PID[$s]}" 2>/dev/null || true; done
+    for s in "${!PID[@]}"; do
+        timeout 20 tail --pid="${PID[$s]}" -f /dev/null 2>/dev/null || kill -KILL "${PID[$s]}" 2>/dev/null || true
+    done
+    PID=()
+}
+cleanup() {
+    [ -n "${SUBMIT_PID:-}" ] && kill -TERM "$SUBMIT_PID" 2>/dev/null || true
+    stop_daemons
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start SLOT HOST BINARY: a daemon on a host, restarted by tend (as
+# systemd's Restart= would) when a fault killed it.
+start() {
+    local slot="$1" host="$2" bin="$3"
+    (cd "$DIR/$T" && exec "$CTL" exec "$host" "$BIN/$bin" --config "$CONF") \
+        >>"$DIR/$T/$slot.log" 2>&1 8>&- &
+    PID[$slot]=$!
+}
+
+RESULTS=()
+
+run_transport() {
+    T="$1"
+    local db="workq_smoke_$T" q="smoke_${T}_$(date +%s)" first d
+    mkdir -p "$DIR/$T"
+    CONF="$DIR/$T/workq.conf"
+    : >"$DIR/$T/effects"
+    : >"$DIR/$T/accepted"
+    cat >"$CONF" <<CONF
+# cluster smoke ($T): every client knows all the nodes.
+transport = "$T";
+log = { level = "info"; };
+rabbitmq = { url = "amqp://guest:guest@10.77.0.11:5672/%2f";
+             hosts = "10.77.0.12:5672,10.77.0.13:5672"; heartbeat = "5s"; };
+kafka = { brokers = "$KAFKA_BROKERS"; partitions = 4; replication_factor = 3;
+          min_insync_replicas = 2; session_timeout_ms = 6000; };
+postgres = { conninfo = "$PGHOSTS dbname=$db"; };
+worker = { queues = [ "$q" ]; concurrency = 16; lease = "10s"; drain_timeout = "5s"; };
+scheduler = { poll_interval = "500ms"; publish_timeout = "5s"; };
+handlers = (
+    { type = "ok"; builtin = "noop"; },
+    { type = "proc"; builtin = "noop"; },
+    { type = "flaky"; builtin = "noop"; },
+    { type = "doomed"; builtin = "noop"; },
+    { type = "slow"; builtin = "noop"; },
+    { type = "crash"; builtin = "noop"; },
+    { type = "crash_always"; builtin = "noop"; },
+    { type = "effect"; kind = "exec"; timeout = "20s";
+      argv = [ "/bin/sh", "$ROOT/tests/fault/effect.sh", "effect" ];
+      env = [ "CHAOS_EFFECTS=$DIR/$T/effects" ]; }
+);
+queue_policies = (
+    { name = "*"; max_attempts = 12; backoff_base = "200ms";
+      backoff_cap = "2s"; backoff_jitter = "none"; }
+);
+CONF
+    chmod 600 "$CONF"
+    sqlp -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+    "$CTL" exec app "$BIN/workq" --config "$CONF" migrate >"$DIR/$T/migrate.log" 2>&1
+    start w1 w1 workq-worker
+    start w2 w2 workq-worker
+    start s1 app workq-scheduler
+    start s2 app workq-scheduler
+    log "queue $q, database $db: $RATE tasks/s for ${DURATION}s, workers on w1 w2, schedulers on app"
+    (cd "$DIR/$T" && exec "$CTL" exec app "$TOOL" submit --config "$CONF" --queue "$q" \
+        --rate "$RATE" --duration "$DURATION" --accepted "$DIR/$T/accepted" --drain 120) \
+        >"$DIR/$T/submit.out" 2>"$DIR/$T/submit.log" 8>&- &
+    SUBMIT_PID=$!
+    first=$([ "$T" = rabbitmq ] && echo rmq1 || echo kafka1)
+    # Faults run in the background (a start takes seconds) while the loop
+    # samples the accepted count every 0.2 s: the longest time without a
+    # newly accepted task after each fault is how long producers stalled.
+    local start_t=$SECONDS step=0 fault_pid="" fault_rc=0 now n last_n=0 last_ms gap
+    local wkill=0 wkill_at=0
+    local -a stall=(0 0 0 0)
+    last_ms=$(( ${EPOCHREALTIME/./} / 1000 ))
+    while kill -0 "$SUBMIT_PID" 2>/dev/null; do
+        d=$((SECONDS - start_t))
+        now=$(( ${EPOCHREALTIME/./} / 1000 ))
+        n="$(wc -l <"$DIR/$T/accepted")"
+        if [ "$n" -gt "$last_n" ]; then
+            last_n=$n; last_ms=$now
+        elif [ "$d" -lt "$DURATION" ]; then
+            gap=$((now - last_ms))
+            [ "$gap" -gt "${stall[$step]}" ] && stall[$step]=$gap
+        fi
+        if [ -n "$fault_pid" ] && ! kill -0 "$fault_pid" 2>/dev/null; then
+            wait "$fault_pid" || { fault_rc=1; log "a fault command failed (see $DIR/faults.log)"; }
+            fault_pid=""
+            log "fault $step done"
+        fi
+        # The worker host w2 killed whole (its worker with its tasks in
+        # flight) and its worker started again 5 s later, as a rebooted
+        # host would; its leases expire and its tasks run on w1.
+        if [ "$wkill" = 0 ] && [ "$d" -ge $((5 * DURATION / 8)) ]; then
+            log "inject: kill -9 host w2 (its worker, tasks in flight)"
+            "$CTL" kill w2 >>"$DIR/faults.log" 2>&1 8>&-
+            wkill=1; wkill_at=$SECONDS
+        elif [ "$wkill" = 1 ] && [ "$SECONDS" -ge $((wkill_at + 5)) ]; then
+            log "worker on w2 starts again"
+            start w2 w2 workq-worker
+            wkill=2
+        fi
+        if [ -z "$fault_pid" ]; then
+            if [ "$step" = 0 ] && [ "$d" -ge $((DURATION / 4)) ]; then
+                log "inject: $BROKER_FAULT host $first (accepted so far $n)"
+                "$CTL" "$BROKER_FAULT" "$first" >>"$DIR/faults.log" 2>&1 8>&- &
+                fault_pid=$!; step=1
+            elif [ "$step" = 1 ] && [ "$d" -ge $((DURATION / 2)) ]; then
+                log "host $first $([ "$BROKER_FAULT" = kill ] && echo starts again || echo "link back") (accepted so far $n)"
+                "$CTL" "$([ "$BROKER_FAULT" = kill ] && echo start || echo heal)" "$first" \
+                    >>"$DIR/faults.log" 2>&1 8>&- &
+                fault_pid=$!; step=2
+            elif [ "$step" = 2 ] && [ "$d" -ge $((3 * DURATION / 4)) ]; then
+                log "inject: PostgreSQL failover (primary $("$CTL" pg-primary)) (accepted so far $n)"
+                "$CTL" pg-failover >>"$DIR/faults.log" 2>&1 8>&- &
+                fault_pid=$!; step=3
+            fi
+        fi
+        sleep 0.2
+    done
+    [ -z "$fault_pid" ] || wait "$fault_pid" || fault_rc=1
+    log "PostgreSQL primary now $("$CTL" pg-primary)"
+    local stalls
+    stalls="$(printf '%d.%d/%d.%d/%d.%d' $((stall[1] / 1000)) $((stall[1] % 1000 / 100)) \
+        $((stall[2] / 1000)) $((stall[2] % 1000 / 100)) $((stall[3] / 1000)) $((stall[3] % 1000 / 100)))"
+    log "longest producer stall (s) after kill / return / failover: $stalls (before the faults $((stall[0] / 1000)).$((stall[0] % 1000 / 100)))"
+    local submit_rc=0
+    wait "$SUBMIT_PID" || submit_rc=$?
+    SUBMIT_PID=""
+    log "submitter done: $(cat "$DIR/$T/submit.out") (exit $submit_rc)"
+
+    # Every accepted task succeeded, at most 180 s.
+    psql -X -q -v ON_ERROR_STOP=1 "$PGHOSTS dbname=$db" \
+        -c "CREATE TABLE smoke_accepted (key text PRIMARY KEY, type text NOT NULL)" \
+        -c "CREATE TABLE smoke_effects (key text NOT NULL)" \
+        -c "\\copy smoke_accepted FROM '$DIR/$T/accepted'"
+    local deadline=$((SECONDS + 180)) open=-1 quiet=0
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        open="$(psql -X -q -At "$PGHOSTS dbname=$db" -c "SELECT count(*) FROM smoke_accepted a
+            LEFT JOIN workq.tasks t ON t.queue = '$q' AND t.idempotency_key = a.key
+            WHERE t.state IS DISTINCT FROM 'succeeded'" 2>/dev/null || echo '?')"
+        [ "$open" = 0 ] && { quiet=1; break; }
+        sleep 2
+    done
+    log "quiescence: $([ "$quiet" = 1 ] && echo reached || echo "NOT reached ($open not succeeded)")"
+    stop_daemons
+
+    psql -X -q "$PGHOSTS dbname=$db" -c "\\copy smoke_effects FROM '$DIR/$T/effects'"
+    psql -X -q -At -F'|' "$PGHOSTS dbname=$db" >"$DIR/$T/counts" <<SQL
+WITH t AS (SELECT * FROM workq.tasks WHERE queue = '$q'),
+a AS (SELECT a.* FROM workq.attempt_history a JOIN t ON t.id = a.task_id),
+per AS (
+    SELECT t.id, t.idempotency_key AS key, t.state,
+           count(a.*) AS attempts,
+           count(a.*) FILTER (WHERE a.outcome = 'succeeded') AS successes,
+           count(a.*) FILTER (WHERE a.outcome = 'lease_expired') AS lost
+    FROM t LEFT JOIN a ON a.task_id = t.id GROUP BY t.id, t.idempotency_key, t.state),
+eff AS (SELECT key, count(*) AS n FROM smoke_effects GROUP BY key),
+acc AS (SELECT c.key, c.type AS want, p.*, coalesce(e.n, 0) AS effects
+        FROM smoke_accepted c LEFT JOIN per p ON p.key = c.key
+        LEFT JOIN eff e ON e.key = c.key)
+SELECT 'accepted', count(*) FROM acc
+UNION ALL SELECT 'succeeded', count(*) FROM acc WHERE state = 'succeeded'
+UNION ALL SELECT 'dead', count(*) FROM acc WHERE state = 'dead'
+UNION ALL SELECT 'missing', count(*) FROM acc WHERE id IS NULL
+UNION ALL SELECT 'double_success', count(*) FROM per WHERE successes > 1
+UNION ALL SELECT 'succeeded_without_record', count(*) FROM per
+    WHERE state = 'succeeded' AND successes <> 1
+UNION ALL SELECT 'attempts', coalesce(sum(attempts), 0) FROM per
+UNION ALL SELECT 'attempts_lost', coalesce(sum(lost), 0) FROM per
+UNION ALL SELECT 'effect_once', count(*) FROM acc WHERE want = 'effect' AND effects = 1
+UNION ALL SELECT 'effect_missing', count(*) FROM acc
+    WHERE want = 'effect' AND state = 'succeeded' AND effects = 0
+UNION ALL SELECT 'effect_repeated_unexplained', count(*) FROM acc
+    WHERE effects > 1 AND effects - 1 > lost
+SQL
+    declare -A N=()
+    local k v
+    while IFS='|' read -r k v; do N[$k]="$v"; done <"$DIR/$T/counts"
+
+    # The replication the queue got.
+    local repl
+    if [ "$T" = rabbitmq ]; then
+        repl="$("$CTL" rabbitmqctl rmq2 list_queues -q --no-table-headers name type members 2>/dev/null |
+            awk -v n="workq.$q" '$1 == n { print $2 ", members " gsub(/rabbit@/, "") }')"
+        repl="${repl:-?}"
+    else
+        repl="$(kcat -b "$KAFKA_BROKERS" -L -t "workq.$q" 2>/dev/null |
+            awk '/replicas:/ { sub(/.*replicas: /, ""); sub(/, isrs.*/, ""); n = split($0, r, ","); if (min == "" || n < min) min = n } END { print "replicas " (min == "" ? "?" : min) }')"
+        repl="$repl, min.insync $("$TOOL" kafka-config --brokers "$KAFKA_BROKERS" \
+            --topic "workq.$q" --name min.insync.replicas 2>/dev/null || echo '?')"
+    fi
+
+    # The old primary returns as a synchronous standby.
+    log "pg-rejoin: $("$CTL" pg-rejoin 2>&1 | tail -n1)"
+
+    local fail=()
+    for k in missing dead double_success succeeded_without_record effect_missing effect_repeated_unexplained; do
+        [ "${N[$k]:-x}" = 0 ] || fail+=("$k=${N[$k]:-?}")
+    done
+    [ "${N[accepted]:-0}" -gt 0 ] || fail+=("nothing accepted")
+    [ "${N[succeeded]:-0}" = "${N[accepted]:-x}" ] || fail+=("succeeded ${N[succeeded]:-?} of ${N[accepted]:-?}")
+    [ "$quiet" = 1 ] || fail+=("no quiescence")
+    [ "$submit_rc" = 0 ] || fail+=("submitter exit $submit_rc")
+    [ "$step" = 3 ] || fail+=("faults injected: $step of 3")
+    [ "$wkill" = 2 ] || fail+=("worker host kill: $wkill of 2 steps")
+    [ "$fault_rc" = 0 ] || fail+=("a fault command failed")
+    case "$repl" in
+        quorum,\ members\ 3|replicas\ 3,\ min.insync\ 2) ;;
+        *) fail+=("replication: $repl") ;;
+    esac
+    local verdict=PASS
+    [ "${#fail[@]}" -eq 0 ] || verdict="FAIL: ${fail[*]}"
+    RESULTS+=("$(printf '%-9s %8s %9s %4s %7s %6s %7s %6s %-28s %-14s %s' "$T" "${N[accepted]:-?}" \
+        "${N[succeeded]:-?}" "${N[dead]:-?}" "${N[missing]:-?}" "${N[double_success]:-?}" \
+        "${N[effect_once]:-?}" "${N[attempts_lost]:-?}" "$repl" "$stalls" "$verdict")")
+    log "$T: $verdict"
+}
+
+for T in $TRANSPORTS; do
+    run_transport "$T"
+done
+
+{
+    echo "== cluster smoke: ${DURATION}s at $RATE tasks/s per transport; faults: $([ "$BROKER_FAULT" = kill ] && echo "kill -9 of" || echo "link cut of") the first"
+    echo "   broker node's host and its return, worker host w2 killed whole (worker back 5 s later),"
+    echo "   PostgreSQL primary killed and the standby promoted"
+    printf '%-9s %8s %9s %4s %7s %6s %7s %6s %-28s %-14s %s\n' transport accepted succeeded dead missing \
+        double effect1 lost replication "stall s k/r/f" result
+    printf '%s\n' "${RESULTS[@]}"
+    echo "stall: longest time without a newly accepted task after the kill / the return / the failover"
+    echo "(logs in $DIR; total $((SECONDS - T0)) s)"
+} | tee "$DIR/report.txt"
+! grep -q FAIL "$DIR/report.txt"
