@@ -140,7 +140,7 @@ struct wq_backlog {
     int64_t unacked;
     int64_t consumers;
     int64_t oldest_ms;
-    char group[WQ_QUEUE_MAX + 16];  /* Kafka: the consumer group read */
+    char group[WQ_BROKER_QUEUE_MAX + 16];  /* Kafka: the consumer group read */
     struct wq_backlog_partition *parts;   /* Kafka; malloc'd */
     size_t nparts;
 };

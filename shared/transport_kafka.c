@@ -68,7 +68,7 @@
 
 #define COMPONENT          "kafka"
 #define PREFIX_LEN         (sizeof WQ_QUEUE_PREFIX - 1)
-#define TOPIC_MAX          (PREFIX_LEN + WQ_QUEUE_MAX + 1)
+#define TOPIC_MAX          (PREFIX_LEN + WQ_BROKER_QUEUE_MAX + 1)
 
 #define COMMIT_EVERY_ACKS  100      /* commit after this many acks ... */
 #define COMMIT_EVERY_MS    100      /* ... or this long after the first one */
@@ -610,9 +610,9 @@ queue_check(const char *queue, char *err, size_t errlen)
 {
     size_t n = queue != NULL ? strlen(queue) : 0;
 
-    if (n == 0 || n > WQ_QUEUE_MAX)
+    if (n == 0 || n > WQ_BROKER_QUEUE_MAX)
         return wq_seterr(err, errlen, WQ_EINVAL,
-            "kafka: queue name must have 1 to %d bytes", WQ_QUEUE_MAX);
+            "kafka: queue name must have 1 to %d bytes", WQ_BROKER_QUEUE_MAX);
     return 0;
 }
 
@@ -938,7 +938,7 @@ kafka_declare(wq_transport *wt, const char *queue, char *err, size_t errlen)
     snprintf(name, sizeof name, "%s%s", WQ_QUEUE_PREFIX, queue);
     if (t->dead_bounds != NULL && qn > 5
         && strcmp(queue + qn - 5, ".dead") == 0) {
-        char base[WQ_QUEUE_MAX + 1];
+        char base[WQ_BROKER_QUEUE_MAX + 1];
 
         snprintf(base, sizeof base, "%.*s", (int)(qn - 5), queue);
         t->dead_bounds(t->dead_bounds_user, base, &ttl_ms, &max_len);

@@ -1739,6 +1739,86 @@ progress_cancel(int kind)
 }
 BOTH(progress_cancel)
 
+/*
+ * Priorities (README "Priorities"): a backlog of 200 low tasks, then 20
+ * high ones, on the bands of one queue ("Q.priority-low",
+ * "Q.priority-high"), all there before the worker starts with one slot.
+ * The high ones run first: fewer than 60 low tasks finish before the
+ * last high one (the weights 6:3:1 make it about 4 once every delivery
+ * is in the worker; the margin is for the bands' deliveries reaching
+ * the worker at different moments, Kafka's fetches most).  Yet low ones
+ * progress meanwhile (no starvation within the band weights: at least
+ * one finishes before the last high one), every low one finishes, and
+ * each task runs exactly once; the rows say their priority.
+ */
+static void
+priority_backlog(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "prio");
+    const char *args[] = { "--concurrency", "1", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    char hi[200], lo[200], key[64], err[WQ_ERRLEN];
+    struct wq_envelope e;
+    struct worker w;
+    struct pub p;
+    long long n, lo_before, hi_rank;
+
+    snprintf(hi, sizeof hi, "%s.priority-high", q);
+    snprintf(lo, sizeof lo, "%s.priority-low", q);
+    pub_open(&p, kind, q);
+    if (wq_transport_declare(p.t, hi, err, sizeof err) != 0
+        || wq_transport_declare(p.t, lo, err, sizeof err) != 0)
+        fail_msg("declare a band: %s", err);
+    wq_test_forget_queue(kind, hi);
+    wq_test_forget_queue(kind, lo);
+    for (int i = 0; i < 220; i++) {
+        int high = i >= 200;
+
+        snprintf(key, sizeof key, "%s%d", high ? "hi" : "lo", i);
+        make_task(&e, q, "noop", key, NULL, 0, 0);
+        wq_buf_reset(&p.buf);
+        if (wq_envelope_encode(&e, &p.buf, err, sizeof err) != 0)
+            fail_msg("%s", err);
+        pub_raw(&p, high ? hi : lo, p.buf.data, p.buf.len, e.key);
+        wq_envelope_free(&e);
+    }
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, NULL, NULL, args);
+    n = wait_num(s, 220, 120000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'succeeded'");
+    check(n == 220, "%lld of 220 tasks succeeded", n);
+    worker_stop(&w, 30000);
+
+    /* each exactly once, with its band's priority */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks"),
+        220);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history"), 220);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE priority = 2 AND idempotency_key LIKE 'hi%' AND attempt = 1"),
+        20);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE priority = 0 AND idempotency_key LIKE 'lo%' AND attempt = 1"),
+        200);
+    /* the high ones first, and low still progressing */
+    lo_before = wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks WHERE "
+        "priority = 0 AND finished_at < (SELECT max(finished_at) FROM "
+        "workq.tasks WHERE priority = 2)");
+    hi_rank = wq_test_pg_num(s, "SELECT max(r) FROM (SELECT priority, "
+        "row_number() OVER (ORDER BY finished_at) AS r FROM workq.tasks) x "
+        "WHERE priority = 2");
+    print_message("  %s: the last high task finished %lld of 220, after "
+        "%lld of 200 low ones\n", wq_test_kind_name(kind), hi_rank,
+        lo_before);
+    check(lo_before < 60, "%lld low tasks finished before the last high "
+        "one", lo_before);
+    check(lo_before >= 1, "no low task finished before the last high one: "
+        "low starved while high waited");
+    wq_store_close(s);
+}
+BOTH(priority_backlog)
+
 static const struct CMUnitTest tests[] = {
     TESTS(noop_many),
     TESTS(multi_queue),
@@ -1761,6 +1841,7 @@ static const struct CMUnitTest tests[] = {
     TESTS(process_node),
     TESTS(process_supervision),
     TESTS(process_drain),
+    TESTS(priority_backlog),
 };
 
 WQ_TEST_MAIN("worker", tests)
