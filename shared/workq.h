@@ -269,9 +269,10 @@ int wq_client_set_flow(wq_client *c, const struct wq_client_flow *flow,
  * A high or low task goes to its queue's priority band, broker queue
  * "workq.<queue>.priority-high" or "workq.<queue>.priority-low" (normal:
  * "workq.<queue>" as always), which workers that know priorities
- * consume (CHANGELOG); a delayed task keeps its priority in PostgreSQL and goes to
- * its band when due.  Transactional enqueues (wq_client_enqueue_tx) are
- * normal.  Returns 0, or WQ_EINVAL for a value out of range.
+ * consume (CHANGELOG); a delayed task keeps its priority in PostgreSQL
+ * and goes to its band when due.  Transactional enqueues
+ * (wq_client_enqueue_tx) are normal.  Returns 0, or WQ_EINVAL for a
+ * value out of range.
  */
 int wq_client_set_priority(wq_client *c, int priority, char *err,
     size_t errlen);
