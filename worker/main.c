@@ -457,6 +457,10 @@ main(int argc, char **argv)
         goto out_stats;
     }
     cc.tconf.client_id = id;
+    /* Kafka: a band's backlog holds at most the slots and half a batch,
+     * so other bands' deliveries still reach the worker (priority.h) */
+    cc.tconf.kafka_topic_hold_max = cfg.worker.concurrency
+        + (cfg.worker.batch_max + 1) / 2;
     if (gethostname(host, sizeof host) != 0)
         snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';
