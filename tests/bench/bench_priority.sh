@@ -45,7 +45,7 @@ for kind in $kinds; do
     export WORKQ_POSTGRES_CONNINFO="$pg dbname=$db"
     export WORKQ_RABBITMQ_URL=${WORKQ_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:55672}
     export WORKQ_KAFKA_BROKERS=${WORKQ_TEST_KAFKA_BROKERS:-127.0.0.1:59092}
-    export WORKQ_LOG_LEVEL=warning
+    export WORKQ_LOG_LEVEL=warn
     "$bin/workq" migrate >/dev/null
     tmp=$(mktemp -d)
     i=0
@@ -58,7 +58,7 @@ for kind in $kinds; do
         echo "{\"type\":\"sleep\",\"payload\":\"$MS\",\"priority\":\"high\"}"
         i=$((i + 1))
     done >"$tmp/high.jsonl"
-    "$bin/workq" submit --batch "$tmp/low.jsonl" -q "$q" >/dev/null
+    "$bin/workq" --quiet submit --batch "$tmp/low.jsonl" -q "$q" >/dev/null
     "$bin/workq-worker" --queue "$q" --concurrency "$CONC" \
         >"$tmp/worker.log" 2>&1 &
     wpid=$!
@@ -69,7 +69,7 @@ for kind in $kinds; do
     done
     w=0
     while [ $w -lt "$WAVES" ]; do
-        "$bin/workq" submit --batch "$tmp/high.jsonl" -q "$q" >/dev/null
+        "$bin/workq" --quiet submit --batch "$tmp/high.jsonl" -q "$q" >/dev/null
         sleep 0.2
         w=$((w + 1))
     done
