@@ -36,6 +36,7 @@
 #include "clock.h"
 #include "envelope.h"
 #include "log.h"
+#include "priority.h"
 #include "store.h"
 #include "store_flow.h"
 #include "task_json.h"
@@ -153,6 +154,7 @@ struct api_msg {
     char *body;                 /* the encoded envelope */
     char *key;
     char queue[WQ_QUEUE_MAX + 1];
+    char band[WQ_BROKER_QUEUE_MAX + 1]; /* the broker queue (priority.h) */
     /* for the receipt (wq_store_accept) */
     uint8_t id[WQ_UUID_LEN];
     char type[WQ_TYPE_MAX + 1];
@@ -170,6 +172,7 @@ struct api_insert {
     size_t n;
     size_t *index;              /* batch index of each envelope */
     struct wq_envelope *env;    /* owned copies */
+    int *priority;              /* of each envelope (priority.h) */
 };
 
 /* A task with a unique window, on its way to PostgreSQL for the window
@@ -180,6 +183,7 @@ struct api_unique {
     wq_http_req *req;
     struct wq_envelope env;     /* owned copy, with the client's key */
     int64_t window_ms;
+    int priority;               /* priority.h */
 };
 
 struct api_get {
@@ -524,8 +528,8 @@ msg_done(struct pub_msg *pm, int status, const char *why)
  * beyond the limits can fail here).
  */
 static struct api_msg *
-msg_new(struct api *a, const struct wq_envelope *env, char *err,
-    size_t errlen, int *rc)
+msg_new(struct api *a, const struct wq_envelope *env, int priority,
+    char *err, size_t errlen, int *rc)
 {
     struct wq_buf buf = WQ_BUF_INIT;
     struct api_msg *m;
@@ -549,7 +553,9 @@ msg_new(struct api *a, const struct wq_envelope *env, char *err,
     }
     m->max_attempts = (int)env->max_attempts;
     m->created_at_ms = env->created_at_ms;
-    m->m.queue = m->queue;
+    /* the priority is the band the message goes to */
+    m->m.queue = wq_priority_band(m->band, sizeof m->band, env->queue,
+        priority);
     m->m.key = m->key;
     m->m.keylen = strlen(m->key);
     m->m.body = m->body;
@@ -567,12 +573,13 @@ insert_free(struct api_insert *j)
         wq_envelope_free(&j->env[i]);
     free(j->env);
     free(j->index);
+    free(j->priority);
     free(j);
 }
 
 /* Stores one delayed task; fills the result. */
 static int
-insert_one(wq_store *s, const struct wq_envelope *env,
+insert_one(wq_store *s, const struct wq_envelope *env, int priority,
     struct batch_result *res, char *err, size_t errlen)
 {
     struct wq_task_new t;
@@ -597,6 +604,7 @@ insert_one(wq_store *s, const struct wq_envelope *env,
     t.max_attempts = (int)env->max_attempts;
     t.run_at_ms = env->run_at_ms;
     t.created_at_ms = env->created_at_ms;
+    t.priority = priority;
     /* flow control: the scheduler publishes it with its concurrency key */
     rc = 0;
     if (env->concurrency_key != NULL)
@@ -643,7 +651,8 @@ insert_all(struct api_insert *j, wq_store *s, struct batch_result *res,
     if (txn && (rc = wq_store_exec(s, "BEGIN", err, errlen)) != 0)
         return rc;
     for (size_t i = 0; rc == 0 && i < j->n; i++)
-        rc = insert_one(s, &j->env[i], &res[i], err, errlen);
+        rc = insert_one(s, &j->env[i], j->priority[i], &res[i], err,
+            errlen);
     if (txn && rc == 0)
         rc = wq_store_exec(s, "COMMIT", err, errlen);
     else if (txn)
@@ -752,6 +761,8 @@ unique_run(struct db_job *job, wq_store *s, const char *why)
             ins->req = j->req;
             ins->n = 1;
             ins->env = xcalloc(1, sizeof *ins->env);
+            ins->priority = xcalloc(1, sizeof *ins->priority);
+            ins->priority[0] = j->priority;
             if ((rc = wq_envelope_copy(&ins->env[0], &e, err,
                 sizeof err)) != 0) {
                 insert_free(ins);
@@ -760,7 +771,8 @@ unique_run(struct db_job *job, wq_store *s, const char *why)
                 free(j);
                 return insert_run(&ins->job, s, why);
             }
-        } else if ((m = msg_new(j->api, &e, err, sizeof err, &rc)) != NULL) {
+        } else if ((m = msg_new(j->api, &e, j->priority, err, sizeof err,
+            &rc)) != NULL) {
             m->req = j->req;
             m->ok_body = dump(accepted_json(idtext, e.queue, e.key, 0, 0, 0,
                 NULL, 0), &m->ok_len);
@@ -1222,6 +1234,13 @@ invalid_code(int rc, enum reason *r)
     return 400;
 }
 
+/* The task's "priority", normal when it does not say. */
+static int
+spec_priority(const struct wq_taskspec *spec)
+{
+    return spec->priority >= 0 ? spec->priority : WQ_PRIORITY_NORMAL;
+}
+
 /*
  * Validates one parsed task into `env` (fields borrowed from `spec`):
  * the Idempotency-Key header, the queue policy, the envelope's rules.
@@ -1290,6 +1309,7 @@ post_task(struct api *a, const struct wq_http_request *req,
         u->api = a;
         u->req = req->handle;
         u->window_ms = spec.flow.unique_for_ms;
+        u->priority = spec_priority(&spec);
         rc = wq_envelope_copy(&u->env, &env, err, sizeof err);
         wq_taskspec_free(&spec);
         if (rc != 0 || db_submit(a->db, &u->job) != 0) {
@@ -1308,6 +1328,8 @@ post_task(struct api *a, const struct wq_http_request *req,
         ins->req = req->handle;
         ins->n = 1;
         ins->env = xcalloc(1, sizeof *ins->env);
+        ins->priority = xcalloc(1, sizeof *ins->priority);
+        ins->priority[0] = spec_priority(&spec);
         rc = wq_envelope_copy(&ins->env[0], &env, err, sizeof err);
         wq_taskspec_free(&spec);
         if (rc != 0 || db_submit(a->db, &ins->job) != 0) {
@@ -1318,7 +1340,7 @@ post_task(struct api *a, const struct wq_http_request *req,
         return WQ_EAGAIN;
     }
 
-    m = msg_new(a, &env, err, sizeof err, &rc);
+    m = msg_new(a, &env, spec_priority(&spec), err, sizeof err, &rc);
     if (m == NULL) {
         wq_taskspec_free(&spec);
         code = invalid_code(rc, &r);
@@ -1429,7 +1451,9 @@ post_batch(struct api *a, const struct wq_http_request *req,
                 ins->batch = b;
                 ins->env = xcalloc(n, sizeof *ins->env);
                 ins->index = xcalloc(n, sizeof *ins->index);
+                ins->priority = xcalloc(n, sizeof *ins->priority);
             }
+            ins->priority[ins->n] = spec_priority(&spec);
             rc = wq_envelope_copy(&ins->env[ins->n], &env, err, sizeof err);
             wq_taskspec_free(&spec);
             if (rc != 0)
@@ -1437,7 +1461,7 @@ post_batch(struct api *a, const struct wq_http_request *req,
             ins->index[ins->n++] = i;
             continue;
         }
-        m = msg_new(a, &env, err, sizeof err, &rc);
+        m = msg_new(a, &env, spec_priority(&spec), err, sizeof err, &rc);
         wq_taskspec_free(&spec);
         if (m == NULL)
             goto invalid;

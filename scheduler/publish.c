@@ -18,6 +18,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "log.h"
+#include "priority.h"
 #include "sched.h"
 
 #define COMPONENT "publish"
@@ -32,6 +33,7 @@ wq_sched_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     struct wq_broker_msg *msgs = NULL;
     size_t *off = NULL, n = 0, nok = 0;
     int *rowof = NULL;
+    char (*bands)[WQ_BROKER_QUEUE_MAX + 1] = NULL;
     struct wq_buf ids = WQ_BUF_INIT;
     struct pg_result *r, *u = NULL;
     char id[37], why[WQ_ERRLEN];
@@ -50,6 +52,7 @@ wq_sched_publish_due(struct wq_sched *s, int *more, int *done, char *err,
     /* Encode every envelope into one buffer; pointers after it stops
      * growing. */
     msgs = xcalloc((size_t)rows, sizeof *msgs);
+    bands = xcalloc((size_t)rows, sizeof *bands);
     off = xcalloc((size_t)rows + 1, sizeof *off);
     rowof = xcalloc((size_t)rows, sizeof *rowof);
     wq_buf_reset(&s->buf);
@@ -75,7 +78,9 @@ wq_sched_publish_due(struct wq_sched *s, int *more, int *done, char *err,
             continue;
         }
         rowof[n] = i;
-        msgs[n].queue = wq_sched_rows_text(r, i, 1);
+        /* back to the task's priority band (priority.h) */
+        msgs[n].queue = wq_priority_band(bands[n], sizeof bands[n],
+            wq_sched_rows_text(r, i, 1), wq_sched_rows_i32(r, i, 13));
         msgs[n].key = wq_sched_rows_text(r, i, 3);
         msgs[n].keylen = strlen(msgs[n].key);
         n++;
@@ -136,6 +141,7 @@ out:
     wq_store_rows_free(u);
     wq_buf_free(&ids);
     free(msgs);
+    free(bands);
     free(off);
     free(rowof);
     return rc;

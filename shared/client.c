@@ -37,6 +37,7 @@
 #include "clock.h"
 #include "config.h"
 #include "envelope.h"
+#include "priority.h"
 #include "pubconn.h"
 #include "store.h"
 #include "store_flow.h"
@@ -115,6 +116,7 @@ struct wq_client {
     /* flow control of the next submits (wq_client_set_flow); the key
      * is the client's copy */
     struct wq_client_flow flow;
+    int priority;                   /* of the next submits (priority.h) */
     uint64_t last_use_ns;           /* last publish */
 
     int flush_rc;                   /* first failure since the last flush */
@@ -443,7 +445,11 @@ client_start(wq_client *c, int timeout_ms, char *err, size_t errlen)
 static wq_client *
 client_alloc(void)
 {
-    return calloc(1, sizeof(wq_client));
+    wq_client *c = calloc(1, sizeof(wq_client));
+
+    if (c != NULL)
+        c->priority = WQ_PRIORITY_NORMAL;
+    return c;
 }
 
 int
@@ -644,6 +650,21 @@ wq_client_set_flow(wq_client *c, const struct wq_client_flow *flow,
     return 0;
 }
 
+int
+wq_client_set_priority(wq_client *c, int priority, char *err, size_t errlen)
+{
+    if (c == NULL)
+        return wq_seterr(err, errlen, WQ_EINVAL, "client is NULL");
+    if (priority < WQ_CLIENT_PRIORITY_LOW
+        || priority > WQ_CLIENT_PRIORITY_HIGH)
+        return wq_seterr(err, errlen, WQ_EINVAL, "priority %d is not "
+            "%d (low), %d (normal) or %d (high)", priority,
+            WQ_CLIENT_PRIORITY_LOW, WQ_CLIENT_PRIORITY_NORMAL,
+            WQ_CLIENT_PRIORITY_HIGH);
+    c->priority = priority;
+    return 0;
+}
+
 /*
  * Stores a delayed task as `scheduled`, filling r.  A task whose key
  * exists already is not stored again: r->id is then the existing task's.
@@ -672,6 +693,7 @@ submit_scheduled(wq_client *c, const struct wq_envelope *env,
     t.max_attempts = (int)env->max_attempts;
     t.run_at_ms = env->run_at_ms;
     t.created_at_ms = env->created_at_ms;
+    t.priority = c->priority;
     /* flow control: the scheduler publishes it with its concurrency key
      * (workq.flow_tasks), which is there before the task row is */
     rc = 0;
@@ -738,8 +760,11 @@ static int
 publish(wq_client *c, const struct wq_envelope *env, struct slot *s,
     char *err, size_t errlen)
 {
+    char band[WQ_BROKER_QUEUE_MAX + 1];
     int rc, tries = 0;
 
+    /* the priority is the band the message goes to (priority.h) */
+    wq_priority_band(band, sizeof band, env->queue, c->priority);
     wq_buf_reset(&c->buf);
     if ((rc = wq_envelope_encode(env, &c->buf, err, errlen)) != 0)
         goto fail;
@@ -751,9 +776,9 @@ again:
         wq_pubconn_drop(&c->pc, CLOSE_TIMEOUT_MS);
     c->last_use_ns = wq_clock_mono_ns();
     if ((rc = wq_pubconn_open(&c->pc, err, errlen)) != 0
-        || (rc = wq_pubconn_declare(&c->pc, env->queue, err, errlen)) != 0)
+        || (rc = wq_pubconn_declare(&c->pc, band, err, errlen)) != 0)
         goto broken;
-    rc = wq_pubconn_publish(&c->pc, env->queue, env->key, strlen(env->key),
+    rc = wq_pubconn_publish(&c->pc, band, env->key, strlen(env->key),
         c->buf.data, c->buf.len, s, err, errlen);
     if (rc == 0)
         return 0;

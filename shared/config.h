@@ -279,6 +279,9 @@ struct wq_config {
         char *id;               /* "" = the worker makes "hostname-pid" */
         int batch_max;
         int builtin_handlers;
+        /* claims per round of the priority bands (priority.h) */
+        int priority_weight_high, priority_weight_normal;
+        int priority_weight_low;
     } worker;
 
     struct wq_config_groups handlers;       /* struct wq_config_handler */

@@ -300,6 +300,12 @@ const struct wq_config_key wq_config_keys[] = {
         "name of this worker in the store; empty: hostname-pid"),
     INT("worker.batch_max", worker.batch_max, "500", 1, 10000,
         "most tasks claimed or recorded in one PostgreSQL statement"),
+    INT("worker.priority_weight_high", worker.priority_weight_high, "6",
+        0, 1000, "claims of high-priority tasks per weighted round"),
+    INT("worker.priority_weight_normal", worker.priority_weight_normal, "3",
+        0, 1000, "claims of normal-priority tasks per weighted round"),
+    INT("worker.priority_weight_low", worker.priority_weight_low, "1",
+        0, 1000, "claims of low-priority tasks per weighted round"),
     BOOL("worker.builtin_handlers", worker.builtin_handlers, "true",
         "run types noop, echo, ack, sleep, fail with the built-in handlers"),
 

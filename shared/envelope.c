@@ -24,6 +24,7 @@
 
 #include "clock.h"
 #include "envelope.h"
+#include "priority.h"
 #include "uuid.h"
 
 /* The fields in wire order; F_R, F_H and those of version 2 are
@@ -158,6 +159,9 @@ static int
 check_queue(const char *pre, struct span q, char *err, size_t errlen)
 {
     static const char dead[] = ".dead";
+    static const char *const bands[] = {
+        WQ_PRIORITY_HIGH_SUFFIX, WQ_PRIORITY_LOW_SUFFIX,
+    };
     const size_t ndead = sizeof dead - 1;
 
     if (q.n == 0)
@@ -182,6 +186,14 @@ check_queue(const char *pre, struct span q, char *err, size_t errlen)
         return wq_seterr(err, errlen, WQ_EINVAL,
             "%squeue name ends in '.dead', reserved for dead-letter queues",
             pre);
+    for (size_t i = 0; i < WQ_ARRAY_LEN(bands); i++) {
+        size_t nb = strlen(bands[i]);
+
+        if (q.n >= nb && memcmp(q.p + q.n - nb, bands[i], nb) == 0)
+            return wq_seterr(err, errlen, WQ_EINVAL,
+                "%squeue name ends in '%s', reserved for priority bands",
+                pre, bands[i]);
+    }
     return 0;
 }
 

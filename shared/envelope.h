@@ -217,7 +217,8 @@ int wq_envelope_equal(const struct wq_envelope *a,
  * wq_queue_name_valid checks a queue name: 1..WQ_QUEUE_MAX bytes of
  * [A-Za-z0-9_.-], not starting with '.', and not ending in ".dead" (the
  * suffix of dead-letter queues: "workq.Q.dead" must not be the queue of
- * another name).  Returns 0 if valid, WQ_ETOOBIG if too long, WQ_EINVAL
+ * another name) nor in ".priority-high" or ".priority-low" (the suffixes
+ * of priority bands, priority.h).  Returns 0 if valid, WQ_ETOOBIG if too long, WQ_EINVAL
  * otherwise (also for NULL), with err saying why ("queue name has invalid
  * character 0x2f at 3").  Pure and thread-safe; for the CLI and HTTP API.
  */

@@ -182,6 +182,8 @@ struct wq_task_new {
     int max_attempts;             /* >= 1 */
     int64_t run_at_ms;            /* when due; 0 = none */
     int64_t created_at_ms;        /* envelope created-at; 0 = now */
+    int priority;                 /* WQ_PRIORITY_* (priority.h); note
+                                     that 0, a zeroed struct's, is low */
 };
 
 /*

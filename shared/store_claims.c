@@ -38,7 +38,7 @@ enum {
     B_R_ID, B_R_ATTEMPT, B_R_OUTCOME, B_R_STATE, B_R_RESULT, B_R_ERROR,
     B_R_DELAY, B_R_DURATION,
     B_C_ID, B_C_QUEUE, B_C_TYPE, B_C_KEY, B_C_PAYLOAD, B_C_HEADERS,
-    B_C_MAX, B_C_CREATED,
+    B_C_MAX, B_C_CREATED, B_C_PRIORITY,
     B_COUNT
 };
 
@@ -138,17 +138,18 @@ static const char record_sql[] =
 static const char claim_sql[] =
     "WITH i AS ("
     "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
-    "    $5::bytea[], $6::text[], $7::int4[], $8::int8[])"
+    "    $5::bytea[], $6::text[], $7::int4[], $8::int8[], $11::int4[])"
     "    AS i(id, queue, type, key, payload, headers, max_attempts,"
-    "         created_ms)"
+    "         created_ms, priority)"
     "), c AS ("
     "  INSERT INTO workq.tasks AS t (id, queue, type, idempotency_key,"
     "    payload, headers, state, attempt, max_attempts, created_at,"
-    "    started_at, lease_owner, lease_expires_at, worker)"
+    "    started_at, lease_owner, lease_expires_at, worker, priority)"
     "  SELECT id, queue, type, key, payload, headers::jsonb, 'running', 1,"
     "    max_attempts,"
     "    timestamptz 'epoch' + created_ms * interval '1 millisecond',"
-    "    now(), $9, now() + $10 * interval '1 millisecond', $9"
+    "    now(), $9, now() + $10 * interval '1 millisecond', $9,"
+    "    priority::int2"
     "  FROM i"
     "  ON CONFLICT (queue, idempotency_key) DO UPDATE SET"
     "    state = CASE WHEN " EXHAUSTED " THEN 'dead' ELSE 'running' END,"
@@ -507,6 +508,7 @@ claim_params(struct wq_claim_bufs *bufs, struct wq_claim *claims,
     wq_pgarray_begin(h, WQ_OID_TEXT, m);
     wq_pgarray_begin(&b[B_C_MAX], WQ_OID_INT4, m);
     wq_pgarray_begin(&b[B_C_CREATED], WQ_OID_INT8, m);
+    wq_pgarray_begin(&b[B_C_PRIORITY], WQ_OID_INT4, m);
     for (size_t k = 0; k < n; k++) {
         const struct wq_envelope *e = claims[idx[k]].env;
         size_t at;
@@ -531,6 +533,7 @@ claim_params(struct wq_claim_bufs *bufs, struct wq_claim *claims,
         wq_pgarray_i32(&b[B_C_MAX], (int32_t)(e->max_attempts > INT32_MAX
             ? INT32_MAX : e->max_attempts));
         wq_pgarray_i64(&b[B_C_CREATED], e->created_at_ms);
+        wq_pgarray_i32(&b[B_C_PRIORITY], claims[idx[k]].priority);
     }
     return m;
 }
@@ -715,13 +718,13 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     static const Oid rtypes[9] = { WQ_OID_UUID_A, WQ_OID_INT4_A, WQ_OID_TEXT_A,
         WQ_OID_TEXT_A, WQ_OID_BYTEA_A, WQ_OID_TEXT_A, WQ_OID_INT8_A, WQ_OID_INT8_A,
         WQ_OID_TEXT };
-    static const Oid ctypes[10] = { WQ_OID_UUID_A, WQ_OID_TEXT_A, WQ_OID_TEXT_A,
+    static const Oid ctypes[11] = { WQ_OID_UUID_A, WQ_OID_TEXT_A, WQ_OID_TEXT_A,
         WQ_OID_TEXT_A, WQ_OID_BYTEA_A, WQ_OID_TEXT_A, WQ_OID_INT4_A, WQ_OID_INT8_A,
-        WQ_OID_TEXT, WQ_OID_INT8 };
+        WQ_OID_TEXT, WQ_OID_INT8, WQ_OID_INT4_A };
     PGconn *c = s->conn;
     struct wq_buf *b = bufs->b;
-    const char *values[10];
-    int lengths[10], formats[10];
+    const char *values[11];
+    int lengths[11], formats[11];
     size_t *ridx = NULL, *cidx = NULL, m = 0;
     int *take = NULL, rc = 0, sent_r = 0, sent_c = 0;
     char lease[32];
@@ -741,7 +744,7 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     if ((nrec > 0 && (rc = prepare_once(s, WQ_PREP_RECORD, "wq_record",
         record_sql, 9, rtypes, "record outcomes", err, errlen)) != 0)
         || (nclaim > 0 && (rc = prepare_once(s, WQ_PREP_CLAIM, "wq_claim",
-        claim_sql, 10, ctypes, "claim tasks", err, errlen)) != 0))
+        claim_sql, 11, ctypes, "claim tasks", err, errlen)) != 0))
         return rc;
 
     if (PQenterPipelineMode(c) != 1)
@@ -788,7 +791,10 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
         values[9] = lease;
         lengths[8] = lengths[9] = 0;
         formats[8] = formats[9] = 0;
-        if (send_query(c, "wq_claim", 10, values, lengths, formats) != 1) {
+        values[10] = b[B_C_PRIORITY].data;
+        lengths[10] = (int)b[B_C_PRIORITY].len;
+        formats[10] = 1;
+        if (send_query(c, "wq_claim", 11, values, lengths, formats) != 1) {
             rc = wq_seterr(err, errlen, WQ_ESTORE, "claim tasks: %s",
                 PQerrorMessage(c));
             goto out;

@@ -39,6 +39,9 @@ enum wq_claim_status {
 /* One delivery to claim. */
 struct wq_claim {
     const struct wq_envelope *env;  /* in: borrowed for the call */
+    int priority;                   /* in: the band's (priority.h), for a
+                                       new row; an existing row keeps its
+                                       own */
     const char *hook_url;           /* in: the queue's completion hook,
                                        stored as header "workq-hook" when
                                        the task names none; NULL: none */

@@ -54,7 +54,8 @@ static const char sql_probe[] =
 
 static const char sql_due_select[] =
     "SELECT " TASK_COLS ", t.state,"
-    "  floor(extract(epoch FROM now() - t.run_at) * 1000)::int8"
+    "  floor(extract(epoch FROM now() - t.run_at) * 1000)::int8,"
+    "  t.priority::int4"
     "  FROM workq.tasks t" TASK_FLOW_JOIN
     "  WHERE t.state IN ('scheduled', 'retry_wait') AND t.run_at <= now()"
     "  ORDER BY t.run_at"

@@ -67,7 +67,7 @@ enum {
 
 static const Oid task_insert_types[] = {
     WQ_OID_UUID, WQ_OID_TEXT, WQ_OID_TEXT, WQ_OID_TEXT, WQ_OID_BYTEA, WQ_OID_TEXT, WQ_OID_TEXT,
-    WQ_OID_INT4, WQ_OID_INT4, WQ_OID_INT8, WQ_OID_INT8,
+    WQ_OID_INT4, WQ_OID_INT4, WQ_OID_INT8, WQ_OID_INT8, WQ_OID_INT4,
 };
 static const Oid task_get_types[] = { WQ_OID_UUID };
 static const Oid task_get_key_types[] = { WQ_OID_TEXT, WQ_OID_TEXT };
@@ -90,12 +90,12 @@ static const struct stmt {
         /* a receipt with this id: the broker holds the task already */
         "INSERT INTO workq.tasks (id, queue, type, idempotency_key, "
         "payload, headers, state, attempt, max_attempts, run_at, "
-        "created_at) "
+        "created_at, priority) "
         "SELECT $1, $2, $3, coalesce($4, $1::text), $5, "
         "coalesce($6::jsonb, '{}'), $7, $8, $9, "
         "timestamptz 'epoch' + $10 * interval '1 millisecond', "
         "coalesce(timestamptz 'epoch' + $11 * interval '1 millisecond', "
-        "now()) "
+        "now()), $12::int2 "
         "WHERE NOT EXISTS (SELECT 1 FROM workq.accepted a WHERE a.id = $1) "
         "ON CONFLICT (queue, idempotency_key) DO NOTHING "
         "RETURNING 1",
@@ -198,8 +198,9 @@ wq_store_task_insert(wq_store *s, const struct wq_task_new *t, int *inserted,
     char *err, size_t errlen)
 {
     char attempt[16], max_attempts[16], run_at[24], created_at[24];
-    const char *values[11];
-    int lengths[11] = { 0 }, formats[11] = { 0 };
+    char priority[8];
+    const char *values[12];
+    int lengths[12] = { 0 }, formats[12] = { 0 };
     const char *state;
     PGresult *r;
     int rc;
@@ -235,6 +236,8 @@ wq_store_task_insert(wq_store *s, const struct wq_task_new *t, int *inserted,
     values[8] = max_attempts;
     values[9] = t->run_at_ms != 0 ? run_at : NULL;
     values[10] = t->created_at_ms != 0 ? created_at : NULL;
+    snprintf(priority, sizeof priority, "%d", t->priority);
+    values[11] = priority;
 
     rc = stmt_run(s, STMT_TASK_INSERT, values, lengths, formats, 0, &r, err,
         errlen);

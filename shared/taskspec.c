@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "priority.h"
 #include "uuid.h"
 #include "taskspec.h"
 #include "wq.h"
@@ -306,6 +307,25 @@ merge_headers(struct wq_taskspec *out, const struct wq_taskspec_defaults *def,
     return 0;
 }
 
+/* "priority": "high", "normal", "low", or 2, 1, 0 (priority.h). */
+static int
+field_priority(json_t *v, int *out, char *err, size_t errlen)
+{
+    char num[24];
+
+    if (json_is_integer(v)) {
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT,
+            json_integer_value(v));
+        if (wq_priority_parse(num, out) == 0)
+            return 0;
+    } else if (json_is_string(v)
+        && wq_priority_parse(json_string_value(v), out) == 0) {
+        return 0;
+    }
+    return wq_seterr(err, errlen, WQ_EINVAL, "field 'priority': must be "
+        "\"high\", \"normal\" or \"low\" (or 2, 1, 0)");
+}
+
 int
 wq_taskspec_check_hook(const char *url, char *err, size_t errlen)
 {
@@ -369,6 +389,7 @@ wq_taskspec_from_json(json_t *obj, const struct wq_taskspec_defaults *def,
     if (!json_is_object(obj))
         return wq_seterr(err, errlen, WQ_EINVAL,
             "a task must be a JSON object");
+    out->priority = -1;
     out->root = json_incref(obj);
     out->task.queue = def->queue;
     out->task.type = def->type;
@@ -423,6 +444,8 @@ wq_taskspec_from_json(json_t *obj, const struct wq_taskspec_defaults *def,
                     rc = 0;
         } else if (strcmp(k, "hook") == 0) {
             rc = cstring(v, k, &hook, err, errlen);
+        } else if (strcmp(k, "priority") == 0) {
+            rc = field_priority(v, &out->priority, err, errlen);
         } else if (strcmp(k, "unique_for") == 0) {
             rc = field_delay(v, &out->flow.unique_for_ms, err, errlen);
             if (rc == 0 && out->flow.unique_for_ms <= 0)

@@ -65,6 +65,8 @@ struct wq_taskspec {
     struct wq_client_task task; /* points into this spec and its JSON */
     struct wq_client_header headers[WQ_HEADERS_MAX];
     struct wq_client_flow flow; /* points into the JSON; zero: none */
+    int priority;               /* "priority": WQ_PRIORITY_* (priority.h),
+                                   -1 when the task does not say */
     /* private */
     struct json_t *root;        /* a reference held on the parsed JSON */
     char *owned_payload;

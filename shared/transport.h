@@ -85,6 +85,11 @@ struct wq_transport_conf {
     int kafka_min_insync;         /* min.insync.replicas of those; 0: broker's */
     int kafka_linger_ms;          /* producer batching (linger.ms) */
     int kafka_session_timeout_ms; /* consumer group session */
+    /* Consumer: most deliveries of one topic the caller may hold (polled,
+     * not yet acked or nacked) before that topic's partitions are paused
+     * (resumed at half); 0: no limit.  A worker sets it so that a backlog
+     * of one priority band cannot fill its whole window (priority.h). */
+    int kafka_topic_hold_max;
     /* Extra librdkafka properties, "name=value" pairs (TLS, SASL, ...). */
     const char *const *kafka_props;
     size_t kafka_nprops;
@@ -142,7 +147,7 @@ struct wq_backlog {
     int64_t unacked;
     int64_t consumers;
     int64_t oldest_ms;
-    char group[WQ_QUEUE_MAX + 16];  /* Kafka: the consumer group read */
+    char group[WQ_BROKER_QUEUE_MAX + 16];  /* Kafka: the consumer group read */
     struct wq_backlog_partition *parts;   /* Kafka; malloc'd */
     size_t nparts;
 };

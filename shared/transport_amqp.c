@@ -996,9 +996,9 @@ queue_name(char *buf, size_t len, const char *queue, char *err,
 {
     size_t n;
 
-    if (queue == NULL || (n = strlen(queue)) == 0 || n > WQ_QUEUE_MAX)
+    if (queue == NULL || (n = strlen(queue)) == 0 || n > WQ_BROKER_QUEUE_MAX)
         return wq_seterr(err, errlen, WQ_EINVAL,
-            "amqp: queue name must be 1 to %d bytes", WQ_QUEUE_MAX);
+            "amqp: queue name must be 1 to %d bytes", WQ_BROKER_QUEUE_MAX);
     snprintf(buf, len, "%s%s", WQ_QUEUE_PREFIX, queue);
     return 0;
 }
@@ -1140,8 +1140,8 @@ declare_rpc(wq_transport *t, const char *name, int passive,
 static int
 amqp_declare(wq_transport *t, const char *queue, char *err, size_t errlen)
 {
-    char name[sizeof WQ_QUEUE_PREFIX + WQ_QUEUE_MAX], what[256];
-    char base[WQ_QUEUE_MAX + 1], msg[WQ_ERRLEN];
+    char name[sizeof WQ_QUEUE_PREFIX + WQ_BROKER_QUEUE_MAX], what[256];
+    char base[WQ_BROKER_QUEUE_MAX + 1], msg[WQ_ERRLEN];
     amqp_table_entry_t arg[3];
     amqp_table_t args;
     int64_t ttl_ms = 0, max_len = 0;
@@ -1206,7 +1206,7 @@ static int
 amqp_backlog(wq_transport *t, const char *queue, struct wq_backlog *out,
     char *err, size_t errlen)
 {
-    char name[sizeof WQ_QUEUE_PREFIX + WQ_QUEUE_MAX], what[256];
+    char name[sizeof WQ_QUEUE_PREFIX + WQ_BROKER_QUEUE_MAX], what[256];
     amqp_queue_declare_ok_t ok;
     int rc, mismatch;
 
@@ -1239,7 +1239,7 @@ amqp_publish(wq_transport *t, const char *queue, const void *key,
     size_t keylen, const void *body, size_t len, void *opaque, char *err,
     size_t errlen)
 {
-    char name[sizeof WQ_QUEUE_PREFIX + WQ_QUEUE_MAX];
+    char name[sizeof WQ_QUEUE_PREFIX + WQ_BROKER_QUEUE_MAX];
     amqp_basic_properties_t p;
     amqp_table_entry_t hdr[2];
     uint64_t seq;
@@ -1367,7 +1367,7 @@ static int
 amqp_subscribe(wq_transport *t, const char *const *queues, size_t n,
     char *err, size_t errlen)
 {
-    char name[sizeof WQ_QUEUE_PREFIX + WQ_QUEUE_MAX], what[256];
+    char name[sizeof WQ_QUEUE_PREFIX + WQ_BROKER_QUEUE_MAX], what[256];
     char msg[WQ_ERRLEN];
     struct consumer *cs;
     int rc;

@@ -68,7 +68,7 @@
 
 #define COMPONENT          "kafka"
 #define PREFIX_LEN         (sizeof WQ_QUEUE_PREFIX - 1)
-#define TOPIC_MAX          (PREFIX_LEN + WQ_QUEUE_MAX + 1)
+#define TOPIC_MAX          (PREFIX_LEN + WQ_BROKER_QUEUE_MAX + 1)
 
 #define COMMIT_EVERY_ACKS  100      /* commit after this many acks ... */
 #define COMMIT_EVERY_MS    100      /* ... or this long after the first one */
@@ -100,6 +100,21 @@ struct part {
     int64_t committed;      /* last offset sent in a commit; -1 none */
     struct inflight *fl;    /* in flight: fl[start..len), sorted */
     size_t start, len, cap;
+    struct topic_hold *hold;    /* its topic's, shared by its partitions */
+};
+
+/*
+ * Deliveries of one topic held by the caller (conf->kafka_topic_hold_max):
+ * at the limit the topic's assigned partitions are paused, which also
+ * drops what librdkafka had fetched of them (a pause is a fetch version
+ * barrier), and resumed at half, from the last polled offset + 1.  So a
+ * backlog of one priority band cannot fill the worker's window and keep
+ * another band's messages behind it in librdkafka's one consumer queue.
+ */
+struct topic_hold {
+    char *topic;
+    size_t held;
+    int paused;
 };
 
 /* A delivery as the caller sees it, plus what we need to finish it. */
@@ -143,6 +158,9 @@ struct kafka_transport {
     rd_kafka_t *consumer;
     struct part **parts;
     size_t nparts, parts_cap;
+    struct topic_hold **holds;  /* one per topic of `parts` */
+    size_t nholds;
+    size_t hold_max;            /* conf->kafka_topic_hold_max; 0: none */
     struct part *last_part;
     uint64_t gen_counter;
     struct kdelivery *live;     /* held by the caller */
@@ -611,9 +629,9 @@ queue_check(const char *queue, char *err, size_t errlen)
 {
     size_t n = queue != NULL ? strlen(queue) : 0;
 
-    if (n == 0 || n > WQ_QUEUE_MAX)
+    if (n == 0 || n > WQ_BROKER_QUEUE_MAX)
         return wq_seterr(err, errlen, WQ_EINVAL,
-            "kafka: queue name must have 1 to %d bytes", WQ_QUEUE_MAX);
+            "kafka: queue name must have 1 to %d bytes", WQ_BROKER_QUEUE_MAX);
     return 0;
 }
 
@@ -744,6 +762,8 @@ kafka_open(const struct wq_transport_conf *conf, wq_transport **out,
     t->on_confirm = conf->on_confirm;
     t->on_confirm_user = conf->on_confirm_user;
     t->partitions = conf->kafka_partitions;
+    t->hold_max = conf->kafka_topic_hold_max > 0
+        ? (size_t)conf->kafka_topic_hold_max : 0;
     t->replication = conf->kafka_replication;
     t->min_insync = conf->kafka_min_insync;
 
@@ -953,7 +973,7 @@ kafka_declare(wq_transport *wt, const char *queue, char *err, size_t errlen)
     snprintf(name, sizeof name, "%s%s", WQ_QUEUE_PREFIX, queue);
     if (t->dead_bounds != NULL && qn > 5
         && strcmp(queue + qn - 5, ".dead") == 0) {
-        char base[WQ_QUEUE_MAX + 1];
+        char base[WQ_BROKER_QUEUE_MAX + 1];
 
         snprintf(base, sizeof base, "%.*s", (int)(qn - 5), queue);
         t->dead_bounds(t->dead_bounds_user, base, &ttl_ms, &max_len);
@@ -1106,9 +1126,46 @@ part_get(struct kafka_transport *t, const char *topic, int32_t partition)
     p = xcalloc(1, sizeof *p);
     p->topic = xstrdup(topic);
     p->partition = partition;
+    for (size_t i = 0; i < t->nholds && p->hold == NULL; i++)
+        if (strcmp(t->holds[i]->topic, topic) == 0)
+            p->hold = t->holds[i];
+    if (p->hold == NULL) {
+        t->holds = xreallocarray(t->holds, t->nholds + 1, sizeof *t->holds);
+        p->hold = xcalloc(1, sizeof *p->hold);
+        p->hold->topic = xstrdup(topic);
+        t->holds[t->nholds++] = p->hold;
+    }
     p->next = p->committed = -1;
     t->parts[t->nparts++] = p;
     return t->last_part = p;
+}
+
+/* Pauses (or resumes) the assigned partitions of h's topic. */
+static void
+hold_pause(struct kafka_transport *t, struct topic_hold *h, int pause)
+{
+    rd_kafka_topic_partition_list_t *list;
+    rd_kafka_resp_err_t e;
+
+    h->paused = pause;
+    if (t->consumer == NULL)
+        return;
+    list = rd_kafka_topic_partition_list_new(4);
+    for (size_t i = 0; i < t->nparts; i++)
+        if (t->parts[i]->hold == h && t->parts[i]->active)
+            rd_kafka_topic_partition_list_add(list, h->topic,
+                t->parts[i]->partition);
+    if (list->cnt > 0) {
+        e = pause ? rd_kafka_pause_partitions(t->consumer, list)
+            : rd_kafka_resume_partitions(t->consumer, list);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+            wq_log_warn(COMPONENT, "%s %s: %s", pause ? "pause" : "resume",
+                h->topic, rd_kafka_err2str(e));
+        else
+            wq_log_debug(COMPONENT, "%s %s: %zu deliveries held",
+                pause ? "paused" : "resumed", h->topic, h->held);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
 }
 
 /* Forgets the in-flight offsets; a new generation makes old deliveries
@@ -1381,6 +1438,10 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
             error = rd_kafka_incremental_assign(rk, parts);
         else
             ae = rd_kafka_assign(rk, parts);
+        /* a topic at its hold limit stays paused on new partitions too */
+        for (size_t i = 0; i < t->nholds; i++)
+            if (t->holds[i]->paused)
+                hold_pause(t, t->holds[i], 1);
         break;
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
         log_partitions(rd_kafka_assignment_lost(rk) ? "lost" : "revoked",
@@ -1485,6 +1546,9 @@ deliver(struct kafka_transport *t, rd_kafka_message_t *m)
         return NULL;
     }
     part_track(p, m->offset);
+    if (++p->hold->held >= t->hold_max && t->hold_max > 0
+        && !p->hold->paused)
+        hold_pause(t, p->hold, 1);
     if ((kd = t->pool) != NULL)
         t->pool = kd->next;
     else
@@ -1513,6 +1577,11 @@ deliver(struct kafka_transport *t, rd_kafka_message_t *m)
 static void
 release(struct kafka_transport *t, struct kdelivery *kd)
 {
+    struct topic_hold *h = kd->part->hold;
+
+    if (h->held > 0 && --h->held <= t->hold_max / 2 && h->paused
+        && t->hold_max > 0)
+        hold_pause(t, h, 0);
     rd_kafka_message_destroy(kd->msg);
     kd->msg = NULL;
     if (kd->prev != NULL)
@@ -1702,6 +1771,7 @@ kafka_close(wq_transport *wt, int timeout_ms)
         rd_kafka_queue_destroy(atomic_exchange(&t->cq, NULL));
     if (t->consumer != NULL) {
         commit_parts(t, NULL, 0);
+        t->hold_max = 0;    /* no resume while leaving */
         while (t->live != NULL)
             release(t, t->live);
         if ((e = rd_kafka_consumer_close(t->consumer))
@@ -1724,6 +1794,11 @@ kafka_close(wq_transport *wt, int timeout_ms)
         free(t->parts[i]);
     }
     free(t->parts);
+    for (size_t i = 0; i < t->nholds; i++) {
+        free(t->holds[i]->topic);
+        free(t->holds[i]);
+    }
+    free(t->holds);
     free(t->topics);
     free(t);
 }

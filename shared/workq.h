@@ -257,6 +257,26 @@ int wq_client_flush(wq_client *c, int timeout_ms, char *err, size_t errlen);
 int wq_client_set_flow(wq_client *c, const struct wq_client_flow *flow,
     char *err, size_t errlen);
 
+/* Task priorities (wq_client_set_priority; README "Priorities"). */
+#define WQ_CLIENT_PRIORITY_LOW    0
+#define WQ_CLIENT_PRIORITY_NORMAL 1     /* the default */
+#define WQ_CLIENT_PRIORITY_HIGH   2
+
+/*
+ * wq_client_set_priority makes `priority` (WQ_CLIENT_PRIORITY_*) the
+ * priority of every task this client submits from now on, by any of the
+ * submit calls, until the next call; a new client submits normal ones.
+ * A high or low task goes to its queue's priority band, broker queue
+ * "workq.<queue>.priority-high" or "workq.<queue>.priority-low" (normal:
+ * "workq.<queue>" as always), which workers that know priorities
+ * consume (CHANGELOG); a delayed task keeps its priority in PostgreSQL
+ * and goes to its band when due.  Transactional enqueues
+ * (wq_client_enqueue_tx) are normal.  Returns 0, or WQ_EINVAL for a
+ * value out of range.
+ */
+int wq_client_set_priority(wq_client *c, int priority, char *err,
+    size_t errlen);
+
 /*
  * wq_client_free flushes what is queued (within the configured timeout),
  * closes the broker and database connections and frees the client.

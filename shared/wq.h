@@ -33,6 +33,9 @@
 
 /* Limits of the wire format (see envelope.h). */
 #define WQ_QUEUE_MAX   128          /* bytes in a queue name */
+/* bytes in a broker queue name: a queue and its priority band suffix
+ * (priority.h) or ".dead" */
+#define WQ_BROKER_QUEUE_MAX (WQ_QUEUE_MAX + 16)
 #define WQ_TYPE_MAX    128          /* bytes in a task type */
 #define WQ_KEY_MAX     512          /* bytes in an idempotency key */
 #define WQ_PAYLOAD_MAX (1u << 20)   /* bytes in a payload (1 MiB) */

@@ -53,6 +53,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "pool.h"
+#include "priority.h"
 #include "progress.h"
 #include "reconnect.h"
 #include "trace.h"
@@ -96,6 +97,7 @@ struct task {
     struct wq_claim claim;      /* task_id, attempt, max_attempts */
     char id[WQ_UUID_STRLEN];
     const struct wq_handler *h;
+    int priority;               /* its band's (priority.h) */
     uint64_t start_ns, end_ns;
     struct wq_handler_result res;
     /* A process handler's task runs without a handler thread
@@ -174,6 +176,13 @@ struct wq_consumer {
     uint64_t wait_next_ns;
     uint64_t status_last_ns;
     uint64_t status_sig;
+    /* priorities (priority.h): the broker queues consumed, the three
+     * bands of each queue (the queue itself first: Kafka names the
+     * consumer group after it), and the weighted picker's state */
+    char **bands;
+    size_t nbands;
+    int weights[WQ_PRIORITY_N];
+    int credit[WQ_PRIORITY_N];
 };
 
 /* ---- lists -------------------------------------------------------------- */
@@ -595,12 +604,12 @@ transport_up(struct wq_consumer *c)
 
     if ((rc = wq_transport_open(&c->conf.tconf, &t, err, sizeof err)) != 0)
         goto fail;
-    for (size_t i = 0; i < c->conf.nqueues; i++)
-        if ((rc = wq_transport_declare(t, c->conf.queues[i], err,
+    for (size_t i = 0; i < c->nbands; i++)
+        if ((rc = wq_transport_declare(t, c->bands[i], err,
             sizeof err)) != 0)
             goto fail;
-    if ((rc = wq_transport_subscribe(t, c->conf.queues, c->conf.nqueues,
-        err, sizeof err)) != 0)
+    if ((rc = wq_transport_subscribe(t, (const char *const *)c->bands,
+        c->nbands, err, sizeof err)) != 0)
         goto fail;
     c->t = t;
     c->tgen++;
@@ -628,8 +637,11 @@ accept_delivery(struct wq_consumer *c, wq_delivery *d)
 {
     struct task *tk = xcalloc(1, sizeof *tk);
     char err[WQ_ERRLEN];
+    size_t qlen;
     int rc;
 
+    /* the band tells the priority; the envelope names the queue */
+    tk->priority = wq_priority_of_band(d->queue, &qlen);
     tk->owner = c;
     tk->d = d;
     tk->tgen = c->tgen;
@@ -639,7 +651,8 @@ accept_delivery(struct wq_consumer *c, wq_delivery *d)
         abort();    /* the daemon's policy (alloc.h) */
     if (rc != 0) {
         tk->bad = xstrdup(err);
-    } else if (strcmp(tk->env.queue, d->queue) != 0) {
+    } else if (strlen(tk->env.queue) != qlen
+        || memcmp(tk->env.queue, d->queue, qlen) != 0) {
         tk->bad = xasprintf("an envelope of queue \"%s\" arrived on queue "
             "\"%s\"", tk->env.queue, d->queue);
         wq_envelope_free(&tk->env);
@@ -1078,6 +1091,55 @@ flow_round(struct wq_consumer *c, size_t max)
     return 0;
 }
 
+/*
+ * Priorities: when more deliveries wait than this round claims (`want`),
+ * puts the ones the weighted picker (wq_priority_pick) chooses first in
+ * `incoming`, in the picker's order; the others follow, each band in its
+ * arrival order.  Deliveries that wait for flow control keep their
+ * relative order at the end.  A walk of `incoming` (at most the worker's
+ * cap of held deliveries) and nothing when all wait in one band.
+ */
+static void
+prioritize(struct wq_consumer *c, size_t want)
+{
+    struct tlist band[WQ_PRIORITY_N], front = { NULL, NULL, 0 };
+    struct tlist waiting = { NULL, NULL, 0 };
+    uint64_t now = wq_clock_mono_ns();
+    int avail[WQ_PRIORITY_N], seen[WQ_PRIORITY_N] = { 0 }, nbands = 0, p;
+    size_t claimable = 0;
+    struct task *tk;
+
+    for (tk = c->incoming.head; tk != NULL; tk = tk->next) {
+        if (tk->flow == FLOW_ASK && tk->flow_wait_ns > now)
+            continue;
+        claimable++;
+        if (!seen[tk->priority]++)
+            nbands++;
+    }
+    if (nbands < 2 || claimable <= want)
+        return;     /* the order does not matter: every band goes */
+    memset(band, 0, sizeof band);
+    while ((tk = tl_pop(&c->incoming)) != NULL) {
+        if (tk->flow == FLOW_ASK && tk->flow_wait_ns > now)
+            tl_push(&waiting, tk);
+        else
+            tl_push(&band[tk->priority], tk);
+    }
+    while (front.n < want) {
+        for (p = 0; p < WQ_PRIORITY_N; p++)
+            avail[p] = band[p].n > 0;
+        if ((p = wq_priority_pick(c->weights, c->credit, avail)) < 0)
+            break;
+        tl_push(&front, tl_pop(&band[p]));
+    }
+    for (p = WQ_PRIORITY_N - 1; p >= 0; p--)
+        while ((tk = tl_pop(&band[p])) != NULL)
+            tl_push(&front, tk);
+    while ((tk = tl_pop(&waiting)) != NULL)
+        tl_push(&front, tk);
+    c->incoming = front;
+}
+
 /* One round trip: record what finished, claim what fits in free slots. */
 static void
 store_round(struct wq_consumer *c)
@@ -1100,6 +1162,7 @@ store_round(struct wq_consumer *c)
         fill_record(c, tk, &c->recs[nrec++]);
     slots = free_slots(c);
     if (!c->draining && !(c->isolate > 0 && nrec > 0)) {
+        prioritize(c, slots < limit ? slots : limit);
         if (flow_round(c, slots < limit ? slots : limit) != 0)
             return;
         for (tk = c->incoming.head; tk != NULL && ncl < limit
@@ -1108,6 +1171,7 @@ store_round(struct wq_consumer *c)
                 continue;       /* not admitted (yet): stays unclaimed */
             memset(&c->claims[ncl], 0, sizeof c->claims[ncl]);
             c->claims[ncl].hook_url = hook_of(c, tk->env.queue);
+            c->claims[ncl].priority = tk->priority;
             c->claims[ncl++].env = &tk->env;
         }
     }
@@ -1464,6 +1528,22 @@ wq_consumer_new(const struct wq_consumer_conf *conf)
     c->fadmitted = xcalloc((size_t)conf->batch_max, sizeof *c->fadmitted);
     c->fwait = xcalloc((size_t)conf->batch_max, sizeof *c->fwait);
     policies_init(c);
+    c->nbands = conf->nqueues * WQ_PRIORITY_N;
+    c->bands = xcalloc(c->nbands, sizeof *c->bands);
+    for (size_t i = 0; i < conf->nqueues; i++) {
+        char band[WQ_BROKER_QUEUE_MAX + 1];
+        static const int order[WQ_PRIORITY_N] = {
+            WQ_PRIORITY_NORMAL, WQ_PRIORITY_HIGH, WQ_PRIORITY_LOW,
+        };
+
+        for (int k = 0; k < WQ_PRIORITY_N; k++)
+            c->bands[i * WQ_PRIORITY_N + (size_t)k] = xstrdup(
+                wq_priority_band(band, sizeof band, conf->queues[i],
+                order[k]));
+    }
+    c->weights[WQ_PRIORITY_HIGH] = conf->cfg->worker.priority_weight_high;
+    c->weights[WQ_PRIORITY_NORMAL] = conf->cfg->worker.priority_weight_normal;
+    c->weights[WQ_PRIORITY_LOW] = conf->cfg->worker.priority_weight_low;
     wq_worker_lease_on_cancel(conf->lease, on_cancel, c);
     c->loop_slot = wq_worker_stats_loop_register(conf->stats);
     return c;
@@ -1496,6 +1576,9 @@ wq_consumer_free(wq_consumer *c)
     free(c->fadmitted);
     free(c->fwait);
     free(c->policies);
+    for (size_t i = 0; i < c->nbands; i++)
+        free(c->bands[i]);
+    free(c->bands);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);
     free(c);

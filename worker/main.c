@@ -89,8 +89,9 @@ static const char help_text[] =
     "CONFIGURATION\n"
     "    The keys that matter here: transport, kafka.*, rabbitmq.*,\n"
     "    postgres.*, worker.* (queues, concurrency, lease, drain_timeout,\n"
-    "    id, batch_max, builtin_handlers), handlers (type -> builtin, exec,\n"
-    "    process, plugin or http), queue_policies (backoff per queue),\n"
+    "    id, batch_max, builtin_handlers, priority_weight_*), handlers\n"
+    "    (type -> builtin, exec, process, plugin or http),\n"
+    "    queue_policies (backoff per queue),\n"
     "    rate_limits (tasks a second of a queue or type, across all\n"
     "    workers), metrics.listen (/healthz and /metrics; empty: off),\n"
     "    log.*.  Every key is documented in the example workq.conf;\n"
@@ -102,6 +103,13 @@ static const char help_text[] =
     "    PostgreSQL before its claim; one that may not start yet stays\n"
     "    unclaimed in the worker, unacked, and asks again later: not\n"
     "    lost, no attempt counted (workq_worker_flow_waits_total).\n"
+    "\n"
+    "PRIORITIES\n"
+    "    For each queue Q the worker consumes three bands, Q.priority-high,\n"
+    "    Q and Q.priority-low (workq submit --priority), and declares them\n"
+    "    at start.  When more tasks wait than slots are free it claims\n"
+    "    them in weighted rounds, worker.priority_weight_high, _normal and\n"
+    "    _low (default 6, 3, 1): high first, low still progresses.\n"
     "\n"
     "SIGNALS\n"
     "    SIGTERM, SIGINT  stop taking tasks, let running ones finish within\n"
@@ -449,6 +457,10 @@ main(int argc, char **argv)
         goto out_stats;
     }
     cc.tconf.client_id = id;
+    /* Kafka: a band's backlog holds at most the slots and half a batch,
+     * so other bands' deliveries still reach the worker (priority.h) */
+    cc.tconf.kafka_topic_hold_max = cfg.worker.concurrency
+        + (cfg.worker.batch_max + 1) / 2;
     if (gethostname(host, sizeof host) != 0)
         snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';

@@ -28,6 +28,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "envelope.h"
+#include "priority.h"
 #include "store.h"
 #include "taskspec.h"
 #include "textout.h"
@@ -49,10 +50,11 @@ struct opts {
     struct wq_client_header headers[WQ_HEADERS_MAX];
     size_t nheaders;
     struct wq_client_flow flow; /* --concurrency-key, --unique-for, ... */
+    int priority;               /* --priority; WQ_PRIORITY_NORMAL */
 };
 
 /* Long options without a short form. */
-enum { OPT_CKEY = 1000, OPT_CLIMIT, OPT_UNIQUE_FOR, OPT_HOOK };
+enum { OPT_CKEY = 1000, OPT_CLIMIT, OPT_UNIQUE_FOR, OPT_HOOK, OPT_PRIORITY };
 
 /* --- reading input ------------------------------------------------------- */
 
@@ -341,7 +343,9 @@ submit_one(struct cli *cli, const struct opts *o)
         free(payload);
         return rc;
     }
-    if ((rc = wq_client_set_flow(c, &o->flow, err, sizeof err)) != 0) {
+    if ((rc = wq_client_set_flow(c, &o->flow, err, sizeof err)) != 0
+        || (rc = wq_client_set_priority(c, o->priority, err, sizeof err))
+        != 0) {
         wq_client_free(c);
         free(payload);
         cli_err(CMD, "%s", err);
@@ -524,6 +528,10 @@ submit_batch(struct cli *cli, const struct opts *o)
             if (spec.flow.unique_for_ms == 0)
                 spec.flow.unique_for_ms = o->flow.unique_for_ms;
             rc = wq_client_set_flow(c, &spec.flow, err, sizeof err);
+            /* the line's priority, else --priority */
+            if (rc == 0)
+                rc = wq_client_set_priority(c, spec.priority >= 0
+                    ? spec.priority : o->priority, err, sizeof err);
             if (rc == 0)
                 rc = wq_client_submit_async(c, &spec.task, line_done,
                     (void *)(uintptr_t)lineno, NULL, err, sizeof err);
@@ -604,6 +612,7 @@ parse_opts(struct cli *cli, int argc, char **argv, struct opts *o)
         { "concurrency-limit", required_argument, NULL, OPT_CLIMIT },
         { "unique-for", required_argument, NULL, OPT_UNIQUE_FOR },
         { "hook", required_argument, NULL, OPT_HOOK },
+        { "priority", required_argument, NULL, OPT_PRIORITY },
         { "workflow", required_argument, NULL, 'W' },
         { NULL, 0, NULL, 0 },
     };
@@ -613,6 +622,7 @@ parse_opts(struct cli *cli, int argc, char **argv, struct opts *o)
     int ch;
 
     memset(o, 0, sizeof *o);
+    o->priority = WQ_PRIORITY_NORMAL;
     o->json = cli->json;
     o->quiet = cli->quiet;
     optind = 1;
@@ -692,6 +702,11 @@ parse_opts(struct cli *cli, int argc, char **argv, struct opts *o)
             if (wq_taskspec_check_hook(optarg, why, sizeof why) != 0)
                 return usage_error("--hook: %s", why);
             hook = optarg;
+            break;
+        case OPT_PRIORITY:
+            if (wq_priority_parse(optarg, &o->priority) != 0)
+                return usage_error("--priority '%s': want high, normal or "
+                    "low (or 2, 1, 0)", optarg);
             break;
         case ':':
             return usage_error("option '%s' needs a value",
@@ -800,15 +815,17 @@ const struct cli_command cli_cmd_submit = {
     "         \"idempotency_key\":\"k1\",\"max_attempts\":5,\"delay\":\"30s\",\n"
     "         \"run_at\":\"2026-11-28T07:43:06Z\",\"headers\":{\"k\":\"v\"},\n"
     "         \"concurrency_key\":\"c7\",\"concurrency_limit\":2,\n"
-    "         \"unique_for\":\"1h\",\"hook\":\"https://app/done\"}\n"
+    "         \"unique_for\":\"1h\",\"hook\":\"https://app/done\",\n"
+    "         \"priority\":\"high\"}\n"
     "    (\"payload\": a string is taken as its bytes, any other JSON value\n"
     "    as its JSON text; \"payload_base64\" for binary.)  --queue, --type,\n"
     "    --max-attempts, --header, --delay, --at, --concurrency-key,\n"
-    "    --concurrency-limit, --unique-for and --hook give defaults for\n"
-    "    the lines.  All lines are sent at full speed with many messages in\n"
-    "    flight.  Each accepted line prints \"LINE ID\"; a line that is not a\n"
-    "    valid task is reported on stderr with its number and skipped, and\n"
-    "    the other lines are still submitted.  Blank lines are ignored.\n"
+    "    --concurrency-limit, --unique-for, --hook and --priority give\n"
+    "    defaults for the lines.  All lines are sent at full speed with many\n"
+    "    messages in flight.  Each accepted line prints \"LINE ID\"; a\n"
+    "    line that is not a valid task is reported on stderr with its\n"
+    "    number and skipped, and the other lines are still submitted.\n"
+    "    Blank lines are ignored.\n"
     "    When stderr is a terminal (and without --quiet), a progress line\n"
     "    on stderr is updated in place, at most 4 times a second: lines\n"
     "    read, tasks confirmed by the broker, lines refused (invalid or\n"
@@ -855,6 +872,12 @@ const struct cli_command cli_cmd_submit = {
     "                           Sets the header workq-hook (a queue\n"
     "                           policy's hook_url is used without it);\n"
     "                           https only, up to 2048 bytes\n"
+    "    --priority P           high, normal (default) or low (or 2, 1,\n"
+    "                           0): when workers are behind, high tasks\n"
+    "                           run first and low ones still progress\n"
+    "                           (README \"Priorities\"); the task goes to\n"
+    "                           \"workq.Q.priority-high\" or\n"
+    "                           \"workq.Q.priority-low\" (normal: \"workq.Q\")\n"
     "\n"
     "  Flow control (README \"Flow control\"; rate limits are the\n"
     "  workers' configuration, rate_limits in workq.conf):\n"
@@ -889,6 +912,7 @@ const struct cli_command cli_cmd_submit = {
     "    workq submit -q mail -t send --wait --timeout 30s '{}'\n"
     "    workq submit --batch tasks.jsonl --queue mail\n"
     "    workq submit -q partner -t sync --concurrency-key customer-7 '{}'\n"
+    "    workq submit -q mail -t send --priority high '{}'\n"
     "    workq submit -q reports -t daily --key acme --unique-for 1h '{}'\n"
     "    workq submit --workflow thumbnails.json\n"
     "    workq submit -q invoices -t render --hook https://app/done '{}'\n"

@@ -829,6 +829,105 @@ test_cli_submit_wait_timeout(void **state)
     assert_true(wq_clock_mono_ns() - t0 >= 1500000000u);
 }
 
+/*
+ * --priority and a batch line's "priority" (README "Priorities"): each
+ * task goes to its band, "Q.priority-high", "Q" or "Q.priority-low", and
+ * a delayed one keeps its priority in PostgreSQL for the scheduler.
+ */
+static void
+check_priority(int kind)
+{
+    const char *db = wq_test_pg_create_migrated_db();
+    const char *queue = wq_test_queue(kind, "cli-prio");
+    char hi[200], lo[200], id_hi[WQ_UUID_STRLEN], id_lo[WQ_UUID_STRLEN];
+    struct wq_envelope env[3];
+    struct wq_test_consumer *cons;
+    wq_store *s;
+    int rc;
+
+    snprintf(hi, sizeof hi, "%s.priority-high", queue);
+    snprintf(lo, sizeof lo, "%s.priority-low", queue);
+    rc = workq(kind, db, NULL, NULL, (const char *[]){ "submit", "-q",
+        queue, "-t", "job", "--priority", "high", "urgent", NULL });
+    if (rc != 0)
+        fail_msg("exit %d:\n%s", rc, out);
+    id_line(id_hi);
+    rc = workq(kind, db, NULL, NULL, (const char *[]){ "submit", "-q",
+        queue, "-t", "job", "--priority", "0", "whenever", NULL });
+    if (rc != 0)
+        fail_msg("exit %d:\n%s", rc, out);
+    id_line(id_lo);
+    /* a line's own priority beats --priority; without one, --priority */
+    rc = workq(kind, db, NULL, "{\"type\":\"job\",\"priority\":\"high\","
+        "\"payload\":\"line1\"}\n{\"type\":\"job\",\"payload\":\"line2\"}\n"
+        "{\"type\":\"job\",\"priority\":1,\"payload\":\"line3\"}\n",
+        (const char *[]){ "submit", "--batch", "-", "-q", queue,
+        "--priority", "low", NULL });
+    if (rc != 0)
+        fail_msg("exit %d:\n%s", rc, out);
+
+    cons = wq_test_consumer_open(kind, hi);
+    assert_int_equal(wq_test_consumer_recv(cons, env, 2, RECV_MS), 2);
+    for (int i = 0; i < 2; i++) {
+        /* the envelope names the queue, not the band */
+        assert_string_equal(env[i].queue, queue);
+        assert_true(memcmp(env[i].payload, "urgent", 6) == 0
+            || memcmp(env[i].payload, "line1", 5) == 0);
+        wq_envelope_free(&env[i]);
+    }
+    wq_test_consumer_close(cons);
+    cons = wq_test_consumer_open(kind, lo);
+    assert_int_equal(wq_test_consumer_recv(cons, env, 2, RECV_MS), 2);
+    for (int i = 0; i < 2; i++) {
+        assert_true(memcmp(env[i].payload, "whenever", 8) == 0
+            || memcmp(env[i].payload, "line2", 5) == 0);
+        wq_envelope_free(&env[i]);
+    }
+    wq_test_consumer_close(cons);
+    cons = wq_test_consumer_open(kind, queue);
+    assert_int_equal(wq_test_consumer_recv(cons, env, 1, RECV_MS), 1);
+    assert_memory_equal(env[0].payload, "line3", 5);
+    wq_envelope_free(&env[0]);
+    wq_test_consumer_close(cons);
+
+    /* delayed: the row keeps it */
+    rc = workq(kind, db, NULL, NULL, (const char *[]){ "submit", "-q",
+        queue, "-t", "job", "--delay", "1h", "--key", "later-hi",
+        "--priority", "high", NULL });
+    if (rc != 0)
+        fail_msg("exit %d:\n%s", rc, out);
+    s = wq_test_pg_open(db);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'later-hi' AND state = 'scheduled' AND "
+        "priority = 2"), 1);
+    wq_store_close(s);
+
+    /* a bad value is a usage error; a queue may not look like a band */
+    rc = workq(kind, db, NULL, NULL, (const char *[]){ "submit", "-q",
+        queue, "-t", "job", "--priority", "urgent", NULL });
+    expect(rc, 64, "--priority urgent");
+    assert_non_null(strstr(out, "want high, normal or low"));
+    rc = workq(kind, db, NULL, NULL, (const char *[]){ "submit", "-q", hi,
+        "-t", "job", NULL });
+    if (rc == 0)
+        fail_msg("a queue named like a band was accepted:\n%s", out);
+    assert_non_null(strstr(out, "reserved for priority bands"));
+}
+
+static void
+test_cli_submit_priority_kafka(void **state)
+{
+    (void)state;
+    check_priority(WQ_TRANSPORT_KAFKA);
+}
+
+static void
+test_cli_submit_priority_rabbitmq(void **state)
+{
+    (void)state;
+    check_priority(WQ_TRANSPORT_RABBITMQ);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_submit_sources_kafka),
     cmocka_unit_test(test_cli_submit_same_key_same_id),
@@ -848,6 +947,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_submit_wait_succeeded),
     cmocka_unit_test(test_cli_submit_wait_dead),
     cmocka_unit_test(test_cli_submit_wait_timeout),
+    cmocka_unit_test(test_cli_submit_priority_kafka),
+    cmocka_unit_test(test_cli_submit_priority_rabbitmq),
 };
 
 WQ_TEST_MAIN("cli_submit", tests)

@@ -977,6 +977,74 @@ test_client_survives_broker_restart(void **state)
     wq_test_consumer_close(cons);
 }
 
+/* --- priorities ----------------------------------------------------------- */
+
+/*
+ * wq_client_set_priority: the next submits go to the band (high, then
+ * low via a batch), the envelope still names the queue; back to normal,
+ * the queue itself; a value out of range is WQ_EINVAL and changes
+ * nothing.
+ */
+static void
+check_priority(int kind)
+{
+    const char *queue = wq_test_queue(kind, "client-prio");
+    char hi[200], lo[200], err[WQ_ERRLEN], id[3][WQ_CLIENT_ID_LEN], text[40];
+    struct wq_client_task t = { .queue = queue, .type = "job",
+        .payload = "p", .payload_len = 1 };
+    struct wq_client_result r;
+    struct wq_test_consumer *cons;
+    struct wq_envelope env;
+    const char *band[3];
+    wq_client *c = client_open(kind, NULL);
+
+    snprintf(hi, sizeof hi, "%s.priority-high", queue);
+    snprintf(lo, sizeof lo, "%s.priority-low", queue);
+    band[0] = hi;
+    band[1] = lo;
+    band[2] = queue;
+    assert_int_equal(wq_client_set_priority(c, WQ_CLIENT_PRIORITY_HIGH, err,
+        sizeof err), 0);
+    if (wq_client_submit(c, &t, id[0], err, sizeof err) != 0)
+        fail_msg("submit: %s", err);
+    assert_int_equal(wq_client_set_priority(c, WQ_CLIENT_PRIORITY_LOW, err,
+        sizeof err), 0);
+    if (wq_client_submit_batch(c, &t, 1, &r, err, sizeof err) != 0)
+        fail_msg("batch: %s", err);
+    memcpy(id[1], r.id, sizeof id[1]);
+    assert_int_equal(wq_client_set_priority(c, 3, err, sizeof err),
+        WQ_EINVAL);
+    assert_int_equal(wq_client_set_priority(c, WQ_CLIENT_PRIORITY_NORMAL,
+        err, sizeof err), 0);
+    if (wq_client_submit(c, &t, id[2], err, sizeof err) != 0)
+        fail_msg("submit: %s", err);
+    wq_client_free(c);
+
+    for (int i = 0; i < 3; i++) {
+        cons = wq_test_consumer_open(kind, band[i]);
+        assert_int_equal(wq_test_consumer_recv(cons, &env, 1, RECV_MS), 1);
+        wq_uuid_format(env.id, text);
+        assert_string_equal(text, id[i]);
+        assert_string_equal(env.queue, queue);
+        wq_envelope_free(&env);
+        wq_test_consumer_close(cons);
+    }
+}
+
+static void
+test_client_priority_kafka(void **state)
+{
+    (void)state;
+    check_priority(WQ_TRANSPORT_KAFKA);
+}
+
+static void
+test_client_priority_rabbitmq(void **state)
+{
+    (void)state;
+    check_priority(WQ_TRANSPORT_RABBITMQ);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_client_fields_kafka),
     cmocka_unit_test(test_client_fields_rabbitmq),
@@ -1002,6 +1070,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_client_receipts_off_rabbitmq),
     cmocka_unit_test(test_client_open_config_file),
     cmocka_unit_test(test_client_survives_broker_restart),
+    cmocka_unit_test(test_client_priority_kafka),
+    cmocka_unit_test(test_client_priority_rabbitmq),
 };
 
 WQ_TEST_MAIN("client", tests)

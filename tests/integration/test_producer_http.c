@@ -254,6 +254,97 @@ test_producer_http_accepted_rabbitmq(void **state)
 /* --- flow control in the task body (README "Flow control") -------------- */
 
 /*
+ * "priority" (README "Priorities"): a task goes to its band, a batch's
+ * tasks each to theirs, a delayed task keeps it in PostgreSQL, a unique
+ * task too; a bad value is refused with 400.
+ */
+static void
+check_priority(int kind)
+{
+    const char *db = wq_test_pg_create_migrated_db();
+    const char *queue = wq_test_queue(kind, "http-prio");
+    struct producer p = producer_start(kind, db, NULL);
+    struct wq_test_consumer *cons;
+    struct wq_envelope env[3];
+    char resp[65536], path[512], hi[200], lo[200];
+    wq_store *s;
+    int st;
+
+    snprintf(hi, sizeof hi, "%s.priority-high", queue);
+    snprintf(lo, sizeof lo, "%s.priority-low", queue);
+    st = post(p.port, queue, "{\"type\":\"t\",\"priority\":\"high\","
+        "\"payload\":\"one\"}", resp, sizeof resp);
+    if (st != 202)
+        fail_msg("status %d: %s", st, resp);
+    snprintf(path, sizeof path, "/v1/queues/%s/tasks:batch", queue);
+    {
+        static const char b[] = "{\"tasks\":[{\"type\":\"a\",\"priority\":2,"
+            "\"payload\":\"two\"},{\"type\":\"a\",\"priority\":\"low\","
+            "\"payload\":\"three\"},{\"type\":\"a\",\"payload\":\"four\"},"
+            "{\"type\":\"a\",\"priority\":\"low\",\"delay\":\"1h\","
+            "\"idempotency_key\":\"later\"}]}";
+
+        st = wq_test_http_request(p.port, "POST", path, JSON, TOKEN, NULL, b,
+            strlen(b), resp, sizeof resp);
+    }
+    if (st != 202 && st != 200)
+        fail_msg("batch: status %d: %s", st, resp);
+    st = post(p.port, queue, "{\"type\":\"u\",\"idempotency_key\":\"w1\","
+        "\"unique_for\":\"1h\",\"priority\":\"high\",\"payload\":\"five\"}",
+        resp, sizeof resp);
+    if (st != 202)
+        fail_msg("unique: status %d: %s", st, resp);
+    assert_int_equal(post(p.port, queue, "{\"type\":\"t\",\"priority\":"
+        "\"urgent\"}", resp, sizeof resp), 400);
+    assert_non_null(strstr(resp, "priority"));
+    assert_int_equal(post(p.port, queue, "{\"type\":\"t\",\"priority\":3}",
+        resp, sizeof resp), 400);
+
+    s = wq_test_pg_open(db);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'later' AND state = 'scheduled' AND "
+        "priority = 0"), 1);
+    wq_store_close(s);
+
+    /* high: one, two and five (the unique one may come twice) */
+    cons = wq_test_consumer_open(kind, hi);
+    assert_int_equal(wq_test_consumer_recv(cons, env, 3, 60000), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(env[i].queue, queue);
+        assert_true(memcmp(env[i].payload, "one", 3) == 0
+            || memcmp(env[i].payload, "two", 3) == 0
+            || memcmp(env[i].payload, "five", 4) == 0);
+        wq_envelope_free(&env[i]);
+    }
+    wq_test_consumer_close(cons);
+    cons = wq_test_consumer_open(kind, lo);
+    assert_int_equal(wq_test_consumer_recv(cons, env, 1, 60000), 1);
+    assert_memory_equal(env[0].payload, "three", 5);
+    wq_envelope_free(&env[0]);
+    wq_test_consumer_close(cons);
+    cons = wq_test_consumer_open(kind, queue);
+    assert_int_equal(wq_test_consumer_recv(cons, env, 1, 60000), 1);
+    assert_memory_equal(env[0].payload, "four", 4);
+    wq_envelope_free(&env[0]);
+    wq_test_consumer_close(cons);
+    assert_int_equal(producer_stop(&p), 0);
+}
+
+static void
+test_producer_http_priority_kafka(void **state)
+{
+    (void)state;
+    check_priority(WQ_TRANSPORT_KAFKA);
+}
+
+static void
+test_producer_http_priority_rabbitmq(void **state)
+{
+    (void)state;
+    check_priority(WQ_TRANSPORT_RABBITMQ);
+}
+
+/*
  * concurrency_key and concurrency_limit reach the envelope (version 2),
  * also of a delayed task (workq.flow_tasks, for the scheduler); a unique
  * window turns the key into KEY@wSTART, the same task inside the window;
@@ -1367,6 +1458,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_producer_http_flow_rabbitmq),
     cmocka_unit_test(test_producer_http_hook_kafka),
     cmocka_unit_test(test_producer_http_hook_rabbitmq),
+    cmocka_unit_test(test_producer_http_priority_kafka),
+    cmocka_unit_test(test_producer_http_priority_rabbitmq),
     cmocka_unit_test(test_producer_http_kafka_brokers_url),
     cmocka_unit_test(test_producer_http_refusals_kafka),
     cmocka_unit_test(test_producer_http_refusals_rabbitmq),

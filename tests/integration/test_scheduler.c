@@ -153,6 +153,67 @@ delayed(int kind)
 static void test_scheduler_delayed_kafka(void **st) { (void)st; delayed(K); }
 static void test_scheduler_delayed_rabbitmq(void **st) { (void)st; delayed(R); }
 
+/*
+ * Priorities: a retry of a high task and a delayed low task go back to
+ * their bands ("Q.priority-high", "Q.priority-low"), one message each,
+ * and nothing to "Q" but a normal task (the sentinel).
+ */
+static void
+priority_bands(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = wq_test_unique("prio");
+    wq_store *s = wq_test_pg_open(ci);
+    struct wq_test_consumer *ch, *cl, *cn;
+    struct wq_envelope env[4];
+    char hi[200], lo[200], r[40], d[40], n[40];
+    struct proc sch;
+    size_t got;
+
+    snprintf(hi, sizeof hi, "%s.priority-high", q);
+    snprintf(lo, sizeof lo, "%s.priority-low", q);
+    declare_queue(kind, q);
+    declare_queue(kind, hi);
+    declare_queue(kind, lo);
+    ch = wq_test_consumer_open(kind, hi);
+    cl = wq_test_consumer_open(kind, lo);
+    cn = wq_test_consumer_open(kind, q);
+    start_scheduler(&sch, kind, ci, conf_quick);
+    /* a high task's retry: attempt 1 failed, the next one is 2 */
+    snprintf(r, sizeof r, "%s", insert_task(s, q, "fail", "k-r",
+        "retry_wait", 1, 5, "now() + interval '300 ms'",
+        ", priority", ", 2"));
+    snprintf(d, sizeof d, "%s", insert_task(s, q, "noop", "k-d",
+        "scheduled", 0, 5, "now() + interval '300 ms'",
+        ", priority", ", 0"));
+    snprintf(n, sizeof n, "%s", insert_task(s, q, "noop", "k-n",
+        "scheduled", 0, 5, "now() + interval '300 ms'", "", ""));
+
+    got = recv_n(ch, env, WQ_ARRAY_LEN(env), 1, 60000, 1500);
+    check(got == 1, "%zu messages on the high band, want 1", got);
+    find_env(env, got, r);
+    assert_int_equal(env[0].attempt, 2);
+    assert_string_equal(env[0].queue, q);
+    free_envs(env, got);
+    got = recv_n(cl, env, WQ_ARRAY_LEN(env), 1, 60000, 1500);
+    check(got == 1, "%zu messages on the low band, want 1", got);
+    find_env(env, got, d);
+    free_envs(env, got);
+    wq_test_expect_only(cn, n, 1500);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'queued'"), 3);
+    proc_stop(&sch, 10000);
+    wq_test_consumer_close(ch);
+    wq_test_consumer_close(cl);
+    wq_test_consumer_close(cn);
+    wq_store_close(s);
+}
+
+static void test_scheduler_priority_kafka(void **st)
+{ (void)st; priority_bands(K); }
+static void test_scheduler_priority_rabbitmq(void **st)
+{ (void)st; priority_bands(R); }
+
 /* ---- lost leases ------------------------------------------------------------- */
 
 static void
@@ -1353,6 +1414,8 @@ test_scheduler_usage(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_scheduler_delayed_kafka),
     cmocka_unit_test(test_scheduler_delayed_rabbitmq),
+    cmocka_unit_test(test_scheduler_priority_kafka),
+    cmocka_unit_test(test_scheduler_priority_rabbitmq),
     cmocka_unit_test(test_scheduler_leases_kafka),
     cmocka_unit_test(test_scheduler_leases_rabbitmq),
     cmocka_unit_test(test_scheduler_dead_once_kafka),
