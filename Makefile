@@ -287,17 +287,20 @@ endif
 # ThreadSanitizer build.
 # Suites run one after another; each prints "KIND: N passed, M failed"
 # and the last line sums them all.
+# The builds of check (and demo) compile on every core (JOBS); the tests
+# still run one binary at a time (tests/run.sh), as they share the servers.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 check: deps
 	tests/services/ctl start all
 	@rm -f $(CURDIR)/.check-summary
-	$(MAKE) all
-	WQ_TEST_SUMMARY=$(CURDIR)/.check-summary $(MAKE) unit
-	WQ_TEST_SUMMARY=$(CURDIR)/.check-summary $(MAKE) integration
-	$(MAKE) SAN=1 all
-	WQ_TEST_SUMMARY=$(CURDIR)/.check-summary $(MAKE) SAN=1 unit
-	WQ_TEST_SUMMARY=$(CURDIR)/.check-summary $(MAKE) SAN=1 integration
-	$(MAKE) TSAN=1 all
-	WQ_TEST_SUMMARY=$(CURDIR)/.check-summary $(MAKE) TSAN=1 tsan
+	$(MAKE) -j$(JOBS) all
+	WQ_TEST_SUMMARY=$(CURDIR)/.check-summary $(MAKE) -j$(JOBS) unit
+	WQ_TEST_SUMMARY=$(CURDIR)/.check-summary $(MAKE) -j$(JOBS) integration
+	$(MAKE) -j$(JOBS) SAN=1 all
+	WQ_TEST_SUMMARY=$(CURDIR)/.check-summary $(MAKE) -j$(JOBS) SAN=1 unit
+	WQ_TEST_SUMMARY=$(CURDIR)/.check-summary $(MAKE) -j$(JOBS) SAN=1 integration
+	$(MAKE) -j$(JOBS) TSAN=1 all
+	WQ_TEST_SUMMARY=$(CURDIR)/.check-summary $(MAKE) -j$(JOBS) TSAN=1 tsan
 	@awk '{p += $$1; f += $$2} END {printf "check: %d passed, %d failed\n", p, f; exit f > 0}' $(CURDIR)/.check-summary
 	@rm -f $(CURDIR)/.check-summary
 	@echo "(the private servers stay up for reruns: make services-stop)"
@@ -328,7 +331,7 @@ fuzz: $(FUZZ_TARGETS)
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 demo: deps
-	$(MAKE) all
+	$(MAKE) -j$(JOBS) all
 	sh tests/demo.sh
 
 # Layout (.clang-format) of the C lines changed since STYLE_BASE (default:
