@@ -1539,8 +1539,8 @@ method_is(const struct wq_http_request *req, const char *m)
     return strcmp(req->method, m) == 0;
 }
 
-static int
-wrong_method(struct api *a, const char *allowed, int *status,
+int
+api_wrong_method(struct api *a, const char *allowed, int *status,
     const char **ctype, char **body, size_t *len)
 {
     char detail[64];
@@ -1563,7 +1563,7 @@ get_ui(struct api *a, const struct wq_http_request *req, int *status,
 
     wq_http_set_fields(req->handle, ui_fields);
     if (!method_is(req, "GET") && !method_is(req, "HEAD"))
-        return wrong_method(a, "GET", status, ctype, body, len);
+        return api_wrong_method(a, "GET", status, ctype, body, len);
     if ((f = ui_find(req->path)) == NULL)
         return refuse(a, R_NOT_FOUND, 404, "no such file of the dashboard",
             status, ctype, body, len);
@@ -1611,7 +1611,7 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
 
     if (strcmp(p, "/healthz") == 0) {
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
-            return wrong_method(a, "GET", status, ctype, body, len);
+            return api_wrong_method(a, "GET", status, ctype, body, len);
         *status = 200;
         *ctype = JSON_TYPE;
         *body = xstrdup("{\"status\":\"ok\"}");
@@ -1622,7 +1622,7 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
         struct api_ready *j;
 
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
-            return wrong_method(a, "GET", status, ctype, body, len);
+            return api_wrong_method(a, "GET", status, ctype, body, len);
         j = xcalloc(1, sizeof *j);
         j->job.run = ready_run;
         j->api = a;
@@ -1636,7 +1636,7 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
     }
     if (strcmp(p, "/metrics") == 0) {
         if (!method_is(req, "GET"))
-            return wrong_method(a, "GET", status, ctype, body, len);
+            return api_wrong_method(a, "GET", status, ctype, body, len);
         *status = 200;
         *ctype = "text/plain; version=0.0.4; charset=utf-8";
         *body = wq_metrics_render(a->metrics, len);
@@ -1647,7 +1647,7 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
     if (strcmp(p, "/v1/openapi.json") == 0) {
         /* the document is public: it holds no data, and tools fetch it */
         if (!method_is(req, "GET"))
-            return wrong_method(a, "GET", status, ctype, body, len);
+            return api_wrong_method(a, "GET", status, ctype, body, len);
         return api_ops_openapi(req, status, ctype, body, len);
     }
     if (strncmp(p, "/v1/", 4) != 0)
@@ -1668,7 +1668,7 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
 
     if (strcmp(p, "/v1/whoami") == 0) {
         if (!method_is(req, "GET"))
-            return wrong_method(a, "GET", status, ctype, body, len);
+            return api_wrong_method(a, "GET", status, ctype, body, len);
         return get_whoami(scopes, status, ctype, body, len);
     }
     if ((rc = api_ops_handle(a->ops, a, a->db, req, scopes, status, ctype,
@@ -1679,7 +1679,7 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
         return rc;
     if (strncmp(p, "/v1/tasks/", 10) == 0 && strchr(p + 10, '/') == NULL) {
         if (!method_is(req, "GET"))
-            return wrong_method(a, "GET", status, ctype, body, len);
+            return api_wrong_method(a, "GET", status, ctype, body, len);
         if (lacks_scope(a, scopes, WQ_TOKEN_SCOPE_READ, status, ctype, body,
             len))
             return 0;
@@ -1690,7 +1690,7 @@ api_handle(void *user, const struct wq_http_request *req, int *status,
         rest = slash + 1;
         if (strcmp(rest, "tasks") == 0 || strcmp(rest, "tasks:batch") == 0) {
             if (!method_is(req, "POST"))
-                return wrong_method(a, "POST", status, ctype, body, len);
+                return api_wrong_method(a, "POST", status, ctype, body, len);
             if (lacks_scope(a, scopes, WQ_TOKEN_SCOPE_SUBMIT, status, ctype,
                 body, len))
                 return 0;

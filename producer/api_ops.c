@@ -610,17 +610,6 @@ method_is(const struct wq_http_request *req, const char *m)
     return strcmp(req->method, m) == 0;
 }
 
-static int
-wrong_method(struct api *a, const char *allowed, int *status,
-    const char **ctype, char **body, size_t *len)
-{
-    char detail[64];
-
-    snprintf(detail, sizeof detail, "use %s on this route", allowed);
-    return api_refuse(a, "method_not_allowed", 405, detail, status, ctype,
-        body, len);
-}
-
 /* Which route `p` is; -1 for none.  id gets the task id of a path. */
 static int
 route_of(const char *p, char *id, size_t idlen)
@@ -691,7 +680,7 @@ api_ops_handle(struct api_ops *o, struct api *a, struct dbq *db,
         return WQ_ENOENT;
     post = r == RETRY || r == CANCEL || r == REPLAY || r == PURGE;
     if (!method_is(req, post ? "POST" : "GET"))
-        return wrong_method(a, post ? "POST" : "GET", status, ctype, body,
+        return api_wrong_method(a, post ? "POST" : "GET", status, ctype, body,
             len);
     if (api_lacks_scope(a, scopes, post ? WQ_TOKEN_SCOPE_ADMIN
         : WQ_TOKEN_SCOPE_READ, status, ctype, body, len))

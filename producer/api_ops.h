@@ -83,6 +83,10 @@ void api_complete_store_error(struct api *a, wq_http_req *req, int rc,
 void api_complete_unavailable(struct api *a, wq_http_req *req,
     const char *why);
 
+/* 405 "use ALLOWED on this route"; 1 (it answered). */
+int api_wrong_method(struct api *a, const char *allowed, int *status,
+    const char **ctype, char **body, size_t *len);
+
 /* 403 unless `scopes` hold `need`; 1 if it answered. */
 int api_lacks_scope(struct api *a, unsigned scopes, unsigned need,
     int *status, const char **ctype, char **body, size_t *len);

@@ -130,17 +130,6 @@ route_of(const char *p, char *id, size_t idlen)
     return -1;
 }
 
-static int
-wrong_method(struct api *a, const char *allowed, int *status,
-    const char **ctype, char **body, size_t *len)
-{
-    char detail[64];
-
-    snprintf(detail, sizeof detail, "use %s on this route", allowed);
-    return api_refuse(a, "method_not_allowed", 405, detail, status, ctype,
-        body, len);
-}
-
 int
 api_workflow_handle(struct api *a, struct dbq *db,
     const struct wq_http_request *req, unsigned scopes, int *status,
@@ -157,7 +146,7 @@ api_workflow_handle(struct api *a, struct dbq *db,
     if (r < 0)
         return WQ_ENOENT;
     if (strcmp(req->method, post ? "POST" : "GET") != 0)
-        return wrong_method(a, post ? "POST" : "GET", status, ctype, body,
+        return api_wrong_method(a, post ? "POST" : "GET", status, ctype, body,
             len);
     if (api_lacks_scope(a, scopes, post ? WQ_TOKEN_SCOPE_SUBMIT
         : WQ_TOKEN_SCOPE_READ, status, ctype, body, len))
