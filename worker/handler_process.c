@@ -493,6 +493,12 @@ proc_line(struct wq_proc_pool *p, struct proc *pr, const char *line,
         return -1;
     }
     if (m.kind == WQ_PROTO_HELLO) {
+        if (pr->state == P_CLOSING) {
+            /* a late hello from a program told to stop before it was
+             * ready (its stdin is closed): it exits on its own */
+            wq_proto_msg_free(&m);
+            return 0;
+        }
         if (pr->state != P_HELLO) {
             proc_down(p, pr, "broke the protocol: a second hello", NULL);
         } else if (m.protocol != WQ_PROTO_VERSION) {
@@ -860,6 +866,10 @@ supervise(void *arg)
          * in this turn's wait */
         dispatch(p);
         due = timers(p, now);
+        /* a timer may have put the last program down (killed past its
+         * kill_grace): nothing would wake the poll below */
+        if (p->stopping && closing(p, now) == 0)
+            break;
         if (p->pend_head != NULL && up_count(p) == 0
             && atomic_load(&p->crashloop)) {
             struct req *r;

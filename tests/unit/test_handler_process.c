@@ -347,10 +347,95 @@ test_handler_process_events(void **state)
     wq_proc_pool_free(p);
 }
 
+/* pool_free in a thread, so that a hang fails the test, not the alarm */
+static void *
+free_main(void *arg)
+{
+    struct wq_proc_pool **pp = arg;
+
+    wq_proc_pool_free(*pp);
+    *pp = NULL;
+    return NULL;
+}
+
+static uint64_t
+free_within(struct wq_proc_pool *p, int ms)
+{
+    static struct wq_proc_pool *volatile held;
+    pthread_t th;
+    uint64_t t0 = wq_clock_mono_ns();
+
+    held = p;
+    assert_int_equal(pthread_create(&th, NULL, free_main, (void *)&held),
+        0);
+    if (!wq_test_waited(held == NULL, ms))
+        fail_msg("wq_proc_pool_free still runs after %d ms", ms);
+    pthread_join(th, NULL);
+    return (wq_clock_mono_ns() - t0) / 1000000u;
+}
+
+/*
+ * The stop: a program that ignores its stdin closing is killed after
+ * kill_grace and the stop returns (it once slept on, the last program
+ * down with nothing left to wake it); one that was never ready is let go
+ * without a protocol complaint; a task cancelled in the same write as its
+ * frame (before its first step in the program) does not hold the
+ * program's exit.
+ */
+static void
+test_handler_process_stop(void **state)
+{
+    char *const deaf_argv[] = { "/bin/sh", "-c",
+        "trap '' TERM; echo '{\"t\":\"hello\",\"protocol\":1}'; "
+        "exec sleep 100", NULL };
+    char *const async_argv[] = { "/usr/bin/python3", PY_LIB
+        "/example_async.py", NULL };
+    struct wq_proc_pool *p;
+    struct call c;
+    static struct evq q = { PTHREAD_MUTEX_INITIALIZER, { 0 }, 0 };
+    static struct evcall e;
+    uint64_t ms;
+
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    p = pool_new(deaf_argv, 1, 1);
+    usleep(300000);                 /* started, past its hello */
+    ms = free_within(p, 10000);
+    if (ms < 900)
+        fail_msg("the stop took %llu ms: a program that ignores EOF is "
+            "given kill_grace (1000 ms)", (unsigned long long)ms);
+
+    /* never ready: stopped while python starts */
+    p = pool_new(async_argv, 1, 1);
+    free_within(p, 10000);
+
+    p = pool_new(async_argv, 1, 4);
+    run1(&c, p, "0", 0);            /* started and past its hello */
+    assert_int_equal(c.res.outcome, WQ_OUTCOME_SUCCEEDED);
+    call_done(&c);
+    wq_proc_pool_cork(p);
+    e.q = &q;
+    call_init(&e.c, p, "30000", 0);
+    e.r = wq_handler_process_start(p, &e.c.ctx, &e.c.res, ev_done, &e);
+    assert_non_null(e.r);
+    wq_proc_req_cancel(p, e.r, WQ_OUTCOME_CANCELLED, "at once");
+    wq_proc_pool_uncork(p);         /* task and cancel in one write */
+    assert_int_equal(q.done[0], 1);
+    assert_int_equal(e.c.res.outcome, WQ_OUTCOME_CANCELLED);
+    ms = free_within(p, 10000);
+    if (ms >= 900)
+        fail_msg("the program held a task cancelled before it started: "
+            "its exit took %llu ms (kill_grace 1000 ms)",
+            (unsigned long long)ms);
+    wq_proc_req_free(e.r);
+    call_done(&e.c);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_handler_process_python),
     cmocka_unit_test(test_handler_process_supervision),
     cmocka_unit_test(test_handler_process_events),
+    cmocka_unit_test(test_handler_process_stop),
 };
 
 WQ_TEST_MAIN("handler_process", tests)

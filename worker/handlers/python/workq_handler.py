@@ -232,8 +232,6 @@ def run_async(handler):
             ch.answer(task.id, error=_failure(exc))
         else:
             ch.answer(task.id, result=res)
-        finally:
-            running.pop(task.id, None)
 
     def on_frame(frame):
         if frame is None:
@@ -242,7 +240,12 @@ def run_async(handler):
         t = frame.get("t")
         if t == "task":
             task = Task(frame, ch)
-            running[task.id] = (task, loop.create_task(one(task)))
+            fut = loop.create_task(one(task))
+            running[task.id] = (task, fut)
+            # on the future, not in one(): a task cancelled before its
+            # first step never enters one()'s body
+            fut.add_done_callback(lambda _f, tid=task.id:
+                                  running.pop(tid, None))
         elif t == "cancel" and frame.get("id") in running:
             task, fut = running[frame["id"]]
             task.cancelled.set()
