@@ -8,6 +8,7 @@ passed=0; failed=0; broken=""
 [ $# -gt 0 ] || { echo "$kind: no test binaries" >&2; exit 1; }
 for arg in "$@"; do
     t=${arg%%:*}
+    started=$(date +%s)
     if [ "$t" = "$arg" ]; then
         out=$("$t" 2>&1); rc=$?
     else
@@ -18,6 +19,8 @@ for arg in "$@"; do
         out=$("$t" $cases 2>&1); rc=$?
     fi
     printf '%s\n' "$out"
+    # where make check's time goes (CI prints it; sort -k3n to rank)
+    echo "time: ${t##*/} $(( $(date +%s) - started )) s"
     line=$(printf '%s\n' "$out" | grep -E '^[a-z_0-9-]+: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
     if [ -z "$line" ]; then
         broken="$broken $t"; failed=$((failed + 1)); continue

@@ -5,6 +5,7 @@
  * without broker or PostgreSQL: what the handler kind itself costs.
  *
  *   bench_process [-n TASKS] [-t THREADS] [-p PROCESSES] [-m IN_FLIGHT]
+ *                 [-L python|python-async|node]
  *
  * Each calling thread hands the handler what consumer.c gives a handler
  * slot: the worker's drain descriptor and the thread's own eventfd for
@@ -35,6 +36,7 @@
 #include "handler.h"
 
 #define PY_LIB WQ_SOURCE_DIR "/worker/handlers/python"
+#define JS_LIB WQ_SOURCE_DIR "/worker/handlers/node"
 
 static const char exec_py[] =
     "import sys\n"
@@ -44,6 +46,25 @@ static const char proc_py[] =
     "sys.path.insert(0, '" PY_LIB "')\n"
     "import workq_handler\n"
     "workq_handler.run(lambda task: task.payload.upper())\n";
+static const char proc_py_async[] =
+    "import sys\n"
+    "sys.path.insert(0, '" PY_LIB "')\n"
+    "import workq_handler\n"
+    "async def upper(task):\n"
+    "    return task.payload.upper()\n"
+    "workq_handler.run_async(upper)\n";
+static const char proc_js[] =
+    "require('" JS_LIB "/workq_handler.js')"
+    ".run((task) => task.text.toUpperCase());\n";
+
+/* -L: the reference library that runs the process kind's handler */
+static const struct {
+    const char *name, *interpreter, *file, *source;
+} libraries[] = {
+    { "python", "/usr/bin/python3", "proc.py", proc_py },
+    { "python-async", "/usr/bin/python3", "proc.py", proc_py_async },
+    { "node", "/usr/bin/node", "proc.js", proc_js },
+};
 
 /* What the calling threads run: the exec kind or the process kind. */
 struct kind {
@@ -305,6 +326,7 @@ main(int argc, char **argv)
 {
     long n = 20000, nexec = 0;
     int t = 8, procs = 2, inflight = 8, opt;
+    size_t lib = 0;
     char dir[] = "/tmp/bench_process.XXXXXX", execf[256], procf[256];
     char *exec_argv[3], *proc_argv[3];
     struct wq_exec_conf ec;
@@ -315,8 +337,18 @@ main(int argc, char **argv)
     FILE *f;
 
     signal(SIGPIPE, SIG_IGN);       /* as the worker */
-    while ((opt = getopt(argc, argv, "n:e:t:p:m:")) != -1)
+    while ((opt = getopt(argc, argv, "n:e:t:p:m:L:")) != -1)
         switch (opt) {
+        case 'L':
+            for (lib = 0; lib < sizeof libraries / sizeof *libraries; lib++)
+                if (strcmp(optarg, libraries[lib].name) == 0)
+                    break;
+            if (lib == sizeof libraries / sizeof *libraries) {
+                fprintf(stderr, "bench_process: -L %s: python, "
+                    "python-async or node\n", optarg);
+                return 64;
+            }
+            break;
         case 'n': n = atol(optarg); break;
         case 'e': nexec = atol(optarg); break;
         case 't': t = atoi(optarg); break;
@@ -324,7 +356,8 @@ main(int argc, char **argv)
         case 'm': inflight = atoi(optarg); break;
         default:
             fprintf(stderr, "usage: bench_process [-n TASKS] [-e EXEC_TASKS] "
-                "[-t THREADS] [-p PROCESSES] [-m IN_FLIGHT]\n");
+                "[-t THREADS] [-p PROCESSES] [-m IN_FLIGHT] "
+                "[-L python|python-async|node]\n");
             return 64;
         }
     if (nexec == 0)
@@ -332,16 +365,17 @@ main(int argc, char **argv)
     if (mkdtemp(dir) == NULL)
         return 1;
     snprintf(execf, sizeof execf, "%s/exec.py", dir);
-    snprintf(procf, sizeof procf, "%s/proc.py", dir);
+    snprintf(procf, sizeof procf, "%s/%s", dir, libraries[lib].file);
     if ((f = fopen(execf, "w")) == NULL)
         return 1;
     fputs(exec_py, f);
     fclose(f);
     if ((f = fopen(procf, "w")) == NULL)
         return 1;
-    fputs(proc_py, f);
+    fputs(libraries[lib].source, f);
     fclose(f);
-    exec_argv[0] = proc_argv[0] = "/usr/bin/python3";
+    exec_argv[0] = "/usr/bin/python3";
+    proc_argv[0] = (char *)libraries[lib].interpreter;
     exec_argv[1] = execf;
     proc_argv[1] = procf;
     exec_argv[2] = proc_argv[2] = NULL;
@@ -352,8 +386,9 @@ main(int argc, char **argv)
     ec.kill_grace_ms = 1000;
     ec.umask = 077;
     ec.argv = exec_argv;
-    printf("trivial Python handler (upper-case a 5-byte payload); %ld cores "
-        "online, load %s", sysconf(_SC_NPROCESSORS_ONLN), "");
+    printf("trivial handler (upper-case a 5-byte payload; exec: Python, "
+        "process: the %s library); %ld cores online, load %s",
+        libraries[lib].name, sysconf(_SC_NPROCESSORS_ONLN), "");
     fflush(stdout);
     if (system("cat /proc/loadavg") != 0)
         printf("\n");

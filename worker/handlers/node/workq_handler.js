@@ -65,8 +65,25 @@ class Task {
   json() { return JSON.parse(this.text); }
 }
 
+// Frames sent in one turn of the event loop go out in one write (the
+// worker then reads many answers at once, not one per task).
+let outq = [];
+let flushQueued = false;
+
+function flush(done) {
+  flushQueued = false;
+  const s = outq.join('');
+  outq = [];
+  if (done) process.stdout.write(s, done);   // after all earlier writes
+  else if (s) process.stdout.write(s);
+}
+
 function send(frame) {
-  process.stdout.write(JSON.stringify(frame) + '\n');
+  outq.push(JSON.stringify(frame) + '\n');
+  if (!flushQueued) {
+    flushQueued = true;
+    setImmediate(flush);
+  }
 }
 
 function isUtf8(buf) {
@@ -110,7 +127,8 @@ function run(handler) {
   send({ t: 'hello', protocol: PROTOCOL, library: LIBRARY });
 
   function maybeExit() {
-    if (ended && running.size === 0) process.exit(0);
+    // a pipe's writes are asynchronous on POSIX: exit once they are out
+    if (ended && running.size === 0) flush(() => process.exit(0));
   }
 
   function onFrame(f) {

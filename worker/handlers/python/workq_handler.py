@@ -113,6 +113,9 @@ class _Channel:
         sys.stdout = sys.stderr
         self._in = sys.stdin.buffer
         self._lock = threading.Lock()
+        self._pending = []          # run_async: frames of this turn
+        self._flush_due = False     # run_async: a flush is scheduled
+        self.defer = None           # run_async: schedules a flush
         self.max_in_flight = 1
         self.progress_ok = False
         self.send({"t": "hello", "protocol": PROTOCOL, "library": LIBRARY})
@@ -138,10 +141,35 @@ class _Channel:
                 return json.loads(line)
 
     def send(self, frame):
+        """Writes frame; with defer set (run_async), queues it, and the
+        loop's next turn writes what this turn answered in one write (one
+        read for the worker, not one per answer).  Threads write at once:
+        coalescing theirs measured slower (GIL handoffs)."""
         data = (json.dumps(frame, separators=(",", ":"))
                 + "\n").encode("utf-8")
+        if self.defer is None:
+            with self._lock:
+                self._write(data)
+            return
         with self._lock:
-            self._out.write(data)
+            self._pending.append(data)
+            if self._flush_due:
+                return
+            self._flush_due = True
+        self.defer(self.flush)
+
+    def flush(self):
+        """Writes the queued frames."""
+        with self._lock:
+            self._flush_due = False
+            batch = b"".join(self._pending)
+            self._pending.clear()
+            self._write(batch)
+
+    def _write(self, data):
+        view = memoryview(data)
+        while view:
+            view = view[self._out.write(view):]
 
     def answer(self, tid, result=None, error=None):
         if error is not None:
@@ -220,6 +248,15 @@ def run_async(handler):
     ch = _Channel()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    loop_thread = threading.get_ident()
+
+    def defer(flush):
+        if threading.get_ident() == loop_thread:
+            loop.call_soon(flush)
+        else:                               # progress from a thread
+            loop.call_soon_threadsafe(flush)
+
+    ch.defer = defer
     running = {}
     eof = asyncio.Event()
 
@@ -268,4 +305,6 @@ def run_async(handler):
     try:
         loop.run_until_complete(main())
     finally:
+        ch.defer = None
+        ch.flush()                  # answers of the last turn
         loop.close()
