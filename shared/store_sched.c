@@ -176,7 +176,7 @@ static const char sql_cron_tick[] =
     "SELECT k.task_id, $3, $4, 'cron:' || $1 || '@' || k.iso,"
     "  convert_to($5, 'UTF8'),"
     "  jsonb_build_object('workq-cron', $1::text, 'workq-tick', k.iso),"
-    "  'scheduled', 0, $6::int4, k.tick_at, now(), $7::int2"
+    "  'scheduled', 0, $6::int4, k.tick_at, now(), $7::int2 "
     "FROM k "
     "ON CONFLICT (queue, idempotency_key) DO NOTHING "
     "RETURNING t.id";

@@ -1151,11 +1151,21 @@ test_store_migrate_lean_tasks(void **state)
             i + 1);
         assert_int_equal(wq_uuid_parse(text, ids[i]), 0);
         lean_history_sql(s, i + 1, before[i], sizeof before[i]);
-        if (wq_store_task_get(s, ids[i], &row, err, sizeof err) != 0)
-            fail_msg("get %s: %s", lean_tasks[i].key, err);
-        st_before[i] = (int)row.state;
-        at_before[i] = row.attempt;
-        wq_task_row_free(&row);
+        /* by SQL: the store reads the columns of the latest schema */
+        {
+            char sql[200];
+            PGresult *r;
+
+            snprintf(sql, sizeof sql, "SELECT state, attempt FROM"
+                " workq.tasks WHERE id = '%s'", text);
+            r = PQexec(wq_store_conn(s), sql);
+            if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+                fail_msg("get %s: %s", lean_tasks[i].key,
+                    PQresultErrorMessage(r));
+            st_before[i] = wq_task_state_parse(PQgetvalue(r, 0, 0));
+            at_before[i] = atoi(PQgetvalue(r, 0, 1));
+            PQclear(r);
+        }
     }
 
     if (wq_migrate_run(s, &from, &to, err, sizeof err) != 0)
