@@ -161,6 +161,7 @@ struct api_msg {
     int keyed;                  /* the client gave the key */
     int max_attempts;
     int64_t created_at_ms;
+    int priority;               /* priority.h, for the receipt */
 };
 
 /* Delayed tasks on their way to PostgreSQL. */
@@ -442,6 +443,7 @@ receipts_run(struct db_job *job, wq_store *s, const char *why)
         acc[i].key = v[i]->keyed ? v[i]->key : NULL;
         acc[i].max_attempts = v[i]->max_attempts;
         acc[i].created_at_ms = v[i]->created_at_ms;
+        acc[i].priority = v[i]->priority;
     }
     if (s == NULL)
         wq_log_warn(COMPONENT, "%zu task(s) accepted without a receipt "
@@ -553,6 +555,7 @@ msg_new(struct api *a, const struct wq_envelope *env, int priority,
     }
     m->max_attempts = (int)env->max_attempts;
     m->created_at_ms = env->created_at_ms;
+    m->priority = priority;
     /* the priority is the band the message goes to */
     m->m.queue = wq_priority_band(m->band, sizeof m->band, env->queue,
         priority);

@@ -2,8 +2,9 @@
  * backlog.c - a thread that asks the broker for the backlog of each
  * configured queue and keeps it in gauges (see backlog.h).
  *
- * Each round: open the transport if not open, one backlog() per queue,
- * the gauges set from the answers.  A queue the broker does not have
+ * Each round: open the transport if not open, one backlog() per priority
+ * band of each queue (priority.h), the gauges set from the answers: each
+ * band's, and the queue's as their sum.  A band the broker does not have
  * counts 0.  A broker error ends the round, closes the handle (the next
  * round reconnects) and leaves the gauges at their last values, with
  * workq_scheduler_backlog_up at 0 until a round succeeds again.
@@ -17,6 +18,7 @@
 #include "alloc.h"
 #include "backlog.h"
 #include "log.h"
+#include "priority.h"
 #include "transport.h"
 
 #define COMPONENT "backlog"
@@ -24,6 +26,7 @@
 struct bqueue {
     const char *name;           /* owned by the config */
     wq_metric *waiting, *oldest;
+    wq_metric *band[WQ_PRIORITY_N]; /* waiting per priority band */
 };
 
 struct wq_sched_backlog {
@@ -64,26 +67,42 @@ round_once(struct wq_sched_backlog *b, wq_transport **t)
         return rc;
     }
     for (size_t i = 0; i < b->n; i++) {
-        rc = wq_transport_backlog(*t, b->q[i].name, &bl, err, sizeof err);
-        if (rc == WQ_ENOENT) {
-            wq_metric_set(b->q[i].waiting, 0);
-            wq_metric_set(b->q[i].oldest, 0);
+        int64_t waiting = 0, oldest_ms = 0;
+        int known = 0;
+
+        /* the queue's three bands (priority.h); the gauge of the queue
+         * is their sum, its oldest the oldest of them */
+        for (int p = 0; p < WQ_PRIORITY_N; p++) {
+            char band[WQ_BROKER_QUEUE_MAX + 1];
+
+            wq_priority_band(band, sizeof band, b->q[i].name, p);
+            rc = wq_transport_backlog(*t, band, &bl, err, sizeof err);
+            if (rc == WQ_ENOENT) {
+                wq_metric_set(b->q[i].band[p], 0);
+                known = 1;
+                continue;
+            }
+            if (rc == WQ_EINVAL) {
+                wq_log_debug(COMPONENT, "queue %s: %s", band, err);
+                continue;
+            }
+            if (rc != 0) {
+                wq_log_warn(COMPONENT, "queue %s: %s", band, err);
+                wq_transport_close(*t, 1000);
+                *t = NULL;
+                return rc;
+            }
+            known = 1;
+            wq_metric_set(b->q[i].band[p], bl.ready > 0 ? bl.ready : 0);
+            waiting += bl.ready > 0 ? bl.ready : 0;
+            if (bl.oldest_ms > oldest_ms)
+                oldest_ms = bl.oldest_ms;
+            wq_backlog_free(&bl);
+        }
+        if (!known)
             continue;
-        }
-        if (rc == WQ_EINVAL) {
-            wq_log_debug(COMPONENT, "queue %s: %s", b->q[i].name, err);
-            continue;
-        }
-        if (rc != 0) {
-            wq_log_warn(COMPONENT, "queue %s: %s", b->q[i].name, err);
-            wq_transport_close(*t, 1000);
-            *t = NULL;
-            return rc;
-        }
-        wq_metric_set(b->q[i].waiting, bl.ready > 0 ? bl.ready : 0);
-        wq_metric_set(b->q[i].oldest, bl.oldest_ms > 0
-            ? bl.oldest_ms / 1000 : 0);
-        wq_backlog_free(&bl);
+        wq_metric_set(b->q[i].waiting, waiting);
+        wq_metric_set(b->q[i].oldest, oldest_ms / 1000);
     }
     return 0;
 }
@@ -123,7 +142,7 @@ wq_sched_backlog_new(struct wq_config *cfg, wq_metrics *reg)
     const struct wq_config_periodic *pe = cfg->periodic.v;
     struct wq_sched_backlog *b;
     pthread_condattr_t ca;
-    char err[WQ_ERRLEN], labels[WQ_QUEUE_MAX + 16];
+    char err[WQ_ERRLEN], labels[WQ_QUEUE_MAX + 40];
     int partitioned = wq_transport_backend(cfg->transport)
         ->backlog_partitions;
 
@@ -158,6 +177,14 @@ wq_sched_backlog_new(struct wq_config *cfg, wq_metrics *reg)
                 "workq_broker_oldest_waiting_seconds", "Age of the message "
                 "at the first uncommitted offset (Kafka); 0 when none "
                 "waits.", labels);
+        for (int p = WQ_PRIORITY_N - 1; p >= 0; p--) {
+            snprintf(labels, sizeof labels, "queue=\"%s\",priority=\"%s\"",
+                b->q[i].name, wq_priority_name(p));
+            b->q[i].band[p] = wq_metrics_gauge(reg,
+                "workq_broker_band_waiting_messages", "Messages the broker "
+                "holds in one priority band of the queue (their sum is "
+                "workq_broker_waiting_messages).", labels);
+        }
     }
     b->up = wq_metrics_gauge(reg, "workq_scheduler_backlog_up",
         "1 when the last backlog round reached the broker.", NULL);

@@ -1,7 +1,8 @@
 /*
  * backlog.h - the broker's backlog of each configured queue as scheduler
- * metrics (workq_broker_waiting_messages{queue}, and on Kafka
- * workq_broker_oldest_waiting_seconds{queue}), refreshed every
+ * metrics (workq_broker_waiting_messages{queue}, the sum of its priority
+ * bands, workq_broker_band_waiting_messages{queue,priority} for each band,
+ * and on Kafka workq_broker_oldest_waiting_seconds{queue}), refreshed every
  * scheduler.backlog_interval by a thread of its own.
  *
  * The queues are those the configuration names (worker.queues,

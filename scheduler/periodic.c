@@ -10,7 +10,8 @@
  * with run_at = the tick, which publish.c sends at once.  Both commit
  * together, so a tick row exists if and only if its task does; a second
  * scheduler inserting the same tick waits for the first one's commit and
- * then inserts nothing.  The task's idempotency key, "cron:NAME@TICK",
+ * then inserts nothing.  The row carries the entry's priority, so the task
+ * goes to that band (priority.h), as do its retries.  The task's idempotency key, "cron:NAME@TICK",
  * guards the same once more.
  *
  * Which ticks: those after the entry's latest recorded tick, no older
@@ -134,8 +135,8 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
     const struct wq_config_periodic *c = e->c;
     struct wq_buf ticks = WQ_BUF_INIT;
     struct pg_result *r = NULL;
-    const char *params[6];
-    char num[32], maxa[16];
+    const char *params[7];
+    char num[32], maxa[16], prio[8];
     int64_t from, t, catchup_s = s->cfg->scheduler.cron_catchup_ms / 1000;
     int rc, n = 0, max_attempts = c->max_attempts;
 
@@ -181,6 +182,9 @@ tick_entry(struct wq_sched *s, struct entry *e, int64_t now_s, int *more,
         params[3] = c->type;
         params[4] = c->payload;
         params[5] = maxa;
+        /* publish.c sends the task to its priority's band */
+        snprintf(prio, sizeof prio, "%d", c->priority);
+        params[6] = prio;
         if ((rc = wq_store_sched_query(s->store, WQ_SCHED_SQL_CRON_TICK,
             params, &r, err, errlen)) == 0) {
             int got = wq_store_nrows(r);

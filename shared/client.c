@@ -77,6 +77,7 @@ struct slot {
     uint8_t uuid[16];
     int max_attempts;
     int64_t created_at_ms;
+    int priority;                   /* the band it went to (priority.h) */
     const char *queue;              /* interned (names_intern) */
     const char *type;
     char *key;                      /* a client-given key, or NULL */
@@ -334,6 +335,7 @@ settle_send(wq_client *c)
         a->key = s->key;
         a->max_attempts = s->max_attempts;
         a->created_at_ms = s->created_at_ms;
+        a->priority = s->priority;
     }
     if (wq_store_accept_send(st, c->accepts, n, err, sizeof err) != 0) {
         store_fail(c);
@@ -897,6 +899,7 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
     memcpy(s->uuid, env.id, sizeof s->uuid);
     s->max_attempts = (int)env.max_attempts;
     s->created_at_ms = env.created_at_ms;
+    s->priority = c->priority;
     /* NULLs here (out of memory) only cost the receipt: see on_confirm */
     s->queue = names_intern(c, env.queue);
     s->type = names_intern(c, env.type);

@@ -214,6 +214,7 @@ struct wq_config_periodic {
     char *type;
     char *payload;              /* bytes of the task's payload */
     int max_attempts;           /* 0: the queue's policy */
+    int priority;               /* enum wq_priority (priority.h) */
 };
 
 struct wq_config_derived;       /* private: storage of the helpers */

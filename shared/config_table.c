@@ -209,6 +209,8 @@ static const struct wq_config_key periodic_keys[] = {
         "payload of the task, as text"),
     E_INT(C, "max_attempts", max_attempts, "0", 0, 1000000,
         "attempts of each task; 0: the queue's policy"),
+    E_ENUM(C, "priority", priority, "normal", NAMES("low", "normal", "high"),
+        "priority of each task: high, normal or low (its broker band)"),
 };
 #undef C
 

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "cron.h"
 #include "ops.h"
+#include "priority.h"
 #include "store_admin.h"
 #include "task_json.h"
 #include "textout.h"
@@ -139,6 +140,8 @@ summary(const struct pg_result *r, int i, enum wq_ops_bodies bodies,
     set(o, "type", str(wq_store_value(r, i, 2)));
     set(o, "idempotency_key", text_of(r, i, 13));
     set(o, "state", str(wq_store_value(r, i, 3)));
+    set(o, "priority", str(wq_priority_name(atoi(wq_store_value(r, i,
+        17)))));
     set(o, "attempt", int_of(r, i, 4));
     set(o, "max_attempts", int_of(r, i, 5));
     set(o, "created_at", time_of(r, i, 14));
@@ -170,7 +173,7 @@ summary(const struct pg_result *r, int i, enum wq_ops_bodies bodies,
     return o;
 }
 
-/* {"tasks": [...], "next_cursor"} of rows with the cursor in column 17. */
+/* {"tasks": [...], "next_cursor"} of rows with the cursor in column 18. */
 static json_t *
 page(const struct pg_result *r, long limit, enum wq_ops_bodies bodies,
     int dead)
@@ -184,7 +187,7 @@ page(const struct pg_result *r, long limit, enum wq_ops_bodies bodies,
             abort();
     set(o, "tasks", v);
     if (n > 0 && n == limit) {
-        cursor_make(wq_store_value(r, n - 1, 17), wq_store_value(r, n - 1,
+        cursor_make(wq_store_value(r, n - 1, 18), wq_store_value(r, n - 1,
             0), next, sizeof next);
         set(o, "next_cursor", json_string(next));
     } else {
@@ -684,6 +687,86 @@ wq_ops_backlog_json(int transport, int rc, const struct wq_backlog *b)
     return o;
 }
 
+/* a + b of two counts, -1 (unknown) when either is. */
+static int64_t
+count_add(int64_t a, int64_t b)
+{
+    return a < 0 || b < 0 ? -1 : a + b;
+}
+
+/*
+ * The backlog of one queue from the answers for its bands, rc[p] and
+ * b[p] by priority (priority.h): counts added up (the broker holds the
+ * queue's tasks in all three), consumers and the oldest age the largest,
+ * the group the normal band's (all bands are read in one group); no
+ * partitions.  *rc_out is 0 when any band exists, else WQ_ENOENT.
+ */
+static void
+backlog_sum(const int *rc, const struct wq_backlog *b, struct wq_backlog *sum,
+    int *rc_out)
+{
+    memset(sum, 0, sizeof *sum);
+    sum->consumers = sum->oldest_ms = -1;
+    *rc_out = WQ_ENOENT;
+    for (int p = WQ_PRIORITY_N - 1; p >= 0; p--) {
+        if (rc[p] != 0)
+            continue;
+        if (*rc_out != 0 || p == WQ_PRIORITY_NORMAL)
+            snprintf(sum->group, sizeof sum->group, "%s", b[p].group);
+        *rc_out = 0;
+        sum->ready = count_add(sum->ready, b[p].ready);
+        sum->unacked = count_add(sum->unacked, b[p].unacked);
+        if (b[p].consumers > sum->consumers)
+            sum->consumers = b[p].consumers;
+        if (b[p].oldest_ms > sum->oldest_ms)
+            sum->oldest_ms = b[p].oldest_ms;
+    }
+}
+
+/*
+ * The "broker" object of a queue whose bands answered rc[p], b[p]: the
+ * totals (wq_ops_backlog_json of the sum; Kafka: every band's partitions,
+ * each with its "priority"), and "bands": {high, normal, low} with each
+ * band's own {exists, ready, waiting, unacked, consumers, lag,
+ * oldest_age_s, oldest_waiting_seconds}.
+ */
+static json_t *
+backlog_bands_json(int transport, const int *rc, const struct wq_backlog *b)
+{
+    struct wq_backlog sum;
+    json_t *o, *bands = must(json_object()), *parts;
+    int src;
+
+    backlog_sum(rc, b, &sum, &src);
+    o = wq_ops_backlog_json(transport, src, &sum);
+    if ((parts = json_object_get(o, "partitions")) != NULL) {
+        for (int p = WQ_PRIORITY_N - 1; p >= 0; p--) {
+            for (size_t k = 0; rc[p] == 0 && k < b[p].nparts; k++) {
+                const struct wq_backlog_partition *x = &b[p].parts[k];
+
+                if (json_array_append_new(parts, must(json_pack("{s:s, s:i, "
+                    "s:I, s:I, s:o, s:I}", "priority", wq_priority_name(p),
+                    "partition", (int)x->partition, "low", (json_int_t)x->low,
+                    "high", (json_int_t)x->high, "committed",
+                    count_or_null(x->committed), "lag", (json_int_t)x->lag)))
+                    != 0)
+                    abort();
+            }
+        }
+    }
+    for (int p = WQ_PRIORITY_N - 1; p >= 0; p--) {
+        json_t *one = wq_ops_backlog_json(transport, rc[p] == 0 ? 0
+            : WQ_ENOENT, &b[p]);
+
+        json_object_del(one, "transport");
+        json_object_del(one, "group");
+        json_object_del(one, "partitions");
+        set(bands, wq_priority_name(p), one);
+    }
+    set(o, "bands", bands);
+    return o;
+}
+
 int
 wq_ops_stats(wq_store *s, const struct wq_config *cfg, const char *queue,
     wq_ops_backlog_fn *backlog, void *user, json_t **out, char *err,
@@ -726,16 +809,21 @@ wq_ops_stats(wq_store *s, const struct wq_config *cfg, const char *queue,
     if (n > 0)
         qsort(v, n, sizeof *v, qstat_cmp);
     if (backlog != NULL && n > 0) {
-        const char **names = xcalloc(n, sizeof *names);
+        /* each queue's bands, at b[WQ_PRIORITY_N * q + priority] */
+        size_t nb = n * WQ_PRIORITY_N;
+        const char **names = xcalloc(nb, sizeof *names);
+        char (*bandv)[WQ_BROKER_QUEUE_MAX + 1] = xcalloc(nb, sizeof *bandv);
 
-        b = xcalloc(n, sizeof *b);
-        brc = xcalloc(n, sizeof *brc);
-        berr = xcalloc(n, sizeof *berr);
-        for (size_t i = 0; i < n; i++)
-            names[i] = v[i].queue;
-        backlog(user, names, n, b, brc, berr);
+        b = xcalloc(nb, sizeof *b);
+        brc = xcalloc(nb, sizeof *brc);
+        berr = xcalloc(nb, sizeof *berr);
+        for (size_t i = 0; i < nb; i++)
+            names[i] = wq_priority_band(bandv[i], sizeof bandv[i],
+                v[i / WQ_PRIORITY_N].queue, (int)(i % WQ_PRIORITY_N));
+        backlog(user, names, nb, b, brc, berr);
         free(names);
-        for (size_t i = 0; i < n && broken < 0; i++)
+        free(bandv);
+        for (size_t i = 0; i < nb && broken < 0; i++)
             if (brc[i] != 0 && brc[i] != WQ_ENOENT && brc[i] != WQ_EINVAL)
                 broken = (int)i;
     }
@@ -747,9 +835,17 @@ wq_ops_stats(wq_store *s, const struct wq_config *cfg, const char *queue,
 
         /* a configured queue without rows is shown when the broker holds
          * something for it (or it was asked for) */
-        if (i < 0 && queue == NULL && (b == NULL || broken >= 0
-            || brc[q] != 0 || (b[q].ready <= 0 && b[q].unacked <= 0)))
+        if (i < 0 && queue == NULL && b != NULL && broken < 0) {
+            struct wq_backlog sum;
+            int src;
+
+            backlog_sum(&brc[WQ_PRIORITY_N * q], &b[WQ_PRIORITY_N * q], &sum,
+                &src);
+            if (src != 0 || (sum.ready <= 0 && sum.unacked <= 0))
+                continue;
+        } else if (i < 0 && queue == NULL) {
             continue;
+        }
         o = must(json_object());
         counts = must(json_object());
 #define PGV(col) (i >= 0 ? atoll(wq_store_value(r, i, (col))) : 0)
@@ -773,7 +869,8 @@ wq_ops_stats(wq_store *s, const struct wq_config *cfg, const char *queue,
 #undef PGV
         if (backlog != NULL)
             set(o, "broker", broken >= 0 ? json_null()
-                : wq_ops_backlog_json(cfg->transport, brc[q], &b[q]));
+                : backlog_bands_json(cfg->transport, &brc[WQ_PRIORITY_N * q],
+                &b[WQ_PRIORITY_N * q]));
         json_array_append_new(all, o);
     }
     *out = must(json_object());
@@ -781,7 +878,7 @@ wq_ops_stats(wq_store *s, const struct wq_config *cfg, const char *queue,
     if (backlog != NULL)
         set(*out, "broker_error", broken >= 0 ? json_string(berr[broken])
             : json_null());
-    for (size_t q = 0; b != NULL && q < n; q++)
+    for (size_t q = 0; b != NULL && q < n * WQ_PRIORITY_N; q++)
         wq_backlog_free(&b[q]);
     free(b);
     free(brc);
@@ -932,6 +1029,7 @@ wq_ops_periodic(wq_store *s, const struct wq_config *cfg, int64_t now_ms,
         set(o, "schedule", str(pe[i].schedule));
         set(o, "queue", str(pe[i].queue));
         set(o, "type", str(pe[i].type));
+        set(o, "priority", str(wq_priority_name(pe[i].priority)));
         set(o, "last_run_at", last);
         if (wq_cron_parse(pe[i].schedule, &c, cerr, sizeof cerr) == 0
             && wq_cron_next(&c, now_ms / 1000, &next) == 0)

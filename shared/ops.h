@@ -55,7 +55,7 @@ struct wq_ops_tasks_query {
  * wq_ops_tasks_page returns {"tasks": [SUMMARY...], "next_cursor": text
  * or null}, newest first (created_at, id descending), at most q->limit
  * tasks after q->cursor.  SUMMARY is {id, queue, type, idempotency_key,
- * state, attempt, max_attempts, created_at, updated_at, run_at,
+ * state, priority, attempt, max_attempts, created_at, updated_at, run_at,
  * finished_at, last_error (its first 200 characters), payload_bytes}.
  * next_cursor is null when the page is not full.  WQ_EINVAL for an
  * unknown state or a cursor this module did not make.
@@ -164,7 +164,11 @@ typedef void wq_ops_backlog_fn(void *user, const char *const *queues,
  * dead_last_minute, rate_per_second, oldest_waiting_seconds, broker}],
  * "broker_error"}: the queues with rows, or `queue`, or (queue NULL)
  * those cfg names when the broker holds messages for them.  backlog NULL:
- * the broker is not asked ("broker" and "broker_error" absent).
+ * the broker is not asked ("broker" and "broker_error" absent).  The
+ * backlog is asked for each priority band of each queue (priority.h):
+ * "broker" holds the sums of the three, "bands": {high, normal, low}
+ * each band's own, and on Kafka the partitions of all three, each with
+ * its "priority".
  */
 int wq_ops_stats(wq_store *s, const struct wq_config *cfg,
     const char *queue, wq_ops_backlog_fn *backlog, void *user,
@@ -191,7 +195,7 @@ int wq_ops_workers(wq_store *s, int all, int64_t lease_ms, json_t **out,
 
 /*
  * wq_ops_periodic returns {"periodic": [{name, schedule, queue, type,
- * last_run_at, next_run_at}]}: cfg's periodic tasks, the last tick
+ * priority, last_run_at, next_run_at}]}: cfg's periodic tasks, the last tick
  * workq.cron_ticks holds and the next after now_ms (null when the
  * schedule does not parse).
  */

@@ -231,6 +231,8 @@ struct wq_task_row {
     int64_t dead_published_at_ms; /* when the dead copy went out */
     int receipt;                  /* 1: accepted, not claimed yet; only
                                      the receipt is known (no payload) */
+    int priority;                 /* WQ_PRIORITY_* (priority.h): the
+                                     row's, or the receipt's band */
     /* Progress (migration 0009), filled by wq_store_task_progress only */
     int has_progress;             /* 1: a handler reported progress */
     int progress;                 /* 0..100 */
@@ -315,6 +317,8 @@ struct wq_accept {
                                      id's text; never a duplicate) */
     int max_attempts;
     int64_t created_at_ms;        /* the envelope's */
+    int priority;                 /* WQ_PRIORITY_* (priority.h): the band
+                                     it was published to */
     int duplicate;                /* out: 1 if an earlier submit of the
                                      same (queue, key) holds the id */
     enum wq_task_state state;     /* out: queued, or a duplicate's state */

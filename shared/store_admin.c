@@ -34,7 +34,8 @@
  * 6 updated_at, 7 run_at (ms), 8 last_error (200 characters), 9 payload
  * (all, its first 256 bytes or NULL, by BODIES), 10 payload bytes,
  * 11 result (as payload), 12 result bytes, 13 idempotency_key,
- * 14 created_at, 15 finished_at (ms), 16 dead_published_at IS NOT NULL.
+ * 14 created_at, 15 finished_at (ms), 16 dead_published_at IS NOT NULL,
+ * 17 priority (0 low, 1 normal, 2 high).
  */
 #define SUMMARY(BODIES) \
     "t.id::text, t.queue, t.type, t.state, t.attempt, t.max_attempts," \
@@ -46,7 +47,7 @@
     "    WHEN 'preview' THEN substring(t.result FROM 1 FOR 256) END," \
     "  octet_length(t.result), t.idempotency_key," \
     MS("t.created_at") ", " MS("t.finished_at") "," \
-    "  t.dead_published_at IS NOT NULL"
+    "  t.dead_published_at IS NOT NULL, t.priority"
 
 /* `workq cancel` */
 /* `rec`: a task the broker holds and no worker claimed yet has only its
@@ -55,10 +56,11 @@
 static const char sql_cancel[] =
     "WITH rec AS ("
     "  INSERT INTO workq.tasks (id, queue, type, idempotency_key, state,"
-    "    attempt, max_attempts, created_at, finished_at, last_error)"
+    "    attempt, max_attempts, created_at, finished_at, last_error,"
+    "    priority)"
     "  SELECT h.id, h.queue, h.type, h.idempotency_key, 'cancelled', 0,"
     "    h.max_attempts, h.created_at, now(),"
-    "    'cancelled before a worker claimed it'"
+    "    'cancelled before a worker claimed it', h.priority"
     "  FROM workq.task_handle($1::uuid) h WHERE h.receipt"
     "  ON CONFLICT DO NOTHING"
     "  RETURNING id"
@@ -82,7 +84,7 @@ static const char sql_cancel[] =
     "SELECT 'queued', NULL, true, 0 FROM rec";
 
 /* `workq dlq list`, GET /v1/dead: newest finished first, keyset
- * pagination after ($8 us, $9 id); column 17 is the cursor's us */
+ * pagination after ($8 us, $9 id); column 18 is the cursor's us */
 static const char sql_dlq_list[] =
     "SELECT " SUMMARY("'none'") ", " US("t.finished_at")
     "  FROM workq.tasks t WHERE" FILTER
@@ -132,7 +134,7 @@ static const char sql_dlq_purge[] =
  * `workq list`, GET /v1/tasks: $1 queue, $2 state, $3 type, $4 limit,
  * $5 bodies ('all', 'preview', 'none'), $6 key prefix, $7 created at or
  * after (ms), $8 created before (ms), then the keyset cursor: after
- * ($9 us, $10 id).  Column 17 is the cursor's us.
+ * ($9 us, $10 id).  Column 18 is the cursor's us.
  */
 static const char sql_list[] =
     "SELECT " SUMMARY("$5::text") ", " US("t.created_at")

@@ -26,7 +26,7 @@ struct wq_store {
     /* The receipts' parameters, kept from one statement to the next: a
      * batch's ids are 160 kB, which malloc would map and unmap (and the
      * kernel zero) every time (store_tasks.c, accept_fresh). */
-    struct wq_buf accept_params[7];
+    struct wq_buf accept_params[8];
     const struct wq_accept **accept_order;
     size_t accept_order_cap;
 };

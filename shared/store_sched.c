@@ -171,11 +171,12 @@ static const char sql_cron_tick[] =
     "  FROM ins"
     ")"
     "INSERT INTO workq.tasks AS t (id, queue, type, idempotency_key,"
-    "  payload, headers, state, attempt, max_attempts, run_at, created_at)"
+    "  payload, headers, state, attempt, max_attempts, run_at, created_at,"
+    "  priority)"
     "SELECT k.task_id, $3, $4, 'cron:' || $1 || '@' || k.iso,"
     "  convert_to($5, 'UTF8'),"
     "  jsonb_build_object('workq-cron', $1::text, 'workq-tick', k.iso),"
-    "  'scheduled', 0, $6::int4, k.tick_at, now()"
+    "  'scheduled', 0, $6::int4, k.tick_at, now(), $7::int2 "
     "FROM k "
     "ON CONFLICT (queue, idempotency_key) DO NOTHING "
     "RETURNING t.id";
@@ -387,7 +388,7 @@ static const struct {
     [WQ_SCHED_SQL_CRON_LAST] = {
         sql_cron_last, 1, 1, "read the last periodic tick" },
     [WQ_SCHED_SQL_CRON_TICK] = {
-        sql_cron_tick, 6, 1, "enqueue periodic ticks" },
+        sql_cron_tick, 7, 1, "enqueue periodic ticks" },
     [WQ_SCHED_SQL_RECEIPT_RUNS] = {
         sql_receipt_runs, 1, 0, "sweep receipt runs" },
     [WQ_SCHED_SQL_RECEIPTS] = {

@@ -52,7 +52,8 @@ _Static_assert(STMT_COUNT <= 16, "store_int.h's WQ_PREP_* bits start at 16");
     "state, attempt, max_attempts, lease_owner, worker, last_error, "     \
     "result, " MS("run_at") ", " MS("lease_expires_at") ", "              \
     MS("created_at") ", " MS("started_at") ", " MS("finished_at") ", "    \
-    MS("updated_at") ", attempt_base, " MS("dead_published_at") ", "
+    MS("updated_at") ", attempt_base, " MS("dead_published_at") ", "     \
+    "priority::int4, "
 /* By id: the task's row, or the receipt of a task not claimed yet. */
 #define TASK_SELECT_HANDLE TASK_COLS "receipt FROM workq.task_handle($1) "
 #define TASK_SELECT        TASK_COLS "false FROM workq.tasks "
@@ -62,7 +63,7 @@ enum {
     C_MAX_ATTEMPTS, C_LEASE_OWNER, C_WORKER, C_LAST_ERROR, C_RESULT,
     C_RUN_AT, C_LEASE_EXPIRES_AT, C_CREATED_AT, C_STARTED_AT,
     C_FINISHED_AT, C_UPDATED_AT, C_ATTEMPT_BASE, C_DEAD_PUBLISHED_AT,
-    C_RECEIPT, C_NCOLS
+    C_PRIORITY, C_RECEIPT, C_NCOLS
 };
 
 static const Oid task_insert_types[] = {
@@ -360,6 +361,9 @@ task_decode(const PGresult *r, struct wq_task_row *out, char *err,
     if (col_int(r, C_ATTEMPT_BASE, 4, &v) != 0)
         goto shape;
     out->attempt_base = (int)v;
+    if (col_int(r, C_PRIORITY, 4, &v) != 0)
+        goto shape;
+    out->priority = (int)v;
     for (size_t i = 0; i < WQ_ARRAY_LEN(times); i++)
         if (col_int(r, times[i], 8, time_out[i]) != 0)
             goto shape;
@@ -563,12 +567,13 @@ static const char accept_sql[] =
     "      * interval '1 millisecond' AS created_at,"
     "    row_number() OVER (PARTITION BY u.id ORDER BY u.ord) AS rn"
     "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
-    "    $5::int4[], $6::int8[]) WITH ORDINALITY"
-    "    AS u(id, queue, type, key, max_attempts, created_ms, ord)"
+    "    $5::int4[], $6::int8[], $7::int4[]) WITH ORDINALITY"
+    "    AS u(id, queue, type, key, max_attempts, created_ms, priority, ord)"
     "), ins AS ("
     "  INSERT INTO workq.accepted (id, created_at, max_attempts, queue,"
-    "    type, idempotency_key)"
-    "  SELECT id, created_at, max_attempts, queue, type, key FROM x"
+    "    type, idempotency_key, priority)"
+    "  SELECT id, created_at, max_attempts, queue, type, key,"
+    "    priority::int2 FROM x"
     "  WHERE rn = 1"
     "    AND NOT EXISTS (SELECT 1 FROM workq.tasks t WHERE t.id = x.id)"
     "  ON CONFLICT (id) DO NOTHING"
@@ -598,12 +603,14 @@ static const char accept_sql[] =
  */
 static const char accept_runs_sql[] =
     "INSERT INTO workq.accepted_runs (first_id, last_id, created_at,"
-    "    max_attempts, queue, type, ids)"
+    "    max_attempts, queue, type, ids, priority)"
     "  SELECT u.first_id, u.last_id, timestamptz 'epoch' + u.created_ms"
-    "      * interval '1 millisecond', u.max_attempts, u.queue, u.type, u.ids"
+    "      * interval '1 millisecond', u.max_attempts, u.queue, u.type, u.ids,"
+    "    u.priority::int2"
     "  FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int4[],"
-    "    $5::text[], $6::text[], $7::bytea[])"
-    "    AS u(first_id, last_id, created_ms, max_attempts, queue, type, ids),"
+    "    $5::text[], $6::text[], $7::bytea[], $8::int4[])"
+    "    AS u(first_id, last_id, created_ms, max_attempts, queue, type, ids,"
+    "      priority),"
     /* this statement's commit only: asynchronous (see above) */
     "  (SELECT set_config('synchronous_commit', 'off', true)) AS c";
 
@@ -614,7 +621,8 @@ key_is_id(const struct wq_accept *v)
     return v->key == NULL;
 }
 
-/* Orders fresh entries into runs: by queue, type, max_attempts, id. */
+/* Orders fresh entries into runs: by queue, type, max_attempts,
+ * priority, id. */
 static int
 cmp_fresh(const void *pa, const void *pb)
 {
@@ -628,6 +636,8 @@ cmp_fresh(const void *pa, const void *pb)
         return c;
     if (a->max_attempts != b->max_attempts)
         return a->max_attempts < b->max_attempts ? -1 : 1;
+    if (a->priority != b->priority)
+        return a->priority < b->priority ? -1 : 1;
     return memcmp(a->id, b->id, 16);
 }
 
@@ -636,7 +646,8 @@ same_run(const struct wq_accept *a, const struct wq_accept *b)
 {
     return (a->queue == b->queue || strcmp(a->queue, b->queue) == 0)
         && (a->type == b->type || strcmp(a->type, b->type) == 0)
-        && a->max_attempts == b->max_attempts;
+        && a->max_attempts == b->max_attempts
+        && a->priority == b->priority;
 }
 
 /*
@@ -650,8 +661,8 @@ accept_queue(wq_store *s, int id, const char *sql, int nparams,
 {
     static const char *const names[STMT_COUNT] = {
         [STMT_ACCEPT] = "wq_accept", [STMT_ACCEPT_RUNS] = "wq_accept_runs" };
-    const char *values[7];
-    int lengths[7], formats[7] = { 1, 1, 1, 1, 1, 1, 1 };
+    const char *values[8];
+    int lengths[8], formats[8] = { 1, 1, 1, 1, 1, 1, 1, 1 };
 
     for (int i = 0; i < nparams; i++) {
         values[i] = (const char *)b[i].data;
@@ -683,9 +694,9 @@ static int
 accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
     char *err, size_t errlen)
 {
-    static const Oid types[7] = { WQ_OID_UUID_A, WQ_OID_UUID_A,
+    static const Oid types[8] = { WQ_OID_UUID_A, WQ_OID_UUID_A,
         WQ_OID_INT8_A, WQ_OID_INT4_A, WQ_OID_TEXT_A, WQ_OID_TEXT_A,
-        WQ_OID_BYTEA_A };
+        WQ_OID_BYTEA_A, WQ_OID_INT4_A };
     struct wq_buf *b = s->accept_params;
     const struct wq_accept **f;
     size_t k = 0, nruns = 0;
@@ -715,6 +726,7 @@ accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
     wq_pgarray_begin(&b[4], WQ_OID_TEXT, nruns);
     wq_pgarray_begin(&b[5], WQ_OID_TEXT, nruns);
     wq_pgarray_begin(&b[6], WQ_OID_BYTEA, nruns);
+    wq_pgarray_begin(&b[7], WQ_OID_INT4, nruns);
     for (size_t i = 0, j; i < nfresh; i = j) {
         int64_t created = f[i]->created_at_ms;
 
@@ -727,6 +739,7 @@ accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
         wq_pgarray_i32(&b[3], f[i]->max_attempts);
         wq_pgarray_str(&b[4], f[i]->queue);
         wq_pgarray_str(&b[5], f[i]->type);
+        wq_pgarray_i32(&b[7], f[i]->priority);
         wq_pgarray_elem(&b[6], (j - i) * 16);
         if (wq_buf_reserve(&b[6], (j - i) * 16) != 0)
             abort();        /* out of memory: as xmalloc */
@@ -735,7 +748,7 @@ accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
             b[6].len += 16;
         }
     }
-    return accept_queue(s, STMT_ACCEPT_RUNS, accept_runs_sql, 7, types, b,
+    return accept_queue(s, STMT_ACCEPT_RUNS, accept_runs_sql, 8, types, b,
         err, errlen);
 }
 
@@ -744,8 +757,9 @@ static int
 accept_keyed(wq_store *s, const struct wq_accept *v, size_t n, size_t nkeyed,
     char *err, size_t errlen)
 {
-    static const Oid types[6] = { WQ_OID_UUID_A, WQ_OID_TEXT_A,
-        WQ_OID_TEXT_A, WQ_OID_TEXT_A, WQ_OID_INT4_A, WQ_OID_INT8_A };
+    static const Oid types[7] = { WQ_OID_UUID_A, WQ_OID_TEXT_A,
+        WQ_OID_TEXT_A, WQ_OID_TEXT_A, WQ_OID_INT4_A, WQ_OID_INT8_A,
+        WQ_OID_INT4_A };
     struct wq_buf *b = s->accept_params;
 
     wq_pgarray_begin(&b[0], WQ_OID_UUID, nkeyed);
@@ -754,6 +768,7 @@ accept_keyed(wq_store *s, const struct wq_accept *v, size_t n, size_t nkeyed,
     wq_pgarray_begin(&b[3], WQ_OID_TEXT, nkeyed);
     wq_pgarray_begin(&b[4], WQ_OID_INT4, nkeyed);
     wq_pgarray_begin(&b[5], WQ_OID_INT8, nkeyed);
+    wq_pgarray_begin(&b[6], WQ_OID_INT4, nkeyed);
     for (size_t i = 0; i < n; i++) {
         if (key_is_id(&v[i]))
             continue;
@@ -763,8 +778,9 @@ accept_keyed(wq_store *s, const struct wq_accept *v, size_t n, size_t nkeyed,
         wq_pgarray_str(&b[3], v[i].key);
         wq_pgarray_i32(&b[4], v[i].max_attempts);
         wq_pgarray_i64(&b[5], v[i].created_at_ms);
+        wq_pgarray_i32(&b[6], v[i].priority);
     }
-    return accept_queue(s, STMT_ACCEPT, accept_sql, 6, types, b, err,
+    return accept_queue(s, STMT_ACCEPT, accept_sql, 7, types, b, err,
         errlen);
 }
 

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "clock.h"
+#include "priority.h"
 #include "task_json.h"
 #include "textout.h"
 #include "uuid.h"
@@ -88,6 +89,8 @@ wq_task_json(const struct wq_task_row *row, const struct wq_task_attempt *v,
         str(row->idempotency_key));
     fail |= json_object_set_new(o, "state",
         str(wq_task_state_name(row->state)));
+    fail |= json_object_set_new(o, "priority",
+        json_string(wq_priority_name(row->priority)));
     if (row->receipt)       /* on the broker, no worker has claimed it */
         fail |= json_object_set_new(o, "claimed", json_false());
     fail |= json_object_set_new(o, "attempt", json_integer(row->attempt));

@@ -20,7 +20,8 @@
  * wq_task_json returns a new object for `row` and its attempt history
  * v[0..n) (v may be NULL when n is 0):
  *
- *   id, queue, type, idempotency_key, state; claimed (false, only for a
+ *   id, queue, type, idempotency_key, state, priority ("high",
+ *   "normal" or "low"); claimed (false, only for a
  *   task the broker holds that no worker has claimed yet); attempt,
  *   max_attempts; run_at, created_at, updated_at, started_at,
  *   finished_at, lease_expires_at (RFC 3339 or null); lease_owner,

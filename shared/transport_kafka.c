@@ -64,6 +64,7 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "priority.h"
 #include "transport.h"
 
 #define COMPONENT          "kafka"
@@ -1874,8 +1875,9 @@ out:
  * watermarks, the group's committed offsets (a consumer in the group that
  * never joins it), the lags, and the age of the oldest uncommitted
  * message (backlog_peek).  The group is conf->kafka_group_id, else
- * "workq.<queue>" as kafka_subscribe names it.  Blocks a few seconds at
- * most.
+ * "workq.<queue>" as kafka_subscribe names it (for a priority band,
+ * "workq.Q.priority-high", that of its queue Q, whose worker reads the
+ * three bands in one group).  Blocks a few seconds at most.
  */
 static int
 kafka_backlog(wq_transport *wt, const char *queue, struct wq_backlog *out,
@@ -1897,8 +1899,16 @@ kafka_backlog(wq_transport *wt, const char *queue, struct wq_backlog *out,
     if ((rv = queue_check(queue, err, errlen)) != 0)
         return rv;
     snprintf(name, sizeof name, "%s%s", WQ_QUEUE_PREFIX, queue);
-    snprintf(out->group, sizeof out->group, "%s",
-        t->group_id != NULL ? t->group_id : name);
+    if (t->group_id != NULL) {
+        snprintf(out->group, sizeof out->group, "%s", t->group_id);
+    } else {
+        /* a priority band's topic is read by its queue's group */
+        size_t qlen;
+
+        (void)wq_priority_of_band(queue, &qlen);
+        snprintf(out->group, sizeof out->group, "%s%.*s", WQ_QUEUE_PREFIX,
+            (int)qlen, queue);
+    }
     if ((rv = producer_topic(t, queue, &rkt, err, errlen)) != 0)
         return rv;
     e = rd_kafka_metadata(t->producer, 0, rkt, &md, BACKLOG_TIMEOUT_MS);

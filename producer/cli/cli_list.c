@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli_ops.h"
+#include "priority.h"
 #include "textout.h"
 
 #define CMD "list"
@@ -24,8 +25,8 @@ run(struct cli *cli, int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     static const char *const head[] = {
-        "ID", "QUEUE", "TYPE", "STATE", "ATTEMPT", "UPDATED", "RUN AT",
-        "LAST ERROR", "PAYLOAD", "RESULT",
+        "ID", "QUEUE", "TYPE", "STATE", "PRIORITY", "ATTEMPT", "UPDATED",
+        "RUN AT", "LAST ERROR", "PAYLOAD", "RESULT",
     };
     const char *params[10] = { NULL };
     char limit[24];
@@ -92,7 +93,7 @@ run(struct cli *cli, int argc, char **argv)
         cli_table_init(&t, WQ_ARRAY_LEN(head), head);
         for (int i = 0; i < wq_store_nrows(r); i++) {
             char att[40], upd[40], runat[40], *err, *pay, *res;
-            const char *row[10];
+            const char *row[11];
 
             snprintf(att, sizeof att, "%s/%s", wq_store_value(r, i, 4),
                 wq_store_value(r, i, 5));
@@ -107,12 +108,13 @@ run(struct cli *cli, int argc, char **argv)
             row[1] = wq_store_value(r, i, 1);
             row[2] = wq_store_value(r, i, 2);
             row[3] = wq_store_value(r, i, 3);
-            row[4] = att;
-            row[5] = cli_time(wq_store_value(r, i, 6), upd, sizeof upd);
-            row[6] = cli_time(wq_store_value(r, i, 7), runat, sizeof runat);
-            row[7] = err;
-            row[8] = pay;
-            row[9] = res;
+            row[4] = wq_priority_name(atoi(wq_store_value(r, i, 17)));
+            row[5] = att;
+            row[6] = cli_time(wq_store_value(r, i, 6), upd, sizeof upd);
+            row[7] = cli_time(wq_store_value(r, i, 7), runat, sizeof runat);
+            row[8] = err;
+            row[9] = pay;
+            row[10] = res;
             /* escaped already; cli_table_add's escape changes nothing
              * in text that has been through it once */
             cli_table_add(&t, row);
@@ -142,12 +144,13 @@ const struct cli_command cli_cmd_list = {
     "\n"
     "DESCRIPTION\n"
     "    Lists the tasks PostgreSQL holds, newest first (task ids are\n"
-    "    UUIDv7, ordered by creation): id, queue, type, state, attempts\n"
-    "    started of allowed, last change, next run, and the start of the\n"
-    "    last error, the payload and the result (40 bytes each, \"...\"\n"
-    "    when cut; text escaped as in `workq status`, \"hex:\" when not\n"
-    "    UTF-8).  Tasks submitted for now appear once a worker claimed\n"
-    "    them; finished ones disappear with retention.\n"
+    "    UUIDv7, ordered by creation): id, queue, type, state, priority\n"
+    "    (high, normal, low), attempts started of allowed, last change,\n"
+    "    next run, and the start of the last error, the payload and the\n"
+    "    result (40 bytes each, \"...\" when cut; text escaped as in\n"
+    "    `workq status`, \"hex:\" when not UTF-8).  Tasks submitted for\n"
+    "    now appear once a worker claimed them; finished ones disappear\n"
+    "    with retention.\n"
     "\n"
     "OPTIONS\n"
     "    -q, --queue QUEUE   only this queue\n"
@@ -158,9 +161,10 @@ const struct cli_command cli_cmd_list = {
     "\n"
     "OUTPUT\n"
     "    A table; with --json one object per line, those of the HTTP API's\n"
-    "    GET /v1/tasks (id, queue, type, idempotency_key, state, attempt,\n"
-    "    max_attempts, created_at, updated_at, run_at, finished_at,\n"
-    "    last_error, payload_bytes) and the whole payload and result:\n"
+    "    GET /v1/tasks (id, queue, type, idempotency_key, state, priority,\n"
+    "    attempt, max_attempts, created_at, updated_at, run_at,\n"
+    "    finished_at, last_error, payload_bytes) and the whole payload\n"
+    "    and result:\n"
     "    \"payload\" and \"result\" are strings when the bytes are UTF-8,\n"
     "    else \"payload_base64\" and \"result_base64\" hold them in\n"
     "    base64; a missing result is null).\n"

@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "cli_ops.h"
 #include "config.h"
+#include "priority.h"
 #include "task_json.h"
 #include "textout.h"
 #include "uuid.h"
@@ -343,6 +344,9 @@ show_outbox(struct cli *cli, wq_store *s, const char *cmd, const char *id)
         json_object_set_new(o, "id", json_string(id));
         json_object_set_new(o, "queue", cli_json_str(queue));
         json_object_set_new(o, "state", json_string("outbox"));
+        /* the relay publishes to the queue itself (README "Priorities") */
+        json_object_set_new(o, "priority", json_string(wq_priority_name(
+            WQ_PRIORITY_NORMAL)));
         json_object_set_new(o, "enqueued_at", created != 0
             ? json_string(tm(created, when, sizeof when)) : json_null());
         cli_json_print(o);
@@ -351,6 +355,7 @@ show_outbox(struct cli *cli, wq_store *s, const char *cmd, const char *id)
         field("queue", queue);
         printf("state       outbox (enqueued in a transaction at %s, waiting "
             "for the scheduler's relay)\n", tm(created, when, sizeof when));
+        field("priority", wq_priority_name(WQ_PRIORITY_NORMAL));
     }
     free(queue);
     return CLI_OK;
@@ -372,6 +377,7 @@ print_task(const struct wq_task_row *row, const char *idtext,
     field("type", row->type);
     field("key", row->idempotency_key);
     field("state", wq_task_state_name(row->state));
+    field("priority", wq_priority_name(row->priority));
     if (row->receipt)
         printf("            accepted by the broker, not claimed by a "
             "worker yet; the payload is on the broker\n");

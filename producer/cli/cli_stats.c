@@ -13,6 +13,7 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli_ops.h"
 #include "transport.h"
@@ -113,10 +114,52 @@ print_lags(const json_t *queues)
         printf("%s: lag of group %s by partition:",
             json_string_value(json_object_get(q, "queue")),
             json_string_value(json_object_get(b, "group")));
-        json_array_foreach(parts, k, p)
-            printf(" %d=%lld",
+        json_array_foreach(parts, k, p) {
+            const char *band = json_string_value(json_object_get(p,
+                "priority"));
+
+            /* the bands' topics other than the queue's own: "high/0=3" */
+            printf(" %s%s%d=%lld", band != NULL && strcmp(band, "normal")
+                != 0 ? band : "", band != NULL && strcmp(band, "normal")
+                != 0 ? "/" : "",
                 (int)json_integer_value(json_object_get(p, "partition")),
                 (long long)json_integer_value(json_object_get(p, "lag")));
+        }
+        printf("\n");
+    }
+}
+
+/*
+ * The broker's waiting messages of each priority band, for the queues
+ * with any in a band other than normal ("-" where it cannot tell).
+ */
+static void
+print_bands(const json_t *queues)
+{
+    static const char *const names[] = { "high", "normal", "low" };
+    const json_t *q;
+    size_t i;
+
+    json_array_foreach(queues, i, q) {
+        const json_t *bands = json_object_get(json_object_get(q, "broker"),
+            "bands");
+        char buf[WQ_ARRAY_LEN(names)][32];
+        int other = 0;
+
+        if (!json_is_object(bands))
+            continue;
+        for (size_t k = 0; k < WQ_ARRAY_LEN(names); k++)
+            if (strcmp(names[k], "normal") != 0)
+                other |= json_integer_value(json_object_get(
+                    json_object_get(bands, names[k]), "ready")) > 0;
+        if (!other)
+            continue;
+        printf("%s: broker waiting by priority:",
+            json_string_value(json_object_get(q, "queue")));
+        for (size_t k = 0; k < WQ_ARRAY_LEN(names); k++)
+            printf(" %s %s%s", names[k], cell_int(json_object_get(bands,
+                names[k]), "ready", buf[k], sizeof buf[k]),
+                k + 1 < WQ_ARRAY_LEN(names) ? "," : "");
         printf("\n");
     }
 }
@@ -157,8 +200,10 @@ print_table(const json_t *queues, int no_broker)
     }
     cli_table_print(&t, stdout);
     cli_table_free(&t);
-    if (!no_broker)
+    if (!no_broker) {
+        print_bands(queues);
         print_lags(queues);
+    }
 }
 
 static int
@@ -246,6 +291,12 @@ const struct cli_command cli_cmd_stats = {
     "                table.  BROKER OLDEST is the age of the message at the\n"
     "                first uncommitted offset (its timestamp), read with a\n"
     "                short-lived consumer that never joins the group.\n"
+    "    A queue's tasks wait in three broker queues or topics, one per\n"
+    "    priority (README \"Priorities\"): the broker's columns add them\n"
+    "    up, and a line under the table gives each band's waiting\n"
+    "    messages for the queues with any at high or low priority.\n"
+    "    Kafka's lag per partition names the band of a topic other than\n"
+    "    the queue's own (\"high/0=3\").\n"
     "    \"?\" means the broker could not be asked (the reason goes to\n"
     "    stderr; the PostgreSQL columns are still shown).  A queue the\n"
     "    broker does not have counts 0.  Queues named in the\n"
@@ -265,8 +316,12 @@ const struct cli_command cli_cmd_stats = {
     "    dead_last_minute, rate_per_second, oldest_waiting_seconds}.\n"
     "    broker is {transport, exists, ready (also as waiting), unacked,\n"
     "    consumers, lag, oldest_age_s (also as oldest_waiting_seconds)}\n"
-    "    (null where the broker cannot tell), with Kafka also {group,\n"
-    "    partitions: [{partition, low, high, committed, lag}]}; null when\n"
+    "    (null where the broker cannot tell), the sums of the queue's\n"
+    "    three bands, and bands: {high, normal, low}, each {exists, ready,\n"
+    "    waiting, unacked, consumers, lag, oldest_age_s,\n"
+    "    oldest_waiting_seconds} of its own; with Kafka also {group,\n"
+    "    partitions: [{priority, partition, low, high, committed, lag}]}\n"
+    "    (the partitions of all three bands); null when\n"
     "    the broker could not be asked (the reason goes to stderr);\n"
     "    {transport, exists: false, ready: 0} for a queue it does not have.\n"
     "\n"

@@ -160,6 +160,9 @@ async function main() {
       20000, 'the queue page lists the succeeded tasks');
     ok('the queue page filtered by state lists ' + spec.succeeded + ' succeeded tasks');
     await shot(page, 'queue');
+    check(await page.locator('#tasks tr[data-id] td[data-k="priority"]').allTextContents()
+      .then(v => v.length === spec.succeeded && v.every(x => x === 'normal')),
+      'the queue page shows each task\'s priority (normal)');
 
     /* the task with markup everywhere: shown as text, never run */
     await page.goto(base + '/ui/#/task/' + spec.xss_id);
@@ -232,6 +235,8 @@ async function main() {
     /* cancel a waiting (delayed) task from its page */
     await page.goto(base + '/ui/#/task/' + spec.cancel_id);
     await page.waitForSelector('#act-cancel');
+    check(await cellText(page, '#task-fields tr[data-k="priority"] td') === 'low',
+      'the task page shows the priority it was submitted with (low)');
     await page.click('#act-cancel');
     await page.waitForSelector('#confirm-ok');
     await page.click('#confirm-ok');

@@ -631,17 +631,70 @@ broker_stats(int kind, const char *ci, const char *queue, long long want)
  * group workq.Q counted from the low watermark, as it has committed
  * nothing), and consuming 3 brings it to N - 3 (Kafka: once the
  * consumer committed them).  No PostgreSQL row exists for any of them.
+ * Messages in the high and low bands add to the queue's figures and show
+ * in its "bands" (and under `workq stats`'s table); a consumer in the
+ * queue's group that takes the high band empties it (Kafka: the band's
+ * lag is the queue's group's).
  */
+/* Publishes n messages to the band `priority` of queue q. */
+static void
+publish_n(int kind, const char *q, const char *priority, int n)
+{
+    struct wq_transport_conf tc;
+    wq_transport *t;
+    char err[WQ_ERRLEN], band[300], key[32];
+
+    snprintf(band, sizeof band, "%s.priority-%s", q, priority);
+    wq_test_transport_conf(kind, &tc);
+    if (wq_transport_open(&tc, &t, err, sizeof err) != 0
+        || wq_transport_declare(t, band, err, sizeof err) != 0)
+        fail_msg("%s: %s", band, err);
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "%s%d", priority, i);
+        if (wq_transport_publish(t, band, key, strlen(key), "x", 1, NULL, err,
+            sizeof err) != 0)
+            fail_msg("publish: %s", err);
+    }
+    if (wq_transport_flush(t, 30000, err, sizeof err) != 0)
+        fail_msg("flush: %s", err);
+    wq_transport_close(t, 5000);
+}
+
+/* `workq stats --queue q` (text) against the broker of `kind`, into out. */
+static int
+stats_text(int kind, const char *ci, const char *q)
+{
+    const char *argv[] = { NULL, "stats", "--queue", q, NULL }, *env[16];
+    char bin[1024];
+
+    snprintf(bin, sizeof bin, "%s", wq_test_bin("workq"));
+    argv[0] = bin;
+    wq_test_env_for(kind, ci, env, WQ_ARRAY_LEN(env));
+    return wq_test_cmd(argv, env, NULL, out, sizeof out);
+}
+
+/* The "bands" member `name` of a broker object says `want` ready. */
+static void
+band_ready(const json_t *b, const char *name, long long want)
+{
+    const json_t *x = json_object_get(json_object_get(b, "bands"), name);
+
+    if (!json_is_integer(json_object_get(x, "ready"))
+        || json_integer_value(json_object_get(x, "ready")) != want)
+        fail_msg("band %s: ready is not %lld: %s", name, want, out);
+}
+
 static void
 stats_backlog(int kind)
 {
-    enum { N = 9, TAKE = 3 };
+    enum { N = 9, TAKE = 3, HIGH = 4, LOW = 2 };
     const char *ci = wq_test_pg_create_migrated_db();
     const char *q = wq_test_unique("stats-backlog");
     struct wq_transport_conf tc;
     wq_transport *t;
     wq_delivery *d;
-    char err[WQ_ERRLEN], key[300];
+    char err[WQ_ERRLEN], key[300], band[300];
+    const char *bandp;
     json_t *b;
     int got = 0;
 
@@ -718,6 +771,54 @@ stats_backlog(int kind)
                 json_array_get(parts, i), "committed"));
         assert_true(committed >= 1);
     }
+    json_decref(b);
+
+    /* the priority bands: the queue's figures are their sums, and each
+     * band has its own; Kafka reads a band's lag in the queue's group */
+    publish_n(kind, q, "high", HIGH);
+    publish_n(kind, q, "low", LOW);
+    b = broker_stats(kind, ci, q, N - TAKE + HIGH + LOW);
+    band_ready(b, "high", HIGH);
+    band_ready(b, "normal", N - TAKE);
+    band_ready(b, "low", LOW);
+    if (kind == WQ_TRANSPORT_KAFKA) {
+        json_t *parts = json_object_get(b, "partitions");
+        long long sum = 0;
+
+        for (size_t i = 0; i < json_array_size(parts); i++)
+            sum += json_integer_value(json_object_get(json_array_get(parts,
+                i), "lag"));
+        assert_int_equal(sum, N - TAKE + HIGH + LOW);
+    }
+    json_decref(b);
+    assert_int_equal(stats_text(kind, ci, q), 0);
+    snprintf(key, sizeof key, "%s: broker waiting by priority: high %d, "
+        "normal %d, low %d\n", q, HIGH, N - TAKE, LOW);
+    assert_contains(out, key);
+
+    /* a consumer in the queue's group takes the high band */
+    wq_test_transport_conf(kind, &tc);
+    snprintf(key, sizeof key, "workq.%s", q);
+    tc.kafka_group_id = key;
+    snprintf(band, sizeof band, "%s.priority-high", q);
+    bandp = band;
+    if (wq_transport_open(&tc, &t, err, sizeof err) != 0
+        || wq_transport_subscribe(t, &bandp, 1, err, sizeof err) != 0)
+        fail_msg("consume: %s", err);
+    for (int i = 0, n = 0; i < 600 && n < HIGH; i++) {
+        int rc = wq_transport_poll(t, &d, 100, err, sizeof err);
+
+        if (rc == WQ_EAGAIN)
+            continue;
+        if (rc != 0)
+            fail_msg("poll: %s", err);
+        if (wq_transport_ack(t, d, err, sizeof err) != 0)
+            fail_msg("ack: %s", err);
+        n++;
+    }
+    wq_transport_close(t, 10000);
+    b = broker_stats(kind, ci, q, N - TAKE + LOW);
+    band_ready(b, "high", 0);
     json_decref(b);
 }
 

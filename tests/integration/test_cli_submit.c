@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "clock.h"
 #include "envelope.h"
 #include "store.h"
@@ -830,9 +832,45 @@ test_cli_submit_wait_timeout(void **state)
 }
 
 /*
+ * `workq status ID` names the task's priority `want` as text and as
+ * JSON, and says whether a worker claimed it (`claimed` 0: on the
+ * broker, read from its receipt).
+ */
+static void
+status_priority(int kind, const char *db, const char *id, const char *want,
+    int claimed)
+{
+    char line[64];
+    json_error_t e;
+    json_t *j;
+    int rc;
+
+    rc = workq(kind, db, NULL, NULL, (const char *[]){ "status", id, NULL });
+    expect(rc, 0, "status");
+    snprintf(line, sizeof line, "\npriority    %s\n", want);
+    if (strstr(out, line) == NULL)
+        fail_msg("status %s: no priority %s:\n%s", id, want, out);
+    rc = workq(kind, db, NULL, NULL, (const char *[]){ "--json", "status", id,
+        NULL });
+    expect(rc, 0, "status --json");
+    if ((j = json_loads(out, 0, &e)) == NULL)
+        fail_msg("status --json: not JSON (%s):\n%s", e.text, out);
+    if (!json_is_string(json_object_get(j, "priority"))
+        || strcmp(json_string_value(json_object_get(j, "priority")), want)
+        != 0)
+        fail_msg("status --json %s: priority is not \"%s\":\n%s", id, want,
+            out);
+    assert_int_equal(json_is_false(json_object_get(j, "claimed")), !claimed);
+    json_decref(j);
+}
+
+/*
  * --priority and a batch line's "priority" (README "Priorities"): each
  * task goes to its band, "Q.priority-high", "Q" or "Q.priority-low", and
  * a delayed one keeps its priority in PostgreSQL for the scheduler.
+ * `workq status` and `workq list` show the priority, also of a task no
+ * worker has claimed (its receipt, in a run without a key or alone with
+ * one).
  */
 static void
 check_priority(int kind)
@@ -865,6 +903,8 @@ check_priority(int kind)
         "--priority", "low", NULL });
     if (rc != 0)
         fail_msg("exit %d:\n%s", rc, out);
+    status_priority(kind, db, id_hi, "high", 0);
+    status_priority(kind, db, id_lo, "low", 0);
 
     cons = wq_test_consumer_open(kind, hi);
     assert_int_equal(wq_test_consumer_recv(cons, env, 2, RECV_MS), 2);
@@ -901,6 +941,26 @@ check_priority(int kind)
         "WHERE idempotency_key = 'later-hi' AND state = 'scheduled' AND "
         "priority = 2"), 1);
     wq_store_close(s);
+    id_line(id_hi);
+    status_priority(kind, db, id_hi, "high", 1);
+    rc = workq(kind, db, NULL, NULL, (const char *[]){ "list", "-q", queue,
+        NULL });
+    expect(rc, 0, "list");
+    if (strstr(out, " high ") == NULL || strstr(out, "PRIORITY") == NULL)
+        fail_msg("list does not show the priority:\n%s", out);
+    rc = workq(kind, db, NULL, NULL, (const char *[]){ "--json", "list",
+        "-q", queue, NULL });
+    expect(rc, 0, "list --json");
+    assert_non_null(strstr(out, "\"priority\":\"high\""));
+
+    /* with a key, the receipt is a row of its own */
+    rc = workq(kind, db, NULL, NULL, (const char *[]){ "submit", "-q",
+        queue, "-t", "job", "--key", "now-lo", "--priority", "low", "x",
+        NULL });
+    if (rc != 0)
+        fail_msg("exit %d:\n%s", rc, out);
+    id_line(id_lo);
+    status_priority(kind, db, id_lo, "low", 0);
 
     /* a bad value is a usage error; a queue may not look like a band */
     rc = workq(kind, db, NULL, NULL, (const char *[]){ "submit", "-q",

@@ -189,7 +189,8 @@ dashboard(int kind)
         &port);
 
     /* 3 that succeed, 1 dead that a replay makes succeed (attempt 2 of
-     * "until=2"), 1 dead with markup everywhere, 1 waiting an hour, and
+     * "until=2"), 1 dead with markup everywhere, 1 waiting an hour (low
+     * priority, which its page shows), and
      * on a queue no worker takes 2 waiting on the broker and 1 for an
      * hour */
     for (int i = 0; i < 3; i++)
@@ -202,8 +203,9 @@ dashboard(int kind)
         "fail", "idempotency_key", XSS_KEY, "payload", XSS_PAYLOAD,
         "max_attempts", 1, "headers", "x-note", XSS_HEADER), xss_id,
         sizeof xss_id);
-    submit(port, q, json_pack("{s:s, s:s, s:s}", "type", "noop", "payload",
-        "later", "delay", "1h"), cancel_id, sizeof cancel_id);
+    submit(port, q, json_pack("{s:s, s:s, s:s, s:s}", "type", "noop",
+        "payload", "later", "delay", "1h", "priority", "low"), cancel_id,
+        sizeof cancel_id);
     for (int i = 0; i < 2; i++)
         submit(port, idle, json_pack("{s:s}", "type", "noop"), id,
             sizeof id);

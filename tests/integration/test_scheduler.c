@@ -514,6 +514,63 @@ static void test_scheduler_cron_restart_rabbitmq(void **st)
     cron_restart(R);
 }
 
+/*
+ * A periodic entry's priority: its tasks' rows carry it and their
+ * messages go to its band ("Q.priority-high"), none to "Q".
+ */
+static void
+cron_priority(int kind)
+{
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = wq_test_unique("cronprio");
+    wq_store *s = wq_test_pg_open(ci);
+    struct wq_test_consumer *ch, *cn;
+    struct wq_envelope env[16];
+    char conf[1024], hi[200];
+    struct proc a;
+    long long ntasks;
+    size_t n;
+
+    snprintf(hi, sizeof hi, "%s.priority-high", q);
+    declare_queue(kind, q);
+    declare_queue(kind, hi);
+    ch = wq_test_consumer_open(kind, hi);
+    cn = wq_test_consumer_open(kind, q);
+    snprintf(conf, sizeof conf,
+        "scheduler = { cron_catchup = \"1h\"; };\n"
+        "periodic = ( { name = \"urgent\"; schedule = \"* * * * *\";\n"
+        "    queue = \"%s\"; type = \"noop\"; priority = \"high\"; } );\n",
+        q);
+    sqlf(s, "INSERT INTO workq.cron_ticks (name, tick_at) VALUES "
+        "('urgent', date_trunc('minute', now()) - interval '2 min')");
+    start_scheduler(&a, kind, ci, conf);
+    check(wait_num(s, 2, 10000, "SELECT count(*) FROM workq.tasks") >= 2,
+        "missed ticks were not caught up");
+    check(wait_num(s, 0, 10000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'scheduled'") == 0, "the ticks were not published");
+    proc_stop(&a, 10000);
+    ntasks = wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks");
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE priority = 2"), ntasks);
+    n = recv_n(ch, env, WQ_ARRAY_LEN(env), (size_t)ntasks, 60000, 1500);
+    check(n == (size_t)ntasks, "%zu messages on the high band, want %lld", n,
+        ntasks);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(header(&env[i], "workq-cron"), "urgent");
+    free_envs(env, n);
+    n = recv_n(cn, env, WQ_ARRAY_LEN(env), 1, 1500, 1500);
+    check(n == 0, "%zu messages on the queue itself, want 0", n);
+    free_envs(env, n);
+    wq_test_consumer_close(ch);
+    wq_test_consumer_close(cn);
+    wq_store_close(s);
+}
+
+static void test_scheduler_cron_priority_kafka(void **st)
+{ (void)st; cron_priority(K); }
+static void test_scheduler_cron_priority_rabbitmq(void **st)
+{ (void)st; cron_priority(R); }
+
 /* Ticks older than the catch-up window are skipped; a new entry starts
  * with its next tick. */
 static void
@@ -1293,14 +1350,17 @@ test_scheduler_health_and_stop(void **state)
  * The broker's backlog of a configured queue on /metrics: N messages
  * published with no consumer show as workq_broker_waiting_messages N
  * (RabbitMQ ready count, Kafka lag of group workq.Q), refreshed every
- * scheduler.backlog_interval by the scheduler's backlog thread.
+ * scheduler.backlog_interval by the scheduler's backlog thread.  With
+ * messages in the high band too, the queue's figure is the sum of its
+ * bands, and workq_broker_band_waiting_messages gives each band's.
  */
 static void
 backlog_metrics(int kind)
 {
-    enum { N = 6 };
+    enum { N = 6, HIGH = 3 };
     const char *ci = wq_test_pg_create_migrated_db();
     const char *q = wq_test_unique("sched-backlog");
+    char band[300];
     static char queues[200];
     const char *extra[] = { queues, "WORKQ_SCHEDULER_BACKLOG_INTERVAL=200ms",
         NULL };
@@ -1315,12 +1375,15 @@ backlog_metrics(int kind)
     if (wq_transport_open(&tc, &t, err, sizeof err) != 0
         || wq_transport_declare(t, q, err, sizeof err) != 0)
         fail_msg("%s", err);
-    for (int i = 0; i < N; i++) {
+    snprintf(band, sizeof band, "%s.priority-high", q);
+    if (wq_transport_declare(t, band, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    for (int i = 0; i < N + HIGH; i++) {
         char key[16];
 
         snprintf(key, sizeof key, "k%d", i);
-        if (wq_transport_publish(t, q, key, strlen(key), "x", 1, NULL, err,
-                sizeof err) != 0)
+        if (wq_transport_publish(t, i < N ? q : band, key, strlen(key), "x",
+            1, NULL, err, sizeof err) != 0)
             fail_msg("publish: %s", err);
     }
     if (wq_transport_flush(t, 30000, err, sizeof err) != 0)
@@ -1333,14 +1396,24 @@ backlog_metrics(int kind)
         "the scheduler did not connect to PostgreSQL");
     snprintf(line, sizeof line, "workq_broker_waiting_messages{queue=\"%s\"} ",
         q);
-    for (int i = 0; i < 100 && v != N; i++) {
+    for (int i = 0; i < 100 && v != N + HIGH; i++) {
         v = metric(&sch, line);
-        if (v != N)
+        if (v != N + HIGH)
             usleep(200000);
     }
-    check(v == N, "%s%g, want %d", line, v, N);
+    check(v == N + HIGH, "%s%g, want %d", line, v, N + HIGH);
     check(metric(&sch, "workq_scheduler_backlog_up ") == 1,
         "workq_scheduler_backlog_up is not 1");
+    /* each band on its own */
+    for (int p = 0; p < 3; p++) {
+        static const char *const names[] = { "high", "normal", "low" };
+        const int want[] = { HIGH, N, 0 };
+
+        snprintf(line, sizeof line, "workq_broker_band_waiting_messages{"
+            "queue=\"%s\",priority=\"%s\"} ", q, names[p]);
+        v = metric(&sch, line);
+        check(v == want[p], "%s%g, want %d", line, v, want[p]);
+    }
     if (kind == K) {
         char *body = wq_test_http_get(proc_port(&sch), "/metrics");
 
@@ -1416,6 +1489,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_scheduler_delayed_rabbitmq),
     cmocka_unit_test(test_scheduler_priority_kafka),
     cmocka_unit_test(test_scheduler_priority_rabbitmq),
+    cmocka_unit_test(test_scheduler_cron_priority_kafka),
+    cmocka_unit_test(test_scheduler_cron_priority_rabbitmq),
     cmocka_unit_test(test_scheduler_leases_kafka),
     cmocka_unit_test(test_scheduler_leases_rabbitmq),
     cmocka_unit_test(test_scheduler_dead_once_kafka),

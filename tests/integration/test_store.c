@@ -1151,11 +1151,21 @@ test_store_migrate_lean_tasks(void **state)
             i + 1);
         assert_int_equal(wq_uuid_parse(text, ids[i]), 0);
         lean_history_sql(s, i + 1, before[i], sizeof before[i]);
-        if (wq_store_task_get(s, ids[i], &row, err, sizeof err) != 0)
-            fail_msg("get %s: %s", lean_tasks[i].key, err);
-        st_before[i] = (int)row.state;
-        at_before[i] = row.attempt;
-        wq_task_row_free(&row);
+        /* by SQL: the store reads the columns of the latest schema */
+        {
+            char sql[200];
+            PGresult *r;
+
+            snprintf(sql, sizeof sql, "SELECT state, attempt FROM"
+                " workq.tasks WHERE id = '%s'", text);
+            r = PQexec(wq_store_conn(s), sql);
+            if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+                fail_msg("get %s: %s", lean_tasks[i].key,
+                    PQresultErrorMessage(r));
+            st_before[i] = wq_task_state_parse(PQgetvalue(r, 0, 0));
+            at_before[i] = atoi(PQgetvalue(r, 0, 1));
+            PQclear(r);
+        }
     }
 
     if (wq_migrate_run(s, &from, &to, err, sizeof err) != 0)
@@ -1415,6 +1425,95 @@ test_store_migrate_workflows(void **state)
     wq_store_close(s);
 }
 
+/*
+ * Migration 0011 (the priority of receipts) on a database of release 10
+ * holding receipts, one of its own (a client key) and a run: they read
+ * as normal afterwards, as their tasks were published; receipts written
+ * afterwards keep their priority, in runs of one priority each; a task
+ * row reads its own.
+ */
+static void
+test_store_migrate_receipt_priority(void **state)
+{
+    struct wq_accept a[3];
+    struct wq_task_row row;
+    char err[WQ_ERRLEN];
+    uint8_t old_keyed[16], old_run[16];
+    int from = -1, to = -1;
+    wq_store *s = open_or_fail(db.conninfo);
+
+    (void)state;
+    if (wq_migrate_to(s, 10, NULL, NULL, err, sizeof err) != 0)
+        fail_msg("migrate to 10: %s", err);
+    assert_int_equal(wq_uuid_parse("0190a5f8-7c1e-7a3b-9c4d-000000000001",
+        old_keyed), 0);
+    assert_int_equal(wq_uuid_parse("0190a5f8-7c1e-7a3b-9c4d-000000000002",
+        old_run), 0);
+    exec_ok(s, "INSERT INTO workq.accepted (id, created_at, max_attempts,"
+        " queue, type, idempotency_key) VALUES"
+        " ('0190a5f8-7c1e-7a3b-9c4d-000000000001', now(), 5, 'p', 'send',"
+        " 'old')");
+    exec_ok(s, "INSERT INTO workq.accepted_runs (first_id, last_id,"
+        " created_at, max_attempts, queue, type, ids) VALUES"
+        " ('0190a5f8-7c1e-7a3b-9c4d-000000000002',"
+        "  '0190a5f8-7c1e-7a3b-9c4d-000000000002', now(), 4, 'p', 'send',"
+        "  uuid_send('0190a5f8-7c1e-7a3b-9c4d-000000000002'))");
+    if (wq_migrate_run(s, &from, &to, err, sizeof err) != 0)
+        fail_msg("migrate: %s", err);
+    assert_int_equal(from, 10);
+    assert_int_equal(to, wq_migrate_latest());
+    for (int i = 0; i < 2; i++) {
+        if (wq_store_task_get(s, i == 0 ? old_keyed : old_run, &row, err,
+            sizeof err) != 0)
+            fail_msg("get old receipt %d: %s", i, err);
+        assert_true(row.receipt);
+        assert_int_equal(row.priority, 1);
+        wq_task_row_free(&row);
+    }
+
+    /* new receipts: keyed high, and two without a key (low, high) */
+    memset(a, 0, sizeof a);
+    for (int i = 0; i < 3; i++) {
+        a[i].queue = "p";
+        a[i].type = "send";
+        a[i].max_attempts = 3;
+        a[i].created_at_ms = 1700000000123;
+        make_id(a[i].id);
+    }
+    a[0].key = "new";
+    assert_int_equal(wq_uuid_for_key("p", "new", a[0].id), 0);
+    a[0].priority = 2;
+    a[1].priority = 0;
+    a[2].priority = 2;
+    if (wq_store_accept(s, a, 3, err, sizeof err) != 0)
+        fail_msg("accept: %s", err);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.accepted_runs"
+        " WHERE priority IN (0, 2)"), 2);
+    for (int i = 0; i < 3; i++) {
+        if (wq_store_task_get(s, a[i].id, &row, err, sizeof err) != 0)
+            fail_msg("get receipt %d: %s", i, err);
+        assert_true(row.receipt);
+        assert_int_equal(row.priority, a[i].priority);
+        wq_task_row_free(&row);
+    }
+    if (wq_store_task_get_by_key(s, "p", "new", &row, err, sizeof err) != 0)
+        fail_msg("get by key: %s", err);
+    assert_int_equal(row.priority, 2);
+    wq_task_row_free(&row);
+
+    /* a row reads its own */
+    exec_ok(s, "INSERT INTO workq.tasks (id, queue, type, idempotency_key,"
+        " state, attempt, max_attempts, priority) VALUES"
+        " ('0190a5f8-7c1e-7a3b-9c4d-000000000009', 'p', 'send', 'row',"
+        " 'queued', 0, 3, 0)");
+    if (wq_store_task_get_by_key(s, "p", "row", &row, err, sizeof err) != 0)
+        fail_msg("get row: %s", err);
+    assert_false(row.receipt);
+    assert_int_equal(row.priority, 0);
+    wq_task_row_free(&row);
+    wq_store_close(s);
+}
+
 #define DB_TEST(f) cmocka_unit_test_setup(f, db_setup)
 
 static const struct CMUnitTest tests[] = {
@@ -1423,6 +1522,7 @@ static const struct CMUnitTest tests[] = {
     DB_TEST(test_store_migrate_lean_tasks),
     DB_TEST(test_store_migrate_flow_control),
     DB_TEST(test_store_migrate_workflows),
+    DB_TEST(test_store_migrate_receipt_priority),
     DB_TEST(test_store_migrate_concurrent),
     DB_TEST(test_store_migrate_future_refused),
     DB_TEST(test_store_migrate_refuses_open_transaction),
