@@ -50,7 +50,8 @@
 # for their first accepted task after it and how long workers took to
 # record outcomes again (tests/cluster/fault_times.py).  Prints the table
 # (also DIR/report.txt); exit 0 only if every check holds.
-# Holds /var/tmp/workq-tests.lock throughout (other test runs wait).
+# Holds /var/tmp/workq-tests.lock throughout (other test runs wait), unless
+# WORKQ_TESTS_LOCKED=1 says that the caller holds it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
@@ -69,7 +70,7 @@ while [ "$#" -gt 0 ]; do
         --quiesce) QUIESCE="$2"; shift 2 ;;
         --min-each) MIN_EACH="$2"; shift 2 ;;
         --dir) DIR="$2"; shift 2 ;;
-        -h|--help) sed -n '2,52s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,54s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "cluster-chaos: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -97,8 +98,12 @@ DIR="${DIR:-$(mktemp -d /tmp/workq-cluster-chaos.XXXXXX)}"
 mkdir -p "$DIR"
 chmod 755 "$DIR"
 
+# WORKQ_TESTS_LOCKED=1: the caller holds the lock already (for example
+# flock /var/tmp/workq-tests.lock around cluster-up, chaos and cluster-down).
 exec 8>/var/tmp/workq-tests.lock
-flock -w 3600 8 || { echo "cluster-chaos: could not take /var/tmp/workq-tests.lock" >&2; exit 1; }
+if [ "${WORKQ_TESTS_LOCKED:-}" != 1 ]; then
+    flock -w 3600 8 || { echo "cluster-chaos: could not take /var/tmp/workq-tests.lock" >&2; exit 1; }
+fi
 
 "$CTL" status >"$DIR/status.before" 2>&1 ||
     { cat "$DIR/status.before"; echo "cluster-chaos: the cluster is not (all) up: make cluster-up" >&2; exit 1; }

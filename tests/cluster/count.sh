@@ -13,7 +13,9 @@
 #     and record: a key written n > 1 times whose task lost at least n-1
 #     attempts to an expired lease is counted apart; otherwise it fails.
 # The caller sets CTL (tests/cluster/ctl), TOOL (chaos-tool), PGHOSTS (the
-# multi-host conninfo without dbname) and KAFKA_BROKERS, and calls:
+# multi-host conninfo without dbname) and KAFKA_BROKERS, optionally
+# CNT_FAILING and CNT_EFFECT_TYPES (SQL lists of the mix's always-failing
+# and side-effect types; chaos.sh's by default), and calls:
 #   cnt_load DB DIR                  tables cl_accepted, cl_effects; accepted
 #   cnt_wait_quiet T DB Q SECONDS [FN]  until every accepted task is final,
 #                                    dead copies published, broker backlog 0
@@ -24,7 +26,7 @@
 #                                    DIR/counts; also CNT[dead_copies]
 #   cnt_replication T Q              prints "quorum, members 3" or
 #                                    "replicas 3, min.insync 2"
-#   cnt_verdict STRICT FAILING...    fills CNT_FAIL with what does not hold;
+#   cnt_verdict STRICT REPL          fills CNT_FAIL with what does not hold;
 #                                    STRICT=1: every accepted task must have
 #                                    succeeded (no failing types in the mix)
 #   cnt_header EXTRA / cnt_row T REPL EXTRA VERDICT   one table line each

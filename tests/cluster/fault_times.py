@@ -25,14 +25,19 @@ For each injected fault it prints (seconds):
            the first outcome the host's own worker recorded after it
   P-back   injection to the end of that longest stall: when producers
            had tasks accepted again after the fault (the figure to read
-           when P-first caught a confirmation still under way)
+           when P-first caught a confirmation still under way); "-" when
+           the stall was under 1 s
   W-stall  the longest time without any recorded outcome (all workers)
            in the same window as P-stall
   W-back   injection to the end of that stall: when workers recorded
-           outcomes again
+           outcomes again; "-" when the stall was under 1 s
 then, per kind of fault, the count and the largest of each figure.
 """
 import sys
+
+# A stall shorter than this is the sampling step or the batching, not an
+# outage: no P-back or W-back is printed for it.
+STALL_MS = 1000
 
 
 def longest_gap(times, a, b):
@@ -117,6 +122,8 @@ def main():
         p_first = first_after(accepted, t0)
         p_first = None if p_first is None else p_first - t0
         p_stall, p_back = longest_gap(accepted, t0, b)
+        if p_stall < STALL_MS:
+            p_back = None
         if fault.startswith("worker-"):
             w_from = repair if repair is not None else t0
             w = first_after(by_host.get(target, []), w_from)
@@ -125,6 +132,8 @@ def main():
             w = first_after(outcomes, t0)
         w_first = None if w is None else w - w_from
         w_stall, w_back = longest_gap(outcomes, t0, b)
+        if w_stall < STALL_MS:
+            w_back = None
         rows.append((fault, n, target, t0 - start,
                      None if repair is None else repair - t0,
                      p_first, p_stall, w_first, w_stall, p_back, w_back))
