@@ -101,7 +101,7 @@ PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,\
         install uninstall fresh-check \
         services-start services-stop tests bench-e2e bench-submit bench chaos \
         bench-process bench-http cluster-up cluster-down cluster-status \
-        cluster-smoke
+        cluster-smoke cluster-chaos
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BINS)
@@ -395,6 +395,18 @@ cluster-smoke:
 	$(MAKE) all $(BUILD)/tests/fault/chaos-tool
 	WORKQ_BUILD=$(BUILD) tests/cluster/ctl smoke --duration $(SMOKE_DURATION) \
 	    --rate $(SMOKE_RATE)
+
+# Faults under load (tests/cluster/chaos.sh; takes the tests' lock itself):
+#   make cluster-chaos [DURATION=600] [TRANSPORTS="rabbitmq kafka"]
+#                      [CLUSTER_RATE=40]
+# DURATION is per transport; here it defaults to 600 (make chaos: 120).
+# About DURATION + 4 minutes per transport.
+CLUSTER_RATE ?= 40
+cluster-chaos:
+	$(MAKE) all $(BUILD)/tests/fault/chaos-tool
+	WORKQ_BUILD=$(BUILD) tests/cluster/ctl chaos \
+	    --duration $(if $(filter command line environment,$(origin DURATION)),$(DURATION),600) \
+	    --rate $(CLUSTER_RATE) --transport "$(TRANSPORTS)"
 
 # --- install -----------------------------------------------------------------
 #

@@ -31,7 +31,8 @@
 # Column "stall s k/r/f": the longest time no task was newly accepted
 # (sampled every 0.2 s) after the broker kill, after its return and after
 # the PostgreSQL failover: how long producers were held up.
-# Holds /var/tmp/workq-tests.lock throughout (other test runs wait).
+# Holds /var/tmp/workq-tests.lock throughout (other test runs wait), unless
+# WORKQ_TESTS_LOCKED=1 says that the caller holds it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
@@ -67,7 +68,10 @@ mkdir -p "$DIR"
 chmod 755 "$DIR"
 
 exec 8>/var/tmp/workq-tests.lock
-flock -w 1800 8 || { echo "smoke: could not take /var/tmp/workq-tests.lock" >&2; exit 1; }
+# WORKQ_TESTS_LOCKED=1: the caller holds the lock already.
+if [ "${WORKQ_TESTS_LOCKED:-}" != 1 ]; then
+    flock -w 1800 8 || { echo "smoke: could not take /var/tmp/workq-tests.lock" >&2; exit 1; }
+fi
 
 "$CTL" status >"$DIR/status.before" 2>&1 ||
     { cat "$DIR/status.before"; echo "smoke: the cluster is not (all) up: make cluster-up" >&2; exit 1; }
@@ -75,6 +79,11 @@ flock -w 1800 8 || { echo "smoke: could not take /var/tmp/workq-tests.lock" >&2;
 PGHOSTS="host=10.77.0.31,10.77.0.32 port=5432,5432 user=postgres target_session_attrs=read-write connect_timeout=3"
 sqlp() { PGCONNECT_TIMEOUT=5 psql -X -q -At -v ON_ERROR_STOP=1 "$PGHOSTS dbname=postgres" "$@"; }
 KAFKA_BROKERS=10.77.0.21:9092,10.77.0.22:9092,10.77.0.23:9092
+# Counting, shared with chaos.sh; the mix runs as noops but "effect".
+CNT_FAILING="''"
+CNT_EFFECT_TYPES="'effect'"
+# shellcheck source=count.sh
+. "$ROOT/tests/cluster/count.sh"
 
 T0=$SECONDS
 log() { printf '[smoke %s +%3ds] %s\n' "$T" "$((SECONDS - T0))" "$*" | tee -a "$DIR/events.log" >&2; }
@@ -218,91 +227,31 @@ CONF
     SUBMIT_PID=""
     log "submitter done: $(cat "$DIR/$T/submit.out") (exit $submit_rc)"
 
-    # Every accepted task succeeded, at most 180 s.
-    psql -X -q -v ON_ERROR_STOP=1 "$PGHOSTS dbname=$db" \
-        -c "CREATE TABLE smoke_accepted (key text PRIMARY KEY, type text NOT NULL)" \
-        -c "CREATE TABLE smoke_effects (key text NOT NULL)" \
-        -c "\\copy smoke_accepted FROM '$DIR/$T/accepted'"
-    local deadline=$((SECONDS + 180)) open=-1 quiet=0
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        open="$(psql -X -q -At "$PGHOSTS dbname=$db" -c "SELECT count(*) FROM smoke_accepted a
-            LEFT JOIN workq.tasks t ON t.queue = '$q' AND t.idempotency_key = a.key
-            WHERE t.state IS DISTINCT FROM 'succeeded'" 2>/dev/null || echo '?')"
-        [ "$open" = 0 ] && { quiet=1; break; }
-        sleep 2
-    done
-    log "quiescence: $([ "$quiet" = 1 ] && echo reached || echo "NOT reached ($open not succeeded)")"
+    # Every accepted task succeeded, at most 180 s; then the counts
+    # (tests/cluster/count.sh, shared with chaos.sh).
+    cnt_load "$db" "$DIR/$T"
+    cnt_wait_quiet "$T" "$db" "$q" 180
+    local quiet=$CNT_QUIET
+    log "quiescence: $([ "$quiet" = 1 ] && echo reached || echo "NOT reached ($CNT_WHY)")"
     stop_daemons
-
-    psql -X -q "$PGHOSTS dbname=$db" -c "\\copy smoke_effects FROM '$DIR/$T/effects'"
-    psql -X -q -At -F'|' "$PGHOSTS dbname=$db" >"$DIR/$T/counts" <<SQL
-WITH t AS (SELECT * FROM workq.tasks WHERE queue = '$q'),
-a AS (SELECT a.* FROM workq.attempt_history a JOIN t ON t.id = a.task_id),
-per AS (
-    SELECT t.id, t.idempotency_key AS key, t.state,
-           count(a.*) AS attempts,
-           count(a.*) FILTER (WHERE a.outcome = 'succeeded') AS successes,
-           count(a.*) FILTER (WHERE a.outcome = 'lease_expired') AS lost
-    FROM t LEFT JOIN a ON a.task_id = t.id GROUP BY t.id, t.idempotency_key, t.state),
-eff AS (SELECT key, count(*) AS n FROM smoke_effects GROUP BY key),
-acc AS (SELECT c.key, c.type AS want, p.*, coalesce(e.n, 0) AS effects
-        FROM smoke_accepted c LEFT JOIN per p ON p.key = c.key
-        LEFT JOIN eff e ON e.key = c.key)
-SELECT 'accepted', count(*) FROM acc
-UNION ALL SELECT 'succeeded', count(*) FROM acc WHERE state = 'succeeded'
-UNION ALL SELECT 'dead', count(*) FROM acc WHERE state = 'dead'
-UNION ALL SELECT 'missing', count(*) FROM acc WHERE id IS NULL
-UNION ALL SELECT 'double_success', count(*) FROM per WHERE successes > 1
-UNION ALL SELECT 'succeeded_without_record', count(*) FROM per
-    WHERE state = 'succeeded' AND successes <> 1
-UNION ALL SELECT 'attempts', coalesce(sum(attempts), 0) FROM per
-UNION ALL SELECT 'attempts_lost', coalesce(sum(lost), 0) FROM per
-UNION ALL SELECT 'effect_once', count(*) FROM acc WHERE want = 'effect' AND effects = 1
-UNION ALL SELECT 'effect_missing', count(*) FROM acc
-    WHERE want = 'effect' AND state = 'succeeded' AND effects = 0
-UNION ALL SELECT 'effect_repeated_unexplained', count(*) FROM acc
-    WHERE effects > 1 AND effects - 1 > lost
-SQL
-    declare -A N=()
-    local k v
-    while IFS='|' read -r k v; do N[$k]="$v"; done <"$DIR/$T/counts"
-
-    # The replication the queue got.
-    local repl
-    if [ "$T" = rabbitmq ]; then
-        repl="$("$CTL" rabbitmqctl rmq2 list_queues -q --no-table-headers name type members 2>/dev/null |
-            awk -v n="workq.$q" '$1 == n { print $2 ", members " gsub(/rabbit@/, "") }')"
-        repl="${repl:-?}"
-    else
-        repl="$(kcat -b "$KAFKA_BROKERS" -L -t "workq.$q" 2>/dev/null |
-            awk '/replicas:/ { sub(/.*replicas: /, ""); sub(/, isrs.*/, ""); n = split($0, r, ","); if (min == "" || n < min) min = n } END { print "replicas " (min == "" ? "?" : min) }')"
-        repl="$repl, min.insync $("$TOOL" kafka-config --brokers "$KAFKA_BROKERS" \
-            --topic "workq.$q" --name min.insync.replicas 2>/dev/null || echo '?')"
-    fi
+    cnt_count "$T" "$db" "$q" "$DIR/$T"
+    local repl k
+    repl="$(cnt_replication "$T" "$q")"
 
     # The old primary returns as a synchronous standby.
     log "pg-rejoin: $("$CTL" pg-rejoin 2>&1 | tail -n1)"
 
-    local fail=()
-    for k in missing dead double_success succeeded_without_record effect_missing effect_repeated_unexplained; do
-        [ "${N[$k]:-x}" = 0 ] || fail+=("$k=${N[$k]:-?}")
-    done
-    [ "${N[accepted]:-0}" -gt 0 ] || fail+=("nothing accepted")
-    [ "${N[succeeded]:-0}" = "${N[accepted]:-x}" ] || fail+=("succeeded ${N[succeeded]:-?} of ${N[accepted]:-?}")
+    # Every type but "effect" is a noop here: every task must succeed.
+    cnt_verdict 1 "$repl"
+    local fail=("${CNT_FAIL[@]}")
     [ "$quiet" = 1 ] || fail+=("no quiescence")
     [ "$submit_rc" = 0 ] || fail+=("submitter exit $submit_rc")
     [ "$step" = 3 ] || fail+=("faults injected: $step of 3")
     [ "$wkill" = 2 ] || fail+=("worker host kill: $wkill of 2 steps")
     [ "$fault_rc" = 0 ] || fail+=("a fault command failed")
-    case "$repl" in
-        quorum,\ members\ 3|replicas\ 3,\ min.insync\ 2) ;;
-        *) fail+=("replication: $repl") ;;
-    esac
     local verdict=PASS
     [ "${#fail[@]}" -eq 0 ] || verdict="FAIL: ${fail[*]}"
-    RESULTS+=("$(printf '%-9s %8s %9s %4s %7s %6s %7s %6s %-28s %-14s %s' "$T" "${N[accepted]:-?}" \
-        "${N[succeeded]:-?}" "${N[dead]:-?}" "${N[missing]:-?}" "${N[double_success]:-?}" \
-        "${N[effect_once]:-?}" "${N[attempts_lost]:-?}" "$repl" "$stalls" "$verdict")")
+    RESULTS+=("$(cnt_row "$T" "$repl" "$stalls" "$verdict")")
     log "$T: $verdict"
 }
 
@@ -314,8 +263,7 @@ done
     echo "== cluster smoke: ${DURATION}s at $RATE tasks/s per transport; faults: $([ "$BROKER_FAULT" = kill ] && echo "kill -9 of" || echo "link cut of") the first"
     echo "   broker node's host and its return, worker host w2 killed whole (worker back 5 s later),"
     echo "   PostgreSQL primary killed and the standby promoted"
-    printf '%-9s %8s %9s %4s %7s %6s %7s %6s %-28s %-14s %s\n' transport accepted succeeded dead missing \
-        double effect1 lost replication "stall s k/r/f" result
+    cnt_header "stall s k/r/f"
     printf '%s\n' "${RESULTS[@]}"
     echo "stall: longest time without a newly accepted task after the kill / the return / the failover"
     echo "(logs in $DIR; total $((SECONDS - T0)) s)"
