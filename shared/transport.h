@@ -87,8 +87,9 @@ struct wq_transport_conf {
     int kafka_session_timeout_ms; /* consumer group session */
     /* Consumer: most deliveries of one topic the caller may hold (polled,
      * not yet acked or nacked) before that topic's partitions are paused
-     * (resumed at half); 0: no limit.  A worker sets it so that a backlog
-     * of one priority band cannot fill its whole window (priority.h). */
+     * (resumed at half), while another topic has messages waiting; 0: no
+     * limit.  A worker sets it so that a backlog of one priority band
+     * cannot fill its whole window (priority.h). */
     int kafka_topic_hold_max;
     /* Extra librdkafka properties, "name=value" pairs (TLS, SASL, ...). */
     const char *const *kafka_props;

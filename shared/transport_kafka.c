@@ -99,6 +99,9 @@ struct part {
     uint64_t gen;
     int64_t next;           /* last polled offset + 1; -1 before the first */
     int64_t committed;      /* last offset sent in a commit; -1 none */
+    int64_t start_at;       /* where this assignment's fetch started (the
+                               group's committed offset, or the log start
+                               without one); -1: not asked yet */
     struct inflight *fl;    /* in flight: fl[start..len), sorted */
     size_t start, len, cap;
     struct topic_hold *hold;    /* its topic's, shared by its partitions */
@@ -111,12 +114,23 @@ struct part {
  * barrier), and resumed at half, from the last polled offset + 1.  So a
  * backlog of one priority band cannot fill the worker's window and keep
  * another band's messages behind it in librdkafka's one consumer queue.
+ *
+ * Only when another topic has messages waiting (hold_needed): a pause
+ * costs a refetch of what it dropped, and the resumed fetch waits behind
+ * the one in flight, a long poll of the empty partitions that can last
+ * fetch.wait.max.ms.  Pausing a lone band's backlog at every window took
+ * end-to-end Kafka throughput from 10-15k tasks/s to 3k (make bench,
+ * 2026-12-06).  A topic at the limit and not paused is looked at again
+ * as its deliveries finish (HOLD_CHECK_MS apart).
  */
 struct topic_hold {
     char *topic;
     size_t held;
     int paused;
 };
+
+#define HOLD_CHECK_MS   20      /* a topic at its limit, not paused: how
+                                   often to look for others' backlogs */
 
 /* A delivery as the caller sees it, plus what we need to finish it. */
 struct kdelivery {
@@ -162,6 +176,7 @@ struct kafka_transport {
     struct topic_hold **holds;  /* one per topic of `parts` */
     size_t nholds;
     size_t hold_max;            /* conf->kafka_topic_hold_max; 0: none */
+    uint64_t hold_check_ns;     /* hold_check: not again before this */
     struct part *last_part;
     uint64_t gen_counter;
     struct kdelivery *live;     /* held by the caller */
@@ -1136,7 +1151,7 @@ part_get(struct kafka_transport *t, const char *topic, int32_t partition)
         p->hold->topic = xstrdup(topic);
         t->holds[t->nholds++] = p->hold;
     }
-    p->next = p->committed = -1;
+    p->next = p->committed = p->start_at = -1;
     t->parts[t->nparts++] = p;
     return t->last_part = p;
 }
@@ -1169,6 +1184,65 @@ hold_pause(struct kafka_transport *t, struct topic_hold *h, int pause)
     rd_kafka_topic_partition_list_destroy(list);
 }
 
+/*
+ * 1 if a partition of ours outside h's topic has messages we have not
+ * polled: its high watermark (librdkafka's cached figure, from the last
+ * fetch; no request) past our position there.  Before the first poll of
+ * a partition the position is where its fetch started, the group's
+ * committed offset, asked of the broker once per assignment.
+ */
+static int
+hold_needed(struct kafka_transport *t, const struct topic_hold *h)
+{
+    for (size_t i = 0; i < t->nparts; i++) {
+        struct part *p = t->parts[i];
+        int64_t lo, hi, pos;
+
+        if (p->hold == h || !p->active
+            || rd_kafka_get_watermark_offsets(t->consumer, p->topic,
+                p->partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR
+            || hi <= 0 || hi <= lo)
+            continue;       /* not fetched yet, or empty */
+        if ((pos = p->next) < 0) {
+            if (p->start_at < 0) {
+                rd_kafka_topic_partition_list_t *l =
+                    rd_kafka_topic_partition_list_new(1);
+
+                rd_kafka_topic_partition_list_add(l, p->topic,
+                    p->partition);
+                /* a short wait: the answer is a round trip to the
+                 * group's coordinator, once per partition and assignment */
+                p->start_at = rd_kafka_committed(t->consumer, l, 2000)
+                    == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[0].offset >= 0
+                    ? l->elems[0].offset : 0;
+                rd_kafka_topic_partition_list_destroy(l);
+            }
+            pos = p->start_at > lo ? p->start_at : lo;
+        }
+        if (hi > pos)
+            return 1;
+    }
+    return 0;
+}
+
+/* Pauses the topics at their limit once others have a backlog (see
+ * struct topic_hold); at most every HOLD_CHECK_MS. */
+static void
+hold_check(struct kafka_transport *t)
+{
+    uint64_t now = wq_clock_mono_ns();
+
+    if (now < t->hold_check_ns)
+        return;
+    t->hold_check_ns = now + (uint64_t)HOLD_CHECK_MS * 1000000u;
+    for (size_t i = 0; i < t->nholds; i++) {
+        struct topic_hold *h = t->holds[i];
+
+        if (!h->paused && h->held >= t->hold_max && hold_needed(t, h))
+            hold_pause(t, h, 1);
+    }
+}
+
 /* Forgets the in-flight offsets; a new generation makes old deliveries
  * stale.  Large arrays are given back. */
 static void
@@ -1176,7 +1250,7 @@ part_reset(struct kafka_transport *t, struct part *p, int active)
 {
     p->active = active;
     p->gen = ++t->gen_counter;
-    p->next = p->committed = -1;
+    p->next = p->committed = p->start_at = -1;
     p->start = p->len = 0;
     if (p->cap > 4096) {
         free(p->fl);
@@ -1548,8 +1622,10 @@ deliver(struct kafka_transport *t, rd_kafka_message_t *m)
     }
     part_track(p, m->offset);
     if (++p->hold->held >= t->hold_max && t->hold_max > 0
-        && !p->hold->paused)
-        hold_pause(t, p->hold, 1);
+        && !p->hold->paused) {
+        t->hold_check_ns = 0;   /* at the limit now: look at once */
+        hold_check(t);
+    }
     if ((kd = t->pool) != NULL)
         t->pool = kd->next;
     else
@@ -1583,6 +1659,8 @@ release(struct kafka_transport *t, struct kdelivery *kd)
     if (h->held > 0 && --h->held <= t->hold_max / 2 && h->paused
         && t->hold_max > 0)
         hold_pause(t, h, 0);
+    else if (h->held >= t->hold_max && t->hold_max > 0 && !h->paused)
+        hold_check(t);
     rd_kafka_message_destroy(kd->msg);
     kd->msg = NULL;
     if (kd->prev != NULL)

@@ -457,8 +457,9 @@ main(int argc, char **argv)
         goto out_stats;
     }
     cc.tconf.client_id = id;
-    /* Kafka: a band's backlog holds at most the slots and half a batch,
-     * so other bands' deliveries still reach the worker (priority.h) */
+    /* Kafka: while another band waits, a band's backlog holds at most
+     * the slots and half a batch, so other bands' deliveries still reach
+     * the worker (priority.h; transport_kafka.c, struct topic_hold) */
     cc.tconf.kafka_topic_hold_max = cfg.worker.concurrency
         + (cfg.worker.batch_max + 1) / 2;
     if (gethostname(host, sizeof host) != 0)
