@@ -115,7 +115,8 @@ struct part {
  * backlog of one priority band cannot fill the worker's window and keep
  * another band's messages behind it in librdkafka's one consumer queue.
  *
- * Only when another topic has messages waiting (hold_needed): a pause
+ * Only when another band of the queue has messages waiting (hold_needed;
+ * other queues of the worker do not count): a pause
  * costs a refetch of what it dropped, and the resumed fetch waits behind
  * the one in flight, a long poll of the empty partitions that can last
  * fetch.wait.max.ms.  Pausing a lone band's backlog at every window took
@@ -1184,9 +1185,25 @@ hold_pause(struct kafka_transport *t, struct topic_hold *h, int pause)
     rd_kafka_topic_partition_list_destroy(list);
 }
 
+/* 1 if topics a and b are bands of one queue (priority.h). */
+static int
+same_queue(const char *a, const char *b)
+{
+    size_t la, lb;
+
+    if (strncmp(a, WQ_QUEUE_PREFIX, PREFIX_LEN) == 0
+        && strncmp(b, WQ_QUEUE_PREFIX, PREFIX_LEN) == 0) {
+        a += PREFIX_LEN;
+        b += PREFIX_LEN;
+    }
+    (void)wq_priority_of_band(a, &la);
+    (void)wq_priority_of_band(b, &lb);
+    return la == lb && memcmp(a, b, la) == 0;
+}
+
 /*
- * 1 if a partition of ours outside h's topic has messages we have not
- * polled: its high watermark (librdkafka's cached figure, from the last
+ * 1 if a partition of ours in another band of h's queue has messages we
+ * have not polled (other queues do not count: the hold is for bands): its high watermark (librdkafka's cached figure, from the last
  * fetch; no request) past our position there.  Before the first poll of
  * a partition the position is where its fetch started, the group's
  * committed offset, asked of the broker once per assignment.
@@ -1198,7 +1215,7 @@ hold_needed(struct kafka_transport *t, const struct topic_hold *h)
         struct part *p = t->parts[i];
         int64_t lo, hi, pos;
 
-        if (p->hold == h || !p->active
+        if (p->hold == h || !p->active || !same_queue(h->topic, p->topic)
             || rd_kafka_get_watermark_offsets(t->consumer, p->topic,
                 p->partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR
             || hi <= 0 || hi <= lo)
