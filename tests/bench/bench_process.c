@@ -15,8 +15,9 @@
  * this process (the worker's side: handler threads, supervisor thread,
  * framing, pipes) per task, user and system, from getrusage(2)
  * RUSAGE_SELF, split into the supervisor thread (/proc/self/task) and
- * the calling threads; the programs' own CPU (RUSAGE_CHILDREN once
- * reaped) is printed apart.  A benchmark: it prints figures and never fails on
+ * the calling threads, with the wakeups a task of each (its voluntary
+ * context switches: a sleep ended by a wakeup); the programs' own CPU
+ * (RUSAGE_CHILDREN once reaped) is printed apart.  A benchmark: it prints figures and never fails on
  * them.  make bench-process builds and runs it.
  */
 #include <dirent.h>
@@ -129,17 +130,23 @@ run_tasks(const void *arg, long n)
     return failed;
 }
 
-/* CPU seconds of the supervisor threads (named "wq-process") so far,
- * from /proc/self/task/TID/stat (utime + stime, clock ticks). */
-static double
-supervisor_cpu_s(void)
+/* What the supervisor threads (named "wq-process") used so far, from
+ * /proc/self/task/TID: CPU seconds (stat: utime + stime, clock ticks)
+ * and sleeps (status: voluntary_ctxt_switches, a wakeup each). */
+struct use {
+    double cpu_s;
+    long sleeps;
+};
+
+static struct use
+supervisor_use(void)
 {
     DIR *d = opendir("/proc/self/task");
     struct dirent *e;
-    double s = 0;
+    struct use u = { 0, 0 };
 
     while (d != NULL && (e = readdir(d)) != NULL) {
-        char path[300], buf[1024], *p;
+        char path[300], buf[2048], *p;
         unsigned long ut, st;
         FILE *f;
         size_t n;
@@ -159,11 +166,20 @@ supervisor_cpu_s(void)
          * cminflt majflt cmajflt utime stime */
         if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu "
             "%lu", &ut, &st) == 2)
-            s += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+            u.cpu_s += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+        snprintf(path, sizeof path, "/proc/self/task/%s/status",
+            e->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        if ((p = strstr(buf, "\nvoluntary_ctxt_switches:")) != NULL)
+            u.sleeps += atol(p + strlen("\nvoluntary_ctxt_switches:"));
     }
     if (d != NULL)
         closedir(d);
-    return s;
+    return u;
 }
 
 /* Runs n tasks over t threads; prints the figures. */
@@ -173,16 +189,19 @@ measure(const char *name, const struct wq_exec_conf *ec,
 {
     struct kind k = { ec, pool };
     struct bench_figures f;
-    double sup0 = supervisor_cpu_s(), sup;
+    struct use u0 = supervisor_use(), u1;
+    double sup;
 
     bench_threads(run_tasks, &k, n, t, &f);
-    sup = supervisor_cpu_s() - sup0;
+    u1 = supervisor_use();
+    sup = u1.cpu_s - u0.cpu_s;
     bench_print(name, n, t, &f);
     if (pool != NULL)
         printf("         of which the supervisor thread (framing, pipes, "
             "wakeups) %.1f us/task, the calling threads (queueing, waiting) "
-            "%.1f\n", sup * 1e6 / (double)n,
-            (f.user_s + f.sys_s - sup) * 1e6 / (double)n);
+            "%.1f; supervisor wakeups %.2f a task\n", sup * 1e6 / (double)n,
+            (f.user_s + f.sys_s - sup) * 1e6 / (double)n,
+            (double)(u1.sleeps - u0.sleeps) / (double)n);
     fflush(stdout);
 }
 
@@ -232,12 +251,13 @@ measure_events(struct wq_proc_pool *pool, long n, int m, int cork)
     struct events ev = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, -1 };
     struct slot *slots = calloc((size_t)m, sizeof *slots), *free_list = NULL;
     struct bench_figures f;
-    struct rusage r0, r1;
+    struct rusage r0, r1, me0, me1;
     struct wq_envelope env;
     char err[WQ_ERRLEN];
     long started = 0, ended = 0;
     uint64_t t0;
-    double sup0 = supervisor_cpu_s(), sup;
+    struct use u0 = supervisor_use(), u1;
+    double sup;
 
     ev.fd = eventfd(0, EFD_CLOEXEC);
     if (slots == NULL || ev.fd < 0 || wq_envelope_init(&env, "bench",
@@ -251,6 +271,7 @@ measure_events(struct wq_proc_pool *pool, long n, int m, int cork)
         free_list = &slots[i];
     }
     f.failed = 0;
+    getrusage(RUSAGE_THREAD, &me0);
     getrusage(RUSAGE_SELF, &r0);
     t0 = wq_clock_mono_ns();
     while (ended < n) {
@@ -308,13 +329,18 @@ measure_events(struct wq_proc_pool *pool, long n, int m, int cork)
     }
     f.wall_s = (double)(wq_clock_mono_ns() - t0) / 1e9;
     getrusage(RUSAGE_SELF, &r1);
+    getrusage(RUSAGE_THREAD, &me1);
     f.user_s = bench_tv_s(r1.ru_utime) - bench_tv_s(r0.ru_utime);
     f.sys_s = bench_tv_s(r1.ru_stime) - bench_tv_s(r0.ru_stime);
-    sup = supervisor_cpu_s() - sup0;
+    u1 = supervisor_use();
+    sup = u1.cpu_s - u0.cpu_s;
     bench_print(cork ? "corked" : "events", n, m, &f);
     printf("         (one thread, %d in flight) of which the supervisor "
-        "thread %.1f us/task, the submitting thread %.1f\n", m,
-        sup * 1e6 / (double)n, (f.user_s + f.sys_s - sup) * 1e6 / (double)n);
+        "thread %.1f us/task, the submitting thread %.1f; wakeups a task: "
+        "supervisor %.2f, submitting thread %.2f\n", m,
+        sup * 1e6 / (double)n, (f.user_s + f.sys_s - sup) * 1e6 / (double)n,
+        (double)(u1.sleeps - u0.sleeps) / (double)n,
+        (double)(me1.ru_nvcsw - me0.ru_nvcsw) / (double)n);
     fflush(stdout);
     wq_envelope_free(&env);
     close(ev.fd);
