@@ -3,7 +3,11 @@
  * the steady-rate submitter and a Kafka lag probe.
  *
  *   chaos-tool submit --config FILE --queue Q --rate N --duration S
- *                     --accepted FILE [--drain S] [--prefix P]
+ *                     --accepted FILE [--drain S] [--prefix P] [--type T]
+ *                     [--count N]
+ *   chaos-tool paced --config FILE --queue Q --rate N --duration S
+ *                    --accepted FILE [--prefix P] [--type T] [--retry S]
+ *                    [--samples FILE]
  *   chaos-tool kafka-lag --brokers HOST:PORT --queue Q
  *   chaos-tool kafka-config --brokers HOST:PORT --topic T --name NAME
  *
@@ -22,6 +26,20 @@
  * no new task is made; unconfirmed ones are retried for --drain seconds,
  * then reported as never accepted (they may have arrived or not: they
  * are not counted).  SIGTERM or SIGINT end the making of new tasks early.
+ * With --type every task is of type T and none is delayed; with --count
+ * no more than N tasks are made (the cluster scale run,
+ * tests/cluster/scale.sh, submits its noops this way).
+ *
+ * paced: the producer's latency at a steady rate: task i is due at
+ * i / N s after the start and is submitted then, alone, with the blocking
+ * wq_client_submit (one task per call, as a request handler would), of
+ * type T (default "ok"), never delayed.  Its latency is the time from
+ * when it was due to the broker's confirmation, so a submit held up by
+ * an outage also counts against the tasks that waited behind it.  A
+ * failed submit is retried with the same key (the client reopened) for
+ * up to --retry s (default 60) after the task was due, then given up.
+ * Prints the count, the percentiles of that latency and those of the
+ * calls alone; --samples writes "seconds-since-start latency-ms" per task.
  *
  * kafka-lag: prints the consumer group's lag on the queue's topic (the
  * sum over partitions of high watermark minus committed offset; a
@@ -65,6 +83,7 @@ static const struct kind mix[20] = {
 };
 
 static volatile sig_atomic_t stopping;
+static const char *one_type;    /* submit --type */
 
 static void
 on_signal(int sig)
@@ -112,6 +131,10 @@ task_of(const struct pending *p, struct wq_client_task *t, const char *queue)
     t->idempotency_key = p->key;
     t->payload = p->key;
     t->payload_len = strlen(p->key);
+    if (one_type != NULL) {
+        t->type = one_type;
+        return;
+    }
     t->max_attempts = k->max_attempts;
     if (p->i % 10 == 3)
         t->delay_ms = 300 + (p->i * 37) % 1700;
@@ -128,11 +151,14 @@ submit_main(int argc, char **argv)
         { "accepted", required_argument, NULL, 'a' },
         { "drain", required_argument, NULL, 'D' },
         { "prefix", required_argument, NULL, 'p' },
+        { "type", required_argument, NULL, 't' },
+        { "count", required_argument, NULL, 'n' },
         { NULL, 0, NULL, 0 },
     };
     const char *config = NULL, *queue = NULL, *accepted = NULL;
     const char *prefix = "k";
     double rate = 50, duration = 60, drain = 60, t0, next;
+    long count = -1;
     struct pending *pend;
     struct wq_client_task *tasks;
     struct wq_client_result *res;
@@ -152,6 +178,8 @@ submit_main(int argc, char **argv)
         case 'a': accepted = optarg; break;
         case 'D': drain = atof(optarg); break;
         case 'p': prefix = optarg; break;
+        case 't': one_type = optarg; break;
+        case 'n': count = atol(optarg); break;
         default: return 2;
         }
     }
@@ -178,7 +206,8 @@ submit_main(int argc, char **argv)
     next = t0;
     for (;;) {
         double t = now_s();
-        int making = !stopping && t - t0 < duration;
+        int making = !stopping && t - t0 < duration
+            && (count < 0 || made < count);
         size_t n, kept;
 
         if (!making && (npend == 0 || t - t0 >= duration + drain))
@@ -188,7 +217,8 @@ submit_main(int argc, char **argv)
              * for afterwards, as an application's queue would be */
             double due = rate * (t - t0) - (double)made;
 
-            while (due >= 1 && npend < BATCH_MAX) {
+            while (due >= 1 && npend < BATCH_MAX
+                && (count < 0 || made < count)) {
                 pend[npend].i = made;
                 snprintf(pend[npend].key, sizeof pend[npend].key, "%s-%07ld",
                     prefix, made);
@@ -239,6 +269,164 @@ submit_main(int argc, char **argv)
     free(pend);
     free(tasks);
     free(res);
+    return 0;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* The p-quantile (0..1) of v[0..n), sorted; nearest rank. */
+static double
+quantile(const double *v, size_t n, double p)
+{
+    size_t k;
+
+    if (n == 0)
+        return 0;
+    k = (size_t)(p * (double)n + 0.999999);
+    if (k < 1)
+        k = 1;
+    return v[(k > n ? n : k) - 1];
+}
+
+static int
+paced_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "queue", required_argument, NULL, 'q' },
+        { "rate", required_argument, NULL, 'r' },
+        { "duration", required_argument, NULL, 'd' },
+        { "accepted", required_argument, NULL, 'a' },
+        { "prefix", required_argument, NULL, 'p' },
+        { "type", required_argument, NULL, 't' },
+        { "retry", required_argument, NULL, 'R' },
+        { "samples", required_argument, NULL, 's' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config = NULL, *queue = NULL, *accepted = NULL;
+    const char *prefix = "p", *type = "ok", *samples = NULL;
+    double rate = 200, duration = 20, retry = 60, t0;
+    double *lat, *call;
+    size_t total, nlat = 0;
+    long failed_calls = 0, never = 0, late = 0, reopens = 0;
+    wq_client *c = NULL;
+    char err[WQ_ERRLEN];
+    FILE *out, *smp = NULL;
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': config = optarg; break;
+        case 'q': queue = optarg; break;
+        case 'r': rate = atof(optarg); break;
+        case 'd': duration = atof(optarg); break;
+        case 'a': accepted = optarg; break;
+        case 'p': prefix = optarg; break;
+        case 't': type = optarg; break;
+        case 'R': retry = atof(optarg); break;
+        case 's': samples = optarg; break;
+        default: return 2;
+        }
+    }
+    if (config == NULL || queue == NULL || accepted == NULL || rate <= 0
+        || rate > 5000 || duration <= 0 || duration > 3600 || retry < 0
+        || retry > 600) {
+        fprintf(stderr, "chaos-tool paced: --config, --queue, --accepted, "
+            "a rate of 1..5000, a duration of 1..3600 s and a retry of "
+            "0..600 s are required\n");
+        return 2;
+    }
+    total = (size_t)(rate * duration);
+    if ((out = fopen(accepted, "a")) == NULL) {
+        perror(accepted);
+        return 1;
+    }
+    setvbuf(out, NULL, _IOLBF, 0);
+    if (samples != NULL && (smp = fopen(samples, "w")) == NULL) {
+        perror(samples);
+        fclose(out);
+        return 1;
+    }
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    lat = calloc(total + 1, sizeof *lat);
+    call = calloc(total + 1, sizeof *call);
+    if (lat == NULL || call == NULL)
+        return 1;
+
+    t0 = now_s();
+    for (size_t i = 0; i < total && !stopping; i++) {
+        double due = t0 + (double)i / rate, s = 0, done;
+        struct wq_client_task t;
+        char key[64];
+        int ok = 0;
+
+        sleep_until(due);
+        if (now_s() - due > 0.1)
+            late++;
+        snprintf(key, sizeof key, "%s-%07zu", prefix, i);
+        memset(&t, 0, sizeof t);
+        t.queue = queue;
+        t.type = type;
+        t.idempotency_key = key;
+        t.payload = key;
+        t.payload_len = strlen(key);
+        /* bounded: each round either submits or waits 0.2 s, until
+         * --retry s after the task was due */
+        while (!ok && now_s() - due <= retry) {
+            if (c == NULL) {
+                if (wq_client_open(config, &c, err, sizeof err) != 0) {
+                    c = NULL;
+                    sleep_until(now_s() + 0.2);
+                    continue;
+                }
+                reopens++;
+            }
+            s = now_s();
+            if (wq_client_submit(c, &t, NULL, err, sizeof err) == 0) {
+                ok = 1;
+                break;
+            }
+            failed_calls++;
+            if (failed_calls <= 20)
+                fprintf(stderr, "paced: %s: %s\n", key, err);
+            wq_client_free(c);
+            c = NULL;
+        }
+        if (!ok) {
+            never++;
+            continue;
+        }
+        done = now_s();
+        fprintf(out, "%s\t%s\n", key, type);
+        lat[nlat] = (done - due) * 1000;
+        call[nlat] = (done - s) * 1000;
+        if (smp != NULL)
+            fprintf(smp, "%.3f %.2f\n", due - t0, lat[nlat]);
+        nlat++;
+    }
+    wq_client_free(c);
+    fclose(out);
+    if (smp != NULL)
+        fclose(smp);
+    qsort(lat, nlat, sizeof *lat, cmp_double);
+    qsort(call, nlat, sizeof *call, cmp_double);
+    printf("due=%zu accepted=%zu never_accepted=%ld failed_calls=%ld "
+        "late=%ld connections=%ld p50_ms=%.1f p99_ms=%.1f max_ms=%.1f "
+        "call_p50_ms=%.1f call_p99_ms=%.1f call_max_ms=%.1f seconds=%.1f\n",
+        total, nlat, never, failed_calls, late, reopens,
+        quantile(lat, nlat, 0.50), quantile(lat, nlat, 0.99),
+        quantile(lat, nlat, 1.0), quantile(call, nlat, 0.50),
+        quantile(call, nlat, 0.99), quantile(call, nlat, 1.0),
+        now_s() - t0);
+    free(lat);
+    free(call);
     return 0;
 }
 
@@ -418,11 +606,13 @@ main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "submit") == 0)
         return submit_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "paced") == 0)
+        return paced_main(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "kafka-lag") == 0)
         return lag_main(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "kafka-config") == 0)
         return config_main(argc - 1, argv + 1);
-    fprintf(stderr, "usage: chaos-tool submit|kafka-lag|kafka-config ... "
+    fprintf(stderr, "usage: chaos-tool submit|paced|kafka-lag|kafka-config ... "
         "(see tests/fault/chaos_tool.c)\n");
     return 2;
 }
