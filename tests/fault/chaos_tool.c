@@ -7,7 +7,7 @@
  *                     [--count N]
  *   chaos-tool paced --config FILE --queue Q --rate N --duration S
  *                    --accepted FILE [--prefix P] [--type T] [--retry S]
- *                    [--samples FILE]
+ *                    [--threads K] [--samples FILE]
  *   chaos-tool kafka-lag --brokers HOST:PORT --queue Q
  *   chaos-tool kafka-config --brokers HOST:PORT --topic T --name NAME
  *
@@ -33,7 +33,11 @@
  * paced: the producer's latency at a steady rate: task i is due at
  * i / N s after the start and is submitted then, alone, with the blocking
  * wq_client_submit (one task per call, as a request handler would), of
- * type T (default "ok"), never delayed.  Its latency is the time from
+ * type T (default "ok"), never delayed, by one of K threads (default 16,
+ * each with a client of its own, opened and warmed with one untimed task
+ * PREFIX-wJ before the clock starts; task i
+ * by thread i mod K: request handlers side by side, so one slow submit
+ * does not hold up the rest).  Its latency is the time from
  * when it was due to the broker's confirmation, so a submit held up by
  * an outage also counts against the tasks that waited behind it.  A
  * failed submit is retried with the same key (the client reopened) for
@@ -50,6 +54,7 @@
  * cluster smoke run (tests/cluster/smoke.sh).
  */
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -294,6 +299,119 @@ quantile(const double *v, size_t n, double p)
     return v[(k > n ? n : k) - 1];
 }
 
+/* paced: what each submitting thread shares and keeps. */
+struct paced {
+    const char *config, *queue, *prefix, *type;
+    double rate, retry, t0;
+    size_t total, nthreads;
+    double *lat, *call;         /* per task, ms; lat < 0: never accepted */
+    FILE *out;
+    pthread_mutex_t mu;         /* out, and the counters below */
+    long failed_calls, late, reopens;
+    pthread_barrier_t opened, started;  /* clients open; t0 set */
+};
+
+struct paced_thread {
+    struct paced *p;
+    size_t first;               /* tasks first, first + nthreads, ... */
+    pthread_t tid;
+};
+
+static void *
+paced_run(void *arg)
+{
+    struct paced_thread *pt = arg;
+    struct paced *p = pt->p;
+    wq_client *c = NULL;
+    char err[WQ_ERRLEN];
+
+    /* the client opened before the clock starts (at most 30 s) */
+    for (int k = 0; k < 150 && c == NULL && !stopping; k++) {
+        if (wq_client_open(p->config, &c, err, sizeof err) != 0) {
+            c = NULL;
+            sleep_until(now_s() + 0.2);
+        }
+    }
+    /* and warm: one untimed task (key PREFIX-wJ) fetches the metadata */
+    if (c != NULL) {
+        struct wq_client_task w;
+        char key[64];
+
+        snprintf(key, sizeof key, "%s-w%zu", p->prefix, pt->first);
+        memset(&w, 0, sizeof w);
+        w.queue = p->queue;
+        w.type = p->type;
+        w.idempotency_key = key;
+        w.payload = key;
+        w.payload_len = strlen(key);
+        if (wq_client_submit(c, &w, NULL, err, sizeof err) == 0) {
+            pthread_mutex_lock(&p->mu);
+            fprintf(p->out, "%s\t%s\n", key, p->type);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+    pthread_mutex_lock(&p->mu);
+    p->reopens += c != NULL;
+    pthread_mutex_unlock(&p->mu);
+    pthread_barrier_wait(&p->opened);
+    pthread_barrier_wait(&p->started);
+    for (size_t i = pt->first; i < p->total && !stopping; i += p->nthreads) {
+        double due = p->t0 + (double)i / p->rate, s = 0, done;
+        struct wq_client_task t;
+        char key[64];
+        int ok = 0;
+
+        sleep_until(due);
+        if (now_s() - due > 0.1) {
+            pthread_mutex_lock(&p->mu);
+            p->late++;
+            pthread_mutex_unlock(&p->mu);
+        }
+        snprintf(key, sizeof key, "%s-%07zu", p->prefix, i);
+        memset(&t, 0, sizeof t);
+        t.queue = p->queue;
+        t.type = p->type;
+        t.idempotency_key = key;
+        t.payload = key;
+        t.payload_len = strlen(key);
+        /* bounded: each round either submits or waits 0.2 s, until
+         * --retry s after the task was due */
+        while (!ok && now_s() - due <= p->retry) {
+            if (c == NULL) {
+                if (wq_client_open(p->config, &c, err, sizeof err) != 0) {
+                    c = NULL;
+                    sleep_until(now_s() + 0.2);
+                    continue;
+                }
+                pthread_mutex_lock(&p->mu);
+                p->reopens++;
+                pthread_mutex_unlock(&p->mu);
+            }
+            s = now_s();
+            if (wq_client_submit(c, &t, NULL, err, sizeof err) == 0) {
+                ok = 1;
+                break;
+            }
+            pthread_mutex_lock(&p->mu);
+            if (++p->failed_calls <= 20)
+                fprintf(stderr, "paced: %s: %s\n", key, err);
+            pthread_mutex_unlock(&p->mu);
+            wq_client_free(c);
+            c = NULL;
+        }
+        if (!ok)
+            continue;
+        done = now_s();
+        p->lat[i] = (done - due) * 1000;
+        p->call[i] = (done - s) * 1000;
+        pthread_mutex_lock(&p->mu);
+        fprintf(p->out, "%s\t%s\n", key, p->type);
+        pthread_mutex_unlock(&p->mu);
+    }
+    wq_client_free(c);
+    return NULL;
+}
+
 static int
 paced_main(int argc, char **argv)
 {
@@ -307,126 +425,112 @@ paced_main(int argc, char **argv)
         { "type", required_argument, NULL, 't' },
         { "retry", required_argument, NULL, 'R' },
         { "samples", required_argument, NULL, 's' },
+        { "threads", required_argument, NULL, 'T' },
         { NULL, 0, NULL, 0 },
     };
-    const char *config = NULL, *queue = NULL, *accepted = NULL;
-    const char *prefix = "p", *type = "ok", *samples = NULL;
-    double rate = 200, duration = 20, retry = 60, t0;
-    double *lat, *call;
-    size_t total, nlat = 0;
-    long failed_calls = 0, never = 0, late = 0, reopens = 0;
-    wq_client *c = NULL;
-    char err[WQ_ERRLEN];
-    FILE *out, *smp = NULL;
+    struct paced p = { .prefix = "p", .type = "ok", .rate = 200,
+        .retry = 60, .nthreads = 16 };
+    struct paced_thread *th;
+    const char *accepted = NULL, *samples = NULL;
+    double duration = 20, *lat, *call;
+    size_t nlat = 0;
+    FILE *smp = NULL;
     int o;
 
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 'c': config = optarg; break;
-        case 'q': queue = optarg; break;
-        case 'r': rate = atof(optarg); break;
+        case 'c': p.config = optarg; break;
+        case 'q': p.queue = optarg; break;
+        case 'r': p.rate = atof(optarg); break;
         case 'd': duration = atof(optarg); break;
         case 'a': accepted = optarg; break;
-        case 'p': prefix = optarg; break;
-        case 't': type = optarg; break;
-        case 'R': retry = atof(optarg); break;
+        case 'p': p.prefix = optarg; break;
+        case 't': p.type = optarg; break;
+        case 'R': p.retry = atof(optarg); break;
         case 's': samples = optarg; break;
+        case 'T': p.nthreads = (size_t)atol(optarg); break;
         default: return 2;
         }
     }
-    if (config == NULL || queue == NULL || accepted == NULL || rate <= 0
-        || rate > 5000 || duration <= 0 || duration > 3600 || retry < 0
-        || retry > 600) {
+    if (p.config == NULL || p.queue == NULL || accepted == NULL
+        || p.rate <= 0 || p.rate > 5000 || duration <= 0 || duration > 3600
+        || p.retry < 0 || p.retry > 600 || p.nthreads < 1
+        || p.nthreads > 64) {
         fprintf(stderr, "chaos-tool paced: --config, --queue, --accepted, "
-            "a rate of 1..5000, a duration of 1..3600 s and a retry of "
-            "0..600 s are required\n");
+            "a rate of 1..5000, a duration of 1..3600 s, a retry of "
+            "0..600 s and 1..64 threads are required\n");
         return 2;
     }
-    total = (size_t)(rate * duration);
-    if ((out = fopen(accepted, "a")) == NULL) {
+    p.total = (size_t)(p.rate * duration);
+    if ((p.out = fopen(accepted, "a")) == NULL) {
         perror(accepted);
         return 1;
     }
-    setvbuf(out, NULL, _IOLBF, 0);
+    setvbuf(p.out, NULL, _IOLBF, 0);
     if (samples != NULL && (smp = fopen(samples, "w")) == NULL) {
         perror(samples);
-        fclose(out);
+        fclose(p.out);
         return 1;
     }
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
-    lat = calloc(total + 1, sizeof *lat);
-    call = calloc(total + 1, sizeof *call);
-    if (lat == NULL || call == NULL)
+    p.lat = calloc(p.total + 1, sizeof *p.lat);
+    p.call = calloc(p.total + 1, sizeof *p.call);
+    lat = calloc(p.total + 1, sizeof *lat);
+    call = calloc(p.total + 1, sizeof *call);
+    th = calloc(p.nthreads, sizeof *th);
+    if (p.lat == NULL || p.call == NULL || lat == NULL || call == NULL
+        || th == NULL)
         return 1;
+    for (size_t i = 0; i < p.total; i++)
+        p.lat[i] = -1;
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_barrier_init(&p.opened, NULL, (unsigned)p.nthreads + 1);
+    pthread_barrier_init(&p.started, NULL, (unsigned)p.nthreads + 1);
 
-    t0 = now_s();
-    for (size_t i = 0; i < total && !stopping; i++) {
-        double due = t0 + (double)i / rate, s = 0, done;
-        struct wq_client_task t;
-        char key[64];
-        int ok = 0;
-
-        sleep_until(due);
-        if (now_s() - due > 0.1)
-            late++;
-        snprintf(key, sizeof key, "%s-%07zu", prefix, i);
-        memset(&t, 0, sizeof t);
-        t.queue = queue;
-        t.type = type;
-        t.idempotency_key = key;
-        t.payload = key;
-        t.payload_len = strlen(key);
-        /* bounded: each round either submits or waits 0.2 s, until
-         * --retry s after the task was due */
-        while (!ok && now_s() - due <= retry) {
-            if (c == NULL) {
-                if (wq_client_open(config, &c, err, sizeof err) != 0) {
-                    c = NULL;
-                    sleep_until(now_s() + 0.2);
-                    continue;
-                }
-                reopens++;
-            }
-            s = now_s();
-            if (wq_client_submit(c, &t, NULL, err, sizeof err) == 0) {
-                ok = 1;
-                break;
-            }
-            failed_calls++;
-            if (failed_calls <= 20)
-                fprintf(stderr, "paced: %s: %s\n", key, err);
-            wq_client_free(c);
-            c = NULL;
+    for (size_t j = 0; j < p.nthreads; j++) {
+        th[j].p = &p;
+        th[j].first = j;
+        if (pthread_create(&th[j].tid, NULL, paced_run, &th[j]) != 0) {
+            fprintf(stderr, "paced: pthread_create failed\n");
+            return 1;
         }
-        if (!ok) {
-            never++;
+    }
+    pthread_barrier_wait(&p.opened);
+    p.t0 = now_s() + 0.05;
+    pthread_barrier_wait(&p.started);
+    for (size_t j = 0; j < p.nthreads; j++)
+        pthread_join(th[j].tid, NULL);
+    fclose(p.out);
+    for (size_t i = 0; i < p.total; i++) {
+        if (p.lat[i] < 0)
             continue;
-        }
-        done = now_s();
-        fprintf(out, "%s\t%s\n", key, type);
-        lat[nlat] = (done - due) * 1000;
-        call[nlat] = (done - s) * 1000;
         if (smp != NULL)
-            fprintf(smp, "%.3f %.2f\n", due - t0, lat[nlat]);
+            fprintf(smp, "%.3f %.2f\n", (double)i / p.rate, p.lat[i]);
+        lat[nlat] = p.lat[i];
+        call[nlat] = p.call[i];
         nlat++;
     }
-    wq_client_free(c);
-    fclose(out);
     if (smp != NULL)
         fclose(smp);
     qsort(lat, nlat, sizeof *lat, cmp_double);
     qsort(call, nlat, sizeof *call, cmp_double);
-    printf("due=%zu accepted=%zu never_accepted=%ld failed_calls=%ld "
-        "late=%ld connections=%ld p50_ms=%.1f p99_ms=%.1f max_ms=%.1f "
-        "call_p50_ms=%.1f call_p99_ms=%.1f call_max_ms=%.1f seconds=%.1f\n",
-        total, nlat, never, failed_calls, late, reopens,
-        quantile(lat, nlat, 0.50), quantile(lat, nlat, 0.99),
-        quantile(lat, nlat, 1.0), quantile(call, nlat, 0.50),
-        quantile(call, nlat, 0.99), quantile(call, nlat, 1.0),
-        now_s() - t0);
+    printf("due=%zu accepted=%zu never_accepted=%zu failed_calls=%ld "
+        "late=%ld connections=%ld threads=%zu p50_ms=%.1f p99_ms=%.1f "
+        "max_ms=%.1f call_p50_ms=%.1f call_p99_ms=%.1f call_max_ms=%.1f "
+        "seconds=%.1f\n", p.total, nlat, p.total - nlat, p.failed_calls,
+        p.late, p.reopens, p.nthreads, quantile(lat, nlat, 0.50),
+        quantile(lat, nlat, 0.99), quantile(lat, nlat, 1.0),
+        quantile(call, nlat, 0.50), quantile(call, nlat, 0.99),
+        quantile(call, nlat, 1.0), now_s() - p.t0);
+    pthread_mutex_destroy(&p.mu);
+    pthread_barrier_destroy(&p.opened);
+    pthread_barrier_destroy(&p.started);
+    free(p.lat);
+    free(p.call);
     free(lat);
     free(call);
+    free(th);
     return 0;
 }
 
