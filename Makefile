@@ -415,9 +415,9 @@ cluster-chaos:
 # each) with all broker nodes up, the second node killed, the first
 # killed; every task counted.  About 4 minutes per transport.
 #   make cluster-scale [TRANSPORTS="rabbitmq kafka"] [SCALE_TASKS=20000]
-#                      [SCALE_RATE=200]
+#                      [SCALE_RATE=100]
 SCALE_TASKS ?= 20000
-SCALE_RATE  ?= 200
+SCALE_RATE  ?= 100
 cluster-scale:
 	$(MAKE) all $(BUILD)/tests/fault/chaos-tool
 	WORKQ_BUILD=$(BUILD) tests/cluster/ctl scale --tasks $(SCALE_TASKS) \

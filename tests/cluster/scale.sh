@@ -24,8 +24,9 @@
 #               succeeded exactly once, else the run fails.  Where the
 #               CPU went meanwhile: tests/cluster/cpu_split.py.
 #   latency     workers on w1 and w2; from host app R tasks/s (default
-#               200) for S s (default 20), each submitted alone with the
-#               blocking wq_client_submit as a request handler would
+#               100) for S s (default 20), each submitted alone with the
+#               blocking wq_client_submit as a request handler would, by
+#               16 threads side by side, each with a client of its own
 #               (chaos-tool paced); latency from when a task was due to
 #               its confirmation (a stalled submit counts against those
 #               waiting behind it); p50, p99, max.  Phases: all broker
@@ -49,7 +50,7 @@ TRANSPORTS="rabbitmq kafka"
 TASKS=20000
 HOSTS="1 2 4"
 CONC=64
-RATE=200
+RATE=100
 SECS=20
 KILLS="other first"
 DIR=""
@@ -239,7 +240,7 @@ throughput_run() {
     tput="$(awk -v n="$n" -v ms="$ms" 'BEGIN { if (ms > 0) printf "%.0f", n * 1000 / ms; else print "?" }')"
     log "$n of $TASKS succeeded in $ms ms: $tput tasks/s (submitting took ${submit_s:-?} s); CPU: $(cat "$RDIR/cpu")"
     count_run "$t" "$db" "$q"
-    ROWS+=("$(printf "$FMT" "$t" "workers on $h host(s)" "$TASKS" "${CNT[succeeded]:-?}" \
+    ROWS+=("$(printf "$FMT" "$t" "workers on $h host(s)" "${CNT[accepted]:-?}" "${CNT[succeeded]:-?}" \
         "${CNT[double_success]:-?}" "$(awk -v ms="$ms" 'BEGIN { printf "%.1f", ms / 1000 }')" \
         "$tput" "submit ${submit_s:-?} s; $REPL" "$VERDICT")")
     CPU_ROWS+=("$(printf '%-9s %d host(s): %s' "$t" "$h" "$(cat "$RDIR/cpu")")")
@@ -315,8 +316,9 @@ done
     # shellcheck disable=SC2059
     printf "$FMT" transport run tasks succeeded twice seconds tasks/s notes result
     printf '%s\n' "${ROWS[@]}"
-    echo "seconds: first task created to last outcome recorded (PostgreSQL's clock); latency: from"
-    echo "when the task was due to its confirmation (calls: the submit call alone)"
+    echo "tasks: accepted, with 100 warm-up tasks in each throughput run (not timed); seconds: the"
+    echo "$TASKS timed tasks' first created to last outcome recorded (PostgreSQL's clock); latency:"
+    echo "from when the task was due to its confirmation (calls: the submit call alone)"
     echo "CPU seconds over each throughput run (2 cores: at most 2 x wall):"
     printf '%s\n' "${CPU_ROWS[@]}"
     echo "(logs in $DIR; total $((SECONDS - T0)) s)"
