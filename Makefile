@@ -413,7 +413,7 @@ cluster-chaos:
 # throughput of SCALE_TASKS noop tasks with workers on 1, 2 and 4 hosts,
 # then the producers' latency at SCALE_RATE tasks/s (one blocking submit
 # each) with all broker nodes up, the second node killed, the first
-# killed; every task counted.  About 4 minutes per transport.
+# killed; every task counted.  About 5 minutes for both transports.
 #   make cluster-scale [TRANSPORTS="rabbitmq kafka"] [SCALE_TASKS=20000]
 #                      [SCALE_RATE=100]
 SCALE_TASKS ?= 20000

@@ -39,7 +39,7 @@
 #               the brokers are whole.  The tasks of all phases are
 #               counted as above.
 # Prints one table (also DIR/report.txt); exit 0 only if every count
-# holds.  About 4 minutes per transport with the defaults.  Holds
+# holds.  About 2.5 minutes per transport with the defaults.  Holds
 # /var/tmp/workq-tests.lock throughout (other test runs wait), unless
 # WORKQ_TESTS_LOCKED=1 says that the caller holds it.
 set -euo pipefail
