@@ -101,7 +101,7 @@ PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,\
         install uninstall fresh-check \
         services-start services-stop tests bench-e2e bench-submit bench chaos \
         bench-process bench-http cluster-up cluster-down cluster-status \
-        cluster-smoke cluster-chaos
+        cluster-smoke cluster-chaos cluster-scale
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BINS)
@@ -373,6 +373,7 @@ chaos: deps
 # --- the cluster test bed (issue 19; not part of check or CI) ---------------
 #
 #   make cluster-up | cluster-down | cluster-status | cluster-smoke
+#   make cluster-chaos | cluster-scale
 #
 # Three RabbitMQ nodes, three Kafka brokers, a PostgreSQL primary with a
 # synchronous standby, each on a host of its own (a network namespace;
@@ -407,6 +408,20 @@ cluster-chaos:
 	WORKQ_BUILD=$(BUILD) tests/cluster/ctl chaos \
 	    --duration $(if $(filter command line environment,$(origin DURATION)),$(DURATION),600) \
 	    --rate $(CLUSTER_RATE) --transport "$(TRANSPORTS)"
+
+# Scale-out figures (tests/cluster/scale.sh; takes the tests' lock itself):
+# throughput of SCALE_TASKS noop tasks with workers on 1, 2 and 4 hosts,
+# then the producers' latency at SCALE_RATE tasks/s (one blocking submit
+# each) with all broker nodes up, the second node killed, the first
+# killed; every task counted.  About 5 minutes for both transports.
+#   make cluster-scale [TRANSPORTS="rabbitmq kafka"] [SCALE_TASKS=20000]
+#                      [SCALE_RATE=100]
+SCALE_TASKS ?= 20000
+SCALE_RATE  ?= 100
+cluster-scale:
+	$(MAKE) all $(BUILD)/tests/fault/chaos-tool
+	WORKQ_BUILD=$(BUILD) tests/cluster/ctl scale --tasks $(SCALE_TASKS) \
+	    --rate $(SCALE_RATE) --transport "$(TRANSPORTS)"
 
 # --- install -----------------------------------------------------------------
 #

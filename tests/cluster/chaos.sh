@@ -88,31 +88,17 @@ if [ -z "$MIN_EACH" ]; then
     [ "$DURATION" -ge 300 ] || MIN_EACH=1
 fi
 
-BUILD="${WORKQ_BUILD:-build}"
-BIN="$ROOT/$BUILD"
-CTL="$ROOT/tests/cluster/ctl"
-TOOL="$BIN/tests/fault/chaos-tool"
-[ -x "$TOOL" ] && [ -x "$BIN/workq-worker" ] && [ -x "$BIN/workq-scheduler" ] ||
-    { echo "cluster-chaos: build first (make all $BUILD/tests/fault/chaos-tool)" >&2; exit 2; }
+CL_NAME=cluster-chaos
+# shellcheck source=common.sh
+. "$ROOT/tests/cluster/common.sh"
+cl_need_build workq-worker workq-scheduler
 DIR="${DIR:-$(mktemp -d /tmp/workq-cluster-chaos.XXXXXX)}"
 mkdir -p "$DIR"
 chmod 755 "$DIR"
-
 # WORKQ_TESTS_LOCKED=1: the caller holds the lock already (for example
 # flock /var/tmp/workq-tests.lock around cluster-up, chaos and cluster-down).
-exec 8>/var/tmp/workq-tests.lock
-if [ "${WORKQ_TESTS_LOCKED:-}" != 1 ]; then
-    flock -w 3600 8 || { echo "cluster-chaos: could not take /var/tmp/workq-tests.lock" >&2; exit 1; }
-fi
-
-"$CTL" status >"$DIR/status.before" 2>&1 ||
-    { cat "$DIR/status.before"; echo "cluster-chaos: the cluster is not (all) up: make cluster-up" >&2; exit 1; }
-
-PGHOSTS="host=10.77.0.31,10.77.0.32 port=5432,5432 user=postgres target_session_attrs=read-write connect_timeout=3"
-KAFKA_BROKERS=10.77.0.21:9092,10.77.0.22:9092,10.77.0.23:9092
-# shellcheck source=count.sh
-. "$ROOT/tests/cluster/count.sh"
-sqlp() { PGCONNECT_TIMEOUT=5 psql -X -q -At -v ON_ERROR_STOP=1 "$PGHOSTS dbname=postgres" "$@"; }
+cl_lock 3600
+cl_check_up "$DIR"
 
 T0=$SECONDS
 T=-
@@ -179,36 +165,10 @@ tend() {
     done
 }
 
-stop_daemons() {
-    local s
-    for s in "${!PID[@]}"; do kill -TERM "${PID[$s]}" 2>/dev/null || true; done
-    for s in "${!PID[@]}"; do
-        timeout 20 tail --pid="${PID[$s]}" -f /dev/null 2>/dev/null || kill -KILL "${PID[$s]}" 2>/dev/null || true
-    done
-    PID=()
-}
-
 # --- the cluster made whole ------------------------------------------------
 ALL_HOSTS=(rmq1 rmq2 rmq3 kafka1 kafka2 kafka3 w1 w2)
 
-# Every partition of the queue's topic with its 3 replicas in sync, and
-# 3 brokers in the metadata.
-kafka_whole() {
-    local q="$1" md
-    md="$(timeout 10 kcat -b "$KAFKA_BROKERS" -L -t "workq.$q" 2>/dev/null)" || return 1
-    echo "$md" | grep -q '^ *3 brokers:' || return 1
-    echo "$md" | awk '/isrs:/ { n++; s = $0; sub(/.*isrs: /, "", s); if (/Broker:/ || split(s, r, ",") != 3) bad++ }
-        END { exit (n > 0 && bad == 0) ? 0 : 1 }'
-}
-
-# Three running nodes, as the node HOST sees them.
-rmq_whole() {
-    local n
-    n="$(timeout 30 "$CTL" rabbitmqctl "$1" cluster_status --formatter json 2>/dev/null |
-        grep -o '"running_nodes":\[[^]]*\]' | grep -o 'rabbit@' | wc -l)" || return 1
-    [ "$n" = 3 ]
-}
-
+# kafka_whole, rmq_whole: tests/cluster/common.sh.
 broker_whole() {
     if [ "$T" = rabbitmq ]; then rmq_whole "${1:-rmq1}"; else kafka_whole "$Q"; fi
 }

@@ -57,46 +57,24 @@ done
 case "$BROKER_FAULT" in kill|cut) ;; *) echo "smoke: --broker-fault kill or cut" >&2; exit 2 ;; esac
 [ "$RATE" -ge 1 ] && [ "$RATE" -le 500 ] || { echo "smoke: --rate 1..500" >&2; exit 2; }
 
-BUILD="${WORKQ_BUILD:-build}"
-BIN="$ROOT/$BUILD"
-CTL="$ROOT/tests/cluster/ctl"
-TOOL="$BIN/tests/fault/chaos-tool"
-[ -x "$TOOL" ] && [ -x "$BIN/workq-worker" ] ||
-    { echo "smoke: build first (make all $BUILD/tests/fault/chaos-tool)" >&2; exit 2; }
+# Counting (count.sh, shared with chaos.sh): the mix runs as noops but
+# "effect".
+CNT_FAILING="''"
+CNT_EFFECT_TYPES="'effect'"
+CL_NAME=smoke
+# shellcheck source=common.sh
+. "$ROOT/tests/cluster/common.sh"
+cl_need_build workq-worker
 DIR="${DIR:-$(mktemp -d /tmp/workq-cluster-smoke.XXXXXX)}"
 mkdir -p "$DIR"
 chmod 755 "$DIR"
-
-exec 8>/var/tmp/workq-tests.lock
-# WORKQ_TESTS_LOCKED=1: the caller holds the lock already.
-if [ "${WORKQ_TESTS_LOCKED:-}" != 1 ]; then
-    flock -w 1800 8 || { echo "smoke: could not take /var/tmp/workq-tests.lock" >&2; exit 1; }
-fi
-
-"$CTL" status >"$DIR/status.before" 2>&1 ||
-    { cat "$DIR/status.before"; echo "smoke: the cluster is not (all) up: make cluster-up" >&2; exit 1; }
-
-PGHOSTS="host=10.77.0.31,10.77.0.32 port=5432,5432 user=postgres target_session_attrs=read-write connect_timeout=3"
-sqlp() { PGCONNECT_TIMEOUT=5 psql -X -q -At -v ON_ERROR_STOP=1 "$PGHOSTS dbname=postgres" "$@"; }
-KAFKA_BROKERS=10.77.0.21:9092,10.77.0.22:9092,10.77.0.23:9092
-# Counting, shared with chaos.sh; the mix runs as noops but "effect".
-CNT_FAILING="''"
-CNT_EFFECT_TYPES="'effect'"
-# shellcheck source=count.sh
-. "$ROOT/tests/cluster/count.sh"
+cl_lock 1800
+cl_check_up "$DIR"
 
 T0=$SECONDS
 log() { printf '[smoke %s +%3ds] %s\n' "$T" "$((SECONDS - T0))" "$*" | tee -a "$DIR/events.log" >&2; }
 
 declare -A PID=()
-stop_daemons() {
-    local s
-    for s in "${!PID[@]}"; do kill -TERM "${PID[$s]}" 2>/dev/null || true; done
-    for s in "${!PID[@]}"; do
-        timeout 20 tail --pid="${PID[$s]}" -f /dev/null 2>/dev/null || kill -KILL "${PID[$s]}" 2>/dev/null || true
-    done
-    PID=()
-}
 cleanup() {
     [ -n "${SUBMIT_PID:-}" ] && kill -TERM "$SUBMIT_PID" 2>/dev/null || true
     stop_daemons
