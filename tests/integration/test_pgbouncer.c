@@ -35,7 +35,11 @@ via_pgbouncer(const char *ci)
     return out;
 }
 
-/* The configuration of every process of a test; `pooler` NULL: none set. */
+/*
+ * The configuration of every process of a test; `pooler` NULL: none set.
+ * The scheduler polls only every 20 s: retries and the delayed task are
+ * on time only if its LISTEN (on listen_conninfo) works.
+ */
 static const char *
 config_text(const char *queue, const char *pooler, const char *listen_ci)
 {
@@ -46,7 +50,7 @@ config_text(const char *queue, const char *pooler, const char *listen_ci)
         "rabbitmq = { url = \"%s\"; };\n"
         "postgres = { pool_size = 3; %s%s%s%s%s%s };\n"
         "worker = { queues = [ \"%s\" ]; concurrency = 32; lease = \"6s\"; };\n"
-        "scheduler = { poll_interval = \"5s\"; };\n"
+        "scheduler = { poll_interval = \"20s\"; };\n"
         "queue_policies = ( { name = \"%s\"; backoff_base = \"100ms\";\n"
         "    backoff_cap = \"200ms\"; } );\n"
         "handlers = (\n"
@@ -102,6 +106,7 @@ pooled_backends(wq_store *s)
 {
     return wq_test_pg_num(s, "SELECT count(*) FROM pg_stat_activity "
         "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND backend_type = 'client backend' "
         "AND application_name NOT LIKE 'workq-listen%'");
 }
 
