@@ -392,10 +392,9 @@ wq_store_notifies(wq_store *s, wq_store_notify_fn *fn, void *user)
     PGnotify *n;
     size_t count = 0;
 
-    /* LISTEN's own connection runs no statements that would read its
-     * input: read what came (an error shows at the next consume) */
-    if (s->lconn != NULL)
-        (void)PQconsumeInput(s->lconn);
+    /* LISTEN's own connection is read by wq_store_consume only (when
+     * its socket polls readable), so that a failure there is reported
+     * to the caller, who reconnects */
     while ((n = PQnotifies(listen_conn(s))) != NULL) {
         fn(n->relname, n->extra, user);
         PQfreemem(n);
