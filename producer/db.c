@@ -48,7 +48,7 @@ set_up(struct dbq *d, int up)
 static wq_store *
 connection(struct dbq *d)
 {
-    const char *pw = d->cfg->postgres.password;
+    struct wq_store_opts so;
     int rc;
 
     if (atomic_load(&d->up) && d->store != NULL)
@@ -56,9 +56,9 @@ connection(struct dbq *d)
     if (!wq_reconnect_due(&d->retry))
         return NULL;
     wq_reconnect_hold(&d->retry, RETRY_MS);
+    wq_config_store_opts(d->cfg, &so);
     if (d->store == NULL)
-        rc = wq_store_open(d->cfg->postgres.conninfo, pw[0] ? pw : NULL,
-            &d->store, d->why, sizeof d->why);
+        rc = wq_store_open_opts(&so, &d->store, d->why, sizeof d->why);
     else
         rc = wq_store_ping(d->store, d->why, sizeof d->why);
     set_up(d, rc == 0);

@@ -413,21 +413,21 @@ store_down(struct wq_sched_hooks *h, const char *why)
 static void
 store_up(struct wq_sched_hooks *h)
 {
+    struct wq_store_opts so;
     char err[WQ_ERRLEN];
     int rc;
 
     if (!wq_reconnect_due(&h->retry))
         return;
+    wq_config_store_opts(h->cfg, &so);
     if (h->store == NULL)
-        rc = wq_store_open(h->cfg->postgres.conninfo,
-            h->cfg->postgres.password[0] != '\0'
-            ? h->cfg->postgres.password : NULL, &h->store, err, sizeof err);
+        rc = wq_store_open_opts(&so, &h->store, err, sizeof err);
     else
         rc = wq_store_ping(h->store, err, sizeof err);
     if (rc == 0)        /* the loop logs a schema that needs migrating */
         rc = wq_migrate_check(h->store, err, sizeof err);
     if (rc == 0)
-        rc = wq_store_exec(h->store, "LISTEN workq_scheduler", err,
+        rc = wq_store_listen(h->store, "workq_scheduler", err,
             sizeof err);
     if (rc != 0) {
         if (h->retry.step_ms >= BACKOFF_MAX_MS)

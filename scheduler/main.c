@@ -118,7 +118,8 @@ static const char help_text[] =
     "    workq_broker_oldest_waiting_seconds{queue}.\n"
     "\n"
     "    It sleeps until something is due or PostgreSQL notifies it\n"
-    "    (LISTEN workq_scheduler), never polling faster than\n"
+    "    (LISTEN workq_scheduler; behind a transaction-mode pooler, on\n"
+    "    postgres.listen_conninfo), never polling faster than\n"
     "    scheduler.poll_interval when idle.  Run two or more for high\n"
     "    availability: they share the work row by row (FOR UPDATE SKIP\n"
     "    LOCKED), with no leader to elect.\n"
@@ -237,16 +238,15 @@ store_down(struct loop *l, const char *why)
 static void
 store_up(struct loop *l)
 {
+    struct wq_store_opts so;
     char err[WQ_ERRLEN];
     int rc;
 
     if (!wq_reconnect_due(&l->store_retry))
         return;
+    wq_config_store_opts(l->s.cfg, &so);
     if (l->s.store == NULL)
-        rc = wq_store_open(l->s.cfg->postgres.conninfo,
-            l->s.cfg->postgres.password[0] != '\0'
-            ? l->s.cfg->postgres.password : NULL, &l->s.store, err,
-            sizeof err);
+        rc = wq_store_open_opts(&so, &l->s.store, err, sizeof err);
     else
         rc = wq_store_ping(l->s.store, err, sizeof err);
     if (rc == 0 && (rc = wq_migrate_check(l->s.store, err, sizeof err))
@@ -260,7 +260,7 @@ store_up(struct loop *l)
         return;
     }
     if (rc == 0)
-        rc = wq_store_exec(l->s.store, "LISTEN workq_scheduler", err,
+        rc = wq_store_listen(l->s.store, "workq_scheduler", err,
             sizeof err);
     if (rc != 0) {
         if (l->store_retry.step_ms <= BACKOFF_MIN_MS

@@ -227,14 +227,15 @@ confirmed_push(wq_client *c, struct slot *s)
 static wq_store *
 store_get(wq_client *c)
 {
-    const char *pw = c->cfg->postgres.password;
+    struct wq_store_opts so;
 
     if (c->store != NULL)
         return c->store;
     if (wq_clock_mono_ns() < c->store_retry_ns)
         return NULL;
-    if (wq_store_open(c->cfg->postgres.conninfo, pw[0] != '\0' ? pw : NULL,
-        &c->store, c->store_why, sizeof c->store_why) != 0) {
+    wq_config_store_opts(c->cfg, &so);
+    if (wq_store_open_opts(&so, &c->store, c->store_why,
+        sizeof c->store_why) != 0) {
         c->store = NULL;
         c->store_retry_ns = wq_clock_mono_ns() + STORE_RETRY_NS;
     }
@@ -579,13 +580,14 @@ static int
 store_insert(wq_client *c, const struct wq_task_new *t, int *inserted,
     char *err, size_t errlen)
 {
+    struct wq_store_opts so;
     int rc;
 
     /* the store serves one thing at a time: receipts under way first */
     settle_recv(c, 1);
-    if (c->store == NULL && (rc = wq_store_open(c->cfg->postgres.conninfo,
-        c->cfg->postgres.password[0] != '\0' ? c->cfg->postgres.password
-        : NULL, &c->store, err, errlen)) != 0) {
+    wq_config_store_opts(c->cfg, &so);
+    if (c->store == NULL && (rc = wq_store_open_opts(&so, &c->store, err,
+        errlen)) != 0) {
         c->store = NULL;
         return rc;
     }
@@ -607,13 +609,14 @@ static int
 unique_key(wq_client *c, const char *queue, const char *key,
     int64_t window_ms, char *out, size_t outlen, char *err, size_t errlen)
 {
+    struct wq_store_opts so;
     int64_t start = 0;
     int rc;
 
     settle_recv(c, 1);
-    if (c->store == NULL && (rc = wq_store_open(c->cfg->postgres.conninfo,
-        c->cfg->postgres.password[0] != '\0' ? c->cfg->postgres.password
-        : NULL, &c->store, err, errlen)) != 0) {
+    wq_config_store_opts(c->cfg, &so);
+    if (c->store == NULL && (rc = wq_store_open_opts(&so, &c->store, err,
+        errlen)) != 0) {
         c->store = NULL;
         return rc;
     }

@@ -686,6 +686,25 @@ check_required(struct load *ld, const char *path)
     }
 }
 
+/*
+ * Keys that only make sense together: a transaction-mode pooler needs a
+ * connection of its own for LISTEN.  Without one, a cancel of a running
+ * task (a NOTIFY, nothing in its row) would never reach its worker, so
+ * the configuration is refused rather than run without cancels.
+ */
+static void
+check_pooler(struct load *ld, const char *path)
+{
+    if (ld->cfg->postgres.pooler == WQ_STORE_POOLER_TRANSACTION
+        && ld->cfg->postgres.listen_conninfo[0] == '\0')
+        errs_add(&ld->errs, path != NULL ? path : "configuration",
+            "postgres.listen_conninfo", "required when postgres.pooler is "
+            "\"transaction\": LISTEN (cancels of running tasks, the "
+            "scheduler's wake-ups) needs a session, which a "
+            "transaction-mode pooler does not keep; name a direct "
+            "connection to PostgreSQL (or a session-mode pool)");
+}
+
 void
 wq_config_defaults(struct wq_config *out)
 {
@@ -775,6 +794,7 @@ load(const char *path, const char *text, struct wq_config *out, char *err,
     }
     apply_env(&ld);
     check_required(&ld, ld.path);
+    check_pooler(&ld, ld.path);
 
     if (ld.errs.n > 0) {
         errs_format(&ld.errs, err, errlen);
@@ -908,6 +928,15 @@ wq_config_transport_conf(struct wq_config *cfg,
     out->dead_bounds_user = cfg;
     /* each backend reads its own rows (kafka.*, rabbitmq.*) */
     return wq_transport_settings(cfg, out, err, errlen);
+}
+
+void
+wq_config_store_opts(const struct wq_config *cfg, struct wq_store_opts *out)
+{
+    out->conninfo = cfg->postgres.conninfo;
+    out->password = cfg->postgres.password;
+    out->pooler = cfg->postgres.pooler;
+    out->listen_conninfo = cfg->postgres.listen_conninfo;
 }
 
 void

@@ -45,6 +45,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "store.h"
 #include "transport.h"
 #include "wq.h"
 
@@ -270,6 +271,8 @@ struct wq_config {
         char *conninfo;
         char *password;         /* secret */
         int pool_size;
+        int pooler;             /* enum wq_store_pooler (store.h) */
+        char *listen_conninfo;  /* LISTEN's direct connection; "": none */
     } postgres;
 
     struct {
@@ -474,6 +477,14 @@ void wq_config_dump(const struct wq_config *cfg, FILE *fp);
  */
 int wq_config_transport_conf(struct wq_config *cfg,
     struct wq_transport_conf *out, char *err, size_t errlen);
+
+/*
+ * wq_config_store_opts fills *out for wq_store_open_opts() from cfg's
+ * postgres group (conninfo, password, pooler, listen_conninfo); the
+ * strings stay cfg's.
+ */
+void wq_config_store_opts(const struct wq_config *cfg,
+    struct wq_store_opts *out);
 
 /*
  * wq_config_keep keeps a copy of the `len` bytes at p until

@@ -287,6 +287,13 @@ const struct wq_config_key wq_config_keys[] = {
         "password passed to libpq next to conninfo; empty: none"),
     INT("postgres.pool_size", postgres.pool_size, "4", 1, 64,
         "PostgreSQL connections per process"),
+    ENUM("postgres.pooler", postgres.pooler, "none",
+        NAMES("none", "transaction"),
+        "none: direct or a session-mode pooler; transaction: a "
+        "transaction-mode pooler (PgBouncer), statements unnamed"),
+    STRING("postgres.listen_conninfo", postgres.listen_conninfo, "", 0,
+        "with pooler \"transaction\": a direct connection for LISTEN "
+        "(cancels, the scheduler's wake-ups)"),
 
     /* worker */
     LIST("worker.queues", worker.queues, "default", 1,

@@ -188,6 +188,16 @@ wq_store_result_check(wq_store *s, const PGresult *r, const char *what,
             return wq_seterr(err, errlen, WQ_ESTORE, "%s%sthe database has "
                 "no workq schema, or an older one (%s): " WQ_MIGRATE_HINT,
                 what, sep, buf);
+        /* one of our named statements missing on the connection, or
+         * there already: another client's server connection, which is
+         * what a transaction-mode pooler hands out */
+        if ((strcmp(state, "26000") == 0 || strcmp(state, "42P05") == 0)
+            && strstr(buf, "\"wq_") != NULL)
+            return wq_seterr(err, errlen, WQ_ESTORE, "%s%s%s (SQLSTATE %s): "
+                "is a pooler in transaction mode (PgBouncer) between workq "
+                "and PostgreSQL? Then set postgres.pooler = \"transaction\" "
+                "(docs/production.md, \"Managed PostgreSQL\")", what, sep,
+                buf, state);
         /* 22: data exception, 23: integrity constraint violation */
         return wq_seterr(err, errlen,
             strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0
@@ -205,16 +215,20 @@ wq_store_last_sqlstate(const wq_store *s)
 
 /* --- connection ------------------------------------------------------ */
 
-int
-wq_store_open(const char *conninfo, const char *password, wq_store **out,
-    char *err, size_t errlen)
+/*
+ * Connects to `conninfo` with workq's keywords (store.h, wq_store_open);
+ * `what` starts the error text ("connect to PostgreSQL").  0 with *out
+ * set, WQ_ESTORE or WQ_ENOMEM with no part of a password in err.
+ */
+static int
+conn_open(const char *conninfo, const char *password, const char *what,
+    PGconn **out, char *err, size_t errlen)
 {
     const char *kw[6], *val[6];
     PQconninfoOption *opts = NULL, *o;
     const char *ci_password = NULL;
     char *perr = NULL, buf[WQ_ERRLEN];
     PGconn *conn = NULL;
-    wq_store *s = NULL;
     int n = 0, rc;
 
     *out = NULL;
@@ -259,29 +273,21 @@ wq_store_open(const char *conninfo, const char *password, wq_store **out,
     kw[n] = NULL;               val[n] = NULL;
 
     if ((conn = PQconnectdbParams(kw, val, 1)) == NULL) {
-        rc = wq_seterr(err, errlen, WQ_ENOMEM,
-            "connect to PostgreSQL: out of memory");
+        rc = wq_seterr(err, errlen, WQ_ENOMEM, "%s: out of memory", what);
         goto fail;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
         squash_copy(buf, sizeof buf, PQerrorMessage(conn));
         redact_secret(buf, sizeof buf, ci_password);
         redact_secret(buf, sizeof buf, password);
-        rc = wq_seterr(err, errlen, WQ_ESTORE, "connect to PostgreSQL: %s",
-            buf);
+        rc = wq_seterr(err, errlen, WQ_ESTORE, "%s: %s", what, buf);
         goto fail;
     }
     PQsetNoticeProcessor(conn, wq_log_libpq_notice, NULL);
-    if ((s = calloc(1, sizeof *s)) == NULL) {
-        rc = wq_seterr(err, errlen, WQ_ENOMEM,
-            "connect to PostgreSQL: out of memory");
-        goto fail;
-    }
-    s->conn = conn;
     PQconninfoFree(opts);
     wq_log_debug("store", "connected to %s:%s database %s as %s",
         PQhost(conn), PQport(conn), PQdb(conn), PQuser(conn));
-    *out = s;
+    *out = conn;
     return 0;
 
 fail:
@@ -290,12 +296,63 @@ fail:
     return rc;
 }
 
+int
+wq_store_open_opts(const struct wq_store_opts *o, wq_store **out, char *err,
+    size_t errlen)
+{
+    const char *pw = o->password != NULL && o->password[0] != '\0'
+        ? o->password : NULL;
+    PGconn *conn;
+    wq_store *s;
+    int rc;
+
+    *out = NULL;
+    if ((rc = conn_open(o->conninfo, pw, "connect to PostgreSQL", &conn,
+        err, errlen)) != 0)
+        return rc;
+    if ((s = calloc(1, sizeof *s)) == NULL)
+        goto nomem;
+    s->conn = conn;
+    s->pooler = o->pooler;
+    if (s->pooler == WQ_STORE_POOLER_TRANSACTION) {
+        if ((o->listen_conninfo != NULL && o->listen_conninfo[0] != '\0'
+            && (s->listen_conninfo = strdup(o->listen_conninfo)) == NULL)
+            || (pw != NULL && (s->password = strdup(pw)) == NULL))
+            goto nomem;
+    }
+    *out = s;
+    return 0;
+
+nomem:
+    wq_store_close(s);
+    if (s == NULL)
+        PQfinish(conn);
+    return wq_seterr(err, errlen, WQ_ENOMEM,
+        "connect to PostgreSQL: out of memory");
+}
+
+int
+wq_store_open(const char *conninfo, const char *password, wq_store **out,
+    char *err, size_t errlen)
+{
+    struct wq_store_opts o = { conninfo, password, WQ_STORE_POOLER_NONE,
+        NULL };
+
+    return wq_store_open_opts(&o, out, err, errlen);
+}
+
 void
 wq_store_close(wq_store *s)
 {
     if (s == NULL)
         return;
     PQfinish(s->conn);
+    PQfinish(s->lconn);
+    if (s->password != NULL) {
+        explicit_bzero(s->password, strlen(s->password));
+        free(s->password);
+    }
+    free(s->listen_conninfo);
     for (size_t i = 0; i < sizeof s->accept_params
         / sizeof s->accept_params[0]; i++)
         wq_buf_free(&s->accept_params[i]);
@@ -303,21 +360,30 @@ wq_store_close(wq_store *s)
     free(s);
 }
 
+/* The connection notifications arrive on: LISTEN's own, once open. */
+static PGconn *
+listen_conn(const wq_store *s)
+{
+    return s->lconn != NULL ? s->lconn : s->conn;
+}
+
 int
 wq_store_socket(const wq_store *s)
 {
-    return PQsocket(s->conn);
+    return PQsocket(listen_conn(s));
 }
 
 int
 wq_store_consume(wq_store *s, char *err, size_t errlen)
 {
+    PGconn *c = listen_conn(s);
     char buf[WQ_ERRLEN];
 
-    if (PQconsumeInput(s->conn) == 1)
+    if (PQconsumeInput(c) == 1)
         return 0;
-    squash_copy(buf, sizeof buf, PQerrorMessage(s->conn));
-    return wq_seterr(err, errlen, WQ_ESTORE, "%s", buf);
+    squash_copy(buf, sizeof buf, PQerrorMessage(c));
+    return wq_seterr(err, errlen, WQ_ESTORE, "%s%s", s->lconn != NULL
+        ? "listening connection: " : "", buf);
 }
 
 size_t
@@ -326,7 +392,10 @@ wq_store_notifies(wq_store *s, wq_store_notify_fn *fn, void *user)
     PGnotify *n;
     size_t count = 0;
 
-    while ((n = PQnotifies(s->conn)) != NULL) {
+    /* LISTEN's own connection is read by wq_store_consume only (when
+     * its socket polls readable), so that a failure there is reported
+     * to the caller, who reconnects */
+    while ((n = PQnotifies(listen_conn(s))) != NULL) {
         fn(n->relname, n->extra, user);
         PQfreemem(n);
         count++;
@@ -403,6 +472,48 @@ wq_store_exec(wq_store *s, const char *sql, char *err, size_t errlen)
         return rc;
     r = PQexec(s->conn, sql);
     rc = wq_store_result_check(s, r, "exec", err, errlen);
+    PQclear(r);
+    return rc;
+}
+
+int
+wq_store_listen(wq_store *s, const char *channel, char *err, size_t errlen)
+{
+    char sql[80], buf[WQ_ERRLEN];
+    PGresult *r;
+    int rc;
+
+    if (channel[0] == '\0' || strlen(channel) > 63
+        || strspn(channel, "abcdefghijklmnopqrstuvwxyz"
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(channel))
+        return wq_seterr(err, errlen, WQ_EINVAL, "LISTEN: \"%s\" is not a "
+            "channel name", channel);
+    snprintf(sql, sizeof sql, "LISTEN %s", channel);
+    if (!wq_store_unnamed(s))
+        return wq_store_exec(s, sql, err, errlen);
+    if (s->listen_conninfo == NULL)
+        return wq_seterr(err, errlen, WQ_EINVAL, "LISTEN %s: a "
+            "transaction-mode pooler keeps no session; set "
+            "postgres.listen_conninfo to a direct connection", channel);
+    s->sqlstate[0] = '\0';
+    if (s->lconn != NULL && PQstatus(s->lconn) != CONNECTION_OK) {
+        PQreset(s->lconn);
+        if (PQstatus(s->lconn) != CONNECTION_OK) {
+            squash_copy(buf, sizeof buf, PQerrorMessage(s->lconn));
+            redact_secret(buf, sizeof buf, s->password);
+            return wq_seterr(err, errlen, WQ_ESTORE, "reconnect to "
+                "PostgreSQL (postgres.listen_conninfo): %s", buf);
+        }
+        wq_log_warn("store", "listening connection to PostgreSQL was lost; "
+            "reconnected");
+    }
+    if (s->lconn == NULL && (rc = conn_open(s->listen_conninfo, s->password,
+        "connect to PostgreSQL (postgres.listen_conninfo)", &s->lconn, err,
+        errlen)) != 0)
+        return rc;
+    r = PQexec(s->lconn, sql);
+    rc = wq_store_result_check(s, r, "LISTEN (postgres.listen_conninfo)",
+        err, errlen);
     PQclear(r);
     return rc;
 }

@@ -82,20 +82,78 @@ int wq_task_state_is_final(enum wq_task_state state);
 int wq_store_open(const char *conninfo, const char *password,
     wq_store **out, char *err, size_t errlen);
 
+/*
+ * What sits between workq and PostgreSQL (postgres.pooler; the values
+ * are the order of its names in config_table.c).
+ *
+ * NONE: a direct connection, or a pooler in session mode: the statements
+ * that run often are prepared once per connection (named), and LISTEN
+ * runs on the connection itself.
+ *
+ * TRANSACTION: a pooler that hands the server connection to another
+ * client after every transaction (PgBouncer's pool_mode = transaction).
+ * A named statement prepared in one transaction may be gone, or another
+ * client's, in the next (PgBouncer before 1.21 does not track them), so
+ * every statement is sent unnamed (PQsendQueryParams, PQexecParams: parsed
+ * and planned each time, same pipelines).  A LISTEN would bind the
+ * notifications to a server connection the client no longer holds, so
+ * wq_store_listen opens a second connection of its own, to
+ * listen_conninfo, which must reach PostgreSQL directly (or through a
+ * pool in session mode), and listens there.
+ */
+enum wq_store_pooler {
+    WQ_STORE_POOLER_NONE,
+    WQ_STORE_POOLER_TRANSACTION,
+};
+
+/* How to connect: wq_store_open_opts.  Strings are borrowed for the call
+ * (the store keeps copies of what it needs later). */
+struct wq_store_opts {
+    const char *conninfo;         /* as wq_store_open's */
+    const char *password;         /* NULL or "": none; for both conninfos */
+    int pooler;                   /* enum wq_store_pooler */
+    const char *listen_conninfo;  /* for LISTEN under TRANSACTION; NULL
+                                     or "": LISTEN refused then */
+};
+
+/*
+ * wq_store_open_opts is wq_store_open with the pooler settings above; it
+ * opens the connection to o->conninfo only (the listening connection is
+ * opened by the first wq_store_listen).  Same results as wq_store_open.
+ */
+int wq_store_open_opts(const struct wq_store_opts *o, wq_store **out,
+    char *err, size_t errlen);
+
+/*
+ * wq_store_listen starts listening on notification channel `channel` (an
+ * SQL identifier of letters, digits and '_').  Without a transaction-mode
+ * pooler it runs LISTEN on the store's connection; with one, on the
+ * store's listening connection to listen_conninfo, opened (or reopened,
+ * when it was lost) first.  wq_store_socket, _consume and _notifies then
+ * serve that connection.  Call it again after wq_store_ping reconnected,
+ * or after wq_store_consume failed: a new connection listens to nothing.
+ * Returns 0, WQ_EINVAL for a bad channel name or no listen_conninfo under
+ * a transaction-mode pooler, else WQ_ESTORE.  Blocks.
+ */
+int wq_store_listen(wq_store *s, const char *channel, char *err,
+    size_t errlen);
+
 /* wq_store_close closes the connection and frees the handle.  NULL is
  * allowed.  An open transaction is rolled back by the server. */
 void wq_store_close(wq_store *s);
 
 /*
  * Notifications (LISTEN/NOTIFY), for a daemon that waits on the store's
- * socket in its own poll loop: LISTEN with wq_store_exec, poll
+ * socket in its own poll loop: wq_store_listen, poll
  * wq_store_socket for POLLIN, then wq_store_consume and
  * wq_store_notifies.
  *
- * wq_store_socket returns the connection's socket, or -1 when there is
- * none (the connection is lost).  wq_store_consume reads what the server
- * sent without blocking: 0, or WQ_ESTORE with libpq's reason (the
- * connection is lost; wq_store_ping reconnects).  wq_store_notifies calls
+ * wq_store_socket returns the listening connection's socket (the store's
+ * own connection unless wq_store_listen opened one of its own), or -1
+ * when there is none (the connection is lost).  wq_store_consume reads
+ * what the server sent on it without blocking: 0, or WQ_ESTORE with
+ * libpq's reason (the connection is lost: wq_store_ping, then
+ * wq_store_listen, reconnect).  wq_store_notifies calls
  * fn(channel, payload, user) for each notification received so far, in
  * order (the strings live for the call), and returns how many there were.
  */

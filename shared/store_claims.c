@@ -13,6 +13,8 @@
  * WQ_PREP_* bits, cleared by a reconnect): planning the claim and the
  * record cost PostgreSQL more than executing them for a round of a few
  * tasks, which is what a worker makes below its top speed (issue 14).
+ * Behind a transaction-mode pooler (store.h, WQ_STORE_POOLER_TRANSACTION)
+ * they go unnamed instead, in the same pipeline.
  *
  * Owns nothing but what struct wq_claim_bufs holds; the connection is the
  * caller's store's (store_int.h).  Used by the worker only, which aborts
@@ -547,7 +549,7 @@ prepare_once(wq_store *s, unsigned bit, const char *name, const char *sql,
     PGresult *r;
     int rc;
 
-    if (s->prepared & bit)
+    if ((s->prepared & bit) || wq_store_unnamed(s))
         return 0;
     r = PQprepare(s->conn, name, sql, n, types);
     rc = wq_store_result_check(s, r, what, err, errlen);
@@ -557,11 +559,18 @@ prepare_once(wq_store *s, unsigned bit, const char *name, const char *sql,
     return rc;
 }
 
+/* Sends statement `name` (prepared by prepare_once), or its text
+ * unnamed behind a transaction-mode pooler. */
 static int
-send_query(PGconn *c, const char *name, int n, const char *const *values,
-    const int *lengths, const int *formats)
+send_query(wq_store *s, const char *name, const char *sql, int n,
+    const Oid *types, const char *const *values, const int *lengths,
+    const int *formats)
 {
-    return PQsendQueryPrepared(c, name, n, values, lengths, formats, 0);
+    if (wq_store_unnamed(s))
+        return PQsendQueryParams(s->conn, sql, n, types, values, lengths,
+            formats, 0);
+    return PQsendQueryPrepared(s->conn, name, n, values, lengths, formats,
+        0);
 }
 
 /* Reads the record statement's rows: which tasks were recorded. */
@@ -672,8 +681,11 @@ classify(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
         free(pos);
         return rc;
     }
-    r = PQexecPrepared(s->conn, "wq_claim_classify", 3, values, lengths,
-        formats, 0);
+    r = wq_store_unnamed(s)
+        ? PQexecParams(s->conn, classify_sql, 3, types, values, lengths,
+            formats, 0)
+        : PQexecPrepared(s->conn, "wq_claim_classify", 3, values, lengths,
+            formats, 0);
     if ((rc = wq_store_result_check(s, r, "classify deliveries", err,
         errlen)) != 0) {
         PQclear(r);
@@ -765,7 +777,8 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
         values[8] = worker;
         lengths[8] = 0;
         formats[8] = 0;
-        if (send_query(c, "wq_record", 9, values, lengths, formats) != 1) {
+        if (send_query(s, "wq_record", record_sql, 9, rtypes, values, lengths,
+            formats) != 1) {
             rc = wq_seterr(err, errlen, WQ_ESTORE, "record outcomes: %s",
                 PQerrorMessage(c));
             goto out;
@@ -794,7 +807,8 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
         values[10] = b[B_C_PRIORITY].data;
         lengths[10] = (int)b[B_C_PRIORITY].len;
         formats[10] = 1;
-        if (send_query(c, "wq_claim", 11, values, lengths, formats) != 1) {
+        if (send_query(s, "wq_claim", claim_sql, 11, ctypes, values, lengths,
+            formats) != 1) {
             rc = wq_seterr(err, errlen, WQ_ESTORE, "claim tasks: %s",
                 PQerrorMessage(c));
             goto out;

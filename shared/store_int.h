@@ -14,6 +14,12 @@
 
 struct wq_store {
     PGconn *conn;
+    int pooler;             /* enum wq_store_pooler: TRANSACTION sends
+                               every statement unnamed */
+    PGconn *lconn;          /* LISTEN's own connection (TRANSACTION
+                               only; NULL until wq_store_listen) */
+    char *listen_conninfo;  /* NULL: none */
+    char *password;         /* NULL: none; for lconn's connects */
     unsigned prepared;      /* bit (1u << STMT_*) set: prepared on
                                conn (store_tasks.c); WQ_PREP_* for
                                store_claims.c's statements */
@@ -30,6 +36,15 @@ struct wq_store {
     const struct wq_accept **accept_order;
     size_t accept_order_cap;
 };
+
+/* True when statements go unnamed (a transaction-mode pooler): the
+ * store's files then send PQsendQueryParams/PQexecParams where they
+ * would prepare. */
+static inline int
+wq_store_unnamed(const struct wq_store *s)
+{
+    return s->pooler == WQ_STORE_POOLER_TRANSACTION;
+}
 
 /* Bits of wq_store.prepared for store_claims.c (store_tasks.c's STMT_*
  * stay below them); cleared with the others on a reconnect. */

@@ -155,7 +155,8 @@ stmt_run(wq_store *s, int id, const char *const *values, const int *lengths,
     *out = NULL;
     if ((rc = wq_store_ready(s, err, errlen)) != 0)
         return rc;
-    if (st->prepare && (s->prepared & (1u << id)) == 0) {
+    if (st->prepare && !wq_store_unnamed(s)
+        && (s->prepared & (1u << id)) == 0) {
         r = PQprepare(s->conn, st->name, st->sql, st->nparams, st->types);
         rc = wq_store_result_check(s, r, st->what, err, errlen);
         PQclear(r);
@@ -163,7 +164,7 @@ stmt_run(wq_store *s, int id, const char *const *values, const int *lengths,
             return rc;
         s->prepared |= 1u << id;
     }
-    if (st->prepare)
+    if (st->prepare && !wq_store_unnamed(s))
         r = PQexecPrepared(s->conn, st->name, st->nparams, values, lengths,
             formats, binary_result);
     else
@@ -652,7 +653,8 @@ same_run(const struct wq_accept *a, const struct wq_accept *b)
 
 /*
  * Queues statement `id` (accept_sql or accept_runs_sql) on the pipeline,
- * preparing it first on a connection that has not seen it, then a sync
+ * preparing it first on a connection that has not seen it (or unnamed,
+ * behind a transaction-mode pooler), then a sync
  * point, so each is its own transaction as before.  0 or WQ_ESTORE.
  */
 static int
@@ -667,6 +669,14 @@ accept_queue(wq_store *s, int id, const char *sql, int nparams,
     for (int i = 0; i < nparams; i++) {
         values[i] = (const char *)b[i].data;
         lengths[i] = (int)b[i].len;
+    }
+    if (wq_store_unnamed(s)) {
+        /* parsed with each batch: no name can outlive the transaction */
+        if (!PQsendQueryParams(s->conn, sql, nparams, types, values,
+            lengths, formats, 0) || !PQpipelineSync(s->conn))
+            goto fail;
+        s->accept_syncs++;
+        return 0;
     }
     if ((s->prepared & (1u << id)) == 0) {
         if (!PQsendPrepare(s->conn, names[id], sql, nparams, types))

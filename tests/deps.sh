@@ -12,10 +12,15 @@ pkgs="build-essential pkg-config git ca-certificates
       librdkafka-dev librabbitmq-dev libpq-dev libconfig-dev libssl-dev
       libmicrohttpd-dev libsystemd-dev libjansson-dev libcmocka-dev
       libcurl4-openssl-dev
-      postgresql rabbitmq-server kcat maven
+      postgresql pgbouncer rabbitmq-server kcat maven
       clang libclang-rt-dev clang-format valgrind curl procps psmisc wrk systemd man-db
       openssl gnuplot-nox nodejs chromium
       python3-msgpack python3-pika python3-confluent-kafka"
+
+# pgbouncer: tests/services/pgbouncer.sh runs a private one on 56432
+# (test_pgbouncer); the package's own service, which may start on 6432
+# where policy allows, shares no port, file or pid with it and is left
+# alone.  The same name on Debian 12 (1.18) and 13 (1.24).
 
 # python3-*: tests/conformance/publish.py, a producer in another language
 # (docs/wire-format.md); the same names on Debian 12 and 13.

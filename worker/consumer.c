@@ -734,9 +734,10 @@ store_up(struct wq_consumer *c)
     int rc;
 
     if (c->s == NULL) {
-        rc = wq_store_open(cfg->postgres.conninfo,
-            cfg->postgres.password[0] != '\0' ? cfg->postgres.password
-            : NULL, &c->s, err, sizeof err);
+        struct wq_store_opts so;
+
+        wq_config_store_opts(cfg, &so);
+        rc = wq_store_open_opts(&so, &c->s, err, sizeof err);
         if (rc == 0 && (rc = wq_migrate_check(c->s, err, sizeof err)) != 0) {
             wq_store_close(c->s);
             c->s = NULL;

@@ -371,6 +371,7 @@ main(int argc, char **argv)
     struct wq_config cfg;
     struct wq_consumer_conf cc;
     struct wq_worker_info info;
+    struct wq_store_opts so;
     struct opts o;
     struct runner *r = NULL;
     size_t nr = 0;
@@ -472,8 +473,8 @@ main(int argc, char **argv)
     info.pid = (int)getpid();
     info.queues = queues;
     info.nqueues = nqueues;
-    if (wq_worker_lease_start(&info, cfg.postgres.conninfo,
-        cfg.postgres.password, cfg.worker.lease_ms, &lease, err,
+    wq_config_store_opts(&cfg, &so);
+    if (wq_worker_lease_start(&info, &so, cfg.worker.lease_ms, &lease, err,
         sizeof err) != 0) {
         wq_log_error("main", "%s", err);
         status = EXIT_SOFTWARE;

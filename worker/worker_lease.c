@@ -58,7 +58,8 @@ struct wq_worker_lease {
 
     struct wq_worker_info w;
     char **queues;
-    char *conninfo, *password;
+    char *conninfo, *password, *listen_conninfo;
+    int pooler;                 /* enum wq_store_pooler */
     int64_t lease_ms;
     wq_progress *progress;      /* reports of running tasks, flushed here */
 };
@@ -251,7 +252,7 @@ on_notify(const char *channel, const char *payload, void *user)
 static int
 listen_cancels(wq_store *s, char *err, size_t errlen)
 {
-    return wq_store_exec(s, "LISTEN " CANCEL_CHANNEL, err, errlen);
+    return wq_store_listen(s, CANCEL_CHANNEL, err, errlen);
 }
 
 static void *
@@ -291,9 +292,12 @@ lease_main(void *arg)
             pthread_mutex_unlock(&l->lock);
 
             rc = 0;
-            if (s == NULL)
-                rc = wq_store_open(l->conninfo, l->password[0] != '\0'
-                    ? l->password : NULL, &s, err, sizeof err);
+            if (s == NULL) {
+                struct wq_store_opts so = { l->conninfo, l->password,
+                    l->pooler, l->listen_conninfo };
+
+                rc = wq_store_open_opts(&so, &s, err, sizeof err);
+            }
             else if (failing)
                 rc = wq_store_ping(s, err, sizeof err);
             if (rc == 0 && (failing || !listening)) {
@@ -390,9 +394,9 @@ lease_main(void *arg)
 }
 
 int
-wq_worker_lease_start(const struct wq_worker_info *w, const char *conninfo,
-    const char *password, int64_t lease_ms, wq_worker_lease **out, char *err,
-    size_t errlen)
+wq_worker_lease_start(const struct wq_worker_info *w,
+    const struct wq_store_opts *so, int64_t lease_ms, wq_worker_lease **out,
+    char *err, size_t errlen)
 {
     struct wq_worker_lease *l = xcalloc(1, sizeof *l);
     int rc;
@@ -409,8 +413,11 @@ wq_worker_lease_start(const struct wq_worker_info *w, const char *conninfo,
         l->queues[i] = xstrdup(w->queues[i]);
     l->w.queues = (const char *const *)l->queues;
     l->w.nqueues = w->nqueues;
-    l->conninfo = xstrdup(conninfo != NULL ? conninfo : "");
-    l->password = xstrdup(password != NULL ? password : "");
+    l->conninfo = xstrdup(so->conninfo != NULL ? so->conninfo : "");
+    l->password = xstrdup(so->password != NULL ? so->password : "");
+    l->listen_conninfo = xstrdup(so->listen_conninfo != NULL
+        ? so->listen_conninfo : "");
+    l->pooler = so->pooler;
     l->lease_ms = lease_ms;
     grow(l);
     l->progress = wq_progress_new(l->wake_fd);
@@ -457,6 +464,7 @@ wq_worker_lease_stop(wq_worker_lease *l, int clean)
         explicit_bzero(l->password, strlen(l->password));
     free(l->password);
     free(l->conninfo);
+    free(l->listen_conninfo);
     free(l->slots);
     wq_progress_free(l->progress);
     if (l->wake_fd >= 0)

@@ -29,14 +29,16 @@ typedef struct wq_worker_lease wq_worker_lease;
 
 /*
  * wq_worker_lease_start starts the thread for worker `w` (its strings are
- * copied) with leases of lease_ms, connecting with conninfo and password.  It
- * connects in the background, so PostgreSQL may be down at start.
+ * copied) with leases of lease_ms, connecting as *so says (its strings are
+ * copied; a transaction-mode pooler's LISTEN goes to so->listen_conninfo,
+ * store.h).  It connects in the background, so PostgreSQL may be down at
+ * start.
  * Returns 0 with *out owned by the caller (wq_worker_lease_stop), or WQ_EIO if
  * the thread cannot start.
  */
-int wq_worker_lease_start(const struct wq_worker_info *w, const char *conninfo,
-    const char *password, int64_t lease_ms, wq_worker_lease **out, char *err,
-    size_t errlen);
+int wq_worker_lease_start(const struct wq_worker_info *w,
+    const struct wq_store_opts *so, int64_t lease_ms, wq_worker_lease **out,
+    char *err, size_t errlen);
 
 /*
  * Called by the lease thread when a cancel for a task of the set arrives,

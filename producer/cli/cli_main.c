@@ -182,13 +182,14 @@ cli_config(struct cli *cli)
 int
 cli_store(struct cli *cli, wq_store **out)
 {
+    struct wq_store_opts so;
     char err[WQ_ERRLEN];
     int rc;
 
     if ((rc = cli_config(cli)) != CLI_OK)
         return rc;
-    if ((rc = wq_store_open(cli->cfg.postgres.conninfo,
-        cli->cfg.postgres.password, out, err, sizeof err)) != 0) {
+    wq_config_store_opts(&cli->cfg, &so);
+    if ((rc = wq_store_open_opts(&so, out, err, sizeof err)) != 0) {
         fprintf(stderr, "workq: PostgreSQL: %s\n", err);
         return cli_exit_code(rc);
     }

@@ -1326,6 +1326,40 @@ test_config_addresses_checked_at_load(void **state)
     unsetenv("WORKQ_PRODUCER_LISTEN");
 }
 
+/* A transaction-mode pooler without a connection for LISTEN is refused
+ * at load (cancels of running tasks would be lost), with the key. */
+static void
+test_config_pooler_needs_listen_conninfo(void **state)
+{
+    struct wq_config c;
+    struct wq_store_opts so;
+    char err[WQ_CONFIG_ERRLEN];
+    const char *e;
+
+    (void)state;
+    clean_env();
+    e = load_bad("postgres = { pooler = \"transaction\"; };\n");
+    assert_contains(e, "test.conf: postgres.listen_conninfo");
+    assert_contains(e, "required when postgres.pooler is \"transaction\"");
+    e = load_bad("postgres = { pooler = \"statement\"; };\n");
+    assert_contains(e, "postgres.pooler");
+
+    assert_int_equal(load_text("postgres = { pooler = \"transaction\";\n"
+        "  conninfo = \"host=b port=6432\";\n"
+        "  listen_conninfo = \"host=db port=5432\"; };\n", &c, err,
+        sizeof err), 0);
+    wq_config_store_opts(&c, &so);
+    assert_int_equal(so.pooler, WQ_STORE_POOLER_TRANSACTION);
+    assert_string_equal(so.conninfo, "host=b port=6432");
+    assert_string_equal(so.listen_conninfo, "host=db port=5432");
+    wq_config_free(&c);
+
+    assert_int_equal(load_text("", &c, err, sizeof err), 0);
+    assert_int_equal(c.postgres.pooler, WQ_STORE_POOLER_NONE);
+    assert_string_equal(c.postgres.listen_conninfo, "");
+    wq_config_free(&c);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_config_dead_bounds_and_auth),
     cmocka_unit_test(test_config_load_string),
@@ -1359,6 +1393,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_config_transport_rabbitmq),
     cmocka_unit_test(test_config_setup_log),
     cmocka_unit_test(test_config_addresses_checked_at_load),
+    cmocka_unit_test(test_config_pooler_needs_listen_conninfo),
 };
 
 WQ_TEST_MAIN("config", tests)
