@@ -226,25 +226,22 @@ test_pgbouncer_transaction_pooling(void **state)
 }
 
 /*
- * Two workers through PgBouncer without postgres.pooler: their named
- * statements meet each other's server connections, and the error they
- * log says what to set.  (One worker alone gets lucky: PgBouncer hands
- * the server connection used last to the next transaction, so its
- * statements are found where it prepared them.)  Also: pooler
- * "transaction" without listen_conninfo is refused at start (exit 78).
+ * postgres.pooler "transaction" without listen_conninfo is refused at
+ * start (exit 78, the key named): LISTEN needs a session.  (Without the
+ * pooler setting, two workers' named statements can meet each other's
+ * server connections and the store's error then names the setting; that
+ * depends on which server connection PgBouncer hands out, so it is not
+ * tested here: a test must not pass or fail by luck.)
  */
 static void
-test_pgbouncer_without_setting_fails_clearly(void **state)
+test_pgbouncer_refuses_without_listen_conninfo(void **state)
 {
-    static struct proc worker, worker2, refused;
+    static struct proc refused;
     const char *ci = wq_test_pg_create_migrated_db();
     const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "pgb-bad");
-    char pgb[1200], conf[300], conf2[300];
-    const char *args[] = { "--config", conf, NULL };
+    char pgb[1200], conf2[300];
     const char *args2[] = { "--config", conf2, NULL };
     char *log;
-    wq_client *c;
-    char err[WQ_ERRLEN];
 
     (void)state;
     atexit(proc_kill_all);
@@ -261,36 +258,11 @@ test_pgbouncer_without_setting_fails_clearly(void **state)
     assert_contains(log, "postgres.listen_conninfo: required when "
         "postgres.pooler is \"transaction\"");
     free(log);
-
-    snprintf(conf, sizeof conf, "%s", write_file("workq.conf",
-        config_text(queue, NULL, NULL)));
-    setenv("WORKQ_POSTGRES_CONNINFO", ci, 1);   /* the client: direct */
-    proc_start(&worker, "workq-worker", WQ_TRANSPORT_RABBITMQ, pgb, NULL,
-        NULL, args);
-    proc_start(&worker2, "workq-worker", WQ_TRANSPORT_RABBITMQ, pgb, NULL,
-        NULL, args);
-    if (wq_client_open(conf, &c, err, sizeof err) != 0)
-        check(0, "client: %s", err);
-    /* many small rounds, so that the two workers' transactions take
-     * turns on the two server connections */
-    for (int i = 0; i < 100 && !proc_log_wait(&worker, "SQLSTATE", 0)
-        && !proc_log_wait(&worker2, "SQLSTATE", 0); i++) {
-        submit(c, queue, "ok", 2, 3, 0, "", NULL);
-        usleep(30000);
-    }
-    wq_client_free(c);
-/* (the log escapes the quotes around "transaction") */
-#define HINT "is a pooler in transaction mode (PgBouncer) between workq " \
-    "and PostgreSQL? Then set postgres.pooler = "
-    check(proc_log_wait(&worker, HINT, 15000)
-        || proc_log_wait(&worker2, HINT, 1000), "no hint in the logs");
-    proc_kill9(&worker);
-    proc_kill9(&worker2);
 }
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_pgbouncer_transaction_pooling),
-    cmocka_unit_test(test_pgbouncer_without_setting_fails_clearly),
+    cmocka_unit_test(test_pgbouncer_refuses_without_listen_conninfo),
 };
 
 WQ_TEST_MAIN("pgbouncer", tests)
