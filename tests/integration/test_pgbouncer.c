@@ -12,8 +12,10 @@
  * running task is cancelled with `workq cancel` through PgBouncer (its
  * NOTIFY is sent at commit, which works in any pooling mode).  The
  * counts: every task succeeded exactly once, or is dead or cancelled
- * with its history.  A second case runs the worker through PgBouncer
- * without the setting and checks that the failure says what to do.
+ * with its history.  The other cases: "transaction" without
+ * listen_conninfo is refused at start, and a worker through PgBouncer
+ * without the setting says what to set once its named statements' server
+ * connections are gone.
  */
 #include "wq_test.h"
 #include "sched_test.h"
@@ -260,9 +262,64 @@ test_pgbouncer_refuses_without_listen_conninfo(void **state)
     free(log);
 }
 
+/*
+ * Without postgres.pooler, a worker's named statements live on the server
+ * connections it prepared them on.  Here those end under it while it
+ * idles (as PgBouncer's server_lifetime, a restart of PostgreSQL or a
+ * failover would end them): the client connections to PgBouncer stay, the
+ * next transactions get new server connections, and the first claim's
+ * named statement is not there (SQLSTATE 26000).  The worker's log must
+ * name the setting.  Deterministic: no server connection is left with
+ * the statements on it.
+ */
+static void
+test_pgbouncer_without_setting_names_it(void **state)
+{
+    static struct proc worker;
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "pgb-named");
+    char pgb[1200], conf[300], err[WQ_ERRLEN];
+    const char *args[] = { "--config", conf, NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    long long n;
+    wq_client *c;
+
+    (void)state;
+    atexit(proc_kill_all);
+    snprintf(pgb, sizeof pgb, "%s", via_pgbouncer(ci));
+    declare_queue(WQ_TRANSPORT_RABBITMQ, queue);
+    snprintf(conf, sizeof conf, "%s", write_file("named.conf",
+        config_text(queue, NULL, NULL)));
+    setenv("WORKQ_POSTGRES_CONNINFO", ci, 1);   /* the client: direct */
+    proc_start(&worker, "workq-worker", WQ_TRANSPORT_RABBITMQ, pgb, NULL,
+        NULL, args);
+    check(proc_log_wait(&worker, "consuming", 15000),
+        "worker did not start");
+    if (wq_client_open(conf, &c, err, sizeof err) != 0)
+        check(0, "client: %s", err);
+    /* named statements prepared and used */
+    submit(c, queue, "ok", 20, 3, 0, "", NULL);
+    check(wait_num(s, 20, 15000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'succeeded'") == 20, "the first 20 tasks did not succeed");
+    usleep(300000);     /* the worker idles: no transaction open */
+    n = wq_test_pg_num(s, "SELECT count(pg_terminate_backend(pid)) FROM "
+        "pg_stat_activity WHERE datname = current_database() AND pid <> "
+        "pg_backend_pid() AND backend_type = 'client backend'");
+    check(n >= 1, "no server connection of PgBouncer's to end");
+    submit(c, queue, "ok", 5, 3, 0, "", NULL);
+    wq_client_free(c);
+/* (the log escapes the quotes around "transaction") */
+#define HINT "is a pooler in transaction mode (PgBouncer) between workq " \
+    "and PostgreSQL? Then set postgres.pooler = "
+    check(proc_log_wait(&worker, HINT, 15000), "no hint in the worker's log");
+    proc_kill9(&worker);
+    wq_store_close(s);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_pgbouncer_transaction_pooling),
     cmocka_unit_test(test_pgbouncer_refuses_without_listen_conninfo),
+    cmocka_unit_test(test_pgbouncer_without_setting_names_it),
 };
 
 WQ_TEST_MAIN("pgbouncer", tests)
