@@ -12,6 +12,7 @@
 #   WORKQ_BENCH_KINDS="kafka"           one transport only
 #   WORKQ_BENCH_ARGS="-z"               the old workload: noop tasks
 #                                       without payload or result
+#   WORKQ_BENCH_LOG_LEVEL=debug         the workers' log level (warn)
 #
 # Each transport's figures end with the cost model of its throughput run
 # (CPU us per task of PostgreSQL, broker, workers and client, WAL bytes
