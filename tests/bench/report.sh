@@ -83,7 +83,8 @@ median_run() {
 }
 
 cols="ceiling workq ratio submit_per_s p50_ms p95_ms p99_ms rss_mb pg_us
-      broker_us workers_us client_us wal_bytes rows index_entries"
+      broker_us workers_us client_us wal_bytes rows index_entries
+      pg_us_paced workers_us_paced"
 {
     echo "# workq benchmark report"
     echo
@@ -111,8 +112,9 @@ cols="ceiling workq ratio submit_per_s p50_ms p95_ms p99_ms rss_mb pg_us
     echo "ceiling: the broker alone (publish with confirms, consume with acks),"
     echo "measured in the same run; ratio = workq / ceiling; \`*_us\`: CPU"
     echo "microseconds per task of each process class; wal_bytes, rows and"
-    echo "index_entries: PostgreSQL's work per task. RabbitMQ uses quorum"
-    echo "queues (workq's default)."
+    echo "index_entries: PostgreSQL's work per task (all of the throughput"
+    echo "run); \`*_us_paced\`: the same CPU a task in the latency run, at"
+    echo "$rate tasks/s. RabbitMQ uses quorum queues (workq's default)."
     echo
     echo "## Each run"
     echo
