@@ -269,6 +269,41 @@ test_uuid_for_key(void **state)
     assert_int_equal(wq_uuid_v7_time_ms(a), WQ_EINVAL);
 }
 
+/* Threads that compute their first key's id at the same moment (SHA-1
+ * is fetched once, on the first call of any of them) all get the known
+ * value, every time. */
+static void *
+for_key_main(void *arg)
+{
+    uint8_t want[16], got[16];
+    long bad = 0;
+
+    (void)arg;
+    if (wq_uuid_parse("6f488781-3f69-5a89-9d27-01242369ff25", want) != 0)
+        return (void *)-1L;
+    for (int i = 0; i < 2000; i++) {
+        wq_uuid_for_key_n("emails", 6, "order-42", 8, got);
+        bad += memcmp(got, want, 16) != 0;
+    }
+    return (void *)bad;
+}
+
+static void
+test_uuid_for_key_threads(void **state)
+{
+    pthread_t th[8];
+    void *ret;
+
+    (void)state;
+    for (int t = 0; t < 8; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, for_key_main, NULL),
+            0);
+    for (int t = 0; t < 8; t++) {
+        assert_int_equal(pthread_join(th[t], &ret), 0);
+        assert_int_equal((long)ret, 0);
+    }
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_uuid_version_variant),
     cmocka_unit_test(test_uuid_monotonic),
@@ -279,6 +314,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_uuid_format_parse_roundtrip),
     cmocka_unit_test(test_uuid_parse_rejects),
     cmocka_unit_test(test_uuid_time),
+    cmocka_unit_test(test_uuid_for_key_threads),
     cmocka_unit_test(test_uuid_for_key),
 };
 
