@@ -228,10 +228,11 @@ wq_uuid_for_key(const char *queue, const char *key, uint8_t out[16])
  * SHA-1 fetched once from the default provider (kept for the process's
  * life).  EVP_sha1() in EVP_DigestInit_ex makes OpenSSL 3 fetch the
  * implementation again at every call, under its store's lock and
- * through its name tables: 0.5 µs a call in a loop, and about 6 µs of a
- * worker's CPU a task at 2,000 tasks/s, where each call finds those
- * tables cold (perf, make bench-e2e; a worker checks the UUIDv5 of every
- * keyed envelope it decodes).
+ * through its name tables: 0.46-0.52 µs a call in a loop against
+ * 0.17-0.18 fetched once.  A worker checks the UUIDv5 of every keyed
+ * envelope it decodes; at 2,000 tasks/s, where each call finds those
+ * tables cold, libcrypto's share of its CPU fell by a quarter (perf,
+ * make bench-e2e).
  */
 static EVP_MD *sha1_md;
 static uint8_t key_ns[16];          /* WQ_UUID_KEY_NAMESPACE's bytes */

@@ -997,6 +997,8 @@ main(int argc, char **argv)
     lat_pg0 = pg_postmaster > 0 ? tree_ticks(pg_postmaster) : -1;
     for (int i = 0; i < nworkers; i++)
         lat_w0 += tree_ticks(workers[i]);
+    if (scheduler_pid > 0)      /* in the class, as in costs_read */
+        lat_w0 += tree_ticks(scheduler_pid);
     publish_many(t, queue, "l", rate * lat_s, rate);
     wait_done("idempotency_key LIKE 'l%'", rate * lat_s, 300);
     /* PostgreSQL's and the workers' CPU a task at the paced rate, beside
@@ -1008,6 +1010,8 @@ main(int argc, char **argv)
 
         for (int i = 0; i < nworkers; i++)
             w1 += tree_ticks(workers[i]);
+        if (scheduler_pid > 0)
+            w1 += tree_ticks(scheduler_pid);
         if (lat_pg0 >= 0)
             pg_us_paced = (double)(tree_ticks(pg_postmaster) - lat_pg0)
                 * us_per_tick / (double)(rate * lat_s);
