@@ -551,6 +551,20 @@ static pid_t pg_postmaster, broker_pid, scheduler_pid;
 
 static void costs_read_stats(struct costs *c);
 
+/* The CPU ticks of each process class so far, into c->ticks. */
+static void
+costs_ticks(struct costs *c)
+{
+    memset(c->ticks, 0, sizeof c->ticks);
+    c->ticks[C_PG] = pg_postmaster > 0 ? tree_ticks(pg_postmaster) : -1;
+    c->ticks[C_BROKER] = broker_pid > 0 ? tree_ticks(broker_pid) : -1;
+    for (int i = 0; i < nworkers; i++)
+        c->ticks[C_WORKERS] += tree_ticks(workers[i]);
+    if (scheduler_pid > 0)
+        c->ticks[C_WORKERS] += tree_ticks(scheduler_pid);
+    c->ticks[C_CLIENT] = proc_ticks(getpid());
+}
+
 static void
 costs_read(struct costs *c, int after)
 {
@@ -561,13 +575,7 @@ costs_read(struct costs *c, int after)
         usleep(STATS_LAG_US);
         costs_read_stats(c);
     }
-    c->ticks[C_PG] = pg_postmaster > 0 ? tree_ticks(pg_postmaster) : -1;
-    c->ticks[C_BROKER] = broker_pid > 0 ? tree_ticks(broker_pid) : -1;
-    for (int i = 0; i < nworkers; i++)
-        c->ticks[C_WORKERS] += tree_ticks(workers[i]);
-    if (scheduler_pid > 0)
-        c->ticks[C_WORKERS] += tree_ticks(scheduler_pid);
-    c->ticks[C_CLIENT] = proc_ticks(getpid());
+    costs_ticks(c);
     r = PQexec(db, "SELECT pg_current_wal_lsn()::text");
     if (PQresultStatus(r) == PGRES_TUPLES_OK)
         snprintf(c->lsn, sizeof c->lsn, "%s", PQgetvalue(r, 0, 0));
@@ -655,6 +663,48 @@ costs_print(const struct costs *a, const struct costs *b, long n)
     printf("    sequential scans of workq.attempts: %.0f reading %.0f rows "
         "(in all, not per task)\n", b->seq[0] - a->seq[0],
         b->seq[1] - a->seq[1]);
+}
+
+/*
+ * Before the latency run: the throughput run leaves n_tasks dead row
+ * versions, and autovacuum's pass over them (a few seconds of a core and
+ * WAL on this machine) otherwise lands in the latency run at a time of
+ * its choosing: p50 from 5 to 450 ms from one run to the next
+ * (2026-12-06).  So that pass is made here, timed.
+ */
+static void
+vacuum_tables(void)
+{
+    double v0 = now_s();
+    PGresult *r = PQexec(db, "VACUUM (ANALYZE) workq.tasks, "
+        "workq.attempts, workq.accepted, workq.accepted_runs");
+
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        die("vacuum: %s", PQerrorMessage(db));
+    PQclear(r);
+    printf("  vacuum after the throughput run: %.2f s (before the "
+        "latency run)\n", now_s() - v0);
+}
+
+/*
+ * PostgreSQL's and the workers' CPU a task of the paced run (a to b, n
+ * tasks), beside the throughput run's (issue 14: no more a task at
+ * 2,000/s than at full speed); wait_done's polls are in both.
+ */
+static void
+paced_print(const struct costs *a, const struct costs *b, long n,
+    double *pg_us, double *workers_us)
+{
+    double us_per_tick = 1e6 / (double)sysconf(_SC_CLK_TCK);
+
+    if (a->ticks[C_PG] >= 0 && b->ticks[C_PG] >= 0)
+        *pg_us = (double)(b->ticks[C_PG] - a->ticks[C_PG]) * us_per_tick
+            / (double)n;
+    *workers_us = (double)(b->ticks[C_WORKERS] - a->ticks[C_WORKERS])
+        * us_per_tick / (double)n;
+    printf("  cost per task at %ld tasks/s: CPU us: PostgreSQL %.1f, "
+        "workers %.1f (throughput run: %.1f, %.1f)\n", rate, *pg_us,
+        *workers_us, cost_us[C_PG], cost_us[C_WORKERS]);
 }
 
 /* ---- 2 and 3. workq ----------------------------------------------------- */
@@ -878,8 +928,7 @@ main(int argc, char **argv)
     char queue[64], err[WQ_ERRLEN], sql[1024], result[1024];
     double ceil_rate, tput, p50, p95, p99, p50l, span, submit_rate;
     double pg_us_paced = -1, workers_us_paced = -1;
-    long lat_pg0, lat_w0 = 0;
-    struct costs cost0, cost1;
+    struct costs cost0, cost1, lat0, lat1;
     long rss_kb = 0, ticks0[MAX_WORKERS], idle_ticks = 0;
     wq_transport *t;
     wq_store *s;
@@ -978,50 +1027,14 @@ main(int argc, char **argv)
 
     costs_print(&cost0, &cost1, n_tasks);
 
-    /* 3: at steady state.  The throughput run leaves n_tasks dead row
-     * versions, and autovacuum's pass over them (a few seconds of a core
-     * and WAL on this machine) otherwise lands in the latency run at a
-     * time of its choosing: p50 from 5 to 450 ms from one run to the next
-     * (2026-12-06).  So that pass is made here, timed, before it. */
-    {
-        double v0 = now_s();
-        PGresult *r = PQexec(db, "VACUUM (ANALYZE) workq.tasks, "
-            "workq.attempts, workq.accepted, workq.accepted_runs");
-
-        if (PQresultStatus(r) != PGRES_COMMAND_OK)
-            die("vacuum: %s", PQerrorMessage(db));
-        PQclear(r);
-        printf("  vacuum after the throughput run: %.2f s (before the "
-            "latency run)\n", now_s() - v0);
-    }
-    lat_pg0 = pg_postmaster > 0 ? tree_ticks(pg_postmaster) : -1;
-    for (int i = 0; i < nworkers; i++)
-        lat_w0 += tree_ticks(workers[i]);
-    if (scheduler_pid > 0)      /* in the class, as in costs_read */
-        lat_w0 += tree_ticks(scheduler_pid);
+    /* 3 */
+    vacuum_tables();
+    costs_ticks(&lat0);
     publish_many(t, queue, "l", rate * lat_s, rate);
     wait_done("idempotency_key LIKE 'l%'", rate * lat_s, 300);
-    /* PostgreSQL's and the workers' CPU a task at the paced rate, beside
-     * the throughput run's (issue 14: no more a task at 2,000/s than at
-     * full speed); wait_done's polls are in both */
-    {
-        double us_per_tick = 1e6 / (double)sysconf(_SC_CLK_TCK);
-        long w1 = 0;
-
-        for (int i = 0; i < nworkers; i++)
-            w1 += tree_ticks(workers[i]);
-        if (scheduler_pid > 0)
-            w1 += tree_ticks(scheduler_pid);
-        if (lat_pg0 >= 0)
-            pg_us_paced = (double)(tree_ticks(pg_postmaster) - lat_pg0)
-                * us_per_tick / (double)(rate * lat_s);
-        workers_us_paced = (double)(w1 - lat_w0) * us_per_tick
-            / (double)(rate * lat_s);
-        printf("  cost per task at %ld tasks/s: CPU us: PostgreSQL %.1f, "
-            "workers %.1f (throughput run: %.1f, %.1f)\n", rate,
-            pg_us_paced, workers_us_paced, cost_us[C_PG],
-            cost_us[C_WORKERS]);
-    }
+    costs_ticks(&lat1);
+    paced_print(&lat0, &lat1, rate * lat_s, &pg_us_paced,
+        &workers_us_paced);
     p50 = qnum("SELECT 1000 * extract(epoch FROM percentile_cont(0.5) WITHIN "
         "GROUP (ORDER BY finished_at - created_at)) FROM workq.tasks WHERE "
         "idempotency_key LIKE 'l%'");

@@ -71,6 +71,31 @@ config_text(const char *queue, const char *pooler, const char *listen_ci)
     return text;
 }
 
+/*
+ * What each test starts from: a migrated database (ci, direct), a
+ * declared queue "<name>-...", its conninfo through PgBouncer (pgb) and
+ * the configuration file `file` (config_text's `pooler`; with `listen`,
+ * listen_conninfo is the direct database, named workq-listen).
+ */
+struct bed {
+    const char *ci, *queue;
+    char pgb[1200], listen_ci[1300], conf[300];
+};
+
+static void
+bed_open(struct bed *b, const char *name, const char *file,
+    const char *pooler, int listen)
+{
+    b->ci = wq_test_pg_create_migrated_db();
+    b->queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, name);
+    snprintf(b->pgb, sizeof b->pgb, "%s", via_pgbouncer(b->ci));
+    snprintf(b->listen_ci, sizeof b->listen_ci,
+        "%s application_name=workq-listen", b->ci);
+    declare_queue(WQ_TRANSPORT_RABBITMQ, b->queue);
+    snprintf(b->conf, sizeof b->conf, "%s", write_file(file,
+        config_text(b->queue, pooler, listen ? b->listen_ci : NULL)));
+}
+
 /* Submits n tasks of `type` (max_attempts attempts, delay_ms later) in one
  * batch through client c; the ids into ids (n * WQ_CLIENT_ID_LEN). */
 static void
@@ -121,12 +146,12 @@ static void
 test_pgbouncer_transaction_pooling(void **state)
 {
     static struct proc sched, worker;
-    const char *ci = wq_test_pg_create_migrated_db();
-    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "pgb");
-    char direct[1200], pgb[1200], listen_ci[1300], conf[300], out[4096];
+    static struct bed b;
+    const char *ci, *queue, *pgb = b.pgb, *conf = b.conf;
+    char out[4096];
     char delayed[1][WQ_CLIENT_ID_LEN], slow[1][WQ_CLIENT_ID_LEN];
     const char *args[] = { "--config", conf, NULL };
-    wq_store *s = wq_test_pg_open(ci);
+    wq_store *s;
     char err[WQ_ERRLEN];
     long long peak = 0, total = N_OK + N_FLAKY + N_DOOMED + 2, n;
     int64_t t0;
@@ -134,13 +159,10 @@ test_pgbouncer_transaction_pooling(void **state)
 
     (void)state;
     atexit(proc_kill_all);
-    snprintf(direct, sizeof direct, "%s", ci);
-    snprintf(pgb, sizeof pgb, "%s", via_pgbouncer(ci));
-    snprintf(listen_ci, sizeof listen_ci, "%s application_name=workq-listen",
-        direct);
-    declare_queue(WQ_TRANSPORT_RABBITMQ, queue);
-    snprintf(conf, sizeof conf, "%s", write_file("workq.conf",
-        config_text(queue, "transaction", listen_ci)));
+    bed_open(&b, "pgb", "workq.conf", "transaction", 1);
+    ci = b.ci;
+    queue = b.queue;
+    s = wq_test_pg_open(ci);
     /* the client library reads the file; the daemons get conninfo from
      * the environment too (proc_start), both PgBouncer's */
     setenv("WORKQ_POSTGRES_CONNINFO", pgb, 1);
@@ -239,20 +261,14 @@ static void
 test_pgbouncer_refuses_without_listen_conninfo(void **state)
 {
     static struct proc refused;
-    const char *ci = wq_test_pg_create_migrated_db();
-    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "pgb-bad");
-    char pgb[1200], conf2[300];
-    const char *args2[] = { "--config", conf2, NULL };
+    static struct bed b;
+    const char *args2[] = { "--config", b.conf, NULL };
     char *log;
 
     (void)state;
     atexit(proc_kill_all);
-    snprintf(pgb, sizeof pgb, "%s", via_pgbouncer(ci));
-    declare_queue(WQ_TRANSPORT_RABBITMQ, queue);
-
-    snprintf(conf2, sizeof conf2, "%s", write_file("refused.conf",
-        config_text(queue, "transaction", NULL)));
-    proc_start(&refused, "workq-worker", WQ_TRANSPORT_RABBITMQ, pgb, NULL,
+    bed_open(&b, "pgb-bad", "refused.conf", "transaction", 0);
+    proc_start(&refused, "workq-worker", WQ_TRANSPORT_RABBITMQ, b.pgb, NULL,
         NULL, args2);
     check(proc_wait(&refused, 10000) == 78, "exit status %d, not 78",
         refused.status);
@@ -276,20 +292,20 @@ static void
 test_pgbouncer_without_setting_names_it(void **state)
 {
     static struct proc worker;
-    const char *ci = wq_test_pg_create_migrated_db();
-    const char *queue = wq_test_queue(WQ_TRANSPORT_RABBITMQ, "pgb-named");
-    char pgb[1200], conf[300], err[WQ_ERRLEN];
+    static struct bed b;
+    const char *ci, *queue, *pgb = b.pgb, *conf = b.conf;
+    char err[WQ_ERRLEN];
     const char *args[] = { "--config", conf, NULL };
-    wq_store *s = wq_test_pg_open(ci);
+    wq_store *s;
     long long n;
     wq_client *c;
 
     (void)state;
     atexit(proc_kill_all);
-    snprintf(pgb, sizeof pgb, "%s", via_pgbouncer(ci));
-    declare_queue(WQ_TRANSPORT_RABBITMQ, queue);
-    snprintf(conf, sizeof conf, "%s", write_file("named.conf",
-        config_text(queue, NULL, NULL)));
+    bed_open(&b, "pgb-named", "named.conf", NULL, 0);
+    ci = b.ci;
+    queue = b.queue;
+    s = wq_test_pg_open(ci);
     setenv("WORKQ_POSTGRES_CONNINFO", ci, 1);   /* the client: direct */
     proc_start(&worker, "workq-worker", WQ_TRANSPORT_RABBITMQ, pgb, NULL,
         NULL, args);
