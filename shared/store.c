@@ -190,14 +190,19 @@ wq_store_result_check(wq_store *s, const PGresult *r, const char *what,
                 what, sep, buf);
         /* one of our named statements missing on the connection, or
          * there already: another client's server connection, which is
-         * what a transaction-mode pooler hands out */
+         * what a transaction-mode pooler hands out.  This call fails (its
+         * transaction is gone); the caller's retry goes unnamed. */
         if ((strcmp(state, "26000") == 0 || strcmp(state, "42P05") == 0)
-            && strstr(buf, "\"wq_") != NULL)
+            && strstr(buf, "\"wq_") != NULL) {
+            s->named_lost = 1;
             return wq_seterr(err, errlen, WQ_ESTORE, "%s%s%s (SQLSTATE %s): "
                 "is a pooler in transaction mode (PgBouncer) between workq "
-                "and PostgreSQL? Then set postgres.pooler = \"transaction\" "
-                "(docs/production.md, \"Managed PostgreSQL\")", what, sep,
-                buf, state);
+                "and PostgreSQL? This connection sends its statements "
+                "unnamed from now on; set postgres.pooler = \"transaction\" "
+                "and postgres.listen_conninfo, or cancels and wake-ups may "
+                "be lost (docs/production.md, \"Managed PostgreSQL\")",
+                what, sep, buf, state);
+        }
         /* 22: data exception, 23: integrity constraint violation */
         return wq_seterr(err, errlen,
             strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0
@@ -489,7 +494,7 @@ wq_store_listen(wq_store *s, const char *channel, char *err, size_t errlen)
         return wq_seterr(err, errlen, WQ_EINVAL, "LISTEN: \"%s\" is not a "
             "channel name", channel);
     snprintf(sql, sizeof sql, "LISTEN %s", channel);
-    if (!wq_store_unnamed(s))
+    if (s->pooler != WQ_STORE_POOLER_TRANSACTION)
         return wq_store_exec(s, sql, err, errlen);
     if (s->listen_conninfo == NULL)
         return wq_seterr(err, errlen, WQ_EINVAL, "LISTEN %s: a "

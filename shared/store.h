@@ -88,7 +88,11 @@ int wq_store_open(const char *conninfo, const char *password,
  *
  * NONE: a direct connection, or a pooler in session mode: the statements
  * that run often are prepared once per connection (named), and LISTEN
- * runs on the connection itself.
+ * runs on the connection itself.  If one of them turns out missing on
+ * the server connection, or another client's (SQLSTATE 26000, 42P05: a
+ * transaction-mode pooler after all), that call fails with an error that
+ * names the setting, and the store sends its statements unnamed from
+ * then on; LISTEN stays where it was.
  *
  * TRANSACTION: a pooler that hands the server connection to another
  * client after every transaction (PgBouncer's pool_mode = transaction).

@@ -16,6 +16,11 @@ struct wq_store {
     PGconn *conn;
     int pooler;             /* enum wq_store_pooler: TRANSACTION sends
                                every statement unnamed */
+    int named_lost;         /* 1: one of our named statements was
+                               missing on the server connection, or
+                               another client's (a transaction-mode
+                               pooler the configuration does not name):
+                               unnamed from then on, LISTEN as before */
     PGconn *lconn;          /* LISTEN's own connection (TRANSACTION
                                only; NULL until wq_store_listen) */
     char *listen_conninfo;  /* NULL: none */
@@ -37,13 +42,13 @@ struct wq_store {
     size_t accept_order_cap;
 };
 
-/* True when statements go unnamed (a transaction-mode pooler): the
- * store's files then send PQsendQueryParams/PQexecParams where they
- * would prepare. */
+/* True when statements go unnamed (a transaction-mode pooler, named or
+ * found out): the store's files then send PQsendQueryParams/PQexecParams
+ * where they would prepare. */
 static inline int
 wq_store_unnamed(const struct wq_store *s)
 {
-    return s->pooler == WQ_STORE_POOLER_TRANSACTION;
+    return s->pooler == WQ_STORE_POOLER_TRANSACTION || s->named_lost;
 }
 
 /* Bits of wq_store.prepared for store_claims.c (store_tasks.c's STMT_*

@@ -14,8 +14,8 @@
  * counts: every task succeeded exactly once, or is dead or cancelled
  * with its history.  The other cases: "transaction" without
  * listen_conninfo is refused at start, and a worker through PgBouncer
- * without the setting says what to set once its named statements' server
- * connections are gone.
+ * without the setting says what to set once its named statements are
+ * missing, and goes on with unnamed ones.
  */
 #include "wq_test.h"
 #include "sched_test.h"
@@ -280,13 +280,15 @@ test_pgbouncer_refuses_without_listen_conninfo(void **state)
 
 /*
  * Without postgres.pooler, a worker's named statements live on the server
- * connections it prepared them on.  Here those end under it while it
- * idles (as PgBouncer's server_lifetime, a restart of PostgreSQL or a
- * failover would end them): the client connections to PgBouncer stay, the
- * next transactions get new server connections, and the first claim's
- * named statement is not there (SQLSTATE 26000).  The worker's log must
- * name the setting.  Deterministic: no server connection is left with
- * the statements on it.
+ * connections it prepared them on.  Through a transaction-mode PgBouncer
+ * they meet other server connections: at once when its pool's clients
+ * share PgBouncer's two (which depends on what PgBouncer hands out), and
+ * surely when those end under it while it idles (as PgBouncer's
+ * server_lifetime, a restart of PostgreSQL or a failover would end them):
+ * the client connections to PgBouncer stay, the next transactions get
+ * new server connections, and a named statement is not there (SQLSTATE
+ * 26000).  The worker's log must name the setting, and the worker must
+ * go on unnamed: every task succeeds, once.
  */
 static void
 test_pgbouncer_without_setting_names_it(void **state)
@@ -313,7 +315,7 @@ test_pgbouncer_without_setting_names_it(void **state)
         "worker did not start");
     if (wq_client_open(conf, &c, err, sizeof err) != 0)
         check(0, "client: %s", err);
-    /* named statements prepared and used */
+    /* named statements prepared and used (or found out already) */
     submit(c, queue, "ok", 20, 3, 0, "", NULL);
     check(wait_num(s, 20, 15000, "SELECT count(*) FROM workq.tasks WHERE "
         "state = 'succeeded'") == 20, "the first 20 tasks did not succeed");
@@ -326,8 +328,15 @@ test_pgbouncer_without_setting_names_it(void **state)
     wq_client_free(c);
 /* (the log escapes the quotes around "transaction") */
 #define HINT "is a pooler in transaction mode (PgBouncer) between workq " \
-    "and PostgreSQL? Then set postgres.pooler = "
+    "and PostgreSQL? This connection sends its statements unnamed from " \
+    "now on; set postgres.pooler = "
     check(proc_log_wait(&worker, HINT, 15000), "no hint in the worker's log");
+    check(wait_num(s, 25, 15000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'succeeded'") == 25, "the worker did not go on unnamed");
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history WHERE outcome = 'succeeded'"), 25);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks"),
+        25);
     proc_kill9(&worker);
     wq_store_close(s);
 }
