@@ -14,7 +14,9 @@
  * record cost PostgreSQL more than executing them for a round of a few
  * tasks, which is what a worker makes below its top speed (issue 14).
  * Behind a transaction-mode pooler (store.h, WQ_STORE_POOLER_TRANSACTION)
- * they go unnamed instead, in the same pipeline.
+ * they go unnamed instead, in the same pipeline.  Named, they run after
+ * the plan guard (below), which keeps a plan made on an empty table from
+ * scanning it whole once it is full.
  *
  * Owns nothing but what struct wq_claim_bufs holds; the connection is the
  * caller's store's (store_int.h).  Used by the worker only, which aborts
@@ -573,6 +575,62 @@ send_query(wq_store *s, const char *name, const char *sql, int n,
         0);
 }
 
+/*
+ * The plan guard.  A named statement's generic plan is made at about its
+ * sixth execution from the table's size and statistics at that moment,
+ * and kept until they change (ANALYZE or VACUUM of the table, which
+ * autovacuum runs only after a minute or more).  A worker that starts on
+ * an empty or young workq.tasks (a fresh install, a benchmark) thus kept
+ * a plan that reads the whole table by sequential scan, round after round
+ * while the table grew: the record and the claim's `lost` did (auto_explain
+ * on the benchmark's PostgreSQL: a record of 250 outcomes read all 50,000
+ * rows, 4.4 ms a statement instead of 1.3, and RabbitMQ's end-to-end rate
+ * went from 17-20k to 10k tasks/s in one run of two).  Every lookup these
+ * statements make has an index, so their transaction turns sequential
+ * scans off first: set_config(..., true) lasts to the end of this
+ * transaction only, so nothing stays on a pooled server connection.
+ * Unnamed statements are planned with their values every time and need
+ * no guard.
+ */
+static const char guard_sql[] =
+    "SELECT set_config('enable_seqscan', 'off', true)";
+
+/* Queues the guard in the pipeline, for named statements only (prepared
+ * by prepare_once before the pipeline): 1 if sent, 0 if not needed,
+ * else an error code. */
+static int
+guard_send(wq_store *s, char *err, size_t errlen)
+{
+    if (wq_store_unnamed(s))
+        return 0;
+    if (PQsendQueryPrepared(s->conn, "wq_plan_guard", 0, NULL, NULL, NULL,
+        0) == 1)
+        return 1;
+    return wq_seterr(err, errlen, WQ_ESTORE, "plan guard: %s",
+        PQerrorMessage(s->conn));
+}
+
+/* Reads the guard's result (sent: what guard_send returned). */
+static int
+guard_read(wq_store *s, int sent, char *err, size_t errlen)
+{
+    PGresult *r;
+    int rc;
+
+    if (!sent)
+        return 0;
+    r = PQgetResult(s->conn);
+    rc = r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK
+        ? result_error(s, r, "plan guard", err, errlen) : 0;
+    PQclear(r);
+    if (rc == 0 && (r = PQgetResult(s->conn)) != NULL) {
+        PQclear(r);
+        rc = wq_seterr(err, errlen, WQ_ESTORE, "plan guard: more results "
+            "than expected");
+    }
+    return rc;
+}
+
 /* Reads the record statement's rows: which tasks were recorded. */
 static int
 read_records(wq_store *s, PGconn *c, struct wq_record *recs,
@@ -642,6 +700,67 @@ read_claims(wq_store *s, PGconn *c, struct wq_claim *claims,
     return 0;
 }
 
+/*
+ * Runs the classify statement: unnamed alone, named after the plan guard
+ * in one pipeline (one round trip, one implicit transaction).  0 with *out
+ * its rows, else an error code.
+ */
+static int
+classify_exec(wq_store *s, const char *const *values, const int *lengths,
+    const int *formats, PGresult **out, char *err, size_t errlen)
+{
+    static const Oid types[3] = { WQ_OID_TEXT_A, WQ_OID_TEXT_A, WQ_OID_TEXT };
+    PGconn *c = s->conn;
+    PGresult *r = NULL;
+    int rc, sent_g = 0, sent = 0;
+
+    *out = NULL;
+    if (wq_store_unnamed(s)) {
+        r = PQexecParams(c, classify_sql, 3, types, values, lengths, formats,
+            0);
+        goto check;
+    }
+    if (PQenterPipelineMode(c) != 1)
+        return wq_seterr(err, errlen, WQ_ESTORE, "cannot enter pipeline "
+            "mode: %s", PQerrorMessage(c));
+    if ((rc = sent_g = guard_send(s, err, errlen)) < 0) {
+        sent_g = 0;
+        goto out;
+    }
+    if (PQsendQueryPrepared(c, "wq_claim_classify", 3, values, lengths,
+        formats, 0) != 1 || PQpipelineSync(c) != 1) {
+        rc = wq_seterr(err, errlen, WQ_ESTORE, "classify deliveries: %s",
+            PQerrorMessage(c));
+        goto out;
+    }
+    sent = 1;
+    if ((rc = guard_read(s, sent_g, err, errlen)) != 0)
+        goto out;
+    r = PQgetResult(c);
+out:
+    if ((sent_g || sent) && drain_to_sync(c) != 0 && rc == 0)
+        rc = wq_seterr(err, errlen, WQ_ESTORE, "the connection to "
+            "PostgreSQL was lost during classify");
+    if (PQexitPipelineMode(c) != 1 && rc == 0)
+        rc = wq_seterr(err, errlen, WQ_ESTORE, "cannot leave pipeline "
+            "mode: %s", PQerrorMessage(c));
+    if (rc != 0) {
+        PQclear(r);
+        return rc;
+    }
+check:
+    if ((rc = wq_store_result_check(s, r, "classify deliveries", err,
+        errlen)) != 0 || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        if (rc == 0)
+            rc = wq_seterr(err, errlen, WQ_ESTORE, "classify deliveries: "
+                "unexpected result");
+        PQclear(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
 /* One more round trip for the deliveries the claim did not take. */
 static int
 classify(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
@@ -676,19 +795,12 @@ classify(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     lengths[1] = (int)k->len;
     values[2] = worker;
     lengths[2] = 0;
-    if ((rc = prepare_once(s, WQ_PREP_CLASSIFY, "wq_claim_classify",
-        classify_sql, 3, types, "classify deliveries", err, errlen)) != 0) {
-        free(pos);
-        return rc;
-    }
-    r = wq_store_unnamed(s)
-        ? PQexecParams(s->conn, classify_sql, 3, types, values, lengths,
-            formats, 0)
-        : PQexecPrepared(s->conn, "wq_claim_classify", 3, values, lengths,
-            formats, 0);
-    if ((rc = wq_store_result_check(s, r, "classify deliveries", err,
+    if ((rc = prepare_once(s, WQ_PREP_GUARD, "wq_plan_guard", guard_sql, 0,
+        NULL, "plan guard", err, errlen)) != 0
+        || (rc = prepare_once(s, WQ_PREP_CLASSIFY, "wq_claim_classify",
+        classify_sql, 3, types, "classify deliveries", err, errlen)) != 0
+        || (rc = classify_exec(s, values, lengths, formats, &r, err,
         errlen)) != 0) {
-        PQclear(r);
         free(pos);
         return rc;
     }
@@ -738,7 +850,7 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     const char *values[11];
     int lengths[11], formats[11];
     size_t *ridx = NULL, *cidx = NULL, m = 0;
-    int *take = NULL, rc = 0, sent_r = 0, sent_c = 0;
+    int *take = NULL, rc = 0, sent_g = 0, sent_r = 0, sent_c = 0;
     char lease[32];
 
     if (PQstatus(c) != CONNECTION_OK)
@@ -753,7 +865,9 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     }
     if (nrec == 0 && nclaim == 0)
         return 0;
-    if ((nrec > 0 && (rc = prepare_once(s, WQ_PREP_RECORD, "wq_record",
+    if ((rc = prepare_once(s, WQ_PREP_GUARD, "wq_plan_guard", guard_sql, 0,
+        NULL, "plan guard", err, errlen)) != 0
+        || (nrec > 0 && (rc = prepare_once(s, WQ_PREP_RECORD, "wq_record",
         record_sql, 9, rtypes, "record outcomes", err, errlen)) != 0)
         || (nclaim > 0 && (rc = prepare_once(s, WQ_PREP_CLAIM, "wq_claim",
         claim_sql, 11, ctypes, "claim tasks", err, errlen)) != 0))
@@ -762,6 +876,11 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     if (PQenterPipelineMode(c) != 1)
         return wq_seterr(err, errlen, WQ_ESTORE, "cannot enter pipeline "
             "mode: %s", PQerrorMessage(c));
+    if ((sent_g = guard_send(s, err, errlen)) < 0) {
+        rc = sent_g;
+        sent_g = 0;
+        goto out;
+    }
 
     if (nrec > 0) {
         ridx = xcalloc(nrec, sizeof *ridx);
@@ -822,6 +941,8 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
             PQerrorMessage(c));
         goto out;
     }
+    if ((rc = guard_read(s, sent_g, err, errlen)) != 0)
+        goto out;
     if (sent_r && (rc = read_records(s, c, recs, ridx, nrec, err, errlen))
         != 0)
         goto out;
@@ -832,7 +953,7 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
 out:
     /* Up to the Sync, whatever happened: only then is the transaction
      * over (committed, or rolled back after an error). */
-    if ((sent_r || sent_c) && drain_to_sync(c) != 0 && rc == 0)
+    if ((sent_g || sent_r || sent_c) && drain_to_sync(c) != 0 && rc == 0)
         rc = wq_seterr(err, errlen, WQ_ESTORE, "the connection to "
             "PostgreSQL was lost during a commit");
     if (PQexitPipelineMode(c) != 1 && rc == 0)

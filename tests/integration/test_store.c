@@ -925,6 +925,70 @@ test_store_attempts_not_scanned(void **state)
     wq_store_close(s);
 }
 
+/* Sequential scans of workq.tasks so far. */
+static long long
+tasks_seq_scans(wq_store *s)
+{
+    exec_ok(s, "SELECT pg_stat_force_next_flush()");
+    return query_num(s, "SELECT seq_scan FROM pg_stat_user_tables "
+        "WHERE relid = 'workq.tasks'::regclass");
+}
+
+/* Claims the one delivery of key `key` (queue "plan"); its status. */
+static enum wq_claim_status
+claim_key(wq_store *s, struct wq_claim_bufs *bufs, const char *key)
+{
+    struct wq_envelope env;
+    struct wq_claim claim = { .env = &env };
+    char err[WQ_ERRLEN];
+
+    assert_int_equal(wq_envelope_init(&env, "plan", "noop", key, "{}", 2,
+        err, sizeof err), 0);
+    if (wq_claim_round(s, bufs, "w-plan", 60000, NULL, 0, &claim, 1, err,
+        sizeof err) != 0)
+        fail_msg("claim %s: %s", key, err);
+    wq_envelope_free(&env);
+    return claim.status;
+}
+
+/*
+ * Named statements planned while workq.tasks was empty (a fresh install,
+ * a benchmark's first seconds) must not keep reading the whole table by
+ * sequential scan once it has grown (store_claims.c, the plan guard).
+ * Small rounds on the empty table, more than enough for PostgreSQL to
+ * settle on generic plans (at about the sixth execution): claims,
+ * records, and claims of a running key (classified busy); then 20,000
+ * rows without ANALYZE; then the same rounds read workq.tasks by index
+ * only.
+ */
+static void
+test_store_plans_made_young(void **state)
+{
+    struct wq_claim_bufs bufs = { 0 };
+    wq_store *s = open_migrated();
+    long long before;
+
+    (void)state;
+    assert_int_equal(claim_key(s, &bufs, "young"), WQ_CLAIM_RUN);
+    for (int i = 0; i < 10; i++) {
+        claim_and_record(s, &bufs, 3);
+        assert_int_equal(claim_key(s, &bufs, "young"), WQ_CLAIM_BUSY);
+    }
+    exec_ok(s, "INSERT INTO workq.tasks (id, attempt, max_attempts, state,"
+        " queue, type, idempotency_key, headers, created_at, finished_at)"
+        " SELECT gen_random_uuid(), 1, 3, 'succeeded', 'old', 'noop',"
+        "   'old-' || g, '{}', now(), now()"
+        " FROM generate_series(1, 20000) g");
+    before = tasks_seq_scans(s);
+    for (int i = 0; i < 3; i++) {
+        claim_and_record(s, &bufs, 3);
+        assert_int_equal(claim_key(s, &bufs, "young"), WQ_CLAIM_BUSY);
+    }
+    assert_int_equal(tasks_seq_scans(s), before);
+    wq_claim_bufs_free(&bufs);
+    wq_store_close(s);
+}
+
 /*
  * Deliveries of one key in one batch: the first one is claimed and the
  * rest stay pending, whatever the sort does with equal keys (qsort_r
@@ -1535,6 +1599,7 @@ static const struct CMUnitTest tests[] = {
     DB_TEST(test_store_reconnects),
     DB_TEST(test_store_attempts_not_scanned),
     DB_TEST(test_store_claim_first_delivery_wins),
+    DB_TEST(test_store_plans_made_young),
 };
 
 WQ_TEST_MAIN("store", tests)
