@@ -398,6 +398,25 @@ drain_to_sync(PGconn *c)
     }
 }
 
+/*
+ * Ends a pipeline: reads up to its Sync if anything was sent (only then
+ * is its transaction over, committed or rolled back), then leaves
+ * pipeline mode.  Returns rc, or the first failure of these two when rc
+ * is 0 (`what`: what was under way, for the lost connection's message).
+ */
+static int
+pipeline_end(PGconn *c, int sent, int rc, const char *what, char *err,
+    size_t errlen)
+{
+    if (sent && drain_to_sync(c) != 0 && rc == 0)
+        rc = wq_seterr(err, errlen, WQ_ESTORE, "the connection to "
+            "PostgreSQL was lost during %s", what);
+    if (PQexitPipelineMode(c) != 1 && rc == 0)
+        rc = wq_seterr(err, errlen, WQ_ESTORE, "cannot leave pipeline "
+            "mode: %s", PQerrorMessage(c));
+    return rc;
+}
+
 static int
 bsearch_claim(const size_t *idx, size_t n, struct wq_claim *claims,
     const char *queue, const char *key)
@@ -585,7 +604,7 @@ send_query(wq_store *s, const char *name, const char *sql, int n,
  * while the table grew: the record and the claim's `lost` did (auto_explain
  * on the benchmark's PostgreSQL: a record of 250 outcomes read all 50,000
  * rows, 4.4 ms a statement instead of 1.3, and RabbitMQ's end-to-end rate
- * went from 17-20k to 10k tasks/s in one run of two).  Every lookup these
+ * went from 17-20k to 10k tasks/s in most runs).  Every lookup these
  * statements make has an index, so their transaction turns sequential
  * scans off first: set_config(..., true) lasts to the end of this
  * transaction only, so nothing stays on a pooled server connection.
@@ -712,7 +731,7 @@ classify_exec(wq_store *s, const char *const *values, const int *lengths,
     static const Oid types[3] = { WQ_OID_TEXT_A, WQ_OID_TEXT_A, WQ_OID_TEXT };
     PGconn *c = s->conn;
     PGresult *r = NULL;
-    int rc, sent_g = 0, sent = 0;
+    int rc = 0, sent_g = 0, sent = 0;
 
     *out = NULL;
     if (wq_store_unnamed(s)) {
@@ -723,7 +742,8 @@ classify_exec(wq_store *s, const char *const *values, const int *lengths,
     if (PQenterPipelineMode(c) != 1)
         return wq_seterr(err, errlen, WQ_ESTORE, "cannot enter pipeline "
             "mode: %s", PQerrorMessage(c));
-    if ((rc = sent_g = guard_send(s, err, errlen)) < 0) {
+    if ((sent_g = guard_send(s, err, errlen)) < 0) {
+        rc = sent_g;
         sent_g = 0;
         goto out;
     }
@@ -738,13 +758,8 @@ classify_exec(wq_store *s, const char *const *values, const int *lengths,
         goto out;
     r = PQgetResult(c);
 out:
-    if ((sent_g || sent) && drain_to_sync(c) != 0 && rc == 0)
-        rc = wq_seterr(err, errlen, WQ_ESTORE, "the connection to "
-            "PostgreSQL was lost during classify");
-    if (PQexitPipelineMode(c) != 1 && rc == 0)
-        rc = wq_seterr(err, errlen, WQ_ESTORE, "cannot leave pipeline "
-            "mode: %s", PQerrorMessage(c));
-    if (rc != 0) {
+    if ((rc = pipeline_end(c, sent_g || sent, rc, "classify", err, errlen))
+        != 0) {
         PQclear(r);
         return rc;
     }
@@ -951,14 +966,9 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
         goto out;
 
 out:
-    /* Up to the Sync, whatever happened: only then is the transaction
-     * over (committed, or rolled back after an error). */
-    if ((sent_g || sent_r || sent_c) && drain_to_sync(c) != 0 && rc == 0)
-        rc = wq_seterr(err, errlen, WQ_ESTORE, "the connection to "
-            "PostgreSQL was lost during a commit");
-    if (PQexitPipelineMode(c) != 1 && rc == 0)
-        rc = wq_seterr(err, errlen, WQ_ESTORE, "cannot leave pipeline "
-            "mode: %s", PQerrorMessage(c));
+    /* up to the Sync, whatever happened */
+    rc = pipeline_end(c, sent_g || sent_r || sent_c, rc, "a commit", err,
+        errlen);
     if (rc != 0) {
         for (size_t i = 0; i < nrec; i++)
             recs[i].recorded = 0;
