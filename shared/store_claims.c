@@ -614,22 +614,39 @@ send_query(wq_store *s, const char *name, const char *sql, int n,
 static const char guard_sql[] =
     "SELECT set_config('enable_seqscan', 'off', true)";
 
-/* Queues the guard in the pipeline, for named statements only (prepared
- * by prepare_once before the pipeline): 1 if sent, 0 if not needed,
- * else an error code. */
+/*
+ * Begins a pipeline that starts with the plan guard: prepares the guard
+ * once (named statements only, before pipeline mode), enters pipeline
+ * mode and queues it.  0 with *guarded 1 if the guard went (guard_read
+ * reads its result first), 0 if unnamed statements need none; else an
+ * error code, out of pipeline mode again.
+ */
 static int
-guard_send(wq_store *s, char *err, size_t errlen)
+pipeline_begin(wq_store *s, int *guarded, char *err, size_t errlen)
 {
+    int rc;
+
+    *guarded = 0;
+    if ((rc = prepare_once(s, WQ_PREP_GUARD, "wq_plan_guard", guard_sql, 0,
+        NULL, "plan guard", err, errlen)) != 0)
+        return rc;
+    if (PQenterPipelineMode(s->conn) != 1)
+        return wq_seterr(err, errlen, WQ_ESTORE, "cannot enter pipeline "
+            "mode: %s", PQerrorMessage(s->conn));
     if (wq_store_unnamed(s))
         return 0;
     if (PQsendQueryPrepared(s->conn, "wq_plan_guard", 0, NULL, NULL, NULL,
-        0) == 1)
-        return 1;
-    return wq_seterr(err, errlen, WQ_ESTORE, "plan guard: %s",
-        PQerrorMessage(s->conn));
+        0) != 1) {
+        rc = wq_seterr(err, errlen, WQ_ESTORE, "plan guard: %s",
+            PQerrorMessage(s->conn));
+        (void)PQexitPipelineMode(s->conn);
+        return rc;
+    }
+    *guarded = 1;
+    return 0;
 }
 
-/* Reads the guard's result (sent: what guard_send returned). */
+/* Reads the guard's result (sent: pipeline_begin's *guarded). */
 static int
 guard_read(wq_store *s, int sent, char *err, size_t errlen)
 {
@@ -739,14 +756,8 @@ classify_exec(wq_store *s, const char *const *values, const int *lengths,
             0);
         goto check;
     }
-    if (PQenterPipelineMode(c) != 1)
-        return wq_seterr(err, errlen, WQ_ESTORE, "cannot enter pipeline "
-            "mode: %s", PQerrorMessage(c));
-    if ((sent_g = guard_send(s, err, errlen)) < 0) {
-        rc = sent_g;
-        sent_g = 0;
-        goto out;
-    }
+    if ((rc = pipeline_begin(s, &sent_g, err, errlen)) != 0)
+        return rc;
     if (PQsendQueryPrepared(c, "wq_claim_classify", 3, values, lengths,
         formats, 0) != 1 || PQpipelineSync(c) != 1) {
         rc = wq_seterr(err, errlen, WQ_ESTORE, "classify deliveries: %s",
@@ -810,9 +821,7 @@ classify(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     lengths[1] = (int)k->len;
     values[2] = worker;
     lengths[2] = 0;
-    if ((rc = prepare_once(s, WQ_PREP_GUARD, "wq_plan_guard", guard_sql, 0,
-        NULL, "plan guard", err, errlen)) != 0
-        || (rc = prepare_once(s, WQ_PREP_CLASSIFY, "wq_claim_classify",
+    if ((rc = prepare_once(s, WQ_PREP_CLASSIFY, "wq_claim_classify",
         classify_sql, 3, types, "classify deliveries", err, errlen)) != 0
         || (rc = classify_exec(s, values, lengths, formats, &r, err,
         errlen)) != 0) {
@@ -880,22 +889,12 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     }
     if (nrec == 0 && nclaim == 0)
         return 0;
-    if ((rc = prepare_once(s, WQ_PREP_GUARD, "wq_plan_guard", guard_sql, 0,
-        NULL, "plan guard", err, errlen)) != 0
-        || (nrec > 0 && (rc = prepare_once(s, WQ_PREP_RECORD, "wq_record",
+    if ((nrec > 0 && (rc = prepare_once(s, WQ_PREP_RECORD, "wq_record",
         record_sql, 9, rtypes, "record outcomes", err, errlen)) != 0)
         || (nclaim > 0 && (rc = prepare_once(s, WQ_PREP_CLAIM, "wq_claim",
-        claim_sql, 11, ctypes, "claim tasks", err, errlen)) != 0))
+        claim_sql, 11, ctypes, "claim tasks", err, errlen)) != 0)
+        || (rc = pipeline_begin(s, &sent_g, err, errlen)) != 0)
         return rc;
-
-    if (PQenterPipelineMode(c) != 1)
-        return wq_seterr(err, errlen, WQ_ESTORE, "cannot enter pipeline "
-            "mode: %s", PQerrorMessage(c));
-    if ((sent_g = guard_send(s, err, errlen)) < 0) {
-        rc = sent_g;
-        sent_g = 0;
-        goto out;
-    }
 
     if (nrec > 0) {
         ridx = xcalloc(nrec, sizeof *ridx);

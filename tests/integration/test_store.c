@@ -783,16 +783,20 @@ test_store_reconnects(void **state)
 /* --- plans ---------------------------------------------------------- */
 
 /*
- * seq_scan of workq.attempts as the server's statistics have it, after
- * making s's backend publish its own counters (PostgreSQL 15 keeps a
- * backend's counts to itself for up to a second otherwise).
+ * seq_scan of `table` (workq.attempts, workq.tasks) as the server's
+ * statistics have it, after making s's backend publish its own counters
+ * (PostgreSQL 15 keeps a backend's counts to itself for up to a second
+ * otherwise).
  */
 static long long
-attempts_seq_scans(wq_store *s)
+seq_scans(wq_store *s, const char *table)
 {
+    char sql[160];
+
     exec_ok(s, "SELECT pg_stat_force_next_flush()");
-    return query_num(s, "SELECT seq_scan FROM pg_stat_user_tables "
-        "WHERE relid = 'workq.attempts'::regclass");
+    snprintf(sql, sizeof sql, "SELECT seq_scan FROM pg_stat_user_tables "
+        "WHERE relid = '%s'::regclass", table);
+    return query_num(s, sql);
 }
 
 /* Claims n new tasks of queue "plan" in one round, then records them as
@@ -872,10 +876,10 @@ test_store_attempts_not_scanned(void **state)
         " SELECT id, 1, created_at, finished_at, 'succeeded', 'w-old'"
         " FROM workq.tasks");
     exec_ok(s, "ANALYZE workq.tasks, workq.attempts");
-    before = attempts_seq_scans(s);
+    before = seq_scans(s, "workq.attempts");
     for (size_t i = 0; i < WQ_ARRAY_LEN(sizes); i++)
         claim_and_record(s, &bufs, sizes[i]);
-    after = attempts_seq_scans(s);
+    after = seq_scans(s, "workq.attempts");
     assert_int_equal(after, before);
 
     /* five workers' leases lost, then the scheduler's rounds */
@@ -886,7 +890,7 @@ test_store_attempts_not_scanned(void **state)
     exec_ok(s, "UPDATE workq.attempts SET outcome = NULL, finished_at = NULL"
         " WHERE task_id IN (SELECT id FROM workq.tasks WHERE state ="
         " 'running')");
-    before = attempts_seq_scans(s);
+    before = seq_scans(s, "workq.attempts");
     v[0] = "100";
     assert_int_equal(wq_store_sched_query(s, WQ_SCHED_SQL_LEASE_SELECT, v,
         &r, err, sizeof err), 0);
@@ -915,7 +919,7 @@ test_store_attempts_not_scanned(void **state)
     assert_int_equal(wq_store_sched_query(s, WQ_SCHED_SQL_PRUNE_DONE, v4, &r,
         err, sizeof err), 0);
     wq_store_rows_free(r);
-    after = attempts_seq_scans(s);
+    after = seq_scans(s, "workq.attempts");
     assert_int_equal(after, before);
     assert_int_equal(query_num(s, "SELECT count(*) FROM workq.attempts"
         " WHERE outcome = 'lease_expired'"), 5);
@@ -923,15 +927,6 @@ test_store_attempts_not_scanned(void **state)
         " WHERE queue = 'old'"), 19000);
     wq_claim_bufs_free(&bufs);
     wq_store_close(s);
-}
-
-/* Sequential scans of workq.tasks so far. */
-static long long
-tasks_seq_scans(wq_store *s)
-{
-    exec_ok(s, "SELECT pg_stat_force_next_flush()");
-    return query_num(s, "SELECT seq_scan FROM pg_stat_user_tables "
-        "WHERE relid = 'workq.tasks'::regclass");
 }
 
 /* Claims the one delivery of key `key` (queue "plan"); its status. */
@@ -979,12 +974,12 @@ test_store_plans_made_young(void **state)
         " SELECT gen_random_uuid(), 1, 3, 'succeeded', 'old', 'noop',"
         "   'old-' || g, '{}', now(), now()"
         " FROM generate_series(1, 20000) g");
-    before = tasks_seq_scans(s);
+    before = seq_scans(s, "workq.tasks");
     for (int i = 0; i < 3; i++) {
         claim_and_record(s, &bufs, 3);
         assert_int_equal(claim_key(s, &bufs, "young"), WQ_CLAIM_BUSY);
     }
-    assert_int_equal(tasks_seq_scans(s), before);
+    assert_int_equal(seq_scans(s, "workq.tasks"), before);
     wq_claim_bufs_free(&bufs);
     wq_store_close(s);
 }
