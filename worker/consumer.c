@@ -151,6 +151,9 @@ struct wq_consumer {
     struct wq_reconnect s_retry;
     int s_logged;
     struct tlist incoming, bad, torecord;
+    /* the priorities (1u << band) that entered `incoming` since it was
+     * last empty: one bit means one band, and prioritize() has no walk */
+    unsigned incoming_bands;
     size_t running;             /* claimed by this consumer, not done */
     struct task *async;         /* running without a thread (task.anext) */
     size_t isolate;             /* items still to try one at a time */
@@ -666,6 +669,7 @@ accept_delivery(struct wq_consumer *c, wq_delivery *d)
         tl_push(&c->bad, tk);
     } else {
         tl_push(&c->incoming, tk);
+        c->incoming_bands |= 1u << tk->priority;
     }
 }
 
@@ -1110,6 +1114,12 @@ prioritize(struct wq_consumer *c, size_t want)
     size_t claimable = 0;
     struct task *tk;
 
+    /* one band (the usual case): nothing to order, and no walk of what
+     * may be thousands of held deliveries every round */
+    if (c->incoming.n == 0)
+        c->incoming_bands = 0;
+    if ((c->incoming_bands & (c->incoming_bands - 1)) == 0)
+        return;
     for (tk = c->incoming.head; tk != NULL; tk = tk->next) {
         if (tk->flow == FLOW_ASK && tk->flow_wait_ns > now)
             continue;
