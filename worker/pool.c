@@ -2,12 +2,20 @@
  * pool.c - handler slots as threads created on demand (see pool.h).
  *
  * One mutex guards a FIFO ring of items and the thread counts; `work`
- * wakes idle threads, `quit` tells the stopper that a thread left.  A
- * submit counts the signal it sends (`wakeups`) against the waiting
- * threads (`idle`), so a burst of submits starts new threads only for the
- * items that no idle thread will take.  Threads live until stop:
- * creating one costs more than keeping it, and an idle thread costs no
- * CPU and little memory (its stack pages are only reserved).
+ * wakes idle threads, `quit` tells the stopper that a thread left.
+ * Threads live until stop: creating one costs more than keeping it, and
+ * an idle thread costs no CPU and little memory (its stack pages are only
+ * reserved).
+ *
+ * Idle threads are woken in a chain, one at a time: a submit wakes one
+ * only when no wakeup is on its way (`wakeups` counts the signals sent and
+ * not yet taken), and a thread that takes an item with more left behind
+ * it wakes the next.  A burst of short tasks (a round of claims is a
+ * burst) is thus run by the few threads that keep up with it, instead of
+ * one wakeup, sleep and lock handover per task; a burst of long ones
+ * still starts every item on its own thread, one wakeup latency apart.
+ * New threads are made only for the items that the idle threads cannot
+ * all take (more queued than idle).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -41,6 +49,17 @@ struct wq_pool {
     int stopping;
 };
 
+/* Wakes one idle thread if items wait and no wakeup is on its way; the
+ * lock is held. */
+static void
+wake_next(wq_pool *p)
+{
+    if (p->len > 0 && p->wakeups == 0 && p->idle > 0) {
+        p->wakeups++;
+        pthread_cond_signal(&p->work);
+    }
+}
+
 static void *
 thread_main(void *arg)
 {
@@ -63,6 +82,7 @@ thread_main(void *arg)
         p->head = (p->head + 1) % p->cap;
         p->len--;
         p->running++;
+        wake_next(p);
         pthread_mutex_unlock(&p->lock);
         p->fn(item, p->user);
         pthread_mutex_lock(&p->lock);
@@ -126,10 +146,8 @@ wq_pool_submit(wq_pool *p, void *item)
         ring_grow(p);
     p->ring[(p->head + p->len) % p->cap] = item;
     p->len++;
-    if (p->idle > p->wakeups) {
-        p->wakeups++;
-        pthread_cond_signal(&p->work);
-    } else if (p->nthreads < p->max_threads) {
+    wake_next(p);
+    if (p->len > p->idle && p->nthreads < p->max_threads) {
         pthread_attr_init(&at);
         pthread_attr_setstacksize(&at, p->stack_size);
         rc = pthread_create(&p->threads[p->nthreads], &at, thread_main, p);
