@@ -119,6 +119,29 @@ submit_range(wq_pool *p, struct item *items, struct gate *g, int from,
     }
 }
 
+/* Submits blocking items [from, to) and checks that `expect` blocking
+ * items in all are inside fn (those of earlier calls since release). */
+static void
+start_blocking(wq_pool *p, struct item *items, struct gate *g, int from,
+    int to, int expect, const char *what)
+{
+    int got;
+
+    submit_range(p, items, g, from, to, 1);
+    if ((got = wait_started(g, expect)) != expect)
+        fail_msg("%s: %d of %d blocking items started", what, got, expect);
+}
+
+/* Lets every blocking item finish, waits until the pool is empty, and
+ * closes the gate again for the next ones. */
+static void
+release(wq_pool *p, struct gate *g)
+{
+    gate_open(g, 1);
+    wait_drained(p);
+    gate_open(g, 0);
+}
+
 /* A burst of short items: each runs exactly once. */
 static void
 test_worker_pool_each_once(void **state)
@@ -155,39 +178,22 @@ test_worker_pool_blocking_items_all_start(void **state)
     static struct item items[MAX_ITEMS];
     static struct gate g;
     wq_pool *p = wq_pool_new(96, 0, run_item, NULL);
-    int got;
 
     (void)state;
     gate_init(&g);
 
     /* 32 new threads */
-    submit_range(p, items, &g, 0, 32, 1);
-    if ((got = wait_started(&g, 32)) != 32)
-        fail_msg("new threads: %d of 32 blocking items started", got);
-    gate_open(&g, 1);
-    wait_drained(p);
-
+    start_blocking(p, items, &g, 0, 32, 32, "new threads");
+    release(p, &g);
     /* the same 32, idle now: every one woken */
-    gate_open(&g, 0);
-    submit_range(p, items, &g, 32, 64, 1);
-    if ((got = wait_started(&g, 32)) != 32)
-        fail_msg("idle threads: %d of 32 blocking items started", got);
-    gate_open(&g, 1);
-    wait_drained(p);
-
+    start_blocking(p, items, &g, 32, 64, 32, "idle threads");
+    release(p, &g);
     /* 32 idle and 48 more to make */
-    gate_open(&g, 0);
-    submit_range(p, items, &g, 64, 144, 1);
-    if ((got = wait_started(&g, 80)) != 80)
-        fail_msg("idle and new threads: %d of 80 blocking items started",
-            got);
+    start_blocking(p, items, &g, 64, 144, 80, "idle and new threads");
     /* up to the cap (96): the rest waits in line, then runs */
-    submit_range(p, items, &g, 144, 168, 1);
-    if ((got = wait_started(&g, 96)) != 96)
-        fail_msg("up to the cap: %d of 96 blocking items started", got);
+    start_blocking(p, items, &g, 144, 168, 96, "up to the cap");
     assert_int_equal(wq_pool_pending(p), 96 + 8);
-    gate_open(&g, 1);
-    wait_drained(p);
+    release(p, &g);
 
     assert_int_equal(wq_pool_stop(p, -1), 0);
     wq_pool_free(p);
