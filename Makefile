@@ -270,7 +270,7 @@ TSAN_RUN := \
     $(BUILD)/tests/unit/test_http \
     $(BUILD)/tests/unit/test_worker_pool \
     $(BUILD)/tests/integration/test_producer_http:accepted_rabbitmq,concurrency_rabbitmq,sigterm_drains \
-    $(BUILD)/tests/integration/test_worker:noop_many_rabbitmq,sigterm_under_load_rabbitmq,lease_renewed_rabbitmq \
+    $(BUILD)/tests/integration/test_worker:noop_many_rabbitmq,sigterm_under_load_rabbitmq,lease_renewed_rabbitmq,unclaimed_runs_rabbitmq \
     $(BUILD)/tests/integration/test_hooks:hooks_rabbitmq,hang_rabbitmq
 TSAN_OPTS := halt_on_error=1 second_deadlock_stack=1 \
     suppressions=$(CURDIR)/tests/tsan.supp

@@ -280,6 +280,8 @@ struct wq_config {
         int concurrency;
         int64_t lease_ms;
         int64_t drain_timeout_ms;
+        int64_t claim_after_ms; /* a first delivery runs unclaimed this
+                                   long (store_claims.h); 0: claim first */
         char *id;               /* "" = the worker makes "hostname-pid" */
         int batch_max;
         int builtin_handlers;

@@ -305,6 +305,9 @@ const struct wq_config_key wq_config_keys[] = {
     DURATION("worker.drain_timeout", worker.drain_timeout_ms, "30s",
         0, 1 * HOUR,
         "on SIGTERM, how long in-flight tasks may still finish"),
+    DURATION("worker.claim_after", worker.claim_after_ms, "1s", 0, 1 * HOUR,
+        "a first delivery runs before its row is written; its row is written"
+        " once, with the outcome, unless it runs longer than this"),
     STRING("worker.id", worker.id, "", 0,
         "name of this worker in the store; empty: hostname-pid"),
     INT("worker.batch_max", worker.batch_max, "500", 1, 10000,

@@ -27,6 +27,7 @@
 #define WQ_OID_INT4    23
 #define WQ_OID_TEXT    25
 #define WQ_OID_UUID    2950
+#define WQ_OID_BOOL_A  1000
 #define WQ_OID_BYTEA_A 1001
 #define WQ_OID_INT4_A  1007
 #define WQ_OID_TEXT_A  1009

@@ -42,7 +42,10 @@ enum {
     B_R_ID, B_R_ATTEMPT, B_R_OUTCOME, B_R_STATE, B_R_RESULT, B_R_ERROR,
     B_R_DELAY, B_R_DURATION,
     B_C_ID, B_C_QUEUE, B_C_TYPE, B_C_KEY, B_C_PAYLOAD, B_C_HEADERS,
-    B_C_MAX, B_C_CREATED, B_C_PRIORITY,
+    B_C_MAX, B_C_CREATED, B_C_PRIORITY, B_C_UNCLAIMED,
+    B_N_ID, B_N_QUEUE, B_N_TYPE, B_N_KEY, B_N_PAYLOAD, B_N_HEADERS, B_N_MAX,
+    B_N_CREATED, B_N_PRIORITY, B_N_OUTCOME, B_N_STATE, B_N_RESULT, B_N_ERROR,
+    B_N_DELAY, B_N_DURATION, B_N_STARTED,
     B_COUNT
 };
 
@@ -119,6 +122,55 @@ static const char record_sql[] =
     "SELECT id::text FROM done";
 
 /*
+ * Record of unclaimed runs (docs/task-states.md "Unclaimed runs"): the
+ * task's one write, its row inserted in its final state with attempt 1,
+ * and its attempts row when it ended other than succeeded (or with a
+ * note), as the record above writes it.  A row that appeared since the
+ * claim found none (a cancel, another delivery's claim) wins: ON
+ * CONFLICT DO NOTHING, and the outcome is not recorded.  The triggers of
+ * an INSERT do the rest: the scheduler's wake-up for retry_wait and dead,
+ * a completion hook for a final state.
+ */
+static const char insert_sql[] =
+    "WITH o AS ("
+    "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
+    "    $5::bytea[], $6::text[], $7::int4[], $8::int8[], $9::int4[],"
+    "    $10::text[], $11::text[], $12::bytea[], $13::text[], $14::int8[],"
+    "    $15::int8[], $16::int8[])"
+    "    AS o(id, queue, type, key, payload, headers, max_attempts,"
+    "         created_ms, priority, outcome, state, result, error, delay_ms,"
+    "         duration_ms, started_ms)"
+    "), ins AS ("
+    "  INSERT INTO workq.tasks AS t (id, queue, type, idempotency_key,"
+    "    payload, headers, state, attempt, max_attempts, created_at,"
+    "    started_at, finished_at, duration_ms, worker, result, last_error,"
+    "    run_at, priority)"
+    "  SELECT id, queue, type, key, payload, headers::jsonb, state, 1,"
+    "    max_attempts,"
+    "    timestamptz 'epoch' + created_ms * interval '1 millisecond',"
+    "    least(now(), timestamptz 'epoch'"
+    "      + started_ms * interval '1 millisecond'),"
+    "    CASE WHEN state IN ('succeeded', 'dead', 'cancelled') THEN now() END,"
+    "    duration_ms, $17,"
+    "    CASE WHEN state = 'succeeded' THEN result END,"
+    "    CASE WHEN state <> 'succeeded' THEN nullif(error, '') END,"
+    "    CASE WHEN state = 'retry_wait'"
+    "      THEN now() + delay_ms * interval '1 millisecond' END,"
+    "    priority::int2"
+    "  FROM o"
+    "  ON CONFLICT DO NOTHING"
+    "  RETURNING t.id, t.started_at"
+    "), hist AS ("
+    "  INSERT INTO workq.attempts (task_id, attempt, started_at,"
+    "    finished_at, duration_ms, worker, outcome, error)"
+    "  SELECT o.id, 1, ins.started_at, now(), o.duration_ms, $17,"
+    "    o.outcome, nullif(o.error, '')"
+    "  FROM o JOIN ins ON ins.id = o.id"
+    "  WHERE o.outcome <> 'succeeded' OR o.error <> ''"
+    ")"
+    "SELECT id::text FROM ins";
+
+/*
  * Claim: one statement for the batch (docs/task-states.md, "Row
  * creation", "Claimable", "Attempts").  The upsert takes a claimable row
  * or inserts a new one; CASE splits "claimable" into a new attempt and
@@ -137,14 +189,33 @@ static const char record_sql[] =
  * attempts_not_scanned).  RUNNING, as in the record: with the literal,
  * the planner read all of tasks_lease_idx (every task passes through
  * it) and filtered it by id.
+ *
+ * `x` marks the deliveries that run unclaimed (store_claims.h): allowed
+ * to (a first delivery) and without a row of their (queue, key); they
+ * skip the upsert and come back as 'unclaimed'.  The probe is a scalar
+ * subquery, one index probe a delivery, where NOT EXISTS let a generic
+ * plan made on an empty table hash the whole table once a round (a
+ * round of 140 deliveries read 50,000 index entries, and PostgreSQL's
+ * cost a task went from 27 to about 100 µs).  The row comparison, implied
+ * by the two equalities, is there for the planner: only the unique
+ * index on (queue, idempotency_key) can take it as an index condition,
+ * so that index wins over tasks_queue_created_idx, which an empty
+ * table's statistics made look as good and which reads the whole queue
+ * for each probe.
  */
 #define EXHAUSTED "t.attempt >= t.max_attempts"
 static const char claim_sql[] =
     "WITH i AS ("
     "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
-    "    $5::bytea[], $6::text[], $7::int4[], $8::int8[], $11::int4[])"
+    "    $5::bytea[], $6::text[], $7::int4[], $8::int8[], $11::int4[],"
+    "    $12::bool[])"
     "    AS i(id, queue, type, key, payload, headers, max_attempts,"
-    "         created_ms, priority)"
+    "         created_ms, priority, unclaimed_ok)"
+    "), x AS ("
+    "  SELECT i.*, i.unclaimed_ok AND (SELECT 1 FROM workq.tasks t"
+    "    WHERE t.queue = i.queue AND t.idempotency_key = i.key"
+    "      AND (t.queue, t.idempotency_key) >= (i.queue, i.key) LIMIT 1)"
+    "    IS NULL AS unclaimed FROM i"
     "), c AS ("
     "  INSERT INTO workq.tasks AS t (id, queue, type, idempotency_key,"
     "    payload, headers, state, attempt, max_attempts, created_at,"
@@ -154,7 +225,7 @@ static const char claim_sql[] =
     "    timestamptz 'epoch' + created_ms * interval '1 millisecond',"
     "    now(), $9, now() + $10 * interval '1 millisecond', $9,"
     "    priority::int2"
-    "  FROM i"
+    "  FROM x WHERE NOT x.unclaimed"
     "  ON CONFLICT (queue, idempotency_key) DO UPDATE SET"
     "    state = CASE WHEN " EXHAUSTED " THEN 'dead' ELSE 'running' END,"
     "    attempt = CASE WHEN " EXHAUSTED " THEN t.attempt"
@@ -180,7 +251,7 @@ static const char claim_sql[] =
     "     OR (t.state IN ('retry_wait', 'scheduled') AND t.run_at <= now())"
     "     OR (t.state = 'running' AND t.lease_expires_at < now())"
     "  RETURNING t.id, t.queue, t.idempotency_key, t.state, t.attempt,"
-    "    t.max_attempts"
+    "    t.max_attempts, t.xmax = 0 AS inserted"
     "), lost AS ("
     "  INSERT INTO workq.attempts AS a (task_id, attempt, started_at,"
     "    worker, outcome, finished_at, error)"
@@ -196,8 +267,11 @@ static const char claim_sql[] =
     "    error = EXCLUDED.error"
     "  WHERE a.outcome IS NULL"
     ")"
-    "SELECT id::text, queue, idempotency_key, state, attempt, max_attempts"
-    "  FROM c";
+    "SELECT id::text, queue, idempotency_key, state, attempt, max_attempts,"
+    "  inserted FROM c"
+    " UNION ALL "
+    "SELECT id::text, queue, key, 'unclaimed', 1, max_attempts, false FROM x"
+    "  WHERE x.unclaimed";
 
 /* Why a delivery was not claimed: what its row looks like now. */
 static const char classify_sql[] =
@@ -510,6 +584,69 @@ record_params(struct wq_claim_bufs *bufs, const struct wq_record *recs,
     }
 }
 
+/* Appends the envelope's headers (with the queue's hook) as one text
+ * element of array h: the JSON goes straight in, its length patched
+ * after. */
+static void
+headers_elem(struct wq_buf *h, const struct wq_envelope *e,
+    const char *hook_url)
+{
+    size_t at = h->len;
+    uint32_t len;
+
+    if (wq_buf_append(h, "\0\0\0\0", 4) != 0)
+        abort();    /* out of memory: as xmalloc */
+    if (wq_claim_headers_json_hook(e, hook_url, h) != 0)
+        abort();
+    len = htobe32((uint32_t)(h->len - at - 4));
+    memcpy(h->data + at, &len, 4);
+}
+
+static int32_t
+max_attempts_i32(const struct wq_envelope *e)
+{
+    return (int32_t)(e->max_attempts > INT32_MAX ? INT32_MAX
+        : e->max_attempts);
+}
+
+/* Builds the insert statement's parameters (unclaimed runs), in id
+ * order as the record's. */
+static void
+insert_params(struct wq_claim_bufs *bufs, const struct wq_record *recs,
+    const size_t *idx, size_t n)
+{
+    struct wq_buf *b = bufs->b;
+    static const uint32_t types[16] = { WQ_OID_UUID, WQ_OID_TEXT,
+        WQ_OID_TEXT, WQ_OID_TEXT, WQ_OID_BYTEA, WQ_OID_TEXT, WQ_OID_INT4,
+        WQ_OID_INT8, WQ_OID_INT4, WQ_OID_TEXT, WQ_OID_TEXT, WQ_OID_BYTEA,
+        WQ_OID_TEXT, WQ_OID_INT8, WQ_OID_INT8, WQ_OID_INT8 };
+
+    for (int i = 0; i < 16; i++)
+        wq_pgarray_begin(&b[B_N_ID + i], types[i], n);
+    for (size_t k = 0; k < n; k++) {
+        const struct wq_record *r = &recs[idx[k]];
+        const struct wq_envelope *e = r->env;
+
+        wq_pgarray_bytes(&b[B_N_ID], r->task_id, 16);
+        wq_pgarray_str(&b[B_N_QUEUE], e->queue);
+        wq_pgarray_str(&b[B_N_TYPE], e->type);
+        wq_pgarray_str(&b[B_N_KEY], e->key);
+        wq_pgarray_bytes(&b[B_N_PAYLOAD], e->payload, e->payload_len);
+        headers_elem(&b[B_N_HEADERS], e, r->hook_url);
+        wq_pgarray_i32(&b[B_N_MAX], max_attempts_i32(e));
+        wq_pgarray_i64(&b[B_N_CREATED], e->created_at_ms);
+        wq_pgarray_i32(&b[B_N_PRIORITY], r->priority);
+        wq_pgarray_str(&b[B_N_OUTCOME], r->outcome);
+        wq_pgarray_str(&b[B_N_STATE], r->state);
+        wq_pgarray_bytes(&b[B_N_RESULT], r->result, r->result != NULL
+            ? r->result_len : 0);
+        wq_pgarray_str(&b[B_N_ERROR], r->error != NULL ? r->error : "");
+        wq_pgarray_i64(&b[B_N_DELAY], r->delay_ms);
+        wq_pgarray_i64(&b[B_N_DURATION], r->duration_ms);
+        wq_pgarray_i64(&b[B_N_STARTED], r->started_ms);
+    }
+}
+
 /* Builds the claim statement's parameters from the first of each key. */
 static size_t
 claim_params(struct wq_claim_bufs *bufs, struct wq_claim *claims,
@@ -532,10 +669,10 @@ claim_params(struct wq_claim_bufs *bufs, struct wq_claim *claims,
     wq_pgarray_begin(&b[B_C_MAX], WQ_OID_INT4, m);
     wq_pgarray_begin(&b[B_C_CREATED], WQ_OID_INT8, m);
     wq_pgarray_begin(&b[B_C_PRIORITY], WQ_OID_INT4, m);
+    wq_pgarray_begin(&b[B_C_UNCLAIMED], WQ_OID_BOOL, m);
     for (size_t k = 0; k < n; k++) {
         const struct wq_envelope *e = claims[idx[k]].env;
-        size_t at;
-        uint32_t len;
+        unsigned char ok = claims[idx[k]].unclaimed_ok != 0;
 
         if (!take[k])
             continue;
@@ -544,19 +681,11 @@ claim_params(struct wq_claim_bufs *bufs, struct wq_claim *claims,
         wq_pgarray_str(&b[B_C_TYPE], e->type);
         wq_pgarray_str(&b[B_C_KEY], e->key);
         wq_pgarray_bytes(&b[B_C_PAYLOAD], e->payload, e->payload_len);
-        /* the JSON goes straight into the array: length patched after */
-        at = h->len;
-        if (wq_buf_append(h, "\0\0\0\0", 4) != 0)
-            abort();    /* out of memory: as xmalloc */
-        if (wq_claim_headers_json_hook(e, claims[idx[k]].hook_url, h)
-            != 0)
-            abort();
-        len = htobe32((uint32_t)(h->len - at - 4));
-        memcpy(h->data + at, &len, 4);
-        wq_pgarray_i32(&b[B_C_MAX], (int32_t)(e->max_attempts > INT32_MAX
-            ? INT32_MAX : e->max_attempts));
+        headers_elem(h, e, claims[idx[k]].hook_url);
+        wq_pgarray_i32(&b[B_C_MAX], max_attempts_i32(e));
         wq_pgarray_i64(&b[B_C_CREATED], e->created_at_ms);
         wq_pgarray_i32(&b[B_C_PRIORITY], claims[idx[k]].priority);
+        wq_pgarray_bytes(&b[B_C_UNCLAIMED], &ok, 1);
     }
     return m;
 }
@@ -670,14 +799,14 @@ guard_read(wq_store *s, int sent, char *err, size_t errlen)
 /* Reads the record statement's rows: which tasks were recorded. */
 static int
 read_records(wq_store *s, PGconn *c, struct wq_record *recs,
-    const size_t *idx, size_t n, char *err, size_t errlen)
+    const size_t *idx, size_t n, const char *what, char *err, size_t errlen)
 {
     PGresult *r = PQgetResult(c);
     uint8_t id[16];
     int rc = 0;
 
     if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = result_error(s, r, "record outcomes", err, errlen);
+        rc = result_error(s, r, what, err, errlen);
         PQclear(r);
         return rc;
     }
@@ -691,8 +820,8 @@ read_records(wq_store *s, PGconn *c, struct wq_record *recs,
     PQclear(r);
     if ((r = PQgetResult(c)) != NULL) {     /* the end of this query */
         PQclear(r);
-        return wq_seterr(err, errlen, WQ_ESTORE, "record outcomes: more "
-            "results than expected");
+        return wq_seterr(err, errlen, WQ_ESTORE, "%s: more results than "
+            "expected", what);
     }
     return 0;
 }
@@ -723,9 +852,13 @@ read_claims(wq_store *s, PGconn *c, struct wq_claim *claims,
             || parse_u32(PQgetvalue(r, i, 4), &cl->attempt) != 0
             || parse_u32(PQgetvalue(r, i, 5), &cl->max_attempts) != 0)
             continue;
+        cl->unclaimed = strcmp(state, "unclaimed") == 0;
+        cl->inserted = strcmp(PQgetvalue(r, i, 6), "t") == 0;
+        if (cl->unclaimed)
+            state = "queued";       /* as task_handle() reads it */
         snprintf(cl->state, sizeof cl->state, "%s", state);
-        cl->status = strcmp(state, "running") == 0 ? WQ_CLAIM_RUN
-            : WQ_CLAIM_EXHAUSTED;
+        cl->status = cl->unclaimed || strcmp(state, "running") == 0
+            ? WQ_CLAIM_RUN : WQ_CLAIM_EXHAUSTED;
     }
     PQclear(r);
     if ((r = PQgetResult(c)) != NULL) {
@@ -866,15 +999,19 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     static const Oid rtypes[9] = { WQ_OID_UUID_A, WQ_OID_INT4_A, WQ_OID_TEXT_A,
         WQ_OID_TEXT_A, WQ_OID_BYTEA_A, WQ_OID_TEXT_A, WQ_OID_INT8_A, WQ_OID_INT8_A,
         WQ_OID_TEXT };
-    static const Oid ctypes[11] = { WQ_OID_UUID_A, WQ_OID_TEXT_A, WQ_OID_TEXT_A,
+    static const Oid ctypes[12] = { WQ_OID_UUID_A, WQ_OID_TEXT_A, WQ_OID_TEXT_A,
         WQ_OID_TEXT_A, WQ_OID_BYTEA_A, WQ_OID_TEXT_A, WQ_OID_INT4_A, WQ_OID_INT8_A,
-        WQ_OID_TEXT, WQ_OID_INT8, WQ_OID_INT4_A };
+        WQ_OID_TEXT, WQ_OID_INT8, WQ_OID_INT4_A, WQ_OID_BOOL_A };
+    static const Oid ntypes[17] = { WQ_OID_UUID_A, WQ_OID_TEXT_A, WQ_OID_TEXT_A,
+        WQ_OID_TEXT_A, WQ_OID_BYTEA_A, WQ_OID_TEXT_A, WQ_OID_INT4_A, WQ_OID_INT8_A,
+        WQ_OID_INT4_A, WQ_OID_TEXT_A, WQ_OID_TEXT_A, WQ_OID_BYTEA_A, WQ_OID_TEXT_A,
+        WQ_OID_INT8_A, WQ_OID_INT8_A, WQ_OID_INT8_A, WQ_OID_TEXT };
     PGconn *c = s->conn;
     struct wq_buf *b = bufs->b;
-    const char *values[11];
-    int lengths[11], formats[11];
-    size_t *ridx = NULL, *cidx = NULL, m = 0;
-    int *take = NULL, rc = 0, sent_g = 0, sent_r = 0, sent_c = 0;
+    const char *values[17];
+    int lengths[17], formats[17];
+    size_t *ridx = NULL, *nidx = NULL, *cidx = NULL, m = 0, nr = 0, nn = 0;
+    int *take = NULL, rc = 0, sent_g = 0, sent_r = 0, sent_n = 0, sent_c = 0;
     char lease[32];
 
     if (PQstatus(c) != CONNECTION_OK)
@@ -885,23 +1022,38 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     for (size_t i = 0; i < nclaim; i++) {
         claims[i].status = WQ_CLAIM_PENDING;
         claims[i].own_lease = 0;
+        claims[i].unclaimed = 0;
+        claims[i].inserted = 0;
         claims[i].state[0] = '\0';
     }
     if (nrec == 0 && nclaim == 0)
         return 0;
-    if ((nrec > 0 && (rc = prepare_once(s, WQ_PREP_RECORD, "wq_record",
-        record_sql, 9, rtypes, "record outcomes", err, errlen)) != 0)
-        || (nclaim > 0 && (rc = prepare_once(s, WQ_PREP_CLAIM, "wq_claim",
-        claim_sql, 11, ctypes, "claim tasks", err, errlen)) != 0)
-        || (rc = pipeline_begin(s, &sent_g, err, errlen)) != 0)
-        return rc;
-
+    /* claimed attempts update their rows, unclaimed runs insert theirs */
     if (nrec > 0) {
         ridx = xcalloc(nrec, sizeof *ridx);
-        for (size_t i = 0; i < nrec; i++)
-            ridx[i] = i;
-        sort_idx(ridx, nrec, NULL, recs);
-        record_params(bufs, recs, ridx, nrec);
+        nidx = xcalloc(nrec, sizeof *nidx);
+        for (size_t i = 0; i < nrec; i++) {
+            if (recs[i].env != NULL)
+                nidx[nn++] = i;
+            else
+                ridx[nr++] = i;
+        }
+    }
+    if ((nr > 0 && (rc = prepare_once(s, WQ_PREP_RECORD, "wq_record",
+        record_sql, 9, rtypes, "record outcomes", err, errlen)) != 0)
+        || (nn > 0 && (rc = prepare_once(s, WQ_PREP_INSERT, "wq_record_new",
+        insert_sql, 17, ntypes, "record unclaimed runs", err, errlen)) != 0)
+        || (nclaim > 0 && (rc = prepare_once(s, WQ_PREP_CLAIM, "wq_claim",
+        claim_sql, 12, ctypes, "claim tasks", err, errlen)) != 0)
+        || (rc = pipeline_begin(s, &sent_g, err, errlen)) != 0) {
+        free(ridx);
+        free(nidx);
+        return rc;
+    }
+
+    if (nr > 0) {
+        sort_idx(ridx, nr, NULL, recs);
+        record_params(bufs, recs, ridx, nr);
         for (int i = 0; i < 8; i++) {
             values[i] = b[B_R_ID + i].data;
             lengths[i] = (int)b[B_R_ID + i].len;
@@ -917,6 +1069,25 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
             goto out;
         }
         sent_r = 1;
+    }
+    if (nn > 0) {
+        sort_idx(nidx, nn, NULL, recs);
+        insert_params(bufs, recs, nidx, nn);
+        for (int i = 0; i < 16; i++) {
+            values[i] = b[B_N_ID + i].data;
+            lengths[i] = (int)b[B_N_ID + i].len;
+            formats[i] = 1;
+        }
+        values[16] = worker;
+        lengths[16] = 0;
+        formats[16] = 0;
+        if (send_query(s, "wq_record_new", insert_sql, 17, ntypes, values,
+            lengths, formats) != 1) {
+            rc = wq_seterr(err, errlen, WQ_ESTORE, "record unclaimed runs: "
+                "%s", PQerrorMessage(c));
+            goto out;
+        }
+        sent_n = 1;
     }
     if (nclaim > 0) {
         cidx = xcalloc(nclaim, sizeof *cidx);
@@ -940,7 +1111,10 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
         values[10] = b[B_C_PRIORITY].data;
         lengths[10] = (int)b[B_C_PRIORITY].len;
         formats[10] = 1;
-        if (send_query(s, "wq_claim", claim_sql, 11, ctypes, values, lengths,
+        values[11] = b[B_C_UNCLAIMED].data;
+        lengths[11] = (int)b[B_C_UNCLAIMED].len;
+        formats[11] = 1;
+        if (send_query(s, "wq_claim", claim_sql, 12, ctypes, values, lengths,
             formats) != 1) {
             rc = wq_seterr(err, errlen, WQ_ESTORE, "claim tasks: %s",
                 PQerrorMessage(c));
@@ -957,8 +1131,11 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     }
     if ((rc = guard_read(s, sent_g, err, errlen)) != 0)
         goto out;
-    if (sent_r && (rc = read_records(s, c, recs, ridx, nrec, err, errlen))
-        != 0)
+    if (sent_r && (rc = read_records(s, c, recs, ridx, nr, "record outcomes",
+        err, errlen)) != 0)
+        goto out;
+    if (sent_n && (rc = read_records(s, c, recs, nidx, nn, "record unclaimed "
+        "runs", err, errlen)) != 0)
         goto out;
     if (sent_c && (rc = read_claims(s, c, claims, cidx, nclaim, err,
         errlen)) != 0)
@@ -966,8 +1143,8 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
 
 out:
     /* up to the Sync, whatever happened */
-    rc = pipeline_end(c, sent_g || sent_r || sent_c, rc, "a commit", err,
-        errlen);
+    rc = pipeline_end(c, sent_g || sent_r || sent_n || sent_c, rc,
+        "a commit", err, errlen);
     if (rc != 0) {
         for (size_t i = 0; i < nrec; i++)
             recs[i].recorded = 0;
@@ -978,6 +1155,7 @@ out:
             errlen);
     }
     free(ridx);
+    free(nidx);
     free(cidx);
     free(take);
     return rc;

@@ -45,7 +45,13 @@ struct wq_claim {
     const char *hook_url;           /* in: the queue's completion hook,
                                        stored as header "workq-hook" when
                                        the task names none; NULL: none */
+    int unclaimed_ok;               /* in: may run without a row (a first
+                                       delivery; see "Unclaimed runs") */
     enum wq_claim_status status;    /* out */
+    int unclaimed;                  /* out: RUN without a row: attempt 1,
+                                       nothing written (task_id = env->id) */
+    int inserted;                   /* out: RUN: this claim wrote the row
+                                       anew (there was none) */
     uint8_t task_id[16];            /* out: the row's id (RUN, BUSY, ...);
                                        not always env->id: a second
                                        submit of a key has its own id */
@@ -70,11 +76,16 @@ struct wq_record {
     int recorded;                   /* out: 1 if our lease still held and
                                        the row changed; 0: lost, nothing
                                        written (docs/task-states.md) */
+    /* An unclaimed run (wq_claim.unclaimed) inserts its row, whole: */
+    const struct wq_envelope *env;  /* NULL: a claimed attempt */
+    const char *hook_url;           /* as wq_claim's */
+    int priority;
+    int64_t started_ms;             /* wall clock, when the handler began */
 };
 
 /* Buffers reused across rounds, so that a busy worker stops allocating. */
 struct wq_claim_bufs {
-    struct wq_buf b[20];
+    struct wq_buf b[40];
 };
 
 /* Releases the buffers; they are empty and reusable afterwards. */
@@ -100,6 +111,15 @@ void wq_claim_bufs_free(struct wq_claim_bufs *bufs);
  * unless it succeeded) only while
  * state = running, lease_owner = worker and attempt = the claimed attempt;
  * rec->recorded tells whether it did.
+ *
+ * Unclaimed runs (docs/task-states.md "Unclaimed runs"): a claim with
+ * unclaimed_ok whose (queue, key) has no row comes back RUN with
+ * `unclaimed` set, and nothing is written for it.  Its record (rec->env
+ * set) inserts the task row in its final state, attempt 1, with its
+ * history, unless a row of that (queue, key) or id appeared meanwhile (a
+ * cancel, another delivery's claim): then nothing is written and
+ * `recorded` is 0.  A claim without unclaimed_ok of a running unclaimed
+ * task (its late claim) is an ordinary claim: no row, it inserts one.
  *
  * Returns 0 with every status and flag set, after the commit.  On failure
  * nothing was committed (or, if the connection died during the commit,

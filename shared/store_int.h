@@ -57,6 +57,7 @@ wq_store_unnamed(const struct wq_store *s)
 #define WQ_PREP_CLAIM    (1u << 17)
 #define WQ_PREP_CLASSIFY (1u << 18)
 #define WQ_PREP_GUARD    (1u << 19)
+#define WQ_PREP_INSERT   (1u << 20)
 
 /*
  * wq_store_ready is called at the start of every operation: it clears the

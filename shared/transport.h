@@ -171,6 +171,9 @@ typedef struct wq_delivery {
     int32_t partition;        /* Kafka partition, -1 on RabbitMQ */
     int64_t offset;           /* Kafka offset, or RabbitMQ delivery tag */
     int redelivered;          /* broker says it may have been seen before */
+    int first;                /* broker says no consumer had it before:
+                                 RabbitMQ's redelivered flag clear; never
+                                 on Kafka, which cannot tell */
 } wq_delivery;
 
 struct wq_transport_ops {

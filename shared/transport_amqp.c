@@ -1652,6 +1652,7 @@ delivery_new(struct wq_transport *t, const amqp_envelope_t *env)
     x->d.partition = -1;
     x->d.offset = (int64_t)env->delivery_tag;
     x->d.redelivered = env->redelivered != 0;
+    x->d.first = !x->d.redelivered;
     x->prev = t->out_tail;
     x->next = NULL;
     if (t->out_tail != NULL)

@@ -1659,6 +1659,7 @@ deliver(struct kafka_transport *t, rd_kafka_message_t *m)
     kd->pub.partition = m->partition;
     kd->pub.offset = m->offset;
     kd->pub.redelivered = 0;    /* Kafka does not say */
+    kd->pub.first = 0;
     kd->prev = NULL;
     kd->next = t->live;
     if (t->live != NULL)

@@ -81,6 +81,12 @@
 #define STATUS_EVERY_MS    1000
 #define CANCELLED          "cancelled by an operator; the handler process " \
                            "was sent a cancel frame"
+/* the history's trace of a run that may have been lost unrecorded
+ * (docs/task-states.md, "Unclaimed runs"; tests/fault/chaos.sh counts
+ * it beside lost leases) */
+#define MAYBE_RAN          "redelivered with no row: an earlier delivery " \
+                           "may have run unclaimed on a worker that " \
+                           "stopped before recording it"
 
 struct task {
     struct task *next;
@@ -92,9 +98,23 @@ struct task {
     struct wq_envelope env;
     char *bad;                  /* undecodable: why; then env is empty */
     int flow;                   /* enum flow_state (flow_control.h) */
+    int held;                   /* this round did not claim it: its key
+                                   runs unclaimed here (ukeys_collect) */
     uint64_t flow_wait_ns;      /* FLOW_ASK: not before this */
     int rejected;               /* the store rejected its outcome once */
-    struct wq_claim claim;      /* task_id, attempt, max_attempts */
+    struct wq_claim claim;      /* task_id, attempt, max_attempts; the
+                                   loop's (a late claim changes it) */
+    uint32_t run_attempt, run_max;  /* claim's at dispatch: the handler's */
+    int run_unclaimed;              /* claim's at dispatch */
+    int maybe_ran;                  /* redelivered, and its claim made the
+                                       row: say so in its history */
+    char *note;                     /* the record's error text with
+                                       MAYBE_RAN added, when it has one */
+    atomic_int reported;            /* its handler reported progress */
+    uint64_t dispatch_ns;
+    /* on the consumer's list of unclaimed runs not claimed late yet */
+    struct task *uprev, *unext;
+    int on_ulist;
     char id[WQ_UUID_STRLEN];
     const struct wq_handler *h;
     int priority;               /* its band's (priority.h) */
@@ -161,6 +181,16 @@ struct wq_consumer {
     int draining;
     uint64_t drain_deadline;
     struct wq_claim_bufs bufs;
+    /* unclaimed runs (store_claims.h), oldest dispatch first, until they
+     * end or are claimed late; and the round's late claims */
+    struct task *uhead, *utail;
+    struct task **late;
+    atomic_int late_now;        /* an unclaimed run reported progress */
+    /* hashes of the (queue, key) of unclaimed runs not recorded yet,
+     * sorted, and how many deliveries the last round held back for
+     * them (a second delivery of a key waits for the first's record) */
+    uint64_t *ukeys;
+    size_t nukeys, capukeys, nheld;
     struct wq_claim *claims;
     struct wq_record *recs;
     struct policy *policies;
@@ -231,6 +261,37 @@ tl_prepend(struct tlist *l, struct tlist *front)
     memset(front, 0, sizeof *front);
 }
 
+/* The list of unclaimed runs not yet claimed late (consumer thread). */
+static void
+ulist_push(struct wq_consumer *c, struct task *tk)
+{
+    tk->unext = NULL;
+    tk->uprev = c->utail;
+    if (c->utail != NULL)
+        c->utail->unext = tk;
+    else
+        c->uhead = tk;
+    c->utail = tk;
+    tk->on_ulist = 1;
+}
+
+static void
+ulist_unlink(struct wq_consumer *c, struct task *tk)
+{
+    if (!tk->on_ulist)
+        return;
+    if (tk->uprev != NULL)
+        tk->uprev->unext = tk->unext;
+    else
+        c->uhead = tk->unext;
+    if (tk->unext != NULL)
+        tk->unext->uprev = tk->uprev;
+    else
+        c->utail = tk->uprev;
+    tk->uprev = tk->unext = NULL;
+    tk->on_ulist = 0;
+}
+
 static void
 task_free(struct task *t)
 {
@@ -238,6 +299,7 @@ task_free(struct task *t)
     wq_envelope_free(&t->env);
     wq_handler_result_free(&t->res);
     free(t->bad);
+    free(t->note);
     free(t);
 }
 
@@ -406,9 +468,18 @@ static void
 report_progress(void *user, int percent, const char *message)
 {
     struct task *tk = user;
+    struct wq_consumer *c = tk->owner;
 
-    wq_progress_report(wq_worker_lease_progress(tk->owner->conf.lease),
-        tk->id, tk->claim.attempt, percent, message);
+    wq_progress_report(wq_worker_lease_progress(c->conf.lease),
+        tk->id, tk->run_attempt, percent, message);
+    /* an unclaimed run has no row for it yet: claim it now (late claim)
+     * and the report is written again then */
+    if (tk->run_unclaimed && !atomic_exchange(&tk->reported, 1)) {
+        pthread_mutex_lock(&c->lock);
+        atomic_store(&c->late_now, 1);
+        wake_locked(c);
+        pthread_mutex_unlock(&c->lock);
+    }
 }
 
 /* The context of tk's run: the handler thread's `thread_fd` for an
@@ -420,8 +491,8 @@ task_ctx(struct wq_consumer *c, struct task *tk, struct wq_handler_ctx *ctx,
     memset(ctx, 0, sizeof *ctx);
     ctx->env = &tk->env;
     ctx->task_id = tk->id;
-    ctx->attempt = tk->claim.attempt;
-    ctx->max_attempts = tk->claim.max_attempts;
+    ctx->attempt = tk->run_attempt;
+    ctx->max_attempts = tk->run_max;
     ctx->worker_id = c->conf.worker_id;
     ctx->cancel_fd = thread_cancel_fd >= 0 ? c->cancel_fd : -1;
     ctx->task_cancel_fd = thread_cancel_fd;
@@ -474,8 +545,8 @@ wq_consumer_run_task(void *item, void *user)
             "type \"%s\" on queue \"%s\" (configure one in handlers: "
             "{ type = \"%s\"; ... }) on worker %s%s", tk->env.type,
             tk->env.queue, tk->env.type, c->conf.worker_id,
-            tk->claim.attempt >= UNKNOWN_TYPE_ATTEMPTS
-            || tk->claim.attempt >= tk->claim.max_attempts
+            tk->run_attempt >= UNKNOWN_TYPE_ATTEMPTS
+            || tk->run_attempt >= tk->run_max
             ? "; dead: no attempt found a worker that knows the type" : "");
     else
         wq_handlers_run(tk->h, &ctx, &tk->res);
@@ -827,6 +898,14 @@ fill_record(struct wq_consumer *c, struct task *tk, struct wq_record *r)
     r->attempt = tk->claim.attempt;
     r->outcome = wq_outcome_name(res->outcome);
     r->duration_ms = (int64_t)((tk->end_ns - tk->start_ns) / 1000000u);
+    if (tk->claim.unclaimed) {
+        /* its one write: the whole row (store_claims.h) */
+        r->env = &tk->env;
+        r->hook_url = hook_of(c, tk->env.queue);
+        r->priority = tk->priority;
+        r->started_ms = wq_clock_wall_ms() - (int64_t)((wq_clock_mono_ns()
+            - tk->start_ns) / 1000000u);
+    }
     switch (res->outcome) {
     case WQ_OUTCOME_SUCCEEDED:
         r->state = "succeeded";
@@ -857,6 +936,15 @@ fill_record(struct wq_consumer *c, struct task *tk, struct wq_record *r)
             r->state = "dead";
         }
         break;
+    }
+    if (tk->maybe_ran) {
+        if (r->error == NULL || r->error[0] == '\0') {
+            r->error = MAYBE_RAN;
+        } else {
+            free(tk->note);
+            tk->note = xasprintf("%s; %s", r->error, MAYBE_RAN);
+            r->error = tk->note;
+        }
     }
 }
 
@@ -891,6 +979,12 @@ static void
 dispatch(struct wq_consumer *c, struct task *tk)
 {
     wq_uuid_format(tk->claim.task_id, tk->id);
+    tk->run_attempt = tk->claim.attempt;
+    tk->run_max = tk->claim.max_attempts;
+    tk->run_unclaimed = tk->claim.unclaimed;
+    tk->dispatch_ns = wq_clock_mono_ns();
+    if (tk->claim.unclaimed)
+        ulist_push(c, tk);
     tk->h = wq_handlers_find(c->conf.handlers, tk->env.queue, tk->env.type);
     wq_worker_lease_add(c->conf.lease, tk->claim.task_id, tk);
     c->running++;
@@ -923,6 +1017,10 @@ settle_claim(struct wq_consumer *c, struct task *tk, struct tlist *pending)
         wq_flow_release_add(c->flow, &tk->env, 1);
     switch (tk->claim.status) {
     case WQ_CLAIM_RUN:
+        /* RabbitMQ gave it before, and there was no row: the consumer
+         * that had it may have run it unclaimed and died */
+        tk->maybe_ran = c->conf.claim_after_ms > 0 && tk->d != NULL
+            && tk->d->redelivered && tk->claim.inserted;
         dispatch(c, tk);
         return;
     case WQ_CLAIM_BUSY:
@@ -990,15 +1088,16 @@ reject_one(struct wq_consumer *c, int record, const char *why)
         return;
     }
     tk = tl_pop(&c->incoming);
-    if (tk->flow == FLOW_ASK) {
-        /* the claim was the first delivery flow control did not keep
-         * back: take that one, leave the others in order */
+    if (tk->flow == FLOW_ASK || tk->held) {
+        /* the claim was the first delivery flow control (or a key's
+         * unclaimed run) did not keep back: take that one, leave the
+         * others in order */
         struct tlist kept = { NULL, NULL, 0 };
 
         do {
             tl_push(&kept, tk);
             tk = tl_pop(&c->incoming);
-        } while (tk->flow == FLOW_ASK);
+        } while (tk->flow == FLOW_ASK || tk->held);
         tl_prepend(&c->incoming, &kept);
     }
     tk->bad = xasprintf("the store rejected the task: %s", why);
@@ -1008,8 +1107,9 @@ reject_one(struct wq_consumer *c, int record, const char *why)
 
 /*
  * Takes the `ncl` claimed tasks out of `incoming` and settles them.  They
- * are its first tasks, but for those flow control kept back (FLOW_ASK),
- * which stay where they are, in order.
+ * are its first tasks, but for those flow control kept back (FLOW_ASK)
+ * and those whose key runs unclaimed here (held), which stay where they
+ * are, in order.
  */
 static void
 settle_claims(struct wq_consumer *c, size_t ncl, struct tlist *pending)
@@ -1019,7 +1119,7 @@ settle_claims(struct wq_consumer *c, size_t ncl, struct tlist *pending)
 
     for (size_t i = 0; i < ncl; ) {
         tk = tl_pop(&c->incoming);
-        if (tk->flow == FLOW_ASK) {
+        if (tk->flow == FLOW_ASK || tk->held) {
             tl_push(&kept, tk);
             continue;
         }
@@ -1151,12 +1251,152 @@ prioritize(struct wq_consumer *c, size_t want)
     c->incoming = front;
 }
 
+/* The monotonic time at which the oldest unclaimed run is due for its
+ * late claim; UINT64_MAX: none. */
+static uint64_t
+late_due_ns(const struct wq_consumer *c)
+{
+    return c->uhead == NULL ? UINT64_MAX : c->uhead->dispatch_ns
+        + (uint64_t)c->conf.claim_after_ms * 1000000u;
+}
+
+/* A late claim is due: claim_after passed for the oldest unclaimed run,
+ * or one reported progress. */
+static int
+late_due(const struct wq_consumer *c)
+{
+    return c->isolate == 0 && (atomic_load(&c->late_now)
+        || late_due_ns(c) <= wq_clock_mono_ns());
+}
+
+/* FNV-1a of a task's queue and key, for the duplicate check. */
+static uint64_t
+key_hash(const struct wq_envelope *e)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    for (const char *s = e->queue; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    h = (h ^ 0xffu) * 1099511628211ull;     /* no byte of UTF-8 text */
+    for (const char *s = e->key; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/*
+ * The keys of this consumer's unclaimed runs that have no row yet:
+ * running (not claimed late) or ended and not yet recorded.  Another
+ * delivery of such a key (a second publish of it) would find no row and
+ * run too, so it waits in `incoming` until the first one's record, and
+ * is then claimed as the duplicate it is.  (A hash that collides only
+ * makes a delivery wait for that record.)  Across workers there is no
+ * such check; docs/task-states.md, "Unclaimed runs".
+ */
+static void
+ukeys_collect(struct wq_consumer *c)
+{
+    size_t need = c->torecord.n;
+    struct task *tk;
+
+    c->nukeys = 0;
+    for (tk = c->uhead; tk != NULL; tk = tk->unext)
+        need++;
+    if (need > c->capukeys) {
+        c->capukeys = need * 2;
+        c->ukeys = xreallocarray(c->ukeys, c->capukeys, sizeof *c->ukeys);
+    }
+    for (tk = c->uhead; tk != NULL; tk = tk->unext)
+        c->ukeys[c->nukeys++] = key_hash(&tk->env);
+    for (tk = c->torecord.head; tk != NULL; tk = tk->next)
+        if (tk->claim.unclaimed)
+            c->ukeys[c->nukeys++] = key_hash(&tk->env);
+    if (c->nukeys > 1)
+        qsort(c->ukeys, c->nukeys, sizeof *c->ukeys, cmp_u64);
+}
+
+static int
+ukey_held(const struct wq_consumer *c, const struct task *tk)
+{
+    uint64_t h;
+
+    if (c->nukeys == 0)
+        return 0;
+    h = key_hash(&tk->env);
+    return bsearch(&h, c->ukeys, c->nukeys, sizeof h, cmp_u64) != NULL;
+}
+
+/*
+ * A first delivery (the broker says no consumer had it: RabbitMQ's
+ * redelivered flag clear) may run unclaimed when its (queue, key) has no
+ * row (store_claims.h): its row is then written once, with its outcome.
+ * Not under flow control, whose holds count running rows, and not with
+ * worker.claim_after = 0.
+ */
+static int
+may_run_unclaimed(const struct wq_consumer *c, const struct task *tk)
+{
+    return c->conf.claim_after_ms > 0 && tk->d != NULL && tk->d->first
+        && tk->flow == FLOW_NONE;
+}
+
+/*
+ * The late claims of a round: an unclaimed run still going after
+ * worker.claim_after gets its row (running, leased) as any claim, so
+ * that it shows, renews its lease and hears a cancel.  A row that is
+ * there already wins: a cancelled one cancels the run; with any other
+ * the run goes on and its record finds the row and drops the outcome.
+ */
+static void
+settle_late(struct wq_consumer *c, size_t first, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct task *tk = c->late[i];
+        const struct wq_claim *cl = &c->claims[first + i];
+
+        if (cl->status == WQ_CLAIM_PENDING)
+            continue;           /* next round */
+        ulist_unlink(c, tk);
+        if (cl->status == WQ_CLAIM_RUN || (cl->status == WQ_CLAIM_BUSY
+            && cl->own_lease)) {
+            if (memcmp(tk->claim.task_id, cl->task_id, 16) != 0) {
+                wq_worker_lease_remove(c->conf.lease, tk->claim.task_id);
+                memcpy(tk->claim.task_id, cl->task_id, 16);
+                wq_worker_lease_add(c->conf.lease, tk->claim.task_id, tk);
+            }
+            tk->claim.attempt = cl->attempt;
+            tk->claim.max_attempts = cl->max_attempts;
+            tk->claim.unclaimed = 0;
+            if (atomic_load(&tk->reported) && c->conf.lease != NULL)
+                wq_progress_again(wq_worker_lease_progress(c->conf.lease),
+                    tk->id);
+            continue;
+        }
+        if (cl->status == WQ_CLAIM_FINAL
+            && strcmp(cl->state, "cancelled") == 0) {
+            on_cancel(tk, NULL);
+            continue;
+        }
+        task_log(tk->id, &tk->env, WQ_LOG_INFO, "task %s: another delivery "
+            "of its key holds its row (%s); this run's outcome will be "
+            "dropped", tk->id, cl->state);
+    }
+}
+
 /* One round trip: record what finished, claim what fits in free slots. */
 static void
 store_round(struct wq_consumer *c)
 {
     struct wq_worker_stats *st = c->conf.stats;
     size_t limit = (size_t)c->conf.batch_max, nrec = 0, ncl = 0, slots;
+    size_t nlate = 0;
     struct tlist pending = { NULL, NULL, 0 };
     char err[WQ_ERRLEN];
     struct task *tk;
@@ -1172,26 +1412,55 @@ store_round(struct wq_consumer *c)
     for (tk = c->torecord.head; tk != NULL && nrec < limit; tk = tk->next)
         fill_record(c, tk, &c->recs[nrec++]);
     slots = free_slots(c);
+    c->nheld = 0;
     if (!c->draining && !(c->isolate > 0 && nrec > 0)) {
         prioritize(c, slots < limit ? slots : limit);
         if (flow_round(c, slots < limit ? slots : limit) != 0)
             return;
+        ukeys_collect(c);
         for (tk = c->incoming.head; tk != NULL && ncl < limit
             && ncl < slots; tk = tk->next) {
             if (tk->flow == FLOW_ASK)
                 continue;       /* not admitted (yet): stays unclaimed */
+            if ((tk->held = ukey_held(c, tk))) {
+                c->nheld++;     /* its key runs unclaimed here */
+                continue;
+            }
             memset(&c->claims[ncl], 0, sizeof c->claims[ncl]);
             c->claims[ncl].hook_url = hook_of(c, tk->env.queue);
             c->claims[ncl].priority = tk->priority;
+            c->claims[ncl].unclaimed_ok = may_run_unclaimed(c, tk);
             c->claims[ncl++].env = &tk->env;
         }
     }
-    if (nrec == 0 && ncl == 0)
+    if (late_due(c)) {
+        uint64_t due = wq_clock_mono_ns()
+            - (uint64_t)c->conf.claim_after_ms * 1000000u;
+        int reports = atomic_exchange(&c->late_now, 0);
+
+        for (tk = c->uhead; tk != NULL && ncl + nlate < limit;
+            tk = tk->unext) {
+            struct wq_claim *cl;
+
+            if (tk->dispatch_ns > due && !atomic_load(&tk->reported)) {
+                if (!reports)
+                    break;      /* the list is in dispatch order */
+                continue;
+            }
+            cl = &c->claims[ncl + nlate];
+            memset(cl, 0, sizeof *cl);
+            cl->hook_url = hook_of(c, tk->env.queue);
+            cl->priority = tk->priority;
+            cl->env = &tk->env;
+            c->late[nlate++] = tk;
+        }
+    }
+    if (nrec == 0 && ncl == 0 && nlate == 0)
         return;
 
     t0 = wq_clock_mono_ns();
     rc = wq_claim_round(c->s, &c->bufs, c->conf.worker_id, c->conf.lease_ms,
-        c->recs, nrec, c->claims, ncl, err, sizeof err);
+        c->recs, nrec, c->claims, ncl + nlate, err, sizeof err);
     dt = (double)(wq_clock_mono_ns() - t0) / 1e9;
     wq_metric_inc(st->rounds, 1);
     if (rc == WQ_EINVAL) {
@@ -1223,6 +1492,12 @@ store_round(struct wq_consumer *c)
         tk = tl_pop(&c->torecord);
         if (c->recs[i].recorded) {
             count_outcome(c, tk, &c->recs[i]);
+        } else if (c->recs[i].env != NULL) {
+            wq_metric_inc(st->lost_leases, 1);
+            task_log(tk->id, &tk->env, WQ_LOG_WARN, "task %s: its row was "
+                "written while it ran unclaimed (a cancel, or another "
+                "delivery's claim); its outcome (%s) was dropped", tk->id,
+                c->recs[i].outcome);
         } else {
             wq_metric_inc(st->lost_leases, 1);
             task_log(tk->id, &tk->env, WQ_LOG_WARN, "task %s attempt %u: "
@@ -1235,12 +1510,15 @@ store_round(struct wq_consumer *c)
         ack(c, tk);
         task_free(tk);
     }
+    if (nrec > 0)
+        c->nheld = 0;   /* their keys are free now: look again */
     if (ncl > 0) {
         /* the round's process tasks go to each program in one write */
         wq_handlers_cork(c->conf.handlers, 1);
         settle_claims(c, ncl, &pending);
         wq_handlers_cork(c->conf.handlers, 0);
     }
+    settle_late(c, ncl, nlate);
     tl_prepend(&c->incoming, &pending);
     wq_metric_set(st->in_flight, (int64_t)wq_worker_lease_count(c->conf.lease));
 }
@@ -1260,6 +1538,7 @@ collect(struct wq_consumer *c)
     pthread_mutex_unlock(&c->lock);
     while ((tk = tl_pop(&got)) != NULL) {
         async_unlink(c, tk);
+        ulist_unlink(c, tk);
         c->running--;
         atomic_fetch_sub(c->conf.busy, 1);
         if (tk->res.outcome == WQ_OUTCOME_ABANDONED) {
@@ -1283,8 +1562,9 @@ static int
 has_work(const struct wq_consumer *c)
 {
     return c->bad.n > 0 || c->torecord.n > 0
-        || (!c->draining && c->incoming.n > c->nwaiting
-            && free_slots(c) > 0);
+        || (!c->draining && c->incoming.n > c->nwaiting + c->nheld
+            && free_slots(c) > 0)
+        || late_due(c);
 }
 
 static void
@@ -1374,6 +1654,8 @@ sleep_ms(const struct wq_consumer *c)
         w = min_wait(w, until(c->drain_deadline));
     if (c->nwaiting > 0)
         w = min_wait(w, until(c->wait_next_ns) + 1);
+    if (c->uhead != NULL)
+        w = min_wait(w, until(late_due_ns(c)) + 1);
     return w;
 }
 
@@ -1532,6 +1814,7 @@ wq_consumer_new(const struct wq_consumer_conf *conf)
         abort();
     }
     c->claims = xcalloc((size_t)conf->batch_max, sizeof *c->claims);
+    c->late = xcalloc((size_t)conf->batch_max, sizeof *c->late);
     c->recs = xcalloc((size_t)conf->batch_max, sizeof *c->recs);
     c->flow = wq_flow_new(conf->cfg);
     c->fenv = xcalloc((size_t)conf->batch_max, sizeof *c->fenv);
@@ -1580,6 +1863,8 @@ wq_consumer_free(wq_consumer *c)
     close(c->cancel_fd);
     wq_claim_bufs_free(&c->bufs);
     free(c->claims);
+    free(c->late);
+    free(c->ukeys);
     free(c->recs);
     wq_flow_free(c->flow);
     free(c->fenv);

@@ -44,6 +44,8 @@ struct wq_consumer_conf {
                                            worker's consumers, not yet done */
     int64_t lease_ms;
     int64_t drain_timeout_ms;
+    int64_t claim_after_ms;             /* worker.claim_after; 0: claim
+                                           before every run */
     int batch_max;
     struct wq_transport_conf tconf;     /* strings owned by the caller */
     const wq_handlers *handlers;

@@ -199,6 +199,24 @@ wq_progress_flush(wq_progress *p, wq_store *s, const char *worker,
     return rc;
 }
 
+void
+wq_progress_again(wq_progress *p, const char *task_id)
+{
+    uint64_t one = 1;
+    int found = 0;
+
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->v[i].id, task_id) == 0) {
+            p->v[i].pending = 1;
+            p->v[i].last_write_ns = 0;
+            found = 1;
+        }
+    pthread_mutex_unlock(&p->lock);
+    if (found && p->wake_fd >= 0 && write(p->wake_fd, &one, sizeof one) < 0)
+        (void)0;
+}
+
 int64_t
 wq_progress_next_ms(wq_progress *p)
 {

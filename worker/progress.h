@@ -47,6 +47,14 @@ int wq_progress_flush(wq_progress *p, wq_store *s, const char *worker,
 /* Milliseconds until a report is due; -1 if none is pending. */
 int64_t wq_progress_next_ms(wq_progress *p);
 
+/*
+ * wq_progress_again makes the latest report of task_id, if the table
+ * still has it, due at once: written again by the next flush.  For a
+ * task whose row did not exist when its report was written (an
+ * unclaimed run, store_claims.h, until its late claim).
+ */
+void wq_progress_again(wq_progress *p, const char *task_id);
+
 /* Writes done since the start (for /metrics and tests). */
 uint64_t wq_progress_writes(wq_progress *p);
 

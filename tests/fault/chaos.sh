@@ -40,7 +40,8 @@
 #   - the exec side effect holds each succeeded key once, except where a
 #     crash fell between effect and record: a key written n > 1 times is
 #     counted apart when its task lost at least n-1 attempts to an expired
-#     lease, and fails the run otherwise.
+#     lease or to a worker that died while it ran unclaimed (its history
+#     says "may have run unclaimed"), and fails the run otherwise.
 # The report (also DIR/report.txt) prints what was injected and the
 # counts; the exit status is 0 only when every check holds.
 set -euo pipefail
@@ -390,7 +391,11 @@ per AS (
            t.max_attempts,
            count(a.*) AS attempts,
            count(a.*) FILTER (WHERE a.outcome = 'succeeded') AS successes,
-           count(a.*) FILTER (WHERE a.outcome = 'lease_expired') AS lost,
+           -- attempts lost with a worker: leases that expired, and runs
+           -- a worker may have had unclaimed when it died (RabbitMQ; the
+           -- note of docs/task-states.md, "Unclaimed runs")
+           count(a.*) FILTER (WHERE a.outcome = 'lease_expired'
+               OR a.error LIKE '%may have run unclaimed%') AS lost,
            count(a.*) FILTER (WHERE a.outcome IS NULL) AS unfinished
     FROM t LEFT JOIN a ON a.task_id = t.id
     GROUP BY t.id, t.idempotency_key, t.type, t.state, t.attempt, t.max_attempts),

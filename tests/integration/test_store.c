@@ -22,6 +22,7 @@
 
 #include <libpq-fe.h>
 
+#include "clock.h"
 #include "migrate.h"
 #include "store.h"
 #include "store_claims.h"
@@ -799,10 +800,21 @@ seq_scans(wq_store *s, const char *table)
     return query_num(s, sql);
 }
 
+/* Index entries of workq.tasks read so far (as seq_scans). */
+static long long
+index_reads(wq_store *s)
+{
+    exec_ok(s, "SELECT pg_stat_force_next_flush()");
+    return query_num(s, "SELECT coalesce(sum(idx_tup_read), 0) FROM"
+        " pg_stat_user_indexes WHERE relid = 'workq.tasks'::regclass");
+}
+
 /* Claims n new tasks of queue "plan" in one round, then records them as
- * succeeded (with a small result) in the next. */
+ * succeeded (with a small result) in the next; `unclaimed`: as first
+ * deliveries, which run unclaimed (store_claims.h). */
 static void
-claim_and_record(wq_store *s, struct wq_claim_bufs *bufs, size_t n)
+claim_and_record_as(wq_store *s, struct wq_claim_bufs *bufs, size_t n,
+    int unclaimed)
 {
     static unsigned serial;
     struct wq_envelope *envs = calloc(n, sizeof *envs);
@@ -820,12 +832,16 @@ claim_and_record(wq_store *s, struct wq_claim_bufs *bufs, size_t n)
         assert_int_equal(wq_envelope_init(&envs[i], "plan", "noop", key,
             payload, sizeof payload - 1, err, sizeof err), 0);
         claims[i].env = &envs[i];
+        claims[i].unclaimed_ok = unclaimed;
     }
     if (wq_claim_round(s, bufs, "w-plan", 60000, NULL, 0, claims, n, err,
         sizeof err) != 0)
         fail_msg("claim: %s", err);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(claims[i].status, WQ_CLAIM_RUN);
+        assert_int_equal(claims[i].unclaimed, unclaimed);
+        if (unclaimed)
+            recs[i].env = &envs[i];
         memcpy(recs[i].task_id, claims[i].task_id, 16);
         recs[i].attempt = claims[i].attempt;
         recs[i].outcome = "succeeded";
@@ -843,6 +859,12 @@ claim_and_record(wq_store *s, struct wq_claim_bufs *bufs, size_t n)
     free(envs);
     free(claims);
     free(recs);
+}
+
+static void
+claim_and_record(wq_store *s, struct wq_claim_bufs *bufs, size_t n)
+{
+    claim_and_record_as(s, bufs, n, 0);
 }
 
 /*
@@ -954,24 +976,33 @@ claim_key(wq_store *s, struct wq_claim_bufs *bufs, const char *key)
  * settle on generic plans (at about the sixth execution): claims,
  * records, and claims of a running key (classified busy); then 20,000
  * rows without ANALYZE; then the same rounds read workq.tasks by index
- * only.
+ * only.  So do unclaimed runs, whose probe of (queue, key) must stay one
+ * index probe a delivery: a generic plan made young once hashed the
+ * whole table per round, and once read the whole queue per probe
+ * through tasks_queue_created_idx, neither of them a sequential scan.
  */
 static void
 test_store_plans_made_young(void **state)
 {
     struct wq_claim_bufs bufs = { 0 };
     wq_store *s = open_migrated();
-    long long before;
+    long long before, reads;
 
     (void)state;
+    /* statistics that say "empty", as autovacuum leaves them on a fresh
+     * install (never analyzed, PostgreSQL guesses ten pages instead) */
+    exec_ok(s, "ANALYZE workq.tasks");
     assert_int_equal(claim_key(s, &bufs, "young"), WQ_CLAIM_RUN);
     for (int i = 0; i < 10; i++) {
         claim_and_record(s, &bufs, 3);
+        /* rounds bigger than a generic plan's guess of an array (10
+         * elements), so that PostgreSQL settles on that plan */
+        claim_and_record_as(s, &bufs, 40, 1);
         assert_int_equal(claim_key(s, &bufs, "young"), WQ_CLAIM_BUSY);
     }
     exec_ok(s, "INSERT INTO workq.tasks (id, attempt, max_attempts, state,"
         " queue, type, idempotency_key, headers, created_at, finished_at)"
-        " SELECT gen_random_uuid(), 1, 3, 'succeeded', 'old', 'noop',"
+        " SELECT gen_random_uuid(), 1, 3, 'succeeded', 'plan', 'noop',"
         "   'old-' || g, '{}', now(), now()"
         " FROM generate_series(1, 20000) g");
     before = seq_scans(s, "workq.tasks");
@@ -980,6 +1011,14 @@ test_store_plans_made_young(void **state)
         assert_int_equal(claim_key(s, &bufs, "young"), WQ_CLAIM_BUSY);
     }
     assert_int_equal(seq_scans(s, "workq.tasks"), before);
+    reads = index_reads(s);
+    for (int i = 0; i < 3; i++)
+        claim_and_record_as(s, &bufs, 40, 1);
+    assert_int_equal(seq_scans(s, "workq.tasks"), before);
+    reads = index_reads(s) - reads;
+    if (reads > 1000)
+        fail_msg("3 rounds of 40 unclaimed runs read %lld index entries of "
+            "workq.tasks", reads);
     wq_claim_bufs_free(&bufs);
     wq_store_close(s);
 }
@@ -1179,6 +1218,162 @@ lean_record(wq_store *s, struct wq_claim_bufs *bufs, const char *w,
         != 0)
         fail_msg("record: %s", err);
     return r.recorded;
+}
+
+/* --- unclaimed runs (store_claims.h) ------------------------------------ */
+
+/* One claim of `env` by worker w, unclaimed_ok as given. */
+static void
+claim_one(wq_store *s, struct wq_claim_bufs *bufs, const char *w,
+    const struct wq_envelope *env, int unclaimed_ok, struct wq_claim *c)
+{
+    char err[WQ_ERRLEN];
+
+    memset(c, 0, sizeof *c);
+    c->env = env;
+    c->unclaimed_ok = unclaimed_ok;
+    if (wq_claim_round(s, bufs, w, 60000, NULL, 0, c, 1, err, sizeof err)
+        != 0)
+        fail_msg("claim %s: %s", env->key, err);
+}
+
+/* The record of an unclaimed run of `env`; 1 if its row was written. */
+static int
+record_unclaimed(wq_store *s, struct wq_claim_bufs *bufs, const char *w,
+    const struct wq_envelope *env, const char *outcome, const char *state,
+    const char *result, const char *error)
+{
+    struct wq_record r = { .attempt = 1, .outcome = outcome, .state = state,
+        .result = result, .result_len = result != NULL ? strlen(result) : 0,
+        .error = error, .delay_ms = 60000, .duration_ms = 12, .env = env,
+        .hook_url = "http://127.0.0.1:9/hook", .priority = 2,
+        .started_ms = wq_clock_wall_ms() - 12 };
+    char err[WQ_ERRLEN];
+
+    memcpy(r.task_id, env->id, 16);
+    if (wq_claim_round(s, bufs, w, 60000, &r, 1, NULL, 0, err, sizeof err)
+        != 0)
+        fail_msg("record %s: %s", env->key, err);
+    return r.recorded;
+}
+
+/*
+ * A first delivery whose key has no row runs unclaimed: the claim writes
+ * nothing, and the record inserts the row once, final (one row version:
+ * its ctid is the table's first slot), with its history when it failed.
+ * A row that appeared meanwhile (another delivery's claim, a cancel)
+ * wins, and the outcome is not recorded.  A key with a row is claimed as
+ * always, and a late claim (no unclaimed_ok) inserts the running row.
+ */
+static void
+test_store_unclaimed_runs(void **state)
+{
+    struct wq_claim_bufs bufs = { 0 };
+    struct wq_envelope ok, fail, raced, late, cancelled;
+    struct wq_claim c;
+    char err[WQ_ERRLEN];
+    wq_store *s = open_migrated();
+
+    (void)state;
+    assert_int_equal(wq_envelope_init(&ok, "un", "noop", "ok", "{\"a\":1}",
+        7, err, sizeof err), 0);
+    assert_int_equal(wq_envelope_init(&fail, "un", "noop", "fail", "p", 1,
+        err, sizeof err), 0);
+    assert_int_equal(wq_envelope_init(&raced, "un", "noop", "raced", NULL,
+        0, err, sizeof err), 0);
+    assert_int_equal(wq_envelope_init(&late, "un", "noop", "late", NULL, 0,
+        err, sizeof err), 0);
+    assert_int_equal(wq_envelope_init(&cancelled, "un", "noop", "cancel",
+        NULL, 0, err, sizeof err), 0);
+    fail.max_attempts = 4;
+
+    /* no row: RUN unclaimed, attempt 1, nothing written */
+    claim_one(s, &bufs, "w-un", &ok, 1, &c);
+    assert_int_equal(c.status, WQ_CLAIM_RUN);
+    assert_true(c.unclaimed);
+    assert_int_equal(c.attempt, 1);
+    assert_memory_equal(c.task_id, ok.id, 16);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.tasks"), 0);
+    assert_int_equal(record_unclaimed(s, &bufs, "w-un", &ok, "succeeded",
+        "succeeded", "done", NULL), 1);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.tasks WHERE"
+        " idempotency_key = 'ok' AND state = 'succeeded' AND attempt = 1"
+        " AND worker = 'w-un' AND result = 'done' AND payload = '{\"a\":1}'"
+        " AND duration_ms = 12 AND finished_at IS NOT NULL"
+        " AND started_at <= finished_at AND lease_owner IS NULL"
+        " AND priority = 2 AND headers->>'workq-hook' ="
+        " 'http://127.0.0.1:9/hook' AND ctid = '(0,1)'"), 1);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.attempts"), 0);
+    /* the hook's row came with the insert, as with an update */
+    assert_int_equal(query_num(s, "SELECT count(*) FROM"
+        " workq.hook_deliveries"), 1);
+    /* now it has a row: a duplicate, whatever unclaimed_ok says */
+    claim_one(s, &bufs, "w-un", &ok, 1, &c);
+    assert_int_equal(c.status, WQ_CLAIM_FINAL);
+
+    /* a failure: retry_wait with its history, claimed as any retry */
+    claim_one(s, &bufs, "w-un", &fail, 1, &c);
+    assert_true(c.unclaimed);
+    assert_int_equal(record_unclaimed(s, &bufs, "w-un", &fail, "failed",
+        "retry_wait", NULL, "boom"), 1);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.tasks WHERE"
+        " idempotency_key = 'fail' AND state = 'retry_wait' AND attempt = 1"
+        " AND max_attempts = 4 AND last_error = 'boom' AND payload = 'p'"
+        " AND run_at > now() + interval '50 seconds' AND result IS NULL"),
+        1);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM"
+        " workq.attempt_history WHERE outcome = 'failed' AND attempt = 1"
+        " AND error = 'boom' AND worker = 'w-un'"), 1);
+    exec_ok(s, "UPDATE workq.tasks SET run_at = now() WHERE"
+        " idempotency_key = 'fail'");
+    claim_one(s, &bufs, "w-un", &fail, 1, &c);
+    assert_int_equal(c.status, WQ_CLAIM_RUN);
+    assert_false(c.unclaimed);
+    assert_int_equal(c.attempt, 2);
+
+    /* another delivery claimed the key while this one ran unclaimed */
+    claim_one(s, &bufs, "w-un", &raced, 1, &c);
+    assert_true(c.unclaimed);
+    claim_one(s, &bufs, "w-other", &raced, 0, &c);
+    assert_int_equal(c.status, WQ_CLAIM_RUN);
+    assert_false(c.unclaimed);
+    assert_int_equal(record_unclaimed(s, &bufs, "w-un", &raced, "succeeded",
+        "succeeded", "mine", NULL), 0);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.tasks WHERE"
+        " idempotency_key = 'raced' AND state = 'running'"
+        " AND lease_owner = 'w-other' AND result IS NULL"), 1);
+
+    /* an operator's cancel wrote the row: it stays cancelled */
+    claim_one(s, &bufs, "w-un", &cancelled, 1, &c);
+    assert_true(c.unclaimed);
+    exec_ok(s, "INSERT INTO workq.tasks (id, queue, type, idempotency_key,"
+        " state, attempt, max_attempts, finished_at) VALUES (gen_random_uuid(),"
+        " 'un', 'noop', 'cancel', 'cancelled', 0, 25, now())");
+    assert_int_equal(record_unclaimed(s, &bufs, "w-un", &cancelled,
+        "succeeded", "succeeded", NULL, NULL), 0);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.tasks WHERE"
+        " idempotency_key = 'cancel' AND state = 'cancelled'"), 1);
+
+    /* a late claim: the running row of attempt 1, recorded as claimed */
+    claim_one(s, &bufs, "w-un", &late, 1, &c);
+    assert_true(c.unclaimed);
+    claim_one(s, &bufs, "w-un", &late, 0, &c);
+    assert_int_equal(c.status, WQ_CLAIM_RUN);
+    assert_false(c.unclaimed);
+    assert_int_equal(c.attempt, 1);
+    assert_int_equal(query_num(s, "SELECT count(*) FROM workq.tasks WHERE"
+        " idempotency_key = 'late' AND state = 'running'"
+        " AND lease_owner = 'w-un'"), 1);
+    assert_int_equal(lean_record(s, &bufs, "w-un", c.task_id, 1,
+        "succeeded", "succeeded", NULL), 1);
+
+    wq_envelope_free(&ok);
+    wq_envelope_free(&fail);
+    wq_envelope_free(&raced);
+    wq_envelope_free(&late);
+    wq_envelope_free(&cancelled);
+    wq_claim_bufs_free(&bufs);
+    wq_store_close(s);
 }
 
 /*
@@ -1594,6 +1789,7 @@ static const struct CMUnitTest tests[] = {
     DB_TEST(test_store_reconnects),
     DB_TEST(test_store_attempts_not_scanned),
     DB_TEST(test_store_claim_first_delivery_wins),
+    DB_TEST(test_store_unclaimed_runs),
     DB_TEST(test_store_plans_made_young),
 };
 

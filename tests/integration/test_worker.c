@@ -785,6 +785,145 @@ poison(int kind)
 }
 BOTH(poison)
 
+/*
+ * Unclaimed runs on RabbitMQ (docs/task-states.md): a first delivery
+ * runs before its row is written, and the row is written once, with the
+ * outcome (PostgreSQL counts no update of workq.tasks for 200 tasks).
+ * One still running after worker.claim_after (1 s, the default) gets its
+ * running row then; a cancel written before that reaches the run at its
+ * late claim; and a run lost with its worker (kill -9) comes back
+ * redelivered, which is claimed before it runs.
+ */
+static void
+unclaimed_runs_rabbitmq(void **state)
+{
+    const int kind = WQ_TRANSPORT_RABBITMQ;
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "unclaimed");
+    const char *later = "worker = { claim_after = \"60s\"; };\n";
+    wq_store *s = wq_test_pg_open(ci);
+    struct worker w;
+    struct pub p;
+    char key[64], *log;
+    uint64_t t0;
+    long long n;
+
+    (void)state;
+    pub_open(&p, kind, q);
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof key, "u%d", i);
+        pub_task(&p, q, "echo", key, "{\"n\":1}", 0);
+    }
+    pub_close(&p);
+    worker_start(&w, kind, ci, q, NULL, NULL, NULL);
+    n = wait_num(s, 200, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'succeeded' AND attempt = 1 AND result = '{\"n\":1}'");
+    check(n == 200, "%lld of 200 tasks succeeded", n);
+    /* the workers' statistics reach pg_stat within PostgreSQL's flush
+     * interval (10 s at most when idle) */
+    n = wait_num(s, 200, 20000, "SELECT n_tup_ins FROM pg_stat_user_tables "
+        "WHERE schemaname = 'workq' AND relname = 'tasks'");
+    check(n == 200, "pg_stat counts %lld inserts of 200", n);
+    assert_int_equal(wq_test_pg_num(s, "SELECT n_tup_upd FROM "
+        "pg_stat_user_tables WHERE schemaname = 'workq' AND relname = "
+        "'tasks'"), 0);
+
+    /* a second publish of a key while its first runs unclaimed here
+     * waits for the first's record, then is a duplicate; a task behind
+     * it in the same round is claimed as itself */
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "sleep", "slow", "800", 0);
+    pub_close(&p);
+    usleep(300000);
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "sleep", "slow", "800", 0);
+    pub_task(&p, q, "echo", "after", "behind", 0);
+    pub_close(&p);
+    check(wait_num(s, 2, 10000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key IN ('slow', 'after') AND state = 'succeeded'") == 2,
+        "the key's first run or the task behind its duplicate did not "
+        "succeed");
+    usleep(1500000);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'after' AND result = 'behind' AND type = "
+        "'echo'"), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history a JOIN workq.tasks t ON t.id = a.task_id "
+        "WHERE t.idempotency_key = 'slow'"), 1);
+    log = worker_log(&w);
+    check(strstr(log, "was dropped") == NULL, "a run was dropped: the "
+        "duplicate ran");
+    free(log);
+
+    /* a long run: its row shows running after claim_after */
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "sleep", "long", "3000", 0);
+    pub_close(&p);
+    check(wait_num(s, 1, 2500, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'long' AND state = 'running' AND lease_owner IS "
+        "NOT NULL AND attempt = 1") == 1, "the long run was not claimed "
+        "late");
+    check(wait_num(s, 1, 10000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'long' AND state = 'succeeded'") == 1,
+        "the long run did not succeed");
+
+    /* a cancel written while it runs unclaimed (as `workq cancel` writes
+     * it for a task it knows by its receipt only) */
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "sleep", "stop", "4000", 0);
+    pub_close(&p);
+    usleep(300000);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'stop'"), 0);
+    t0 = wq_clock_mono_ns();
+    pg_execf(s, "INSERT INTO workq.tasks (id, queue, type, idempotency_key,"
+        " state, attempt, max_attempts, finished_at) VALUES"
+        " (gen_random_uuid(), '%s', 'sleep', 'stop', 'cancelled', 0, 25,"
+        " now())", q);
+    for (;;) {
+        log = worker_log(&w);
+        if (strstr(log, "its outcome (cancelled) was dropped") != NULL
+            || wq_clock_mono_ns() - t0 > 10000000000ull)
+            break;
+        free(log);
+        usleep(50000);
+    }
+    check(strstr(log, "its outcome (cancelled) was dropped") != NULL,
+        "the cancel did not reach the unclaimed run");
+    free(log);
+    check(wq_clock_mono_ns() - t0 < 3500000000ull, "the cancelled run was "
+        "not stopped at its late claim");
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'stop' AND state = 'cancelled' AND result "
+        "IS NULL"), 1);
+    worker_stop(&w, 30000);
+
+    /* lost with its worker before any row: redelivered, claimed first */
+    worker_start(&w, kind, ci, q, later, NULL, NULL);
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "sleep", "crash", "3000", 0);
+    pub_close(&p);
+    usleep(500000);
+    worker_kill9(&w);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'crash'"), 0);
+    worker_start(&w, kind, ci, q, later, NULL, NULL);
+    check(wait_num(s, 1, 20000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'crash' AND state = 'running'") == 1,
+        "the redelivered task ran unclaimed");
+    check(wait_num(s, 1, 10000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'crash' AND state = 'succeeded' AND attempt = 1")
+        == 1, "the redelivered task did not succeed");
+    /* its history says that a run may have been lost */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history a JOIN workq.tasks t ON t.id = a.task_id "
+        "WHERE t.idempotency_key = 'crash' AND a.outcome = 'succeeded' AND "
+        "a.error LIKE 'redelivered with no row: %may have run unclaimed%'"),
+        1);
+    worker_stop(&w, 30000);
+    wq_store_close(s);
+}
+
 /* Publishes n "sleep 5 ms" tasks. */
 static void
 publish_sleepers(int kind, const char *q, int n)
@@ -865,6 +1004,8 @@ BOTH(sigterm_under_load)
  * kill -9 under load with a 2 s lease: the tasks the dead worker held are
  * claimed again once their lease expired, by a worker started after it
  * (the claim rule, without the scheduler); every task ends exactly once.
+ * Every task is claimed before it runs here (claim_after 0); unclaimed
+ * runs lost with a worker are kill9_unclaimed_rabbitmq's.
  */
 static void
 kill9_under_load(int kind)
@@ -872,7 +1013,8 @@ kill9_under_load(int kind)
     const char *ci = wq_test_pg_create_migrated_db();
     const char *q = queue_for(kind, "kill");
     const char *args[] = { "--concurrency", "8", NULL };
-    const char *extra[] = { "WORKQ_WORKER_LEASE=2s", NULL };
+    const char *extra[] = { "WORKQ_WORKER_LEASE=2s",
+        "WORKQ_WORKER_CLAIM_AFTER=0s", NULL };
     wq_store *s = wq_test_pg_open(ci);
     struct worker a, b;
     long long n, running;
@@ -903,6 +1045,42 @@ kill9_under_load(int kind)
     wq_store_close(s);
 }
 BOTH(kill9_under_load)
+
+/*
+ * kill -9 under load on RabbitMQ with unclaimed runs (the default): the
+ * dead worker's runs left no rows, RabbitMQ gives their messages to the
+ * next worker with the redelivered flag, which claims them before it
+ * runs them; every task ends exactly once, and no lease had to expire.
+ */
+static void
+kill9_unclaimed_rabbitmq(void **state)
+{
+    const int kind = WQ_TRANSPORT_RABBITMQ;
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "ukill");
+    const char *args[] = { "--concurrency", "8", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    struct worker a, b;
+    long long n;
+
+    (void)state;
+    publish_sleepers(kind, q, 2000);
+    worker_start(&a, kind, ci, q, NULL, NULL, args);
+    wait_num(s, 300, 120000, "SELECT count(*) FROM workq.tasks WHERE state "
+        "= 'succeeded'");
+    worker_kill9(&a);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE state = 'running'"), 0);
+    worker_start(&b, kind, ci, q, NULL, NULL, args);
+    n = wait_num(s, 2000, 180000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'succeeded'");
+    check(n == 2000, "%lld of 2000 succeeded after kill -9", n);
+    worker_stop(&b, 30000);
+    check_exactly_once(s, 2000);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history WHERE outcome <> 'succeeded'"), 0);
+    wq_store_close(s);
+}
 
 /*
  * The PostgreSQL connections of the worker are killed under load (as a
@@ -1077,7 +1255,8 @@ cancel_running(int kind)
 }
 BOTH(cancel_running)
 
-/* A task longer than the lease keeps it: renewals every lease/3. */
+/* A task longer than the lease keeps it: renewals every lease/3 (on
+ * RabbitMQ from its late claim, a second in: worker.claim_after). */
 static void
 lease_renewed(int kind)
 {
@@ -1089,7 +1268,7 @@ lease_renewed(int kind)
     struct pub p;
 
     pub_open(&p, kind, q);
-    pub_task(&p, q, "sleep", "long", "3000", 0);
+    pub_task(&p, q, "sleep", "long", "4000", 0);
     pub_close(&p);
     worker_start(&w, kind, ci, q, NULL, extra, NULL);
     check(wait_num(s, 1, 60000, "SELECT count(*) FROM workq.tasks WHERE "
@@ -1953,6 +2132,7 @@ priority_lone_band_kafka(void **state)
 
 static const struct CMUnitTest tests[] = {
     TESTS(noop_many),
+    cmocka_unit_test(unclaimed_runs_rabbitmq),
     TESTS(multi_queue),
     TESTS(duplicates),
     TESTS(exec_handlers),
@@ -1962,6 +2142,7 @@ static const struct CMUnitTest tests[] = {
     TESTS(poison),
     TESTS(sigterm_under_load),
     TESTS(kill9_under_load),
+    cmocka_unit_test(kill9_unclaimed_rabbitmq),
     TESTS(store_outage),
     cmocka_unit_test(broker_outage_rabbitmq),
     TESTS(lease_renewed),
