@@ -552,6 +552,22 @@ parse_u32(const char *s, uint32_t *out)
 
 /* ---- the round ---------------------------------------------------------- */
 
+/* Parameters 0..n-1 of a statement: the binary arrays bufs->b[first],
+ * ... bufs->b[first + n - 1]; parameter n: `worker`, as text. */
+static void
+bind_arrays(const struct wq_claim_bufs *bufs, int first, int n,
+    const char *worker, const char **values, int *lengths, int *formats)
+{
+    for (int i = 0; i < n; i++) {
+        values[i] = bufs->b[first + i].data;
+        lengths[i] = (int)bufs->b[first + i].len;
+        formats[i] = 1;
+    }
+    values[n] = worker;
+    lengths[n] = 0;
+    formats[n] = 0;
+}
+
 /* Builds the record statement's parameters. */
 static void
 record_params(struct wq_claim_bufs *bufs, const struct wq_record *recs,
@@ -1054,14 +1070,7 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     if (nr > 0) {
         sort_idx(ridx, nr, NULL, recs);
         record_params(bufs, recs, ridx, nr);
-        for (int i = 0; i < 8; i++) {
-            values[i] = b[B_R_ID + i].data;
-            lengths[i] = (int)b[B_R_ID + i].len;
-            formats[i] = 1;
-        }
-        values[8] = worker;
-        lengths[8] = 0;
-        formats[8] = 0;
+        bind_arrays(bufs, B_R_ID, 8, worker, values, lengths, formats);
         if (send_query(s, "wq_record", record_sql, 9, rtypes, values, lengths,
             formats) != 1) {
             rc = wq_seterr(err, errlen, WQ_ESTORE, "record outcomes: %s",
@@ -1073,14 +1082,7 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
     if (nn > 0) {
         sort_idx(nidx, nn, NULL, recs);
         insert_params(bufs, recs, nidx, nn);
-        for (int i = 0; i < 16; i++) {
-            values[i] = b[B_N_ID + i].data;
-            lengths[i] = (int)b[B_N_ID + i].len;
-            formats[i] = 1;
-        }
-        values[16] = worker;
-        lengths[16] = 0;
-        formats[16] = 0;
+        bind_arrays(bufs, B_N_ID, 16, worker, values, lengths, formats);
         if (send_query(s, "wq_record_new", insert_sql, 17, ntypes, values,
             lengths, formats) != 1) {
             rc = wq_seterr(err, errlen, WQ_ESTORE, "record unclaimed runs: "
@@ -1098,16 +1100,11 @@ wq_claim_round(wq_store *s, struct wq_claim_bufs *bufs, const char *worker,
          * worker, which keeps two claims from deadlocking */
         sort_idx(cidx, nclaim, claims, NULL);
         m = claim_params(bufs, claims, cidx, nclaim, take);
-        for (int i = 0; i < 8; i++) {
-            values[i] = b[B_C_ID + i].data;
-            lengths[i] = (int)b[B_C_ID + i].len;
-            formats[i] = 1;
-        }
+        bind_arrays(bufs, B_C_ID, 8, worker, values, lengths, formats);
         snprintf(lease, sizeof lease, "%lld", (long long)lease_ms);
-        values[8] = worker;
         values[9] = lease;
-        lengths[8] = lengths[9] = 0;
-        formats[8] = formats[9] = 0;
+        lengths[9] = 0;
+        formats[9] = 0;
         values[10] = b[B_C_PRIORITY].data;
         lengths[10] = (int)b[B_C_PRIORITY].len;
         formats[10] = 1;
