@@ -99,12 +99,15 @@ struct wq_client {
     struct slot **confirmed;
     size_t nconfirmed, confirmed_cap;
     uint64_t confirmed_ns;
-    /* Receipts sent, their answer not read yet (settle_recv()): sent[i]
-     * is the slot of accepts[i]. */
+    /* Receipts sent, their answers not read yet (settle_recv()): sent[i]
+     * is the slot of accepts[i], for i in [sent_first, nsent), in
+     * ngroups sends (wq_store_accept_send) of group[] tasks each, the
+     * oldest first.  Both arrays have room for sent_cap. */
     struct slot **sent;
-    size_t nsent, sent_cap;
-    struct wq_accept *accepts;      /* the statement under way, reused */
-    size_t accepts_cap;
+    size_t sent_first, nsent, sent_cap;
+    struct wq_accept *accepts;
+    size_t group[WQ_ACCEPT_DEPTH];
+    int ngroups;
     int answering;                  /* inside answer(): callbacks run */
     char **names;                   /* queue and type names, interned */
     size_t nnames, names_cap, last_name;
@@ -252,13 +255,14 @@ store_fail(wq_client *c)
 }
 
 /*
- * Gives each of slots[0..n) its verdict: accepted (rc 0: c->accepts[i]
- * says whether a duplicate, and its state), or accepted but untracked
- * when PostgreSQL could not record its receipt (the task is on the
- * broker and runs all the same); then returns the slots to the pool.
+ * Gives each of slots[0..n) its verdict: accepted (rc 0: acc[i] says
+ * whether a duplicate, and its state), or accepted but untracked when
+ * PostgreSQL could not record its receipt (the task is on the broker
+ * and runs all the same); then returns the slots to the pool.
  */
 static void
-answer(wq_client *c, struct slot **slots, size_t n, int rc)
+answer(wq_client *c, struct slot **slots, const struct wq_accept *acc,
+    size_t n, int rc)
 {
     struct wq_client_result r;
 
@@ -270,9 +274,9 @@ answer(wq_client *c, struct slot **slots, size_t n, int rc)
         memcpy(r.id, s->id, sizeof r.id);
         copy_str(r.state, sizeof r.state, "queued");
         if (rc == 0) {
-            r.duplicate = c->accepts[i].duplicate;
+            r.duplicate = acc[i].duplicate;
             copy_str(r.state, sizeof r.state,
-                wq_task_state_name(c->accepts[i].state));
+                wq_task_state_name(acc[i].state));
         } else {
             r.untracked = c->cfg->producer.receipts;
         }
@@ -286,49 +290,90 @@ answer(wq_client *c, struct slot **slots, size_t n, int rc)
     c->answering = 0;
 }
 
+/* Room for `need` tasks in sent[] and accepts[]; 0, or WQ_ENOMEM. */
+static int
+sent_reserve(wq_client *c, size_t need)
+{
+    struct wq_accept *acc;
+    struct slot **sl;
+    size_t cap = c->sent_cap ? c->sent_cap : 256;
+
+    if (need <= c->sent_cap)
+        return 0;
+    while (cap < need)
+        cap *= 2;
+    if ((sl = realloc(c->sent, cap * sizeof *sl)) == NULL)
+        return WQ_ENOMEM;
+    c->sent = sl;
+    if ((acc = realloc(c->accepts, cap * sizeof *acc)) == NULL)
+        return WQ_ENOMEM;
+    c->accepts = acc;
+    c->sent_cap = cap;
+    return 0;
+}
+
+/* Every receipt under way is lost (PostgreSQL failed): their tasks are
+ * answered untracked, or as wq_store_accept says when `retry` can make
+ * it again. */
+static void
+sent_fail(wq_client *c, int retry)
+{
+    size_t first = c->sent_first, n = c->nsent - first;
+    char err[256];
+    int rc = WQ_ESTORE;
+
+    c->ngroups = 0;
+    if (retry && wq_store_ping(c->store, NULL, 0) == 0)
+        /* a connection lost and made again: receipts are idempotent */
+        rc = wq_store_accept(c->store, &c->accepts[first], n, err,
+            sizeof err);
+    if (rc != 0)
+        store_fail(c);
+    answer(c, &c->sent[first], &c->accepts[first], n, rc);
+}
+
 /*
  * Sends the receipts of every confirmed task to PostgreSQL (one
  * statement per kind, wq_store_accept_send) without waiting for the
- * answer, unless a statement is under way already.  The tasks get their
- * verdicts from settle_recv(); at once when receipts are off or
+ * answer, unless WQ_ACCEPT_DEPTH sends are under way already: the next
+ * batch's statement travels while the one before runs.  The tasks get
+ * their verdicts from settle_recv(); at once when receipts are off or
  * PostgreSQL is out of reach.
  */
 static void
 settle_send(wq_client *c)
 {
-    struct wq_accept *grown;
-    struct slot **swap;
-    size_t n = c->nconfirmed, cap;
+    size_t n = c->nconfirmed, base;
     char err[256];
     wq_store *st = NULL;
 
     /* a callback that submits or flushes: its tasks wait for the next
      * call, so that sent[] and accepts[] stay as answer() reads them */
-    if (n == 0 || c->nsent > 0 || c->answering)
+    if (n == 0 || c->ngroups == WQ_ACCEPT_DEPTH || c->answering)
         return;
-    /* confirmed[] becomes sent[], and the old sent[] the next confirmed[]
-     * (pushes during the callbacks below go there) */
-    swap = c->sent;
-    cap = c->sent_cap;
-    c->sent = c->confirmed;
-    c->sent_cap = c->confirmed_cap;
-    c->confirmed = swap;
-    c->confirmed_cap = cap;
-    c->nconfirmed = 0;
-    if (n > c->accepts_cap) {
-        if ((grown = realloc(c->accepts, n * sizeof *grown)) != NULL) {
-            c->accepts = grown;
-            c->accepts_cap = n;
-        }
+    if (c->ngroups == 0)
+        c->sent_first = c->nsent = 0;
+    base = c->nsent;
+    if (sent_reserve(c, base + n) != 0) {
+        /* out of memory: answered from confirmed[] itself, and pushes
+         * during the callbacks go to a new one */
+        struct slot **tell = c->confirmed;
+
+        c->confirmed = NULL;
+        c->nconfirmed = c->confirmed_cap = 0;
+        answer(c, tell, NULL, n, WQ_ESTORE);
+        free(tell);
+        return;
     }
-    if (n > c->accepts_cap || !c->cfg->producer.receipts
-        || (st = store_get(c)) == NULL) {
-        answer(c, c->sent, n, WQ_ESTORE);
+    memcpy(&c->sent[base], c->confirmed, n * sizeof *c->sent);
+    c->nconfirmed = 0;
+    if (!c->cfg->producer.receipts || (st = store_get(c)) == NULL) {
+        answer(c, &c->sent[base], NULL, n, WQ_ESTORE);
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        struct slot *s = c->sent[i];
-        struct wq_accept *a = &c->accepts[i];
+        struct slot *s = c->sent[base + i];
+        struct wq_accept *a = &c->accepts[base + i];
 
         memcpy(a->id, s->uuid, sizeof a->id);
         a->queue = s->queue;
@@ -338,52 +383,70 @@ settle_send(wq_client *c)
         a->created_at_ms = s->created_at_ms;
         a->priority = s->priority;
     }
-    if (wq_store_accept_send(st, c->accepts, n, err, sizeof err) != 0) {
-        store_fail(c);
-        answer(c, c->sent, n, WQ_ESTORE);
+    c->nsent = base + n;
+    if (wq_store_accept_send(st, &c->accepts[base], n, err, sizeof err)
+        != 0) {
+        sent_fail(c, 0);        /* the sends before went with it */
         return;
     }
-    c->nsent = n;
+    c->group[c->ngroups++] = n;
 }
 
 /*
- * Reads the answer to the receipts statement under way, if any, and
- * gives its tasks their verdicts.  Without `wait`, returns at once when
- * the answer is not in yet.  A statement that failed on a connection
- * lost and made again is run once more (receipts are idempotent).
+ * Reads the answer to the oldest receipts statement under way, if any,
+ * and gives its tasks their verdicts.  Without `wait`, returns at once
+ * when the answer is not in yet.  A statement that failed on a
+ * connection lost and made again is run once more, with those sent
+ * after it (receipts are idempotent).
  */
 static void
 settle_recv(wq_client *c, int wait)
 {
-    size_t n = c->nsent;
+    size_t first = c->sent_first, n;
     char err[256];
     int rc;
 
-    if (n == 0 || c->answering)
+    if (c->ngroups == 0 || c->answering)
         return;
-    rc = wq_store_accept_recv(c->store, c->accepts, n, wait, err,
+    n = c->group[0];
+    rc = wq_store_accept_recv(c->store, &c->accepts[first], n, wait, err,
         sizeof err);
     if (rc == WQ_EAGAIN)
         return;
-    if (rc == WQ_ESTORE && wq_store_ping(c->store, NULL, 0) == 0)
-        rc = wq_store_accept(c->store, c->accepts, n, err, sizeof err);
-    if (rc != 0)
-        store_fail(c);
-    c->nsent = 0;
-    answer(c, c->sent, n, rc);
+    if (rc != 0) {
+        sent_fail(c, rc == WQ_ESTORE);  /* the later sends went with it */
+        return;
+    }
+    c->ngroups--;
+    memmove(&c->group[0], &c->group[1], (size_t)c->ngroups
+        * sizeof c->group[0]);
+    c->sent_first = first + n;
+    answer(c, &c->sent[first], &c->accepts[first], n, 0);
 }
 
 /*
  * Records the receipts of every confirmed task, then gives each its
  * verdict: accepted, a duplicate of an earlier submit of its key, or
- * accepted but untracked.  Blocks on PostgreSQL.
+ * accepted but untracked.  The last statement is sent before the one
+ * under way is read.  Blocks on PostgreSQL.
  */
 static void
 settle(wq_client *c)
 {
-    settle_recv(c, 1);
     settle_send(c);
-    settle_recv(c, 1);
+    while (c->ngroups > 0 && !c->answering) {
+        settle_recv(c, 1);
+        settle_send(c);
+    }
+}
+
+/* Reads every receipts statement under way, so that the store is free
+ * for something else (it serves one thing at a time). */
+static void
+settle_drain(wq_client *c)
+{
+    while (c->ngroups > 0 && !c->answering)
+        settle_recv(c, 1);
 }
 
 /*
@@ -584,7 +647,7 @@ store_insert(wq_client *c, const struct wq_task_new *t, int *inserted,
     int rc;
 
     /* the store serves one thing at a time: receipts under way first */
-    settle_recv(c, 1);
+    settle_drain(c);
     wq_config_store_opts(c->cfg, &so);
     if (c->store == NULL && (rc = wq_store_open_opts(&so, &c->store, err,
         errlen)) != 0) {
@@ -613,7 +676,7 @@ unique_key(wq_client *c, const char *queue, const char *key,
     int64_t start = 0;
     int rc;
 
-    settle_recv(c, 1);
+    settle_drain(c);
     wq_config_store_opts(c->cfg, &so);
     if (c->store == NULL && (rc = wq_store_open_opts(&so, &c->store, err,
         errlen)) != 0) {
@@ -820,7 +883,7 @@ serve(wq_client *c)
 
     if (++c->since_serve < SERVE_EVERY && (now - c->served_ns
         < SERVE_AGE_NS || (c->pc.inflight == 0 && c->nconfirmed == 0
-        && c->nsent == 0)))
+        && c->ngroups == 0)))
         return;
     c->since_serve = 0;
     c->served_ns = now;

@@ -362,6 +362,7 @@ wq_store_close(wq_store *s)
         / sizeof s->accept_params[0]; i++)
         wq_buf_free(&s->accept_params[i]);
     free(s->accept_order);
+    free(s->accept_keys);
     free(s);
 }
 

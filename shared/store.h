@@ -404,17 +404,25 @@ int wq_store_accept(wq_store *s, struct wq_accept *v, size_t n, char *err,
  * two halves, for a submitter that has something else to wait for
  * meanwhile (the broker's next confirmations): send writes the
  * statements to PostgreSQL (libpq's pipeline mode) and returns without
- * waiting for them; recv reads their answers into v, which must be the
- * same v[0..n), unchanged in between.  Until recv has returned something
- * other than WQ_EAGAIN, the store serves nothing else (other calls fail
- * with WQ_ESTORE).
+ * waiting for them; recv reads their answers into v, which must hold
+ * the same entries as the send's v[0..n), unchanged in between (the
+ * array may have moved).  Up to WQ_ACCEPT_DEPTH sends may be under way
+ * at once, so that one batch's statement is written while the one
+ * before is still running; each recv answers the oldest send.  Until
+ * the last of them is answered, the store serves nothing else (other
+ * calls fail with WQ_ESTORE).
  *
- * send returns 0, or WQ_ESTORE/WQ_EINVAL (nothing under way then; no
- * recv).  recv returns 0, WQ_ESTORE as wq_store_accept does, or, when
- * `wait` is 0 and the answers are not all in yet, WQ_EAGAIN (call it
- * again later).  send blocks only while writing; recv blocks only with
- * `wait`.
+ * send returns 0, WQ_EINVAL (WQ_ACCEPT_DEPTH sends under way already;
+ * nothing changed), or WQ_ESTORE: nothing is under way any more, the
+ * earlier sends included (their entries untold; wq_store_accept them
+ * again).  recv returns 0, WQ_EAGAIN when `wait` is 0 and the answers
+ * are not all in yet (call it again later), or a failure as
+ * wq_store_accept does (WQ_ESTORE; WQ_EINVAL for a row the table
+ * refuses), and then the answers of the later sends are dropped too
+ * (their statements may have run): nothing is under way any more.
+ * send blocks only while writing; recv blocks only with `wait`.
  */
+#define WQ_ACCEPT_DEPTH 2
 int wq_store_accept_send(wq_store *s, struct wq_accept *v, size_t n,
     char *err, size_t errlen);
 int wq_store_accept_recv(wq_store *s, struct wq_accept *v, size_t n,

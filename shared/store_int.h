@@ -30,8 +30,12 @@ struct wq_store {
                                store_claims.c's statements */
     char sqlstate[6];       /* of the last failure, "" if none */
     /* Receipts sent and not read yet (wq_store_accept_send/_recv): the
-     * pipeline's sync points still to come, and its first failure. */
+     * pipeline's sync points still to come, in all and per send (oldest
+     * first, WQ_ACCEPT_DEPTH at most), and the oldest send's first
+     * failure. */
     int accept_syncs;
+    int accept_group[WQ_ACCEPT_DEPTH];
+    int accept_ngroups;
     int accept_rc;
     char accept_err[WQ_ERRLEN];
     /* The receipts' parameters, kept from one statement to the next: a
@@ -40,6 +44,7 @@ struct wq_store {
     struct wq_buf accept_params[8];
     const struct wq_accept **accept_order;
     size_t accept_order_cap;
+    struct wq_idkey *accept_keys;   /* 2 * accept_order_cap: ids_sort */
 };
 
 /* True when statements go unnamed (a transaction-mode pooler, named or

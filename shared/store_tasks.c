@@ -651,6 +651,79 @@ same_run(const struct wq_accept *a, const struct wq_accept *b)
         && a->priority == b->priority;
 }
 
+/* An entry's id as two integers that order as its bytes do. */
+struct wq_idkey {
+    uint64_t hi, lo;
+    const struct wq_accept *a;
+};
+
+static int
+idkey_lt(const struct wq_idkey *x, const struct wq_idkey *y)
+{
+    return x->hi < y->hi || (x->hi == y->hi && x->lo < y->lo);
+}
+
+/*
+ * Sorts v[0..n) by id, with tmp[0..n) to spare, and returns the one of
+ * the two that holds the result.  It merges the ascending runs it finds,
+ * pairwise, until one is left: a batch comes confirmed in a few
+ * interleaved streams (one per partition), each in the order of its ids
+ * (UUIDv7s count up within a process), so a few linear passes sort it
+ * where qsort() took a fifth of what receipts cost the C client.
+ */
+static struct wq_idkey *
+ids_sort(struct wq_idkey *v, struct wq_idkey *tmp, size_t n)
+{
+    for (;;) {
+        size_t i = 0, o = 0, merges = 0;
+        struct wq_idkey *t;
+
+        while (i < n) {
+            size_t x = i, m, y, e;
+
+            for (m = x + 1; m < n && !idkey_lt(&v[m], &v[m - 1]); m++)
+                ;
+            for (e = m + (m < n); e < n && !idkey_lt(&v[e], &v[e - 1]); e++)
+                ;
+            for (y = m; x < m && y < e; )
+                tmp[o++] = idkey_lt(&v[y], &v[x]) ? v[y++] : v[x++];
+            while (x < m)
+                tmp[o++] = v[x++];
+            while (y < e)
+                tmp[o++] = v[y++];
+            merges++;
+            i = e;
+        }
+        if (merges <= 1)
+            return tmp;
+        t = v;
+        v = tmp;
+        tmp = t;
+    }
+}
+
+/*
+ * Puts f[0..n), entries of one run (same_run), in the order of their
+ * ids, as qsort with cmp_fresh would.
+ */
+static void
+fresh_sort(wq_store *s, const struct wq_accept **f, size_t n)
+{
+    struct wq_idkey *k = s->accept_keys, *sorted;
+
+    for (size_t i = 0; i < n; i++) {
+        uint64_t w[2];
+
+        memcpy(w, f[i]->id, sizeof w);
+        k[i].hi = be64toh(w[0]);
+        k[i].lo = be64toh(w[1]);
+        k[i].a = f[i];
+    }
+    sorted = ids_sort(k, k + n, n);
+    for (size_t i = 0; i < n; i++)
+        f[i] = sorted[i].a;
+}
+
 /*
  * Queues statement `id` (accept_sql or accept_runs_sql) on the pipeline,
  * preparing it first on a connection that has not seen it (or unnamed,
@@ -710,22 +783,30 @@ accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
     struct wq_buf *b = s->accept_params;
     const struct wq_accept **f;
     size_t k = 0, nruns = 0;
-    int sorted = 1;
+    int sorted = 1, onerun = 1;
 
     if (nfresh > s->accept_order_cap) {
         free(s->accept_order);
+        free(s->accept_keys);
         s->accept_order = xcalloc(nfresh, sizeof *s->accept_order);
+        s->accept_keys = xcalloc(2 * nfresh, sizeof *s->accept_keys);
         s->accept_order_cap = nfresh;
     }
     f = s->accept_order;
     for (size_t i = 0; i < n; i++)
         if (key_is_id(&v[i])) {
             f[k] = &v[i];
+            if (k > 0 && onerun && !same_run(f[0], f[k]))
+                onerun = 0;
             if (k > 0 && sorted && cmp_fresh(&f[k - 1], &f[k]) > 0)
                 sorted = 0;
             k++;
         }
-    if (!sorted)    /* one submitter's ids come in order: usually sorted */
+    /* one submitter's ids come in order, but its confirmations come
+     * partition by partition: usually one run, in a few sorted streams */
+    if (!sorted && onerun)
+        fresh_sort(s, f, nfresh);
+    else if (!sorted)
         qsort(f, nfresh, sizeof *f, cmp_fresh);
     for (size_t i = 0; i < nfresh; i++)
         nruns += i == 0 || !same_run(f[i - 1], f[i]);
@@ -844,6 +925,7 @@ accept_abandon(wq_store *s, int rc)
         PQclear(r);
     }
     s->accept_syncs = 0;
+    s->accept_ngroups = 0;
     s->accept_rc = 0;
     (void)PQexitPipelineMode(s->conn);
     return rc;
@@ -852,15 +934,16 @@ accept_abandon(wq_store *s, int rc)
 /*
  * The statements go in one pipeline (libpq's pipeline mode), a sync
  * point after each: receipts of fresh tasks, then those with a key.
- * Sending writes the whole pipeline (blocking while the socket is full,
- * which PostgreSQL empties as it parses) and reads nothing.
+ * Sending writes them (blocking while the socket is full, which
+ * PostgreSQL empties as it parses) and reads nothing.  A send while
+ * another is under way adds its statements to the same pipeline.
  */
 int
 wq_store_accept_send(wq_store *s, struct wq_accept *v, size_t n, char *err,
     size_t errlen)
 {
     size_t nfresh = 0;
-    int rc;
+    int rc, before = s->accept_syncs;
 
     for (size_t i = 0; i < n; i++) {
         v[i].duplicate = 0;
@@ -870,13 +953,18 @@ wq_store_accept_send(wq_store *s, struct wq_accept *v, size_t n, char *err,
         return 0;
     if (n > INT32_MAX)
         return wq_seterr(err, errlen, WQ_EINVAL, "accept: batch too large");
-    if ((rc = wq_store_ready(s, err, errlen)) != 0)
-        return rc;
-    if (!PQenterPipelineMode(s->conn))
-        return wq_store_result_check(s, NULL, "record accepted tasks", err,
-            errlen);
-    s->accept_rc = 0;
-    s->accept_err[0] = '\0';
+    if (s->accept_ngroups == WQ_ACCEPT_DEPTH)
+        return wq_seterr(err, errlen, WQ_EINVAL, "accept: %d sends under "
+            "way already", WQ_ACCEPT_DEPTH);
+    if (s->accept_ngroups == 0) {
+        if ((rc = wq_store_ready(s, err, errlen)) != 0)
+            return rc;
+        if (!PQenterPipelineMode(s->conn))
+            return wq_store_result_check(s, NULL, "record accepted tasks",
+                err, errlen);
+        s->accept_rc = 0;
+        s->accept_err[0] = '\0';
+    }
     for (size_t i = 0; i < n; i++)
         nfresh += key_is_id(&v[i]);
     if (nfresh > 0 && (rc = accept_fresh(s, v, n, nfresh, err, errlen)) != 0)
@@ -884,6 +972,7 @@ wq_store_accept_send(wq_store *s, struct wq_accept *v, size_t n, char *err,
     if (nfresh < n
         && (rc = accept_keyed(s, v, n, n - nfresh, err, errlen)) != 0)
         return accept_abandon(s, rc);
+    s->accept_group[s->accept_ngroups++] = s->accept_syncs - before;
     return 0;
 }
 
@@ -894,7 +983,10 @@ wq_store_accept_recv(wq_store *s, struct wq_accept *v, size_t n, int wait,
     PGresult *r;
     int rc;
 
-    while (s->accept_syncs > 0) {
+    if (s->accept_ngroups == 0)
+        return 0;
+    /* the oldest send's sync points: its answers come first */
+    while (s->accept_group[0] > 0) {
         if (!wait && (!PQconsumeInput(s->conn) || PQisBusy(s->conn))) {
             if (PQstatus(s->conn) == CONNECTION_OK)
                 return WQ_EAGAIN;
@@ -911,6 +1003,7 @@ wq_store_accept_recv(wq_store *s, struct wq_accept *v, size_t n, int wait,
         switch (PQresultStatus(r)) {
         case PGRES_PIPELINE_SYNC:
             s->accept_syncs--;
+            s->accept_group[0]--;
             break;
         case PGRES_TUPLES_OK:           /* accept_sql: the duplicates */
             accept_duplicates(r, v, n);
@@ -936,10 +1029,17 @@ wq_store_accept_recv(wq_store *s, struct wq_accept *v, size_t n, int wait,
         PQclear(r);
     }
     rc = s->accept_rc;
-    if (rc != 0)
-        wq_seterr(err, errlen, rc, "%s", s->accept_err);
     s->accept_rc = 0;
-    if (!PQexitPipelineMode(s->conn) && rc == 0)
+    s->accept_ngroups--;
+    memmove(&s->accept_group[0], &s->accept_group[1],
+        (size_t)s->accept_ngroups * sizeof s->accept_group[0]);
+    if (rc != 0) {
+        wq_seterr(err, errlen, rc, "%s", s->accept_err);
+        /* the later sends go with it, as the interface says */
+        if (s->accept_ngroups > 0)
+            accept_abandon(s, rc);
+    }
+    if (s->accept_ngroups == 0 && !PQexitPipelineMode(s->conn) && rc == 0)
         rc = accept_abandon(s, wq_store_result_check(s, NULL,
             "record accepted tasks", err, errlen));
     if (rc != 0)

@@ -677,6 +677,143 @@ test_client_receipt_rules(void **state)
     wq_store_close(s);
 }
 
+/* Runs of receipts whose ids are not in order, or whose first_id and
+ * last_id are not their least and greatest: none, when all is well. */
+#define RUNS_OUT_OF_ORDER_SQL \
+    "SELECT count(*) FROM workq.accepted_runs r, LATERAL (" \
+    "  SELECT coalesce(bool_and(substring(r.ids FROM g * 16 + 1 FOR 16)" \
+    "    < substring(r.ids FROM g * 16 + 17 FOR 16)), true) AS sorted" \
+    "  FROM generate_series(0, octet_length(r.ids) / 16 - 2) g) x" \
+    " WHERE NOT x.sorted" \
+    "  OR r.first_id <> encode(substring(r.ids FROM 1 FOR 16), 'hex')::uuid" \
+    "  OR r.last_id <> encode(substring(r.ids FROM octet_length(r.ids)" \
+    "    - 15 FOR 16), 'hex')::uuid"
+
+/*
+ * Fills v[0..n) with fresh tasks of queue "pq" in the order a batch
+ * confirmed by three partitions comes: ids made in order, dealt to three
+ * streams, and the streams interleaved in chunks of 1 to 40.
+ */
+static void
+fresh_interleaved(struct wq_accept *v, size_t n, unsigned seed)
+{
+    uint8_t (*ids)[16] = calloc(n, sizeof *ids);
+    size_t next[3] = { 0, 1, 2 }, out = 0;
+
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(wq_uuid_v7(ids[i]), 0);
+    while (out < n)
+        for (int k = 0; k < 3; k++) {
+            seed = seed * 1103515245u + 12345u;
+            for (unsigned c = 1 + (seed >> 16) % 40; c > 0 && next[k] < n;
+                c--, next[k] += 3) {
+                memset(&v[out], 0, sizeof v[out]);
+                memcpy(v[out].id, ids[next[k]], 16);
+                v[out].queue = "pq";
+                v[out].type = "noop";
+                v[out].max_attempts = 3;
+                v[out].created_at_ms = 1700000000000 + (int64_t)out;
+                v[out].priority = 1;
+                out++;
+            }
+        }
+    free(ids);
+}
+
+/*
+ * Two receipts sends under way at once on one connection (the second is
+ * written while the first runs): each recv answers the oldest, with its
+ * own duplicates; a third send waits; nothing else is served meanwhile.
+ * Fresh ids confirmed out of order land in runs that are sorted, with
+ * their least and greatest id as first_id and last_id (the handle lookup
+ * and the scheduler's sweep count on it).  A send that fails takes the
+ * ones after it along, and leaves the store free.
+ */
+static void
+test_client_receipts_pipelined(void **state)
+{
+    enum { NA = 700, NB = 300 };
+    const char *conninfo = wq_test_pg_create_migrated_db();
+    wq_store *s = wq_test_pg_open(conninfo);
+    struct wq_accept *a = calloc(NA + 1, sizeof *a);
+    struct wq_accept *b = calloc(NB + 1, sizeof *b), extra, bad;
+    struct wq_task_row row;
+    char err[WQ_ERRLEN], text[WQ_UUID_STRLEN], sql[256];
+
+    (void)state;
+    fresh_interleaved(a, NA, 7);
+    fresh_interleaved(b, NB, 11);
+    /* a keyed task in each: "seen" has a row of an earlier submit */
+    a[NA] = b[NB] = a[0];
+    a[NA].key = "seen";
+    b[NB].key = "new";
+    assert_int_equal(wq_uuid_for_key("pq", "seen", a[NA].id), 0);
+    assert_int_equal(wq_uuid_for_key("pq", "new", b[NB].id), 0);
+    wq_uuid_format(a[NA].id, text);
+    snprintf(sql, sizeof sql, "INSERT INTO workq.tasks (id, queue, type,"
+        " idempotency_key, state, attempt, max_attempts, finished_at)"
+        " VALUES ('%s', 'pq', 'noop', 'seen', 'dead', 3, 3, now())", text);
+    wq_test_pg_exec(s, sql);
+
+    if (wq_store_accept_send(s, a, NA + 1, err, sizeof err) != 0)
+        fail_msg("send a: %s", err);
+    if (wq_store_accept_send(s, b, NB + 1, err, sizeof err) != 0)
+        fail_msg("send b: %s", err);
+    extra = a[1];
+    assert_int_equal(wq_store_accept_send(s, &extra, 1, err, sizeof err),
+        WQ_EINVAL);
+    assert_int_equal(wq_store_task_get(s, a[0].id, &row, err, sizeof err),
+        WQ_ESTORE);
+    wq_task_row_free(&row);
+    if (wq_store_accept_recv(s, a, NA + 1, 1, err, sizeof err) != 0)
+        fail_msg("recv a: %s", err);
+    assert_int_equal(a[NA].duplicate, 1);
+    assert_string_equal(wq_task_state_name(a[NA].state), "dead");
+    assert_int_equal(a[0].duplicate, 0);
+    /* b is still under way */
+    assert_int_equal(wq_store_task_get(s, a[0].id, &row, err, sizeof err),
+        WQ_ESTORE);
+    wq_task_row_free(&row);
+    if (wq_store_accept_recv(s, b, NB + 1, 1, err, sizeof err) != 0)
+        fail_msg("recv b: %s", err);
+    assert_int_equal(b[NB].duplicate, 0);
+
+    assert_int_equal(wq_test_pg_num(s, "SELECT coalesce(sum(octet_length("
+        "ids) / 16), 0) FROM workq.accepted_runs"), NA + NB);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM"
+        " workq.accepted_runs"), 2);
+    assert_int_equal(wq_test_pg_num(s, RUNS_OUT_OF_ORDER_SQL), 0);
+    for (int i = 0; i < NA; i += 37) {
+        wq_uuid_format(a[i].id, text);
+        assert_string_equal(state_of(s, text, NULL), "queued");
+    }
+    for (int i = 0; i < NB; i += 29) {
+        wq_uuid_format(b[i].id, text);
+        assert_string_equal(state_of(s, text, NULL), "queued");
+    }
+
+    /* a send that fails (a priority the table refuses) with one behind
+     * it: both are answered, the second as dropped, and the store is
+     * free again */
+    bad = a[2];
+    assert_int_equal(wq_uuid_v7(bad.id), 0);
+    bad.priority = 7;
+    fresh_interleaved(b, NB, 13);
+    if (wq_store_accept_send(s, &bad, 1, err, sizeof err) != 0)
+        fail_msg("send bad: %s", err);
+    if (wq_store_accept_send(s, b, NB, err, sizeof err) != 0)
+        fail_msg("send after bad: %s", err);
+    /* refused: a check constraint reads as bad input */
+    assert_int_equal(wq_store_accept_recv(s, &bad, 1, 1, err, sizeof err),
+        WQ_EINVAL);
+    assert_non_null(strstr(err, "record accepted tasks"));
+    wq_uuid_format(a[0].id, text);
+    assert_string_equal(state_of(s, text, NULL), "queued");
+    wq_store_close(s);
+    free(a);
+    free(b);
+}
+
 /*
  * A slow stream of async submits that is never flushed still hears of
  * its tasks: each callback comes from inside a later submit, within a
@@ -830,6 +967,7 @@ check_big_flush(int kind)
         " / 16 - 1) g WHERE substring(r.ids FROM g * 16 + 1 FOR 16) ="
         " decode(replace('%s', '-', ''), 'hex')) x", ids[N / 2]);
     assert_int_equal(wq_test_pg_num(s, sql), 1);
+    assert_int_equal(wq_test_pg_num(s, RUNS_OUT_OF_ORDER_SQL), 0);
     wq_client_free(c);
     cons = wq_test_consumer_open(kind, queue);
     got = wq_test_consumer_recv(cons, env, N, RECV_MS);
@@ -1062,6 +1200,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_client_handles_kafka),
     cmocka_unit_test(test_client_handles_rabbitmq),
     cmocka_unit_test(test_client_receipt_rules),
+    cmocka_unit_test(test_client_receipts_pipelined),
     cmocka_unit_test(test_client_slow_stream_kafka),
     cmocka_unit_test(test_client_slow_stream_rabbitmq),
     cmocka_unit_test(test_client_big_flush_kafka),
