@@ -1247,11 +1247,14 @@ spec_priority(const struct wq_taskspec *spec)
 /*
  * Validates one parsed task into `env` (fields borrowed from `spec`):
  * the Idempotency-Key header, the queue policy, the envelope's rules.
+ * A task without a key submitted for now takes its id from `seq`, when
+ * given (a batch: its receipts are then a range).
  */
 static int
 task_prepare(struct api *a, struct wq_taskspec *spec, const char *hdr_key,
-    struct wq_envelope *env, struct wq_header *hdrs,
-    char idtext[WQ_UUID_STRLEN], int64_t *run_at, char *err, size_t errlen)
+    struct wq_uuid_seq *seq, struct wq_envelope *env,
+    struct wq_header *hdrs, char idtext[WQ_UUID_STRLEN], int64_t *run_at,
+    char *err, size_t errlen)
 {
     int rc;
 
@@ -1270,6 +1273,12 @@ task_prepare(struct api *a, struct wq_taskspec *spec, const char *hdr_key,
             "unique window needs an idempotency key");
     rc = wq_taskspec_envelope(&spec->task, env, hdrs, idtext, run_at, err,
         errlen);
+    if (rc == 0 && seq != NULL && *run_at == 0
+        && spec->task.idempotency_key == NULL) {
+        /* env->key is idtext: both follow */
+        wq_uuid_seq_stamp(seq, env->id);
+        wq_uuid_format(env->id, idtext);
+    }
     if (rc == 0)
         rc = wq_taskspec_flow_apply(&spec->flow, env, err, errlen);
     return rc;
@@ -1298,7 +1307,7 @@ post_task(struct api *a, const struct wq_http_request *req,
         code = invalid_code(rc, &r);
         return refuse(a, r, code, err, status, ctype, body, len);
     }
-    if ((rc = task_prepare(a, &spec, req->idempotency_key, &env, hdrs,
+    if ((rc = task_prepare(a, &spec, req->idempotency_key, NULL, &env, hdrs,
         idtext, &run_at, err, sizeof err)) != 0) {
         wq_taskspec_free(&spec);
         code = invalid_code(rc, &r);
@@ -1385,6 +1394,8 @@ post_batch(struct api *a, const struct wq_http_request *req,
     struct api_batch *b = NULL;
     struct api_insert *ins = NULL;
     struct api_msg *head = NULL, *tail = NULL, *m;
+    /* the batch's fresh ids: one range, one receipt row (uuid.h) */
+    struct wq_uuid_seq ids = { 0, 0, 0 };
     char err[WQ_ERRLEN], detail[WQ_ERRLEN + 32], idtext[WQ_UUID_STRLEN];
     size_t n, nmsg = 0;
     json_error_t je;
@@ -1437,8 +1448,8 @@ post_batch(struct api *a, const struct wq_http_request *req,
         if (rc == 0 && spec.flow.unique_for_ms > 0)
             rc = wq_seterr(err, sizeof err, WQ_EINVAL, "field 'unique_for': "
                 "not in a batch; POST a task with a unique window alone");
-        else if (rc == 0 && (rc = task_prepare(a, &spec, NULL, &env, hdrs,
-            idtext, &run_at, err, sizeof err)) != 0)
+        else if (rc == 0 && (rc = task_prepare(a, &spec, NULL, &ids, &env,
+            hdrs, idtext, &run_at, err, sizeof err)) != 0)
             wq_taskspec_free(&spec);
         if (rc != 0) {
             wq_taskspec_free(&spec);

@@ -64,6 +64,9 @@
 /* A flush waits for the broker in slices of this long, and sends the
  * receipts of what it confirmed so far between them (broker_wait). */
 #define RECEIPT_SLICE_MS   3
+/* A confirmed task's receipt waits at most this long for the fates of
+ * the ids before its own (struct fates). */
+#define SETTLE_HOLD_NS     (200ull * 1000000u)
 /* After PostgreSQL failed, receipts wait this long before a new try. */
 #define STORE_RETRY_NS     (5000ull * 1000000u)
 
@@ -81,6 +84,23 @@ struct slot {
     const char *queue;              /* interned (names_intern) */
     const char *type;
     char *key;                      /* a client-given key, or NULL */
+    int fresh;                      /* its id is of c->ids: seq */
+    uint64_t seq;
+};
+
+/*
+ * The fates (confirmed or failed) of the ids of c->ids, in sequence
+ * order.  A confirmed fresh task's receipt is sent once every id before
+ * its own has a fate (seq < low), so that a batch's receipts are ranges
+ * with no gaps (store_tasks.c: one row for the lot instead of 16 bytes
+ * an id).  Only the cost depends on it: the store checks each range.
+ */
+struct fates {
+    uint64_t low;                   /* every seq below has its fate */
+    uint64_t next;                  /* after the last seq stamped */
+    unsigned char *known;           /* known[seq & (cap - 1)], seq in
+                                       [low, next) */
+    size_t cap;                     /* a power of two, or 0 */
 };
 
 struct wq_client {
@@ -122,6 +142,10 @@ struct wq_client {
     struct wq_client_flow flow;
     int priority;                   /* of the next submits (priority.h) */
     uint64_t last_use_ns;           /* last publish */
+    /* the ids of tasks without a key: a confirmed batch of them is a
+     * range, recorded as one receipt (wq_store_accept) */
+    struct wq_uuid_seq ids;
+    struct fates fates;
 
     int flush_rc;                   /* first failure since the last flush */
     char flush_err[256];
@@ -203,6 +227,59 @@ names_intern(wq_client *c, const char *s)
         return NULL;
     c->last_name = c->nnames;
     return c->names[c->nnames++];
+}
+
+/*
+ * Room in c->fates for one more seq; 0, or WQ_ENOMEM.  The window holds
+ * the ids in flight, so it grows to the largest batch and stays.
+ */
+static int
+fates_reserve(wq_client *c)
+{
+    struct fates *f = &c->fates;
+    size_t cap = f->cap ? f->cap * 2 : 1024;
+    unsigned char *grown;
+
+    if (f->next - f->low < f->cap)
+        return 0;
+    if ((grown = calloc(cap, 1)) == NULL)
+        return WQ_ENOMEM;
+    for (uint64_t q = f->low; q < f->next; q++)
+        grown[q & (cap - 1)] = f->known[q & (f->cap - 1)];
+    free(f->known);
+    f->known = grown;
+    f->cap = cap;
+    return 0;
+}
+
+/* The seq of a new fresh id (stamped in sequence order after
+ * fates_reserve). */
+static void
+fates_stamp(wq_client *c, uint64_t seq)
+{
+    struct fates *f = &c->fates;
+
+    if (seq != f->next) {
+        /* the first id, or a sequence begun again (a forked child):
+         * what is in flight of the old one no longer holds anything up */
+        memset(f->known, 0, f->cap);
+        f->low = seq;
+    }
+    f->known[seq & (f->cap - 1)] = 0;
+    f->next = seq + 1;
+}
+
+/* A fresh id's fate is in: confirmed, refused, or never sent. */
+static void
+fates_known(wq_client *c, uint64_t seq)
+{
+    struct fates *f = &c->fates;
+
+    if (seq < f->low || seq >= f->next)
+        return;
+    f->known[seq & (f->cap - 1)] = 1;
+    while (f->low < f->next && f->known[f->low & (f->cap - 1)])
+        f->known[f->low++ & (f->cap - 1)] = 0;
 }
 
 /* Keeps a confirmed slot for settle(); 0, or WQ_ENOMEM. */
@@ -333,19 +410,21 @@ sent_fail(wq_client *c, int retry)
 }
 
 /*
- * Sends the receipts of every confirmed task to PostgreSQL (one
+ * Sends the receipts of the confirmed tasks to PostgreSQL (one
  * statement per kind, wq_store_accept_send) without waiting for the
  * answer, unless WQ_ACCEPT_DEPTH sends are under way already: the next
- * batch's statement travels while the one before runs.  The tasks get
- * their verdicts from settle_recv(); at once when receipts are off or
- * PostgreSQL is out of reach.
+ * batch's statement travels while the one before runs.  Without
+ * `force`, a fresh task whose id follows one still in flight waits
+ * (struct fates).  The tasks get their verdicts from settle_recv(); at
+ * once when receipts are off or PostgreSQL is out of reach.
  */
 static void
-settle_send(wq_client *c)
+settle_send(wq_client *c, int force)
 {
-    size_t n = c->nconfirmed, base;
+    size_t n = c->nconfirmed, base, go = 0, kept = 0;
     char err[256];
     wq_store *st = NULL;
+    int all;
 
     /* a callback that submits or flushes: its tasks wait for the next
      * call, so that sent[] and accepts[] stay as answer() reads them */
@@ -365,8 +444,21 @@ settle_send(wq_client *c)
         free(tell);
         return;
     }
-    memcpy(&c->sent[base], c->confirmed, n * sizeof *c->sent);
-    c->nconfirmed = 0;
+    /* fresh tasks wait for the fates of the ids before theirs (struct
+     * fates), unless nothing is in flight or they waited long enough */
+    all = force || c->pc.inflight == 0 || !c->cfg->producer.receipts
+        || wq_clock_mono_ns() - c->confirmed_ns >= SETTLE_HOLD_NS;
+    for (size_t i = 0; i < n; i++) {
+        struct slot *s = c->confirmed[i];
+
+        if (all || !s->fresh || s->seq < c->fates.low)
+            c->sent[base + go++] = s;
+        else
+            c->confirmed[kept++] = s;
+    }
+    c->nconfirmed = kept;
+    if ((n = go) == 0)
+        return;
     if (!c->cfg->producer.receipts || (st = store_get(c)) == NULL) {
         answer(c, &c->sent[base], NULL, n, WQ_ESTORE);
         return;
@@ -433,10 +525,10 @@ settle_recv(wq_client *c, int wait)
 static void
 settle(wq_client *c)
 {
-    settle_send(c);
+    settle_send(c, 1);
     while (c->ngroups > 0 && !c->answering) {
         settle_recv(c, 1);
-        settle_send(c);
+        settle_send(c, 1);
     }
 }
 
@@ -460,6 +552,8 @@ on_confirm(void *opaque, int status, const char *reason, void *user)
     struct slot *s = opaque;
     struct wq_client_result r;
 
+    if (s->fresh)
+        fates_known(c, s->seq);
     if (status == 0 && s->queue != NULL && s->type != NULL
         && confirmed_push(c, s) == 0)
         return;     /* answered by settle(), after its receipt */
@@ -894,7 +988,7 @@ serve(wq_client *c)
     settle_recv(c, c->nconfirmed >= SETTLE_BACKLOG);
     if (c->nconfirmed >= SETTLE_EVERY || (c->nconfirmed > 0
         && wq_clock_mono_ns() - c->confirmed_ns >= SETTLE_AGE_NS))
-        settle_send(c);
+        settle_send(c, 0);
 }
 
 int
@@ -909,7 +1003,8 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
     char idtext[WQ_CLIENT_ID_LEN], ukey[WQ_KEY_MAX + 1];
     struct slot *s;
     int64_t run_at;
-    int rc;
+    uint64_t seq = 0;
+    int rc, fresh;
 
     if (id != NULL)
         id[0] = '\0';
@@ -959,6 +1054,20 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
 
     if ((s = slot_get(c)) == NULL)
         return wq_seterr(err, errlen, WQ_ENOMEM, "out of memory");
+    s->fresh = 0;
+    if (task->idempotency_key == NULL) {
+        /* an id of the client's sequence; env.key is idtext: both
+         * follow */
+        wq_uuid_seq_stamp(&c->ids, env.id);
+        wq_uuid_format(env.id, idtext);
+        if (fates_reserve(c) == 0) {
+            s->fresh = 1;
+            s->seq = wq_uuid_rand_b(env.id);
+            fates_stamp(c, s->seq);
+        }
+    }
+    fresh = s->fresh;
+    seq = s->seq;
     s->done = done;
     s->user = user;
     memcpy(s->id, idtext, sizeof s->id);
@@ -977,6 +1086,8 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
         memcpy(id, idtext, WQ_CLIENT_ID_LEN);
     /* after a successful publish `s` may already be back in the pool */
     if ((rc = publish(c, &env, s, err, errlen)) != 0) {
+        if (fresh)
+            fates_known(c, seq);
         if (id != NULL)
             id[0] = '\0';
         return rc;
@@ -1017,7 +1128,7 @@ broker_wait(wq_client *c, int timeout_ms, char *err, size_t errlen)
             || c->pc.inflight == 0)
             return rc;
         settle_recv(c, 0);
-        settle_send(c);
+        settle_send(c, 0);
     }
 }
 
@@ -1034,7 +1145,7 @@ wq_client_flush(wq_client *c, int timeout_ms, char *err, size_t errlen)
     /* The receipts of what the broker confirmed so far go to PostgreSQL
      * now, so that its round trip overlaps the wait for the rest. */
     settle_recv(c, 0);
-    settle_send(c);
+    settle_send(c, 0);
     if (c->pc.t != NULL && c->pc.inflight > 0) {
         rc = broker_wait(c, timeout_ms, ferr, sizeof ferr);
         if (wq_pubconn_broken(rc)) {
@@ -1128,6 +1239,7 @@ wq_client_free(wq_client *c)
     settle(c);
     wq_store_close(c->store);
     free(c->confirmed);
+    free(c->fates.known);
     free(c->sent);
     free(c->accepts);
     for (size_t i = 0; i < c->nnames; i++)

@@ -184,32 +184,45 @@ static const char sql_cron_tick[] =
 /*
  * Runs of receipts (workq.accepted_runs) that are due for a check: each
  * is rewritten without the ids that have a task row, or deleted when
- * none is left.  A run that did not shrink is checked again later and
- * later (check_ms doubles up to 5 minutes), so a backlog nobody consumes
- * costs little.
+ * none is left.  A range (an empty `ids`, migration 0012) is deleted
+ * once every id of it has a row, counted among the rows between its
+ * first and last id; until then it stays as it is.  A run that did not
+ * shrink is checked again later and later (check_ms doubles up to 5
+ * minutes), so a backlog nobody consumes costs little.
  */
 static const char sql_receipt_runs[] =
     "WITH due AS ("
-    "  SELECT r.id, r.ids, r.check_ms FROM workq.accepted_runs r"
+    "  SELECT r.id, r.ids, r.check_ms, r.first_id, r.last_id"
+    "  FROM workq.accepted_runs r"
     "  WHERE r.next_check <= now()"
     "  ORDER BY r.next_check LIMIT $1"
     "  FOR UPDATE SKIP LOCKED"
     "), kept AS ("
     "  SELECT d.id, d.check_ms, octet_length(d.ids) AS before,"
-    "    (SELECT string_agg(x.b, ''::bytea ORDER BY x.i) FROM ("
+    "    CASE WHEN octet_length(d.ids) = 0 THEN"
+    "      CASE WHEN (SELECT count(*) FROM workq.tasks t"
+    "          WHERE t.id BETWEEN d.first_id AND d.last_id"
+    "            AND workq.uuid_rand_b(t.id) BETWEEN"
+    "              workq.uuid_rand_b(d.first_id)"
+    "              AND workq.uuid_rand_b(d.last_id))"
+    "        > workq.uuid_rand_b(d.last_id) - workq.uuid_rand_b(d.first_id)"
+    "      THEN NULL ELSE d.ids END"
+    "    ELSE (SELECT string_agg(x.b, ''::bytea ORDER BY x.i) FROM ("
     "       SELECT i, substring(d.ids FROM i * 16 + 1 FOR 16) AS b"
     "       FROM generate_series(0, octet_length(d.ids) / 16 - 1) i) x"
     "     WHERE NOT EXISTS (SELECT 1 FROM workq.tasks t"
-    "       WHERE t.id = encode(x.b, 'hex')::uuid)) AS ids"
+    "       WHERE t.id = encode(x.b, 'hex')::uuid)) END AS ids"
     "  FROM due d"
     "), gone AS ("
     "  DELETE FROM workq.accepted_runs r USING kept k"
     "  WHERE r.id = k.id AND k.ids IS NULL RETURNING r.id"
     "), moved AS ("
     "  UPDATE workq.accepted_runs r SET ids = k.ids,"
-    "    first_id = encode(substring(k.ids FROM 1 FOR 16), 'hex')::uuid,"
-    "    last_id = encode(substring(k.ids FROM octet_length(k.ids) - 15"
-    "      FOR 16), 'hex')::uuid,"
+    "    first_id = CASE WHEN octet_length(k.ids) = 0 THEN r.first_id"
+    "      ELSE encode(substring(k.ids FROM 1 FOR 16), 'hex')::uuid END,"
+    "    last_id = CASE WHEN octet_length(k.ids) = 0 THEN r.last_id"
+    "      ELSE encode(substring(k.ids FROM octet_length(k.ids) - 15"
+    "      FOR 16), 'hex')::uuid END,"
     "    check_ms = CASE WHEN octet_length(k.ids) = k.before"
     "      THEN least(k.check_ms * 2, 300000) ELSE 2000 END,"
     "    next_check = now() + (CASE WHEN octet_length(k.ids) = k.before"

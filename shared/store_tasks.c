@@ -589,10 +589,13 @@ static const char accept_sql[] =
 /*
  * Tasks without a client-given key (their key is their id's text) have a
  * fresh UUIDv7: never a duplicate, so their receipts need no checks and
- * no row each.  They go into workq.accepted_runs, one row per (queue,
- * type, max_attempts) of the batch with the ids sorted end to end
- * (migration 0003).  A retried statement adds the same run twice, which
- * the scheduler's sweep removes like any other.
+ * no row each.  They go into workq.accepted_runs, a run per (queue,
+ * type, max_attempts, priority) of the batch: a row per range of ids of
+ * one sequence (uuid.h, wq_uuid_seq_stamp), with an empty `ids`
+ * (migration 0012), or, when the run's ids come from many origins, one
+ * row with the ids sorted end to end (migration 0003).  A retried
+ * statement adds the same rows twice, which the scheduler's sweep
+ * removes like any other.
  *
  * Its commit does not wait for the WAL flush (synchronous_commit off for
  * this transaction, set_config(..., true)): a receipt is a view of a task
@@ -768,6 +771,50 @@ fail:
         errlen);
 }
 
+/* A run splits into ranges only when they hold this many ids each on
+ * average: a range is a row, a listed id 16 bytes. */
+#define RANGE_MIN 32
+
+/* 1 if b follows a in their sequence (uuid.h, wq_uuid_seq_stamp):
+ * entries in id order whose rand_b goes up by one. */
+static int
+seq_next(const struct wq_accept *a, const struct wq_accept *b)
+{
+    return wq_uuid_rand_b(b->id) == wq_uuid_rand_b(a->id) + 1;
+}
+
+/*
+ * Appends one row of workq.accepted_runs for f[0..n), entries of one
+ * run in id order, to the statement's parameters b[0..8): as a range
+ * (`range`: f[0..n) follow each other in their sequence, and `ids` is
+ * empty), or with their ids listed.
+ */
+static void
+fresh_row(struct wq_buf *b, const struct wq_accept *const *f, size_t n,
+    int range)
+{
+    int64_t created = f[0]->created_at_ms;
+    size_t len = range ? 0 : n * 16;
+
+    for (size_t m = 1; m < n; m++)
+        if (f[m]->created_at_ms < created)
+            created = f[m]->created_at_ms;
+    wq_pgarray_bytes(&b[0], f[0]->id, 16);
+    wq_pgarray_bytes(&b[1], f[n - 1]->id, 16);
+    wq_pgarray_i64(&b[2], created);
+    wq_pgarray_i32(&b[3], f[0]->max_attempts);
+    wq_pgarray_str(&b[4], f[0]->queue);
+    wq_pgarray_str(&b[5], f[0]->type);
+    wq_pgarray_i32(&b[7], f[0]->priority);
+    wq_pgarray_elem(&b[6], len);
+    if (wq_buf_reserve(&b[6], len) != 0)
+        abort();        /* out of memory: as xmalloc */
+    for (size_t m = 0; m < len / 16; m++) {
+        memcpy(b[6].data + b[6].len, f[m]->id, 16);
+        b[6].len += 16;
+    }
+}
+
 /*
  * Queues the receipts of the fresh entries of v[0..n) (those key_is_id).
  * The parameters are built in the store's kept buffers (libpq copies
@@ -782,7 +829,7 @@ accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
         WQ_OID_BYTEA_A, WQ_OID_INT4_A };
     struct wq_buf *b = s->accept_params;
     const struct wq_accept **f;
-    size_t k = 0, nruns = 0;
+    size_t k = 0, nrows = 0;
     int sorted = 1, onerun = 1;
 
     if (nfresh > s->accept_order_cap) {
@@ -808,35 +855,39 @@ accept_fresh(wq_store *s, const struct wq_accept *v, size_t n, size_t nfresh,
         fresh_sort(s, f, nfresh);
     else if (!sorted)
         qsort(f, nfresh, sizeof *f, cmp_fresh);
-    for (size_t i = 0; i < nfresh; i++)
-        nruns += i == 0 || !same_run(f[i - 1], f[i]);
-    wq_pgarray_begin(&b[0], WQ_OID_UUID, nruns);
-    wq_pgarray_begin(&b[1], WQ_OID_UUID, nruns);
-    wq_pgarray_begin(&b[2], WQ_OID_INT8, nruns);
-    wq_pgarray_begin(&b[3], WQ_OID_INT4, nruns);
-    wq_pgarray_begin(&b[4], WQ_OID_TEXT, nruns);
-    wq_pgarray_begin(&b[5], WQ_OID_TEXT, nruns);
-    wq_pgarray_begin(&b[6], WQ_OID_BYTEA, nruns);
-    wq_pgarray_begin(&b[7], WQ_OID_INT4, nruns);
-    for (size_t i = 0, j; i < nfresh; i = j) {
-        int64_t created = f[i]->created_at_ms;
+    /* two passes over the runs: count the rows, then write them */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            wq_pgarray_begin(&b[0], WQ_OID_UUID, nrows);
+            wq_pgarray_begin(&b[1], WQ_OID_UUID, nrows);
+            wq_pgarray_begin(&b[2], WQ_OID_INT8, nrows);
+            wq_pgarray_begin(&b[3], WQ_OID_INT4, nrows);
+            wq_pgarray_begin(&b[4], WQ_OID_TEXT, nrows);
+            wq_pgarray_begin(&b[5], WQ_OID_TEXT, nrows);
+            wq_pgarray_begin(&b[6], WQ_OID_BYTEA, nrows);
+            wq_pgarray_begin(&b[7], WQ_OID_INT4, nrows);
+        }
+        for (size_t i = 0, j; i < nfresh; i = j) {
+            size_t blocks = 1;
 
-        for (j = i + 1; j < nfresh && same_run(f[i], f[j]); j++)
-            if (f[j]->created_at_ms < created)
-                created = f[j]->created_at_ms;
-        wq_pgarray_bytes(&b[0], f[i]->id, 16);
-        wq_pgarray_bytes(&b[1], f[j - 1]->id, 16);
-        wq_pgarray_i64(&b[2], created);
-        wq_pgarray_i32(&b[3], f[i]->max_attempts);
-        wq_pgarray_str(&b[4], f[i]->queue);
-        wq_pgarray_str(&b[5], f[i]->type);
-        wq_pgarray_i32(&b[7], f[i]->priority);
-        wq_pgarray_elem(&b[6], (j - i) * 16);
-        if (wq_buf_reserve(&b[6], (j - i) * 16) != 0)
-            abort();        /* out of memory: as xmalloc */
-        for (size_t m = i; m < j; m++) {
-            memcpy(b[6].data + b[6].len, f[m]->id, 16);
-            b[6].len += 16;
+            for (j = i + 1; j < nfresh && same_run(f[i], f[j]); j++)
+                blocks += !seq_next(f[j - 1], f[j]);
+            if (blocks > 1 && blocks * RANGE_MIN > j - i) {
+                /* ids of many origins: listed */
+                if (pass == 0)
+                    nrows++;
+                else
+                    fresh_row(b, f + i, j - i, 0);
+                continue;
+            }
+            for (size_t a = i, e; a < j; a = e) {
+                for (e = a + 1; e < j && seq_next(f[e - 1], f[e]); e++)
+                    ;
+                if (pass == 0)
+                    nrows++;
+                else
+                    fresh_row(b, f + a, e - a, 1);
+            }
         }
     }
     return accept_queue(s, STMT_ACCEPT_RUNS, accept_runs_sql, 8, types, b,

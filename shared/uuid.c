@@ -37,6 +37,8 @@ static struct {
 };
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+/* Forks this process has come through as the child (wq_uuid_v7_seq). */
+static unsigned forks;
 
 static void
 fork_prepare(void)
@@ -55,6 +57,7 @@ fork_child(void)
 {
     memset(gen.rand, 0, sizeof gen.rand);
     gen.rand_pos = RAND_BLOCK;
+    forks++;
     pthread_mutex_unlock(&gen.lock);
 }
 
@@ -148,6 +151,33 @@ wq_uuid_v7(uint8_t out[16])
     memcpy(out + 9, r + 3, 7);
     memset(r, 0, sizeof r);
     return 0;
+}
+
+void
+wq_uuid_seq_stamp(struct wq_uuid_seq *seq, uint8_t id[16])
+{
+    uint64_t b;
+
+    if (!seq->seeded || seq->forks != forks) {
+        /* the id's own random bits start the sequence */
+        seq->next = wq_uuid_rand_b(id) & ((UINT64_C(1) << 61) - 1);
+        seq->seeded = 1;
+        seq->forks = forks;
+    }
+    b = seq->next++;
+    id[8] = (uint8_t)(0x80 | ((b >> 56) & 0x3f));
+    for (int i = 9; i < 16; i++)
+        id[i] = (uint8_t)(b >> (8 * (15 - i)));
+}
+
+uint64_t
+wq_uuid_rand_b(const uint8_t in[16])
+{
+    uint64_t b = in[8] & 0x3f;
+
+    for (int i = 9; i < 16; i++)
+        b = b << 8 | in[i];
+    return b;
 }
 
 void

@@ -37,6 +37,35 @@
 int wq_uuid_v7(uint8_t out[16]) WQ_MUSTCHECK;
 
 /*
+ * A sequence of v7 ids whose rand_b counts up by one from a random start
+ * (RFC 9562 section 6.2 allows the random part to be incremented): ids
+ * made by one sequence, one after the other, form a range that their
+ * first and last id describe whole - every id between them, byte-wise,
+ * whose rand_b lies between theirs (wq_uuid_rand_b).  An id of any other
+ * origin falls in such a range only if its 62 random bits land in the
+ * range's width, about 2^-48 for a range of 10,000.  Receipts record a
+ * batch of such ids as one range (store_tasks.c).  The start has 61
+ * random bits, so a sequence never wraps; a sequence belongs to one
+ * process (a forked child starts its own).  Zero-initialise it.
+ */
+struct wq_uuid_seq {
+    uint64_t next;
+    int seeded;
+    unsigned forks;                 /* uuid.c's count when seeded */
+};
+
+/*
+ * wq_uuid_seq_stamp gives `id`, just made by wq_uuid_v7, the next rand_b
+ * of `seq` (its first id seeds it).  The order of ids stays that of
+ * wq_uuid_v7, which the bytes before rand_b decide.  Not thread-safe for
+ * one `seq`.
+ */
+void wq_uuid_seq_stamp(struct wq_uuid_seq *seq, uint8_t id[16]);
+
+/* The 62 bits of rand_b of a v7 id (the variant bits cleared). */
+uint64_t wq_uuid_rand_b(const uint8_t in[16]);
+
+/*
  * wq_uuid_for_key writes the version 5 UUID (RFC 9562 section 5.5: SHA-1
  * of a namespace and a name) of the task with idempotency key `key` on
  * queue `queue` into `out`: the name is "QUEUE:KEY" (a queue name holds

@@ -677,17 +677,23 @@ test_client_receipt_rules(void **state)
     wq_store_close(s);
 }
 
-/* Runs of receipts whose ids are not in order, or whose first_id and
- * last_id are not their least and greatest: none, when all is well. */
+/* Runs of receipts listing their ids out of order, or whose first_id
+ * and last_id are not their least and greatest: none, when all is well. */
 #define RUNS_OUT_OF_ORDER_SQL \
     "SELECT count(*) FROM workq.accepted_runs r, LATERAL (" \
     "  SELECT coalesce(bool_and(substring(r.ids FROM g * 16 + 1 FOR 16)" \
     "    < substring(r.ids FROM g * 16 + 17 FOR 16)), true) AS sorted" \
     "  FROM generate_series(0, octet_length(r.ids) / 16 - 2) g) x" \
-    " WHERE NOT x.sorted" \
+    " WHERE octet_length(r.ids) > 0 AND (NOT x.sorted" \
     "  OR r.first_id <> encode(substring(r.ids FROM 1 FOR 16), 'hex')::uuid" \
     "  OR r.last_id <> encode(substring(r.ids FROM octet_length(r.ids)" \
-    "    - 15 FOR 16), 'hex')::uuid"
+    "    - 15 FOR 16), 'hex')::uuid)"
+
+/* The tasks the runs of receipts stand for: listed, or ranges. */
+#define RUN_TASKS_SQL \
+    "SELECT coalesce(sum(CASE WHEN octet_length(ids) = 0" \
+    "  THEN workq.uuid_rand_b(last_id) - workq.uuid_rand_b(first_id) + 1" \
+    "  ELSE octet_length(ids) / 16 END), 0) FROM workq.accepted_runs"
 
 /*
  * Fills v[0..n) with fresh tasks of queue "pq" in the order a batch
@@ -718,6 +724,76 @@ fresh_interleaved(struct wq_accept *v, size_t n, unsigned seed)
             }
         }
     free(ids);
+}
+
+/*
+ * Fresh ids of one sequence (wq_uuid_seq_stamp, as the C client makes
+ * them) are recorded as ranges, one row each and no ids listed: a gap in
+ * the sequence (a task the broker refused) splits the range, and neither
+ * the missing id nor an id of another origin between a range's ends
+ * reads as accepted.
+ */
+static void
+test_client_receipt_ranges(void **state)
+{
+    enum { N = 100, GAP = 40 };
+    const char *conninfo = wq_test_pg_create_migrated_db();
+    wq_store *s = wq_test_pg_open(conninfo);
+    struct wq_accept a[N];
+    struct wq_uuid_seq seq = { 0, 0, 0 };
+    uint8_t foreign[16];
+    char err[WQ_ERRLEN], text[WQ_UUID_STRLEN];
+    size_t n = 0;
+
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        uint8_t id[16];
+
+        if (i == N / 2)     /* another origin, between the ids */
+            assert_int_equal(wq_uuid_v7(foreign), 0);
+        assert_int_equal(wq_uuid_v7(id), 0);
+        wq_uuid_seq_stamp(&seq, id);
+        if (i > 0)
+            assert_true(wq_uuid_rand_b(id) == wq_uuid_rand_b(a[n - 1].id)
+                + (i == GAP + 1 ? 2 : 1));
+        if (i == GAP) {
+            wq_uuid_format(id, text);       /* the refused one */
+            continue;
+        }
+        memset(&a[n], 0, sizeof a[n]);
+        memcpy(a[n].id, id, 16);
+        a[n].queue = "rq";
+        a[n].type = "noop";
+        a[n].max_attempts = 3;
+        a[n].created_at_ms = 1700000000000 + i;
+        a[n].priority = 1;
+        n++;
+    }
+    /* in the order two partitions would confirm them */
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        struct wq_accept t = a[i];
+
+        a[i] = a[i + 1];
+        a[i + 1] = t;
+    }
+    if (wq_store_accept(s, a, n, err, sizeof err) != 0)
+        fail_msg("accept: %s", err);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM"
+        " workq.accepted_runs WHERE ids = ''"), 2);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM"
+        " workq.accepted_runs"), 2);
+    assert_int_equal(wq_test_pg_num(s, RUN_TASKS_SQL), N - 1);
+    assert_string_equal(state_of(s, text, NULL), "none");
+    wq_uuid_format(foreign, text);
+    assert_string_equal(state_of(s, text, NULL), "none");
+    for (size_t i = 0; i < n; i++) {
+        int receipt = 0;
+
+        wq_uuid_format(a[i].id, text);
+        assert_string_equal(state_of(s, text, &receipt), "queued");
+        assert_true(receipt);
+    }
+    wq_store_close(s);
 }
 
 /*
@@ -956,16 +1032,19 @@ check_big_flush(int kind)
     assert_int_equal(b.failed, 0);
     assert_int_equal(b.untracked, 0);
     assert_int_equal(b.ok, N);
-    /* every id of the stream (and the first submit's) has its receipt */
+    /* every id of the stream (and the first submit's) has its receipt,
+     * in ranges: no id is listed */
+    assert_int_equal(wq_test_pg_num(s, RUN_TASKS_SQL), N + 1);
     assert_int_equal(wq_test_pg_num(s, "SELECT coalesce(sum(octet_length("
-        "ids) / 16), 0) FROM workq.accepted_runs"), N + 1);
+        "ids)), 0) FROM workq.accepted_runs"), 0);
     for (int i = 0; i < N; i += N / 10 - 1)
         assert_string_equal(state_of(s, ids[i], NULL), "queued");
     assert_string_equal(state_of(s, ids[N - 1], NULL), "queued");
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM workq.accepted_runs r,"
-        " LATERAL (SELECT 1 FROM generate_series(0, octet_length(r.ids)"
-        " / 16 - 1) g WHERE substring(r.ids FROM g * 16 + 1 FOR 16) ="
-        " decode(replace('%s', '-', ''), 'hex')) x", ids[N / 2]);
+    /* one run holds it */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM workq.accepted_runs r"
+        " WHERE r.first_id <= '%s' AND r.last_id >= '%s' AND"
+        " workq.run_holds(r.first_id, r.last_id, r.ids, '%s')",
+        ids[N / 2], ids[N / 2], ids[N / 2]);
     assert_int_equal(wq_test_pg_num(s, sql), 1);
     assert_int_equal(wq_test_pg_num(s, RUNS_OUT_OF_ORDER_SQL), 0);
     wq_client_free(c);
@@ -1201,6 +1280,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_client_handles_rabbitmq),
     cmocka_unit_test(test_client_receipt_rules),
     cmocka_unit_test(test_client_receipts_pipelined),
+    cmocka_unit_test(test_client_receipt_ranges),
     cmocka_unit_test(test_client_slow_stream_kafka),
     cmocka_unit_test(test_client_slow_stream_rabbitmq),
     cmocka_unit_test(test_client_big_flush_kafka),

@@ -1488,9 +1488,87 @@ test_producer_http_flags(void **state)
     }
 }
 
+/*
+ * A batch's tasks without a key get ids of one sequence (rand_b up by
+ * one, uuid.h), so that their receipts can be a range: rows with no ids
+ * listed (migration 0012).  The rows stand for exactly the batch's
+ * tasks, each of which reads as queued before any worker claimed it.
+ */
+static void
+check_batch_range(int kind)
+{
+    enum { N = 40 };
+    const char *db = wq_test_pg_create_migrated_db();
+    const char *queue = wq_test_queue(kind, "http-range");
+    struct producer p = producer_start(kind, db, NULL);
+    char body[N * 24 + 32], path[2048], resp[65536], st_name[32];
+    char ids[N][WQ_UUID_STRLEN];
+    uint8_t bin[16];
+    uint64_t first = 0;
+    size_t off;
+    wq_store *s;
+    json_t *j, *tasks;
+    int st;
+
+    off = (size_t)snprintf(body, sizeof body, "{\"tasks\":[");
+    for (int i = 0; i < N; i++)
+        off += (size_t)snprintf(body + off, sizeof body - off,
+            "%s{\"type\":\"a\"}", i ? "," : "");
+    snprintf(body + off, sizeof body - off, "]}");
+    snprintf(path, sizeof path, "/v1/queues/%s/tasks:batch", queue);
+    st = wq_test_http_request(p.port, "POST", path, JSON, TOKEN, NULL, body,
+        strlen(body), resp, sizeof resp);
+    if (st != 202)
+        fail_msg("batch: status %d: %s", st, resp);
+    j = json_loads(resp, 0, NULL);
+    assert_non_null(j);
+    tasks = json_object_get(j, "tasks");
+    assert_int_equal(json_array_size(tasks), N);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "%s", json_string_value(
+            json_object_get(json_array_get(tasks, i), "id")));
+        assert_int_equal(wq_uuid_parse(ids[i], bin), 0);
+        if (i == 0)
+            first = wq_uuid_rand_b(bin);
+        else
+            assert_true(wq_uuid_rand_b(bin) == first + (uint64_t)i);
+    }
+    json_decref(j);
+
+    /* RabbitMQ confirms in order: one range.  Kafka confirms partition
+     * by partition, and each part that is no range is listed */
+    s = wq_test_pg_open(db);
+    if (kind == WQ_TRANSPORT_RABBITMQ)
+        assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM"
+            " workq.accepted_runs WHERE queue = '%s' AND ids <> ''", queue),
+            0);
+    assert_int_equal(wq_test_pg_numf(s, "SELECT coalesce(sum(CASE WHEN"
+        " ids = '' THEN workq.uuid_rand_b(last_id)"
+        " - workq.uuid_rand_b(first_id) + 1 ELSE octet_length(ids) / 16"
+        " END), 0) FROM workq.accepted_runs WHERE queue = '%s'", queue), N);
+    wq_store_close(s);
+    for (int i = 0; i < N; i += 13) {
+        snprintf(path, sizeof path, "/v1/tasks/%s", ids[i]);
+        st = wq_test_http_request(p.port, "GET", path, NULL, TOKEN, NULL,
+            NULL, 0, resp, sizeof resp);
+        if (st != 200)
+            fail_msg("get %s: %d %s", ids[i], st, resp);
+        json_str(resp, "state", st_name, sizeof st_name);
+        assert_string_equal(st_name, "queued");
+    }
+    assert_int_equal(producer_stop(&p), 0);
+}
+
+static void test_producer_http_batch_range_kafka(void **state)
+{ (void)state; check_batch_range(WQ_TRANSPORT_KAFKA); }
+static void test_producer_http_batch_range_rabbitmq(void **state)
+{ (void)state; check_batch_range(WQ_TRANSPORT_RABBITMQ); }
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_producer_http_accepted_kafka),
     cmocka_unit_test(test_producer_http_accepted_rabbitmq),
+    cmocka_unit_test(test_producer_http_batch_range_kafka),
+    cmocka_unit_test(test_producer_http_batch_range_rabbitmq),
     cmocka_unit_test(test_producer_http_flow_kafka),
     cmocka_unit_test(test_producer_http_flow_rabbitmq),
     cmocka_unit_test(test_producer_http_hook_kafka),

@@ -1063,7 +1063,9 @@ test_scheduler_retention(void **state)
 /* ---- receipts ------------------------------------------------------------------- */
 
 /* A receipt (workq.accepted) whose task has a row is swept; one whose
- * task waits on the broker unclaimed stays. */
+ * task waits on the broker unclaimed stays.  A range run (migration
+ * 0012) goes once each of its ids has a row, and a row between its ends
+ * of another origin (another rand_b) does not count for it. */
 static void
 test_scheduler_receipts_sweep(void **state)
 {
@@ -1089,17 +1091,49 @@ test_scheduler_receipts_sweep(void **state)
         "  'noop', uuid_send('0190a5f8-7c1e-7a3b-9c4d-5e6f708192a4')"
         "  || uuid_send('%s'), now())",
         claimed, claimed, q, claimed, claimed, q, claimed);
+    /* ranges of R1, R2, R3 (rand_b 0x10, 0x11, 0x12): R1 and R2 have
+     * rows, and so has F, between R1 and R3 but of another origin */
+#define R1 "0190a5f8-7c1e-7b01-8000-000000000010"
+#define R2 "0190a5f8-7c1e-7b02-8000-000000000011"
+#define R3 "0190a5f8-7c1e-7b03-8000-000000000012"
+#define F  "0190a5f8-7c1e-7b02-8000-0000deadbeef"
+    sqlf(s, "INSERT INTO workq.tasks (id, queue, type, idempotency_key,"
+        " state, attempt, max_attempts, finished_at) VALUES"
+        " ('" R1 "', '%s', 'noop', '" R1 "', 'succeeded', 1, 3, now()),"
+        " ('" R2 "', '%s', 'noop', '" R2 "', 'succeeded', 1, 3, now()),"
+        " ('" F "', '%s', 'noop', '" F "', 'succeeded', 1, 3, now())",
+        q, q, q);
+    sqlf(s, "INSERT INTO workq.accepted_runs (first_id, last_id, created_at,"
+        " max_attempts, queue, type, ids, next_check) VALUES"
+        " ('" R1 "', '" R2 "', now(), 3, '%s', 'noop', '', now()),"
+        " ('" R1 "', '" R3 "', now(), 3, '%s', 'noop', '', now())", q, q);
     proc_start(&sch, "workq-scheduler", R, ci, "", NULL, NULL);
     check(wait_num(s, 1, 20000, "SELECT count(*) FROM workq.accepted") == 1,
         "%lld receipts left, want 1",
         wq_test_pg_num(s, "SELECT count(*) FROM workq.accepted"));
     assert_int_equal(wq_test_pg_numf(s, "SELECT count(*) FROM "
         "workq.accepted WHERE id = '%s'", claimed), 0);
+    check(wait_num(s, 2, 20000, "SELECT count(*) FROM workq.accepted_runs")
+        == 2, "%lld runs left, want 2",
+        wq_test_pg_num(s, "SELECT count(*) FROM workq.accepted_runs"));
+    assert_int_equal(wait_num(s, 16, 20000, "SELECT octet_length(ids) FROM "
+        "workq.accepted_runs WHERE octet_length(ids) > 0"), 16);
+    /* the range R1..R3 stays (R3 waits), checked again later */
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.accepted_runs WHERE ids = '' AND last_id = '" R3 "'"
+        " AND check_ms > 2000"), 1);
+    /* R3's row: the range goes too */
+    sqlf(s, "INSERT INTO workq.tasks (id, queue, type, idempotency_key,"
+        " state, attempt, max_attempts, finished_at) VALUES"
+        " ('" R3 "', '%s', 'noop', '" R3 "', 'succeeded', 1, 3, now())", q);
+    wq_test_pg_exec(s, "UPDATE workq.accepted_runs SET next_check = now()");
     check(wait_num(s, 1, 20000, "SELECT count(*) FROM workq.accepted_runs")
         == 1, "%lld runs left, want 1",
         wq_test_pg_num(s, "SELECT count(*) FROM workq.accepted_runs"));
-    assert_int_equal(wait_num(s, 16, 20000, "SELECT octet_length(ids) FROM "
-        "workq.accepted_runs"), 16);
+#undef R1
+#undef R2
+#undef R3
+#undef F
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
         "workq.accepted_runs WHERE first_id = last_id AND first_id = "
         "'0190a5f8-7c1e-7a3b-9c4d-5e6f708192a4'"), 1);

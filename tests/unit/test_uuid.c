@@ -154,6 +154,60 @@ test_uuid_fork_does_not_share_randomness(void **state)
     assert_true(memcmp(mine + 8, childs + 8, 8) != 0);
 }
 
+/*
+ * A sequence (wq_uuid_seq_stamp): rand_b goes up by one per id from a
+ * start below 2^61, the version and variant stay, the ids keep the order
+ * they were made in, and wq_uuid_rand_b reads back what was stamped.  A
+ * forked child starts a sequence of its own instead of going on with
+ * its parent's.
+ */
+static void
+test_uuid_seq(void **state)
+{
+    struct wq_uuid_seq seq = { 0, 0, 0 };
+    uint8_t prev[16], id[16], childs[16];
+    uint64_t first = 0;
+    int fd[2], status;
+    pid_t pid;
+
+    (void)state;
+    for (int i = 0; i < 5000; i++) {
+        assert_int_equal(wq_uuid_v7(id), 0);
+        wq_uuid_seq_stamp(&seq, id);
+        assert_int_equal(id[6] >> 4, 7);
+        assert_int_equal(id[8] >> 6, 2);
+        if (i == 0) {
+            first = wq_uuid_rand_b(id);
+            assert_true(first < (UINT64_C(1) << 61));
+        } else {
+            assert_true(wq_uuid_rand_b(id) == first + (uint64_t)i);
+            assert_true(memcmp(prev, id, 16) < 0);
+        }
+        memcpy(prev, id, 16);
+    }
+    assert_int_equal(pipe(fd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (wq_uuid_v7(childs) != 0)
+            _exit(1);
+        wq_uuid_seq_stamp(&seq, childs);
+        if (write(fd[1], childs, 16) != 16)
+            _exit(1);
+        _exit(0);
+    }
+    close(fd[1]);
+    assert_int_equal(read(fd[0], childs, 16), 16);
+    close(fd[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* the parent's next would be first + 5000 */
+    assert_true(wq_uuid_rand_b(childs) != first + 5000);
+    assert_int_equal(wq_uuid_v7(id), 0);
+    wq_uuid_seq_stamp(&seq, id);
+    assert_true(wq_uuid_rand_b(id) == first + 5000);
+}
+
 static void
 test_uuid_format_known(void **state)
 {
@@ -310,6 +364,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_uuid_counter_overflow_borrows_little),
     cmocka_unit_test(test_uuid_threads_unique_and_ordered),
     cmocka_unit_test(test_uuid_fork_does_not_share_randomness),
+    cmocka_unit_test(test_uuid_seq),
     cmocka_unit_test(test_uuid_format_known),
     cmocka_unit_test(test_uuid_format_parse_roundtrip),
     cmocka_unit_test(test_uuid_parse_rejects),
