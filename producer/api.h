@@ -75,6 +75,13 @@ int api_listen_is_loopback(const char *listen);
  */
 void api_set_backends(struct api *a, struct publisher *pub, struct dbq *db);
 
+/*
+ * api_receipts_round (a pub_round_fn, its user the api) sends the
+ * receipts of the confirmations of a round of the publisher's verdicts
+ * to the database thread as one job.  The daemon passes it to pub_start.
+ */
+void api_receipts_round(void *user);
+
 /* api_reload_tokens reads the tokens file again (SIGHUP); on failure the
  * old tokens stay.  Returns 0 or WQ_ECONFIG.  Thread-safe. */
 int api_reload_tokens(struct api *a, char *err, size_t errlen);

@@ -394,7 +394,7 @@ main(int argc, char **argv)
         }
     }
     if ((rc = pub_start(&cfg, (int)cfg.producer.request_timeout_ms, metrics,
-        &pub, err, sizeof err)) != 0
+        api_receipts_round, api, &pub, err, sizeof err)) != 0
         || (rc = db_start(&cfg, &db, err, sizeof err)) != 0) {
         wq_log_error(COMPONENT, "%s", err);
         rc = rc == WQ_ECONFIG ? EXIT_CONFIG : 1;

@@ -54,6 +54,9 @@ struct publisher {
     atomic_size_t inflight;         /* queued + in flight */
     atomic_int finished;            /* the thread is done */
 
+    pub_round_fn *round;            /* set before the thread starts */
+    void *round_user;
+
     /* Owned by the thread. */
     struct wq_config *cfg;
     int timeout_ms;
@@ -306,6 +309,8 @@ run(void *arg)
         }
         wq_metric_set(p->flight_gauge, (int64_t)p->nflight);
         chores(p);
+        if (p->round != NULL)
+            p->round(p->round_user);
         if (stop) {
             pthread_mutex_lock(&p->lock);
             batch = p->qhead;
@@ -319,6 +324,8 @@ run(void *arg)
         }
     }
     wq_pubconn_drop(&p->pc, CLOSE_MS);
+    if (p->round != NULL)
+        p->round(p->round_user);
     set_up(p, 0);
     atomic_store(&p->finished, 1);
     return NULL;
@@ -328,13 +335,16 @@ run(void *arg)
 
 int
 pub_start(struct wq_config *cfg, int timeout_ms, wq_metrics *metrics,
-    struct publisher **out, char *err, size_t errlen)
+    pub_round_fn *round, void *round_user, struct publisher **out,
+    char *err, size_t errlen)
 {
     struct publisher *p = xcalloc(1, sizeof *p);
     struct wq_transport_conf tc;
     int rc;
 
     p->cfg = cfg;
+    p->round = round;
+    p->round_user = round_user;
     p->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     if ((rc = wq_config_transport_conf(cfg, &tc, err, errlen)) != 0) {
         free(p);

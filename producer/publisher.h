@@ -36,6 +36,8 @@ struct pub_msg;
  * message afterwards (usually frees it).
  */
 typedef void pub_done_fn(struct pub_msg *m, int status, const char *why);
+/* After a round of verdicts (done() calls), on the publisher thread. */
+typedef void pub_round_fn(void *user);
 
 /* One message to publish; the caller allocates it and its data. */
 struct pub_msg {
@@ -57,11 +59,15 @@ struct publisher;
  * (borrowed: it must outlive the publisher) in the background, so a
  * broker that is down at start-up is not fatal.  `timeout_ms` bounds the
  * wait for a confirmation.  Metrics (may be NULL) get the publish latency
- * histogram and broker gauges.  Returns 0 or WQ_ECONFIG (the transport
- * configuration is invalid: err says why).
+ * histogram and broker gauges.  `round` (may be NULL) is called with
+ * `round_user` after each round of verdicts, so that what the done()
+ * calls of a round set up goes on in one piece (the producer's receipts:
+ * one statement for a burst of confirmations).  Returns 0 or WQ_ECONFIG
+ * (the transport configuration is invalid: err says why).
  */
 int pub_start(struct wq_config *cfg, int timeout_ms, wq_metrics *metrics,
-    struct publisher **out, char *err, size_t errlen);
+    pub_round_fn *round, void *round_user, struct publisher **out,
+    char *err, size_t errlen);
 
 /*
  * pub_submit queues the chain of messages `head` (linked by next, `n` of
