@@ -86,6 +86,7 @@ struct slot {
     char *key;                      /* a client-given key, or NULL */
     int fresh;                      /* its id is of c->ids: seq */
     uint64_t seq;
+    int keyed;                      /* counted in c->keyed_inflight */
 };
 
 /*
@@ -146,6 +147,7 @@ struct wq_client {
      * range, recorded as one receipt (wq_store_accept) */
     struct wq_uuid_seq ids;
     struct fates fates;
+    size_t keyed_inflight;          /* keyed tasks awaiting the broker */
 
     int flush_rc;                   /* first failure since the last flush */
     char flush_err[256];
@@ -418,8 +420,13 @@ sent_fail(wq_client *c, int retry)
  * (struct fates).  The tasks get their verdicts from settle_recv(); at
  * once when receipts are off or PostgreSQL is out of reach.
  */
+/* What settle_send() sends: every receipt; those whose ids have no
+ * gap before them (struct fates); or only keyed tasks' (a flush waiting
+ * for the broker, after which the fresh ones go as one range). */
+enum send_what { SEND_ALL, SEND_READY, SEND_KEYED };
+
 static void
-settle_send(wq_client *c, int force)
+settle_send(wq_client *c, enum send_what what)
 {
     size_t n = c->nconfirmed, base, go = 0, kept = 0;
     char err[256];
@@ -446,12 +453,15 @@ settle_send(wq_client *c, int force)
     }
     /* fresh tasks wait for the fates of the ids before theirs (struct
      * fates), unless nothing is in flight or they waited long enough */
-    all = force || c->pc.inflight == 0 || !c->cfg->producer.receipts
-        || wq_clock_mono_ns() - c->confirmed_ns >= SETTLE_HOLD_NS;
+    all = what == SEND_ALL || c->pc.inflight == 0
+        || !c->cfg->producer.receipts
+        || (what == SEND_READY
+            && wq_clock_mono_ns() - c->confirmed_ns >= SETTLE_HOLD_NS);
     for (size_t i = 0; i < n; i++) {
         struct slot *s = c->confirmed[i];
 
-        if (all || !s->fresh || s->seq < c->fates.low)
+        if (all || !s->fresh
+            || (what == SEND_READY && s->seq < c->fates.low))
             c->sent[base + go++] = s;
         else
             c->confirmed[kept++] = s;
@@ -525,10 +535,10 @@ settle_recv(wq_client *c, int wait)
 static void
 settle(wq_client *c)
 {
-    settle_send(c, 1);
+    settle_send(c, SEND_ALL);
     while (c->ngroups > 0 && !c->answering) {
         settle_recv(c, 1);
-        settle_send(c, 1);
+        settle_send(c, SEND_ALL);
     }
 }
 
@@ -554,6 +564,8 @@ on_confirm(void *opaque, int status, const char *reason, void *user)
 
     if (s->fresh)
         fates_known(c, s->seq);
+    if (s->keyed)
+        c->keyed_inflight--;
     if (status == 0 && s->queue != NULL && s->type != NULL
         && confirmed_push(c, s) == 0)
         return;     /* answered by settle(), after its receipt */
@@ -988,7 +1000,7 @@ serve(wq_client *c)
     settle_recv(c, c->nconfirmed >= SETTLE_BACKLOG);
     if (c->nconfirmed >= SETTLE_EVERY || (c->nconfirmed > 0
         && wq_clock_mono_ns() - c->confirmed_ns >= SETTLE_AGE_NS))
-        settle_send(c, 0);
+        settle_send(c, SEND_READY);
 }
 
 int
@@ -1068,6 +1080,8 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
     }
     fresh = s->fresh;
     seq = s->seq;
+    if ((s->keyed = task->idempotency_key != NULL))
+        c->keyed_inflight++;
     s->done = done;
     s->user = user;
     memcpy(s->id, idtext, sizeof s->id);
@@ -1088,6 +1102,8 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
     if ((rc = publish(c, &env, s, err, errlen)) != 0) {
         if (fresh)
             fates_known(c, seq);
+        if (task->idempotency_key != NULL)
+            c->keyed_inflight--;
         if (id != NULL)
             id[0] = '\0';
         return rc;
@@ -1100,10 +1116,14 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
  * Waits up to timeout_ms for the broker's verdicts on every message in
  * flight, as wq_pubconn_flush does.  With receipts on, the wait goes in
  * slices of RECEIPT_SLICE_MS, and between two slices the receipts of
- * what the broker confirmed so far go to PostgreSQL (and the answer to
- * the statement before is read), so that PostgreSQL records while the
- * broker confirms: once the last confirmation is in, only the receipts
- * of the last slice are left to record, not the whole batch's.  A slice
+ * the keyed tasks the broker confirmed so far go to PostgreSQL (and the
+ * answer to the statement before is read), so that PostgreSQL records
+ * them while the broker confirms: a keyed task's receipt is a row, so
+ * only the last slice's are left to record, not the whole batch's.
+ * Fresh tasks' receipts wait for the end, when they make one range, one
+ * row, and with no keyed task in flight the wait is one piece: on
+ * RabbitMQ, waits in slices cost the confirmations more than the
+ * overlap saved.  A slice
  * that ends with messages still unconfirmed is no failure: both
  * transports keep their state and count on, and only the deadline's
  * slice speaks for the flush.
@@ -1115,7 +1135,7 @@ broker_wait(wq_client *c, int timeout_ms, char *err, size_t errlen)
         + (uint64_t)timeout_ms * 1000000u;
     int rc;
 
-    if (!c->cfg->producer.receipts)
+    if (!c->cfg->producer.receipts || c->keyed_inflight == 0)
         return wq_pubconn_flush(&c->pc, timeout_ms, err, errlen);
     for (;;) {
         uint64_t now = wq_clock_mono_ns();
@@ -1128,7 +1148,7 @@ broker_wait(wq_client *c, int timeout_ms, char *err, size_t errlen)
             || c->pc.inflight == 0)
             return rc;
         settle_recv(c, 0);
-        settle_send(c, 0);
+        settle_send(c, SEND_KEYED);
     }
 }
 
@@ -1142,10 +1162,11 @@ wq_client_flush(wq_client *c, int timeout_ms, char *err, size_t errlen)
         return wq_seterr(err, errlen, WQ_EINVAL, "client is NULL");
     if (timeout_ms < 0)
         timeout_ms = c->timeout_ms;
-    /* The receipts of what the broker confirmed so far go to PostgreSQL
-     * now, so that its round trip overlaps the wait for the rest. */
+    /* The receipts of keyed tasks the broker confirmed so far go to
+     * PostgreSQL now, so that their round trips overlap the wait for the
+     * rest; the fresh ones go after it as one range. */
     settle_recv(c, 0);
-    settle_send(c, 0);
+    settle_send(c, SEND_KEYED);
     if (c->pc.t != NULL && c->pc.inflight > 0) {
         rc = broker_wait(c, timeout_ms, ferr, sizeof ferr);
         if (wq_pubconn_broken(rc)) {

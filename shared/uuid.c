@@ -170,16 +170,6 @@ wq_uuid_seq_stamp(struct wq_uuid_seq *seq, uint8_t id[16])
         id[i] = (uint8_t)(b >> (8 * (15 - i)));
 }
 
-uint64_t
-wq_uuid_rand_b(const uint8_t in[16])
-{
-    uint64_t b = in[8] & 0x3f;
-
-    for (int i = 9; i < 16; i++)
-        b = b << 8 | in[i];
-    return b;
-}
-
 void
 wq_uuid_format(const uint8_t in[16], char out[37])
 {

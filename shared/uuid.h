@@ -19,7 +19,9 @@
 #ifndef WQ_UUID_H
 #define WQ_UUID_H
 
+#include <endian.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "wq.h"
 
@@ -63,7 +65,14 @@ struct wq_uuid_seq {
 void wq_uuid_seq_stamp(struct wq_uuid_seq *seq, uint8_t id[16]);
 
 /* The 62 bits of rand_b of a v7 id (the variant bits cleared). */
-uint64_t wq_uuid_rand_b(const uint8_t in[16]);
+static inline uint64_t
+wq_uuid_rand_b(const uint8_t in[16])
+{
+    uint64_t b;
+
+    memcpy(&b, in + 8, sizeof b);
+    return be64toh(b) & ((UINT64_C(1) << 62) - 1);
+}
 
 /*
  * wq_uuid_for_key writes the version 5 UUID (RFC 9562 section 5.5: SHA-1
