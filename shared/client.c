@@ -411,19 +411,21 @@ sent_fail(wq_client *c, int retry)
     answer(c, &c->sent[first], &c->accepts[first], n, rc);
 }
 
-/*
- * Sends the receipts of the confirmed tasks to PostgreSQL (one
- * statement per kind, wq_store_accept_send) without waiting for the
- * answer, unless WQ_ACCEPT_DEPTH sends are under way already: the next
- * batch's statement travels while the one before runs.  Without
- * `force`, a fresh task whose id follows one still in flight waits
- * (struct fates).  The tasks get their verdicts from settle_recv(); at
- * once when receipts are off or PostgreSQL is out of reach.
- */
 /* What settle_send() sends: every receipt; those whose ids have no
  * gap before them (struct fates); or only keyed tasks' (a flush waiting
  * for the broker, after which the fresh ones go as one range). */
 enum send_what { SEND_ALL, SEND_READY, SEND_KEYED };
+
+/*
+ * Sends the receipts of the confirmed tasks `what` says to PostgreSQL
+ * (one statement per kind, wq_store_accept_send) without waiting for the
+ * answer, unless WQ_ACCEPT_DEPTH sends are under way already: the next
+ * batch's statement travels while the one before runs.  The others stay
+ * confirmed for a later call, except when nothing is in flight, or
+ * (SEND_READY) the oldest waited SETTLE_HOLD_NS.  The tasks get their
+ * verdicts from settle_recv(); at once when receipts are off or
+ * PostgreSQL is out of reach.
+ */
 
 static void
 settle_send(wq_client *c, enum send_what what)
