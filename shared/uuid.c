@@ -37,7 +37,7 @@ static struct {
 };
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-/* Forks this process has come through as the child (wq_uuid_v7_seq). */
+/* Forks this process has come through as the child (wq_uuid_seq_stamp). */
 static unsigned forks;
 
 static void
