@@ -282,6 +282,8 @@ struct wq_config {
         int64_t drain_timeout_ms;
         int64_t claim_after_ms; /* a first delivery runs unclaimed this
                                    long (store_claims.h); 0: claim first */
+        int64_t batch_wait_ms;  /* least time between a worker's rounds
+                                   under load; 0: a round at once */
         char *id;               /* "" = the worker makes "hostname-pid" */
         int batch_max;
         int builtin_handlers;

@@ -308,6 +308,9 @@ const struct wq_config_key wq_config_keys[] = {
     DURATION("worker.claim_after", worker.claim_after_ms, "1s", 0, 1 * HOUR,
         "a first delivery runs before its row is written; its row is written"
         " once, with the outcome, unless it runs longer than this"),
+    DURATION("worker.batch_wait", worker.batch_wait_ms, "0s", 0, 1 * SECOND,
+        "least time between two rounds of claims and records while work"
+        " keeps coming, so that more tasks share a commit; 0s: at once"),
     STRING("worker.id", worker.id, "", 0,
         "name of this worker in the store; empty: hostname-pid"),
     INT("worker.batch_max", worker.batch_max, "500", 1, 10000,

@@ -15,7 +15,8 @@
  * finished task, a signal or a timer.  Batches form by themselves: what
  * piles up during one round trip is the next round's batch, so an idle
  * worker serves a lone task at once and a busy one amortizes each commit
- * over hundreds of tasks.  Nothing polls on a timer but the timers that
+ * over hundreds of tasks.  worker.batch_wait (round_due) spaces the rounds
+ * of a steady trickle, so that they carry more than one or two.  Nothing polls on a timer but the timers that
  * exist (reconnect backoff, watchdog, drain deadline, the broker
  * heartbeat inside the transport), so an idle worker sleeps.
  *
@@ -209,6 +210,7 @@ struct wq_consumer {
     uint64_t wait_next_ns;
     uint64_t status_last_ns;
     uint64_t status_sig;
+    uint64_t round_ns;          /* when the last round began */
     /* priorities (priority.h): the broker queues consumed, the three
      * bands of each queue (the queue itself first: Kafka names the
      * consumer group after it), and the weighted picker's state */
@@ -1390,6 +1392,42 @@ settle_late(struct wq_consumer *c, size_t first, size_t n)
     }
 }
 
+/* When worker.batch_wait lets the next round go (round_due). */
+static uint64_t
+round_next_ns(const struct wq_consumer *c)
+{
+    return c->round_ns + (uint64_t)c->conf.batch_wait_ms * 1000000u;
+}
+
+/*
+ * worker.batch_wait: while work keeps coming, a round goes at most this
+ * often, and what arrives or finishes meanwhile joins the next one, so
+ * that at a modest rate a round (its statements, its commit, its WAL
+ * flush) carries several tasks instead of one or two (issue 14: at 2,000
+ * tasks/s a round's fixed cost in PostgreSQL is most of a task's).  A
+ * round goes at once after a quiet spell (an idle worker serves a lone
+ * task at once), with a batch full, for a dead letter, and while
+ * stopping.  0: as soon as there is work.
+ */
+static int
+round_due(const struct wq_consumer *c, uint64_t now)
+{
+    size_t want, claimable;
+
+    if (c->conf.batch_wait_ms == 0 || c->draining || c->isolate > 0
+        || c->bad.n > 0 || now >= round_next_ns(c)
+        || c->torecord.n >= (size_t)c->conf.batch_max)
+        return 1;
+    /* a full batch of claims: as many as the free slots take, so that a
+     * backlog is never paced */
+    want = free_slots(c);
+    if (want > (size_t)c->conf.batch_max)
+        want = (size_t)c->conf.batch_max;
+    claimable = c->incoming.n - c->nwaiting - c->nheld;
+    return want > 0 && c->incoming.n >= c->nwaiting + c->nheld
+        && claimable >= want;
+}
+
 /* One round trip: record what finished, claim what fits in free slots. */
 static void
 store_round(struct wq_consumer *c)
@@ -1459,6 +1497,7 @@ store_round(struct wq_consumer *c)
         return;
 
     t0 = wq_clock_mono_ns();
+    c->round_ns = t0;
     rc = wq_claim_round(c->s, &c->bufs, c->conf.worker_id, c->conf.lease_ms,
         c->recs, nrec, c->claims, ncl + nlate, err, sizeof err);
     dt = (double)(wq_clock_mono_ns() - t0) / 1e9;
@@ -1558,13 +1597,21 @@ collect(struct wq_consumer *c)
 
 /* ---- the loop ----------------------------------------------------------- */
 
+/* Something for a round: a dead letter, an outcome, a claim, a late
+ * claim. */
 static int
-has_work(const struct wq_consumer *c)
+pending_work(const struct wq_consumer *c)
 {
     return c->bad.n > 0 || c->torecord.n > 0
         || (!c->draining && c->incoming.n > c->nwaiting + c->nheld
             && free_slots(c) > 0)
         || late_due(c);
+}
+
+static int
+has_work(const struct wq_consumer *c)
+{
+    return pending_work(c) && round_due(c, wq_clock_mono_ns());
 }
 
 static void
@@ -1656,6 +1703,8 @@ sleep_ms(const struct wq_consumer *c)
         w = min_wait(w, until(c->wait_next_ns) + 1);
     if (c->uhead != NULL)
         w = min_wait(w, until(late_due_ns(c)) + 1);
+    if (c->conf.batch_wait_ms > 0 && c->s_up && pending_work(c))
+        w = min_wait(w, until(round_next_ns(c)) + 1);
     return w;
 }
 

@@ -46,6 +46,8 @@ struct wq_consumer_conf {
     int64_t drain_timeout_ms;
     int64_t claim_after_ms;             /* worker.claim_after; 0: claim
                                            before every run */
+    int64_t batch_wait_ms;              /* worker.batch_wait: least time
+                                           between rounds under load */
     int batch_max;
     struct wq_transport_conf tconf;     /* strings owned by the caller */
     const wq_handlers *handlers;

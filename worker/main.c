@@ -89,7 +89,8 @@ static const char help_text[] =
     "CONFIGURATION\n"
     "    The keys that matter here: transport, kafka.*, rabbitmq.*,\n"
     "    postgres.*, worker.* (queues, concurrency, lease, drain_timeout,\n"
-    "    id, batch_max, claim_after, builtin_handlers, priority_weight_*),\n"
+    "    id, batch_max, claim_after, batch_wait, builtin_handlers,\n"
+    "    priority_weight_*),\n"
     "    handlers (type -> builtin, exec, process, plugin or http),\n"
     "    queue_policies (backoff per queue),\n"
     "    rate_limits (tasks a second of a queue or type, across all\n"
@@ -493,6 +494,7 @@ main(int argc, char **argv)
     cc.drain_timeout_ms = cfg.worker.drain_timeout_ms;
     cc.batch_max = cfg.worker.batch_max;
     cc.claim_after_ms = cfg.worker.claim_after_ms;
+    cc.batch_wait_ms = cfg.worker.batch_wait_ms;
     cc.handlers = handlers;
     cc.lease = lease;
     cc.stats = &stats;

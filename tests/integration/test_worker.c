@@ -2117,9 +2117,110 @@ priority_lone_band_kafka(void **state)
     wq_store_close(s);
 }
 
+/*
+ * worker.batch_wait (issue 14): under a steady trickle a worker's rounds
+ * go at most that often, so outcomes that finish close together share a
+ * round and its commit.  Eight tasks published 40 ms apart: without the
+ * wait each is recorded in a round of its own (finished_at is now() of
+ * the recording transaction, so a round shows as one value); with
+ * batch_wait = 600ms the first is claimed at once (the worker was idle),
+ * the other seven join the next round, and the eight outcomes take at
+ * most two rounds.  Every task still succeeds once, and is acked (the
+ * queue is empty after the worker stops).
+ */
+static int
+paced_rounds(wq_store *s, const char *ci, int kind, const char *q,
+    const char *prefix, const char *config)
+{
+    char key[64], sql[256], err[WQ_ERRLEN];
+    struct worker w;
+    struct pub p;
+    long long n;
+
+    worker_start(&w, kind, ci, q, config, NULL, NULL);
+    pub_open(&p, kind, q);
+    for (int i = 0; i < 8; i++) {
+        snprintf(key, sizeof key, "%s%d", prefix, i);
+        pub_task(&p, q, "echo", key, "{}", 0);
+        if (wq_transport_flush(p.t, 10000, err, sizeof err) != 0)
+            fail_msg("flush: %s", err);
+        usleep(40000);
+    }
+    pub_close(&p);
+    n = wait_num(s, 8, 20000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'succeeded' AND idempotency_key LIKE '%s%%'", prefix);
+    check(n == 8, "%lld of 8 tasks succeeded", n);
+    worker_stop(&w, 30000);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM workq.attempt_history a "
+        "JOIN workq.tasks t ON t.id = a.task_id WHERE t.idempotency_key "
+        "LIKE '%s%%'", prefix);
+    assert_int_equal(wq_test_pg_num(s, sql), 8);
+    snprintf(sql, sizeof sql, "SELECT count(DISTINCT finished_at) FROM "
+        "workq.tasks WHERE idempotency_key LIKE '%s%%'", prefix);
+    return (int)wq_test_pg_num(s, sql);
+}
+
+static void
+batch_wait_rabbitmq(void **state)
+{
+    const int kind = WQ_TRANSPORT_RABBITMQ;
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "recwait");
+    wq_store *s = wq_test_pg_open(ci);
+    struct wq_test_consumer *c;
+    struct wq_envelope e;
+    int at_once, held;
+    size_t left;
+
+    (void)state;
+    at_once = paced_rounds(s, ci, kind, q, "now", NULL);
+    held = paced_rounds(s, ci, kind, q, "held",
+        "worker = { batch_wait = \"600ms\"; };\n");
+    print_message("  rounds for 8 paced outcomes: %d at once, %d with "
+        "batch_wait 600ms\n", at_once, held);
+    check(at_once >= 6, "without batch_wait, 8 outcomes 40 ms apart took "
+        "%d rounds (the control: the test cannot tell)", at_once);
+    check(held <= 2, "with batch_wait 600ms, 8 outcomes 40 ms apart took "
+        "%d rounds", held);
+    /* a backlog is not paced: with 8 slots and batch_wait = 1s, 200
+     * tasks would take 25 s at one round a second; a round goes as soon
+     * as the free slots have a full batch to claim */
+    {
+        const char *args[] = { "--concurrency", "8", NULL };
+        char key[64];
+        struct worker w;
+        struct pub p;
+        long long n;
+
+        pub_open(&p, kind, q);
+        for (int i = 0; i < 200; i++) {
+            snprintf(key, sizeof key, "backlog%d", i);
+            pub_task(&p, q, "echo", key, "{}", 0);
+        }
+        pub_close(&p);
+        worker_start(&w, kind, ci, q, "worker = { batch_wait = \"1s\"; };\n",
+            NULL, args);
+        n = wait_num(s, 200, 8000, "SELECT count(*) FROM workq.tasks WHERE "
+            "state = 'succeeded' AND idempotency_key LIKE 'backlog%%'");
+        check(n == 200, "%lld of 200 backlog tasks in 8 s: batch_wait "
+            "paced a backlog", n);
+        worker_stop(&w, 30000);
+    }
+
+    /* every outcome was acked: nothing is left on the queue */
+    c = wq_test_consumer_open(kind, q);
+    left = wq_test_consumer_recv(c, &e, 1, 1500);
+    if (left > 0)
+        wq_envelope_free(&e);
+    wq_test_consumer_close(c);
+    check(left == 0, "a delivery was left unacked on the queue");
+    wq_store_close(s);
+}
+
 static const struct CMUnitTest tests[] = {
     TESTS(noop_many),
     cmocka_unit_test(unclaimed_runs_rabbitmq),
+    cmocka_unit_test(batch_wait_rabbitmq),
     TESTS(multi_queue),
     TESTS(duplicates),
     TESTS(exec_handlers),
