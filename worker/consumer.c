@@ -15,10 +15,11 @@
  * finished task, a signal or a timer.  Batches form by themselves: what
  * piles up during one round trip is the next round's batch, so an idle
  * worker serves a lone task at once and a busy one amortizes each commit
- * over hundreds of tasks.  worker.batch_wait (round_due) spaces the rounds
- * of a steady trickle, so that they carry more than one or two.  Nothing polls on a timer but the timers that
- * exist (reconnect backoff, watchdog, drain deadline, the broker
- * heartbeat inside the transport), so an idle worker sleeps.
+ * over hundreds of tasks; worker.batch_wait (round_due) spaces the rounds
+ * of a steady trickle, so that they carry more than one or two.  Nothing
+ * polls on a timer but the timers that exist (reconnect backoff,
+ * watchdog, drain deadline, the broker heartbeat inside the transport),
+ * so an idle worker sleeps.
  *
  * Failures.  A lost broker: deliveries not yet claimed are dropped (the
  * broker gives them again), claimed ones still run and are recorded, but
@@ -1412,7 +1413,7 @@ round_next_ns(const struct wq_consumer *c)
 static int
 round_due(const struct wq_consumer *c, uint64_t now)
 {
-    size_t want, claimable;
+    size_t want, held = c->nwaiting + c->nheld;
 
     if (c->conf.batch_wait_ms == 0 || c->draining || c->isolate > 0
         || c->bad.n > 0 || now >= round_next_ns(c)
@@ -1423,9 +1424,7 @@ round_due(const struct wq_consumer *c, uint64_t now)
     want = free_slots(c);
     if (want > (size_t)c->conf.batch_max)
         want = (size_t)c->conf.batch_max;
-    claimable = c->incoming.n - c->nwaiting - c->nheld;
-    return want > 0 && c->incoming.n >= c->nwaiting + c->nheld
-        && claimable >= want;
+    return want > 0 && c->incoming.n >= held + want;
 }
 
 /* One round trip: record what finished, claim what fits in free slots. */

@@ -2165,7 +2165,7 @@ batch_wait_rabbitmq(void **state)
 {
     const int kind = WQ_TRANSPORT_RABBITMQ;
     const char *ci = wq_test_pg_create_migrated_db();
-    const char *q = queue_for(kind, "recwait");
+    const char *q = queue_for(kind, "batchwait");
     wq_store *s = wq_test_pg_open(ci);
     struct wq_test_consumer *c;
     struct wq_envelope e;
