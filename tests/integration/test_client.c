@@ -1019,6 +1019,7 @@ check_big_flush(int kind)
     size_t got;
     wq_client *c = client_open(kind, conninfo);
     wq_store *s = wq_test_pg_open(conninfo);
+    long long listed;
 
     /* the first submit declares the queue and opens the store */
     submit_plain(c, queue, "noop");
@@ -1033,10 +1034,18 @@ check_big_flush(int kind)
     assert_int_equal(b.untracked, 0);
     assert_int_equal(b.ok, N);
     /* every id of the stream (and the first submit's) has its receipt,
-     * in ranges: no id is listed */
+     * and ranges hold them (some may be listed: a receipt sent while
+     * the submits still went on waits at most SETTLE_HOLD_NS for the
+     * fates before it, and a slow run, under ASan in CI, listed 5,614
+     * of 30,000; receipt_ranges checks the ranges themselves) */
     assert_int_equal(wq_test_pg_num(s, RUN_TASKS_SQL), N + 1);
-    assert_int_equal(wq_test_pg_num(s, "SELECT coalesce(sum(octet_length("
-        "ids)), 0) FROM workq.accepted_runs"), 0);
+    listed = wq_test_pg_num(s, "SELECT coalesce(sum(octet_length(ids)), 0)"
+        " / 16 FROM workq.accepted_runs");
+    print_message("  %s: %lld of %d ids listed, the rest in ranges\n",
+        wq_test_kind_name(kind), listed, N);
+    if (wq_test_pg_num(s, "SELECT count(*) FROM workq.accepted_runs WHERE "
+        "octet_length(ids) = 0") < 1)
+        fail_msg("no receipt of the stream is a range");
     for (int i = 0; i < N; i += N / 10 - 1)
         assert_string_equal(state_of(s, ids[i], NULL), "queued");
     assert_string_equal(state_of(s, ids[N - 1], NULL), "queued");
