@@ -1411,13 +1411,13 @@ round_next_ns(const struct wq_consumer *c)
  * stopping.  0: as soon as there is work.
  */
 static int
-round_due(const struct wq_consumer *c, uint64_t now)
+round_due(const struct wq_consumer *c)
 {
     size_t want, held = c->nwaiting + c->nheld;
 
     if (c->conf.batch_wait_ms == 0 || c->draining || c->isolate > 0
-        || c->bad.n > 0 || now >= round_next_ns(c)
-        || c->torecord.n >= (size_t)c->conf.batch_max)
+        || c->bad.n > 0 || c->torecord.n >= (size_t)c->conf.batch_max
+        || wq_clock_mono_ns() >= round_next_ns(c))
         return 1;
     /* a full batch of claims: as many as the free slots take, so that a
      * backlog is never paced */
@@ -1610,7 +1610,7 @@ pending_work(const struct wq_consumer *c)
 static int
 has_work(const struct wq_consumer *c)
 {
-    return pending_work(c) && round_due(c, wq_clock_mono_ns());
+    return pending_work(c) && round_due(c);
 }
 
 static void
