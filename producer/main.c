@@ -356,6 +356,7 @@ main(int argc, char **argv)
     }
     if (wq_config_setup_log(&cfg, "workq-producer", err, sizeof err) != 0)
         fprintf(stderr, "workq-producer: %s\n", err);
+    wq_alloc_keep_heap();      /* before any thread: alloc.h */
     if (wq_daemon_signals_init(err, sizeof err) != 0) {
         wq_log_error(COMPONENT, "%s", err);
         wq_config_free(&cfg);

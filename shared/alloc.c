@@ -1,6 +1,7 @@
 /*
  * alloc.c - aborting allocators for daemons (see alloc.h).
  */
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -92,4 +93,12 @@ xasprintf(const char *fmt, ...)
     if (n < 0)
         oom(0);
     return s;
+}
+
+void
+wq_alloc_keep_heap(void)
+{
+    /* also ends glibc's dynamic threshold, which only ever rises with
+     * freed mmap()ed chunks (mallopt(3)) */
+    (void)mallopt(M_TRIM_THRESHOLD, (int)WQ_ALLOC_KEEP);
 }
