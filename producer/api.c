@@ -1287,14 +1287,8 @@ task_prepare(struct api *a, struct wq_taskspec *spec, const char *hdr_key,
     if (spec->flow.unique_for_ms > 0 && spec->task.idempotency_key == NULL)
         return wq_seterr(err, errlen, WQ_EINVAL, "field 'unique_for': a "
             "unique window needs an idempotency key");
-    rc = wq_taskspec_envelope(&spec->task, env, hdrs, idtext, run_at, err,
-        errlen);
-    if (rc == 0 && seq != NULL && *run_at == 0
-        && spec->task.idempotency_key == NULL) {
-        /* env->key is idtext: both follow */
-        wq_uuid_seq_stamp(seq, env->id);
-        wq_uuid_format(env->id, idtext);
-    }
+    rc = wq_taskspec_envelope(&spec->task, seq, env, hdrs, idtext, run_at,
+        err, errlen);
     if (rc == 0)
         rc = wq_taskspec_flow_apply(&spec->flow, env, err, errlen);
     return rc;

@@ -1048,8 +1048,8 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
         }
         own.idempotency_key = ukey;
     }
-    if ((rc = wq_taskspec_envelope(task, &env, hdrs, idtext, &run_at,
-        err, errlen)) != 0)
+    if ((rc = wq_taskspec_envelope(task, &c->ids, &env, hdrs, idtext,
+        &run_at, err, errlen)) != 0)
         return rc;
     if ((rc = wq_taskspec_flow_apply(&c->flow, &env, err, errlen)) != 0)
         return rc;
@@ -1070,10 +1070,7 @@ wq_client_submit_async(wq_client *c, const struct wq_client_task *task,
         return wq_seterr(err, errlen, WQ_ENOMEM, "out of memory");
     s->fresh = 0;
     if (task->idempotency_key == NULL) {
-        /* an id of the client's sequence; env.key is idtext: both
-         * follow */
-        wq_uuid_seq_stamp(&c->ids, env.id);
-        wq_uuid_format(env.id, idtext);
+        /* its id is of the client's sequence (wq_taskspec_envelope) */
         if (fates_reserve(c) == 0) {
             s->fresh = 1;
             s->seq = wq_uuid_rand_b(env.id);

@@ -541,9 +541,10 @@ wq_taskspec_free(struct wq_taskspec *spec)
 /* --- to an envelope ------------------------------------------------------ */
 
 int
-wq_taskspec_envelope(const struct wq_client_task *task, struct wq_envelope *env,
-    struct wq_header *hdrs, char idtext[WQ_CLIENT_ID_LEN], int64_t *run_at,
-    char *err, size_t errlen)
+wq_taskspec_envelope(const struct wq_client_task *task,
+    struct wq_uuid_seq *seq, struct wq_envelope *env, struct wq_header *hdrs,
+    char idtext[WQ_CLIENT_ID_LEN], int64_t *run_at, char *err,
+    size_t errlen)
 {
     int64_t now;
     int rc;
@@ -610,6 +611,11 @@ wq_taskspec_envelope(const struct wq_client_task *task, struct wq_envelope *env,
     else if (task->delay_ms > 0)
         *run_at = now + task->delay_ms;
     env->run_at_ms = *run_at;
+    if (seq != NULL && *run_at == 0 && task->idempotency_key == NULL) {
+        /* env->key is idtext: both follow */
+        wq_uuid_seq_stamp(seq, env->id);
+        wq_uuid_format(env->id, idtext);
+    }
     return wq_envelope_validate(env, err, errlen);
 }
 

@@ -49,6 +49,7 @@
 #include "workq.h"
 
 struct json_t;
+struct wq_uuid_seq;
 
 /* What the caller supplies when a field is absent. */
 struct wq_taskspec_defaults {
@@ -107,12 +108,15 @@ void wq_taskspec_free(struct wq_taskspec *spec);
  * which is also the key when the task has none.  *run_at receives the due
  * time in epoch ms when the task is delayed (a delay, or a run_at in the
  * future), else 0 (a run_at already past is due now).  Then the envelope
- * is validated (wq_envelope_validate).  Returns 0, or WQ_EINVAL /
- * WQ_ETOOBIG with err naming the field, WQ_EIO if no id could be made.
- * Thread-safe.
+ * is validated (wq_envelope_validate).  With `seq` (else NULL), a task
+ * without a key that is due now takes the next id of that sequence
+ * (uuid.h, wq_uuid_seq_stamp), so that a batch of them is recorded as
+ * one range receipt (store.h, wq_store_accept).  Returns 0, or
+ * WQ_EINVAL / WQ_ETOOBIG with err naming the field, WQ_EIO if no id
+ * could be made.  Thread-safe for distinct `seq`s.
  */
 int wq_taskspec_envelope(const struct wq_client_task *task,
-    struct wq_envelope *env, struct wq_header *hdrs,
+    struct wq_uuid_seq *seq, struct wq_envelope *env, struct wq_header *hdrs,
     char idtext[WQ_CLIENT_ID_LEN], int64_t *run_at, char *err,
     size_t errlen);
 

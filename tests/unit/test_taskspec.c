@@ -290,8 +290,8 @@ test_taskspec_envelope(void **state)
     char *json;
 
     (void)state;
-    assert_int_equal(wq_taskspec_envelope(&t, &env, hdrs, id, &run_at, err,
-        sizeof err), 0);
+    assert_int_equal(wq_taskspec_envelope(&t, NULL, &env, hdrs, id, &run_at,
+        err, sizeof err), 0);
     assert_int_equal(run_at, 0);
     assert_string_equal(env.key, id);       /* no key: the id */
     assert_int_equal(env.attempt, 1);
@@ -302,43 +302,85 @@ test_taskspec_envelope(void **state)
     assert_string_equal(json, "{\"k\":\"v\"}");
     free(json);
     /* ids ascend */
-    assert_int_equal(wq_taskspec_envelope(&t, &env, hdrs, id2, &run_at, err,
-        sizeof err), 0);
+    assert_int_equal(wq_taskspec_envelope(&t, NULL, &env, hdrs, id2, &run_at,
+        err, sizeof err), 0);
     assert_true(strcmp(id, id2) < 0);
 
     t.delay_ms = 60000;
-    assert_int_equal(wq_taskspec_envelope(&t, &env, hdrs, id, &run_at, err,
-        sizeof err), 0);
+    assert_int_equal(wq_taskspec_envelope(&t, NULL, &env, hdrs, id, &run_at,
+        err, sizeof err), 0);
     assert_true(run_at >= now + 60000 && run_at <= wq_clock_wall_ms()
         + 60000);
     assert_int_equal(env.run_at_ms, run_at);
     /* a run_at already past is due now */
     t.delay_ms = 0;
     t.run_at_ms = now - 1000;
-    assert_int_equal(wq_taskspec_envelope(&t, &env, hdrs, id, &run_at, err,
-        sizeof err), 0);
+    assert_int_equal(wq_taskspec_envelope(&t, NULL, &env, hdrs, id, &run_at,
+        err, sizeof err), 0);
     assert_int_equal(run_at, 0);
     t.run_at_ms = now + 3600000;
-    assert_int_equal(wq_taskspec_envelope(&t, &env, hdrs, id, &run_at, err,
-        sizeof err), 0);
+    assert_int_equal(wq_taskspec_envelope(&t, NULL, &env, hdrs, id, &run_at,
+        err, sizeof err), 0);
     assert_int_equal(run_at, now + 3600000);
 
     t.run_at_ms = 0;
     t.queue = "bad queue";
-    assert_int_equal(wq_taskspec_envelope(&t, &env, hdrs, id, &run_at, err,
-        sizeof err), WQ_EINVAL);
+    assert_int_equal(wq_taskspec_envelope(&t, NULL, &env, hdrs, id, &run_at,
+        err, sizeof err), WQ_EINVAL);
     assert_non_null(strstr(err, "queue name"));
     t.queue = "q";
     t.type = "";
-    assert_int_equal(wq_taskspec_envelope(&t, &env, hdrs, id, &run_at, err,
-        sizeof err), WQ_EINVAL);
+    assert_int_equal(wq_taskspec_envelope(&t, NULL, &env, hdrs, id, &run_at,
+        err, sizeof err), WQ_EINVAL);
     t.type = "t";
     t.delay_ms = 1;
     t.run_at_ms = 1;
-    assert_int_equal(wq_taskspec_envelope(&t, &env, hdrs, id, &run_at, err,
-        sizeof err), WQ_EINVAL);
-    assert_int_equal(wq_taskspec_envelope(NULL, &env, hdrs, id, &run_at,
+    assert_int_equal(wq_taskspec_envelope(&t, NULL, &env, hdrs, id, &run_at,
         err, sizeof err), WQ_EINVAL);
+    assert_int_equal(wq_taskspec_envelope(NULL, NULL, &env, hdrs, id, &run_at,
+        err, sizeof err), WQ_EINVAL);
+}
+
+/* With a sequence, tasks without a key due now take its ids, one after
+ * another (a range receipt); keyed and delayed tasks keep their own. */
+static void
+test_taskspec_envelope_sequence(void **state)
+{
+    struct wq_client_task t = { .queue = "q", .type = "t" };
+    struct wq_header hdrs[WQ_HEADERS_MAX];
+    struct wq_envelope env;
+    struct wq_uuid_seq seq = { 0, 0, 0 };
+    uint8_t first[16], keyed[16];
+    char id[WQ_CLIENT_ID_LEN], err[WQ_ERRLEN];
+    int64_t run_at;
+    uint64_t r0;
+
+    (void)state;
+    assert_int_equal(wq_taskspec_envelope(&t, &seq, &env, hdrs, id, &run_at,
+        err, sizeof err), 0);
+    memcpy(first, env.id, 16);
+    r0 = wq_uuid_rand_b(first);
+    assert_string_equal(env.key, id);       /* the key follows the id */
+    assert_int_equal(wq_taskspec_envelope(&t, &seq, &env, hdrs, id, &run_at,
+        err, sizeof err), 0);
+    assert_int_equal(wq_uuid_rand_b(env.id), r0 + 1);
+    assert_true(memcmp(first, env.id, 16) < 0);
+    assert_string_equal(env.key, id);
+
+    t.delay_ms = 60000;                     /* a row, not a receipt */
+    assert_int_equal(wq_taskspec_envelope(&t, &seq, &env, hdrs, id, &run_at,
+        err, sizeof err), 0);
+    assert_true(wq_uuid_rand_b(env.id) != r0 + 2);
+    t.delay_ms = 0;
+    t.idempotency_key = "k";                /* the key's own id */
+    assert_int_equal(wq_taskspec_envelope(&t, &seq, &env, hdrs, id, &run_at,
+        err, sizeof err), 0);
+    (void)wq_uuid_for_key("q", "k", keyed);
+    assert_memory_equal(env.id, keyed, 16);
+    t.idempotency_key = NULL;               /* the sequence goes on */
+    assert_int_equal(wq_taskspec_envelope(&t, &seq, &env, hdrs, id, &run_at,
+        err, sizeof err), 0);
+    assert_int_equal(wq_uuid_rand_b(env.id), r0 + 2);
 }
 
 /* "hook": checked, the header workq-hook; a default hook yields to it. */
@@ -422,6 +464,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_taskspec_rfc3339),
     cmocka_unit_test(test_taskspec_delay),
     cmocka_unit_test(test_taskspec_envelope),
+    cmocka_unit_test(test_taskspec_envelope_sequence),
     cmocka_unit_test(test_taskspec_max_attempts_policy),
     cmocka_unit_test(test_taskspec_hook),
 };
