@@ -577,13 +577,20 @@ wq_taskspec_envelope(const struct wq_client_task *task,
         return wq_seterr(err, errlen, WQ_EINVAL, "headers is NULL");
     /* A key names its task: the id follows from (queue, key), so every
      * submit of the key answers with the same handle (uuid.h). */
+    now = wq_clock_wall_ms();
+    /* A time already past is due now: it goes to the broker at once. */
+    if (task->run_at_ms > now)
+        *run_at = task->run_at_ms;
+    else if (task->delay_ms > 0)
+        *run_at = now + task->delay_ms;
     if (task->idempotency_key != NULL)
         (void)wq_uuid_for_key(task->queue, task->idempotency_key, env->id);
     else if (wq_uuid_v7(env->id) != 0)
         return wq_seterr(err, errlen, WQ_EIO, "no random bytes for an id");
+    else if (seq != NULL && *run_at == 0)
+        wq_uuid_seq_stamp(seq, env->id);    /* due now: a receipt's id */
     wq_uuid_format(env->id, idtext);
 
-    now = wq_clock_wall_ms();
     env->version = WQ_ENVELOPE_VERSION;
     env->queue = (char *)(uintptr_t)task->queue;
     env->type = (char *)(uintptr_t)task->type;
@@ -605,17 +612,7 @@ wq_taskspec_envelope(const struct wq_client_task *task,
     }
     env->headers = task->nheaders > 0 ? hdrs : NULL;
     env->nheaders = task->nheaders;
-    /* A time already past is due now: it goes to the broker at once. */
-    if (task->run_at_ms > now)
-        *run_at = task->run_at_ms;
-    else if (task->delay_ms > 0)
-        *run_at = now + task->delay_ms;
     env->run_at_ms = *run_at;
-    if (seq != NULL && *run_at == 0 && task->idempotency_key == NULL) {
-        /* env->key is idtext: both follow */
-        wq_uuid_seq_stamp(seq, env->id);
-        wq_uuid_format(env->id, idtext);
-    }
     return wq_envelope_validate(env, err, errlen);
 }
 
