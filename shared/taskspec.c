@@ -575,14 +575,14 @@ wq_taskspec_envelope(const struct wq_client_task *task,
             "%zu headers; at most %d", task->nheaders, WQ_HEADERS_MAX);
     if (task->nheaders > 0 && task->headers == NULL)
         return wq_seterr(err, errlen, WQ_EINVAL, "headers is NULL");
-    /* A key names its task: the id follows from (queue, key), so every
-     * submit of the key answers with the same handle (uuid.h). */
     now = wq_clock_wall_ms();
     /* A time already past is due now: it goes to the broker at once. */
     if (task->run_at_ms > now)
         *run_at = task->run_at_ms;
     else if (task->delay_ms > 0)
         *run_at = now + task->delay_ms;
+    /* A key names its task: the id follows from (queue, key), so every
+     * submit of the key answers with the same handle (uuid.h). */
     if (task->idempotency_key != NULL)
         (void)wq_uuid_for_key(task->queue, task->idempotency_key, env->id);
     else if (wq_uuid_v7(env->id) != 0)
