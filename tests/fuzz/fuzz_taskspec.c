@@ -32,6 +32,7 @@
 #include "clock.h"
 #include "envelope.h"
 #include "taskspec.h"
+#include "uuid.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -52,6 +53,8 @@ check_rejection(int rc, const char *err, int decode_allowed)
 }
 
 /* What the producer and the CLI do with a parsed task. */
+static struct wq_uuid_seq seq;
+
 static void
 check_task(struct wq_taskspec *spec, const char *want_queue)
 {
@@ -74,8 +77,9 @@ check_task(struct wq_taskspec *spec, const char *want_queue)
     CHECK(spec->task.delay_ms == 0 || spec->task.run_at_ms == 0,
         "both delay and run_at");
 
-    rc = wq_taskspec_envelope(&spec->task, &env, hdrs, idtext, &run_at,
-        err, sizeof err);
+    /* a sequence, as the C client and an HTTP batch pass one */
+    rc = wq_taskspec_envelope(&spec->task, &seq, &env, hdrs, idtext,
+        &run_at, err, sizeof err);
     if (rc != 0) {
         check_rejection(rc, err, 0);
         return;
