@@ -1416,15 +1416,17 @@ round_due(const struct wq_consumer *c)
     size_t want, held = c->nwaiting + c->nheld;
 
     if (c->conf.batch_wait_ms == 0 || c->draining || c->isolate > 0
-        || c->bad.n > 0 || c->torecord.n >= (size_t)c->conf.batch_max
-        || wq_clock_mono_ns() >= round_next_ns(c))
+        || c->bad.n > 0 || c->torecord.n >= (size_t)c->conf.batch_max)
         return 1;
     /* a full batch of claims: as many as the free slots take, so that a
      * backlog is never paced */
     want = free_slots(c);
     if (want > (size_t)c->conf.batch_max)
         want = (size_t)c->conf.batch_max;
-    return want > 0 && c->incoming.n >= held + want;
+    if (want > 0 && c->incoming.n >= held + want)
+        return 1;
+    /* the clock last: no cheaper test decided */
+    return wq_clock_mono_ns() >= round_next_ns(c);
 }
 
 /* One round trip: record what finished, claim what fits in free slots. */
