@@ -546,8 +546,9 @@ wq_taskspec_envelope(const struct wq_client_task *task,
     char idtext[WQ_CLIENT_ID_LEN], int64_t *run_at, char *err,
     size_t errlen)
 {
+    struct wq_uuid_seq kept;
     int64_t now;
-    int rc;
+    int rc, stamped = 0;
 
     memset(env, 0, sizeof *env);
     *run_at = 0;
@@ -575,6 +576,13 @@ wq_taskspec_envelope(const struct wq_client_task *task,
             "%zu headers; at most %d", task->nheaders, WQ_HEADERS_MAX);
     if (task->nheaders > 0 && task->headers == NULL)
         return wq_seterr(err, errlen, WQ_EINVAL, "headers is NULL");
+    for (size_t i = 0; i < task->nheaders; i++) {
+        if (task->headers[i].name == NULL || task->headers[i].value == NULL)
+            return wq_seterr(err, errlen, WQ_EINVAL,
+                "header %zu has a NULL name or value", i);
+        hdrs[i].name = (char *)(uintptr_t)task->headers[i].name;
+        hdrs[i].value = (char *)(uintptr_t)task->headers[i].value;
+    }
     now = wq_clock_wall_ms();
     /* A time already past is due now: it goes to the broker at once. */
     if (task->run_at_ms > now)
@@ -587,8 +595,10 @@ wq_taskspec_envelope(const struct wq_client_task *task,
         (void)wq_uuid_for_key(task->queue, task->idempotency_key, env->id);
     else if (wq_uuid_v7(env->id) != 0)
         return wq_seterr(err, errlen, WQ_EIO, "no random bytes for an id");
-    else if (seq != NULL && *run_at == 0)
+    else if ((stamped = seq != NULL && *run_at == 0)) {
+        kept = *seq;
         wq_uuid_seq_stamp(seq, env->id);    /* due now: a receipt's id */
+    }
     wq_uuid_format(env->id, idtext);
 
     env->version = WQ_ENVELOPE_VERSION;
@@ -603,17 +613,14 @@ wq_taskspec_envelope(const struct wq_client_task *task,
     env->max_attempts = task->max_attempts > 0
         ? (uint32_t)task->max_attempts : WQ_MAX_ATTEMPTS_DEFAULT;
     env->created_at_ms = now;
-    for (size_t i = 0; i < task->nheaders; i++) {
-        if (task->headers[i].name == NULL || task->headers[i].value == NULL)
-            return wq_seterr(err, errlen, WQ_EINVAL,
-                "header %zu has a NULL name or value", i);
-        hdrs[i].name = (char *)(uintptr_t)task->headers[i].name;
-        hdrs[i].value = (char *)(uintptr_t)task->headers[i].value;
-    }
     env->headers = task->nheaders > 0 ? hdrs : NULL;
     env->nheaders = task->nheaders;
     env->run_at_ms = *run_at;
-    return wq_envelope_validate(env, err, errlen);
+    /* a refused task takes no id of the sequence: a gap would split the
+     * ranges of the receipts around it (struct fates in client.c) */
+    if ((rc = wq_envelope_validate(env, err, errlen)) != 0 && stamped)
+        *seq = kept;
+    return rc;
 }
 
 int

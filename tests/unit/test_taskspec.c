@@ -342,7 +342,8 @@ test_taskspec_envelope(void **state)
 }
 
 /* With a sequence, tasks without a key due now take its ids, one after
- * another (a range receipt); keyed and delayed tasks keep their own. */
+ * another (a range receipt); keyed, delayed and refused tasks take
+ * none. */
 static void
 test_taskspec_envelope_sequence(void **state)
 {
@@ -377,7 +378,11 @@ test_taskspec_envelope_sequence(void **state)
         err, sizeof err), 0);
     (void)wq_uuid_for_key("q", "k", keyed);
     assert_memory_equal(env.id, keyed, 16);
-    t.idempotency_key = NULL;               /* the sequence goes on */
+    t.idempotency_key = NULL;
+    t.type = "";                            /* refused: takes none */
+    assert_int_equal(wq_taskspec_envelope(&t, &seq, &env, hdrs, id, &run_at,
+        err, sizeof err), WQ_EINVAL);
+    t.type = "t";                           /* the sequence goes on */
     assert_int_equal(wq_taskspec_envelope(&t, &seq, &env, hdrs, id, &run_at,
         err, sizeof err), 0);
     assert_int_equal(wq_uuid_rand_b(env.id), r0 + 2);
