@@ -111,7 +111,8 @@ void wq_taskspec_free(struct wq_taskspec *spec);
  * is validated (wq_envelope_validate).  With `seq` (else NULL), a task
  * without a key that is due now takes the next id of that sequence
  * (uuid.h, wq_uuid_seq_stamp), so that a batch of them is recorded as
- * one range receipt (store.h, wq_store_accept).  Returns 0, or
+ * one range receipt (store.h, wq_store_accept); a refused task takes
+ * none.  Returns 0, or
  * WQ_EINVAL / WQ_ETOOBIG with err naming the field, WQ_EIO if no id
  * could be made.  Thread-safe for distinct `seq`s.
  */
