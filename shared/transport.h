@@ -103,6 +103,22 @@ struct wq_transport_conf {
     int amqp_heartbeat_s;         /* AMQP heartbeat, 0 = off */
     const char *amqp_cacert;      /* TLS: CA file for amqps:// */
 
+    /*
+     * Consumer: the caller may run a delivery whose `first` is set before
+     * any row of it exists (docs/task-states.md, "Unclaimed runs").
+     * RabbitMQ sets `first` from its redelivered flag and needs nothing
+     * more.  Kafka cannot tell a first delivery, so with this set it keeps
+     * a reservation in its commits' metadata (transport_kafka.c, "Unclaimed
+     * runs"), and calls on_revoke before it gives partitions up (a
+     * rebalance, close()): the caller then writes a row for every delivery
+     * of this handle that ran unclaimed, and returns 0 when none is left
+     * without one.  on_revoke runs on the polling thread, inside poll() or
+     * close(); it may ack and nack.  NULL: the reservation stays.
+     */
+    int consumer_unclaimed;
+    int (*on_revoke)(void *user);
+    void *on_revoke_user;
+
     wq_confirm_fn *on_confirm;    /* may be NULL: then use flush()'s result */
     void *on_confirm_user;
 
@@ -171,9 +187,11 @@ typedef struct wq_delivery {
     int32_t partition;        /* Kafka partition, -1 on RabbitMQ */
     int64_t offset;           /* Kafka offset, or RabbitMQ delivery tag */
     int redelivered;          /* broker says it may have been seen before */
-    int first;                /* broker says no consumer had it before:
-                                 RabbitMQ's redelivered flag clear; never
-                                 on Kafka, which cannot tell */
+    int first;                /* no consumer ran it before, as far as
+                                 the broker tells: RabbitMQ's redelivered
+                                 flag clear; on Kafka an offset of this
+                                 holder's reservation that no earlier
+                                 holder reserved (consumer_unclaimed) */
 } wq_delivery;
 
 struct wq_transport_ops {

@@ -29,6 +29,28 @@
  * cooperative protocol are handled; the default assignor is eager `range`
  * (see consumer_conf_new for why).
  *
+ * Unclaimed runs (conf->consumer_unclaimed; docs/task-states.md).  The
+ * caller may run a delivery marked `first` before writing any row of it.
+ * Kafka cannot tell a first delivery: a restarted or rebalanced partition
+ * is re-read from its committed offset, and the offsets after it may have
+ * run on the last holder without a row.  So a holder reserves offsets
+ * before it marks them first: every commit of a partition carries, in its
+ * metadata, "workq:unclaimed-below=R", and an offset is marked first only
+ * below an R that a synchronous commit has stored (reserve_ahead, which
+ * moves R UNCLAIMED_WINDOW past the newest offset once that comes within
+ * half a window of R: one blocking commit per half window).  A new holder
+ * reads R with the committed offset (part_fetch_committed): offsets below
+ * it are delivered `redelivered`, never first, so the caller claims them
+ * before it runs them and its history says a run may have been lost; its
+ * own R never falls below the last one.  Before partitions are revoked
+ * (not lost) and at close(), conf->on_revoke lets the caller write the
+ * rows of its unclaimed runs; when it could, this holder's reservation is
+ * dropped from the revoke's commit, and the next holder runs first
+ * deliveries unclaimed at once.  Deliveries the caller still holds of a
+ * revoked partition lose `first`.  A partition whose committed metadata
+ * could not be read is not committed (its last holder's R would be lost)
+ * and marks nothing first; the read is tried again a second later.
+ *
  * Memory.  Nothing here is allocated per message once warm: publish
  * copies the body into librdkafka's own message (RD_KAFKA_MSG_F_COPY) and
  * reuses a cached topic handle; deliveries come from a free pool and the
@@ -49,6 +71,7 @@
  * inside rd_kafka_poll(), rd_kafka_flush() or rd_kafka_consumer_poll() on
  * the calling thread.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -76,6 +99,12 @@
 #define DECLARE_TIMEOUT_MS 30000    /* topic creation plus leader election */
 #define QUEUE_FULL_WAIT_MS 100      /* producer queue full: serve reports */
 #define PURGE_DRAIN_MS     1000     /* close: serve the purged reports */
+/* Unclaimed runs: how far past the newest offset a reservation reaches
+ * (see the top of this file), what its metadata says, and how long a
+ * failed reservation or metadata read waits before the next try. */
+#define UNCLAIMED_WINDOW   1024
+#define UNCLAIMED_META     "workq:unclaimed-below="
+#define UNCLAIMED_RETRY_MS 1000
 /* The first librdkafka whose SCRAM Kafka 4.x brokers accept (its
  * client-final nonce was wrong before: librdkafka#4895, CHANGELOG 2.6.1). */
 #define SCRAM_KAFKA4_VERSION 0x02060100
@@ -102,6 +131,13 @@ struct part {
     int64_t start_at;       /* where this assignment's fetch started (the
                                group's committed offset, or the log start
                                without one); -1: not asked yet */
+    /* unclaimed runs (see the top of this file) */
+    int meta_known;         /* suspect_below was read this assignment */
+    int64_t suspect_below;  /* the last holders' reservation: offsets
+                               below it may have run unclaimed; -1 none */
+    int64_t reserved;       /* ours, stored: first below it; -1 none */
+    int64_t meta_sent;      /* the reservation our last commit carried */
+    uint64_t meta_retry_ns; /* a failed read or reservation: not before */
     struct inflight *fl;    /* in flight: fl[start..len), sorted */
     size_t start, len, cap;
     struct topic_hold *hold;    /* its topic's, shared by its partitions */
@@ -185,6 +221,9 @@ struct kafka_transport {
     /* Read by wakeup() from other threads, hence atomic. */
     _Atomic(rd_kafka_queue_t *) cq; /* the consumer queue, to yield */
     atomic_int woken;           /* wakeup() since the last poll() */
+    int unclaimed;              /* conf->consumer_unclaimed */
+    int (*on_revoke)(void *);   /* conf->on_revoke, and its argument */
+    void *on_revoke_user;
     unsigned acks_pending;      /* acks since the last commit */
     uint64_t first_ack_ns;      /* when the first of them came */
 };
@@ -794,6 +833,9 @@ kafka_open(const struct wq_transport_conf *conf, wq_transport **out,
     }
     t->dead_bounds = conf->dead_bounds;
     t->dead_bounds_user = conf->dead_bounds_user;
+    t->unclaimed = conf->consumer_unclaimed;
+    t->on_revoke = conf->on_revoke;
+    t->on_revoke_user = conf->on_revoke_user;
     if (conf->kafka_group_id != NULL && conf->kafka_group_id[0] != '\0')
         t->group_id = xstrdup(conf->kafka_group_id);
     /* rd_kafka_new takes pconf only on success; it does not connect yet. */
@@ -1153,6 +1195,7 @@ part_get(struct kafka_transport *t, const char *topic, int32_t partition)
         t->holds[t->nholds++] = p->hold;
     }
     p->next = p->committed = p->start_at = -1;
+    p->suspect_below = p->reserved = p->meta_sent = -1;
     t->parts[t->nparts++] = p;
     return t->last_part = p;
 }
@@ -1201,6 +1244,74 @@ same_queue(const char *a, const char *b)
     return la == lb && memcmp(a, b, la) == 0;
 }
 
+/* The reservation in a commit's metadata (UNCLAIMED_META); -1: none. */
+static int64_t
+meta_parse(const void *md, size_t len)
+{
+    const size_t pl = sizeof UNCLAIMED_META - 1;
+    char buf[48], *end;
+    long long v;
+
+    if (md == NULL || len <= pl || len >= sizeof buf
+        || memcmp(md, UNCLAIMED_META, pl) != 0)
+        return -1;
+    memcpy(buf, md, len);
+    buf[len] = '\0';
+    errno = 0;
+    v = strtoll(buf + pl, &end, 10);
+    return errno == 0 && end != buf + pl && *end == '\0' && v >= 0 ? v : -1;
+}
+
+/* Puts reservation r (>= 0) in a commit's metadata, which librdkafka
+ * frees with the list. */
+static void
+meta_set(rd_kafka_topic_partition_t *e, int64_t r)
+{
+    char buf[48];
+    int n;
+
+    if (r < 0)
+        return;
+    n = snprintf(buf, sizeof buf, UNCLAIMED_META "%" PRId64, r);
+    e->metadata = xmalloc((size_t)n);
+    memcpy(e->metadata, buf, (size_t)n);
+    e->metadata_size = (size_t)n;
+}
+
+/*
+ * Asks the group's coordinator for p's committed offset (start_at) and
+ * the reservation in its metadata (suspect_below): a round trip, once per
+ * partition and assignment; a failed one is tried again after
+ * UNCLAIMED_RETRY_MS.
+ */
+static void
+part_fetch_committed(struct kafka_transport *t, struct part *p)
+{
+    rd_kafka_topic_partition_list_t *l;
+    rd_kafka_topic_partition_t *e;
+    rd_kafka_resp_err_t err;
+
+    if (p->meta_known || wq_clock_mono_ns() < p->meta_retry_ns)
+        return;
+    l = rd_kafka_topic_partition_list_new(1);
+    e = rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+    /* a short wait: one round trip to the group's coordinator */
+    err = rd_kafka_committed(t->consumer, l, 2000);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        err = e->err;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        p->start_at = e->offset >= 0 ? e->offset : 0;
+        p->suspect_below = meta_parse(e->metadata, e->metadata_size);
+        p->meta_known = 1;
+    } else {
+        wq_log_warn(COMPONENT, "%s [%" PRId32 "]: committed offset: %s; "
+            "trying again", p->topic, p->partition, rd_kafka_err2str(err));
+        p->meta_retry_ns = wq_clock_mono_ns()
+            + (uint64_t)UNCLAIMED_RETRY_MS * 1000000u;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 /*
  * 1 if a partition of ours in another band of h's queue has messages we
  * have not polled (other queues do not count: the hold is for bands): its high watermark (librdkafka's cached figure, from the last
@@ -1221,19 +1332,8 @@ hold_needed(struct kafka_transport *t, const struct topic_hold *h)
             || hi <= 0 || hi <= lo)
             continue;       /* not fetched yet, or empty */
         if ((pos = p->next) < 0) {
-            if (p->start_at < 0) {
-                rd_kafka_topic_partition_list_t *l =
-                    rd_kafka_topic_partition_list_new(1);
-
-                rd_kafka_topic_partition_list_add(l, p->topic,
-                    p->partition);
-                /* a short wait: the answer is a round trip to the
-                 * group's coordinator, once per partition and assignment */
-                p->start_at = rd_kafka_committed(t->consumer, l, 2000)
-                    == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[0].offset >= 0
-                    ? l->elems[0].offset : 0;
-                rd_kafka_topic_partition_list_destroy(l);
-            }
+            if (p->start_at < 0)
+                part_fetch_committed(t, p);
             pos = p->start_at > lo ? p->start_at : lo;
         }
         if (hi > pos)
@@ -1268,6 +1368,9 @@ part_reset(struct kafka_transport *t, struct part *p, int active)
     p->active = active;
     p->gen = ++t->gen_counter;
     p->next = p->committed = p->start_at = -1;
+    p->suspect_below = p->reserved = p->meta_sent = -1;
+    p->meta_known = 0;
+    p->meta_retry_ns = 0;
     p->start = p->len = 0;
     if (p->cap > 4096) {
         free(p->fl);
@@ -1377,6 +1480,110 @@ part_committable(const struct part *p)
     return c;
 }
 
+/*
+ * The reservation p's commit of offset c carries: the last holders' or
+ * ours, whichever reaches further; -1 when it does not pass c (the next
+ * holder starts at c).
+ */
+static int64_t
+part_meta(const struct part *p, int64_t c)
+{
+    int64_t r = p->suspect_below > p->reserved ? p->suspect_below
+        : p->reserved;
+
+    return r > c ? r : -1;
+}
+
+static void
+reserve_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+    rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    (void)rk;
+    *(int *)opaque = e == RD_KAFKA_RESP_ERR_NO_ERROR && offsets != NULL
+        && offsets->cnt == 1
+        && offsets->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/*
+ * Moves p's reservation UNCLAIMED_WINDOW past `off` once `off` came
+ * within half a window of it, with a synchronous commit: only what the
+ * group stored may be marked first (see the top of this file).  A
+ * failure is logged and tried again after UNCLAIMED_RETRY_MS; meanwhile
+ * deliveries past the reservation are only not first.
+ */
+static void
+reserve_ahead(struct kafka_transport *t, struct part *p, int64_t off)
+{
+    rd_kafka_topic_partition_list_t *l;
+    rd_kafka_topic_partition_t *e;
+    int64_t c = part_committable(p), r = off + UNCLAIMED_WINDOW;
+    int ok = 0;
+
+    if (off + UNCLAIMED_WINDOW / 2 < p->reserved || c < 0
+        || wq_clock_mono_ns() < p->meta_retry_ns)
+        return;
+    l = rd_kafka_topic_partition_list_new(1);
+    e = rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+    e->offset = c;
+    meta_set(e, p->suspect_below > r ? p->suspect_below : r);
+    /* no queue: librdkafka serves reserve_cb within this call */
+    (void)rd_kafka_commit_queue(t->consumer, l, NULL, reserve_cb, &ok);
+    if (ok) {
+        p->reserved = r;
+        p->committed = c;
+        p->meta_sent = part_meta(p, c);
+    } else {
+        wq_log_warn(COMPONENT, "%s [%" PRId32 "]: reservation for "
+            "unclaimed runs not stored; claiming first", p->topic,
+            p->partition);
+        p->meta_retry_ns = wq_clock_mono_ns()
+            + (uint64_t)UNCLAIMED_RETRY_MS * 1000000u;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Marks a delivery first, or redelivered: below the last holders'
+ * reservation, or while it is unknown (see the top of this file). */
+static void
+unclaimed_mark(struct kafka_transport *t, struct part *p,
+    struct kdelivery *kd)
+{
+    int64_t off = kd->pub.offset;
+
+    part_fetch_committed(t, p);
+    if (!p->meta_known || off < p->suspect_below)
+        kd->pub.redelivered = 1;
+    if (kd->pub.redelivered)
+        return;
+    reserve_ahead(t, p, off);
+    kd->pub.first = off < p->reserved;
+}
+
+/*
+ * Before partitions go (`parts`; NULL: all, at close): the caller's
+ * deliveries lose `first`, and unless the assignment is lost already,
+ * on_revoke writes the rows of the caller's unclaimed runs; when it did,
+ * our reservation leaves the next commits of those partitions.
+ */
+static void
+unclaimed_revoke(struct kafka_transport *t,
+    const rd_kafka_topic_partition_list_t *parts, int lost)
+{
+    struct part *p;
+
+    for (struct kdelivery *kd = t->live; kd != NULL; kd = kd->next)
+        kd->pub.first = 0;
+    if (lost || t->on_revoke == NULL || t->on_revoke(t->on_revoke_user) != 0)
+        return;
+    for (size_t i = 0; i < (parts != NULL ? (size_t)parts->cnt : t->nparts);
+        i++) {
+        p = parts != NULL ? part_find(t, parts->elems[i].topic,
+            parts->elems[i].partition) : t->parts[i];
+        if (p != NULL)
+            p->reserved = -1;
+    }
+}
+
 /* --- consumer: commits and rebalances ------------------------------------ */
 
 /*
@@ -1390,8 +1597,9 @@ commit_parts(struct kafka_transport *t,
     rd_kafka_topic_partition_list_t *list;
     rd_kafka_resp_err_t e;
     struct part *p;
-    int64_t c;
+    int64_t c, r;
     size_t n = only != NULL ? (size_t)only->cnt : t->nparts;
+    rd_kafka_topic_partition_t *elem;
 
     if (only == NULL) {
         /* Everything committable goes now: the batch starts over. */
@@ -1406,11 +1614,17 @@ commit_parts(struct kafka_transport *t,
             ? part_find(t, only->elems[i].topic, only->elems[i].partition)
             : t->parts[i];
         if (p == NULL || !p->active || (c = part_committable(p)) < 0
-            || c <= p->committed)
+            || (t->unclaimed && !p->meta_known))
+            continue;       /* unknown: its last holder's R would be lost */
+        r = t->unclaimed ? part_meta(p, c) : -1;
+        if (c <= p->committed && r == p->meta_sent)
             continue;
-        rd_kafka_topic_partition_list_add(list, p->topic, p->partition)
-            ->offset = c;
+        elem = rd_kafka_topic_partition_list_add(list, p->topic,
+            p->partition);
+        elem->offset = c;
+        meta_set(elem, r);
         p->committed = c;
+        p->meta_sent = r;
     }
     if (list->cnt > 0) {
         e = rd_kafka_commit(t->consumer, list, async);
@@ -1420,8 +1634,10 @@ commit_parts(struct kafka_transport *t,
             /* Not committed: the next commit tries again. */
             for (int i = 0; i < list->cnt; i++)
                 if ((p = part_find(t, list->elems[i].topic,
-                        list->elems[i].partition)) != NULL)
+                        list->elems[i].partition)) != NULL) {
                     p->committed = -1;
+                    p->meta_sent = -2;
+                }
         }
     }
     rd_kafka_topic_partition_list_destroy(list);
@@ -1477,6 +1693,7 @@ offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         p = part_find(t, o->topic, o->partition);
         if (p != NULL && p->active && p->committed == o->offset) {
             p->committed = -1;
+            p->meta_sent = -2;
             ack_counted(t);
         }
     }
@@ -1538,6 +1755,8 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
         log_partitions(rd_kafka_assignment_lost(rk) ? "lost" : "revoked",
             parts);
+        if (t->unclaimed)
+            unclaimed_revoke(t, parts, rd_kafka_assignment_lost(rk));
         /* A lost assignment is owned by others already: no commit. */
         if (!rd_kafka_assignment_lost(rk))
             commit_parts(t, parts, 0);
@@ -1629,6 +1848,7 @@ deliver(struct kafka_transport *t, rd_kafka_message_t *m)
     const char *topic = rd_kafka_topic_name(m->rkt);
     struct kdelivery *kd;
     struct part *p = part_find(t, topic, m->partition);
+    int again;
 
     if (p == NULL || !p->active) {
         /* Not ours (any more): its owner runs it. */
@@ -1637,6 +1857,7 @@ deliver(struct kafka_transport *t, rd_kafka_message_t *m)
         rd_kafka_message_destroy(m);
         return NULL;
     }
+    again = p->next >= 0 && m->offset < p->next;
     part_track(p, m->offset);
     if (++p->hold->held >= t->hold_max && t->hold_max > 0
         && !p->hold->paused) {
@@ -1658,8 +1879,12 @@ deliver(struct kafka_transport *t, rd_kafka_message_t *m)
     kd->pub.keylen = m->key_len;
     kd->pub.partition = m->partition;
     kd->pub.offset = m->offset;
-    kd->pub.redelivered = 0;    /* Kafka does not say */
+    /* Kafka does not say; an offset polled again in this assignment (an
+     * offset reset) was seen before */
+    kd->pub.redelivered = again;
     kd->pub.first = 0;
+    if (t->unclaimed)
+        unclaimed_mark(t, p, kd);
     kd->prev = NULL;
     kd->next = t->live;
     if (t->live != NULL)
@@ -1867,6 +2092,8 @@ kafka_close(wq_transport *wt, int timeout_ms)
     if (atomic_load(&t->cq) != NULL)
         rd_kafka_queue_destroy(atomic_exchange(&t->cq, NULL));
     if (t->consumer != NULL) {
+        if (t->unclaimed)
+            unclaimed_revoke(t, NULL, 0);
         commit_parts(t, NULL, 0);
         t->hold_max = 0;    /* no resume while leaving */
         while (t->live != NULL)

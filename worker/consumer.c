@@ -193,6 +193,13 @@ struct wq_consumer {
      * them (a second delivery of a key waits for the first's record) */
     uint64_t *ukeys;
     size_t nukeys, capukeys, nheld;
+    /* the transport gives partitions up (on_revoke): a round writes the
+     * rows of every unclaimed run and claims nothing new */
+    int revoking;
+    /* an unclaimed run ended with no row and no record (abandoned, or
+     * dropped at the end): its delivery may run again without a trace
+     * unless the transport keeps its reservation (on_revoke says so) */
+    int unclaimed_lost;
     struct wq_claim *claims;
     struct wq_record *recs;
     struct policy *policies;
@@ -1452,7 +1459,7 @@ store_round(struct wq_consumer *c)
         fill_record(c, tk, &c->recs[nrec++]);
     slots = free_slots(c);
     c->nheld = 0;
-    if (!c->draining && !(c->isolate > 0 && nrec > 0)) {
+    if (!c->draining && !c->revoking && !(c->isolate > 0 && nrec > 0)) {
         prioritize(c, slots < limit ? slots : limit);
         if (flow_round(c, slots < limit ? slots : limit) != 0)
             return;
@@ -1472,8 +1479,9 @@ store_round(struct wq_consumer *c)
             c->claims[ncl++].env = &tk->env;
         }
     }
-    if (late_due(c)) {
-        uint64_t due = wq_clock_mono_ns()
+    if (c->revoking || late_due(c)) {
+        /* revoking: every unclaimed run, due or not */
+        uint64_t due = c->revoking ? UINT64_MAX : wq_clock_mono_ns()
             - (uint64_t)c->conf.claim_after_ms * 1000000u;
         int reports = atomic_exchange(&c->late_now, 0);
 
@@ -1584,6 +1592,8 @@ collect(struct wq_consumer *c)
         if (tk->res.outcome == WQ_OUTCOME_ABANDONED) {
             /* not recorded, not acked: left to lease expiry */
             wq_metric_inc(c->conf.stats->abandoned, 1);
+            if (tk->claim.unclaimed)
+                c->unclaimed_lost = 1;  /* no lease, no row */
             task_log(tk->id, &tk->env, WQ_LOG_WARN,
                 "task %s attempt %u abandoned: %s", tk->id, tk->claim.attempt,
                 tk->res.error != NULL ? tk->res.error : "");
@@ -1594,6 +1604,47 @@ collect(struct wq_consumer *c)
         tl_push(&c->torecord, tk);
     }
     return stop;
+}
+
+/* An unclaimed run of this consumer has no row yet: running, or ended
+ * and not recorded. */
+static int
+unclaimed_left(const struct wq_consumer *c)
+{
+    if (c->uhead != NULL || c->unclaimed_lost)
+        return 1;
+    for (const struct task *tk = c->torecord.head; tk != NULL; tk = tk->next)
+        if (tk->claim.unclaimed)
+            return 1;
+    return 0;
+}
+
+/*
+ * The transport gives partitions up (transport.h, on_revoke; Kafka's
+ * rebalances and close): before the next holder reads them, every
+ * unclaimed run gets its row, as a late claim (still running) or its
+ * record (ended), so that the next holder finds the row instead of
+ * running the task again.  Rounds until none is left, a few at most.
+ * 0 when none is left; -1 otherwise (PostgreSQL down), and the transport
+ * keeps its reservation, so that the next holder claims those deliveries
+ * first and their history says they may have run.
+ */
+static int
+on_revoke(void *arg)
+{
+    struct wq_consumer *c = arg;
+
+    (void)collect(c);
+    c->revoking = 1;
+    for (int i = 0; i < 8 && c->s_up && unclaimed_left(c); i++)
+        store_round(c);
+    c->revoking = 0;
+    if (unclaimed_left(c)) {
+        wq_log_warn(COMPONENT, "partitions revoked with unclaimed runs not "
+            "written; their next holder claims them first");
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -1766,6 +1817,8 @@ finish(struct wq_consumer *c, int abandon)
         wq_log_warn(COMPONENT, "%zu outcome(s) could not be recorded; their "
             "tasks are left to lease expiry", c->torecord.n);
     while ((tk = tl_pop(&c->torecord)) != NULL) {
+        if (tk->claim.unclaimed)
+            c->unclaimed_lost = 1;
         wq_worker_lease_remove(c->conf.lease, tk->claim.task_id);
         task_free(tk);
     }
@@ -1848,6 +1901,11 @@ wq_consumer_new(const struct wq_consumer_conf *conf)
     pthread_condattr_t ca;
 
     c->conf = *conf;
+    /* Kafka keeps a reservation for unclaimed runs and asks for their
+     * rows before it gives partitions up (transport.h) */
+    c->conf.tconf.consumer_unclaimed = conf->claim_after_ms > 0;
+    c->conf.tconf.on_revoke = on_revoke;
+    c->conf.tconf.on_revoke_user = c;
     /* jittered: reconnects of many workers do not arrive in step */
     wq_reconnect_init(&c->t_retry, BROKER_BACKOFF_MIN, BROKER_BACKOFF_MAX,
         WQ_JITTER_EQUAL);

@@ -492,6 +492,121 @@ test_transport_kafka_redelivers_unacked(void **state)
     wq_transport_close(t, 10000);
 }
 
+static int revoke_rc, revoke_calls;
+
+static int
+on_revoke(void *user)
+{
+    (void)user;
+    revoke_calls++;
+    return revoke_rc;
+}
+
+/* The metadata the group "workq.<queue>" committed for partition 0. */
+static void
+committed_meta(const char *queue, char *out, size_t outlen)
+{
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_t *e;
+    char errstr[256], name[256];
+    rd_kafka_t *rk;
+
+    snprintf(name, sizeof name, "workq.%s", queue);
+    rd_kafka_conf_set(c, "bootstrap.servers", WQ_TEST_KAFKA_BROKERS(), errstr,
+        sizeof errstr);
+    rd_kafka_conf_set(c, "group.id", name, errstr, sizeof errstr);
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, sizeof errstr);
+    assert_non_null(rk);
+    e = rd_kafka_topic_partition_list_add(l, name, 0);
+    assert_int_equal(rd_kafka_committed(rk, l, 10000),
+        RD_KAFKA_RESP_ERR_NO_ERROR);
+    snprintf(out, outlen, "%.*s", (int)e->metadata_size,
+        e->metadata != NULL ? (const char *)e->metadata : "");
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+}
+
+/*
+ * Unclaimed runs (transport_kafka.c): a consumer with consumer_unclaimed
+ * marks its deliveries first, below a reservation its commit stored.  A
+ * member that closes with its rows written (on_revoke 0) leaves no
+ * reservation, and the next member's deliveries are first again.  One
+ * whose rows could not be written (-1) leaves its reservation in the
+ * group's metadata, and the next member gets the offsets it held
+ * redelivered, not first, so that they are claimed before they run.
+ */
+static void
+test_transport_kafka_unclaimed_reservation(void **state)
+{
+    const char *queue = wq_test_unique("tk-unclaimed");
+    struct confirms c = { 0 };
+    struct wq_transport_conf conf;
+    wq_transport *t;
+    wq_delivery *d;
+    char err[WQ_ERRLEN] = "", meta[128];
+
+    (void)state;
+    require_broker();
+    conf = conf_for(WQ_TEST_KAFKA_BROKERS(), &c, 1, NULL, 0);
+    conf.consumer_unclaimed = 1;
+    conf.on_revoke = on_revoke;
+
+    /* first member: 0..4 first, all acked, rows written at close */
+    t = open_transport(&conf);
+    declare(t, queue);
+    publish_range(t, queue, 0, 5);
+    subscribe1(t, queue);
+    for (int i = 0; i < 5; i++) {
+        if ((d = poll_one(t, 30000)) == NULL)
+            fail_msg("delivery %d did not come", i);
+        assert_int_equal(d->offset, i);
+        assert_int_equal(d->first, 1);
+        assert_int_equal(d->redelivered, 0);
+        assert_int_equal(wq_transport_ack(t, d, err, sizeof err), 0);
+    }
+    revoke_rc = 0;
+    revoke_calls = 0;
+    wq_transport_close(t, 10000);
+    assert_true(revoke_calls > 0);     /* on_revoke came at close */
+    committed_meta(queue, meta, sizeof meta);
+    assert_string_equal(meta, "");
+
+    /* second member: 5..7 first, held; its rows not written at close */
+    t = open_transport(&conf);
+    publish_range(t, queue, 5, 8);
+    subscribe1(t, queue);
+    for (int i = 5; i < 8; i++) {
+        if ((d = poll_one(t, 30000)) == NULL)
+            fail_msg("delivery %d did not come", i);
+        assert_int_equal(d->offset, i);
+        assert_int_equal(d->first, 1);
+        assert_int_equal(d->redelivered, 0);
+    }
+    revoke_rc = -1;
+    wq_transport_close(t, 10000);
+    committed_meta(queue, meta, sizeof meta);
+    assert_string_equal(meta, "workq:unclaimed-below=1029");
+
+    /* third member: 5..7 again, redelivered */
+    t = open_transport(&conf);
+    subscribe1(t, queue);
+    for (int i = 5; i < 8; i++) {
+        if ((d = poll_one(t, 30000)) == NULL)
+            fail_msg("offset %d was not delivered again", i);
+        assert_int_equal(d->offset, i);
+        assert_int_equal(d->first, 0);
+        assert_int_equal(d->redelivered, 1);
+        assert_int_equal(wq_transport_ack(t, d, err, sizeof err), 0);
+    }
+    revoke_rc = 0;
+    wq_transport_close(t, 10000);
+    /* the last holders' reservation stays until the offset passes it */
+    committed_meta(queue, meta, sizeof meta);
+    assert_string_equal(meta, "workq:unclaimed-below=1029");
+}
+
 /*
  * A second member joins while the first is consuming: the group
  * rebalances (eager: the first revokes everything, committing what it
@@ -776,6 +891,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_transport_kafka_publish_confirms),
     cmocka_unit_test(test_transport_kafka_consume_ack_all),
     cmocka_unit_test(test_transport_kafka_redelivers_unacked),
+    cmocka_unit_test(test_transport_kafka_unclaimed_reservation),
     cmocka_unit_test(test_transport_kafka_rebalance_shares_work),
     cmocka_unit_test(test_transport_kafka_fresh_topic_burst),
     cmocka_unit_test(test_transport_kafka_unreachable_broker),

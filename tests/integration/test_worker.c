@@ -786,18 +786,18 @@ poison(int kind)
 BOTH(poison)
 
 /*
- * Unclaimed runs on RabbitMQ (docs/task-states.md): a first delivery
- * runs before its row is written, and the row is written once, with the
- * outcome (PostgreSQL counts no update of workq.tasks for 200 tasks).
- * One still running after worker.claim_after (1 s, the default) gets its
- * running row then; a cancel written before that reaches the run at its
- * late claim; and a run lost with its worker (kill -9) comes back
- * redelivered, which is claimed before it runs.
+ * Unclaimed runs (docs/task-states.md): a first delivery runs before its
+ * row is written, and the row is written once, with the outcome
+ * (PostgreSQL counts no update of workq.tasks for 200 tasks).  One still
+ * running after worker.claim_after (1 s, the default) gets its running
+ * row then; a cancel written before that reaches the run at its late
+ * claim; and a run lost with its worker (kill -9) comes back redelivered
+ * (RabbitMQ's flag; on Kafka an offset below the dead holder's
+ * reservation), which is claimed before it runs.
  */
 static void
-unclaimed_runs_rabbitmq(void **state)
+unclaimed_runs(int kind)
 {
-    const int kind = WQ_TRANSPORT_RABBITMQ;
     const char *ci = wq_test_pg_create_migrated_db();
     const char *q = queue_for(kind, "unclaimed");
     const char *later = "worker = { claim_after = \"60s\"; };\n";
@@ -808,7 +808,6 @@ unclaimed_runs_rabbitmq(void **state)
     uint64_t t0;
     long long n;
 
-    (void)state;
     pub_open(&p, kind, q);
     for (int i = 0; i < 200; i++) {
         snprintf(key, sizeof key, "u%d", i);
@@ -923,6 +922,87 @@ unclaimed_runs_rabbitmq(void **state)
     worker_stop(&w, 30000);
     wq_store_close(s);
 }
+BOTH(unclaimed_runs)
+
+/* 1 once the worker's log holds `text`, within timeout_ms. */
+static int
+log_has(struct worker *w, const char *text, int timeout_ms)
+{
+    uint64_t end = wq_clock_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+    char *log;
+    int found;
+
+    for (;;) {
+        log = worker_log(w);
+        found = strstr(log, text) != NULL;
+        free(log);
+        if (found || wq_clock_mono_ns() >= end)
+            return found;
+        usleep(50000);
+    }
+}
+
+/*
+ * A Kafka rebalance while a task runs unclaimed (claim_after 60 s): the
+ * worker that gives its partitions up writes the run's row first
+ * (running, its lease), so whichever worker gets the partition finds the
+ * row and does not run the task again.  The row shows running long
+ * before claim_after (only the revoke wrote it), and the task succeeds
+ * once: one attempt, no note of a lost run, no outcome dropped.  Before
+ * the revoke wrote rows, the next holder claimed the offset below the
+ * first's reservation and ran it a second time.
+ */
+static void
+unclaimed_rebalance_kafka(void **state)
+{
+    const int kind = WQ_TRANSPORT_KAFKA;
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "urebal");
+    const char *later = "worker = { claim_after = \"60s\"; };\n";
+    wq_store *s = wq_test_pg_open(ci);
+    struct worker a, b;
+    struct pub p;
+    char *log;
+
+    (void)state;
+    worker_start(&a, kind, ci, q, later, NULL, NULL);
+    check(log_has(&a, "assigned", 30000), "the first worker got no "
+        "partitions");
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "sleep", "rebal", "12000", 0);
+    pub_close(&p);
+    usleep(1000000);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
+        "WHERE idempotency_key = 'rebal'"), 0);
+    worker_start(&b, kind, ci, q, later, NULL, NULL);
+    check(log_has(&a, "revoked", 20000), "no rebalance reached the first "
+        "worker");
+    check(wait_num(s, 1, 5000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'rebal' AND state = 'running' AND lease_owner "
+        "IS NOT NULL") == 1, "the revoke did not write the unclaimed run's "
+        "row");
+    check(wait_num(s, 1, 30000, "SELECT count(*) FROM workq.tasks WHERE "
+        "idempotency_key = 'rebal' AND state = 'succeeded'") == 1,
+        "the task did not succeed");
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history a JOIN workq.tasks t ON t.id = a.task_id "
+        "WHERE t.idempotency_key = 'rebal'"), 1);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history a JOIN workq.tasks t ON t.id = a.task_id "
+        "WHERE t.idempotency_key = 'rebal' AND a.outcome = 'succeeded' AND "
+        "a.error IS NULL"), 1);
+    worker_stop(&b, 30000);
+    worker_stop(&a, 30000);
+    log = worker_log(&a);
+    check(strstr(log, "was dropped") == NULL, "an outcome was dropped: "
+        "the task ran twice");
+    free(log);
+    log = worker_log(&b);
+    check(strstr(log, "was dropped") == NULL, "an outcome was dropped: "
+        "the task ran twice");
+    free(log);
+    wq_store_close(s);
+}
 
 /* Publishes n "sleep 5 ms" tasks. */
 static void
@@ -1006,10 +1086,11 @@ BOTH(sigterm_under_load)
  * `unclaimed` 0: every task is claimed before it runs (claim_after 0):
  * the tasks the dead worker held are claimed again once their 2 s lease
  * expired (the claim rule, without the scheduler), and those attempts
- * are closed as lease_expired.  1 (RabbitMQ, the default claim_after):
- * the dead worker's unclaimed runs left no rows; RabbitMQ gives their
- * messages to the next worker with the redelivered flag, which claims
- * them before it runs them, and no lease has to expire.
+ * are closed as lease_expired.  1 (the default claim_after): the dead
+ * worker's unclaimed runs left no rows; RabbitMQ gives their messages to
+ * the next worker with the redelivered flag, and Kafka's next holder
+ * reads them below the dead one's reservation; either claims them before
+ * it runs them, and no lease has to expire.
  */
 static void
 kill9_scenario(int kind, int unclaimed)
@@ -1063,11 +1144,11 @@ kill9_under_load(int kind)
 BOTH(kill9_under_load)
 
 static void
-kill9_unclaimed_rabbitmq(void **state)
+kill9_unclaimed(int kind)
 {
-    (void)state;
-    kill9_scenario(WQ_TRANSPORT_RABBITMQ, 1);
+    kill9_scenario(kind, 1);
 }
+BOTH(kill9_unclaimed)
 
 /*
  * The PostgreSQL connections of the worker are killed under load (as a
@@ -2224,7 +2305,8 @@ batch_wait_rabbitmq(void **state)
 
 static const struct CMUnitTest tests[] = {
     TESTS(noop_many),
-    cmocka_unit_test(unclaimed_runs_rabbitmq),
+    TESTS(unclaimed_runs),
+    cmocka_unit_test(unclaimed_rebalance_kafka),
     cmocka_unit_test(batch_wait_rabbitmq),
     TESTS(multi_queue),
     TESTS(duplicates),
@@ -2235,7 +2317,7 @@ static const struct CMUnitTest tests[] = {
     TESTS(poison),
     TESTS(sigterm_under_load),
     TESTS(kill9_under_load),
-    cmocka_unit_test(kill9_unclaimed_rabbitmq),
+    TESTS(kill9_unclaimed),
     TESTS(store_outage),
     cmocka_unit_test(broker_outage_rabbitmq),
     TESTS(lease_renewed),
