@@ -1479,8 +1479,10 @@ store_round(struct wq_consumer *c)
             c->claims[ncl++].env = &tk->env;
         }
     }
-    if (c->revoking || late_due(c)) {
-        /* revoking: every unclaimed run, due or not */
+    if ((c->revoking && c->isolate == 0) || late_due(c)) {
+        /* revoking: every unclaimed run, due or not (not while a
+         * rejected batch is tried item by item: reject_one takes the
+         * claims it rejects from `incoming`) */
         uint64_t due = c->revoking ? UINT64_MAX : wq_clock_mono_ns()
             - (uint64_t)c->conf.claim_after_ms * 1000000u;
         int reports = atomic_exchange(&c->late_now, 0);
