@@ -49,7 +49,7 @@
  * deliveries unclaimed at once.  Deliveries the caller still holds of a
  * revoked partition lose `first`.  A partition whose committed metadata
  * could not be read is not committed (its last holder's R would be lost)
- * and marks nothing first; the read is tried again a second later.
+ * and marks nothing first; the read is tried again 5 s later.
  *
  * Memory.  Nothing here is allocated per message once warm: publish
  * copies the body into librdkafka's own message (RD_KAFKA_MSG_F_COPY) and
@@ -104,7 +104,7 @@
  * failed reservation or metadata read waits before the next try. */
 #define UNCLAIMED_WINDOW   1024
 #define UNCLAIMED_META     "workq:unclaimed-below="
-#define UNCLAIMED_RETRY_MS 1000
+#define UNCLAIMED_RETRY_MS 5000     /* each try may block the poll 2 s */
 /* The first librdkafka whose SCRAM Kafka 4.x brokers accept (its
  * client-final nonce was wrong before: librdkafka#4895, CHANGELOG 2.6.1). */
 #define SCRAM_KAFKA4_VERSION 0x02060100
