@@ -192,6 +192,10 @@ typedef struct wq_delivery {
                                  flag clear; on Kafka an offset of this
                                  holder's reservation that no earlier
                                  holder reserved (consumer_unclaimed) */
+    int revoked;              /* Kafka: its partition went to another
+                                 consumer (set before on_revoke runs),
+                                 which reads it again: give it back
+                                 (nack), do not run it */
 } wq_delivery;
 
 struct wq_transport_ops {

@@ -36,9 +36,15 @@
  * run on the last holder without a row.  So a holder reserves offsets
  * before it marks them first: every commit of a partition carries, in its
  * metadata, "workq:unclaimed-below=R", and an offset is marked first only
- * below an R that a synchronous commit has stored (reserve_ahead, which
- * moves R UNCLAIMED_WINDOW past the newest offset once that comes within
- * half a window of R: one blocking commit per half window).  A new holder
+ * below an R that the group has stored (reserve_ahead: a commit of its
+ * own, on a private queue, which moves R UNCLAIMED_WINDOW past the newest
+ * offset once that comes within half a window of R; it blocks the poll,
+ * up to RESERVE_WAIT_MS, only for the first reservation of an
+ * assignment, and its answer is served by later polls otherwise).  Every
+ * commit carries the highest R sent, so none stores less than a pending
+ * reservation.  A worker's consumers carry the last holders' R forward
+ * even when they run nothing unclaimed (conf->on_revoke set, claim_after
+ * 0).  A new holder
  * reads R with the committed offset (part_fetch_committed): offsets below
  * it are delivered `redelivered`, never first, so the caller claims them
  * before it runs them and its history says a run may have been lost; its
@@ -47,7 +53,9 @@
  * rows of its unclaimed runs; when it could, this holder's reservation is
  * dropped from the revoke's commit, and the next holder runs first
  * deliveries unclaimed at once.  Deliveries the caller still holds of a
- * revoked partition lose `first`.  A partition whose committed metadata
+ * revoked partition lose `first` and are marked `revoked` before
+ * on_revoke runs: the caller gives them back instead of running them,
+ * since their next holder may run them unclaimed.  A partition whose committed metadata
  * could not be read is not committed (its last holder's R would be lost)
  * and marks nothing first; the read is tried again 5 s later.
  *
@@ -104,7 +112,8 @@
  * failed reservation or metadata read waits before the next try. */
 #define UNCLAIMED_WINDOW   1024
 #define UNCLAIMED_META     "workq:unclaimed-below="
-#define UNCLAIMED_RETRY_MS 5000     /* each try may block the poll 2 s */
+#define UNCLAIMED_RETRY_MS 5000     /* a metadata read may block 2 s */
+#define RESERVE_WAIT_MS    500      /* an assignment's first reservation */
 /* The first librdkafka whose SCRAM Kafka 4.x brokers accept (its
  * client-final nonce was wrong before: librdkafka#4895, CHANGELOG 2.6.1). */
 #define SCRAM_KAFKA4_VERSION 0x02060100
@@ -136,6 +145,8 @@ struct part {
     int64_t suspect_below;  /* the last holders' reservation: offsets
                                below it may have run unclaimed; -1 none */
     int64_t reserved;       /* ours, stored: first below it; -1 none */
+    int64_t reserve_sent;   /* the highest we sent; -1 none */
+    int64_t reserve_inflight;   /* sent, no answer yet; -1 none */
     int64_t meta_sent;      /* the reservation our last commit carried */
     uint64_t meta_retry_ns; /* a failed read or reservation: not before */
     struct inflight *fl;    /* in flight: fl[start..len), sorted */
@@ -222,6 +233,9 @@ struct kafka_transport {
     _Atomic(rd_kafka_queue_t *) cq; /* the consumer queue, to yield */
     atomic_int woken;           /* wakeup() since the last poll() */
     int unclaimed;              /* conf->consumer_unclaimed */
+    int reservations;           /* read and carry them: unclaimed, or a
+                                   worker's consumer (on_revoke set) */
+    rd_kafka_queue_t *rq;       /* answers to reservation commits */
     int (*on_revoke)(void *);   /* conf->on_revoke, and its argument */
     void *on_revoke_user;
     unsigned acks_pending;      /* acks since the last commit */
@@ -834,6 +848,7 @@ kafka_open(const struct wq_transport_conf *conf, wq_transport **out,
     t->dead_bounds = conf->dead_bounds;
     t->dead_bounds_user = conf->dead_bounds_user;
     t->unclaimed = conf->consumer_unclaimed;
+    t->reservations = conf->consumer_unclaimed || conf->on_revoke != NULL;
     t->on_revoke = conf->on_revoke;
     t->on_revoke_user = conf->on_revoke_user;
     if (conf->kafka_group_id != NULL && conf->kafka_group_id[0] != '\0')
@@ -1196,6 +1211,7 @@ part_get(struct kafka_transport *t, const char *topic, int32_t partition)
     }
     p->next = p->committed = p->start_at = -1;
     p->suspect_below = p->reserved = p->meta_sent = -1;
+    p->reserve_sent = p->reserve_inflight = -1;
     t->parts[t->nparts++] = p;
     return t->last_part = p;
 }
@@ -1369,6 +1385,7 @@ part_reset(struct kafka_transport *t, struct part *p, int active)
     p->gen = ++t->gen_counter;
     p->next = p->committed = p->start_at = -1;
     p->suspect_below = p->reserved = p->meta_sent = -1;
+    p->reserve_sent = p->reserve_inflight = -1;
     p->meta_known = 0;
     p->meta_retry_ns = 0;
     p->start = p->len = 0;
@@ -1488,28 +1505,56 @@ part_committable(const struct part *p)
 static int64_t
 part_meta(const struct part *p, int64_t c)
 {
-    int64_t r = p->suspect_below > p->reserved ? p->suspect_below
-        : p->reserved;
+    int64_t r = p->suspect_below > p->reserve_sent ? p->suspect_below
+        : p->reserve_sent;
 
     return r > c ? r : -1;
 }
 
+/*
+ * The answer to a reservation commit (reserve_ahead), served from t->rq;
+ * `opaque` is the partition's generation when it was sent, so that an
+ * answer from an earlier assignment of the partition confirms nothing.
+ */
 static void
 reserve_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
-    (void)rk;
-    *(int *)opaque = e == RD_KAFKA_RESP_ERR_NO_ERROR && offsets != NULL
-        && offsets->cnt == 1
-        && offsets->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    struct kafka_transport *t = rd_kafka_opaque(rk);
+    rd_kafka_topic_partition_t *o;
+    struct part *p;
+
+    if (offsets == NULL || offsets->cnt != 1)
+        return;
+    o = &offsets->elems[0];
+    p = part_find(t, o->topic, o->partition);
+    if (p == NULL || p->gen != (uint64_t)(uintptr_t)opaque
+        || p->reserve_inflight < 0)
+        return;
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        e = o->err;
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (p->reserve_inflight > p->reserved)
+            p->reserved = p->reserve_inflight;
+    } else {
+        wq_log_warn(COMPONENT, "%s [%" PRId32 "]: reservation for unclaimed "
+            "runs not stored (%s); claiming first", p->topic, p->partition,
+            rd_kafka_err2str(e));
+        p->committed = -1;      /* the next commit sends it again */
+        p->meta_sent = -2;
+        p->meta_retry_ns = wq_clock_mono_ns()
+            + (uint64_t)UNCLAIMED_RETRY_MS * 1000000u;
+    }
+    p->reserve_inflight = -1;
 }
 
 /*
  * Moves p's reservation UNCLAIMED_WINDOW past `off` once `off` came
- * within half a window of it, with a synchronous commit: only what the
- * group stored may be marked first (see the top of this file).  A
- * failure is logged and tried again after UNCLAIMED_RETRY_MS; meanwhile
- * deliveries past the reservation are only not first.
+ * within half a window of what was sent, with a commit of its own whose
+ * answer reserve_cb takes (see the top of this file): only what the group
+ * stored may be marked first.  One at a time per partition.  The first
+ * of an assignment waits for its answer, up to RESERVE_WAIT_MS; the
+ * others are answered while the window still has room.
  */
 static void
 reserve_ahead(struct kafka_transport *t, struct part *p, int64_t off)
@@ -1517,42 +1562,50 @@ reserve_ahead(struct kafka_transport *t, struct part *p, int64_t off)
     rd_kafka_topic_partition_list_t *l;
     rd_kafka_topic_partition_t *e;
     int64_t c = part_committable(p), r = off + UNCLAIMED_WINDOW;
-    int ok = 0;
+    rd_kafka_resp_err_t err;
+    uint64_t end;
 
-    if (off + UNCLAIMED_WINDOW / 2 < p->reserved || c < 0
-        || wq_clock_mono_ns() < p->meta_retry_ns)
+    if (p->reserve_inflight >= 0)
+        rd_kafka_queue_poll_callback(t->rq, 0);
+    if (p->reserve_inflight >= 0 || off + UNCLAIMED_WINDOW / 2
+        < p->reserve_sent || c < 0 || wq_clock_mono_ns() < p->meta_retry_ns)
         return;
+    if (r < p->suspect_below)
+        r = p->suspect_below;
     l = rd_kafka_topic_partition_list_new(1);
     e = rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
     e->offset = c;
-    meta_set(e, p->suspect_below > r ? p->suspect_below : r);
-    /* no queue: librdkafka serves reserve_cb within this call */
-    (void)rd_kafka_commit_queue(t->consumer, l, NULL, reserve_cb, &ok);
-    if (ok) {
-        p->reserved = r;
-        p->committed = c;
-        p->meta_sent = part_meta(p, c);
-    } else {
-        wq_log_warn(COMPONENT, "%s [%" PRId32 "]: reservation for "
-            "unclaimed runs not stored; claiming first", p->topic,
-            p->partition);
+    meta_set(e, r);
+    err = rd_kafka_commit_queue(t->consumer, l, t->rq, reserve_cb,
+        (void *)(uintptr_t)p->gen);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        wq_log_warn(COMPONENT, "%s [%" PRId32 "]: reservation for unclaimed "
+            "runs: %s; claiming first", p->topic, p->partition,
+            rd_kafka_err2str(err));
         p->meta_retry_ns = wq_clock_mono_ns()
             + (uint64_t)UNCLAIMED_RETRY_MS * 1000000u;
+        return;
     }
-    rd_kafka_topic_partition_list_destroy(l);
+    p->reserve_inflight = r;
+    if (r > p->reserve_sent)
+        p->reserve_sent = r;
+    p->committed = c;
+    p->meta_sent = part_meta(p, c);
+    end = wq_clock_mono_ns() + (uint64_t)RESERVE_WAIT_MS * 1000000u;
+    while (p->reserved < 0 && p->reserve_inflight >= 0
+        && wq_clock_mono_ns() < end)
+        rd_kafka_queue_poll_callback(t->rq, wq_clock_ms_until(end));
 }
 
-/* Marks a delivery first, or redelivered: below the last holders'
- * reservation, or while it is unknown (see the top of this file). */
+/* Marks a delivery first: an offset of our stored reservation, not below
+ * the last holders' (see the top of this file). */
 static void
 unclaimed_mark(struct kafka_transport *t, struct part *p,
     struct kdelivery *kd)
 {
     int64_t off = kd->pub.offset;
 
-    part_fetch_committed(t, p);
-    if (!p->meta_known || off < p->suspect_below)
-        kd->pub.redelivered = 1;
     if (kd->pub.redelivered)
         return;
     reserve_ahead(t, p, off);
@@ -1571,8 +1624,12 @@ unclaimed_revoke(struct kafka_transport *t,
 {
     struct part *p;
 
-    for (struct kdelivery *kd = t->live; kd != NULL; kd = kd->next)
+    for (struct kdelivery *kd = t->live; kd != NULL; kd = kd->next) {
         kd->pub.first = 0;
+        if (parts == NULL || rd_kafka_topic_partition_list_find(parts,
+                kd->part->topic, kd->part->partition) != NULL)
+            kd->pub.revoked = 1;
+    }
     if (lost || t->on_revoke == NULL || t->on_revoke(t->on_revoke_user) != 0)
         return;
     for (size_t i = 0; i < (parts != NULL ? (size_t)parts->cnt : t->nparts);
@@ -1580,7 +1637,7 @@ unclaimed_revoke(struct kafka_transport *t,
         p = parts != NULL ? part_find(t, parts->elems[i].topic,
             parts->elems[i].partition) : t->parts[i];
         if (p != NULL)
-            p->reserved = -1;
+            p->reserved = p->reserve_sent = -1;
     }
 }
 
@@ -1614,9 +1671,9 @@ commit_parts(struct kafka_transport *t,
             ? part_find(t, only->elems[i].topic, only->elems[i].partition)
             : t->parts[i];
         if (p == NULL || !p->active || (c = part_committable(p)) < 0
-            || (t->unclaimed && !p->meta_known))
+            || (t->reservations && !p->meta_known))
             continue;       /* unknown: its last holder's R would be lost */
-        r = t->unclaimed ? part_meta(p, c) : -1;
+        r = t->reservations ? part_meta(p, c) : -1;
         if (c <= p->committed && r == p->meta_sent)
             continue;
         elem = rd_kafka_topic_partition_list_add(list, p->topic,
@@ -1755,7 +1812,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
         log_partitions(rd_kafka_assignment_lost(rk) ? "lost" : "revoked",
             parts);
-        if (t->unclaimed)
+        if (t->reservations)
             unclaimed_revoke(t, parts, rd_kafka_assignment_lost(rk));
         /* A lost assignment is owned by others already: no commit. */
         if (!rd_kafka_assignment_lost(rk))
@@ -1825,6 +1882,7 @@ kafka_subscribe(wq_transport *wt, const char *const *queues, size_t n,
         /* Errors and logs of the main queue come out of consumer_poll. */
         rd_kafka_poll_set_consumer(t->consumer);
         atomic_store(&t->cq, rd_kafka_queue_get_consumer(t->consumer));
+        t->rq = rd_kafka_queue_new(t->consumer);
     }
     list = rd_kafka_topic_partition_list_new((int)n);
     for (size_t i = 0; i < n; i++) {
@@ -1883,6 +1941,14 @@ deliver(struct kafka_transport *t, rd_kafka_message_t *m)
      * offset reset) was seen before */
     kd->pub.redelivered = again;
     kd->pub.first = 0;
+    kd->pub.revoked = 0;
+    if (t->reservations) {
+        /* below the last holders' reservation, or while it is unknown:
+         * it may have run on them (see the top of this file) */
+        part_fetch_committed(t, p);
+        if (!p->meta_known || m->offset < p->suspect_below)
+            kd->pub.redelivered = 1;
+    }
     if (t->unclaimed)
         unclaimed_mark(t, p, kd);
     kd->prev = NULL;
@@ -2091,8 +2157,12 @@ kafka_close(wq_transport *wt, int timeout_ms)
     /* rdkafka.h: the queue reference goes before rd_kafka_consumer_close. */
     if (atomic_load(&t->cq) != NULL)
         rd_kafka_queue_destroy(atomic_exchange(&t->cq, NULL));
+    if (t->rq != NULL) {
+        rd_kafka_queue_destroy(t->rq);
+        t->rq = NULL;
+    }
     if (t->consumer != NULL) {
-        if (t->unclaimed)
+        if (t->reservations)
             unclaimed_revoke(t, NULL, 0);
         commit_parts(t, NULL, 0);
         t->hold_max = 0;    /* no resume while leaving */

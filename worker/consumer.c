@@ -1092,6 +1092,8 @@ reject_one(struct wq_consumer *c, int record, const char *why)
         task_log(tk->id, &tk->env, WQ_LOG_ERROR, "task %s: the store "
             "rejected even a failure (%s); its delivery is given back",
             tk->id, why);
+        if (tk->claim.unclaimed)
+            c->unclaimed_lost = 1;  /* it ran, and has no row */
         wq_worker_lease_remove(c->conf.lease, tk->claim.task_id);
         nack(c, tk);
         task_free(tk);
@@ -1631,11 +1633,35 @@ unclaimed_left(const struct wq_consumer *c)
  * keeps its reservation, so that the next holder claims those deliveries
  * first and their history says they may have run.
  */
+/* Gives back the deliveries of `l` whose partition was revoked: their
+ * next holder reads them again (and may run them unclaimed). */
+static void
+drop_revoked(struct wq_consumer *c, struct tlist *l)
+{
+    struct tlist kept = { NULL, NULL, 0 };
+    struct task *tk;
+
+    while ((tk = tl_pop(l)) != NULL) {
+        if (tk->d != NULL && tk->d->revoked) {
+            nack(c, tk);
+            task_free(tk);
+        } else {
+            tl_push(&kept, tk);
+        }
+    }
+    *l = kept;
+}
+
 static int
 on_revoke(void *arg)
 {
     struct wq_consumer *c = arg;
 
+    /* not claimed yet: not ours to run any more */
+    drop_revoked(c, &c->incoming);
+    drop_revoked(c, &c->bad);
+    c->nheld = 0;
+    flow_recount(c, wq_clock_mono_ns());
     (void)collect(c);
     c->revoking = 1;
     for (int i = 0; i < 8 && c->s_up && unclaimed_left(c); i++)

@@ -942,6 +942,21 @@ log_has(struct worker *w, const char *text, int timeout_ms)
     }
 }
 
+/* Neither worker dropped an outcome: no task ran on both. */
+static void
+no_second_run(struct worker *a, struct worker *b)
+{
+    struct worker *w[] = { a, b };
+
+    for (int i = 0; i < 2; i++) {
+        char *log = worker_log(w[i]);
+
+        check(strstr(log, "was dropped") == NULL, "an outcome was dropped "
+            "by worker %c: the task ran twice", 'A' + i);
+        free(log);
+    }
+}
+
 /*
  * A Kafka rebalance while a task runs unclaimed (claim_after 60 s): the
  * worker that gives its partitions up writes the run's row first
@@ -962,7 +977,6 @@ unclaimed_rebalance_kafka(void **state)
     wq_store *s = wq_test_pg_open(ci);
     struct worker a, b;
     struct pub p;
-    char *log;
 
     (void)state;
     worker_start(&a, kind, ci, q, later, NULL, NULL);
@@ -993,14 +1007,62 @@ unclaimed_rebalance_kafka(void **state)
         "a.error IS NULL"), 1);
     worker_stop(&b, 30000);
     worker_stop(&a, 30000);
-    log = worker_log(&a);
-    check(strstr(log, "was dropped") == NULL, "an outcome was dropped: "
-        "the task ran twice");
-    free(log);
-    log = worker_log(&b);
-    check(strstr(log, "was dropped") == NULL, "an outcome was dropped: "
-        "the task ran twice");
-    free(log);
+    no_second_run(&a, &b);
+    wq_store_close(s);
+}
+
+/*
+ * Deliveries a worker had taken but not claimed when its partitions were
+ * revoked: the next holder reads them again and may run them unclaimed,
+ * so the first worker gives them back rather than run them.  Worker A
+ * (2 slots) runs two long tasks unclaimed with ten 5 s tasks waiting
+ * behind them; B joins, and the ten spread over both workers' new
+ * partitions.  A's second slot frees up while B runs its share: before
+ * A gave them back, A claimed its old copies then and ran them a second
+ * time, and B's outcome was dropped.  Each task runs once: one attempt,
+ * no outcome dropped.
+ */
+static void
+unclaimed_revoke_waiting_kafka(void **state)
+{
+    const int kind = WQ_TRANSPORT_KAFKA;
+    const char *ci = wq_test_pg_create_migrated_db();
+    const char *q = queue_for(kind, "urevw");
+    const char *later = "worker = { claim_after = \"60s\"; };\n";
+    const char *two[] = { "--concurrency", "2", NULL };
+    wq_store *s = wq_test_pg_open(ci);
+    struct worker a, b;
+    struct pub p;
+    char key[32];
+    long long n;
+
+    (void)state;
+    worker_start(&a, kind, ci, q, later, NULL, two);
+    check(log_has(&a, "assigned", 30000), "the first worker got no "
+        "partitions");
+    pub_open(&p, kind, q);
+    pub_task(&p, q, "sleep", "long", "12000", 0);
+    pub_task(&p, q, "sleep", "block", "6000", 0);
+    pub_close(&p);
+    usleep(500000);
+    pub_open(&p, kind, q);
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "w%d", i);
+        pub_task(&p, q, "sleep", key, "5000", 0);
+    }
+    pub_close(&p);
+    usleep(1000000);
+    worker_start(&b, kind, ci, q, later, NULL, NULL);
+    check(log_has(&a, "revoked", 20000), "no rebalance reached the first "
+        "worker");
+    n = wait_num(s, 12, 60000, "SELECT count(*) FROM workq.tasks WHERE "
+        "state = 'succeeded'");
+    check(n == 12, "%lld of 12 tasks succeeded", n);
+    worker_stop(&b, 30000);
+    worker_stop(&a, 30000);
+    assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM "
+        "workq.attempt_history"), 12);
+    no_second_run(&a, &b);
     wq_store_close(s);
 }
 
@@ -2307,6 +2369,7 @@ static const struct CMUnitTest tests[] = {
     TESTS(noop_many),
     TESTS(unclaimed_runs),
     cmocka_unit_test(unclaimed_rebalance_kafka),
+    cmocka_unit_test(unclaimed_revoke_waiting_kafka),
     cmocka_unit_test(batch_wait_rabbitmq),
     TESTS(multi_queue),
     TESTS(duplicates),
