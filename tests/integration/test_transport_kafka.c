@@ -587,7 +587,7 @@ test_transport_kafka_unclaimed_reservation(void **state)
     revoke_rc = -1;
     wq_transport_close(t, 10000);
     committed_meta(queue, meta, sizeof meta);
-    assert_string_equal(meta, "workq:unclaimed-below=1029");
+    assert_string_equal(meta, "workq:unclaimed-below=2053");
 
     /* third member: 5..7 again, redelivered */
     t = open_transport(&conf);
@@ -604,7 +604,7 @@ test_transport_kafka_unclaimed_reservation(void **state)
     wq_transport_close(t, 10000);
     /* the last holders' reservation stays until the offset passes it */
     committed_meta(queue, meta, sizeof meta);
-    assert_string_equal(meta, "workq:unclaimed-below=1029");
+    assert_string_equal(meta, "workq:unclaimed-below=2053");
 }
 
 /*
