@@ -2164,6 +2164,9 @@ kafka_close(wq_transport *wt, int timeout_ms)
     if (t->consumer != NULL) {
         if (t->reservations)
             unclaimed_revoke(t, NULL, 0);
+        /* asked once: the revoke inside rd_kafka_consumer_close comes
+         * after the caller's deliveries are released below */
+        t->on_revoke = NULL;
         commit_parts(t, NULL, 0);
         t->hold_max = 0;    /* no resume while leaving */
         while (t->live != NULL)

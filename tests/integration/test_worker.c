@@ -942,6 +942,30 @@ log_has(struct worker *w, const char *text, int timeout_ms)
     }
 }
 
+/* The rebalance tests' workers: claim_after 60 s, so that only a revoke
+ * writes an unclaimed run's row early. */
+#define REBALANCE_CONF "worker = { claim_after = \"60s\"; };\n"
+
+/* Worker A alone on Kafka queue q, until the group assigned it. */
+static void
+rebalance_first(struct worker *a, const char *ci, const char *q,
+    const char *const *args)
+{
+    worker_start(a, WQ_TRANSPORT_KAFKA, ci, q, REBALANCE_CONF, NULL, args);
+    check(log_has(a, "assigned", 30000), "the first worker got no "
+        "partitions");
+}
+
+/* Worker B joins A's group, until A revoked its partitions. */
+static void
+rebalance_join(struct worker *a, struct worker *b, const char *ci,
+    const char *q)
+{
+    worker_start(b, WQ_TRANSPORT_KAFKA, ci, q, REBALANCE_CONF, NULL, NULL);
+    check(log_has(a, "revoked", 20000), "no rebalance reached the first "
+        "worker");
+}
+
 /* Neither worker dropped an outcome: no task ran on both. */
 static void
 no_second_run(struct worker *a, struct worker *b)
@@ -973,24 +997,19 @@ unclaimed_rebalance_kafka(void **state)
     const int kind = WQ_TRANSPORT_KAFKA;
     const char *ci = wq_test_pg_create_migrated_db();
     const char *q = queue_for(kind, "urebal");
-    const char *later = "worker = { claim_after = \"60s\"; };\n";
     wq_store *s = wq_test_pg_open(ci);
     struct worker a, b;
     struct pub p;
 
     (void)state;
-    worker_start(&a, kind, ci, q, later, NULL, NULL);
-    check(log_has(&a, "assigned", 30000), "the first worker got no "
-        "partitions");
+    rebalance_first(&a, ci, q, NULL);
     pub_open(&p, kind, q);
     pub_task(&p, q, "sleep", "rebal", "12000", 0);
     pub_close(&p);
     usleep(1000000);
     assert_int_equal(wq_test_pg_num(s, "SELECT count(*) FROM workq.tasks "
         "WHERE idempotency_key = 'rebal'"), 0);
-    worker_start(&b, kind, ci, q, later, NULL, NULL);
-    check(log_has(&a, "revoked", 20000), "no rebalance reached the first "
-        "worker");
+    rebalance_join(&a, &b, ci, q);
     check(wait_num(s, 1, 5000, "SELECT count(*) FROM workq.tasks WHERE "
         "idempotency_key = 'rebal' AND state = 'running' AND lease_owner "
         "IS NOT NULL") == 1, "the revoke did not write the unclaimed run's "
@@ -1028,7 +1047,6 @@ unclaimed_revoke_waiting_kafka(void **state)
     const int kind = WQ_TRANSPORT_KAFKA;
     const char *ci = wq_test_pg_create_migrated_db();
     const char *q = queue_for(kind, "urevw");
-    const char *later = "worker = { claim_after = \"60s\"; };\n";
     const char *two[] = { "--concurrency", "2", NULL };
     wq_store *s = wq_test_pg_open(ci);
     struct worker a, b;
@@ -1037,9 +1055,7 @@ unclaimed_revoke_waiting_kafka(void **state)
     long long n;
 
     (void)state;
-    worker_start(&a, kind, ci, q, later, NULL, two);
-    check(log_has(&a, "assigned", 30000), "the first worker got no "
-        "partitions");
+    rebalance_first(&a, ci, q, two);
     pub_open(&p, kind, q);
     pub_task(&p, q, "sleep", "long", "12000", 0);
     pub_task(&p, q, "sleep", "block", "6000", 0);
@@ -1052,9 +1068,7 @@ unclaimed_revoke_waiting_kafka(void **state)
     }
     pub_close(&p);
     usleep(1000000);
-    worker_start(&b, kind, ci, q, later, NULL, NULL);
-    check(log_has(&a, "revoked", 20000), "no rebalance reached the first "
-        "worker");
+    rebalance_join(&a, &b, ci, q);
     n = wait_num(s, 12, 60000, "SELECT count(*) FROM workq.tasks WHERE "
         "state = 'succeeded'");
     check(n == 12, "%lld of 12 tasks succeeded", n);
